@@ -1,0 +1,280 @@
+"""Backends move messages between the driver and the agents; they do no learning.
+
+* :class:`InlineBackend`: every agent in this process, called in turn. Fast and deterministic; for
+  tests, debugging and single-agent fits.
+* :class:`RayBackend`: one Ray actor per agent. With no address it starts a local Ray instance
+  (the local multiprocess simulation); with an address it joins that cluster and spreads the agents
+  over its nodes. Agents take a fraction of a CPU each and one BLAS thread.
+
+Both return, per agent, either the method's result or an :class:`AgentFailure` (the agent died or
+did not answer in time); :meth:`Backend.recover` rebuilds a failed agent from its shard.
+"""
+
+from __future__ import annotations
+
+import os
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from distgp.agents.agent import Agent
+from distgp.exceptions import BackendError, ConfigError
+
+BACKENDS = ("inline", "ray")
+
+
+@dataclass(frozen=True)
+class AgentFailure:
+    """An agent that did not answer a call.
+
+    Attributes:
+        agent: agent index.
+        reason: ``died`` (process lost) or ``timeout`` (no answer within the round timeout).
+        detail: the underlying message.
+    """
+
+    agent: int
+    reason: str
+    detail: str = ""
+
+
+class Backend(ABC):
+    """Transport between the driver and ``N`` agents."""
+
+    name = "abstract"
+
+    def __init__(self) -> None:
+        self._shards: list[tuple[np.ndarray, np.ndarray]] = []
+
+    @property
+    def agents(self) -> int:
+        return len(self._shards)
+
+    @abstractmethod
+    def start(self, shards: list[tuple[np.ndarray, np.ndarray]]) -> None:
+        """Create one agent per ``(X_j, y_j)`` shard; the shard is handed over once."""
+
+    @abstractmethod
+    def call(
+        self, method: str, args: dict[int, tuple], timeout: float | None = None
+    ) -> dict[int, Any]:
+        """Call ``method(*args[j])`` on each listed agent; failures come back as AgentFailure."""
+
+    @abstractmethod
+    def recover(self, agent: int) -> None:
+        """Replace a failed agent by a fresh one built from the same shard (not set up yet)."""
+
+    def nodes(self) -> list[str]:
+        """Where each agent runs (a node id per agent)."""
+        return ["local"] * self.agents
+
+    def shutdown(self) -> None:
+        """Release the agents (and a Ray instance this backend started)."""
+
+    def __enter__(self) -> Backend:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.shutdown()
+
+    def broadcast(self, method: str, *args, timeout: float | None = None) -> dict[int, Any]:
+        """Call the same method with the same arguments on every agent."""
+        return self.call(method, {j: args for j in range(self.agents)}, timeout)
+
+
+class InlineBackend(Backend):
+    """All agents in this process (no faults, no parallelism)."""
+
+    name = "inline"
+
+    def start(self, shards):
+        self._shards = list(shards)
+        self._agents = [Agent(j, X, y) for j, (X, y) in enumerate(self._shards)]
+
+    def call(self, method, args, timeout=None):
+        return {j: getattr(self._agents[j], method)(*a) for j, a in args.items()}
+
+    def recover(self, agent):
+        X, y = self._shards[agent]
+        self._agents[agent] = Agent(agent, X, y)
+
+    def agent(self, j: int) -> Agent:
+        """Direct access to an agent (tests and debugging)."""
+        return self._agents[j]
+
+
+class RayBackend(Backend):
+    """One Ray actor per agent.
+
+    Args:
+        address: ``None`` starts a local Ray instance; otherwise a cluster address (``auto``,
+            ``HOST:PORT`` or ``ray://HOST:PORT``).
+        cpus_per_agent: CPUs reserved per actor; ``None`` shares the available CPUs so that all
+            agents fit at once.
+        num_cpus: CPUs of a local instance (default: all of this machine's).
+        round_timeout: default seconds to wait for an answer (``None``: no limit).
+        spread: place agents on distinct nodes where possible (Ray's SPREAD strategy).
+    """
+
+    name = "ray"
+
+    def __init__(
+        self,
+        address: str | None = None,
+        cpus_per_agent: float | None = None,
+        num_cpus: int | None = None,
+        round_timeout: float | None = None,
+        spread: bool = True,
+    ) -> None:
+        super().__init__()
+        if cpus_per_agent is not None and not cpus_per_agent > 0:
+            raise ConfigError(f"cpus_per_agent must be positive, got {cpus_per_agent}")
+        self.address = address
+        self.cpus_per_agent = cpus_per_agent
+        self.num_cpus = num_cpus
+        self.round_timeout = round_timeout
+        self.spread = spread
+        self._owns_ray = False
+        self._actors: list[Any] = []
+        self._refs: list[tuple[Any, Any]] = []
+        self._nodes: list[str] = []
+
+    def _connect(self) -> None:
+        import ray
+
+        if ray.is_initialized():
+            return
+        try:
+            if self.address is None:
+                ray.init(
+                    num_cpus=self.num_cpus or os.cpu_count() or 1,
+                    include_dashboard=False,
+                    log_to_driver=False,
+                    configure_logging=False,
+                )
+            else:
+                ray.init(address=self.address, log_to_driver=False, configure_logging=False)
+        except (ConnectionError, RuntimeError, ValueError) as exc:
+            where = (
+                "a local Ray instance"
+                if self.address is None
+                else f"the Ray cluster at {self.address}"
+            )
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise BackendError(
+                f"cannot start or reach {where} ({first}); check the address, or start a cluster "
+                "with 'ray start --head'"
+            ) from None
+        self._owns_ray = True
+
+    def start(self, shards):
+        import ray
+
+        self._connect()
+        self._shards = list(shards)
+        total = float(ray.cluster_resources().get("CPU", 1.0))
+        share = self.cpus_per_agent or min(1.0, total / max(len(shards), 1))
+        self._share = share
+        self._remote = ray.remote(_RayAgent)
+        self._refs = [(ray.put(X), ray.put(y)) for X, y in self._shards]
+        self._actors = [self._spawn(j) for j in range(len(shards))]
+        self._nodes = [str(n) for n in ray.get([a.node_id.remote() for a in self._actors])]
+
+    def _spawn(self, j: int):
+        options: dict[str, Any] = {
+            "num_cpus": self._share,
+            "max_restarts": 0,
+            "max_task_retries": 0,
+        }
+        if self.spread:
+            options["scheduling_strategy"] = "SPREAD"
+        X_ref, y_ref = self._refs[j]
+        return self._remote.options(**options).remote(j, X_ref, y_ref)
+
+    def call(self, method, args, timeout=None):
+        import ray
+        from ray.exceptions import GetTimeoutError, RayActorError, RayTaskError
+
+        timeout = self.round_timeout if timeout is None else timeout
+        pending = {getattr(self._actors[j], method).remote(*a): j for j, a in args.items()}
+        ready, late = ray.wait(list(pending), num_returns=len(pending), timeout=timeout)
+        out: dict[int, Any] = {}
+        for ref in late:
+            j = pending[ref]
+            out[j] = AgentFailure(j, "timeout", f"no answer within {timeout} s")
+        for ref in ready:
+            j = pending[ref]
+            try:
+                out[j] = ray.get(ref)
+            except RayActorError as exc:
+                out[j] = AgentFailure(j, "died", str(exc).splitlines()[0] if str(exc) else "")
+            except RayTaskError as exc:
+                raise exc.as_instanceof_cause() from None
+            except GetTimeoutError:
+                out[j] = AgentFailure(j, "timeout", "")
+        return out
+
+    def kill(self, agent: int) -> None:
+        """Kill an agent's process (fault injection)."""
+        import ray
+
+        ray.kill(self._actors[agent], no_restart=True)
+
+    def recover(self, agent):
+        import ray
+
+        try:
+            ray.kill(self._actors[agent], no_restart=True)
+        except Exception:  # already gone
+            pass
+        self._actors[agent] = self._spawn(agent)
+        self._nodes[agent] = str(ray.get(self._actors[agent].node_id.remote()))
+
+    def nodes(self):
+        return list(self._nodes)
+
+    def shutdown(self):
+        import ray
+
+        for actor in self._actors:
+            try:
+                ray.kill(actor, no_restart=True)
+            except Exception:
+                pass
+        self._actors = []
+        if self._owns_ray and ray.is_initialized():
+            ray.shutdown()
+        self._owns_ray = False
+
+
+class _RayAgent(Agent):
+    """The agent inside a Ray actor: one BLAS thread, and it can say which node it is on."""
+
+    def __init__(self, agent_id: int, X: np.ndarray, y: np.ndarray) -> None:
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(1)
+        super().__init__(agent_id, X, y)
+
+    def node_id(self) -> str:
+        import ray
+
+        return ray.get_runtime_context().get_node_id()
+
+
+def make_backend(
+    name: str,
+    address: str | None = None,
+    cpus_per_agent: float | None = None,
+    round_timeout: float | None = None,
+) -> Backend:
+    """Build a backend by name (``inline`` or ``ray``)."""
+    if name == "inline":
+        if address is not None:
+            raise ConfigError("--address needs the ray backend; add --backend ray")
+        return InlineBackend()
+    if name == "ray":
+        return RayBackend(address, cpus_per_agent, round_timeout=round_timeout)
+    raise ConfigError(f"unknown backend {name!r}; choose one of: {', '.join(BACKENDS)}")

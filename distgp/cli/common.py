@@ -1,0 +1,93 @@
+"""Shared command-line plumbing: one-line errors, config files with flag overrides, progress."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+import warnings
+from typing import Any
+
+from distgp.exceptions import DistGPError, NumericsWarning
+
+EXIT_USAGE = 2
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """An argument parser whose errors are a single line and exit status 2."""
+
+    def error(self, message: str):  # type: ignore[override]
+        sys.stderr.write(f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+        raise SystemExit(EXIT_USAGE)
+
+
+def run_command(args: argparse.Namespace) -> int:
+    """Run the chosen command, mapping distgp errors to one line and exit status 2."""
+    warnings.simplefilter("once", NumericsWarning)
+    try:
+        return int(args.handler(args) or 0)
+    except DistGPError as exc:
+        sys.stderr.write(f"distgp {args.command}: error: {_one_line(exc)}\n")
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        sys.stderr.write(f"distgp {args.command}: interrupted\n")
+        return 130
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return text or type(exc).__name__
+
+
+def add_common(parser: argparse.ArgumentParser, out_default: str) -> None:
+    parser.add_argument(
+        "--config", metavar="FILE.yaml", help="YAML config; flags override its values"
+    )
+    parser.add_argument("--out", metavar="DIR", help=f"output folder (default: {out_default})")
+    parser.add_argument("--seed", type=int, help="random seed (default 0)")
+    parser.add_argument("--quiet", action="store_true", help="no progress output")
+
+
+def apply_overrides(config: Any, args: argparse.Namespace, mapping: dict[str, str]) -> None:
+    """Copy each flag that was given (not None) into ``config`` at its dotted key."""
+    from distgp.config import override
+
+    for flag, dotted in mapping.items():
+        value = getattr(args, flag, None)
+        if value is not None:
+            override(config, dotted, value)
+
+
+class Progress:
+    """Progress lines on stderr (silent with ``--quiet``), with elapsed time."""
+
+    def __init__(self, quiet: bool = False) -> None:
+        self.quiet = quiet
+        self.start = time.perf_counter()
+
+    def __call__(self, message: str) -> None:
+        if not self.quiet:
+            elapsed = time.perf_counter() - self.start
+            sys.stderr.write(f"[{elapsed:7.1f}s] {message}\n")
+            sys.stderr.flush()
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+    return value
+
+
+def number(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+
+
+def quiet_libraries() -> None:
+    """Silence chatty third-party start-up messages (not Ray's authentication)."""
+    os.environ.setdefault("RAY_DEDUP_LOGS", "1")

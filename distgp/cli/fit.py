@@ -1,0 +1,304 @@
+"""``distgp fit``: learn a GSMP kernel on one agent or many, and evaluate it on the test split."""
+
+from __future__ import annotations
+
+import argparse
+import math
+
+import numpy as np
+
+from distgp.cli.common import Progress, add_common, apply_overrides, number, positive_int
+
+FLAGS = {
+    "data": "data.source",
+    "target": "data.target",
+    "test_fraction": "data.test_fraction",
+    "shard": "data.shard",
+    "grid": "kernel.grid",
+    "components": "kernel.components",
+    "levels": "kernel.levels",
+    "solver": "learn.solver",
+    "blocks": "learn.blocks",
+    "max_iterations": "learn.max_iterations",
+    "noise_floor": "learn.noise_floor",
+    "agents": "consensus.agents",
+    "bits": "consensus.bits",
+    "delta": "consensus.delta",
+    "rho": "consensus.rho",
+    "rounds": "consensus.max_rounds",
+    "local_iterations": "consensus.local_iterations",
+    "backend": "backend.name",
+    "address": "backend.address",
+    "cpus_per_agent": "backend.cpus_per_agent",
+    "round_timeout": "backend.round_timeout",
+    "seed": "seed",
+    "out": "out",
+}
+
+
+def add_parser(commands) -> None:
+    p = commands.add_parser(
+        "fit",
+        help="learn GSMP kernel weights (one agent, or many with quantised ADMM)",
+        description=(
+            "Learn the weights of a GSMP kernel with DSCA; with --agents N > 1 the agents agree "
+            "through quantised consensus ADMM, each keeping its data shard. Writes metrics.json, "
+            "model.npz, history.csv and plots into --out."
+        ),
+    )
+    add_common(p, "runs/fit")
+    data = p.add_argument_group("data")
+    data.add_argument(
+        "--data", metavar="SOURCE", help="a .mat/.csv/.npz file or builtin:co2 (default)"
+    )
+    data.add_argument("--target", metavar="COLUMN", help="output column of a CSV (default: last)")
+    data.add_argument(
+        "--test-fraction",
+        type=number,
+        metavar="F",
+        help="held-out fraction when the file has no test split",
+    )
+    data.add_argument(
+        "--shard",
+        metavar="HOW",
+        help="random (default), contiguous, or column:NAME (one shard per site id)",
+    )
+    kern = p.add_argument_group("kernel")
+    kern.add_argument(
+        "--grid",
+        choices=["data", "reference"],
+        help="data-driven grid (default) or the paper's reference grid",
+    )
+    kern.add_argument(
+        "--components",
+        type=positive_int,
+        metavar="M",
+        help="number of sub-kernels (default 500 in 1-D, 100 per dimension)",
+    )
+    kern.add_argument(
+        "--levels", type=positive_int, metavar="L", help="bandwidth levels of the data grid"
+    )
+    learn = p.add_argument_group("local solver")
+    learn.add_argument(
+        "--solver",
+        choices=["closed_form", "cvxpy"],
+        help="block subproblem solver (default closed_form)",
+    )
+    learn.add_argument(
+        "--blocks",
+        type=positive_int,
+        metavar="S",
+        help="DSCA blocks solved in parallel (default 4)",
+    )
+    learn.add_argument(
+        "--max-iterations",
+        type=positive_int,
+        metavar="K",
+        help="DSCA iterations of a single-agent fit (default 300)",
+    )
+    learn.add_argument(
+        "--noise-floor",
+        type=number,
+        metavar="F",
+        help="lower bound of the noise variance as a fraction of var(y) (default 0.01)",
+    )
+    cons = p.add_argument_group("agents and consensus")
+    cons.add_argument(
+        "--agents", type=positive_int, metavar="N", help="number of agents (default 1)"
+    )
+    q = cons.add_mutually_exclusive_group()
+    q.add_argument(
+        "--bits", type=positive_int, metavar="B", help="bits per weight per message (default 8)"
+    )
+    q.add_argument(
+        "--delta", type=number, metavar="D", help="uniform quantisation step instead of --bits"
+    )
+    q.add_argument("--no-quantize", action="store_true", help="send float64 messages")
+    cons.add_argument("--rho", type=number, help="initial ADMM penalty (default: mean shard size)")
+    cons.add_argument(
+        "--rounds", type=positive_int, metavar="R", help="ADMM round cap (default 50)"
+    )
+    cons.add_argument(
+        "--local-iterations",
+        type=positive_int,
+        metavar="K",
+        help="DSCA iterations per agent per round (default 10)",
+    )
+    run = p.add_argument_group("where agents run")
+    run.add_argument(
+        "--backend",
+        choices=["inline", "ray"],
+        help="inline (1 agent default) or ray (default for N > 1)",
+    )
+    run.add_argument(
+        "--address",
+        metavar="ADDR",
+        help="join this Ray cluster (auto, HOST:PORT); default: start a local Ray instance",
+    )
+    run.add_argument(
+        "--cpus-per-agent",
+        type=number,
+        metavar="C",
+        help="CPUs reserved per agent (default: share the machine)",
+    )
+    run.add_argument(
+        "--round-timeout",
+        type=number,
+        metavar="SEC",
+        help="skip agents that take longer in a round",
+    )
+    p.add_argument("--no-plots", action="store_true", help="do not write figures")
+    p.set_defaults(handler=run_fit)
+
+
+def run_fit(args: argparse.Namespace) -> int:
+    from distgp.config import load_fit_config
+    from distgp.data import load_dataset
+    from distgp.exceptions import ConfigError
+    from distgp.io import ensure_output_dir
+
+    config = load_fit_config(args.config)
+    apply_overrides(config, args, FLAGS)
+    if args.no_quantize:
+        config.consensus.quantize = False
+    elif args.delta is not None:
+        config.consensus.bits = None
+    if args.delta is not None and args.delta <= 0:
+        raise ConfigError(f"--delta must be positive, got {args.delta}")
+    config.validate()
+    progress = Progress(args.quiet)
+    out = ensure_output_dir(config.out)
+    shard_column = (
+        config.data.shard.split(":", 1)[1] if config.data.shard.startswith("column:") else None
+    )
+    dataset = load_dataset(
+        config.data.source,
+        target=config.data.target,
+        test_fraction=config.data.test_fraction,
+        shard_column=shard_column,
+        seed=config.seed,
+    )
+    progress(
+        f"data {dataset.name}: {len(dataset.y_train)} training / {len(dataset.y_test)} test points, "
+        f"{dataset.dims} input dimension(s)"
+    )
+    result = _learn(dataset, config, progress)
+    _write_outputs(out, dataset, config, result, progress, plots=not args.no_plots)
+    return 0
+
+
+def _learn(dataset, config, progress):
+    from distgp.driver import fit
+
+    def report(event, fields):
+        if event == "start":
+            progress(f"starting {fields['agents']} agent(s) on the {fields['backend']} backend")
+        elif event == "setup":
+            progress(
+                f"agents ready: {fields['components']} GSMP components over {fields['dims']} dimension(s)"
+            )
+        elif event == "iteration":
+            progress(
+                f"iteration {fields['iteration']:4d}  objective {fields['objective']:.4f}  "
+                f"active {fields['active']}  noise {fields['noise']:.3g}"
+            )
+        elif event == "round":
+            r = fields["record"]
+            loss = "" if math.isnan(r.loss) else f"  objective {r.loss:.3f}"
+            progress(
+                f"round {r.round:3d}{loss}  primal {r.primal_residual:.2e}/{r.primal_tol:.1e}  "
+                f"dual {r.dual_residual:.2e}/{r.dual_tol:.1e}  rho {r.rho:.3g}  "
+                f"active {r.active_components}  kbits {r.bits / 1e3:.1f}"
+            )
+            for event_line in r.events:
+                progress(f"  {event_line}")
+
+    return fit(dataset.X_train, dataset.y_train, config, groups=dataset.groups_train, report=report)
+
+
+def metrics_record(dataset, config, result) -> dict:
+    """The content of ``metrics.json`` (design.md section 2)."""
+    from distgp import __version__
+    from distgp.gp import regression_metrics
+
+    model = result.model
+    if len(dataset.y_test):
+        mean, std = model.predict(dataset.X_test, return_std=True)
+        scores = regression_metrics(dataset.y_test, mean, std)
+    else:
+        scores = {"mse": None, "rmse": None, "nlpd": None}
+    y_var = model.scaler.y_scale**2
+    return {
+        **scores,
+        "n_train": len(dataset.y_train),
+        "n_test": len(dataset.y_test),
+        "dims": dataset.dims,
+        "agents": result.agents,
+        "components": model.grid.components,
+        "active_components": int(np.count_nonzero(model.weights)),
+        "noise_variance": float(model.noise_variance * y_var),
+        "rounds": result.rounds,
+        "iterations": result.iterations,
+        "converged": result.converged,
+        "bits_sent": int(result.bits_sent),
+        "bits_float64": int(result.bits_float64),
+        "seconds": round(result.seconds, 3),
+        "objective": result.objective,
+        "dataset": dataset.name,
+        "grid": model.grid.kind,
+        "backend": config.backend_name,
+        "nodes": sorted(set(result.nodes)),
+        "shard_sizes": result.shard_sizes,
+        "events": result.events,
+        "seed": config.seed,
+        "version": __version__,
+    }
+
+
+def _write_outputs(out, dataset, config, result, progress, plots: bool) -> None:
+    import dataclasses
+
+    from distgp.io import write_json, write_text
+
+    record = metrics_record(dataset, config, result)
+    record["config"] = dataclasses.asdict(config)
+    result.model.save(out / "model.npz", {"dataset": dataset.name})
+    write_text(out / "history.csv", history_csv(result))
+    if plots:
+        from distgp import plots as figures
+
+        figures.spectrum(result.model, out / "spectrum.png")
+        if dataset.dims == 1:
+            figures.prediction(result.model, dataset, out / "prediction.png")
+        if result.rounds:
+            figures.convergence(result.history, out / "convergence.png")
+    write_json(out / "metrics.json", record)
+    if record["mse"] is not None:
+        progress(
+            f"test MSE {record['mse']:.5g}  RMSE {record['rmse']:.4g}  NLPD {record['nlpd']:.4g}  "
+            f"({record['active_components']}/{record['components']} components active, "
+            f"{record['seconds']:.1f} s)"
+        )
+    if result.rounds:
+        ratio = record["bits_sent"] / max(record["bits_float64"], 1)
+        progress(
+            f"{result.rounds} rounds, {record['bits_sent']} bits sent ({ratio:.3f} of float64)"
+        )
+    progress(f"wrote {out}/metrics.json, model.npz, history.csv" + (" and plots" if plots else ""))
+
+
+def history_csv(result) -> str:
+    """Per-round (ADMM) or per-iteration (single agent) history as CSV text."""
+    if result.rounds:
+        lines = [
+            "round,objective,primal_residual,dual_residual,primal_tol,dual_tol,rho,bits,bits_float64,active_components,participants,seconds"
+        ]
+        for r in result.history:
+            lines.append(
+                f"{r.round},{r.loss:.10g},{r.primal_residual:.6g},{r.dual_residual:.6g},{r.primal_tol:.6g},"
+                f"{r.dual_tol:.6g},{r.rho:.6g},{r.bits},{r.bits_float64},{r.active_components},"
+                f"{r.participants},{r.seconds:.4f}"
+            )
+    else:
+        lines = ["iteration,objective"] + [f"{i},{v:.10g}" for i, v in enumerate(result.history)]
+    return "\n".join(lines) + "\n"

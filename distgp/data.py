@@ -1,0 +1,513 @@
+"""Datasets: loading, validation, standardisation statistics and sharding.
+
+Sources (``--data SOURCE``):
+
+* ``.mat``: MATLAB files with ``xtrain``, ``ytrain``, ``xtest``, ``ytest`` (the SLIM-KL splits).
+* ``.csv``: a header row, numeric columns; ``target`` names the output column (default: last).
+* ``.npz``: arrays ``X`` and ``y``, or ``xtrain``/``ytrain``/``xtest``/``ytest``.
+* ``builtin:co2``: monthly Mauna Loa CO2 (statsmodels), the embedded default.
+
+Files without a stored test split are split with ``test_fraction``: randomly (seeded) for
+regression data, or the last points for a 1-D series.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from distgp.exceptions import InputDataError
+
+MAT_KEYS = ("xtrain", "ytrain", "xtest", "ytest")
+BUILTINS = ("co2",)
+
+
+@dataclass
+class Dataset:
+    """Training and test arrays in raw units.
+
+    Attributes:
+        X_train: ``n x P`` inputs.
+        y_train: ``n`` outputs.
+        X_test: ``n_test x P`` inputs (``n_test`` may be 0).
+        y_test: ``n_test`` outputs.
+        name: short name used in reports.
+        feature_names: ``P`` column names.
+        groups_train: optional ``n`` labels (a site id) used to shard by column.
+        series: True when the single input is a time index (forecasting task).
+    """
+
+    X_train: np.ndarray
+    y_train: np.ndarray
+    X_test: np.ndarray
+    y_test: np.ndarray
+    name: str
+    feature_names: list[str] = field(default_factory=list)
+    groups_train: np.ndarray | None = None
+    series: bool = False
+
+    @property
+    def dims(self) -> int:
+        return int(self.X_train.shape[1])
+
+
+def check_X_y(
+    X, y, *, what: str = "training", min_points: int = 2
+) -> tuple[np.ndarray, np.ndarray]:
+    """Validate inputs and outputs once, at the entry; return float64 arrays ``(n x P, n)``."""
+    X = _as_float_matrix(X, f"{what} inputs X")
+    y = _as_float_vector(y, f"{what} outputs y")
+    if X.shape[0] != y.shape[0]:
+        raise InputDataError(
+            f"{what} inputs X have {X.shape[0]} rows but outputs y have {y.shape[0]}; "
+            "give one output per input row"
+        )
+    if X.shape[0] < min_points:
+        raise InputDataError(
+            f"{what} data has {X.shape[0]} point(s); at least {min_points} are needed"
+        )
+    return X, y
+
+
+def check_X(X, *, dims: int | None = None, what: str = "inputs X") -> np.ndarray:
+    """Validate prediction inputs; ``dims`` is the number of features seen in ``fit``."""
+    X = _as_float_matrix(X, what)
+    if dims is not None and X.shape[1] != dims:
+        raise InputDataError(f"{what} have {X.shape[1]} columns but the model expects {dims}")
+    return X
+
+
+def _as_float_matrix(X, what: str) -> np.ndarray:
+    try:
+        A = np.asarray(X, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise InputDataError(f"{what} must be numeric: {exc}") from None
+    if A.ndim == 1:
+        A = A[:, None]
+    if A.ndim != 2 or A.shape[1] == 0:
+        raise InputDataError(f"{what} must be a 2-D array (n x P), got shape {A.shape}")
+    if A.shape[0] == 0:
+        raise InputDataError(f"{what} is empty")
+    if not np.all(np.isfinite(A)):
+        bad = int(np.sum(~np.isfinite(A)))
+        raise InputDataError(
+            f"{what} contains {bad} NaN or infinite value(s); remove or impute them"
+        )
+    return A
+
+
+def _as_float_vector(y, what: str) -> np.ndarray:
+    try:
+        v = np.asarray(y, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise InputDataError(f"{what} must be numeric: {exc}") from None
+    if v.ndim == 2 and 1 in v.shape:
+        v = v.reshape(-1)
+    if v.ndim != 1:
+        raise InputDataError(f"{what} must be a vector, got shape {v.shape}")
+    if v.size == 0:
+        raise InputDataError(f"{what} is empty")
+    if not np.all(np.isfinite(v)):
+        bad = int(np.sum(~np.isfinite(v)))
+        raise InputDataError(
+            f"{what} contains {bad} NaN or infinite value(s); remove or impute them"
+        )
+    return v
+
+
+# ----------------------------------------------------------------------------------------------
+# Loading
+
+
+def load_dataset(
+    source: str,
+    *,
+    target: str | None = None,
+    test_fraction: float | None = None,
+    shard_column: str | None = None,
+    seed: int = 0,
+) -> Dataset:
+    """Load ``source`` (a path or ``builtin:NAME``) and validate it."""
+    if test_fraction is not None and not 0.0 <= test_fraction < 1.0:
+        raise InputDataError(f"test fraction must be in [0, 1), got {test_fraction}")
+    if source.startswith("builtin:"):
+        name = source.split(":", 1)[1].lower()
+        if name not in BUILTINS:
+            raise InputDataError(
+                f"unknown built-in dataset {name!r}; choose one of: "
+                + ", ".join(f"builtin:{b}" for b in BUILTINS)
+            )
+        if shard_column is not None:
+            raise InputDataError("built-in datasets have no shard column; use random or contiguous")
+        return _load_co2(test_fraction)
+    path = Path(source)
+    if not path.exists():
+        raise InputDataError(f"data file {source} does not exist; check the path")
+    if not path.is_file():
+        raise InputDataError(f"data source {source} is not a file")
+    suffix = path.suffix.lower()
+    if suffix == ".mat":
+        if shard_column is not None:
+            raise InputDataError(".mat files have no named columns; shard by column needs a CSV")
+        return _load_mat(path)
+    if suffix == ".csv":
+        return _load_csv(path, target, test_fraction, shard_column, seed)
+    if suffix == ".npz":
+        if shard_column is not None:
+            raise InputDataError(".npz files have no named columns; shard by column needs a CSV")
+        return _load_npz(path, test_fraction, seed)
+    raise InputDataError(
+        f"data file {source} has an unsupported type {suffix or '(none)'}; "
+        "use .mat, .csv, .npz or builtin:co2"
+    )
+
+
+def _finish(
+    X_train, y_train, X_test, y_test, name, feature_names=None, groups=None, series=None
+) -> Dataset:
+    X_train, y_train = check_X_y(X_train, y_train, what="training")
+    if X_test is None or len(X_test) == 0:
+        X_test = np.zeros((0, X_train.shape[1]))
+        y_test = np.zeros(0)
+    else:
+        X_test, y_test = check_X_y(X_test, y_test, what="test", min_points=1)
+        if X_test.shape[1] != X_train.shape[1]:
+            raise InputDataError(
+                f"test inputs have {X_test.shape[1]} columns but training inputs have "
+                f"{X_train.shape[1]}"
+            )
+    if np.ptp(y_train) == 0:
+        raise InputDataError(
+            "training outputs y have a single distinct value; there is nothing to learn"
+        )
+    if series is None:
+        series = X_train.shape[1] == 1 and _is_index(X_train[:, 0])
+    names = list(feature_names) if feature_names else [f"x{p}" for p in range(X_train.shape[1])]
+    return Dataset(X_train, y_train, X_test, y_test, name, names, groups, bool(series))
+
+
+def _is_index(x: np.ndarray) -> bool:
+    steps = np.diff(x)
+    return len(x) > 2 and bool(np.all(steps > 0)) and bool(np.allclose(steps, steps[0]))
+
+
+def _load_mat(path: Path) -> Dataset:
+    import scipy.io
+
+    try:
+        content = scipy.io.loadmat(str(path))
+    except Exception as exc:  # scipy raises several types for corrupt files
+        raise InputDataError(f"cannot read {path} as a MATLAB file: {exc}") from None
+    missing = [k for k in MAT_KEYS if k not in content]
+    if missing:
+        found = sorted(k for k in content if not k.startswith("__"))
+        raise InputDataError(
+            f"{path.name} lacks {', '.join(missing)}; a .mat file needs xtrain, ytrain, xtest, "
+            f"ytest (found: {', '.join(found) or 'nothing'})"
+        )
+    arrays = [np.asarray(content[k], dtype=np.float64) for k in MAT_KEYS]
+    return _finish(*arrays, name=path.stem)
+
+
+def _split(n: int, test_fraction: float, seed: int, series: bool) -> tuple[np.ndarray, np.ndarray]:
+    n_test = int(round(n * test_fraction))
+    if n_test and n - n_test < 2:
+        raise InputDataError(f"test fraction {test_fraction} leaves fewer than 2 training points")
+    if series:
+        order = np.arange(n)
+    else:
+        order = np.random.default_rng(seed).permutation(n)
+    return np.sort(order[: n - n_test]), np.sort(order[n - n_test :])
+
+
+def _load_csv(
+    path: Path, target: str | None, test_fraction: float | None, shard_column: str | None, seed: int
+) -> Dataset:
+    import pandas as pd
+
+    try:
+        frame = pd.read_csv(path)
+    except pd.errors.EmptyDataError:
+        raise InputDataError(f"{path} is empty; a CSV needs a header row and data rows") from None
+    except Exception as exc:
+        raise InputDataError(f"cannot read {path} as CSV: {exc}") from None
+    if frame.shape[0] == 0:
+        raise InputDataError(f"{path} has a header but no data rows")
+    columns = [str(c) for c in frame.columns]
+    frame.columns = columns
+    numeric_like = [c for c in columns if _looks_numeric(c)]
+    if numeric_like and len(numeric_like) == len(columns):
+        raise InputDataError(
+            f"{path} seems to have no header row (column names {numeric_like[:3]} are numbers); "
+            "add a header line naming the columns"
+        )
+    target = target or columns[-1]
+    if target not in columns:
+        raise InputDataError(
+            f"target column {target!r} is not in {path.name}; columns are: {', '.join(columns)}"
+        )
+    groups = None
+    features = [c for c in columns if c != target]
+    if shard_column is not None:
+        if shard_column not in columns:
+            raise InputDataError(
+                f"shard column {shard_column!r} is not in {path.name}; columns are: "
+                + ", ".join(columns)
+            )
+        if shard_column == target:
+            raise InputDataError("the shard column cannot be the target column")
+        groups = frame[shard_column].to_numpy()
+        features.remove(shard_column)
+    if not features:
+        raise InputDataError(f"{path.name} has no input columns besides the target {target!r}")
+    bad = [c for c in [*features, target] if not pd.api.types.is_numeric_dtype(frame[c])]
+    if bad:
+        raise InputDataError(
+            f"column(s) {', '.join(bad)} of {path.name} are not numeric; encode or drop them"
+        )
+    X = frame[features].to_numpy(dtype=np.float64)
+    y = frame[target].to_numpy(dtype=np.float64)
+    series = X.shape[1] == 1 and _is_index(X[:, 0])
+    fraction = 0.2 if test_fraction is None else test_fraction
+    train, test = _split(len(y), fraction, seed, series)
+    return _finish(
+        X[train],
+        y[train],
+        X[test],
+        y[test],
+        path.stem,
+        features,
+        None if groups is None else groups[train],
+        series,
+    )
+
+
+def _looks_numeric(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _load_npz(path: Path, test_fraction: float | None, seed: int) -> Dataset:
+    try:
+        with np.load(path, allow_pickle=False) as content:
+            arrays = {k: content[k] for k in content.files}
+    except Exception as exc:
+        raise InputDataError(f"cannot read {path} as .npz: {exc}") from None
+    if all(k in arrays for k in MAT_KEYS):
+        return _finish(*(arrays[k] for k in MAT_KEYS), name=path.stem)
+    if "X" in arrays and "y" in arrays:
+        X, y = check_X_y(arrays["X"], arrays["y"])
+        series = X.shape[1] == 1 and _is_index(X[:, 0])
+        fraction = 0.2 if test_fraction is None else test_fraction
+        train, test = _split(len(y), fraction, seed, series)
+        return _finish(X[train], y[train], X[test], y[test], path.stem, series=series)
+    raise InputDataError(
+        f"{path.name} holds {', '.join(sorted(arrays)) or 'nothing'}; an .npz needs arrays X and y, "
+        "or xtrain, ytrain, xtest, ytest"
+    )
+
+
+def _load_co2(test_fraction: float | None) -> Dataset:
+    """Monthly mean Mauna Loa CO2 (ppm) 1958-2001, indexed by month; test = last 10%."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from statsmodels.datasets import co2
+
+        weekly = co2.load_pandas().data["co2"]
+    monthly = weekly.resample("MS").mean().interpolate().to_numpy()
+    x = np.arange(1.0, len(monthly) + 1.0)[:, None]
+    fraction = 0.1 if test_fraction is None else test_fraction
+    train, test = _split(len(monthly), fraction, 0, series=True)
+    return _finish(x[train], monthly[train], x[test], monthly[test], "co2", ["month"], series=True)
+
+
+# ----------------------------------------------------------------------------------------------
+# Standardisation from per-shard summaries (no raw data leaves a shard)
+
+
+@dataclass(frozen=True)
+class ShardSummary:
+    """Aggregate statistics of one shard: all an agent reveals about its data before learning.
+
+    Attributes:
+        n: number of points.
+        x_sum, x_sumsq, x_min, x_max: per-input-dimension sums, sums of squares and ranges (P).
+        y_sum, y_sumsq: sum and sum of squares of the outputs.
+    """
+
+    n: int
+    x_sum: np.ndarray
+    x_sumsq: np.ndarray
+    x_min: np.ndarray
+    x_max: np.ndarray
+    y_sum: float
+    y_sumsq: float
+
+    @classmethod
+    def of(cls, X: np.ndarray, y: np.ndarray) -> ShardSummary:
+        return cls(
+            n=int(X.shape[0]),
+            x_sum=X.sum(0),
+            x_sumsq=(X**2).sum(0),
+            x_min=X.min(0),
+            x_max=X.max(0),
+            y_sum=float(y.sum()),
+            y_sumsq=float((y**2).sum()),
+        )
+
+    @classmethod
+    def merge(cls, parts: list[ShardSummary]) -> ShardSummary:
+        return cls(
+            n=sum(p.n for p in parts),
+            x_sum=np.sum([p.x_sum for p in parts], axis=0),
+            x_sumsq=np.sum([p.x_sumsq for p in parts], axis=0),
+            x_min=np.min([p.x_min for p in parts], axis=0),
+            x_max=np.max([p.x_max for p in parts], axis=0),
+            y_sum=sum(p.y_sum for p in parts),
+            y_sumsq=sum(p.y_sumsq for p in parts),
+        )
+
+
+@dataclass(frozen=True)
+class Scaler:
+    """Affine maps between raw and standardised units: ``x_std = (x - x_mean) / x_scale``."""
+
+    x_mean: np.ndarray
+    x_scale: np.ndarray
+    y_mean: float
+    y_scale: float
+
+    @classmethod
+    def from_summary(cls, s: ShardSummary, standardize_inputs: bool = True) -> Scaler:
+        x_mean = s.x_sum / s.n
+        x_var = np.maximum(s.x_sumsq / s.n - x_mean**2, 0.0)
+        x_scale = np.sqrt(x_var)
+        x_scale = np.where(x_scale > 1e-12 * np.maximum(1.0, np.abs(x_mean)), x_scale, 1.0)
+        if not standardize_inputs:
+            x_mean, x_scale = np.zeros_like(x_mean), np.ones_like(x_scale)
+        y_mean = s.y_sum / s.n
+        y_var = max(s.y_sumsq / s.n - y_mean**2, 0.0)
+        if not y_var > 1e-24 * max(1.0, y_mean**2):
+            raise InputDataError(
+                "training outputs y have (numerically) zero variance; nothing to learn"
+            )
+        return cls(np.asarray(x_mean), np.asarray(x_scale), float(y_mean), float(np.sqrt(y_var)))
+
+    def x(self, X: np.ndarray) -> np.ndarray:
+        return (X - self.x_mean) / self.x_scale
+
+    def y(self, y: np.ndarray) -> np.ndarray:
+        return (y - self.y_mean) / self.y_scale
+
+    def y_back(self, y_std: np.ndarray) -> np.ndarray:
+        return y_std * self.y_scale + self.y_mean
+
+    def to_dict(self) -> dict[str, np.ndarray]:
+        return {
+            "x_mean": self.x_mean,
+            "x_scale": self.x_scale,
+            "y_mean": np.asarray(self.y_mean),
+            "y_scale": np.asarray(self.y_scale),
+        }
+
+    @classmethod
+    def from_dict(cls, d) -> Scaler:
+        return cls(
+            np.asarray(d["x_mean"], float),
+            np.asarray(d["x_scale"], float),
+            float(d["y_mean"]),
+            float(d["y_scale"]),
+        )
+
+
+# ----------------------------------------------------------------------------------------------
+# Sharding
+
+SHARD_METHODS = ("random", "contiguous")
+
+
+def shard_indices(
+    n: int, agents: int, method: str = "random", groups: np.ndarray | None = None, seed: int = 0
+) -> list[np.ndarray]:
+    """Split ``n`` training points over ``agents`` shards; each shard gets at least 2 points.
+
+    Args:
+        method: ``random`` (default; a seeded permutation), ``contiguous`` (consecutive blocks, as
+            the paper) or ``column`` (one shard per distinct value of ``groups``, e.g. a site id;
+            with more sites than agents, sites are dealt to agents round-robin).
+    """
+    if agents < 1:
+        raise InputDataError(f"agents must be at least 1, got {agents}")
+    if method == "column":
+        if groups is None:
+            raise InputDataError("sharding by column needs a CSV with that column")
+        labels = list(dict.fromkeys(groups.tolist()))
+        if len(labels) < agents:
+            raise InputDataError(
+                f"the shard column has {len(labels)} distinct value(s) but {agents} agents were "
+                f"asked for; use at most {len(labels)} agents"
+            )
+        shards = [np.flatnonzero(np.isin(groups, labels[a::agents])) for a in range(agents)]
+    elif method in SHARD_METHODS:
+        if 2 * agents > n:
+            raise InputDataError(
+                f"{agents} agents need at least {2 * agents} training points (2 each), "
+                f"but there are {n}; use at most {n // 2} agents"
+            )
+        order = (
+            np.arange(n) if method == "contiguous" else np.random.default_rng(seed).permutation(n)
+        )
+        shards = [np.sort(part) for part in np.array_split(order, agents)]
+    else:
+        raise InputDataError(
+            f"unknown shard method {method!r}; use random, contiguous or column:NAME"
+        )
+    small = [i for i, s in enumerate(shards) if len(s) < 2]
+    if small:
+        raise InputDataError(f"shard(s) {small} hold fewer than 2 points; use fewer agents")
+    return shards
+
+
+def load_prediction_inputs(
+    source: str, dims: int, target: str | None = None
+) -> tuple[np.ndarray, np.ndarray | None, list[str]]:
+    """Inputs (and outputs when known) to predict at, checked against the model's ``dims``.
+
+    Files with a stored test split give that split; a CSV gives all rows, its target column
+    (named, or an extra last column) taken as the known outputs.
+    """
+    if source.endswith(".csv") and not source.startswith("builtin:"):
+        import pandas as pd
+
+        path = Path(source)
+        if not path.is_file():
+            raise InputDataError(f"data file {source} does not exist; check the path")
+        try:
+            frame = pd.read_csv(path)
+        except Exception as exc:
+            raise InputDataError(f"cannot read {path} as CSV: {exc}") from None
+        if frame.shape[0] == 0:
+            raise InputDataError(f"{path} has no data rows")
+        columns = [str(c) for c in frame.columns]
+        y = None
+        if target is not None or len(columns) == dims + 1:
+            name = target or columns[-1]
+            if name not in columns:
+                raise InputDataError(f"target column {name!r} is not in {path.name}")
+            y = _as_float_vector(frame[name].to_numpy(), f"column {name}")
+            columns.remove(name)
+        X = check_X(frame[columns].to_numpy(), dims=dims, what=f"inputs of {path.name}")
+        return X, y, columns
+    dataset = load_dataset(source, test_fraction=None)
+    if len(dataset.y_test):
+        X, y = dataset.X_test, dataset.y_test
+    else:
+        X, y = dataset.X_train, dataset.y_train
+    return check_X(X, dims=dims, what=f"inputs of {source}"), y, dataset.feature_names

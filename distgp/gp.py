@@ -1,0 +1,165 @@
+"""Exact GP prediction with a learned GSMP kernel, the fitted-model file, and metrics.
+
+Prediction pools the training data of all agents ("global prediction" of slimkl.md section 7),
+the evaluation the paper reports: ``mean = K_* C^-1 y``, ``var = k_** + s2 - K_* C^-1 K_*^T``
+(noise included), computed in standardised units and mapped back to raw units.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import scipy.linalg
+
+from distgp.data import Scaler, check_X
+from distgp.exceptions import ModelFileError, NumericsWarning
+from distgp.io import save_npz
+from distgp.kernels.bank import SubKernelBank
+from distgp.kernels.grid import SpectralGrid
+from distgp.learn.objective import robust_cholesky
+
+MODEL_FORMAT = "distgp-gsmp-model"
+MODEL_VERSION = 1
+_PREDICT_CHUNK = 4096
+
+
+@dataclass
+class GSMPModel:
+    """A learned GSMP GP: grid, weights, noise and the (standardised) training data.
+
+    Attributes:
+        grid: the spectral grid.
+        scaler: raw <-> standardised units.
+        weights: ``M`` sub-kernel weights (standardised output units).
+        noise_variance: noise variance (standardised output units).
+        X_train: ``n x P`` standardised training inputs.
+        y_train: ``n`` standardised training outputs.
+    """
+
+    grid: SpectralGrid
+    scaler: Scaler
+    weights: np.ndarray
+    noise_variance: float
+    X_train: np.ndarray
+    y_train: np.ndarray
+
+    def __post_init__(self) -> None:
+        self._posterior: tuple[SubKernelBank, np.ndarray, np.ndarray] | None = None
+
+    @property
+    def dims(self) -> int:
+        return int(self.X_train.shape[1])
+
+    def _factor(self) -> tuple[SubKernelBank, np.ndarray, np.ndarray]:
+        if self._posterior is None:
+            bank = SubKernelBank(self.X_train, self.grid, cache_envelopes=False)
+            C = bank.gram(self.weights)
+            C[np.diag_indices_from(C)] += self.noise_variance
+            L, _ = robust_cholesky(C)
+            del C
+            alpha = scipy.linalg.cho_solve((L, True), self.y_train, check_finite=False)
+            self._posterior = (bank, L, alpha)
+        return self._posterior
+
+    def predict(self, X: np.ndarray, return_std: bool = False):
+        """Predictive mean (and standard deviation, noise included) in raw output units.
+
+        Args:
+            X: ``n_* x P`` raw inputs.
+        """
+        X = check_X(X, dims=self.dims, what="prediction inputs X")
+        bank, L, alpha = self._factor()
+        Z = self.scaler.x(X)
+        means, variances = [], []
+        prior = float(self.weights.sum())
+        for start in range(0, len(Z), _PREDICT_CHUNK):
+            Ks = bank.cross(Z[start : start + _PREDICT_CHUNK], self.weights)
+            means.append(Ks @ alpha)
+            if return_std:
+                V = scipy.linalg.solve_triangular(L, Ks.T, lower=True, check_finite=False)
+                latent = prior - (V**2).sum(0)
+                if np.any(latent < -1e-8 * max(prior, 1e-300)):
+                    warnings.warn(
+                        "negative predictive variances clipped to 0", NumericsWarning, stacklevel=2
+                    )
+                variances.append(np.maximum(latent, 0.0) + self.noise_variance)
+        mean = self.scaler.y_back(np.concatenate(means))
+        if not return_std:
+            return mean
+        std = np.sqrt(np.concatenate(variances)) * self.scaler.y_scale
+        return mean, std
+
+    # --- persistence ---------------------------------------------------------------------------
+
+    def save(self, path: str | Path, metadata: dict | None = None) -> Path:
+        arrays = {
+            "format": np.asarray(MODEL_FORMAT),
+            "version": np.asarray(MODEL_VERSION),
+            "weights": self.weights,
+            "noise_variance": np.asarray(self.noise_variance),
+            "X_train": self.X_train,
+            "y_train": self.y_train,
+            **self.grid.to_dict(),
+            **{f"scaler_{k}": v for k, v in self.scaler.to_dict().items()},
+        }
+        for key, value in (metadata or {}).items():
+            arrays[f"meta_{key}"] = np.asarray(value)
+        return save_npz(path, arrays)
+
+    @classmethod
+    def load(cls, path: str | Path) -> GSMPModel:
+        path = Path(path)
+        if not path.is_file():
+            raise ModelFileError(
+                f"model file {path} does not exist; pass the model.npz that 'distgp fit' wrote"
+            )
+        try:
+            with np.load(path, allow_pickle=False) as content:
+                data = {k: content[k] for k in content.files}
+        except Exception as exc:
+            raise ModelFileError(
+                f"cannot read {path} as a distgp model ({exc}); re-run 'distgp fit'"
+            ) from None
+        if str(data.get("format", "")) != MODEL_FORMAT:
+            raise ModelFileError(
+                f"{path} is not a distgp model file; pass the model.npz that 'distgp fit' wrote"
+            )
+        if int(data.get("version", -1)) != MODEL_VERSION:
+            raise ModelFileError(
+                f"{path} has model version {data.get('version')}; this distgp reads version {MODEL_VERSION}"
+            )
+        try:
+            grid = SpectralGrid.from_dict(data)
+            scaler = Scaler.from_dict(
+                {k[len("scaler_") :]: v for k, v in data.items() if k.startswith("scaler_")}
+            )
+            model = cls(
+                grid=grid,
+                scaler=scaler,
+                weights=np.asarray(data["weights"], float),
+                noise_variance=float(data["noise_variance"]),
+                X_train=np.asarray(data["X_train"], float),
+                y_train=np.asarray(data["y_train"], float),
+            )
+        except (KeyError, ValueError) as exc:
+            raise ModelFileError(
+                f"{path} is an incomplete or corrupt distgp model ({exc}); re-run 'distgp fit'"
+            ) from None
+        if model.weights.shape != (grid.components,) or model.X_train.shape[1] != grid.dims:
+            raise ModelFileError(
+                f"{path} is inconsistent (weights or inputs do not match its grid); re-run 'distgp fit'"
+            )
+        return model
+
+
+def regression_metrics(y: np.ndarray, mean: np.ndarray, std: np.ndarray) -> dict[str, float]:
+    """Test MSE, RMSE and NLPD (mean negative log predictive density), in raw units."""
+    err = np.asarray(y, float) - mean
+    var = np.maximum(np.asarray(std, float) ** 2, 1e-300)
+    mse = float(np.mean(err**2))
+    nlpd = float(np.mean(0.5 * np.log(2 * math.pi * var) + 0.5 * err**2 / var))
+    return {"mse": mse, "rmse": math.sqrt(mse), "nlpd": nlpd}

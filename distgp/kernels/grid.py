@@ -1,0 +1,257 @@
+"""Spectral grids of the GSMP kernel (slimkl.md 1.3).
+
+A GSMP sub-kernel ``m`` is a product over input dimensions of 1-D spectral-mixture factors::
+
+    k_m(tau) = prod_p cos(2 pi mu[m, p] tau_p) * exp(-2 pi^2 v[m, p] tau_p^2)
+
+with fixed frequencies ``mu`` (cycles per input unit) and spectral variances ``v``; only the
+non-negative weights of the components are learned. Every component has ``k_m(0) = 1``.
+
+Two designs:
+
+* :func:`data_grid` (default): standardised inputs; per-dimension frequency bounds from the data
+  (``F_p = n^(1/P) / (2 range_p)``, the Nyquist frequency of an evenly spaced 1-D series); a uniform
+  frequency grid on ``[0, F_p]`` whose spacing sets the bandwidth. For ``P > 1`` each component
+  carries one frequency in one dimension under a full-dimensional Gaussian envelope, and the
+  envelope bandwidth runs over ``levels`` geometric steps from the grid spacing up to ``F_p``, so
+  the family holds smooth trends, periodic structure and short length scales alike. ``trend``
+  extra zero-frequency components with bandwidths of 1/4, 1/16, ... of the spacing resolve the
+  lowest frequency bin, where slow trends live (they extrapolate a trend over a horizon longer
+  than the grid's longest length scale).
+* :func:`reference_grid`: the SLIM-KL code's grid, raw inputs, ``mu[m] = f_m (1, ..., 1)`` with
+  ``f = linspace(0, 0.5, M)`` and spectral standard deviation 0.001.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from itertools import product
+
+import numpy as np
+
+from distgp.exceptions import ConfigError
+
+GRID_KINDS = ("data", "reference")
+REFERENCE_BANDWIDTH = 1e-3  # spectral standard deviation of the reference code ("var" = 0.001)
+REFERENCE_MAX_FREQUENCY = 0.5
+TREND_COMPONENTS = 3  # zero-frequency components below the grid spacing (data grid)
+TREND_FACTOR = 4.0  # bandwidth ratio between successive trend components
+
+
+@dataclass(frozen=True)
+class SpectralGrid:
+    """Fixed spectral parameters of ``M`` GSMP components over ``P`` input dimensions.
+
+    Attributes:
+        means: ``M x P`` frequencies, cycles per (standardised) input unit, non-negative.
+        variances: ``M x P`` spectral variances (squared bandwidths), non-negative.
+        standardize_inputs: whether inputs are standardised before the kernel sees them.
+        kind: ``data`` or ``reference``.
+    """
+
+    means: np.ndarray
+    variances: np.ndarray
+    standardize_inputs: bool = True
+    kind: str = "data"
+
+    def __post_init__(self) -> None:
+        if self.means.shape != self.variances.shape or self.means.ndim != 2:
+            raise ConfigError("grid means and variances must both be M x P arrays")
+        if self.means.shape[0] < 1:
+            raise ConfigError("a spectral grid needs at least one component (M >= 1)")
+        if np.any(self.means < 0) or np.any(self.variances < 0):
+            raise ConfigError("grid frequencies and spectral variances must be non-negative")
+
+    @property
+    def components(self) -> int:
+        return int(self.means.shape[0])
+
+    @property
+    def dims(self) -> int:
+        return int(self.means.shape[1])
+
+    def to_dict(self) -> dict[str, np.ndarray]:
+        return {
+            "grid_means": self.means,
+            "grid_variances": self.variances,
+            "grid_standardize_inputs": np.asarray(self.standardize_inputs),
+            "grid_kind": np.asarray(self.kind),
+        }
+
+    @classmethod
+    def from_dict(cls, d) -> SpectralGrid:
+        return cls(
+            np.asarray(d["grid_means"], float),
+            np.asarray(d["grid_variances"], float),
+            bool(d["grid_standardize_inputs"]),
+            str(d["grid_kind"]),
+        )
+
+
+def default_components(dims: int) -> int:
+    """The reference code's component count: 500 in 1-D, 100 per dimension otherwise."""
+    return 500 if dims == 1 else 100 * dims
+
+
+def frequency_bounds(n: int, x_min: np.ndarray, x_max: np.ndarray) -> np.ndarray:
+    """Per-dimension upper frequency ``F_p = n^(1/P) / (2 range_p)`` (cycles per input unit).
+
+    In 1-D this is the Nyquist frequency of ``n`` evenly spaced points; in ``P`` dimensions it is
+    the Nyquist frequency of a regular grid with the same number of points.
+    """
+    span = np.asarray(x_max, float) - np.asarray(x_min, float)
+    dims = span.shape[0]
+    span = np.where(span > 0, span, 1.0)
+    return n ** (1.0 / dims) / (2.0 * span)
+
+
+def data_grid(
+    n: int,
+    x_min: np.ndarray,
+    x_max: np.ndarray,
+    components: int | None = None,
+    levels: int | None = None,
+    frequency_scale: float = 1.0,
+    trend: int = TREND_COMPONENTS,
+) -> SpectralGrid:
+    """Data-driven GSMP grid for standardised inputs spanning ``[x_min, x_max]``.
+
+    Args:
+        n: number of training points (over all agents).
+        x_min, x_max: per-dimension range of the standardised inputs (``P``).
+        components: target number of components ``M`` (default :func:`default_components`).
+        levels: bandwidth levels (default 1 in 1-D, 4 otherwise).
+        frequency_scale: multiplies the frequency bounds.
+        trend: extra zero-frequency components with sub-spacing bandwidths.
+
+    Returns:
+        A grid with about ``components`` components (exactly ``components + trend`` in 1-D).
+    """
+    dims = len(x_min)
+    M = default_components(dims) if components is None else int(components)
+    if M < 1:
+        raise ConfigError(f"components (M) must be at least 1, got {M}")
+    L = (1 if dims == 1 else 4) if levels is None else int(levels)
+    if L < 1:
+        raise ConfigError(f"bandwidth levels must be at least 1, got {L}")
+    if frequency_scale <= 0:
+        raise ConfigError(f"frequency_scale must be positive, got {frequency_scale}")
+    F = frequency_bounds(n, x_min, x_max) * frequency_scale
+    if dims == 1:
+        L = min(L, M)
+        Q = max(1, M // L)
+        freqs = np.linspace(0.0, F[0], Q) if Q > 1 else np.zeros(1)
+        spacing = F[0] / max(Q - 1, 1)
+        means, variances = [], []
+        for level in range(L):
+            width = spacing * _level_factor(level, L, Q)
+            means.append(freqs[:, None])
+            variances.append(np.full((Q, 1), width**2))
+        return _with_trend(means, variances, np.array([spacing]), trend)
+    # Multi-dimensional: per level, one pure envelope plus (Q - 1) frequencies in each dimension.
+    per_level = max(1, M // L)
+    Q = max(2, int(round((per_level - 1) / dims)) + 1)
+    spacing = F / (Q - 1)
+    means, variances = [], []
+    for level in range(L):
+        width = spacing * _level_factor(level, L, Q)
+        rows = [np.zeros(dims)]
+        for p in range(dims):
+            for f in np.linspace(0.0, F[p], Q)[1:]:
+                mu = np.zeros(dims)
+                mu[p] = f
+                rows.append(mu)
+        means.append(np.array(rows))
+        variances.append(np.tile(width**2, (len(rows), 1)))
+    return _with_trend(means, variances, spacing, trend)
+
+
+def _with_trend(means: list, variances: list, spacing: np.ndarray, trend: int) -> SpectralGrid:
+    """Append ``trend`` zero-frequency components with bandwidths ``spacing / 4^k``."""
+    if trend < 0:
+        raise ConfigError(f"trend components must be non-negative, got {trend}")
+    for k in range(1, trend + 1):
+        means.append(np.zeros((1, len(spacing))))
+        variances.append((spacing / TREND_FACTOR**k)[None, :] ** 2)
+    return SpectralGrid(np.vstack(means), np.vstack(variances), True, "data")
+
+
+def _level_factor(level: int, levels: int, Q: int) -> float:
+    """Bandwidth multiple of the grid spacing: geometric from 1 to ``Q - 1`` over the levels."""
+    if levels == 1:
+        return 1.0
+    return float(max(Q - 1, 1) ** (level / (levels - 1)))
+
+
+def reference_grid(dims: int, components: int | None = None) -> SpectralGrid:
+    """The SLIM-KL reference grid: raw inputs, ``mu_m = f_m (1, ..., 1)``, ``f = linspace(0, 0.5, M)``."""
+    M = default_components(dims) if components is None else int(components)
+    if M < 1:
+        raise ConfigError(f"components (M) must be at least 1, got {M}")
+    f = np.linspace(0.0, REFERENCE_MAX_FREQUENCY, M)
+    means = np.repeat(f[:, None], dims, axis=1)
+    variances = np.full((M, dims), REFERENCE_BANDWIDTH**2)
+    return SpectralGrid(means, variances, False, "reference")
+
+
+# ----------------------------------------------------------------------------------------------
+# Expansion into shared envelopes and cosine features
+
+
+@dataclass(frozen=True)
+class EnvelopeGroup:
+    """Components that share one Gaussian envelope ``exp(-2 pi^2 sum_p v_p tau_p^2)``.
+
+    Each component is a weighted sum of ``cos(2 pi u_j . tau)`` over its directions ``u_j``
+    (the product of cosines expanded by sign patterns), and
+    ``cos(2 pi u . (x - x')) = cos(2 pi u.x) cos(2 pi u.x') + sin(2 pi u.x) sin(2 pi u.x')``,
+    so ``K_m = E o (Phi_m Phi_m^T)`` with ``Phi_m`` the scaled cosine and sine features.
+
+    Attributes:
+        variance: ``P`` spectral variances of the envelope.
+        components: ``G`` component indices (into the grid) in this group.
+        directions: ``J x P`` frequency vectors of all directions of the group.
+        owner: ``J`` position (0..G-1) of each direction's component within ``components``.
+        coef: ``J`` non-negative coefficients (``2^-(s-1)`` for ``s`` non-zero frequencies).
+    """
+
+    variance: np.ndarray
+    components: np.ndarray
+    directions: np.ndarray
+    owner: np.ndarray
+    coef: np.ndarray
+
+
+def expand(grid: SpectralGrid) -> list[EnvelopeGroup]:
+    """Group the grid's components by envelope and expand each into cosine directions."""
+    keys: dict[bytes, list[int]] = {}
+    for m in range(grid.components):
+        keys.setdefault(grid.variances[m].tobytes(), []).append(m)
+    groups = []
+    for members in keys.values():
+        dirs, owner, coef = [], [], []
+        for position, m in enumerate(members):
+            mu = grid.means[m]
+            nonzero = np.flatnonzero(mu > 0)
+            if nonzero.size == 0:
+                dirs.append(np.zeros_like(mu))
+                owner.append(position)
+                coef.append(1.0)
+                continue
+            weight = 2.0 ** -(nonzero.size - 1)
+            for signs in product((1.0, -1.0), repeat=nonzero.size - 1):
+                u = np.zeros_like(mu)
+                u[nonzero] = mu[nonzero] * np.array((1.0, *signs))
+                dirs.append(u)
+                owner.append(position)
+                coef.append(weight)
+        groups.append(
+            EnvelopeGroup(
+                variance=grid.variances[members[0]].copy(),
+                components=np.array(members),
+                directions=np.array(dirs),
+                owner=np.array(owner),
+                coef=np.array(coef),
+            )
+        )
+    return groups

@@ -1,0 +1,199 @@
+"""The local objective of SLIM-KL and its difference-of-convex split (slimkl.md section 2).
+
+For one shard with standardised outputs ``y`` (``n``) and parameters ``theta = (w_1..w_M, s2)``
+(``M`` sub-kernel weights, then the noise variance as the weight of the identity sub-kernel)::
+
+    C(theta) = sum_m w_m K_m + s2 I
+    l(theta) = y^T C^-1 y + log det C = g(theta) - h(theta)
+
+``g = y^T C^-1 y`` is convex and ``h = -log det C`` is convex, so ``l`` is a difference of convex
+functions; ``l`` is twice the negative log marginal likelihood less ``n log 2 pi``. Its gradient is
+``dl/dtheta_m = tr(C^-1 K_m) - alpha^T K_m alpha`` with ``alpha = C^-1 y``.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import dataclass, field
+
+import numpy as np
+import scipy.linalg
+
+from distgp.exceptions import DistGPError, NumericsWarning
+from distgp.kernels.bank import SubKernelBank
+
+JITTER_INITIAL = 1e-10  # relative to the mean diagonal
+JITTER_MAX = 1e-3
+
+
+class NotPositiveDefiniteError(DistGPError, np.linalg.LinAlgError):
+    """The covariance stays indefinite even after the largest jitter."""
+
+
+def robust_cholesky(C: np.ndarray) -> tuple[np.ndarray, float]:
+    """Lower Cholesky factor of ``C``, adding escalating jitter if ``C`` is not positive definite.
+
+    Returns:
+        ``(L, jitter)`` with ``L L^T = C + jitter I``; a :class:`NumericsWarning` is issued when
+        ``jitter > 0``.
+    """
+    try:
+        return scipy.linalg.cholesky(C, lower=True, check_finite=False), 0.0
+    except np.linalg.LinAlgError:
+        pass
+    if not np.all(np.isfinite(C)):
+        raise NotPositiveDefiniteError("the covariance matrix holds NaN or inf values")
+    scale = float(np.mean(np.diag(C))) or 1.0
+    relative = JITTER_INITIAL
+    while relative <= JITTER_MAX:
+        jitter = relative * scale
+        try:
+            L = scipy.linalg.cholesky(C + jitter * np.eye(len(C)), lower=True, check_finite=False)
+        except np.linalg.LinAlgError:
+            relative *= 10.0
+            continue
+        warnings.warn(
+            f"covariance not positive definite; added jitter {jitter:.2e} to its diagonal",
+            NumericsWarning,
+            stacklevel=3,
+        )
+        return L, jitter
+    raise NotPositiveDefiniteError(
+        f"the covariance matrix is not positive definite even with jitter {JITTER_MAX:g} x its "
+        "mean diagonal; raise the noise floor (noise_floor)"
+    )
+
+
+@dataclass
+class Factorization:
+    """Cholesky factorisation of ``C(theta)`` and what follows from it.
+
+    Attributes:
+        L: ``n x n`` lower Cholesky factor of ``C + jitter I``.
+        alpha: ``C^-1 y`` (``n``).
+        fit: ``y^T C^-1 y``.
+        logdet: ``log det C``.
+        jitter: diagonal jitter that was needed (0 normally).
+    """
+
+    L: np.ndarray
+    alpha: np.ndarray
+    fit: float
+    logdet: float
+    jitter: float
+    _inverse: np.ndarray | None = field(default=None, repr=False)
+
+    @property
+    def value(self) -> float:
+        """``l(theta) = y^T C^-1 y + log det C``."""
+        return self.fit + self.logdet
+
+    def inverse(self) -> np.ndarray:
+        """``C^-1`` (``n x n``), computed once from the Cholesky factor."""
+        if self._inverse is None:
+            inv, info = scipy.linalg.lapack.dpotri(self.L, lower=1)
+            if info != 0:
+                raise NotPositiveDefiniteError("could not invert the covariance from its factor")
+            self._inverse = np.tril(inv) + np.tril(inv, -1).T
+        return self._inverse
+
+
+@dataclass(frozen=True)
+class ProximalTerm:
+    """ADMM augmentation ``lambda^T (theta - z) + rho/2 ||theta - z||^2`` (slimkl.md 4.2).
+
+    Attributes:
+        dual: ``lambda`` (``M + 1``), unscaled dual variable.
+        rho: penalty parameter (> 0).
+        anchor: ``z`` (``M + 1``), the consensus vector.
+    """
+
+    dual: np.ndarray
+    rho: float
+    anchor: np.ndarray
+
+    def value(self, theta: np.ndarray) -> float:
+        d = theta - self.anchor
+        return float(self.dual @ d + 0.5 * self.rho * (d @ d))
+
+    def gradient(self, theta: np.ndarray) -> np.ndarray:
+        return self.dual + self.rho * (theta - self.anchor)
+
+
+class LocalObjective:
+    """``l(theta)`` on one shard (see module docstring).
+
+    Args:
+        bank: the shard's sub-kernels.
+        y: ``n`` standardised outputs.
+        noise_floor: lower bound of the noise variance, in standardised units (``var(y) = 1``).
+    """
+
+    def __init__(self, bank: SubKernelBank, y: np.ndarray, noise_floor: float) -> None:
+        self.bank = bank
+        self.y = np.asarray(y, float)
+        self.noise_floor = float(noise_floor)
+        self.M = bank.M
+        self.dim = bank.M + 1
+        self.noise_index = bank.M
+        self.lower = np.zeros(self.dim)
+        self.lower[self.noise_index] = self.noise_floor
+        self.evaluations = 0
+
+    @property
+    def n(self) -> int:
+        return self.bank.n
+
+    def covariance(self, theta: np.ndarray) -> np.ndarray:
+        C = self.bank.gram(theta[: self.M])
+        C[np.diag_indices_from(C)] += theta[self.noise_index]
+        return C
+
+    def factorize(self, theta: np.ndarray) -> Factorization:
+        """Factorise ``C(theta)`` and evaluate ``l(theta)``."""
+        self.evaluations += 1
+        L, jitter = robust_cholesky(self.covariance(theta))
+        alpha = scipy.linalg.cho_solve((L, True), self.y, check_finite=False)
+        return Factorization(
+            L=L,
+            alpha=alpha,
+            fit=float(self.y @ alpha),
+            logdet=2.0 * float(np.log(np.diag(L)).sum()),
+            jitter=jitter,
+        )
+
+    def value(self, theta: np.ndarray) -> float:
+        return self.factorize(theta).value
+
+    def linearization(
+        self, fac: Factorization, components: np.ndarray, traces: bool = True
+    ) -> tuple[np.ndarray | None, np.ndarray]:
+        """``c_m = tr(C^-1 K_m)`` and ``q_m = alpha^T K_m alpha`` for the given indices.
+
+        ``c`` is the gradient of the concave part (log det), the linear term of the SCA
+        surrogate (slimkl.md 3.1); index ``M`` is the noise (``K = I``).
+        """
+        components = np.asarray(components, dtype=int)
+        kernel = components < self.M
+        c = np.empty(len(components)) if traces else None
+        q = np.empty(len(components))
+        t, qk = self.bank.products(
+            components[kernel], A=fac.inverse() if traces else None, alpha=fac.alpha
+        )
+        q[kernel] = qk
+        q[~kernel] = fac.alpha @ fac.alpha
+        if c is not None:
+            c[kernel] = t
+            c[~kernel] = np.trace(fac.inverse())
+        return c, q
+
+    def gradient(self, theta: np.ndarray, fac: Factorization | None = None) -> np.ndarray:
+        """``dl/dtheta`` (``M + 1``)."""
+        fac = self.factorize(theta) if fac is None else fac
+        c, q = self.linearization(fac, np.arange(self.dim))
+        return c - q
+
+    def nlml(self, value: float) -> float:
+        """Negative log marginal likelihood (standardised units) from ``l``."""
+        return 0.5 * value + 0.5 * self.n * math.log(2.0 * math.pi)

@@ -1,0 +1,128 @@
+"""Figures written next to the results (matplotlib, headless)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save(fig, path: Path) -> None:
+    from distgp.io import atomic_write
+
+    atomic_write(
+        path, lambda handle: fig.savefig(handle, format="png", dpi=110, bbox_inches="tight")
+    )
+
+
+def spectrum(model, path: str | Path) -> None:
+    """Learned weight against frequency, one panel per input dimension.
+
+    Frequencies are in cycles per raw input unit; colour marks the bandwidth level.
+    """
+    plt = _pyplot()
+    grid = model.grid
+    dims = grid.dims
+    cols = min(dims, 4)
+    rows = int(np.ceil(dims / cols))
+    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.0 * rows), squeeze=False)
+    w = model.weights * model.scaler.y_scale**2
+    widths = np.sqrt(grid.variances.max(axis=1))
+    levels = np.unique(widths)
+    colours = plt.cm.viridis(np.linspace(0, 0.85, len(levels)))
+    for p in range(dims):
+        ax = axes[p // cols][p % cols]
+        freq = grid.means[:, p] / model.scaler.x_scale[p]
+        for level, colour in zip(levels, colours, strict=True):
+            sel = (widths == level) & (w > 0) & ((grid.means[:, p] > 0) | (grid.means.sum(1) == 0))
+            if np.any(sel):
+                ax.vlines(freq[sel], 0, w[sel], color=colour, lw=1.2)
+                ax.plot(
+                    freq[sel],
+                    w[sel],
+                    "o",
+                    color=colour,
+                    ms=3,
+                    label=f"bandwidth {level / model.scaler.x_scale[p]:.2g}"
+                    if len(levels) > 1
+                    else None,
+                )
+        ax.set_xlabel(f"frequency, cycles per unit of {_dim_name(model, p)}")
+        ax.set_ylabel("weight (y units$^2$)")
+        ax.set_yscale(
+            "symlog", linthresh=max(float(w[w > 0].min()) if np.any(w > 0) else 1e-6, 1e-12)
+        )
+        if len(levels) > 1 and p == 0:
+            ax.legend(fontsize=7)
+    for q in range(dims, rows * cols):
+        axes[q // cols][q % cols].axis("off")
+    fig.suptitle(
+        f"Learned GSMP spectrum: {int(np.count_nonzero(w))} of {grid.components} components active"
+    )
+    fig.tight_layout()
+    _save(fig, Path(path))
+    plt.close(fig)
+
+
+def _dim_name(model, p: int) -> str:
+    return f"x{p}"
+
+
+def prediction(model, dataset, path: str | Path) -> None:
+    """1-D data with the predictive mean and a 95% band (noise included)."""
+    plt = _pyplot()
+    x_train = dataset.X_train[:, 0]
+    x_all = np.concatenate([x_train, dataset.X_test[:, 0]])
+    lo, hi = x_all.min(), x_all.max()
+    pad = 0.02 * (hi - lo or 1.0)
+    xs = np.linspace(lo - pad, hi + pad, 800)
+    mean, std = model.predict(xs[:, None], return_std=True)
+    fig, ax = plt.subplots(figsize=(10, 4))
+    ax.fill_between(
+        xs, mean - 1.96 * std, mean + 1.96 * std, color="tab:blue", alpha=0.2, label="95% band"
+    )
+    ax.plot(xs, mean, color="tab:blue", lw=1.2, label="predictive mean")
+    ax.plot(x_train, dataset.y_train, ".", color="black", ms=3, label="training data")
+    if len(dataset.y_test):
+        ax.plot(dataset.X_test[:, 0], dataset.y_test, ".", color="tab:red", ms=5, label="test data")
+    ax.set_xlabel(dataset.feature_names[0] if dataset.feature_names else "x")
+    ax.set_ylabel("y")
+    ax.set_title(f"{dataset.name}: GSMP GP")
+    ax.legend(loc="best", fontsize=8)
+    fig.tight_layout()
+    _save(fig, Path(path))
+    plt.close(fig)
+
+
+def convergence(history, path: str | Path) -> None:
+    """ADMM residuals against their tolerances, the penalty, and bits per round."""
+    plt = _pyplot()
+    rounds = [r.round for r in history]
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.4))
+    axes[0].semilogy(rounds, [r.primal_residual for r in history], label="primal residual")
+    axes[0].semilogy(rounds, [r.primal_tol for r in history], "--", label="primal tolerance")
+    axes[0].semilogy(rounds, [r.dual_residual for r in history], label="dual residual")
+    axes[0].semilogy(rounds, [r.dual_tol for r in history], "--", label="dual tolerance")
+    axes[0].set_xlabel("round")
+    axes[0].legend(fontsize=7)
+    axes[1].semilogy(rounds, [r.rho for r in history])
+    axes[1].set_xlabel("round")
+    axes[1].set_ylabel("penalty rho")
+    axes[2].plot(rounds, np.cumsum([r.bits for r in history]) / 1e3, label="quantised")
+    axes[2].plot(rounds, np.cumsum([r.bits_float64 for r in history]) / 1e3, label="float64")
+    axes[2].set_xlabel("round")
+    axes[2].set_ylabel("kbits sent (cumulative)")
+    axes[2].set_yscale("log")
+    axes[2].legend(fontsize=7)
+    fig.tight_layout()
+    _save(fig, Path(path))
+    plt.close(fig)
