@@ -1,0 +1,99 @@
+"""Tables, machine description and the RESULTS.md sections written by the benchmark suites."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import math
+import os
+import platform
+import re
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from distgp.io import write_json, write_text
+
+DEFAULT_DATA_DIR = "../shared/data/slimkl"
+
+
+def data_dir(explicit: str | None = None) -> Path:
+    """The SLIM-KL data folder: ``--data-dir``, ``$DISTGP_DATA`` or ``../shared/data/slimkl``."""
+    from distgp.exceptions import InputDataError
+
+    path = Path(explicit or os.environ.get("DISTGP_DATA", DEFAULT_DATA_DIR))
+    if not path.is_dir():
+        raise InputDataError(
+            f"benchmark data folder {path} does not exist; pass --data-dir or set DISTGP_DATA"
+        )
+    return path
+
+
+def fmt(value: Any, digits: int = 4) -> str:
+    """Compact number formatting for tables."""
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        if math.isnan(value):
+            return "-"
+        if value == 0:
+            return "0"
+        if abs(value) >= 1e5 or abs(value) < 1e-3:
+            return f"{value:.{digits - 1}e}"
+        return f"{value:.{digits}g}"
+    return str(value)
+
+
+def markdown_table(rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> str:
+    """A GitHub-markdown table of ``rows`` restricted to ``columns``."""
+    head = "| " + " | ".join(columns) + " |"
+    rule = "|" + "|".join("---" for _ in columns) + "|"
+    body = ["| " + " | ".join(fmt(row.get(c)) for c in columns) + " |" for row in rows]
+    return "\n".join([head, rule, *body])
+
+
+def machine() -> str:
+    """One line describing where the numbers were measured."""
+    cpus = os.cpu_count() or 0
+    try:
+        mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+        memory = f", {mem:.0f} GiB"
+    except (ValueError, OSError, AttributeError):
+        memory = ""
+    return f"{platform.machine()}, {cpus} cores{memory}, Python {platform.python_version()}"
+
+
+def stamp() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def save_json(path: str | None, payload: dict[str, Any]) -> None:
+    if path:
+        write_json(path, {"date": stamp(), "machine": machine(), **payload})
+
+
+def update_results(path: str | Path, suite: str, command: str, body: str) -> None:
+    """Replace the ``suite`` section of a RESULTS.md file (created if missing)."""
+    path = Path(path)
+    text = path.read_text() if path.exists() else "# Benchmark results\n\nLatest tables printed by each `distgp bench` suite.\n"
+    start, end = f"<!-- {suite}:start -->", f"<!-- {suite}:end -->"
+    section = (
+        f"{start}\n## {suite}\n\n`{command}` on {stamp()}, {machine()}.\n\n{body.rstrip()}\n{end}"
+    )
+    pattern = re.compile(re.escape(start) + r".*?" + re.escape(end), re.S)
+    if pattern.search(text):
+        text = pattern.sub(lambda _: section, text)
+    else:
+        text = text.rstrip() + "\n\n" + section + "\n"
+    write_text(path, text)
+
+
+def add_common_arguments(parser) -> None:
+    parser.add_argument("--json", metavar="PATH", help="also write the results as JSON")
+    parser.add_argument(
+        "--results", metavar="RESULTS.md", help="replace this suite's section of a RESULTS.md file"
+    )
+    parser.add_argument("--quick", action="store_true", help="small settings for a smoke test")

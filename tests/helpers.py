@@ -1,0 +1,26 @@
+"""Seeded synthetic data shared by the tests."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def sinusoids(n: int = 120, seed: int = 0, noise: float = 0.05):
+    """Sum of three sinusoids on an integer index (periods 12, 6.4 and 33 samples)."""
+    rng = np.random.default_rng(seed)
+    x = np.arange(1.0, n + 1.0)
+    y = (
+        np.sin(2 * np.pi * x / 12.0)
+        + 0.6 * np.cos(2 * np.pi * x / 6.4 + 0.3)
+        + 0.8 * np.sin(2 * np.pi * x / 33.0 + 1.0)
+        + noise * rng.standard_normal(n)
+    )
+    return x[:, None], y
+
+
+def smooth_regression(n: int = 80, dims: int = 2, seed: int = 0, noise: float = 0.05):
+    """A smooth multi-dimensional test function with noise."""
+    rng = np.random.default_rng(seed)
+    X = rng.uniform(-2, 2, size=(n, dims))
+    y = np.sin(X[:, 0]) + 0.5 * np.cos(1.5 * X[:, -1]) + 0.1 * X.sum(1) + noise * rng.standard_normal(n)
+    return X, y
