@@ -336,17 +336,17 @@ def _load_co2(test_fraction: float | None) -> Dataset:
 class ShardSummary:
     """Aggregate statistics of one shard: all an agent reveals about its data before learning.
 
+    Only moments: no data point (not even an extreme one) can be read off a summary.
+
     Attributes:
         n: number of points.
-        x_sum, x_sumsq, x_min, x_max: per-input-dimension sums, sums of squares and ranges (P).
+        x_sum, x_sumsq: per-input-dimension sums and sums of squares (P).
         y_sum, y_sumsq: sum and sum of squares of the outputs.
     """
 
     n: int
     x_sum: np.ndarray
     x_sumsq: np.ndarray
-    x_min: np.ndarray
-    x_max: np.ndarray
     y_sum: float
     y_sumsq: float
 
@@ -356,11 +356,13 @@ class ShardSummary:
             n=int(X.shape[0]),
             x_sum=X.sum(0),
             x_sumsq=(X**2).sum(0),
-            x_min=X.min(0),
-            x_max=X.max(0),
             y_sum=float(y.sum()),
             y_sumsq=float((y**2).sum()),
         )
+
+    @property
+    def dims(self) -> int:
+        return int(self.x_sum.shape[0])
 
     @classmethod
     def merge(cls, parts: list[ShardSummary]) -> ShardSummary:
@@ -368,8 +370,6 @@ class ShardSummary:
             n=sum(p.n for p in parts),
             x_sum=np.sum([p.x_sum for p in parts], axis=0),
             x_sumsq=np.sum([p.x_sumsq for p in parts], axis=0),
-            x_min=np.min([p.x_min for p in parts], axis=0),
-            x_max=np.max([p.x_max for p in parts], axis=0),
             y_sum=sum(p.y_sum for p in parts),
             y_sumsq=sum(p.y_sumsq for p in parts),
         )

@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from distgp.agents.address import check_ray_address
 from distgp.agents.agent import AgentSettings, SolveReply, StepReply
 from distgp.agents.backends import AgentFailure, Backend, make_backend
 from distgp.config import FitConfig
@@ -67,15 +68,12 @@ class FitResult:
 Reporter = Callable[[str, dict[str, Any]], None]
 
 
-def build_grid(config: FitConfig, summary: ShardSummary, scaler: Scaler) -> SpectralGrid:
+def build_grid(config: FitConfig, summary: ShardSummary) -> SpectralGrid:
     """The spectral grid of the run, from merged shard statistics only."""
     k = config.kernel
-    dims = summary.x_min.shape[0]
     if k.grid == "reference":
-        return reference_grid(dims, k.components)
-    lo = scaler.x(summary.x_min)
-    hi = scaler.x(summary.x_max)
-    return data_grid(summary.n, lo, hi, k.components, k.levels, k.frequency_scale)
+        return reference_grid(summary.dims, k.components)
+    return data_grid(summary.n, summary.dims, k.components, k.levels, k.frequency_scale)
 
 
 def initial_theta(components: int) -> np.ndarray:
@@ -127,6 +125,8 @@ def fit(
     c = config.consensus
     method = "column" if config.data.shard.startswith("column:") else config.data.shard
     shards = shard_indices(len(y), c.agents, method, groups, config.seed)
+    if backend is None and config.backend_name == "ray":
+        check_ray_address(config.backend.address)
     backend = backend or make_backend(
         config.backend_name,
         config.backend.address,
@@ -139,7 +139,7 @@ def fit(
         start = time.perf_counter()
         summary = ShardSummary.merge(list(_answers(backend.broadcast("summary")).values()))
         scaler = Scaler.from_summary(summary, standardize_inputs=config.kernel.grid == "data")
-        grid = build_grid(config, summary, scaler)
+        grid = build_grid(config, summary)
         settings = agent_settings(config)
         setup_args = (scaler.to_dict(), grid.to_dict(), settings)
         _answers(backend.broadcast("setup", *setup_args))

@@ -17,6 +17,23 @@ import numpy as np
 from distgp.exceptions import ConfigError
 
 
+def check_output_dir(path: str | os.PathLike) -> Path:
+    """Check, without creating anything, that ``path`` is or can become a writable folder."""
+    out = Path(path)
+    if out.exists():
+        if not out.is_dir():
+            raise ConfigError(f"output path {out} exists and is not a folder; choose another --out")
+        if not os.access(out, os.W_OK | os.X_OK):
+            raise ConfigError(f"output folder {out} is not writable; choose another --out")
+        return out
+    parent = out.absolute().parent
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
+        raise ConfigError(f"cannot create output folder {out} ({parent} is not writable); choose another --out")
+    return out
+
+
 def ensure_output_dir(path: str | os.PathLike) -> Path:
     """Create ``path`` if needed and check that it is a writable folder."""
     out = Path(path)

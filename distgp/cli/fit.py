@@ -155,7 +155,7 @@ def run_fit(args: argparse.Namespace) -> int:
     from distgp.config import load_fit_config
     from distgp.data import load_dataset
     from distgp.exceptions import ConfigError
-    from distgp.io import ensure_output_dir
+    from distgp.io import check_output_dir
 
     config = load_fit_config(args.config)
     apply_overrides(config, args, FLAGS)
@@ -167,7 +167,7 @@ def run_fit(args: argparse.Namespace) -> int:
         raise ConfigError(f"--delta must be positive, got {args.delta}")
     config.validate()
     progress = Progress(args.quiet)
-    out = ensure_output_dir(config.out)
+    out = check_output_dir(config.out)
     shard_column = (
         config.data.shard.split(":", 1)[1] if config.data.shard.startswith("column:") else None
     )
@@ -258,8 +258,9 @@ def metrics_record(dataset, config, result) -> dict:
 def _write_outputs(out, dataset, config, result, progress, plots: bool) -> None:
     import dataclasses
 
-    from distgp.io import write_json, write_text
+    from distgp.io import ensure_output_dir, write_json, write_text
 
+    ensure_output_dir(out)
     record = metrics_record(dataset, config, result)
     record["config"] = dataclasses.asdict(config)
     result.model.save(out / "model.npz", {"dataset": dataset.name})

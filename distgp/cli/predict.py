@@ -39,13 +39,14 @@ def add_parser(commands) -> None:
 def run_predict(args: argparse.Namespace) -> int:
     from distgp.data import load_prediction_inputs
     from distgp.gp import GSMPModel, regression_metrics
-    from distgp.io import ensure_output_dir, write_json, write_text
+    from distgp.io import check_output_dir, ensure_output_dir, write_json, write_text
 
     progress = Progress(args.quiet)
+    out = check_output_dir(args.out)
     model = GSMPModel.load(args.model)
-    out = ensure_output_dir(args.out)
     X, y, names = load_prediction_inputs(args.data, model.dims, args.target)
     mean, std = model.predict(X, return_std=True)
+    ensure_output_dir(out)
     header = [*names, "mean", "std"] + (["y"] if y is not None else [])
     columns = [X, mean[:, None], std[:, None]] + ([y[:, None]] if y is not None else [])
     table = np.hstack(columns)

@@ -9,9 +9,10 @@ non-negative weights of the components are learned. Every component has ``k_m(0)
 
 Two designs:
 
-* :func:`data_grid` (default): standardised inputs; per-dimension frequency bounds from the data
-  (``F_p = n^(1/P) / (2 range_p)``, the Nyquist frequency of an evenly spaced 1-D series); a uniform
-  frequency grid on ``[0, F_p]`` whose spacing sets the bandwidth. For ``P > 1`` each component
+* :func:`data_grid` (default): standardised inputs; frequency bounds from the data,
+  ``F = n^(1/P) / (2 sqrt(12))`` cycles per standard deviation (the Nyquist frequency of ``n``
+  evenly spaced points, whose range is ``sqrt(12)`` standard deviations), so ``F / std_p`` in each
+  raw dimension; a uniform frequency grid on ``[0, F]`` whose spacing sets the bandwidth. For ``P > 1`` each component
   carries one frequency in one dimension under a full-dimensional Gaussian envelope, and the
   envelope bandwidth runs over ``levels`` geometric steps from the grid spacing up to ``F_p``, so
   the family holds smooth trends, periodic structure and short length scales alike. ``trend``
@@ -93,32 +94,32 @@ def default_components(dims: int) -> int:
     return 500 if dims == 1 else 100 * dims
 
 
-def frequency_bounds(n: int, x_min: np.ndarray, x_max: np.ndarray) -> np.ndarray:
-    """Per-dimension upper frequency ``F_p = n^(1/P) / (2 range_p)`` (cycles per input unit).
+STANDARD_SPAN = float(np.sqrt(12.0))  # range of evenly spaced points, in standard deviations
 
-    In 1-D this is the Nyquist frequency of ``n`` evenly spaced points; in ``P`` dimensions it is
-    the Nyquist frequency of a regular grid with the same number of points.
+
+def frequency_bounds(n: int, dims: int) -> np.ndarray:
+    """Upper frequency per dimension (cycles per standard deviation of standardised inputs).
+
+    ``F = n^(1/P) / (2 sqrt(12))``: in 1-D the Nyquist frequency of ``n`` evenly spaced points
+    (their range is ``sqrt(12)`` standard deviations); in ``P`` dimensions that of a regular grid
+    with as many points. It needs only ``n``, so agents reveal no data extremes.
     """
-    span = np.asarray(x_max, float) - np.asarray(x_min, float)
-    dims = span.shape[0]
-    span = np.where(span > 0, span, 1.0)
-    return n ** (1.0 / dims) / (2.0 * span)
+    return np.full(dims, n ** (1.0 / dims) / (2.0 * STANDARD_SPAN))
 
 
 def data_grid(
     n: int,
-    x_min: np.ndarray,
-    x_max: np.ndarray,
+    dims: int,
     components: int | None = None,
     levels: int | None = None,
     frequency_scale: float = 1.0,
     trend: int = TREND_COMPONENTS,
 ) -> SpectralGrid:
-    """Data-driven GSMP grid for standardised inputs spanning ``[x_min, x_max]``.
+    """Data-driven GSMP grid for standardised inputs.
 
     Args:
         n: number of training points (over all agents).
-        x_min, x_max: per-dimension range of the standardised inputs (``P``).
+        dims: number of input dimensions ``P``.
         components: target number of components ``M`` (default :func:`default_components`).
         levels: bandwidth levels (default 1 in 1-D, 4 otherwise).
         frequency_scale: multiplies the frequency bounds.
@@ -127,7 +128,6 @@ def data_grid(
     Returns:
         A grid with about ``components`` components (exactly ``components + trend`` in 1-D).
     """
-    dims = len(x_min)
     M = default_components(dims) if components is None else int(components)
     if M < 1:
         raise ConfigError(f"components (M) must be at least 1, got {M}")
@@ -136,7 +136,7 @@ def data_grid(
         raise ConfigError(f"bandwidth levels must be at least 1, got {L}")
     if frequency_scale <= 0:
         raise ConfigError(f"frequency_scale must be positive, got {frequency_scale}")
-    F = frequency_bounds(n, x_min, x_max) * frequency_scale
+    F = frequency_bounds(n, dims) * frequency_scale
     if dims == 1:
         L = min(L, M)
         Q = max(1, M // L)

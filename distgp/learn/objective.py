@@ -38,12 +38,12 @@ def robust_cholesky(C: np.ndarray) -> tuple[np.ndarray, float]:
         ``(L, jitter)`` with ``L L^T = C + jitter I``; a :class:`NumericsWarning` is issued when
         ``jitter > 0``.
     """
+    if not np.all(np.isfinite(C)):
+        raise NotPositiveDefiniteError("the covariance matrix holds NaN or inf values")
     try:
         return scipy.linalg.cholesky(C, lower=True, check_finite=False), 0.0
     except np.linalg.LinAlgError:
         pass
-    if not np.all(np.isfinite(C)):
-        raise NotPositiveDefiniteError("the covariance matrix holds NaN or inf values")
     scale = float(np.mean(np.diag(C))) or 1.0
     relative = JITTER_INITIAL
     while relative <= JITTER_MAX:

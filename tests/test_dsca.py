@@ -1,0 +1,108 @@
+"""DSCA: monotone descent, closed form vs cvxpy SOCP, KKT at the end, sparsity on sinusoids."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from distgp.kernels import SubKernelBank, data_grid
+from distgp.learn import (
+    ClosedFormSolver,
+    ConicSolver,
+    DSCAOptions,
+    LocalObjective,
+    ProximalTerm,
+    dsca,
+    kkt_violation,
+)
+from distgp.learn.dsca import block_partition
+from distgp.learn.solvers import positive_cubic_root
+from tests.helpers import sinusoids
+
+
+def small_problem(n=30, components=8, seed=1):
+    x, y = sinusoids(n, seed=seed, noise=0.1)
+    z = (x - x.mean()) / x.std()
+    y = (y - y.mean()) / y.std()
+    grid = data_grid(n, 1, components=components, trend=0)
+    return LocalObjective(SubKernelBank(z, grid), y, noise_floor=1e-3)
+
+
+def start(objective):
+    return np.r_[np.full(objective.M, 0.5 / objective.M), 0.5]
+
+
+def test_cubic_root_solves_the_stationarity_condition(rng):
+    a = rng.uniform(0, 2, size=50)
+    b = rng.normal(size=50)
+    rho = 1.7
+    t = positive_cubic_root(rho, b, a)
+    assert np.all(t >= 0)
+    pos = a > 0
+    assert np.allclose(rho * t[pos] ** 3 + b[pos] * t[pos] ** 2, a[pos], atol=1e-10)
+    # the root minimises a/t + b t + rho/2 t^2 over t > 0
+    f = lambda s: a / s + b * s + rho / 2 * s**2  # noqa: E731
+    assert np.all(f(t[pos] * 1.001)[pos] >= f(t[pos])[pos] - 1e-12)
+    assert np.allclose(positive_cubic_root(0.0, np.array([4.0]), np.array([9.0])), 1.5)
+    assert np.allclose(positive_cubic_root(2.0, np.array([-3.0, 1.0]), np.zeros(2)), [1.5, 0.0])
+
+
+@pytest.mark.parametrize(
+    "solver,blocks",
+    [(ClosedFormSolver(1), 1), (ClosedFormSolver(1), 4), (ClosedFormSolver(3), 3), (ConicSolver(), 2)],
+)
+def test_objective_never_increases(solver, blocks):
+    objective = small_problem()
+    result = dsca(objective, start(objective), solver, DSCAOptions(max_iterations=15, blocks=blocks))
+    history = np.array(result.history)
+    assert np.all(np.diff(history) <= 1e-9 * np.abs(history[:-1]))
+    assert history[-1] < history[0]
+
+
+def test_closed_form_and_cvxpy_reach_the_same_objective():
+    objective = small_problem()
+    options = DSCAOptions(max_iterations=3000, tol=1e-12, blocks=2, prune_tol=0.0)
+    fast = dsca(objective, start(objective), ClosedFormSolver(1), options)
+    socp = dsca(objective, start(objective), ConicSolver(), DSCAOptions(max_iterations=200, tol=1e-11, blocks=2, prune_tol=0.0))
+    assert fast.loss == pytest.approx(socp.loss, rel=1e-4)
+
+
+def test_kkt_conditions_hold_at_the_end():
+    objective = small_problem()
+    result = dsca(objective, start(objective), options=DSCAOptions(max_iterations=4000, tol=1e-12))
+    assert result.converged
+    assert kkt_violation(objective, result.theta, result.factorization) < 1e-3
+
+
+def test_proximal_term_pulls_to_the_anchor():
+    objective = small_problem()
+    anchor = start(objective) * 1.3
+    penalty = ProximalTerm(np.zeros(objective.dim), 1e6, anchor)
+    result = dsca(objective, start(objective), options=DSCAOptions(max_iterations=30), penalty=penalty)
+    assert np.allclose(result.theta, anchor, rtol=1e-2, atol=1e-4)
+    history = np.array(result.history)
+    assert np.all(np.diff(history) <= 1e-9 * np.abs(history[:-1]))
+
+
+def test_three_sinusoids_put_the_weight_on_the_true_frequencies():
+    x, y = sinusoids(240, noise=0.05)
+    z = (x - x.mean()) / x.std()
+    grid = data_grid(240, 1, components=200, trend=0)
+    objective = LocalObjective(SubKernelBank(z, grid), (y - y.mean()) / y.std(), noise_floor=1e-3)
+    result = dsca(objective, start(objective), options=DSCAOptions(max_iterations=400))
+    weights = result.theta[:-1]
+    freqs = grid.means[:, 0] / x.std()  # cycles per sample
+    truth = np.array([1 / 12.0, 1 / 6.4, 1 / 33.0])
+    spacing = freqs[1] - freqs[0]
+    near = np.zeros_like(weights, dtype=bool)
+    for f in truth:
+        near |= np.abs(freqs - f) <= 1.5 * spacing
+        assert weights[np.abs(freqs - f) <= 1.5 * spacing].sum() > 0.05
+    assert weights[near].sum() > 0.95 * weights.sum()
+    assert np.count_nonzero(weights > 0.01 * weights.max()) <= 6  # sparse: a few lines only
+
+
+def test_block_partition_is_consecutive_and_complete():
+    parts = block_partition(np.array([1, 3, 4, 7, 9, 10, 12]), 3)
+    assert [list(p) for p in parts] == [[1, 3, 4], [7, 9], [10, 12]]
+    assert len(block_partition(np.array([5]), 4)) == 1

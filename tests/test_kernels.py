@@ -1,0 +1,183 @@
+"""GSMP grids, the sub-kernel bank and the gpytorch kernel against the dense formula."""
+
+from __future__ import annotations
+
+import pickle
+
+import numpy as np
+import pytest
+import torch
+
+from distgp.exceptions import ConfigError
+from distgp.kernels import GSMPKernel, SpectralGrid, SubKernelBank, data_grid, reference_grid
+from distgp.kernels.grid import expand, frequency_bounds
+
+
+def dense_component(X1, X2, mu, v):
+    """prod_p cos(2 pi mu_p tau_p) exp(-2 pi^2 v_p tau_p^2), straight from slimkl.md 1.3."""
+    tau = X1[:, None, :] - X2[None, :, :]
+    return np.prod(np.cos(2 * np.pi * mu * tau) * np.exp(-2 * np.pi**2 * v * tau**2), axis=-1)
+
+
+def random_grid(rng, M=7, P=3):
+    means = rng.uniform(0, 0.8, size=(M, P)) * (rng.random((M, P)) < 0.6)
+    variances = np.repeat(rng.uniform(0.01, 0.2, size=(2, P)), [M // 2, M - M // 2], axis=0)
+    return SpectralGrid(means, variances)
+
+
+def test_data_grid_1d_matches_nyquist_and_spacing():
+    x = np.arange(100.0)[:, None]
+    grid = data_grid(100, 1, components=50, trend=2)
+    assert grid.components == 52 and grid.dims == 1
+    F = frequency_bounds(100, 1)[0]
+    # The Nyquist frequency of 100 evenly spaced points (0.5 cycles per sample), per std unit.
+    assert F / x.std() == pytest.approx(0.5, rel=0.01)
+    assert grid.means[:50, 0].max() == pytest.approx(F)
+    spacing = F / 49
+    assert np.sqrt(grid.variances[0, 0]) == pytest.approx(spacing)
+    assert np.all(grid.means[50:] == 0) and np.all(grid.variances[50:, 0] < spacing**2)
+
+
+def test_data_grid_multid_has_one_frequency_per_component_and_levels():
+    grid = data_grid(200, 3, components=60, levels=3, trend=0)
+    assert np.all((grid.means > 0).sum(1) <= 1)
+    assert len(np.unique(grid.variances[:, 0])) == 3
+    assert abs(grid.components - 60) <= 3
+
+
+def test_reference_grid_is_the_papers():
+    grid = reference_grid(4)
+    assert grid.components == 400 and not grid.standardize_inputs
+    assert np.allclose(grid.means[:, 0], np.linspace(0, 0.5, 400))
+    assert np.allclose(grid.means, grid.means[:, :1])
+    assert np.allclose(grid.variances, 1e-6)
+    assert reference_grid(1).components == 500
+
+
+@pytest.mark.parametrize("bad", [{"components": 0}, {"levels": 0}, {"frequency_scale": 0.0}])
+def test_grid_rejects_bad_settings(bad):
+    with pytest.raises(ConfigError):
+        data_grid(10, 1, **bad)
+
+
+def test_expansion_reproduces_products_of_cosines(rng):
+    grid = random_grid(rng)
+    X = rng.normal(size=(9, 3))
+    bank = SubKernelBank(X, grid)
+    for m in range(grid.components):
+        expected = dense_component(X, X, grid.means[m], grid.variances[m])
+        assert np.allclose(bank.component(m), expected, atol=1e-12)
+    assert sum(len(g.components) for g in expand(grid)) == grid.components
+
+
+def test_reference_grid_diagonal_components_are_exact(rng):
+    X = rng.uniform(0, 5, size=(6, 3))
+    grid = reference_grid(3, components=5)
+    bank = SubKernelBank(X, grid)
+    for m in range(5):
+        assert np.allclose(bank.component(m), dense_component(X, X, grid.means[m], grid.variances[m]))
+
+
+def test_products_match_dense_frobenius_products(rng):
+    grid = random_grid(rng)
+    X = rng.normal(size=(12, 3))
+    bank = SubKernelBank(X, grid)
+    A = rng.normal(size=(12, 12))
+    A = A + A.T
+    alpha = rng.normal(size=12)
+    idx = np.array([5, 0, 3])
+    traces, quads = bank.products(idx, A=A, alpha=alpha)
+    for i, m in enumerate(idx):
+        K = bank.component(int(m))
+        assert traces[i] == pytest.approx(np.sum(A * K), rel=1e-10)
+        assert quads[i] == pytest.approx(alpha @ K @ alpha, rel=1e-10)
+
+
+def test_cross_covariance_and_gram_agree(rng):
+    grid = random_grid(rng)
+    X = rng.normal(size=(10, 3))
+    w = rng.uniform(size=grid.components)
+    w[2] = 0.0
+    bank = SubKernelBank(X, grid)
+    dense = sum(w[m] * dense_component(X, X, grid.means[m], grid.variances[m]) for m in range(grid.components))
+    assert np.allclose(bank.gram(w), dense)
+    Xs = rng.normal(size=(4, 3))
+    cross = sum(w[m] * dense_component(Xs, X, grid.means[m], grid.variances[m]) for m in range(grid.components))
+    assert np.allclose(bank.cross(Xs, w), cross)
+    uncached = SubKernelBank(X, grid, cache_envelopes=False)
+    assert np.allclose(uncached.gram(w), dense) and uncached.nbytes == 0
+
+
+class TestGSMPKernel:
+    def make(self, rng, P=2):
+        grid = random_grid(rng, M=6, P=P)
+        return grid, GSMPKernel(grid, weights=rng.uniform(0.1, 1.0, size=6))
+
+    def test_matches_bank_and_diag(self, rng):
+        grid, kernel = self.make(rng)
+        X = rng.normal(size=(8, 2))
+        K = kernel(torch.as_tensor(X)).to_dense().detach().numpy()
+        bank = SubKernelBank(X, grid)
+        assert np.allclose(K, bank.gram(kernel.weights.detach().numpy()), atol=1e-10)
+        diag = kernel(torch.as_tensor(X), diag=True).detach().numpy()
+        assert np.allclose(diag, np.diag(K))
+
+    def test_batch_equals_loop(self, rng):
+        _, kernel = self.make(rng)
+        Xb = torch.as_tensor(rng.normal(size=(3, 5, 2)))
+        batched = kernel(Xb).to_dense()
+        for b in range(3):
+            assert torch.allclose(batched[b], kernel(Xb[b]).to_dense())
+
+    def test_input_transform_and_pickle(self, rng):
+        grid, _ = self.make(rng)
+        kernel = GSMPKernel(grid, input_shift=np.array([1.0, -2.0]), input_scale=np.array([2.0, 0.5]))
+        X = torch.as_tensor(rng.normal(size=(4, 2)))
+        plain = GSMPKernel(grid)
+        Z = (X - torch.tensor([1.0, -2.0], dtype=X.dtype)) / torch.tensor([2.0, 0.5], dtype=X.dtype)
+        assert torch.allclose(kernel(X).to_dense(), plain(Z).to_dense())
+        clone = pickle.loads(pickle.dumps(kernel))
+        assert torch.allclose(clone(X).to_dense(), kernel(X).to_dense())
+        assert {n for n, _ in kernel.named_parameters()} == {"raw_weights"}
+        assert "means" in dict(kernel.named_buffers())
+
+    def test_wrong_dimension_is_named(self, rng):
+        _, kernel = self.make(rng)
+        with pytest.raises(ValueError, match="expected inputs with d=2"):
+            kernel(torch.zeros(3, 4, dtype=torch.float64)).to_dense()
+
+    def test_trains_inside_exact_gp(self, rng):
+        import gpytorch
+
+        x = torch.linspace(0, 1, 40, dtype=torch.float64)[:, None]
+        y = torch.sin(2 * np.pi * 3 * x[:, 0]) + 0.05 * torch.as_tensor(rng.normal(size=40))
+        grid = data_grid(40, 1, components=20, trend=0)
+        kernel = GSMPKernel(grid)
+
+        class GP(gpytorch.models.ExactGP):
+            def __init__(self):
+                likelihood = gpytorch.likelihoods.GaussianLikelihood().double()
+                super().__init__(x, y, likelihood)
+                self.mean = gpytorch.means.ZeroMean()
+                self.cov = kernel
+
+            def forward(self, inputs):
+                return gpytorch.distributions.MultivariateNormal(self.mean(inputs), self.cov(inputs))
+
+        model = GP().double()
+        mll = gpytorch.mlls.ExactMarginalLogLikelihood(model.likelihood, model)
+        optimizer = torch.optim.Adam(model.parameters(), lr=0.1)
+        model.train()
+        losses = []
+        for _ in range(30):
+            optimizer.zero_grad()
+            loss = -mll(model(x), y)
+            loss.backward()
+            optimizer.step()
+            losses.append(loss.item())
+        assert losses[-1] < losses[0] - 0.3
+        assert torch.all(kernel.weights >= 0)
+        model.eval()
+        with torch.no_grad():
+            pred = model.likelihood(model(x)).mean
+        assert float(torch.mean((pred - y) ** 2)) < 0.1
