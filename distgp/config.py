@@ -43,8 +43,9 @@ class LearnConfig:
     solver: str = "closed_form"  # closed_form | cvxpy
     inner_iterations: int = 1
     blocks: int = 4
-    max_iterations: int = 300
-    tol: float = 1e-6
+    max_iterations: int = 500
+    tol: float = 1e-9
+    kkt_tol: float = 1e-3
     noise_floor: float = 1e-2  # lower bound of the noise variance, as a fraction of var(y)
     prune_tol: float = 1e-6
 
@@ -59,7 +60,7 @@ class ConsensusConfig:
     quantize: bool = True
     rho: float | None = None
     max_rounds: int = 50
-    local_iterations: int = 10
+    local_iterations: int = 5
     abs_tol: float = 1e-4
     rel_tol: float = 1e-3
 
@@ -130,6 +131,7 @@ class FitConfig:
             f"inner_iterations must be at least 1, got {lr.inner_iterations}",
         )
         _check(lr.tol > 0, f"tol must be positive, got {lr.tol}")
+        _check(lr.kkt_tol > 0, f"kkt_tol must be positive, got {lr.kkt_tol}")
         _check(0 < lr.noise_floor < 1, f"noise_floor must be in (0, 1), got {lr.noise_floor}")
         _check(0 <= lr.prune_tol < 1, f"prune_tol must be in [0, 1), got {lr.prune_tol}")
         d = self.data

@@ -93,6 +93,7 @@ def agent_settings(config: FitConfig) -> AgentSettings:
         dsca=DSCAOptions(
             max_iterations=lr.max_iterations,
             tol=lr.tol,
+            kkt_tol=lr.kkt_tol,
             blocks=lr.blocks,
             prune_tol=lr.prune_tol,
         ),

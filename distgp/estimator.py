@@ -83,7 +83,7 @@ class GSMPRegressor:
         bits: int | None = 8,
         delta: float | None = None,
         rounds: int = 50,
-        local_iterations: int = 10,
+        local_iterations: int = 5,
         rho: float | None = None,
         shard: str = "random",
         random_state: int = 0,

@@ -8,10 +8,15 @@
 
 Both return, per agent, either the method's result or an :class:`AgentFailure` (the agent died or
 did not answer in time); :meth:`Backend.recover` rebuilds a failed agent from its shard.
+
+Fault injection (tests and ``distgp bench faults``): :meth:`RayBackend.kill` kills an agent's
+process, and ``RayBackend(agent_class=...)`` runs a subclass of :class:`Agent` (for instance one
+that hangs in a given round) inside the actors.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
@@ -23,6 +28,7 @@ from distgp.agents.agent import Agent
 from distgp.exceptions import BackendError, ConfigError
 
 BACKENDS = ("inline", "ray")
+RECOVER_TIMEOUT = 120.0  # seconds a replacement actor may take to start (process and imports)
 
 
 @dataclass(frozen=True)
@@ -70,7 +76,7 @@ class Backend(ABC):
         """Where each agent runs (a node id per agent)."""
         return ["local"] * self.agents
 
-    def shutdown(self) -> None:
+    def shutdown(self) -> None:  # noqa: B027 (optional hook)
         """Release the agents (and a Ray instance this backend started)."""
 
     def __enter__(self) -> Backend:
@@ -116,6 +122,8 @@ class RayBackend(Backend):
         num_cpus: CPUs of a local instance (default: all of this machine's).
         round_timeout: default seconds to wait for an answer (``None``: no limit).
         spread: place agents on distinct nodes where possible (Ray's SPREAD strategy).
+        agent_class: the agent run in each actor (fault injection: a subclass of :class:`Agent`
+            whose module the Ray workers can import).
     """
 
     name = "ray"
@@ -127,10 +135,14 @@ class RayBackend(Backend):
         num_cpus: int | None = None,
         round_timeout: float | None = None,
         spread: bool = True,
+        agent_class: type[Agent] = Agent,
     ) -> None:
         super().__init__()
         if cpus_per_agent is not None and not cpus_per_agent > 0:
             raise ConfigError(f"cpus_per_agent must be positive, got {cpus_per_agent}")
+        if not (isinstance(agent_class, type) and issubclass(agent_class, Agent)):
+            raise ConfigError(f"agent_class must be a subclass of Agent, got {agent_class!r}")
+        self.agent_class = agent_class
         self.address = address
         self.cpus_per_agent = cpus_per_agent
         self.num_cpus = num_cpus
@@ -177,7 +189,10 @@ class RayBackend(Backend):
         total = float(ray.cluster_resources().get("CPU", 1.0))
         share = self.cpus_per_agent or min(1.0, total / max(len(shards), 1))
         self._share = share
-        self._remote = ray.remote(_RayAgent)
+        actor = _RayAgent
+        if self.agent_class is not Agent:
+            actor = type(f"_Ray{self.agent_class.__name__}", (_RayAgent, self.agent_class), {})
+        self._remote = ray.remote(actor)
         self._refs = [(ray.put(X), ray.put(y)) for X, y in self._shards]
         self._actors = [self._spawn(j) for j in range(len(shards))]
         self._nodes = [str(n) for n in ray.get([a.node_id.remote() for a in self._actors])]
@@ -223,14 +238,21 @@ class RayBackend(Backend):
         ray.kill(self._actors[agent], no_restart=True)
 
     def recover(self, agent):
+        """Kill the agent's actor (a hung one too, so no call queues behind it) and start a
+        fresh one from the same shard; BackendError when it does not start in time."""
         import ray
+        from ray.exceptions import GetTimeoutError, RayActorError
 
-        try:
+        with contextlib.suppress(Exception):  # already gone
             ray.kill(self._actors[agent], no_restart=True)
-        except Exception:  # already gone
-            pass
         self._actors[agent] = self._spawn(agent)
-        self._nodes[agent] = str(ray.get(self._actors[agent].node_id.remote()))
+        try:
+            node = ray.get(self._actors[agent].node_id.remote(), timeout=RECOVER_TIMEOUT)
+        except (GetTimeoutError, RayActorError) as exc:
+            raise BackendError(
+                f"replacement of agent {agent} did not start ({type(exc).__name__})"
+            ) from None
+        self._nodes[agent] = str(node)
 
     def nodes(self):
         return list(self._nodes)
@@ -239,10 +261,8 @@ class RayBackend(Backend):
         import ray
 
         for actor in self._actors:
-            try:
+            with contextlib.suppress(Exception):
                 ray.kill(actor, no_restart=True)
-            except Exception:
-                pass
         self._actors = []
         if self._owns_ray and ray.is_initialized():
             ray.shutdown()
@@ -250,7 +270,10 @@ class RayBackend(Backend):
 
 
 class _RayAgent(Agent):
-    """The agent inside a Ray actor: one BLAS thread, and it can say which node it is on."""
+    """The agent inside a Ray actor: one BLAS thread, and it can say which node it is on.
+
+    With another ``agent_class``, the actor class is ``(_RayAgent, agent_class)``, so the methods
+    of ``agent_class`` run with these set-up steps."""
 
     def __init__(self, agent_id: int, X: np.ndarray, y: np.ndarray) -> None:
         from threadpoolctl import threadpool_limits

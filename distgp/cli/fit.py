@@ -122,7 +122,7 @@ def add_parser(commands) -> None:
         "--local-iterations",
         type=positive_int,
         metavar="K",
-        help="DSCA iterations per agent per round (default 10)",
+        help="DSCA iterations per agent per round (default 5)",
     )
     run = p.add_argument_group("where agents run")
     run.add_argument(

@@ -1,0 +1,47 @@
+# distgp developer commands. `make run` and `make test` work on a fresh machine with Python 3.11.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+# One BLAS thread per process: oversubscribed OpenBLAS is ~100x slower on small LAPACK calls.
+export OMP_NUM_THREADS ?= 1
+export OPENBLAS_NUM_THREADS ?= 1
+export MKL_NUM_THREADS ?= 1
+
+.PHONY: install run test test-all lint format bench-quick clean
+
+$(STAMP): pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	# CPU build of torch first (a plain `torch` requirement would pull a multi-GB CUDA build).
+	$(BIN)/python -m pip install --quiet -c constraints.txt torch==2.13.0
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[dev]"
+	touch $(STAMP)
+
+install: $(STAMP)  ## create .venv and install distgp with its test tools
+
+run: install  ## the main job: fit a GSMP kernel to Mauna Loa CO2 (writes runs/default)
+	$(BIN)/distgp fit --config configs/default.yaml
+
+test: install  ## the test suite CI runs (all but @slow; includes a real 2-node Ray cluster on loopback)
+	RAY_USAGE_STATS_ENABLED=0 $(BIN)/python -m pytest
+
+test-all: install  ## every test, slow ones included
+	RAY_USAGE_STATS_ENABLED=0 $(BIN)/python -m pytest -m ""
+
+lint: install
+	$(BIN)/ruff check distgp tests
+	$(BIN)/ruff format --check distgp tests
+
+format: install
+	$(BIN)/ruff format distgp tests
+	$(BIN)/ruff check --fix distgp tests
+
+bench-quick: install  ## smoke-run every benchmark suite with small settings
+	$(BIN)/distgp bench kernel --quick
+	$(BIN)/distgp bench admm --quick
+	$(BIN)/distgp bench bkb --quick
+	$(BIN)/distgp bench faults --quick
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache .ruff_cache

@@ -1,0 +1,591 @@
+"""What every arm bandit shares: the ask/tell lifecycle, history by arm, UCB, beta, batches, state.
+
+A bandit holds a finite set of ``A`` arms (an ``A x D`` matrix of encoded points), a kernel and
+the rewards seen so far, **stored by arm** (pull counts ``n_i`` and reward sums), as the reference
+BKB code does. Subclasses (:class:`~distgp.bandit.bkb.BKB`, :class:`~distgp.bandit.gpucb.GPUCB`)
+supply the posterior; this module supplies everything around it.
+
+Conventions (bkb.md 1.2):
+
+* Rewards are **maximised**. With ``normalize_y`` (default) they are standardised with the mean
+  and (population) standard deviation of all successful rewards so far, so the kernel variance,
+  ``noise_variance`` and ``lam`` are in standardised units.
+* ``variance`` is the **linear-bandit scaling** of the GP posterior variance,
+  ``sigma^2(x) = (k(x, x) - k_t(x)^T (K_t + lam I)^-1 k_t(x)) / lam``, i.e. the GP variance divided
+  by ``lam``; ``beta`` is in reward units, and ``UCB = mean + beta * sqrt(variance)``.
+  Roundoff below zero is clipped to 0.
+
+Lifecycle (ask / tell):
+
+* :meth:`ArmBandit.ask` returns arm indices and marks them **pending**. Pending arms are treated
+  as hallucinated pulls: the posterior variance is updated as if they had been pulled, the mean
+  is not (GP-BUCB). So ``ask`` may be called again before ``tell`` and then proposes other arms;
+  nothing is lost if a pending arm is never told.
+* :meth:`ArmBandit.tell` records rewards for arms. An arm that was not pending (an evaluation
+  made elsewhere) is accepted and recorded like any other. An index outside ``0..A-1`` raises
+  :class:`~distgp.exceptions.InputDataError`; :meth:`ArmBandit.add_arms` adds new points first.
+* A reward that is NaN or infinite is a **failed evaluation**: it is recorded in the history,
+  clears the pending mark, teaches the model nothing, and (``skip_failed``, default) the arm is
+  not proposed again.
+* The posterior (and, for BKB, the dictionary) is refreshed lazily at the next ``ask`` after a
+  ``tell``; the arrays passed to ``tell`` are copied, so the caller may reuse them.
+* Until ``initial`` rewards are known (or pending), ``ask`` draws arms uniformly at random.
+
+Batches (bkb.md 2.1, global rule): with ``batch=True``, ``ask()`` keeps choosing arms with a
+frozen mean and hallucinated variances while ``1 + sum_s sigma_fb^2(x_s) <= ratio_threshold``
+(``sigma_fb^2``: variances at the start of the batch); the arm that crosses the threshold is
+kept. ``ratio_threshold`` must be above 1 (at 1 every batch has one arm).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+
+from distgp.bandit.kernels import BanditKernel, RBFKernel, kernel_from_state
+from distgp.exceptions import ConfigError, InputDataError, ModelFileError
+from distgp.io import save_npz
+
+STATE_FORMAT = "distgp-bandit-state"
+STATE_VERSION = 1
+MIN_Y_SCALE = 1e-12  # rewards with a smaller spread are centred but not scaled
+BETA_MODES = ("practical", "theory")
+_REGISTRY: dict[str, type[ArmBandit]] = {}
+
+
+def default_lengthscale(dims: int) -> float:
+    """RBF lengthscale for arms encoded in ``[0, 1]^D``: ``0.2 * sqrt(D)`` (typical distances
+    between random points grow like ``sqrt(D / 6)``)."""
+    return 0.2 * math.sqrt(max(dims, 1))
+
+
+def ucb_scores(mean: np.ndarray, variance: np.ndarray, beta: float) -> np.ndarray:
+    """``mean + beta * sqrt(max(variance, 0))`` per arm."""
+    return mean + beta * np.sqrt(np.maximum(variance, 0.0))
+
+
+def practical_beta(
+    t: int,
+    information: float,
+    lam: float,
+    noise_variance: float,
+    fnorm: float,
+    delta: float,
+    batch_factor: float = 1.0,
+) -> float:
+    """The reference code's beta (bkb.md 3.4).
+
+    ``sqrt(lam) F + sqrt(xi^2 (C log(t) I + log(1/delta)))`` with ``I = sum_i n_i sigma^2(x_i)``
+    over pulled arms (``information``), ``t`` successful pulls and ``C`` the batch factor
+    (``ratio_threshold`` in batch mode, else 1).
+    """
+    logdet = math.log(max(t, 1)) * information
+    return math.sqrt(lam) * fnorm + math.sqrt(
+        noise_variance * (batch_factor * logdet + math.log(1.0 / delta))
+    )
+
+
+def theory_beta(
+    t: int,
+    information: float,
+    lam: float,
+    noise_variance: float,
+    fnorm: float,
+    delta: float,
+    epsilon: float,
+    kappa2: float,
+    batch_factor: float = 1.0,
+) -> float:
+    """Theorem 2 of Calandriello et al. (2019) (bkb.md 1.6).
+
+    ``2 xi sqrt(C alpha log(kappa^2 t) I + log(1/delta)) + (1 + 1/sqrt(1 - eps)) sqrt(lam) F``
+    with ``alpha = (1 + eps) / (1 - eps)``; ``epsilon = 0`` gives exact GP-UCB's value.
+    """
+    alpha = (1.0 + epsilon) / (1.0 - epsilon)
+    log_term = max(math.log(max(kappa2 * t, 1e-300)), 0.0)
+    width = batch_factor * alpha * log_term * information + math.log(1.0 / delta)
+    return 2.0 * math.sqrt(noise_variance) * math.sqrt(width) + (
+        1.0 + 1.0 / math.sqrt(1.0 - epsilon)
+    ) * math.sqrt(lam) * fnorm
+
+
+class ArmBandit(ABC):
+    """GP-UCB-style bandit over a finite arm set; subclasses provide the posterior.
+
+    Args:
+        arms: ``A x D`` encoded arms (at least 2), or a search space with an ``arms`` attribute.
+        kernel: a :class:`~distgp.bandit.kernels.BanditKernel` (default: RBF with
+            :func:`default_lengthscale`).
+        noise_variance: ``xi^2``, the reward noise variance (standardised units).
+        lam: ridge ``lambda`` (default: ``noise_variance``, as in the paper).
+        fnorm: ``F``, the RKHS norm bound used by beta.
+        delta: confidence parameter of beta, in (0, 1).
+        beta: ``practical`` (reference code), ``theory`` (Theorem 2) or a fixed positive number.
+        epsilon: accuracy ``eps`` in [0, 1) of the sketch, used by ``beta="theory"``.
+        batch: adaptive batches (global rule) when ``ask()`` is called without ``n``.
+        ratio_threshold: ``C~ > 1`` of the batch rule.
+        max_batch: cap on the size of an adaptive batch (default: ``A``).
+        initial: arms drawn uniformly at random before the UCB takes over.
+        normalize_y: standardise rewards (see the module docstring).
+        skip_failed: never propose again an arm whose evaluation failed.
+        seed: seed of the instance's own random generator.
+    """
+
+    def __init__(
+        self,
+        arms: Any,
+        kernel: BanditKernel | None = None,
+        *,
+        noise_variance: float = 1e-2,
+        lam: float | None = None,
+        fnorm: float = 1.0,
+        delta: float = 0.5,
+        beta: str | float = "practical",
+        epsilon: float = 0.5,
+        batch: bool = False,
+        ratio_threshold: float = 2.0,
+        max_batch: int | None = None,
+        initial: int = 1,
+        normalize_y: bool = True,
+        skip_failed: bool = True,
+        seed: int | None = None,
+    ) -> None:
+        X = np.array(getattr(arms, "arms", arms), dtype=float)
+        if X.ndim != 2 or len(X) < 2 or not np.all(np.isfinite(X)):
+            raise ConfigError(
+                f"a bandit needs at least 2 arms as a finite A x D array, got shape {X.shape}"
+            )
+        _positive("noise_variance", noise_variance)
+        lam = noise_variance if lam is None else lam
+        _positive("lam", lam)
+        _positive("fnorm", fnorm, allow_zero=True)
+        if not 0 < delta < 1:
+            raise ConfigError(f"delta must be in (0, 1), got {delta}")
+        if isinstance(beta, str):
+            if beta not in BETA_MODES:
+                raise ConfigError(f"beta must be practical, theory or a number, got {beta!r}")
+        else:
+            _positive("beta", float(beta))
+        if not 0 <= epsilon < 1:
+            raise ConfigError(f"epsilon must be in [0, 1), got {epsilon}")
+        if not ratio_threshold > 1:
+            raise ConfigError(
+                f"ratio_threshold must be above 1 (at 1 every batch has one arm), got {ratio_threshold}"
+            )
+        if max_batch is not None and max_batch < 1:
+            raise ConfigError(f"max_batch must be at least 1, got {max_batch}")
+        if initial < 1:
+            raise ConfigError(f"initial must be at least 1, got {initial}")
+        self.arms = X
+        self.kernel = kernel if kernel is not None else RBFKernel(default_lengthscale(X.shape[1]))
+        self.noise_variance = float(noise_variance)
+        self.lam = float(lam)
+        self.fnorm = float(fnorm)
+        self.delta = float(delta)
+        self.beta_mode = beta if isinstance(beta, str) else float(beta)
+        self.epsilon = float(epsilon)
+        self.batch = bool(batch)
+        self.ratio_threshold = float(ratio_threshold)
+        self.max_batch = max_batch
+        self.initial = int(initial)
+        self.normalize_y = bool(normalize_y)
+        self.skip_failed = bool(skip_failed)
+        self.seed = seed
+        self._rng = np.random.default_rng(seed)
+        A = len(X)
+        self._counts = np.zeros(A, dtype=np.int64)
+        self._ysum = np.zeros(A)  # raw reward sum per arm
+        self._blocked = np.zeros(A, dtype=bool)
+        self._y_total = 0.0
+        self._y_sumsq = 0.0
+        self._history: list[tuple[int, float, int]] = []  # (arm, raw reward or NaN, batch id)
+        self._pending: list[tuple[int, int]] = []  # (arm, batch id)
+        self._batches = 0
+        self._new_data = False  # told rewards since the last refresh
+        self._stale = True  # posterior not computed for the current data and kernel
+        self._kdiag = self.kernel.diag(X)
+        self._mean = np.zeros(A)
+        self._var = self._kdiag / self.lam
+        self._beta = 0.0
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        _REGISTRY[cls.__name__] = cls
+
+    # --- posterior hooks -------------------------------------------------------------------
+
+    @abstractmethod
+    def _refresh(self) -> None:
+        """Recompute ``_mean`` and ``_var`` (all arms) from the told data; reset hallucinations."""
+
+    @abstractmethod
+    def _begin_hallucination(self) -> None:
+        """Start a working copy of the posterior variance state for one ``ask``."""
+
+    @abstractmethod
+    def _hallucinate(self, arm: int, variance: np.ndarray) -> None:
+        """Update ``variance`` (in place) as if ``arm`` had been pulled once more."""
+
+    @property
+    def dictionary_size(self) -> int:
+        """Size of the set of points the posterior is built on."""
+        return self.observations
+
+    # --- public state --------------------------------------------------------------------------
+
+    @property
+    def observations(self) -> int:
+        """Successful rewards told so far (``t``)."""
+        return int(self._counts.sum())
+
+    @property
+    def failures(self) -> int:
+        return sum(1 for _, y, _ in self._history if not math.isfinite(y))
+
+    @property
+    def batches(self) -> int:
+        """Number of ``ask`` calls that proposed arms."""
+        return self._batches
+
+    @property
+    def pending(self) -> list[int]:
+        """Arms asked for and not yet told, in order."""
+        return [a for a, _ in self._pending]
+
+    @property
+    def history(self) -> dict[str, np.ndarray]:
+        """Every told evaluation in order: ``arm``, raw ``y`` (NaN when failed), ``batch``
+        (the ``ask`` call that proposed it; -1 when it was not pending)."""
+        arms, ys, batch = zip(*self._history) if self._history else ((), (), ())
+        return {
+            "arm": np.array(arms, dtype=np.int64),
+            "y": np.array(ys, dtype=float),
+            "batch": np.array(batch, dtype=np.int64),
+        }
+
+    @property
+    def beta(self) -> float:
+        """The confidence width multiplier of the current posterior."""
+        self._ensure_posterior()
+        return self._beta
+
+    def posterior(self) -> tuple[np.ndarray, np.ndarray]:
+        """Mean and variance (linear-bandit scaling) of every arm, standardised units; copies."""
+        self._ensure_posterior()
+        return self._mean.copy(), self._var.copy()
+
+    def best_arm(self) -> int | None:
+        """The arm with the highest single observed reward (``None`` before any success)."""
+        best, arm = -math.inf, None
+        for a, y, _ in self._history:
+            if math.isfinite(y) and y > best:
+                best, arm = y, a
+        return arm
+
+    # --- ask / tell ----------------------------------------------------------------------------
+
+    def ask(self, n: int | None = None) -> np.ndarray:
+        """Propose arms and mark them pending.
+
+        Args:
+            n: how many arms. ``None`` means 1, or with ``batch=True`` an adaptive batch (at most
+                ``max_batch``); with ``batch=True`` a given ``n`` caps the adaptive batch.
+
+        Returns:
+            ``k`` arm indices (``1 <= k <= n``), an int array. An arm may repeat within a batch
+            when its frozen UCB stays highest (a repeated noisy evaluation).
+        """
+        if n is not None and n < 1:
+            raise ConfigError(f"ask needs n >= 1, got {n}")
+        limit = n if n is not None else (self._batch_cap() if self.batch else 1)
+        open_arms = np.flatnonzero(~self._blocked)
+        if open_arms.size == 0:
+            raise InputDataError("every arm failed to evaluate; there is nothing left to propose")
+        self._ensure_posterior()
+        fb_var = self._var  # variances at the start of the batch
+        work_var = self._var.copy()
+        self._begin_hallucination()
+        for arm, _ in self._pending:
+            self._hallucinate(arm, work_var)
+        bound = 1.0 + float(sum(max(fb_var[a], 0.0) for a, _ in self._pending))
+        random_left = max(self.initial - self.observations - len(self._pending), 0)
+        picks: list[int] = []
+        while len(picks) < limit:
+            if random_left > 0:
+                taken = {a for a, _ in self._pending} | set(picks)
+                choices = np.array([a for a in open_arms if a not in taken] or open_arms)
+                arm = int(choices[self._rng.integers(len(choices))])
+                random_left -= 1
+            else:
+                scores = ucb_scores(self._mean, work_var, self._beta)
+                scores[self._blocked] = -np.inf
+                arm = int(np.argmax(scores))
+            picks.append(arm)
+            if self.batch:
+                bound += max(float(fb_var[arm]), 0.0)
+                if bound > self.ratio_threshold:
+                    break
+            if len(picks) < limit:
+                self._hallucinate(arm, work_var)
+        batch_id = self._batches
+        self._batches += 1
+        self._pending.extend((a, batch_id) for a in picks)
+        return np.array(picks, dtype=np.int64)
+
+    def _batch_cap(self) -> int:
+        return self.max_batch if self.max_batch is not None else len(self.arms)
+
+    def tell(self, arms: int | Sequence[int] | np.ndarray, y: float | Sequence[float]) -> None:
+        """Record rewards (to be maximised) for arms; NaN or inf marks a failed evaluation.
+
+        Args:
+            arms: one index or ``k`` indices into ``arms``.
+            y: one reward or ``k`` rewards, raw units.
+        """
+        idx = np.atleast_1d(np.asarray(arms))
+        values = np.atleast_1d(np.asarray(y, dtype=float))
+        if idx.ndim != 1 or values.shape != idx.shape:
+            raise InputDataError(
+                f"tell needs one reward per arm, got {idx.size} arm(s) and {values.size} reward(s)"
+            )
+        if idx.size and (
+            not np.issubdtype(idx.dtype, np.integer) or idx.min() < 0 or idx.max() >= len(self.arms)
+        ):
+            raise InputDataError(
+                f"tell got arm indices {idx.tolist()} outside 0..{len(self.arms) - 1}; "
+                "add new points with add_arms first"
+            )
+        for arm, value in zip(idx.tolist(), values.tolist()):
+            batch_id = self._pop_pending(arm)
+            if math.isfinite(value):
+                self._counts[arm] += 1
+                self._ysum[arm] += value
+                self._y_total += value
+                self._y_sumsq += value * value
+                self._new_data = True
+                self._stale = True
+            else:
+                value = math.nan
+                if self.skip_failed:
+                    self._blocked[arm] = True
+            self._history.append((arm, value, batch_id))
+
+    def _pop_pending(self, arm: int) -> int:
+        for k, (a, batch_id) in enumerate(self._pending):
+            if a == arm:
+                del self._pending[k]
+                return batch_id
+        return -1
+
+    def forget_pending(self) -> None:
+        """Drop every pending mark (evaluations that will never be told)."""
+        self._pending.clear()
+
+    def add_arms(self, points: np.ndarray) -> np.ndarray:
+        """Append encoded points (``k x D``) as new arms; returns their indices."""
+        P = np.atleast_2d(np.asarray(points, dtype=float))
+        if P.shape[1] != self.arms.shape[1] or not np.all(np.isfinite(P)):
+            raise InputDataError(
+                f"new arms must be finite rows of width {self.arms.shape[1]}, got shape {P.shape}"
+            )
+        start = len(self.arms)
+        k = len(P)
+        self.arms = np.vstack((self.arms, P))
+        self._counts = np.r_[self._counts, np.zeros(k, dtype=np.int64)]
+        self._ysum = np.r_[self._ysum, np.zeros(k)]
+        self._blocked = np.r_[self._blocked, np.zeros(k, dtype=bool)]
+        new_diag = self.kernel.diag(P)
+        self._kdiag = np.r_[self._kdiag, new_diag]
+        self._mean = np.r_[self._mean, np.zeros(k)]
+        self._var = np.r_[self._var, new_diag / self.lam]
+        self._arms_added(k)
+        self._stale = True
+        return np.arange(start, start + k)
+
+    def _arms_added(self, k: int) -> None:  # noqa: B027 - optional hook
+        """Hook: grow per-arm caches by ``k`` arms."""
+
+    def set_kernel(self, kernel: BanditKernel) -> None:
+        """Replace the kernel (e.g. after re-learning its weights); the data are kept."""
+        self.kernel = kernel
+        self._kdiag = kernel.diag(self.arms)
+        self._kernel_changed()
+        self._stale = True
+
+    def _kernel_changed(self) -> None:  # noqa: B027 - optional hook
+        """Hook: drop caches that depend on the kernel."""
+
+    # --- shared numerics ---------------------------------------------------------------------
+
+    def _ensure_posterior(self) -> None:
+        if self._stale:
+            self._refresh()
+            self._new_data = False
+            self._stale = False
+            self._beta = self._compute_beta()
+
+    def _y_standardisation(self) -> tuple[float, float]:
+        """``(mean, scale)`` mapping raw rewards to the model's units."""
+        t = self.observations
+        if not self.normalize_y or t == 0:
+            return 0.0, 1.0
+        mean = self._y_total / t
+        var = max(self._y_sumsq / t - mean * mean, 0.0)
+        scale = math.sqrt(var)
+        return mean, (scale if scale > MIN_Y_SCALE * max(1.0, abs(mean)) else 1.0)
+
+    def _standardised_sums(self) -> np.ndarray:
+        """Per-arm sums of standardised rewards (``A``)."""
+        mean, scale = self._y_standardisation()
+        return (self._ysum - self._counts * mean) / scale
+
+    def _compute_beta(self) -> float:
+        if not isinstance(self.beta_mode, str):
+            return float(self.beta_mode)
+        t = self.observations
+        information = float(self._counts @ np.maximum(self._var, 0.0))
+        factor = self.ratio_threshold if self.batch else 1.0
+        if self.beta_mode == "practical":
+            return practical_beta(
+                t, information, self.lam, self.noise_variance, self.fnorm, self.delta, factor
+            )
+        return theory_beta(
+            t,
+            information,
+            self.lam,
+            self.noise_variance,
+            self.fnorm,
+            self.delta,
+            self._sketch_epsilon(),
+            float(self._kdiag.max()),
+            factor,
+        )
+
+    def _sketch_epsilon(self) -> float:
+        """``eps`` of the posterior approximation (0 for an exact posterior)."""
+        return self.epsilon
+
+    # --- state ---------------------------------------------------------------------------------
+
+    def _settings(self) -> dict[str, Any]:
+        return {
+            "noise_variance": self.noise_variance,
+            "lam": self.lam,
+            "fnorm": self.fnorm,
+            "delta": self.delta,
+            "beta": self.beta_mode,
+            "epsilon": self.epsilon,
+            "batch": self.batch,
+            "ratio_threshold": self.ratio_threshold,
+            "max_batch": self.max_batch,
+            "initial": self.initial,
+            "normalize_y": self.normalize_y,
+            "skip_failed": self.skip_failed,
+            "seed": self.seed,
+        }
+
+    def _extra_state(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        """Hook: subclass arrays and JSON fields to save."""
+        return {}, {}
+
+    def _load_extra_state(self, arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> None:  # noqa: B027
+        """Hook: restore what :meth:`_extra_state` saved."""
+
+    def state_dict(self) -> dict[str, np.ndarray]:
+        """Everything needed to resume the run exactly, as a flat dict of numpy arrays."""
+        extra_arrays, extra_meta = self._extra_state()
+        hist = self.history
+        meta = {
+            "class": type(self).__name__,
+            "settings": self._settings(),
+            "rng": self._rng.bit_generator.state,
+            "y_total": self._y_total,
+            "y_sumsq": self._y_sumsq,
+            "batches": self._batches,
+            "new_data": self._new_data,
+            "extra": extra_meta,
+        }
+        arrays = {
+            "format": np.asarray(STATE_FORMAT),
+            "version": np.asarray(STATE_VERSION),
+            "meta": np.asarray(json.dumps(meta)),
+            "arms": self.arms,
+            "counts": self._counts,
+            "ysum": self._ysum,
+            "blocked": self._blocked,
+            "history_arm": hist["arm"],
+            "history_y": hist["y"],
+            "history_batch": hist["batch"],
+            "pending_arm": np.array([a for a, _ in self._pending], dtype=np.int64),
+            "pending_batch": np.array([b for _, b in self._pending], dtype=np.int64),
+            **{f"kernel_{k}": v for k, v in self.kernel.to_state().items()},
+            **{f"extra_{k}": v for k, v in extra_arrays.items()},
+        }
+        return arrays
+
+    def save(self, path: str | Path) -> Path:
+        """Write the state to ``path`` (``.npz``) atomically; :meth:`load` resumes the same run."""
+        return save_npz(path, self.state_dict())
+
+    @classmethod
+    def from_state(cls, state: dict[str, np.ndarray]) -> ArmBandit:
+        """Rebuild a bandit (of the saved class) from :meth:`state_dict`; same RNG stream."""
+        if str(state.get("format", "")) != STATE_FORMAT:
+            raise ModelFileError("not a distgp bandit state; pass a file written by save()")
+        if int(state.get("version", -1)) != STATE_VERSION:
+            raise ModelFileError(
+                f"bandit state version {state.get('version')}; this distgp reads {STATE_VERSION}"
+            )
+        try:
+            meta = json.loads(str(state["meta"]))
+            target = _REGISTRY[meta["class"]]
+            kernel = kernel_from_state(
+                {k[len("kernel_") :]: v for k, v in state.items() if k.startswith("kernel_")}
+            )
+            bandit = target(np.asarray(state["arms"]), kernel, **meta["settings"])
+            bandit._rng.bit_generator.state = meta["rng"]
+            bandit._counts = np.asarray(state["counts"], dtype=np.int64).copy()
+            bandit._ysum = np.asarray(state["ysum"], dtype=float).copy()
+            bandit._blocked = np.asarray(state["blocked"], dtype=bool).copy()
+            bandit._y_total = float(meta["y_total"])
+            bandit._y_sumsq = float(meta["y_sumsq"])
+            bandit._batches = int(meta["batches"])
+            bandit._new_data = bool(meta["new_data"])
+            bandit._history = [
+                (int(a), float(y), int(b))
+                for a, y, b in zip(state["history_arm"], state["history_y"], state["history_batch"])
+            ]
+            bandit._pending = [
+                (int(a), int(b)) for a, b in zip(state["pending_arm"], state["pending_batch"])
+            ]
+            extra = {k[len("extra_") :]: v for k, v in state.items() if k.startswith("extra_")}
+            bandit._load_extra_state(extra, meta["extra"])
+        except (KeyError, ValueError, TypeError) as exc:
+            raise ModelFileError(f"bandit state is incomplete or corrupt ({exc})") from None
+        return bandit
+
+    @classmethod
+    def load(cls, path: str | Path) -> ArmBandit:
+        """Read a state written by :meth:`save`."""
+        path = Path(path)
+        if not path.is_file():
+            raise ModelFileError(f"bandit state file {path} does not exist")
+        try:
+            with np.load(path, allow_pickle=False) as content:
+                state = {k: content[k] for k in content.files}
+        except Exception as exc:
+            raise ModelFileError(f"cannot read {path} as a bandit state ({exc})") from None
+        return cls.from_state(state)
+
+
+def _positive(name: str, value: float, allow_zero: bool = False) -> None:
+    ok = value >= 0 if allow_zero else value > 0
+    if not (ok and math.isfinite(value)):
+        bound = "non-negative" if allow_zero else "positive"
+        raise ConfigError(f"{name} must be {bound}, got {value}")

@@ -1,0 +1,161 @@
+"""The command line end to end: fit, predict, bad input (one line, exit 2, nothing written)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import scipy.io
+
+from distgp.cli import main
+
+REQUIRED_METRICS = {
+    "mse", "rmse", "nlpd", "n_train", "n_test", "dims", "agents", "components",
+    "active_components", "noise_variance", "rounds", "bits_sent", "bits_float64", "seconds",
+    "objective",
+}
+
+
+def run(argv, capsys):
+    code = main(argv)
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+@pytest.fixture
+def series_mat(tmp_path):
+    x = np.arange(1, 61, dtype=np.uint8)[:, None]
+    y = 100 + 10 * np.sin(2 * np.pi * x[:, 0] / 12.0) + 0.3 * x[:, 0]
+    path = tmp_path / "series.mat"
+    scipy.io.savemat(path, {"xtrain": x[:50], "ytrain": y[:50, None], "xtest": x[50:], "ytest": y[50:, None]})
+    return path
+
+
+@pytest.fixture
+def table_csv(tmp_path):
+    rng = np.random.default_rng(0)
+    X = rng.uniform(size=(60, 2))
+    y = np.sin(4 * X[:, 0]) + X[:, 1]
+    site = np.repeat([1, 2, 3], 20)
+    path = tmp_path / "table.csv"
+    lines = ["a,b,site,target"] + [f"{a},{b},{s},{t}" for (a, b), s, t in zip(X, site, y, strict=True)]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_fit_writes_metrics_model_history_and_plots(series_mat, tmp_path, capsys):
+    out = tmp_path / "run"
+    code, _, err = run(["fit", "--data", str(series_mat), "--components", "80", "--out", str(out)], capsys)
+    assert code == 0, err
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert REQUIRED_METRICS <= set(metrics)
+    assert metrics["n_train"] == 50 and metrics["n_test"] == 10 and metrics["agents"] == 1
+    assert metrics["mse"] < 10.0 and metrics["bits_sent"] == 0
+    for name in ("model.npz", "history.csv", "spectrum.png", "prediction.png"):
+        assert (out / name).is_file(), name
+    assert "iteration" in err and "test MSE" in err
+    pred = tmp_path / "pred"
+    code, _, err = run(["predict", "--model", str(out / "model.npz"), "--data", str(series_mat), "--out", str(pred)], capsys)
+    assert code == 0, err
+    rows = (pred / "predictions.csv").read_text().splitlines()
+    assert rows[0] == "x0,mean,std,y" and len(rows) == 11
+    assert json.loads((pred / "metrics.json").read_text())["mse"] == pytest.approx(metrics["mse"])
+
+
+def test_fit_with_agents_by_site_column_and_config_file(table_csv, tmp_path, capsys):
+    config = tmp_path / "fit.yaml"
+    config.write_text("kernel:\n  components: 30\nconsensus:\n  agents: 3\n  max_rounds: 5\n  local_iterations: 3\nbackend:\n  name: inline\n")
+    out = tmp_path / "agents"
+    code, _, err = run(["--quiet"] if False else ["fit", "--config", str(config), "--data", str(table_csv), "--target", "target", "--shard", "column:site", "--test-fraction", "0.25", "--out", str(out), "--no-plots"], capsys)
+    assert code == 0, err
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["agents"] == 3 and metrics["dims"] == 2 and 1 <= metrics["rounds"] <= 5
+    assert 0 < metrics["bits_sent"] <= metrics["bits_float64"] / 7  # 8-bit codes, dense at first
+    assert metrics["n_test"] == 15 and sorted(metrics["shard_sizes"]) == sorted(metrics["shard_sizes"])
+    history = (out / "history.csv").read_text().splitlines()
+    assert history[0].startswith("round,objective") and len(history) == metrics["rounds"] + 1
+
+
+def write_mat(path, **arrays):
+    scipy.io.savemat(path, arrays)
+    return str(path)
+
+
+BAD_FIT_CASES = {
+    "missing file": (["--data", "nope/missing.mat"], "does not exist"),
+    "wrong keys": (["--data", "{wrongkeys}"], "lacks"),
+    "nan in y": (["--data", "{nan}"], "NaN"),
+    "mismatched lengths": (["--data", "{mismatch}"], "rows"),
+    "one training point": (["--data", "{single}"], "at least 2"),
+    "unknown config key": (["--config", "{badconfig}"], "unknown config key learn.speed"),
+    "M < 1": (["--components", "0"], "at least 1"),
+    "agents < 1": (["--agents", "0"], "at least 1"),
+    "more agents than points": (["--data", "{small}", "--agents", "5", "--backend", "inline"], "use at most"),
+    "bits out of range": (["--agents", "2", "--bits", "33", "--backend", "inline"], "1..32"),
+    "non-positive delta": (["--agents", "2", "--delta", "0", "--backend", "inline"], "positive"),
+    "missing shard column": (["--data", "{csv}", "--shard", "column:region"], "shard column 'region'"),
+    "unreachable address": (["--agents", "2", "--address", "127.0.0.1:9"], "cannot reach"),
+    "address without ray": (["--backend", "inline", "--address", "auto"], "ray backend"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_FIT_CASES))
+def test_bad_fit_input_is_one_line_exit_2_and_writes_nothing(case, tmp_path, capsys, table_csv):
+    args, needle = BAD_FIT_CASES[case]
+    x = np.arange(10.0)[:, None]
+    files = {
+        "wrongkeys": write_mat(tmp_path / "w.mat", X=x, Y=x),
+        "nan": write_mat(tmp_path / "n.mat", xtrain=x, ytrain=np.r_[np.nan, np.ones(9)][:, None], xtest=x, ytest=x),
+        "mismatch": write_mat(tmp_path / "m.mat", xtrain=x, ytrain=x[:7], xtest=x, ytest=x),
+        "single": write_mat(tmp_path / "s.mat", xtrain=x[:1], ytrain=x[:1], xtest=x, ytest=x),
+        "small": write_mat(tmp_path / "t.mat", xtrain=x[:6], ytrain=x[:6] ** 2, xtest=x, ytest=x),
+        "csv": str(table_csv),
+        "badconfig": str(tmp_path / "bad.yaml"),
+    }
+    (tmp_path / "bad.yaml").write_text("learn:\n  speed: 3\n")
+    args = [a.format(**files) for a in args]
+    out = tmp_path / "out"
+    code, stdout, err = run(["fit", *args, "--out", str(out)], capsys)
+    assert code == 2
+    lines = [line for line in err.splitlines() if "error" in line]
+    assert len(lines) == 1 and needle in lines[0], err
+    assert "Traceback" not in err
+    assert not out.exists() or not any(out.iterdir())
+
+
+def test_argparse_errors_are_one_line(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["fit", "--agents", "many"])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--agents" in err[0]
+
+
+def test_predict_rejects_foreign_model_file(tmp_path, capsys):
+    foreign = tmp_path / "foreign.npz"
+    np.savez(foreign, a=np.ones(3))
+    corrupt = tmp_path / "corrupt.npz"
+    corrupt.write_bytes(b"not a zip file")
+    for path, needle in ((foreign, "not a distgp model"), (corrupt, "cannot read"), (tmp_path / "none.npz", "does not exist")):
+        code, _, err = run(["predict", "--model", str(path), "--data", "builtin:co2", "--out", str(tmp_path / "p")], capsys)
+        assert code == 2 and needle in err and len(err.strip().splitlines()) == 1
+
+
+def test_console_script_help_lists_commands():
+    result = subprocess.run([sys.executable, "-m", "distgp", "--help"], capture_output=True, text=True, check=True)
+    for command in ("fit", "predict", "bench"):
+        assert command in result.stdout
+
+
+def test_every_config_file_parses():
+    from distgp.config import load_fit_config, read_yaml
+
+    folder = Path(__file__).resolve().parents[1] / "configs"
+    for path in sorted(folder.glob("*.yaml")):
+        if "sections" in read_yaml(path) or path.name.startswith("optimize"):
+            continue
+        load_fit_config(path).validate()

@@ -1,0 +1,78 @@
+"""GSMPRegressor: the scikit-learn contract, agents, and its gpytorch kernel."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from distgp import GSMPRegressor
+from distgp.exceptions import ConfigError, InputDataError, NotFittedError
+from tests.helpers import sinusoids, smooth_regression
+
+
+def test_fit_returns_self_and_sets_fitted_attributes():
+    x, y = sinusoids(100)
+    model = GSMPRegressor(components=60, max_iterations=80)
+    assert model.fit(x, y) is model
+    assert model.weights_.shape == (63,) and np.all(model.weights_ >= 0)
+    assert 0 < model.active_components_ < 63
+    assert model.noise_variance_ > 0 and model.n_features_in_ == 1
+    assert model.spectrum_.shape == (63, 1)
+    assert model.spectrum_.max() == pytest.approx(0.5, rel=0.02)  # Nyquist, cycles per sample
+    assert model.history_ and model.rounds_ == 0
+    mean, std = model.predict(x[:5], return_std=True)
+    assert mean.shape == (5,) and np.all(std > 0)
+    assert np.mean((model.predict(x) - y) ** 2) < 0.05
+    assert model.score(x, y) > 0.9
+
+
+def test_constructor_only_stores_parameters():
+    model = GSMPRegressor(components=-3, solver="nope")  # no validation before fit
+    assert model.get_params()["components"] == -3
+    model.set_params(components=10)
+    assert model.components == 10
+    with pytest.raises(ValueError, match="unknown parameter"):
+        model.set_params(colour="red")
+    with pytest.raises(ConfigError, match="solver"):
+        GSMPRegressor(solver="nope").fit(*sinusoids(20))
+
+
+def test_predict_before_fit_and_wrong_shapes():
+    with pytest.raises(NotFittedError):
+        GSMPRegressor().predict(np.zeros((2, 1)))
+    x, y = smooth_regression(n=30, dims=2)
+    model = GSMPRegressor(components=10, max_iterations=20).fit(x, y)
+    with pytest.raises(InputDataError, match="expects 2"):
+        model.predict(np.zeros((3, 3)))
+    with pytest.raises(InputDataError, match="NaN"):
+        GSMPRegressor().fit(np.array([[0.0], [np.nan], [1.0]]), np.ones(3))
+    with pytest.raises(InputDataError, match="rows"):
+        GSMPRegressor().fit(np.zeros((4, 1)), np.ones(3))
+    with pytest.raises(InputDataError, match="at least 2"):
+        GSMPRegressor().fit(np.zeros((1, 1)), np.ones(1))
+
+
+def test_distributed_fit_from_the_api_exposes_rounds_and_bits():
+    x, y = smooth_regression(n=90, dims=2)
+    model = GSMPRegressor(components=20, rounds=6, local_iterations=3).fit(x, y, agents=3, backend="inline")
+    assert model.rounds_ == len(model.history_) and model.rounds_ <= 6
+    assert 0 < model.bits_sent_ < model.bits_float64_
+    assert model.history_[0].participants == 3
+
+
+def test_learned_kernel_is_a_gpytorch_kernel_on_raw_inputs():
+    x, y = smooth_regression(n=40, dims=2)
+    model = GSMPRegressor(components=12, max_iterations=30).fit(x * 10.0 + 3.0, y)
+    kernel = model.kernel_
+    X = torch.as_tensor(x * 10.0 + 3.0)
+    K = kernel(X).to_dense().detach().numpy()
+    m = model.model_
+    expected = m.grid and m.scaler.y_scale**2 * _gram(m, m.scaler.x(x * 10.0 + 3.0))
+    assert np.allclose(K, expected, rtol=1e-6, atol=1e-8 * np.abs(expected).max())
+
+
+def _gram(model, Z):
+    from distgp.kernels import SubKernelBank
+
+    return SubKernelBank(Z, model.grid).gram(model.weights)
