@@ -7,6 +7,8 @@ backend. With one agent the run is a centralised DSCA solve; with more, quantise
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import math
 import time
 from collections.abc import Callable
@@ -18,11 +20,12 @@ import numpy as np
 from distgp.agents.address import check_ray_address
 from distgp.agents.agent import AgentSettings, SolveReply, StepReply
 from distgp.agents.backends import AgentFailure, Backend, make_backend
+from distgp.checkpoint import Checkpoint, config_json
 from distgp.config import FitConfig
 from distgp.consensus.admm import ADMMCoordinator, ADMMOptions, RoundRecord
 from distgp.consensus.quantizer import Quantizer
 from distgp.data import Scaler, ShardSummary, shard_indices
-from distgp.exceptions import BackendError
+from distgp.exceptions import BackendError, ModelFileError
 from distgp.gp import GSMPModel
 from distgp.kernels.grid import SpectralGrid, data_grid, reference_grid
 from distgp.learn.dsca import DSCAOptions
@@ -111,6 +114,8 @@ def fit(
     report: Reporter | None = None,
     backend: Backend | None = None,
     initial: np.ndarray | None = None,
+    checkpoint: Checkpoint | None = None,
+    resume: bool = False,
 ) -> FitResult:
     """Learn GSMP weights from validated raw data ``X`` (``n x P``) and ``y`` (``n``).
 
@@ -120,8 +125,17 @@ def fit(
         backend: an already built backend (default: from ``config.backend``).
         initial: warm start (``M + 1`` parameters of an earlier fit with the same grid size);
             ignored when its size does not match the grid.
+        checkpoint: where to save the driver's state after every round (or DSCA chunk).
+        resume: continue from ``checkpoint`` instead of starting afresh.
     """
     config.validate()
+    saved = None
+    if resume:
+        if checkpoint is None:
+            raise ModelFileError("resuming needs a checkpoint")
+        saved = checkpoint.load()
+        if saved["config_json"] != json.loads(config_json(config)):
+            raise ModelFileError("the checkpoint was written with other settings; start a new run")
     report = report or (lambda event, fields: None)
     c = config.consensus
     method = "column" if config.data.shard.startswith("column:") else config.data.shard
@@ -150,14 +164,15 @@ def fit(
             theta0 = np.maximum(
                 np.asarray(initial, float), np.r_[np.zeros(grid.components), settings.noise_floor]
             )
+        saver = _Saver(checkpoint, config, start, saved)
         if c.agents == 1:
-            run = _single_agent(backend, theta0, config, report)
+            run = _single_agent(backend, theta0, config, report, saver, saved)
         else:
             rho = float(np.mean([len(idx) for idx in shards]))  # curvature scale of l_j
-            run = _admm(backend, theta0, config, settings, setup_args, rho, report)
+            run = _admm(backend, theta0, config, settings, setup_args, rho, report, saver, saved)
         theta = run["theta"]
         losses = _answers(backend.broadcast("evaluate", theta))
-        seconds = time.perf_counter() - start
+        seconds = saver.elapsed()
         nodes = backend.nodes()
     n_total = len(y)
     nlml = 0.5 * sum(losses.values()) + 0.5 * n_total * math.log(2 * math.pi)
@@ -199,12 +214,33 @@ def _answers(replies: dict[int, Any]) -> dict[int, Any]:
     return replies
 
 
+class _Saver:
+    """Checkpoint writer that also carries the learning time across a resume."""
+
+    def __init__(self, checkpoint: Checkpoint | None, config: FitConfig, start: float, saved) -> None:
+        self.checkpoint = checkpoint
+        self.config = config
+        self.start = start
+        self.before = float(saved["seconds"]) if saved is not None else 0.0
+
+    def elapsed(self) -> float:
+        return self.before + time.perf_counter() - self.start
+
+    def __call__(self, state: dict[str, Any]) -> None:
+        if self.checkpoint is not None:
+            self.checkpoint.save(self.config, {**state, "seconds": self.elapsed()})
+
+
 def _single_agent(
-    backend: Backend, theta0: np.ndarray, config: FitConfig, report: Reporter
+    backend: Backend, theta0: np.ndarray, config: FitConfig, report: Reporter, save: _Saver, saved
 ) -> dict:
     theta = theta0
     history: list[float] = []
     iterations, converged = 0, False
+    if saved is not None:
+        theta = np.asarray(saved["theta"], float)
+        history = list(saved["history_json"])
+        iterations = int(saved["iterations"])
     budget = config.learn.max_iterations
     while iterations < budget and not converged:
         chunk = min(SOLVE_CHUNK, budget - iterations)
@@ -222,6 +258,8 @@ def _single_agent(
                 "noise": float(theta[-1]),
             },
         )
+        if not converged:
+            save({"theta": theta, "iterations": iterations, "history_json": history})
     return {
         "theta": theta,
         "rounds": 0,
@@ -242,6 +280,8 @@ def _admm(
     setup_args: tuple,
     rho: float,
     report: Reporter,
+    save: _Saver,
+    saved,
 ) -> dict:
     c = config.consensus
     coordinator = ADMMCoordinator(
@@ -256,6 +296,13 @@ def _admm(
         seed=config.seed,
     )
     events: list[str] = []
+    if saved is not None:
+        history = [RoundRecord(**record) for record in saved["history_json"]]
+        coordinator.restore(saved, history)
+        coordinator.in_sync[:] = False  # the restarted agents receive their state once more
+        events = list(saved["events_json"])
+        for j in range(c.agents):
+            _answers(backend.call("restore", {j: (coordinator.round, coordinator.resync_state(j))}))
     while not coordinator.done:
         tic = time.perf_counter()
         requests = {j: coordinator.request(j) for j in range(c.agents)}
@@ -281,6 +328,14 @@ def _admm(
         record.events = round_events + record.events
         events.extend(round_events)
         report("round", {"record": record})
+        if not coordinator.done:
+            save(
+                {
+                    **coordinator.state(),
+                    "history_json": [dataclasses.asdict(r) for r in coordinator.history],
+                    "events_json": events,
+                }
+            )
     history = coordinator.history
     return {
         "theta": coordinator.z.copy(),

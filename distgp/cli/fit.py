@@ -148,26 +148,26 @@ def add_parser(commands) -> None:
         help="skip agents that take longer in a round",
     )
     p.add_argument("--no-plots", action="store_true", help="do not write figures")
+    p.add_argument(
+        "--resume",
+        metavar="DIR",
+        help="continue the interrupted run whose --out was DIR, with its settings (from its checkpoint)",
+    )
     p.set_defaults(handler=run_fit)
 
 
 def run_fit(args: argparse.Namespace) -> int:
-    from distgp.config import load_fit_config
+    from distgp.checkpoint import Checkpoint
     from distgp.data import load_dataset
-    from distgp.exceptions import ConfigError
     from distgp.io import check_output_dir
 
-    config = load_fit_config(args.config)
-    apply_overrides(config, args, FLAGS)
-    if args.no_quantize:
-        config.consensus.quantize = False
-    elif args.delta is not None:
-        config.consensus.bits = None
-    if args.delta is not None and args.delta <= 0:
-        raise ConfigError(f"--delta must be positive, got {args.delta}")
+    config = _resumed_config(args) if args.resume else _config(args)
     config.validate()
     progress = Progress(args.quiet)
     out = check_output_dir(config.out)
+    checkpoint = Checkpoint(out)
+    if not args.resume and checkpoint.path.is_file():
+        progress(f"replacing the checkpoint of an interrupted run in {out} (use --resume {out} to continue it)")
     shard_column = (
         config.data.shard.split(":", 1)[1] if config.data.shard.startswith("column:") else None
     )
@@ -182,12 +182,46 @@ def run_fit(args: argparse.Namespace) -> int:
         f"data {dataset.name}: {len(dataset.y_train)} training / {len(dataset.y_test)} test points, "
         f"{dataset.dims} input dimension(s)"
     )
-    result = _learn(dataset, config, progress)
+    if args.resume:
+        progress(f"resuming from {checkpoint.path}")
+    result = _learn(dataset, config, progress, checkpoint, bool(args.resume))
     _write_outputs(out, dataset, config, result, progress, plots=not args.no_plots)
+    checkpoint.remove()
     return 0
 
 
-def _learn(dataset, config, progress):
+def _config(args: argparse.Namespace):
+    from distgp.config import load_fit_config
+    from distgp.exceptions import ConfigError
+
+    config = load_fit_config(args.config)
+    apply_overrides(config, args, FLAGS)
+    if args.no_quantize:
+        config.consensus.quantize = False
+    elif args.delta is not None:
+        config.consensus.bits = None
+    if args.delta is not None and args.delta <= 0:
+        raise ConfigError(f"--delta must be positive, got {args.delta}")
+    return config
+
+
+def _resumed_config(args: argparse.Namespace):
+    """The interrupted run's settings; other options would change the run, so they are refused."""
+    from distgp.checkpoint import Checkpoint
+    from distgp.config import FitConfig, build
+    from distgp.exceptions import ConfigError
+
+    given = [f for f in (*FLAGS, "config") if f != "out" and getattr(args, f, None) is not None]
+    given += [f for f in ("no_quantize",) if getattr(args, f)]
+    if given or (args.out is not None and args.out != args.resume):
+        flag = "--" + (given[0] if given else "out").replace("_", "-")
+        raise ConfigError(f"--resume continues a run with its own settings; drop {flag}")
+    config = build(FitConfig, Checkpoint(args.resume).load()["config_json"])
+    config.out = args.resume
+    return config
+
+
+def _learn(dataset, config, progress, checkpoint=None, resume=False):
     from distgp.driver import fit
 
     def report(event, fields):
@@ -213,7 +247,15 @@ def _learn(dataset, config, progress):
             for event_line in r.events:
                 progress(f"  {event_line}")
 
-    return fit(dataset.X_train, dataset.y_train, config, groups=dataset.groups_train, report=report)
+    return fit(
+        dataset.X_train,
+        dataset.y_train,
+        config,
+        groups=dataset.groups_train,
+        report=report,
+        checkpoint=checkpoint,
+        resume=resume,
+    )
 
 
 def metrics_record(dataset, config, result) -> dict:

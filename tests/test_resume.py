@@ -1,0 +1,81 @@
+"""A driver killed with SIGKILL resumes from its checkpoint and ends where an uninterrupted run ends."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from distgp.cli import main
+
+
+def distgp_command(*args):
+    return [sys.executable, "-m", "distgp", *args]
+
+
+def checkpoint_step(path, key):
+    try:
+        with np.load(path) as content:
+            return int(content[key])
+    except Exception:  # not written yet, or being replaced
+        return -1
+
+
+def kill_after_checkpoint(args, out, key, step, timeout=120.0):
+    """Start ``distgp fit`` and SIGKILL it once its checkpoint has reached ``step``."""
+    env = {**os.environ, "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen(distgp_command(*args), env=env, stderr=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and proc.poll() is None:
+            if checkpoint_step(out / "checkpoint.npz", key) >= step:
+                proc.send_signal(signal.SIGKILL)
+                break
+            time.sleep(0.05)
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    return proc.returncode
+
+
+@pytest.mark.parametrize(
+    "extra,key,step",
+    [
+        (["--agents", "3", "--backend", "inline", "--rounds", "14", "--components", "120"], "admm_round", 3),
+        (["--components", "150", "--max-iterations", "200"], "iterations", 25),
+    ],
+    ids=["admm", "single-agent"],
+)
+def test_killed_driver_resumes_to_the_same_result(data_dir, tmp_path, capsys, extra, key, step):
+    common = ["fit", "--data", str(data_dir / "airfoil600.mat"), "--no-plots", "--quiet", *extra]
+    killed = tmp_path / "killed"
+    code = kill_after_checkpoint([*common, "--out", str(killed)], killed, key, step)
+    if code == 0:
+        pytest.skip("the run finished before it could be killed")
+    assert code == -signal.SIGKILL
+    assert (killed / "checkpoint.npz").is_file() and not (killed / "metrics.json").exists()
+    assert main(["fit", "--resume", str(killed), "--no-plots", "--quiet"]) == 0
+    assert not (killed / "checkpoint.npz").exists()
+    clean = tmp_path / "clean"
+    assert main([*common, "--out", str(clean)]) == 0
+    resumed = json.loads((killed / "metrics.json").read_text())
+    uninterrupted = json.loads((clean / "metrics.json").read_text())
+    for field in ("mse", "nlpd", "rounds", "iterations", "active_components", "objective"):
+        assert resumed[field] == uninterrupted[field], field
+    with np.load(killed / "model.npz") as a, np.load(clean / "model.npz") as b:
+        assert np.array_equal(a["weights"], b["weights"])
+
+
+def test_resume_refuses_other_settings_and_missing_checkpoints(tmp_path, capsys):
+    assert main(["fit", "--resume", str(tmp_path), "--quiet"]) == 2
+    assert "nothing to resume" in capsys.readouterr().err
+    assert main(["fit", "--resume", str(tmp_path), "--agents", "4"]) == 2
+    assert "drop --agents" in capsys.readouterr().err
