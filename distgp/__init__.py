@@ -1,8 +1,8 @@
-"""distgp: distributed multi-agent GP kernel learning (SLIM-KL) and scalable bandit optimisation (BKB).
+"""distgp: distributed multi-agent GP kernel learning (SLIM-KL) and bandit optimisation (BKB).
 
 Main entry points:
 
-* :class:`distgp.GSMPRegressor`: scikit-learn style estimator; ``fit(X, y, agents=..., backend=...)``.
+* :class:`distgp.GSMPRegressor`: scikit-learn style estimator, ``fit(X, y, agents=...)``.
 * :class:`distgp.kernels.GSMPKernel`: the GSMP kernel as a gpytorch kernel.
 * ``distgp`` command line: ``fit``, ``predict``, ``optimize``, ``bench``.
 """

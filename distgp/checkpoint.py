@@ -34,9 +34,14 @@ class Checkpoint:
 
     def save(self, config: Any, state: dict[str, Any]) -> None:
         """Write ``state`` (arrays, or JSON-able values under keys ending in ``_json``)."""
-        arrays = {"format": np.asarray(CHECKPOINT_FORMAT), "config_json": np.asarray(config_json(config))}
+        arrays = {
+            "format": np.asarray(CHECKPOINT_FORMAT),
+            "config_json": np.asarray(config_json(config)),
+        }
         for key, value in state.items():
-            arrays[key] = np.asarray(json.dumps(value)) if key.endswith("_json") else np.asarray(value)
+            arrays[key] = (
+                np.asarray(json.dumps(value)) if key.endswith("_json") else np.asarray(value)
+            )
         self.path.parent.mkdir(parents=True, exist_ok=True)
         save_npz(self.path, arrays)
 
@@ -51,7 +56,9 @@ class Checkpoint:
             with np.load(self.path, allow_pickle=False) as content:
                 raw = {k: content[k] for k in content.files}
         except Exception as exc:
-            raise ModelFileError(f"cannot read checkpoint {self.path} ({exc}); start a new run") from None
+            raise ModelFileError(
+                f"cannot read checkpoint {self.path} ({exc}); start a new run"
+            ) from None
         if str(raw.get("format", "")) != CHECKPOINT_FORMAT:
             raise ModelFileError(f"{self.path} is not a distgp fit checkpoint; start a new run")
         return {k: json.loads(str(v)) if k.endswith("_json") else v for k, v in raw.items()}

@@ -212,13 +212,10 @@ def _load_mat(path: Path) -> Dataset:
 
 
 def _split(n: int, test_fraction: float, seed: int, series: bool) -> tuple[np.ndarray, np.ndarray]:
-    n_test = int(round(n * test_fraction))
+    n_test = round(n * test_fraction)
     if n_test and n - n_test < 2:
         raise InputDataError(f"test fraction {test_fraction} leaves fewer than 2 training points")
-    if series:
-        order = np.arange(n)
-    else:
-        order = np.random.default_rng(seed).permutation(n)
+    order = np.arange(n) if series else np.random.default_rng(seed).permutation(n)
     return np.sort(order[: n - n_test]), np.sort(order[n - n_test :])
 
 
@@ -307,7 +304,8 @@ def _load_npz(path: Path, test_fraction: float | None, seed: int) -> Dataset:
         train, test = _split(len(y), fraction, seed, series)
         return _finish(X[train], y[train], X[test], y[test], path.stem, series=series)
     raise InputDataError(
-        f"{path.name} holds {', '.join(sorted(arrays)) or 'nothing'}; an .npz needs arrays X and y, "
+        f"{path.name} holds {', '.join(sorted(arrays)) or 'nothing'}; an .npz needs arrays X "
+        "and y, "
         "or xtrain, ytrain, xtest, ytest"
     )
 

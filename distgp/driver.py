@@ -217,7 +217,9 @@ def _answers(replies: dict[int, Any]) -> dict[int, Any]:
 class _Saver:
     """Checkpoint writer that also carries the learning time across a resume."""
 
-    def __init__(self, checkpoint: Checkpoint | None, config: FitConfig, start: float, saved) -> None:
+    def __init__(
+        self, checkpoint: Checkpoint | None, config: FitConfig, start: float, saved
+    ) -> None:
         self.checkpoint = checkpoint
         self.config = config
         self.start = start

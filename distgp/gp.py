@@ -130,7 +130,8 @@ class GSMPModel:
             )
         if int(data.get("version", -1)) != MODEL_VERSION:
             raise ModelFileError(
-                f"{path} has model version {data.get('version')}; this distgp reads version {MODEL_VERSION}"
+                f"{path} has model version {data.get('version')}; this distgp reads "
+                f"version {MODEL_VERSION}"
             )
         try:
             grid = SpectralGrid.from_dict(data)
@@ -151,7 +152,8 @@ class GSMPModel:
             ) from None
         if model.weights.shape != (grid.components,) or model.X_train.shape[1] != grid.dims:
             raise ModelFileError(
-                f"{path} is inconsistent (weights or inputs do not match its grid); re-run 'distgp fit'"
+                f"{path} is inconsistent (weights or inputs do not match its grid); "
+                "re-run 'distgp fit'"
             )
         return model
 

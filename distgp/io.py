@@ -30,7 +30,9 @@ def check_output_dir(path: str | os.PathLike) -> Path:
     while not parent.exists():
         parent = parent.parent
     if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
-        raise ConfigError(f"cannot create output folder {out} ({parent} is not writable); choose another --out")
+        raise ConfigError(
+            f"cannot create output folder {out} ({parent} is not writable); choose another --out"
+        )
     return out
 
 

@@ -14,15 +14,15 @@ import sys
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
-from distgp import GSMPRegressor  # noqa: E402
-from distgp.data import load_dataset  # noqa: E402
+from distgp import GSMPRegressor
+from distgp.data import load_dataset
 
 
 def main(source: str) -> None:
     data = load_dataset(source)
     model = GSMPRegressor(bits=8, rounds=50, random_state=0)
     model.fit(data.X_train, data.y_train, agents=4, backend="ray")  # address="auto" on a cluster
-    mean, std = model.predict(data.X_test, return_std=True)
+    mean = model.predict(data.X_test)
     mse = float(((mean - data.y_test) ** 2).mean())
     print(f"{data.name}: {len(data.y_train)} training points over 4 agents")
     print(f"rounds {model.rounds_}, converged {model.converged_}")

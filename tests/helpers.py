@@ -22,5 +22,10 @@ def smooth_regression(n: int = 80, dims: int = 2, seed: int = 0, noise: float = 
     """A smooth multi-dimensional test function with noise."""
     rng = np.random.default_rng(seed)
     X = rng.uniform(-2, 2, size=(n, dims))
-    y = np.sin(X[:, 0]) + 0.5 * np.cos(1.5 * X[:, -1]) + 0.1 * X.sum(1) + noise * rng.standard_normal(n)
+    y = (
+        np.sin(X[:, 0])
+        + 0.5 * np.cos(1.5 * X[:, -1])
+        + 0.1 * X.sum(1)
+        + noise * rng.standard_normal(n)
+    )
     return X, y

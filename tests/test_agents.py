@@ -73,11 +73,14 @@ def test_agents_send_only_weight_sized_vectors_and_scalars():
                 assert leaf.size in allowed, (method, leaf.shape)
                 assert not np.isin(leaf, y).any() and not np.isin(leaf, X).any()
             else:
-                assert isinstance(leaf, (int, float, bool, str, np.integer, np.floating)), (method, type(leaf))
+                assert isinstance(leaf, (int, float, bool, str, np.integer, np.floating)), (
+                    method,
+                    type(leaf),
+                )
                 if isinstance(leaf, float):
                     assert leaf not in set(y.tolist())
     assert {"summary", "setup", "local_step", "evaluate"} <= methods
-    # the only data-derived message before learning: n, per-dimension moments and ranges, sum(y), sum(y^2)
+    # the only data-derived message before learning: n and moments of X and y
     summaries = [m for name, m in backend.messages if name == "summary"]
     assert len(summaries) == 3 and sum(s.n for s in summaries) == 66
 
@@ -128,7 +131,11 @@ def test_sharding_methods():
 
 @pytest.mark.parametrize(
     "n,agents,method,match",
-    [(5, 3, "random", "at least 6 training points"), (10, 0, "random", "at least 1"), (10, 2, "zigzag", "unknown shard method")],
+    [
+        (5, 3, "random", "at least 6 training points"),
+        (10, 0, "random", "at least 1"),
+        (10, 2, "zigzag", "unknown shard method"),
+    ],
 )
 def test_sharding_errors_name_the_fix(n, agents, method, match):
     with pytest.raises(InputDataError, match=match):

@@ -57,7 +57,10 @@ def test_message_bits_are_whole_and_choose_the_cheapest_code():
     assert float_bits(10) == 640
 
 
-@pytest.mark.parametrize("kwargs", [{"bits": 0}, {"bits": 33}, {"delta": 0.0}, {"delta": -1.0}, {}, {"bits": 4, "delta": 0.1}])
+@pytest.mark.parametrize(
+    "kwargs",
+    [{"bits": 0}, {"bits": 33}, {"delta": 0.0}, {"delta": -1.0}, {}, {"bits": 4, "delta": 0.1}],
+)
 def test_quantizer_rejects_bad_settings(kwargs):
     with pytest.raises(ConfigError):
         Quantizer(**kwargs)
@@ -70,8 +73,13 @@ def quadratic_admm(quantizer, agents=4, D=6, seed=0, rounds=200):
     c = rng.uniform(0.1, 1.0, size=(agents, D))
     target = (a[:, None] * c).sum(0) / a.sum()
     coordinator = ADMMCoordinator(
-        theta0=np.full(D, 0.5), lower=np.zeros(D), agents=agents, quantizer=quantizer,
-        options=ADMMOptions(max_rounds=rounds, abs_tol=1e-6, rel_tol=1e-6), rho=1.0, seed=seed,
+        theta0=np.full(D, 0.5),
+        lower=np.zeros(D),
+        agents=agents,
+        quantizer=quantizer,
+        options=ADMMOptions(max_rounds=rounds, abs_tol=1e-6, rel_tol=1e-6),
+        rho=1.0,
+        seed=seed,
     )
     while not coordinator.done:
         uploads, bits = {}, {}
@@ -81,7 +89,9 @@ def quadratic_admm(quantizer, agents=4, D=6, seed=0, rounds=200):
             if quantizer is None:
                 uploads[j], bits[j] = theta, float_bits(D)
             else:
-                uploads[j], bits[j] = quantizer(theta, np.random.default_rng([seed, j, coordinator.round]))
+                uploads[j], bits[j] = quantizer(
+                    theta, np.random.default_rng([seed, j, coordinator.round])
+                )
         coordinator.update(uploads, bits, {j: 0.0 for j in range(agents)})
     return coordinator, target
 
@@ -104,7 +114,9 @@ def test_quantized_admm_converges_near_the_optimum_with_fewer_bits():
 
 def test_coordinator_state_round_trip():
     coordinator, _ = quadratic_admm(Quantizer(bits=8), rounds=5)
-    clone = ADMMCoordinator(np.full(6, 0.5), np.zeros(6), 4, Quantizer(bits=8), ADMMOptions(max_rounds=5), 1.0)
+    clone = ADMMCoordinator(
+        np.full(6, 0.5), np.zeros(6), 4, Quantizer(bits=8), ADMMOptions(max_rounds=5), 1.0
+    )
     clone.restore(coordinator.state(), coordinator.history)
     assert np.array_equal(clone.z, coordinator.z) and clone.rho == coordinator.rho
     assert np.array_equal(clone.duals, coordinator.duals) and clone.round == coordinator.round

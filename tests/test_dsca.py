@@ -49,11 +49,18 @@ def test_cubic_root_solves_the_stationarity_condition(rng):
 
 @pytest.mark.parametrize(
     "solver,blocks",
-    [(ClosedFormSolver(1), 1), (ClosedFormSolver(1), 4), (ClosedFormSolver(3), 3), (ConicSolver(), 2)],
+    [
+        (ClosedFormSolver(1), 1),
+        (ClosedFormSolver(1), 4),
+        (ClosedFormSolver(3), 3),
+        (ConicSolver(), 2),
+    ],
 )
 def test_objective_never_increases(solver, blocks):
     objective = small_problem()
-    result = dsca(objective, start(objective), solver, DSCAOptions(max_iterations=15, blocks=blocks))
+    result = dsca(
+        objective, start(objective), solver, DSCAOptions(max_iterations=15, blocks=blocks)
+    )
     history = np.array(result.history)
     assert np.all(np.diff(history) <= 1e-9 * np.abs(history[:-1]))
     assert history[-1] < history[0]
@@ -63,7 +70,12 @@ def test_closed_form_and_cvxpy_reach_the_same_objective():
     objective = small_problem()
     options = DSCAOptions(max_iterations=3000, tol=1e-12, blocks=2, prune_tol=0.0)
     fast = dsca(objective, start(objective), ClosedFormSolver(1), options)
-    socp = dsca(objective, start(objective), ConicSolver(), DSCAOptions(max_iterations=200, tol=1e-11, blocks=2, prune_tol=0.0))
+    socp = dsca(
+        objective,
+        start(objective),
+        ConicSolver(),
+        DSCAOptions(max_iterations=200, tol=1e-11, blocks=2, prune_tol=0.0),
+    )
     assert fast.loss == pytest.approx(socp.loss, rel=1e-4)
 
 
@@ -78,7 +90,9 @@ def test_proximal_term_pulls_to_the_anchor():
     objective = small_problem()
     anchor = start(objective) * 1.3
     penalty = ProximalTerm(np.zeros(objective.dim), 1e6, anchor)
-    result = dsca(objective, start(objective), options=DSCAOptions(max_iterations=30), penalty=penalty)
+    result = dsca(
+        objective, start(objective), options=DSCAOptions(max_iterations=30), penalty=penalty
+    )
     assert np.allclose(result.theta, anchor, rtol=1e-2, atol=1e-4)
     history = np.array(result.history)
     assert np.all(np.diff(history) <= 1e-9 * np.abs(history[:-1]))

@@ -55,7 +55,9 @@ def test_predict_before_fit_and_wrong_shapes():
 
 def test_distributed_fit_from_the_api_exposes_rounds_and_bits():
     x, y = smooth_regression(n=90, dims=2)
-    model = GSMPRegressor(components=20, rounds=6, local_iterations=3).fit(x, y, agents=3, backend="inline")
+    model = GSMPRegressor(components=20, rounds=6, local_iterations=3).fit(
+        x, y, agents=3, backend="inline"
+    )
     assert model.rounds_ == len(model.history_) and model.rounds_ <= 6
     assert 0 < model.bits_sent_ < model.bits_float64_
     assert model.history_[0].participants == 3

@@ -75,7 +75,9 @@ def test_reference_grid_diagonal_components_are_exact(rng):
     grid = reference_grid(3, components=5)
     bank = SubKernelBank(X, grid)
     for m in range(5):
-        assert np.allclose(bank.component(m), dense_component(X, X, grid.means[m], grid.variances[m]))
+        assert np.allclose(
+            bank.component(m), dense_component(X, X, grid.means[m], grid.variances[m])
+        )
 
 
 def test_products_match_dense_frobenius_products(rng):
@@ -99,10 +101,16 @@ def test_cross_covariance_and_gram_agree(rng):
     w = rng.uniform(size=grid.components)
     w[2] = 0.0
     bank = SubKernelBank(X, grid)
-    dense = sum(w[m] * dense_component(X, X, grid.means[m], grid.variances[m]) for m in range(grid.components))
+    dense = sum(
+        w[m] * dense_component(X, X, grid.means[m], grid.variances[m])
+        for m in range(grid.components)
+    )
     assert np.allclose(bank.gram(w), dense)
     Xs = rng.normal(size=(4, 3))
-    cross = sum(w[m] * dense_component(Xs, X, grid.means[m], grid.variances[m]) for m in range(grid.components))
+    cross = sum(
+        w[m] * dense_component(Xs, X, grid.means[m], grid.variances[m])
+        for m in range(grid.components)
+    )
     assert np.allclose(bank.cross(Xs, w), cross)
     uncached = SubKernelBank(X, grid, cache_envelopes=False)
     assert np.allclose(uncached.gram(w), dense) and uncached.nbytes == 0
@@ -131,7 +139,9 @@ class TestGSMPKernel:
 
     def test_input_transform_and_pickle(self, rng):
         grid, _ = self.make(rng)
-        kernel = GSMPKernel(grid, input_shift=np.array([1.0, -2.0]), input_scale=np.array([2.0, 0.5]))
+        kernel = GSMPKernel(
+            grid, input_shift=np.array([1.0, -2.0]), input_scale=np.array([2.0, 0.5])
+        )
         X = torch.as_tensor(rng.normal(size=(4, 2)))
         plain = GSMPKernel(grid)
         Z = (X - torch.tensor([1.0, -2.0], dtype=X.dtype)) / torch.tensor([2.0, 0.5], dtype=X.dtype)
@@ -162,7 +172,9 @@ class TestGSMPKernel:
                 self.cov = kernel
 
             def forward(self, inputs):
-                return gpytorch.distributions.MultivariateNormal(self.mean(inputs), self.cov(inputs))
+                return gpytorch.distributions.MultivariateNormal(
+                    self.mean(inputs), self.cov(inputs)
+                )
 
         model = GP().double()
         mll = gpytorch.mlls.ExactMarginalLogLikelihood(model.likelihood, model)

@@ -1,4 +1,4 @@
-"""A driver killed with SIGKILL resumes from its checkpoint and ends where an uninterrupted run ends."""
+"""A driver killed with SIGKILL resumes from its checkpoint and ends as an uninterrupted run."""
 
 from __future__ import annotations
 
@@ -30,7 +30,9 @@ def checkpoint_step(path, key):
 def kill_after_checkpoint(args, out, key, step, timeout=120.0):
     """Start ``distgp fit`` and SIGKILL it once its checkpoint has reached ``step``."""
     env = {**os.environ, "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"}
-    proc = subprocess.Popen(distgp_command(*args), env=env, stderr=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        distgp_command(*args), env=env, stderr=subprocess.DEVNULL, stdout=subprocess.DEVNULL
+    )
     try:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline and proc.poll() is None:
@@ -49,7 +51,11 @@ def kill_after_checkpoint(args, out, key, step, timeout=120.0):
 @pytest.mark.parametrize(
     "extra,key,step",
     [
-        (["--agents", "3", "--backend", "inline", "--rounds", "14", "--components", "120"], "admm_round", 3),
+        (
+            ["--agents", "3", "--backend", "inline", "--rounds", "14", "--components", "120"],
+            "admm_round",
+            3,
+        ),
         (["--components", "150", "--max-iterations", "200"], "iterations", 25),
     ],
     ids=["admm", "single-agent"],

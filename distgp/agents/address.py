@@ -26,7 +26,9 @@ def check_ray_address(address: str | None, timeout: float = CONNECT_TIMEOUT) -> 
     host, sep, port = target.rpartition(":")
     host = host.strip("[]")
     if not sep or not host or not port.isdigit():
-        raise ConfigError(f"Ray address {address!r} is not HOST:PORT, ray://HOST:PORT, auto or local")
+        raise ConfigError(
+            f"Ray address {address!r} is not HOST:PORT, ray://HOST:PORT, auto or local"
+        )
     try:
         socket.create_connection((host, int(port)), timeout=timeout).close()
     except OSError as exc:

@@ -9,7 +9,7 @@ then per call a weight-sized vector (``D = M + 1``) and scalars. Raw inputs and 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -41,7 +41,7 @@ class AgentSettings:
     noise_floor: float
     solver: str = "closed_form"
     inner_iterations: int = 1
-    dsca: DSCAOptions = DSCAOptions()
+    dsca: DSCAOptions = field(default_factory=DSCAOptions)
     local_iterations: int = 10
     quantizer: Quantizer | None = None
     seed: int = 0

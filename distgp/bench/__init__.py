@@ -6,7 +6,10 @@ and can write JSON (``--json``) and replace its section of ``benchmarks/RESULTS.
 """
 
 SUITES = {
-    "kernel": ("distgp.bench.kernel", "kernel learning on the SLIM-KL datasets vs GPyTorch baselines"),
+    "kernel": (
+        "distgp.bench.kernel",
+        "kernel learning on the SLIM-KL datasets vs GPyTorch baselines",
+    ),
     "admm": ("distgp.bench.admm", "agents, rounds, bits and scaling of quantised ADMM"),
     "bkb": ("distgp.bench.bkb", "BKB, batch BKB and exact GP-UCB: time and regret"),
     "faults": ("distgp.bench.faults", "killed and hung agents over Ray: completion and MSE change"),

@@ -78,7 +78,11 @@ def save_json(path: str | None, payload: dict[str, Any]) -> None:
 def update_results(path: str | Path, suite: str, command: str, body: str) -> None:
     """Replace the ``suite`` section of a RESULTS.md file (created if missing)."""
     path = Path(path)
-    text = path.read_text() if path.exists() else "# Benchmark results\n\nLatest tables printed by each `distgp bench` suite.\n"
+    text = (
+        path.read_text()
+        if path.exists()
+        else "# Benchmark results\n\nLatest tables printed by each `distgp bench` suite.\n"
+    )
     start, end = f"<!-- {suite}:start -->", f"<!-- {suite}:end -->"
     section = (
         f"{start}\n## {suite}\n\n`{command}` on {stamp()}, {machine()}.\n\n{body.rstrip()}\n{end}"

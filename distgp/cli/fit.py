@@ -151,7 +151,7 @@ def add_parser(commands) -> None:
     p.add_argument(
         "--resume",
         metavar="DIR",
-        help="continue the interrupted run whose --out was DIR, with its settings (from its checkpoint)",
+        help="continue the interrupted run whose --out was DIR, with its own settings",
     )
     p.set_defaults(handler=run_fit)
 
@@ -167,7 +167,9 @@ def run_fit(args: argparse.Namespace) -> int:
     out = check_output_dir(config.out)
     checkpoint = Checkpoint(out)
     if not args.resume and checkpoint.path.is_file():
-        progress(f"replacing the checkpoint of an interrupted run in {out} (use --resume {out} to continue it)")
+        progress(
+            f"replacing an interrupted run's checkpoint in {out} (--resume {out} would continue it)"
+        )
     shard_column = (
         config.data.shard.split(":", 1)[1] if config.data.shard.startswith("column:") else None
     )
@@ -179,7 +181,8 @@ def run_fit(args: argparse.Namespace) -> int:
         seed=config.seed,
     )
     progress(
-        f"data {dataset.name}: {len(dataset.y_train)} training / {len(dataset.y_test)} test points, "
+        f"data {dataset.name}: {len(dataset.y_train)} training / {len(dataset.y_test)} test "
+        f"points, "
         f"{dataset.dims} input dimension(s)"
     )
     if args.resume:
@@ -229,7 +232,8 @@ def _learn(dataset, config, progress, checkpoint=None, resume=False):
             progress(f"starting {fields['agents']} agent(s) on the {fields['backend']} backend")
         elif event == "setup":
             progress(
-                f"agents ready: {fields['components']} GSMP components over {fields['dims']} dimension(s)"
+                f"agents ready: {fields['components']} GSMP components over "
+                f"{fields['dims']} dimension(s)"
             )
         elif event == "iteration":
             progress(

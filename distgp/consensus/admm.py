@@ -12,7 +12,8 @@ Round ``t`` with agents ``j = 1..N`` and penalty ``rho``:
 
 Primal residual ``r = ||[q_1 .. q_N] - z+ 1^T||_F``, dual residual ``s = rho sqrt(N) ||z+ - z||``;
 stop when both fall below Boyd et al.'s tolerances (widened by the quantiser's resolution at
-``z``, since quantised messages cannot agree more closely) or after ``max_rounds``. Agents that do not
+``z``, since quantised messages cannot agree more closely) or after ``max_rounds``. Agents that
+do not
 answer in a round (dead or late) keep their last upload and their dual; when they come back
 their state is sent once in full (charged at 64 bits per entry).
 """

@@ -21,7 +21,7 @@ TWO_PI = 2.0 * np.pi
 
 
 def envelope(X1: np.ndarray, X2: np.ndarray, variance: np.ndarray) -> np.ndarray:
-    """``exp(-2 pi^2 sum_p v_p (x1_p - x2_p)^2)`` for ``n1 x P`` and ``n2 x P`` inputs -> ``n1 x n2``."""
+    """``exp(-2 pi^2 sum_p v_p (x1_p - x2_p)^2)``: ``n1 x P``, ``n2 x P`` inputs -> ``n1 x n2``."""
     scale = np.sqrt(2.0 * np.pi**2 * variance)
     A, B = X1 * scale, X2 * scale
     sq = (A**2).sum(1)[:, None] + (B**2).sum(1)[None, :] - 2.0 * (A @ B.T)
@@ -29,7 +29,7 @@ def envelope(X1: np.ndarray, X2: np.ndarray, variance: np.ndarray) -> np.ndarray
 
 
 def features(X: np.ndarray, directions: np.ndarray, coef: np.ndarray) -> np.ndarray:
-    """Scaled cosine and sine features ``n x 2J``: ``sqrt(c_j) [cos(2 pi X u_j), sin(2 pi X u_j)]``."""
+    """Scaled features ``n x 2J``: ``sqrt(c_j) [cos(2 pi X u_j), sin(2 pi X u_j)]``."""
     phase = TWO_PI * (X @ directions.T)
     root = np.sqrt(coef)
     return np.hstack((np.cos(phase) * root, np.sin(phase) * root))
@@ -137,7 +137,7 @@ class SubKernelBank:
         A: np.ndarray | None = None,
         alpha: np.ndarray | None = None,
     ) -> tuple[np.ndarray | None, np.ndarray | None]:
-        """``<A, K_m>`` (symmetric ``n x n`` ``A``) and ``alpha^T K_m alpha`` per requested component.
+        """``<A, K_m>`` (symmetric ``n x n`` ``A``) and ``alpha^T K_m alpha`` per component.
 
         Either argument may be omitted; its result is then ``None``. Results follow the order of
         ``components``.

@@ -12,7 +12,8 @@ Two designs:
 * :func:`data_grid` (default): standardised inputs; frequency bounds from the data,
   ``F = n^(1/P) / (2 sqrt(12))`` cycles per standard deviation (the Nyquist frequency of ``n``
   evenly spaced points, whose range is ``sqrt(12)`` standard deviations), so ``F / std_p`` in each
-  raw dimension; a uniform frequency grid on ``[0, F]`` whose spacing sets the bandwidth. For ``P > 1`` each component
+  raw dimension; a uniform frequency grid on ``[0, F]`` whose spacing sets the bandwidth. For
+  ``P > 1`` each component
   carries one frequency in one dimension under a full-dimensional Gaussian envelope, and the
   envelope bandwidth runs over ``levels`` geometric steps from the grid spacing up to ``F_p``, so
   the family holds smooth trends, periodic structure and short length scales alike. ``trend``
@@ -150,7 +151,7 @@ def data_grid(
         return _with_trend(means, variances, np.array([spacing]), trend)
     # Multi-dimensional: per level, one pure envelope plus (Q - 1) frequencies in each dimension.
     per_level = max(1, M // L)
-    Q = max(2, int(round((per_level - 1) / dims)) + 1)
+    Q = max(2, round((per_level - 1) / dims) + 1)
     spacing = F / (Q - 1)
     means, variances = [], []
     for level in range(L):
@@ -184,7 +185,7 @@ def _level_factor(level: int, levels: int, Q: int) -> float:
 
 
 def reference_grid(dims: int, components: int | None = None) -> SpectralGrid:
-    """The SLIM-KL reference grid: raw inputs, ``mu_m = f_m (1, ..., 1)``, ``f = linspace(0, 0.5, M)``."""
+    """The SLIM-KL code's grid: raw inputs, ``mu_m = f_m (1..1)``, ``f = linspace(0, 0.5, M)``."""
     M = default_components(dims) if components is None else int(components)
     if M < 1:
         raise ConfigError(f"components (M) must be at least 1, got {M}")

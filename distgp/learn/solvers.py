@@ -2,7 +2,7 @@
 
 At an SCA iterate ``theta_k`` the log-det term is linearised, and block ``s`` solves::
 
-    min_{theta_s >= lower_s}  y^T C(theta_s, theta_k,-s)^-1 y + b_s^T theta_s + rho/2 ||theta_s - z_s||^2
+    min_{theta_s >= lower} y^T C(theta_s; theta_k)^-1 y + b_s^T theta_s + rho/2 ||theta_s - z_s||^2
 
 with ``b = c + lambda`` (``c_m = tr(C_k^-1 K_m)``, ``lambda`` the ADMM dual; zero outside ADMM).
 Two interchangeable solvers:
