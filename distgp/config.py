@@ -72,7 +72,7 @@ class BackendConfig:
     name: str | None = None  # inline | ray; default inline for 1 agent, ray otherwise
     address: str | None = None
     cpus_per_agent: float | None = None
-    round_timeout: float | None = None
+    round_timeout: float | None = 600.0  # seconds; a slower agent is left out of the round
 
 
 @dataclass

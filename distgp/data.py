@@ -21,6 +21,7 @@ import numpy as np
 from distgp.exceptions import InputDataError
 
 MAT_KEYS = ("xtrain", "ytrain", "xtest", "ytest")
+_RELATIVE_TINY = 1e-12  # spreads below this fraction of the mean are rounding noise
 BUILTINS = ("co2",)
 
 
@@ -334,43 +335,53 @@ def _load_co2(test_fraction: float | None) -> Dataset:
 class ShardSummary:
     """Aggregate statistics of one shard: all an agent reveals about its data before learning.
 
-    Only moments: no data point (not even an extreme one) can be read off a summary.
+    Only counts, means and sums of squared deviations (merged with Chan et al.'s parallel
+    formulas, stable for data far from zero): no data point, not even an extreme one, can be read
+    off a summary.
 
     Attributes:
         n: number of points.
-        x_sum, x_sumsq: per-input-dimension sums and sums of squares (P).
-        y_sum, y_sumsq: sum and sum of squares of the outputs.
+        x_mean, x_m2: per-input-dimension means and sums of squared deviations (P).
+        y_mean, y_m2: mean and sum of squared deviations of the outputs.
     """
 
     n: int
-    x_sum: np.ndarray
-    x_sumsq: np.ndarray
-    y_sum: float
-    y_sumsq: float
+    x_mean: np.ndarray
+    x_m2: np.ndarray
+    y_mean: float
+    y_m2: float
 
     @classmethod
     def of(cls, X: np.ndarray, y: np.ndarray) -> ShardSummary:
+        x_mean = X.mean(0)
+        y_mean = float(y.mean())
         return cls(
             n=int(X.shape[0]),
-            x_sum=X.sum(0),
-            x_sumsq=(X**2).sum(0),
-            y_sum=float(y.sum()),
-            y_sumsq=float((y**2).sum()),
+            x_mean=x_mean,
+            x_m2=((X - x_mean) ** 2).sum(0),
+            y_mean=y_mean,
+            y_m2=float(((y - y_mean) ** 2).sum()),
         )
 
     @property
     def dims(self) -> int:
-        return int(self.x_sum.shape[0])
+        return int(self.x_mean.shape[0])
 
     @classmethod
     def merge(cls, parts: list[ShardSummary]) -> ShardSummary:
-        return cls(
-            n=sum(p.n for p in parts),
-            x_sum=np.sum([p.x_sum for p in parts], axis=0),
-            x_sumsq=np.sum([p.x_sumsq for p in parts], axis=0),
-            y_sum=sum(p.y_sum for p in parts),
-            y_sumsq=sum(p.y_sumsq for p in parts),
-        )
+        total = parts[0]
+        for part in parts[1:]:
+            n = total.n + part.n
+            dx = part.x_mean - total.x_mean
+            dy = part.y_mean - total.y_mean
+            total = cls(
+                n=n,
+                x_mean=total.x_mean + dx * part.n / n,
+                x_m2=total.x_m2 + part.x_m2 + dx**2 * total.n * part.n / n,
+                y_mean=total.y_mean + dy * part.n / n,
+                y_m2=total.y_m2 + part.y_m2 + dy**2 * total.n * part.n / n,
+            )
+        return total
 
 
 @dataclass(frozen=True)
@@ -384,19 +395,18 @@ class Scaler:
 
     @classmethod
     def from_summary(cls, s: ShardSummary, standardize_inputs: bool = True) -> Scaler:
-        x_mean = s.x_sum / s.n
-        x_var = np.maximum(s.x_sumsq / s.n - x_mean**2, 0.0)
-        x_scale = np.sqrt(x_var)
-        x_scale = np.where(x_scale > 1e-12 * np.maximum(1.0, np.abs(x_mean)), x_scale, 1.0)
+        x_mean = np.asarray(s.x_mean, float)
+        x_scale = np.sqrt(np.asarray(s.x_m2, float) / s.n)
+        # A column that does not vary beyond rounding keeps unit scale (it carries no signal).
+        x_scale = np.where((x_scale > 0) & (x_scale > _RELATIVE_TINY * np.abs(x_mean)), x_scale, 1.0)
         if not standardize_inputs:
             x_mean, x_scale = np.zeros_like(x_mean), np.ones_like(x_scale)
-        y_mean = s.y_sum / s.n
-        y_var = max(s.y_sumsq / s.n - y_mean**2, 0.0)
-        if not y_var > 1e-24 * max(1.0, y_mean**2):
+        y_scale = float(np.sqrt(s.y_m2 / s.n))
+        if not (y_scale > 0 and y_scale > _RELATIVE_TINY * abs(s.y_mean)):
             raise InputDataError(
-                "training outputs y have (numerically) zero variance; nothing to learn"
+                "training outputs y have (numerically) zero variance; there is nothing to learn"
             )
-        return cls(np.asarray(x_mean), np.asarray(x_scale), float(y_mean), float(np.sqrt(y_var)))
+        return cls(x_mean, x_scale, float(s.y_mean), y_scale)
 
     def x(self, X: np.ndarray) -> np.ndarray:
         return (X - self.x_mean) / self.x_scale

@@ -138,10 +138,7 @@ def fit(
             raise ModelFileError("the checkpoint was written with other settings; start a new run")
     report = report or (lambda event, fields: None)
     c = config.consensus
-    method = "column" if config.data.shard.startswith("column:") else config.data.shard
-    shards = shard_indices(len(y), c.agents, method, groups, config.seed)
-    if backend is None and config.backend_name == "ray":
-        check_ray_address(config.backend.address)
+    shards = preflight(config, len(y), groups, check_address=backend is None)
     backend = backend or make_backend(
         config.backend_name,
         config.backend.address,
@@ -171,7 +168,7 @@ def fit(
             rho = float(np.mean([len(idx) for idx in shards]))  # curvature scale of l_j
             run = _admm(backend, theta0, config, settings, setup_args, rho, report, saver, saved)
         theta = run["theta"]
-        losses = _answers(backend.broadcast("evaluate", theta))
+        losses = _evaluate(backend, theta, setup_args, run["events"])
         seconds = saver.elapsed()
         nodes = backend.nodes()
     n_total = len(y)
@@ -203,6 +200,21 @@ def fit(
     )
 
 
+def preflight(
+    config: FitConfig, n: int, groups: np.ndarray | None = None, check_address: bool = True
+) -> list[np.ndarray]:
+    """Checks that need the data size but no agent: sharding and the Ray address.
+
+    Returns:
+        The training indices of each agent's shard.
+    """
+    method = "column" if config.data.shard.startswith("column:") else config.data.shard
+    shards = shard_indices(n, config.consensus.agents, method, groups, config.seed)
+    if check_address and config.backend_name == "ray":
+        check_ray_address(config.backend.address)
+    return shards
+
+
 def _answers(replies: dict[int, Any]) -> dict[int, Any]:
     """Results of a call every agent must answer (set-up, evaluation)."""
     failed = [r for r in replies.values() if isinstance(r, AgentFailure)]
@@ -231,6 +243,18 @@ class _Saver:
     def __call__(self, state: dict[str, Any]) -> None:
         if self.checkpoint is not None:
             self.checkpoint.save(self.config, {**state, "seconds": self.elapsed()})
+
+
+def _evaluate(backend: Backend, theta: np.ndarray, setup_args: tuple, events: list[str]) -> dict:
+    """Every agent's local objective at the final weights; a dead agent is rebuilt once."""
+    replies = backend.broadcast("evaluate", theta)
+    for j, reply in list(replies.items()):
+        if isinstance(reply, AgentFailure):
+            backend.recover(j)
+            _answers(backend.call("setup", {j: setup_args}))
+            replies[j] = backend.call("evaluate", {j: (theta,)})[j]
+            events.append(f"evaluation: agent {j} {reply.reason}; restarted from its shard")
+    return _answers(replies)
 
 
 def _single_agent(

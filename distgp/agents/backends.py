@@ -28,7 +28,7 @@ from distgp.agents.agent import Agent
 from distgp.exceptions import BackendError, ConfigError
 
 BACKENDS = ("inline", "ray")
-RECOVER_TIMEOUT = 120.0  # seconds a replacement actor may take to start (process and imports)
+START_TIMEOUT = 120.0  # seconds an agent's actor may take to start (scheduling, process, imports)
 
 
 @dataclass(frozen=True)
@@ -183,6 +183,7 @@ class RayBackend(Backend):
 
     def start(self, shards):
         import ray
+        from ray.exceptions import GetTimeoutError
 
         self._connect()
         self._shards = list(shards)
@@ -195,7 +196,14 @@ class RayBackend(Backend):
         self._remote = ray.remote(actor)
         self._refs = [(ray.put(X), ray.put(y)) for X, y in self._shards]
         self._actors = [self._spawn(j) for j in range(len(shards))]
-        self._nodes = [str(n) for n in ray.get([a.node_id.remote() for a in self._actors])]
+        try:
+            nodes = ray.get([a.node_id.remote() for a in self._actors], timeout=START_TIMEOUT)
+        except GetTimeoutError:
+            raise BackendError(
+                f"the {len(shards)} agents did not start within {START_TIMEOUT:g} s (each needs "
+                f"{share:g} CPU, the cluster has {total:g}); lower --cpus-per-agent or add nodes"
+            ) from None
+        self._nodes = [str(n) for n in nodes]
 
     def _spawn(self, j: int):
         options: dict[str, Any] = {
@@ -247,7 +255,7 @@ class RayBackend(Backend):
             ray.kill(self._actors[agent], no_restart=True)
         self._actors[agent] = self._spawn(agent)
         try:
-            node = ray.get(self._actors[agent].node_id.remote(), timeout=RECOVER_TIMEOUT)
+            node = ray.get(self._actors[agent].node_id.remote(), timeout=START_TIMEOUT)
         except (GetTimeoutError, RayActorError) as exc:
             raise BackendError(
                 f"replacement of agent {agent} did not start ({type(exc).__name__})"

@@ -22,8 +22,10 @@ import time
 from typing import Any
 
 from distgp.bench.report import add_common_arguments, data_dir, markdown_table, save_json
+from distgp.cli.common import number, positive_int
 
 TARGET_MSE_CHANGE = 0.02
+HANG_ROUND = 3  # the round in which the hung agent sleeps
 DATASET = "airfoil600.mat"
 COLUMNS = (
     "scenario",
@@ -45,15 +47,31 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help=f"data source of the fits (default: {DATASET} in the data folder)",
     )
     parser.add_argument("--data-dir", metavar="DIR", help="SLIM-KL data folder")
-    parser.add_argument("--agents", type=int, default=4, help="agents per run (default 4)")
-    parser.add_argument("--runs", type=int, help="seeded runs with a killed agent (default 10)")
-    parser.add_argument("--rounds", type=int, help="ADMM round cap (default 50)")
+    parser.add_argument(
+        "--agents",
+        type=positive_int,
+        default=4,
+        metavar="N",
+        help="agents per run, at least 2 (default 4)",
+    )
+    parser.add_argument(
+        "--runs",
+        type=positive_int,
+        metavar="N",
+        help="seeded runs with a killed agent (default 10)",
+    )
+    parser.add_argument(
+        "--rounds", type=positive_int, metavar="R", help="ADMM round cap (default 50)"
+    )
     parser.add_argument(
         "--round-timeout",
-        type=float,
+        type=number,
+        metavar="SEC",
         help="seconds before a round goes on without an agent (default 10)",
     )
-    parser.add_argument("--seed", type=int, default=0, help="seed of the fault schedule")
+    parser.add_argument(
+        "--seed", type=int, default=0, metavar="S", help="seed of the fault schedule"
+    )
     parser.add_argument(
         "--address", metavar="ADDR", help="run on this Ray cluster (default: a local instance)"
     )
@@ -80,7 +98,12 @@ def run(args: argparse.Namespace) -> int:
 
     from distgp.bench.report import update_results
     from distgp.data import load_dataset
+    from distgp.exceptions import BackendError, ConfigError
 
+    if args.agents < 2:
+        raise ConfigError(f"--agents must be at least 2 (one is killed), got {args.agents}")
+    if args.round_timeout is not None and not args.round_timeout > 0:
+        raise ConfigError(f"--round-timeout must be positive, got {args.round_timeout}")
     runs = args.runs or (3 if args.quick else 10)
     rounds = args.rounds or (20 if args.quick else 50)
     timeout = args.round_timeout or (5.0 if args.quick else 10.0)
@@ -92,17 +115,20 @@ def run(args: argparse.Namespace) -> int:
 
     started = not ray.is_initialized()
     if started:
-        ray.init(
-            address=args.address,
-            num_cpus=None if args.address else os.cpu_count(),
-            include_dashboard=False,
-            log_to_driver=False,
-            configure_logging=False,
-        )
+        try:
+            ray.init(
+                address=args.address,
+                num_cpus=None if args.address else os.cpu_count(),
+                include_dashboard=False,
+                log_to_driver=False,
+                configure_logging=False,
+            )
+        except (ConnectionError, RuntimeError, ValueError) as exc:
+            raise BackendError(f"cannot start or reach Ray ({exc})") from None
     try:
         clean = one()
         if not clean["completed"]:
-            raise RuntimeError(f"the clean run failed: {clean['error']}")
+            raise BackendError(f"the clean run failed: {clean['error']}")
         rng = np.random.default_rng(args.seed)
         killed = []
         for i in range(runs):
@@ -114,7 +140,7 @@ def run(args: argparse.Namespace) -> int:
                 f"{_describe(killed[-1], clean)}",
                 flush=True,
             )
-        hang_round = min(3, clean["rounds"])
+        hang_round = min(HANG_ROUND, clean["rounds"])
         hung = one(agent_class=hanging_agent(0, hang_round, 20 * timeout))
         hung["hang_round"] = hang_round
         print(f"hung run: agent 0 in round {hang_round}: {_describe(hung, clean)}", flush=True)

@@ -145,7 +145,7 @@ def add_parser(commands) -> None:
         "--round-timeout",
         type=number,
         metavar="SEC",
-        help="skip agents that take longer in a round",
+        help="leave out of a round an agent slower than this (default 600)",
     )
     p.add_argument("--no-plots", action="store_true", help="do not write figures")
     p.add_argument(
@@ -159,6 +159,7 @@ def add_parser(commands) -> None:
 def run_fit(args: argparse.Namespace) -> int:
     from distgp.checkpoint import Checkpoint
     from distgp.data import load_dataset
+    from distgp.driver import preflight
     from distgp.io import check_output_dir
 
     config = _resumed_config(args) if args.resume else _config(args)
@@ -180,6 +181,7 @@ def run_fit(args: argparse.Namespace) -> int:
         shard_column=shard_column,
         seed=config.seed,
     )
+    preflight(config, len(dataset.y_train), dataset.groups_train)
     progress(
         f"data {dataset.name}: {len(dataset.y_train)} training / {len(dataset.y_test)} test "
         f"points, "

@@ -1,0 +1,235 @@
+#!/usr/bin/env bash
+# Start a real two-node Ray cluster on this host, run `distgp fit` with 4 agents on it, check that
+# the agents ran on both nodes, and stop both nodes again (always: on success, failure or signal).
+#
+# Usage: cluster/loopback.sh [DATA] [OUT]
+#   DATA  data source of `distgp fit` (default: builtin:co2)
+#   OUT   output folder of the fit (default: inside the temporary directory, removed at exit)
+# Environment:
+#   LOOPBACK_LIMIT    seconds before the whole run is aborted (default 240)
+#   LOOPBACK_AGENTS   agents of the fit (default 4)
+#   LOOPBACK_ROUNDS   ADMM round cap of the fit (default 20)
+#   LOOPBACK_KEEP=1   keep the temporary directory (Ray logs, not the token) for debugging
+#   PYTHON            interpreter with ray and distgp (default: python); `ray` and `distgp` are
+#                     taken from PATH
+#
+# Token authentication stays on: a fresh token is written to a private file in the temporary
+# directory (mode 600, never printed) and both nodes and the driver read it through
+# RAY_AUTH_MODE=token and RAY_AUTH_TOKEN_PATH. Each node has its own ports and --temp-dir, so the
+# run touches neither ~/.ray/auth_token nor /tmp/ray and does not collide with other Ray instances.
+# Ray advertises the host's primary address even when given 127.0.0.1, but every connection stays
+# on this host. Exit status 0 when the fit ran on two distinct nodes.
+set -euo pipefail
+
+DATA="${1:-builtin:co2}"
+LIMIT="${LOOPBACK_LIMIT:-240}"
+AGENTS="${LOOPBACK_AGENTS:-4}"
+ROUNDS="${LOOPBACK_ROUNDS:-20}"
+PYTHON="${PYTHON:-python}"
+STOP_GRACE=30 # seconds the nodes get to drain and exit after SIGTERM
+
+export RAY_USAGE_STATS_ENABLED=0 OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1
+
+TMP="$(mktemp -d /tmp/dgplb.XXXXXX)" # short: Ray's unix socket paths must stay under 108 bytes
+OUT="${2:-$TMP/out}"
+MARK="DISTGP_LOOPBACK_ID=$TMP" # set on both nodes; all their processes inherit it
+HEAD_PID=""
+WORKER_PID=""
+CHILD_PID="" # the client process being waited for (readiness check, fit)
+WATCHDOG_PID=""
+
+log() { printf '[loopback %(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
+
+# A block of $1 consecutive free TCP ports, space-separated.
+free_ports() {
+    "$PYTHON" - "$1" <<'PY'
+import random
+import socket
+import sys
+
+
+def free(port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind(("", port))
+        except OSError:
+            return False
+    return True
+
+
+need = int(sys.argv[1])
+for _ in range(200):
+    base = random.randrange(20000, 60000 - need)
+    if all(free(p) for p in range(base, base + need)):
+        print(" ".join(str(p) for p in range(base, base + need)))
+        break
+else:
+    sys.exit("no free block of ports found")
+PY
+}
+
+# PIDs of the processes that carry $MARK (Ray's worker processes start in their own sessions).
+stragglers() {
+    local env_file pid
+    for env_file in /proc/[0-9]*/environ; do
+        pid="${env_file#/proc/}"
+        pid="${pid%/environ}"
+        if { tr '\0' '\n' <"$env_file" | grep -qxF "$MARK"; } 2>/dev/null; then
+            echo "$pid"
+        fi
+    done
+}
+
+# Ask the nodes' `ray start --block` processes to drain and stop their node; wait until they
+# have exited, then kill what is left of their process groups (started with setsid).
+stop_nodes() {
+    local pid waited=0
+    for pid in "$@"; do
+        kill -TERM "$pid" 2>/dev/null || true
+    done
+    for pid in "$@"; do
+        while kill -0 "$pid" 2>/dev/null && ((waited < STOP_GRACE)); do
+            sleep 1
+            waited=$((waited + 1))
+        done
+        kill -KILL -- "-$pid" 2>/dev/null || true
+    done
+}
+
+cleanup() {
+    local status=$? left
+    trap - EXIT
+    trap '' INT TERM # finish stopping the nodes even when signalled again
+    if [[ -n "$WATCHDOG_PID" ]]; then
+        kill "$WATCHDOG_PID" 2>/dev/null || true
+    fi
+    if [[ -n "$CHILD_PID" ]] && kill -0 "$CHILD_PID" 2>/dev/null; then
+        kill -TERM "$CHILD_PID" 2>/dev/null || true
+        sleep 2
+        kill -KILL "$CHILD_PID" 2>/dev/null || true
+    fi
+    log "stopping the Ray nodes"
+    # shellcheck disable=SC2086
+    stop_nodes $WORKER_PID $HEAD_PID
+    for _ in 1 2 3 4 5; do
+        left="$(stragglers)"
+        [[ -z "$left" ]] && break
+        # shellcheck disable=SC2086
+        kill -KILL $left 2>/dev/null || true
+        sleep 1
+    done
+    left="$(stragglers)"
+    if [[ -n "$left" ]]; then
+        log "processes left behind: $left"
+        status=1
+    fi
+    if [[ "${LOOPBACK_KEEP:-0}" == 1 ]]; then
+        rm -f "$TMP/auth_token"
+        log "kept $TMP"
+    else
+        rm -rf "$TMP"
+    fi
+    log "done (exit $status)"
+    exit "$status"
+}
+trap cleanup EXIT
+trap 'log "interrupted"; exit 130' INT TERM
+
+# The whole run is bounded: the watchdog signals this script, whose trap stops the nodes.
+(
+    trap - EXIT INT
+    trap 'kill "$sleeper" 2>/dev/null; exit 0' TERM
+    sleep "$LIMIT" &
+    sleeper=$!
+    wait "$sleeper"
+    log "time limit of $LIMIT s reached"
+    kill -TERM $$ 2>/dev/null
+) &
+WATCHDOG_PID=$!
+
+# 9 named ports for the head, 7 for the second node, 32 worker ports for each node.
+read -r -a PORTS <<<"$(free_ports $((16 + 2 * 32)))"
+GCS_PORT=${PORTS[0]}
+
+(
+    umask 077
+    "$PYTHON" -c 'import secrets; print(secrets.token_hex(32))' >"$TMP/auth_token"
+)
+unset RAY_AUTH_TOKEN RAY_ADDRESS # RAY_AUTH_TOKEN would take precedence over the file
+export RAY_AUTH_MODE=token RAY_AUTH_TOKEN_PATH="$TMP/auth_token"
+
+common=(--block --node-ip-address=127.0.0.1 --num-cpus=1 --object-store-memory=134217728
+    --disable-usage-stats)
+log "starting the head node on 127.0.0.1:$GCS_PORT"
+env "$MARK" setsid ray start --head "${common[@]}" --port="$GCS_PORT" --temp-dir="$TMP/head" \
+    --include-dashboard=false --dashboard-host=127.0.0.1 --dashboard-port="${PORTS[1]}" \
+    --ray-client-server-port="${PORTS[2]}" --node-manager-port="${PORTS[3]}" \
+    --object-manager-port="${PORTS[4]}" --dashboard-agent-listen-port="${PORTS[5]}" \
+    --dashboard-agent-grpc-port="${PORTS[6]}" --metrics-export-port="${PORTS[7]}" \
+    --runtime-env-agent-port="${PORTS[8]}" \
+    --min-worker-port="${PORTS[16]}" --max-worker-port="${PORTS[47]}" \
+    >"$TMP/head.log" 2>&1 </dev/null &
+HEAD_PID=$!
+
+for _ in $(seq 90); do
+    grep -qs "Ray runtime started" "$TMP/head.log" && break
+    kill -0 "$HEAD_PID" 2>/dev/null || break
+    sleep 1
+done
+if ! grep -q "Ray runtime started" "$TMP/head.log"; then
+    tail -20 "$TMP/head.log" >&2
+    log "the head node did not start"
+    exit 1
+fi
+
+log "starting the second node"
+env "$MARK" setsid ray start --address="127.0.0.1:$GCS_PORT" "${common[@]}" \
+    --temp-dir="$TMP/worker" \
+    --node-manager-port="${PORTS[9]}" --object-manager-port="${PORTS[10]}" \
+    --dashboard-agent-listen-port="${PORTS[11]}" --dashboard-agent-grpc-port="${PORTS[12]}" \
+    --metrics-export-port="${PORTS[13]}" --runtime-env-agent-port="${PORTS[14]}" \
+    --min-worker-port="${PORTS[48]}" --max-worker-port="${PORTS[79]}" \
+    >"$TMP/worker.log" 2>&1 </dev/null &
+WORKER_PID=$!
+
+"$PYTHON" - "127.0.0.1:$GCS_PORT" <<'PY' &
+import sys
+import time
+
+import ray
+
+ray.init(address=sys.argv[1], log_to_driver=False, configure_logging=False)
+deadline = time.monotonic() + 90
+while time.monotonic() < deadline:
+    alive = [n for n in ray.nodes() if n["Alive"] and n["Resources"].get("CPU")]
+    if len(alive) >= 2:
+        print(f"cluster up: {len(alive)} nodes, {ray.cluster_resources()['CPU']:.0f} CPUs")
+        sys.exit(0)
+    time.sleep(1)
+sys.exit("the second node did not join within 90 s")
+PY
+CHILD_PID=$!
+if ! wait "$CHILD_PID"; then
+    tail -20 "$TMP/worker.log" >&2
+    exit 1
+fi
+
+log "distgp fit --data $DATA --agents $AGENTS on the cluster"
+distgp fit --data "$DATA" --agents "$AGENTS" --rounds "$ROUNDS" --backend ray \
+    --address "127.0.0.1:$GCS_PORT" --round-timeout 60 --no-plots --quiet --out "$OUT" &
+CHILD_PID=$!
+wait "$CHILD_PID"
+
+"$PYTHON" - "$OUT/metrics.json" <<'PY'
+import json
+import sys
+
+with open(sys.argv[1]) as f:
+    metrics = json.load(f)
+nodes = metrics["nodes"]
+print(f"nodes: {nodes}")
+print(f"mse: {metrics['mse']:.6g}  rounds: {metrics['rounds']}  events: {metrics['events']}")
+if len(set(nodes)) != 2:
+    sys.exit(f"FAIL: expected the agents on 2 distinct nodes, got {len(set(nodes))}")
+print("OK: agents ran on 2 nodes")
+PY

@@ -1,0 +1,201 @@
+"""The bad-input suite: every case ends in one line naming the problem and the fix, exit status 2
+(a DistGPError from the Python API), no traceback and no output files.
+
+``python tests/test_bad_input.py`` prints the table of cases (case, expected, seen).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import scipy.io
+
+from distgp import GSMPRegressor
+from distgp.cli import main
+from distgp.exceptions import ConfigError, DistGPError, InputDataError, NotFittedError
+
+
+def _mat(path: Path, **arrays) -> str:
+    scipy.io.savemat(path, arrays)
+    return str(path)
+
+
+def make_files(folder: Path) -> dict[str, str]:
+    """Every bad (and one good) input file the cases refer to, by name."""
+    folder.mkdir(parents=True, exist_ok=True)
+    x = np.arange(1.0, 21.0)[:, None]
+    y = np.sin(x[:, 0])
+    files = {
+        "good": _mat(folder / "good.mat", xtrain=x[:16], ytrain=y[:16, None], xtest=x[16:], ytest=y[16:, None]),
+        "wrongkeys": _mat(folder / "wrongkeys.mat", X=x, Y=y),
+        "nan": _mat(folder / "nan.mat", xtrain=x, ytrain=np.r_[np.nan, y[1:]][:, None], xtest=x, ytest=y[:, None]),
+        "mismatch": _mat(folder / "mismatch.mat", xtrain=x, ytrain=y[:7, None], xtest=x, ytest=y[:, None]),
+        "single": _mat(folder / "single.mat", xtrain=x[:1], ytrain=y[:1, None], xtest=x, ytest=y[:, None]),
+        "small": _mat(folder / "small.mat", xtrain=x[:6], ytrain=y[:6, None], xtest=x, ytest=y[:, None]),
+        "constant": _mat(folder / "constant.mat", xtrain=x, ytrain=np.full((20, 1), 3.0), xtest=x, ytest=y[:, None]),
+    }
+    text = {
+        "empty.csv": "",
+        "header_only.csv": "a,b,y\n",
+        "text_column.csv": "a,b,y\n" + "".join(f"{i},red,{i * 0.5}\n" for i in range(10)),
+        "no_header.csv": "".join(f"{i},{i * 2},{i * 0.5}\n" for i in range(10)),
+        "inf.csv": "a,y\n" + "".join(f"{'inf' if i == 3 else i},{i * 0.5}\n" for i in range(10)),
+        "table.csv": "a,site,y\n" + "".join(f"{i},{i % 3},{np.sin(i)}\n" for i in range(30)),
+        "notes.txt": "hello\n",
+        "bad_key.yaml": "learn:\n  speed: 3\n",
+        "bad_type.yaml": "kernel:\n  components: many\n",
+        "bad_syntax.yaml": "kernel: [components: 3\n",
+        "foreign.npz": None,
+        "corrupt.npz": "not a zip file",
+        "a_file": "occupied\n",
+    }
+    for name, content in text.items():
+        path = folder / name
+        if content is not None:
+            path.write_text(content)
+        files[name.split(".")[0]] = str(path)
+    np.savez(folder / "foreign.npz", a=np.ones(3))
+    return files
+
+
+# case -> (command line with {file} placeholders, text the one error line must contain)
+CLI_CASES = {
+    "fit: missing data file": ("fit --data {folder}/missing.mat", "does not exist"),
+    "fit: .mat with wrong keys": ("fit --data {wrongkeys}", "lacks xtrain"),
+    "fit: NaN in y": ("fit --data {nan}", "NaN"),
+    "fit: inf in X (CSV)": ("fit --data {inf}", "NaN or infinite"),
+    "fit: mismatched lengths": ("fit --data {mismatch}", "have 7"),
+    "fit: fewer than 2 training points": ("fit --data {single}", "at least 2"),
+    "fit: a single distinct y value": ("fit --data {constant}", "single distinct value"),
+    "fit: empty CSV file": ("fit --data {empty}", "is empty"),
+    "fit: CSV with a header only": ("fit --data {header_only}", "no data rows"),
+    "fit: CSV with a non-numeric column": ("fit --data {text_column}", "not numeric"),
+    "fit: CSV without a header row": ("fit --data {no_header}", "no header row"),
+    "fit: unsupported file type": ("fit --data {notes}", "unsupported type"),
+    "fit: unknown built-in dataset": ("fit --data builtin:sunspots", "unknown built-in"),
+    "fit: test fraction >= 1": ("fit --data {table} --test-fraction 1.5", "test_fraction"),
+    "fit: unknown config key": ("fit --config {bad_key}", "unknown config key learn.speed"),
+    "fit: config value of the wrong type": ("fit --config {bad_type}", "must be an integer"),
+    "fit: config file with broken YAML": ("fit --config {bad_syntax}", "not valid YAML"),
+    "fit: missing config file": ("fit --config {folder}/none.yaml", "does not exist"),
+    "fit: M < 1": ("fit --data {good} --components 0", "at least 1"),
+    "fit: agents < 1": ("fit --data {good} --agents 0", "at least 1"),
+    "fit: more agents than points": ("fit --data {small} --agents 4 --backend inline", "use at most 3"),
+    "fit: bits outside 1..32": ("fit --data {good} --agents 2 --bits 33 --backend inline", "1..32"),
+    "fit: delta <= 0": ("fit --data {good} --agents 2 --delta -0.5 --backend inline", "positive"),
+    "fit: shard column that does not exist": ("fit --data {table} --shard column:region", "shard column 'region'"),
+    "fit: unreachable --address": ("fit --data {good} --agents 2 --address 127.0.0.1:9", "cannot reach"),
+    "fit: malformed --address": ("fit --data {good} --agents 2 --address nowhere", "not HOST:PORT"),
+    "fit: --address with the inline backend": ("fit --data {good} --backend inline --address auto", "ray backend"),
+    "fit: --out is a file": ("fit --data {good} --out {a_file}", "not a folder"),
+    "fit: --resume without a checkpoint": ("fit --resume {folder}", "nothing to resume"),
+    "fit: non-numeric flag value": ("fit --agents many", "--agents"),
+    "predict: model file missing": ("predict --model {folder}/none.npz --data {good}", "does not exist"),
+    "predict: corrupt model file": ("predict --model {corrupt} --data {good}", "cannot read"),
+    "predict: foreign .npz": ("predict --model {foreign} --data {good}", "not a distgp model"),
+    "predict: data with other columns": ("predict --model {model} --data {table}", "expects 1"),
+}
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("bad-input")
+    found = make_files(folder)
+    found["folder"] = str(folder)
+    found["model"] = str(folder / "model" / "model.npz")
+    assert main(["fit", "--data", found["good"], "--components", "20", "--out", str(folder / "model"), "--quiet", "--no-plots"]) == 0
+    return found
+
+
+def run_case(argv: list[str]) -> tuple[int, str]:
+    """Run the CLI in-process; return (exit status, stderr)."""
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+        try:
+            code = main(argv)
+        except SystemExit as exc:  # argparse usage errors
+            code = int(exc.code)
+    return code, err.getvalue()
+
+
+@pytest.mark.parametrize("case", list(CLI_CASES))
+def test_cli_bad_input(case, files, tmp_path):
+    template, needle = CLI_CASES[case]
+    argv = template.format(**files).split()
+    out = tmp_path / "out"
+    if "--out" not in argv and argv[0] in ("fit", "predict") and "--resume" not in argv:
+        argv += ["--out", str(out)]
+    code, err = run_case(argv)
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert code == 2, err
+    assert len(lines) == 1 and needle in lines[0], err
+    assert "Traceback" not in err
+    assert not out.exists() or not any(out.iterdir())
+
+
+API_CASES = {
+    "API: NaN in X": (lambda: GSMPRegressor().fit([[0.0], [np.nan], [1.0]], [1.0, 2.0, 3.0]), InputDataError),
+    "API: y of another length": (lambda: GSMPRegressor().fit(np.zeros((4, 1)), np.ones(3)), InputDataError),
+    "API: M < 1": (lambda: GSMPRegressor(components=0).fit(np.arange(6.0)[:, None], np.arange(6.0) ** 2), ConfigError),
+    "API: unknown solver": (lambda: GSMPRegressor(solver="magic").fit(np.arange(6.0)[:, None], np.arange(6.0)), ConfigError),
+    "API: predict before fit": (lambda: GSMPRegressor().predict(np.zeros((2, 1))), NotFittedError),
+    "API: 3-D input": (lambda: GSMPRegressor().fit(np.zeros((2, 2, 2)), np.ones(2)), InputDataError),
+}
+
+
+@pytest.mark.parametrize("case", list(API_CASES))
+def test_api_bad_input(case):
+    call, error = API_CASES[case]
+    with pytest.raises(error) as info:
+        call()
+    assert isinstance(info.value, DistGPError)
+    assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize("scale", [1e-12, 1.0, 1e12])
+def test_huge_and_tiny_scales_give_the_same_model(scale):
+    x = np.arange(40.0)[:, None]
+    y = np.sin(2 * np.pi * x[:, 0] / 10.0) + 0.05 * np.random.default_rng(0).normal(size=40)
+    base = GSMPRegressor(components=40, max_iterations=60).fit(x, y).predict(x[:5])
+    scaled = GSMPRegressor(components=40, max_iterations=60).fit(x * scale + 7 * scale, y * scale + scale)
+    assert np.allclose((scaled.predict(x[:5] * scale + 7 * scale) - scale) / scale, base, rtol=1e-5, atol=1e-6)
+
+
+def test_duplicated_inputs_are_handled():
+    x = np.repeat(np.arange(15.0), 3)[:, None]
+    y = np.sin(x[:, 0]) + 0.1 * np.random.default_rng(1).normal(size=45)
+    model = GSMPRegressor(components=30, max_iterations=50).fit(x, y)
+    mean, std = model.predict(x[:3], return_std=True)
+    assert np.all(np.isfinite(mean)) and np.all(std > 0)
+
+
+if __name__ == "__main__":  # print the report table
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        found = make_files(folder)
+        found["folder"] = str(folder)
+        found["model"] = str(folder / "model" / "model.npz")
+        main(["fit", "--data", found["good"], "--components", "20", "--out", str(folder / "model"), "--quiet", "--no-plots"])
+        print("| case | expected | seen |\n|---|---|---|")
+        for case, (template, needle) in CLI_CASES.items():
+            argv = template.format(**found).split()
+            if "--out" not in argv and "--resume" not in argv:
+                argv += ["--out", str(folder / "out")]
+            code, err = run_case(argv)
+            seen = err.strip().splitlines()[-1] if err.strip() else ""
+            print(f"| {case} | exit 2, one line with '{needle}' | exit {code}: {seen} |")
+        for case, (call, error) in API_CASES.items():
+            try:
+                call()
+                seen = "no error"
+            except DistGPError as exc:
+                seen = f"{type(exc).__name__}: {exc}"
+            print(f"| {case} | {error.__name__} | {seen} |")
+        sys.exit(0)

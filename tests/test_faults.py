@@ -1,0 +1,102 @@
+"""Agent faults over Ray during a real ``distgp.driver.fit``: a killed agent, a hung agent.
+
+All fits use the session Ray instance (``ray_local``), the same data and seed; a fault may change
+the test MSE only slightly, since the replacement agent is warm-started from its last upload.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+
+from distgp.agents import backends
+from distgp.agents.backends import RayBackend
+from distgp.bench.faults import hanging_agent
+from distgp.config import FitConfig
+from distgp.driver import FitResult, fit
+from distgp.exceptions import BackendError, ConfigError
+from tests.helpers import sinusoids
+
+AGENTS = 4
+ROUND_TIMEOUT = 5.0  # a normal round takes well under 0.5 s
+MSE_TOLERANCE = 0.05
+
+
+def _data():
+    X, y = sinusoids(200, seed=1)
+    test = np.random.default_rng(0).permutation(len(y))[:50]
+    train = np.setdiff1d(np.arange(len(y)), test)
+    return X[train], y[train], X[test], y[test]
+
+
+def _fit(backend: RayBackend, report=None) -> tuple[FitResult, float, float]:
+    """Fit over ``backend``; return the result, the test MSE and the wall time."""
+    X, y, X_test, y_test = _data()
+    config = FitConfig()
+    config.backend.name = "ray"
+    config.consensus.agents = AGENTS
+    config.kernel.components = 60
+    tic = time.perf_counter()
+    result = fit(X, y, config, report=report, backend=backend)
+    seconds = time.perf_counter() - tic
+    mse = float(np.mean((result.model.predict(X_test) - y_test) ** 2))
+    return result, mse, seconds
+
+
+@pytest.fixture(scope="module")
+def clean(ray_local) -> tuple[FitResult, float, float]:
+    return _fit(RayBackend(round_timeout=ROUND_TIMEOUT))
+
+
+def test_agent_class_must_be_an_agent():
+    with pytest.raises(ConfigError, match="subclass of Agent"):
+        RayBackend(agent_class=dict)
+
+
+def test_agents_that_cannot_be_scheduled_fail_with_one_clear_error(ray_local, monkeypatch):
+    monkeypatch.setattr(backends, "START_TIMEOUT", 2.0)
+    too_big = ray_local.cluster_resources()["CPU"]  # only one such agent fits at a time
+    with pytest.raises(BackendError, match="did not start within 2 s"):
+        _fit(RayBackend(cpus_per_agent=too_big))
+
+
+def test_killed_agent_is_restarted_and_the_run_completes(clean):
+    result0, mse0, _ = clean
+    assert result0.events == []
+    backend = RayBackend(round_timeout=ROUND_TIMEOUT)
+    killed_after = 3
+
+    def kill_agent_1(event: str, fields: dict) -> None:
+        if event == "round" and fields["record"].round == killed_after:
+            backend.kill(1)  # ray.kill on the live actor, between rounds of the running fit
+
+    result, mse, _ = _fit(backend, kill_agent_1)
+    died = [e for e in result.events if "agent 1 died" in e]
+    assert died, result.events
+    assert any("agent 1 restarted from its shard" in e for e in result.events)
+    round_died = int(died[0].split()[1].rstrip(":"))
+    assert round_died > killed_after
+    assert result.history[round_died - 1].participants == AGENTS - 1
+    assert all(r.participants == AGENTS for r in result.history[round_died:])
+    assert len(result.nodes) == AGENTS
+    assert abs(mse - mse0) / mse0 < MSE_TOLERANCE, (mse, mse0)
+
+
+def test_hung_agent_is_skipped_for_its_round_and_the_run_goes_on(clean):
+    _, mse0, seconds0 = clean
+    hang_round, hang_seconds = 2, 60.0
+    backend = RayBackend(
+        round_timeout=ROUND_TIMEOUT, agent_class=hanging_agent(0, hang_round, hang_seconds)
+    )
+    result, mse, seconds = _fit(backend)
+    assert f"round {hang_round}: agent 0 timeout; left out" in result.events
+    assert f"round {hang_round}: agent 0 restarted from its shard" in result.events
+    hung = result.history[hang_round - 1]
+    assert hung.participants == AGENTS - 1
+    assert ROUND_TIMEOUT <= hung.seconds < hang_seconds / 2
+    # The hung actor was replaced: no later call queued behind its sleeping call.
+    assert all(r.participants == AGENTS for r in result.history[hang_round:])
+    assert seconds < seconds0 + hang_seconds / 2
+    assert abs(mse - mse0) / mse0 < MSE_TOLERANCE, (mse, mse0)
