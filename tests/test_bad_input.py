@@ -31,13 +31,37 @@ def make_files(folder: Path) -> dict[str, str]:
     x = np.arange(1.0, 21.0)[:, None]
     y = np.sin(x[:, 0])
     files = {
-        "good": _mat(folder / "good.mat", xtrain=x[:16], ytrain=y[:16, None], xtest=x[16:], ytest=y[16:, None]),
+        "good": _mat(
+            folder / "good.mat",
+            xtrain=x[:16],
+            ytrain=y[:16, None],
+            xtest=x[16:],
+            ytest=y[16:, None],
+        ),
         "wrongkeys": _mat(folder / "wrongkeys.mat", X=x, Y=y),
-        "nan": _mat(folder / "nan.mat", xtrain=x, ytrain=np.r_[np.nan, y[1:]][:, None], xtest=x, ytest=y[:, None]),
-        "mismatch": _mat(folder / "mismatch.mat", xtrain=x, ytrain=y[:7, None], xtest=x, ytest=y[:, None]),
-        "single": _mat(folder / "single.mat", xtrain=x[:1], ytrain=y[:1, None], xtest=x, ytest=y[:, None]),
-        "small": _mat(folder / "small.mat", xtrain=x[:6], ytrain=y[:6, None], xtest=x, ytest=y[:, None]),
-        "constant": _mat(folder / "constant.mat", xtrain=x, ytrain=np.full((20, 1), 3.0), xtest=x, ytest=y[:, None]),
+        "nan": _mat(
+            folder / "nan.mat",
+            xtrain=x,
+            ytrain=np.r_[np.nan, y[1:]][:, None],
+            xtest=x,
+            ytest=y[:, None],
+        ),
+        "mismatch": _mat(
+            folder / "mismatch.mat", xtrain=x, ytrain=y[:7, None], xtest=x, ytest=y[:, None]
+        ),
+        "single": _mat(
+            folder / "single.mat", xtrain=x[:1], ytrain=y[:1, None], xtest=x, ytest=y[:, None]
+        ),
+        "small": _mat(
+            folder / "small.mat", xtrain=x[:6], ytrain=y[:6, None], xtest=x, ytest=y[:, None]
+        ),
+        "constant": _mat(
+            folder / "constant.mat",
+            xtrain=x,
+            ytrain=np.full((20, 1), 3.0),
+            xtest=x,
+            ytest=y[:, None],
+        ),
     }
     text = {
         "empty.csv": "",
@@ -85,17 +109,32 @@ CLI_CASES = {
     "fit: missing config file": ("fit --config {folder}/none.yaml", "does not exist"),
     "fit: M < 1": ("fit --data {good} --components 0", "at least 1"),
     "fit: agents < 1": ("fit --data {good} --agents 0", "at least 1"),
-    "fit: more agents than points": ("fit --data {small} --agents 4 --backend inline", "use at most 3"),
+    "fit: more agents than points": (
+        "fit --data {small} --agents 4 --backend inline",
+        "use at most 3",
+    ),
     "fit: bits outside 1..32": ("fit --data {good} --agents 2 --bits 33 --backend inline", "1..32"),
     "fit: delta <= 0": ("fit --data {good} --agents 2 --delta -0.5 --backend inline", "positive"),
-    "fit: shard column that does not exist": ("fit --data {table} --shard column:region", "shard column 'region'"),
-    "fit: unreachable --address": ("fit --data {good} --agents 2 --address 127.0.0.1:9", "cannot reach"),
+    "fit: shard column that does not exist": (
+        "fit --data {table} --shard column:region",
+        "shard column 'region'",
+    ),
+    "fit: unreachable --address": (
+        "fit --data {good} --agents 2 --address 127.0.0.1:9",
+        "cannot reach",
+    ),
     "fit: malformed --address": ("fit --data {good} --agents 2 --address nowhere", "not HOST:PORT"),
-    "fit: --address with the inline backend": ("fit --data {good} --backend inline --address auto", "ray backend"),
+    "fit: --address with the inline backend": (
+        "fit --data {good} --backend inline --address auto",
+        "ray backend",
+    ),
     "fit: --out is a file": ("fit --data {good} --out {a_file}", "not a folder"),
     "fit: --resume without a checkpoint": ("fit --resume {folder}", "nothing to resume"),
     "fit: non-numeric flag value": ("fit --agents many", "--agents"),
-    "predict: model file missing": ("predict --model {folder}/none.npz --data {good}", "does not exist"),
+    "predict: model file missing": (
+        "predict --model {folder}/none.npz --data {good}",
+        "does not exist",
+    ),
     "predict: corrupt model file": ("predict --model {corrupt} --data {good}", "cannot read"),
     "predict: foreign .npz": ("predict --model {foreign} --data {good}", "not a distgp model"),
     "predict: data with other columns": ("predict --model {model} --data {table}", "expects 1"),
@@ -108,7 +147,22 @@ def files(tmp_path_factory):
     found = make_files(folder)
     found["folder"] = str(folder)
     found["model"] = str(folder / "model" / "model.npz")
-    assert main(["fit", "--data", found["good"], "--components", "20", "--out", str(folder / "model"), "--quiet", "--no-plots"]) == 0
+    assert (
+        main(
+            [
+                "fit",
+                "--data",
+                found["good"],
+                "--components",
+                "20",
+                "--out",
+                str(folder / "model"),
+                "--quiet",
+                "--no-plots",
+            ]
+        )
+        == 0
+    )
     return found
 
 
@@ -139,12 +193,27 @@ def test_cli_bad_input(case, files, tmp_path):
 
 
 API_CASES = {
-    "API: NaN in X": (lambda: GSMPRegressor().fit([[0.0], [np.nan], [1.0]], [1.0, 2.0, 3.0]), InputDataError),
-    "API: y of another length": (lambda: GSMPRegressor().fit(np.zeros((4, 1)), np.ones(3)), InputDataError),
-    "API: M < 1": (lambda: GSMPRegressor(components=0).fit(np.arange(6.0)[:, None], np.arange(6.0) ** 2), ConfigError),
-    "API: unknown solver": (lambda: GSMPRegressor(solver="magic").fit(np.arange(6.0)[:, None], np.arange(6.0)), ConfigError),
+    "API: NaN in X": (
+        lambda: GSMPRegressor().fit([[0.0], [np.nan], [1.0]], [1.0, 2.0, 3.0]),
+        InputDataError,
+    ),
+    "API: y of another length": (
+        lambda: GSMPRegressor().fit(np.zeros((4, 1)), np.ones(3)),
+        InputDataError,
+    ),
+    "API: M < 1": (
+        lambda: GSMPRegressor(components=0).fit(np.arange(6.0)[:, None], np.arange(6.0) ** 2),
+        ConfigError,
+    ),
+    "API: unknown solver": (
+        lambda: GSMPRegressor(solver="magic").fit(np.arange(6.0)[:, None], np.arange(6.0)),
+        ConfigError,
+    ),
     "API: predict before fit": (lambda: GSMPRegressor().predict(np.zeros((2, 1))), NotFittedError),
-    "API: 3-D input": (lambda: GSMPRegressor().fit(np.zeros((2, 2, 2)), np.ones(2)), InputDataError),
+    "API: 3-D input": (
+        lambda: GSMPRegressor().fit(np.zeros((2, 2, 2)), np.ones(2)),
+        InputDataError,
+    ),
 }
 
 
@@ -162,8 +231,12 @@ def test_huge_and_tiny_scales_give_the_same_model(scale):
     x = np.arange(40.0)[:, None]
     y = np.sin(2 * np.pi * x[:, 0] / 10.0) + 0.05 * np.random.default_rng(0).normal(size=40)
     base = GSMPRegressor(components=40, max_iterations=60).fit(x, y).predict(x[:5])
-    scaled = GSMPRegressor(components=40, max_iterations=60).fit(x * scale + 7 * scale, y * scale + scale)
-    assert np.allclose((scaled.predict(x[:5] * scale + 7 * scale) - scale) / scale, base, rtol=1e-5, atol=1e-6)
+    scaled = GSMPRegressor(components=40, max_iterations=60).fit(
+        x * scale + 7 * scale, y * scale + scale
+    )
+    assert np.allclose(
+        (scaled.predict(x[:5] * scale + 7 * scale) - scale) / scale, base, rtol=1e-5, atol=1e-6
+    )
 
 
 def test_duplicated_inputs_are_handled():
@@ -182,7 +255,19 @@ if __name__ == "__main__":  # print the report table
         found = make_files(folder)
         found["folder"] = str(folder)
         found["model"] = str(folder / "model" / "model.npz")
-        main(["fit", "--data", found["good"], "--components", "20", "--out", str(folder / "model"), "--quiet", "--no-plots"])
+        main(
+            [
+                "fit",
+                "--data",
+                found["good"],
+                "--components",
+                "20",
+                "--out",
+                str(folder / "model"),
+                "--quiet",
+                "--no-plots",
+            ]
+        )
         print("| case | expected | seen |\n|---|---|---|")
         for case, (template, needle) in CLI_CASES.items():
             argv = template.format(**found).split()
