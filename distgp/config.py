@@ -45,9 +45,9 @@ class LearnConfig:
     blocks: int = 4
     max_iterations: int = 500
     tol: float = 1e-9
-    kkt_tol: float = 1e-3
+    kkt_tol: float = 1e-2
     noise_floor: float = 1e-2  # lower bound of the noise variance, as a fraction of var(y)
-    prune_tol: float = 1e-6
+    prune_tol: float = 1e-4
 
 
 @dataclass

@@ -76,7 +76,7 @@ class GSMPRegressor:
         solver: str = "closed_form",
         blocks: int = 4,
         max_iterations: int = 300,
-        tol: float = 1e-6,
+        tol: float = 1e-9,
         agents: int = 1,
         backend: str | None = None,
         address: str | None = None,

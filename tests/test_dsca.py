@@ -81,7 +81,8 @@ def test_closed_form_and_cvxpy_reach_the_same_objective():
 
 def test_kkt_conditions_hold_at_the_end():
     objective = small_problem()
-    result = dsca(objective, start(objective), options=DSCAOptions(max_iterations=4000, tol=1e-12))
+    options = DSCAOptions(max_iterations=4000, tol=1e-12, kkt_tol=1e-4, prune_tol=1e-6)
+    result = dsca(objective, start(objective), options=options)
     assert result.converged
     assert kkt_violation(objective, result.theta, result.factorization) < 1e-3
 

@@ -13,10 +13,12 @@ Cost per call: ``O(n^2 * columns)`` flops for the products and ``O(G n^2)`` memo
 from __future__ import annotations
 
 import numpy as np
+import scipy.linalg
 
 from distgp.kernels.grid import EnvelopeGroup, SpectralGrid, expand
 
 _CHUNK_DIRECTIONS = 1024  # directions per feature block (2 columns each); bounds temporary memory
+FEATURE_CACHE_BYTES = 256 * 2**20  # features of the bank's own inputs kept up to this size
 TWO_PI = 2.0 * np.pi
 
 
@@ -58,6 +60,8 @@ class SubKernelBank:
             self._position_of[group.components] = np.arange(len(group.components))
         self._cache = cache_envelopes
         self._envelopes: dict[int, np.ndarray] = {}
+        self._feature_cache: dict[int, np.ndarray] = {}
+        self._feature_bytes = 0
 
     def _envelope(self, g: int) -> np.ndarray:
         E = self._envelopes.get(g)
@@ -69,8 +73,8 @@ class SubKernelBank:
 
     @property
     def nbytes(self) -> int:
-        """Memory held by the cached envelopes, in bytes."""
-        return sum(E.nbytes for E in self._envelopes.values())
+        """Memory held by the cached envelopes and features, in bytes."""
+        return sum(E.nbytes for E in self._envelopes.values()) + self._feature_bytes
 
     # --- selection helpers -------------------------------------------------------------------
 
@@ -89,38 +93,62 @@ class SubKernelBank:
         for start in range(0, len(idx), _CHUNK_DIRECTIONS):
             yield idx[start : start + _CHUNK_DIRECTIONS]
 
-    def _features(self, g: int, block: np.ndarray, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Feature columns ``n x 2b`` of a direction block and the group position owning each."""
+    def _features(self, g: int, block: np.ndarray, X: np.ndarray | None = None):
+        """Feature columns ``n x 2b`` of a direction block and the group position owning each.
+
+        The bank's own features are computed once per group and kept when they fit in
+        ``FEATURE_CACHE_BYTES``; features of other inputs are computed on demand.
+        """
         group = self.groups[g]
         owner = group.owner[block]
-        return features(X, group.directions[block], group.coef[block]), np.concatenate(
-            (owner, owner)
-        )
+        owners = np.concatenate((owner, owner))
+        if X is not None:
+            return features(X, group.directions[block], group.coef[block]), owners
+        cached = self._feature_cache.get(g)
+        if cached is None and self._feature_bytes + self.n * 16 * len(group.coef) <= FEATURE_CACHE_BYTES:
+            cached = features(self.X, group.directions, group.coef)
+            self._feature_cache[g] = cached
+            self._feature_bytes += cached.nbytes
+        if cached is None:
+            return features(self.X, group.directions[block], group.coef[block]), owners
+        J = len(group.coef)
+        return cached[:, np.concatenate((block, block + J))], owners
 
     # --- kernel matrices -----------------------------------------------------------------------
 
     def gram(self, weights: np.ndarray) -> np.ndarray:
         """``sum_m w_m K_m`` (``n x n``) for ``M`` non-negative weights."""
-        return self.cross(None, weights)
-
-    def cross(self, X2: np.ndarray | None, weights: np.ndarray) -> np.ndarray:
-        """``sum_m w_m K_m(X2, X)`` (``n2 x n``); ``X2=None`` means the bank's own inputs."""
         weights = np.asarray(weights, float)
         active = np.flatnonzero(weights > 0)
-        n2 = self.n if X2 is None else X2.shape[0]
-        K = np.zeros((n2, self.n))
+        K = np.zeros((self.n, self.n))
         for g, positions, order in self._by_group(active):
             w_pos = np.zeros(len(self.groups[g].components))
             w_pos[positions] = weights[active[order]]
-            inner = np.zeros((n2, self.n))
+            inner = np.zeros((self.n, self.n), order="F")
             for block in self._direction_blocks(g, positions):
-                Phi, owner = self._features(g, block, self.X)
-                Phi2 = Phi if X2 is None else self._features(g, block, X2)[0]
+                Phi, owner = self._features(g, block)
+                B = np.asfortranarray(Phi * np.sqrt(w_pos[owner]))
+                # symmetric rank-k update: half the flops of B @ B.T (lower triangle only)
+                inner = scipy.linalg.blas.dsyrk(1.0, B, beta=1.0, c=inner, lower=1, overwrite_c=1)
+            K += self._envelope(g) * inner
+        K += K.T  # only the lower triangle was filled: mirror it (numpy copies the overlap)
+        K[np.diag_indices_from(K)] *= 0.5
+        return K
+
+    def cross(self, X2: np.ndarray, weights: np.ndarray) -> np.ndarray:
+        """``sum_m w_m K_m(X2, X)`` (``n2 x n``) between new inputs and the bank's."""
+        weights = np.asarray(weights, float)
+        active = np.flatnonzero(weights > 0)
+        K = np.zeros((X2.shape[0], self.n))
+        for g, positions, order in self._by_group(active):
+            w_pos = np.zeros(len(self.groups[g].components))
+            w_pos[positions] = weights[active[order]]
+            inner = np.zeros_like(K)
+            for block in self._direction_blocks(g, positions):
+                Phi, owner = self._features(g, block)
+                Phi2 = self._features(g, block, X2)[0]
                 inner += (Phi2 * w_pos[owner]) @ Phi.T
-            if X2 is None:
-                K += self._envelope(g) * inner
-            else:
-                K += envelope(X2, self.X, self.groups[g].variance) * inner
+            K += envelope(X2, self.X, self.groups[g].variance) * inner
         return K
 
     def component(self, m: int) -> np.ndarray:
@@ -151,7 +179,7 @@ class SubKernelBank:
             AE = None if A is None else A * E
             acc_t, acc_q = np.zeros(size), np.zeros(size)
             for block in self._direction_blocks(g, positions):
-                Phi, owner = self._features(g, block, self.X)
+                Phi, owner = self._features(g, block)
                 if AE is not None:
                     acc_t += np.bincount(owner, ((AE @ Phi) * Phi).sum(0), minlength=size)
                 if alpha is not None:

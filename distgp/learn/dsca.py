@@ -50,8 +50,8 @@ class DSCAOptions:
     max_iterations: int = 300
     tol: float = 1e-9
     blocks: int = 4
-    prune_tol: float = 1e-6
-    kkt_tol: float = 1e-3
+    prune_tol: float = 1e-4
+    kkt_tol: float = 1e-2
     overrelax: bool = True
 
     def __post_init__(self) -> None:
