@@ -13,7 +13,10 @@ Conventions (bkb.md 1.2):
 * ``variance`` is the **linear-bandit scaling** of the GP posterior variance,
   ``sigma^2(x) = (k(x, x) - k_t(x)^T (K_t + lam I)^-1 k_t(x)) / lam``, i.e. the GP variance divided
   by ``lam``; ``beta`` is in reward units, and ``UCB = mean + beta * sqrt(variance)``.
-  Roundoff below zero is clipped to 0.
+  Roundoff below zero is clipped to 0. A fixed ``beta=c`` means ``c`` GP standard deviations.
+
+The reference beta grows like ``sqrt(log(t) d_eff)`` GP standard deviations and explores a lot
+when ``lam`` is small and the dimension is high (bkb.md 3.4); a fixed ``c`` of 2-3 exploits more.
 
 Lifecycle (ask / tell):
 
@@ -44,7 +47,7 @@ import math
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import numpy as np
 
@@ -110,9 +113,10 @@ def theory_beta(
     alpha = (1.0 + epsilon) / (1.0 - epsilon)
     log_term = max(math.log(max(kappa2 * t, 1e-300)), 0.0)
     width = batch_factor * alpha * log_term * information + math.log(1.0 / delta)
-    return 2.0 * math.sqrt(noise_variance) * math.sqrt(width) + (
-        1.0 + 1.0 / math.sqrt(1.0 - epsilon)
-    ) * math.sqrt(lam) * fnorm
+    return (
+        2.0 * math.sqrt(noise_variance) * math.sqrt(width)
+        + (1.0 + 1.0 / math.sqrt(1.0 - epsilon)) * math.sqrt(lam) * fnorm
+    )
 
 
 class ArmBandit(ABC):
@@ -126,7 +130,8 @@ class ArmBandit(ABC):
         lam: ridge ``lambda`` (default: ``noise_variance``, as in the paper).
         fnorm: ``F``, the RKHS norm bound used by beta.
         delta: confidence parameter of beta, in (0, 1).
-        beta: ``practical`` (reference code), ``theory`` (Theorem 2) or a fixed positive number.
+        beta: ``practical`` (reference code), ``theory`` (Theorem 2), or a number ``c > 0``: a
+            fixed width of ``c`` GP posterior standard deviations (``beta = c sqrt(lam)``).
         epsilon: accuracy ``eps`` in [0, 1) of the sketch, used by ``beta="theory"``.
         batch: adaptive batches (global rule) when ``ask()`` is called without ``n``.
         ratio_threshold: ``C~ > 1`` of the batch rule.
@@ -176,7 +181,8 @@ class ArmBandit(ABC):
             raise ConfigError(f"epsilon must be in [0, 1), got {epsilon}")
         if not ratio_threshold > 1:
             raise ConfigError(
-                f"ratio_threshold must be above 1 (at 1 every batch has one arm), got {ratio_threshold}"
+                "ratio_threshold must be above 1 (at 1 every batch has one arm), "
+                f"got {ratio_threshold}"
             )
         if max_batch is not None and max_batch < 1:
             raise ConfigError(f"max_batch must be at least 1, got {max_batch}")
@@ -262,11 +268,11 @@ class ArmBandit(ABC):
     def history(self) -> dict[str, np.ndarray]:
         """Every told evaluation in order: ``arm``, raw ``y`` (NaN when failed), ``batch``
         (the ``ask`` call that proposed it; -1 when it was not pending)."""
-        arms, ys, batch = zip(*self._history) if self._history else ((), (), ())
+        h = self._history
         return {
-            "arm": np.array(arms, dtype=np.int64),
-            "y": np.array(ys, dtype=float),
-            "batch": np.array(batch, dtype=np.int64),
+            "arm": np.array([a for a, _, _ in h], dtype=np.int64),
+            "y": np.array([y for _, y, _ in h], dtype=float),
+            "batch": np.array([b for _, _, b in h], dtype=np.int64),
         }
 
     @property
@@ -279,14 +285,6 @@ class ArmBandit(ABC):
         """Mean and variance (linear-bandit scaling) of every arm, standardised units; copies."""
         self._ensure_posterior()
         return self._mean.copy(), self._var.copy()
-
-    def best_arm(self) -> int | None:
-        """The arm with the highest single observed reward (``None`` before any success)."""
-        best, arm = -math.inf, None
-        for a, y, _ in self._history:
-            if math.isfinite(y) and y > best:
-                best, arm = y, a
-        return arm
 
     # --- ask / tell ----------------------------------------------------------------------------
 
@@ -303,7 +301,10 @@ class ArmBandit(ABC):
         """
         if n is not None and n < 1:
             raise ConfigError(f"ask needs n >= 1, got {n}")
-        limit = n if n is not None else (self._batch_cap() if self.batch else 1)
+        if self.batch:
+            limit = self._batch_cap() if n is None else min(n, self._batch_cap())
+        else:
+            limit = 1 if n is None else n
         open_arms = np.flatnonzero(~self._blocked)
         if open_arms.size == 0:
             raise InputDataError("every arm failed to evaluate; there is nothing left to propose")
@@ -361,7 +362,7 @@ class ArmBandit(ABC):
                 f"tell got arm indices {idx.tolist()} outside 0..{len(self.arms) - 1}; "
                 "add new points with add_arms first"
             )
-        for arm, value in zip(idx.tolist(), values.tolist()):
+        for arm, value in zip(idx.tolist(), values.tolist(), strict=True):
             batch_id = self._pop_pending(arm)
             if math.isfinite(value):
                 self._counts[arm] += 1
@@ -383,9 +384,18 @@ class ArmBandit(ABC):
                 return batch_id
         return -1
 
-    def forget_pending(self) -> None:
-        """Drop every pending mark (evaluations that will never be told)."""
-        self._pending.clear()
+    def cancel(self, arm: int) -> bool:
+        """Drop one pending mark of ``arm`` (an evaluation that will never be told, e.g. a
+        pruned trial); returns whether there was one. Nothing is recorded."""
+        for k, (a, _) in enumerate(self._pending):
+            if a == arm:
+                del self._pending[k]
+                return True
+        return False
+
+    def reseed(self, seed: int | None = None) -> None:
+        """Replace the instance's random generator (e.g. in parallel copies of one sampler)."""
+        self._rng = np.random.default_rng(seed)
 
     def add_arms(self, points: np.ndarray) -> np.ndarray:
         """Append encoded points (``k x D``) as new arms; returns their indices."""
@@ -408,8 +418,9 @@ class ArmBandit(ABC):
         self._stale = True
         return np.arange(start, start + k)
 
-    def _arms_added(self, k: int) -> None:  # noqa: B027 - optional hook
-        """Hook: grow per-arm caches by ``k`` arms."""
+    @abstractmethod
+    def _arms_added(self, k: int) -> None:
+        """Grow or drop per-arm caches after ``k`` arms were appended."""
 
     def set_kernel(self, kernel: BanditKernel) -> None:
         """Replace the kernel (e.g. after re-learning its weights); the data are kept."""
@@ -418,8 +429,9 @@ class ArmBandit(ABC):
         self._kernel_changed()
         self._stale = True
 
-    def _kernel_changed(self) -> None:  # noqa: B027 - optional hook
-        """Hook: drop caches that depend on the kernel."""
+    @abstractmethod
+    def _kernel_changed(self) -> None:
+        """Drop caches that depend on the kernel."""
 
     # --- shared numerics ---------------------------------------------------------------------
 
@@ -447,7 +459,7 @@ class ArmBandit(ABC):
 
     def _compute_beta(self) -> float:
         if not isinstance(self.beta_mode, str):
-            return float(self.beta_mode)
+            return float(self.beta_mode) * math.sqrt(self.lam)  # c GP standard deviations
         t = self.observations
         information = float(self._counts @ np.maximum(self._var, 0.0))
         factor = self.ratio_threshold if self.batch else 1.0
@@ -559,10 +571,13 @@ class ArmBandit(ABC):
             bandit._new_data = bool(meta["new_data"])
             bandit._history = [
                 (int(a), float(y), int(b))
-                for a, y, b in zip(state["history_arm"], state["history_y"], state["history_batch"])
+                for a, y, b in zip(
+                    state["history_arm"], state["history_y"], state["history_batch"], strict=True
+                )
             ]
             bandit._pending = [
-                (int(a), int(b)) for a, b in zip(state["pending_arm"], state["pending_batch"])
+                (int(a), int(b))
+                for a, b in zip(state["pending_arm"], state["pending_batch"], strict=True)
             ]
             extra = {k[len("extra_") :]: v for k, v in state.items() if k.startswith("extra_")}
             bandit._load_extra_state(extra, meta["extra"])

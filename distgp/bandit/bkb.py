@@ -203,7 +203,8 @@ class BKB(ArmBandit):
 
     def _arms_added(self, k: int) -> None:
         self._var_old = np.r_[self._var_old, self._kdiag[-k:] / self.lam]
-        self._cols_idx = np.zeros(0, dtype=np.int64)
+        rows = self.kernel(self.arms[-k:], self.arms[self._cols_idx])
+        self._cols = np.asfortranarray(np.vstack((self._cols, rows)))
 
     def _kernel_changed(self) -> None:
         self._cols_idx = np.zeros(0, dtype=np.int64)
@@ -212,11 +213,20 @@ class BKB(ArmBandit):
         return {**super()._settings(), "qbar": self.qbar}
 
     def _extra_state(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-        return {"dictionary": self._dict, "var_old": self._var_old}, {"dict_max": self._dict_max}
+        # the kernel-column cache is saved too: recomputing it could change the last bits
+        arrays = {
+            "dictionary": self._dict,
+            "var_old": self._var_old,
+            "columns": self._cols,
+            "columns_arms": self._cols_idx,
+        }
+        return arrays, {"dict_max": self._dict_max}
 
     def _load_extra_state(self, arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> None:
         self._dict = np.asarray(arrays["dictionary"], dtype=np.int64).copy()
         self._var_old = np.asarray(arrays["var_old"], dtype=float).copy()
+        self._cols = np.asfortranarray(arrays["columns"], dtype=float)
+        self._cols_idx = np.asarray(arrays["columns_arms"], dtype=np.int64).copy()
         self._dict_max = int(meta["dict_max"])
 
 

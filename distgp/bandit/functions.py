@@ -36,9 +36,9 @@ class TestFunction:
     __test__ = False  # not a pytest class
     name: str
     dim: int
-    _bounds: list[tuple[float, float]]
+    _bounds: tuple[tuple[float, float], ...]
     _optimal_value: float
-    _optimizers: list[tuple[float, ...]]
+    _optimizers: tuple[tuple[float, ...], ...]
 
     def __init__(self, noise_std: float = 0.0) -> None:
         if noise_std < 0:
@@ -58,19 +58,19 @@ class TestFunction:
         return np.array(self._optimizers, dtype=float)
 
     def evaluate_true(self, X: np.ndarray) -> np.ndarray:
-        """Noise-free values: ``n x d`` -> ``n`` (a single point ``d`` -> a float array of shape ())."""
+        """Noise-free values: ``n x d`` -> ``n`` (a single point ``d`` -> a 0-d array)."""
         X = np.asarray(X, dtype=float)
         single = X.ndim == 1
-        X2 = X[None, :] if single else X
-        if X2.ndim != 2 or X2.shape[1] != self.dim:
+        pts = X[None, :] if single else X
+        if pts.ndim != 2 or pts.shape[1] != self.dim:
             raise InputDataError(
                 f"{self.name} expects points with {self.dim} coordinates, got shape {X.shape}"
             )
         lo, hi = self.bounds.T
         slack = _BOUNDS_TOL * (hi - lo)
-        if np.any(X2 < lo - slack) or np.any(X2 > hi + slack):
+        if np.any(pts < lo - slack) or np.any(pts > hi + slack):
             raise InputDataError(f"{self.name}: a point lies outside the bounds {self._bounds}")
-        values = self._evaluate_true(X2)
+        values = self._evaluate_true(pts)
         return values[0] if single else values
 
     def __call__(self, X: np.ndarray, rng: np.random.Generator | None = None) -> np.ndarray:
@@ -93,9 +93,9 @@ class Branin(TestFunction):
 
     name = "branin"
     dim = 2
-    _bounds = [(-5.0, 10.0), (0.0, 15.0)]
+    _bounds = ((-5.0, 10.0), (0.0, 15.0))
     _optimal_value = 0.397887357729738
-    _optimizers = [(-np.pi, 12.275), (np.pi, 2.275), (9.42477796, 2.475)]
+    _optimizers = ((-np.pi, 12.275), (np.pi, 2.275), (9.42477796, 2.475))
 
     def _evaluate_true(self, X: np.ndarray) -> np.ndarray:
         x1, x2 = X[:, 0], X[:, 1]
@@ -109,9 +109,9 @@ class Hartmann6(TestFunction):
 
     name = "hartmann6"
     dim = 6
-    _bounds = [(0.0, 1.0)] * 6
+    _bounds = ((0.0, 1.0),) * 6
     _optimal_value = -3.322368011391339
-    _optimizers = [(0.20168952, 0.15001069, 0.47687398, 0.27533243, 0.31165162, 0.65730054)]
+    _optimizers = ((0.20168952, 0.15001069, 0.47687398, 0.27533243, 0.31165162, 0.65730054),)
     _ALPHA = np.array([1.0, 1.2, 3.0, 3.2])
     _A = np.array(
         [
@@ -143,9 +143,9 @@ class Ackley(TestFunction):
         _check_dim(dim, "ackley")
         self.dim = int(dim)
         self.name = f"ackley{dim}" if dim != 2 else "ackley"
-        self._bounds = [(-32.768, 32.768)] * dim
+        self._bounds = ((-32.768, 32.768),) * dim
         self._optimal_value = 0.0
-        self._optimizers = [tuple([0.0] * dim)]
+        self._optimizers = ((0.0,) * dim,)
 
     def _evaluate_true(self, X: np.ndarray) -> np.ndarray:
         a, b, c = 20.0, 0.2, 2 * np.pi
@@ -163,9 +163,9 @@ class Levy(TestFunction):
         _check_dim(dim, "levy")
         self.dim = int(dim)
         self.name = f"levy{dim}" if dim != 2 else "levy"
-        self._bounds = [(-10.0, 10.0)] * dim
+        self._bounds = ((-10.0, 10.0),) * dim
         self._optimal_value = 0.0
-        self._optimizers = [tuple([1.0] * dim)]
+        self._optimizers = ((1.0,) * dim,)
 
     def _evaluate_true(self, X: np.ndarray) -> np.ndarray:
         w = 1.0 + (X - 1.0) / 4.0

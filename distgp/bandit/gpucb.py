@@ -11,8 +11,8 @@ kept implicitly through ``W = L^-1 K_{t,A}`` (``t x A``): appending a pull ``s``
 and updates every arm in ``O(A)``: ``var -= w_new^2 / lam``; the mean follows from
 ``L^-1 y`` and ``L^-1 1`` (so rewards can be re-standardised without refactoring). One pull costs
 ``O(t A)`` time; memory is ``O(t A)`` (a buffer that doubles when full). A hallucinated pull is
-the same row without a reward. Nothing is ever refactored, except after :meth:`set_kernel` or
-:meth:`add_arms`, which replay the pulls.
+the same row without a reward. Nothing is refactored except after :meth:`set_kernel`, which
+replays the pulls; :meth:`add_arms` solves with ``L`` for the new columns only.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ import math
 from typing import Any
 
 import numpy as np
+import scipy.linalg
 
 from distgp.bandit.base import ArmBandit
 
@@ -45,6 +46,7 @@ class GPUCB(ArmBandit):
         A = len(self.arms)
         self._W = np.zeros((_INITIAL_ROWS, A))
         self._rows: list[int] = []  # arm of each real row, in the order of the history
+        self._d: list[float] = []  # diagonal of L for each real row
         self._alpha_y = np.zeros(_INITIAL_ROWS)  # L^-1 y (raw rewards)
         self._alpha_1 = np.zeros(_INITIAL_ROWS)  # L^-1 1
         self._mu_y = np.zeros(A)  # W^T alpha_y
@@ -97,6 +99,7 @@ class GPUCB(ArmBandit):
             self._mu_y += row * self._alpha_y[t]
             self._mu_1 += row * self._alpha_1[t]
             self._rows.append(arm)
+            self._d.append(d)
         mean, scale = self._y_standardisation()
         self._mean = (self._mu_y - mean * self._mu_1) / scale
         self._var = self._prior_var / self.lam
@@ -110,7 +113,20 @@ class GPUCB(ArmBandit):
         variance[:] = gp_var / self.lam
 
     def _arms_added(self, k: int) -> None:
-        self._reset_factor()  # the next refresh replays every pull
+        """New columns ``L^-1 k_t(new)``: ``L`` is read back from ``W`` (``L[i, :i]`` is
+        ``W[:i, s_i]``, the diagonal is ``d``); ``O(t^2 k)``."""
+        t = len(self._rows)
+        cols = np.zeros((len(self._W), k))
+        if t:
+            rows = np.array(self._rows)
+            L = np.tril(self._W[:t, rows].T, -1) + np.diag(self._d)
+            K = self.kernel(self.arms[rows], self.arms[-k:])
+            cols[:t] = scipy.linalg.solve_triangular(L, K, lower=True, check_finite=False)
+        self._W = np.hstack((self._W, cols))
+        self._mu_y = np.r_[self._mu_y, cols[:t].T @ self._alpha_y[:t]]
+        self._mu_1 = np.r_[self._mu_1, cols[:t].T @ self._alpha_1[:t]]
+        fresh = np.maximum(self._kdiag[-k:] - (cols[:t] ** 2).sum(0), 0.0)
+        self._prior_var = np.r_[self._prior_var, fresh]
 
     def _kernel_changed(self) -> None:
         self._reset_factor()

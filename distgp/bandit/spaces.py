@@ -28,6 +28,7 @@ from distgp.exceptions import ConfigError, InputDataError
 
 ARM_METHODS = ("sobol", "random")
 _MATCH_TOL = 1e-9  # encoded distance below which a point is the same arm
+LOCAL_SCALE_STEPS = np.array([1.0, 0.25, 0.0625])  # step sizes of local arms, times the scale
 
 
 @dataclass(frozen=True)
@@ -81,7 +82,7 @@ class IntParam(FloatParam):
         return super().encode(v)
 
     def decode(self, cols: np.ndarray) -> int:  # type: ignore[override]
-        return int(round(super().decode(cols)))
+        return round(super().decode(cols))
 
     def size(self) -> int:
         return int(self.high) - int(self.low) + 1
@@ -179,6 +180,24 @@ class Space:
         """Parameter values of arm ``index``."""
         return self.decode_row(self.arms[index])
 
+    def around(
+        self, row: np.ndarray, count: int, scale: float, rng: np.random.Generator
+    ) -> np.ndarray:
+        """``count`` valid encoded points near ``row`` (``count x D``), for local arms.
+
+        Numeric columns take a Gaussian step of standard deviation ``scale``, ``scale / 4`` or
+        ``scale / 16`` (drawn per point), are clipped to ``[0, 1]`` and snapped to valid values
+        (integers); categorical columns keep ``row``'s choice.
+        """
+        numeric = np.concatenate(
+            [np.full(p.width, not isinstance(p, CategoricalParam)) for p in self.params]
+        )
+        steps = scale * LOCAL_SCALE_STEPS[rng.integers(len(LOCAL_SCALE_STEPS), size=count)]
+        moved = np.tile(np.asarray(row, float), (count, 1))
+        noise = rng.standard_normal((count, int(numeric.sum())))
+        moved[:, numeric] = np.clip(moved[:, numeric] + steps[:, None] * noise, 0.0, 1.0)
+        return np.array([self.encode(self.decode_row(m)) for m in moved])
+
     def find(self, row: np.ndarray) -> int | None:
         """Index of the arm equal to ``row`` (up to round-off), or ``None``."""
         dist = np.abs(self.arms - row).max(1)
@@ -216,7 +235,8 @@ class ParamSpace(Space):
         self.arms = self._make_arms()
         if len(self.arms) < 2:
             raise ConfigError(
-                f"the search space has {len(self.arms)} distinct point(s); at least 2 arms are needed"
+                f"the search space has {len(self.arms)} distinct point(s); "
+                "at least 2 arms are needed"
             )
 
     @classmethod
@@ -231,7 +251,9 @@ class ParamSpace(Space):
         """Float parameters ``x0..x{d-1}`` (or ``names``) on the box ``bounds`` (``d x 2``)."""
         bounds = np.asarray(bounds, float)
         names = list(names) if names is not None else [f"x{i}" for i in range(len(bounds))]
-        params = [FloatParam(n, float(lo), float(hi)) for n, (lo, hi) in zip(names, bounds)]
+        params = [
+            FloatParam(n, float(lo), float(hi)) for n, (lo, hi) in zip(names, bounds, strict=True)
+        ]
         return cls(params, count, seed, method)
 
     def _discrete(self) -> bool:
@@ -290,18 +312,23 @@ class FiniteSpace(Space):
         _, first = np.unique(P, axis=0, return_index=True)
         P = P[np.sort(first)]
         if len(P) < 2:
-            raise ConfigError(f"the candidate set has {len(P)} distinct point(s); at least 2 arms are needed")
+            raise ConfigError(
+                f"the candidate set has {len(P)} distinct point(s); at least 2 arms are needed"
+            )
         names = list(names) if names is not None else [f"x{i}" for i in range(P.shape[1])]
         lo, hi = P.min(0), P.max(0)
         self.params = tuple(
             FloatParam(n, float(a), float(b)) if b > a else FloatParam(n, float(a), float(a) + 1.0)
-            for n, a, b in zip(names, lo, hi)
+            for n, a, b in zip(names, lo, hi, strict=True)
         )
         self.points = P
         self.arms = np.column_stack([p.to_unit(P[:, j]) for j, p in enumerate(self.params)])
 
     def decode(self, index: int) -> dict[str, Any]:
-        return dict(zip(self.names, map(float, self.points[index])))
+        return dict(zip(self.names, map(float, self.points[index]), strict=True))
+
+    def around(self, row, count, scale, rng):  # type: ignore[override]
+        raise ConfigError("a finite candidate set has no points between its arms; set local: 0")
 
 
 def space_from_mapping(

@@ -12,7 +12,7 @@ from distgp.cli.common import OneLineParser, run_command
 
 
 def build_parser() -> OneLineParser:
-    from distgp.cli import bench, fit, predict
+    from distgp.cli import bench, fit, optimize, predict
 
     parser = OneLineParser(
         prog="distgp",
@@ -26,7 +26,7 @@ def build_parser() -> OneLineParser:
 
     parser.add_argument("--version", action="version", version=f"distgp {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=OneLineParser)
-    for module in (fit, predict, bench):
+    for module in (fit, predict, optimize, bench):
         module.add_parser(commands)
     return parser
 

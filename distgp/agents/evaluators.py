@@ -1,0 +1,262 @@
+"""Evaluators: agents that evaluate a batch of points of an objective, in parallel under Ray.
+
+The optimisation driver hands an evaluator a batch of jobs ``(index, params)``; the agents
+evaluate them (job ``index`` goes to agent ``index mod N``) and the driver receives, for every
+job and in the same order, an :class:`Evaluation`: the ``(params, value)`` pair plus who computed
+it and whether it failed. Each agent also **keeps the observations it made**
+(:meth:`Evaluator.observations`), so a later computation can run where the data are.
+
+* :class:`InlineEvaluator`: the agents are plain objects in this process (tests, debugging,
+  cheap objectives).
+* :class:`RayEvaluator`: one Ray actor per agent; the objective is sent once through the object
+  store and each actor evaluates its share of a batch while the others do theirs.
+
+An objective that raises, or returns NaN or infinity, gives a *failed* evaluation (``value`` NaN,
+``error`` set); the run goes on. Only :class:`RayEvaluator` imports Ray, and only when started.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from distgp.exceptions import BackendError, ConfigError
+
+Objective = Callable[[dict[str, Any], int], float]  # (params, evaluation index) -> value
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """One evaluated job.
+
+    Attributes:
+        index: the job's evaluation index (0, 1, ... over the run).
+        params: the parameters evaluated.
+        value: the objective's value, or NaN when the evaluation failed.
+        error: ``None``, or one line saying why it failed.
+        agent: the agent that evaluated it.
+        seconds: wall time of the evaluation.
+    """
+
+    index: int
+    params: dict[str, Any]
+    value: float
+    error: str | None
+    agent: int
+    seconds: float
+
+    @property
+    def failed(self) -> bool:
+        return self.error is not None
+
+
+class EvaluationAgent:
+    """One agent: evaluates jobs and keeps its ``(params, value)`` observations."""
+
+    def __init__(self, agent_id: int, objective: Objective) -> None:
+        self.agent_id = int(agent_id)
+        self._objective = objective
+        self._observations: list[tuple[dict[str, Any], float]] = []
+
+    def run(self, jobs: list[tuple[int, dict[str, Any]]]) -> list[Evaluation]:
+        """Evaluate ``jobs`` in turn; failures are caught and reported."""
+        out = []
+        for index, params in jobs:
+            start = time.perf_counter()
+            error = None
+            try:
+                value = float(self._objective(params, index))
+                if not math.isfinite(value):
+                    error = f"the objective returned {value}"
+            except Exception as exc:
+                value = math.nan
+                first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+                error = f"{type(exc).__name__}: {first}".rstrip(": ")
+            if error is not None:
+                value = math.nan
+            else:
+                self._observations.append((dict(params), value))
+            out.append(
+                Evaluation(
+                    index, dict(params), value, error, self.agent_id, time.perf_counter() - start
+                )
+            )
+        return out
+
+    def observations(self) -> list[tuple[dict[str, Any], float]]:
+        """The successful ``(params, value)`` pairs this agent evaluated, in order."""
+        return list(self._observations)
+
+
+class Evaluator(ABC):
+    """Evaluates batches of jobs on ``agents`` agents."""
+
+    name = "abstract"
+
+    def __init__(self, objective: Objective, agents: int = 1) -> None:
+        if agents < 1:
+            raise ConfigError(f"agents must be at least 1, got {agents}")
+        self.objective = objective
+        self.agents = int(agents)
+
+    @abstractmethod
+    def evaluate(self, jobs: list[tuple[int, dict[str, Any]]]) -> list[Evaluation]:
+        """Evaluate ``jobs`` (``(index, params)``); results in the order of ``jobs``."""
+
+    @abstractmethod
+    def observations(self, agent: int) -> list[tuple[dict[str, Any], float]]:
+        """The observations agent ``agent`` has made so far."""
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release the agents."""
+
+    def _split(self, jobs: list[tuple[int, dict[str, Any]]]) -> dict[int, list]:
+        shares: dict[int, list] = {}
+        for job in jobs:
+            shares.setdefault(job[0] % self.agents, []).append(job)
+        return shares
+
+    def __enter__(self) -> Evaluator:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class InlineEvaluator(Evaluator):
+    """All agents in this process, one after the other."""
+
+    name = "inline"
+
+    def __init__(self, objective: Objective, agents: int = 1) -> None:
+        super().__init__(objective, agents)
+        self._agents = [EvaluationAgent(j, objective) for j in range(self.agents)]
+
+    def evaluate(self, jobs):
+        done = {}
+        for j, share in self._split(jobs).items():
+            for ev in self._agents[j].run(share):
+                done[ev.index] = ev
+        return [done[index] for index, _ in jobs]
+
+    def observations(self, agent):
+        return self._agents[agent].observations()
+
+
+class RayEvaluator(Evaluator):
+    """One Ray actor per agent.
+
+    Args:
+        objective: must be picklable (a module-level function or a built-in test function).
+        agents: number of actors.
+        address: ``None`` starts a local Ray instance (unless one is running); else a cluster
+            address (``auto``, ``HOST:PORT``).
+        cpus_per_agent: CPUs reserved per actor (default: share the cluster's CPUs).
+        timeout: seconds to wait for a batch; agents that do not answer fail their jobs.
+    """
+
+    name = "ray"
+
+    def __init__(
+        self,
+        objective: Objective,
+        agents: int = 1,
+        address: str | None = None,
+        cpus_per_agent: float | None = None,
+        timeout: float | None = None,
+    ) -> None:
+        super().__init__(objective, agents)
+        import ray
+
+        self._owns_ray = False
+        if not ray.is_initialized():
+            try:
+                ray.init(
+                    address=address,
+                    num_cpus=None if address else (os.cpu_count() or 1),
+                    include_dashboard=False,
+                    log_to_driver=False,
+                    configure_logging=False,
+                )
+            except (ConnectionError, RuntimeError, ValueError) as exc:
+                first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+                raise BackendError(f"cannot start or reach Ray ({first})") from None
+            self._owns_ray = True
+        total = float(ray.cluster_resources().get("CPU", 1.0))
+        share = cpus_per_agent or min(1.0, total / self.agents)
+        remote = ray.remote(_RayEvaluationAgent).options(num_cpus=share, max_restarts=0)
+        ref = ray.put(objective)
+        self._actors = [remote.remote(j, ref) for j in range(self.agents)]
+        self.timeout = timeout
+
+    def evaluate(self, jobs):
+        import ray
+        from ray.exceptions import RayActorError, RayTaskError
+
+        shares = self._split(jobs)
+        refs = {self._actors[j].run.remote(share): (j, share) for j, share in shares.items()}
+        ready, late = ray.wait(list(refs), num_returns=len(refs), timeout=self.timeout)
+        done: dict[int, Evaluation] = {}
+        for ref in list(ready) + list(late):
+            j, share = refs[ref]
+            try:
+                if ref in late:
+                    raise TimeoutError(f"agent {j} gave no answer within {self.timeout} s")
+                results = ray.get(ref)
+            except (RayActorError, RayTaskError, TimeoutError) as exc:
+                reason = str(exc).strip().splitlines()[0] if str(exc).strip() else "agent lost"
+                results = [
+                    Evaluation(i, dict(p), math.nan, f"agent {j} failed: {reason}", j, 0.0)
+                    for i, p in share
+                ]
+            for ev in results:
+                done[ev.index] = ev
+        return [done[index] for index, _ in jobs]
+
+    def observations(self, agent):
+        import ray
+
+        return ray.get(self._actors[agent].observations.remote())
+
+    def close(self) -> None:
+        import ray
+
+        for actor in self._actors:
+            with contextlib.suppress(Exception):  # already gone
+                ray.kill(actor, no_restart=True)
+        self._actors = []
+        if self._owns_ray and ray.is_initialized():
+            ray.shutdown()
+        self._owns_ray = False
+
+
+class _RayEvaluationAgent(EvaluationAgent):
+    """The agent inside a Ray actor, with one BLAS thread."""
+
+    def __init__(self, agent_id: int, objective: Objective) -> None:
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(1)
+        super().__init__(agent_id, objective)
+
+
+def make_evaluator(
+    name: str,
+    objective: Objective,
+    agents: int = 1,
+    address: str | None = None,
+) -> Evaluator:
+    """An evaluator by backend name (``inline`` or ``ray``)."""
+    if name == "inline":
+        if address is not None:
+            raise ConfigError("--address needs the ray backend; add --backend ray")
+        return InlineEvaluator(objective, agents)
+    if name == "ray":
+        return RayEvaluator(objective, agents, address)
+    raise ConfigError(f"unknown backend {name!r}; choose inline or ray")

@@ -1,0 +1,249 @@
+"""The optimisation loop behind ``distgp optimize``: ask a batch, let the agents evaluate, tell.
+
+One iteration: the bandit proposes arms (one arm, or with ``batch`` an adaptive batch), the
+evaluator's agents evaluate them in parallel and return ``(params, value)`` pairs, the bandit is
+told the rewards (``value`` or ``-value`` when minimising). Then, optionally:
+
+* ``arms.local`` new arms are added near the best point so far (:meth:`Space.around`);
+* with ``kernel.name: gsmp``, every ``kernel.refit_every`` evaluations the agents re-learn the
+  GSMP weights with SLIM-KL on the observations so far (:func:`distgp.driver.fit`, warm-started
+  from the previous weights; with several agents each learns from the evaluations it made when
+  every agent has at least 2, else from a random shard). Until ``kernel.warmup`` successful
+  evaluations exist the kernel is the RBF one.
+
+The evaluator is any object with ``evaluate(jobs) -> evaluations`` and an ``agents`` count
+(:mod:`distgp.agents.evaluators`); this module never imports Ray itself.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from distgp.bandit.base import ArmBandit, default_lengthscale
+from distgp.bandit.bkb import BKB
+from distgp.bandit.config import OptimizeConfig
+from distgp.bandit.gpucb import GPUCB
+from distgp.bandit.kernels import GSMPArmKernel, RBFKernel
+from distgp.bandit.problems import Problem
+from distgp.bandit.spaces import Space
+from distgp.exceptions import DistGPError
+
+GSMP_COMPONENTS_PER_DIM = 8  # default GSMP size: modest, so that re-fits take seconds
+
+Reporter = Callable[[str, dict[str, Any]], None]
+
+
+@dataclass
+class EvaluationRecord:
+    """One evaluation of the run (a row of ``history.csv``).
+
+    ``value`` is in the objective's units (NaN when failed); ``regret`` uses the noise-free value
+    when the problem has one.
+    """
+
+    index: int
+    batch: int
+    agent: int
+    params: dict[str, Any]
+    value: float
+    regret: float | None
+    error: str | None
+    seconds: float
+    dictionary_size: int
+    arms: int
+
+
+@dataclass
+class OptimizeResult:
+    """Outcome of :func:`optimize` (``result.json`` is built from it)."""
+
+    records: list[EvaluationRecord]
+    best_params: dict[str, Any] | None
+    best_value: float | None
+    simple_regret: float | None
+    cumulative_regret: float | None
+    seconds: float
+    dictionary_size_max: int
+    batch_sizes: list[int]
+    refits: int = 0
+    events: list[str] = field(default_factory=list)
+
+    @property
+    def evaluations(self) -> int:
+        return len(self.records)
+
+    @property
+    def failures(self) -> int:
+        return sum(1 for r in self.records if r.error is not None)
+
+
+def make_bandit(config: OptimizeConfig, space: Space) -> ArmBandit:
+    """The bandit described by ``config.bandit`` over ``space``'s arms, with the RBF kernel."""
+    b = config.bandit
+    options = {
+        "noise_variance": b.noise_variance,
+        "lam": b.lam,
+        "fnorm": b.fnorm,
+        "delta": b.delta,
+        "beta": b.beta,
+        "epsilon": b.epsilon,
+        "batch": b.batch,
+        "ratio_threshold": b.ratio_threshold,
+        "max_batch": b.max_batch,
+        "initial": b.initial,
+        "seed": config.seed,
+    }
+    kernel = rbf_kernel(config, space.dims)
+    if b.algorithm == "gpucb":
+        return GPUCB(space.arms, kernel, **options)
+    return BKB(space.arms, kernel, qbar=b.qbar, **options)
+
+
+def rbf_kernel(config: OptimizeConfig, dims: int) -> RBFKernel:
+    k = config.kernel
+    return RBFKernel(k.lengthscale or default_lengthscale(dims), k.variance)
+
+
+class GSMPRefitter:
+    """Re-learns GSMP weights with SLIM-KL from the observations, warm-starting each fit."""
+
+    def __init__(self, config: OptimizeConfig, dims: int) -> None:
+        self.config = config
+        self.dims = dims
+        self.theta: np.ndarray | None = None
+        self.fits = 0
+
+    def __call__(self, X: np.ndarray, y: np.ndarray, agent: np.ndarray) -> GSMPArmKernel:
+        """Fit on encoded points ``X`` (``n x D``), rewards ``y`` and the agent of each point."""
+        from distgp.config import FitConfig
+        from distgp.driver import fit
+
+        c = self.config
+        fc = FitConfig()
+        fc.kernel.components = c.kernel.components or GSMP_COMPONENTS_PER_DIM * self.dims
+        fc.kernel.levels = c.kernel.levels
+        fc.learn.max_iterations = c.kernel.max_iterations
+        fc.consensus.agents = c.agents.count
+        fc.consensus.max_rounds = c.kernel.rounds
+        fc.backend.name = c.backend_name
+        fc.backend.address = c.agents.address
+        fc.seed = c.seed
+        counts = np.bincount(agent, minlength=c.agents.count)
+        own_data = counts.size == c.agents.count and counts.min() >= 2
+        fc.data.shard = "column:agent" if own_data else "random"
+        result = fit(X, y, fc, groups=agent if own_data else None, initial=self.theta)
+        self.theta = result.theta
+        self.fits += 1
+        return GSMPArmKernel.from_model(result.model)
+
+
+def optimize(
+    problem: Problem,
+    config: OptimizeConfig,
+    evaluator: Any,
+    report: Reporter | None = None,
+) -> OptimizeResult:
+    """Run ``config.budget`` evaluations of ``problem`` with the configured bandit."""
+    report = report or (lambda event, fields: None)
+    space = problem.space
+    bandit = make_bandit(config, space)
+    refitter = GSMPRefitter(config, space.dims) if config.kernel.name == "gsmp" else None
+    rng = np.random.default_rng((config.seed, 1))  # local arms
+    records: list[EvaluationRecord] = []
+    batch_sizes: list[int] = []
+    events: list[str] = []
+    best: tuple[float, int] | None = None  # (reward, arm)
+    next_fit = config.kernel.warmup
+    start = time.perf_counter()
+    while len(records) < config.budget:
+        remaining = config.budget - len(records)
+        arms = bandit.ask(remaining if config.bandit.batch else 1)
+        jobs = [(len(records) + k, space.decode_row(bandit.arms[a])) for k, a in enumerate(arms)]
+        evaluations = evaluator.evaluate(jobs)
+        rewards = [problem.sign * ev.value for ev in evaluations]
+        bandit.tell(arms, rewards)
+        for arm, ev, reward in zip(arms.tolist(), evaluations, rewards, strict=True):
+            truth = (
+                problem.true_value(ev.params) if problem.true_value and not ev.failed else ev.value
+            )
+            records.append(
+                EvaluationRecord(
+                    ev.index,
+                    len(batch_sizes),
+                    ev.agent,
+                    ev.params,
+                    ev.value,
+                    problem.regret(truth),
+                    ev.error,
+                    ev.seconds,
+                    bandit.dictionary_size,
+                    len(bandit.arms),
+                )
+            )
+            if math.isfinite(reward) and (best is None or reward > best[0]):
+                best = (reward, arm)
+        batch_sizes.append(len(arms))
+        if config.arms.local and best is not None:
+            bandit.add_arms(
+                space.around(bandit.arms[best[1]], config.arms.local, config.arms.local_scale, rng)
+            )
+        successes = bandit.observations
+        if refitter is not None and successes >= next_fit:
+            next_fit = successes + config.kernel.refit_every
+            _refit(bandit, refitter, records, problem, space, events)
+        report(
+            "batch",
+            {
+                "evaluations": len(records),
+                "batch_size": len(arms),
+                "best": None if best is None else problem.sign * best[0],
+                "regret": _simple_regret(records),
+                "dictionary": bandit.dictionary_size,
+                "failed": sum(ev.failed for ev in evaluations),
+            },
+        )
+    seconds = time.perf_counter() - start
+    good = [r for r in records if r.error is None]
+    best_record = max(good, key=lambda r: problem.sign * r.value) if good else None
+    regrets = [r.regret for r in good if r.regret is not None]
+    return OptimizeResult(
+        records=records,
+        best_params=None if best_record is None else best_record.params,
+        best_value=None if best_record is None else best_record.value,
+        simple_regret=_simple_regret(records),
+        cumulative_regret=float(sum(regrets)) if regrets else None,
+        seconds=seconds,
+        dictionary_size_max=int(getattr(bandit, "dictionary_size_max", bandit.dictionary_size)),
+        batch_sizes=batch_sizes,
+        refits=0 if refitter is None else refitter.fits,
+        events=events,
+    )
+
+
+def _simple_regret(records: list[EvaluationRecord]) -> float | None:
+    regrets = [r.regret for r in records if r.error is None and r.regret is not None]
+    return min(regrets) if regrets else None
+
+
+def _refit(
+    bandit: ArmBandit,
+    refitter: GSMPRefitter,
+    records: list[EvaluationRecord],
+    problem: Problem,
+    space: Space,
+    events: list[str],
+) -> None:
+    good = [r for r in records if r.error is None]
+    X = np.array([space.encode(r.params) for r in good])
+    y = np.array([problem.sign * r.value for r in good])
+    agent = np.array([r.agent for r in good], dtype=int)
+    try:
+        bandit.set_kernel(refitter(X, y, agent))
+    except DistGPError as exc:
+        events.append(f"GSMP re-fit after {len(records)} evaluations skipped: {exc}")

@@ -1,0 +1,169 @@
+"""What ``distgp optimize --function`` optimises: an objective, its search space and its optimum.
+
+Three kinds of ``--function``:
+
+* a built-in name (:mod:`distgp.bandit.functions`): a box space ``x0..x{d-1}``, minimised, with a
+  known optimum (so regret is reported); ``noise_std`` adds seeded Gaussian noise;
+* ``MODULE:CALLABLE`` whose object has ``bounds`` (``d x 2``; a class is instantiated first):
+  called with a 1-D array ``x``; ``optimal_value`` is used when present;
+* ``MODULE:CALLABLE`` without bounds: called with a dict of parameters described by the config's
+  ``space`` section.
+
+Objectives are picklable (they travel to Ray agents) and take ``(params, index)``; the index of
+the evaluation seeds the noise, so a run does not depend on which agent evaluates what.
+"""
+
+from __future__ import annotations
+
+import importlib
+import math
+import os
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from distgp.bandit.config import OptimizeConfig
+from distgp.bandit.functions import TestFunction, get_function
+from distgp.bandit.spaces import ParamSpace, Space, space_from_mapping
+from distgp.exceptions import ConfigError
+
+
+class ArrayObjective:
+    """A function of a 1-D array ``x`` (ordered as ``names``); seeded noise for test functions."""
+
+    def __init__(self, func: Callable, names: list[str], seed: int = 0) -> None:
+        self.func, self.names, self.seed = func, list(names), int(seed)
+
+    def point(self, params: dict[str, Any]) -> np.ndarray:
+        return np.array([params[n] for n in self.names], dtype=float)
+
+    def __call__(self, params: dict[str, Any], index: int) -> float:
+        x = self.point(params)
+        if isinstance(self.func, TestFunction):
+            return float(self.func(x, rng=np.random.default_rng((self.seed, index))))
+        return float(np.asarray(self.func(x)).reshape(()))
+
+
+class DictObjective:
+    """A function of a parameter dict."""
+
+    def __init__(self, func: Callable) -> None:
+        self.func = func
+
+    def __call__(self, params: dict[str, Any], index: int) -> float:
+        return float(self.func(dict(params)))
+
+
+@dataclass
+class Problem:
+    """An objective over a search space.
+
+    Attributes:
+        name: the ``--function`` text.
+        space: the arms and their decoding.
+        objective: ``objective(params, index) -> value`` (user units, picklable).
+        maximize: whether larger values are better.
+        optimal_value: the best possible value, when known (enables regret).
+        true_value: noise-free value of a point (built-ins), else ``None``.
+    """
+
+    name: str
+    space: Space
+    objective: Callable[[dict[str, Any], int], float]
+    maximize: bool
+    optimal_value: float | None
+    true_value: Callable[[dict[str, Any]], float] | None = None
+
+    @property
+    def sign(self) -> float:
+        """Reward = sign * value (the bandit maximises)."""
+        return 1.0 if self.maximize else -1.0
+
+    def regret(self, value: float) -> float | None:
+        """``|optimum - value|`` in the improving direction (``None`` without a known optimum)."""
+        if self.optimal_value is None or not math.isfinite(value):
+            return None
+        return max(self.sign * (self.optimal_value - value), 0.0)
+
+
+class _TrueValue:
+    def __init__(self, fn: TestFunction, names: list[str]) -> None:
+        self.fn, self.names = fn, names
+
+    def __call__(self, params: dict[str, Any]) -> float:
+        return float(self.fn.evaluate_true(np.array([params[n] for n in self.names])))
+
+
+def make_problem(config: OptimizeConfig) -> Problem:
+    """Resolve ``config.function`` and build its search space (``config.arms``)."""
+    arms = config.arms
+    spec = config.function.strip()
+    if ":" not in spec:
+        if config.space is not None:
+            raise ConfigError("space applies to MODULE:CALLABLE functions, not built-in ones")
+        fn = get_function(spec, noise_std=config.noise_std)
+        space = ParamSpace.box(fn.bounds, arms.count, config.seed, arms.method)
+        optimum = None if config.maximize else fn.optimal_value
+        return Problem(
+            fn.name,
+            space,
+            ArrayObjective(fn, space.names, config.seed),
+            config.maximize,
+            optimum,
+            _TrueValue(fn, space.names),
+        )
+    func = import_callable(spec)
+    bounds = getattr(func, "bounds", None)
+    if config.space is not None:
+        space = space_from_mapping(config.space, arms.count, config.seed, arms.method)
+        objective: Callable = DictObjective(func)
+    elif bounds is not None:
+        try:
+            box = np.asarray(bounds, dtype=float).reshape(-1, 2)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{spec}.bounds must be a d x 2 array of (low, high)") from None
+        space = ParamSpace.box(box, arms.count, config.seed, arms.method)
+        objective = ArrayObjective(func, space.names, config.seed)
+    else:
+        raise ConfigError(
+            f"{spec} has no bounds attribute; describe its parameters in the config's space section"
+        )
+    optimum = getattr(func, "optimal_value", None)
+    optimum = float(optimum) if isinstance(optimum, (int, float)) else None
+    return Problem(spec, space, objective, config.maximize, optimum)
+
+
+def import_callable(spec: str) -> Callable:
+    """Import ``MODULE:CALLABLE`` (current folder first); a class is instantiated."""
+    module_name, _, attr = spec.partition(":")
+    if not module_name or not attr:
+        raise ConfigError(f"function {spec!r} must look like MODULE:CALLABLE")
+    cwd = os.getcwd()
+    added = cwd not in sys.path
+    if added:
+        sys.path.insert(0, cwd)
+    try:
+        module = importlib.import_module(module_name)
+    except Exception as exc:
+        raise ConfigError(
+            f"cannot import module {module_name!r} ({type(exc).__name__}: {exc})"
+        ) from None
+    finally:
+        if added:
+            sys.path.remove(cwd)
+    obj: Any = module
+    for part in attr.split("."):
+        if not hasattr(obj, part):
+            raise ConfigError(f"module {module_name!r} has no attribute {attr!r}")
+        obj = getattr(obj, part)
+    if isinstance(obj, type):
+        try:
+            obj = obj()
+        except Exception as exc:
+            raise ConfigError(f"cannot instantiate {spec} without arguments ({exc})") from None
+    if not callable(obj):
+        raise ConfigError(f"{spec} is not callable")
+    return obj

@@ -1,0 +1,368 @@
+"""``distgp bench bkb``: BKB, batch BKB and exact GP-UCB; time, dictionary and regret.
+
+Two parts:
+
+* **Scaling** (design.md section 5): ``A`` arms uniform in ``[0, 1]^d``, a smooth reward (a
+  seeded sum of 20 RBF bumps with the kernel's lengthscale, scaled to ``max |f| = 1``, noise
+  standard deviation 0.05), ``T`` pulls of BKB, batch BKB and exact GP-UCB (incremental, the
+  fastest exact method here) with the same kernel and the same fixed beta (3 GP standard
+  deviations; the reference beta explores so much on this problem that every pull enters the
+  dictionary). Total and per-step seconds, dictionary size, cumulative and simple regret; and one
+  step of exact GP-UCB refactorised from scratch at ``t = T`` (the cost model behind the paper's
+  comparison, ``O(t^2 A)`` per step).
+* **Test functions** at ``T`` evaluations: simple regret of ``distgp optimize``'s defaults
+  (BKB on 2000 Sobol arms plus local arms), BKB with the reference beta on fixed arms, random
+  search and Optuna's TPE (continuous), median over seeds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import time
+from typing import Any
+
+import numpy as np
+
+FUNCTIONS = ("branin", "hartmann6", "ackley5", "levy8")
+SCALING = {"arms": 20000, "dims": 8, "budget": 2000}
+QUICK_SCALING = {"arms": 3000, "dims": 8, "budget": 300}
+LENGTHSCALE = 0.8  # of the kernel and of the reward's bumps, on [0, 1]^8
+BUMPS = 20
+NOISE_STD = 0.05
+FIXED_BETA = 3.0  # GP standard deviations
+FUNCTION_BUDGET, QUICK_FUNCTION_BUDGET = 300, 40
+SEEDS, QUICK_SEEDS = 3, 1
+TARGET_TIME_RATIO = 0.1  # BKB total <= 1/10 of exact GP-UCB
+TARGET_STEP_GROWTH = 3.0  # per-step time, last 100 steps vs steps 101-200
+TARGET_BATCH_SPEEDUP = 5.0
+TARGET_REGRET_CHANGE = 0.10
+TARGET_WINS = 3
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from distgp.bench.report import add_common_arguments
+
+    add_common_arguments(parser)
+    parser.add_argument("--arms", type=int, metavar="A", help="arms of the scaling part")
+    parser.add_argument("--budget", type=int, metavar="T", help="pulls of the scaling part")
+    parser.add_argument(
+        "--function-budget", type=int, metavar="T", help="evaluations per test-function run"
+    )
+    parser.add_argument(
+        "--seeds", type=int, metavar="S", help="seeds of each scaling and test-function run"
+    )
+    parser.add_argument("--seed", type=int, default=0, help="base seed (default 0)")
+    parser.add_argument("--skip-functions", action="store_true", help="only the scaling part")
+
+
+def run(args: argparse.Namespace) -> int:
+    from distgp.bench.kernel import load_note
+    from distgp.bench.report import save_json, update_results
+    from distgp.cli.common import Progress
+    from distgp.threads import blas_threads
+
+    progress = Progress()
+    load_start = os.getloadavg()[0]
+    scale = dict(QUICK_SCALING if args.quick else SCALING)
+    scale["arms"] = args.arms or scale["arms"]
+    scale["budget"] = args.budget or scale["budget"]
+    payload: dict[str, Any] = {"suite": "bkb", "quick": args.quick}
+    with blas_threads(1):
+        seeds = [args.seed + s for s in range(args.seeds or (QUICK_SEEDS if args.quick else SEEDS))]
+        scaling = scaling_part(scale["arms"], scale["dims"], scale["budget"], seeds, progress)
+        payload["scaling"] = scaling
+        parts = [render_scaling(scaling)]
+        if not args.skip_functions:
+            budget = args.function_budget or (
+                QUICK_FUNCTION_BUDGET if args.quick else FUNCTION_BUDGET
+            )
+            functions = functions_part(budget, len(seeds), args.seed, progress)
+            payload["functions"] = functions
+            parts.append(render_functions(functions, budget, len(seeds)))
+    payload["load"] = (load_start, os.getloadavg()[0])
+    parts.append(load_note(*payload["load"]))
+    body = "\n\n".join(parts)
+    print(body)
+    save_json(args.json, payload)
+    if args.results:
+        update_results(args.results, "bkb", command_line(args), body)
+    return 0
+
+
+def command_line(args: argparse.Namespace) -> str:
+    parts = ["distgp bench bkb"] + (["--quick"] if args.quick else [])
+    for flag in ("arms", "budget", "function_budget", "seeds"):
+        value = getattr(args, flag, None)
+        if value is not None:
+            parts.append(f"--{flag.replace('_', '-')} {value}")
+    return " ".join(parts + (["--skip-functions"] if args.skip_functions else []))
+
+
+# ----------------------------------------------------------------------------------------------
+# Scaling
+
+
+def smooth_reward(arms: np.ndarray, seed: int) -> np.ndarray:
+    """A seeded sum of RBF bumps (lengthscale :data:`LENGTHSCALE`) scaled to ``max |f| = 1``."""
+    from distgp.bandit.kernels import RBFKernel
+
+    rng = np.random.default_rng((seed, 7))
+    centres = rng.random((BUMPS, arms.shape[1]))
+    f = RBFKernel(LENGTHSCALE)(arms, centres) @ rng.standard_normal(BUMPS)
+    return f / np.abs(f).max()
+
+
+def pull_loop(bandit, f: np.ndarray, budget: int, seed: int) -> dict[str, Any]:
+    """Run ``budget`` pulls; per-pull seconds (a batch's time is spread over its pulls)."""
+    rng = np.random.default_rng((seed, 11))
+    step_seconds: list[float] = []
+    pulls: list[int] = []
+    start = time.perf_counter()
+    while len(pulls) < budget:
+        tic = time.perf_counter()
+        idx = bandit.ask(budget - len(pulls) if bandit.batch else None)
+        bandit.tell(idx, f[idx] + NOISE_STD * rng.standard_normal(len(idx)))
+        step_seconds += [(time.perf_counter() - tic) / len(idx)] * len(idx)
+        pulls += idx.tolist()
+    seconds = time.perf_counter() - start
+    regret = f.max() - f[np.array(pulls)]
+    return {
+        "seconds": seconds,
+        "step_seconds": step_seconds,
+        "cumulative_regret": float(regret.sum()),
+        "simple_regret": float(regret.min()),
+        "dictionary_max": int(getattr(bandit, "dictionary_size_max", bandit.dictionary_size)),
+        "batches": bandit.batches,
+        "pulls": pulls,
+    }
+
+
+def refactorised_step(arms: np.ndarray, pulls: list[int], kernel, lam: float) -> float:
+    """Seconds of one exact GP-UCB posterior over all arms computed from scratch."""
+    import scipy.linalg
+
+    tic = time.perf_counter()
+    X = arms[np.array(pulls)]
+    K = kernel(X, X) + lam * np.eye(len(X))
+    L = scipy.linalg.cholesky(K, lower=True, check_finite=False)
+    W = scipy.linalg.solve_triangular(L, kernel(X, arms), lower=True, check_finite=False)
+    variance = np.maximum(kernel.diag(arms) - (W**2).sum(0), 0.0) / lam
+    mean = W.T @ scipy.linalg.solve_triangular(L, np.ones(len(X)), lower=True)
+    np.argmax(mean + np.sqrt(variance))
+    return time.perf_counter() - tic
+
+
+def scaling_part(
+    arms_count: int, dims: int, budget: int, seeds: list[int], progress
+) -> dict[str, Any]:
+    """Every algorithm on every seed (new arms and reward per seed); means over seeds."""
+    from distgp.bandit import BKB, GPUCB, RBFKernel
+
+    kernel = RBFKernel(LENGTHSCALE)
+    makers = {
+        "BKB": lambda arms, seed: BKB(arms, kernel, beta=FIXED_BETA, seed=seed),
+        "batch BKB": lambda arms, seed: BKB(arms, kernel, beta=FIXED_BETA, batch=True, seed=seed),
+        "exact GP-UCB": lambda arms, seed: GPUCB(arms, kernel, beta=FIXED_BETA, seed=seed),
+    }
+    per_seed: dict[str, list[dict[str, Any]]] = {name: [] for name in makers}
+    naive = math.nan
+    for seed in seeds:
+        arms = np.random.default_rng((seed, 3)).random((arms_count, dims))
+        f = smooth_reward(arms, seed)
+        for name, make in makers.items():
+            progress(f"scaling: {name}, A={arms_count}, d={dims}, T={budget}, seed {seed}")
+            per_seed[name].append(pull_loop(make(arms, seed), f, budget, seed))
+            progress(f"  {per_seed[name][-1]['seconds']:.1f} s")
+        if seed == seeds[0]:
+            progress(f"scaling: one refactorised exact GP-UCB step at t={budget}")
+            lam = GPUCB(arms[:2], kernel).lam
+            naive = refactorised_step(arms, per_seed["exact GP-UCB"][0]["pulls"], kernel, lam)
+    runs = {}
+    for name, results in per_seed.items():
+        runs[name] = {
+            key: float(np.mean([r[key] for r in results]))
+            for key in ("seconds", "cumulative_regret", "simple_regret", "batches")
+        }
+        runs[name]["step_seconds"] = np.mean([r["step_seconds"] for r in results], 0).tolist()
+        runs[name]["dictionary_max"] = max(r["dictionary_max"] for r in results)
+        runs[name]["cumulative_regrets"] = [r["cumulative_regret"] for r in results]
+    return {
+        "arms": arms_count,
+        "dims": dims,
+        "budget": budget,
+        "seeds": seeds,
+        "runs": runs,
+        "naive_step": naive,
+    }
+
+
+def _window(steps: list[float], start: int, stop: int) -> float:
+    part = steps[start:stop]
+    return float(np.mean(part)) if part else math.nan
+
+
+def render_scaling(scaling: dict[str, Any]) -> str:
+    from distgp.bench.report import markdown_table
+
+    T = scaling["budget"]
+    rows = []
+    for name, r in scaling["runs"].items():
+        steps = r["step_seconds"]
+        rows.append(
+            {
+                "algorithm": name,
+                "total s": r["seconds"],
+                "ms/step": 1e3 * r["seconds"] / T,
+                "ms/step 101-200": 1e3 * _window(steps, 100, 200),
+                "ms/step last 100": 1e3 * _window(steps, T - 100, T),
+                "dictionary max": r["dictionary_max"],
+                "batches": r["batches"],
+                "cumulative regret": r["cumulative_regret"],
+                "per seed": " / ".join(f"{v:.1f}" for v in r["cumulative_regrets"]),
+                "simple regret": r["simple_regret"],
+            }
+        )
+    naive_ms = 1e3 * scaling["naive_step"]
+    head = (
+        f"### Scaling: A = {scaling['arms']} arms, d = {scaling['dims']}, T = {T}\n\n"
+        f"Means over {len(scaling['seeds'])} seed(s) (new arms and reward per seed). "
+        f"RBF lengthscale {LENGTHSCALE}, reward: {BUMPS} RBF bumps scaled to max |f| = 1, noise "
+        f"std {NOISE_STD}; beta = {FIXED_BETA:g} GP standard deviations for all three; BKB q = 3. "
+        "Exact GP-UCB is incremental (one O(t A) row per pull)."
+    )
+    naive = (
+        f"One exact GP-UCB step refactorised from scratch at t = {T} (Cholesky of K_t and "
+        f"L^-1 K_tA, O(t^2 A)): {naive_ms:.0f} ms, against "
+        f"{rows[0]['ms/step last 100']:.1f} ms for a BKB step over the last 100 steps."
+    )
+    targets = "\n".join(scaling_targets(scaling))
+    return "\n\n".join([head, markdown_table(rows, list(rows[0])), naive, targets])
+
+
+def scaling_targets(scaling: dict[str, Any]) -> list[str]:
+    """The issue's targets on the scaling run, from the measured numbers."""
+    runs, T = scaling["runs"], scaling["budget"]
+    bkb, batch, exact = runs["BKB"], runs["batch BKB"], runs["exact GP-UCB"]
+    ratio = bkb["seconds"] / exact["seconds"]
+    growth = _window(bkb["step_seconds"], T - 100, T) / _window(bkb["step_seconds"], 100, 200)
+    speedup = bkb["seconds"] / batch["seconds"]
+    change = bkb["cumulative_regret"] / exact["cumulative_regret"] - 1.0
+    return [
+        "Targets:\n",
+        f"* BKB total time / exact GP-UCB total time = {ratio:.2f} (target <= "
+        f"{TARGET_TIME_RATIO:g}: {_verdict(ratio <= TARGET_TIME_RATIO)})",
+        f"* BKB per-step time, last 100 steps / steps 101-200 = {growth:.2f} (target <= "
+        f"{TARGET_STEP_GROWTH:g}: {_verdict(growth <= TARGET_STEP_GROWTH)})",
+        f"* batch BKB speed-up over BKB = {speedup:.1f}x (target >= {TARGET_BATCH_SPEEDUP:g}x: "
+        f"{_verdict(speedup >= TARGET_BATCH_SPEEDUP)})",
+        f"* BKB cumulative regret vs exact GP-UCB: {change:+.1%} (target within "
+        f"{TARGET_REGRET_CHANGE:.0%}: {_verdict(abs(change) <= TARGET_REGRET_CHANGE)})",
+    ]
+
+
+def _verdict(ok: bool) -> str:
+    return "met" if ok else "missed"
+
+
+# ----------------------------------------------------------------------------------------------
+# Test functions
+
+
+def bkb_regret(function: str, budget: int, seed: int, reference: bool) -> float:
+    """Simple regret of ``distgp optimize``'s defaults (or the reference beta on fixed arms)."""
+    from distgp.agents.evaluators import InlineEvaluator
+    from distgp.bandit.config import OptimizeConfig
+    from distgp.bandit.loop import optimize
+    from distgp.bandit.problems import make_problem
+
+    config = OptimizeConfig(function=function, budget=budget, seed=seed)
+    if reference:
+        config.bandit.beta, config.arms.local = "practical", 0
+    problem = make_problem(config.validate())
+    result = optimize(problem, config, InlineEvaluator(problem.objective))
+    return float(result.simple_regret)
+
+
+def random_regret(function: str, budget: int, seed: int) -> float:
+    from distgp.bandit.functions import get_function
+
+    fn = get_function(function)
+    lo, hi = fn.bounds.T
+    X = lo + (hi - lo) * np.random.default_rng((seed, 5)).random((budget, fn.dim))
+    return float(fn.evaluate_true(X).min() - fn.optimal_value)
+
+
+def tpe_regret(function: str, budget: int, seed: int) -> float:
+    import optuna
+
+    from distgp.bandit.functions import get_function
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    fn = get_function(function)
+    lo, hi = fn.bounds.T
+
+    def objective(trial) -> float:
+        x = [trial.suggest_float(f"x{i}", lo[i], hi[i]) for i in range(fn.dim)]
+        return float(fn.evaluate_true(np.array(x)))
+
+    study = optuna.create_study(sampler=optuna.samplers.TPESampler(seed=seed))
+    study.optimize(objective, n_trials=budget)
+    return float(study.best_value - fn.optimal_value)
+
+
+METHODS = {
+    "BKB (optimize defaults)": lambda f, T, s: bkb_regret(f, T, s, reference=False),
+    "BKB (reference beta, fixed arms)": lambda f, T, s: bkb_regret(f, T, s, reference=True),
+    "random search": random_regret,
+    "TPE (Optuna)": tpe_regret,
+}
+
+
+def functions_part(budget: int, seeds: int, base_seed: int, progress) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for function in FUNCTIONS:
+        out[function] = {}
+        for method, regret in METHODS.items():
+            tic = time.perf_counter()
+            values = [regret(function, budget, base_seed + s) for s in range(seeds)]
+            out[function][method] = {
+                "regrets": values,
+                "median": float(np.median(values)),
+                "seconds": (time.perf_counter() - tic) / seeds,
+            }
+            progress(f"{function}, {method}: median simple regret {np.median(values):.4g}")
+    return out
+
+
+def render_functions(functions: dict[str, Any], budget: int, seeds: int) -> str:
+    from distgp.bench.report import markdown_table
+
+    rows, wins = [], 0
+    for function, methods in functions.items():
+        row: dict[str, Any] = {"function": function}
+        for method, r in methods.items():
+            row[method] = r["median"]
+        ours = methods["BKB (optimize defaults)"]["median"]
+        beaten = [m for m in ("random search", "TPE (Optuna)") if ours < methods[m]["median"]]
+        row["BKB beats"] = ", ".join(beaten) or "-"
+        wins += len(beaten) == 2
+        rows.append(row)
+    timing = {
+        "function": "seconds per run (mean)",
+        **{m: float(np.mean([functions[f][m]["seconds"] for f in functions])) for m in METHODS},
+    }
+    head = (
+        f"### Test functions: median simple regret after T = {budget} evaluations over "
+        f"{seeds} seed(s)\n\n"
+        "BKB defaults of `distgp optimize`: 2000 scrambled-Sobol arms, RBF lengthscale "
+        "0.2 sqrt(d) on [0,1]^d, beta = 3 GP standard deviations, 30 local arms per step. The "
+        "reference-beta row uses the same arms without local arms. Random search and TPE sample "
+        "the continuous box."
+    )
+    verdict = (
+        f"Target: BKB below both random search and TPE on at least {TARGET_WINS} of "
+        f"{len(functions)} functions: {wins} ({_verdict(wins >= TARGET_WINS)})."
+    )
+    return "\n\n".join([head, markdown_table([*rows, timing], list(rows[0])), verdict])

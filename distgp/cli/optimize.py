@@ -1,0 +1,277 @@
+"""``distgp optimize``: BKB (or batch BKB, or exact GP-UCB) on a test function or your callable."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import math
+
+from distgp.cli.common import Progress, add_common, apply_overrides, number, positive_int
+
+FLAGS = {
+    "function": "function",
+    "budget": "budget",
+    "arms": "arms.count",
+    "local": "arms.local",
+    "algorithm": "bandit.algorithm",
+    "beta": "bandit.beta",
+    "kernel": "kernel.name",
+    "lengthscale": "kernel.lengthscale",
+    "agents": "agents.count",
+    "backend": "agents.backend",
+    "address": "agents.address",
+    "noise": "noise_std",
+    "seed": "seed",
+    "out": "out",
+}
+
+
+def add_parser(commands) -> None:
+    p = commands.add_parser(
+        "optimize",
+        help="maximise a reward / minimise a function with BKB (budgeted kernelized bandit)",
+        description=(
+            "Optimise a built-in test function (branin, hartmann6, ackley[D], levy[D]; "
+            "minimised) or MODULE:CALLABLE over a finite set of arms with BKB. With --batch the "
+            "arms of an adaptive batch are evaluated in parallel by the agents. Writes "
+            "result.json, history.csv and regret.png into --out."
+        ),
+    )
+    add_common(p, "runs/optimize")
+    p.add_argument(
+        "--function", metavar="NAME", help="branin (default), hartmann6, ackley5, levy8, MOD:FUNC"
+    )
+    p.add_argument("--budget", type=positive_int, metavar="T", help="evaluations (default 100)")
+    p.add_argument("--arms", type=positive_int, metavar="A", help="arms drawn (default 2000)")
+    p.add_argument(
+        "--local",
+        type=positive_int,
+        metavar="K",
+        help="new arms near the best point per batch (default 30)",
+    )
+    p.add_argument("--batch", action="store_true", help="batch BKB: adaptive parallel batches")
+    p.add_argument(
+        "--algorithm", choices=["bkb", "gpucb"], help="bkb (default) or exact gpucb baseline"
+    )
+    p.add_argument(
+        "--beta",
+        type=_beta,
+        metavar="B",
+        help="practical, theory, or a number of GP standard deviations (default 3)",
+    )
+    p.add_argument(
+        "--kernel", choices=["rbf", "gsmp"], help="fixed RBF (default) or GSMP re-learned by agents"
+    )
+    p.add_argument("--lengthscale", type=number, metavar="L", help="RBF lengthscale on [0,1] arms")
+    p.add_argument("--agents", type=positive_int, metavar="N", help="evaluating agents (default 1)")
+    p.add_argument("--backend", choices=["inline", "ray"], help="inline (1 agent default) or ray")
+    p.add_argument("--address", metavar="ADDR", help="Ray cluster address (default: local)")
+    p.add_argument("--noise", type=number, metavar="STD", help="noise added to a built-in function")
+    p.add_argument("--maximize", action="store_true", help="maximise the callable's value")
+    p.add_argument("--no-plots", action="store_true", help="do not write regret.png")
+    p.set_defaults(handler=run_optimize)
+
+
+def _beta(text: str) -> str | float:
+    try:
+        return float(text)
+    except ValueError:
+        return text
+
+
+def run_optimize(args: argparse.Namespace) -> int:
+    from distgp.agents.evaluators import make_evaluator
+    from distgp.bandit.config import load_optimize_config
+    from distgp.bandit.loop import optimize
+    from distgp.bandit.problems import make_problem
+    from distgp.io import ensure_output_dir
+
+    config = load_optimize_config(args.config)
+    apply_overrides(config, args, FLAGS)
+    if args.batch:
+        config.bandit.batch = True
+    if args.maximize:
+        config.maximize = True
+    config.validate()
+    problem = make_problem(config)  # every input check happens before --out is touched
+    progress = Progress(args.quiet)
+    out = ensure_output_dir(config.out)
+    b = config.bandit
+    progress(
+        f"{problem.name}: {len(problem.space)} arms in {problem.space.dims} encoded dimension(s); "
+        f"{'batch ' if b.batch else ''}{b.algorithm.upper()} with a {config.kernel.name} kernel, "
+        f"{config.agents.count} agent(s) on the {config.backend_name} backend"
+    )
+    step = max(1, config.budget // 20)
+    shown = [0]
+
+    def report(event: str, fields: dict) -> None:
+        if fields["evaluations"] - shown[0] < step and fields["evaluations"] < config.budget:
+            return
+        shown[0] = fields["evaluations"]
+        regret = fields["regret"]
+        best = fields["best"]
+        progress(
+            f"evaluation {fields['evaluations']:5d}/{config.budget}  "
+            f"best {'-' if best is None else f'{best:.6g}'}"
+            + ("" if regret is None else f"  regret {regret:.4g}")
+            + f"  dictionary {fields['dictionary']}  batch {fields['batch_size']}"
+            + (f"  failed {fields['failed']}" if fields["failed"] else "")
+        )
+
+    from threadpoolctl import threadpool_limits
+
+    # one BLAS thread: the bandit makes many small LAPACK calls, which oversubscribed threads
+    # slow down by up to 100x on small machines (bkb.md 5.2)
+    with (
+        threadpool_limits(1),
+        make_evaluator(
+            config.backend_name, problem.objective, config.agents.count, config.agents.address
+        ) as evaluator,
+    ):
+        result = optimize(problem, config, evaluator, report)
+    _write_outputs(out, problem, config, result, progress, plots=not args.no_plots)
+    return 0
+
+
+def result_record(problem, config, result) -> dict:
+    """The content of ``result.json`` (design.md section 2)."""
+    import dataclasses
+
+    from distgp import __version__
+
+    best = result.best_params
+    sizes = result.batch_sizes
+    return {
+        "function": problem.name,
+        "best_x": None if best is None else list(best.values()),
+        "best_params": best,
+        "best_value": result.best_value,
+        "optimal_value": problem.optimal_value,
+        "simple_regret": result.simple_regret,
+        "cumulative_regret": result.cumulative_regret,
+        "evaluations": result.evaluations,
+        "failures": result.failures,
+        "seconds": round(result.seconds, 3),
+        "dictionary_size_max": result.dictionary_size_max,
+        "batches": len(sizes),
+        "batch_size_max": max(sizes) if sizes else 0,
+        "batch_size_mean": sum(sizes) / len(sizes) if sizes else 0.0,
+        "algorithm": ("batch-" if config.bandit.batch else "") + config.bandit.algorithm,
+        "kernel": config.kernel.name,
+        "kernel_refits": result.refits,
+        "arms": len(problem.space),
+        "agents": config.agents.count,
+        "backend": config.backend_name,
+        "maximize": problem.maximize,
+        "events": result.events,
+        "seed": config.seed,
+        "version": __version__,
+        "config": dataclasses.asdict(config),
+    }
+
+
+def history_csv(problem, result) -> str:
+    """One row per evaluation: parameters, value, regret, best so far, failure and timing."""
+    names = problem.space.names
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(
+        [
+            "evaluation",
+            "batch",
+            "agent",
+            *names,
+            "value",
+            "regret",
+            "best_value",
+            "failed",
+            "error",
+            "seconds",
+            "dictionary_size",
+            "arms",
+        ]
+    )
+    best = None
+    for r in result.records:
+        if r.error is None and (best is None or problem.sign * (r.value - best) > 0):
+            best = r.value
+        writer.writerow(
+            [
+                r.index,
+                r.batch,
+                r.agent,
+                *(_cell(r.params[n]) for n in names),
+                _cell(r.value),
+                _cell(r.regret),
+                _cell(best),
+                int(r.error is not None),
+                r.error or "",
+                f"{r.seconds:.6f}",
+                r.dictionary_size,
+                r.arms,
+            ]
+        )
+    return buffer.getvalue()
+
+
+def _cell(value) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return "nan" if math.isnan(value) else f"{value:.10g}"
+    return str(value)
+
+
+def regret_plot(problem, result, path) -> None:
+    """Simple regret (or best value) against evaluations, with each evaluation's regret."""
+    from distgp.plots import _pyplot, _save
+
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6.0, 3.6))
+    index = [r.index + 1 for r in result.records]
+    if problem.optimal_value is not None:
+        own = [math.nan if r.regret is None else r.regret for r in result.records]
+        running, curve = math.inf, []
+        for value in own:
+            running = min(running, value) if not math.isnan(value) else running
+            curve.append(running)
+        ax.plot(index, own, ".", ms=3, alpha=0.4, label="regret of the evaluation")
+        ax.plot(index, curve, "-", lw=1.8, label="simple regret (best so far)")
+        ax.set_ylabel("regret")
+        if all(v > 0 for v in curve if math.isfinite(v)):
+            ax.set_yscale("log")
+    else:
+        running, curve = None, []
+        for r in result.records:
+            if r.error is None and (running is None or problem.sign * (r.value - running) > 0):
+                running = r.value
+            curve.append(math.nan if running is None else running)
+        ax.plot(index, curve, "-", lw=1.8, label="best value so far")
+        ax.set_ylabel("value")
+    ax.set_xlabel("evaluations")
+    ax.set_title(f"{problem.name}")
+    ax.legend(loc="best", fontsize=8)
+    _save(fig, path)
+    plt.close(fig)
+
+
+def _write_outputs(out, problem, config, result, progress, plots: bool) -> None:
+    from distgp.io import write_json, write_text
+
+    write_text(out / "history.csv", history_csv(problem, result))
+    if plots:
+        regret_plot(problem, result, out / "regret.png")
+    record = result_record(problem, config, result)
+    write_json(out / "result.json", record)
+    for line in result.events:
+        progress(line)
+    regret = (
+        "" if record["simple_regret"] is None else f", simple regret {record['simple_regret']:.4g}"
+    )
+    progress(
+        f"best value {record['best_value']}{regret} after {record['evaluations']} evaluations "
+        f"({record['failures']} failed) in {record['batches']} batch(es), {record['seconds']:.1f} s"
+    )
+    progress(f"wrote {out}/result.json, history.csv" + (" and regret.png" if plots else ""))

@@ -1,0 +1,68 @@
+"""A bandit over named parameters: the layer both framework adapters share."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from distgp.bandit.base import ArmBandit
+from distgp.bandit.bkb import BKB
+from distgp.bandit.gpucb import GPUCB
+from distgp.bandit.spaces import Param, ParamSpace
+
+ALGORITHMS = {"bkb": BKB, "gpucb": GPUCB}
+DEFAULT_BETA = 3.0  # GP standard deviations, the command line's default
+
+
+class ParamBandit:
+    """A BKB (or GP-UCB) bandit whose arms are a :class:`ParamSpace` of named parameters.
+
+    Args:
+        params: the numeric and categorical parameters.
+        arms: number of arms drawn from the space.
+        seed: seed of the arms and of the bandit.
+        algorithm: ``bkb`` or ``gpucb``.
+        **options: bandit options (``batch``, ``beta``, ``qbar``, ``kernel``...). ``beta``
+            defaults to 3 GP standard deviations, as in ``distgp optimize`` (the reference
+            ``practical`` beta explores much more; see :mod:`distgp.bandit.base`).
+    """
+
+    def __init__(
+        self,
+        params: Sequence[Param],
+        arms: int = 2000,
+        seed: int | None = None,
+        algorithm: str = "bkb",
+        **options: Any,
+    ) -> None:
+        self.space = ParamSpace(params, arms, 0 if seed is None else seed)
+        kernel = options.pop("kernel", None)
+        options.setdefault("beta", DEFAULT_BETA)
+        self.bandit: ArmBandit = ALGORITHMS[algorithm](
+            self.space.arms, kernel, seed=seed, **options
+        )
+
+    def ask(self, n: int | None = None) -> list[tuple[int, dict[str, Any]]]:
+        """Propose arms (see :meth:`ArmBandit.ask`) as ``(arm, params)`` pairs."""
+        return [(int(a), self.params_of(int(a))) for a in self.bandit.ask(n)]
+
+    def params_of(self, arm: int) -> dict[str, Any]:
+        return self.space.decode_row(self.bandit.arms[arm])
+
+    def arm_of(self, params: Mapping[str, Any]) -> int:
+        """The arm of ``params`` (added to the arm set when it is not one of the arms)."""
+        row = self.space.encode(params)
+        dist = np.abs(self.bandit.arms - row).max(1)
+        best = int(np.argmin(dist))
+        if dist[best] <= 1e-9:
+            return best
+        return int(self.bandit.add_arms(row[None])[0])
+
+    def tell(self, arm: int, reward: float) -> None:
+        """Reward (to maximise) of ``arm``; NaN for a failed evaluation."""
+        self.bandit.tell(arm, reward)
+
+    def cancel(self, arm: int) -> None:
+        self.bandit.cancel(arm)

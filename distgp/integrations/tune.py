@@ -1,0 +1,207 @@
+"""``BKBSearch``: BKB (or batch BKB) as a Ray Tune search algorithm.
+
+The Tune ``param_space`` (``tune.uniform``, ``tune.loguniform``, ``tune.randint``,
+``tune.lograndint``, ``tune.choice``; nested dicts allowed, constants kept) is discretised into
+``arms`` points; each ``suggest`` hands out one arm's configuration:
+
+* plain BKB: every call asks the bandit for one arm; trials still running are pending
+  (hallucinated), so concurrent trials get different arms;
+* ``batch=True``: a call with nothing queued asks for a whole adaptive batch and then hands it
+  out one configuration per call; while a batch is running, ``suggest`` returns ``None`` (Tune
+  asks again later), so batches are synchronous. Use ``max_concurrent`` (or a
+  ``ConcurrencyLimiter``) to bound the parallelism.
+
+``on_trial_complete`` tells the bandit the trial's ``metric`` (negated for ``mode="min"``); an
+errored trial, or one without the metric, is a failed evaluation. ``add_evaluated_point`` accepts
+results obtained elsewhere. ``save``/``restore`` pickle the whole state (including the random
+generator), so a restored searcher continues the same run.
+
+Example::
+
+    from ray import tune
+    from distgp.integrations.tune import BKBSearch
+
+    tuner = tune.Tuner(
+        trainable,
+        param_space={"lr": tune.loguniform(1e-4, 1e-1), "layers": tune.randint(1, 5)},
+        tune_config=tune.TuneConfig(search_alg=BKBSearch(seed=0), metric="loss", mode="min",
+                                    num_samples=40),
+    )
+"""
+
+from __future__ import annotations
+
+import math
+import pickle
+from typing import Any
+
+from ray.tune.search import Searcher
+from ray.tune.search.sample import Categorical, Domain, Float, Integer, LogUniform, Quantized
+from ray.tune.search.variant_generator import parse_spec_vars
+from ray.tune.utils.util import flatten_dict, unflatten_dict
+
+from distgp.bandit.spaces import CategoricalParam, FloatParam, IntParam, Param
+from distgp.exceptions import ConfigError
+from distgp.integrations.common import ParamBandit
+from distgp.io import atomic_write
+
+
+class BKBSearch(Searcher):
+    """Ray Tune searcher driven by BKB.
+
+    Args:
+        space: a Tune search space; ``None`` to take the ``Tuner``'s ``param_space``.
+        metric, mode: the metric to optimise and ``min`` or ``max`` (or from ``TuneConfig``).
+        arms: number of arms the space is discretised into.
+        batch: batch BKB (adaptive synchronous batches).
+        max_concurrent: cap on trials running at once (``None``: Tune's limit).
+        seed: seed of the arms and of the bandit.
+        algorithm: ``bkb`` or ``gpucb``.
+        **options: bandit options (:class:`~distgp.bandit.base.ArmBandit`, ``qbar``, ``kernel``).
+    """
+
+    def __init__(
+        self,
+        space: dict[str, Any] | None = None,
+        metric: str | None = None,
+        mode: str | None = None,
+        *,
+        arms: int = 2000,
+        batch: bool = False,
+        max_concurrent: int | None = None,
+        seed: int | None = None,
+        algorithm: str = "bkb",
+        **options: Any,
+    ) -> None:
+        super().__init__(metric=metric, mode=mode)
+        self._settings = {
+            "arms": arms,
+            "seed": seed,
+            "algorithm": algorithm,
+            "batch": batch,
+            **options,
+        }
+        self.max_concurrent = max_concurrent
+        self._bandit: ParamBandit | None = None
+        self._queue: list[tuple[int, dict[str, Any]]] = []
+        self._live: dict[str, int] = {}
+        if space:
+            self._setup(space)
+
+    def _setup(self, space: dict[str, Any]) -> None:
+        params = tune_params(space)
+        if not params:
+            raise ConfigError("the Tune search space has no tune.uniform/randint/choice domain")
+        s = dict(self._settings)
+        self._bandit = ParamBandit(params, s.pop("arms"), s.pop("seed"), s.pop("algorithm"), **s)
+
+    def set_search_properties(
+        self, metric: str | None, mode: str | None, config: dict, **spec: Any
+    ) -> bool:
+        if self._bandit is not None:
+            return False
+        self._setup(config)
+        if metric:
+            self._metric = metric
+        if mode:
+            self._mode = mode
+        return True
+
+    def set_max_concurrency(self, max_concurrent: int) -> bool:
+        self.max_concurrent = max_concurrent
+        return True
+
+    @property
+    def bandit(self) -> ParamBandit | None:
+        return self._bandit
+
+    def suggest(self, trial_id: str) -> dict[str, Any] | None:
+        if self._bandit is None:
+            raise RuntimeError("BKBSearch has no search space; pass space= or a Tuner param_space")
+        if self._metric is None or self._mode is None:
+            raise RuntimeError("BKBSearch needs metric and mode (here or in tune.TuneConfig)")
+        if self.max_concurrent is not None and len(self._live) >= self.max_concurrent:
+            return None
+        if not self._queue:
+            if self._settings["batch"] and self._live:
+                return None  # a batch is running: wait for it
+            self._queue = self._bandit.ask()
+        arm, params = self._queue.pop(0)
+        self._live[trial_id] = arm
+        return unflatten_dict(params)
+
+    def on_trial_complete(
+        self, trial_id: str, result: dict | None = None, error: bool = False
+    ) -> None:
+        arm = self._live.pop(trial_id, None)
+        if arm is None or self._bandit is None:
+            return
+        self._bandit.tell(arm, self._reward(None if error else result))
+
+    def add_evaluated_point(
+        self,
+        parameters: dict,
+        value: float,
+        error: bool = False,
+        pruned: bool = False,
+        intermediate_values: list[float] | None = None,
+    ) -> None:
+        if self._bandit is None:
+            raise RuntimeError("BKBSearch has no search space yet")
+        flat = flatten_dict(parameters, prevent_delimiter=True)
+        arm = self._bandit.arm_of({p.name: flat[p.name] for p in self._bandit.space.params})
+        self._bandit.tell(arm, self._reward(None if error else {self._metric: value}))
+
+    def _reward(self, result: dict | None) -> float:
+        value = None if result is None else result.get(self._metric)
+        if value is None or not math.isfinite(float(value)):
+            return math.nan
+        return -float(value) if self._mode == "min" else float(value)
+
+    def get_state(self) -> dict[str, Any]:
+        return {
+            "metric": self._metric,
+            "mode": self._mode,
+            "settings": self._settings,
+            "max_concurrent": self.max_concurrent,
+            "bandit": self._bandit,
+            "queue": self._queue,
+            "live": self._live,
+        }
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        self._metric, self._mode = state["metric"], state["mode"]
+        self._settings = state["settings"]
+        self.max_concurrent = state["max_concurrent"]
+        self._bandit, self._queue, self._live = state["bandit"], state["queue"], state["live"]
+
+    def save(self, checkpoint_path: str) -> None:
+        data = pickle.dumps(self.get_state())
+        atomic_write(checkpoint_path, lambda handle: handle.write(data))
+
+    def restore(self, checkpoint_path: str) -> None:
+        with open(checkpoint_path, "rb") as handle:
+            self.set_state(pickle.load(handle))
+
+
+def tune_params(space: dict[str, Any]) -> list[Param]:
+    """BKB parameters of a Tune search space (names ``a/b`` for nested keys)."""
+    _, _, grid = parse_spec_vars(space)
+    if grid:
+        raise ConfigError("BKBSearch cannot take tune.grid_search parameters")
+    _, domains, _ = parse_spec_vars(flatten_dict(space, prevent_delimiter=True))
+    return [_param("/".join(path), domain) for path, domain in domains]
+
+
+def _param(name: str, domain: Domain) -> Param:
+    sampler = domain.get_sampler()
+    if isinstance(sampler, Quantized):
+        raise ConfigError(f"BKBSearch does not support the quantised domain of {name!r}")
+    log = isinstance(sampler, LogUniform)
+    if isinstance(domain, Float):
+        return FloatParam(name, float(domain.lower), float(domain.upper), log)
+    if isinstance(domain, Integer):  # Tune's upper bound is exclusive
+        return IntParam(name, float(domain.lower), float(domain.upper - 1), log)
+    if isinstance(domain, Categorical):
+        return CategoricalParam(name, tuple(domain.categories))
+    raise ConfigError(f"BKBSearch does not support the domain {type(domain).__name__} of {name!r}")

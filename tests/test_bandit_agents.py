@@ -1,0 +1,89 @@
+"""Evaluators (inline and Ray agents) and the optimisation loop around the bandit."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from distgp.agents.evaluators import InlineEvaluator, RayEvaluator, make_evaluator
+from distgp.bandit.config import OptimizeConfig
+from distgp.bandit.loop import optimize
+from distgp.bandit.problems import make_problem
+from distgp.exceptions import ConfigError
+
+
+def picky(params: dict, index: int) -> float:
+    """Fails on odd indices (an exception on index 1, NaN on the others)."""
+    if index == 1:
+        raise ZeroDivisionError("division by zero")
+    return math.nan if index % 2 else params["x"] * 2.0
+
+
+JOBS = [(i, {"x": float(i)}) for i in range(6)]
+
+
+def check_evaluations(evaluator) -> None:
+    results = evaluator.evaluate(JOBS)
+    assert [r.index for r in results] == list(range(6))
+    assert [r.agent for r in results] == [0, 1, 0, 1, 0, 1]
+    assert results[1].error == "ZeroDivisionError: division by zero"
+    assert results[3].error == "the objective returned nan" and math.isnan(results[3].value)
+    assert [r.value for r in results[::2]] == [0.0, 4.0, 8.0]
+    assert evaluator.observations(0) == [({"x": 0.0}, 0.0), ({"x": 2.0}, 4.0), ({"x": 4.0}, 8.0)]
+    assert evaluator.observations(1) == []
+
+
+def test_inline_agents_evaluate_and_keep_their_observations():
+    check_evaluations(InlineEvaluator(picky, agents=2))
+
+
+def test_ray_agents_evaluate_and_keep_their_observations(ray_local):
+    with RayEvaluator(picky, agents=2) as evaluator:
+        check_evaluations(evaluator)
+    assert ray_local.is_initialized()  # the session's Ray instance is left running
+
+
+def test_make_evaluator_checks_its_arguments():
+    with pytest.raises(ConfigError, match="needs the ray backend"):
+        make_evaluator("inline", picky, address="auto")
+    with pytest.raises(ConfigError, match="unknown backend"):
+        make_evaluator("mpi", picky)
+    with pytest.raises(ConfigError, match="at least 1"):
+        InlineEvaluator(picky, agents=0)
+
+
+def run_loop(**changes) -> tuple:
+    config = OptimizeConfig(function="branin", budget=40, seed=0)
+    for dotted, value in changes.items():
+        section, _, key = dotted.partition("__")
+        setattr(getattr(config, section) if key else config, key or section, value)
+    problem = make_problem(config.validate())
+    return problem, optimize(problem, config, InlineEvaluator(problem.objective, 2))
+
+
+def test_loop_records_every_evaluation_and_regret():
+    problem, result = run_loop()
+    assert result.evaluations == 40 and result.failures == 0
+    regrets = [r.regret for r in result.records]
+    assert result.simple_regret == pytest.approx(min(regrets))
+    assert result.cumulative_regret == pytest.approx(sum(regrets))
+    assert result.best_value == pytest.approx(problem.optimal_value + result.simple_regret)
+
+
+def test_local_arms_grow_the_arm_set():
+    _, result = run_loop(arms__local=5, bandit__beta=3.0)
+    assert result.records[-1].arms == 2000 + 5 * 39
+
+
+def test_gsmp_refits_warm_start_on_the_agents_observations():
+    _, result = run_loop(
+        kernel__name="gsmp",
+        kernel__refit_every=10,
+        agents__count=2,
+        agents__backend="inline",
+        bandit__batch=True,
+    )
+    assert result.refits >= 2 and not result.events
+    assert np.isfinite(result.simple_regret)

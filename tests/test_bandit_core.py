@@ -1,0 +1,301 @@
+"""BKB, batch BKB and exact GP-UCB: exactness, dictionary size, lifecycle, beta, state."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from distgp.bandit import BKB, GPUCB, RBFKernel
+from distgp.bandit.base import ArmBandit, practical_beta, theory_beta, ucb_scores
+from distgp.exceptions import ConfigError, InputDataError, ModelFileError
+
+
+def smooth(X: np.ndarray) -> np.ndarray:
+    return np.sin(3 * X[:, 0]) * np.cos(2 * X[:, 1]) + 0.5 * X[:, 0]
+
+
+@pytest.fixture
+def arms() -> np.ndarray:
+    return np.random.default_rng(0).random((300, 2))
+
+
+def run(bandit: ArmBandit, f, steps: int, noise: float = 0.05, seed: int = 1) -> None:
+    rng = np.random.default_rng(seed)
+    for _ in range(steps):
+        idx = bandit.ask()
+        bandit.tell(idx, f(bandit.arms[idx]) + noise * rng.standard_normal(len(idx)))
+
+
+# --- exactness ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("batch", [False, True])
+def test_bkb_with_every_pull_in_the_dictionary_equals_exact_gpucb(arms, batch):
+    kernel = RBFKernel(0.3)
+    bkb = BKB(arms, kernel, qbar=1e12, seed=3, batch=batch)
+    exact = GPUCB(arms, kernel, seed=3, batch=batch)
+    rng = np.random.default_rng(1)
+    for _ in range(25):
+        a, b = bkb.ask(), exact.ask()
+        np.testing.assert_array_equal(a, b)
+        y = smooth(arms[a]) + 0.05 * rng.standard_normal(len(a))
+        bkb.tell(a, y)
+        exact.tell(b, y)
+        m1, v1 = bkb.posterior()
+        m2, v2 = exact.posterior()
+        np.testing.assert_allclose(m1, m2, rtol=0, atol=1e-8)
+        np.testing.assert_allclose(v1, v2, rtol=0, atol=1e-8)
+        assert bkb.beta == pytest.approx(exact.beta, rel=1e-10)
+    assert set(bkb.dictionary.tolist()) == set(bkb.history["arm"].tolist())
+
+
+def test_hallucinated_asks_match_exact_gp_bucb(arms):
+    kernel = RBFKernel(0.3)
+    bkb, exact = BKB(arms, kernel, qbar=1e12, seed=0), GPUCB(arms, kernel, seed=0)
+    for _ in range(6):
+        a, b = bkb.ask(5), exact.ask(5)
+        np.testing.assert_array_equal(a, b)
+        bkb.tell(a, smooth(arms[a]))
+        exact.tell(b, smooth(arms[b]))
+
+
+def test_exact_gpucb_matches_a_dense_gp(arms):
+    lam = 0.01
+    gp = GPUCB(arms, RBFKernel(0.3), noise_variance=lam, normalize_y=False, seed=0)
+    run(gp, smooth, 15)
+    h = gp.history
+    X, y = arms[h["arm"]], h["y"]
+    K = RBFKernel(0.3)(X, X) + lam * np.eye(len(y))
+    k = RBFKernel(0.3)(arms, X)
+    mean = k @ np.linalg.solve(K, y)
+    var = (1.0 - np.einsum("ij,ji->i", k, np.linalg.solve(K, k.T))) / lam
+    m, v = gp.posterior()
+    np.testing.assert_allclose(m, mean, atol=1e-8)
+    np.testing.assert_allclose(v, var, atol=1e-8)
+
+
+# --- dictionary --------------------------------------------------------------------------------
+
+
+def test_dictionary_stays_far_below_t_on_a_smooth_function():
+    arms = np.random.default_rng(0).random((2000, 2))
+    bandit = BKB(arms, RBFKernel(0.4), beta=3.0, seed=0)
+    run(bandit, smooth, 200)
+    assert bandit.observations == 200
+    assert 0 < bandit.dictionary_size_max <= 40
+    assert bandit.rank <= bandit.dictionary_size
+
+
+def test_dictionary_is_never_empty(arms):
+    bandit = BKB(arms, RBFKernel(0.3), qbar=1e-9, seed=0)
+    run(bandit, smooth, 10)
+    assert bandit.dictionary_size >= 1
+
+
+# --- UCB and beta arithmetic -------------------------------------------------------------------
+
+
+def test_ucb_scores_with_a_hand_computable_posterior():
+    mean = np.array([0.5, 1.0, -1.0])
+    var = np.array([1.0, 0.25, -1e-18])  # roundoff below zero counts as 0
+    np.testing.assert_allclose(ucb_scores(mean, var, 2.0), [2.5, 2.0, -1.0])
+
+
+def test_practical_and_theory_beta_by_hand():
+    # sqrt(0.01)*2 + sqrt(0.04 * (log(e^2) * 3 + log(1/0.5)))
+    # sqrt(lam) F + sqrt(xi^2 (log(t) I + log(1/delta))), t = 7, I = 3
+    assert practical_beta(7, 3.0, 0.01, 0.04, 2.0, 0.5) == pytest.approx(
+        0.1 * 2 + math.sqrt(0.04 * (math.log(7) * 3 + math.log(2)))
+    )
+    # eps = 0.5, alpha = 3:
+    # 2 xi sqrt(alpha log(kappa2 t) I + log(1/delta)) + (1 + 1/sqrt(0.5)) sqrt(lam) F
+    got = theory_beta(10, 2.0, 0.04, 0.09, 1.5, 0.1, 0.5, 1.0)
+    want = (
+        2 * 0.3 * math.sqrt(3 * math.log(10) * 2.0 + math.log(10))
+        + (1 + 1 / math.sqrt(0.5)) * 0.2 * 1.5
+    )
+    assert got == pytest.approx(want)
+
+
+class FakePosterior(ArmBandit):
+    """A bandit whose posterior is fixed by hand (mean 0.5/1.0/0.0, variance 1/0.25/4)."""
+
+    def _refresh(self) -> None:
+        self._mean = np.array([0.5, 1.0, 0.0])
+        self._var = np.array([1.0, 0.25, 4.0])
+
+    def _begin_hallucination(self) -> None:
+        pass
+
+    def _hallucinate(self, arm: int, variance: np.ndarray) -> None:
+        variance[arm] = 0.0
+
+    def _arms_added(self, k: int) -> None:
+        pass
+
+    def _kernel_changed(self) -> None:
+        pass
+
+
+def test_arm_selection_with_a_fake_posterior():
+    # beta = 1 GP std = sqrt(lam) = 0.5: UCBs are 1.0, 1.25, 1.0 -> arm 1, then arm 0 or 2 (tie:
+    # the first index) once arm 1's variance is hallucinated away.
+    bandit = FakePosterior(np.eye(3), RBFKernel(1.0), beta=1.0, lam=0.25, initial=1, seed=0)
+    bandit.tell(2, 1.0)  # one reward so that the UCB, not the random start, chooses
+    assert bandit.beta == pytest.approx(0.5)
+    np.testing.assert_array_equal(bandit.ask(2), [1, 0])
+
+
+# --- lifecycle ---------------------------------------------------------------------------------
+
+
+def test_ask_twice_before_tell_gives_other_arms(arms):
+    bandit = BKB(arms, RBFKernel(0.3), seed=0)
+    run(bandit, smooth, 5)
+    first, second = bandit.ask(), bandit.ask()
+    assert first[0] != second[0]
+    assert bandit.pending == [int(first[0]), int(second[0])]
+    bandit.tell(second, smooth(arms[second]))
+    assert bandit.pending == [int(first[0])]
+    assert bandit.cancel(int(first[0])) and bandit.pending == []
+
+
+def test_tell_of_an_arm_that_was_not_asked_is_recorded(arms):
+    bandit = BKB(arms, RBFKernel(0.3), seed=0)
+    bandit.tell([7, 8], [0.1, 0.2])
+    assert bandit.observations == 2
+    assert bandit.history["batch"].tolist() == [-1, -1]
+    with pytest.raises(InputDataError, match="outside"):
+        bandit.tell(len(arms), 1.0)
+    with pytest.raises(InputDataError, match="one reward per arm"):
+        bandit.tell([1, 2], [1.0])
+
+
+def test_failed_evaluations_are_recorded_and_skipped(arms):
+    bandit = BKB(arms, RBFKernel(0.3), seed=0)
+    run(bandit, smooth, 3)
+    arm = int(bandit.ask()[0])
+    bandit.tell(arm, float("nan"))
+    assert bandit.failures == 1 and bandit.observations == 3
+    assert math.isnan(bandit.history["y"][-1])
+    for _ in range(10):
+        nxt = bandit.ask()
+        assert arm not in nxt.tolist()
+        bandit.tell(nxt, smooth(arms[nxt]))
+
+
+def test_same_seed_same_run_other_seed_differs(arms):
+    runs = []
+    for seed in (5, 5, 6):
+        bandit = BKB(arms, RBFKernel(0.3), seed=seed, initial=3)
+        run(bandit, smooth, 12)
+        runs.append(bandit.history["arm"].tolist())
+    assert runs[0] == runs[1] and runs[0] != runs[2]
+
+
+def test_bad_settings_raise_config_errors(arms):
+    with pytest.raises(ConfigError, match="at least 2 arms"):
+        BKB(arms[:1])
+    with pytest.raises(ConfigError, match="ratio_threshold"):
+        BKB(arms, ratio_threshold=1.0)
+    with pytest.raises(ConfigError, match="beta"):
+        BKB(arms, beta="huge")
+    with pytest.raises(ConfigError, match="qbar"):
+        BKB(arms, qbar=0)
+
+
+def test_add_arms_and_set_kernel_keep_the_data(arms):
+    def exact_from_history(bandit, kernel):
+        exact = GPUCB(bandit.arms, kernel, seed=0)
+        exact.tell(bandit.history["arm"], bandit.history["y"])
+        return exact.posterior()
+
+    for bandit in (BKB(arms, RBFKernel(0.3), seed=0, qbar=1e12), GPUCB(arms, RBFKernel(0.3))):
+        run(bandit, smooth, 8)
+        new = bandit.add_arms(np.array([[0.5, 0.5], [0.1, 0.9]]))
+        assert new.tolist() == [300, 301]
+        bandit.tell(new, smooth(bandit.arms[new]))
+        for got, want in zip(
+            bandit.posterior(), exact_from_history(bandit, RBFKernel(0.3)), strict=True
+        ):
+            np.testing.assert_allclose(got, want, atol=1e-8)
+        bandit.set_kernel(RBFKernel(0.5))
+        run(bandit, smooth, 3)
+        for got, want in zip(
+            bandit.posterior(), exact_from_history(bandit, RBFKernel(0.5)), strict=True
+        ):
+            np.testing.assert_allclose(got, want, atol=1e-8)
+
+
+# --- batches -----------------------------------------------------------------------------------
+
+
+def test_batch_bkb_batches_and_its_regret_is_sane():
+    arms = np.random.default_rng(2).random((1500, 2))
+    f = smooth(arms)
+    results = {}
+    for batch in (False, True):
+        bandit = BKB(arms, RBFKernel(0.4), beta=3.0, batch=batch, seed=0)
+        sizes, regret, rng = [], 0.0, np.random.default_rng(0)
+        while sum(sizes) < 300:
+            idx = bandit.ask(300 - sum(sizes)) if batch else bandit.ask()
+            bandit.tell(idx, f[idx] + 0.05 * rng.standard_normal(len(idx)))
+            sizes.append(len(idx))
+            regret += float((f.max() - f[idx]).sum())
+        results[batch] = (sizes, regret)
+    sizes, regret = results[True]
+    assert max(sizes) > 1 and len(sizes) < 150
+    random_regret = 300 * float(f.max() - f.mean())
+    assert regret < 0.3 * random_regret
+    assert regret < 2.0 * results[False][1] + 5.0
+
+
+def test_batch_rule_stops_when_the_variance_bound_passes_the_threshold(arms):
+    bandit = BKB(arms, RBFKernel(0.3), batch=True, ratio_threshold=2.0, seed=0)
+    run(bandit, smooth, 30)
+    _, fb = bandit.posterior()
+    batch = bandit.ask()
+    bound = 1.0 + np.cumsum(np.maximum(fb[batch], 0.0))
+    assert bound[-1] > 2.0 or len(batch) == len(arms)
+    assert np.all(bound[:-1] <= 2.0)
+
+
+# --- state -------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("cls", "options"),
+    [(BKB, {"qbar": 2.0}), (BKB, {"batch": True}), (GPUCB, {})],
+)
+def test_save_and_load_resume_the_same_run(tmp_path, arms, cls, options):
+    def continued(bandit):
+        out = []
+        rng = np.random.default_rng(9)
+        for _ in range(8):
+            idx = bandit.ask()
+            out.append(idx.tolist())
+            bandit.tell(idx, smooth(arms[idx]) + 0.05 * rng.standard_normal(len(idx)))
+        return out, bandit.posterior()
+
+    original = cls(arms, RBFKernel(0.3), seed=4, **options)
+    run(original, smooth, 10)
+    pending = original.ask()  # saved with an arm in flight
+    original.save(tmp_path / "state.npz")
+    restored = ArmBandit.load(tmp_path / "state.npz")
+    assert type(restored) is cls and restored.pending == pending.tolist()
+    for b in (original, restored):
+        b.tell(pending, smooth(arms[pending]))
+    (picks_a, (m_a, v_a)), (picks_b, (m_b, v_b)) = continued(original), continued(restored)
+    assert picks_a == picks_b
+    np.testing.assert_array_equal(m_a, m_b)
+    np.testing.assert_array_equal(v_a, v_b)
+
+
+def test_loading_something_else_is_a_model_file_error(tmp_path):
+    np.savez(tmp_path / "other.npz", x=np.zeros(3))
+    with pytest.raises(ModelFileError, match="not a distgp bandit state"):
+        ArmBandit.load(tmp_path / "other.npz")
+    with pytest.raises(ModelFileError, match="does not exist"):
+        ArmBandit.load(tmp_path / "missing.npz")

@@ -1,0 +1,281 @@
+"""``distgp optimize``: outputs, configs, failed evaluations, bad input, GSMP and Ray agents."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from pathlib import Path
+
+import pytest
+
+from distgp.cli import main
+
+REPO = Path(__file__).resolve().parents[1]
+CONFIGS = sorted((REPO / "configs").glob("optimize-*.yaml"))
+
+
+def run_cli(args: list[str], capsys) -> tuple[int, str]:
+    try:
+        code = main(["optimize", *args])
+    except SystemExit as exc:  # argparse errors
+        code = exc.code
+    return code, capsys.readouterr().err
+
+
+def read_history(out: Path) -> list[dict]:
+    with open(out / "history.csv", newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def test_branin_writes_result_history_and_plot(tmp_path, capsys):
+    out = tmp_path / "run"
+    code, err = run_cli(["--function", "branin", "--budget", "40", "--out", str(out)], capsys)
+    assert code == 0
+    result = json.loads((out / "result.json").read_text())
+    for key in (
+        "best_x",
+        "best_value",
+        "simple_regret",
+        "cumulative_regret",
+        "evaluations",
+        "seconds",
+        "dictionary_size_max",
+        "batches",
+    ):
+        assert key in result
+    assert result["evaluations"] == 40 and len(result["best_x"]) == 2
+    assert result["simple_regret"] == pytest.approx(result["best_value"] - 0.397887357729738)
+    assert 0 < result["dictionary_size_max"] <= 40 and result["batches"] == 40
+    rows = read_history(out)
+    assert len(rows) == 40 and {"x0", "x1", "value", "regret", "failed"} <= set(rows[0])
+    cumulative = sum(float(r["regret"]) for r in rows)
+    assert result["cumulative_regret"] == pytest.approx(cumulative, rel=1e-6)
+    assert (out / "regret.png").stat().st_size > 1000
+    assert "evaluation    40/40" in err and "wrote" in err
+
+
+def test_same_seed_same_history(tmp_path, capsys):
+    runs = []
+    for name in ("a", "b"):
+        out = tmp_path / name
+        run_cli(
+            [
+                "--function",
+                "levy",
+                "--budget",
+                "15",
+                "--seed",
+                "3",
+                "--quiet",
+                "--no-plots",
+                "--out",
+                str(out),
+            ],
+            capsys,
+        )
+        runs.append([(r["x0"], r["x1"]) for r in read_history(out)])
+    assert runs[0] == runs[1]
+
+
+def test_batch_mode_with_two_inline_agents(tmp_path, capsys):
+    out = tmp_path / "run"
+    code, _ = run_cli(
+        [
+            "--function",
+            "hartmann6",
+            "--budget",
+            "120",
+            "--batch",
+            "--agents",
+            "2",
+            "--backend",
+            "inline",
+            "--beta",
+            "3",
+            "--quiet",
+            "--no-plots",
+            "--out",
+            str(out),
+        ],
+        capsys,
+    )
+    assert code == 0
+    result = json.loads((out / "result.json").read_text())
+    assert result["evaluations"] == 120 and result["batch_size_max"] > 1
+    assert result["batches"] < 120 and result["algorithm"] == "batch-bkb"
+    assert {r["agent"] for r in read_history(out)} == {"0", "1"}
+
+
+FLAKY_MODULE = """
+import math
+import numpy as np
+
+bounds = [[0.0, 1.0], [0.0, 1.0]]
+
+def flaky(x):
+    if x[0] > 0.8:
+        raise RuntimeError("simulator crashed")
+    if x[1] > 0.9:
+        return float("nan")
+    return float((x[0] - 0.3) ** 2 + (x[1] - 0.6) ** 2)
+
+flaky.bounds = bounds
+flaky.optimal_value = 0.0
+
+def tuned(params):
+    lr, layers, act = params["lr"], params["layers"], params["act"]
+    return (math.log10(lr) + 2) ** 2 + (layers - 2) ** 2 + (act == "tanh")
+"""
+
+
+@pytest.fixture
+def user_module(tmp_path, monkeypatch):
+    (tmp_path / "bkb_user_objectives.py").write_text(FLAKY_MODULE)
+    monkeypatch.chdir(tmp_path)
+    return "bkb_user_objectives"
+
+
+def test_failed_evaluations_are_recorded_and_the_run_goes_on(tmp_path, capsys, user_module):
+    out = tmp_path / "run"
+    code, _ = run_cli(
+        [
+            "--function",
+            f"{user_module}:flaky",
+            "--budget",
+            "50",
+            "--arms",
+            "400",
+            "--quiet",
+            "--out",
+            str(out),
+        ],
+        capsys,
+    )
+    assert code == 0
+    result = json.loads((out / "result.json").read_text())
+    rows = read_history(out)
+    failed = [r for r in rows if r["failed"] == "1"]
+    assert result["evaluations"] == 50 and result["failures"] == len(failed) > 0
+    assert any("RuntimeError: simulator crashed" in r["error"] for r in failed)
+    assert all(r["value"] == "nan" for r in failed)
+    assert math.isfinite(result["best_value"]) and result["best_x"][0] <= 0.8
+
+
+def test_callable_with_a_space_section(tmp_path, capsys, user_module):
+    config = tmp_path / "space.yaml"
+    config.write_text(
+        f"function: {user_module}:tuned\nbudget: 25\narms: {{count: 300}}\n"
+        "space:\n  lr: {type: float, low: 1.0e-4, high: 1.0, log: true}\n"
+        "  layers: {type: int, low: 1, high: 4}\n  act: {choices: [relu, tanh]}\n"
+    )
+    out = tmp_path / "run"
+    code, _ = run_cli(["--config", str(config), "--quiet", "--out", str(out)], capsys)
+    assert code == 0
+    result = json.loads((out / "result.json").read_text())
+    assert set(result["best_params"]) == {"lr", "layers", "act"}
+    assert result["simple_regret"] is None and result["cumulative_regret"] is None
+    assert result["best_value"] < 1.0
+
+
+BAD_INPUTS = [
+    (["--budget", "0"], "budget must be at least 1"),
+    (["--arms", "1"], "at least 2 arms"),
+    (["--function", "rosenbrock"], "unknown function 'rosenbrock'"),
+    (["--function", "no_such_module_xyz:f"], "cannot import module 'no_such_module_xyz'"),
+    (["--function", "math:no_such_function"], "has no attribute"),
+    (["--function", "math:sqrt"], "no bounds attribute"),
+    (["--beta", "loose"], "bandit.beta must be practical, theory or a number"),
+    (["--budget", "ten"], "expected an integer"),
+]
+
+
+@pytest.mark.parametrize(("args", "message"), BAD_INPUTS)
+def test_bad_input_is_one_line_exit_2_and_no_output(tmp_path, capsys, args, message):
+    out = tmp_path / "run"
+    code, err = run_cli([*args, "--out", str(out)], capsys)
+    assert code == 2
+    assert err.count("\n") == 1 and message in err
+    assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    ("space", "message"),
+    [
+        ("x: {low: 1.0, high: 1.0}", "low (1.0) must be below high (1.0)"),
+        ("x: {low: 0.0, high: 1.0, log: true}", "log scale needs low > 0"),
+        ("x: {choices: [only]}", "at least 2 arms"),
+    ],
+)
+def test_bad_space_is_one_line_exit_2(tmp_path, capsys, user_module, space, message):
+    config = tmp_path / "bad.yaml"
+    config.write_text(f"function: {user_module}:tuned\nspace:\n  {space}\n")
+    out = tmp_path / "run"
+    code, err = run_cli(["--config", str(config), "--out", str(out)], capsys)
+    assert code == 2 and err.count("\n") == 1 and message in err
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("config", CONFIGS, ids=lambda p: p.stem)
+def test_ready_configs_run(config, tmp_path, capsys):
+    out = tmp_path / "run"
+    code, _ = run_cli(["--config", str(config), "--quiet", "--no-plots", "--out", str(out)], capsys)
+    assert code == 0
+    result = json.loads((out / "result.json").read_text())
+    assert result["evaluations"] >= 1 and result["simple_regret"] is not None
+
+
+def test_gsmp_kernel_is_relearned_by_the_agents(tmp_path, capsys):
+    out = tmp_path / "run"
+    code, _ = run_cli(
+        [
+            "--function",
+            "branin",
+            "--budget",
+            "30",
+            "--kernel",
+            "gsmp",
+            "--agents",
+            "2",
+            "--backend",
+            "inline",
+            "--batch",
+            "--quiet",
+            "--no-plots",
+            "--out",
+            str(out),
+        ],
+        capsys,
+    )
+    assert code == 0
+    result = json.loads((out / "result.json").read_text())
+    assert result["kernel"] == "gsmp" and result["kernel_refits"] >= 1
+    assert result["evaluations"] == 30
+
+
+def test_ray_agents_evaluate_batches(tmp_path, capsys, ray_local):
+    out = tmp_path / "run"
+    code, _ = run_cli(
+        [
+            "--function",
+            "branin",
+            "--budget",
+            "20",
+            "--batch",
+            "--agents",
+            "2",
+            "--backend",
+            "ray",
+            "--beta",
+            "3",
+            "--quiet",
+            "--no-plots",
+            "--out",
+            str(out),
+        ],
+        capsys,
+    )
+    assert code == 0
+    result = json.loads((out / "result.json").read_text())
+    assert result["backend"] == "ray" and result["evaluations"] == 20
+    assert {r["agent"] for r in read_history(out)} == {"0", "1"}

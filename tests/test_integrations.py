@@ -1,0 +1,124 @@
+"""BKB through Optuna (BKBSampler) and Ray Tune (BKBSearch), end to end on tiny studies."""
+
+from __future__ import annotations
+
+import pickle
+
+import numpy as np
+import pytest
+
+optuna = pytest.importorskip("optuna")
+
+
+def quadratic(trial) -> float:
+    x = trial.suggest_float("x", -5.0, 5.0)
+    n = trial.suggest_int("n", 0, 10)
+    lr = trial.suggest_float("lr", 1e-4, 1.0, log=True)
+    kind = trial.suggest_categorical("kind", ["a", "b"])
+    if trial.number == 6:
+        raise ValueError("this trial crashes")
+    return (x - 1.0) ** 2 + (n - 3) ** 2 + np.log10(lr) ** 2 + (kind == "b")
+
+
+def optuna_study(seed: int, trials: int = 25):
+    from distgp.integrations.optuna import BKBSampler
+
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    study = optuna.create_study(
+        sampler=BKBSampler(seed=seed, arms=500, warn_independent_sampling=False)
+    )
+    study.optimize(quadratic, n_trials=trials, catch=(ValueError,))
+    return study
+
+
+def test_optuna_sampler_end_to_end():
+    study = optuna_study(0)
+    bandit = study.sampler.bandit.bandit
+    assert len(study.trials) == 25
+    assert bandit.observations == 24 and bandit.failures == 1
+    assert study.best_value < 3.0
+    assert set(study.best_params) == {"x", "n", "lr", "kind"}
+    assert all(isinstance(t.params["n"], int) for t in study.trials)
+
+
+def test_optuna_sampler_is_seeded_and_picklable():
+    a, b = optuna_study(1, 12), optuna_study(1, 12)
+    assert [t.params for t in a.trials] == [t.params for t in b.trials]
+    clone = pickle.loads(pickle.dumps(a.sampler))
+    assert clone.bandit.bandit.observations == a.sampler.bandit.bandit.observations
+
+
+def test_optuna_maximisation_and_fallback_warning(caplog):
+    from distgp.integrations.optuna import BKBSampler
+
+    study = optuna.create_study(direction="maximize", sampler=BKBSampler(seed=0, arms=200))
+    with caplog.at_level("WARNING"):
+        study.optimize(
+            lambda t: (
+                -((t.suggest_float("x", 0, 1) - 0.7) ** 2)
+                + 0 * len(t.suggest_categorical("c", ["p", "q"]))
+            ),
+            n_trials=8,
+        )
+    assert study.best_value > -0.05
+    assert "RandomSampler" in caplog.text and "warn_independent_sampling" in caplog.text
+
+
+@pytest.mark.slow  # Tune starts a trial actor per trial: about 30 s on a busy 2-core box
+def test_tune_searcher_end_to_end(ray_local, tmp_path):
+    pytest.importorskip("ray.tune")
+    from ray import tune
+
+    from distgp.integrations.tune import BKBSearch
+
+    def trainable(config):
+        tune.report({"loss": (config["x"] - 1.0) ** 2 + config["nested"]["k"]})
+
+    searcher = BKBSearch(seed=0, arms=300, max_concurrent=2)
+    tuner = tune.Tuner(
+        trainable,
+        param_space={"x": tune.uniform(-3, 3), "nested": {"k": tune.randint(0, 3)}, "c": 5},
+        tune_config=tune.TuneConfig(
+            search_alg=searcher, metric="loss", mode="min", num_samples=4, reuse_actors=True
+        ),
+        run_config=tune.RunConfig(storage_path=str(tmp_path), name="bkb", verbose=0),
+    )
+    results = tuner.fit()
+    best = results.get_best_result()
+    assert len(results) == 4 and best.config["c"] == 5
+    assert searcher.bandit.bandit.observations == 4
+    assert best.metrics["loss"] == pytest.approx(
+        -max(searcher.bandit.bandit.history["y"]), rel=1e-12
+    )
+
+
+def test_tune_searcher_batches_state_and_errors(tmp_path):
+    pytest.importorskip("ray.tune")
+    from ray import tune
+
+    from distgp.integrations.tune import BKBSearch
+
+    space = {"x": tune.uniform(0, 1), "y": tune.loguniform(1e-3, 1), "c": tune.choice(["a", "b"])}
+    searcher = BKBSearch(space, metric="m", mode="max", seed=0, arms=200, batch=True)
+    assert searcher.set_search_properties("m", "max", space) is False  # already has a space
+    first = searcher.suggest("t0")
+    assert set(first) == {"x", "y", "c"} and 1e-3 <= first["y"] <= 1
+    assert searcher.suggest("t1") is None  # the first batch (one arm, no data) is running
+    searcher.on_trial_complete("t0", {"m": first["x"]})
+    searcher.on_trial_complete("nobody", {"m": 1.0})  # unknown trial: ignored
+    second = searcher.suggest("t2")
+    searcher.on_trial_complete("t2", None, error=True)
+    bandit = searcher.bandit.bandit
+    assert bandit.observations == 1 and bandit.failures == 1
+    searcher.add_evaluated_point({"x": 0.25, "y": 0.5, "c": "b"}, 0.9)
+    assert bandit.observations == 2 and len(bandit.arms) == 201
+    path = tmp_path / "searcher.pkl"
+    searcher.save(str(path))
+    restored = BKBSearch(seed=0)
+    restored.restore(str(path))
+    for s in (searcher, restored):
+        s.on_trial_complete("t3", {"m": 0.0})
+    assert [searcher.suggest(f"a{i}") for i in range(3)] == [
+        restored.suggest(f"a{i}") for i in range(3)
+    ]
+    assert second is not None
