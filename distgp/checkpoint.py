@@ -1,9 +1,10 @@
-"""Checkpoints of a learning run, written atomically every round, for ``distgp fit --resume``.
+"""Checkpoints written atomically every round (``fit``) or batch (``optimize``), for ``--resume``.
 
-The driver's whole state fits in one file: the coordinator's consensus, duals, penalty and each
+A fit's whole driver state fits in one file: the coordinator's consensus, duals, penalty and each
 agent's last upload (agents warm-start from their last upload, so nothing agent-private is
-needed), or the single agent's parameters. Quantisation noise is seeded by (seed, agent, round),
-so a resumed run ends exactly where an uninterrupted one would.
+needed), or the single agent's parameters; quantisation noise is seeded by (seed, agent, round).
+An optimisation saves the bandit's state (its random stream included) and the loop's records.
+Either way a resumed run ends exactly where an uninterrupted one would.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import numpy as np
 from distgp.exceptions import ModelFileError
 from distgp.io import save_npz
 
-CHECKPOINT_FORMAT = "distgp-fit-checkpoint"
+CHECKPOINT_FORMAT = "distgp-checkpoint"
 CHECKPOINT_NAME = "checkpoint.npz"
 
 
@@ -27,15 +28,18 @@ class Checkpoint:
 
     Args:
         folder: the run's ``--out`` folder.
+        kind: ``fit`` or ``optimize``; a checkpoint of the other kind is refused.
     """
 
-    def __init__(self, folder: str | Path) -> None:
+    def __init__(self, folder: str | Path, kind: str = "fit") -> None:
         self.path = Path(folder) / CHECKPOINT_NAME
+        self.kind = kind
 
     def save(self, config: Any, state: dict[str, Any]) -> None:
         """Write ``state`` (arrays, or JSON-able values under keys ending in ``_json``)."""
         arrays = {
             "format": np.asarray(CHECKPOINT_FORMAT),
+            "kind": np.asarray(self.kind),
             "config_json": np.asarray(config_json(config)),
         }
         for key, value in state.items():
@@ -59,8 +63,10 @@ class Checkpoint:
             raise ModelFileError(
                 f"cannot read checkpoint {self.path} ({exc}); start a new run"
             ) from None
-        if str(raw.get("format", "")) != CHECKPOINT_FORMAT:
-            raise ModelFileError(f"{self.path} is not a distgp fit checkpoint; start a new run")
+        if str(raw.get("format", "")) != CHECKPOINT_FORMAT or str(raw.get("kind")) != self.kind:
+            raise ModelFileError(
+                f"{self.path} is not a distgp {self.kind} checkpoint; start a new run"
+            )
         return {k: json.loads(str(v)) if k.endswith("_json") else v for k, v in raw.items()}
 
     def remove(self) -> None:

@@ -7,6 +7,7 @@ backend. With one agent the run is a centralised DSCA solve; with more, quantise
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import math
@@ -122,7 +123,8 @@ def fit(
     Args:
         groups: labels for ``shard: column:NAME``.
         report: progress callback ``report(event, fields)``.
-        backend: an already built backend (default: from ``config.backend``).
+        backend: an already built backend (default: from ``config.backend``); the caller keeps
+            it (and shuts it down), so it can serve several fits.
         initial: warm start (``M + 1`` parameters of an earlier fit with the same grid size);
             ignored when its size does not match the grid.
         checkpoint: where to save the driver's state after every round (or DSCA chunk).
@@ -139,13 +141,14 @@ def fit(
     report = report or (lambda event, fields: None)
     c = config.consensus
     shards = preflight(config, len(y), groups, check_address=backend is None)
+    owned = backend is None
     backend = backend or make_backend(
         config.backend_name,
         config.backend.address,
         config.backend.cpus_per_agent,
         config.backend.round_timeout,
     )
-    with backend:
+    with backend if owned else contextlib.nullcontext(backend):
         report("start", {"agents": c.agents, "backend": backend.name, "n": len(y)})
         backend.start([(X[idx], y[idx]) for idx in shards])
         start = time.perf_counter()

@@ -7,7 +7,8 @@ from pathlib import Path
 import numpy as np
 
 
-def _pyplot():
+def pyplot():
+    """matplotlib.pyplot with the headless Agg backend."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -16,7 +17,8 @@ def _pyplot():
     return plt
 
 
-def _save(fig, path: Path) -> None:
+def save_figure(fig, path: Path) -> None:
+    """Write ``fig`` as PNG atomically."""
     from distgp.io import atomic_write
 
     atomic_write(
@@ -29,7 +31,7 @@ def spectrum(model, path: str | Path) -> None:
 
     Frequencies are in cycles per raw input unit; colour marks the bandwidth level.
     """
-    plt = _pyplot()
+    plt = pyplot()
     grid = model.grid
     dims = grid.dims
     cols = min(dims, 4)
@@ -69,7 +71,7 @@ def spectrum(model, path: str | Path) -> None:
         f"Learned GSMP spectrum: {int(np.count_nonzero(w))} of {grid.components} components active"
     )
     fig.tight_layout()
-    _save(fig, Path(path))
+    save_figure(fig, Path(path))
     plt.close(fig)
 
 
@@ -79,7 +81,7 @@ def _dim_name(model, p: int) -> str:
 
 def prediction(model, dataset, path: str | Path) -> None:
     """1-D data with the predictive mean and a 95% band (noise included)."""
-    plt = _pyplot()
+    plt = pyplot()
     x_train = dataset.X_train[:, 0]
     x_all = np.concatenate([x_train, dataset.X_test[:, 0]])
     lo, hi = x_all.min(), x_all.max()
@@ -99,13 +101,13 @@ def prediction(model, dataset, path: str | Path) -> None:
     ax.set_title(f"{dataset.name}: GSMP GP")
     ax.legend(loc="best", fontsize=8)
     fig.tight_layout()
-    _save(fig, Path(path))
+    save_figure(fig, Path(path))
     plt.close(fig)
 
 
 def convergence(history, path: str | Path) -> None:
     """ADMM residuals against their tolerances, the penalty, and bits per round."""
-    plt = _pyplot()
+    plt = pyplot()
     rounds = [r.round for r in history]
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.4))
     axes[0].semilogy(rounds, [r.primal_residual for r in history], label="primal residual")
@@ -124,5 +126,5 @@ def convergence(history, path: str | Path) -> None:
     axes[2].set_yscale("log")
     axes[2].legend(fontsize=7)
     fig.tight_layout()
-    _save(fig, Path(path))
+    save_figure(fig, Path(path))
     plt.close(fig)

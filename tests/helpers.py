@@ -29,3 +29,16 @@ def smooth_regression(n: int = 80, dims: int = 2, seed: int = 0, noise: float = 
         + noise * rng.standard_normal(n)
     )
     return X, y
+
+
+class SlowQuadratic:
+    """A 2-D objective with bounds that takes a few milliseconds (for kill-and-resume tests)."""
+
+    bounds = np.array([[-1.0, 1.0], [-1.0, 1.0]])
+    optimal_value = 0.0
+
+    def __call__(self, x: np.ndarray) -> float:
+        import time
+
+        time.sleep(0.02)
+        return float(np.sum((np.asarray(x) - 0.3) ** 2))

@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -22,6 +23,8 @@ def distgp_command(*args):
 def checkpoint_step(path, key):
     try:
         with np.load(path) as content:
+            if key == "evaluations":
+                return len(json.loads(str(content["loop_json"]))["records"])
             return int(content[key])
     except Exception:  # not written yet, or being replaced
         return -1
@@ -85,3 +88,33 @@ def test_resume_refuses_other_settings_and_missing_checkpoints(tmp_path, capsys)
     assert "nothing to resume" in capsys.readouterr().err
     assert main(["fit", "--resume", str(tmp_path), "--agents", "4"]) == 2
     assert "drop --agents" in capsys.readouterr().err
+
+
+def test_killed_optimisation_resumes_to_the_same_result(tmp_path, monkeypatch):
+    monkeypatch.chdir(Path(__file__).resolve().parents[1])  # tests.helpers must be importable
+    common = [
+        "optimize",
+        "--function",
+        "tests.helpers:SlowQuadratic",
+        "--budget",
+        "60",
+        "--quiet",
+        "--no-plots",
+    ]
+    killed = tmp_path / "killed"
+    code = kill_after_checkpoint([*common, "--out", str(killed)], killed, "evaluations", 15)
+    if code == 0:
+        pytest.skip("the run finished before it could be killed")
+    assert code == -signal.SIGKILL and (killed / "checkpoint.npz").is_file()
+    assert main(["optimize", "--resume", str(killed), "--quiet", "--no-plots"]) == 0
+    assert not (killed / "checkpoint.npz").exists()
+    clean = tmp_path / "clean"
+    assert main([*common, "--out", str(clean)]) == 0
+    resumed = json.loads((killed / "result.json").read_text())
+    uninterrupted = json.loads((clean / "result.json").read_text())
+    for field in ("best_x", "best_value", "simple_regret", "cumulative_regret", "evaluations"):
+        assert resumed[field] == uninterrupted[field], field
+    history = [line.split(",")[3:5] for line in (killed / "history.csv").read_text().splitlines()]
+    assert history == [
+        line.split(",")[3:5] for line in (clean / "history.csv").read_text().splitlines()
+    ]

@@ -60,7 +60,10 @@ class Backend(ABC):
 
     @abstractmethod
     def start(self, shards: list[tuple[np.ndarray, np.ndarray]]) -> None:
-        """Create one agent per ``(X_j, y_j)`` shard; the shard is handed over once."""
+        """Create one agent per ``(X_j, y_j)`` shard; the shard is handed over once.
+
+        Starting again replaces the previous agents (the transport, e.g. a Ray instance, is
+        kept), so one backend can serve several runs."""
 
     @abstractmethod
     def call(
@@ -186,6 +189,7 @@ class RayBackend(Backend):
         from ray.exceptions import GetTimeoutError
 
         self._connect()
+        self._release_agents()
         self._shards = list(shards)
         total = float(ray.cluster_resources().get("CPU", 1.0))
         share = self.cpus_per_agent or min(1.0, total / max(len(shards), 1))
@@ -265,13 +269,18 @@ class RayBackend(Backend):
     def nodes(self):
         return list(self._nodes)
 
-    def shutdown(self):
+    def _release_agents(self) -> None:
         import ray
 
         for actor in self._actors:
             with contextlib.suppress(Exception):
                 ray.kill(actor, no_restart=True)
         self._actors = []
+
+    def shutdown(self):
+        import ray
+
+        self._release_agents()
         if self._owns_ray and ray.is_initialized():
             ray.shutdown()
         self._owns_ray = False

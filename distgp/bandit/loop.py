@@ -20,7 +20,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
@@ -118,6 +118,13 @@ class GSMPRefitter:
         self.dims = dims
         self.theta: np.ndarray | None = None
         self.fits = 0
+        self._backend = None  # built at the first fit, then reused (one Ray start per run)
+
+    def close(self) -> None:
+        """Release the learning agents (and a Ray instance started for them)."""
+        if self._backend is not None:
+            self._backend.shutdown()
+            self._backend = None
 
     def __call__(self, X: np.ndarray, y: np.ndarray, agent: np.ndarray) -> GSMPArmKernel:
         """Fit on encoded points ``X`` (``n x D``), rewards ``y`` and the agent of each point."""
@@ -137,7 +144,12 @@ class GSMPRefitter:
         counts = np.bincount(agent, minlength=c.agents.count)
         own_data = counts.size == c.agents.count and counts.min() >= 2
         fc.data.shard = "column:agent" if own_data else "random"
-        result = fit(X, y, fc, groups=agent if own_data else None, initial=self.theta)
+        if self._backend is None:
+            from distgp.agents.backends import make_backend
+
+            self._backend = make_backend(fc.backend_name, fc.backend.address)
+        groups = agent if own_data else None
+        result = fit(X, y, fc, groups=groups, initial=self.theta, backend=self._backend)
         self.theta = result.theta
         self.fits += 1
         return GSMPArmKernel.from_model(result.model)
@@ -148,8 +160,16 @@ def optimize(
     config: OptimizeConfig,
     evaluator: Any,
     report: Reporter | None = None,
+    save: Callable[[dict[str, Any]], None] | None = None,
+    resume: dict[str, Any] | None = None,
 ) -> OptimizeResult:
-    """Run ``config.budget`` evaluations of ``problem`` with the configured bandit."""
+    """Run ``config.budget`` evaluations of ``problem`` with the configured bandit.
+
+    Args:
+        save: called after every batch with the run's state (arrays, and JSON-able values under
+            keys ending in ``_json``), for checkpoints.
+        resume: a state passed to ``save`` earlier; the run continues from it exactly.
+    """
     report = report or (lambda event, fields: None)
     space = problem.space
     bandit = make_bandit(config, space)
@@ -160,55 +180,98 @@ def optimize(
     events: list[str] = []
     best: tuple[float, int] | None = None  # (reward, arm)
     next_fit = config.kernel.warmup
-    start = time.perf_counter()
-    while len(records) < config.budget:
-        remaining = config.budget - len(records)
-        arms = bandit.ask(remaining if config.bandit.batch else 1)
-        jobs = [(len(records) + k, space.decode_row(bandit.arms[a])) for k, a in enumerate(arms)]
-        evaluations = evaluator.evaluate(jobs)
-        rewards = [problem.sign * ev.value for ev in evaluations]
-        bandit.tell(arms, rewards)
-        for arm, ev, reward in zip(arms.tolist(), evaluations, rewards, strict=True):
-            truth = (
-                problem.true_value(ev.params) if problem.true_value and not ev.failed else ev.value
-            )
-            records.append(
-                EvaluationRecord(
-                    ev.index,
-                    len(batch_sizes),
-                    ev.agent,
-                    ev.params,
-                    ev.value,
-                    problem.regret(truth),
-                    ev.error,
-                    ev.seconds,
-                    bandit.dictionary_size,
-                    len(bandit.arms),
-                )
-            )
-            if math.isfinite(reward) and (best is None or reward > best[0]):
-                best = (reward, arm)
-        batch_sizes.append(len(arms))
-        if config.arms.local and best is not None:
-            bandit.add_arms(
-                space.around(bandit.arms[best[1]], config.arms.local, config.arms.local_scale, rng)
-            )
-        successes = bandit.observations
-        if refitter is not None and successes >= next_fit:
-            next_fit = successes + config.kernel.refit_every
-            _refit(bandit, refitter, records, problem, space, events)
-        report(
-            "batch",
-            {
-                "evaluations": len(records),
-                "batch_size": len(arms),
-                "best": None if best is None else problem.sign * best[0],
-                "regret": _simple_regret(records),
-                "dictionary": bandit.dictionary_size,
-                "failed": sum(ev.failed for ev in evaluations),
-            },
+    before = 0.0
+    if resume is not None:
+        loop = resume["loop_json"]
+        bandit = ArmBandit.from_state(
+            {k[len("bandit_") :]: v for k, v in resume.items() if k.startswith("bandit_")}
         )
-    seconds = time.perf_counter() - start
+        records = [EvaluationRecord(**r) for r in loop["records"]]
+        batch_sizes, events, next_fit = loop["batch_sizes"], loop["events"], loop["next_fit"]
+        best = None if loop["best"] is None else (float(loop["best"][0]), int(loop["best"][1]))
+        rng.bit_generator.state = loop["rng"]
+        before = float(loop["seconds"])
+        if refitter is not None:
+            refitter.fits = loop["refits"]
+            refitter.theta = None if loop["theta"] is None else np.asarray(loop["theta"])
+    start = time.perf_counter()
+    try:
+        while len(records) < config.budget:
+            remaining = config.budget - len(records)
+            arms = bandit.ask(remaining if config.bandit.batch else 1)
+            jobs = [
+                (len(records) + k, space.decode_row(bandit.arms[a])) for k, a in enumerate(arms)
+            ]
+            evaluations = evaluator.evaluate(jobs)
+            rewards = [problem.sign * ev.value for ev in evaluations]
+            bandit.tell(arms, rewards)
+            for arm, ev, reward in zip(arms.tolist(), evaluations, rewards, strict=True):
+                truth = (
+                    problem.true_value(ev.params)
+                    if problem.true_value and not ev.failed
+                    else ev.value
+                )
+                records.append(
+                    EvaluationRecord(
+                        ev.index,
+                        len(batch_sizes),
+                        ev.agent,
+                        ev.params,
+                        ev.value,
+                        problem.regret(truth),
+                        ev.error,
+                        ev.seconds,
+                        bandit.dictionary_size,
+                        len(bandit.arms),
+                    )
+                )
+                if math.isfinite(reward) and (best is None or reward > best[0]):
+                    best = (reward, arm)
+            batch_sizes.append(len(arms))
+            if config.arms.local and best is not None:
+                bandit.add_arms(
+                    space.around(
+                        bandit.arms[best[1]], config.arms.local, config.arms.local_scale, rng
+                    )
+                )
+            successes = bandit.observations
+            if refitter is not None and successes >= next_fit:
+                next_fit = successes + config.kernel.refit_every
+                _refit(bandit, refitter, records, problem, space, events)
+            if save is not None and len(records) < config.budget:
+                save(
+                    {
+                        **{f"bandit_{k}": v for k, v in bandit.state_dict().items()},
+                        "loop_json": {
+                            "records": [_jsonable(asdict(r)) for r in records],
+                            "batch_sizes": batch_sizes,
+                            "events": events,
+                            "next_fit": next_fit,
+                            "best": None if best is None else [float(best[0]), int(best[1])],
+                            "rng": rng.bit_generator.state,
+                            "seconds": before + time.perf_counter() - start,
+                            "refits": 0 if refitter is None else refitter.fits,
+                            "theta": None
+                            if refitter is None or refitter.theta is None
+                            else refitter.theta.tolist(),
+                        },
+                    }
+                )
+            report(
+                "batch",
+                {
+                    "evaluations": len(records),
+                    "batch_size": len(arms),
+                    "best": None if best is None else problem.sign * best[0],
+                    "regret": _simple_regret(records),
+                    "dictionary": bandit.dictionary_size,
+                    "failed": sum(ev.failed for ev in evaluations),
+                },
+            )
+    finally:
+        if refitter is not None:
+            refitter.close()
+    seconds = before + time.perf_counter() - start
     good = [r for r in records if r.error is None]
     best_record = max(good, key=lambda r: problem.sign * r.value) if good else None
     regrets = [r.regret for r in good if r.regret is not None]
@@ -224,6 +287,17 @@ def optimize(
         refits=0 if refitter is None else refitter.fits,
         events=events,
     )
+
+
+def _jsonable(value: Any) -> Any:
+    """Plain Python values (numpy scalars become floats and ints) for a JSON checkpoint."""
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
 
 
 def _simple_regret(records: list[EvaluationRecord]) -> float | None:

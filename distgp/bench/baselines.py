@@ -10,7 +10,7 @@ statistics) and map their predictions back to raw units.
   last year's mean drift (Hyndman & Athanasopoulos, *Forecasting: Principles and Practice*, 5.2).
 * :func:`gpytorch_rbf` and :func:`gpytorch_sm`: GPyTorch exact GPs with ``ScaleKernel(RBFKernel)``
   (ARD) and ``SpectralMixtureKernel`` (ARD), ``ConstantMean``, ``GaussianLikelihood``, float64,
-  Adam. :func:`median_over_seeds` summarises several SM seeds (its random start sometimes collapses).
+  Adam. :func:`median_over_seeds` summarises several SM seeds (a random start can collapse).
 * :func:`rbcm`: robust Bayesian committee machine (Deisenroth & Ng, ICML 2015) with RBF-ARD
   experts, one per random shard (the shards ``distgp`` gives its agents for the same seed). The
   experts share one set of hyperparameters trained on the sum of their log marginal likelihoods,
@@ -481,4 +481,3 @@ def estimated_noise_fraction(dataset: Dataset) -> float:
         factor = 2.0
     mad = float(np.median(np.abs(diffs - np.median(diffs))))
     return (1.4826 * mad) ** 2 / factor / float(np.var(y))
-

@@ -22,7 +22,7 @@ import time
 from typing import Any
 
 from distgp.bench.report import add_common_arguments, data_dir, markdown_table, save_json
-from distgp.cli.common import number, positive_int
+from distgp.cli.common import integer, number
 
 TARGET_MSE_CHANGE = 0.02
 HANG_ROUND = 3  # the round in which the hung agent sleeps
@@ -49,19 +49,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data-dir", metavar="DIR", help="SLIM-KL data folder")
     parser.add_argument(
         "--agents",
-        type=positive_int,
+        type=integer,
         default=4,
         metavar="N",
         help="agents per run, at least 2 (default 4)",
     )
     parser.add_argument(
         "--runs",
-        type=positive_int,
+        type=integer,
         metavar="N",
         help="seeded runs with a killed agent (default 10)",
     )
     parser.add_argument(
-        "--rounds", type=positive_int, metavar="R", help="ADMM round cap (default 50)"
+        "--rounds", type=integer, metavar="R", help="ADMM round cap (default 50)"
     )
     parser.add_argument(
         "--round-timeout",

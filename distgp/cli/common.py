@@ -73,7 +73,7 @@ class Progress:
             sys.stderr.flush()
 
 
-def positive_int(text: str) -> int:
+def integer(text: str) -> int:
     try:
         value = int(text)
     except ValueError:

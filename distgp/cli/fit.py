@@ -7,7 +7,7 @@ import math
 
 import numpy as np
 
-from distgp.cli.common import Progress, add_common, apply_overrides, number, positive_int
+from distgp.cli.common import Progress, add_common, apply_overrides, integer, number
 
 FLAGS = {
     "data": "data.source",
@@ -71,12 +71,12 @@ def add_parser(commands) -> None:
     )
     kern.add_argument(
         "--components",
-        type=positive_int,
+        type=integer,
         metavar="M",
         help="number of sub-kernels (default 500 in 1-D, 100 per dimension)",
     )
     kern.add_argument(
-        "--levels", type=positive_int, metavar="L", help="bandwidth levels of the data grid"
+        "--levels", type=integer, metavar="L", help="bandwidth levels of the data grid"
     )
     learn = p.add_argument_group("local solver")
     learn.add_argument(
@@ -86,13 +86,13 @@ def add_parser(commands) -> None:
     )
     learn.add_argument(
         "--blocks",
-        type=positive_int,
+        type=integer,
         metavar="S",
         help="DSCA blocks solved in parallel (default 4)",
     )
     learn.add_argument(
         "--max-iterations",
-        type=positive_int,
+        type=integer,
         metavar="K",
         help="DSCA iterations of a single-agent fit (default 300)",
     )
@@ -103,24 +103,20 @@ def add_parser(commands) -> None:
         help="lower bound of the noise variance as a fraction of var(y) (default 0.01)",
     )
     cons = p.add_argument_group("agents and consensus")
-    cons.add_argument(
-        "--agents", type=positive_int, metavar="N", help="number of agents (default 1)"
-    )
+    cons.add_argument("--agents", type=integer, metavar="N", help="number of agents (default 1)")
     q = cons.add_mutually_exclusive_group()
     q.add_argument(
-        "--bits", type=positive_int, metavar="B", help="bits per weight per message (default 8)"
+        "--bits", type=integer, metavar="B", help="bits per weight per message (default 8)"
     )
     q.add_argument(
         "--delta", type=number, metavar="D", help="uniform quantisation step instead of --bits"
     )
     q.add_argument("--no-quantize", action="store_true", help="send float64 messages")
     cons.add_argument("--rho", type=number, help="initial ADMM penalty (default: mean shard size)")
-    cons.add_argument(
-        "--rounds", type=positive_int, metavar="R", help="ADMM round cap (default 50)"
-    )
+    cons.add_argument("--rounds", type=integer, metavar="R", help="ADMM round cap (default 50)")
     cons.add_argument(
         "--local-iterations",
-        type=positive_int,
+        type=integer,
         metavar="K",
         help="DSCA iterations per agent per round (default 5)",
     )

@@ -7,7 +7,7 @@ import csv
 import io
 import math
 
-from distgp.cli.common import Progress, add_common, apply_overrides, number, positive_int
+from distgp.cli.common import Progress, add_common, apply_overrides, integer, number
 
 FLAGS = {
     "function": "function",
@@ -42,11 +42,11 @@ def add_parser(commands) -> None:
     p.add_argument(
         "--function", metavar="NAME", help="branin (default), hartmann6, ackley5, levy8, MOD:FUNC"
     )
-    p.add_argument("--budget", type=positive_int, metavar="T", help="evaluations (default 100)")
-    p.add_argument("--arms", type=positive_int, metavar="A", help="arms drawn (default 2000)")
+    p.add_argument("--budget", type=integer, metavar="T", help="evaluations (default 100)")
+    p.add_argument("--arms", type=integer, metavar="A", help="arms drawn (default 2000)")
     p.add_argument(
         "--local",
-        type=positive_int,
+        type=integer,
         metavar="K",
         help="new arms near the best point per batch (default 30)",
     )
@@ -64,12 +64,17 @@ def add_parser(commands) -> None:
         "--kernel", choices=["rbf", "gsmp"], help="fixed RBF (default) or GSMP re-learned by agents"
     )
     p.add_argument("--lengthscale", type=number, metavar="L", help="RBF lengthscale on [0,1] arms")
-    p.add_argument("--agents", type=positive_int, metavar="N", help="evaluating agents (default 1)")
+    p.add_argument("--agents", type=integer, metavar="N", help="evaluating agents (default 1)")
     p.add_argument("--backend", choices=["inline", "ray"], help="inline (1 agent default) or ray")
     p.add_argument("--address", metavar="ADDR", help="Ray cluster address (default: local)")
     p.add_argument("--noise", type=number, metavar="STD", help="noise added to a built-in function")
     p.add_argument("--maximize", action="store_true", help="maximise the callable's value")
     p.add_argument("--no-plots", action="store_true", help="do not write regret.png")
+    p.add_argument(
+        "--resume",
+        metavar="DIR",
+        help="continue the interrupted run whose --out was DIR, with its own settings",
+    )
     p.set_defaults(handler=run_optimize)
 
 
@@ -82,21 +87,18 @@ def _beta(text: str) -> str | float:
 
 def run_optimize(args: argparse.Namespace) -> int:
     from distgp.agents.evaluators import make_evaluator
-    from distgp.bandit.config import load_optimize_config
     from distgp.bandit.loop import optimize
     from distgp.bandit.problems import make_problem
+    from distgp.checkpoint import Checkpoint
     from distgp.io import ensure_output_dir
 
-    config = load_optimize_config(args.config)
-    apply_overrides(config, args, FLAGS)
-    if args.batch:
-        config.bandit.batch = True
-    if args.maximize:
-        config.maximize = True
+    config = _resumed_config(args) if args.resume else _config(args)
     config.validate()
     problem = make_problem(config)  # every input check happens before --out is touched
     progress = Progress(args.quiet)
     out = ensure_output_dir(config.out)
+    checkpoint = Checkpoint(out, kind="optimize")
+    state = checkpoint.load() if args.resume else None
     b = config.bandit
     progress(
         f"{problem.name}: {len(problem.space)} arms in {problem.space.dims} encoded dimension(s); "
@@ -130,9 +132,48 @@ def run_optimize(args: argparse.Namespace) -> int:
             config.backend_name, problem.objective, config.agents.count, config.agents.address
         ) as evaluator,
     ):
-        result = optimize(problem, config, evaluator, report)
+        if state is not None:
+            progress(f"resuming from {checkpoint.path}")
+        result = optimize(
+            problem,
+            config,
+            evaluator,
+            report,
+            save=lambda s: checkpoint.save(config, s),
+            resume=state,
+        )
     _write_outputs(out, problem, config, result, progress, plots=not args.no_plots)
+    checkpoint.remove()
     return 0
+
+
+def _config(args: argparse.Namespace):
+    from distgp.bandit.config import load_optimize_config
+
+    config = load_optimize_config(args.config)
+    apply_overrides(config, args, FLAGS)
+    if args.batch:
+        config.bandit.batch = True
+    if args.maximize:
+        config.maximize = True
+    return config
+
+
+def _resumed_config(args: argparse.Namespace):
+    """The interrupted run's settings; other options would change the run, so they are refused."""
+    from distgp.bandit.config import OptimizeConfig
+    from distgp.checkpoint import Checkpoint
+    from distgp.config import build
+    from distgp.exceptions import ConfigError
+
+    given = [f for f in (*FLAGS, "config") if f != "out" and getattr(args, f, None) is not None]
+    given += [f for f in ("batch", "maximize") if getattr(args, f)]
+    if given or (args.out is not None and args.out != args.resume):
+        flag = "--" + (given[0] if given else "out").replace("_", "-")
+        raise ConfigError(f"--resume continues a run with its own settings; drop {flag}")
+    config = build(OptimizeConfig, Checkpoint(args.resume, kind="optimize").load()["config_json"])
+    config.out = args.resume
+    return config
 
 
 def result_record(problem, config, result) -> dict:
@@ -226,9 +267,9 @@ def _cell(value) -> str:
 
 def regret_plot(problem, result, path) -> None:
     """Simple regret (or best value) against evaluations, with each evaluation's regret."""
-    from distgp.plots import _pyplot, _save
+    from distgp.plots import pyplot, save_figure
 
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6.0, 3.6))
     index = [r.index + 1 for r in result.records]
     if problem.optimal_value is not None:
@@ -253,7 +294,7 @@ def regret_plot(problem, result, path) -> None:
     ax.set_xlabel("evaluations")
     ax.set_title(f"{problem.name}")
     ax.legend(loc="best", fontsize=8)
-    _save(fig, path)
+    save_figure(fig, path)
     plt.close(fig)
 
 
