@@ -40,3 +40,13 @@ def blas_threads(threads: int | None = 1) -> Iterator[None]:
             yield
     finally:
         torch.set_num_threads(previous)
+
+
+def driver_threads(agents: int) -> int | None:
+    """BLAS threads for the driver process: one while agent processes do the work, else as set.
+
+    An explicit ``OMP_NUM_THREADS`` or ``OPENBLAS_NUM_THREADS`` always wins (``None``: unchanged).
+    """
+    if any(name in os.environ for name in _THREAD_VARS):
+        return None
+    return 1 if agents > 1 else None

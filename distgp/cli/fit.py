@@ -157,6 +157,7 @@ def run_fit(args: argparse.Namespace) -> int:
     from distgp.data import load_dataset
     from distgp.driver import preflight
     from distgp.io import check_output_dir
+    from distgp.threads import blas_threads, driver_threads
 
     config = _resumed_config(args) if args.resume else _config(args)
     config.validate()
@@ -185,7 +186,8 @@ def run_fit(args: argparse.Namespace) -> int:
     )
     if args.resume:
         progress(f"resuming from {checkpoint.path}")
-    result = _learn(dataset, config, progress, checkpoint, bool(args.resume))
+    with blas_threads(driver_threads(config.consensus.agents)):
+        result = _learn(dataset, config, progress, checkpoint, bool(args.resume))
     _write_outputs(out, dataset, config, result, progress, plots=not args.no_plots)
     checkpoint.remove()
     return 0
