@@ -141,29 +141,26 @@ CLI_CASES = {
 }
 
 
-@pytest.fixture(scope="module")
-def files(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("bad-input")
+def prepare(folder: Path) -> dict[str, str]:
+    """The case files plus a fitted model (for the predict cases) under ``folder``."""
     found = make_files(folder)
     found["folder"] = str(folder)
     found["model"] = str(folder / "model" / "model.npz")
-    assert (
-        main(
-            [
-                "fit",
-                "--data",
-                found["good"],
-                "--components",
-                "20",
-                "--out",
-                str(folder / "model"),
-                "--quiet",
-                "--no-plots",
-            ]
-        )
-        == 0
-    )
+    argv = ["fit", "--data", found["good"], "--components", "20", "--quiet", "--no-plots"]
+    assert main([*argv, "--out", str(folder / "model")]) == 0
     return found
+
+
+def case_argv(template: str, found: dict[str, str], out: Path) -> list[str]:
+    argv = template.format(**found).split()
+    if "--out" not in argv and "--resume" not in argv:
+        argv += ["--out", str(out)]
+    return argv
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    return prepare(tmp_path_factory.mktemp("bad-input"))
 
 
 def run_case(argv: list[str]) -> tuple[int, str]:
@@ -180,11 +177,8 @@ def run_case(argv: list[str]) -> tuple[int, str]:
 @pytest.mark.parametrize("case", list(CLI_CASES))
 def test_cli_bad_input(case, files, tmp_path):
     template, needle = CLI_CASES[case]
-    argv = template.format(**files).split()
     out = tmp_path / "out"
-    if "--out" not in argv and argv[0] in ("fit", "predict") and "--resume" not in argv:
-        argv += ["--out", str(out)]
-    code, err = run_case(argv)
+    code, err = run_case(case_argv(template, files, out))
     lines = [line for line in err.splitlines() if line.strip()]
     assert code == 2, err
     assert len(lines) == 1 and needle in lines[0], err
@@ -251,29 +245,10 @@ if __name__ == "__main__":  # print the report table
     import tempfile
 
     with tempfile.TemporaryDirectory() as tmp:
-        folder = Path(tmp)
-        found = make_files(folder)
-        found["folder"] = str(folder)
-        found["model"] = str(folder / "model" / "model.npz")
-        main(
-            [
-                "fit",
-                "--data",
-                found["good"],
-                "--components",
-                "20",
-                "--out",
-                str(folder / "model"),
-                "--quiet",
-                "--no-plots",
-            ]
-        )
+        found = prepare(Path(tmp))
         print("| case | expected | seen |\n|---|---|---|")
         for case, (template, needle) in CLI_CASES.items():
-            argv = template.format(**found).split()
-            if "--out" not in argv and "--resume" not in argv:
-                argv += ["--out", str(folder / "out")]
-            code, err = run_case(argv)
+            code, err = run_case(case_argv(template, found, Path(tmp) / "out"))
             seen = err.strip().splitlines()[-1] if err.strip() else ""
             print(f"| {case} | exit 2, one line with '{needle}' | exit {code}: {seen} |")
         for case, (call, error) in API_CASES.items():
@@ -283,4 +258,4 @@ if __name__ == "__main__":  # print the report table
             except DistGPError as exc:
                 seen = f"{type(exc).__name__}: {exc}"
             print(f"| {case} | {error.__name__} | {seen} |")
-        sys.exit(0)
+    sys.exit(0)

@@ -91,3 +91,23 @@ def number(text: str) -> float:
 def quiet_libraries() -> None:
     """Silence chatty third-party start-up messages (not Ray's authentication)."""
     os.environ.setdefault("RAY_DEDUP_LOGS", "1")
+
+
+def resumed_config(args: argparse.Namespace, cls: type, kind: str, flags: dict, switches=()) -> Any:
+    """The settings of the interrupted run in ``args.resume`` (from its checkpoint).
+
+    Options that would change the run (``flags`` and boolean ``switches`` other than the output
+    folder) are refused, so a resumed run is the run that was interrupted.
+    """
+    from distgp.checkpoint import Checkpoint
+    from distgp.config import build
+    from distgp.exceptions import ConfigError
+
+    given = [f for f in (*flags, "config") if f != "out" and getattr(args, f, None) is not None]
+    given += [f for f in switches if getattr(args, f)]
+    if given or (args.out is not None and args.out != args.resume):
+        flag = "--" + (given[0] if given else "out").replace("_", "-")
+        raise ConfigError(f"--resume continues a run with its own settings; drop {flag}")
+    config = build(cls, Checkpoint(args.resume, kind=kind).load()["config_json"])
+    config.out = args.resume
+    return config

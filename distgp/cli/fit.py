@@ -7,7 +7,14 @@ import math
 
 import numpy as np
 
-from distgp.cli.common import Progress, add_common, apply_overrides, integer, number
+from distgp.cli.common import (
+    Progress,
+    add_common,
+    apply_overrides,
+    integer,
+    number,
+    resumed_config,
+)
 
 FLAGS = {
     "data": "data.source",
@@ -209,19 +216,9 @@ def _config(args: argparse.Namespace):
 
 
 def _resumed_config(args: argparse.Namespace):
-    """The interrupted run's settings; other options would change the run, so they are refused."""
-    from distgp.checkpoint import Checkpoint
-    from distgp.config import FitConfig, build
-    from distgp.exceptions import ConfigError
+    from distgp.config import FitConfig
 
-    given = [f for f in (*FLAGS, "config") if f != "out" and getattr(args, f, None) is not None]
-    given += [f for f in ("no_quantize",) if getattr(args, f)]
-    if given or (args.out is not None and args.out != args.resume):
-        flag = "--" + (given[0] if given else "out").replace("_", "-")
-        raise ConfigError(f"--resume continues a run with its own settings; drop {flag}")
-    config = build(FitConfig, Checkpoint(args.resume).load()["config_json"])
-    config.out = args.resume
-    return config
+    return resumed_config(args, FitConfig, "fit", FLAGS, ("no_quantize",))
 
 
 def _learn(dataset, config, progress, checkpoint=None, resume=False):

@@ -7,7 +7,14 @@ import csv
 import io
 import math
 
-from distgp.cli.common import Progress, add_common, apply_overrides, integer, number
+from distgp.cli.common import (
+    Progress,
+    add_common,
+    apply_overrides,
+    integer,
+    number,
+    resumed_config,
+)
 
 FLAGS = {
     "function": "function",
@@ -160,20 +167,9 @@ def _config(args: argparse.Namespace):
 
 
 def _resumed_config(args: argparse.Namespace):
-    """The interrupted run's settings; other options would change the run, so they are refused."""
     from distgp.bandit.config import OptimizeConfig
-    from distgp.checkpoint import Checkpoint
-    from distgp.config import build
-    from distgp.exceptions import ConfigError
 
-    given = [f for f in (*FLAGS, "config") if f != "out" and getattr(args, f, None) is not None]
-    given += [f for f in ("batch", "maximize") if getattr(args, f)]
-    if given or (args.out is not None and args.out != args.resume):
-        flag = "--" + (given[0] if given else "out").replace("_", "-")
-        raise ConfigError(f"--resume continues a run with its own settings; drop {flag}")
-    config = build(OptimizeConfig, Checkpoint(args.resume, kind="optimize").load()["config_json"])
-    config.out = args.resume
-    return config
+    return resumed_config(args, OptimizeConfig, "optimize", FLAGS, ("batch", "maximize"))
 
 
 def result_record(problem, config, result) -> dict:
