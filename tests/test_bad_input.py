@@ -74,6 +74,8 @@ def make_files(folder: Path) -> dict[str, str]:
         "bad_key.yaml": "learn:\n  speed: 3\n",
         "bad_type.yaml": "kernel:\n  components: many\n",
         "bad_syntax.yaml": "kernel: [components: 3\n",
+        "log_space.yaml": "function: json:dumps\nspace:\n  lr: {type: float, low: 0.0, high: 0.5, log: true}\n",
+        "empty_range.yaml": "function: json:dumps\nspace:\n  lr: {type: float, low: 1.0, high: 0.5}\n",
         "foreign.npz": None,
         "corrupt.npz": "not a zip file",
         "a_file": "occupied\n",
@@ -131,6 +133,13 @@ CLI_CASES = {
     "fit: --out is a file": ("fit --data {good} --out {a_file}", "not a folder"),
     "fit: --resume without a checkpoint": ("fit --resume {folder}", "nothing to resume"),
     "fit: non-numeric flag value": ("fit --agents many", "--agents"),
+    "optimize: budget < 1": ("optimize --budget 0", "budget must be at least 1"),
+    "optimize: unknown function name": ("optimize --function nosuch", "unknown function 'nosuch'"),
+    "optimize: callable that cannot be imported": ("optimize --function nomod:fn", "cannot import"),
+    "optimize: fewer than 2 arms": ("optimize --arms 1", "at least 2 arms"),
+    "optimize: space with low >= high": ("optimize --config {empty_range}", "must be below high"),
+    "optimize: log scale with low <= 0": ("optimize --config {log_space}", "needs low > 0"),
+    "optimize: callable without bounds or space": ("optimize --function os:getcwd", "no bounds"),
     "predict: model file missing": (
         "predict --model {folder}/none.npz --data {good}",
         "does not exist",
@@ -153,7 +162,7 @@ def prepare(folder: Path) -> dict[str, str]:
 
 def case_argv(template: str, found: dict[str, str], out: Path) -> list[str]:
     argv = template.format(**found).split()
-    if "--out" not in argv and "--resume" not in argv:
+    if "--out" not in argv and "--resume" not in argv:  # every command writes into --out
         argv += ["--out", str(out)]
     return argv
 
