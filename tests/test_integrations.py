@@ -64,7 +64,7 @@ def test_optuna_maximisation_and_fallback_warning(caplog):
     assert "RandomSampler" in caplog.text and "warn_independent_sampling" in caplog.text
 
 
-@pytest.mark.slow  # Tune starts a trial actor per trial: about 30 s on a busy 2-core box
+# Tune starts a trial actor per trial: about 30 s on a busy 2-core box, kept in the default run
 def test_tune_searcher_end_to_end(ray_local, tmp_path):
     pytest.importorskip("ray.tune")
     from ray import tune
