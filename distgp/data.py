@@ -398,7 +398,8 @@ class Scaler:
         x_mean = np.asarray(s.x_mean, float)
         x_scale = np.sqrt(np.asarray(s.x_m2, float) / s.n)
         # A column that does not vary beyond rounding keeps unit scale (it carries no signal).
-        x_scale = np.where((x_scale > 0) & (x_scale > _RELATIVE_TINY * np.abs(x_mean)), x_scale, 1.0)
+        varies = (x_scale > 0) & (x_scale > _RELATIVE_TINY * np.abs(x_mean))
+        x_scale = np.where(varies, x_scale, 1.0)
         if not standardize_inputs:
             x_mean, x_scale = np.zeros_like(x_mean), np.ones_like(x_scale)
         y_scale = float(np.sqrt(s.y_m2 / s.n))

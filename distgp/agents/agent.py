@@ -183,7 +183,12 @@ class Agent:
         objective, _ = self._require()
         return float(objective.value(np.maximum(np.asarray(theta, float), objective.lower)))
 
-    def memory_bytes(self) -> int:
-        """Bytes held by the shard and its cached sub-kernel envelopes."""
-        objective, _ = self._require()
-        return int(self._X.nbytes + self._y.nbytes + objective.bank.nbytes)
+    def memory(self) -> tuple[float, int]:
+        """Peak resident memory of this agent's process (MiB) and the bytes its shard and cached
+        sub-kernel envelopes and features hold (0 before set-up)."""
+        from distgp.memory import peak_rss_mb
+
+        held = 0
+        if self._objective is not None:
+            held = self._X.nbytes + self._y.nbytes + self._objective.bank.nbytes
+        return peak_rss_mb(), int(held)

@@ -7,7 +7,7 @@ Three parts:
   (``consensus.quantize=False``): test MSE, rounds, seconds, bits sent; the one-agent DSCA fit as
   the reference; the rBCM baseline (RBF-ARD experts on the same random shards).
 * **Large run** on a local Ray instance: cccp9500 with 8 agents; seconds and each agent process's
-  peak resident memory (read inside the actor with ``getrusage`` just before it is released).
+  peak resident memory (read inside each agent's actor with ``Agent.memory``, after the fit).
 * **Scaling** on Ray: seconds per ADMM round and peak memory per agent as the shard size ``n_j``
   grows (random cccp9500 subsets, 2 agents) and as the number of components ``M`` grows.
 """
@@ -54,44 +54,19 @@ MEMORY_QUERY_TIMEOUT = 60.0  # seconds to wait for an agent's memory report
 # Agent memory on Ray
 
 
-def _actor_memory(actor: Any) -> tuple[float, int]:
-    """Inside an agent's actor: its process's peak RSS (MiB) and the agent's own byte count."""
-    from distgp.bench.kernel import peak_rss_mb
+def agent_memory(backend) -> tuple[list[float], list[float]]:
+    """Per live agent: its process's peak resident memory (MiB; NaN when it does not answer)
+    and its shard plus cached sub-kernel data (``Agent.memory``, MiB)."""
+    from distgp.agents.backends import AgentFailure
 
-    held = actor.memory_bytes() if actor.ready else 0
-    return peak_rss_mb(), int(held)
-
-
-class MeasuredRayBackend(RayBackend):
-    """A :class:`RayBackend` that reads every agent process's peak memory before releasing it.
-
-    Attributes:
-        peak_rss_mb: per agent, the actor process's peak resident memory (MiB) over its life.
-        held_mb: per agent, shard plus cached sub-kernel envelopes (``Agent.memory_bytes``, MiB).
-    """
-
-    def __init__(self, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.peak_rss_mb: list[float] = []
-        self.held_mb: list[float] = []
-
-    def shutdown(self) -> None:
-        import ray
-        from ray.exceptions import GetTimeoutError, RayActorError
-
-        refs = [a.__ray_call__.remote(_actor_memory) for a in self._actors]
-        for ref in refs:
-            try:
-                peak, held = ray.get(ref, timeout=MEMORY_QUERY_TIMEOUT)
-            except (RayActorError, GetTimeoutError):  # a dead agent has no memory to report
-                peak, held = math.nan, 0
-            self.peak_rss_mb.append(peak)
-            self.held_mb.append(held / 2**20)
-        super().shutdown()
-
-
-# ----------------------------------------------------------------------------------------------
-# The suite
+    replies = backend.broadcast("memory", timeout=MEMORY_QUERY_TIMEOUT)
+    peaks, held = [], []
+    for j in range(backend.agents):
+        reply = replies[j]
+        peak, size = (math.nan, 0) if isinstance(reply, AgentFailure) else reply
+        peaks.append(peak)
+        held.append(size / 2**20)
+    return peaks, held
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -292,15 +267,16 @@ def ray_fit(dataset, overrides: dict[str, Any]) -> dict[str, Any]:
     """One ADMM fit on the running Ray instance, with agent memory and per-round seconds."""
     from distgp.bench.kernel import gsmp_run
 
-    backend = MeasuredRayBackend()
+    backend = RayBackend()
     start = time.perf_counter()
     try:
         record = gsmp_run(dataset, {**overrides, "backend.name": "ray"}, backend=backend)
+        record["wall_seconds"] = time.perf_counter() - start
+        record["agent_peak_rss_mb"], record["agent_held_mb"] = agent_memory(backend)
     except Exception as exc:  # a failed run is a table entry
         return {"error": f"{type(exc).__name__}: {' '.join(str(exc).split())[:200]}"}
-    record["wall_seconds"] = time.perf_counter() - start
-    record["agent_peak_rss_mb"] = backend.peak_rss_mb
-    record["agent_held_mb"] = backend.held_mb
+    finally:
+        backend.shutdown()
     return record
 
 
@@ -482,8 +458,8 @@ def render_large(large: dict[str, Any]) -> str:
             f"{LARGE_DATASET}, {LARGE_AGENTS} agents on a local Ray instance "
             f"({os.cpu_count()} CPUs, default quantisation). `learn s`: learning only; "
             "`total s`: with actor start-up and prediction. `peak MiB/agent`: peak resident "
-            "memory of each agent's actor process (getrusage inside the actor), max and min over "
-            "agents; `held`: shard plus cached envelopes (`Agent.memory_bytes`).",
+            "memory of each agent's actor process (read inside the actor), max and min over "
+            "agents; `held`: shard plus cached envelopes (`Agent.memory`).",
             "",
             markdown_table([row], list(row)),
             "",

@@ -220,15 +220,14 @@ def _fit_gp(
     y = torch.as_tensor(scaler.y(dataset.y_train), dtype=torch.float64)
     Xs = torch.as_tensor(scaler.x(dataset.X_test), dtype=torch.float64)
     hyper = torch.as_tensor(_subset(len(y), max_train, rng))
-    condition = hyper if max_condition is not None and len(y) > max_condition else None
+    condition = torch.as_tensor(_subset(len(y), max_condition, rng))
     with gpytorch.settings.max_cholesky_size(CHOLESKY_SIZE):
         kernel, init = make_kernel(X[hyper], y[hyper])
         likelihood = gpytorch.likelihoods.GaussianLikelihood()
         expert = _Expert(X[hyper], y[hyper], likelihood, gpytorch.means.ConstantMean(), kernel)
         expert.model.double()
         loss = _train([expert], iterations, lr)
-        if condition is None:
-            expert.model.set_train_data(X, y, strict=False)
+        expert.model.set_train_data(X[condition], y[condition], strict=False)
         mean, var, _ = _posterior(expert, Xs)
         noise = float(likelihood.noise.detach())
     result = _scored(
@@ -237,7 +236,7 @@ def _fit_gp(
         np.sqrt(var + noise) * scaler.y_scale,
         start,
         n_hyper=len(hyper),
-        n_condition=len(y) if condition is None else len(condition),
+        n_condition=len(condition),
         noise_variance=noise * scaler.y_scale**2,
         loss=loss,
         init=init,
@@ -262,8 +261,7 @@ def gpytorch_rbf(
         iterations: Adam iterations on the exact marginal likelihood.
         lr: Adam learning rate.
         max_train: hyperparameters are trained on at most this many random training points.
-        max_condition: predictions condition on all training points up to this many, else on
-            the hyperparameter subset.
+        max_condition: predictions condition on at most this many random training points.
 
     Returns:
         ``mse``, ``rmse``, ``nlpd`` (raw units), ``seconds``, ``n_hyper``, ``n_condition``,
@@ -303,7 +301,7 @@ def gpytorch_sm(
         lr: Adam learning rate.
         max_train: hyperparameter subset size; ``None`` means all points for a 1-D series and
             ``SM_MAX_TRAIN`` otherwise.
-        max_condition: predictions condition on all points up to this many, else on the subset.
+        max_condition: predictions condition on at most this many random training points.
     """
     if max_train is None and not dataset.series:
         max_train = SM_MAX_TRAIN

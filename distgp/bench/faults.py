@@ -60,9 +60,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="N",
         help="seeded runs with a killed agent (default 10)",
     )
-    parser.add_argument(
-        "--rounds", type=integer, metavar="R", help="ADMM round cap (default 50)"
-    )
+    parser.add_argument("--rounds", type=integer, metavar="R", help="ADMM round cap (default 50)")
     parser.add_argument(
         "--round-timeout",
         type=number,

@@ -15,14 +15,14 @@ import argparse
 import math
 import multiprocessing
 import os
-import resource
-import sys
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from distgp.memory import peak_rss_mb
 
 PAPER: dict[str, tuple[float, str]] = {
     "ECG_signal": (1.1e-2, "FUSION'22 GSM-DSCA"),
@@ -128,12 +128,6 @@ def _runners() -> dict[str, Callable[..., dict[str, Any]]]:
         "sm": baselines.gpytorch_sm,
         "rbcm": baselines.rbcm,
     }
-
-
-def peak_rss_mb() -> float:
-    """Peak resident memory of this process so far, MiB (Linux reports kibibytes)."""
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return peak / (2**20 if sys.platform == "darwin" else 2**10)
 
 
 def execute(runner: str, path: str, options: dict[str, Any]) -> dict[str, Any]:
@@ -254,7 +248,10 @@ def run(args: argparse.Namespace) -> int:
     if args.jobs < 1:
         raise ConfigError(f"--jobs must be at least 1, got {args.jobs}")
     folder = data_dir(args.data_dir)
-    names = choose_datasets(args.datasets, QUICK_DATASETS if args.quick else DATASETS, folder)
+    if args.sm_seeds is not None and args.sm_seeds < 1:
+        raise ConfigError(f"--sm-seeds must be at least 1, got {args.sm_seeds}")
+    default = QUICK_DATASETS if args.quick else every_dataset(folder)
+    names = choose_datasets(args.datasets, default, folder)
     progress = Progress()
     settings = Settings.from_args(args)
     load_start = os.getloadavg()[0]
@@ -277,6 +274,12 @@ def load_note(start: float, end: float) -> str:
         f"Load average (1 min) of this machine: {start:.1f} at the start, {end:.1f} at the end "
         f"on {os.cpu_count()} CPUs; other processes share them, so timings are upper bounds."
     )
+
+
+def every_dataset(folder: Path) -> list[str]:
+    """Every ``.mat`` file of the folder: the SLIM-KL ones in :data:`DATASETS` order first."""
+    available = {p.stem for p in folder.glob("*.mat")}
+    return [d for d in DATASETS if d in available] + sorted(available - set(DATASETS))
 
 
 def choose_datasets(option: str | None, default: Sequence[str], folder: Path) -> list[str]:
@@ -501,7 +504,7 @@ def render(rows: Sequence[dict[str, Any]], settings: Settings) -> str:
                 "GSMP data s": _value(row, "gsmp-data", "seconds"),
                 "iters": _value(row, "gsmp-data", "iterations"),
                 "active/M": _active(row, "gsmp-data"),
-                "peak MB": _value(row, "gsmp-data", "peak_rss_mb"),
+                "peak MiB": _value(row, "gsmp-data", "peak_rss_mb"),
                 "GSMP ref s": _value(row, "gsmp-ref", "seconds"),
                 "ref active/M": _active(row, "gsmp-ref"),
                 "RBF s": _value(row, "rbf", "seconds"),

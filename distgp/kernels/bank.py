@@ -105,7 +105,8 @@ class SubKernelBank:
         if X is not None:
             return features(X, group.directions[block], group.coef[block]), owners
         cached = self._feature_cache.get(g)
-        if cached is None and self._feature_bytes + self.n * 16 * len(group.coef) <= FEATURE_CACHE_BYTES:
+        size = self.n * 16 * len(group.coef)
+        if cached is None and self._feature_bytes + size <= FEATURE_CACHE_BYTES:
             cached = features(self.X, group.directions, group.coef)
             self._feature_cache[g] = cached
             self._feature_bytes += cached.nbytes

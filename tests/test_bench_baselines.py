@@ -1,0 +1,133 @@
+"""Benchmark baselines: trivial forecasts on the real splits, GPyTorch exact GPs, rBCM, suites."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from distgp.bench import baselines
+from distgp.cli import main
+from distgp.data import Dataset, load_dataset
+from tests.helpers import smooth_regression
+
+# design.md section 5, measured on the shared splits and quoted to 2-3 significant digits.
+SEASONAL = [
+    ("CO2", True, 0.195),
+    ("employmentdata", True, 24.0),
+    ("clay", True, 84.7),
+    ("hoteldata", True, 481.0),
+    ("passengerdata", False, 30.1),
+    ("electricitydata", False, 3.8e3),
+]
+
+
+@pytest.mark.parametrize(("name", "drift", "quoted"), SEASONAL)
+def test_seasonal_naive_matches_design(data_dir, name, drift, quoted):
+    dataset = load_dataset(str(data_dir / f"{name}.mat"))
+    result = baselines.seasonal_naive(dataset, drift=drift)
+    assert result["mse"] == pytest.approx(quoted, rel=5e-3)
+    assert np.isfinite(result["nlpd"])
+
+
+def test_train_mean_on_concrete_matches_readme(data_dir):
+    # data README: "predicting the training mean scores 166" on concrete824.
+    dataset = load_dataset(str(data_dir / "concrete824.mat"))
+    assert baselines.train_mean(dataset)["mse"] == pytest.approx(166, rel=5e-3)
+
+
+def _regression(n: int = 60, n_test: int = 40) -> Dataset:
+    X, y = smooth_regression(n + n_test, dims=2, seed=1)
+    return Dataset(X[:n], 3.0 + 2.0 * y[:n], X[n:], 3.0 + 2.0 * y[n:], "synthetic")
+
+
+def test_seasonal_naive_needs_a_series():
+    with pytest.raises(ValueError, match="not a 1-D series"):
+        baselines.seasonal_naive(_regression())
+
+
+def test_gpytorch_rbf_fits_a_small_problem():
+    dataset = _regression()
+    result = baselines.gpytorch_rbf(dataset, seed=0, iterations=30)
+    trivial = baselines.train_mean(dataset)
+    assert result["mse"] < 0.2 * trivial["mse"]
+    assert result["nlpd"] < trivial["nlpd"]
+    assert result["n_hyper"] == result["n_condition"] == 60
+
+
+def test_gpytorch_rbf_subset_of_data():
+    result = baselines.gpytorch_rbf(_regression(), seed=0, iterations=5, max_train=25)
+    assert (result["n_hyper"], result["n_condition"]) == (25, 60)
+    result = baselines.gpytorch_rbf(_regression(), seed=0, iterations=5, max_condition=40)
+    assert (result["n_hyper"], result["n_condition"]) == (60, 40)
+
+
+def test_rbcm_with_one_expert_is_the_plain_gp():
+    dataset = _regression()
+    plain = baselines.gpytorch_rbf(dataset, seed=0, iterations=20)
+    committee = baselines.rbcm(dataset, agents=1, seed=0, iterations=20)
+    assert committee["mse"] == pytest.approx(plain["mse"], rel=1e-8)
+    assert committee["nlpd"] == pytest.approx(plain["nlpd"], rel=1e-8)
+
+
+def test_rbcm_with_several_experts_runs():
+    dataset = _regression()
+    result = baselines.rbcm(dataset, agents=3, seed=0, iterations=20)
+    assert result["shard_sizes"] == [20, 20, 20]
+    assert result["mse"] < baselines.train_mean(dataset)["mse"]
+
+
+def test_rbcm_combine_by_hand():
+    prior = np.array([1.0])
+    # An expert that learned nothing (variance = prior) gets beta = 0 and no say.
+    mean, var = baselines.rbcm_combine(np.array([[0.3], [5.0]]), np.array([[0.25], [1.0]]), prior)
+    beta = 0.5 * np.log(1.0 / 0.25)
+    precision = beta / 0.25 + (1.0 - beta)
+    assert var[0] == pytest.approx(1.0 / precision)
+    assert mean[0] == pytest.approx(beta * 0.3 / 0.25 / precision)
+
+
+def test_sm_median_over_seeds():
+    runs = [
+        {"mse": m, "nlpd": 1.0 + m, "seconds": 2.0, "n_hyper": 5, "n_condition": 5, "init": "data"}
+        for m in (3.0, 1.0, 2.0)
+    ]
+    summary = baselines.median_over_seeds([*runs, {"error": "boom"}])
+    assert summary["mse"] == 2.0
+    assert summary["nlpd"] == 3.0
+    assert summary["failed_seeds"] == 1
+
+
+def test_estimated_noise_on_a_noisy_series():
+    rng = np.random.default_rng(0)
+    t = np.arange(1.0, 301.0)
+    y = np.sin(2 * np.pi * t / 50) + 0.1 * rng.standard_normal(t.size)
+    dataset = Dataset(t[:, None], y, t[:1, None], y[:1], "sine", series=True)
+    assert baselines.estimated_noise_fraction(dataset) * y.var() == pytest.approx(0.01, rel=0.3)
+
+
+def test_bench_kernel_quick_cli(data_dir, tmp_path):
+    out = tmp_path / "kernel.json"
+    results = tmp_path / "RESULTS.md"
+    argv = ["bench", "kernel", "--quick", "--skip-baselines", "--data-dir", str(data_dir)]
+    assert main([*argv, "--json", str(out), "--results", str(results)]) == 0
+    payload = json.loads(out.read_text())
+    names = [row["dataset"] for row in payload["datasets"]]
+    assert names == ["electricitydata", "ale80"]
+    for row in payload["datasets"]:
+        assert "error" not in row["models"]["gsmp-data"]
+    assert "<!-- kernel:start -->" in results.read_text()
+
+
+@pytest.mark.slow
+def test_bench_admm_quick_cli(data_dir, tmp_path):
+    out = tmp_path / "admm.json"
+    assert main(["bench", "admm", "--quick", "--data-dir", str(data_dir), "--json", str(out)]) == 0
+    grid = json.loads(out.read_text())["grid"]
+    assert {(r["dataset"], r["agents"]) for r in grid} == {
+        (d, a) for d in ("ale80", "airfoil600") for a in (1, 2, 4)
+    }
+    for record in grid:
+        assert "error" not in record["quantized"]
+        assert "error" not in record["rbcm"]
