@@ -103,8 +103,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from distgp.bench.kernel import choose_datasets, command_line, load_note
-    from distgp.bench.report import data_dir, save_json, update_results
+    from distgp.bench.kernel import choose_datasets, command_line
+    from distgp.bench.report import data_dir, load_note, publish
     from distgp.cli.common import Progress
     from distgp.threads import set_thread_env
 
@@ -126,11 +126,7 @@ def run(args: argparse.Namespace) -> int:
         parts.append("Ray runs (cccp9500, scaling) skipped (--quick or --skip-ray).")
     payload["load"] = (load_start, os.getloadavg()[0])
     parts.append(load_note(*payload["load"]))
-    body = "\n\n".join(parts)
-    print(body)
-    save_json(args.json, payload)
-    if args.results:
-        update_results(args.results, "admm", command_line(args), body)
+    publish(args, "admm", command_line(args), "\n\n".join(parts), payload)
     return 0
 
 

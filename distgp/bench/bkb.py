@@ -58,8 +58,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from distgp.bench.kernel import load_note
-    from distgp.bench.report import save_json, update_results
+    from distgp.bench.report import load_note, publish
     from distgp.cli.common import Progress
     from distgp.threads import blas_threads
 
@@ -83,11 +82,7 @@ def run(args: argparse.Namespace) -> int:
             parts.append(render_functions(functions, budget, len(seeds)))
     payload["load"] = (load_start, os.getloadavg()[0])
     parts.append(load_note(*payload["load"]))
-    body = "\n\n".join(parts)
-    print(body)
-    save_json(args.json, payload)
-    if args.results:
-        update_results(args.results, "bkb", command_line(args), body)
+    publish(args, "bkb", command_line(args), "\n\n".join(parts), payload)
     return 0
 
 

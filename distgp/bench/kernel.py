@@ -239,7 +239,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from distgp.bench.report import data_dir, save_json, update_results
+    from distgp.bench.report import data_dir, load_note, publish
     from distgp.cli.common import Progress
     from distgp.exceptions import ConfigError
     from distgp.threads import set_thread_env
@@ -258,22 +258,9 @@ def run(args: argparse.Namespace) -> int:
     rows = benchmark(folder, names, settings, progress)
     load = (load_start, os.getloadavg()[0])
     body = render(rows, settings) + "\n\n" + load_note(*load)
-    print(body)
-    save_json(
-        args.json,
-        {"suite": "kernel", "settings": settings.__dict__, "load": load, "datasets": rows},
-    )
-    if args.results:
-        update_results(args.results, "kernel", command_line(args), body)
+    payload = {"suite": "kernel", "settings": settings.__dict__, "load": load, "datasets": rows}
+    publish(args, "kernel", command_line(args), body, payload)
     return 0
-
-
-def load_note(start: float, end: float) -> str:
-    """A line on how busy the machine was (timings are wall-clock)."""
-    return (
-        f"Load average (1 min) of this machine: {start:.1f} at the start, {end:.1f} at the end "
-        f"on {os.cpu_count()} CPUs; other processes share them, so timings are upper bounds."
-    )
 
 
 def every_dataset(folder: Path) -> list[str]:

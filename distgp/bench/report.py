@@ -101,3 +101,19 @@ def add_common_arguments(parser) -> None:
         "--results", metavar="RESULTS.md", help="replace this suite's section of a RESULTS.md file"
     )
     parser.add_argument("--quick", action="store_true", help="small settings for a smoke test")
+
+
+def load_note(start: float, end: float) -> str:
+    """A line on how busy the machine was (timings are wall-clock)."""
+    return (
+        f"Load average (1 min) of this machine: {start:.1f} at the start, {end:.1f} at the end "
+        f"on {os.cpu_count()} CPUs; other processes share them, so timings are upper bounds."
+    )
+
+
+def publish(args, suite: str, command: str, body: str, payload: dict[str, Any]) -> None:
+    """Print a suite's tables, and write them to ``--json`` and ``--results`` when asked."""
+    print(body)
+    save_json(args.json, payload)
+    if args.results:
+        update_results(args.results, suite, command, body)
