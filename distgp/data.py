@@ -93,9 +93,7 @@ def _as_float_matrix(X, what: str) -> np.ndarray:
         raise InputDataError(f"{what} is empty")
     if not np.all(np.isfinite(A)):
         bad = int(np.sum(~np.isfinite(A)))
-        raise InputDataError(
-            f"{what} contains {bad} NaN or infinite value(s); remove or impute them"
-        )
+        raise InputDataError(f"{what}: {bad} NaN or infinite value(s); remove or impute them")
     return A
 
 
@@ -112,9 +110,7 @@ def _as_float_vector(y, what: str) -> np.ndarray:
         raise InputDataError(f"{what} is empty")
     if not np.all(np.isfinite(v)):
         bad = int(np.sum(~np.isfinite(v)))
-        raise InputDataError(
-            f"{what} contains {bad} NaN or infinite value(s); remove or impute them"
-        )
+        raise InputDataError(f"{what}: {bad} NaN or infinite value(s); remove or impute them")
     return v
 
 
