@@ -30,12 +30,12 @@ test-all: install  ## every test, slow ones included
 	RAY_USAGE_STATS_ENABLED=0 $(BIN)/python -m pytest -m ""
 
 lint: install
-	$(BIN)/ruff check distgp tests
-	$(BIN)/ruff format --check distgp tests
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 
 format: install
-	$(BIN)/ruff format distgp tests
-	$(BIN)/ruff check --fix distgp tests
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
 
 bench-quick: install  ## smoke-run every benchmark suite with small settings
 	$(BIN)/distgp bench kernel --quick
