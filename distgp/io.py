@@ -18,21 +18,35 @@ from distgp.exceptions import ConfigError
 
 
 def check_output_dir(path: str | os.PathLike) -> Path:
-    """Check, without creating anything, that ``path`` is or can become a writable folder."""
+    """Check that ``path`` is or can become a writable folder, leaving nothing behind.
+
+    Permission bits do not tell (root ignores them; ``/proc`` and read-only mounts refuse anyway),
+    so the check tries: a temporary file in an existing folder, or creating the missing folders
+    and removing them again.
+    """
     out = Path(path)
     if out.exists():
         if not out.is_dir():
             raise ConfigError(f"output path {out} exists and is not a folder; choose another --out")
-        if not os.access(out, os.W_OK | os.X_OK):
-            raise ConfigError(f"output folder {out} is not writable; choose another --out")
+        try:
+            with tempfile.TemporaryFile(dir=out):
+                pass
+        except OSError as exc:
+            raise ConfigError(
+                f"output folder {out} is not writable ({exc.strerror}); choose another --out"
+            ) from None
         return out
-    parent = out.absolute().parent
-    while not parent.exists():
-        parent = parent.parent
-    if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
+    missing = [out.absolute()]
+    while not missing[-1].parent.exists():
+        missing.append(missing[-1].parent)
+    try:
+        out.mkdir(parents=True)
+    except OSError as exc:
         raise ConfigError(
-            f"cannot create output folder {out} ({parent} is not writable); choose another --out"
-        )
+            f"cannot create output folder {out} ({exc.strerror}); choose another --out"
+        ) from None
+    for folder in missing:
+        folder.rmdir()
     return out
 
 
@@ -45,11 +59,9 @@ def ensure_output_dir(path: str | os.PathLike) -> Path:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise ConfigError(
-            f"cannot create output folder {out}: {exc.strerror}; choose another --out"
+            f"cannot create output folder {out} ({exc.strerror}); choose another --out"
         ) from None
-    if not os.access(out, os.W_OK | os.X_OK):
-        raise ConfigError(f"output folder {out} is not writable; choose another --out")
-    return out
+    return check_output_dir(out)
 
 
 def atomic_write(path: str | os.PathLike, write: Callable[[IO[bytes]], None]) -> Path:

@@ -131,6 +131,12 @@ CLI_CASES = {
         "ray backend",
     ),
     "fit: --out is a file": ("fit --data {good} --out {a_file}", "not a folder"),
+    # /proc refuses new folders even to root, for whom permission bits mean nothing
+    "fit: --out not writable": (
+        "fit --data {good} --out /proc/distgp-test/out",
+        "cannot create output folder",
+    ),
+    "fit: --out inside a file": ("fit --data {good} --out {a_file}/run", "Not a directory"),
     "fit: --resume without a checkpoint": ("fit --resume {folder}", "nothing to resume"),
     "fit: non-numeric flag value": ("fit --agents many", "--agents"),
     "optimize: budget < 1": ("optimize --budget 0", "budget must be at least 1"),
@@ -140,6 +146,10 @@ CLI_CASES = {
     "optimize: space with low >= high": ("optimize --config {empty_range}", "must be below high"),
     "optimize: log scale with low <= 0": ("optimize --config {log_space}", "needs low > 0"),
     "optimize: callable without bounds or space": ("optimize --function os:getcwd", "no bounds"),
+    "optimize: --out not writable": (
+        "optimize --budget 2 --out /proc/distgp-test/out",
+        "cannot create output folder",
+    ),
     "predict: model file missing": (
         "predict --model {folder}/none.npz --data {good}",
         "does not exist",
@@ -227,6 +237,16 @@ def test_api_bad_input(case):
         call()
     assert isinstance(info.value, DistGPError)
     assert "\n" not in str(info.value)
+
+
+def test_output_check_creates_nothing(tmp_path):
+    from distgp.io import check_output_dir
+
+    target = tmp_path / "a" / "b" / "run"
+    assert check_output_dir(target) == target
+    assert list(tmp_path.iterdir()) == []
+    assert check_output_dir(tmp_path) == tmp_path  # an existing writable folder
+    assert list(tmp_path.iterdir()) == []
 
 
 @pytest.mark.parametrize("scale", [1e-12, 1.0, 1e12])

@@ -158,3 +158,18 @@ def test_every_config_file_parses():
         if "sections" in read_yaml(path) or path.name.startswith("optimize"):
             continue
         load_fit_config(path).validate()
+
+
+def test_a_write_failure_mid_run_is_one_line_not_a_traceback(
+    series_mat, tmp_path, capsys, monkeypatch
+):
+    def full_disk(path, arrays):
+        raise OSError(28, "No space left on device", str(path))
+
+    monkeypatch.setattr("distgp.checkpoint.save_npz", full_disk)
+    out = tmp_path / "out"
+    code, _, err = run(["fit", "--data", str(series_mat), "--quiet", "--out", str(out)], capsys)
+    assert code == 1
+    assert err.strip().splitlines() == [
+        f"distgp fit: error: No space left on device ({out / 'checkpoint.npz'})"
+    ]

@@ -1,7 +1,8 @@
 """The ``distgp`` command line: ``fit``, ``predict``, ``optimize`` and ``bench``.
 
 Every command takes ``--config FILE.yaml`` (flags override it) and writes into ``--out DIR``.
-Bad input ends with one line on stderr naming the problem and exit status 2.
+Bad input ends with one line on stderr naming the problem and exit status 2; a run that fails
+for another reason (an output that cannot be written) ends with one line and exit status 1.
 """
 
 from __future__ import annotations
@@ -20,7 +21,10 @@ def build_parser() -> OneLineParser:
             "Distributed GP kernel learning (SLIM-KL: GSMP kernel, DSCA, quantised ADMM over Ray "
             "agents) and scalable bandit optimisation (BKB)."
         ),
-        epilog="Run 'distgp COMMAND --help' for the options of a command.",
+        epilog=(
+            "Run 'distgp COMMAND --help' for the options of a command. Exit status: 0 done, "
+            "2 bad input (one line on stderr), 1 the run failed."
+        ),
     )
     from distgp import __version__
 

@@ -12,6 +12,7 @@ from typing import Any
 from distgp.exceptions import DistGPError, NumericsWarning
 
 EXIT_USAGE = 2
+EXIT_FAILURE = 1  # the run itself failed (e.g. an output could not be written)
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -30,6 +31,10 @@ def run_command(args: argparse.Namespace) -> int:
     except DistGPError as exc:
         sys.stderr.write(f"distgp {args.command}: error: {_one_line(exc)}\n")
         return EXIT_USAGE
+    except OSError as exc:  # e.g. a full disk while writing results: one line, not a traceback
+        where = f" ({exc.filename})" if exc.filename else ""
+        sys.stderr.write(f"distgp {args.command}: error: {exc.strerror or _one_line(exc)}{where}\n")
+        return EXIT_FAILURE
     except KeyboardInterrupt:
         sys.stderr.write(f"distgp {args.command}: interrupted\n")
         return 130
