@@ -15,6 +15,8 @@ from typing import Any
 
 from distgp.exceptions import ConfigError
 
+MAX_COMPONENTS = 100_000  # sanity bound on M: each DSCA iteration costs O(M n^2)
+
 
 @dataclass
 class DataConfig:
@@ -89,6 +91,7 @@ class FitConfig:
 
     def validate(self) -> FitConfig:
         """Check value ranges; raise :class:`ConfigError` naming the first bad key."""
+        _check(self.seed >= 0, f"seed must be a non-negative integer, got {self.seed}")
         c = self.consensus
         _check(c.agents >= 1, f"agents must be at least 1, got {c.agents}")
         if c.quantize:
@@ -114,6 +117,11 @@ class FitConfig:
         _check(
             k.components is None or k.components >= 1,
             f"components (M) must be at least 1, got {k.components}",
+        )
+        _check(
+            k.components is None or k.components <= MAX_COMPONENTS,
+            f"components (M) must be at most {MAX_COMPONENTS}, got {k.components}: every DSCA "
+            "iteration costs O(M n^2); the defaults are 500 in 1-D and 100 per dimension",
         )
         _check(k.levels is None or k.levels >= 1, f"levels must be at least 1, got {k.levels}")
         _check(k.frequency_scale > 0, f"frequency_scale must be positive, got {k.frequency_scale}")

@@ -21,6 +21,7 @@ import numpy as np
 from distgp.exceptions import InputDataError
 
 MAT_KEYS = ("xtrain", "ytrain", "xtest", "ytest")
+MAX_ABS_VALUE = 1e150  # squares of larger values overflow float64 (max ~1.8e308)
 _RELATIVE_TINY = 1e-12  # spreads below this fraction of the mean are rounding noise
 BUILTINS = ("co2",)
 
@@ -94,7 +95,18 @@ def _as_float_matrix(X, what: str) -> np.ndarray:
     if not np.all(np.isfinite(A)):
         bad = int(np.sum(~np.isfinite(A)))
         raise InputDataError(f"{what}: {bad} NaN or infinite value(s); remove or impute them")
+    _check_magnitude(A, what)
     return A
+
+
+def _check_magnitude(values: np.ndarray, what: str) -> None:
+    """Refuse values whose squares overflow float64 (variances and kernels would be inf)."""
+    largest = float(np.abs(values).max())
+    if largest > MAX_ABS_VALUE:
+        raise InputDataError(
+            f"{what} reach {largest:.3g}, beyond {MAX_ABS_VALUE:.0e} where squares overflow "
+            "float64; rescale them (e.g. divide by a power of 10)"
+        )
 
 
 def _as_float_vector(y, what: str) -> np.ndarray:
@@ -111,6 +123,7 @@ def _as_float_vector(y, what: str) -> np.ndarray:
     if not np.all(np.isfinite(v)):
         bad = int(np.sum(~np.isfinite(v)))
         raise InputDataError(f"{what}: {bad} NaN or infinite value(s); remove or impute them")
+    _check_magnitude(v, what)
     return v
 
 

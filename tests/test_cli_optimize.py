@@ -123,6 +123,11 @@ def flaky(x):
 flaky.bounds = bounds
 flaky.optimal_value = 0.0
 
+def broken(x):
+    raise RuntimeError("licence server down")
+
+broken.bounds = bounds
+
 def tuned(params):
     lr, layers, act = params["lr"], params["layers"], params["act"]
     return (math.log10(lr) + 2) ** 2 + (layers - 2) ** 2 + (act == "tanh")
@@ -160,6 +165,19 @@ def test_failed_evaluations_are_recorded_and_the_run_goes_on(tmp_path, capsys, u
     assert any("RuntimeError: simulator crashed" in r["error"] for r in failed)
     assert all(r["value"] == "nan" for r in failed)
     assert math.isfinite(result["best_value"]) and result["best_x"][0] <= 0.8
+
+
+def test_a_run_where_every_evaluation_fails_writes_results_and_exits_1(
+    tmp_path, capsys, user_module
+):
+    out = tmp_path / "run"
+    argv = ["--function", f"{user_module}:broken", "--budget", "3", "--quiet", "--out", str(out)]
+    code = main(["optimize", *argv])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 1
+    assert len(err) == 1 and "all 3 evaluations failed" in err[0]
+    assert "RuntimeError: licence server down" in err[0]
+    assert json.loads((out / "result.json").read_text())["failures"] == 3
 
 
 def test_callable_with_a_space_section(tmp_path, capsys, user_module):

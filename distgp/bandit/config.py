@@ -121,6 +121,7 @@ class OptimizeConfig:
     def validate(self) -> OptimizeConfig:
         """Check value ranges; raise :class:`ConfigError` naming the first bad key."""
         _check(self.budget >= 1, f"budget must be at least 1, got {self.budget}")
+        _check(self.seed >= 0, f"seed must be a non-negative integer, got {self.seed}")
         _check(self.noise_std >= 0, f"noise_std must be non-negative, got {self.noise_std}")
         a = self.arms
         _check(a.count >= 2, f"the search space needs at least 2 arms, got {a.count}")

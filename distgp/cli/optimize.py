@@ -6,8 +6,10 @@ import argparse
 import csv
 import io
 import math
+import sys
 
 from distgp.cli.common import (
+    EXIT_FAILURE,
     Progress,
     add_common,
     apply_overrides,
@@ -151,6 +153,13 @@ def run_optimize(args: argparse.Namespace) -> int:
         )
     _write_outputs(out, problem, config, result, progress, plots=not args.no_plots)
     checkpoint.remove()
+    if result.best_value is None:  # results are written, but the objective never worked
+        first = next((r.error for r in result.records if r.error), "no error message")
+        sys.stderr.write(
+            f"distgp optimize: error: all {len(result.records)} evaluations failed (the first: "
+            f"{first}); see {out / 'history.csv'}\n"
+        )
+        return EXIT_FAILURE
     return 0
 
 
