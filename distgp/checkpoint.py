@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from distgp.exceptions import ModelFileError
-from distgp.io import save_npz
+from distgp.io import read_npz, save_npz
 
 CHECKPOINT_FORMAT = "distgp-checkpoint"
 CHECKPOINT_NAME = "checkpoint.npz"
@@ -57,9 +57,8 @@ class Checkpoint:
                 "or never started); start a new run instead"
             )
         try:
-            with np.load(self.path, allow_pickle=False) as content:
-                raw = {k: content[k] for k in content.files}
-        except Exception as exc:
+            raw = read_npz(self.path)
+        except ValueError as exc:
             raise ModelFileError(
                 f"cannot read checkpoint {self.path} ({exc}); start a new run"
             ) from None

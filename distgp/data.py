@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from distgp.exceptions import InputDataError
+from distgp.io import read_npz
 
 MAT_KEYS = ("xtrain", "ytrain", "xtest", "ytest")
 MAX_ABS_VALUE = 1e150  # squares of larger values overflow float64 (max ~1.8e308)
@@ -301,10 +302,11 @@ def _looks_numeric(text: str) -> bool:
 
 def _load_npz(path: Path, test_fraction: float | None, seed: int) -> Dataset:
     try:
-        with np.load(path, allow_pickle=False) as content:
-            arrays = {k: content[k] for k in content.files}
-    except Exception as exc:
-        raise InputDataError(f"cannot read {path} as .npz: {exc}") from None
+        arrays = read_npz(path)
+    except ValueError as exc:
+        raise InputDataError(
+            f"cannot read {path} ({exc}); pass an .npz written by numpy.savez"
+        ) from None
     if all(k in arrays for k in MAT_KEYS):
         return _finish(*(arrays[k] for k in MAT_KEYS), name=path.stem)
     if "X" in arrays and "y" in arrays:

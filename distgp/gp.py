@@ -17,7 +17,7 @@ import scipy.linalg
 
 from distgp.data import Scaler, check_X
 from distgp.exceptions import ModelFileError, NumericsWarning
-from distgp.io import save_npz
+from distgp.io import read_npz, save_npz
 from distgp.kernels.bank import SubKernelBank
 from distgp.kernels.grid import SpectralGrid
 from distgp.learn.objective import robust_cholesky
@@ -118,9 +118,8 @@ class GSMPModel:
                 f"model file {path} does not exist; pass the model.npz that 'distgp fit' wrote"
             )
         try:
-            with np.load(path, allow_pickle=False) as content:
-                data = {k: content[k] for k in content.files}
-        except Exception as exc:
+            data = read_npz(path)
+        except ValueError as exc:
             raise ModelFileError(
                 f"cannot read {path} as a distgp model ({exc}); re-run 'distgp fit'"
             ) from None

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+import zipfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
@@ -108,3 +109,24 @@ def _json_default(value: Any) -> Any:
     if isinstance(value, Path):
         return str(value)
     raise TypeError(f"cannot serialise {type(value).__name__} to JSON")
+
+
+def read_npz(path: str | os.PathLike) -> dict[str, np.ndarray]:
+    """Every array of an ``.npz`` file, never unpickling anything.
+
+    Raises:
+        ValueError: with a one-line reason when the file is not a readable ``.npz`` archive.
+    """
+    if not zipfile.is_zipfile(path):
+        raise ValueError("not an .npz archive: corrupt, truncated or another format")
+    try:
+        with np.load(path, allow_pickle=False) as content:
+            return {k: content[k] for k in content.files}
+    except ValueError as exc:
+        if "pickle" in str(exc):
+            raise ValueError(
+                "it holds Python objects, which distgp never writes or loads"
+            ) from None
+        raise ValueError(f"unreadable array ({exc})") from None
+    except (OSError, EOFError, KeyError, zipfile.BadZipFile) as exc:
+        raise ValueError(f"unreadable archive ({type(exc).__name__}: {exc})") from None

@@ -87,6 +87,11 @@ def make_files(folder: Path) -> dict[str, str]:
             path.write_text(content)
         files[name.split(".")[0]] = str(path)
     np.savez(folder / "foreign.npz", a=np.ones(3))
+    np.savez(folder / "pickled.npz", a=np.array([{"x": 1}], dtype=object))
+    files["pickled"] = str(folder / "pickled.npz")
+    (folder / "broken_run").mkdir()
+    (folder / "broken_run" / "checkpoint.npz").write_text("truncated")
+    files["broken_run"] = str(folder / "broken_run")
     return files
 
 
@@ -142,6 +147,10 @@ CLI_CASES = {
     ),
     "fit: --out inside a file": ("fit --data {good} --out {a_file}/run", "Not a directory"),
     "fit: --resume without a checkpoint": ("fit --resume {folder}", "nothing to resume"),
+    "fit: --resume with a corrupt checkpoint": (
+        "fit --resume {broken_run}",
+        "not an .npz archive",
+    ),
     "fit: non-numeric flag value": ("fit --agents many", "--agents"),
     "optimize: budget < 1": ("optimize --budget 0", "budget must be at least 1"),
     "optimize: negative seed": ("optimize --seed -3", "seed must be a non-negative"),
@@ -160,6 +169,10 @@ CLI_CASES = {
         "does not exist",
     ),
     "predict: corrupt model file": ("predict --model {corrupt} --data {good}", "cannot read"),
+    "predict: model file holding pickled objects": (
+        "predict --model {pickled} --data {good}",
+        "holds Python objects",
+    ),
     "predict: foreign .npz": ("predict --model {foreign} --data {good}", "not a distgp model"),
     "predict: data with other columns": ("predict --model {model} --data {table}", "expects 1"),
 }

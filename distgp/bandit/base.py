@@ -53,7 +53,7 @@ import numpy as np
 
 from distgp.bandit.kernels import BanditKernel, RBFKernel, kernel_from_state
 from distgp.exceptions import ConfigError, InputDataError, ModelFileError
-from distgp.io import save_npz
+from distgp.io import read_npz, save_npz
 
 STATE_FORMAT = "distgp-bandit-state"
 STATE_VERSION = 1
@@ -592,9 +592,8 @@ class ArmBandit(ABC):
         if not path.is_file():
             raise ModelFileError(f"bandit state file {path} does not exist")
         try:
-            with np.load(path, allow_pickle=False) as content:
-                state = {k: content[k] for k in content.files}
-        except Exception as exc:
+            state = read_npz(path)
+        except ValueError as exc:
             raise ModelFileError(f"cannot read {path} as a bandit state ({exc})") from None
         return cls.from_state(state)
 

@@ -71,6 +71,7 @@ def agent_memory(backend) -> tuple[list[float], list[float]]:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from distgp.bench.report import add_common_arguments
+    from distgp.cli.common import at_least, positive_number
 
     add_common_arguments(parser)
     parser.add_argument(
@@ -94,12 +95,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--timeout",
-        type=float,
+        type=positive_number,
         default=1800.0,
         metavar="SEC",
         help="kill a single grid run after this many seconds (default 1800)",
     )
-    parser.add_argument("--seed", type=int, default=0, help="seed of every run (default 0)")
+    parser.add_argument("--seed", type=at_least(0), default=0, help="seed of every run (default 0)")
 
 
 def run(args: argparse.Namespace) -> int:

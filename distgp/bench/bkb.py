@@ -43,17 +43,18 @@ TARGET_WINS = 3
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from distgp.bench.report import add_common_arguments
+    from distgp.cli.common import at_least
 
     add_common_arguments(parser)
-    parser.add_argument("--arms", type=int, metavar="A", help="arms of the scaling part")
-    parser.add_argument("--budget", type=int, metavar="T", help="pulls of the scaling part")
+    parser.add_argument("--arms", type=at_least(2), metavar="A", help="arms of the scaling part")
+    parser.add_argument("--budget", type=at_least(1), metavar="T", help="pulls of the scaling part")
     parser.add_argument(
-        "--function-budget", type=int, metavar="T", help="evaluations per test-function run"
+        "--function-budget", type=at_least(1), metavar="T", help="evaluations per test-function run"
     )
     parser.add_argument(
-        "--seeds", type=int, metavar="S", help="seeds of each scaling and test-function run"
+        "--seeds", type=at_least(1), metavar="S", help="seeds of each scaling and test-function run"
     )
-    parser.add_argument("--seed", type=int, default=0, help="base seed (default 0)")
+    parser.add_argument("--seed", type=at_least(0), default=0, help="base seed (default 0)")
     parser.add_argument("--skip-functions", action="store_true", help="only the scaling part")
 
 

@@ -22,7 +22,7 @@ import time
 from typing import Any
 
 from distgp.bench.report import add_common_arguments, data_dir, markdown_table, save_json
-from distgp.cli.common import integer, number
+from distgp.cli.common import at_least, positive_number
 
 TARGET_MSE_CHANGE = 0.02
 HANG_ROUND = 3  # the round in which the hung agent sleeps
@@ -49,26 +49,28 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data-dir", metavar="DIR", help="SLIM-KL data folder")
     parser.add_argument(
         "--agents",
-        type=integer,
+        type=at_least(2),
         default=4,
         metavar="N",
         help="agents per run, at least 2 (default 4)",
     )
     parser.add_argument(
         "--runs",
-        type=integer,
+        type=at_least(1),
         metavar="N",
         help="seeded runs with a killed agent (default 10)",
     )
-    parser.add_argument("--rounds", type=integer, metavar="R", help="ADMM round cap (default 50)")
+    parser.add_argument(
+        "--rounds", type=at_least(1), metavar="R", help="ADMM round cap (default 50)"
+    )
     parser.add_argument(
         "--round-timeout",
-        type=number,
+        type=positive_number,
         metavar="SEC",
         help="seconds before a round goes on without an agent (default 10)",
     )
     parser.add_argument(
-        "--seed", type=int, default=0, metavar="S", help="seed of the fault schedule"
+        "--seed", type=at_least(0), default=0, metavar="S", help="seed of the fault schedule"
     )
     parser.add_argument(
         "--address", metavar="ADDR", help="run on this Ray cluster (default: a local instance)"

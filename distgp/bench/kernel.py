@@ -203,6 +203,7 @@ def _brief(result: dict[str, Any]) -> str:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from distgp.bench.report import add_common_arguments
+    from distgp.cli.common import at_least, positive_number
 
     add_common_arguments(parser)
     parser.add_argument(
@@ -219,23 +220,26 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--skip-baselines", action="store_true", help="GSMP and trivial baselines only"
     )
     parser.add_argument(
-        "--sm-seeds", type=int, metavar="K", help="SpectralMixture seeds for the median (default 5)"
+        "--sm-seeds",
+        type=at_least(1),
+        metavar="K",
+        help="SpectralMixture seeds for the median (default 5)",
     )
     parser.add_argument(
         "--jobs",
-        type=int,
+        type=at_least(1),
         default=2,
         metavar="J",
         help="baseline runs at a time (default 2; GSMP runs always go one at a time)",
     )
     parser.add_argument(
         "--timeout",
-        type=float,
+        type=positive_number,
         default=1800.0,
         metavar="SEC",
         help="kill a single model run after this many seconds (default 1800)",
     )
-    parser.add_argument("--seed", type=int, default=0, help="seed of every run (default 0)")
+    parser.add_argument("--seed", type=at_least(0), default=0, help="seed of every run (default 0)")
 
 
 def run(args: argparse.Namespace) -> int:
