@@ -297,3 +297,6 @@ def test_ray_agents_evaluate_batches(tmp_path, capsys, ray_local):
     result = json.loads((out / "result.json").read_text())
     assert result["backend"] == "ray" and result["evaluations"] == 20
     assert {r["agent"] for r in read_history(out)} == {"0", "1"}
+    # the learning agents fit beside the evaluating ones: the GSMP re-fit ran, nothing skipped
+    assert result["kernel"] == "gsmp" and result["kernel_refits"] == 1
+    assert result["events"] == []

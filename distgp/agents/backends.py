@@ -122,6 +122,9 @@ class RayBackend(Backend):
             ``HOST:PORT`` or ``ray://HOST:PORT``).
         cpus_per_agent: CPUs reserved per actor; ``None`` shares the available CPUs so that all
             agents fit at once.
+        share_fraction: fraction of that fair share each actor reserves when ``cpus_per_agent``
+            is ``None`` (0.5 leaves room for another set of actors that alternate with these, as
+            BKB's evaluating and learning agents do).
         num_cpus: CPUs of a local instance (default: all of this machine's).
         round_timeout: default seconds to wait for an answer (``None``: no limit).
         spread: place agents on distinct nodes where possible (Ray's SPREAD strategy).
@@ -139,10 +142,13 @@ class RayBackend(Backend):
         round_timeout: float | None = None,
         spread: bool = True,
         agent_class: type[Agent] = Agent,
+        share_fraction: float = 1.0,
     ) -> None:
         super().__init__()
         if cpus_per_agent is not None and not cpus_per_agent > 0:
             raise ConfigError(f"cpus_per_agent must be positive, got {cpus_per_agent}")
+        if not 0 < share_fraction <= 1:
+            raise ConfigError(f"share_fraction must be in (0, 1], got {share_fraction}")
         if not (isinstance(agent_class, type) and issubclass(agent_class, Agent)):
             raise ConfigError(f"agent_class must be a subclass of Agent, got {agent_class!r}")
         self.agent_class = agent_class
@@ -151,6 +157,7 @@ class RayBackend(Backend):
         self.num_cpus = num_cpus
         self.round_timeout = round_timeout
         self.spread = spread
+        self.share_fraction = share_fraction
         self._owns_ray = False
         self._actors: list[Any] = []
         self._refs: list[tuple[Any, Any]] = []
@@ -192,7 +199,7 @@ class RayBackend(Backend):
         self._release_agents()
         self._shards = list(shards)
         total = float(ray.cluster_resources().get("CPU", 1.0))
-        share = self.cpus_per_agent or min(1.0, total / max(len(shards), 1))
+        share = self.cpus_per_agent or self.share_fraction * min(1.0, total / max(len(shards), 1))
         self._share = share
         actor = _RayAgent
         if self.agent_class is not Agent:
@@ -309,12 +316,15 @@ def make_backend(
     address: str | None = None,
     cpus_per_agent: float | None = None,
     round_timeout: float | None = None,
+    share_fraction: float = 1.0,
 ) -> Backend:
-    """Build a backend by name (``inline`` or ``ray``)."""
+    """Build a backend by name (``inline`` or ``ray``); see :class:`RayBackend` for the options."""
     if name == "inline":
         if address is not None:
             raise ConfigError("--address needs the ray backend; add --backend ray")
         return InlineBackend()
     if name == "ray":
-        return RayBackend(address, cpus_per_agent, round_timeout=round_timeout)
+        return RayBackend(
+            address, cpus_per_agent, round_timeout=round_timeout, share_fraction=share_fraction
+        )
     raise ConfigError(f"unknown backend {name!r}; choose one of: {', '.join(BACKENDS)}")

@@ -159,6 +159,9 @@ class RayEvaluator(Evaluator):
             address (``auto``, ``HOST:PORT``).
         cpus_per_agent: CPUs reserved per actor (default: share the cluster's CPUs).
         timeout: seconds to wait for a batch; agents that do not answer fail their jobs.
+        share_fraction: fraction of the fair CPU share each actor reserves when
+            ``cpus_per_agent`` is ``None`` (0.5 leaves room for the learning agents of a GSMP
+            kernel, which run between batches).
     """
 
     name = "ray"
@@ -170,8 +173,11 @@ class RayEvaluator(Evaluator):
         address: str | None = None,
         cpus_per_agent: float | None = None,
         timeout: float | None = None,
+        share_fraction: float = 1.0,
     ) -> None:
         super().__init__(objective, agents)
+        if not 0 < share_fraction <= 1:
+            raise ConfigError(f"share_fraction must be in (0, 1], got {share_fraction}")
         import ray
 
         self._owns_ray = False
@@ -189,7 +195,7 @@ class RayEvaluator(Evaluator):
                 raise BackendError(f"cannot start or reach Ray ({first})") from None
             self._owns_ray = True
         total = float(ray.cluster_resources().get("CPU", 1.0))
-        share = cpus_per_agent or min(1.0, total / self.agents)
+        share = cpus_per_agent or share_fraction * min(1.0, total / self.agents)
         remote = ray.remote(_RayEvaluationAgent).options(num_cpus=share, max_restarts=0)
         ref = ray.put(objective)
         self._actors = [remote.remote(j, ref) for j in range(self.agents)]
@@ -251,12 +257,13 @@ def make_evaluator(
     objective: Objective,
     agents: int = 1,
     address: str | None = None,
+    share_fraction: float = 1.0,
 ) -> Evaluator:
-    """An evaluator by backend name (``inline`` or ``ray``)."""
+    """An evaluator by backend name (``inline`` or ``ray``); see :class:`RayEvaluator`."""
     if name == "inline":
         if address is not None:
             raise ConfigError("--address needs the ray backend; add --backend ray")
         return InlineEvaluator(objective, agents)
     if name == "ray":
-        return RayEvaluator(objective, agents, address)
+        return RayEvaluator(objective, agents, address, share_fraction=share_fraction)
     raise ConfigError(f"unknown backend {name!r}; choose inline or ray")

@@ -10,7 +10,7 @@ Sections (every key optional)::
     out: runs/optimize
     arms: {count: 2000, method: sobol, local: 30, local_scale: 0.1}
     bandit: {algorithm: bkb, batch: false, ratio_threshold: 2.0, qbar: 3.0, beta: 3.0, ...}
-    kernel: {name: rbf, lengthscale: null, variance: 1.0, components: null, refit_every: 25, ...}
+    kernel: {name: gsmp, lengthscale: null, variance: 1.0, components: null, refit_every: 25, ...}
     agents: {count: 1, backend: null, address: null}
     space:                    # only for a callable without bounds; it receives a dict
       lr: {type: float, low: 1.0e-4, high: 0.1, log: true}
@@ -74,9 +74,14 @@ class BanditConfig:
 
 @dataclass
 class KernelSection:
-    """The bandit kernel: a fixed RBF, or GSMP weights re-learned by the agents (SLIM-KL)."""
+    """The bandit kernel: GSMP weights re-learned by the agents (SLIM-KL, the default), or a fixed
+    RBF.
 
-    name: str = "rbf"  # rbf | gsmp
+    With ``gsmp`` the first ``warmup`` evaluations use the RBF; then the agents re-learn the GSMP
+    weights and the noise from the observations every ``refit_every`` evaluations, warm-started.
+    """
+
+    name: str = "gsmp"  # gsmp | rbf
     lengthscale: float | None = None  # RBF, encoded units; default 0.2 sqrt(D)
     variance: float = 1.0
     components: int | None = None  # GSMP M; default 8 per encoded dimension

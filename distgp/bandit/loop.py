@@ -35,6 +35,9 @@ from distgp.bandit.spaces import Space
 from distgp.exceptions import DistGPError
 
 GSMP_COMPONENTS_PER_DIM = 8  # default GSMP size: modest, so that re-fits take seconds
+# Evaluating agents and GSMP learning agents take turns (learning runs between batches), so on
+# Ray each set reserves half of the agents' fair CPU share and both fit on the cluster at once.
+ALTERNATING_CPU_SHARE = 0.5
 
 Reporter = Callable[[str, dict[str, Any]], None]
 
@@ -147,7 +150,9 @@ class GSMPRefitter:
         if self._backend is None:
             from distgp.agents.backends import make_backend
 
-            self._backend = make_backend(fc.backend_name, fc.backend.address)
+            self._backend = make_backend(
+                fc.backend_name, fc.backend.address, share_fraction=ALTERNATING_CPU_SHARE
+            )
         groups = agent if own_data else None
         result = fit(X, y, fc, groups=groups, initial=self.theta, backend=self._backend)
         self.theta = result.theta

@@ -70,7 +70,9 @@ def add_parser(commands) -> None:
         help="practical, theory, or a number of GP standard deviations (default 3)",
     )
     p.add_argument(
-        "--kernel", choices=["rbf", "gsmp"], help="fixed RBF (default) or GSMP re-learned by agents"
+        "--kernel",
+        choices=["gsmp", "rbf"],
+        help="GSMP re-learned by the agents every 25 evaluations (default) or a fixed RBF",
     )
     p.add_argument("--lengthscale", type=number, metavar="L", help="RBF lengthscale on [0,1] arms")
     p.add_argument("--agents", type=integer, metavar="N", help="evaluating agents (default 1)")
@@ -96,7 +98,7 @@ def _beta(text: str) -> str | float:
 
 def run_optimize(args: argparse.Namespace) -> int:
     from distgp.agents.evaluators import make_evaluator
-    from distgp.bandit.loop import optimize
+    from distgp.bandit.loop import ALTERNATING_CPU_SHARE, optimize
     from distgp.bandit.problems import make_problem
     from distgp.checkpoint import Checkpoint
     from distgp.io import ensure_output_dir
@@ -138,7 +140,11 @@ def run_optimize(args: argparse.Namespace) -> int:
     with (
         threadpool_limits(1),
         make_evaluator(
-            config.backend_name, problem.objective, config.agents.count, config.agents.address
+            config.backend_name,
+            problem.objective,
+            config.agents.count,
+            config.agents.address,
+            share_fraction=ALTERNATING_CPU_SHARE if config.kernel.name == "gsmp" else 1.0,
         ) as evaluator,
     ):
         if state is not None:
