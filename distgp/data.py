@@ -93,15 +93,17 @@ def _as_float_matrix(X, what: str) -> np.ndarray:
         raise InputDataError(f"{what} must be a 2-D array (n x P), got shape {A.shape}")
     if A.shape[0] == 0:
         raise InputDataError(f"{what} is empty")
-    if not np.all(np.isfinite(A)):
-        bad = int(np.sum(~np.isfinite(A)))
-        raise InputDataError(f"{what}: {bad} NaN or infinite value(s); remove or impute them")
-    _check_magnitude(A, what)
+    _check_values(A, what)
     return A
 
 
-def _check_magnitude(values: np.ndarray, what: str) -> None:
-    """Refuse values whose squares overflow float64 (variances and kernels would be inf)."""
+def _check_values(values: np.ndarray, what: str) -> None:
+    """Refuse NaN or infinite values, and values whose squares overflow float64 (variances and
+    kernels would be inf)."""
+    finite = np.isfinite(values)
+    if not finite.all():
+        bad = int(values.size - np.count_nonzero(finite))
+        raise InputDataError(f"{what}: {bad} NaN or infinite value(s); remove or impute them")
     largest = float(np.abs(values).max())
     if largest > MAX_ABS_VALUE:
         raise InputDataError(
@@ -121,10 +123,7 @@ def _as_float_vector(y, what: str) -> np.ndarray:
         raise InputDataError(f"{what} must be a vector, got shape {v.shape}")
     if v.size == 0:
         raise InputDataError(f"{what} is empty")
-    if not np.all(np.isfinite(v)):
-        bad = int(np.sum(~np.isfinite(v)))
-        raise InputDataError(f"{what}: {bad} NaN or infinite value(s); remove or impute them")
-    _check_magnitude(v, what)
+    _check_values(v, what)
     return v
 
 

@@ -17,7 +17,6 @@ that hangs in a given round) inside the actors.
 from __future__ import annotations
 
 import contextlib
-import os
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Any
@@ -25,6 +24,13 @@ from typing import Any
 import numpy as np
 
 from distgp.agents.agent import Agent
+from distgp.agents.ray_runtime import (
+    check_share_fraction,
+    cluster_cpus,
+    connect,
+    cpu_share,
+    disconnect,
+)
 from distgp.exceptions import BackendError, ConfigError
 
 BACKENDS = ("inline", "ray")
@@ -147,8 +153,6 @@ class RayBackend(Backend):
         super().__init__()
         if cpus_per_agent is not None and not cpus_per_agent > 0:
             raise ConfigError(f"cpus_per_agent must be positive, got {cpus_per_agent}")
-        if not 0 < share_fraction <= 1:
-            raise ConfigError(f"share_fraction must be in (0, 1], got {share_fraction}")
         if not (isinstance(agent_class, type) and issubclass(agent_class, Agent)):
             raise ConfigError(f"agent_class must be a subclass of Agent, got {agent_class!r}")
         self.agent_class = agent_class
@@ -157,49 +161,21 @@ class RayBackend(Backend):
         self.num_cpus = num_cpus
         self.round_timeout = round_timeout
         self.spread = spread
-        self.share_fraction = share_fraction
+        self.share_fraction = check_share_fraction(share_fraction)
         self._owns_ray = False
         self._actors: list[Any] = []
         self._refs: list[tuple[Any, Any]] = []
         self._nodes: list[str] = []
 
-    def _connect(self) -> None:
-        import ray
-
-        if ray.is_initialized():
-            return
-        try:
-            if self.address is None:
-                ray.init(
-                    num_cpus=self.num_cpus or os.cpu_count() or 1,
-                    include_dashboard=False,
-                    log_to_driver=False,
-                    configure_logging=False,
-                )
-            else:
-                ray.init(address=self.address, log_to_driver=False, configure_logging=False)
-        except (ConnectionError, RuntimeError, ValueError) as exc:
-            where = (
-                "a local Ray instance"
-                if self.address is None
-                else f"the Ray cluster at {self.address}"
-            )
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise BackendError(
-                f"cannot start or reach {where} ({first}); check the address, or start a cluster "
-                "with 'ray start --head'"
-            ) from None
-        self._owns_ray = True
-
     def start(self, shards):
         import ray
         from ray.exceptions import GetTimeoutError
 
-        self._connect()
+        self._owns_ray = connect(self.address, self.num_cpus) or self._owns_ray
         self._release_agents()
         self._shards = list(shards)
-        total = float(ray.cluster_resources().get("CPU", 1.0))
-        share = self.cpus_per_agent or self.share_fraction * min(1.0, total / max(len(shards), 1))
+        total = cluster_cpus()
+        share = cpu_share(len(shards), self.cpus_per_agent, self.share_fraction)
         self._share = share
         actor = _RayAgent
         if self.agent_class is not Agent:
@@ -285,11 +261,9 @@ class RayBackend(Backend):
         self._actors = []
 
     def shutdown(self):
-        import ray
 
         self._release_agents()
-        if self._owns_ray and ray.is_initialized():
-            ray.shutdown()
+        disconnect(self._owns_ray)
         self._owns_ray = False
 
 

@@ -19,14 +19,14 @@ from __future__ import annotations
 
 import contextlib
 import math
-import os
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from distgp.exceptions import BackendError, ConfigError
+from distgp.agents.ray_runtime import check_share_fraction, connect, cpu_share, disconnect
+from distgp.exceptions import ConfigError
 
 Objective = Callable[[dict[str, Any], int], float]  # (params, evaluation index) -> value
 
@@ -176,26 +176,11 @@ class RayEvaluator(Evaluator):
         share_fraction: float = 1.0,
     ) -> None:
         super().__init__(objective, agents)
-        if not 0 < share_fraction <= 1:
-            raise ConfigError(f"share_fraction must be in (0, 1], got {share_fraction}")
+        check_share_fraction(share_fraction)
         import ray
 
-        self._owns_ray = False
-        if not ray.is_initialized():
-            try:
-                ray.init(
-                    address=address,
-                    num_cpus=None if address else (os.cpu_count() or 1),
-                    include_dashboard=False,
-                    log_to_driver=False,
-                    configure_logging=False,
-                )
-            except (ConnectionError, RuntimeError, ValueError) as exc:
-                first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-                raise BackendError(f"cannot start or reach Ray ({first})") from None
-            self._owns_ray = True
-        total = float(ray.cluster_resources().get("CPU", 1.0))
-        share = cpus_per_agent or share_fraction * min(1.0, total / self.agents)
+        self._owns_ray = connect(address)
+        share = cpu_share(self.agents, cpus_per_agent, share_fraction)
         remote = ray.remote(_RayEvaluationAgent).options(num_cpus=share, max_restarts=0)
         ref = ray.put(objective)
         self._actors = [remote.remote(j, ref) for j in range(self.agents)]
@@ -237,8 +222,7 @@ class RayEvaluator(Evaluator):
             with contextlib.suppress(Exception):  # already gone
                 ray.kill(actor, no_restart=True)
         self._actors = []
-        if self._owns_ray and ray.is_initialized():
-            ray.shutdown()
+        disconnect(self._owns_ray)
         self._owns_ray = False
 
 

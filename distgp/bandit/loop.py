@@ -113,6 +113,12 @@ def rbf_kernel(config: OptimizeConfig, dims: int) -> RBFKernel:
     return RBFKernel(k.lengthscale or default_lengthscale(dims), k.variance)
 
 
+def evaluator_cpu_share(config: OptimizeConfig) -> float:
+    """Fraction of the fair CPU share each evaluating agent reserves on Ray: half when GSMP
+    learning agents take turns with them, all of it otherwise."""
+    return ALTERNATING_CPU_SHARE if config.kernel.name == "gsmp" else 1.0
+
+
 class GSMPRefitter:
     """Re-learns GSMP weights with SLIM-KL from the observations, warm-starting each fit."""
 

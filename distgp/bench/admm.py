@@ -204,18 +204,12 @@ def ray_runs(
     path: Path, args: argparse.Namespace, progress: Callable[[str], None]
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """The cccp9500 run with 8 agents and the scaling runs, on one local Ray instance."""
-    import ray
-
+    from distgp.agents.ray_runtime import connect, disconnect
     from distgp.bench.kernel import Task, run_isolated
     from distgp.data import Dataset, load_dataset
 
     dataset = load_dataset(str(path))
-    ray.init(
-        num_cpus=os.cpu_count() or 1,
-        include_dashboard=False,
-        log_to_driver=False,
-        configure_logging=False,
-    )
+    started = connect()
     try:
         large = ray_fit(dataset, {"consensus.agents": LARGE_AGENTS, "seed": args.seed})
         progress(f"{LARGE_DATASET} with {LARGE_AGENTS} agents on Ray: {_line(large)}")
@@ -244,7 +238,7 @@ def ray_runs(
             scaling.append(record)
             progress(f"scaling n_j={n_j} M={record.get('components')}: {_line(record)}")
     finally:
-        ray.shutdown()
+        disconnect(started)
     if not args.skip_baselines:
         task = Task(
             LARGE_DATASET,

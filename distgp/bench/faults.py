@@ -17,7 +17,6 @@ completes and the MSE stays within 2% of the clean run.
 from __future__ import annotations
 
 import argparse
-import os
 import time
 from typing import Any
 
@@ -52,7 +51,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=at_least(2),
         default=4,
         metavar="N",
-        help="agents per run, at least 2 (default 4)",
+        help="agents per run, at least 2: one is killed (default 4)",
     )
     parser.add_argument(
         "--runs",
@@ -94,16 +93,12 @@ def hanging_agent(agent: int, round: int, seconds: float) -> type:
 
 def run(args: argparse.Namespace) -> int:
     import numpy as np
-    import ray
 
+    from distgp.agents.ray_runtime import connect, disconnect
     from distgp.bench.report import update_results
     from distgp.data import load_dataset
-    from distgp.exceptions import BackendError, ConfigError
+    from distgp.exceptions import BackendError
 
-    if args.agents < 2:
-        raise ConfigError(f"--agents must be at least 2 (one is killed), got {args.agents}")
-    if args.round_timeout is not None and not args.round_timeout > 0:
-        raise ConfigError(f"--round-timeout must be positive, got {args.round_timeout}")
     runs = args.runs or (3 if args.quick else 10)
     rounds = args.rounds or (20 if args.quick else 50)
     timeout = args.round_timeout or (5.0 if args.quick else 10.0)
@@ -113,18 +108,7 @@ def run(args: argparse.Namespace) -> int:
     def one(kill: tuple[int, int] | None = None, agent_class: type | None = None) -> dict:
         return _run_fit(dataset, args.agents, rounds, timeout, args.seed, kill, agent_class)
 
-    started = not ray.is_initialized()
-    if started:
-        try:
-            ray.init(
-                address=args.address,
-                num_cpus=None if args.address else os.cpu_count(),
-                include_dashboard=False,
-                log_to_driver=False,
-                configure_logging=False,
-            )
-        except (ConnectionError, RuntimeError, ValueError) as exc:
-            raise BackendError(f"cannot start or reach Ray ({exc})") from None
+    started = connect(args.address)
     try:
         clean = one()
         if not clean["completed"]:
@@ -145,8 +129,7 @@ def run(args: argparse.Namespace) -> int:
         hung["hang_round"] = hang_round
         print(f"hung run: agent 0 in round {hang_round}: {_describe(hung, clean)}", flush=True)
     finally:
-        if started:
-            ray.shutdown()
+        disconnect(started)
 
     rows = [
         _row("clean", [clean], clean, None),

@@ -87,13 +87,13 @@ def integer(text: str) -> int:
     return value
 
 
-def at_least(low: int, what: str = "an integer") -> Callable[[str], int]:
+def at_least(low: int) -> Callable[[str], int]:
     """An argparse type: an integer of at least ``low``."""
 
     def parse(text: str) -> int:
         value = integer(text)
         if value < low:
-            raise argparse.ArgumentTypeError(f"expected {what} of at least {low}, got {value}")
+            raise argparse.ArgumentTypeError(f"expected an integer of at least {low}, got {value}")
         return value
 
     return parse

@@ -98,7 +98,7 @@ def _beta(text: str) -> str | float:
 
 def run_optimize(args: argparse.Namespace) -> int:
     from distgp.agents.evaluators import make_evaluator
-    from distgp.bandit.loop import ALTERNATING_CPU_SHARE, optimize
+    from distgp.bandit.loop import evaluator_cpu_share, optimize
     from distgp.bandit.problems import make_problem
     from distgp.checkpoint import Checkpoint
     from distgp.io import ensure_output_dir
@@ -144,7 +144,7 @@ def run_optimize(args: argparse.Namespace) -> int:
             problem.objective,
             config.agents.count,
             config.agents.address,
-            share_fraction=ALTERNATING_CPU_SHARE if config.kernel.name == "gsmp" else 1.0,
+            share_fraction=evaluator_cpu_share(config),
         ) as evaluator,
     ):
         if state is not None:
