@@ -153,6 +153,10 @@ CLI_CASES = {
     ),
     "fit: non-numeric flag value": ("fit --agents many", "--agents"),
     "optimize: budget < 1": ("optimize --budget 0", "budget must be at least 1"),
+    "optimize: unreachable --address": (
+        "optimize --budget 2 --agents 2 --address 127.0.0.1:9",
+        "cannot reach",
+    ),
     "optimize: negative seed": ("optimize --seed -3", "seed must be a non-negative"),
     "optimize: unknown function name": ("optimize --function nosuch", "unknown function 'nosuch'"),
     "optimize: callable that cannot be imported": ("optimize --function nomod:fn", "cannot import"),

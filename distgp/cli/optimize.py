@@ -97,6 +97,7 @@ def _beta(text: str) -> str | float:
 
 
 def run_optimize(args: argparse.Namespace) -> int:
+    from distgp.agents.address import check_ray_address
     from distgp.agents.evaluators import make_evaluator
     from distgp.bandit.loop import evaluator_cpu_share, optimize
     from distgp.bandit.problems import make_problem
@@ -106,6 +107,8 @@ def run_optimize(args: argparse.Namespace) -> int:
     config = _resumed_config(args) if args.resume else _config(args)
     config.validate()
     problem = make_problem(config)  # every input check happens before --out is touched
+    if config.backend_name == "ray":
+        check_ray_address(config.agents.address)  # fail fast, not after Ray's minutes of retries
     progress = Progress(args.quiet)
     out = ensure_output_dir(config.out)
     checkpoint = Checkpoint(out, kind="optimize")
