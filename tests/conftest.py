@@ -38,6 +38,7 @@ def ray_local():
     ray = pytest.importorskip("ray")
     if not ray.is_initialized():
         ray.init(
+            address="local",
             num_cpus=2,
             include_dashboard=False,
             log_to_driver=False,

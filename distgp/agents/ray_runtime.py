@@ -29,7 +29,13 @@ def connect(address: str | None = None, num_cpus: int | None = None) -> bool:
     quiet = {"log_to_driver": False, "configure_logging": False}
     try:
         if address is None:
-            ray.init(num_cpus=num_cpus or os.cpu_count() or 1, include_dashboard=False, **quiet)
+            # "local" always starts a new instance: never join a cluster the user did not name.
+            ray.init(
+                address="local",
+                num_cpus=num_cpus or os.cpu_count() or 1,
+                include_dashboard=False,
+                **quiet,
+            )
         else:
             ray.init(address=address, **quiet)
     except (ConnectionError, RuntimeError, ValueError) as exc:
