@@ -69,7 +69,11 @@ class Checkpoint:
         return {k: json.loads(str(v)) if k.endswith("_json") else v for k, v in raw.items()}
 
     def remove(self) -> None:
+        """Remove the checkpoint and the agents' round state kept beside it."""
+        import shutil
+
         self.path.unlink(missing_ok=True)
+        shutil.rmtree(self.path.parent / "agents", ignore_errors=True)
 
 
 def config_json(config: Any) -> str:

@@ -26,6 +26,10 @@ class DataConfig:
     target: str | None = None
     test_fraction: float | None = None
     shard: str = "random"  # random | contiguous | column:NAME
+    shards: list[str] | None = None  # shard files, one per agent, read by the agents themselves
+    placements: list[str] | None = None  # per shard file: "" or RESOURCE[,RESOURCE...] to run on
+    test: str | None = None  # the driver's own evaluation data (with shards)
+    min_shard_size: int = 10  # fewest points an agent may send anything about
 
 
 @dataclass
@@ -61,7 +65,7 @@ class ConsensusConfig:
     delta: float | None = None
     quantize: bool = True
     rho: float | None = None
-    max_rounds: int = 50
+    max_rounds: int = 200
     local_iterations: int = 5
     abs_tol: float = 1e-4
     rel_tol: float = 1e-3
@@ -86,6 +90,7 @@ class FitConfig:
     learn: LearnConfig = field(default_factory=LearnConfig)
     consensus: ConsensusConfig = field(default_factory=ConsensusConfig)
     backend: BackendConfig = field(default_factory=BackendConfig)
+    predict: str | None = None  # private | pooled; default private for more than one agent
     seed: int = 0
     out: str = "runs/fit"
 
@@ -143,6 +148,22 @@ class FitConfig:
         _check(0 < lr.noise_floor < 1, f"noise_floor must be in (0, 1), got {lr.noise_floor}")
         _check(0 <= lr.prune_tol < 1, f"prune_tol must be in [0, 1), got {lr.prune_tol}")
         d = self.data
+        _check(d.min_shard_size >= 1, f"min_shard_size must be at least 1, got {d.min_shard_size}")
+        _check(
+            self.predict in (None, "private", "pooled"),
+            f"predict must be private or pooled, got {self.predict!r}",
+        )
+        if d.shards is not None:
+            _check(len(d.shards) >= 1, "shards must list at least one file")
+            _check(
+                self.predict != "pooled",
+                "pooled prediction needs the training data in the driver, which never reads "
+                "shard files; use private prediction (the default)",
+            )
+            _check(
+                d.placements is None or len(d.placements) == len(d.shards),
+                f"placements must have one entry per shard file ({len(d.shards)})",
+            )
         _check(
             d.shard in ("random", "contiguous") or d.shard.startswith("column:"),
             f"shard must be random, contiguous or column:NAME, got {d.shard!r}",
@@ -238,6 +259,12 @@ def _coerce(hint: Any, value: Any, key: str) -> Any:
             return float(value)
         if option is str and isinstance(value, str):
             return value
+        if (
+            typing.get_origin(option) is list
+            and isinstance(value, list)
+            and all(isinstance(item, str) for item in value)
+        ):
+            return list(value)
     wanted = " or ".join(_type_name(o) for o in options if o is not type(None))
     raise ConfigError(f"config key {key} must be {wanted}, got {value!r}")
 
@@ -247,9 +274,10 @@ def _is_union(hint: Any) -> bool:
 
 
 def _type_name(t: Any) -> str:
-    return {int: "an integer", float: "a number", str: "a string", bool: "true or false"}.get(
-        t, str(t)
-    )
+    names = {int: "an integer", float: "a number", str: "a string", bool: "true or false"}
+    if typing.get_origin(t) is list:
+        return "a list of strings"
+    return names.get(t, str(t))
 
 
 def load_fit_config(path: str | Path | None) -> FitConfig:

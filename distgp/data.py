@@ -377,6 +377,25 @@ class ShardSummary:
     def dims(self) -> int:
         return int(self.x_mean.shape[0])
 
+    def to_wire(self) -> dict:
+        return {
+            "n": self.n,
+            "x_mean": self.x_mean,
+            "x_m2": self.x_m2,
+            "y_mean": self.y_mean,
+            "y_m2": self.y_m2,
+        }
+
+    @classmethod
+    def from_wire(cls, fields: dict) -> ShardSummary:
+        return cls(
+            int(fields["n"]),
+            np.asarray(fields["x_mean"], float),
+            np.asarray(fields["x_m2"], float),
+            float(fields["y_mean"]),
+            float(fields["y_m2"]),
+        )
+
     @classmethod
     def merge(cls, parts: list[ShardSummary]) -> ShardSummary:
         total = parts[0]

@@ -1,8 +1,10 @@
-"""One kernel-learning run: shards -> agents -> DSCA or quantised ADMM -> a fitted model.
+"""One kernel-learning run: shards -> agents -> DSCA or consensus ADMM -> a fitted model.
 
 Used by :class:`~distgp.GSMPRegressor` and ``distgp fit``. The driver owns the loop; learning
 happens in the agents (``agents/``), the consensus maths in ``consensus/`` and the transport in a
-backend. With one agent the run is a centralised DSCA solve; with more, quantised ADMM rounds.
+backend, which moves encoded bytes and counts them. With one agent the run is a centralised DSCA
+solve; with more, ADMM rounds. Shards are either arrays the driver deals out (the one-file
+simulation) or files each agent reads where it runs (the driver never opens them).
 """
 
 from __future__ import annotations
@@ -19,16 +21,17 @@ from typing import Any
 import numpy as np
 
 from distgp.agents.address import check_ray_address
-from distgp.agents.agent import AgentSettings, SolveReply, StepReply
-from distgp.agents.backends import AgentFailure, Backend, make_backend
+from distgp.agents.agent import AgentSettings, ShardArrays, ShardFile
+from distgp.agents.backends import AgentFailure, Backend, Shard, make_backend
 from distgp.checkpoint import Checkpoint, config_json
 from distgp.config import FitConfig
-from distgp.consensus.admm import ADMMCoordinator, ADMMOptions, RoundRecord
-from distgp.consensus.quantizer import Quantizer
+from distgp.consensus.admm import ADMMCoordinator, ADMMOptions, RoundReply
+from distgp.consensus.quantizer import DeltaCoder
 from distgp.data import Scaler, ShardSummary, shard_indices
-from distgp.exceptions import BackendError, ModelFileError
+from distgp.exceptions import BackendError, ConfigError, InputDataError, ModelFileError
+from distgp.experts import combine_experts
 from distgp.gp import GSMPModel
-from distgp.kernels.grid import SpectralGrid, data_grid, reference_grid
+from distgp.kernels.grid import grid_from_recipe
 from distgp.learn.dsca import DSCAOptions
 
 SOLVE_CHUNK = 25  # single-agent DSCA iterations between progress reports and checkpoints
@@ -45,12 +48,18 @@ class FitResult:
         rounds: ADMM rounds (0 for a single agent).
         iterations: DSCA iterations of a single-agent run (0 with ADMM).
         converged: stopping criterion met before the cap.
-        bits_sent, bits_float64: communication, as sent and as float64 messages would cost.
+        bits_sent: 8 x every byte that crossed between driver and agents, both ways.
+        bits_float64: the same messages with float64 fields in the same sparse coding.
+        bits_float64_dense: the same messages with dense float64 vectors.
         seconds: wall time of learning (agents' set-up to the final consensus).
         objective: final negative log marginal likelihood summed over agents, raw units.
         history: per-round records (ADMM) or per-iteration objectives (single agent).
         events: faults and recoveries, one line each.
         nodes: node id of each agent.
+        shard_sizes: points per agent.
+        missing: agents that left the run for good (their data was lost), one line each.
+        stop: the stopping rule at the last round: residuals and unwidened tolerances.
+        prediction: ``(mean, std)`` at the ``X_test`` given to :func:`fit`, raw units.
     """
 
     model: GSMPModel
@@ -60,6 +69,7 @@ class FitResult:
     converged: bool
     bits_sent: int
     bits_float64: int
+    bits_float64_dense: int
     seconds: float
     objective: float
     agents: int
@@ -67,17 +77,25 @@ class FitResult:
     events: list[str] = field(default_factory=list)
     nodes: list[str] = field(default_factory=list)
     shard_sizes: list[int] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)
+    stop: dict[str, float] = field(default_factory=dict)
+    prediction: tuple[np.ndarray, np.ndarray] | None = None
 
 
 Reporter = Callable[[str, dict[str, Any]], None]
 
 
-def build_grid(config: FitConfig, summary: ShardSummary) -> SpectralGrid:
-    """The spectral grid of the run, from merged shard statistics only."""
+def grid_recipe(config: FitConfig, summary: ShardSummary) -> dict[str, Any]:
+    """What agents need to build the spectral grid themselves (from merged statistics only)."""
     k = config.kernel
-    if k.grid == "reference":
-        return reference_grid(summary.dims, k.components)
-    return data_grid(summary.n, summary.dims, k.components, k.levels, k.frequency_scale)
+    return {
+        "kind": k.grid,
+        "n": summary.n,
+        "dims": summary.dims,
+        "components": k.components,
+        "levels": k.levels,
+        "frequency_scale": k.frequency_scale,
+    }
 
 
 def initial_theta(components: int) -> np.ndarray:
@@ -85,11 +103,9 @@ def initial_theta(components: int) -> np.ndarray:
     return np.r_[np.full(components, (1.0 - INITIAL_NOISE) / components), INITIAL_NOISE]
 
 
-def agent_settings(config: FitConfig) -> AgentSettings:
+def agent_settings(config: FitConfig, state_dir: str | None = None) -> AgentSettings:
     c, lr = config.consensus, config.learn
-    quantizer = None
-    if c.agents > 1 and c.quantize:
-        quantizer = Quantizer(delta=c.delta) if c.delta is not None else Quantizer(bits=c.bits)
+    quantized = c.agents > 1 and c.quantize
     return AgentSettings(
         noise_floor=lr.noise_floor,
         solver=lr.solver,
@@ -102,14 +118,16 @@ def agent_settings(config: FitConfig) -> AgentSettings:
             prune_tol=lr.prune_tol,
         ),
         local_iterations=c.local_iterations,
-        quantizer=quantizer,
+        bits=c.bits if quantized and c.delta is None else None,
+        delta=c.delta if quantized else None,
         seed=config.seed,
+        state_dir=state_dir,
     )
 
 
 def fit(
-    X: np.ndarray,
-    y: np.ndarray,
+    X: np.ndarray | None,
+    y: np.ndarray | None,
     config: FitConfig,
     groups: np.ndarray | None = None,
     report: Reporter | None = None,
@@ -117,8 +135,11 @@ def fit(
     initial: np.ndarray | None = None,
     checkpoint: Checkpoint | None = None,
     resume: bool = False,
+    shards: list[ShardFile] | None = None,
+    X_test: np.ndarray | None = None,
 ) -> FitResult:
-    """Learn GSMP weights from validated raw data ``X`` (``n x P``) and ``y`` (``n``).
+    """Learn GSMP weights from validated raw data ``X`` (``n x P``) and ``y`` (``n``), or from
+    shard files that the agents read themselves (``shards``; then ``X`` and ``y`` are None).
 
     Args:
         groups: labels for ``shard: column:NAME``.
@@ -127,8 +148,12 @@ def fit(
             it (and shuts it down), so it can serve several fits.
         initial: warm start (``M + 1`` parameters of an earlier fit with the same grid size);
             ignored when its size does not match the grid.
-        checkpoint: where to save the driver's state after every round (or DSCA chunk).
+        checkpoint: where to save the driver's state after every round (or DSCA chunk); the
+            agents keep their own round state beside it (``agents/`` in the same folder).
         resume: continue from ``checkpoint`` instead of starting afresh.
+        shards: one shard file per agent (``config.consensus.agents`` must match).
+        X_test: raw inputs to predict at before the agents leave (``FitResult.prediction``):
+            privately (rBCM over the agents) or pooled, as ``config.predict`` says.
     """
     config.validate()
     saved = None
@@ -140,7 +165,21 @@ def fit(
             raise ModelFileError("the checkpoint was written with other settings; start a new run")
     report = report or (lambda event, fields: None)
     c = config.consensus
-    shards = preflight(config, len(y), groups, check_address=backend is None)
+    pooled = prediction_mode(config) == "pooled"
+    if shards is not None:
+        if pooled:
+            raise ConfigError(
+                "pooled prediction needs the training data in the driver, which never reads "
+                "shard files; use private prediction (the default)"
+            )
+        if len(shards) != c.agents:
+            raise ConfigError(f"{len(shards)} shard files for {c.agents} agents; give one each")
+        parts: list[Shard] = list(shards)
+        if backend is None and config.backend_name == "ray":
+            check_ray_address(config.backend.address)
+    else:
+        indices = preflight(config, len(y), groups, check_address=backend is None)
+        parts = [ShardArrays(X[idx], y[idx]) for idx in indices]
     owned = backend is None
     backend = backend or make_backend(
         config.backend_name,
@@ -149,16 +188,21 @@ def fit(
         config.backend.round_timeout,
     )
     with backend if owned else contextlib.nullcontext(backend):
-        report("start", {"agents": c.agents, "backend": backend.name, "n": len(y)})
-        backend.start([(X[idx], y[idx]) for idx in shards])
+        report("start", {"agents": c.agents, "backend": backend.name})
+        backend.traffic = type(backend.traffic)()
+        backend.start(parts)
         start = time.perf_counter()
-        summary = ShardSummary.merge(list(_answers(backend.broadcast("summary")).values()))
+        summaries = _answers(backend.broadcast("summary", config.data.min_shard_size))
+        summary = merge_summaries(summaries)
         scaler = Scaler.from_summary(summary, standardize_inputs=config.kernel.grid == "data")
-        grid = build_grid(config, summary)
-        settings = agent_settings(config)
-        setup_args = (scaler.to_dict(), grid.to_dict(), settings)
-        _answers(backend.broadcast("setup", *setup_args))
-        report("setup", {"components": grid.components, "dims": grid.dims})
+        recipe = grid_recipe(config, summary)
+        grid = grid_from_recipe(recipe)
+        state_dir = str(checkpoint.path.parent / "agents") if checkpoint is not None else None
+        settings = agent_settings(config, state_dir)
+        setup_args = (scaler.to_dict(), recipe, settings.to_wire())
+        sizes = _answers(backend.broadcast("setup", *setup_args))
+        shard_sizes = [int(sizes[j]) for j in range(c.agents)]
+        report("setup", {"components": grid.components, "dims": grid.dims, "n": summary.n})
         theta0 = initial_theta(grid.components)
         if initial is not None and np.shape(initial) == theta0.shape:
             theta0 = np.maximum(
@@ -168,13 +212,18 @@ def fit(
         if c.agents == 1:
             run = _single_agent(backend, theta0, config, report, saver, saved)
         else:
-            rho = float(np.mean([len(idx) for idx in shards]))  # curvature scale of l_j
+            rho = float(np.mean(shard_sizes))  # curvature scale of l_j
             run = _admm(backend, theta0, config, settings, setup_args, rho, report, saver, saved)
         theta = run["theta"]
-        losses = _evaluate(backend, theta, setup_args, run["events"])
+        members = run["members"]
+        losses = _evaluate(backend, theta, setup_args, members, run["events"])
         seconds = saver.elapsed()
+        prediction = None
+        if X_test is not None and len(X_test) and not pooled:
+            prediction = _predict_private(backend, scaler, theta, X_test, members)
         nodes = backend.nodes()
-    n_total = len(y)
+        traffic = backend.traffic
+    n_total = sum(shard_sizes[j] for j in members)
     nlml = 0.5 * sum(losses.values()) + 0.5 * n_total * math.log(2 * math.pi)
     objective = nlml + n_total * math.log(scaler.y_scale)
     model = GSMPModel(
@@ -182,37 +231,123 @@ def fit(
         scaler=scaler,
         weights=theta[:-1].copy(),
         noise_variance=float(theta[-1]),
-        X_train=scaler.x(X),
-        y_train=scaler.y(y),
+        X_train=scaler.x(X) if pooled else None,
+        y_train=scaler.y(y) if pooled else None,
+        recipe=recipe,
+        run_config=config_json(config),
     )
+    if X_test is not None and len(X_test) and pooled:
+        prediction = model.predict(X_test, return_std=True)
+    before = saved["traffic"] if saved is not None and "traffic" in saved else np.zeros(3)
     return FitResult(
         model=model,
         theta=theta,
         rounds=run["rounds"],
         iterations=run["iterations"],
         converged=run["converged"],
-        bits_sent=run["bits"],
-        bits_float64=run["bits_float64"],
+        bits_sent=8 * (traffic.bytes + int(before[0])),
+        bits_float64=8 * (traffic.float64_bytes + int(before[1])),
+        bits_float64_dense=8 * (traffic.dense_float64_bytes + int(before[2])),
         seconds=seconds,
         objective=float(objective),
         agents=c.agents,
         history=run["history"],
         events=run["events"],
         nodes=nodes,
-        shard_sizes=[len(s) for s in shards],
+        shard_sizes=shard_sizes,
+        missing=run["missing"],
+        stop=run["stop"],
+        prediction=prediction,
     )
+
+
+def predict_with_agents(
+    model: GSMPModel, X: np.ndarray, backend: Backend | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Private prediction after the fit: rebuild the fit's agents from its shards (the same
+    shard files, or the same one-file simulation), set them up with the model's kernel and
+    combine their experts at raw inputs ``X``. Raw-unit mean and std (noise included)."""
+    from distgp.config import build
+    from distgp.data import load_dataset
+
+    if model.recipe is None or not model.run_config:
+        raise ModelFileError("this private model does not record its agents; refit it")
+    config = build(FitConfig, json.loads(model.run_config), "")
+    if config.data.shards is not None:
+        from distgp.cli.fit import shard_files
+
+        parts: list[Shard] = list(shard_files(config))
+    else:
+        if config.data.source.startswith("<"):
+            raise ModelFileError(
+                "this private model was fitted from arrays in memory; its agents cannot be "
+                "rebuilt from the file: predict with the fitted estimator, or refit with "
+                "--predict pooled"
+            )
+        d = config.data
+        column = d.shard.split(":", 1)[1] if d.shard.startswith("column:") else None
+        data = load_dataset(
+            d.source,
+            target=d.target,
+            test_fraction=d.test_fraction,
+            shard_column=column,
+            seed=config.seed,
+        )
+        indices = preflight(config, len(data.y_train), data.groups_train)
+        parts = [ShardArrays(data.X_train[i], data.y_train[i]) for i in indices]
+    theta = np.r_[model.weights, model.noise_variance]
+    owned = backend is None
+    backend = backend or make_backend(config.backend_name, config.backend.address)
+    with backend if owned else contextlib.nullcontext(backend):
+        backend.start(parts)
+        _answers(backend.broadcast("summary", config.data.min_shard_size))
+        settings = agent_settings(config)
+        _answers(
+            backend.broadcast("setup", model.scaler.to_dict(), model.recipe, settings.to_wire())
+        )
+        return _predict_private(backend, model.scaler, theta, X, list(range(len(parts))))
+
+
+def prediction_mode(config: FitConfig) -> str:
+    """``private`` or ``pooled``: as configured, else private for more than one agent."""
+    if config.predict is not None:
+        return config.predict
+    return "private" if config.consensus.agents > 1 else "pooled"
+
+
+def merge_summaries(replies: dict[int, dict]) -> ShardSummary:
+    """Merge the agents' summaries; shards must have the same columns."""
+    columns = {j: list(r["columns"]) for j, r in replies.items()}
+    first = columns[min(columns)]
+    for j, names in sorted(columns.items()):
+        if names != first:
+            raise InputDataError(
+                f"shard of agent {j} has columns {', '.join(names)} but agent {min(columns)}'s "
+                f"has {', '.join(first)}; every shard needs the same input columns"
+            )
+    return ShardSummary.merge([ShardSummary.from_wire(replies[j]) for j in sorted(replies)])
 
 
 def preflight(
     config: FitConfig, n: int, groups: np.ndarray | None = None, check_address: bool = True
 ) -> list[np.ndarray]:
-    """Checks that need the data size but no agent: sharding and the Ray address.
+    """Checks that need the data size but no agent: sharding, shard sizes and the Ray address.
 
     Returns:
         The training indices of each agent's shard.
     """
     method = "column" if config.data.shard.startswith("column:") else config.data.shard
     shards = shard_indices(n, config.consensus.agents, method, groups, config.seed)
+    minimum = config.data.min_shard_size
+    if config.consensus.agents > 1:
+        small = [j for j, idx in enumerate(shards) if len(idx) < minimum]
+        if small:
+            j = small[0]
+            raise InputDataError(
+                f"shard of agent {j} would hold {len(shards[j])} point(s), below the minimum "
+                f"shard size {minimum}; use at most {max(n // minimum, 1)} agents or lower "
+                "min_shard_size"
+            )
     if check_address and config.backend_name == "ray":
         check_ray_address(config.backend.address)
     return shards
@@ -248,9 +383,12 @@ class _Saver:
             self.checkpoint.save(self.config, {**state, "seconds": self.elapsed()})
 
 
-def _evaluate(backend: Backend, theta: np.ndarray, setup_args: tuple, events: list[str]) -> dict:
-    """Every agent's local objective at the final weights; a dead agent is rebuilt once."""
-    replies = backend.broadcast("evaluate", theta)
+def _evaluate(
+    backend: Backend, theta: np.ndarray, setup_args: tuple, members: list[int], events: list[str]
+) -> dict:
+    """Every remaining agent's local objective at the final weights; a dead agent is rebuilt
+    once."""
+    replies = backend.call("evaluate", {j: (theta,) for j in members})
     for j, reply in list(replies.items()):
         if isinstance(reply, AgentFailure):
             backend.recover(j)
@@ -258,6 +396,17 @@ def _evaluate(backend: Backend, theta: np.ndarray, setup_args: tuple, events: li
             replies[j] = backend.call("evaluate", {j: (theta,)})[j]
             events.append(f"evaluation: agent {j} {reply.reason}; restarted from its shard")
     return _answers(replies)
+
+
+def _predict_private(
+    backend: Backend, scaler: Scaler, theta: np.ndarray, X_test: np.ndarray, members: list[int]
+) -> tuple[np.ndarray, np.ndarray]:
+    """rBCM over the agents' experts at raw ``X_test``; raw-unit mean and std (noise included)."""
+    weights, noise = theta[:-1], float(theta[-1])
+    Z = scaler.x(np.asarray(X_test, float))
+    answers = _answers(backend.call("predict", {j: (Z, weights, noise) for j in members}))
+    mean, latent = combine_experts([answers[j] for j in members], float(weights.sum()))
+    return scaler.y_back(mean), np.sqrt(latent + noise) * scaler.y_scale
 
 
 def _single_agent(
@@ -273,32 +422,46 @@ def _single_agent(
     budget = config.learn.max_iterations
     while iterations < budget and not converged:
         chunk = min(SOLVE_CHUNK, budget - iterations)
-        reply: SolveReply = _answers(backend.call("solve", {0: (theta, chunk)}))[0]
-        theta = reply.theta
-        history.extend(reply.history if not history else reply.history[1:])
-        iterations += reply.iterations
-        converged = reply.converged
+        theta, loss, done, converged, trace = _answers(backend.call("solve", {0: (theta, chunk)}))[
+            0
+        ]
+        theta = np.asarray(theta, float)
+        history.extend(trace if not history else trace[1:])
+        iterations += int(done)
         report(
             "iteration",
             {
                 "iteration": iterations,
-                "objective": reply.loss,
+                "objective": loss,
                 "active": int(np.count_nonzero(theta[:-1])),
                 "noise": float(theta[-1]),
             },
         )
         if not converged:
-            save({"theta": theta, "iterations": iterations, "history_json": history})
+            save(
+                {
+                    "theta": theta,
+                    "iterations": iterations,
+                    "history_json": history,
+                    "traffic": _traffic(backend),
+                }
+            )
     return {
         "theta": theta,
         "rounds": 0,
         "iterations": iterations,
-        "converged": converged,
-        "bits": 0,
-        "bits_float64": 0,
+        "converged": bool(converged),
         "history": history,
         "events": [],
+        "members": [0],
+        "missing": [],
+        "stop": {},
     }
+
+
+def _traffic(backend: Backend) -> np.ndarray:
+    t = backend.traffic
+    return np.array([t.bytes, t.float64_bytes, t.dense_float64_bytes])
 
 
 def _admm(
@@ -317,7 +480,7 @@ def _admm(
         theta0=theta0,
         lower=np.r_[np.zeros(len(theta0) - 1), settings.noise_floor],
         agents=c.agents,
-        quantizer=settings.quantizer,
+        coder=DeltaCoder(bits=settings.bits, delta=settings.delta),
         options=ADMMOptions(
             rho=c.rho, max_rounds=c.max_rounds, abs_tol=c.abs_tol, rel_tol=c.rel_tol
         ),
@@ -325,34 +488,37 @@ def _admm(
         seed=config.seed,
     )
     events: list[str] = []
+    missing: list[str] = []
     if saved is not None:
-        history = [RoundRecord(**record) for record in saved["history_json"]]
+        history = [_record(r) for r in saved["history_json"]]
         coordinator.restore(saved, history)
-        coordinator.in_sync[:] = False  # the restarted agents receive their state once more
         events = list(saved["events_json"])
-        for j in range(c.agents):
-            _answers(backend.call("restore", {j: (coordinator.round, coordinator.resync_state(j))}))
+        missing = list(saved["missing_json"])
+        for j in np.flatnonzero(coordinator.active & ~coordinator.resync):
+            if not backend.call("restore", {int(j): (coordinator.round,)})[int(j)]:
+                coordinator.restart(int(j))
     while not coordinator.done:
         tic = time.perf_counter()
-        requests = {j: coordinator.request(j) for j in range(c.agents)}
-        replies = backend.call("local_step", requests)
-        answered: dict[int, StepReply] = {}
+        before = backend.traffic.snapshot()
+        members = [j for j in range(c.agents) if coordinator.active[j]]
+        requests = coordinator.requests(members)
+        replies = backend.call("round", {j: (requests[j].to_wire(),) for j in members})
+        answered: dict[int, RoundReply] = {}
         round_events: list[str] = []
         for j, r in replies.items():
-            if isinstance(r, StepReply):
-                answered[j] = r
+            if isinstance(r, AgentFailure):
+                round_events.append(f"round {coordinator.round + 1}: agent {j} {r.reason}")
+                _recover(backend, j, coordinator, setup_args, round_events, missing)
             else:
-                round_events.append(
-                    f"round {coordinator.round + 1}: agent {j} {r.reason}; left out"
-                )
-                _recover(backend, j, coordinator, setup_args, round_events)
-        if not answered and all(u is None for u in coordinator.uploads):
+                answered[j] = RoundReply.from_wire(r)
+        if not answered and not coordinator.heard.any():
             raise BackendError("no agent answered the first round; check the backend and agents")
-        record: RoundRecord = coordinator.update(
-            {j: r.upload for j, r in answered.items()},
-            {j: r.bits for j, r in answered.items()},
-            {j: r.loss for j, r in answered.items()},
-        )
+        if not coordinator.active.any():
+            raise BackendError("every agent has left the run; nothing to learn from")
+        record = coordinator.update(answered)
+        after = backend.traffic
+        record.bits = 8 * (after.bytes - before.bytes)
+        record.bits_float64 = 8 * (after.float64_bytes - before.float64_bytes)
         record.seconds = time.perf_counter() - tic
         record.events = round_events + record.events
         events.extend(round_events)
@@ -363,34 +529,58 @@ def _admm(
                     **coordinator.state(),
                     "history_json": [dataclasses.asdict(r) for r in coordinator.history],
                     "events_json": events,
+                    "missing_json": missing,
+                    "traffic": _traffic(backend),
                 }
             )
-    history = coordinator.history
+    last = coordinator.history[-1]
+    stop = {
+        "primal_residual": last.primal_residual,
+        "primal_tol": last.primal_tol,
+        "dual_residual": last.dual_residual,
+        "dual_tol": last.dual_tol,
+        "rho": last.rho,
+        "objective_at_z": last.objective,
+    }
     return {
-        "theta": coordinator.z.copy(),
+        "theta": coordinator.consensus,
         "rounds": coordinator.round,
         "iterations": 0,
         "converged": coordinator.converged,
-        "bits": sum(r.bits for r in history),
-        "bits_float64": sum(r.bits_float64 for r in history),
-        "history": history,
+        "history": coordinator.history,
         "events": events,
+        "members": [j for j in range(c.agents) if coordinator.active[j]],
+        "missing": missing,
+        "stop": stop,
     }
 
 
+def _record(fields: dict):
+    from distgp.consensus.admm import RoundRecord
+
+    return RoundRecord(**fields)
+
+
 def _recover(
-    backend: Backend, j: int, coordinator: ADMMCoordinator, setup_args: tuple, events: list[str]
+    backend: Backend,
+    j: int,
+    coordinator: ADMMCoordinator,
+    setup_args: tuple,
+    events: list[str],
+    missing: list[str],
 ) -> None:
-    """Rebuild agent ``j`` from its shard and bring it back to the coordinator's round."""
+    """Rebuild agent ``j`` from its shard; it starts afresh next round. An agent whose shard
+    cannot be reached any more (its node is gone) leaves the run."""
+    where = f"round {coordinator.round + 1}: agent {j}"
     try:
         backend.recover(j)
-        for method, args in (
-            ("setup", setup_args),
-            ("restore", (coordinator.round + 1, coordinator.resync_state(j))),
-        ):
-            reply = backend.call(method, {j: args})[j]
-            if isinstance(reply, AgentFailure):
-                raise BackendError(reply.detail)
-        events.append(f"round {coordinator.round + 1}: agent {j} restarted from its shard")
-    except BackendError as exc:
-        events.append(f"round {coordinator.round + 1}: agent {j} could not be restarted ({exc})")
+        reply = backend.call("setup", {j: setup_args})[j]
+        if isinstance(reply, AgentFailure):
+            raise BackendError(reply.detail)
+        coordinator.restart(j)
+        events.append(f"{where} restarted from its shard")
+    except (BackendError, InputDataError) as exc:
+        coordinator.drop(j)
+        line = f"agent {j}: data missing from round {coordinator.round + 1} on ({exc})"
+        missing.append(line)
+        events.append(f"{where} left the run: {exc}")

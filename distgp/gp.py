@@ -1,12 +1,15 @@
 """Exact GP prediction with a learned GSMP kernel, the fitted-model file, and metrics.
 
-Prediction pools the training data of all agents ("global prediction" of slimkl.md section 7),
-the evaluation the paper reports: ``mean = K_* C^-1 y``, ``var = k_** + s2 - K_* C^-1 K_*^T``
-(noise included), computed in standardised units and mapped back to raw units.
+A pooled model holds the (standardised) training data of all agents and predicts exactly:
+``mean = K_* C^-1 y``, ``var = k_** + s2 - K_* C^-1 K_*^T`` (noise included), computed in
+standardised units and mapped back to raw units. A private model (the default for more than one
+agent) holds no training point: its predictions come from the agents, each an expert on its own
+shard, combined by the driver (:func:`distgp.driver.predict_with_agents`).
 """
 
 from __future__ import annotations
 
+import json
 import math
 import warnings
 from dataclasses import dataclass
@@ -36,23 +39,32 @@ class GSMPModel:
         scaler: raw <-> standardised units.
         weights: ``M`` sub-kernel weights (standardised output units).
         noise_variance: noise variance (standardised output units).
-        X_train: ``n x P`` standardised training inputs.
-        y_train: ``n`` standardised training outputs.
+        X_train: ``n x P`` standardised training inputs (``None`` for a private model).
+        y_train: ``n`` standardised training outputs (``None`` for a private model).
+        recipe: the grid's recipe (what agents rebuild it from).
+        run_config: the fit's settings as JSON (a private model's agents are rebuilt from it).
     """
 
     grid: SpectralGrid
     scaler: Scaler
     weights: np.ndarray
     noise_variance: float
-    X_train: np.ndarray
-    y_train: np.ndarray
+    X_train: np.ndarray | None
+    y_train: np.ndarray | None
+    recipe: dict | None = None
+    run_config: str | None = None
 
     def __post_init__(self) -> None:
         self._posterior: tuple[SubKernelBank, np.ndarray, np.ndarray] | None = None
 
     @property
     def dims(self) -> int:
-        return int(self.X_train.shape[1])
+        return int(self.grid.dims)
+
+    @property
+    def private(self) -> bool:
+        """Whether predictions need the agents (no training data in the model)."""
+        return self.X_train is None
 
     def _factor(self) -> tuple[SubKernelBank, np.ndarray, np.ndarray]:
         if self._posterior is None:
@@ -72,6 +84,11 @@ class GSMPModel:
             X: ``n_* x P`` raw inputs.
         """
         X = check_X(X, dims=self.dims, what="prediction inputs X")
+        if self.private:
+            from distgp.driver import predict_with_agents
+
+            mean, std = predict_with_agents(self, X)
+            return (mean, std) if return_std else mean
         bank, L, alpha = self._factor()
         Z = self.scaler.x(X)
         means, variances = [], []
@@ -101,11 +118,14 @@ class GSMPModel:
             "version": np.asarray(MODEL_VERSION),
             "weights": self.weights,
             "noise_variance": np.asarray(self.noise_variance),
-            "X_train": self.X_train,
-            "y_train": self.y_train,
             **self.grid.to_dict(),
             **{f"scaler_{k}": v for k, v in self.scaler.to_dict().items()},
         }
+        if not self.private:
+            arrays["X_train"], arrays["y_train"] = self.X_train, self.y_train
+        else:
+            arrays["recipe_json"] = np.asarray(json.dumps(self.recipe))
+            arrays["run_config_json"] = np.asarray(self.run_config or "{}")
         for key, value in (metadata or {}).items():
             arrays[f"meta_{key}"] = np.asarray(value)
         return save_npz(path, arrays)
@@ -142,14 +162,18 @@ class GSMPModel:
                 scaler=scaler,
                 weights=np.asarray(data["weights"], float),
                 noise_variance=float(data["noise_variance"]),
-                X_train=np.asarray(data["X_train"], float),
-                y_train=np.asarray(data["y_train"], float),
+                X_train=np.asarray(data["X_train"], float) if "X_train" in data else None,
+                y_train=np.asarray(data["y_train"], float) if "y_train" in data else None,
+                recipe=json.loads(str(data["recipe_json"])) if "recipe_json" in data else None,
+                run_config=str(data["run_config_json"]) if "run_config_json" in data else None,
             )
         except (KeyError, ValueError) as exc:
             raise ModelFileError(
                 f"{path} is an incomplete or corrupt distgp model ({exc}); re-run 'distgp fit'"
             ) from None
-        if model.weights.shape != (grid.components,) or model.X_train.shape[1] != grid.dims:
+        if model.weights.shape != (grid.components,) or (
+            not model.private and model.X_train.shape[1] != grid.dims
+        ):
             raise ModelFileError(
                 f"{path} is inconsistent (weights or inputs do not match its grid); "
                 "re-run 'distgp fit'"

@@ -1,6 +1,6 @@
 """Agents (a private shard and the local solver) and the backends that carry their messages."""
 
-from distgp.agents.agent import Agent, AgentSettings, SolveReply, StepReply
+from distgp.agents.agent import Agent, AgentSettings, ShardArrays, ShardFile
 from distgp.agents.backends import AgentFailure, Backend, InlineBackend, RayBackend, make_backend
 
 __all__ = [
@@ -10,7 +10,7 @@ __all__ = [
     "Backend",
     "InlineBackend",
     "RayBackend",
-    "SolveReply",
-    "StepReply",
+    "ShardArrays",
+    "ShardFile",
     "make_backend",
 ]

@@ -1,31 +1,82 @@
-"""The agent: one private data shard and the local DSCA solver.
+"""The agent: one private data shard, the local DSCA solver, its own ADMM dual.
 
 An :class:`Agent` is a plain class; backends only move its messages (the inline backend calls it
-directly, the Ray backend wraps it in an actor). What leaves an agent: one
-:class:`~distgp.data.ShardSummary` (counts, per-dimension moments and ranges) before learning,
-then per call a weight-sized vector (``D = M + 1``) and scalars. Raw inputs and outputs never do.
+directly, the Ray backend wraps it in an actor). Every call arrives as bytes
+(:mod:`distgp.consensus.wire`) through :meth:`Agent.handle`, and every answer leaves as bytes.
+
+What leaves an agent: a :class:`~distgp.data.ShardSummary` of at least ``min_shard_size`` points
+(counts, means, sums of squared deviations, column names), per ADMM round the change of one
+weight-sized vector ``x_j + u_j`` and four scalars, and at prediction time its expert's latent
+mean and variance at the driver's test inputs. Raw inputs and outputs never do, and neither does
+the dual ``u_j``.
+
+The shard is either handed over at start (the one-file simulation, :class:`ShardArrays`) or read
+by the agent itself where it runs (:class:`ShardFile`); the driver then never opens the file.
 """
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
 
 import numpy as np
+import scipy.linalg
 
-from distgp.consensus.quantizer import Quantizer, float_bits
-from distgp.data import Scaler, ShardSummary
-from distgp.exceptions import DistGPError
+from distgp.consensus.admm import RoundReply, RoundRequest
+from distgp.consensus.quantizer import DeltaCoder
+from distgp.consensus.wire import decode, encode
+from distgp.data import Scaler, ShardSummary, load_dataset
+from distgp.exceptions import DistGPError, InputDataError
+from distgp.io import read_npz, save_npz
 from distgp.kernels.bank import SubKernelBank
-from distgp.kernels.grid import SpectralGrid
+from distgp.kernels.grid import grid_from_recipe
 from distgp.learn.dsca import DSCAOptions, dsca
-from distgp.learn.objective import LocalObjective, ProximalTerm
+from distgp.learn.objective import LocalObjective, ProximalTerm, robust_cholesky
 from distgp.learn.solvers import make_solver
 
 
 @dataclass(frozen=True)
+class ShardArrays:
+    """A shard handed to the agent at start (the one-file simulation)."""
+
+    X: np.ndarray
+    y: np.ndarray
+
+    def load(self) -> tuple[np.ndarray, np.ndarray, list[str]]:
+        X = np.asarray(self.X, float)
+        return X, np.asarray(self.y, float), [f"x{p}" for p in range(X.shape[1])]
+
+
+@dataclass(frozen=True)
+class ShardFile:
+    """A shard file the agent reads where it runs.
+
+    Attributes:
+        path: ``.csv`` (header row, numeric columns) or ``.npz`` (``X``, ``y``); ``$VARS`` and ``~``
+            are expanded on the agent's node, so one entry can name a per-node folder.
+        target: output column of a CSV (default: the last).
+        resources: Ray custom resources the agent's node must have (its placement), e.g.
+            ``{"site_a": 1}``; empty: anywhere.
+    """
+
+    path: str
+    target: str | None = None
+    resources: tuple[tuple[str, float], ...] = ()
+
+    def load(self) -> tuple[np.ndarray, np.ndarray, list[str]]:
+        path = os.path.expanduser(os.path.expandvars(self.path))
+        if not Path(path).is_file():
+            raise InputDataError(f"cannot read shard file {path}: no such file")
+        data = load_dataset(path, target=self.target, test_fraction=0.0)
+        return data.X_train, data.y_train, list(data.feature_names)
+
+
+@dataclass(frozen=True)
 class AgentSettings:
-    """How an agent solves and quantises (sent once, at set-up).
+    """How an agent solves and codes its messages (sent once, at set-up).
 
     Attributes:
         noise_floor: lower bound of the noise variance (standardised units).
@@ -34,49 +85,39 @@ class AgentSettings:
         dsca: DSCA options of a stand-alone solve; ``local_iterations`` replaces
             ``max_iterations`` inside ADMM rounds.
         local_iterations: DSCA iterations per ADMM round (warm-started).
-        quantizer: message quantiser, or ``None`` for float64 messages.
+        bits, delta: message quantisation (see :class:`DeltaCoder`); both ``None``: float64.
         seed: base seed of the quantisation noise.
+        state_dir: folder on the agent's node where it keeps its round state (for resuming);
+            ``None``: kept in memory only.
     """
 
     noise_floor: float
     solver: str = "closed_form"
     inner_iterations: int = 1
     dsca: DSCAOptions = field(default_factory=DSCAOptions)
-    local_iterations: int = 10
-    quantizer: Quantizer | None = None
+    local_iterations: int = 5
+    bits: int | None = None
+    delta: float | None = None
     seed: int = 0
+    state_dir: str | None = None
 
+    def to_wire(self) -> dict[str, Any]:
+        d = self.dsca
+        return {
+            "noise_floor": self.noise_floor,
+            "solver": self.solver,
+            "inner_iterations": self.inner_iterations,
+            "dsca": [d.max_iterations, d.tol, d.blocks, d.prune_tol, d.kkt_tol, d.overrelax],
+            "local_iterations": self.local_iterations,
+            "bits": self.bits,
+            "delta": self.delta,
+            "seed": self.seed,
+            "state_dir": self.state_dir,
+        }
 
-@dataclass(frozen=True)
-class StepReply:
-    """An agent's answer to one ADMM round: a weight-sized vector and scalars.
-
-    Attributes:
-        round: the round answered.
-        upload: ``Q(theta_j)`` (``D``).
-        bits: bits of the upload message.
-        loss: local objective ``l_j(theta_j)`` (standardised units).
-        iterations: DSCA iterations run.
-        seconds: wall time of the local solve.
-    """
-
-    round: int
-    upload: np.ndarray
-    bits: int
-    loss: float
-    iterations: int
-    seconds: float
-
-
-@dataclass(frozen=True)
-class SolveReply:
-    """Answer of a stand-alone DSCA solve (single agent)."""
-
-    theta: np.ndarray
-    loss: float
-    iterations: int
-    converged: bool
-    history: tuple[float, ...]
+    @classmethod
+    def from_wire(cls, fields: dict[str, Any]) -> AgentSettings:
+        return cls(**{**fields, "dsca": DSCAOptions(*fields["dsca"])})
 
 
 class AgentNotReadyError(DistGPError, RuntimeError):
@@ -88,43 +129,73 @@ class Agent:
 
     Args:
         agent_id: index of the agent (0..N-1).
-        X: ``n_j x P`` raw inputs of the shard.
-        y: ``n_j`` raw outputs of the shard.
+        shard: :class:`ShardArrays` or :class:`ShardFile`; a file is read on first use, in the
+            agent's own process.
     """
 
-    def __init__(self, agent_id: int, X: np.ndarray, y: np.ndarray) -> None:
+    def __init__(self, agent_id: int, shard: ShardArrays | ShardFile) -> None:
         self.agent_id = int(agent_id)
-        self._X = np.asarray(X, float)
-        self._y = np.asarray(y, float)
+        self._shard = shard
+        self._data: tuple[np.ndarray, np.ndarray, list[str]] | None = None
         self._objective: LocalObjective | None = None
         self._settings: AgentSettings | None = None
         self._reset_round_state()
 
     def _reset_round_state(self) -> None:
         self._last_round = 0
-        self._reply: StepReply | None = None
-        self._warm: np.ndarray | None = None
+        self._reply: RoundReply | None = None
+        self._x: np.ndarray | None = None
+        self._u: np.ndarray | None = None
+        self._rho: float | None = None
+        self._z_hat: np.ndarray | None = None
+        self._v_hat: np.ndarray | None = None
+
+    # --- transport -----------------------------------------------------------------------------
+
+    def handle(self, message: bytes) -> bytes:
+        """Decode a call ``[method, args]``, run it, encode the answer.
+
+        Bad input (an unreadable shard, a shard too small) comes back as ``{"error": text}`` so
+        that the driver can report it in one line; other exceptions propagate.
+        """
+        method, args = decode(message)
+        if method not in _METHODS:
+            raise DistGPError(f"agent {self.agent_id}: unknown call {method!r}")
+        try:
+            return encode(getattr(self, method)(*args))
+        except InputDataError as exc:
+            return encode({"error": str(exc)})
 
     # --- set-up --------------------------------------------------------------------------------
 
-    def summary(self) -> ShardSummary:
-        """Aggregate statistics of the shard (the only data-derived message besides weights)."""
-        return ShardSummary.of(self._X, self._y)
+    def _shard_data(self) -> tuple[np.ndarray, np.ndarray, list[str]]:
+        if self._data is None:
+            self._data = self._shard.load()
+        return self._data
 
-    def setup(self, scaler: dict, grid: dict, settings: AgentSettings) -> int:
+    def summary(self, min_points: int) -> dict[str, Any]:
+        """Aggregate statistics of the shard, refused below ``min_points`` points."""
+        X, y, names = self._shard_data()
+        if len(y) < min_points:
+            raise InputDataError(
+                f"shard of agent {self.agent_id} holds {len(y)} point(s), below the minimum of "
+                f"{min_points} for anything an agent sends about its data; merge it with "
+                "another shard or lower the minimum shard size"
+            )
+        return {**ShardSummary.of(X, y).to_wire(), "columns": names}
+
+    def setup(self, scaler: dict, grid: dict, settings: dict) -> int:
         """Build the shard's sub-kernel bank once; return the shard size."""
+        X, y, _ = self._shard_data()
         scaler_ = Scaler.from_dict(scaler)
-        grid_ = SpectralGrid.from_dict(grid)
-        bank = SubKernelBank(scaler_.x(self._X), grid_)
-        self._objective = LocalObjective(bank, scaler_.y(self._y), settings.noise_floor)
-        self._settings = settings
-        self._solver = make_solver(settings.solver, settings.inner_iterations)
+        settings_ = AgentSettings.from_wire(settings)
+        bank = SubKernelBank(scaler_.x(X), grid_from_recipe(grid))
+        self._objective = LocalObjective(bank, scaler_.y(y), settings_.noise_floor)
+        self._settings = settings_
+        self._coder = DeltaCoder(bits=settings_.bits, delta=settings_.delta)
+        self._solver = make_solver(settings_.solver, settings_.inner_iterations)
         self._reset_round_state()
-        return int(self._X.shape[0])
-
-    @property
-    def ready(self) -> bool:
-        return self._objective is not None
+        return len(y)
 
     def _require(self) -> tuple[LocalObjective, AgentSettings]:
         if self._objective is None or self._settings is None:
@@ -133,62 +204,135 @@ class Agent:
 
     # --- solving -------------------------------------------------------------------------------
 
-    def solve(self, theta0: np.ndarray, max_iterations: int) -> SolveReply:
-        """Stand-alone DSCA from ``theta0`` for at most ``max_iterations`` iterations."""
+    def solve(self, theta0: np.ndarray, max_iterations: int) -> list:
+        """Stand-alone DSCA from ``theta0``: ``[theta, loss, iterations, converged, history]``."""
         objective, settings = self._require()
-        options = replace(settings.dsca, max_iterations=max_iterations)
-        result = dsca(objective, theta0, self._solver, options)
-        return SolveReply(
-            result.theta, result.loss, result.iterations, result.converged, tuple(result.history)
-        )
+        options = replace(settings.dsca, max_iterations=int(max_iterations))
+        result = dsca(objective, np.asarray(theta0, float), self._solver, options)
+        return [result.theta, result.loss, result.iterations, result.converged, result.history]
 
-    def local_step(self, round: int, z: np.ndarray, dual: np.ndarray, rho: float) -> StepReply:
-        """ADMM local update for ``round``: warm-started DSCA on ``l_j + dual^T (theta - z) +
-        rho/2 ||theta - z||^2``, then quantisation. Asking again for the same round returns the
-        same reply, so retried calls are safe."""
+    def round(self, request: list) -> list:
+        """One ADMM round (see :mod:`distgp.consensus.admm`); asking again for the same round
+        returns the same reply, so retried calls are safe."""
         objective, settings = self._require()
-        if self._reply is not None and round == self._last_round:
-            return self._reply
+        req = RoundRequest.from_wire(request)
+        if self._reply is not None and req.round == self._last_round:
+            return self._reply.to_wire()
         start = time.perf_counter()
-        theta0 = self._warm if self._warm is not None else np.asarray(z, float)
-        penalty = ProximalTerm(np.asarray(dual, float), float(rho), np.asarray(z, float))
+        D = objective.dim
+        if req.resync or self._z_hat is None:
+            self._reset_round_state()
+            self._z_hat, self._v_hat, self._u = np.zeros(D), np.zeros(D), np.zeros(D)
+        self._z_hat = DeltaCoder.apply(req.z, self._z_hat)
+        z = np.maximum(self._z_hat, objective.lower)
+        residual, x_norm2 = None, 0.0
+        if self._x is not None:
+            self._u = self._u + self._x - z
+            residual = float(np.sum((self._x - z) ** 2))
+            x_norm2 = float(self._x @ self._x)
+            if self._rho is not None and self._rho != req.rho:
+                self._u *= self._rho / req.rho  # the unscaled dual rho u is what stays fixed
+        self._rho = req.rho
+        loss_at_z = float(objective.value(z))
+        penalty = ProximalTerm(req.rho * self._u, req.rho, z)
         options = replace(settings.dsca, max_iterations=settings.local_iterations)
+        theta0 = self._x if self._x is not None else z
         result = dsca(objective, theta0, self._solver, options, penalty=penalty)
-        if settings.quantizer is None:
-            upload, bits = result.theta.copy(), float_bits(objective.dim)
-        else:
-            rng = np.random.default_rng([settings.seed, self.agent_id, round])
-            upload, bits = settings.quantizer(result.theta, rng)
-        self._warm = upload
-        self._last_round = round
-        self._reply = StepReply(
-            round=round,
-            upload=upload,
-            bits=int(bits),
+        self._x = result.theta.copy()
+        rng = np.random.default_rng([settings.seed, self.agent_id, req.round])
+        message = self._coder.encode(self._x + self._u, self._v_hat, rng)
+        self._v_hat = DeltaCoder.apply(message, self._v_hat)
+        self._last_round = req.round
+        self._reply = RoundReply(
+            round=req.round,
+            v=message,
+            residual=residual,
+            x_norm2=x_norm2,
+            dual_norm2=float(np.sum((req.rho * self._u) ** 2)),
+            loss_at_z=loss_at_z,
             loss=float(result.loss),
-            iterations=result.iterations,
+            iterations=int(result.iterations),
             seconds=time.perf_counter() - start,
         )
-        return self._reply
+        self._save_state()
+        return self._reply.to_wire()
 
-    def restore(self, last_round: int, last_upload: np.ndarray | None) -> None:
-        """Resume after a restart: the coordinator sends back this agent's last upload."""
+    # --- own checkpoint ------------------------------------------------------------------------
+
+    _STATE = ("_x", "_u", "_rho", "_z_hat", "_v_hat", "_last_round")
+
+    def _state_file(self) -> Path | None:
+        folder = self._settings.state_dir if self._settings is not None else None
+        return None if folder is None else Path(folder) / f"agent-{self.agent_id}.npz"
+
+    def _save_state(self) -> None:
+        """Keep this and the previous round's state on the agent's own disk (if configured)."""
+        path = self._state_file()
+        if path is None:
+            return
+        arrays: dict[str, np.ndarray] = {}
+        if path.is_file():
+            old = read_npz(path)
+            arrays = {"before" + k[3:]: v for k, v in old.items() if k.startswith("now")}
+        for name in self._STATE:
+            arrays["now" + name] = np.asarray(getattr(self, name))
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            save_npz(path, arrays)
+        except OSError:  # no writable state folder on this node: the state stays in memory
+            pass
+
+    def restore(self, last_round: int) -> bool:
+        """After a restart: take up the state this agent kept for ``last_round``, if it has it
+        (else it starts afresh with the next round's resync). Returns whether it did."""
         self._require()
         self._reset_round_state()
-        self._last_round = int(last_round)
-        self._warm = None if last_upload is None else np.asarray(last_upload, float).copy()
+        path = self._state_file()
+        if path is None or not path.is_file():
+            return False
+        saved = read_npz(path)
+        for prefix in ("now", "before"):
+            key = f"{prefix}_last_round"
+            if key in saved and int(saved[key]) == int(last_round):
+                for name in self._STATE:
+                    value = saved[prefix + name]
+                    setattr(self, name, value.copy() if value.ndim else value.item())
+                self._last_round = int(self._last_round)
+                self._rho = float(self._rho)
+                return True
+        return False
+
+    # --- evaluation and prediction -------------------------------------------------------------
 
     def evaluate(self, theta: np.ndarray) -> float:
         """Local objective ``l_j(theta)`` (standardised units)."""
         objective, _ = self._require()
         return float(objective.value(np.maximum(np.asarray(theta, float), objective.lower)))
 
-    def memory(self) -> tuple[float, int]:
+    def predict(self, Z: np.ndarray, weights: np.ndarray, noise: float) -> list:
+        """This expert's latent posterior at standardised inputs ``Z`` (``n_* x P``) under the
+        given kernel: ``[mean (n_*), variance (n_*)]``, standardised units, noise excluded."""
+        objective, _ = self._require()
+        bank, y = objective.bank, objective.y
+        weights = np.asarray(weights, float)
+        C = bank.gram(weights)
+        C[np.diag_indices_from(C)] += float(noise)
+        L, _ = robust_cholesky(C)
+        alpha = scipy.linalg.cho_solve((L, True), y, check_finite=False)
+        Ks = bank.cross(np.asarray(Z, float), weights)
+        V = scipy.linalg.solve_triangular(L, Ks.T, lower=True, check_finite=False)
+        variance = np.maximum(float(weights.sum()) - (V**2).sum(0), 1e-12 * float(weights.sum()))
+        return [Ks @ alpha, variance]
+
+    def memory(self) -> list:
         """Peak resident memory of this agent's process (MiB) and the bytes its shard and cached
         sub-kernel envelopes and features hold (0 before set-up)."""
         from distgp.memory import peak_rss_mb
 
         held = 0
-        if self._objective is not None:
-            held = self._X.nbytes + self._y.nbytes + self._objective.bank.nbytes
-        return peak_rss_mb(), int(held)
+        if self._objective is not None and self._data is not None:
+            held = self._data[0].nbytes + self._data[1].nbytes + self._objective.bank.nbytes
+        return [peak_rss_mb(), int(held)]
+
+
+_METHODS = ("summary", "setup", "solve", "round", "restore", "evaluate", "predict", "memory")

@@ -6,8 +6,11 @@
   (the local multiprocess simulation); with an address it joins that cluster and spreads the agents
   over its nodes. Agents take a fraction of a CPU each and one BLAS thread.
 
-Both return, per agent, either the method's result or an :class:`AgentFailure` (the agent died or
-did not answer in time); :meth:`Backend.recover` rebuilds a failed agent from its shard.
+Both encode every call into bytes (:mod:`distgp.consensus.wire`), hand only those bytes to the
+agent, and decode the bytes it answers; :class:`Traffic` counts them, both ways, with the float64
+comparators beside. They return, per agent, either the decoded answer or an :class:`AgentFailure`
+(the agent died or did not answer in time); :meth:`Backend.recover` rebuilds a failed agent from
+its shard (the same arrays, or the same file on a node of the same placement).
 
 Fault injection (tests and ``distgp bench faults``): :meth:`RayBackend.kill` kills an agent's
 process, and ``RayBackend(agent_class=...)`` runs a subclass of :class:`Agent` (for instance one
@@ -23,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from distgp.agents.agent import Agent
+from distgp.agents.agent import Agent, ShardArrays, ShardFile
 from distgp.agents.ray_runtime import (
     check_share_fraction,
     cluster_cpus,
@@ -31,7 +34,8 @@ from distgp.agents.ray_runtime import (
     cpu_share,
     disconnect,
 )
-from distgp.exceptions import BackendError, ConfigError
+from distgp.consensus import wire
+from distgp.exceptions import BackendError, ConfigError, InputDataError
 
 BACKENDS = ("inline", "ray")
 START_TIMEOUT = 120.0  # seconds an agent's actor may take to start (scheduling, process, imports)
@@ -52,34 +56,110 @@ class AgentFailure:
     detail: str = ""
 
 
+@dataclass
+class Traffic:
+    """Bytes that crossed between the driver and the agents, both ways.
+
+    Attributes:
+        bytes: what was sent, as encoded.
+        float64_bytes: the same messages with float64 fields in the same support coding.
+        dense_float64_bytes: the same messages with dense float64 vectors.
+        messages: messages counted.
+    """
+
+    bytes: int = 0
+    float64_bytes: int = 0
+    dense_float64_bytes: int = 0
+    messages: int = 0
+
+    def add(self, data: bytes, decoded: Any) -> None:
+        self.bytes += len(data)
+        self.float64_bytes += wire.float64_size(decoded)
+        self.dense_float64_bytes += wire.dense_float64_size(decoded)
+        self.messages += 1
+
+    def snapshot(self) -> Traffic:
+        return Traffic(self.bytes, self.float64_bytes, self.dense_float64_bytes, self.messages)
+
+
+Shard = ShardArrays | ShardFile
+
+
 class Backend(ABC):
-    """Transport between the driver and ``N`` agents."""
+    """Transport of encoded messages between the driver and ``N`` agents.
+
+    Attributes:
+        traffic: every byte counted so far.
+        recorder: when a list, every message is appended as ``(direction, agent, bytes)`` with
+            direction ``"down"`` (to the agent) or ``"up"`` (tests audit it).
+    """
 
     name = "abstract"
 
     def __init__(self) -> None:
-        self._shards: list[tuple[np.ndarray, np.ndarray]] = []
+        self._shards: list[Shard] = []
+        self.traffic = Traffic()
+        self.recorder: list[tuple[str, int, bytes]] | None = None
 
     @property
     def agents(self) -> int:
         return len(self._shards)
 
     @abstractmethod
-    def start(self, shards: list[tuple[np.ndarray, np.ndarray]]) -> None:
-        """Create one agent per ``(X_j, y_j)`` shard; the shard is handed over once.
+    def start(self, shards: list[Shard]) -> None:
+        """Create one agent per shard. A file shard's spec crosses (and is counted); arrays are
+        the simulation's hand-over and are not.
 
         Starting again replaces the previous agents (the transport, e.g. a Ray instance, is
         kept), so one backend can serve several runs."""
 
     @abstractmethod
-    def call(
-        self, method: str, args: dict[int, tuple], timeout: float | None = None
-    ) -> dict[int, Any]:
-        """Call ``method(*args[j])`` on each listed agent; failures come back as AgentFailure."""
+    def _send(self, messages: dict[int, bytes], timeout: float | None) -> dict[int, Any]:
+        """Deliver encoded calls; per agent the encoded answer or an :class:`AgentFailure`."""
 
     @abstractmethod
     def recover(self, agent: int) -> None:
-        """Replace a failed agent by a fresh one built from the same shard (not set up yet)."""
+        """Replace a failed agent by a fresh one built from the same shard (not set up yet);
+        :class:`BackendError` when it cannot be."""
+
+    def call(
+        self, method: str, args: dict[int, tuple], timeout: float | None = None
+    ) -> dict[int, Any]:
+        """Call ``method(*args[j])`` on each listed agent; failures come back as AgentFailure.
+
+        An agent's bad-input answer (an unreadable or too small shard) raises
+        :class:`InputDataError` naming the agent and its node."""
+        messages = {}
+        for j, a in args.items():
+            decoded = [method, list(a)]
+            messages[j] = wire.encode(decoded)
+            self._count("down", j, messages[j], decoded)
+        out: dict[int, Any] = {}
+        for j, answer in self._send(messages, timeout).items():
+            if isinstance(answer, AgentFailure):
+                out[j] = answer
+                continue
+            value = wire.decode(answer)
+            self._count("up", j, answer, value)
+            if isinstance(value, dict) and set(value) == {"error"}:
+                raise InputDataError(f"agent {j} on node {self.node(j)}: {value['error']}")
+            out[j] = value
+        return out
+
+    def _count(self, direction: str, agent: int, data: bytes, decoded: Any) -> None:
+        self.traffic.add(data, decoded)
+        if self.recorder is not None:
+            self.recorder.append((direction, agent, data))
+
+    def count_spec(self, agent: int, shard: Shard) -> None:
+        """Count what a file shard's spec costs to send to its agent."""
+        if isinstance(shard, ShardFile):
+            spec = [shard.path, shard.target, [list(r) for r in shard.resources]]
+            self._count("down", agent, wire.encode(spec), spec)
+
+    def node(self, agent: int) -> str:
+        """Where agent ``agent`` runs."""
+        return self.nodes()[agent]
 
     def nodes(self) -> list[str]:
         """Where each agent runs (a node id per agent)."""
@@ -106,14 +186,16 @@ class InlineBackend(Backend):
 
     def start(self, shards):
         self._shards = list(shards)
-        self._agents = [Agent(j, X, y) for j, (X, y) in enumerate(self._shards)]
+        self._agents = [Agent(j, shard) for j, shard in enumerate(self._shards)]
+        for j, shard in enumerate(self._shards):
+            self.count_spec(j, shard)
 
-    def call(self, method, args, timeout=None):
-        return {j: getattr(self._agents[j], method)(*a) for j, a in args.items()}
+    def _send(self, messages, timeout=None):
+        return {j: self._agents[j].handle(m) for j, m in messages.items()}
 
     def recover(self, agent):
-        X, y = self._shards[agent]
-        self._agents[agent] = Agent(agent, X, y)
+        self._agents[agent] = Agent(agent, self._shards[agent])
+        self.count_spec(agent, self._shards[agent])
 
     def agent(self, j: int) -> Agent:
         """Direct access to an agent (tests and debugging)."""
@@ -174,6 +256,7 @@ class RayBackend(Backend):
         self._owns_ray = connect(self.address, self.num_cpus) or self._owns_ray
         self._release_agents()
         self._shards = list(shards)
+        check_placements(self._shards)
         total = cluster_cpus()
         share = cpu_share(len(shards), self.cpus_per_agent, self.share_fraction)
         self._share = share
@@ -181,7 +264,10 @@ class RayBackend(Backend):
         if self.agent_class is not Agent:
             actor = type(f"_Ray{self.agent_class.__name__}", (_RayAgent, self.agent_class), {})
         self._remote = ray.remote(actor)
-        self._refs = [(ray.put(X), ray.put(y)) for X, y in self._shards]
+        self._refs = [
+            (ray.put(s.X), ray.put(s.y)) if isinstance(s, ShardArrays) else None
+            for s in self._shards
+        ]
         self._actors = [self._spawn(j) for j in range(len(shards))]
         try:
             nodes = ray.get([a.node_id.remote() for a in self._actors], timeout=START_TIMEOUT)
@@ -193,22 +279,28 @@ class RayBackend(Backend):
         self._nodes = [str(n) for n in nodes]
 
     def _spawn(self, j: int):
+        shard = self._shards[j]
         options: dict[str, Any] = {
             "num_cpus": self._share,
             "max_restarts": 0,
             "max_task_retries": 0,
         }
-        if self.spread:
+        if isinstance(shard, ShardFile) and shard.resources:
+            options["resources"] = dict(shard.resources)
+        elif self.spread:
             options["scheduling_strategy"] = "SPREAD"
-        X_ref, y_ref = self._refs[j]
-        return self._remote.options(**options).remote(j, X_ref, y_ref)
+        if self._refs[j] is not None:
+            X_ref, y_ref = self._refs[j]
+            return self._remote.options(**options).remote(j, X_ref, y_ref)
+        self.count_spec(j, shard)
+        return self._remote.options(**options).remote(j, None, None, shard)
 
-    def call(self, method, args, timeout=None):
+    def _send(self, messages, timeout=None):
         import ray
         from ray.exceptions import GetTimeoutError, RayActorError, RayTaskError
 
         timeout = self.round_timeout if timeout is None else timeout
-        pending = {getattr(self._actors[j], method).remote(*a): j for j, a in args.items()}
+        pending = {self._actors[j].handle.remote(m): j for j, m in messages.items()}
         ready, late = ray.wait(list(pending), num_returns=len(pending), timeout=timeout)
         out: dict[int, Any] = {}
         for ref in late:
@@ -234,12 +326,19 @@ class RayBackend(Backend):
 
     def recover(self, agent):
         """Kill the agent's actor (a hung one too, so no call queues behind it) and start a
-        fresh one from the same shard; BackendError when it does not start in time."""
+        fresh one from the same shard; BackendError when it does not start in time or no live
+        node has its placement (a shard file that lived on a lost node)."""
         import ray
         from ray.exceptions import GetTimeoutError, RayActorError
 
         with contextlib.suppress(Exception):  # already gone
             ray.kill(self._actors[agent], no_restart=True)
+        shard = self._shards[agent]
+        if isinstance(shard, ShardFile) and shard.resources and not _placeable(shard):
+            raise BackendError(
+                f"no live node has the placement {dict(shard.resources)} of its shard "
+                f"{shard.path}; its data is missing from the rest of the run"
+            )
         self._actors[agent] = self._spawn(agent)
         try:
             node = ray.get(self._actors[agent].node_id.remote(), timeout=START_TIMEOUT)
@@ -273,16 +372,41 @@ class _RayAgent(Agent):
     With another ``agent_class``, the actor class is ``(_RayAgent, agent_class)``, so the methods
     of ``agent_class`` run with these set-up steps."""
 
-    def __init__(self, agent_id: int, X: np.ndarray, y: np.ndarray) -> None:
+    def __init__(
+        self, agent_id: int, X: np.ndarray | None, y: np.ndarray | None, shard=None
+    ) -> None:
         from threadpoolctl import threadpool_limits
 
         threadpool_limits(1)
-        super().__init__(agent_id, X, y)
+        super().__init__(agent_id, shard if shard is not None else ShardArrays(X, y))
 
     def node_id(self) -> str:
         import ray
 
         return ray.get_runtime_context().get_node_id()
+
+
+def _placeable(shard: ShardFile) -> bool:
+    """Whether some live node of the connected cluster has every resource of ``shard``."""
+    import ray
+
+    for node in ray.nodes():
+        if node.get("Alive") and all(
+            node.get("Resources", {}).get(name, 0) >= amount for name, amount in shard.resources
+        ):
+            return True
+    return False
+
+
+def check_placements(shards: list[Shard]) -> None:
+    """Refuse shard placements that no node of the connected cluster satisfies (bad input)."""
+    for j, shard in enumerate(shards):
+        if isinstance(shard, ShardFile) and shard.resources and not _placeable(shard):
+            raise ConfigError(
+                f"no node of the Ray cluster has the resources {dict(shard.resources)} that "
+                f"shard {j} ({shard.path}) asks for; start that node with --resources or fix "
+                "the shard's placement"
+            )
 
 
 def make_backend(

@@ -32,6 +32,7 @@ import numpy as np
 
 from distgp.data import Dataset, Scaler, ShardSummary, shard_indices
 from distgp.exceptions import InputDataError
+from distgp.experts import rbcm_combine
 from distgp.gp import regression_metrics
 
 SEASON = 12  # points per season of the monthly series
@@ -355,31 +356,6 @@ def median_over_seeds(results: Sequence[dict[str, Any]]) -> dict[str, Any]:
 
 # ----------------------------------------------------------------------------------------------
 # Robust Bayesian committee machine
-
-
-def rbcm_combine(
-    means: np.ndarray, variances: np.ndarray, prior_variance: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
-    """Combine ``K`` experts' latent predictions with the rBCM rule (Deisenroth & Ng 2015, eq. 20).
-
-    ``beta_k = (log s_**^2 - log s_k^2) / 2``,
-    ``s^-2 = sum_k beta_k s_k^-2 + (1 - sum_k beta_k) s_**^-2``,
-    ``mu = s^2 sum_k beta_k s_k^-2 mu_k``. The prior mean is zero (standardised units).
-
-    Args:
-        means: ``K x n_*`` expert means.
-        variances: ``K x n_*`` expert latent variances.
-        prior_variance: ``n_*`` prior latent variance ``k(x_*, x_*)``.
-
-    Returns:
-        Mean and latent variance, each ``n_*``.
-    """
-    variances = np.maximum(variances, STD_FLOOR)
-    beta = 0.5 * (np.log(prior_variance)[None, :] - np.log(variances))
-    precision = (beta / variances).sum(0) + (1.0 - beta.sum(0)) / prior_variance
-    precision = np.maximum(precision, 1.0 / prior_variance * STD_FLOOR)
-    mean = (beta * means / variances).sum(0) / precision
-    return mean, 1.0 / precision
 
 
 def rbcm(

@@ -21,6 +21,9 @@ FLAGS = {
     "target": "data.target",
     "test_fraction": "data.test_fraction",
     "shard": "data.shard",
+    "test": "data.test",
+    "min_shard_size": "data.min_shard_size",
+    "predict": "predict",
     "grid": "kernel.grid",
     "components": "kernel.components",
     "levels": "kernel.levels",
@@ -69,6 +72,30 @@ def add_parser(commands) -> None:
         "--shard",
         metavar="HOW",
         help="random (default), contiguous, or column:NAME (one shard per site id)",
+    )
+    data.add_argument(
+        "--shards",
+        metavar="FILES",
+        help="shard files, one per agent, that the agents read where they run (a glob, or a "
+        "comma-separated list; NAME@RESOURCE pins a shard to nodes with that Ray resource); "
+        "the driver never opens them",
+    )
+    data.add_argument(
+        "--test",
+        metavar="FILE",
+        help="the driver's own evaluation data with --shards (.csv with --target, .npz, .mat)",
+    )
+    data.add_argument(
+        "--min-shard-size",
+        type=integer,
+        metavar="K",
+        help="fewest points an agent may send anything about (default 10)",
+    )
+    data.add_argument(
+        "--predict",
+        choices=["private", "pooled"],
+        help="private (default for N > 1: each agent predicts from its own shard, the driver "
+        "combines them by rBCM) or pooled (exact, moves every training point to the driver)",
     )
     kern = p.add_argument_group("kernel")
     kern.add_argument(
@@ -168,6 +195,8 @@ def run_fit(args: argparse.Namespace) -> int:
 
     config = _resumed_config(args) if args.resume else _config(args)
     config.validate()
+    if config.data.shards is not None:
+        return _run_shard_fit(args, config)
     progress = Progress(args.quiet)
     out = check_output_dir(config.out)
     checkpoint = Checkpoint(out)
@@ -194,7 +223,7 @@ def run_fit(args: argparse.Namespace) -> int:
     if args.resume:
         progress(f"resuming from {checkpoint.path}")
     with blas_threads(driver_threads(config.consensus.agents)):
-        result = _learn(dataset, config, progress, checkpoint, bool(args.resume))
+        result = _learn(dataset, config, progress, checkpoint, bool(args.resume), dataset.X_test)
     _write_outputs(out, dataset, config, result, progress, plots=not args.no_plots)
     checkpoint.remove()
     return 0
@@ -206,6 +235,10 @@ def _config(args: argparse.Namespace):
 
     config = load_fit_config(args.config)
     apply_overrides(config, args, FLAGS)
+    if args.shards is not None:
+        config.data.shards, config.data.placements = shard_list(args.shards)
+        if args.agents is None:
+            config.consensus.agents = len(config.data.shards)
     if args.no_quantize:
         config.consensus.quantize = False
     elif args.delta is not None:
@@ -215,13 +248,81 @@ def _config(args: argparse.Namespace):
     return config
 
 
+def shard_list(text: str) -> tuple[list[str], list[str] | None]:
+    """Shard files from ``--shards``: a glob or a comma-separated list; ``PATH@RESOURCE`` pins a
+    shard. Globs are expanded here only to list names (sorted); the files are not opened."""
+    import glob
+
+    from distgp.exceptions import InputDataError
+
+    entries = [e.strip() for e in text.split(",") if e.strip()]
+    paths, places = [], []
+    for entry in entries:
+        path, _, place = entry.partition("@")
+        names = sorted(glob.glob(path)) if glob.has_magic(path) else [path]
+        if not names:
+            raise InputDataError(f"--shards pattern {path!r} matches no file; check the path")
+        paths += names
+        places += [place] * len(names)
+    return paths, places if any(places) else None
+
+
+def shard_files(config) -> list:
+    """The :class:`ShardFile` of each agent from the config."""
+    from distgp.agents.agent import ShardFile
+
+    places = config.data.placements or [""] * len(config.data.shards)
+    return [
+        ShardFile(
+            path,
+            config.data.target,
+            tuple((name, 0.001) for name in place.split("+") if name),
+        )
+        for path, place in zip(config.data.shards, places, strict=True)
+    ]
+
+
+def _run_shard_fit(args: argparse.Namespace, config) -> int:
+    """``distgp fit --shards``: the agents read their files; the driver reads only ``--test``."""
+    from distgp.checkpoint import Checkpoint
+    from distgp.data import Dataset, load_dataset
+    from distgp.io import check_output_dir
+
+    progress = Progress(args.quiet)
+    out = check_output_dir(config.out)
+    checkpoint = Checkpoint(out)
+    X_test = y_test = None
+    if config.data.test is not None:
+        test = load_dataset(config.data.test, target=config.data.target, test_fraction=0.0)
+        X_test, y_test = test.X_train, test.y_train
+        if len(test.y_test):  # a .mat file: its own test split
+            X_test, y_test = test.X_test, test.y_test
+    progress(
+        f"{len(config.data.shards)} shard files, read by their agents; test: "
+        f"{config.data.test or 'none'}"
+    )
+    result = _learn(None, config, progress, checkpoint, bool(args.resume), X_test)
+    dims = result.model.dims
+    empty = np.zeros((0, dims))
+    dataset = Dataset(
+        empty,
+        np.zeros(0),
+        X_test if X_test is not None else empty,
+        y_test if y_test is not None else np.zeros(0),
+        "shards",
+    )
+    _write_outputs(out, dataset, config, result, progress, plots=not args.no_plots)
+    checkpoint.remove()
+    return 0
+
+
 def _resumed_config(args: argparse.Namespace):
     from distgp.config import FitConfig
 
     return resumed_config(args, FitConfig, "fit", FLAGS, ("no_quantize",))
 
 
-def _learn(dataset, config, progress, checkpoint=None, resume=False):
+def _learn(dataset, config, progress, checkpoint=None, resume=False, X_test=None):
     from distgp.driver import fit
 
     def report(event, fields):
@@ -239,7 +340,7 @@ def _learn(dataset, config, progress, checkpoint=None, resume=False):
             )
         elif event == "round":
             r = fields["record"]
-            loss = "" if math.isnan(r.loss) else f"  objective {r.loss:.3f}"
+            loss = "" if math.isnan(r.objective) else f"  objective at z {r.objective:.3f}"
             progress(
                 f"round {r.round:3d}{loss}  primal {r.primal_residual:.2e}/{r.primal_tol:.1e}  "
                 f"dual {r.dual_residual:.2e}/{r.dual_tol:.1e}  rho {r.rho:.3g}  "
@@ -248,6 +349,17 @@ def _learn(dataset, config, progress, checkpoint=None, resume=False):
             for event_line in r.events:
                 progress(f"  {event_line}")
 
+    if dataset is None:
+        return fit(
+            None,
+            None,
+            config,
+            report=report,
+            checkpoint=checkpoint,
+            resume=resume,
+            shards=shard_files(config),
+            X_test=X_test,
+        )
     return fit(
         dataset.X_train,
         dataset.y_train,
@@ -256,24 +368,26 @@ def _learn(dataset, config, progress, checkpoint=None, resume=False):
         report=report,
         checkpoint=checkpoint,
         resume=resume,
+        X_test=X_test if X_test is not None and len(X_test) else None,
     )
 
 
 def metrics_record(dataset, config, result) -> dict:
     """The content of ``metrics.json`` (design.md section 2)."""
     from distgp import __version__
+    from distgp.driver import prediction_mode
     from distgp.gp import regression_metrics
 
     model = result.model
-    if len(dataset.y_test):
-        mean, std = model.predict(dataset.X_test, return_std=True)
+    if len(dataset.y_test) and result.prediction is not None:
+        mean, std = result.prediction
         scores = regression_metrics(dataset.y_test, mean, std)
     else:
         scores = {"mse": None, "rmse": None, "nlpd": None}
     y_var = model.scaler.y_scale**2
     return {
         **scores,
-        "n_train": len(dataset.y_train),
+        "n_train": int(sum(result.shard_sizes)),
         "n_test": len(dataset.y_test),
         "dims": dataset.dims,
         "agents": result.agents,
@@ -285,6 +399,10 @@ def metrics_record(dataset, config, result) -> dict:
         "converged": result.converged,
         "bits_sent": int(result.bits_sent),
         "bits_float64": int(result.bits_float64),
+        "bits_float64_dense": int(result.bits_float64_dense),
+        "prediction": prediction_mode(config),
+        "missing_agents": result.missing,
+        "stop": result.stop,
         "seconds": round(result.seconds, 3),
         "objective": result.objective,
         "dataset": dataset.name,
@@ -335,11 +453,11 @@ def history_csv(result) -> str:
     """Per-round (ADMM) or per-iteration (single agent) history as CSV text."""
     if result.rounds:
         lines = [
-            "round,objective,primal_residual,dual_residual,primal_tol,dual_tol,rho,bits,bits_float64,active_components,participants,seconds"
+            "round,objective_at_z,primal_residual,dual_residual,primal_tol,dual_tol,rho,bits,bits_float64,active_components,participants,seconds"
         ]
         for r in result.history:
             lines.append(
-                f"{r.round},{r.loss:.10g},{r.primal_residual:.6g},{r.dual_residual:.6g},{r.primal_tol:.6g},"
+                f"{r.round},{r.objective:.10g},{r.primal_residual:.6g},{r.dual_residual:.6g},{r.primal_tol:.6g},"
                 f"{r.dual_tol:.6g},{r.rho:.6g},{r.bits},{r.bits_float64},{r.active_components},"
                 f"{r.participants},{r.seconds:.4f}"
             )

@@ -1,21 +1,27 @@
-"""Quantized consensus ADMM coordinator (slimkl.md section 4), free of any transport.
+"""The coordinator of consensus ADMM with agent-held duals, free of any transport.
 
-Round ``t`` with agents ``j = 1..N`` and penalty ``rho``:
+Scaled consensus ADMM (Boyd et al. 2011, section 7.1) over agents ``j = 1..N`` with local
+objectives ``l_j`` and the bound ``theta >= lower`` on the consensus ``z``; see ``docs/admm.md``.
+Round ``t``:
 
-1. every agent receives ``(z, lambda_j, rho)`` and returns ``q_j = Q(theta_j)``, where ``theta_j``
-   approximately minimises ``l_j(theta) + lambda_j^T (theta - z) + rho/2 ||theta - z||^2``;
-2. ``z+ = Q(max(lower, mean_j(q_j + lambda_j / rho)))`` (projection onto the bounds, then
-   quantisation, so the consensus is itself a sendable message);
-3. ``lambda_j += rho (q_j - z+)``, known to both sides without sending it;
-4. residual balancing on the residuals relative to their tolerances (Wohlberg 2017):
-   ``rho *= tau`` if ``r/eps_pri > mu s/eps_dual``, ``rho /= tau`` if the reverse holds.
+1. the coordinator sends the change of the consensus ``z^t`` (a :class:`Packed` message against
+   the copy ``z_hat`` every agent keeps) and the penalty ``rho``;
+2. agent ``j`` updates its own scaled dual ``u_j += x_j - z^t`` (it knows ``x_j``, ``z^t`` and
+   ``rho``, so duals never travel), solves ``x_j ~ argmin l_j(x) + rho/2 ||x - z^t + u_j||^2``
+   with warm-started DSCA steps, and sends the change of ``v_j = x_j + u_j`` against its copy
+   ``v_hat_j``, plus four scalars: ``||x_j^(t-1) - z^t||^2`` (its share of the primal residual),
+   ``||x_j||^2``, ``||rho u_j||^2`` (for the tolerances) and ``l_j(z^t)`` (the objective at z);
+3. the coordinator sets ``z^(t+1) = max(lower, mean_j v_hat_j)``.
 
-Primal residual ``r = ||[q_1 .. q_N] - z+ 1^T||_F``, dual residual ``s = rho sqrt(N) ||z+ - z||``;
-stop when both fall below Boyd et al.'s tolerances (widened by the quantiser's resolution at
-``z``, since quantised messages cannot agree more closely) or after ``max_rounds``. Agents that
-do not
-answer in a round (dead or late) keep their last upload and their dual; when they come back
-their state is sent once in full (charged at 64 bits per entry).
+Stopping (Boyd et al. 3.3.1, unwidened): the residuals of iterate ``t - 1`` reach the coordinator
+in round ``t``: ``r = sqrt(sum_j ||x_j - z^t||^2)``, ``s = rho sqrt(N) ||z^t - z^(t-1)||``, and the
+run stops with consensus ``z^t`` when ``r <= sqrt(N D) abs_tol + rel_tol max(||x||, sqrt(N)||z||)``
+and ``s <= sqrt(N D) abs_tol + rel_tol ||rho u||``. Quantised runs meet the same rule: their
+messages code changes, whose quantisation error shrinks as the iterates settle.
+
+Penalty: residual balancing on relative residuals, damped (only when one exceeds the other by
+``balance_mu``, at most every ``balance_every`` rounds) and frozen after ``balance_rounds``, so the
+fixed-penalty theory applies to the rest of the run. Agents rescale their duals when it changes.
 """
 
 from __future__ import annotations
@@ -25,7 +31,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from distgp.consensus.quantizer import Quantizer, float_bits
+from distgp.consensus.quantizer import DeltaCoder
+from distgp.consensus.wire import Packed
 from distgp.exceptions import ConfigError
 
 
@@ -34,20 +41,27 @@ class ADMMOptions:
     """Settings of the coordinator.
 
     Attributes:
-        rho: initial penalty; ``None`` picks ``rho = mean shard size`` (the scale of the local
+        rho: initial penalty; ``None`` picks the mean shard size (the scale of the local
             objectives' curvature in standardised units).
         max_rounds: round cap.
         abs_tol, rel_tol: Boyd et al.'s absolute and relative tolerances.
         balance_mu, balance_tau: residual-balancing ratio and factor.
+        balance_every: rounds between penalty changes.
+        balance_rounds: no penalty change after this round.
+        balance_down: also lower the penalty when the dual residual dominates (off: the
+            penalty only grows, which keeps the non-convex local problems well conditioned).
         min_rounds: rounds before stopping is allowed.
     """
 
     rho: float | None = None
-    max_rounds: int = 50
+    max_rounds: int = 200
     abs_tol: float = 1e-4
     rel_tol: float = 1e-3
     balance_mu: float = 3.0
     balance_tau: float = 2.0
+    balance_every: int = 5
+    balance_rounds: int = 30
+    balance_down: bool = False
     min_rounds: int = 3
 
     def __post_init__(self) -> None:
@@ -59,9 +73,72 @@ class ADMMOptions:
             raise ConfigError("residual balancing needs balance_mu > 1 and balance_tau > 1")
 
 
+@dataclass(frozen=True)
+class RoundRequest:
+    """What the coordinator sends agent ``j`` in a round.
+
+    Attributes:
+        round: round number (from 1).
+        z: change of the consensus against the agent's copy.
+        rho: the penalty of this round.
+        resync: the agent starts afresh (zero copies, zero dual): first round or after a restart.
+    """
+
+    round: int
+    z: Packed
+    rho: float
+    resync: bool
+
+    def to_wire(self) -> list:
+        return [self.round, self.z, self.rho, self.resync]
+
+    @classmethod
+    def from_wire(cls, fields: list) -> RoundRequest:
+        return cls(int(fields[0]), fields[1], float(fields[2]), bool(fields[3]))
+
+
+@dataclass(frozen=True)
+class RoundReply:
+    """An agent's answer to one round: the change of ``v_j`` and scalars (see module docstring).
+
+    ``residual`` is ``None`` in the agent's first round after a (re)start.
+    """
+
+    round: int
+    v: Packed
+    residual: float | None
+    x_norm2: float
+    dual_norm2: float
+    loss_at_z: float
+    loss: float
+    iterations: int
+    seconds: float
+
+    def to_wire(self) -> list:
+        return [
+            self.round,
+            self.v,
+            self.residual,
+            self.x_norm2,
+            self.dual_norm2,
+            self.loss_at_z,
+            self.loss,
+            self.iterations,
+            self.seconds,
+        ]
+
+    @classmethod
+    def from_wire(cls, fields: list) -> RoundReply:
+        return cls(*fields)
+
+
 @dataclass
 class RoundRecord:
-    """What happened in one round (all scalars; ``history`` rows of the fit)."""
+    """What happened in one round (all scalars; ``history`` rows of the fit).
+
+    ``primal_residual`` etc. describe iterate ``round - 1`` (see module docstring); ``objective``
+    is ``sum_j l_j(z^round)`` when every agent answered, else NaN.
+    """
 
     round: int
     rho: float
@@ -73,19 +150,19 @@ class RoundRecord:
     bits_float64: int
     active_components: int
     participants: int
-    loss: float = math.nan
+    objective: float = math.nan
     seconds: float = math.nan
     events: list[str] = field(default_factory=list)
 
 
 class ADMMCoordinator:
-    """State and updates of the consensus variable, the duals and the penalty.
+    """State and updates of the consensus, the agents' message copies and the penalty.
 
     Args:
         theta0: starting consensus (``D = M + 1``; the last entry is the noise variance).
         lower: lower bounds (``D``).
         agents: number of agents ``N``.
-        quantizer: message quantiser, or ``None`` for float64 messages.
+        coder: message coder (quantised or float64).
         options: :class:`ADMMOptions`.
         rho: initial penalty (used when ``options.rho`` is None).
         seed: seed of the coordinator's quantisation noise.
@@ -96,7 +173,7 @@ class ADMMCoordinator:
         theta0: np.ndarray,
         lower: np.ndarray,
         agents: int,
-        quantizer: Quantizer | None,
+        coder: DeltaCoder,
         options: ADMMOptions,
         rho: float,
         seed: int = 0,
@@ -104,86 +181,89 @@ class ADMMCoordinator:
         self.lower = np.asarray(lower, float)
         self.N = int(agents)
         self.D = self.lower.size
-        self.quantizer = quantizer
+        self.coder = coder
         self.options = options
         self.rho = float(options.rho if options.rho is not None else rho)
         self.seed = int(seed)
         self.round = 0
-        self.z, bits = self._quantize(np.maximum(theta0, self.lower), 0)
-        self.duals = np.zeros((self.N, self.D))
-        self.uploads: list[np.ndarray | None] = [None] * self.N
-        self.in_sync = np.zeros(self.N, dtype=bool)
+        self.z_target = np.maximum(np.asarray(theta0, float), self.lower)
+        self.z_hat = np.zeros(self.D)  # what the agents hold; starts at zero on both ends
+        self.z_used = self.z_target.copy()  # max(lower, z_hat) once the first message is sent
+        self.z_previous: np.ndarray | None = None
+        self.v_hat = np.zeros((self.N, self.D))
+        self.active = np.ones(self.N, dtype=bool)  # agents still in the run
+        self.heard = np.zeros(self.N, dtype=bool)  # agents with a v_hat in use
+        self.resync = np.ones(self.N, dtype=bool)
         self.history: list[RoundRecord] = []
         self.converged = False
-        self._pending_bits = bits * self.N  # the first broadcast, charged to round 1
-        self._pending_float = float_bits(self.D) * self.N
+        self.final: np.ndarray | None = None
+        self._last_change = 0
 
     # --- messages ------------------------------------------------------------------------------
 
-    def _quantize(self, x: np.ndarray, salt: int) -> tuple[np.ndarray, int]:
-        if self.quantizer is None:
-            return x.copy(), float_bits(x.size)
-        rng = np.random.default_rng([self.seed, 1_000_003, salt])
-        return self.quantizer(x, rng)
+    def _rng(self, salt: int) -> np.random.Generator:
+        return np.random.default_rng([self.seed, 1_000_003, self.round, salt])
 
-    def request(self, agent: int) -> tuple[int, np.ndarray, np.ndarray, float]:
-        """The call for ``agent`` in the next round: ``(round, z, dual, rho)``."""
-        return self.round + 1, self.z, self.duals[agent], self.rho
+    def requests(self, agents: list[int]) -> dict[int, RoundRequest]:
+        """The calls of the next round: one broadcast change, a full copy for resyncing agents."""
+        t = self.round + 1
+        message = self.coder.encode(self.z_target, self.z_hat, self._rng(0))
+        new_hat = DeltaCoder.apply(message, self.z_hat)
+        out: dict[int, RoundRequest] = {}
+        for j in agents:
+            if self.resync[j]:  # a full copy, in float64 so that it equals everyone's z_hat
+                full = DeltaCoder().encode(new_hat, np.zeros(self.D), self._rng(1 + j))
+                out[j] = RoundRequest(t, full, self.rho, True)
+            else:
+                out[j] = RoundRequest(t, message, self.rho, False)
+        self._pending_hat = new_hat
+        return out
 
-    def resync_state(self, agent: int) -> np.ndarray | None:
-        """The agent's last upload, to restore a restarted agent (``None`` before its first)."""
-        return self.uploads[agent]
+    def restart(self, agent: int) -> None:
+        """Agent ``agent`` lost its state: it starts afresh in the next round."""
+        self.resync[agent] = True
+        self.heard[agent] = False
+        self.v_hat[agent] = 0.0
+
+    def drop(self, agent: int) -> None:
+        """Agent ``agent`` leaves the run for good (its data is gone)."""
+        self.active[agent] = False
+        self.heard[agent] = False
 
     # --- one round -----------------------------------------------------------------------------
 
-    def update(
-        self, uploads: dict[int, np.ndarray], upload_bits: dict[int, int], losses: dict[int, float]
-    ) -> RoundRecord:
-        """Consume the answers of round ``round + 1`` and advance the state.
-
-        Args:
-            uploads: quantised ``theta_j`` (``D``) per agent that answered.
-            upload_bits: bits each upload cost.
-            losses: each answering agent's local objective ``l_j`` at its ``theta_j``.
-        """
-        if not uploads and all(u is None for u in self.uploads):
-            raise RuntimeError("no agent has answered yet; cannot form a consensus")
+    def update(self, replies: dict[int, RoundReply]) -> RoundRecord:
+        """Consume the replies of round ``round + 1`` and advance the state."""
         self.round += 1
+        self.z_previous, self.z_hat = self.z_used, self._pending_hat
+        self.z_used = np.maximum(self.z_hat, self.lower)
         events = []
-        bits = self._pending_bits + sum(upload_bits.values())
-        bits_float = self._pending_float + len(uploads) * float_bits(self.D)
-        # Agents that were out of sync (skipped or restarted) received their dual and warm start.
-        for j in uploads:
-            if not self.in_sync[j] and self.round > 1:
-                bits += 2 * float_bits(self.D)
-                bits_float += 2 * float_bits(self.D)
-                events.append(f"agent {j} resynchronised")
-        for j, q in uploads.items():
-            self.uploads[j] = np.asarray(q, float)
-        known = [j for j in range(self.N) if self.uploads[j] is not None]
-        stacked = np.array([self.uploads[j] for j in known])
-        duals = self.duals[known]
-        target = np.maximum((stacked + duals / self.rho).mean(axis=0), self.lower)
-        z_old = self.z
-        self.z, broadcast_bits = self._quantize(target, self.round)
-        for j in uploads:
-            self.duals[j] += self.rho * (self.uploads[j] - self.z)
-        self.in_sync[:] = False
-        self.in_sync[list(uploads)] = True
-        r = float(np.linalg.norm(stacked - self.z))
-        s = float(self.rho * math.sqrt(len(known)) * np.linalg.norm(self.z - z_old))
-        size = math.sqrt(len(known) * self.D)
-        eps_pri = size * self.options.abs_tol + self.options.rel_tol * max(
-            float(np.linalg.norm(stacked)), math.sqrt(len(known)) * float(np.linalg.norm(self.z))
+        residuals, x_norms, dual_norms, losses = [], [], [], []
+        for j, reply in replies.items():
+            if self.resync[j]:
+                self.v_hat[j] = 0.0
+                if self.round > 1:
+                    events.append(f"agent {j} resynchronised")
+            self.v_hat[j] = DeltaCoder.apply(reply.v, self.v_hat[j])
+            self.heard[j] = True
+            self.resync[j] = False
+            if reply.residual is not None:
+                residuals.append(reply.residual)
+            x_norms.append(reply.x_norm2)
+            dual_norms.append(reply.dual_norm2)
+            losses.append(reply.loss_at_z)
+        if not self.heard.any():
+            raise RuntimeError("no agent has answered yet; cannot form a consensus")
+        in_run = int(self.active.sum())
+        complete = len(replies) == in_run and len(residuals) == in_run
+        N, D = len(replies), self.D
+        r = math.sqrt(sum(residuals)) if complete else math.inf
+        s = self.rho * math.sqrt(max(N, 1)) * float(np.linalg.norm(self.z_used - self.z_previous))
+        scale = math.sqrt(N * D) * self.options.abs_tol
+        eps_pri = scale + self.options.rel_tol * max(
+            math.sqrt(sum(x_norms)), math.sqrt(N) * float(np.linalg.norm(self.z_used))
         )
-        eps_dual = size * self.options.abs_tol + self.options.rel_tol * float(
-            np.linalg.norm(self.duals[known])
-        )
-        if self.quantizer is not None:
-            # Quantised messages cannot agree more closely than the quantiser resolves.
-            floor = math.sqrt(len(known)) * float(np.linalg.norm(self.quantizer.resolution(self.z)))
-            eps_pri += floor
-            eps_dual += self.rho * floor
+        eps_dual = scale + self.options.rel_tol * math.sqrt(sum(dual_norms))
         record = RoundRecord(
             round=self.round,
             rho=self.rho,
@@ -191,56 +271,73 @@ class ADMMCoordinator:
             dual_residual=s,
             primal_tol=eps_pri,
             dual_tol=eps_dual,
-            bits=bits,
-            bits_float64=bits_float,
-            active_components=int(np.count_nonzero(self.z[:-1])),
-            participants=len(uploads),
-            loss=float(sum(losses.values())) if len(losses) == self.N else math.nan,
+            bits=0,
+            bits_float64=0,
+            active_components=int(np.count_nonzero(self.z_used[:-1])),
+            participants=len(replies),
+            objective=float(sum(losses)) if len(losses) == in_run else math.nan,
             events=events,
         )
         self.history.append(record)
-        self.converged = self.round >= self.options.min_rounds and r <= eps_pri and s <= eps_dual
-        self._balance(r / eps_pri, s / eps_dual)
-        rho_bits = float_bits(1) * self.N if self.rho != record.rho else 0
-        self._pending_bits = broadcast_bits * self.N + rho_bits
-        self._pending_float = float_bits(self.D) * self.N + rho_bits
+        if complete and self.round > self.options.min_rounds and r <= eps_pri and s <= eps_dual:
+            self.converged = True
+            self.final = self.z_used.copy()
+        heard = self.heard & self.active
+        self.z_target = np.maximum(self.v_hat[heard].mean(axis=0), self.lower)
+        if complete and not self.converged:
+            self._balance(r / eps_pri, s / eps_dual)
         return record
 
     def _balance(self, r: float, s: float) -> None:
-        mu, tau = self.options.balance_mu, self.options.balance_tau
-        if r > mu * s:
-            self.rho *= tau
-        elif s > mu * r:
-            self.rho /= tau
+        o = self.options
+        if self.round > o.balance_rounds or self.round - self._last_change < o.balance_every:
+            return
+        if r > o.balance_mu * s:
+            self.rho *= o.balance_tau
+        elif o.balance_down and s > o.balance_mu * r:
+            self.rho /= o.balance_tau
+        else:
+            return
+        self._last_change = self.round
 
     @property
     def done(self) -> bool:
         return self.converged or self.round >= self.options.max_rounds
 
+    @property
+    def consensus(self) -> np.ndarray:
+        """The result: the consensus the stopping rule accepted, else the last one sent."""
+        return (self.final if self.final is not None else self.z_used).copy()
+
     # --- checkpointing -------------------------------------------------------------------------
+
+    _STATE = (
+        "round",
+        "rho",
+        "z_target",
+        "z_hat",
+        "z_used",
+        "v_hat",
+        "active",
+        "heard",
+        "resync",
+        "converged",
+        "_last_change",
+    )
 
     def state(self) -> dict[str, np.ndarray]:
         """Everything needed to resume (arrays only, for ``np.savez``)."""
-        uploads = np.array([u if u is not None else np.full(self.D, np.nan) for u in self.uploads])
-        return {
-            "admm_round": np.asarray(self.round),
-            "admm_rho": np.asarray(self.rho),
-            "admm_z": self.z,
-            "admm_duals": self.duals,
-            "admm_uploads": uploads,
-            "admm_in_sync": self.in_sync,
-            "admm_pending_bits": np.asarray([self._pending_bits, self._pending_float]),
-            "admm_converged": np.asarray(self.converged),
-        }
+        out = {f"admm_{name.strip('_')}": np.asarray(getattr(self, name)) for name in self._STATE}
+        if self.z_previous is not None:
+            out["admm_z_previous"] = self.z_previous
+        return out
 
     def restore(self, state, history: list[RoundRecord]) -> None:
-        self.round = int(state["admm_round"])
-        self.rho = float(state["admm_rho"])
-        self.z = np.asarray(state["admm_z"], float)
-        self.duals = np.asarray(state["admm_duals"], float).copy()
-        uploads = np.asarray(state["admm_uploads"], float)
-        self.uploads = [None if np.isnan(u).any() else u.copy() for u in uploads]
-        self.in_sync = np.asarray(state["admm_in_sync"], bool).copy()
-        self._pending_bits, self._pending_float = (int(b) for b in state["admm_pending_bits"])
-        self.converged = bool(state["admm_converged"])
+        for name in self._STATE:
+            value = np.asarray(state[f"admm_{name.strip('_')}"])
+            setattr(self, name, value.copy() if value.ndim else value.item())
+        self.round, self._last_change = int(self.round), int(self._last_change)
+        self.rho, self.converged = float(self.rho), bool(self.converged)
+        if "admm_z_previous" in state:
+            self.z_previous = np.asarray(state["admm_z_previous"], float)
         self.history = list(history)

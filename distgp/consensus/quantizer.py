@@ -1,18 +1,23 @@
-"""Unbiased stochastic quantisation of weight vectors and the bits it costs (slimkl.md 4.3).
+"""Differential quantisation: send the change of a vector both ends keep a copy of.
 
-Two modes:
+Each ADMM message is a vector ``v`` (an agent's ``x_j + u_j``, or the consensus ``z``) that the
+receiver already knows approximately: both ends keep a copy ``v_hat`` (the reference) and update
+it identically from each message. A message sends ``Q(v - v_hat)`` (innovation coding with error
+feedback, as in Q-GADMM and CHOCO-style compressed consensus: see ``docs/admm.md``), so the
+quantisation error is carried into the next message rather than lost, and it shrinks as the
+iterates settle. Unlike quantising ``v`` itself, the run can then meet an unwidened stopping rule.
 
-* ``delta``: the reference's uniform grid ``{0, D, 2D, ...}`` with no fixed range.
-* ``bits``: ``B`` bits per entry: zero plus ``2^B - 1`` log-uniform levels over a range both sides
-  know (``value_range``, standardised units). Sparse GSMP weights span many orders of magnitude,
-  so log-uniform levels keep the relative error of every weight bounded.
+Modes:
 
-Both round stochastically between the two neighbouring levels with the probabilities that make
-``E[Q(x)] = x`` for ``x`` inside the range; zeros stay exactly zero. Values above the range are
-clipped to its top (and counted).
+* ``bits = B``: the step is ``R / K`` with ``R = max |v - v_hat|`` (sent as a float32 header) and
+  ``K = 2^(B-1) - 1`` levels each side of zero; stochastic rounding between neighbouring levels
+  makes ``E[Q(d)] = d``; codes are zig-zag (0 means no change), ``B`` bits each.
+* ``delta = D``: a fixed step ``D`` (the SLIM-KL reference's uniform grid, applied to the change);
+  its error does not decay below ``D``, so such a run stops at the round cap unless ``D`` is tiny.
+* neither: float64 fields (the exact comparator).
 
-Bits are counted as an efficient encoder would spend them: the cheapest of a dense code, a bitmap
-of non-zeros plus their codes, or a list of (index, code) pairs, with whole bits per field.
+Entries that become exactly zero (pruned weights) leave the support explicitly, and new non-zero
+entries enter it; see :class:`~distgp.consensus.wire.Packed` for the encoding.
 """
 
 from __future__ import annotations
@@ -22,113 +27,106 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from distgp.consensus.wire import Packed
 from distgp.exceptions import ConfigError
 
-FLOAT_BITS = 64
-DEFAULT_RANGE = (1e-6, 10.0)
-_WIDTH_HEADER_BITS = 6  # the code width of a delta-mode message (1..63)
-_COUNT_HEADER_BITS = 32  # the number of entries of a sparse index list
+MAX_BITS = 32
 
 
-@dataclass
-class Quantizer:
-    """Stochastic quantiser for non-negative vectors.
+@dataclass(frozen=True)
+class DeltaCoder:
+    """Encoder and decoder of changes to a shared vector.
 
     Args:
-        delta: step of the uniform grid (``delta`` mode).
-        bits: bits per entry (``bits`` mode, 1..32).
-        value_range: ``(low, high)`` of the log-uniform levels in ``bits`` mode.
+        bits: bits per changed entry (2..32), or ``None``.
+        delta: fixed quantisation step (> 0), or ``None``. Neither: float64 messages.
     """
 
-    delta: float | None = None
     bits: int | None = None
-    value_range: tuple[float, float] = DEFAULT_RANGE
+    delta: float | None = None
 
     def __post_init__(self) -> None:
-        if (self.delta is None) == (self.bits is None):
-            raise ConfigError("give exactly one of bits (1..32) or delta (> 0) to the quantizer")
+        if self.bits is not None and self.delta is not None:
+            raise ConfigError("give at most one of bits and delta to the quantizer")
+        if self.bits is not None and (
+            int(self.bits) != self.bits or not 2 <= int(self.bits) <= MAX_BITS
+        ):
+            raise ConfigError(f"bits must be an integer in 2..{MAX_BITS}, got {self.bits}")
         if self.delta is not None and not (self.delta > 0 and math.isfinite(self.delta)):
             raise ConfigError(f"quantization step delta must be positive, got {self.delta}")
-        if self.bits is not None:
-            if not 1 <= int(self.bits) <= 32 or int(self.bits) != self.bits:
-                raise ConfigError(f"bits must be an integer in 1..32, got {self.bits}")
-            low, high = self.value_range
-            if not 0 < low < high:
-                raise ConfigError(
-                    f"value_range must satisfy 0 < low < high, got {self.value_range}"
-                )
-            count = 2 ** int(self.bits) - 1
-            self._levels = np.concatenate(
-                ([0.0], np.geomspace(low, high, count) if count > 1 else [high])
-            )
-        self.clipped = 0
 
     @property
-    def levels(self) -> np.ndarray | None:
-        """All representable values in ``bits`` mode (``2^B``, ascending), else ``None``."""
-        return self._levels if self.bits is not None else None
+    def exact(self) -> bool:
+        """Whether messages carry float64 values (no quantisation)."""
+        return self.bits is None and self.delta is None
 
-    def quantize(self, x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        """Return the integer codes of ``Q(x)`` for a non-negative vector ``x``."""
-        x = np.maximum(np.asarray(x, float), 0.0)
-        u = rng.random(x.shape)
-        if self.delta is not None:
-            scaled = x / self.delta
-            low = np.floor(scaled)
-            return (low + (u < scaled - low)).astype(np.int64)
-        levels = self._levels
-        over = x > levels[-1]
-        self.clipped += int(over.sum())
-        x = np.minimum(x, levels[-1])
-        upper = np.clip(np.searchsorted(levels, x, side="left"), 1, len(levels) - 1)
-        lo, hi = levels[upper - 1], levels[upper]
-        p_up = (x - lo) / (hi - lo)
-        codes = np.where(u < p_up, upper, upper - 1)
-        return np.where(x == 0, 0, codes).astype(np.int64)
+    # --- sender --------------------------------------------------------------------------------
 
-    def resolution(self, x: np.ndarray) -> np.ndarray:
-        """Half the gap between the levels around each entry of ``x`` (0 for exact zeros): the
-        size of quantisation error to expect, used to set stopping tolerances."""
-        x = np.maximum(np.asarray(x, float), 0.0)
+    def encode(self, target: np.ndarray, reference: np.ndarray, rng: np.random.Generator) -> Packed:
+        """The message that moves ``reference`` towards ``target`` (both ``D``)."""
+        target = np.asarray(target, float)
+        reference = np.asarray(reference, float)
+        old = reference != 0
+        new = target != 0
+        enter = np.flatnonzero(new & ~old)
+        leave = np.flatnonzero(old & ~new)
+        keep = np.flatnonzero(new)
+        change = target[keep] - reference[keep]
+        if self.exact:
+            return Packed(enter, leave, None, 64, target.size, target[keep].copy())
         if self.delta is not None:
-            return np.where(x > 0, 0.5 * self.delta, 0.0)
-        levels = self._levels
-        upper = np.clip(
-            np.searchsorted(levels, np.minimum(x, levels[-1]), side="left"), 1, len(levels) - 1
+            step = float(self.delta)
+            levels = _stochastic_round(change / step, rng)
+            codes = _zigzag(levels)
+            width = max(1, int(codes.max(initial=0)).bit_length())
+            return Packed(enter, leave, codes, width, target.size, scale=step)
+        half = 2 ** (int(self.bits) - 1) - 1
+        span = float(np.abs(change).max(initial=0.0))
+        step = float(np.float32(span / half)) if span > 0 else 0.0
+        if step > 0 and step * half < span:  # float32 rounding must not cut the range
+            step = float(np.nextafter(np.float32(step), np.float32(np.inf)))
+        levels = (
+            np.clip(_stochastic_round(change / step, rng), -half, half)
+            if step > 0
+            else np.zeros(len(keep), dtype=np.int64)
         )
-        return np.where(x > 0, 0.5 * (levels[upper] - levels[upper - 1]), 0.0)
+        return Packed(enter, leave, _zigzag(levels), int(self.bits), target.size, scale=step)
 
-    def values(self, codes: np.ndarray) -> np.ndarray:
-        """Decode integer codes to values."""
-        codes = np.asarray(codes, dtype=np.int64)
-        if self.delta is not None:
-            return codes * self.delta
-        return self._levels[codes]
+    # --- both ends -----------------------------------------------------------------------------
 
-    def __call__(self, x: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, int]:
-        """``(Q(x), bits)``: quantised values and the cost of sending them."""
-        codes = self.quantize(x, rng)
-        return self.values(codes), self.message_bits(codes)
-
-    def message_bits(self, codes: np.ndarray) -> int:
-        """Bits of the cheapest of three encodings of a code vector (see module docstring)."""
-        codes = np.asarray(codes)
-        size = codes.size
-        nonzero = int(np.count_nonzero(codes))
-        top = int(codes.max(initial=0))
-        if self.bits is not None:
-            header, dense_width, sparse_width = 0, int(self.bits), int(self.bits)
+    @staticmethod
+    def apply(message: Packed, reference: np.ndarray) -> np.ndarray:
+        """The new copy: ``reference`` updated by ``message`` (the same on both ends)."""
+        reference = np.asarray(reference, float)
+        if len(reference) != message.size:
+            raise ConfigError(
+                f"message for a vector of {message.size} entries, reference has {len(reference)}"
+            )
+        out = reference.copy()
+        out[message.leave] = 0.0
+        support = np.union1d(np.flatnonzero(reference != 0), message.enter)
+        support = np.setdiff1d(support, message.leave, assume_unique=True)
+        if len(support) != message.fields:
+            raise ConfigError("message does not match the receiver's copy (out of sync)")
+        if message.codes is None:
+            out[support] = message.values
         else:
-            header = _WIDTH_HEADER_BITS
-            dense_width = max(1, math.ceil(math.log2(top + 1)))
-            sparse_width = max(1, math.ceil(math.log2(top))) if top > 1 else 1
-        dense = size * dense_width
-        bitmap = size + nonzero * sparse_width
-        index_bits = max(1, math.ceil(math.log2(size))) if size > 1 else 1
-        listed = _COUNT_HEADER_BITS + nonzero * (index_bits + sparse_width)
-        return header + min(dense, bitmap, listed)
+            out[support] = reference[support] + message.scale * _unzigzag(message.codes)
+        return out
 
 
-def float_bits(size: int) -> int:
-    """Bits of an uncompressed float64 message of ``size`` entries."""
-    return FLOAT_BITS * int(size)
+def _stochastic_round(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Unbiased rounding to integers: ``floor(x) + Bernoulli(x - floor(x))``."""
+    low = np.floor(x)
+    return (low + (rng.random(x.shape) < x - low)).astype(np.int64)
+
+
+def _zigzag(levels: np.ndarray) -> np.ndarray:
+    """Signed integers to codes ``0, -1, 1, -2, 2, ... -> 0, 1, 2, 3, 4, ...``."""
+    levels = np.asarray(levels, dtype=np.int64)
+    return np.where(levels < 0, -2 * levels - 1, 2 * levels)
+
+
+def _unzigzag(codes: np.ndarray) -> np.ndarray:
+    codes = np.asarray(codes, dtype=np.int64)
+    return np.where(codes % 2 == 1, -(codes + 1) // 2, codes // 2).astype(float)

@@ -256,3 +256,17 @@ def expand(grid: SpectralGrid) -> list[EnvelopeGroup]:
             )
         )
     return groups
+
+
+def grid_from_recipe(recipe: dict) -> SpectralGrid:
+    """The grid a recipe names (what the driver sends agents instead of the grid's arrays):
+    ``{"kind", "n", "dims", "components", "levels", "frequency_scale"}``."""
+    if recipe["kind"] == "reference":
+        return reference_grid(int(recipe["dims"]), recipe["components"])
+    return data_grid(
+        int(recipe["n"]),
+        int(recipe["dims"]),
+        recipe["components"],
+        recipe["levels"],
+        float(recipe["frequency_scale"]),
+    )
