@@ -230,11 +230,15 @@ class Agent:
             self._u = self._u + self._x - z
             residual = float(np.sum((self._x - z) ** 2))
             x_norm2 = float(self._x @ self._x)
-            if self._rho is not None and self._rho != req.rho:
-                self._u *= self._rho / req.rho  # the unscaled dual rho u is what stays fixed
-        self._rho = req.rho
+        if req.rho is not None:
+            rho = np.asarray(req.rho, float)
+            if self._rho is not None:
+                self._u = self._u * self._rho / rho  # the unscaled dual rho u stays fixed
+            self._rho = rho
         loss_at_z = float(objective.value(z))
-        penalty = ProximalTerm(req.rho * self._u, req.rho, z)
+        if self._rho is None:
+            raise AgentNotReadyError(f"agent {self.agent_id} has no penalty yet; resync it")
+        penalty = ProximalTerm(self._rho * self._u, self._rho, z)
         options = replace(settings.dsca, max_iterations=settings.local_iterations)
         theta0 = self._x if self._x is not None else z
         result = dsca(objective, theta0, self._solver, options, penalty=penalty)
@@ -248,11 +252,12 @@ class Agent:
             v=message,
             residual=residual,
             x_norm2=x_norm2,
-            dual_norm2=float(np.sum((req.rho * self._u) ** 2)),
+            dual_norm2=float(np.sum((self._rho * self._u) ** 2)),
             loss_at_z=loss_at_z,
             loss=float(result.loss),
             iterations=int(result.iterations),
             seconds=time.perf_counter() - start,
+            curvature=objective.curvature(z) if req.curvature else None,
         )
         self._save_state()
         return self._reply.to_wire()
@@ -298,7 +303,6 @@ class Agent:
                     value = saved[prefix + name]
                     setattr(self, name, value.copy() if value.ndim else value.item())
                 self._last_round = int(self._last_round)
-                self._rho = float(self._rho)
                 return True
         return False
 

@@ -19,9 +19,14 @@ run stops with consensus ``z^t`` when ``r <= sqrt(N D) abs_tol + rel_tol max(||x
 and ``s <= sqrt(N D) abs_tol + rel_tol ||rho u||``. Quantised runs meet the same rule: their
 messages code changes, whose quantisation error shrinks as the iterates settle.
 
-Penalty: residual balancing on relative residuals, damped (only when one exceeds the other by
-``balance_mu``, at most every ``balance_every`` rounds) and frozen after ``balance_rounds``, so the
-fixed-penalty theory applies to the rest of the run. Agents rescale their duals when it changes.
+Penalty: one value per parameter, ``rho_m = curvature_scale x mean_j g_jm`` with ``g_jm`` the
+Gauss-Newton curvature of ``l_j`` in ``theta_m`` at the consensus (an upper bound of the Hessian's
+diagonal), which the agents send in the rounds listed in ``curvature_rounds``: GSMP weights span
+orders of magnitude, and a single penalty is far too stiff for some and too loose for others.
+On top of it, residual balancing scales the whole vector, on relative residuals and damped (only
+when one residual exceeds the other by ``balance_mu``, at most every ``balance_every`` rounds)
+and frozen after ``balance_rounds``, so the fixed-penalty theory applies to the rest of the run.
+Agents rescale their duals whenever the penalty changes.
 """
 
 from __future__ import annotations
@@ -48,8 +53,10 @@ class ADMMOptions:
         balance_mu, balance_tau: residual-balancing ratio and factor.
         balance_every: rounds between penalty changes.
         balance_rounds: no penalty change after this round.
-        balance_down: also lower the penalty when the dual residual dominates (off: the
-            penalty only grows, which keeps the non-convex local problems well conditioned).
+        balance_down: also lower the penalty when the dual residual dominates.
+        curvature_rounds: rounds whose replies carry the agents' curvature (empty: one scalar
+            penalty for every parameter).
+        curvature_scale: penalty as a multiple of the mean curvature.
         min_rounds: rounds before stopping is allowed.
     """
 
@@ -61,7 +68,9 @@ class ADMMOptions:
     balance_tau: float = 2.0
     balance_every: int = 5
     balance_rounds: int = 30
-    balance_down: bool = False
+    balance_down: bool = True
+    curvature_rounds: tuple[int, ...] = (2, 10, 20)
+    curvature_scale: float = 2.0
     min_rounds: int = 3
 
     def __post_init__(self) -> None:
@@ -80,28 +89,31 @@ class RoundRequest:
     Attributes:
         round: round number (from 1).
         z: change of the consensus against the agent's copy.
-        rho: the penalty of this round.
+        rho: the penalty (``D``) when it changed since the agent's last round, else ``None``.
         resync: the agent starts afresh (zero copies, zero dual): first round or after a restart.
+        curvature: the agent adds its curvature at ``z`` to the reply.
     """
 
     round: int
     z: Packed
-    rho: float
+    rho: np.ndarray | None
     resync: bool
+    curvature: bool = False
 
     def to_wire(self) -> list:
-        return [self.round, self.z, self.rho, self.resync]
+        return [self.round, self.z, self.rho, self.resync, self.curvature]
 
     @classmethod
     def from_wire(cls, fields: list) -> RoundRequest:
-        return cls(int(fields[0]), fields[1], float(fields[2]), bool(fields[3]))
+        return cls(int(fields[0]), fields[1], fields[2], bool(fields[3]), bool(fields[4]))
 
 
 @dataclass(frozen=True)
 class RoundReply:
     """An agent's answer to one round: the change of ``v_j`` and scalars (see module docstring).
 
-    ``residual`` is ``None`` in the agent's first round after a (re)start.
+    ``residual`` is ``None`` in the agent's first round after a (re)start; ``curvature``
+    (``D``) only when the request asked for it.
     """
 
     round: int
@@ -113,6 +125,7 @@ class RoundReply:
     loss: float
     iterations: int
     seconds: float
+    curvature: np.ndarray | None = None
 
     def to_wire(self) -> list:
         return [
@@ -125,6 +138,7 @@ class RoundReply:
             self.loss,
             self.iterations,
             self.seconds,
+            self.curvature,
         ]
 
     @classmethod
@@ -183,7 +197,9 @@ class ADMMCoordinator:
         self.D = self.lower.size
         self.coder = coder
         self.options = options
-        self.rho = float(options.rho if options.rho is not None else rho)
+        self.rho = np.full(self.D, float(options.rho if options.rho is not None else rho))
+        self.rho_sent = np.zeros(self.N, dtype=bool)  # agent holds the current penalty
+        self.scale = 1.0  # residual balancing's factor on top of the curvature penalty
         self.seed = int(seed)
         self.round = 0
         self.z_target = np.maximum(np.asarray(theta0, float), self.lower)
@@ -210,12 +226,15 @@ class ADMMCoordinator:
         message = self.coder.encode(self.z_target, self.z_hat, self._rng(0))
         new_hat = DeltaCoder.apply(message, self.z_hat)
         out: dict[int, RoundRequest] = {}
+        curvature = t in self.options.curvature_rounds
         for j in agents:
+            rho = None if self.rho_sent[j] and not self.resync[j] else self.rho.copy()
             if self.resync[j]:  # a full copy, in float64 so that it equals everyone's z_hat
                 full = DeltaCoder().encode(new_hat, np.zeros(self.D), self._rng(1 + j))
-                out[j] = RoundRequest(t, full, self.rho, True)
+                out[j] = RoundRequest(t, full, rho, True, curvature)
             else:
-                out[j] = RoundRequest(t, message, self.rho, False)
+                out[j] = RoundRequest(t, message, rho, False, curvature)
+            self.rho_sent[j] = True
         self._pending_hat = new_hat
         return out
 
@@ -223,6 +242,7 @@ class ADMMCoordinator:
         """Agent ``agent`` lost its state: it starts afresh in the next round."""
         self.resync[agent] = True
         self.heard[agent] = False
+        self.rho_sent[agent] = False
         self.v_hat[agent] = 0.0
 
     def drop(self, agent: int) -> None:
@@ -238,7 +258,7 @@ class ADMMCoordinator:
         self.z_previous, self.z_hat = self.z_used, self._pending_hat
         self.z_used = np.maximum(self.z_hat, self.lower)
         events = []
-        residuals, x_norms, dual_norms, losses = [], [], [], []
+        residuals, x_norms, dual_norms, losses, curvatures = [], [], [], [], []
         for j, reply in replies.items():
             if self.resync[j]:
                 self.v_hat[j] = 0.0
@@ -252,13 +272,15 @@ class ADMMCoordinator:
             x_norms.append(reply.x_norm2)
             dual_norms.append(reply.dual_norm2)
             losses.append(reply.loss_at_z)
+            if reply.curvature is not None:
+                curvatures.append(np.asarray(reply.curvature, float))
         if not self.heard.any():
             raise RuntimeError("no agent has answered yet; cannot form a consensus")
         in_run = int(self.active.sum())
         complete = len(replies) == in_run and len(residuals) == in_run
         N, D = len(replies), self.D
         r = math.sqrt(sum(residuals)) if complete else math.inf
-        s = self.rho * math.sqrt(max(N, 1)) * float(np.linalg.norm(self.z_used - self.z_previous))
+        s = math.sqrt(max(N, 1)) * float(np.linalg.norm(self.rho * (self.z_used - self.z_previous)))
         scale = math.sqrt(N * D) * self.options.abs_tol
         eps_pri = scale + self.options.rel_tol * max(
             math.sqrt(sum(x_norms)), math.sqrt(N) * float(np.linalg.norm(self.z_used))
@@ -266,7 +288,7 @@ class ADMMCoordinator:
         eps_dual = scale + self.options.rel_tol * math.sqrt(sum(dual_norms))
         record = RoundRecord(
             round=self.round,
-            rho=self.rho,
+            rho=float(np.median(self.rho)),
             primal_residual=r,
             dual_residual=s,
             primal_tol=eps_pri,
@@ -284,20 +306,35 @@ class ADMMCoordinator:
             self.final = self.z_used.copy()
         heard = self.heard & self.active
         self.z_target = np.maximum(self.v_hat[heard].mean(axis=0), self.lower)
-        if complete and not self.converged:
+        if curvatures and not self.converged:
+            self._set_penalty(np.mean(curvatures, axis=0))
+        elif complete and not self.converged:
             self._balance(r / eps_pri, s / eps_dual)
         return record
+
+    def _set_penalty(self, curvature: np.ndarray) -> None:
+        """``rho_m = curvature_scale x curvature_m``, kept within ``1e-3`` of the largest."""
+        rho = self.options.curvature_scale * np.maximum(curvature, 0.0)
+        top = float(rho.max(initial=0.0))
+        if not top > 0:
+            return
+        self.rho = self.scale * np.maximum(rho, 1e-3 * top)
+        self.rho_sent[:] = False
+        self._last_change = self.round
 
     def _balance(self, r: float, s: float) -> None:
         o = self.options
         if self.round > o.balance_rounds or self.round - self._last_change < o.balance_every:
             return
         if r > o.balance_mu * s:
-            self.rho *= o.balance_tau
+            factor = o.balance_tau
         elif o.balance_down and s > o.balance_mu * r:
-            self.rho /= o.balance_tau
+            factor = 1.0 / o.balance_tau
         else:
             return
+        self.scale *= factor
+        self.rho = self.rho * factor
+        self.rho_sent[:] = False
         self._last_change = self.round
 
     @property
@@ -318,6 +355,8 @@ class ADMMCoordinator:
         "z_hat",
         "z_used",
         "v_hat",
+        "rho_sent",
+        "scale",
         "active",
         "heard",
         "resync",
@@ -337,7 +376,9 @@ class ADMMCoordinator:
             value = np.asarray(state[f"admm_{name.strip('_')}"])
             setattr(self, name, value.copy() if value.ndim else value.item())
         self.round, self._last_change = int(self.round), int(self._last_change)
-        self.rho, self.converged = float(self.rho), bool(self.converged)
+        self.rho = np.asarray(self.rho, float)
+        self.scale = float(self.scale)
+        self.converged = bool(self.converged)
         if "admm_z_previous" in state:
             self.z_previous = np.asarray(state["admm_z_previous"], float)
         self.history = list(history)

@@ -75,7 +75,7 @@ class DeltaCoder:
         if self.exact:
             return Packed(enter, leave, None, 64, target.size, target[keep].copy())
         if self.delta is not None:
-            step = float(self.delta)
+            step = float(np.float32(self.delta))  # the header travels as float32
             levels = _stochastic_round(change / step, rng)
             codes = _zigzag(levels)
             width = max(1, int(codes.max(initial=0)).bit_length())

@@ -158,6 +158,26 @@ class SubKernelBank:
         weights[m] = 1.0
         return self.gram(weights)
 
+    def apply(self, v: np.ndarray, components: np.ndarray) -> np.ndarray:
+        """``K_m v`` for each listed component: ``n x len(components)``, one column each.
+
+        Per envelope group ``K_m v = sum_d phi_d o (E (phi_d o v))`` over the component's
+        feature columns ``d``: one matrix product per group.
+        """
+        components = np.asarray(components, dtype=int)
+        out = np.zeros((self.n, len(components)))
+        v = np.asarray(v, float)
+        for g, positions, order in self._by_group(components):
+            size = len(self.groups[g].components)
+            E = self._envelope(g)
+            acc = np.zeros((self.n, size))
+            for block in self._direction_blocks(g, positions):
+                Phi, owner = self._features(g, block)
+                columns = Phi * (E @ (Phi * v[:, None]))
+                acc += columns @ np.eye(size)[owner]
+            out[:, order] = acc[:, positions]
+        return out
+
     # --- Frobenius products --------------------------------------------------------------------
 
     def products(

@@ -168,7 +168,11 @@ def dsca(
             active = np.union1d(active, np.flatnonzero(pulled))
         c, q = objective.linearization(fac, active)
         linear = c if penalty is None else c + penalty.dual[active]
-        rho = 0.0 if penalty is None else penalty.rho
+        rho = (
+            np.zeros(len(active))
+            if penalty is None
+            else np.broadcast_to(np.asarray(penalty.rho, float), (objective.dim,))[active]
+        )
         anchor = np.zeros(len(active)) if penalty is None else penalty.anchor[active]
         grad = linear - q + rho * (theta[active] - anchor)
         if _stationarity(grad / c, theta[active], objective.lower[active]) <= options.kkt_tol:
@@ -184,7 +188,7 @@ def dsca(
         position = {int(m): i for i, m in enumerate(active)}
         for block in block_partition(active, options.blocks):
             sel = np.array([position[int(m)] for m in block])
-            sub = BlockSubproblem(block, theta, linear[sel], q[sel], rho, anchor[sel])
+            sub = BlockSubproblem(block, theta, linear[sel], q[sel], rho[sel], anchor[sel])
             proposal[block] = solver.solve(objective, sub)
         theta_new, fac_new, value_new, eta = _step(
             objective, theta, proposal, value, total, options, eta

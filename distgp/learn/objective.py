@@ -105,17 +105,17 @@ class ProximalTerm:
 
     Attributes:
         dual: ``lambda`` (``M + 1``), unscaled dual variable.
-        rho: penalty parameter (> 0).
+        rho: penalty (> 0): a scalar, or one value per parameter (``M + 1``).
         anchor: ``z`` (``M + 1``), the consensus vector.
     """
 
     dual: np.ndarray
-    rho: float
+    rho: float | np.ndarray
     anchor: np.ndarray
 
     def value(self, theta: np.ndarray) -> float:
         d = theta - self.anchor
-        return float(self.dual @ d + 0.5 * self.rho * (d @ d))
+        return float(self.dual @ d + 0.5 * np.sum(self.rho * d * d))
 
     def gradient(self, theta: np.ndarray) -> np.ndarray:
         return self.dual + self.rho * (theta - self.anchor)
@@ -165,6 +165,15 @@ class LocalObjective:
 
     def value(self, theta: np.ndarray) -> float:
         return self.factorize(theta).value
+
+    def curvature(self, theta: np.ndarray) -> np.ndarray:
+        """Gauss-Newton curvature ``2 (K_m alpha)^T C^-1 (K_m alpha)`` of ``l`` per parameter
+        (``M + 1``; the noise's ``K`` is ``I``): the data-fit part of the Hessian's diagonal, an
+        upper bound of the diagonal itself (the log-det part is concave)."""
+        fac = self.factorize(np.maximum(np.asarray(theta, float), self.lower))
+        Ka = np.column_stack((self.bank.apply(fac.alpha, np.arange(self.M)), fac.alpha))
+        solved = scipy.linalg.cho_solve((fac.L, True), Ka, check_finite=False)
+        return 2.0 * np.einsum("ij,ij->j", Ka, solved)
 
     def linearization(
         self, fac: Factorization, components: np.ndarray, traces: bool = True

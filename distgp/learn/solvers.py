@@ -40,7 +40,7 @@ class BlockSubproblem:
         theta: current full parameter vector.
         linear: ``b_s`` for the block (linearised log det plus dual).
         quad: ``alpha^T K_m alpha`` at ``theta`` for the block (reused by the first inner step).
-        rho: proximal weight (0 outside ADMM).
+        rho: proximal weight per entry (0 outside ADMM).
         anchor: ``z_s`` (zeros outside ADMM).
     """
 
@@ -48,7 +48,7 @@ class BlockSubproblem:
     theta: np.ndarray
     linear: np.ndarray
     quad: np.ndarray
-    rho: float
+    rho: np.ndarray
     anchor: np.ndarray
 
 
@@ -57,15 +57,17 @@ class BlockSolver(Protocol):
         """Return the block's new values (same order as ``problem.indices``)."""
 
 
-def positive_cubic_root(rho: float, b: np.ndarray, a: np.ndarray) -> np.ndarray:
-    """Minimiser over ``t >= 0`` of ``a / t + b t + rho/2 t^2`` (``a >= 0``), elementwise.
+def positive_cubic_root(rho: float | np.ndarray, b: np.ndarray, a: np.ndarray) -> np.ndarray:
+    """Minimiser over ``t >= 0`` of ``a / t + b t + rho/2 t^2`` (``a >= 0``), elementwise
+    (``rho`` a scalar or one positive value per entry).
 
     For ``a > 0`` it is the unique positive root of ``rho t^3 + b t^2 - a = 0``; for ``a = 0``
     it is ``max(0, -b / rho)``. With ``rho = 0`` the root is ``sqrt(a / b)`` (the SBL update).
     """
     a = np.maximum(np.asarray(a, float), 0.0)
     b = np.asarray(b, float)
-    if rho <= 0:
+    rho = np.asarray(rho, float)
+    if np.all(rho <= 0):
         if np.any((b <= 0) & (a > 0)):
             raise ConfigError("unbounded subproblem: a non-positive linear term with rho = 0")
         with np.errstate(divide="ignore", invalid="ignore"):
@@ -160,8 +162,9 @@ class ConicSolver:
             terms.append(cp.sum_squares(w0))
             columns.append(B @ w0)
         cost = cp.sum(cp.hstack(terms)) + problem.linear @ theta
-        if problem.rho > 0:
-            cost = cost + 0.5 * problem.rho * cp.sum_squares(theta - problem.anchor)
+        rho = np.broadcast_to(np.asarray(problem.rho, float), (len(idx),))
+        if np.any(rho > 0):
+            cost = cost + 0.5 * cp.sum(cp.multiply(rho, cp.square(theta - problem.anchor)))
         constraints = [cp.sum(columns) == objective.y, theta >= objective.lower[idx]]
         prob = cp.Problem(cp.Minimize(cost), constraints)
         options = {"eps_abs": 1e-9, "eps_rel": 1e-9} if self.solver == "SCS" else {}
