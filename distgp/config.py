@@ -102,12 +102,12 @@ class FitConfig:
         if c.quantize:
             _check(
                 c.bits is not None or c.delta is not None,
-                "quantisation needs bits (1..32) or delta (> 0); or set quantize: false",
+                "quantisation needs bits (2..32) or delta (> 0); or set quantize: false",
             )
             if c.delta is not None:
                 _check(c.delta > 0, f"delta must be positive, got {c.delta}")
             elif c.bits is not None:
-                _check(1 <= c.bits <= 32, f"bits must be in 1..32, got {c.bits}")
+                _check(2 <= c.bits <= 32, f"bits must be in 2..32, got {c.bits}")
         _check(c.max_rounds >= 1, f"max_rounds must be at least 1, got {c.max_rounds}")
         _check(
             c.local_iterations >= 1,

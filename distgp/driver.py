@@ -60,6 +60,8 @@ class FitResult:
         missing: agents that left the run for good (their data was lost), one line each.
         stop: the stopping rule at the last round: residuals and unwidened tolerances.
         prediction: ``(mean, std)`` at the ``X_test`` given to :func:`fit`, raw units.
+        parts: the agents' shards (arrays the driver dealt, or file specs), for private
+            prediction later (:func:`predict_with_agents`).
     """
 
     model: GSMPModel
@@ -80,6 +82,7 @@ class FitResult:
     missing: list[str] = field(default_factory=list)
     stop: dict[str, float] = field(default_factory=dict)
     prediction: tuple[np.ndarray, np.ndarray] | None = None
+    parts: list = field(default_factory=list)
 
 
 Reporter = Callable[[str, dict[str, Any]], None]
@@ -258,22 +261,30 @@ def fit(
         missing=run["missing"],
         stop=run["stop"],
         prediction=prediction,
+        parts=parts,
     )
 
 
 def predict_with_agents(
-    model: GSMPModel, X: np.ndarray, backend: Backend | None = None
+    model: GSMPModel,
+    X: np.ndarray,
+    backend: Backend | None = None,
+    parts: list[Shard] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Private prediction after the fit: rebuild the fit's agents from its shards (the same
-    shard files, or the same one-file simulation), set them up with the model's kernel and
-    combine their experts at raw inputs ``X``. Raw-unit mean and std (noise included)."""
+    """Private prediction after the fit: rebuild the fit's agents from its shards (``parts``, or
+    from the fit's settings: the same shard files, or the same one-file simulation), set them up
+    with the model's kernel and combine their experts at raw inputs ``X``. Raw-unit mean and std
+    (noise included). Shard files are read by agents on the fit's backend; a one-file simulation
+    (whose data the driver holds anyway) runs its agents in this process."""
     from distgp.config import build
     from distgp.data import load_dataset
 
     if model.recipe is None or not model.run_config:
         raise ModelFileError("this private model does not record its agents; refit it")
     config = build(FitConfig, json.loads(model.run_config), "")
-    if config.data.shards is not None:
+    if parts is not None:
+        pass
+    elif config.data.shards is not None:
         from distgp.cli.fit import shard_files
 
         parts: list[Shard] = list(shard_files(config))
@@ -297,7 +308,10 @@ def predict_with_agents(
         parts = [ShardArrays(data.X_train[i], data.y_train[i]) for i in indices]
     theta = np.r_[model.weights, model.noise_variance]
     owned = backend is None
-    backend = backend or make_backend(config.backend_name, config.backend.address)
+    if backend is None:
+        files = any(isinstance(part, ShardFile) for part in parts)
+        name = config.backend_name if files else "inline"
+        backend = make_backend(name, config.backend.address if files else None)
     with backend if owned else contextlib.nullcontext(backend):
         backend.start(parts)
         _answers(backend.broadcast("summary", config.data.min_shard_size))
@@ -507,7 +521,9 @@ def _admm(
         round_events: list[str] = []
         for j, r in replies.items():
             if isinstance(r, AgentFailure):
-                round_events.append(f"round {coordinator.round + 1}: agent {j} {r.reason}")
+                round_events.append(
+                    f"round {coordinator.round + 1}: agent {j} {r.reason}; left out"
+                )
                 _recover(backend, j, coordinator, setup_args, round_events, missing)
             else:
                 answered[j] = RoundReply.from_wire(r)

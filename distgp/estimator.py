@@ -172,6 +172,7 @@ class GSMPRegressor:
         model = result.model
         y_var = model.scaler.y_scale**2
         self.model_ = model
+        self._parts = result.parts  # each agent's shard: private prediction asks them
         self.theta_ = result.theta.copy()
         self.weights_ = model.weights * y_var
         self.noise_variance_ = float(model.noise_variance * y_var)
@@ -197,6 +198,11 @@ class GSMPRegressor:
         """Predictive mean (``n_*``), and the standard deviation with noise if ``return_std``."""
         self._check_fitted()
         X = check_X(X, dims=self.n_features_in_, what="prediction inputs X")
+        if self.model_.private:
+            from distgp.driver import predict_with_agents
+
+            mean, std = predict_with_agents(self.model_, X, parts=self._parts)
+            return (mean, std) if return_std else mean
         return self.model_.predict(X, return_std=return_std)
 
     def score(self, X, y) -> float:

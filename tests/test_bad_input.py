@@ -30,13 +30,15 @@ def make_files(folder: Path) -> dict[str, str]:
     folder.mkdir(parents=True, exist_ok=True)
     x = np.arange(1.0, 21.0)[:, None]
     y = np.sin(x[:, 0])
+    x_good = np.arange(1.0, 31.0)[:, None]  # two agents of at least 10 points each
+    y_good = np.sin(x_good[:, 0])
     files = {
         "good": _mat(
             folder / "good.mat",
-            xtrain=x[:16],
-            ytrain=y[:16, None],
-            xtest=x[16:],
-            ytest=y[16:, None],
+            xtrain=x_good[:24],
+            ytrain=y_good[:24, None],
+            xtest=x_good[24:],
+            ytest=y_good[24:, None],
         ),
         "wrongkeys": _mat(folder / "wrongkeys.mat", X=x, Y=y),
         "nan": _mat(
@@ -124,7 +126,7 @@ CLI_CASES = {
         "fit --data {small} --agents 4 --backend inline",
         "use at most 3",
     ),
-    "fit: bits outside 1..32": ("fit --data {good} --agents 2 --bits 33 --backend inline", "1..32"),
+    "fit: bits outside 2..32": ("fit --data {good} --agents 2 --bits 33 --backend inline", "2..32"),
     "fit: delta <= 0": ("fit --data {good} --agents 2 --delta -0.5 --backend inline", "positive"),
     "fit: shard column that does not exist": (
         "fit --data {table} --shard column:region",

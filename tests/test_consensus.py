@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from distgp.consensus import ADMMCoordinator, ADMMOptions, DeltaCoder, Packed, decode, encode
+from distgp.consensus import ADMMCoordinator, ADMMOptions, DeltaCoder, decode, encode
 from distgp.consensus.admm import RoundReply
 from distgp.consensus.wire import WireError, dense_float64_size, float64_size
 from distgp.exceptions import ConfigError

@@ -272,6 +272,7 @@ class RayBackend(Backend):
         try:
             nodes = ray.get([a.node_id.remote() for a in self._actors], timeout=START_TIMEOUT)
         except GetTimeoutError:
+            self._release_agents()  # pending actors would hold on to the cluster's CPUs
             raise BackendError(
                 f"the {len(shards)} agents did not start within {START_TIMEOUT:g} s (each needs "
                 f"{share:g} CPU, the cluster has {total:g}); lower --cpus-per-agent or add nodes"

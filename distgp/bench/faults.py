@@ -81,14 +81,14 @@ def hanging_agent(agent: int, round: int, seconds: float) -> type:
     """An :class:`~distgp.agents.agent.Agent` subclass for ``RayBackend(agent_class=...)``:
     agent ``agent`` sleeps ``seconds`` before answering round ``round`` (once; a replacement
     started later is asked for later rounds only)."""
-    from distgp.agents.agent import Agent, StepReply
+    from distgp.agents.agent import Agent
 
-    def local_step(self, round_: int, z, dual, rho: float) -> StepReply:
-        if self.agent_id == agent and round_ == round:
+    def round_(self, request: list) -> list:
+        if self.agent_id == agent and int(request[0]) == round:
             time.sleep(seconds)
-        return Agent.local_step(self, round_, z, dual, rho)
+        return Agent.round(self, request)
 
-    return type("HangingAgent", (Agent,), {"local_step": local_step, "__module__": __name__})
+    return type("HangingAgent", (Agent,), {"round": round_, "__module__": __name__})
 
 
 def run(args: argparse.Namespace) -> int:
@@ -192,10 +192,17 @@ def _run_fit(
 
     tic = time.perf_counter()
     try:
-        result = fit(dataset.X_train, dataset.y_train, config, report=report, backend=backend)
+        result = fit(
+            dataset.X_train,
+            dataset.y_train,
+            config,
+            report=report,
+            backend=backend,
+            X_test=dataset.X_test,
+        )
     except Exception as exc:  # a failed run is a result of this benchmark
         return {"completed": False, "error": f"{type(exc).__name__}: {exc}"}
-    mean, std = result.model.predict(dataset.X_test, return_std=True)
+    mean, std = result.prediction
     return {
         "completed": True,
         "mse": regression_metrics(dataset.y_test, mean, std)["mse"],

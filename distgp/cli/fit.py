@@ -140,14 +140,17 @@ def add_parser(commands) -> None:
     cons.add_argument("--agents", type=integer, metavar="N", help="number of agents (default 1)")
     q = cons.add_mutually_exclusive_group()
     q.add_argument(
-        "--bits", type=integer, metavar="B", help="bits per weight per message (default 8)"
+        "--bits",
+        type=integer,
+        metavar="B",
+        help="bits per changed weight per message, 2..32 (default 8)",
     )
     q.add_argument(
         "--delta", type=number, metavar="D", help="uniform quantisation step instead of --bits"
     )
     q.add_argument("--no-quantize", action="store_true", help="send float64 messages")
     cons.add_argument("--rho", type=number, help="initial ADMM penalty (default: mean shard size)")
-    cons.add_argument("--rounds", type=integer, metavar="R", help="ADMM round cap (default 50)")
+    cons.add_argument("--rounds", type=integer, metavar="R", help="ADMM round cap (default 200)")
     cons.add_argument(
         "--local-iterations",
         type=integer,

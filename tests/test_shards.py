@@ -1,0 +1,143 @@
+"""Shard files read by their agents: the driver never opens them, the model holds no training
+point, and bad shards are one-line errors with exit status 2 and nothing written."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from distgp.cli import main
+from distgp.io import read_npz
+from tests.helpers import smooth_regression
+
+SITES = 3
+PER_SITE = 30
+
+
+def write_sites(folder, sizes=(PER_SITE,) * SITES, columns=("a", "b", "y")):
+    """One CSV per site plus a test file; returns (all training X, all training y)."""
+    X, y = smooth_regression(n=sum(sizes) + 20, dims=2, seed=3)
+    start = 0
+    for j, size in enumerate(sizes):
+        part = slice(start, start + size)
+        frame = pd.DataFrame({columns[0]: X[part, 0], columns[1]: X[part, 1], columns[2]: y[part]})
+        frame.to_csv(folder / f"site-{j}.csv", index=False)
+        start += size
+    test = pd.DataFrame({"a": X[start:, 0], "b": X[start:, 1], "y": y[start:]})
+    test.to_csv(folder / "test.csv", index=False)
+    return X[:start], y[:start]
+
+
+def fit_args(folder, out, *extra, backend="inline"):
+    return [
+        "fit",
+        "--shards",
+        str(folder / "site-*.csv"),
+        "--target",
+        "y",
+        "--test",
+        str(folder / "test.csv"),
+        "--components",
+        "40",
+        "--rounds",
+        "6",
+        "--backend",
+        backend,
+        "--no-plots",
+        "--quiet",
+        "--out",
+        str(out),
+        *extra,
+    ]
+
+
+def test_agents_read_their_own_files_and_the_driver_never_does(tmp_path, ray_local, monkeypatch):
+    X, y = write_sites(tmp_path)
+    opened = []
+    real = pd.read_csv
+
+    def spy(path, *args, **kwargs):
+        opened.append(str(path))
+        return real(path, *args, **kwargs)
+
+    monkeypatch.setattr(pd, "read_csv", spy)  # this process only: the agents run in Ray actors
+    out = tmp_path / "out"
+    assert main(fit_args(tmp_path, out, backend="ray")) == 0
+    assert opened == [str(tmp_path / "test.csv")]
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["agents"] == SITES and metrics["n_train"] == SITES * PER_SITE
+    assert metrics["prediction"] == "private" and metrics["n_test"] == 20
+    model = read_npz(out / "model.npz")
+    assert "X_train" not in model and "y_train" not in model
+    for key, value in model.items():
+        if np.asarray(value).dtype.kind == "f":
+            assert not np.isin(value, y).any() and not np.isin(value, X).any(), key
+
+
+@pytest.mark.parametrize(
+    "setup,extra,message",
+    [
+        ("missing", (), "agent 1 on node local: cannot read shard file"),
+        ("columns", (), "every shard needs the same input columns"),
+        ("small", (), "holds 4 point(s), below the minimum of 10"),
+        ("ok", ("--predict", "pooled"), "pooled prediction needs the training data"),
+    ],
+)
+def test_bad_shards_are_one_line_errors_and_nothing_is_written(
+    tmp_path, capsys, setup, extra, message
+):
+    sizes = (PER_SITE, 4, PER_SITE) if setup == "small" else (PER_SITE,) * SITES
+    write_sites(tmp_path, sizes)
+    if setup == "columns":
+        frame = pd.read_csv(tmp_path / "site-2.csv").rename(columns={"b": "c"})
+        frame.to_csv(tmp_path / "site-2.csv", index=False)
+    shards = str(tmp_path / "site-*.csv")
+    if setup == "missing":
+        shards = ",".join(str(tmp_path / name) for name in ("site-0.csv", "gone.csv", "site-2.csv"))
+    args = fit_args(tmp_path, tmp_path / "out", *extra)
+    args[args.index("--shards") + 1] = shards
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and message in err, err
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+
+
+def test_a_placement_no_node_has_is_refused(tmp_path, ray_local, capsys):
+    write_sites(tmp_path)
+    args = fit_args(tmp_path, tmp_path / "out", backend="ray")
+    args[args.index("--shards") + 1] = f"{tmp_path / 'site-*.csv'}@rack_on_the_moon"
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "no node of the Ray cluster has the resources" in err and "rack_on_the_moon" in err
+
+
+def test_private_model_predicts_through_rebuilt_agents(tmp_path):
+    write_sites(tmp_path)
+    out = tmp_path / "out"
+    assert main(fit_args(tmp_path, out)) == 0
+    predicted = tmp_path / "predicted"
+    test = str(tmp_path / "test.csv")
+    assert (
+        main(
+            [
+                "predict",
+                "--model",
+                str(out / "model.npz"),
+                "--data",
+                test,
+                "--out",
+                str(predicted),
+                "--quiet",
+            ]
+        )
+        == 0
+    )
+    metrics = json.loads((out / "metrics.json").read_text())
+    frame = pd.read_csv(predicted / "predictions.csv")
+    truth = pd.read_csv(test)["y"].to_numpy()
+    assert np.mean((frame["mean"].to_numpy() - truth) ** 2) == pytest.approx(
+        metrics["mse"], rel=1e-9
+    )
