@@ -135,8 +135,10 @@ class GSMPRefitter:
             self._backend.shutdown()
             self._backend = None
 
-    def __call__(self, X: np.ndarray, y: np.ndarray, agent: np.ndarray) -> GSMPArmKernel:
-        """Fit on encoded points ``X`` (``n x D``), rewards ``y`` and the agent of each point."""
+    def __call__(self, X: np.ndarray, y: np.ndarray, agent: np.ndarray) -> GSMPArmKernel | None:
+        """Fit on encoded points ``X`` (``n x D``), rewards ``y`` and the agent of each point;
+        ``None`` while the agents hold too few evaluations (below the minimum shard size) to
+        send anything about them."""
         from distgp.config import FitConfig
         from distgp.driver import fit
 
@@ -151,7 +153,10 @@ class GSMPRefitter:
         fc.backend.address = c.agents.address
         fc.seed = c.seed
         counts = np.bincount(agent, minlength=c.agents.count)
-        own_data = counts.size == c.agents.count and counts.min() >= 2
+        minimum = fc.data.min_shard_size
+        own_data = counts.size == c.agents.count and counts.min() >= minimum
+        if not own_data and len(y) < minimum * c.agents.count:
+            return None  # too few evaluations for every agent to say anything about them
         fc.data.shard = "column:agent" if own_data else "random"
         if self._backend is None:
             from distgp.agents.backends import make_backend
@@ -247,8 +252,9 @@ def optimize(
                 )
             successes = bandit.observations
             if refitter is not None and successes >= next_fit:
-                next_fit = successes + config.kernel.refit_every
-                _refit(bandit, refitter, records, problem, space, events)
+                waiting = not _refit(bandit, refitter, records, problem, space, events)
+                # too few evaluations per agent yet: try again after the next one
+                next_fit = successes + (1 if waiting else config.kernel.refit_every)
             if save is not None and len(records) < config.budget:
                 save(
                     {
@@ -323,12 +329,17 @@ def _refit(
     problem: Problem,
     space: Space,
     events: list[str],
-) -> None:
+) -> bool:
+    """Re-learn the GSMP kernel; ``False`` while the agents hold too few evaluations."""
     good = [r for r in records if r.error is None]
     X = np.array([space.encode(r.params) for r in good])
     y = np.array([problem.sign * r.value for r in good])
     agent = np.array([r.agent for r in good], dtype=int)
     try:
-        bandit.set_kernel(refitter(X, y, agent))
+        kernel = refitter(X, y, agent)
+        if kernel is None:
+            return False
+        bandit.set_kernel(kernel)
     except DistGPError as exc:
         events.append(f"GSMP re-fit after {len(records)} evaluations skipped: {exc}")
+    return True
