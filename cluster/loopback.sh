@@ -9,6 +9,14 @@
 #   LOOPBACK_LIMIT    seconds before the whole run is aborted (default 240)
 #   LOOPBACK_AGENTS   agents of the fit (default 4)
 #   LOOPBACK_ROUNDS   ADMM round cap of the fit (default 20)
+#   LOOPBACK_SHARDS=1 fit from shard files instead of DATA: each node gets its own folder
+#                     (DISTGP_NODE_DIR in its environment) holding only the shards of the agents
+#                     pinned to it (custom resources site_head / site_worker); the driver reads
+#                     only the test file. The agents' shard path is "$DISTGP_NODE_DIR/site-J.csv",
+#                     expanded on the node where each agent runs.
+#   LOOPBACK_KILL_ROUND=R  with LOOPBACK_SHARDS=1: kill the second node once the fit has
+#                     checkpointed round R; the fit must finish with the head node's agents and
+#                     report the worker's agents as missing
 #   LOOPBACK_KEEP=1   keep the temporary directory (Ray logs, not the token) for debugging
 #   PYTHON            interpreter with ray and distgp (default: python); `ray` and `distgp` are
 #                     taken from PATH
@@ -160,8 +168,11 @@ export RAY_AUTH_MODE=token RAY_AUTH_TOKEN_PATH="$TMP/auth_token"
 
 common=(--block --node-ip-address=127.0.0.1 --num-cpus=1 --object-store-memory=134217728
     --disable-usage-stats)
+SHARDS="${LOOPBACK_SHARDS:-0}"
+mkdir -p "$TMP/data/head" "$TMP/data/worker"
 log "starting the head node on 127.0.0.1:$GCS_PORT"
-env "$MARK" setsid ray start --head "${common[@]}" --port="$GCS_PORT" --temp-dir="$TMP/head" \
+env "$MARK" DISTGP_NODE_DIR="$TMP/data/head" setsid ray start --head "${common[@]}" \
+    --port="$GCS_PORT" --temp-dir="$TMP/head" --resources='{"site_head": 4}' \
     --include-dashboard=false --dashboard-host=127.0.0.1 --dashboard-port="${PORTS[1]}" \
     --ray-client-server-port="${PORTS[2]}" --node-manager-port="${PORTS[3]}" \
     --object-manager-port="${PORTS[4]}" --dashboard-agent-listen-port="${PORTS[5]}" \
@@ -183,8 +194,9 @@ if ! grep -q "Ray runtime started" "$TMP/head.log"; then
 fi
 
 log "starting the second node"
-env "$MARK" setsid ray start --address="127.0.0.1:$GCS_PORT" "${common[@]}" \
-    --temp-dir="$TMP/worker" \
+env "$MARK" DISTGP_NODE_DIR="$TMP/data/worker" setsid ray start \
+    --address="127.0.0.1:$GCS_PORT" "${common[@]}" \
+    --temp-dir="$TMP/worker" --resources='{"site_worker": 4}' \
     --node-manager-port="${PORTS[9]}" --object-manager-port="${PORTS[10]}" \
     --dashboard-agent-listen-port="${PORTS[11]}" --dashboard-agent-grpc-port="${PORTS[12]}" \
     --metrics-export-port="${PORTS[13]}" --runtime-env-agent-port="${PORTS[14]}" \
@@ -214,11 +226,58 @@ if ! wait "$CHILD_PID"; then
     exit 1
 fi
 
-log "distgp fit --data $DATA --agents $AGENTS on the cluster"
-distgp fit --data "$DATA" --agents "$AGENTS" --rounds "$ROUNDS" --backend ray \
-    --address "127.0.0.1:$GCS_PORT" --round-timeout 60 --no-plots --quiet --out "$OUT" &
-CHILD_PID=$!
-wait "$CHILD_PID"
+if [[ "$SHARDS" == 1 ]]; then
+    # Four sites: agents 0 and 1 on the head node, 2 and 3 on the second node. Each shard file
+    # exists only in the folder of the node its agent is pinned to.
+    "$PYTHON" - "$TMP/data" <<'PY'
+import sys
+
+import numpy as np
+
+folder = sys.argv[1]
+rng = np.random.default_rng(0)
+x = rng.uniform(0, 10, size=(4 * 60 + 40, 2))
+y = np.sin(x[:, 0]) + 0.3 * x[:, 1] + 0.1 * rng.standard_normal(len(x))
+rows = lambda idx: "a,b,y\n" + "".join(f"{x[i, 0]},{x[i, 1]},{y[i]}\n" for i in idx)  # noqa: E731
+for j in range(4):
+    node = "head" if j < 2 else "worker"
+    with open(f"{folder}/{node}/site-{j}.csv", "w") as f:
+        f.write(rows(range(60 * j, 60 * (j + 1))))
+with open(f"{folder}/test.csv", "w") as f:
+    f.write(rows(range(240, 280)))
+PY
+    # shellcheck disable=SC2016
+    SHARD_LIST='$DISTGP_NODE_DIR/site-0.csv@site_head,$DISTGP_NODE_DIR/site-1.csv@site_head,$DISTGP_NODE_DIR/site-2.csv@site_worker,$DISTGP_NODE_DIR/site-3.csv@site_worker'
+    log "distgp fit --shards (4 site files, 2 per node) on the cluster"
+    (cd "$TMP" && exec distgp fit --shards "$SHARD_LIST" --target y --test "$TMP/data/test.csv" \
+        --rounds "$ROUNDS" --components 60 --backend ray --address "127.0.0.1:$GCS_PORT" \
+        --round-timeout 20 --no-plots --quiet --out "$OUT") &
+    CHILD_PID=$!
+    if [[ -n "${LOOPBACK_KILL_ROUND:-}" ]]; then
+        until "$PYTHON" - "$OUT/checkpoint.npz" "$LOOPBACK_KILL_ROUND" 2>/dev/null <<'PY'
+import sys
+
+import numpy as np
+
+with np.load(sys.argv[1]) as state:
+    sys.exit(0 if int(state["admm_round"]) >= int(sys.argv[2]) else 1)
+PY
+        do
+            kill -0 "$CHILD_PID" 2>/dev/null || break
+            sleep 0.5
+        done
+        log "killing the second node (its agents' data goes with it)"
+        kill -KILL -- "-$WORKER_PID" 2>/dev/null || true
+        WORKER_PID=""
+    fi
+    wait "$CHILD_PID"
+else
+    log "distgp fit --data $DATA --agents $AGENTS on the cluster"
+    distgp fit --data "$DATA" --agents "$AGENTS" --rounds "$ROUNDS" --backend ray \
+        --address "127.0.0.1:$GCS_PORT" --round-timeout 60 --no-plots --quiet --out "$OUT" &
+    CHILD_PID=$!
+    wait "$CHILD_PID"
+fi
 
 "$PYTHON" - "$OUT/metrics.json" <<'PY'
 import json
@@ -229,6 +288,7 @@ with open(sys.argv[1]) as f:
 nodes = metrics["nodes"]
 print(f"nodes: {nodes}")
 print(f"mse: {metrics['mse']:.6g}  rounds: {metrics['rounds']}  events: {metrics['events']}")
+print(f"missing agents: {metrics.get('missing_agents')}")
 if len(set(nodes)) != 2:
     sys.exit(f"FAIL: expected the agents on 2 distinct nodes, got {len(set(nodes))}")
 print("OK: agents ran on 2 nodes")

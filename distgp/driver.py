@@ -62,6 +62,7 @@ class FitResult:
         prediction: ``(mean, std)`` at the ``X_test`` given to :func:`fit`, raw units.
         parts: the agents' shards (arrays the driver dealt, or file specs), for private
             prediction later (:func:`predict_with_agents`).
+        n_train: training points of the agents that finished the run.
     """
 
     model: GSMPModel
@@ -83,6 +84,7 @@ class FitResult:
     stop: dict[str, float] = field(default_factory=dict)
     prediction: tuple[np.ndarray, np.ndarray] | None = None
     parts: list = field(default_factory=list)
+    n_train: int = 0
 
 
 Reporter = Callable[[str, dict[str, Any]], None]
@@ -262,6 +264,7 @@ def fit(
         stop=run["stop"],
         prediction=prediction,
         parts=parts,
+        n_train=n_total,
     )
 
 

@@ -39,6 +39,7 @@ from distgp.exceptions import BackendError, ConfigError, InputDataError
 
 BACKENDS = ("inline", "ray")
 START_TIMEOUT = 120.0  # seconds an agent's actor may take to start (scheduling, process, imports)
+PLACED_RESTART_TIMEOUT = 30.0  # a pinned agent's replacement: its node may just have died
 
 
 @dataclass(frozen=True)
@@ -341,11 +342,16 @@ class RayBackend(Backend):
                 f"{shard.path}; its data is missing from the rest of the run"
             )
         self._actors[agent] = self._spawn(agent)
+        placed = isinstance(shard, ShardFile) and bool(shard.resources)
+        timeout = PLACED_RESTART_TIMEOUT if placed else START_TIMEOUT
         try:
-            node = ray.get(self._actors[agent].node_id.remote(), timeout=START_TIMEOUT)
+            node = ray.get(self._actors[agent].node_id.remote(), timeout=timeout)
         except (GetTimeoutError, RayActorError) as exc:
+            with contextlib.suppress(Exception):
+                ray.kill(self._actors[agent], no_restart=True)
+            where = f" on a node with {dict(shard.resources)}" if placed else ""
             raise BackendError(
-                f"replacement of agent {agent} did not start ({type(exc).__name__})"
+                f"replacement of agent {agent} did not start{where} ({type(exc).__name__})"
             ) from None
         self._nodes[agent] = str(node)
 

@@ -390,7 +390,7 @@ def metrics_record(dataset, config, result) -> dict:
     y_var = model.scaler.y_scale**2
     return {
         **scores,
-        "n_train": int(sum(result.shard_sizes)),
+        "n_train": result.n_train,
         "n_test": len(dataset.y_test),
         "dims": dataset.dims,
         "agents": result.agents,
