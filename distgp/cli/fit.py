@@ -15,6 +15,7 @@ from distgp.cli.common import (
     number,
     resumed_config,
 )
+from distgp.config import ConsensusConfig, LearnConfig
 
 FLAGS = {
     "data": "data.source",
@@ -128,7 +129,7 @@ def add_parser(commands) -> None:
         "--max-iterations",
         type=integer,
         metavar="K",
-        help="DSCA iterations of a single-agent fit (default 300)",
+        help=f"DSCA iterations of a single-agent fit (default {LearnConfig.max_iterations})",
     )
     learn.add_argument(
         "--noise-floor",
@@ -155,7 +156,7 @@ def add_parser(commands) -> None:
         "--local-iterations",
         type=integer,
         metavar="K",
-        help="DSCA iterations per agent per round (default 5)",
+        help=f"DSCA iterations per agent per round (default {ConsensusConfig.local_iterations})",
     )
     run = p.add_argument_group("where agents run")
     run.add_argument(

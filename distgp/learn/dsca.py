@@ -47,7 +47,7 @@ class DSCAOptions:
         overrelax: try over-relaxed steps (see module docstring); off gives plain SCA steps.
     """
 
-    max_iterations: int = 300
+    max_iterations: int = 500
     tol: float = 1e-9
     blocks: int = 4
     prune_tol: float = 1e-4

@@ -20,14 +20,14 @@ from dataclasses import dataclass, field
 import numpy as np
 import scipy.linalg
 
-from distgp.exceptions import DistGPError, NumericsWarning
+from distgp.exceptions import NumericalError, NumericsWarning
 from distgp.kernels.bank import SubKernelBank
 
 JITTER_INITIAL = 1e-10  # relative to the mean diagonal
 JITTER_MAX = 1e-3
 
 
-class NotPositiveDefiniteError(DistGPError, np.linalg.LinAlgError):
+class NotPositiveDefiniteError(NumericalError, np.linalg.LinAlgError):
     """The covariance stays indefinite even after the largest jitter."""
 
 

@@ -25,7 +25,7 @@ from typing import Protocol
 
 import numpy as np
 
-from distgp.exceptions import ConfigError
+from distgp.exceptions import ConfigError, NumericalError
 from distgp.learn.objective import LocalObjective, ProximalTerm
 
 SOLVERS = ("closed_form", "cvxpy")
@@ -69,7 +69,7 @@ def positive_cubic_root(rho: float | np.ndarray, b: np.ndarray, a: np.ndarray) -
     rho = np.asarray(rho, float)
     if np.all(rho <= 0):
         if np.any((b <= 0) & (a > 0)):
-            raise ConfigError("unbounded subproblem: a non-positive linear term with rho = 0")
+            raise NumericalError("unbounded subproblem: a non-positive linear term with rho = 0")
         with np.errstate(divide="ignore", invalid="ignore"):
             return np.where(a > 0, np.sqrt(a / np.where(b > 0, b, 1.0)), 0.0)
     base = np.maximum(-b / rho, 0.0)
@@ -170,8 +170,9 @@ class ConicSolver:
         options = {"eps_abs": 1e-9, "eps_rel": 1e-9} if self.solver == "SCS" else {}
         prob.solve(solver=self.solver, **options)
         if theta.value is None:
-            raise ConfigError(
-                f"cvxpy ({self.solver}) failed on the block subproblem: {prob.status}"
+            raise NumericalError(
+                f"cvxpy ({self.solver}) failed on the block subproblem: {prob.status}; "
+                "try solver closed_form"
             )
         return np.maximum(np.asarray(theta.value, float), objective.lower[idx])
 
