@@ -35,7 +35,8 @@ def test_optuna_sampler_end_to_end():
     study = optuna_study(0)
     bandit = study.sampler.bandit.bandit
     assert len(study.trials) == 25
-    assert bandit.observations == 24 and bandit.failures == 1
+    # only completed trials inform the model (as in Optuna's GPSampler): the crash is not told
+    assert bandit.observations == 24 and bandit.failures == 0 and not bandit.pending
     assert study.best_value < 3.0
     assert set(study.best_params) == {"x", "n", "lr", "kind"}
     assert all(isinstance(t.params["n"], int) for t in study.trials)
@@ -61,7 +62,84 @@ def test_optuna_maximisation_and_fallback_warning(caplog):
             n_trials=8,
         )
     assert study.best_value > -0.05
-    assert "RandomSampler" in caplog.text and "warn_independent_sampling" in caplog.text
+    assert "RandomSampler" not in caplog.text  # the categorical is part of the joint space
+    assert {t.params["c"] for t in study.trials} <= {"p", "q"}
+
+
+def test_optuna_conditional_parameter_goes_to_the_independent_sampler(caplog):
+    from optuna.samplers import QMCSampler
+
+    from distgp.integrations.optuna import BKBSampler
+
+    def objective(trial):
+        x = trial.suggest_float("x", 0, 1)
+        if trial.number % 2:
+            return x + trial.suggest_float("extra", 0, 1)
+        return x
+
+    sampler = BKBSampler(seed=0, arms=100, independent_sampler=QMCSampler(seed=0))
+    study = optuna.create_study(sampler=sampler)
+    with caplog.at_level("WARNING"):
+        study.optimize(objective, n_trials=6)
+    assert "QMCSampler" in caplog.text and "warn_independent_sampling" in caplog.text
+    assert sampler.bandit.space.params[0].name == "x" and len(sampler.bandit.space.params) == 1
+
+
+def test_optuna_pruned_and_failed_trials_carry_no_value():
+    from distgp.integrations.optuna import BKBSampler
+
+    def objective(trial):
+        x = trial.suggest_float("x", 0, 1)
+        if trial.number % 3 == 1:
+            raise optuna.TrialPruned()
+        if trial.number % 3 == 2:
+            return float("nan")  # Optuna marks the trial failed
+        return x
+
+    study = optuna.create_study(sampler=BKBSampler(seed=0, arms=100))
+    study.optimize(objective, n_trials=12)
+    bandit = study.sampler.bandit.bandit
+    assert bandit.observations == 4 and bandit.failures == 0 and not bandit.pending
+
+
+def test_optuna_multi_objective_is_refused():
+    from distgp.integrations.optuna import BKBSampler
+
+    study = optuna.create_study(directions=["minimize", "minimize"], sampler=BKBSampler(seed=0))
+    with pytest.raises(ValueError, match="multi-objective"):
+        study.optimize(lambda t: (t.suggest_float("x", 0, 1), 1.0), n_trials=1, catch=())
+
+
+STUDIES = 200  # threaded studies in the race test (about 1 in 20 broke before the lock)
+
+
+def test_optuna_threaded_studies_never_corrupt_the_bandit():
+    from distgp.integrations.optuna import BKBSampler
+
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+
+    def objective(trial):
+        x, y = trial.suggest_float("x", -2, 2), trial.suggest_float("y", -2, 2)
+        if trial.number % 7 == 3:
+            raise ValueError("this trial crashes")
+        if trial.number % 7 == 5:
+            raise optuna.TrialPruned()
+        return (x - 0.3) ** 2 + (y + 0.5) ** 2
+
+    corrupted = []
+    for seed in range(STUDIES):
+        sampler = BKBSampler(seed=seed, arms=64, warn_independent_sampling=False)
+        study = optuna.create_study(sampler=sampler)
+        try:
+            study.optimize(objective, n_trials=12, n_jobs=2, catch=(ValueError,))
+        except Exception as exc:  # anything the sampler raised in a worker thread
+            corrupted.append((seed, repr(exc)))
+            continue
+        bandit = sampler.bandit.bandit
+        complete = sum(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials)
+        if bandit.observations != complete or bandit.pending or bandit.failures:
+            corrupted.append((seed, bandit.observations, complete, bandit.pending))
+    assert corrupted == []
 
 
 # Tune starts a trial actor per trial: about 30 s on a busy 2-core box, kept in the default run
