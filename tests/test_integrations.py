@@ -200,3 +200,49 @@ def test_tune_searcher_batches_state_and_errors(tmp_path):
         restored.suggest(f"a{i}") for i in range(3)
     ]
     assert second is not None
+
+
+def test_tune_pruned_missing_metric_and_points_to_evaluate(tmp_path):
+    pytest.importorskip("ray.tune")
+    from ray import tune
+
+    from distgp.exceptions import ConfigError
+    from distgp.integrations.tune import BKBSearch
+
+    space = {"x": tune.uniform(0, 1), "opt": {"k": tune.randint(0, 4)}}
+    points = [{"x": 0.5, "opt": {"k": 2}}, {"x": 0.123456, "opt": {"k": 0}}]
+    searcher = BKBSearch(
+        space, metric="loss", mode="min", seed=0, arms=100, points_to_evaluate=points
+    )
+    bandit = searcher.bandit.bandit
+    assert [searcher.suggest("p0"), searcher.suggest("p1")] == points  # first, in order
+    assert len(bandit.arms) == 102  # neither point is one of the 100 Sobol arms: both added
+    searcher.on_trial_complete("p0", {"loss": 0.25})
+    searcher.on_trial_complete("p1", {"loss": 0.5})
+    assert bandit.observations == 2 and max(bandit.history["y"]) == -0.25
+
+    third = searcher.suggest("t2")
+    assert third not in points and bandit.pending
+    searcher.on_trial_complete("t2", {"other": 1.0})  # stopped without the metric: pruned
+    assert bandit.observations == 2 and bandit.failures == 0 and not bandit.pending
+    searcher.suggest("t3")
+    searcher.on_trial_complete("t3", None, error=True)  # errored without the metric: failed
+    assert bandit.failures == 1
+    searcher.suggest("t4")
+    searcher.on_trial_complete("t4", {"loss": 0.1}, error=True)  # reported, then errored
+    assert bandit.observations == 3
+
+    searcher.add_evaluated_point({"x": 0.9, "opt": {"k": 1}}, 0.0, pruned=True)
+    assert bandit.observations == 3 and bandit.failures == 1  # pruned: nothing recorded
+    searcher.add_evaluated_point({"x": 0.9, "opt": {"k": 1}}, 0.0)
+    assert bandit.observations == 4
+
+    left = BKBSearch(space, metric="loss", mode="min", seed=0, points_to_evaluate=points)
+    path = tmp_path / "state.pkl"
+    left.save(str(path))
+    restored = BKBSearch()
+    restored.restore(str(path))
+    assert restored.suggest("r0") == points[0]  # the points still to run survive a restore
+
+    with pytest.raises(ConfigError, match=r"points_to_evaluate\[0\] does not set 'opt/k'"):
+        BKBSearch(space, metric="loss", mode="min", points_to_evaluate=[{"x": 0.5}])
