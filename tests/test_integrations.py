@@ -152,7 +152,8 @@ def test_tune_searcher_end_to_end(ray_local, tmp_path):
     def trainable(config):
         tune.report({"loss": (config["x"] - 1.0) ** 2 + config["nested"]["k"]})
 
-    searcher = BKBSearch(seed=0, arms=300, max_concurrent=2)
+    optimum = {"x": 1.0, "nested": {"k": 0}}
+    searcher = BKBSearch(seed=0, arms=300, max_concurrent=2, points_to_evaluate=[optimum])
     tuner = tune.Tuner(
         trainable,
         param_space={"x": tune.uniform(-3, 3), "nested": {"k": tune.randint(0, 3)}, "c": 5},
@@ -164,6 +165,7 @@ def test_tune_searcher_end_to_end(ray_local, tmp_path):
     results = tuner.fit()
     best = results.get_best_result()
     assert len(results) == 4 and best.config["c"] == 5
+    assert best.metrics["loss"] == 0.0 and best.config["nested"] == optimum["nested"]
     assert searcher.bandit.bandit.observations == 4
     assert best.metrics["loss"] == pytest.approx(
         -max(searcher.bandit.bandit.history["y"]), rel=1e-12
