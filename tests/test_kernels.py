@@ -14,7 +14,7 @@ from distgp.kernels.grid import expand, frequency_bounds
 
 
 def dense_component(X1, X2, mu, v):
-    """prod_p cos(2 pi mu_p tau_p) exp(-2 pi^2 v_p tau_p^2), straight from slimkl.md 1.3."""
+    """prod_p cos(2 pi mu_p tau_p) exp(-2 pi^2 v_p tau_p^2), from docs/gsmp.md section 1."""
     tau = X1[:, None, :] - X2[None, :, :]
     return np.prod(np.cos(2 * np.pi * mu * tau) * np.exp(-2 * np.pi**2 * v * tau**2), axis=-1)
 

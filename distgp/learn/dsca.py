@@ -1,4 +1,4 @@
-"""DSCA: successive convex approximation solved blockwise (slimkl.md section 3).
+"""DSCA: successive convex approximation solved blockwise (docs/dsca.md).
 
 Each outer iteration linearises ``log det C`` at the iterate (one Cholesky, one inverse, one
 matrix product per envelope group), splits the active parameters into ``blocks`` of consecutive

@@ -1,4 +1,4 @@
-"""Solvers of the convex block subproblem of DSCA (slimkl.md 3.1-3.4).
+"""Solvers of the convex block subproblem of DSCA (docs/dsca.md sections 2-4).
 
 At an SCA iterate ``theta_k`` the log-det term is linearised, and block ``s`` solves::
 
@@ -11,7 +11,7 @@ Two interchangeable solvers:
   ``y^T C^-1 y = min sum_m ||w_m||^2 / theta_m  s.t.  sum_m L_m w_m = y``, alternating the
   closed-form ``w``-step (``||w_m||^2 = theta_m^2 alpha^T K_m alpha``) with the per-coordinate
   ``theta``-step, the unique positive root of ``rho t^3 + (b_m - rho z_m) t^2 - a_m = 0``
-  (slimkl.md 3.4). One alternation is a majorisation step of the whole objective, so with
+  (docs/dsca.md section 4). One alternation is a majorisation step of the whole objective, so with
   ``inner_iterations=1`` the Jacobi update over all blocks always decreases it.
 * :class:`ConicSolver`: the same subproblem as a second-order-cone program in cvxpy
   (``quad_over_lin`` rotated cones, never ``matrix_frac``), solved by Clarabel or SCS; the
