@@ -122,13 +122,6 @@ class GSMPRegressor(RegressorMixin, BaseEstimator):
         self.random_state = random_state
         self.warm_start = warm_start
 
-    def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        tags.input_tags.allow_nan = False
-        tags.target_tags.single_output = True
-        tags.target_tags.multi_output = False
-        return tags
-
     def _config(self) -> FitConfig:
         quantize = self.bits is not None or self.delta is not None
         return FitConfig(

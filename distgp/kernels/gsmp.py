@@ -95,6 +95,7 @@ class GSMPKernel(Kernel):
             )
         self.grid = GridBuffers(grid, shift, scale, dtype)
         self._expansions: dict[tuple, list[tuple[torch.Tensor, ...]]] = {}
+        self._grid_stamp: tuple = ()
         self.register_parameter(
             "raw_weights", torch.nn.Parameter(torch.zeros(*self.batch_shape, M, dtype=dtype))
         )
@@ -161,10 +162,14 @@ class GSMPKernel(Kernel):
 
     def _expansion(self, d: int, dtype: torch.dtype, device: torch.device) -> list:
         """Envelope groups for inputs of width ``d`` as tensors: ``(variance (d), directions
-        (J x d), owner (J, component index), coef (J))``; cached per ``d``, dtype and device."""
+        (J x d), owner (J, component index), coef (J))``; cached per ``d``, dtype and device
+        until the grid buffers move (``.to()``) or change (``load_state_dict``)."""
+        g = self.grid
+        stamp = tuple((t.data_ptr(), t._version) for t in (g.means, g.variances))
+        if stamp != self._grid_stamp:
+            self._expansions, self._grid_stamp = {}, stamp
         key = (d, dtype, device)
         if key not in self._expansions:
-            g = self.grid
             means = g.means.detach().cpu().double().numpy()
             variances = g.variances.detach().cpu().double().numpy()
             if means.shape[1] != d:  # a one-column grid shared by every dimension
@@ -184,7 +189,3 @@ class GSMPKernel(Kernel):
                 for grp in groups
             ]
         return self._expansions[key]
-
-    def _apply(self, fn, *args, **kwargs):
-        self._expansions = {}  # buffers move or change dtype: rebuild the cached expansion
-        return super()._apply(fn, *args, **kwargs)
