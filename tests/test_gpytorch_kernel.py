@@ -113,3 +113,16 @@ def test_loading_another_grid_of_the_same_size_takes_effect():
     assert not torch.allclose(low(x).to_dense(), high(x).to_dense())
     low.load_state_dict(high.state_dict())
     assert torch.allclose(low(x).to_dense(), high(x).to_dense())
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_matches_cpu_with_batches():
+    grid = data_grid(40, 2, components=10)
+    w = torch.rand(3, grid.components, dtype=torch.float64) + 0.1
+    cpu = GSMPKernel(grid, weights=w, batch_shape=torch.Size([3]), dtype=torch.float64)
+    gpu = GSMPKernel(grid, weights=w, batch_shape=torch.Size([3]), dtype=torch.float64).cuda()
+    x = torch.randn(3, 50, 2, dtype=torch.float64)
+    K = gpu(x.cuda()).to_dense()
+    assert K.device.type == "cuda" and gpu.grid.means.device.type == "cuda"
+    assert torch.allclose(K.cpu(), cpu(x).to_dense(), atol=1e-10)
+    assert torch.allclose(gpu(x.cuda(), diag=True).cpu(), K.diagonal(dim1=-2, dim2=-1).cpu())

@@ -130,7 +130,8 @@ class BKBSampler(BaseSampler):
         self, study: Study, trial: FrozenTrial
     ) -> dict[str, BaseDistribution]:
         self._raise_error_if_multi_objective(study)
-        space = self._search_space.calculate(study)
+        with self._lock:  # IntersectionSearchSpace caches state between calls
+            space = self._search_space.calculate(study)
         return {n: d for n, d in space.items() if not d.single()}
 
     def sample_relative(
