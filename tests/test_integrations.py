@@ -110,6 +110,23 @@ def test_optuna_multi_objective_is_refused():
         study.optimize(lambda t: (t.suggest_float("x", 0, 1), 1.0), n_trials=1, catch=())
 
 
+def test_optuna_trial_sampled_before_the_bandit_is_told_when_it_completes():
+    from distgp.integrations.optuna import BKBSampler
+
+    study = optuna.create_study(sampler=BKBSampler(seed=0, arms=50))
+    early = [study.ask() for _ in range(2)]  # no completed trial yet: no joint space, no bandit
+    for trial in early:
+        trial.suggest_float("x", 0, 1)
+    study.tell(early[0], 1.0)
+    late = study.ask()
+    late.suggest_float("x", 0, 1)  # the bandit starts here and is told early[0]
+    study.tell(late, 2.0)
+    study.tell(early[1], 3.0)  # completes after the last sampling: told by after_trial
+    bandit = study.sampler.bandit.bandit
+    assert bandit.observations == 3 and not bandit.pending
+    assert sorted(-bandit.history["y"]) == [1.0, 2.0, 3.0]
+
+
 STUDIES = 200  # threaded studies in the race test (about 1 in 20 broke before the lock)
 
 

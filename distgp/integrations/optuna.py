@@ -182,14 +182,18 @@ class BKBSampler(BaseSampler):
     ) -> None:
         with self._lock:
             bandit, arm = self._pending.pop(trial.number, (None, -1))
-            if bandit is not None:
-                if bandit is not self._bandit:
-                    bandit.cancel(arm)  # an old space: the next catch-up tells the new bandit
-                elif state == TrialState.COMPLETE and values:
-                    bandit.tell(arm, _sign(study) * values[0])
+            current = self._bandit
+            done = state == TrialState.COMPLETE and bool(values)
+            if bandit is not None and (bandit is not current or not done):
+                bandit.cancel(arm)  # failed or pruned (no value, as in Optuna's own samplers),
+                bandit = None  # or asked on an earlier joint space
+            if done and current is not None and trial.number not in self._told:
+                # a trial sampled before this bandit existed is told here too, so that every
+                # completed trial is told once, when it completes
+                arm = arm if bandit is not None else self._arm_of(trial)
+                if arm is not None:
+                    current.tell(arm, _sign(study) * values[0])
                     self._told.add(trial.number)
-                else:  # failed or pruned: no value, as in Optuna's own samplers
-                    bandit.cancel(arm)
         self._independent_sampler.after_trial(study, trial, state, values)
 
     # --- under the lock ----------------------------------------------------------------------
@@ -210,14 +214,21 @@ class BKBSampler(BaseSampler):
 
     def _catch_up(self, study: Study, bandit: ParamBandit) -> None:
         """Tell ``bandit`` every completed trial of the joint space it has not been told."""
-        names = list(self._codecs)
         sign = _sign(study)
         for past in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
-            if past.number in self._told or not all(n in past.params for n in names):
-                continue
-            encoded = {n: self._codecs[n].encode(past.params[n]) for n in names}
-            bandit.tell(bandit.arm_of(encoded), sign * float(past.value))
-            self._told.add(past.number)
+            if past.number not in self._told:
+                arm = self._arm_of(past)
+                if arm is not None:
+                    bandit.tell(arm, sign * float(past.value))
+                    self._told.add(past.number)
+
+    def _arm_of(self, trial: FrozenTrial) -> int | None:
+        """The current bandit's arm of ``trial``'s parameters, or ``None`` when the trial lacks
+        a parameter of the joint space or drew it from another distribution."""
+        assert self._bandit is not None
+        if not all(trial.distributions.get(n) == c.distribution for n, c in self._codecs.items()):
+            return None
+        return self._bandit.arm_of({n: c.encode(trial.params[n]) for n, c in self._codecs.items()})
 
 
 def _sign(study: Study) -> float:
