@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import inspect
 import re
 
@@ -30,7 +31,7 @@ def test_every_parser_refuses_abbreviations():
 @pytest.mark.parametrize(
     "argv",
     [
-        ["fit", "--test", "0.2"],  # a prefix of --test-fraction
+        ["fit", "--test-frac", "0.2"],  # a prefix of --test-fraction
         ["fit", "--shar", "random"],  # of --shard
         ["fit", "--max-iter", "5"],  # of --max-iterations
         ["fit", "--local", "3"],  # of --local-iterations
@@ -67,6 +68,7 @@ def help_default(help_text: str, flag: str) -> float:
 
 def test_defaults_agree_between_cli_config_estimator_and_driver(capsys):
     from distgp import GSMPRegressor
+    from distgp.agents.agent import AgentSettings
     from distgp.config import FitConfig
     from distgp.driver import agent_settings
     from distgp.learn.dsca import DSCAOptions
@@ -84,6 +86,8 @@ def test_defaults_agree_between_cli_config_estimator_and_driver(capsys):
     settings = agent_settings(FitConfig())  # what the driver sends the agents
     assert settings.dsca.max_iterations == config.learn.max_iterations
     assert settings.local_iterations == config.consensus.local_iterations
+    agent_default = {f.name: f.default for f in dataclasses.fields(AgentSettings)}
+    assert agent_default["local_iterations"] == config.consensus.local_iterations
     assert DSCAOptions().max_iterations == config.learn.max_iterations
 
 
