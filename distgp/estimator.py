@@ -1,11 +1,15 @@
-"""The scikit-learn style estimator :class:`GSMPRegressor`."""
+"""The scikit-learn estimator :class:`GSMPRegressor`."""
 
 from __future__ import annotations
 
 import copy
-from typing import Any
+import numbers
 
 import numpy as np
+from sklearn.base import BaseEstimator, RegressorMixin
+from sklearn.exceptions import NotFittedError as SklearnNotFittedError
+from sklearn.utils import check_random_state
+from sklearn.utils.validation import check_is_fitted, validate_data
 
 from distgp.config import (
     BackendConfig,
@@ -16,16 +20,21 @@ from distgp.config import (
     LearnConfig,
 )
 from distgp.data import check_X, check_X_y
-from distgp.exceptions import NotFittedError
+from distgp.exceptions import InputDataError, NotFittedError
+
+MIN_SAMPLES = 2  # a GP fit needs two points to standardise y
 
 
-class GSMPRegressor:
+class GSMPRegressor(RegressorMixin, BaseEstimator):
     """Gaussian process regression with a GSMP kernel learned by SLIM-KL.
 
-    Follows the scikit-learn estimator contract: ``__init__`` only stores its arguments, ``fit``
-    returns ``self``, fitted attributes end with ``_``. Execution options (``agents``, ``backend``,
-    ``address``) may also be given to :meth:`fit`; with one agent the fit is a centralised DSCA
-    solve, with more the agents run quantised consensus ADMM, each on a private shard.
+    A scikit-learn estimator: ``__init__`` only stores its arguments, ``fit(X, y)`` validates
+    with scikit-learn's helpers and returns ``self``, fitted attributes end with ``_``, and
+    ``score`` is R^2 (:class:`~sklearn.base.RegressorMixin`). The execution options
+    (``agents``, ``backend``, ``address``) are parameters like scikit-learn's ``n_jobs``: with
+    one agent the fit is a centralised DSCA solve, with more the agents run quantised consensus
+    ADMM, each on a private shard. Invalid settings raise :class:`~distgp.exceptions.ConfigError`
+    when ``fit`` starts.
 
     Args:
         components: number of GSMP sub-kernels ``M`` (default 500 in 1-D, 100 per dimension).
@@ -45,7 +54,9 @@ class GSMPRegressor:
         local_iterations: DSCA iterations per agent per round.
         rho: initial ADMM penalty (default: mean shard size).
         shard: ``random`` or ``contiguous``.
-        random_state: seed of sharding and quantisation noise.
+        random_state: seed of sharding and quantisation noise (an int, a
+            :class:`numpy.random.RandomState`, or ``None`` for a fresh seed per fit).
+        warm_start: start ``fit`` from the previous fit's weights when the grid size matches.
 
     Attributes:
         weights_: ``M`` learned sub-kernel weights (raw output units squared).
@@ -53,8 +64,10 @@ class GSMPRegressor:
         spectrum_: ``M x P`` frequencies (cycles per raw input unit) of the components.
         active_components_: number of non-zero weights.
         n_features_in_: number of input dimensions.
+        theta_: the ``M + 1`` parameters in standardised units (weights, then noise).
         history_: per-round ADMM records, or per-iteration objectives of a single agent.
-        rounds_, bits_sent_, bits_float64_, objective_, seconds_: run statistics.
+        rounds_, iterations_, converged_, bits_sent_, bits_float64_, objective_, seconds_,
+        events_: run statistics.
         model_: the fitted :class:`~distgp.gp.GSMPModel`.
 
     Example:
@@ -69,24 +82,25 @@ class GSMPRegressor:
     def __init__(
         self,
         *,
-        components: int | None = None,
-        grid: str = "data",
-        levels: int | None = None,
-        noise_floor: float = 1e-2,
-        solver: str = "closed_form",
-        blocks: int = 4,
-        max_iterations: int = 300,
-        tol: float = 1e-9,
-        agents: int = 1,
-        backend: str | None = None,
-        address: str | None = None,
-        bits: int | None = 8,
-        delta: float | None = None,
-        rounds: int = 50,
-        local_iterations: int = 5,
-        rho: float | None = None,
-        shard: str = "random",
-        random_state: int = 0,
+        components: int | None = KernelConfig.components,
+        grid: str = KernelConfig.grid,
+        levels: int | None = KernelConfig.levels,
+        noise_floor: float = LearnConfig.noise_floor,
+        solver: str = LearnConfig.solver,
+        blocks: int = LearnConfig.blocks,
+        max_iterations: int = LearnConfig.max_iterations,
+        tol: float = LearnConfig.tol,
+        agents: int = ConsensusConfig.agents,
+        backend: str | None = BackendConfig.name,
+        address: str | None = BackendConfig.address,
+        bits: int | None = ConsensusConfig.bits,
+        delta: float | None = ConsensusConfig.delta,
+        rounds: int = ConsensusConfig.max_rounds,
+        local_iterations: int = ConsensusConfig.local_iterations,
+        rho: float | None = ConsensusConfig.rho,
+        shard: str = DataConfig.shard,
+        random_state: int | np.random.RandomState | None = FitConfig.seed,
+        warm_start: bool = False,
     ) -> None:
         self.components = components
         self.grid = grid
@@ -106,18 +120,9 @@ class GSMPRegressor:
         self.rho = rho
         self.shard = shard
         self.random_state = random_state
+        self.warm_start = warm_start
 
-    def get_params(self, deep: bool = True) -> dict[str, Any]:
-        return {name: getattr(self, name) for name in _PARAMS}
-
-    def set_params(self, **params) -> GSMPRegressor:
-        for name, value in params.items():
-            if name not in _PARAMS:
-                raise ValueError(f"unknown parameter {name!r} of GSMPRegressor")
-            setattr(self, name, value)
-        return self
-
-    def _config(self, agents: int, backend: str | None, address: str | None) -> FitConfig:
+    def _config(self) -> FitConfig:
         quantize = self.bits is not None or self.delta is not None
         return FitConfig(
             data=DataConfig(source="<array>", shard=self.shard),
@@ -130,7 +135,7 @@ class GSMPRegressor:
                 noise_floor=self.noise_floor,
             ),
             consensus=ConsensusConfig(
-                agents=agents,
+                agents=self.agents,
                 bits=self.bits if self.delta is None else None,
                 delta=self.delta,
                 quantize=quantize,
@@ -138,37 +143,26 @@ class GSMPRegressor:
                 max_rounds=self.rounds,
                 local_iterations=self.local_iterations,
             ),
-            backend=BackendConfig(name=backend, address=address),
-            seed=self.random_state,
+            backend=BackendConfig(name=self.backend, address=self.address),
+            seed=_seed(self.random_state),
         ).validate()
 
-    def fit(
-        self,
-        X,
-        y,
-        *,
-        agents: int | None = None,
-        backend: str | None = None,
-        address: str | None = None,
-        warm_start: np.ndarray | None = None,
-    ) -> GSMPRegressor:
+    def fit(self, X, y) -> GSMPRegressor:
         """Learn the kernel weights and condition the GP on ``(X, y)``.
 
         Args:
-            X: ``n x P`` inputs. y: ``n`` outputs.
-            agents, backend, address: override the constructor's execution options for this
-                call; they change where the work runs, not the model's definition.
-            warm_start: ``M + 1`` parameters of an earlier fit to start from.
+            X: ``n x P`` inputs (array-like, at least 2 rows). y: ``n`` outputs.
+
+        Returns:
+            ``self``.
         """
         from distgp.driver import fit
 
-        X, y = check_X_y(X, y)
-        config = self._config(
-            self.agents if agents is None else agents,
-            self.backend if backend is None else backend,
-            self.address if address is None else address,
-        )
-        result = fit(X, y, config, initial=warm_start)
+        X, y = _validated(self, X, y, reset=True)
+        X, y = check_X_y(X, y)  # distgp's own limits (magnitudes whose squares overflow)
+        config = self._config()
+        initial = self.theta_ if self.warm_start and hasattr(self, "theta_") else None
+        result = fit(X, y, config, initial=initial)
         model = result.model
         y_var = model.scaler.y_scale**2
         self.model_ = model
@@ -178,7 +172,6 @@ class GSMPRegressor:
         self.noise_variance_ = float(model.noise_variance * y_var)
         self.spectrum_ = model.grid.means / model.scaler.x_scale
         self.active_components_ = int(np.count_nonzero(model.weights))
-        self.n_features_in_ = X.shape[1]
         self.history_ = copy.deepcopy(result.history)
         self.rounds_ = result.rounds
         self.iterations_ = result.iterations
@@ -191,12 +184,16 @@ class GSMPRegressor:
         return self
 
     def _check_fitted(self) -> None:
-        if not hasattr(self, "model_"):
-            raise NotFittedError("this GSMPRegressor is not fitted yet; call fit(X, y) first")
+        try:
+            check_is_fitted(self, "model_")
+        except SklearnNotFittedError as exc:
+            raise NotFittedError(str(exc)) from None
 
     def predict(self, X, return_std: bool = False):
-        """Predictive mean (``n_*``), and the standard deviation with noise if ``return_std``."""
+        """Predictive mean (``n_*``) in raw output units, and the standard deviation of a new
+        observation (noise included) if ``return_std``."""
         self._check_fitted()
+        X = _validated(self, X, reset=False)
         X = check_X(X, dims=self.n_features_in_, what="prediction inputs X")
         if self.model_.private:
             from distgp.driver import predict_with_agents
@@ -205,17 +202,13 @@ class GSMPRegressor:
             return (mean, std) if return_std else mean
         return self.model_.predict(X, return_std=return_std)
 
-    def score(self, X, y) -> float:
-        """Coefficient of determination R^2 of the predictive mean."""
-        X, y = check_X_y(X, y, what="scoring", min_points=1)
-        residual = np.sum((y - self.predict(X)) ** 2)
-        total = np.sum((y - y.mean()) ** 2)
-        return float(1.0 - residual / total) if total > 0 else float("nan")
-
     @property
     def kernel_(self):
-        """The learned kernel as a :class:`~distgp.kernels.GSMPKernel` on raw inputs."""
+        """The learned kernel as a float64 :class:`~distgp.kernels.GSMPKernel` on raw inputs
+        (``.to(torch.float32)`` for a float32 model)."""
         self._check_fitted()
+        import torch
+
         from distgp.kernels.gsmp import GSMPKernel
 
         model = self.model_
@@ -224,26 +217,33 @@ class GSMPRegressor:
             weights=self.weights_,
             input_shift=model.scaler.x_mean,
             input_scale=model.scaler.x_scale,
+            dtype=torch.float64,
         )
 
 
-_PARAMS = (
-    "components",
-    "grid",
-    "levels",
-    "noise_floor",
-    "solver",
-    "blocks",
-    "max_iterations",
-    "tol",
-    "agents",
-    "backend",
-    "address",
-    "bits",
-    "delta",
-    "rounds",
-    "local_iterations",
-    "rho",
-    "shard",
-    "random_state",
-)
+def _validated(estimator: GSMPRegressor, X, y="no_validation", *, reset: bool):
+    """scikit-learn's ``validate_data`` (float64, finite, 2-D X, 1-D y, ``n_features_in_``),
+    its ``ValueError`` re-raised as :class:`InputDataError` with the same message."""
+    try:
+        if isinstance(y, str) and y == "no_validation":
+            return validate_data(estimator, X, reset=reset, dtype=np.float64)
+        return validate_data(
+            estimator,
+            X,
+            y,
+            reset=reset,
+            dtype=np.float64,
+            y_numeric=True,
+            ensure_min_samples=MIN_SAMPLES,
+        )
+    except InputDataError:
+        raise
+    except ValueError as exc:
+        raise InputDataError(" ".join(str(exc).split())) from None
+
+
+def _seed(random_state) -> int:
+    """A non-negative int seed from scikit-learn's ``random_state`` convention."""
+    if isinstance(random_state, numbers.Integral) and not isinstance(random_state, bool):
+        return int(random_state)
+    return int(check_random_state(random_state).randint(np.iinfo(np.int32).max))

@@ -1,10 +1,13 @@
 """Errors and warnings raised by distgp.
 
 Every user-facing failure is a :class:`DistGPError`; the command line turns one into a single
-line on stderr and exit status 2. Messages name the problem and the fix.
+line on stderr, with exit status 2 for bad input and 1 for a :class:`NumericalError` (the input
+was valid but the computation failed). Messages name the problem and the fix.
 """
 
 from __future__ import annotations
+
+import functools
 
 
 class DistGPError(Exception):
@@ -27,8 +30,29 @@ class BackendError(DistGPError, RuntimeError):
     """The execution backend (for instance a Ray cluster) cannot be reached or used."""
 
 
-class NotFittedError(DistGPError, AttributeError):
-    """An estimator method that needs a fitted model was called before ``fit``."""
+class NumericalError(DistGPError, ArithmeticError):
+    """A computation on valid input failed numerically (a covariance that stays indefinite, a
+    solver that does not converge); the message names the setting that may help."""
+
+
+def __getattr__(name: str):
+    # NotFittedError derives from scikit-learn's, which is imported only when it is asked for:
+    # agents import this module and must start without loading scikit-learn.
+    if name == "NotFittedError":
+        return _not_fitted_error()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+@functools.cache
+def _not_fitted_error() -> type:
+    from sklearn.exceptions import NotFittedError as SklearnNotFittedError
+
+    class NotFittedError(DistGPError, SklearnNotFittedError):
+        """An estimator method that needs a fitted model was called before ``fit``."""
+
+    NotFittedError.__module__ = __name__
+    NotFittedError.__qualname__ = "NotFittedError"  # pickles by name, through __getattr__
+    return NotFittedError
 
 
 class NumericsWarning(RuntimeWarning):

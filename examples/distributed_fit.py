@@ -20,8 +20,9 @@ from distgp.data import load_dataset
 
 def main(source: str) -> None:
     data = load_dataset(source)
-    model = GSMPRegressor(bits=8, rounds=50, random_state=0)
-    model.fit(data.X_train, data.y_train, agents=4, backend="ray")  # address="auto" on a cluster
+    # address="auto" joins a running Ray cluster instead of starting a local instance
+    model = GSMPRegressor(bits=8, rounds=50, agents=4, backend="ray", random_state=0)
+    model.fit(data.X_train, data.y_train)
     mean = model.predict(data.X_test)
     mse = float(((mean - data.y_test) ** 2).mean())
     print(f"{data.name}: {len(data.y_train)} training points over 4 agents")

@@ -12,7 +12,8 @@ from distgp.cli import main
 from distgp.data import Dataset, load_dataset
 from tests.helpers import smooth_regression
 
-# design.md section 5, measured on the shared splits and quoted to 2-3 significant digits.
+# benchmarks/RESULTS.md (seasonal-naive column), measured on the shared splits and quoted to
+# 2-3 significant digits.
 SEASONAL = [
     ("CO2", True, 0.195),
     ("employmentdata", True, 24.0),

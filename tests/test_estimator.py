@@ -32,7 +32,7 @@ def test_constructor_only_stores_parameters():
     assert model.get_params()["components"] == -3
     model.set_params(components=10)
     assert model.components == 10
-    with pytest.raises(ValueError, match="unknown parameter"):
+    with pytest.raises(ValueError, match="Invalid parameter 'colour'"):
         model.set_params(colour="red")
     with pytest.raises(ConfigError, match="solver"):
         GSMPRegressor(solver="nope").fit(*sinusoids(20))
@@ -43,21 +43,25 @@ def test_predict_before_fit_and_wrong_shapes():
         GSMPRegressor().predict(np.zeros((2, 1)))
     x, y = smooth_regression(n=30, dims=2)
     model = GSMPRegressor(components=10, max_iterations=20).fit(x, y)
-    with pytest.raises(InputDataError, match="expects 2"):
+    with pytest.raises(InputDataError, match="X has 3 features, but GSMPRegressor is expecting 2"):
         model.predict(np.zeros((3, 3)))
     with pytest.raises(InputDataError, match="NaN"):
         GSMPRegressor().fit(np.array([[0.0], [np.nan], [1.0]]), np.ones(3))
-    with pytest.raises(InputDataError, match="rows"):
+    with pytest.raises(InputDataError, match="inconsistent numbers of samples"):
         GSMPRegressor().fit(np.zeros((4, 1)), np.ones(3))
-    with pytest.raises(InputDataError, match="at least 2"):
+    with pytest.raises(InputDataError, match="a minimum of 2 is required"):
         GSMPRegressor().fit(np.zeros((1, 1)), np.ones(1))
+    with pytest.raises(InputDataError, match="Expected 2D array, got 1D array"):
+        model.predict(np.zeros(3))  # 1-D X is refused, not read as a column
+    with pytest.raises(InputDataError, match="overflow"):
+        GSMPRegressor().fit(np.array([[0.0], [1e300], [1.0]]), np.ones(3))
 
 
 def test_distributed_fit_from_the_api_exposes_rounds_and_bits():
     x, y = smooth_regression(n=90, dims=2)
-    model = GSMPRegressor(components=20, rounds=6, local_iterations=3).fit(
-        x, y, agents=3, backend="inline"
-    )
+    model = GSMPRegressor(
+        components=20, rounds=6, local_iterations=3, agents=3, backend="inline"
+    ).fit(x, y)
     assert model.rounds_ == len(model.history_) and model.rounds_ <= 6
     assert 0 < model.bits_sent_ < model.bits_float64_
     assert model.history_[0].participants == 3

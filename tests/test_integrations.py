@@ -35,7 +35,8 @@ def test_optuna_sampler_end_to_end():
     study = optuna_study(0)
     bandit = study.sampler.bandit.bandit
     assert len(study.trials) == 25
-    assert bandit.observations == 24 and bandit.failures == 1
+    # only completed trials inform the model (as in Optuna's GPSampler): the crash is not told
+    assert bandit.observations == 24 and bandit.failures == 0 and not bandit.pending
     assert study.best_value < 3.0
     assert set(study.best_params) == {"x", "n", "lr", "kind"}
     assert all(isinstance(t.params["n"], int) for t in study.trials)
@@ -61,7 +62,101 @@ def test_optuna_maximisation_and_fallback_warning(caplog):
             n_trials=8,
         )
     assert study.best_value > -0.05
-    assert "RandomSampler" in caplog.text and "warn_independent_sampling" in caplog.text
+    assert "RandomSampler" not in caplog.text  # the categorical is part of the joint space
+    assert {t.params["c"] for t in study.trials} <= {"p", "q"}
+
+
+def test_optuna_conditional_parameter_goes_to_the_independent_sampler(caplog):
+    from optuna.samplers import QMCSampler
+
+    from distgp.integrations.optuna import BKBSampler
+
+    def objective(trial):
+        x = trial.suggest_float("x", 0, 1)
+        if trial.number % 2:
+            return x + trial.suggest_float("extra", 0, 1)
+        return x
+
+    sampler = BKBSampler(seed=0, arms=100, independent_sampler=QMCSampler(seed=0))
+    study = optuna.create_study(sampler=sampler)
+    with caplog.at_level("WARNING"):
+        study.optimize(objective, n_trials=6)
+    assert "QMCSampler" in caplog.text and "warn_independent_sampling" in caplog.text
+    assert sampler.bandit.space.params[0].name == "x" and len(sampler.bandit.space.params) == 1
+
+
+def test_optuna_pruned_and_failed_trials_carry_no_value():
+    from distgp.integrations.optuna import BKBSampler
+
+    def objective(trial):
+        x = trial.suggest_float("x", 0, 1)
+        if trial.number % 3 == 1:
+            raise optuna.TrialPruned()
+        if trial.number % 3 == 2:
+            return float("nan")  # Optuna marks the trial failed
+        return x
+
+    study = optuna.create_study(sampler=BKBSampler(seed=0, arms=100))
+    study.optimize(objective, n_trials=12)
+    bandit = study.sampler.bandit.bandit
+    assert bandit.observations == 4 and bandit.failures == 0 and not bandit.pending
+
+
+def test_optuna_multi_objective_is_refused():
+    from distgp.integrations.optuna import BKBSampler
+
+    study = optuna.create_study(directions=["minimize", "minimize"], sampler=BKBSampler(seed=0))
+    with pytest.raises(ValueError, match="multi-objective"):
+        study.optimize(lambda t: (t.suggest_float("x", 0, 1), 1.0), n_trials=1, catch=())
+
+
+def test_optuna_trial_sampled_before_the_bandit_is_told_when_it_completes():
+    from distgp.integrations.optuna import BKBSampler
+
+    study = optuna.create_study(sampler=BKBSampler(seed=0, arms=50))
+    early = [study.ask() for _ in range(2)]  # no completed trial yet: no joint space, no bandit
+    for trial in early:
+        trial.suggest_float("x", 0, 1)
+    study.tell(early[0], 1.0)
+    late = study.ask()
+    late.suggest_float("x", 0, 1)  # the bandit starts here and is told early[0]
+    study.tell(late, 2.0)
+    study.tell(early[1], 3.0)  # completes after the last sampling: told by after_trial
+    bandit = study.sampler.bandit.bandit
+    assert bandit.observations == 3 and not bandit.pending
+    assert sorted(-bandit.history["y"]) == [1.0, 2.0, 3.0]
+
+
+STUDIES = 200  # threaded studies in the race test (about 1 in 20 broke before the lock)
+
+
+def test_optuna_threaded_studies_never_corrupt_the_bandit():
+    from distgp.integrations.optuna import BKBSampler
+
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+
+    def objective(trial):
+        x, y = trial.suggest_float("x", -2, 2), trial.suggest_float("y", -2, 2)
+        if trial.number % 7 == 3:
+            raise ValueError("this trial crashes")
+        if trial.number % 7 == 5:
+            raise optuna.TrialPruned()
+        return (x - 0.3) ** 2 + (y + 0.5) ** 2
+
+    corrupted = []
+    for seed in range(STUDIES):
+        sampler = BKBSampler(seed=seed, arms=64, warn_independent_sampling=False)
+        study = optuna.create_study(sampler=sampler)
+        try:
+            study.optimize(objective, n_trials=12, n_jobs=2, catch=(ValueError,))
+        except Exception as exc:  # anything the sampler raised in a worker thread
+            corrupted.append((seed, repr(exc)))
+            continue
+        bandit = sampler.bandit.bandit
+        complete = sum(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials)
+        if bandit.observations != complete or bandit.pending or bandit.failures:
+            corrupted.append((seed, bandit.observations, complete, bandit.pending))
+    assert corrupted == []
 
 
 # Tune starts a trial actor per trial: about 30 s on a busy 2-core box, kept in the default run
@@ -74,7 +169,8 @@ def test_tune_searcher_end_to_end(ray_local, tmp_path):
     def trainable(config):
         tune.report({"loss": (config["x"] - 1.0) ** 2 + config["nested"]["k"]})
 
-    searcher = BKBSearch(seed=0, arms=300, max_concurrent=2)
+    optimum = {"x": 1.0, "nested": {"k": 0}}
+    searcher = BKBSearch(seed=0, arms=300, max_concurrent=2, points_to_evaluate=[optimum])
     tuner = tune.Tuner(
         trainable,
         param_space={"x": tune.uniform(-3, 3), "nested": {"k": tune.randint(0, 3)}, "c": 5},
@@ -86,6 +182,7 @@ def test_tune_searcher_end_to_end(ray_local, tmp_path):
     results = tuner.fit()
     best = results.get_best_result()
     assert len(results) == 4 and best.config["c"] == 5
+    assert best.metrics["loss"] == 0.0 and best.config["nested"] == optimum["nested"]
     assert searcher.bandit.bandit.observations == 4
     assert best.metrics["loss"] == pytest.approx(
         -max(searcher.bandit.bandit.history["y"]), rel=1e-12
@@ -122,3 +219,49 @@ def test_tune_searcher_batches_state_and_errors(tmp_path):
         restored.suggest(f"a{i}") for i in range(3)
     ]
     assert second is not None
+
+
+def test_tune_pruned_missing_metric_and_points_to_evaluate(tmp_path):
+    pytest.importorskip("ray.tune")
+    from ray import tune
+
+    from distgp.exceptions import ConfigError
+    from distgp.integrations.tune import BKBSearch
+
+    space = {"x": tune.uniform(0, 1), "opt": {"k": tune.randint(0, 4)}}
+    points = [{"x": 0.5, "opt": {"k": 2}}, {"x": 0.123456, "opt": {"k": 0}}]
+    searcher = BKBSearch(
+        space, metric="loss", mode="min", seed=0, arms=100, points_to_evaluate=points
+    )
+    bandit = searcher.bandit.bandit
+    assert [searcher.suggest("p0"), searcher.suggest("p1")] == points  # first, in order
+    assert len(bandit.arms) == 102  # neither point is one of the 100 Sobol arms: both added
+    searcher.on_trial_complete("p0", {"loss": 0.25})
+    searcher.on_trial_complete("p1", {"loss": 0.5})
+    assert bandit.observations == 2 and max(bandit.history["y"]) == -0.25
+
+    third = searcher.suggest("t2")
+    assert third not in points and bandit.pending
+    searcher.on_trial_complete("t2", {"other": 1.0})  # stopped without the metric: pruned
+    assert bandit.observations == 2 and bandit.failures == 0 and not bandit.pending
+    searcher.suggest("t3")
+    searcher.on_trial_complete("t3", None, error=True)  # errored without the metric: failed
+    assert bandit.failures == 1
+    searcher.suggest("t4")
+    searcher.on_trial_complete("t4", {"loss": 0.1}, error=True)  # reported, then errored
+    assert bandit.observations == 3
+
+    searcher.add_evaluated_point({"x": 0.9, "opt": {"k": 1}}, 0.0, pruned=True)
+    assert bandit.observations == 3 and bandit.failures == 1  # pruned: nothing recorded
+    searcher.add_evaluated_point({"x": 0.9, "opt": {"k": 1}}, 0.0)
+    assert bandit.observations == 4
+
+    left = BKBSearch(space, metric="loss", mode="min", seed=0, points_to_evaluate=points)
+    path = tmp_path / "state.pkl"
+    left.save(str(path))
+    restored = BKBSearch()
+    restored.restore(str(path))
+    assert restored.suggest("r0") == points[0]  # the points still to run survive a restore
+
+    with pytest.raises(ConfigError, match=r"points_to_evaluate\[0\] does not set 'opt/k'"):
+        BKBSearch(space, metric="loss", mode="min", points_to_evaluate=[{"x": 0.5}])

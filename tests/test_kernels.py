@@ -14,7 +14,7 @@ from distgp.kernels.grid import expand, frequency_bounds
 
 
 def dense_component(X1, X2, mu, v):
-    """prod_p cos(2 pi mu_p tau_p) exp(-2 pi^2 v_p tau_p^2), straight from slimkl.md 1.3."""
+    """prod_p cos(2 pi mu_p tau_p) exp(-2 pi^2 v_p tau_p^2), from docs/gsmp.md section 1."""
     tau = X1[:, None, :] - X2[None, :, :]
     return np.prod(np.cos(2 * np.pi * mu * tau) * np.exp(-2 * np.pi**2 * v * tau**2), axis=-1)
 
@@ -120,7 +120,7 @@ def test_cross_covariance_and_gram_agree(rng):
 class TestGSMPKernel:
     def make(self, rng, P=2):
         grid = random_grid(rng, M=6, P=P)
-        return grid, GSMPKernel(grid, weights=rng.uniform(0.1, 1.0, size=6))
+        return grid, GSMPKernel(grid, weights=rng.uniform(0.1, 1.0, size=6), dtype=torch.float64)
 
     def test_matches_bank_and_diag(self, rng):
         grid, kernel = self.make(rng)
@@ -141,16 +141,19 @@ class TestGSMPKernel:
     def test_input_transform_and_pickle(self, rng):
         grid, _ = self.make(rng)
         kernel = GSMPKernel(
-            grid, input_shift=np.array([1.0, -2.0]), input_scale=np.array([2.0, 0.5])
+            grid,
+            input_shift=np.array([1.0, -2.0]),
+            input_scale=np.array([2.0, 0.5]),
+            dtype=torch.float64,
         )
         X = torch.as_tensor(rng.normal(size=(4, 2)))
-        plain = GSMPKernel(grid)
+        plain = GSMPKernel(grid, dtype=torch.float64)
         Z = (X - torch.tensor([1.0, -2.0], dtype=X.dtype)) / torch.tensor([2.0, 0.5], dtype=X.dtype)
         assert torch.allclose(kernel(X).to_dense(), plain(Z).to_dense())
         clone = pickle.loads(pickle.dumps(kernel))
         assert torch.allclose(clone(X).to_dense(), kernel(X).to_dense())
         assert {n for n, _ in kernel.named_parameters()} == {"raw_weights"}
-        assert "means" in dict(kernel.named_buffers())
+        assert {"grid.means", "grid.variances"} <= set(dict(kernel.named_buffers()))
 
     def test_wrong_dimension_is_named(self, rng):
         _, kernel = self.make(rng)
@@ -163,7 +166,7 @@ class TestGSMPKernel:
         x = torch.linspace(0, 1, 40, dtype=torch.float64)[:, None]
         y = torch.sin(2 * np.pi * 3 * x[:, 0]) + 0.05 * torch.as_tensor(rng.normal(size=40))
         grid = data_grid(40, 1, components=20, trend=0)
-        kernel = GSMPKernel(grid)
+        kernel = GSMPKernel(grid, dtype=torch.float64)
 
         class GP(gpytorch.models.ExactGP):
             def __init__(self):

@@ -2,7 +2,7 @@
 
 Two parts:
 
-* **Scaling** (design.md section 5): ``A`` arms uniform in ``[0, 1]^d``, a smooth reward (a
+* **Scaling** (benchmarks/README.md): ``A`` arms uniform in ``[0, 1]^d``, a smooth reward (a
   seeded sum of 20 RBF bumps with the kernel's lengthscale, scaled to ``max |f| = 1``, noise
   standard deviation 0.05), ``T`` pulls of BKB, batch BKB and exact GP-UCB (incremental, the
   fastest exact method here) with the same kernel and the same fixed beta (3 GP standard

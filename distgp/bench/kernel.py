@@ -38,7 +38,8 @@ PAPER: dict[str, tuple[float, str]] = {
     "cccp1000": (15.93, "SLIM-KL code, all N"),
     "concrete824": (82.1, "SLIM-KL code, N=2"),
 }
-"""Published test MSE (raw units), slimkl.md section 6: reference numbers, not measured here."""
+"""Published test MSE (raw units): reference numbers, not measured here. 1-D series: Suwandi et al.,
+FUSION 2022, GSM-DSCA column; multi-D: the SLIM-KL authors' saved GSMP results."""
 
 DATASETS = (
     "electricitydata",
@@ -538,7 +539,7 @@ def render(rows: Sequence[dict[str, Any]], settings: Settings) -> str:
         noise_rows.append(_noise_row(row))
     floors = ", ".join(f"{f:g}" for f in NOISE_FLOORS)
     parts = [
-        "Test MSE, raw units. `paper`: published numbers (slimkl.md section 6; "
+        "Test MSE, raw units. `paper`: published numbers ("
         "1-D series: FUSION'22 GSM-DSCA column, multi-D: SLIM-KL code's saved GSMP results), "
         "reference values, not measured here. GSMP runs are one agent (DSCA), default settings.",
         "",

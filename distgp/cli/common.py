@@ -10,14 +10,22 @@ import warnings
 from collections.abc import Callable
 from typing import Any
 
-from distgp.exceptions import DistGPError, NumericsWarning
+from distgp.exceptions import DistGPError, NumericalError, NumericsWarning
 
 EXIT_USAGE = 2
-EXIT_FAILURE = 1  # the run itself failed (e.g. an output could not be written)
+EXIT_FAILURE = 1  # the run itself failed (numerical failure, an output that cannot be written)
 
 
 class OneLineParser(argparse.ArgumentParser):
-    """An argument parser whose errors are a single line and exit status 2."""
+    """An argument parser whose errors are a single line and exit status 2.
+
+    Flags match exactly: ``allow_abbrev`` is off, so a mistyped ``--shards`` is not taken for
+    ``--shard``. Sub-command parsers are built with this class too.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs["allow_abbrev"] = False
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str):  # type: ignore[override]
         sys.stderr.write(f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
@@ -25,10 +33,14 @@ class OneLineParser(argparse.ArgumentParser):
 
 
 def run_command(args: argparse.Namespace) -> int:
-    """Run the chosen command, mapping distgp errors to one line and exit status 2."""
+    """Run the chosen command, mapping distgp errors to one line: exit status 2 for bad input,
+    1 for a numerical failure or an output that cannot be written."""
     warnings.simplefilter("once", NumericsWarning)
     try:
         return int(args.handler(args) or 0)
+    except NumericalError as exc:
+        sys.stderr.write(f"distgp {args.command}: error: {_one_line(exc)}\n")
+        return EXIT_FAILURE
     except DistGPError as exc:
         sys.stderr.write(f"distgp {args.command}: error: {_one_line(exc)}\n")
         return EXIT_USAGE

@@ -15,6 +15,7 @@ from distgp.cli.common import (
     number,
     resumed_config,
 )
+from distgp.config import ConsensusConfig, LearnConfig
 
 FLAGS = {
     "data": "data.source",
@@ -122,40 +123,51 @@ def add_parser(commands) -> None:
         "--blocks",
         type=integer,
         metavar="S",
-        help="DSCA blocks solved in parallel (default 4)",
+        help=f"DSCA blocks solved in parallel (default {LearnConfig.blocks})",
     )
     learn.add_argument(
         "--max-iterations",
         type=integer,
         metavar="K",
-        help="DSCA iterations of a single-agent fit (default 300)",
+        help=f"DSCA iterations of a single-agent fit (default {LearnConfig.max_iterations})",
     )
     learn.add_argument(
         "--noise-floor",
         type=number,
         metavar="F",
-        help="lower bound of the noise variance as a fraction of var(y) (default 0.01)",
+        help="lower bound of the noise variance as a fraction of var(y) "
+        f"(default {LearnConfig.noise_floor:g})",
     )
     cons = p.add_argument_group("agents and consensus")
-    cons.add_argument("--agents", type=integer, metavar="N", help="number of agents (default 1)")
+    cons.add_argument(
+        "--agents",
+        type=integer,
+        metavar="N",
+        help=f"number of agents (default {ConsensusConfig.agents})",
+    )
     q = cons.add_mutually_exclusive_group()
     q.add_argument(
         "--bits",
         type=integer,
         metavar="B",
-        help="bits per changed weight per message, 2..32 (default 8)",
+        help=f"bits per changed weight per message, 2..32 (default {ConsensusConfig.bits})",
     )
     q.add_argument(
         "--delta", type=number, metavar="D", help="uniform quantisation step instead of --bits"
     )
     q.add_argument("--no-quantize", action="store_true", help="send float64 messages")
     cons.add_argument("--rho", type=number, help="initial ADMM penalty (default: mean shard size)")
-    cons.add_argument("--rounds", type=integer, metavar="R", help="ADMM round cap (default 200)")
+    cons.add_argument(
+        "--rounds",
+        type=integer,
+        metavar="R",
+        help=f"ADMM round cap (default {ConsensusConfig.max_rounds})",
+    )
     cons.add_argument(
         "--local-iterations",
         type=integer,
         metavar="K",
-        help="DSCA iterations per agent per round (default 5)",
+        help=f"DSCA iterations per agent per round (default {ConsensusConfig.local_iterations})",
     )
     run = p.add_argument_group("where agents run")
     run.add_argument(

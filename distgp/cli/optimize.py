@@ -139,7 +139,7 @@ def run_optimize(args: argparse.Namespace) -> int:
     from threadpoolctl import threadpool_limits
 
     # one BLAS thread: the bandit makes many small LAPACK calls, which oversubscribed threads
-    # slow down by up to 100x on small machines (bkb.md 5.2)
+    # slow down by up to 100x on small machines (see distgp/threads.py)
     with (
         threadpool_limits(1),
         make_evaluator(
@@ -191,7 +191,7 @@ def _resumed_config(args: argparse.Namespace):
 
 
 def result_record(problem, config, result) -> dict:
-    """The content of ``result.json`` (design.md section 2)."""
+    """The content of ``result.json`` (the README, "Optimisation with BKB")."""
     import dataclasses
 
     from distgp import __version__

@@ -1,18 +1,26 @@
 """``BKBSampler``: BKB as an Optuna sampler.
 
-BKB is a *relative* sampler over the numeric part of the search space (``FloatDistribution``
-without ``step``, ``IntDistribution`` with ``step=1``; linear or log): the joint space of the
-completed trials is discretised into ``arms`` points (scrambled Sobol), and each new trial gets the
-arm with the highest UCB. Everything else (categorical parameters, stepped floats, parameters
-first seen in this trial, the first trial) is drawn by a ``RandomSampler``, with a warning
-(``warn_independent_sampling=False`` silences it).
+BKB is a *relative* sampler: the joint space of the completed trials (Optuna's
+``IntersectionSearchSpace``) is discretised into ``arms`` points (scrambled Sobol) and each new
+trial gets the arm with the highest UCB. Every distribution is handled jointly: floats and ints
+on a linear or log scale, stepped floats and ints (as integers counting steps), categoricals
+(one-hot, see :mod:`distgp.bandit.spaces`). Parameters outside the joint space (those first seen
+in this trial, or conditional ones) are drawn by ``independent_sampler``, with a warning
+(``warn_independent_sampling=False`` silences it). Algorithm: ``docs/bkb.md``.
 
-Call order within a trial (Optuna's lifecycle): ``infer_relative_search_space`` ->
-``sample_relative`` (the bandit is first told every finished trial it has not seen, then asked
-for one arm, marked pending) -> ``sample_independent`` for the rest -> the objective ->
-``after_trial`` (the bandit is told the value; a failed trial is recorded as a failed evaluation,
-a pruned one just stops being pending). Running trials stay pending, so parallel workers
-(``n_jobs``) get different arms. The study direction is respected (BKB maximises internally).
+Lifecycle (Optuna's call order within a trial), all under one lock so that ``n_jobs`` worker
+threads share the sampler safely:
+
+* ``sample_relative``: the bandit is first told every completed trial it has not seen (trials
+  added with ``study.add_trial``, or finished by another process), then asked for one arm,
+  which stays pending (hallucinated), so concurrent trials get different arms;
+* ``after_trial``: a completed trial's value is told (negated for ``minimize``: BKB maximises);
+  a failed or pruned trial carries no value and only stops being pending. As in Optuna's
+  ``GPSampler`` and ``CmaEsSampler`` (default), only completed trials inform the model.
+
+A new joint space starts a new bandit, told every completed trial; a trial still running on
+the old bandit is told to the new one when it completes. Multi-objective studies are refused
+with a ``ValueError``.
 
 Example::
 
@@ -25,38 +33,49 @@ Example::
         return (x - 1) ** 2 + (y - 3) ** 2
 
     study = optuna.create_study(sampler=BKBSampler(seed=0))
-    study.optimize(objective, n_trials=30)
+    study.optimize(objective, n_trials=30, n_jobs=2)
 """
 
 from __future__ import annotations
 
 import math
+import threading
 from typing import Any
 
+import numpy as np
 import optuna
-from optuna.distributions import BaseDistribution, FloatDistribution, IntDistribution
+from optuna.distributions import (
+    BaseDistribution,
+    CategoricalDistribution,
+    FloatDistribution,
+    IntDistribution,
+)
 from optuna.samplers import BaseSampler, RandomSampler
 from optuna.search_space import IntersectionSearchSpace
 from optuna.study import Study, StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
-from distgp.bandit.spaces import FloatParam, IntParam
+from distgp.bandit.spaces import CategoricalParam, FloatParam, IntParam, Param
 from distgp.integrations.common import ParamBandit
 
 _INDEPENDENT_WARNING = (
-    "BKBSampler cannot handle parameter '{param}' of trial {trial} jointly ({reason}); it is "
-    "sampled by RandomSampler. Set warn_independent_sampling=False to silence this warning."
+    "BKBSampler samples parameter '{param}' of trial {trial} with {sampler} because it is not in "
+    "the joint search space of the completed trials. Set warn_independent_sampling=False to "
+    "silence this warning."
 )
 
 
 class BKBSampler(BaseSampler):
-    """Optuna sampler driven by BKB.
+    """Optuna sampler driven by BKB (single-objective studies).
 
     Args:
-        arms: number of arms the numeric space is discretised into.
-        seed: seed of the arms, the bandit and the fallback sampler.
+        arms: number of arms the joint space is discretised into.
+        seed: seed of the arms, the bandit and the default independent sampler.
         algorithm: ``bkb`` or ``gpucb`` (exact, for comparisons).
-        warn_independent_sampling: warn when a parameter falls back to random sampling.
+        independent_sampler: samples parameters outside the joint space (default
+            ``RandomSampler(seed=seed)``).
+        warn_independent_sampling: warn when a parameter goes to ``independent_sampler`` after
+            the first completed trial.
         **options: bandit options (:class:`~distgp.bandit.base.ArmBandit`, ``qbar``, ``kernel``).
     """
 
@@ -66,6 +85,7 @@ class BKBSampler(BaseSampler):
         arms: int = 2000,
         seed: int | None = None,
         algorithm: str = "bkb",
+        independent_sampler: BaseSampler | None = None,
         warn_independent_sampling: bool = True,
         **options: Any,
     ) -> None:
@@ -74,52 +94,59 @@ class BKBSampler(BaseSampler):
         self._algorithm = algorithm
         self._options = options
         self._warn = warn_independent_sampling
-        self._random = RandomSampler(seed=seed)
+        self._independent_sampler = independent_sampler or RandomSampler(seed=seed)
         self._search_space = IntersectionSearchSpace()
+        self._lock = threading.Lock()
         self._bandit: ParamBandit | None = None
+        self._codecs: dict[str, _Codec] = {}
         self._key: tuple | None = None
         self._told: set[int] = set()
-        self._arm_of_trial: dict[int, int] = {}
+        self._pending: dict[int, tuple[ParamBandit, int]] = {}  # trial number -> (bandit, arm)
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        del state["_lock"]
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._lock = threading.Lock()
+
+    @property
+    def bandit(self) -> ParamBandit | None:
+        """The current bandit (``None`` before the first joint space)."""
+        return self._bandit
 
     def reseed_rng(self) -> None:
-        self._random.reseed_rng()
-        if self._bandit is not None:
-            self._bandit.bandit.reseed()
+        """Fresh randomness for the bandit (and the arms of later bandits) and the independent
+        sampler; Optuna calls it in each ``n_jobs`` worker thread."""
+        with self._lock:
+            self._seed = int(np.random.SeedSequence().entropy % 2**32)
+            if self._bandit is not None:
+                self._bandit.bandit.reseed(self._seed)
+        self._independent_sampler.reseed_rng()
 
     def infer_relative_search_space(
         self, study: Study, trial: FrozenTrial
     ) -> dict[str, BaseDistribution]:
-        space = self._search_space.calculate(study)
-        return {n: d for n, d in space.items() if _supported(d) and not d.single()}
+        self._raise_error_if_multi_objective(study)
+        with self._lock:  # IntersectionSearchSpace caches state between calls
+            space = self._search_space.calculate(study)
+        return {n: d for n, d in space.items() if not d.single()}
 
     def sample_relative(
         self, study: Study, trial: FrozenTrial, search_space: dict[str, BaseDistribution]
     ) -> dict[str, Any]:
         self._raise_error_if_multi_objective(study)
+        search_space = {n: d for n, d in search_space.items() if not d.single()}
         if not search_space:
             return {}
-        key = tuple(sorted((n, repr(d)) for n, d in search_space.items()))
-        if key != self._key:  # a new joint space: a new bandit, told every finished trial
-            params = [_param(n, d) for n, d in sorted(search_space.items())]
-            self._bandit = ParamBandit(
-                params, self._arms, self._seed, self._algorithm, **dict(self._options)
-            )
-            self._key, self._told, self._arm_of_trial = key, set(), {}
-        bandit = self._bandit
-        assert bandit is not None
-        sign = -1.0 if study.direction == StudyDirection.MINIMIZE else 1.0
-        for past in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.FAIL)):
-            if past.number in self._told or not all(n in past.params for n in search_space):
-                continue
-            arm = self._arm_of_trial.pop(past.number, None)
-            if arm is None:
-                arm = bandit.arm_of({n: past.params[n] for n in search_space})
-            value = past.value if past.state == TrialState.COMPLETE else None
-            bandit.tell(arm, math.nan if value is None else sign * value)
-            self._told.add(past.number)
-        ((arm, params),) = bandit.ask(1)
-        self._arm_of_trial[trial.number] = arm
-        return params
+        with self._lock:
+            bandit = self._bandit_for(search_space)
+            self._catch_up(study, bandit)
+            ((arm, values),) = bandit.ask(1)
+            self._pending[trial.number] = (bandit, arm)
+        return {name: self._codecs[name].decode(v) for name, v in values.items()}
 
     def sample_independent(
         self,
@@ -128,18 +155,23 @@ class BKBSampler(BaseSampler):
         param_name: str,
         param_distribution: BaseDistribution,
     ) -> Any:
+        self._raise_error_if_multi_objective(study)
         if self._warn and any(
             t.state == TrialState.COMPLETE for t in study.get_trials(deepcopy=False)
         ):
-            reason = (
-                "the parameter is categorical or stepped"
-                if not _supported(param_distribution)
-                else "it is not in every finished trial"
-            )
             optuna.logging.get_logger(__name__).warning(
-                _INDEPENDENT_WARNING.format(param=param_name, trial=trial.number, reason=reason)
+                _INDEPENDENT_WARNING.format(
+                    param=param_name,
+                    trial=trial.number,
+                    sampler=type(self._independent_sampler).__name__,
+                )
             )
-        return self._random.sample_independent(study, trial, param_name, param_distribution)
+        return self._independent_sampler.sample_independent(
+            study, trial, param_name, param_distribution
+        )
+
+    def before_trial(self, study: Study, trial: FrozenTrial) -> None:
+        self._independent_sampler.before_trial(study, trial)
 
     def after_trial(
         self,
@@ -148,35 +180,95 @@ class BKBSampler(BaseSampler):
         state: TrialState,
         values: list[float] | None,
     ) -> None:
-        arm = self._arm_of_trial.pop(trial.number, None)
-        if arm is None or self._bandit is None:
-            return
-        if state == TrialState.COMPLETE and values:
-            sign = -1.0 if study.direction == StudyDirection.MINIMIZE else 1.0
-            self._bandit.tell(arm, sign * values[0])
-        elif state == TrialState.FAIL:
-            self._bandit.tell(arm, math.nan)
-        else:  # pruned: no value
-            self._bandit.cancel(arm)
-            return
-        self._told.add(trial.number)
+        with self._lock:
+            bandit, arm = self._pending.pop(trial.number, (None, -1))
+            current = self._bandit
+            done = state == TrialState.COMPLETE and bool(values)
+            if bandit is not None and (bandit is not current or not done):
+                bandit.cancel(arm)  # failed or pruned (no value, as in Optuna's own samplers),
+                bandit = None  # or asked on an earlier joint space
+            if done and current is not None and trial.number not in self._told:
+                # a trial sampled before this bandit existed is told here too, so that every
+                # completed trial is told once, when it completes
+                arm = arm if bandit is not None else self._arm_of(trial)
+                if arm is not None:
+                    current.tell(arm, _sign(study) * values[0])
+                    self._told.add(trial.number)
+        self._independent_sampler.after_trial(study, trial, state, values)
 
-    @property
-    def bandit(self) -> ParamBandit | None:
-        """The current bandit (``None`` before the first joint space)."""
+    # --- under the lock ----------------------------------------------------------------------
+
+    def _bandit_for(self, search_space: dict[str, BaseDistribution]) -> ParamBandit:
+        key = tuple(sorted((n, repr(d)) for n, d in search_space.items()))
+        if key != self._key or self._bandit is None:
+            codecs = {n: _Codec(n, d) for n, d in sorted(search_space.items())}
+            self._bandit = ParamBandit(
+                [c.param for c in codecs.values()],
+                self._arms,
+                self._seed,
+                self._algorithm,
+                **dict(self._options),
+            )
+            self._codecs, self._key, self._told = codecs, key, set()
         return self._bandit
 
+    def _catch_up(self, study: Study, bandit: ParamBandit) -> None:
+        """Tell ``bandit`` every completed trial of the joint space it has not been told."""
+        sign = _sign(study)
+        for past in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+            if past.number not in self._told:
+                arm = self._arm_of(past)
+                if arm is not None:
+                    bandit.tell(arm, sign * float(past.value))
+                    self._told.add(past.number)
 
-def _supported(d: BaseDistribution) -> bool:
-    if isinstance(d, FloatDistribution):
-        return d.step is None
-    if isinstance(d, IntDistribution):
-        return d.step == 1
-    return False
+    def _arm_of(self, trial: FrozenTrial) -> int | None:
+        """The current bandit's arm of ``trial``'s parameters, or ``None`` when the trial lacks
+        a parameter of the joint space or drew it from another distribution."""
+        assert self._bandit is not None
+        if not all(trial.distributions.get(n) == c.distribution for n, c in self._codecs.items()):
+            return None
+        return self._bandit.arm_of({n: c.encode(trial.params[n]) for n, c in self._codecs.items()})
 
 
-def _param(name: str, d: BaseDistribution) -> FloatParam | IntParam:
-    if isinstance(d, IntDistribution):
-        return IntParam(name, float(d.low), float(d.high), bool(d.log))
-    assert isinstance(d, FloatDistribution)
-    return FloatParam(name, float(d.low), float(d.high), bool(d.log))
+def _sign(study: Study) -> float:
+    return -1.0 if study.direction == StudyDirection.MINIMIZE else 1.0
+
+
+class _Codec:
+    """One Optuna distribution as a bandit parameter, and back.
+
+    Stepped floats and ints become integer step counts ``k`` (value ``low + k * step``), so
+    arms sit on the grid; everything else maps one to one.
+    """
+
+    def __init__(self, name: str, d: BaseDistribution) -> None:
+        self.distribution = d
+        self.step: float | None = None
+        self.param: Param
+        if isinstance(d, CategoricalDistribution):
+            self.param = CategoricalParam(name, tuple(d.choices))
+        elif d.step is not None and not (isinstance(d, IntDistribution) and d.step == 1):
+            self.step = float(d.step)
+            steps = math.floor((d.high - d.low) / self.step + 1e-9)
+            self.param = IntParam(name, 0.0, float(steps))
+        elif isinstance(d, IntDistribution):
+            self.param = IntParam(name, float(d.low), float(d.high), bool(d.log))
+        else:
+            assert isinstance(d, FloatDistribution)
+            self.param = FloatParam(name, float(d.low), float(d.high), bool(d.log))
+
+    def encode(self, value: Any) -> Any:
+        if self.step is None:
+            return value
+        return round((float(value) - self.distribution.low) / self.step)
+
+    def decode(self, value: Any) -> Any:
+        d = self.distribution
+        if isinstance(d, CategoricalDistribution):
+            return value
+        if self.step is not None:
+            value = min(d.low + int(value) * self.step, d.high)
+        if isinstance(d, IntDistribution):
+            return round(value)
+        return float(value)

@@ -11,10 +11,20 @@ The Tune ``param_space`` (``tune.uniform``, ``tune.loguniform``, ``tune.randint`
   asks again later), so batches are synchronous. Use ``max_concurrent`` (or a
   ``ConcurrencyLimiter``) to bound the parallelism.
 
-``on_trial_complete`` tells the bandit the trial's ``metric`` (negated for ``mode="min"``); an
-errored trial, or one without the metric, is a failed evaluation. ``add_evaluated_point`` accepts
-results obtained elsewhere. ``save``/``restore`` pickle the whole state (including the random
-generator), so a restored searcher continues the same run.
+Results, as Tune defines them (and as its ``OptunaSearch`` records them):
+
+* a trial that reports ``metric`` is told its value (negated for ``mode="min"``: BKB
+  maximises), even when it then errored; a NaN or infinite value is a failed evaluation;
+* an errored trial without the metric is a failed evaluation (BKB does not propose that arm
+  again);
+* a trial that ends without the metric and without an error was stopped early (pruned): it
+  carries no value and only stops being pending.
+
+``points_to_evaluate`` (full configurations) are handed out first, in order, and told like any
+other trial. ``add_evaluated_point`` accepts results obtained elsewhere (``pruned=True``
+records nothing, ``intermediate_values`` are not used: BKB models final values only).
+``save``/``restore`` pickle the whole state (including the random generator and the points
+still to evaluate), so a restored searcher continues the same run. Algorithm: ``docs/bkb.md``.
 
 Example::
 
@@ -57,6 +67,8 @@ class BKBSearch(Searcher):
         max_concurrent: cap on trials running at once (``None``: Tune's limit).
         seed: seed of the arms and of the bandit.
         algorithm: ``bkb`` or ``gpucb``.
+        points_to_evaluate: configurations to run first (each sets every searched parameter;
+            nested dicts as in the space).
         **options: bandit options (:class:`~distgp.bandit.base.ArmBandit`, ``qbar``, ``kernel``).
     """
 
@@ -71,9 +83,11 @@ class BKBSearch(Searcher):
         max_concurrent: int | None = None,
         seed: int | None = None,
         algorithm: str = "bkb",
+        points_to_evaluate: list[dict[str, Any]] | None = None,
         **options: Any,
     ) -> None:
         super().__init__(metric=metric, mode=mode)
+        self._points = [dict(p) for p in points_to_evaluate or ()]
         self._settings = {
             "arms": arms,
             "seed": seed,
@@ -94,6 +108,22 @@ class BKBSearch(Searcher):
             raise ConfigError("the Tune search space has no tune.uniform/randint/choice domain")
         s = dict(self._settings)
         self._bandit = ParamBandit(params, s.pop("arms"), s.pop("seed"), s.pop("algorithm"), **s)
+        self._points = [self._point_params(k, p) for k, p in enumerate(self._points)]
+
+    def _point_params(self, k: int, point: dict[str, Any]) -> dict[str, Any]:
+        """The searched parameters of ``points_to_evaluate[k]`` (flat names), checked."""
+        assert self._bandit is not None
+        flat = flatten_dict(point, prevent_delimiter=True)
+        names = [p.name for p in self._bandit.space.params]
+        missing = [n for n in names if n not in flat]
+        if missing:
+            raise ConfigError(
+                f"points_to_evaluate[{k}] does not set {missing[0]!r}; give every searched "
+                "parameter"
+            )
+        params = {n: flat[n] for n in names}
+        self._bandit.space.encode(params)  # a value outside the space is refused here
+        return params
 
     def set_search_properties(
         self, metric: str | None, mode: str | None, config: dict, **spec: Any
@@ -122,6 +152,10 @@ class BKBSearch(Searcher):
             raise RuntimeError("BKBSearch needs metric and mode (here or in tune.TuneConfig)")
         if self.max_concurrent is not None and len(self._live) >= self.max_concurrent:
             return None
+        if self._points:
+            params = self._points.pop(0)
+            self._live[trial_id] = self._bandit.arm_of(params)
+            return unflatten_dict(params)
         if not self._queue:
             if self._settings["batch"] and self._live:
                 return None  # a batch is running: wait for it
@@ -136,7 +170,18 @@ class BKBSearch(Searcher):
         arm = self._live.pop(trial_id, None)
         if arm is None or self._bandit is None:
             return
-        self._bandit.tell(arm, self._reward(None if error else result))
+        self._record(arm, None if result is None else result.get(self._metric), error)
+
+    def _record(self, arm: int, value: Any, error: bool) -> None:
+        """Tell ``value`` (Tune's metric) of ``arm``; see the module docstring for the cases."""
+        assert self._bandit is not None
+        if value is not None:
+            reward = float(value) if math.isfinite(float(value)) else math.nan
+            self._bandit.tell(arm, -reward if self._mode == "min" else reward)
+        elif error:
+            self._bandit.tell(arm, math.nan)
+        else:  # stopped early without the metric: pruned
+            self._bandit.cancel(arm)
 
     def add_evaluated_point(
         self,
@@ -148,15 +193,11 @@ class BKBSearch(Searcher):
     ) -> None:
         if self._bandit is None:
             raise RuntimeError("BKBSearch has no search space yet")
+        if pruned and not error:
+            return  # no final value: nothing for BKB to learn
         flat = flatten_dict(parameters, prevent_delimiter=True)
         arm = self._bandit.arm_of({p.name: flat[p.name] for p in self._bandit.space.params})
-        self._bandit.tell(arm, self._reward(None if error else {self._metric: value}))
-
-    def _reward(self, result: dict | None) -> float:
-        value = None if result is None else result.get(self._metric)
-        if value is None or not math.isfinite(float(value)):
-            return math.nan
-        return -float(value) if self._mode == "min" else float(value)
+        self._record(arm, None if error else value, error)
 
     def get_state(self) -> dict[str, Any]:
         return {
@@ -167,6 +208,7 @@ class BKBSearch(Searcher):
             "bandit": self._bandit,
             "queue": self._queue,
             "live": self._live,
+            "points": self._points,
         }
 
     def set_state(self, state: dict[str, Any]) -> None:
@@ -174,6 +216,7 @@ class BKBSearch(Searcher):
         self._settings = state["settings"]
         self.max_concurrent = state["max_concurrent"]
         self._bandit, self._queue, self._live = state["bandit"], state["queue"], state["live"]
+        self._points = state["points"]
 
     def save(self, checkpoint_path: str) -> None:
         data = pickle.dumps(self.get_state())

@@ -1,4 +1,4 @@
-"""Spectral grids of the GSMP kernel (slimkl.md 1.3).
+"""Spectral grids of the GSMP kernel (docs/gsmp.md).
 
 A GSMP sub-kernel ``m`` is a product over input dimensions of 1-D spectral-mixture factors::
 

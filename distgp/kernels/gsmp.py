@@ -11,6 +11,31 @@ from gpytorch.kernels import Kernel
 
 from distgp.kernels.grid import SpectralGrid, expand
 
+WEIGHT_FLOOR = 1e-30  # Positive() is a softplus: an exact zero weight is stored as this
+
+
+class GridBuffers(torch.nn.Module):
+    """The fixed part of a GSMP kernel: buffers that follow ``.to()`` and are saved, never
+    learned, and (unlike the kernel's own buffers) never sliced by a batch index.
+
+    Attributes:
+        means: ``M x P`` frequencies (cycles per transformed input unit).
+        variances: ``M x P`` spectral variances.
+        input_shift, input_scale: ``P`` affine input transform, ``z = (x - shift) / scale``.
+    """
+
+    def __init__(
+        self, grid: SpectralGrid, shift: np.ndarray, scale: np.ndarray, dtype: torch.dtype
+    ) -> None:
+        super().__init__()
+        for name, value in (
+            ("means", grid.means),
+            ("variances", grid.variances),
+            ("input_shift", shift),
+            ("input_scale", scale),
+        ):
+            self.register_buffer(name, torch.as_tensor(np.asarray(value, float), dtype=dtype))
+
 
 class GSMPKernel(Kernel):
     r"""Grid spectral mixture product kernel.
@@ -19,19 +44,30 @@ class GSMPKernel(Kernel):
         k(x, x') = \sum_{m=1}^M w_m \prod_{p=1}^P \cos(2\pi \mu_{mp} \tau_p)
         \exp(-2\pi^2 v_{mp} \tau_p^2), \quad \tau = (x - x') / s,
 
-    with a fixed grid (``mu``, ``v``: buffers) and learnable non-negative weights ``w``. Inputs
-    are shifted and scaled by the buffers ``input_shift`` and ``input_scale`` first (zeros and
-    ones unless the kernel comes from a fitted :class:`~distgp.GSMPRegressor`).
+    with a fixed grid (``mu``, ``v``: buffers) and learnable non-negative weights ``w``
+    (``raw_weights`` under a ``Positive`` constraint). Inputs are shifted and scaled first
+    (zeros and ones unless the kernel comes from a fitted :class:`~distgp.GSMPRegressor`).
+    Theory and defaults: ``docs/gsmp.md``.
+
+    A grid with one column (``P = 1``) is shared by every input dimension (isotropic, like the
+    SLIM-KL reference grid, whose columns are all equal), so the kernel takes inputs of any
+    width ``d``; the product of ``d`` cosines is expanded into ``2^(d-1)`` cosine directions per
+    component, which suits a few dimensions. A grid with ``P > 1`` columns needs ``d = P``.
+
+    ``batch_shape`` gives a batch of weight vectors (``batch_shape x M``) over the one grid:
+    ``kernel[i]`` selects weight vectors, never grid rows.
 
     Args:
         grid: the spectral grid (``M`` components over ``P`` dimensions).
-        weights: initial weights (``M``), default ``1 / M`` each.
+        weights: initial weights (``M`` or ``batch_shape x M``), default ``1 / M`` each.
         input_shift, input_scale: ``P`` affine input transform.
+        dtype: of the weights and buffers (default: ``torch.get_default_dtype()``).
+        **kwargs: :class:`gpytorch.kernels.Kernel` options (``batch_shape``, ``active_dims``).
 
     Example:
         >>> from distgp.kernels import GSMPKernel, reference_grid
         >>> kernel = GSMPKernel(reference_grid(dims=1, components=50))
-        >>> kernel(torch.randn(5, 1, dtype=torch.float64)).to_dense().shape
+        >>> kernel(torch.randn(5, 3)).to_dense().shape
         torch.Size([5, 5])
     """
 
@@ -44,93 +80,112 @@ class GSMPKernel(Kernel):
         weights: np.ndarray | torch.Tensor | None = None,
         input_shift: np.ndarray | None = None,
         input_scale: np.ndarray | None = None,
+        dtype: torch.dtype | None = None,
         **kwargs,
     ) -> None:
         super().__init__(**kwargs)
         M, P = grid.means.shape
-        dtype = torch.float64
-        self.register_buffer("means", torch.as_tensor(grid.means, dtype=dtype))
-        self.register_buffer("variances", torch.as_tensor(grid.variances, dtype=dtype))
-        self.register_buffer(
-            "input_shift",
-            torch.as_tensor(np.zeros(P) if input_shift is None else input_shift, dtype=dtype),
+        dtype = torch.get_default_dtype() if dtype is None else dtype
+        shift = np.zeros(P) if input_shift is None else np.asarray(input_shift, float)
+        scale = np.ones(P) if input_scale is None else np.asarray(input_scale, float)
+        if shift.shape != (P,) or scale.shape != (P,):
+            raise ValueError(
+                f"input_shift and input_scale must have P={P} entries, "
+                f"got {shift.shape} and {scale.shape}"
+            )
+        self.grid = GridBuffers(grid, shift, scale, dtype)
+        self._expansions: dict[tuple, list[tuple[torch.Tensor, ...]]] = {}
+        self._grid_stamp: tuple = ()
+        self.register_parameter(
+            "raw_weights", torch.nn.Parameter(torch.zeros(*self.batch_shape, M, dtype=dtype))
         )
-        self.register_buffer(
-            "input_scale",
-            torch.as_tensor(np.ones(P) if input_scale is None else input_scale, dtype=dtype),
-        )
-        groups = expand(grid)
-        self._group_sizes = [len(g.coef) for g in groups]
-        self.register_buffer(
-            "group_variances", torch.as_tensor(np.array([g.variance for g in groups]), dtype=dtype)
-        )
-        self.register_buffer(
-            "directions", torch.as_tensor(np.vstack([g.directions for g in groups]), dtype=dtype)
-        )
-        self.register_buffer(
-            "direction_owner",
-            torch.as_tensor(
-                np.concatenate([g.components[g.owner] for g in groups]), dtype=torch.long
-            ),
-        )
-        self.register_buffer(
-            "direction_coef", torch.as_tensor(np.concatenate([g.coef for g in groups]), dtype=dtype)
-        )
-        self.register_parameter("raw_weights", torch.nn.Parameter(torch.zeros(M, dtype=dtype)))
         self.register_constraint("raw_weights", Positive())
         self.weights = torch.full((M,), 1.0 / M, dtype=dtype) if weights is None else weights
 
     @property
     def weights(self) -> torch.Tensor:
-        """Non-negative component weights (``M``)."""
+        """Non-negative component weights (``batch_shape x M``)."""
         return self.raw_weights_constraint.transform(self.raw_weights)
 
     @weights.setter
     def weights(self, value) -> None:
-        value = torch.as_tensor(value, dtype=self.raw_weights.dtype)
-        # Positive() is a softplus: keep exact zeros representable as a tiny positive number.
-        value = value.clamp_min(1e-30)
+        raw = self.raw_weights
+        value = torch.as_tensor(value, dtype=raw.dtype, device=raw.device).expand(raw.shape)
+        value = value.clamp_min(WEIGHT_FLOOR)
         self.initialize(raw_weights=self.raw_weights_constraint.inverse_transform(value))
 
     def forward(
         self, x1: torch.Tensor, x2: torch.Tensor, diag: bool = False, **params
     ) -> torch.Tensor:
-        """Covariance between ``... x n x P`` and ``... x m x P`` inputs.
+        """Covariance between ``... x n x d`` and ``... x m x d`` inputs.
 
         Returns:
-            ``... x n x m`` matrix, or the ``... x n`` diagonal when ``diag=True``.
+            ``... x n x m`` matrix, or the ``... x n`` diagonal when ``diag=True`` (``...`` is
+            the input batch broadcast with ``batch_shape``).
         """
-        P = self.means.shape[1]
-        if x1.shape[-1] != P or x2.shape[-1] != P:
-            raise ValueError(
-                f"GSMPKernel expected inputs with d={P}, got {x1.shape[-1]} and {x2.shape[-1]}"
-            )
+        d = self._check_width(x1, x2)
         weights = self.weights
-        if diag:
-            return weights.sum().expand(*x1.shape[:-1]).to(x1.dtype)
-        z1 = (x1 - self.input_shift) / self.input_scale
-        z2 = (x2 - self.input_shift) / self.input_scale
-        column_weight = weights[self.direction_owner] * self.direction_coef
+        batch = torch.broadcast_shapes(weights.shape[:-1], x1.shape[:-2], x2.shape[:-2])
+        if diag:  # every component has k_m(0) = 1
+            total = weights.sum(-1).to(torch.promote_types(weights.dtype, x1.dtype))
+            return total[..., None].expand(*batch, x1.shape[-2])
+        g = self.grid
+        shift, scale = g.input_shift, g.input_scale
+        z1, z2 = (x1 - shift) / scale, (x2 - shift) / scale
         out = None
-        start = 0
-        for g, size in enumerate(self._group_sizes):
-            sl = slice(start, start + size)
-            start += size
-            U = self.directions[sl]
-            c = column_weight[sl]
-            p1 = 2 * math.pi * z1 @ U.T
-            p2 = 2 * math.pi * z2 @ U.T
+        for variance, directions, owner, coef in self._expansion(d, z1.dtype, z1.device):
+            c = (weights[..., owner] * coef).unsqueeze(-2)  # batch x 1 x J
+            p1 = 2 * math.pi * z1 @ directions.T
+            p2 = 2 * math.pi * z2 @ directions.T
             inner = (torch.cos(p1) * c) @ torch.cos(p2).transpose(-1, -2) + (
                 torch.sin(p1) * c
             ) @ torch.sin(p2).transpose(-1, -2)
-            s = torch.sqrt(2 * math.pi**2 * self.group_variances[g])
+            s = torch.sqrt(2 * math.pi**2 * variance)
             a, b = z1 * s, z2 * s
             sq = (
                 a.pow(2).sum(-1, keepdim=True)
                 + b.pow(2).sum(-1).unsqueeze(-2)
                 - 2 * a @ b.transpose(-1, -2)
             )
-            envelope = torch.exp(-sq.clamp_min(0))
-            term = envelope * inner
+            term = torch.exp(-sq.clamp_min(0)) * inner
             out = term if out is None else out + term
-        return out
+        return out.expand(*batch, *out.shape[-2:])
+
+    def _check_width(self, x1: torch.Tensor, x2: torch.Tensor) -> int:
+        P = self.grid.means.shape[1]
+        d = x1.shape[-1]
+        if x2.shape[-1] != d or (P > 1 and d != P):
+            raise ValueError(
+                f"GSMPKernel expected inputs with d={P}, got {x1.shape[-1]} and {x2.shape[-1]}"
+            )
+        return d
+
+    def _expansion(self, d: int, dtype: torch.dtype, device: torch.device) -> list:
+        """Envelope groups for inputs of width ``d`` as tensors: ``(variance (d), directions
+        (J x d), owner (J, component index), coef (J))``; cached per ``d``, dtype and device
+        until the grid buffers move (``.to()``) or change (``load_state_dict``)."""
+        g = self.grid
+        stamp = tuple((t.data_ptr(), t._version) for t in (g.means, g.variances))
+        if stamp != self._grid_stamp:
+            self._expansions, self._grid_stamp = {}, stamp
+        key = (d, dtype, device)
+        if key not in self._expansions:
+            means = g.means.detach().cpu().double().numpy()
+            variances = g.variances.detach().cpu().double().numpy()
+            if means.shape[1] != d:  # a one-column grid shared by every dimension
+                means, variances = np.repeat(means, d, 1), np.repeat(variances, d, 1)
+            groups = expand(SpectralGrid(means, variances, kind="isotropic"))
+
+            def tensor(a, kind=dtype):
+                return torch.as_tensor(np.asarray(a), dtype=kind, device=device)
+
+            self._expansions[key] = [
+                (
+                    tensor(grp.variance),
+                    tensor(grp.directions),
+                    tensor(grp.components[grp.owner], torch.long),
+                    tensor(grp.coef),
+                )
+                for grp in groups
+            ]
+        return self._expansions[key]

@@ -1,4 +1,4 @@
-"""DSCA: successive convex approximation solved blockwise (slimkl.md section 3).
+"""DSCA: successive convex approximation solved blockwise (docs/dsca.md).
 
 Each outer iteration linearises ``log det C`` at the iterate (one Cholesky, one inverse, one
 matrix product per envelope group), splits the active parameters into ``blocks`` of consecutive
@@ -47,7 +47,7 @@ class DSCAOptions:
         overrelax: try over-relaxed steps (see module docstring); off gives plain SCA steps.
     """
 
-    max_iterations: int = 300
+    max_iterations: int = 500
     tol: float = 1e-9
     blocks: int = 4
     prune_tol: float = 1e-4

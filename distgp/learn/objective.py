@@ -1,4 +1,4 @@
-"""The local objective of SLIM-KL and its difference-of-convex split (slimkl.md section 2).
+"""The local objective of SLIM-KL and its difference-of-convex split (docs/dsca.md section 1).
 
 For one shard with standardised outputs ``y`` (``n``) and parameters ``theta = (w_1..w_M, s2)``
 (``M`` sub-kernel weights, then the noise variance as the weight of the identity sub-kernel)::
@@ -20,14 +20,14 @@ from dataclasses import dataclass, field
 import numpy as np
 import scipy.linalg
 
-from distgp.exceptions import DistGPError, NumericsWarning
+from distgp.exceptions import NumericalError, NumericsWarning
 from distgp.kernels.bank import SubKernelBank
 
 JITTER_INITIAL = 1e-10  # relative to the mean diagonal
 JITTER_MAX = 1e-3
 
 
-class NotPositiveDefiniteError(DistGPError, np.linalg.LinAlgError):
+class NotPositiveDefiniteError(NumericalError, np.linalg.LinAlgError):
     """The covariance stays indefinite even after the largest jitter."""
 
 
@@ -101,7 +101,7 @@ class Factorization:
 
 @dataclass(frozen=True)
 class ProximalTerm:
-    """ADMM augmentation ``lambda^T (theta - z) + rho/2 ||theta - z||^2`` (slimkl.md 4.2).
+    """ADMM augmentation ``lambda^T (theta - z) + rho/2 ||theta - z||^2`` (docs/admm.md section 2).
 
     Attributes:
         dual: ``lambda`` (``M + 1``), unscaled dual variable.
@@ -181,7 +181,7 @@ class LocalObjective:
         """``c_m = tr(C^-1 K_m)`` and ``q_m = alpha^T K_m alpha`` for the given indices.
 
         ``c`` is the gradient of the concave part (log det), the linear term of the SCA
-        surrogate (slimkl.md 3.1); index ``M`` is the noise (``K = I``).
+        surrogate (docs/dsca.md section 2); index ``M`` is the noise (``K = I``).
         """
         components = np.asarray(components, dtype=int)
         kernel = components < self.M

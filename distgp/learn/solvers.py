@@ -1,4 +1,4 @@
-"""Solvers of the convex block subproblem of DSCA (slimkl.md 3.1-3.4).
+"""Solvers of the convex block subproblem of DSCA (docs/dsca.md sections 2-4).
 
 At an SCA iterate ``theta_k`` the log-det term is linearised, and block ``s`` solves::
 
@@ -11,7 +11,7 @@ Two interchangeable solvers:
   ``y^T C^-1 y = min sum_m ||w_m||^2 / theta_m  s.t.  sum_m L_m w_m = y``, alternating the
   closed-form ``w``-step (``||w_m||^2 = theta_m^2 alpha^T K_m alpha``) with the per-coordinate
   ``theta``-step, the unique positive root of ``rho t^3 + (b_m - rho z_m) t^2 - a_m = 0``
-  (slimkl.md 3.4). One alternation is a majorisation step of the whole objective, so with
+  (docs/dsca.md section 4). One alternation is a majorisation step of the whole objective, so with
   ``inner_iterations=1`` the Jacobi update over all blocks always decreases it.
 * :class:`ConicSolver`: the same subproblem as a second-order-cone program in cvxpy
   (``quad_over_lin`` rotated cones, never ``matrix_frac``), solved by Clarabel or SCS; the
@@ -25,7 +25,7 @@ from typing import Protocol
 
 import numpy as np
 
-from distgp.exceptions import ConfigError
+from distgp.exceptions import ConfigError, NumericalError
 from distgp.learn.objective import LocalObjective, ProximalTerm
 
 SOLVERS = ("closed_form", "cvxpy")
@@ -69,7 +69,7 @@ def positive_cubic_root(rho: float | np.ndarray, b: np.ndarray, a: np.ndarray) -
     rho = np.asarray(rho, float)
     if np.all(rho <= 0):
         if np.any((b <= 0) & (a > 0)):
-            raise ConfigError("unbounded subproblem: a non-positive linear term with rho = 0")
+            raise NumericalError("unbounded subproblem: a non-positive linear term with rho = 0")
         with np.errstate(divide="ignore", invalid="ignore"):
             return np.where(a > 0, np.sqrt(a / np.where(b > 0, b, 1.0)), 0.0)
     base = np.maximum(-b / rho, 0.0)
@@ -170,8 +170,9 @@ class ConicSolver:
         options = {"eps_abs": 1e-9, "eps_rel": 1e-9} if self.solver == "SCS" else {}
         prob.solve(solver=self.solver, **options)
         if theta.value is None:
-            raise ConfigError(
-                f"cvxpy ({self.solver}) failed on the block subproblem: {prob.status}"
+            raise NumericalError(
+                f"cvxpy ({self.solver}) failed on the block subproblem: {prob.status}; "
+                "try solver closed_form"
             )
         return np.maximum(np.asarray(theta.value, float), objective.lower[idx])
 
