@@ -80,24 +80,32 @@ def quadratic_admm(coder, agents=4, D=6, seed=0, rounds=300):
     a = rng.uniform(0.5, 2.0, size=agents)
     c = rng.uniform(0.1, 1.0, size=(agents, D))
     target = (a[:, None] * c).sum(0) / a.sum()
-    options = ADMMOptions(max_rounds=rounds, abs_tol=1e-7, rel_tol=1e-7, rho=1.0)
+    options = ADMMOptions(
+        max_rounds=rounds, abs_tol=1e-7, rel_tol=1e-7, rho=1.0, curvature_rounds=(2,)
+    )
     coordinator = ADMMCoordinator(np.full(D, 0.5), np.zeros(D), agents, coder, options, 1.0)
     state = [
-        {"z": np.zeros(D), "v": np.zeros(D), "u": np.zeros(D), "x": None} for _ in range(agents)
+        {"z": np.zeros(D), "v": np.zeros(D), "u": np.zeros(D), "x": None, "rho": None}
+        for _ in range(agents)
     ]
     while not coordinator.done:
         replies = {}
         for j, request in coordinator.requests(list(range(agents))).items():
             s = state[j]
             if request.resync:
-                s.update(z=np.zeros(D), v=np.zeros(D), u=np.zeros(D), x=None)
+                s.update(z=np.zeros(D), v=np.zeros(D), u=np.zeros(D), x=None, rho=None)
             s["z"] = DeltaCoder.apply(request.z, s["z"])
             z = np.maximum(s["z"], 0.0)
             residual = None
             if s["x"] is not None:
                 s["u"] = s["u"] + s["x"] - z
                 residual = float(np.sum((s["x"] - z) ** 2))
-            s["x"] = (a[j] * c[j] + request.rho * (z - s["u"])) / (a[j] + request.rho)
+            if request.rho is not None:  # a new penalty: the unscaled dual rho u stays fixed
+                if s["rho"] is not None:
+                    s["u"] = s["u"] * s["rho"] / request.rho
+                s["rho"] = np.asarray(request.rho, float)
+            rho = s["rho"]
+            s["x"] = (a[j] * c[j] + rho * (z - s["u"])) / (a[j] + rho)
             rng = np.random.default_rng([seed, j, request.round])
             message = coder.encode(s["x"] + s["u"], s["v"], rng)
             s["v"] = DeltaCoder.apply(message, s["v"])
@@ -106,11 +114,12 @@ def quadratic_admm(coder, agents=4, D=6, seed=0, rounds=300):
                 message,
                 residual,
                 float(s["x"] @ s["x"]),
-                float(np.sum((request.rho * s["u"]) ** 2)),
+                float(np.sum((rho * s["u"]) ** 2)),
                 0.0,
                 0.0,
                 1,
                 0.0,
+                np.full(D, a[j]) if request.curvature else None,  # the exact curvature
             )
         coordinator.update(replies)
     return coordinator, target
@@ -131,8 +140,9 @@ def test_coordinator_state_round_trip():
         np.full(6, 0.5), np.zeros(6), 4, DeltaCoder(bits=8), ADMMOptions(max_rounds=5), 1.0
     )
     clone.restore(coordinator.state(), coordinator.history)
-    assert np.array_equal(clone.z_hat, coordinator.z_hat) and clone.rho == coordinator.rho
+    assert np.array_equal(clone.z_hat, coordinator.z_hat)
     assert np.array_equal(clone.v_hat, coordinator.v_hat) and clone.round == coordinator.round
+    assert np.array_equal(clone.rho, coordinator.rho)
 
 
 def test_dropped_agent_leaves_the_consensus():
