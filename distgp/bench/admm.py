@@ -47,7 +47,7 @@ REFERENCE_SETTINGS = {
     "consensus.quantize": False,
     "consensus.abs_tol": 1e-6,
     "consensus.rel_tol": 1e-5,
-    "consensus.max_rounds": 600,
+    "consensus.max_rounds": 400,
 }
 LARGE_DATASET = "cccp9500"
 LARGE_AGENTS = 8
