@@ -221,11 +221,12 @@ def fit(
             run = _admm(backend, theta0, config, settings, setup_args, rho, report, saver, saved)
         theta = run["theta"]
         members = run["members"]
-        losses = _evaluate(backend, theta, setup_args, members, run["events"])
+        held = run["held"]
+        losses = _evaluate(backend, theta, setup_args, members, run["events"], held)
         seconds = saver.elapsed()
         prediction = None
         if X_test is not None and len(X_test) and not pooled:
-            prediction = _predict_private(backend, scaler, theta, X_test, members)
+            prediction = _predict_private(backend, scaler, theta, X_test, members, held)
         nodes = backend.nodes()
         traffic = backend.traffic
     n_total = sum(shard_sizes[j] for j in members)
@@ -401,11 +402,16 @@ class _Saver:
 
 
 def _evaluate(
-    backend: Backend, theta: np.ndarray, setup_args: tuple, members: list[int], events: list[str]
+    backend: Backend,
+    theta: np.ndarray,
+    setup_args: tuple,
+    members: list[int],
+    events: list[str],
+    held: list[int] = (),
 ) -> dict:
-    """Every remaining agent's local objective at the final weights; a dead agent is rebuilt
-    once."""
-    replies = backend.call("evaluate", {j: (theta,) for j in members})
+    """Every remaining agent's local objective at the final weights (not sent again to the
+    agents in ``held``, which hold them from the last round); a dead agent is rebuilt once."""
+    replies = backend.call("evaluate", {j: (None if j in held else theta,) for j in members})
     for j, reply in list(replies.items()):
         if isinstance(reply, AgentFailure):
             backend.recover(j)
@@ -416,12 +422,19 @@ def _evaluate(
 
 
 def _predict_private(
-    backend: Backend, scaler: Scaler, theta: np.ndarray, X_test: np.ndarray, members: list[int]
+    backend: Backend,
+    scaler: Scaler,
+    theta: np.ndarray,
+    X_test: np.ndarray,
+    members: list[int],
+    held: list[int] = (),
 ) -> tuple[np.ndarray, np.ndarray]:
-    """rBCM over the agents' experts at raw ``X_test``; raw-unit mean and std (noise included)."""
+    """rBCM over the agents' experts at raw ``X_test``; raw-unit mean and std (noise included).
+    Agents in ``held`` use the weights they hold from the last round."""
     weights, noise = theta[:-1], float(theta[-1])
     Z = scaler.x(np.asarray(X_test, float))
-    answers = _answers(backend.call("predict", {j: (Z, weights, noise) for j in members}))
+    args = {j: (Z,) if j in held else (Z, weights, noise) for j in members}
+    answers = _answers(backend.call("predict", args))
     mean, latent = combine_experts([answers[j] for j in members], float(weights.sum()))
     return scaler.y_back(mean), np.sqrt(latent + noise) * scaler.y_scale
 
@@ -471,6 +484,7 @@ def _single_agent(
         "history": history,
         "events": [],
         "members": [0],
+        "held": [],
         "missing": [],
         "stop": {},
     }
@@ -569,6 +583,7 @@ def _admm(
         "history": coordinator.history,
         "events": events,
         "members": [j for j in range(c.agents) if coordinator.active[j]],
+        "held": coordinator.holding(),
         "missing": missing,
         "stop": stop,
     }

@@ -7,7 +7,7 @@ import pytest
 
 from distgp.agents import InlineBackend, RayBackend
 from distgp.config import FitConfig
-from distgp.consensus.admm import RoundReply, RoundRequest
+from distgp.consensus.admm import Penalty, RoundReply, RoundRequest
 from distgp.consensus.quantizer import DeltaCoder
 from distgp.consensus.wire import Packed, decode, encode
 from distgp.data import shard_indices
@@ -88,11 +88,11 @@ def test_round_is_idempotent_and_duals_stay_with_the_agent():
     agent = backend.agent(0)
     D = agent._objective.dim
     z = DeltaCoder().encode(np.r_[np.full(D - 1, 0.01), 0.1], np.zeros(D), None)
-    rho = np.full(D, 5.0)
+    rho = Penalty.of(np.full(D, 5.0))
     first = agent.round(RoundRequest(100, z, rho, True).to_wire())
-    again = agent.round(RoundRequest(100, z, 10 * rho, True).to_wire())  # a retried call
+    again = agent.round(RoundRequest(100, z, 2.0, True).to_wire())  # a retried call
     assert encode(again) == encode(first)
-    assert agent._u is not None and len(first) == 10  # the dual is not in the reply
+    assert agent._u is not None and len(first) == 4  # round, change of x + u, stats, curvature
     after = RoundReply.from_wire(agent.round(RoundRequest(101, z, None, False).to_wire()))
     assert after.round == 101 and after.residual is not None
 

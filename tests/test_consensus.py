@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
 from distgp.consensus import ADMMCoordinator, ADMMOptions, DeltaCoder, decode, encode
-from distgp.consensus.admm import RoundReply
+from distgp.consensus.admm import Penalty, RoundReply
 from distgp.consensus.wire import WireError, dense_float64_size, float64_size
 from distgp.exceptions import ConfigError
 
@@ -101,9 +103,14 @@ def quadratic_admm(coder, agents=4, D=6, seed=0, rounds=300):
                 s["u"] = s["u"] + s["x"] - z
                 residual = float(np.sum((s["x"] - z) ** 2))
             if request.rho is not None:  # a new penalty: the unscaled dual rho u stays fixed
+                if isinstance(request.rho, Penalty):
+                    s["penalty"] = request.rho
+                else:
+                    s["penalty"] = dataclasses.replace(s["penalty"], scale=request.rho)
+                new = s["penalty"].values()
                 if s["rho"] is not None:
-                    s["u"] = s["u"] * s["rho"] / request.rho
-                s["rho"] = np.asarray(request.rho, float)
+                    s["u"] = s["u"] * s["rho"] / new
+                s["rho"] = new
             rho = s["rho"]
             s["x"] = (a[j] * c[j] + rho * (z - s["u"])) / (a[j] + rho)
             rng = np.random.default_rng([seed, j, request.round])
@@ -116,11 +123,9 @@ def quadratic_admm(coder, agents=4, D=6, seed=0, rounds=300):
                 float(s["x"] @ s["x"]),
                 float(np.sum((rho * s["u"]) ** 2)),
                 0.0,
-                0.0,
-                1,
-                0.0,
                 np.full(D, a[j]) if request.curvature else None,  # the exact curvature
             )
+            replies[j] = RoundReply.from_wire(decode(encode(replies[j].to_wire())))
         coordinator.update(replies)
     return coordinator, target
 
@@ -142,7 +147,7 @@ def test_coordinator_state_round_trip():
     clone.restore(coordinator.state(), coordinator.history)
     assert np.array_equal(clone.z_hat, coordinator.z_hat)
     assert np.array_equal(clone.v_hat, coordinator.v_hat) and clone.round == coordinator.round
-    assert np.array_equal(clone.rho, coordinator.rho)
+    assert np.array_equal(clone.rho, coordinator.rho) and clone.penalty == coordinator.penalty
 
 
 def test_dropped_agent_leaves_the_consensus():
@@ -150,11 +155,11 @@ def test_dropped_agent_leaves_the_consensus():
     coordinator.requests([0, 1])
     ones = DeltaCoder().encode(np.ones(3), np.zeros(3), None)
     zeros = DeltaCoder().encode(np.zeros(3), np.zeros(3), None)
-    reply = lambda m: RoundReply(1, m, None, 0.0, 0.0, 0.0, 0.0, 1, 0.0)  # noqa: E731
+    reply = lambda m: RoundReply(1, m, None, 0.0, 0.0, 0.0)  # noqa: E731
     coordinator.update({0: reply(ones), 1: reply(zeros)})
     assert np.allclose(coordinator.z_target, 0.5)
     coordinator.drop(1)
     coordinator.requests([0])
     same = DeltaCoder().encode(np.ones(3), np.ones(3), None)
-    record = coordinator.update({0: RoundReply(2, same, 0.0, 1.0, 0.0, 0.0, 0.0, 1, 0.0)})
+    record = coordinator.update({0: RoundReply(2, same, 0.0, 1.0, 0.0, 0.0)})
     assert record.participants == 1 and np.allclose(coordinator.z_target, 1.0)

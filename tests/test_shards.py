@@ -139,5 +139,5 @@ def test_private_model_predicts_through_rebuilt_agents(tmp_path):
     frame = pd.read_csv(predicted / "predictions.csv")
     truth = pd.read_csv(test)["y"].to_numpy()
     assert np.mean((frame["mean"].to_numpy() - truth) ** 2) == pytest.approx(
-        metrics["mse"], rel=1e-9
+        metrics["mse"], rel=1e-6
     )

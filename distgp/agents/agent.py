@@ -17,7 +17,6 @@ by the agent itself where it runs (:class:`ShardFile`); the driver then never op
 from __future__ import annotations
 
 import os
-import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -25,7 +24,7 @@ from typing import Any
 import numpy as np
 import scipy.linalg
 
-from distgp.consensus.admm import RoundReply, RoundRequest
+from distgp.consensus.admm import Penalty, RoundReply, RoundRequest
 from distgp.consensus.quantizer import DeltaCoder
 from distgp.consensus.wire import decode, encode
 from distgp.data import Scaler, ShardSummary, load_dataset
@@ -146,7 +145,8 @@ class Agent:
         self._reply: RoundReply | None = None
         self._x: np.ndarray | None = None
         self._u: np.ndarray | None = None
-        self._rho: float | None = None
+        self._rho: np.ndarray | None = None
+        self._penalty: Penalty | None = None
         self._z_hat: np.ndarray | None = None
         self._v_hat: np.ndarray | None = None
 
@@ -218,7 +218,6 @@ class Agent:
         req = RoundRequest.from_wire(request)
         if self._reply is not None and req.round == self._last_round:
             return self._reply.to_wire()
-        start = time.perf_counter()
         D = objective.dim
         if req.resync or self._z_hat is None:
             self._reset_round_state()
@@ -231,7 +230,11 @@ class Agent:
             residual = float(np.sum((self._x - z) ** 2))
             x_norm2 = float(self._x @ self._x)
         if req.rho is not None:
-            rho = np.asarray(req.rho, float)
+            if isinstance(req.rho, Penalty):
+                self._penalty = req.rho
+            else:  # a new balancing scale of the penalty already held
+                self._penalty = replace(self._penalty, scale=float(req.rho))
+            rho = self._penalty.values()
             if self._rho is not None:
                 self._u = self._u * self._rho / rho  # the unscaled dual rho u stays fixed
             self._rho = rho
@@ -254,9 +257,6 @@ class Agent:
             x_norm2=x_norm2,
             dual_norm2=float(np.sum((self._rho * self._u) ** 2)),
             loss_at_z=loss_at_z,
-            loss=float(result.loss),
-            iterations=int(result.iterations),
-            seconds=time.perf_counter() - start,
             curvature=objective.curvature(z) if req.curvature else None,
         )
         self._save_state()
@@ -264,7 +264,7 @@ class Agent:
 
     # --- own checkpoint ------------------------------------------------------------------------
 
-    _STATE = ("_x", "_u", "_rho", "_z_hat", "_v_hat", "_last_round")
+    _STATE = ("_x", "_u", "_rho", "_z_hat", "_v_hat", "_last_round")  # and the penalty
 
     def _state_file(self) -> Path | None:
         folder = self._settings.state_dir if self._settings is not None else None
@@ -281,6 +281,9 @@ class Agent:
             arrays = {"before" + k[3:]: v for k, v in old.items() if k.startswith("now")}
         for name in self._STATE:
             arrays["now" + name] = np.asarray(getattr(self, name))
+        p = self._penalty
+        arrays["now_penalty_codes"] = p.codes
+        arrays["now_penalty"] = np.array([p.low, p.high, p.scale])
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             save_npz(path, arrays)
@@ -303,20 +306,38 @@ class Agent:
                     value = saved[prefix + name]
                     setattr(self, name, value.copy() if value.ndim else value.item())
                 self._last_round = int(self._last_round)
+                low, high, scale = (float(v) for v in saved[prefix + "_penalty"])
+                self._penalty = Penalty(saved[prefix + "_penalty_codes"], low, high, scale)
                 return True
         return False
 
     # --- evaluation and prediction -------------------------------------------------------------
 
-    def evaluate(self, theta: np.ndarray) -> float:
-        """Local objective ``l_j(theta)`` (standardised units)."""
+    def _held(self, theta: np.ndarray | None) -> np.ndarray:
+        """``theta``, or (``None``) the consensus this agent holds from the last round."""
         objective, _ = self._require()
-        return float(objective.value(np.maximum(np.asarray(theta, float), objective.lower)))
+        if theta is None:
+            if self._z_hat is None:
+                raise AgentNotReadyError(f"agent {self.agent_id} holds no consensus yet")
+            theta = self._z_hat
+        return np.maximum(np.asarray(theta, float), objective.lower)
 
-    def predict(self, Z: np.ndarray, weights: np.ndarray, noise: float) -> list:
-        """This expert's latent posterior at standardised inputs ``Z`` (``n_* x P``) under the
-        given kernel: ``[mean (n_*), variance (n_*)]``, standardised units, noise excluded."""
+    def evaluate(self, theta: np.ndarray | None) -> float:
+        """Local objective ``l_j(theta)`` (standardised units); ``None``: at the held consensus,
+        so the final weights need not travel again."""
         objective, _ = self._require()
+        return float(objective.value(self._held(theta)))
+
+    def predict(
+        self, Z: np.ndarray, weights: np.ndarray | None = None, noise: float | None = None
+    ) -> list:
+        """This expert's latent posterior at standardised inputs ``Z`` (``n_* x P``) under the
+        given kernel (``None``: the held consensus): ``[mean (n_*), variance (n_*)]``,
+        standardised units, noise excluded."""
+        objective, _ = self._require()
+        if weights is None:
+            held = self._held(None)
+            weights, noise = held[:-1], float(held[-1])
         bank, y = objective.bank, objective.y
         weights = np.asarray(weights, float)
         C = bank.gram(weights)

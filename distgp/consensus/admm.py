@@ -31,6 +31,7 @@ Agents rescale their duals whenever the penalty changes.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass, field
 
@@ -89,23 +90,68 @@ class RoundRequest:
     Attributes:
         round: round number (from 1).
         z: change of the consensus against the agent's copy.
-        rho: the penalty (``D``) when it changed since the agent's last round, else ``None``.
+        rho: the penalty when it changed since the agent's last round, else ``None``: a
+            :class:`Penalty` in full, or a float, the new balancing scale of the last full one.
         resync: the agent starts afresh (zero copies, zero dual): first round or after a restart.
         curvature: the agent adds its curvature at ``z`` to the reply.
     """
 
     round: int
     z: Packed
-    rho: np.ndarray | None
+    rho: Penalty | float | None
     resync: bool
     curvature: bool = False
 
     def to_wire(self) -> list:
-        return [self.round, self.z, self.rho, self.resync, self.curvature]
+        rho = self.rho.to_wire() if isinstance(self.rho, Penalty) else self.rho
+        return [self.round, self.z, rho, self.resync, self.curvature]
 
     @classmethod
     def from_wire(cls, fields: list) -> RoundRequest:
-        return cls(int(fields[0]), fields[1], fields[2], bool(fields[3]), bool(fields[4]))
+        rho = Penalty.from_wire(fields[2]) if isinstance(fields[2], list) else fields[2]
+        return cls(int(fields[0]), fields[1], rho, bool(fields[3]), bool(fields[4]))
+
+
+@dataclass(frozen=True)
+class Penalty:
+    """A per-parameter penalty as it travels: 8-bit codes on a log scale between ``low`` and
+    ``high`` (float32), times a balancing ``scale`` (a power of 2). Both ends decode the same
+    codes, so they hold the same penalty to the last bit; any positive penalty is valid ADMM, so
+    its coarse grid costs no accuracy."""
+
+    codes: np.ndarray
+    low: float
+    high: float
+    scale: float = 1.0
+
+    @classmethod
+    def of(cls, values: np.ndarray, scale: float = 1.0) -> Penalty:
+        codes, low, high = log_codes(values)
+        return cls(codes, low, high, scale)
+
+    def values(self) -> np.ndarray:
+        return from_log_codes(self.codes, self.low, self.high) * self.scale
+
+    def to_wire(self) -> list:
+        return [self.codes, self.low, self.high, self.scale]
+
+    @classmethod
+    def from_wire(cls, fields: list) -> Penalty:
+        return cls(np.asarray(fields[0], np.uint8), *(float(f) for f in fields[1:]))
+
+
+def log_codes(values: np.ndarray) -> tuple[np.ndarray, float, float]:
+    """Positive values as 8-bit codes on a log scale: ``(codes, low, high)``, float32 bounds."""
+    logs = np.log(np.maximum(np.asarray(values, float), 1e-300))
+    low, high = float(np.float32(logs.min())), float(np.float32(logs.max()))
+    if high <= low:
+        return np.zeros(len(logs), np.uint8), low, low
+    codes = np.clip(np.rint((logs - low) / (high - low) * 255), 0, 255).astype(np.uint8)
+    return codes, low, high
+
+
+def from_log_codes(codes: np.ndarray, low: float, high: float) -> np.ndarray:
+    return np.exp(low + (high - low) * np.asarray(codes, float) / 255)
 
 
 @dataclass(frozen=True)
@@ -113,7 +159,8 @@ class RoundReply:
     """An agent's answer to one round: the change of ``v_j`` and scalars (see module docstring).
 
     ``residual`` is ``None`` in the agent's first round after a (re)start; ``curvature``
-    (``D``) only when the request asked for it.
+    (``D``) only when the request asked for it. On the wire the four scalars travel as float32
+    and the curvature as 8-bit log codes (:func:`log_codes`).
     """
 
     round: int
@@ -122,28 +169,34 @@ class RoundReply:
     x_norm2: float
     dual_norm2: float
     loss_at_z: float
-    loss: float
-    iterations: int
-    seconds: float
     curvature: np.ndarray | None = None
 
     def to_wire(self) -> list:
-        return [
-            self.round,
-            self.v,
-            self.residual,
-            self.x_norm2,
-            self.dual_norm2,
-            self.loss_at_z,
-            self.loss,
-            self.iterations,
-            self.seconds,
-            self.curvature,
-        ]
+        stats = np.array(
+            [
+                math.nan if self.residual is None else self.residual,
+                self.x_norm2,
+                self.dual_norm2,
+                self.loss_at_z,
+            ],
+            dtype=np.float32,
+        )
+        curvature = None if self.curvature is None else list(log_codes(self.curvature))
+        return [self.round, self.v, stats, curvature]
 
     @classmethod
     def from_wire(cls, fields: list) -> RoundReply:
-        return cls(*fields)
+        residual, x_norm2, dual_norm2, loss_at_z = (float(v) for v in fields[2])
+        curvature = None if fields[3] is None else from_log_codes(*fields[3])
+        return cls(
+            int(fields[0]),
+            fields[1],
+            None if math.isnan(residual) else residual,
+            x_norm2,
+            dual_norm2,
+            loss_at_z,
+            curvature,
+        )
 
 
 @dataclass
@@ -197,9 +250,12 @@ class ADMMCoordinator:
         self.D = self.lower.size
         self.coder = coder
         self.options = options
-        self.rho = np.full(self.D, float(options.rho if options.rho is not None else rho))
+        self.penalty = Penalty.of(
+            np.full(self.D, float(options.rho if options.rho is not None else rho))
+        )
+        self.rho = self.penalty.values()
         self.rho_sent = np.zeros(self.N, dtype=bool)  # agent holds the current penalty
-        self.scale = 1.0  # residual balancing's factor on top of the curvature penalty
+        self.rho_full = np.zeros(self.N, dtype=bool)  # agent holds the current penalty's codes
         self.seed = int(seed)
         self.round = 0
         self.z_target = np.maximum(np.asarray(theta0, float), self.lower)
@@ -228,13 +284,17 @@ class ADMMCoordinator:
         out: dict[int, RoundRequest] = {}
         curvature = t in self.options.curvature_rounds
         for j in agents:
-            rho = None if self.rho_sent[j] and not self.resync[j] else self.rho.copy()
+            rho: Penalty | float | None = None
+            if self.resync[j] or not self.rho_full[j]:
+                rho = self.penalty
+            elif not self.rho_sent[j]:
+                rho = self.penalty.scale
             if self.resync[j]:  # a full copy, in float64 so that it equals everyone's z_hat
                 full = DeltaCoder().encode(new_hat, np.zeros(self.D), self._rng(1 + j))
                 out[j] = RoundRequest(t, full, rho, True, curvature)
             else:
                 out[j] = RoundRequest(t, message, rho, False, curvature)
-            self.rho_sent[j] = True
+            self.rho_sent[j] = self.rho_full[j] = True
         self._pending_hat = new_hat
         return out
 
@@ -242,7 +302,7 @@ class ADMMCoordinator:
         """Agent ``agent`` lost its state: it starts afresh in the next round."""
         self.resync[agent] = True
         self.heard[agent] = False
-        self.rho_sent[agent] = False
+        self.rho_sent[agent] = self.rho_full[agent] = False
         self.v_hat[agent] = 0.0
 
     def drop(self, agent: int) -> None:
@@ -318,8 +378,9 @@ class ADMMCoordinator:
         top = float(rho.max(initial=0.0))
         if not top > 0:
             return
-        self.rho = self.scale * np.maximum(rho, 1e-3 * top)
-        self.rho_sent[:] = False
+        self.penalty = Penalty.of(np.maximum(rho, 1e-3 * top), self.penalty.scale)
+        self.rho = self.penalty.values()
+        self.rho_sent[:] = self.rho_full[:] = False
         self._last_change = self.round
 
     def _balance(self, r: float, s: float) -> None:
@@ -332,10 +393,17 @@ class ADMMCoordinator:
             factor = 1.0 / o.balance_tau
         else:
             return
-        self.scale *= factor
-        self.rho = self.rho * factor
+        self.penalty = dataclasses.replace(self.penalty, scale=self.penalty.scale * factor)
+        self.rho = self.penalty.values()
         self.rho_sent[:] = False
         self._last_change = self.round
+
+    def holding(self) -> list[int]:
+        """Agents that hold the result (the consensus they were sent last), so it need not
+        travel again: those in the run that answered and need no resync."""
+        if self.final is None and not np.array_equal(self.consensus, self.z_used):
+            return []
+        return [int(j) for j in np.flatnonzero(self.active & self.heard & ~self.resync)]
 
     @property
     def done(self) -> bool:
@@ -356,7 +424,7 @@ class ADMMCoordinator:
         "z_used",
         "v_hat",
         "rho_sent",
-        "scale",
+        "rho_full",
         "active",
         "heard",
         "resync",
@@ -367,6 +435,9 @@ class ADMMCoordinator:
     def state(self) -> dict[str, np.ndarray]:
         """Everything needed to resume (arrays only, for ``np.savez``)."""
         out = {f"admm_{name.strip('_')}": np.asarray(getattr(self, name)) for name in self._STATE}
+        p = self.penalty
+        out["admm_penalty_codes"] = p.codes
+        out["admm_penalty"] = np.array([p.low, p.high, p.scale])
         if self.z_previous is not None:
             out["admm_z_previous"] = self.z_previous
         return out
@@ -377,7 +448,9 @@ class ADMMCoordinator:
             setattr(self, name, value.copy() if value.ndim else value.item())
         self.round, self._last_change = int(self.round), int(self._last_change)
         self.rho = np.asarray(self.rho, float)
-        self.scale = float(self.scale)
+        self.penalty = Penalty(
+            np.asarray(state["admm_penalty_codes"], np.uint8), *map(float, state["admm_penalty"])
+        )
         self.converged = bool(self.converged)
         if "admm_z_previous" in state:
             self.z_previous = np.asarray(state["admm_z_previous"], float)
