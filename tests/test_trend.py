@@ -1,0 +1,95 @@
+"""Trend sub-kernels: bank algebra, learning by the evidence, ADMM, model file, gpytorch kernel."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from distgp.config import FitConfig
+from distgp.driver import fit
+from distgp.gp import GSMPModel
+from distgp.kernels.grid import data_grid
+from distgp.kernels.trend import TrendBank, TrendBasis
+
+
+def _series(n: int = 90, slope: float = 0.08, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    x = np.arange(1.0, n + 1.0)
+    y = 5 + slope * x + np.sin(2 * np.pi * x / 12) + 0.1 * rng.normal(size=n)
+    return x[:, None], y
+
+
+def test_trend_bank_matches_dense_components(rng):
+    X = rng.normal(size=(25, 2))
+    grid = data_grid(25, 2, components=12, levels=2)
+    bank = TrendBank(X, grid, TrendBasis(2, 2))
+    assert grid.components + 4 == bank.M
+    w = rng.uniform(size=bank.M)
+    dense = sum(w[m] * bank.component(m) for m in range(bank.M))
+    np.testing.assert_allclose(bank.gram(w), dense, atol=1e-10)
+    A = rng.normal(size=(25, 25))
+    A = A + A.T
+    alpha = rng.normal(size=25)
+    idx = np.array([0, grid.components + 1, 3, bank.M - 1])
+    traces, quads = bank.products(idx, A, alpha)
+    for k, m in enumerate(idx):
+        K = bank.component(int(m))
+        assert traces[k] == pytest.approx(np.sum(A * K), rel=1e-9, abs=1e-9)
+        assert quads[k] == pytest.approx(alpha @ K @ alpha, rel=1e-9, abs=1e-9)
+    X2 = rng.normal(size=(4, 2))
+    full = TrendBank(np.vstack([X, X2]), grid, TrendBasis(2, 2)).gram(w)
+    np.testing.assert_allclose(bank.cross(X2, w), full[25:, :25], atol=1e-10)
+    np.testing.assert_allclose(bank.prior_variance(X2, w), np.diag(full)[25:], atol=1e-10)
+
+
+def _config(trend: str, agents: int = 1) -> FitConfig:
+    config = FitConfig()
+    config.kernel.components = 60
+    config.kernel.trend = trend
+    config.learn.max_iterations = 200
+    config.consensus.agents = agents
+    config.backend.name = "inline"
+    return config
+
+
+def test_linear_trend_extrapolates_where_stationary_kernel_reverts():
+    X, y = _series()
+    train, test = slice(0, 70), slice(70, None)
+    errors = {}
+    for trend in ("none", "linear"):
+        result = fit(X[train], y[train], _config(trend))
+        errors[trend] = float(np.mean((result.model.predict(X[test]) - y[test]) ** 2))
+    assert errors["linear"] < 0.5 * errors["none"]
+    weights = result.model.weights
+    assert weights[-1] > 0  # the slope's weight is learned, not pruned
+    assert np.all(weights >= 0)
+
+
+def test_trend_in_admm_fit_and_model_file(tmp_path):
+    X, y = _series(n=80)
+    result = fit(X, y, _config("linear", agents=2))
+    model = result.model
+    assert model.trend is not None and model.weights.shape == (model.components,)
+    assert result.rounds >= 1 and model.weights[-1] > 0
+    path = model.save(tmp_path / "model.npz")
+    loaded = GSMPModel.load(path)
+    Xs = np.array([[85.0], [95.0]])
+    np.testing.assert_allclose(loaded.predict(Xs), model.predict(Xs))
+
+
+def test_gpytorch_kernel_includes_trend():
+    torch = pytest.importorskip("torch")
+    from distgp import GSMPRegressor
+
+    X, y = _series(n=60)
+    reg = GSMPRegressor(components=40, trend="linear", max_iterations=100).fit(X, y)
+    kernel = reg.kernel_
+    assert not kernel.is_stationary
+    Xs = np.array([[61.0], [70.0], [3.0]])
+    model = reg.model_
+    expected = model._factor()[0].cross(model.scaler.x(Xs), model.weights) * model.scaler.y_scale**2
+    got = kernel(torch.as_tensor(Xs), torch.as_tensor(X)).to_dense().detach().numpy()
+    np.testing.assert_allclose(got, expected, rtol=1e-8, atol=1e-8)
+    diag = kernel(torch.as_tensor(Xs), diag=True).detach().numpy()
+    prior = model._factor()[0].prior_variance(model.scaler.x(Xs), model.weights)
+    np.testing.assert_allclose(diag, prior * model.scaler.y_scale**2, rtol=1e-8)
