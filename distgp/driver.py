@@ -212,7 +212,7 @@ def fit(
         summary = merge_summaries(summaries)
         scaler = Scaler.from_summary(summary, standardize_inputs=config.kernel.grid == "data")
         trend = TrendBasis.named(config.kernel.trend, summary.dims)
-        recipe = {**grid_recipe(config, summary), **trend.to_dict()}
+        recipe = {**grid_recipe(config, summary), "trend_degree": trend.degree}
         grid = grid_from_recipe(recipe)
         components = grid.components + trend.size
         state_dir = str(checkpoint.path.parent / "agents") if checkpoint is not None else None

@@ -36,6 +36,10 @@ def test_trend_bank_matches_dense_components(rng):
         K = bank.component(int(m))
         assert traces[k] == pytest.approx(np.sum(A * K), rel=1e-9, abs=1e-9)
         assert quads[k] == pytest.approx(alpha @ K @ alpha, rel=1e-9, abs=1e-9)
+    v = rng.normal(size=25)
+    applied = bank.apply(v, idx)
+    for k, m in enumerate(idx):
+        np.testing.assert_allclose(applied[:, k], bank.component(int(m)) @ v, atol=1e-9)
     X2 = rng.normal(size=(4, 2))
     full = TrendBank(np.vstack([X, X2]), grid, TrendBasis(2, 2)).gram(w)
     np.testing.assert_allclose(bank.cross(X2, w), full[25:, :25], atol=1e-10)
@@ -77,19 +81,18 @@ def test_trend_in_admm_fit_and_model_file(tmp_path):
     np.testing.assert_allclose(loaded.predict(Xs), model.predict(Xs))
 
 
-def test_gpytorch_kernel_includes_trend():
+def test_estimator_reports_trend_weights_and_kernel_holds_the_spectral_part():
     torch = pytest.importorskip("torch")
     from distgp import GSMPRegressor
+    from distgp.kernels.bank import SubKernelBank
 
     X, y = _series(n=60)
     reg = GSMPRegressor(components=40, trend="linear", max_iterations=100).fit(X, y)
-    kernel = reg.kernel_
-    assert not kernel.is_stationary
-    Xs = np.array([[61.0], [70.0], [3.0]])
     model = reg.model_
-    expected = model._factor()[0].cross(model.scaler.x(Xs), model.weights) * model.scaler.y_scale**2
-    got = kernel(torch.as_tensor(Xs), torch.as_tensor(X)).to_dense().detach().numpy()
-    np.testing.assert_allclose(got, expected, rtol=1e-8, atol=1e-8)
-    diag = kernel(torch.as_tensor(Xs), diag=True).detach().numpy()
-    prior = model._factor()[0].prior_variance(model.scaler.x(Xs), model.weights)
-    np.testing.assert_allclose(diag, prior * model.scaler.y_scale**2, rtol=1e-8)
+    assert reg.trend_weights_.shape == (1,) and reg.trend_weights_[0] > 0
+    Xs = np.array([[61.0], [70.0], [3.0]])
+    spectral = SubKernelBank(model.X_train, model.grid).cross(
+        model.scaler.x(Xs), model.weights[: model.grid.components]
+    )
+    got = reg.kernel_(torch.as_tensor(Xs), torch.as_tensor(X)).to_dense().detach().numpy()
+    np.testing.assert_allclose(got, spectral * model.scaler.y_scale**2, rtol=1e-8, atol=1e-8)

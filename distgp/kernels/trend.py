@@ -157,6 +157,17 @@ class TrendBank:
         h = self.H[:, m - self.spectral.M]
         return np.outer(h, h)
 
+    def apply(self, v: np.ndarray, components: np.ndarray) -> np.ndarray:
+        """``K_m v`` for each listed component: ``n x len(components)``; a trend column is
+        ``h_t (h_t^T v)``."""
+        components = np.asarray(components, dtype=int)
+        spectral = components < self.spectral.M
+        out = np.empty((self.n, len(components)))
+        out[:, spectral] = self.spectral.apply(v, components[spectral])
+        H = self.H[:, components[~spectral] - self.spectral.M]
+        out[:, ~spectral] = H * (H.T @ np.asarray(v, float))
+        return out
+
     def products(
         self,
         components: np.ndarray,
