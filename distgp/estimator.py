@@ -45,7 +45,7 @@ class GSMPRegressor(RegressorMixin, BaseEstimator):
             choice of :func:`distgp.tune.fit_selected`; else linear for one input, none for
             several), ``none``, ``constant``, ``linear`` or ``quadratic``
             (:mod:`distgp.kernels.trend`).
-        transform: output transform ``none`` (default), ``log``, ``boxcox`` or
+        output_transform: output transform ``none`` (default), ``log``, ``boxcox`` or
             ``boxcox:LAMBDA`` (:mod:`distgp.transforms`); predictions are on ``y``'s scale.
         tune: BKB evaluations over outer settings scored on held-out training data
             (:func:`distgp.tune.tune`; 0, the default, is off).
@@ -100,7 +100,7 @@ class GSMPRegressor(RegressorMixin, BaseEstimator):
         grid: str = KernelConfig.grid,
         levels: int | None = KernelConfig.levels,
         trend: str = KernelConfig.trend,
-        transform: str = KernelConfig.transform,
+        output_transform: str = KernelConfig.transform,
         tune: int = TuneConfig.budget,
         noise_floor: float = LearnConfig.noise_floor,
         solver: str = LearnConfig.solver,
@@ -123,7 +123,7 @@ class GSMPRegressor(RegressorMixin, BaseEstimator):
         self.grid = grid
         self.levels = levels
         self.trend = trend
-        self.transform = transform
+        self.output_transform = output_transform
         self.tune = tune
         self.noise_floor = noise_floor
         self.solver = solver
@@ -151,7 +151,7 @@ class GSMPRegressor(RegressorMixin, BaseEstimator):
                 components=self.components,
                 levels=self.levels,
                 trend=self.trend,
-                transform=self.transform,
+                transform=self.output_transform,
             ),
             learn=LearnConfig(
                 solver=self.solver,
