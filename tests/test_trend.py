@@ -71,14 +71,21 @@ def test_linear_trend_extrapolates_where_stationary_kernel_reverts():
 
 def test_trend_in_admm_fit_and_model_file(tmp_path):
     X, y = _series(n=80)
-    result = fit(X, y, _config("linear", agents=2))
+    config = _config("linear", agents=2)
+    config.predict = "pooled"  # the model file then holds the data it conditions on
+    Xs = np.array([[85.0], [95.0]])
+    result = fit(X, y, config, X_test=Xs)
     model = result.model
     assert model.trend is not None and model.weights.shape == (model.components,)
     assert result.rounds >= 1 and model.weights[-1] > 0
     path = model.save(tmp_path / "model.npz")
     loaded = GSMPModel.load(path)
-    Xs = np.array([[85.0], [95.0]])
     np.testing.assert_allclose(loaded.predict(Xs), model.predict(Xs))
+    np.testing.assert_allclose(result.prediction[0], model.predict(Xs))
+    # private prediction (rBCM over the two agents, trend prior variance) of the same kernel
+    config.predict = "private"
+    private = fit(X, y, config, X_test=Xs).prediction[0]
+    assert np.all(np.abs(private - model.predict(Xs)) < 0.5)
 
 
 def test_estimator_reports_trend_weights_and_kernel_holds_the_spectral_part():
