@@ -40,6 +40,10 @@ class KernelConfig:
     components: int | None = None  # M; default 500 in 1-D, 100 per input dimension otherwise
     levels: int | None = None  # bandwidth levels of the data grid (default 1 in 1-D, else 4)
     frequency_scale: float = 1.0
+    # auto | none | constant | linear | quadratic (distgp.kernels.trend); auto: chosen by
+    # rolling-origin validation for a 1-D series (distgp.tune); else linear in 1-D, none in P-D
+    trend: str = "auto"
+    transform: str = "none"  # none | log | boxcox | boxcox:LAMBDA (distgp.transforms)
 
 
 @dataclass
@@ -82,6 +86,17 @@ class BackendConfig:
 
 
 @dataclass
+class TuneConfig:
+    """Outer model choice on held-out training data (distgp.tune)."""
+
+    horizon: int | None = None  # held-out points per rolling origin (default 10% of n, >= 4)
+    origins: int = 2  # rolling origins of a 1-D series
+    folds: int = 4  # K of K-fold validation for other data
+    budget: int = 0  # BKB evaluations over outer settings (0: off; distgp fit --tune)
+    tunables: str = "trend,levels,components,noise_floor,transform"  # comma-separated
+
+
+@dataclass
 class FitConfig:
     """Everything ``distgp fit`` and :class:`~distgp.GSMPRegressor` need."""
 
@@ -91,6 +106,7 @@ class FitConfig:
     consensus: ConsensusConfig = field(default_factory=ConsensusConfig)
     backend: BackendConfig = field(default_factory=BackendConfig)
     predict: str | None = None  # private | pooled; default private for more than one agent
+    tune: TuneConfig = field(default_factory=TuneConfig)
     seed: int = 0
     out: str = "runs/fit"
 
@@ -130,6 +146,7 @@ class FitConfig:
         )
         _check(k.levels is None or k.levels >= 1, f"levels must be at least 1, got {k.levels}")
         _check(k.frequency_scale > 0, f"frequency_scale must be positive, got {k.frequency_scale}")
+        self._validate_forecasting()
         lr = self.learn
         _check(
             lr.solver in ("closed_form", "cvxpy"),
@@ -181,6 +198,27 @@ class FitConfig:
         _check(b.cpus_per_agent is None or b.cpus_per_agent > 0, "cpus_per_agent must be positive")
         _check(b.round_timeout is None or b.round_timeout > 0, "round_timeout must be positive")
         return self
+
+    def _validate_forecasting(self) -> None:
+        """Trend, output transform and the outer choice (distgp.tune)."""
+        from distgp.kernels.trend import TREND_KINDS
+        from distgp.transforms import parse_transform
+        from distgp.tune import check_tunables
+
+        k, t = self.kernel, self.tune
+        _check(
+            k.trend == "auto" or k.trend in TREND_KINDS,
+            f"trend must be auto or one of {', '.join(TREND_KINDS)}, got {k.trend!r}",
+        )
+        parse_transform(k.transform)
+        _check(t.horizon is None or t.horizon >= 1, f"tune horizon must be >= 1, got {t.horizon}")
+        _check(t.origins >= 1, f"tune origins must be at least 1, got {t.origins}")
+        _check(t.folds >= 2, f"tune folds must be at least 2, got {t.folds}")
+        _check(
+            t.budget == 0 or t.budget >= 2,
+            f"tune budget must be at least 2 evaluations (or 0: off), got {t.budget}",
+        )
+        check_tunables([s.strip() for s in t.tunables.split(",") if s.strip()])
 
     @property
     def backend_name(self) -> str:

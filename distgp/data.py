@@ -198,6 +198,11 @@ def _finish(
     return Dataset(X_train, y_train, X_test, y_test, name, names, groups, bool(series))
 
 
+def is_series(X: np.ndarray) -> bool:
+    """Whether ``n x P`` inputs are a time index: one column, evenly spaced, increasing."""
+    return X.shape[1] == 1 and _is_index(X[:, 0])
+
+
 def _is_index(x: np.ndarray) -> bool:
     steps = np.diff(x)
     return len(x) > 2 and bool(np.all(steps > 0)) and bool(np.allclose(steps, steps[0]))

@@ -32,7 +32,9 @@ from distgp.exceptions import BackendError, ConfigError, InputDataError, ModelFi
 from distgp.experts import combine_experts
 from distgp.gp import GSMPModel
 from distgp.kernels.grid import grid_from_recipe
+from distgp.kernels.trend import TrendBasis, recipe_prior_variance
 from distgp.learn.dsca import DSCAOptions
+from distgp.transforms import OutputTransform, parse_transform
 
 SOLVE_CHUNK = 25  # single-agent DSCA iterations between progress reports and checkpoints
 INITIAL_NOISE = 0.1  # starting noise variance, standardised units
@@ -171,6 +173,15 @@ def fit(
     report = report or (lambda event, fields: None)
     c = config.consensus
     pooled = prediction_mode(config) == "pooled"
+    transform = OutputTransform()
+    if config.kernel.transform != "none":
+        if shards is not None:
+            raise ConfigError(
+                "output transforms need the training outputs in the driver, which never reads "
+                "shard files; use --transform none with --shards"
+            )
+        transform = OutputTransform.fitted(*parse_transform(config.kernel.transform), y)
+        y_raw, y = y, transform.forward(y)
     if shards is not None:
         if pooled:
             raise ConfigError(
@@ -200,18 +211,20 @@ def fit(
         summaries = _answers(backend.broadcast("summary", config.data.min_shard_size))
         summary = merge_summaries(summaries)
         scaler = Scaler.from_summary(summary, standardize_inputs=config.kernel.grid == "data")
-        recipe = grid_recipe(config, summary)
+        trend = TrendBasis.named(config.kernel.trend, summary.dims)
+        recipe = {**grid_recipe(config, summary), "trend_degree": trend.degree}
         grid = grid_from_recipe(recipe)
+        components = grid.components + trend.size
         state_dir = str(checkpoint.path.parent / "agents") if checkpoint is not None else None
         settings = agent_settings(config, state_dir)
         setup_args = (scaler.to_dict(), recipe, settings.to_wire())
         sizes = _answers(backend.broadcast("setup", *setup_args))
         shard_sizes = [int(sizes[j]) for j in range(c.agents)]
-        report("setup", {"components": grid.components, "dims": grid.dims, "n": summary.n})
-        theta0 = initial_theta(grid.components)
+        report("setup", {"components": components, "dims": grid.dims, "n": summary.n})
+        theta0 = initial_theta(components)
         if initial is not None and np.shape(initial) == theta0.shape:
             theta0 = np.maximum(
-                np.asarray(initial, float), np.r_[np.zeros(grid.components), settings.noise_floor]
+                np.asarray(initial, float), np.r_[np.zeros(components), settings.noise_floor]
             )
         saver = _Saver(checkpoint, config, start, saved)
         if c.agents == 1:
@@ -226,12 +239,14 @@ def fit(
         seconds = saver.elapsed()
         prediction = None
         if X_test is not None and len(X_test) and not pooled:
-            prediction = _predict_private(backend, scaler, theta, X_test, members, held)
+            prediction = _predict_private(backend, scaler, theta, X_test, members, recipe, held)
         nodes = backend.nodes()
         traffic = backend.traffic
     n_total = sum(shard_sizes[j] for j in members)
     nlml = 0.5 * sum(losses.values()) + 0.5 * n_total * math.log(2 * math.pi)
     objective = nlml + n_total * math.log(scaler.y_scale)
+    if not transform.identity:  # the likelihood of y, not of g(y): add -sum log g'(y)
+        objective -= float(transform.log_derivative(y_raw).sum())
     model = GSMPModel(
         grid=grid,
         scaler=scaler,
@@ -241,9 +256,11 @@ def fit(
         y_train=scaler.y(y) if pooled else None,
         recipe=recipe,
         run_config=config_json(config),
+        trend=trend if trend.size else None,
+        transform=transform,
     )
     if X_test is not None and len(X_test) and pooled:
-        prediction = model.predict(X_test, return_std=True)
+        prediction = model.predict_latent(X_test, return_std=True)
     before = saved["traffic"] if saved is not None and "traffic" in saved else np.zeros(3)
     return FitResult(
         model=model,
@@ -323,7 +340,8 @@ def predict_with_agents(
         _answers(
             backend.broadcast("setup", model.scaler.to_dict(), model.recipe, settings.to_wire())
         )
-        return _predict_private(backend, model.scaler, theta, X, list(range(len(parts))))
+        members = list(range(len(parts)))
+        return _predict_private(backend, model.scaler, theta, X, members, model.recipe)
 
 
 def prediction_mode(config: FitConfig) -> str:
@@ -427,15 +445,18 @@ def _predict_private(
     theta: np.ndarray,
     X_test: np.ndarray,
     members: list[int],
+    recipe: dict,
     held: list[int] = (),
 ) -> tuple[np.ndarray, np.ndarray]:
-    """rBCM over the agents' experts at raw ``X_test``; raw-unit mean and std (noise included).
-    Agents in ``held`` use the weights they hold from the last round."""
+    """rBCM over the agents' experts at raw ``X_test``; raw-unit mean and std (noise included)
+    of the modelled outputs (``g(y)`` under an output transform). Agents in ``held`` use the
+    weights they hold from the last round, so the weights travel only to the others."""
     weights, noise = theta[:-1], float(theta[-1])
     Z = scaler.x(np.asarray(X_test, float))
     args = {j: (Z,) if j in held else (Z, weights, noise) for j in members}
     answers = _answers(backend.call("predict", args))
-    mean, latent = combine_experts([answers[j] for j in members], float(weights.sum()))
+    prior = recipe_prior_variance(recipe, Z, weights)
+    mean, latent = combine_experts([answers[j] for j in members], prior)
     return scaler.y_back(mean), np.sqrt(latent + noise) * scaler.y_scale
 
 

@@ -18,6 +18,7 @@ from distgp.config import (
     FitConfig,
     KernelConfig,
     LearnConfig,
+    TuneConfig,
 )
 from distgp.data import check_X, check_X_y
 from distgp.exceptions import InputDataError, NotFittedError
@@ -40,6 +41,14 @@ class GSMPRegressor(RegressorMixin, BaseEstimator):
         components: number of GSMP sub-kernels ``M`` (default 500 in 1-D, 100 per dimension).
         grid: ``data`` (data-driven, default) or ``reference`` (the SLIM-KL code's grid).
         levels: bandwidth levels of the data grid.
+        trend: trend part ``auto`` (default: a 1-D evenly spaced ``X`` gets the rolling-origin
+            choice of :func:`distgp.tune.fit_selected`; else linear for one input, none for
+            several), ``none``, ``constant``, ``linear`` or ``quadratic``
+            (:mod:`distgp.kernels.trend`).
+        output_transform: output transform ``none`` (default), ``log``, ``boxcox`` or
+            ``boxcox:LAMBDA`` (:mod:`distgp.transforms`); predictions are on ``y``'s scale.
+        tune: BKB evaluations over outer settings scored on held-out training data
+            (:func:`distgp.tune.tune`; 0, the default, is off).
         noise_floor: lower bound of the noise variance as a fraction of ``var(y)``.
         solver: ``closed_form`` (default) or ``cvxpy`` block solver.
         blocks: DSCA blocks ``S``.
@@ -59,7 +68,12 @@ class GSMPRegressor(RegressorMixin, BaseEstimator):
         warm_start: start ``fit`` from the previous fit's weights when the grid size matches.
 
     Attributes:
-        weights_: ``M`` learned sub-kernel weights (raw output units squared).
+        weights_: ``M`` learned sub-kernel weights (raw output units squared; of ``g(y)``
+            with an output transform).
+        trend_weights_: ``T`` learned weights of the trend part (same units); ``kernel_``
+            holds the spectral part only (the gpytorch kernel has no trend part yet).
+        tune_evaluations_: outer settings scored on held-out training data
+            (:class:`distgp.tune.Evaluation`; empty when no choice ran).
         noise_variance_: learned noise variance (raw output units squared).
         spectrum_: ``M x P`` frequencies (cycles per raw input unit) of the components.
         active_components_: number of non-zero weights.
@@ -85,6 +99,9 @@ class GSMPRegressor(RegressorMixin, BaseEstimator):
         components: int | None = KernelConfig.components,
         grid: str = KernelConfig.grid,
         levels: int | None = KernelConfig.levels,
+        trend: str = KernelConfig.trend,
+        output_transform: str = KernelConfig.transform,
+        tune: int = TuneConfig.budget,
         noise_floor: float = LearnConfig.noise_floor,
         solver: str = LearnConfig.solver,
         blocks: int = LearnConfig.blocks,
@@ -105,6 +122,9 @@ class GSMPRegressor(RegressorMixin, BaseEstimator):
         self.components = components
         self.grid = grid
         self.levels = levels
+        self.trend = trend
+        self.output_transform = output_transform
+        self.tune = tune
         self.noise_floor = noise_floor
         self.solver = solver
         self.blocks = blocks
@@ -126,7 +146,13 @@ class GSMPRegressor(RegressorMixin, BaseEstimator):
         quantize = self.bits is not None or self.delta is not None
         return FitConfig(
             data=DataConfig(source="<array>", shard=self.shard),
-            kernel=KernelConfig(grid=self.grid, components=self.components, levels=self.levels),
+            kernel=KernelConfig(
+                grid=self.grid,
+                components=self.components,
+                levels=self.levels,
+                trend=self.trend,
+                transform=self.output_transform,
+            ),
             learn=LearnConfig(
                 solver=self.solver,
                 blocks=self.blocks,
@@ -144,6 +170,7 @@ class GSMPRegressor(RegressorMixin, BaseEstimator):
                 local_iterations=self.local_iterations,
             ),
             backend=BackendConfig(name=self.backend, address=self.address),
+            tune=TuneConfig(budget=self.tune),
             seed=_seed(self.random_state),
         ).validate()
 
@@ -156,19 +183,26 @@ class GSMPRegressor(RegressorMixin, BaseEstimator):
         Returns:
             ``self``.
         """
-        from distgp.driver import fit
+        from distgp.data import is_series
+        from distgp.tune import fit_selected, tune
 
         X, y = _validated(self, X, y, reset=True)
         X, y = check_X_y(X, y)  # distgp's own limits (magnitudes whose squares overflow)
         config = self._config()
         initial = self.theta_ if self.warm_start and hasattr(self, "theta_") else None
-        result = fit(X, y, config, initial=initial)
+        if self.tune:
+            result, self.tune_evaluations_, _ = tune(X, y, config, is_series(X), self.tune)
+        else:
+            result, self.tune_evaluations_ = fit_selected(
+                X, y, config, is_series(X), initial=initial
+            )
         model = result.model
         y_var = model.scaler.y_scale**2
         self.model_ = model
         self._parts = result.parts  # each agent's shard: private prediction asks them
         self.theta_ = result.theta.copy()
-        self.weights_ = model.weights * y_var
+        self.weights_ = model.weights[: model.grid.components] * y_var
+        self.trend_weights_ = model.weights[model.grid.components :] * y_var
         self.noise_variance_ = float(model.noise_variance * y_var)
         self.spectrum_ = model.grid.means / model.scaler.x_scale
         self.active_components_ = int(np.count_nonzero(model.weights))
@@ -199,6 +233,7 @@ class GSMPRegressor(RegressorMixin, BaseEstimator):
             from distgp.driver import predict_with_agents
 
             mean, std = predict_with_agents(self.model_, X, parts=self._parts)
+            mean, std = self.model_.transform.moments(mean, std)
             return (mean, std) if return_std else mean
         return self.model_.predict(X, return_std=return_std)
 

@@ -12,22 +12,25 @@ from __future__ import annotations
 import json
 import math
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import scipy.linalg
 
 from distgp.data import Scaler, check_X
-from distgp.exceptions import ModelFileError, NumericsWarning
+from distgp.exceptions import DistGPError, ModelFileError, NumericsWarning
 from distgp.io import read_npz, save_npz
 from distgp.kernels.bank import SubKernelBank
 from distgp.kernels.grid import SpectralGrid
+from distgp.kernels.trend import TrendBank, TrendBasis, kernel_bank, prior_variance
 from distgp.learn.objective import robust_cholesky
+from distgp.transforms import OutputTransform
 
 MODEL_FORMAT = "distgp-gsmp-model"
 MODEL_VERSION = 1
 _PREDICT_CHUNK = 4096
+Z95 = 1.959963984540054  # half-width of the central 95% interval of N(0, 1)
 
 
 @dataclass
@@ -37,12 +40,15 @@ class GSMPModel:
     Attributes:
         grid: the spectral grid.
         scaler: raw <-> standardised units.
-        weights: ``M`` sub-kernel weights (standardised output units).
+        weights: ``M + T`` sub-kernel weights (standardised output units): the grid's, then
+            the trend part's (:mod:`distgp.kernels.trend`).
         noise_variance: noise variance (standardised output units).
         X_train: ``n x P`` standardised training inputs (``None`` for a private model).
         y_train: ``n`` standardised training outputs (``None`` for a private model).
         recipe: the grid's recipe (what agents rebuild it from).
         run_config: the fit's settings as JSON (a private model's agents are rebuilt from it).
+        trend: the trend basis (``None``: no trend part).
+        transform: the output transform ``g``; the GP models ``g(y)`` (:mod:`distgp.transforms`).
     """
 
     grid: SpectralGrid
@@ -53,9 +59,16 @@ class GSMPModel:
     y_train: np.ndarray | None
     recipe: dict | None = None
     run_config: str | None = None
+    trend: TrendBasis | None = None
+    transform: OutputTransform = field(default_factory=OutputTransform)
 
     def __post_init__(self) -> None:
-        self._posterior: tuple[SubKernelBank, np.ndarray, np.ndarray] | None = None
+        self._posterior: tuple[SubKernelBank | TrendBank, np.ndarray, np.ndarray] | None = None
+
+    @property
+    def components(self) -> int:
+        """Number of weights ``M + T``."""
+        return self.grid.components + (0 if self.trend is None else self.trend.size)
 
     @property
     def dims(self) -> int:
@@ -66,9 +79,9 @@ class GSMPModel:
         """Whether predictions need the agents (no training data in the model)."""
         return self.X_train is None
 
-    def _factor(self) -> tuple[SubKernelBank, np.ndarray, np.ndarray]:
+    def _factor(self) -> tuple[SubKernelBank | TrendBank, np.ndarray, np.ndarray]:
         if self._posterior is None:
-            bank = SubKernelBank(self.X_train, self.grid, cache_envelopes=False)
+            bank = kernel_bank(self.X_train, self.grid, self.trend, cache_envelopes=False)
             C = bank.gram(self.weights)
             C[np.diag_indices_from(C)] += self.noise_variance
             L, _ = robust_cholesky(C)
@@ -80,9 +93,19 @@ class GSMPModel:
     def predict(self, X: np.ndarray, return_std: bool = False):
         """Predictive mean (and standard deviation, noise included) in raw output units.
 
+        With an output transform, these are the mean and standard deviation of ``g^-1(w)``
+        (:mod:`distgp.transforms`).
+
         Args:
             X: ``n_* x P`` raw inputs.
         """
+        if self.transform.identity:
+            return self.predict_latent(X, return_std)
+        mean, std = self.transform.moments(*self.predict_latent(X, return_std=True))
+        return (mean, std) if return_std else mean
+
+    def predict_latent(self, X: np.ndarray, return_std: bool = False):
+        """Gaussian predictive mean (and std, noise included) of ``g(y)``, raw ``g`` units."""
         X = check_X(X, dims=self.dims, what="prediction inputs X")
         if self.private:
             from distgp.driver import predict_with_agents
@@ -92,14 +115,15 @@ class GSMPModel:
         bank, L, alpha = self._factor()
         Z = self.scaler.x(X)
         means, variances = [], []
-        prior = float(self.weights.sum())
         for start in range(0, len(Z), _PREDICT_CHUNK):
-            Ks = bank.cross(Z[start : start + _PREDICT_CHUNK], self.weights)
+            chunk = Z[start : start + _PREDICT_CHUNK]
+            Ks = bank.cross(chunk, self.weights)
             means.append(Ks @ alpha)
             if return_std:
                 V = scipy.linalg.solve_triangular(L, Ks.T, lower=True, check_finite=False)
+                prior = prior_variance(bank, chunk, self.weights)
                 latent = prior - (V**2).sum(0)
-                if np.any(latent < -1e-8 * max(prior, 1e-300)):
+                if np.any(latent < -1e-8 * np.maximum(prior, 1e-300)):
                     warnings.warn(
                         "negative predictive variances clipped to 0", NumericsWarning, stacklevel=2
                     )
@@ -110,6 +134,11 @@ class GSMPModel:
         std = np.sqrt(np.concatenate(variances)) * self.scaler.y_scale
         return mean, std
 
+    def score(self, X: np.ndarray, y: np.ndarray) -> dict[str, float]:
+        """Test MSE, RMSE, NLPD and 95% coverage on ``y``'s scale (:func:`regression_metrics`)."""
+        mean, std = self.predict_latent(X, return_std=True)
+        return regression_metrics(y, mean, std, self.transform)
+
     # --- persistence ---------------------------------------------------------------------------
 
     def save(self, path: str | Path, metadata: dict | None = None) -> Path:
@@ -119,6 +148,8 @@ class GSMPModel:
             "weights": self.weights,
             "noise_variance": np.asarray(self.noise_variance),
             **self.grid.to_dict(),
+            **(self.trend.to_dict() if self.trend is not None else {}),
+            **self.transform.to_dict(),
             **{f"scaler_{k}": v for k, v in self.scaler.to_dict().items()},
         }
         if not self.private:
@@ -166,12 +197,16 @@ class GSMPModel:
                 y_train=np.asarray(data["y_train"], float) if "y_train" in data else None,
                 recipe=json.loads(str(data["recipe_json"])) if "recipe_json" in data else None,
                 run_config=str(data["run_config_json"]) if "run_config_json" in data else None,
+                trend=TrendBasis.from_dict(data, grid.dims),
+                transform=OutputTransform.from_dict(data),
             )
-        except (KeyError, ValueError) as exc:
+        except (KeyError, ValueError, DistGPError) as exc:
             raise ModelFileError(
                 f"{path} is an incomplete or corrupt distgp model ({exc}); re-run 'distgp fit'"
             ) from None
-        if model.weights.shape != (grid.components,) or (
+        if model.trend is not None and model.trend.size == 0:
+            model.trend = None
+        if model.weights.shape != (model.components,) or (
             not model.private and model.X_train.shape[1] != grid.dims
         ):
             raise ModelFileError(
@@ -181,10 +216,32 @@ class GSMPModel:
         return model
 
 
-def regression_metrics(y: np.ndarray, mean: np.ndarray, std: np.ndarray) -> dict[str, float]:
-    """Test MSE, RMSE and NLPD (mean negative log predictive density), in raw units."""
-    err = np.asarray(y, float) - mean
+def regression_metrics(
+    y: np.ndarray,
+    mean: np.ndarray,
+    std: np.ndarray,
+    transform: OutputTransform | None = None,
+) -> dict[str, float]:
+    """Test MSE, RMSE, NLPD (mean negative log predictive density) and the coverage of the
+    central 95% predictive interval, in raw units.
+
+    Without ``transform``, ``mean`` and ``std`` describe a Gaussian predictive for ``y``. With
+    one, they describe the Gaussian predictive of ``g(y)``: the MSE uses the mean of
+    ``g^-1(w)``, the NLPD the density of ``y``, ``N(g(y); mean, std^2) g'(y)``, and the interval
+    is ``g^-1(mean -+ 1.96 std)``.
+    """
+    y = np.asarray(y, float)
+    if transform is not None and not transform.identity:
+        point, _ = transform.moments(mean, std)
+        w = transform.forward(y) if np.all(y > 0) else np.full_like(y, np.nan)
+        jacobian = transform.log_derivative(np.maximum(y, 1e-300))
+    else:
+        point, w, jacobian = mean, y, np.zeros_like(y)
+    err = y - point
     var = np.maximum(np.asarray(std, float) ** 2, 1e-300)
     mse = float(np.mean(err**2))
-    nlpd = float(np.mean(0.5 * np.log(2 * math.pi * var) + 0.5 * err**2 / var))
-    return {"mse": mse, "rmse": math.sqrt(mse), "nlpd": nlpd}
+    dens = 0.5 * np.log(2 * math.pi * var) + 0.5 * (w - mean) ** 2 / var - jacobian
+    nlpd = float(np.mean(dens)) if np.all(np.isfinite(dens)) else math.inf
+    half = Z95 * np.sqrt(var)
+    coverage = float(np.mean(np.abs(w - mean) <= half))  # g is monotone: same event for y
+    return {"mse": mse, "rmse": math.sqrt(mse), "nlpd": nlpd, "coverage95": coverage}

@@ -29,15 +29,20 @@ def save_figure(fig, path: Path) -> None:
 def spectrum(model, path: str | Path) -> None:
     """Learned weight against frequency, one panel per input dimension.
 
-    Frequencies are in cycles per raw input unit; colour marks the bandwidth level.
+    Frequencies are in cycles per raw input unit; colour marks the bandwidth level. A trend
+    part gets one more panel: the weight of each basis function (the prior variance of its
+    coefficient, on standardised inputs).
     """
     plt = pyplot()
     grid = model.grid
     dims = grid.dims
-    cols = min(dims, 4)
-    rows = int(np.ceil(dims / cols))
+    trend = model.trend.size if model.trend is not None else 0
+    panels = dims + (1 if trend else 0)
+    cols = min(panels, 4)
+    rows = int(np.ceil(panels / cols))
     fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.0 * rows), squeeze=False)
-    w = model.weights * model.scaler.y_scale**2
+    w_all = model.weights * model.scaler.y_scale**2
+    w = w_all[: grid.components]
     widths = np.sqrt(grid.variances.max(axis=1))
     levels = np.unique(widths)
     colours = plt.cm.viridis(np.linspace(0, 0.85, len(levels)))
@@ -65,10 +70,22 @@ def spectrum(model, path: str | Path) -> None:
         )
         if len(levels) > 1 and p == 0:
             ax.legend(fontsize=7)
-    for q in range(dims, rows * cols):
+    if trend:
+        ax = axes[dims // cols][dims % cols]
+        tw = w_all[grid.components :]
+        ax.bar(range(trend), tw, color="tab:orange")
+        ax.set_xticks(range(trend), model.trend.labels(), rotation=90 if trend > 8 else 0)
+        ax.set_xlabel("trend basis function (standardised inputs)")
+        ax.set_ylabel("weight (y units$^2$)")
+    for q in range(panels, rows * cols):
         axes[q // cols][q % cols].axis("off")
     fig.suptitle(
-        f"Learned GSMP spectrum: {int(np.count_nonzero(w))} of {grid.components} components active"
+        f"Learned GSMP spectrum: {int(np.count_nonzero(w_all))} of {len(w_all)} components active"
+        + (
+            f" ({int(np.count_nonzero(w_all[grid.components :]))} of {trend} trend)"
+            if trend
+            else ""
+        )
     )
     fig.tight_layout()
     save_figure(fig, Path(path))
@@ -100,6 +117,35 @@ def prediction(model, dataset, path: str | Path) -> None:
     ax.set_ylabel("y")
     ax.set_title(f"{dataset.name}: GSMP GP")
     ax.legend(loc="best", fontsize=8)
+    fig.tight_layout()
+    save_figure(fig, Path(path))
+    plt.close(fig)
+
+
+def tuning(evaluations, path: str | Path) -> None:
+    """Held-out MSE of every outer setting scored (``distgp.tune``), and the best so far."""
+    plt = pyplot()
+    mse = np.array([e.mse for e in evaluations], float)
+    fig, ax = plt.subplots(figsize=(7, 3.4))
+    steps = np.arange(1, len(mse) + 1)
+    ax.semilogy(steps, mse, "o", ms=4, label="held-out MSE of the setting")
+    ax.semilogy(
+        steps,
+        np.minimum.accumulate(np.where(np.isfinite(mse), mse, np.inf)),
+        "-",
+        label="best so far",
+    )
+    best = int(np.nanargmin(np.where(np.isfinite(mse), mse, np.nan)))
+    ax.annotate(
+        evaluations[best].name,
+        (best + 1, mse[best]),
+        fontsize=7,
+        xytext=(5, 10),
+        textcoords="offset points",
+    )
+    ax.set_xlabel("evaluation")
+    ax.set_ylabel("held-out MSE (raw units)")
+    ax.legend(fontsize=7)
     fig.tight_layout()
     save_figure(fig, Path(path))
     plt.close(fig)

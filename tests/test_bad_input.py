@@ -154,6 +154,20 @@ CLI_CASES = {
         "not an .npz archive",
     ),
     "fit: non-numeric flag value": ("fit --agents many", "--agents"),
+    "fit: log transform of data with values <= 0": (
+        "fit --data {good} --transform log",
+        "needs positive outputs",
+    ),
+    "fit: unknown output transform": ("fit --data {good} --transform sqrt", "unknown output"),
+    "fit: tune budget below 2": ("fit --data {good} --tune 1", "at least 2 evaluations"),
+    "fit: unknown tunable": (
+        "fit --data {good} --tune 4 --tunables trend,speed",
+        "unknown tunable",
+    ),
+    "fit: rolling origin longer than the series": (
+        "fit --data {good} --horizon 10",
+        "rolling origin",
+    ),
     "optimize: budget < 1": ("optimize --budget 0", "budget must be at least 1"),
     "optimize: unreachable --address": (
         "optimize --budget 2 --agents 2 --address 127.0.0.1:9",

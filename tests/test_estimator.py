@@ -79,6 +79,6 @@ def test_learned_kernel_is_a_gpytorch_kernel_on_raw_inputs():
 
 
 def _gram(model, Z):
-    from distgp.kernels import SubKernelBank
+    from distgp.kernels.trend import kernel_bank
 
-    return SubKernelBank(Z, model.grid).gram(model.weights)
+    return kernel_bank(Z, model.grid, model.trend).gram(model.weights)

@@ -30,8 +30,7 @@ from distgp.consensus.wire import decode, encode
 from distgp.data import Scaler, ShardSummary, load_dataset
 from distgp.exceptions import DistGPError, InputDataError
 from distgp.io import read_npz, save_npz
-from distgp.kernels.bank import SubKernelBank
-from distgp.kernels.grid import grid_from_recipe
+from distgp.kernels.trend import bank_from_recipe, prior_variance
 from distgp.learn.dsca import DSCAOptions, dsca
 from distgp.learn.objective import LocalObjective, ProximalTerm, robust_cholesky
 from distgp.learn.solvers import make_solver
@@ -189,7 +188,7 @@ class Agent:
         X, y, _ = self._shard_data()
         scaler_ = Scaler.from_dict(scaler)
         settings_ = AgentSettings.from_wire(settings)
-        bank = SubKernelBank(scaler_.x(X), grid_from_recipe(grid))
+        bank = bank_from_recipe(scaler_.x(X), grid)
         self._objective = LocalObjective(bank, scaler_.y(y), settings_.noise_floor)
         self._settings = settings_
         self._coder = DeltaCoder(bits=settings_.bits, delta=settings_.delta)
@@ -346,7 +345,8 @@ class Agent:
         alpha = scipy.linalg.cho_solve((L, True), y, check_finite=False)
         Ks = bank.cross(np.asarray(Z, float), weights)
         V = scipy.linalg.solve_triangular(L, Ks.T, lower=True, check_finite=False)
-        variance = np.maximum(float(weights.sum()) - (V**2).sum(0), 1e-12 * float(weights.sum()))
+        prior = prior_variance(bank, np.asarray(Z, float), weights)
+        variance = np.maximum(prior - (V**2).sum(0), 1e-12 * prior)
         return [Ks @ alpha, variance]
 
     def memory(self) -> list:

@@ -146,6 +146,7 @@ class GSMPRefitter:
         fc = FitConfig()
         fc.kernel.components = c.kernel.components or GSMP_COMPONENTS_PER_DIM * self.dims
         fc.kernel.levels = c.kernel.levels
+        fc.kernel.trend = "none"  # arm kernels stay stationary: k(x, x) is the weights' sum
         fc.learn.max_iterations = c.kernel.max_iterations
         fc.consensus.agents = c.agents.count
         fc.consensus.max_rounds = c.kernel.rounds

@@ -28,6 +28,12 @@ FLAGS = {
     "grid": "kernel.grid",
     "components": "kernel.components",
     "levels": "kernel.levels",
+    "trend": "kernel.trend",
+    "transform": "kernel.transform",
+    "horizon": "tune.horizon",
+    "origins": "tune.origins",
+    "tune": "tune.budget",
+    "tunables": "tune.tunables",
     "solver": "learn.solver",
     "blocks": "learn.blocks",
     "max_iterations": "learn.max_iterations",
@@ -112,6 +118,38 @@ def add_parser(commands) -> None:
     )
     kern.add_argument(
         "--levels", type=integer, metavar="L", help="bandwidth levels of the data grid"
+    )
+    kern.add_argument(
+        "--trend",
+        choices=["auto", "none", "constant", "linear", "quadratic"],
+        help="trend part learned with the weights (default auto: for a 1-D series chosen by "
+        "rolling-origin validation on the training data; none for several inputs)",
+    )
+    kern.add_argument(
+        "--transform",
+        metavar="T",
+        help="output transform for positive data: none (default), log, boxcox, boxcox:LAMBDA",
+    )
+    kern.add_argument(
+        "--horizon",
+        type=integer,
+        metavar="H",
+        help="held-out points per rolling origin of the selection (default 10%% of n, >= 4)",
+    )
+    kern.add_argument(
+        "--origins", type=integer, metavar="K", help="rolling origins of the selection (default 2)"
+    )
+    kern.add_argument(
+        "--tune",
+        type=integer,
+        metavar="BUDGET",
+        help="run batch BKB over outer settings for BUDGET evaluations (each a fit scored on "
+        "held-out training data); writes tune.csv and tune.png",
+    )
+    kern.add_argument(
+        "--tunables",
+        metavar="A,B",
+        help="settings --tune searches (default trend,levels,components,noise_floor,transform)",
     )
     learn = p.add_argument_group("local solver")
     learn.add_argument(
@@ -207,6 +245,7 @@ def run_fit(args: argparse.Namespace) -> int:
     from distgp.driver import preflight
     from distgp.io import check_output_dir
     from distgp.threads import blas_threads, driver_threads
+    from distgp.tune import check_data
 
     config = _resumed_config(args) if args.resume else _config(args)
     config.validate()
@@ -230,6 +269,7 @@ def run_fit(args: argparse.Namespace) -> int:
         seed=config.seed,
     )
     preflight(config, len(dataset.y_train), dataset.groups_train)
+    check_data(config, dataset.y_train, dataset.series)
     progress(
         f"data {dataset.name}: {len(dataset.y_train)} training / {len(dataset.y_test)} test "
         f"points, "
@@ -238,8 +278,19 @@ def run_fit(args: argparse.Namespace) -> int:
     if args.resume:
         progress(f"resuming from {checkpoint.path}")
     with blas_threads(driver_threads(config.consensus.agents)):
-        result = _learn(dataset, config, progress, checkpoint, bool(args.resume), dataset.X_test)
-    _write_outputs(out, dataset, config, result, progress, plots=not args.no_plots)
+        result, evaluations = _learn(
+            dataset, config, progress, checkpoint, bool(args.resume), dataset.X_test
+        )
+    _write_outputs(out, dataset, config, result, progress, not args.no_plots, evaluations)
+    if evaluations:
+        from distgp.io import write_text
+        from distgp.tune import evaluations_csv
+
+        write_text(out / "tune.csv", evaluations_csv(evaluations))
+        if not args.no_plots:
+            from distgp import plots as figures
+
+            figures.tuning(evaluations, out / "tune.png")
     checkpoint.remove()
     return 0
 
@@ -316,7 +367,7 @@ def _run_shard_fit(args: argparse.Namespace, config) -> int:
         f"{len(config.data.shards)} shard files, read by their agents; test: "
         f"{config.data.test or 'none'}"
     )
-    result = _learn(None, config, progress, checkpoint, bool(args.resume), X_test)
+    result, _ = _learn(None, config, progress, checkpoint, bool(args.resume), X_test)
     dims = result.model.dims
     empty = np.zeros((0, dims))
     dataset = Dataset(
@@ -338,10 +389,17 @@ def _resumed_config(args: argparse.Namespace):
 
 
 def _learn(dataset, config, progress, checkpoint=None, resume=False, X_test=None):
+    """One fit (shard files), or with the outer choice of :mod:`distgp.tune` (data in the
+    driver); returns ``(FitResult, evaluations)``."""
     from distgp.driver import fit
+    from distgp.tune import fit_selected, tune
 
     def report(event, fields):
-        if event == "start":
+        if event in ("candidate", "selected"):
+            e = fields["evaluation"]
+            verb = "candidate" if event == "candidate" else "selected "
+            progress(f"{verb} {e.name:18s} held-out MSE {e.mse:.5g}  ({e.seconds:.1f} s)")
+        elif event == "start":
             progress(f"starting {fields['agents']} agent(s) on the {fields['backend']} backend")
         elif event == "setup":
             progress(
@@ -365,7 +423,7 @@ def _learn(dataset, config, progress, checkpoint=None, resume=False, X_test=None
                 progress(f"  {event_line}")
 
     if dataset is None:
-        return fit(
+        result = fit(
             None,
             None,
             config,
@@ -375,15 +433,27 @@ def _learn(dataset, config, progress, checkpoint=None, resume=False, X_test=None
             shards=shard_files(config),
             X_test=X_test,
         )
-    return fit(
+        return result, []
+    options = {
+        "report": report,
+        "groups": dataset.groups_train,
+        "checkpoint": checkpoint,
+        "X_test": X_test if X_test is not None and len(X_test) else None,
+    }
+    if config.tune.budget and not resume:
+        budget, names = config.tune.budget, config.tune.tunables.split(",")
+        names = [s.strip() for s in names if s.strip()]
+        result, evaluations, _ = tune(
+            dataset.X_train, dataset.y_train, config, dataset.series, budget, names, **options
+        )
+        return result, evaluations
+    return fit_selected(
         dataset.X_train,
         dataset.y_train,
         config,
-        groups=dataset.groups_train,
-        report=report,
-        checkpoint=checkpoint,
+        dataset.series and not resume,
         resume=resume,
-        X_test=X_test if X_test is not None and len(X_test) else None,
+        **options,
     )
 
 
@@ -396,7 +466,7 @@ def metrics_record(dataset, config, result) -> dict:
     model = result.model
     if len(dataset.y_test) and result.prediction is not None:
         mean, std = result.prediction
-        scores = regression_metrics(dataset.y_test, mean, std)
+        scores = regression_metrics(dataset.y_test, mean, std, result.model.transform)
     else:
         scores = {"mse": None, "rmse": None, "nlpd": None}
     y_var = model.scaler.y_scale**2
@@ -406,8 +476,11 @@ def metrics_record(dataset, config, result) -> dict:
         "n_test": len(dataset.y_test),
         "dims": dataset.dims,
         "agents": result.agents,
-        "components": model.grid.components,
+        "components": model.components,
         "active_components": int(np.count_nonzero(model.weights)),
+        "trend": model.trend.kind if model.trend is not None else "none",
+        "transform": model.transform.kind,
+        "transform_lambda": model.transform.lam,
         "noise_variance": float(model.noise_variance * y_var),
         "rounds": result.rounds,
         "iterations": result.iterations,
@@ -431,13 +504,16 @@ def metrics_record(dataset, config, result) -> dict:
     }
 
 
-def _write_outputs(out, dataset, config, result, progress, plots: bool) -> None:
+def _write_outputs(out, dataset, config, result, progress, plots: bool, evaluations=()) -> None:
     import dataclasses
 
     from distgp.io import ensure_output_dir, write_json, write_text
 
     ensure_output_dir(out)
     record = metrics_record(dataset, config, result)
+    # the outer choice (distgp.tune): its fits' wall time comes on top of "seconds"
+    record["tune_evaluations"] = len(evaluations)
+    record["tune_seconds"] = round(sum(e.seconds for e in evaluations), 3)
     record["config"] = dataclasses.asdict(config)
     result.model.save(out / "model.npz", {"dataset": dataset.name})
     write_text(out / "history.csv", history_csv(result))

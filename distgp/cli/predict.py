@@ -38,7 +38,7 @@ def add_parser(commands) -> None:
 
 def run_predict(args: argparse.Namespace) -> int:
     from distgp.data import load_prediction_inputs
-    from distgp.gp import GSMPModel, regression_metrics
+    from distgp.gp import GSMPModel
     from distgp.io import check_output_dir, ensure_output_dir, write_json, write_text
 
     progress = Progress(args.quiet)
@@ -52,7 +52,7 @@ def run_predict(args: argparse.Namespace) -> int:
     table = np.hstack(columns)
     lines = [",".join(header)] + [",".join(f"{v:.10g}" for v in row) for row in table]
     if y is not None:
-        scores = regression_metrics(y, mean, std)
+        scores = model.score(X, y)
         write_json(out / "metrics.json", {**scores, "n": len(y), "model": str(args.model)})
         progress(f"MSE {scores['mse']:.5g}  NLPD {scores['nlpd']:.4g} on {len(y)} points")
     write_text(out / "predictions.csv", "\n".join(lines) + "\n")

@@ -1,0 +1,111 @@
+"""Forecasting baselines for 1-D series (Hyndman and Athanasopoulos, *FPP3*, 5.2 and 8.6).
+
+Every function takes a :class:`~distgp.data.Dataset` whose training inputs are an evenly spaced
+time index and whose test inputs lie after it, and returns the common baseline record (``mse``,
+``nlpd``, ``coverage95``, ``seconds``). The horizon of a test point is its number of steps past
+the last training point. Definitions (``T`` training points, ``m`` points per season):
+
+* ``naive``: the last value; std ``sigma sqrt(h)`` with ``sigma`` the std of one-step changes.
+* ``drift``: the last value plus ``h (y_T - y_1) / (T - 1)`` (drift over the whole span); std
+  ``sigma sqrt(h (1 + h / (T - 1)))`` with ``sigma`` the std of one-step changes less the drift.
+* seasonal naive, with and without drift: :func:`distgp.bench.baselines.seasonal_naive`.
+* ``ets``: statsmodels ``ETSModel``, every valid combination of additive or multiplicative error,
+  no / additive / damped additive trend and no / additive / multiplicative seasonality of period
+  ``m`` (multiplicative parts only for positive data), the lowest AICc kept; its mean forecast and
+  its 95% prediction interval (``std`` = interval half-width / 1.96 for the NLPD).
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+import warnings
+from typing import Any
+
+import numpy as np
+
+from distgp.bench.baselines import SEASON, STD_FLOOR, _scored
+from distgp.data import Dataset
+from distgp.exceptions import InputDataError
+from distgp.gp import Z95
+
+
+def horizons(dataset: Dataset) -> np.ndarray:
+    """Steps ahead (``1, 2, ...``) of each test point past the last training point."""
+    if not dataset.series:
+        raise InputDataError(f"{dataset.name} is not a 1-D series; forecasts do not apply")
+    x = dataset.X_train[:, 0]
+    step = float(x[1] - x[0])
+    h = np.rint((dataset.X_test[:, 0] - x[-1]) / step).astype(int)
+    if np.any(h < 1):
+        raise InputDataError(f"{dataset.name}: test inputs do not follow the training window")
+    return h
+
+
+def naive(dataset: Dataset, seed: int = 0) -> dict[str, Any]:
+    """The last training value, with a random walk's widening interval."""
+    start = time.perf_counter()
+    h = horizons(dataset)
+    y = dataset.y_train
+    sigma = max(float(np.std(np.diff(y), ddof=1)), STD_FLOOR)
+    return _scored(dataset, np.full(len(h), y[-1]), sigma * np.sqrt(h), start)
+
+
+def drift(dataset: Dataset, seed: int = 0) -> dict[str, Any]:
+    """The line through the first and last training values, extended ``h`` steps."""
+    start = time.perf_counter()
+    h = horizons(dataset)
+    y = dataset.y_train
+    T = len(y)
+    slope = (y[-1] - y[0]) / (T - 1)
+    sigma = max(float(np.std(np.diff(y) - slope, ddof=1)), STD_FLOOR)
+    return _scored(dataset, y[-1] + h * slope, sigma * np.sqrt(h * (1 + h / (T - 1))), start)
+
+
+def ets(dataset: Dataset, seed: int = 0, period: int = SEASON) -> dict[str, Any]:
+    """statsmodels ETS with error, trend, damping and seasonality chosen by AICc."""
+    import pandas as pd
+    from statsmodels.tsa.exponential_smoothing.ets import ETSModel
+
+    start = time.perf_counter()
+    h = horizons(dataset)
+    y = dataset.y_train
+    positive = bool(np.all(y > 0))
+    kinds = ("add", "mul") if positive else ("add",)
+    seasonal = (None, *kinds) if len(y) >= 2 * period else (None,)
+    best, best_aicc, label = None, np.inf, ""
+    for error, trend, season in itertools.product(kinds, (None, "add", "damped"), seasonal):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            try:
+                model = ETSModel(
+                    pd.Series(y),
+                    error=error,
+                    trend="add" if trend == "damped" else trend,
+                    damped_trend=trend == "damped",
+                    seasonal=season,
+                    seasonal_periods=period if season else None,
+                )
+                fit = model.fit(disp=False, maxiter=2000)
+            except (ValueError, np.linalg.LinAlgError):
+                continue
+        if np.isfinite(fit.aicc) and fit.aicc < best_aicc:
+            best, best_aicc = fit, float(fit.aicc)
+            label = f"ETS({error[0].upper()},{_short(trend)},{_short(season)})"
+    if best is None:
+        raise InputDataError(f"{dataset.name}: no ETS model could be fitted")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        frame = best.get_prediction(start=len(y), end=len(y) + int(h.max()) - 1).summary_frame(
+            alpha=0.05
+        )
+    mean = frame["mean"].to_numpy()[h - 1]
+    half = (frame["pi_upper"].to_numpy() - frame["pi_lower"].to_numpy())[h - 1] / 2
+    result = _scored(dataset, mean, np.maximum(half / Z95, STD_FLOOR), start, model=label)
+    lower, upper = frame["pi_lower"].to_numpy()[h - 1], frame["pi_upper"].to_numpy()[h - 1]
+    result["coverage95"] = float(np.mean((dataset.y_test >= lower) & (dataset.y_test <= upper)))
+    return result
+
+
+def _short(part: str | None) -> str:
+    return {None: "N", "add": "A", "mul": "M", "damped": "Ad"}[part]

@@ -1,0 +1,149 @@
+"""Output transforms for positive data: the GP models ``w = g(y)`` and scores on ``y``'s scale.
+
+* ``none``: ``g(y) = y``.
+* ``log``: ``g(y) = log y``; multiplicative seasonality and growth become additive.
+* ``boxcox``: ``g(y) = (y^lam - 1) / lam`` (``log y`` at ``lam = 0``). ``lam`` is given, or
+  estimated from the training outputs by maximum likelihood (scipy's ``boxcox_normmax``).
+
+With a Gaussian predictive ``N(mu, s^2)`` for ``w`` (noise included), the predictions on the
+original scale are (documented choice: the **mean**, which minimises the expected squared error,
+not the median ``g^-1(mu)``):
+
+* log: mean ``exp(mu + s^2 / 2)`` and standard deviation ``mean sqrt(exp(s^2) - 1)``
+  (log-normal moments);
+* Box-Cox: the mean and standard deviation of ``g^-1(w)`` by Gauss-Hermite quadrature
+  (``g^-1`` clipped at ``w = -1 / lam`` for ``lam > 0``, where ``y`` reaches 0).
+
+The density of ``y`` is that of ``w`` times ``g'(y)``, so the NLPD on the original scale is
+``-log N(g(y); mu, s^2) - log g'(y)`` with ``log g'(y) = (lam - 1) log y`` (``-log y`` for log).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from distgp.exceptions import ConfigError, InputDataError
+
+TRANSFORMS = ("none", "log", "boxcox")
+_HERMITE_POINTS = 40
+
+
+@dataclass(frozen=True)
+class OutputTransform:
+    """A monotone output transform ``g`` (see module docstring).
+
+    Attributes:
+        kind: ``none``, ``log`` or ``boxcox``.
+        lam: the Box-Cox exponent (0 for log, unused for none).
+    """
+
+    kind: str = "none"
+    lam: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.kind not in TRANSFORMS:
+            raise ConfigError(
+                f"unknown output transform {self.kind!r}; choose one of: {', '.join(TRANSFORMS)}"
+            )
+        if not math.isfinite(self.lam) or abs(self.lam) > 5:
+            raise ConfigError(f"Box-Cox lambda must be in [-5, 5], got {self.lam}")
+
+    @property
+    def identity(self) -> bool:
+        return self.kind == "none"
+
+    @classmethod
+    def fitted(cls, kind: str, lam: float | None, y: np.ndarray) -> OutputTransform:
+        """The transform ``kind`` for training outputs ``y``; Box-Cox estimates ``lam`` when
+        it is not given. Raises :class:`InputDataError` when ``y`` is not positive."""
+        transform = cls(kind, 0.0 if lam is None else float(lam))
+        transform.check(y, "training outputs y")
+        if kind == "boxcox" and lam is None:
+            import scipy.stats
+
+            estimate = float(scipy.stats.boxcox_normmax(np.asarray(y, float), method="mle"))
+            transform = cls(kind, float(np.clip(estimate, -2.0, 2.0)))
+        return transform
+
+    def check(self, y: np.ndarray, what: str) -> None:
+        """Refuse non-positive values for the log and Box-Cox transforms."""
+        if self.identity:
+            return
+        bad = int(np.count_nonzero(~(np.asarray(y, float) > 0)))
+        if bad:
+            raise InputDataError(
+                f"the {self.kind} output transform needs positive outputs, but {what} hold {bad} "
+                "value(s) <= 0; use --transform none or shift the data"
+            )
+
+    def forward(self, y: np.ndarray) -> np.ndarray:
+        """``w = g(y)``."""
+        y = np.asarray(y, float)
+        if self.identity:
+            return y
+        if self.kind == "log" or self.lam == 0.0:
+            return np.log(y)
+        return (y**self.lam - 1.0) / self.lam
+
+    def inverse(self, w: np.ndarray) -> np.ndarray:
+        """``y = g^-1(w)`` (clipped to the transform's range)."""
+        w = np.asarray(w, float)
+        if self.identity:
+            return w
+        if self.kind == "log" or self.lam == 0.0:
+            return np.exp(np.minimum(w, 700.0))
+        base = np.maximum(self.lam * w + 1.0, 0.0)
+        with np.errstate(divide="ignore", over="ignore"):
+            return np.minimum(base ** (1.0 / self.lam), 1e300)
+
+    def log_derivative(self, y: np.ndarray) -> np.ndarray:
+        """``log g'(y)``: ``(lam - 1) log y`` (``-log y`` for log, 0 for none)."""
+        y = np.asarray(y, float)
+        if self.identity:
+            return np.zeros_like(y)
+        lam = 0.0 if self.kind == "log" else self.lam
+        return (lam - 1.0) * np.log(y)
+
+    def moments(self, mean: np.ndarray, std: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Mean and standard deviation of ``g^-1(w)`` for ``w ~ N(mean, std^2)``."""
+        mean, std = np.asarray(mean, float), np.asarray(std, float)
+        if self.identity:
+            return mean, std
+        if self.kind == "log" or self.lam == 0.0:
+            s2 = std**2
+            m = np.exp(np.minimum(mean + 0.5 * s2, 700.0))
+            return m, m * np.sqrt(np.expm1(np.minimum(s2, 700.0)))
+        nodes, weights = np.polynomial.hermite_e.hermegauss(_HERMITE_POINTS)
+        weights = weights / weights.sum()
+        values = self.inverse(mean[:, None] + std[:, None] * nodes[None, :])
+        m = values @ weights
+        var = np.maximum((values**2) @ weights - m**2, 0.0)
+        return m, np.sqrt(var)
+
+    def to_dict(self) -> dict[str, np.ndarray]:
+        return {"transform_kind": np.asarray(self.kind), "transform_lam": np.asarray(self.lam)}
+
+    @classmethod
+    def from_dict(cls, d) -> OutputTransform:
+        """The transform saved by :meth:`to_dict`; files without one have none."""
+        if "transform_kind" not in d:
+            return cls()
+        return cls(str(d["transform_kind"]), float(d["transform_lam"]))
+
+
+def parse_transform(text: str) -> tuple[str, float | None]:
+    """``none``, ``log``, ``boxcox`` or ``boxcox:LAMBDA`` -> ``(kind, lam or None)``."""
+    kind, _, value = text.partition(":")
+    if kind not in TRANSFORMS or (value and kind != "boxcox"):
+        raise ConfigError(
+            f"unknown output transform {text!r}; use none, log, boxcox or boxcox:LAMBDA"
+        )
+    if not value:
+        return kind, None
+    try:
+        return kind, float(value)
+    except ValueError:
+        raise ConfigError(f"Box-Cox lambda must be a number, got {value!r}") from None

@@ -1,0 +1,347 @@
+"""Outer model choice: settings DSCA cannot learn, scored on data held out from the training set.
+
+DSCA learns the weights of a fixed grid by the evidence; the grid, the trend family, the
+transform and the noise floor are outer settings. Each candidate setting is scored by full fits
+on part of the **training** data and the error of their predictions on the rest (the test split
+is never seen):
+
+* a 1-D series: rolling origin (FPP3 5.10). With ``origins`` origins and horizon ``h``, fold
+  ``k`` trains on the first ``n - k h`` points and predicts the next ``h``;
+* other data: ``folds`` random folds (K-fold cross-validation).
+
+The score is the held-out mean squared error in raw units, summed over folds.
+
+:func:`fit_selected` is the default path of ``distgp fit`` for a 1-D series: it scores the few
+candidates of :data:`SERIES_CANDIDATES` (trend family and bandwidth levels, plus a near-constant
+model that predicts about the training mean) and refits the best on all training data, so a
+model whose held-out forecasts lose to a flat one is not chosen.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from distgp.config import FitConfig, override
+from distgp.exceptions import ConfigError, InputDataError
+
+SERIES_CANDIDATES: dict[str, dict[str, Any]] = {
+    "flat": {"kernel.trend": "constant", "kernel.components": 1},
+    "stationary": {"kernel.trend": "none"},
+    "quadratic trend": {"kernel.trend": "quadratic"},
+}
+"""Candidates of the default selection for a 1-D series (overrides of the user's config),
+simplest first. ``flat``: a constant and the grid's few zero-frequency components (one broad one
+and the slow trend ones), a model that forecasts about the recent level, the fallback when every
+richer model forecasts worse on held-out data; ``stationary``: the full grid, no trend part;
+``quadratic trend``: the full grid with a quadratic trend part (it nests the linear one: every
+coefficient has its own weight, learned by the evidence)."""
+
+SIMPLER_TOLERANCE = 0.01  # a simpler candidate within 1% of the best held-out MSE is chosen
+SELECT_MAX_N = 1000  # the default selection runs on series up to this length
+HORIZON_FRACTION = 0.1  # default held-out points per origin, as a fraction of n
+MIN_HORIZON = 4
+MIN_TRAIN = 16  # a fold trains on at least this many points
+VALIDATION_ITERATIONS = 150  # DSCA iterations of a validation fit (the final fit runs in full)
+
+
+@dataclass
+class Evaluation:
+    """One scored setting.
+
+    Attributes:
+        name: the candidate's label.
+        overrides: dotted config overrides of the candidate.
+        mse: held-out mean squared error (raw units), over all folds.
+        seconds: wall time of the candidate's fits.
+        folds: per-fold MSE.
+    """
+
+    name: str
+    overrides: dict[str, Any]
+    mse: float
+    seconds: float
+    folds: list[float] = field(default_factory=list)
+    chosen: bool = False
+
+
+def holdout_splits(
+    n: int,
+    series: bool,
+    horizon: int | None = None,
+    origins: int = 2,
+    folds: int = 4,
+    seed: int = 0,
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """``(train, held-out)`` index pairs within ``n`` training points.
+
+    Raises:
+        InputDataError: the rolling origin needs more points than the series has.
+    """
+    if series:
+        h = horizon if horizon is not None else max(MIN_HORIZON, math.ceil(HORIZON_FRACTION * n))
+        if h < 1 or origins < 1:
+            raise ConfigError("the rolling-origin horizon and number of origins must be >= 1")
+        if n - origins * h < MIN_TRAIN:
+            raise InputDataError(
+                f"a rolling origin of {origins} x {h} held-out points leaves {n - origins * h} "
+                f"of the series' {n} training points (at least {MIN_TRAIN} needed); use a "
+                "shorter horizon or fewer origins"
+            )
+        return [
+            (np.arange(n - k * h), np.arange(n - k * h, n - (k - 1) * h))
+            for k in range(origins, 0, -1)
+        ]
+    if folds < 2 or n < 2 * folds:
+        raise InputDataError(f"{folds}-fold validation needs at least {2 * folds} points, got {n}")
+    order = np.random.default_rng(seed).permutation(n)
+    parts = np.array_split(order, folds)
+    return [
+        (np.sort(np.concatenate(parts[:k] + parts[k + 1 :])), np.sort(parts[k]))
+        for k in range(folds)
+    ]
+
+
+def configured(config: FitConfig, overrides: dict[str, Any]) -> FitConfig:
+    """A copy of ``config`` with dotted ``overrides`` applied and checked."""
+    out = copy.deepcopy(config)
+    for key, value in overrides.items():
+        override(out, key, value)
+    return out.validate()
+
+
+def evaluate(
+    X: np.ndarray,
+    y: np.ndarray,
+    config: FitConfig,
+    name: str,
+    overrides: dict[str, Any],
+    splits: list[tuple[np.ndarray, np.ndarray]],
+    backend=None,
+    iterations: int | None = VALIDATION_ITERATIONS,
+    groups: np.ndarray | None = None,
+) -> Evaluation:
+    """Score one setting: a full fit per split on its training part, MSE on its held-out part.
+
+    ``groups`` (shard labels of ``shard: column:NAME``) are split with the data."""
+    from distgp.driver import fit
+
+    tic = time.perf_counter()
+    trial = configured(config, overrides)
+    if iterations is not None:
+        trial.learn.max_iterations = min(trial.learn.max_iterations, iterations)
+    errors, counts = [], []
+    for train, held in splits:
+        try:
+            part = None if groups is None else groups[train]
+            result = fit(X[train], y[train], trial, groups=part, backend=backend)
+            mean = result.model.predict(X[held])
+        except np.linalg.LinAlgError:  # a setting that cannot be factorised scores inf
+            errors.append(math.inf)
+            counts.append(len(held))
+            continue
+        errors.append(float(np.mean((y[held] - mean) ** 2)))
+        counts.append(len(held))
+    mse = float(np.average(errors, weights=counts)) if all(map(math.isfinite, errors)) else math.inf
+    return Evaluation(name, dict(overrides), mse, time.perf_counter() - tic, errors)
+
+
+def applies(config: FitConfig, series: bool, n: int) -> bool:
+    """Whether the default selection runs: a 1-D series of at most ``SELECT_MAX_N`` points with
+    room for the rolling origin, and trend ``auto``."""
+    t = config.tune
+    if not (config.kernel.trend == "auto" and series and n <= SELECT_MAX_N):
+        return False
+    if t.horizon is not None:
+        holdout_splits(n, True, t.horizon, t.origins)  # a horizon the user set must fit
+        return True
+    h = max(MIN_HORIZON, math.ceil(HORIZON_FRACTION * n))
+    return n - t.origins * h >= MIN_TRAIN
+
+
+def check_data(config: FitConfig, y: np.ndarray, series: bool) -> None:
+    """Fail fast on outer settings the training outputs cannot support: a transform that needs
+    positive data, a rolling origin longer than the series."""
+    from distgp.transforms import OutputTransform, parse_transform
+
+    OutputTransform.fitted(*parse_transform(config.kernel.transform), y)
+    applies(config, series, len(y))
+
+
+def fit_selected(
+    X: np.ndarray,
+    y: np.ndarray,
+    config: FitConfig,
+    series: bool,
+    report: Callable[[str, dict[str, Any]], None] | None = None,
+    **fit_options: Any,
+):
+    """``driver.fit`` after choosing among :data:`SERIES_CANDIDATES` by rolling origin.
+
+    Returns:
+        ``(FitResult, evaluations)``; ``evaluations`` is empty when no selection ran (not a
+        series, a trend family fixed by the user, or too short a series), and the fit then
+        uses ``config`` as is (trend ``auto`` is then linear).
+    """
+    from distgp.driver import fit
+
+    report = report or (lambda event, fields: None)
+    check_data(config, y, series)
+    if not applies(config, series, len(y)):
+        return fit(X, y, config, report=report, **fit_options), []
+    t = config.tune
+    splits = holdout_splits(len(y), True, t.horizon, t.origins)
+    evaluations = []
+    backend, groups = fit_options.get("backend"), fit_options.get("groups")
+    for name, overrides in SERIES_CANDIDATES.items():
+        evaluation = evaluate(X, y, config, name, overrides, splits, backend, groups=groups)
+        evaluations.append(evaluation)
+        report("candidate", {"evaluation": evaluation})
+    lowest = min(e.mse for e in evaluations)
+    best = next(e for e in evaluations if e.mse <= lowest * (1 + SIMPLER_TOLERANCE))
+    best.chosen = True
+    report("selected", {"evaluation": best})
+    # no warm start from a fold: DSCA is a local method, and the final fit should be the fit
+    # the candidate's own settings give (a fold's optimum can lead it elsewhere)
+    result = fit(X, y, configured(config, best.overrides), report=report, **fit_options)
+    return result, evaluations
+
+
+def evaluations_csv(evaluations: list[Evaluation]) -> str:
+    """One row per scored setting: name, held-out MSE, seconds, overrides."""
+    lines = ["evaluation,setting,heldout_mse,seconds,fold_mse,overrides"]
+    for i, e in enumerate(evaluations):
+        folds = " ".join(f"{v:.6g}" for v in e.folds)
+        settings = " ".join(f"{k}={v}" for k, v in e.overrides.items())
+        lines.append(f'{i},"{e.name}",{e.mse:.8g},{e.seconds:.3f},{folds},"{settings}"')
+    return "\n".join(lines) + "\n"
+
+
+# ----------------------------------------------------------------------------------------------
+# BKB on top of the learner (``distgp fit --tune BUDGET``)
+
+TUNABLES: dict[str, tuple[str, tuple[Any, ...]]] = {
+    "trend": ("kernel.trend", ("none", "constant", "linear", "quadratic")),
+    "levels": ("kernel.levels", (1, 2, 4)),
+    "components": ("kernel.components", (0.25, 0.5, 1.0)),  # fraction of the default M
+    "noise_floor": ("learn.noise_floor", (1e-3, 3e-3, 1e-2, 3e-2, 1e-1)),
+    "transform": ("kernel.transform", ("none", "log")),
+}
+"""Outer settings BKB chooses among: config key and candidate values (ordered; an arm encodes
+each by its position). ``transform`` is only offered for positive outputs."""
+
+TUNE_BATCH = 4  # evaluations BKB proposes at a time (one per agent of a 4-agent batch)
+TUNE_BETA = 2.0  # UCB width in GP standard deviations
+
+
+def check_tunables(names: list[str]) -> list[str]:
+    """The tunable names, checked; an unknown one is a :class:`ConfigError`."""
+    unknown = [n for n in names if n not in TUNABLES]
+    if unknown:
+        raise ConfigError(f"unknown tunable {unknown[0]!r}; choose among: {', '.join(TUNABLES)}")
+    if not names:
+        raise ConfigError(f"tune needs at least one tunable among: {', '.join(TUNABLES)}")
+    return names
+
+
+def tune_arms(names: list[str], positive: bool) -> tuple[list[str], np.ndarray]:
+    """Tunables actually searched and the ``A x D`` grid of value positions (every combination)."""
+    names = [n for n in names if n != "transform" or positive]
+    sizes = [len(TUNABLES[n][1]) for n in names]
+    grid = np.array(list(np.ndindex(*sizes)), dtype=float)
+    return names, grid
+
+
+def arm_overrides(
+    names: list[str], row: np.ndarray, config: FitConfig, dims: int
+) -> dict[str, Any]:
+    """Config overrides of one arm (value positions ``row``)."""
+    from distgp.kernels.grid import default_components
+
+    out: dict[str, Any] = {}
+    for name, position in zip(names, row, strict=True):
+        key, values = TUNABLES[name]
+        value = values[int(position)]
+        if name == "components":
+            base = config.kernel.components or default_components(dims)
+            value = max(1, round(base * value))
+        out[key] = value
+    return out
+
+
+def tune(
+    X: np.ndarray,
+    y: np.ndarray,
+    config: FitConfig,
+    series: bool,
+    budget: int,
+    names: list[str] | None = None,
+    report: Callable[[str, dict[str, Any]], None] | None = None,
+    **fit_options: Any,
+):
+    """Batch BKB over outer settings; each evaluation is scored on held-out training data.
+
+    The first batch holds the default setting (the selection candidates' winner is not known
+    yet, so the linear trend with the config's other settings); rewards are ``-log`` held-out
+    MSE. The best setting is refitted on all training data.
+
+    Returns:
+        ``(FitResult, evaluations, best)`` with ``best`` the chosen evaluation.
+    """
+    from distgp.bandit import BKB
+    from distgp.driver import fit
+
+    if budget < 2:
+        raise ConfigError(f"tune budget must be at least 2 evaluations, got {budget}")
+    report = report or (lambda event, fields: None)
+    check_data(config, y, series)
+    names = check_tunables(list(names or TUNABLES))
+    names, grid = tune_arms(names, bool(np.all(y > 0)))
+    t = config.tune
+    splits = holdout_splits(len(y), series, t.horizon, t.origins, t.folds, config.seed)
+    span = np.maximum(grid.max(0), 1.0)
+    bandit = BKB(grid / span, beta=TUNE_BETA, batch=False, seed=config.seed)
+    default_row = np.array([_default_position(n, config, X.shape[1]) for n in names], float)
+    first = int(np.flatnonzero(np.all(grid == default_row, axis=1))[0])
+    evaluations: list[Evaluation] = []
+    backend, groups = fit_options.get("backend"), fit_options.get("groups")
+    while len(evaluations) < budget:
+        size = min(TUNE_BATCH, budget - len(evaluations))
+        arms = bandit.ask(size) if evaluations else np.r_[first, bandit.ask(size - 1)][:size]
+        rewards = []
+        for arm in np.atleast_1d(arms):
+            overrides = arm_overrides(names, grid[arm], config, X.shape[1])
+            label = ", ".join(
+                f"{n}={TUNABLES[n][1][int(v)]}" for n, v in zip(names, grid[arm], strict=True)
+            )
+            e = evaluate(X, y, config, label, overrides, splits, backend, groups=groups)
+            evaluations.append(e)
+            report("candidate", {"evaluation": e})
+            rewards.append(-math.log(e.mse) if math.isfinite(e.mse) and e.mse > 0 else math.nan)
+        bandit.tell(np.atleast_1d(arms), np.array(rewards))
+    best = min(evaluations, key=lambda e: e.mse)
+    best.chosen = True
+    report("selected", {"evaluation": best})
+    result = fit(X, y, configured(config, best.overrides), report=report, **fit_options)
+    return result, evaluations, best
+
+
+def _default_position(name: str, config: FitConfig, dims: int) -> int:
+    """Position of the config's own value among a tunable's candidates (nearest for numbers)."""
+    _, values = TUNABLES[name]
+    if name == "trend":
+        return values.index("linear" if config.kernel.trend == "auto" else config.kernel.trend)
+    if name == "components":
+        return values.index(1.0)
+    if name == "levels":
+        levels = config.kernel.levels or (1 if dims == 1 else 4)
+        return int(np.argmin([abs(v - levels) for v in values]))
+    if name == "noise_floor":
+        return int(np.argmin([abs(math.log(v / config.learn.noise_floor)) for v in values]))
+    return values.index(config.kernel.transform) if config.kernel.transform in values else 0

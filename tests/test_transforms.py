@@ -1,0 +1,74 @@
+"""Output transforms: moments and density on the original scale, fits, bad input."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from distgp.config import FitConfig
+from distgp.driver import fit
+from distgp.exceptions import ConfigError, InputDataError
+from distgp.gp import GSMPModel, regression_metrics
+from distgp.transforms import OutputTransform, parse_transform
+
+
+@pytest.mark.parametrize("transform", [OutputTransform("log"), OutputTransform("boxcox", 0.3)])
+def test_moments_match_monte_carlo(transform):
+    rng = np.random.default_rng(0)
+    mean, std = np.array([1.0, 2.5]), np.array([0.2, 0.4])
+    mc = transform.inverse(mean + std * rng.normal(size=(400_000, 2)))
+    m, s = transform.moments(mean, std)
+    np.testing.assert_allclose(m, mc.mean(0), rtol=3e-3)
+    np.testing.assert_allclose(s, mc.std(0), rtol=1e-2)
+
+
+def test_log_nlpd_is_the_log_normal_density_and_mse_uses_the_mean():
+    y = np.array([2.0, 3.5, 0.7])
+    mu, s = np.array([0.6, 1.2, -0.3]), np.array([0.3, 0.5, 0.2])
+    scores = regression_metrics(y, mu, s, OutputTransform("log"))
+    density = np.exp(-((np.log(y) - mu) ** 2) / (2 * s**2)) / (y * s * math.sqrt(2 * math.pi))
+    assert scores["nlpd"] == pytest.approx(float(np.mean(-np.log(density))))
+    assert scores["mse"] == pytest.approx(float(np.mean((y - np.exp(mu + s**2 / 2)) ** 2)))
+    assert scores["coverage95"] == pytest.approx(1.0)
+
+
+def test_boxcox_with_lambda_one_is_a_shift():
+    y = np.array([5.5, 6.0, 8.0])
+    t = OutputTransform("boxcox", 1.0)
+    np.testing.assert_allclose(t.forward(y), y - 1)
+    identity = regression_metrics(y, np.array([5.0, 6.0, 7.0]), np.array([0.5, 0.5, 0.5]))
+    shifted = regression_metrics(y, np.array([4.0, 5.0, 6.0]), np.array([0.5, 0.5, 0.5]), t)
+    assert shifted["nlpd"] == pytest.approx(identity["nlpd"])
+    assert shifted["mse"] == pytest.approx(identity["mse"])
+
+
+def test_log_fit_of_multiplicative_series_round_trips(tmp_path):
+    x = np.arange(1.0, 97.0)
+    y = np.exp(0.02 * x) * (1 + 0.3 * np.sin(2 * np.pi * x / 12))
+    config = FitConfig()
+    config.kernel.components = 60
+    config.kernel.trend = "linear"
+    config.kernel.transform = "log"
+    config.learn.max_iterations = 150
+    result = fit(x[:84, None], y[:84], config)
+    model = result.model
+    assert model.transform.kind == "log"
+    mean, std = model.predict(x[84:, None], return_std=True)
+    assert np.all(mean > 0) and np.all(std > 0)
+    loaded = GSMPModel.load(model.save(tmp_path / "m.npz"))
+    np.testing.assert_allclose(loaded.predict(x[84:, None]), mean)
+    scores = model.score(x[84:, None], y[84:])
+    assert scores["mse"] < 0.05 * np.var(y)
+
+
+def test_boxcox_estimates_lambda_and_refuses_non_positive_data():
+    rng = np.random.default_rng(1)
+    y = np.exp(rng.normal(size=200))
+    assert abs(OutputTransform.fitted("boxcox", None, y).lam) < 0.3
+    with pytest.raises(InputDataError, match="positive"):
+        OutputTransform.fitted("log", None, np.array([1.0, 0.0, 2.0]))
+    with pytest.raises(ConfigError):
+        parse_transform("sqrt")
+    assert parse_transform("boxcox:0.5") == ("boxcox", 0.5)
