@@ -258,6 +258,7 @@ def fit(
         run_config=config_json(config),
         trend=trend if trend.size else None,
         transform=transform,
+        data_digest=None if shards is not None else data_digest(parts),
     )
     if X_test is not None and len(X_test) and pooled:
         prediction = model.predict_latent(X_test, return_std=True)
@@ -326,7 +327,14 @@ def predict_with_agents(
             seed=config.seed,
         )
         indices = preflight(config, len(data.y_train), data.groups_train)
-        parts = [ShardArrays(data.X_train[i], data.y_train[i]) for i in indices]
+        y = model.transform.forward(data.y_train)  # the agents model g(y), as in the fit
+        parts = [ShardArrays(data.X_train[i], y[i]) for i in indices]
+        if model.data_digest is not None and data_digest(parts) != model.data_digest:
+            raise ModelFileError(
+                f"{d.source} does not give the data this model's agents were fitted on (the "
+                "file changed, or the fit was given arrays): predict with the fitted estimator, "
+                "or refit with --predict pooled"
+            )
     theta = np.r_[model.weights, model.noise_variance]
     owned = backend is None
     if backend is None:
@@ -342,6 +350,18 @@ def predict_with_agents(
         )
         members = list(range(len(parts)))
         return _predict_private(backend, model.scaler, theta, X, members, model.recipe)
+
+
+def data_digest(parts: list[Shard]) -> str:
+    """SHA-256 of the simulation's shards (one-way: it reveals no point), so that a private
+    model can check that its data source still gives the data its agents were fitted on."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for part in parts:
+        digest.update(np.ascontiguousarray(part.X, float).tobytes())
+        digest.update(np.ascontiguousarray(part.y, float).tobytes())
+    return digest.hexdigest()
 
 
 def prediction_mode(config: FitConfig) -> str:

@@ -47,6 +47,7 @@ class GSMPModel:
         y_train: ``n`` standardised training outputs (``None`` for a private model).
         recipe: the grid's recipe (what agents rebuild it from).
         run_config: the fit's settings as JSON (a private model's agents are rebuilt from it).
+        data_digest: SHA-256 of a one-file simulation's shards (checked when they are rebuilt).
         trend: the trend basis (``None``: no trend part).
         transform: the output transform ``g``; the GP models ``g(y)`` (:mod:`distgp.transforms`).
     """
@@ -59,6 +60,7 @@ class GSMPModel:
     y_train: np.ndarray | None
     recipe: dict | None = None
     run_config: str | None = None
+    data_digest: str | None = None
     trend: TrendBasis | None = None
     transform: OutputTransform = field(default_factory=OutputTransform)
 
@@ -157,6 +159,8 @@ class GSMPModel:
         else:
             arrays["recipe_json"] = np.asarray(json.dumps(self.recipe))
             arrays["run_config_json"] = np.asarray(self.run_config or "{}")
+            if self.data_digest is not None:
+                arrays["data_digest"] = np.asarray(self.data_digest)
         for key, value in (metadata or {}).items():
             arrays[f"meta_{key}"] = np.asarray(value)
         return save_npz(path, arrays)
@@ -197,6 +201,7 @@ class GSMPModel:
                 y_train=np.asarray(data["y_train"], float) if "y_train" in data else None,
                 recipe=json.loads(str(data["recipe_json"])) if "recipe_json" in data else None,
                 run_config=str(data["run_config_json"]) if "run_config_json" in data else None,
+                data_digest=str(data["data_digest"]) if "data_digest" in data else None,
                 trend=TrendBasis.from_dict(data, grid.dims),
                 transform=OutputTransform.from_dict(data),
             )

@@ -141,3 +141,42 @@ def test_private_model_predicts_through_rebuilt_agents(tmp_path):
     assert np.mean((frame["mean"].to_numpy() - truth) ** 2) == pytest.approx(
         metrics["mse"], rel=1e-6
     )
+
+
+def test_private_model_refuses_a_data_source_that_changed(tmp_path, capsys):
+    X, y = smooth_regression(n=80, dims=2, seed=4)
+    data = tmp_path / "data.csv"
+    pd.DataFrame({"a": X[:, 0], "b": X[:, 1], "y": y}).to_csv(data, index=False)
+    out = tmp_path / "out"
+    common = ["--components", "30", "--rounds", "4", "--backend", "inline", "--quiet"]
+    assert (
+        main(
+            [
+                "fit",
+                "--data",
+                str(data),
+                "--agents",
+                "2",
+                "--no-plots",
+                "--out",
+                str(out),
+                *common[:-1],
+            ]
+        )
+        == 0
+    )
+    pd.DataFrame({"a": X[:, 0], "b": X[:, 1], "y": y + 1.0}).to_csv(data, index=False)
+    code = main(
+        [
+            "predict",
+            "--model",
+            str(out / "model.npz"),
+            "--data",
+            str(data),
+            "--out",
+            str(tmp_path / "p"),
+            "--quiet",
+        ]
+    )
+    assert code == 2
+    assert "does not give the data this model's agents were fitted on" in capsys.readouterr().err
