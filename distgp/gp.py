@@ -12,11 +12,11 @@ from __future__ import annotations
 import json
 import math
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
-import scipy.linalg
 
 from distgp.data import Scaler, check_X
 from distgp.exceptions import ModelFileError, NumericsWarning
@@ -24,6 +24,7 @@ from distgp.io import read_npz, save_npz
 from distgp.kernels.bank import SubKernelBank
 from distgp.kernels.grid import SpectralGrid
 from distgp.learn.objective import robust_cholesky
+from distgp.threads import owned_threads
 
 MODEL_FORMAT = "distgp-gsmp-model"
 MODEL_VERSION = 1
@@ -43,6 +44,8 @@ class GSMPModel:
         y_train: ``n`` standardised training outputs (``None`` for a private model).
         recipe: the grid's recipe (what agents rebuild it from).
         run_config: the fit's settings as JSON (a private model's agents are rebuilt from it).
+        device: where prediction computes (``cpu`` or ``cuda``; not saved with the model).
+        threads: thread budget of prediction (``None``: distgp chooses; not saved).
     """
 
     grid: SpectralGrid
@@ -53,9 +56,11 @@ class GSMPModel:
     y_train: np.ndarray | None
     recipe: dict | None = None
     run_config: str | None = None
+    device: str = field(default="cpu", compare=False)
+    threads: int | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
-        self._posterior: tuple[SubKernelBank, np.ndarray, np.ndarray] | None = None
+        self._posterior: tuple[SubKernelBank, Any, Any] | None = None
 
     @property
     def dims(self) -> int:
@@ -66,14 +71,14 @@ class GSMPModel:
         """Whether predictions need the agents (no training data in the model)."""
         return self.X_train is None
 
-    def _factor(self) -> tuple[SubKernelBank, np.ndarray, np.ndarray]:
-        if self._posterior is None:
-            bank = SubKernelBank(self.X_train, self.grid, cache_envelopes=False)
-            C = bank.gram(self.weights)
-            C[np.diag_indices_from(C)] += self.noise_variance
-            L, _ = robust_cholesky(C)
+    def _factor(self) -> tuple[SubKernelBank, Any, Any]:
+        if self._posterior is None or self._posterior[0].device != self.device:
+            bank = SubKernelBank(self.X_train, self.grid, cache_envelopes=False, device=self.device)
+            C = bank.gram(self.weights, lower=True)  # the factorisation reads no more
+            bank.ops.add_diagonal(C, self.noise_variance)
+            L, _ = robust_cholesky(C, bank.ops)
             del C
-            alpha = scipy.linalg.cho_solve((L, True), self.y_train, check_finite=False)
+            alpha = bank.ops.cho_solve(L, bank.ops.asarray(self.y_train))
             self._posterior = (bank, L, alpha)
         return self._posterior
 
@@ -89,19 +94,23 @@ class GSMPModel:
 
             mean, std = predict_with_agents(self, X)
             return (mean, std) if return_std else mean
-        bank, L, alpha = self._factor()
-        Z = self.scaler.x(X)
+        with owned_threads(len(self.y_train), self.threads) as plan:
+            bank, L, alpha = self._factor()
+            bank.workers = plan.workers
+            return self._predict(bank, L, alpha, self.scaler.x(X), return_std)
+
+    def _predict(self, bank, L, alpha, Z: np.ndarray, return_std: bool):
+        ops = bank.ops
         means, variances = [], []
         prior = float(self.weights.sum())
         for start in range(0, len(Z), _PREDICT_CHUNK):
             Ks = bank.cross(Z[start : start + _PREDICT_CHUNK], self.weights)
-            means.append(Ks @ alpha)
+            means.append(ops.numpy(Ks @ alpha))
             if return_std:
-                V = scipy.linalg.solve_triangular(L, Ks.T, lower=True, check_finite=False)
-                latent = prior - (V**2).sum(0)
+                latent = prior - ops.numpy((ops.solve_lower(L, Ks.T) ** 2).sum(0))
                 if np.any(latent < -1e-8 * max(prior, 1e-300)):
                     warnings.warn(
-                        "negative predictive variances clipped to 0", NumericsWarning, stacklevel=2
+                        "negative predictive variances clipped to 0", NumericsWarning, stacklevel=3
                     )
                 variances.append(np.maximum(latent, 0.0) + self.noise_variance)
         mean = self.scaler.y_back(np.concatenate(means))

@@ -23,7 +23,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import scipy.linalg
 
 from distgp.consensus.admm import RoundReply, RoundRequest
 from distgp.consensus.quantizer import DeltaCoder
@@ -36,6 +35,7 @@ from distgp.kernels.grid import grid_from_recipe
 from distgp.learn.dsca import DSCAOptions, dsca
 from distgp.learn.objective import LocalObjective, ProximalTerm, robust_cholesky
 from distgp.learn.solvers import make_solver
+from distgp.threads import owned_threads
 
 
 @dataclass(frozen=True)
@@ -89,6 +89,7 @@ class AgentSettings:
         seed: base seed of the quantisation noise.
         state_dir: folder on the agent's node where it keeps its round state (for resuming);
             ``None``: kept in memory only.
+        device: where the shard's dense work runs (``cpu``, ``cuda``).
     """
 
     noise_floor: float
@@ -100,6 +101,7 @@ class AgentSettings:
     delta: float | None = None
     seed: int = 0
     state_dir: str | None = None
+    device: str = "cpu"
 
     def to_wire(self) -> dict[str, Any]:
         d = self.dsca
@@ -107,12 +109,21 @@ class AgentSettings:
             "noise_floor": self.noise_floor,
             "solver": self.solver,
             "inner_iterations": self.inner_iterations,
-            "dsca": [d.max_iterations, d.tol, d.blocks, d.prune_tol, d.kkt_tol, d.overrelax],
+            "dsca": [
+                d.max_iterations,
+                d.tol,
+                d.blocks,
+                d.prune_tol,
+                d.kkt_tol,
+                d.overrelax,
+                d.threads,
+            ],
             "local_iterations": self.local_iterations,
             "bits": self.bits,
             "delta": self.delta,
             "seed": self.seed,
             "state_dir": self.state_dir,
+            "device": self.device,
         }
 
     @classmethod
@@ -189,7 +200,7 @@ class Agent:
         X, y, _ = self._shard_data()
         scaler_ = Scaler.from_dict(scaler)
         settings_ = AgentSettings.from_wire(settings)
-        bank = SubKernelBank(scaler_.x(X), grid_from_recipe(grid))
+        bank = SubKernelBank(scaler_.x(X), grid_from_recipe(grid), device=settings_.device)
         self._objective = LocalObjective(bank, scaler_.y(y), settings_.noise_floor)
         self._settings = settings_
         self._coder = DeltaCoder(bits=settings_.bits, delta=settings_.delta)
@@ -316,17 +327,20 @@ class Agent:
     def predict(self, Z: np.ndarray, weights: np.ndarray, noise: float) -> list:
         """This expert's latent posterior at standardised inputs ``Z`` (``n_* x P``) under the
         given kernel: ``[mean (n_*), variance (n_*)]``, standardised units, noise excluded."""
-        objective, _ = self._require()
-        bank, y = objective.bank, objective.y
+        objective, settings = self._require()
+        bank, ops, y = objective.bank, objective.bank.ops, objective.y
         weights = np.asarray(weights, float)
-        C = bank.gram(weights)
-        C[np.diag_indices_from(C)] += float(noise)
-        L, _ = robust_cholesky(C)
-        alpha = scipy.linalg.cho_solve((L, True), y, check_finite=False)
-        Ks = bank.cross(np.asarray(Z, float), weights)
-        V = scipy.linalg.solve_triangular(L, Ks.T, lower=True, check_finite=False)
-        variance = np.maximum(float(weights.sum()) - (V**2).sum(0), 1e-12 * float(weights.sum()))
-        return [Ks @ alpha, variance]
+        with owned_threads(bank.n, settings.dsca.threads) as plan:
+            bank.workers = plan.workers
+            C = bank.gram(weights, lower=True)  # the factorisation reads no more
+            ops.add_diagonal(C, float(noise))
+            L, _ = robust_cholesky(C, ops)
+            alpha = ops.cho_solve(L, ops.asarray(y))
+            Ks = bank.cross(np.asarray(Z, float), weights)
+            latent = ops.numpy((ops.solve_lower(L, Ks.T) ** 2).sum(0))
+            mean = ops.numpy(Ks @ alpha)
+        variance = np.maximum(float(weights.sum()) - latent, 1e-12 * float(weights.sum()))
+        return [mean, variance]
 
     def memory(self) -> list:
         """Peak resident memory of this agent's process (MiB) and the bytes its shard and cached
