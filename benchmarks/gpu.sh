@@ -140,8 +140,8 @@ result = fit(X, y, config)
 seconds = time.perf_counter() - tic
 m = result.model
 sub = rng.choice(len(X), shard, replace=False)  # prediction conditions on one shard's worth
-small = GSMPModel(m.grid, m.scaler, m.weights, m.noise_variance, m.X_train[sub], m.y_train[sub],
-                  device="$DEVICE")
+small = GSMPModel(m.grid, m.scaler, m.weights, m.noise_variance, m.scaler.x(X[sub]),
+                  m.scaler.y(y[sub]), device="$DEVICE")
 mse = float(np.mean((small.predict(Xt) - yt) ** 2))
 per_round = np.mean([r.seconds for r in result.history])
 print(f"## c. {agents} agents x {shard} points (synthetic 4-D, noise variance 0.01), $DEVICE\n")
