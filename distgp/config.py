@@ -58,6 +58,8 @@ class LearnConfig:
     kkt_tol: float = 1e-2
     noise_floor: float = 1e-2  # lower bound of the noise variance, as a fraction of var(y)
     prune_tol: float = 1e-4
+    threads: int | None = None  # per process (driver or agent); None: distgp chooses
+    device: str = "cpu"  # cpu | cuda | cuda:N: where the dense work runs (torch float64 on GPU)
 
 
 @dataclass
@@ -83,6 +85,7 @@ class BackendConfig:
     address: str | None = None
     cpus_per_agent: float | None = None
     round_timeout: float | None = 600.0  # seconds; a slower agent is left out of the round
+    gpus_per_agent: float | None = None  # GPUs each Ray agent reserves (fractional allowed)
 
 
 @dataclass
@@ -164,6 +167,10 @@ class FitConfig:
         _check(lr.kkt_tol > 0, f"kkt_tol must be positive, got {lr.kkt_tol}")
         _check(0 < lr.noise_floor < 1, f"noise_floor must be in (0, 1), got {lr.noise_floor}")
         _check(0 <= lr.prune_tol < 1, f"prune_tol must be in [0, 1), got {lr.prune_tol}")
+        _check(
+            lr.threads is None or lr.threads >= 1,
+            f"threads must be at least 1, got {lr.threads}; omit it to let distgp choose",
+        )
         d = self.data
         _check(d.min_shard_size >= 1, f"min_shard_size must be at least 1, got {d.min_shard_size}")
         _check(
@@ -197,6 +204,7 @@ class FitConfig:
         )
         _check(b.cpus_per_agent is None or b.cpus_per_agent > 0, "cpus_per_agent must be positive")
         _check(b.round_timeout is None or b.round_timeout > 0, "round_timeout must be positive")
+        self._validate_device()
         return self
 
     def _validate_forecasting(self) -> None:
@@ -219,6 +227,24 @@ class FitConfig:
             f"tune budget must be at least 2 evaluations (or 0: off), got {t.budget}",
         )
         check_tunables([s.strip() for s in t.tunables.split(",") if s.strip()])
+
+    def _validate_device(self) -> None:
+        """``device`` and ``gpus_per_agent`` (GPUs of Ray agents are checked where they run)."""
+        from distgp.kernels.compute import check_device
+
+        gpus = self.backend.gpus_per_agent
+        if gpus is None:
+            check_device(self.learn.device)  # the agents run on this machine
+            return
+        _check(gpus > 0, f"gpus_per_agent must be positive, got {gpus}")
+        _check(
+            self.backend_name == "ray",
+            "--gpus-per-agent places Ray agents on GPUs; add --backend ray (or --agents N > 1)",
+        )
+        _check(
+            self.learn.device == "cuda" or self.learn.device.startswith("cuda:"),
+            "--gpus-per-agent reserves GPUs the agents would not use; add --device cuda",
+        )
 
     @property
     def backend_name(self) -> str:

@@ -123,12 +123,14 @@ def agent_settings(config: FitConfig, state_dir: str | None = None) -> AgentSett
             kkt_tol=lr.kkt_tol,
             blocks=lr.blocks,
             prune_tol=lr.prune_tol,
+            threads=lr.threads,
         ),
         local_iterations=c.local_iterations,
         bits=c.bits if quantized and c.delta is None else None,
         delta=c.delta if quantized else None,
         seed=config.seed,
         state_dir=state_dir,
+        device=lr.device,
     )
 
 
@@ -202,6 +204,8 @@ def fit(
         config.backend.address,
         config.backend.cpus_per_agent,
         config.backend.round_timeout,
+        gpus_per_agent=config.backend.gpus_per_agent,
+        threads=config.learn.threads,
     )
     with backend if owned else contextlib.nullcontext(backend):
         report("start", {"agents": c.agents, "backend": backend.name})
@@ -259,6 +263,8 @@ def fit(
         trend=trend if trend.size else None,
         transform=transform,
         data_digest=None if shards is not None else data_digest(parts),
+        device=prediction_device(config.learn.device),
+        threads=config.learn.threads,
     )
     if X_test is not None and len(X_test) and pooled:
         prediction = model.predict_latent(X_test, return_std=True)
@@ -340,7 +346,12 @@ def predict_with_agents(
     if backend is None:
         files = any(isinstance(part, ShardFile) for part in parts)
         name = config.backend_name if files else "inline"
-        backend = make_backend(name, config.backend.address if files else None)
+        backend = make_backend(
+            name,
+            config.backend.address if files else None,
+            gpus_per_agent=config.backend.gpus_per_agent if name == "ray" else None,
+            threads=config.learn.threads,
+        )
     with backend if owned else contextlib.nullcontext(backend):
         backend.start(parts)
         _answers(backend.broadcast("summary", config.data.min_shard_size))
@@ -382,6 +393,18 @@ def merge_summaries(replies: dict[int, dict]) -> ShardSummary:
                 f"has {', '.join(first)}; every shard needs the same input columns"
             )
     return ShardSummary.merge([ShardSummary.from_wire(replies[j]) for j in sorted(replies)])
+
+
+def prediction_device(device: str) -> str:
+    """The device of the driver's prediction: ``device`` if this machine has it, else ``cpu``
+    (GPUs reserved by Ray agents may sit on other nodes)."""
+    from distgp.exceptions import ConfigError
+    from distgp.kernels.compute import check_device
+
+    try:
+        return check_device(device)
+    except ConfigError:
+        return "cpu"
 
 
 def preflight(

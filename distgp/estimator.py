@@ -66,6 +66,8 @@ class GSMPRegressor(RegressorMixin, BaseEstimator):
         random_state: seed of sharding and quantisation noise (an int, a
             :class:`numpy.random.RandomState`, or ``None`` for a fresh seed per fit).
         warm_start: start ``fit`` from the previous fit's weights when the grid size matches.
+        threads: threads of each process (``None``: distgp chooses, whatever the environment).
+        device: ``cpu`` (numpy) or ``cuda`` (torch float64 on a GPU) for learning and prediction.
 
     Attributes:
         weights_: ``M`` learned sub-kernel weights (raw output units squared; of ``g(y)``
@@ -118,6 +120,8 @@ class GSMPRegressor(RegressorMixin, BaseEstimator):
         shard: str = DataConfig.shard,
         random_state: int | np.random.RandomState | None = FitConfig.seed,
         warm_start: bool = False,
+        threads: int | None = LearnConfig.threads,
+        device: str = LearnConfig.device,
     ) -> None:
         self.components = components
         self.grid = grid
@@ -141,6 +145,8 @@ class GSMPRegressor(RegressorMixin, BaseEstimator):
         self.shard = shard
         self.random_state = random_state
         self.warm_start = warm_start
+        self.threads = threads
+        self.device = device
 
     def _config(self) -> FitConfig:
         quantize = self.bits is not None or self.delta is not None
@@ -159,6 +165,8 @@ class GSMPRegressor(RegressorMixin, BaseEstimator):
                 max_iterations=self.max_iterations,
                 tol=self.tol,
                 noise_floor=self.noise_floor,
+                threads=self.threads,
+                device=self.device,
             ),
             consensus=ConsensusConfig(
                 agents=self.agents,

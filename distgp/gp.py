@@ -14,9 +14,9 @@ import math
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
-import scipy.linalg
 
 from distgp.data import Scaler, check_X
 from distgp.exceptions import DistGPError, ModelFileError, NumericsWarning
@@ -25,6 +25,7 @@ from distgp.kernels.bank import SubKernelBank
 from distgp.kernels.grid import SpectralGrid
 from distgp.kernels.trend import TrendBank, TrendBasis, kernel_bank, prior_variance
 from distgp.learn.objective import robust_cholesky
+from distgp.threads import owned_threads
 from distgp.transforms import OutputTransform
 
 MODEL_FORMAT = "distgp-gsmp-model"
@@ -50,6 +51,8 @@ class GSMPModel:
         data_digest: SHA-256 of a one-file simulation's shards (checked when they are rebuilt).
         trend: the trend basis (``None``: no trend part).
         transform: the output transform ``g``; the GP models ``g(y)`` (:mod:`distgp.transforms`).
+        device: where prediction computes (``cpu`` or ``cuda``; not saved with the model).
+        threads: thread budget of prediction (``None``: distgp chooses; not saved).
     """
 
     grid: SpectralGrid
@@ -63,9 +66,11 @@ class GSMPModel:
     data_digest: str | None = None
     trend: TrendBasis | None = None
     transform: OutputTransform = field(default_factory=OutputTransform)
+    device: str = field(default="cpu", compare=False)
+    threads: int | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
-        self._posterior: tuple[SubKernelBank | TrendBank, np.ndarray, np.ndarray] | None = None
+        self._posterior: tuple[SubKernelBank | TrendBank, Any, Any] | None = None
 
     @property
     def components(self) -> int:
@@ -81,14 +86,16 @@ class GSMPModel:
         """Whether predictions need the agents (no training data in the model)."""
         return self.X_train is None
 
-    def _factor(self) -> tuple[SubKernelBank | TrendBank, np.ndarray, np.ndarray]:
-        if self._posterior is None:
-            bank = kernel_bank(self.X_train, self.grid, self.trend, cache_envelopes=False)
-            C = bank.gram(self.weights)
-            C[np.diag_indices_from(C)] += self.noise_variance
-            L, _ = robust_cholesky(C)
+    def _factor(self) -> tuple[SubKernelBank | TrendBank, Any, Any]:
+        if self._posterior is None or self._posterior[0].device != self.device:
+            bank = kernel_bank(
+                self.X_train, self.grid, self.trend, cache_envelopes=False, device=self.device
+            )
+            C = bank.gram(self.weights, lower=True)  # the factorisation reads no more
+            bank.ops.add_diagonal(C, self.noise_variance)
+            L, _ = robust_cholesky(C, bank.ops)
             del C
-            alpha = scipy.linalg.cho_solve((L, True), self.y_train, check_finite=False)
+            alpha = bank.ops.cho_solve(L, bank.ops.asarray(self.y_train))
             self._posterior = (bank, L, alpha)
         return self._posterior
 
@@ -114,20 +121,24 @@ class GSMPModel:
 
             mean, std = predict_with_agents(self, X)
             return (mean, std) if return_std else mean
-        bank, L, alpha = self._factor()
-        Z = self.scaler.x(X)
+        with owned_threads(len(self.y_train), self.threads) as plan:
+            bank, L, alpha = self._factor()
+            bank.workers = plan.workers
+            return self._predict(bank, L, alpha, self.scaler.x(X), return_std)
+
+    def _predict(self, bank, L, alpha, Z: np.ndarray, return_std: bool):
+        ops = bank.ops
         means, variances = [], []
         for start in range(0, len(Z), _PREDICT_CHUNK):
             chunk = Z[start : start + _PREDICT_CHUNK]
             Ks = bank.cross(chunk, self.weights)
-            means.append(Ks @ alpha)
+            means.append(ops.numpy(Ks @ alpha))
             if return_std:
-                V = scipy.linalg.solve_triangular(L, Ks.T, lower=True, check_finite=False)
                 prior = prior_variance(bank, chunk, self.weights)
-                latent = prior - (V**2).sum(0)
+                latent = prior - ops.numpy((ops.solve_lower(L, Ks.T) ** 2).sum(0))
                 if np.any(latent < -1e-8 * np.maximum(prior, 1e-300)):
                     warnings.warn(
-                        "negative predictive variances clipped to 0", NumericsWarning, stacklevel=2
+                        "negative predictive variances clipped to 0", NumericsWarning, stacklevel=3
                     )
                 variances.append(np.maximum(latent, 0.0) + self.noise_variance)
         mean = self.scaler.y_back(np.concatenate(means))

@@ -1,20 +1,135 @@
-"""BLAS thread limits.
+"""Thread ownership: distgp chooses its BLAS, LAPACK and torch thread counts itself.
 
-Oversubscribed OpenBLAS threads make the many small LAPACK calls of the solvers up to 100x slower
-on small machines, so agents, tests and benchmarks cap them.
+Whatever ``OMP_NUM_THREADS`` and friends say, every computing call (DSCA, prediction, an agent)
+sets its own limits with threadpoolctl and ``torch.set_num_threads`` for its duration:
+
+* dense work on matrices below :data:`BLAS_PARALLEL_N` rows runs on one BLAS thread per task,
+  and the parallelism goes to independent tasks instead (envelope groups of the sub-kernel bank,
+  agents). Multi-threaded OpenBLAS on such sizes gains little on an idle machine and loses up to
+  10-26x on a busy one (its threads spin while they wait for each other);
+* larger matrices (a Cholesky of ``n >= BLAS_PARALLEL_N``) use every thread in BLAS;
+* below :data:`PARALLEL_MIN_N` rows a task is too short to pay for waking another thread, so
+  everything runs on one.
+
+The thread budget of a process is :func:`default_threads`: the cores this process may run on (or
+what an agent's CPU reservation allows) that other work is not already using (from the load
+average; waking a thread on a busy core costs a scheduler time slice at every synchronisation),
+unless a call is given ``threads`` explicitly.
 """
 
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
+
+from distgp.exceptions import ConfigError
 
 _THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+BLAS_PARALLEL_N = 2048  # matrices with at least this many rows get multi-threaded BLAS
+PARALLEL_MIN_N = 400  # below this many rows everything runs on one thread
+_process_threads: int | None = None
+
+
+def available_cores() -> int:
+    """CPU cores this process may run on (its affinity mask where the OS has one)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # macOS, Windows
+        return max(1, os.cpu_count() or 1)
+
+
+def check_threads(threads: int | None) -> int | None:
+    """Validate an explicit thread count (``None``: let distgp choose)."""
+    if threads is not None and (isinstance(threads, bool) or int(threads) != threads):
+        raise ConfigError(f"threads must be a whole number, got {threads!r}")
+    if threads is not None and threads < 1:
+        raise ConfigError(
+            f"threads must be at least 1, got {threads}; omit it to let distgp choose"
+        )
+    return threads
+
+
+def set_process_threads(threads: int | None) -> None:
+    """Set this process's thread budget (an agent's CPU reservation); ``None``: all its cores."""
+    global _process_threads
+    _process_threads = check_threads(threads)
+
+
+def idle_cores(cores: int) -> int:
+    """Of ``cores``, those that other work leaves idle (1-minute load average, this process's
+    own running thread not counted), at least one."""
+    try:
+        load = os.getloadavg()[0]
+    except (AttributeError, OSError):  # Windows
+        return cores
+    return max(1, min(cores, round(available_cores() + 1.0 - load)))
+
+
+def default_threads() -> int:
+    """The thread budget of this process: its cores (or the budget set by
+    :func:`set_process_threads`) that other work leaves idle."""
+    budget = _process_threads if _process_threads is not None else available_cores()
+    return idle_cores(budget)
+
+
+@dataclass(frozen=True)
+class ThreadPlan:
+    """How a computation on ``n x n`` matrices uses its threads.
+
+    Attributes:
+        blas: threads inside each BLAS/LAPACK/torch call.
+        workers: independent tasks run at once (each with ``blas`` threads).
+    """
+
+    blas: int
+    workers: int
+
+    @classmethod
+    def for_size(cls, n: int, threads: int | None = None) -> ThreadPlan:
+        """The plan for matrices with ``n`` rows and a budget of ``threads`` (default
+        :func:`default_threads`)."""
+        total = check_threads(threads) or default_threads()
+        if n < PARALLEL_MIN_N:
+            return cls(blas=1, workers=1)
+        if n >= BLAS_PARALLEL_N:
+            return cls(blas=total, workers=1)
+        return cls(blas=1, workers=total)
+
+
+@contextmanager
+def blas_threads(threads: int | None = 1) -> Iterator[None]:
+    """Limit BLAS/OpenMP threads (and torch's, when torch is loaded) inside the block.
+
+    ``None`` uses :func:`default_threads`. The limits replace whatever the environment set.
+    """
+    from threadpoolctl import threadpool_limits
+
+    count = check_threads(threads) or default_threads()
+    torch = sys.modules.get("torch")  # agents never import torch just to set its threads
+    previous = torch.get_num_threads() if torch is not None else None
+    if torch is not None:
+        torch.set_num_threads(count)
+    try:
+        with threadpool_limits(limits=count):
+            yield
+    finally:
+        if torch is not None and previous is not None:
+            torch.set_num_threads(previous)
+
+
+@contextmanager
+def owned_threads(n: int, threads: int | None = None) -> Iterator[ThreadPlan]:
+    """Set the limits of :meth:`ThreadPlan.for_size` for the block and yield the plan."""
+    plan = ThreadPlan.for_size(n, threads)
+    with blas_threads(plan.blas):
+        yield plan
 
 
 def thread_env(threads: int = 1) -> dict[str, str]:
-    """Environment variables that cap BLAS/OpenMP threads in a new process (e.g. a Ray actor)."""
+    """Environment variables that cap BLAS/OpenMP threads in a new process (its import time)."""
     return {name: str(threads) for name in _THREAD_VARS}
 
 
@@ -22,31 +137,3 @@ def set_thread_env(threads: int = 1) -> None:
     """Cap threads for libraries not yet loaded in this process (call before importing numpy)."""
     for name, value in thread_env(threads).items():
         os.environ.setdefault(name, value)
-
-
-@contextmanager
-def blas_threads(threads: int | None = 1) -> Iterator[None]:
-    """Limit BLAS and torch threads inside the block; ``None`` leaves them unchanged."""
-    if threads is None:
-        yield
-        return
-    import torch
-    from threadpoolctl import threadpool_limits
-
-    previous = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    try:
-        with threadpool_limits(limits=threads):
-            yield
-    finally:
-        torch.set_num_threads(previous)
-
-
-def driver_threads(agents: int) -> int | None:
-    """BLAS threads for the driver process: one while agent processes do the work, else as set.
-
-    An explicit ``OMP_NUM_THREADS`` or ``OPENBLAS_NUM_THREADS`` always wins (``None``: unchanged).
-    """
-    if any(name in os.environ for name in _THREAD_VARS):
-        return None
-    return 1 if agents > 1 else None

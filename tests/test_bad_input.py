@@ -122,6 +122,17 @@ CLI_CASES = {
     "fit: M absurdly large": ("fit --data {good} --components 100000000", "at most 100000"),
     "fit: negative seed": ("fit --data {good} --seed -1", "seed must be a non-negative"),
     "fit: agents < 1": ("fit --data {good} --agents 0", "at least 1"),
+    "fit: --threads 0": ("fit --data {good} --threads 0", "threads must be at least 1"),
+    "fit: --device cuda without that GPU": ("fit --data {good} --device cuda:99", "cuda:99"),
+    "fit: unknown --device": ("fit --data {good} --device gpu", "choose cpu or cuda"),
+    "fit: --gpus-per-agent without Ray": (
+        "fit --data {good} --gpus-per-agent 0.5 --device cuda --backend inline",
+        "add --backend ray",
+    ),
+    "fit: --gpus-per-agent on CPU agents": (
+        "fit --data {good} --agents 2 --gpus-per-agent 0.5 --device cpu",
+        "add --device cuda",
+    ),
     "fit: more agents than points": (
         "fit --data {small} --agents 4 --backend inline",
         "use at most 3",

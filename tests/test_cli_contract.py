@@ -102,7 +102,7 @@ def test_numerical_failure_is_exit_1_with_one_line(tmp_path, capsys, monkeypatch
     def indefinite(*args, **kwargs):
         raise np.linalg.LinAlgError("not positive definite")
 
-    monkeypatch.setattr("distgp.learn.objective.scipy.linalg.cholesky", indefinite)
+    monkeypatch.setattr("distgp.kernels.compute.scipy.linalg.cholesky", indefinite)
     out = tmp_path / "out"
     code = main(["fit", "--data", str(data), "--quiet", "--out", str(out)])
     err = capsys.readouterr().err.strip().splitlines()

@@ -164,3 +164,26 @@ def test_loopback_script_is_strict_and_cleans_up():
     assert "RAY_AUTH_MODE=token" in text
     assert "--dashboard-host=127.0.0.1" in text
     assert "ray stop" not in text  # it would stop every Ray instance of this host
+
+
+def test_launcher_has_a_gpu_worker_type_with_cuda_torch():
+    types = _load("aws.yaml")["available_node_types"]
+    gpu = [
+        t for t in types.values() if t.get("docker", {}).get("worker_image", "").endswith("-gpu")
+    ]
+    assert len(gpu) == 1 and gpu[0]["min_workers"] == 0 and gpu[0]["max_workers"] >= 1
+    setup = gpu[0]["worker_setup_commands"]
+    assert any("torch==2.13.0" in c and "whl/cpu" not in c for c in setup)
+    assert any("chmod 600 ~/.ray/auth_token" in c for c in setup)
+
+
+def test_kuberay_cluster_has_a_gpu_worker_group():
+    groups = _load("kuberay/raycluster.yaml")["spec"]["workerGroupSpecs"]
+    gpu = [g for g in groups if "num-gpus" in g["rayStartParams"]]
+    assert len(gpu) == 1
+    container = gpu[0]["template"]["spec"]["containers"][0]
+    assert container["image"].endswith("-gpu")
+    assert container["resources"]["limits"]["nvidia.com/gpu"] == 1
+    text = (CLUSTER / "Dockerfile.gpu").read_text()
+    assert re.search(r"^FROM rayproject/ray:2\.60\.0-py311-gpu$", text, re.M)
+    assert "whl/cpu" not in text and "-c constraints.txt" in text

@@ -22,7 +22,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import scipy.linalg
 
 from distgp.consensus.admm import Penalty, RoundReply, RoundRequest
 from distgp.consensus.quantizer import DeltaCoder
@@ -34,6 +33,7 @@ from distgp.kernels.trend import bank_from_recipe, prior_variance
 from distgp.learn.dsca import DSCAOptions, dsca
 from distgp.learn.objective import LocalObjective, ProximalTerm, robust_cholesky
 from distgp.learn.solvers import make_solver
+from distgp.threads import owned_threads
 
 
 @dataclass(frozen=True)
@@ -87,6 +87,7 @@ class AgentSettings:
         seed: base seed of the quantisation noise.
         state_dir: folder on the agent's node where it keeps its round state (for resuming);
             ``None``: kept in memory only.
+        device: where the shard's dense work runs (``cpu``, ``cuda``).
     """
 
     noise_floor: float
@@ -98,6 +99,7 @@ class AgentSettings:
     delta: float | None = None
     seed: int = 0
     state_dir: str | None = None
+    device: str = "cpu"
 
     def to_wire(self) -> dict[str, Any]:
         d = self.dsca
@@ -105,12 +107,21 @@ class AgentSettings:
             "noise_floor": self.noise_floor,
             "solver": self.solver,
             "inner_iterations": self.inner_iterations,
-            "dsca": [d.max_iterations, d.tol, d.blocks, d.prune_tol, d.kkt_tol, d.overrelax],
+            "dsca": [
+                d.max_iterations,
+                d.tol,
+                d.blocks,
+                d.prune_tol,
+                d.kkt_tol,
+                d.overrelax,
+                d.threads,
+            ],
             "local_iterations": self.local_iterations,
             "bits": self.bits,
             "delta": self.delta,
             "seed": self.seed,
             "state_dir": self.state_dir,
+            "device": self.device,
         }
 
     @classmethod
@@ -188,7 +199,7 @@ class Agent:
         X, y, _ = self._shard_data()
         scaler_ = Scaler.from_dict(scaler)
         settings_ = AgentSettings.from_wire(settings)
-        bank = bank_from_recipe(scaler_.x(X), grid)
+        bank = bank_from_recipe(scaler_.x(X), grid, device=settings_.device)
         self._objective = LocalObjective(bank, scaler_.y(y), settings_.noise_floor)
         self._settings = settings_
         self._coder = DeltaCoder(bits=settings_.bits, delta=settings_.delta)
@@ -333,21 +344,25 @@ class Agent:
         """This expert's latent posterior at standardised inputs ``Z`` (``n_* x P``) under the
         given kernel (``None``: the held consensus): ``[mean (n_*), variance (n_*)]``,
         standardised units, noise excluded."""
-        objective, _ = self._require()
+        objective, settings = self._require()
         if weights is None:
             held = self._held(None)
             weights, noise = held[:-1], float(held[-1])
-        bank, y = objective.bank, objective.y
+        bank, ops, y = objective.bank, objective.bank.ops, objective.y
         weights = np.asarray(weights, float)
-        C = bank.gram(weights)
-        C[np.diag_indices_from(C)] += float(noise)
-        L, _ = robust_cholesky(C)
-        alpha = scipy.linalg.cho_solve((L, True), y, check_finite=False)
-        Ks = bank.cross(np.asarray(Z, float), weights)
-        V = scipy.linalg.solve_triangular(L, Ks.T, lower=True, check_finite=False)
-        prior = prior_variance(bank, np.asarray(Z, float), weights)
-        variance = np.maximum(prior - (V**2).sum(0), 1e-12 * prior)
-        return [Ks @ alpha, variance]
+        Z = np.asarray(Z, float)
+        with owned_threads(bank.n, settings.dsca.threads) as plan:
+            bank.workers = plan.workers
+            C = bank.gram(weights, lower=True)  # the factorisation reads no more
+            ops.add_diagonal(C, float(noise))
+            L, _ = robust_cholesky(C, ops)
+            alpha = ops.cho_solve(L, ops.asarray(y))
+            Ks = bank.cross(Z, weights)
+            latent = ops.numpy((ops.solve_lower(L, Ks.T) ** 2).sum(0))
+            mean = ops.numpy(Ks @ alpha)
+        prior = prior_variance(bank, Z, weights)
+        variance = np.maximum(prior - latent, 1e-12 * prior)
+        return [mean, variance]
 
     def memory(self) -> list:
         """Peak resident memory of this agent's process (MiB) and the bytes its shard and cached

@@ -4,7 +4,8 @@
   tests, debugging and single-agent fits.
 * :class:`RayBackend`: one Ray actor per agent. With no address it starts a local Ray instance
   (the local multiprocess simulation); with an address it joins that cluster and spreads the agents
-  over its nodes. Agents take a fraction of a CPU each and one BLAS thread.
+  over its nodes. Each agent reserves a share of the CPUs (and, when asked, of a GPU) and uses
+  as many threads as its CPU share holds (at least one), whatever the environment says.
 
 Both encode every call into bytes (:mod:`distgp.consensus.wire`), hand only those bytes to the
 agent, and decode the bytes it answers; :class:`Traffic` counts them, both ways, with the float64
@@ -30,12 +31,14 @@ from distgp.agents.agent import Agent, ShardArrays, ShardFile
 from distgp.agents.ray_runtime import (
     check_share_fraction,
     cluster_cpus,
+    cluster_gpus,
     connect,
     cpu_share,
     disconnect,
 )
 from distgp.consensus import wire
 from distgp.exceptions import BackendError, ConfigError, InputDataError
+from distgp.threads import check_threads
 
 BACKENDS = ("inline", "ray")
 START_TIMEOUT = 120.0  # seconds an agent's actor may take to start (scheduling, process, imports)
@@ -219,6 +222,8 @@ class RayBackend(Backend):
         spread: place agents on distinct nodes where possible (Ray's SPREAD strategy).
         agent_class: the agent run in each actor (fault injection: a subclass of :class:`Agent`
             whose module the Ray workers can import).
+        gpus_per_agent: GPUs each actor reserves (fractional shares a GPU); ``None``: none.
+        threads: threads of each agent (default: its CPU share, at least one).
     """
 
     name = "ray"
@@ -232,8 +237,14 @@ class RayBackend(Backend):
         spread: bool = True,
         agent_class: type[Agent] = Agent,
         share_fraction: float = 1.0,
+        gpus_per_agent: float | None = None,
+        threads: int | None = None,
     ) -> None:
         super().__init__()
+        if gpus_per_agent is not None and not gpus_per_agent > 0:
+            raise ConfigError(f"gpus_per_agent must be positive, got {gpus_per_agent}")
+        self.gpus_per_agent = gpus_per_agent
+        self.threads = check_threads(threads)
         if cpus_per_agent is not None and not cpus_per_agent > 0:
             raise ConfigError(f"cpus_per_agent must be positive, got {cpus_per_agent}")
         if not (isinstance(agent_class, type) and issubclass(agent_class, Agent)):
@@ -261,9 +272,14 @@ class RayBackend(Backend):
         total = cluster_cpus()
         share = cpu_share(len(shards), self.cpus_per_agent, self.share_fraction)
         self._share = share
-        actor = _RayAgent
-        if self.agent_class is not Agent:
-            actor = type(f"_Ray{self.agent_class.__name__}", (_RayAgent, self.agent_class), {})
+        if self.gpus_per_agent and not cluster_gpus():
+            raise BackendError(
+                f"--gpus-per-agent {self.gpus_per_agent:g} asks for GPUs, but the Ray cluster has "
+                "none; add GPU nodes (cluster/ has a GPU worker type) or drop --gpus-per-agent"
+            )
+        threads = self.threads or max(1, int(share))
+        bases = (_RayAgent,) if self.agent_class is Agent else (_RayAgent, self.agent_class)
+        actor = type(f"_Ray{self.agent_class.__name__}", bases, {"threads": threads})
         self._remote = ray.remote(actor)
         self._refs = [
             (ray.put(s.X), ray.put(s.y)) if isinstance(s, ShardArrays) else None
@@ -287,6 +303,8 @@ class RayBackend(Backend):
             "max_restarts": 0,
             "max_task_retries": 0,
         }
+        if self.gpus_per_agent:
+            options["num_gpus"] = self.gpus_per_agent
         if isinstance(shard, ShardFile) and shard.resources:
             options["resources"] = dict(shard.resources)
         elif self.spread:
@@ -374,17 +392,23 @@ class RayBackend(Backend):
 
 
 class _RayAgent(Agent):
-    """The agent inside a Ray actor: one BLAS thread, and it can say which node it is on.
+    """The agent inside a Ray actor: it owns ``threads`` threads (its CPU share) and can say
+    which node it is on.
 
-    With another ``agent_class``, the actor class is ``(_RayAgent, agent_class)``, so the methods
-    of ``agent_class`` run with these set-up steps."""
+    The actor class is a subclass setting ``threads`` (and, with another ``agent_class``, also
+    deriving from it, so the methods of ``agent_class`` run with these set-up steps)."""
+
+    threads = 1
 
     def __init__(
         self, agent_id: int, X: np.ndarray | None, y: np.ndarray | None, shard=None
     ) -> None:
         from threadpoolctl import threadpool_limits
 
-        threadpool_limits(1)
+        from distgp.threads import set_process_threads
+
+        set_process_threads(self.threads)  # the budget of every solve in this process
+        threadpool_limits(self.threads)  # and of anything outside the solves
         super().__init__(agent_id, shard if shard is not None else ShardArrays(X, y))
 
     def node_id(self) -> str:
@@ -422,14 +446,23 @@ def make_backend(
     cpus_per_agent: float | None = None,
     round_timeout: float | None = None,
     share_fraction: float = 1.0,
+    gpus_per_agent: float | None = None,
+    threads: int | None = None,
 ) -> Backend:
     """Build a backend by name (``inline`` or ``ray``); see :class:`RayBackend` for the options."""
     if name == "inline":
         if address is not None:
             raise ConfigError("--address needs the ray backend; add --backend ray")
+        if gpus_per_agent is not None:
+            raise ConfigError("--gpus-per-agent needs the ray backend; add --backend ray")
         return InlineBackend()
     if name == "ray":
         return RayBackend(
-            address, cpus_per_agent, round_timeout=round_timeout, share_fraction=share_fraction
+            address,
+            cpus_per_agent,
+            round_timeout=round_timeout,
+            share_fraction=share_fraction,
+            gpus_per_agent=gpus_per_agent,
+            threads=threads,
         )
     raise ConfigError(f"unknown backend {name!r}; choose one of: {', '.join(BACKENDS)}")

@@ -80,3 +80,10 @@ def cluster_cpus() -> float:
     import ray
 
     return float(ray.cluster_resources().get("CPU", 1.0))
+
+
+def cluster_gpus() -> float:
+    """GPUs of the connected cluster (0 when it has none)."""
+    import ray
+
+    return float(ray.cluster_resources().get("GPU", 0.0))

@@ -13,4 +13,8 @@ SUITES = {
     "admm": ("distgp.bench.admm", "agents, rounds, bits and scaling of quantised ADMM"),
     "bkb": ("distgp.bench.bkb", "BKB, batch BKB and exact GP-UCB: time and regret"),
     "faults": ("distgp.bench.faults", "killed and hung agents over Ray: completion and MSE change"),
+    "threads": (
+        "distgp.bench.threads",
+        "distgp fit as installed vs fixed BLAS thread settings (median of repeats)",
+    ),
 }

@@ -38,6 +38,8 @@ FLAGS = {
     "blocks": "learn.blocks",
     "max_iterations": "learn.max_iterations",
     "noise_floor": "learn.noise_floor",
+    "threads": "learn.threads",
+    "device": "learn.device",
     "agents": "consensus.agents",
     "bits": "consensus.bits",
     "delta": "consensus.delta",
@@ -48,6 +50,7 @@ FLAGS = {
     "address": "backend.address",
     "cpus_per_agent": "backend.cpus_per_agent",
     "round_timeout": "backend.round_timeout",
+    "gpus_per_agent": "backend.gpus_per_agent",
     "seed": "seed",
     "out": "out",
 }
@@ -225,6 +228,24 @@ def add_parser(commands) -> None:
         help="CPUs reserved per agent (default: share the machine)",
     )
     run.add_argument(
+        "--gpus-per-agent",
+        type=number,
+        metavar="G",
+        help="GPUs each Ray agent reserves, fractional allowed (needs --device cuda)",
+    )
+    run.add_argument(
+        "--threads",
+        type=integer,
+        metavar="N",
+        help="threads of each process (driver or agent); default: distgp chooses from the cores "
+        "(or the agent's CPU share), whatever OMP_NUM_THREADS says",
+    )
+    run.add_argument(
+        "--device",
+        metavar="cpu|cuda",
+        help="where the dense work runs: cpu (numpy, default) or cuda (torch float64 on a GPU)",
+    )
+    run.add_argument(
         "--round-timeout",
         type=number,
         metavar="SEC",
@@ -244,7 +265,6 @@ def run_fit(args: argparse.Namespace) -> int:
     from distgp.data import load_dataset
     from distgp.driver import preflight
     from distgp.io import check_output_dir
-    from distgp.threads import blas_threads, driver_threads
     from distgp.tune import check_data
 
     config = _resumed_config(args) if args.resume else _config(args)
@@ -277,10 +297,9 @@ def run_fit(args: argparse.Namespace) -> int:
     )
     if args.resume:
         progress(f"resuming from {checkpoint.path}")
-    with blas_threads(driver_threads(config.consensus.agents)):
-        result, evaluations = _learn(
-            dataset, config, progress, checkpoint, bool(args.resume), dataset.X_test
-        )
+    result, evaluations = _learn(
+        dataset, config, progress, checkpoint, bool(args.resume), dataset.X_test
+    )
     _write_outputs(out, dataset, config, result, progress, not args.no_plots, evaluations)
     if evaluations:
         from distgp.io import write_text

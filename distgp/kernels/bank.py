@@ -12,29 +12,36 @@ Cost per call: ``O(n^2 * columns)`` flops for the products and ``O(G n^2)`` memo
 
 from __future__ import annotations
 
-import numpy as np
-import scipy.linalg
+import threading
+from concurrent.futures import ThreadPoolExecutor
 
+import numpy as np
+
+from distgp.kernels.compute import NumpyOps, TorchOps, ops_for
 from distgp.kernels.grid import EnvelopeGroup, SpectralGrid, expand
 
 _CHUNK_DIRECTIONS = 1024  # directions per feature block (2 columns each); bounds temporary memory
 FEATURE_CACHE_BYTES = 256 * 2**20  # features of the bank's own inputs kept up to this size
+ENVELOPE_CACHE_BYTES = 4 * 2**30  # envelopes kept up to this size; larger ones are recomputed
+SCRATCH_BYTES = 2**30  # reusable n x n work matrices (CPU) kept up to this size
 TWO_PI = 2.0 * np.pi
 
 
-def envelope(X1: np.ndarray, X2: np.ndarray, variance: np.ndarray) -> np.ndarray:
+def envelope(X1, X2, variance: np.ndarray, ops: NumpyOps | TorchOps | None = None):
     """``exp(-2 pi^2 sum_p v_p (x1_p - x2_p)^2)``: ``n1 x P``, ``n2 x P`` inputs -> ``n1 x n2``."""
-    scale = np.sqrt(2.0 * np.pi**2 * variance)
+    ops = ops or NumpyOps()
+    scale = ops.asarray(np.sqrt(2.0 * np.pi**2 * variance))
     A, B = X1 * scale, X2 * scale
     sq = (A**2).sum(1)[:, None] + (B**2).sum(1)[None, :] - 2.0 * (A @ B.T)
-    return np.exp(-np.maximum(sq, 0.0))
+    return ops.exp(-ops.clamp_min(sq, 0.0))
 
 
-def features(X: np.ndarray, directions: np.ndarray, coef: np.ndarray) -> np.ndarray:
+def features(X, directions: np.ndarray, coef: np.ndarray, ops: NumpyOps | TorchOps | None = None):
     """Scaled features ``n x 2J``: ``sqrt(c_j) [cos(2 pi X u_j), sin(2 pi X u_j)]``."""
-    phase = TWO_PI * (X @ directions.T)
-    root = np.sqrt(coef)
-    return np.hstack((np.cos(phase) * root, np.sin(phase) * root))
+    ops = ops or NumpyOps()
+    phase = X @ ops.asarray(TWO_PI * directions.T)
+    root = ops.asarray(np.sqrt(coef))
+    return ops.hstack((ops.cos(phase) * root, ops.sin(phase) * root))
 
 
 class SubKernelBank:
@@ -43,12 +50,28 @@ class SubKernelBank:
     Args:
         X: ``n x P`` inputs, already in the grid's units (standardised unless reference grid).
         grid: the spectral grid.
-        cache_envelopes: keep the ``G`` envelope matrices (``G n^2`` floats) between calls;
-            turn off for a one-off ``gram`` on large ``n``.
+        cache_envelopes: keep the ``G`` envelope matrices (``G n^2`` floats) between calls, up
+            to ``ENVELOPE_CACHE_BYTES`` (the rest are recomputed); turn off for a one-off
+            ``gram`` on large ``n``.
+        device: ``cpu`` (numpy), ``cuda``/``cuda:N`` or ``torch:cpu`` (torch float64); see
+            :mod:`distgp.kernels.compute`. ``n x n`` results stay on the device.
+
+    Attributes:
+        workers: envelope groups processed at once (threads; set by the caller's
+            :class:`~distgp.threads.ThreadPlan`, 1 by default).
     """
 
-    def __init__(self, X: np.ndarray, grid: SpectralGrid, cache_envelopes: bool = True) -> None:
-        self.X = np.ascontiguousarray(X, dtype=np.float64)
+    def __init__(
+        self,
+        X: np.ndarray,
+        grid: SpectralGrid,
+        cache_envelopes: bool = True,
+        device: str = "cpu",
+    ) -> None:
+        self.ops = ops_for(device)
+        self.device = device
+        self.workers = 1
+        self.X = self.ops.asarray(X)
         self.grid = grid
         self.groups: list[EnvelopeGroup] = expand(grid)
         self.M = grid.components
@@ -62,19 +85,43 @@ class SubKernelBank:
         self._envelopes: dict[int, np.ndarray] = {}
         self._feature_cache: dict[int, np.ndarray] = {}
         self._feature_bytes = 0
+        self._scratch: dict[tuple[str, int], np.ndarray] = {}
+        self._lock = threading.Lock()  # the caches are filled from worker threads
+
+    def __getstate__(self) -> dict:
+        return {k: v for k, v in self.__dict__.items() if k != "_lock"}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._lock = threading.Lock()
 
     def _envelope(self, g: int) -> np.ndarray:
         E = self._envelopes.get(g)
         if E is None:
-            E = envelope(self.X, self.X, self.groups[g].variance)
-            if self._cache:
+            E = envelope(self.X, self.X, self.groups[g].variance, self.ops)
+            held = (len(self._envelopes) + 1) * 8 * self.n**2
+            if self._cache and held <= ENVELOPE_CACHE_BYTES:
                 self._envelopes[g] = E
         return E
+
+    def _work(self, kind: str, g: int):
+        """A reusable ``n x n`` work matrix of group ``g`` for ``kind`` (``None``: allocate one
+        per call). The gram's keeps a zero upper triangle: only lower triangles are written."""
+        key = (kind, g)
+        work = self._scratch.get(key)
+        if work is None and (len(self._scratch) + 1) * 8 * self.n**2 <= SCRATCH_BYTES:
+            work = self.ops.scratch(self.n)
+            if work is not None:
+                with self._lock:
+                    self._scratch[key] = work
+        return work
 
     @property
     def nbytes(self) -> int:
         """Memory held by the cached envelopes and features, in bytes."""
-        return sum(E.nbytes for E in self._envelopes.values()) + self._feature_bytes
+        return 8 * sum(E.shape[0] * E.shape[1] for E in self._envelopes.values()) + (
+            self._feature_bytes
+        )
 
     # --- selection helpers -------------------------------------------------------------------
 
@@ -103,60 +150,85 @@ class SubKernelBank:
         owner = group.owner[block]
         owners = np.concatenate((owner, owner))
         if X is not None:
-            return features(X, group.directions[block], group.coef[block]), owners
+            return features(X, group.directions[block], group.coef[block], self.ops), owners
         cached = self._feature_cache.get(g)
         size = self.n * 16 * len(group.coef)
-        if cached is None and self._feature_bytes + size <= FEATURE_CACHE_BYTES:
-            cached = features(self.X, group.directions, group.coef)
-            self._feature_cache[g] = cached
-            self._feature_bytes += cached.nbytes
         if cached is None:
-            return features(self.X, group.directions[block], group.coef[block]), owners
+            with self._lock:
+                fits = self._feature_bytes + size <= FEATURE_CACHE_BYTES
+                self._feature_bytes += size if fits else 0
+            if fits:
+                cached = features(self.X, group.directions, group.coef, self.ops)
+                self._feature_cache[g] = cached
+        if cached is None:
+            return features(self.X, group.directions[block], group.coef[block], self.ops), owners
         J = len(group.coef)
-        return cached[:, np.concatenate((block, block + J))], owners
+        return cached[:, self.ops.index(np.concatenate((block, block + J)))], owners
+
+    def _map(self, task, items: list):
+        """``[task(item) for item in items]``, ``workers`` at a time (BLAS releases the GIL)."""
+        if self.workers <= 1 or len(items) <= 1:
+            return [task(item) for item in items]
+        with ThreadPoolExecutor(min(self.workers, len(items))) as pool:
+            return list(pool.map(task, items))
 
     # --- kernel matrices -----------------------------------------------------------------------
 
-    def gram(self, weights: np.ndarray) -> np.ndarray:
-        """``sum_m w_m K_m`` (``n x n``) for ``M`` non-negative weights."""
+    def gram(self, weights: np.ndarray, lower: bool = False):
+        """``sum_m w_m K_m`` (``n x n``, on the bank's device) for ``M`` non-negative weights.
+
+        ``lower``: on the CPU fill only the lower triangle (all a Cholesky factorisation reads).
+        """
+        ops = self.ops
         weights = np.asarray(weights, float)
         active = np.flatnonzero(weights > 0)
-        K = np.zeros((self.n, self.n))
-        for g, positions, order in self._by_group(active):
+
+        def group_part(item):
+            g, positions, order = item
             w_pos = np.zeros(len(self.groups[g].components))
             w_pos[positions] = weights[active[order]]
-            inner = np.zeros((self.n, self.n), order="F")
+            inner, work = None, self._work("gram", g)
             for block in self._direction_blocks(g, positions):
                 Phi, owner = self._features(g, block)
-                B = np.asfortranarray(Phi * np.sqrt(w_pos[owner]))
-                # symmetric rank-k update: half the flops of B @ B.T (lower triangle only)
-                inner = scipy.linalg.blas.dsyrk(1.0, B, beta=1.0, c=inner, lower=1, overwrite_c=1)
-            K += self._envelope(g) * inner
-        K += K.T  # only the lower triangle was filled: mirror it (numpy copies the overlap)
-        K[np.diag_indices_from(K)] *= 0.5
-        return K
+                # symmetric rank-k update: half the flops of B @ B.T (lower triangle only on CPU)
+                B = Phi * ops.asarray(np.sqrt(w_pos[owner]))
+                inner = ops.syrk_lower(inner, B, self.n, out=work)
+            if inner is not None:
+                inner *= self._envelope(g)
+            return inner
 
-    def cross(self, X2: np.ndarray, weights: np.ndarray) -> np.ndarray:
-        """``sum_m w_m K_m(X2, X)`` (``n2 x n``) between new inputs and the bank's."""
+        parts = [p for p in self._map(group_part, list(self._by_group(active))) if p is not None]
+        if not parts:
+            return ops.zeros(self.n, self.n)
+        # a new matrix: the groups' work matrices are reused by the next call
+        K = parts[0] + (parts[1] if len(parts) > 1 else 0.0)
+        for part in parts[2:]:
+            K += part
+        return K if lower else ops.symmetrize_lower(K)
+
+    def cross(self, X2: np.ndarray, weights: np.ndarray):
+        """``sum_m w_m K_m(X2, X)`` (``n2 x n``, on the bank's device) for new inputs ``X2``."""
+        ops = self.ops
+        X2 = ops.asarray(X2)
         weights = np.asarray(weights, float)
         active = np.flatnonzero(weights > 0)
-        K = np.zeros((X2.shape[0], self.n))
+        K = ops.zeros(X2.shape[0], self.n)
         for g, positions, order in self._by_group(active):
             w_pos = np.zeros(len(self.groups[g].components))
             w_pos[positions] = weights[active[order]]
-            inner = np.zeros_like(K)
+            inner = ops.zeros(X2.shape[0], self.n)
             for block in self._direction_blocks(g, positions):
                 Phi, owner = self._features(g, block)
                 Phi2 = self._features(g, block, X2)[0]
-                inner += (Phi2 * w_pos[owner]) @ Phi.T
-            K += envelope(X2, self.X, self.groups[g].variance) * inner
+                inner += ops.gemm(Phi2 * ops.asarray(w_pos[owner]), Phi.T)
+            K += envelope(X2, self.X, self.groups[g].variance, ops) * inner
         return K
 
     def component(self, m: int) -> np.ndarray:
         """Dense ``K_m`` (``n x n``); for tests and the reference SOCP solver on small problems."""
         weights = np.zeros(self.M)
         weights[m] = 1.0
-        return self.gram(weights)
+        return self.ops.numpy(self.gram(weights))
 
     def apply(self, v: np.ndarray, components: np.ndarray) -> np.ndarray:
         """``K_m v`` for each listed component: ``n x len(components)``, one column each.
@@ -164,18 +236,19 @@ class SubKernelBank:
         Per envelope group ``K_m v = sum_d phi_d o (E (phi_d o v))`` over the component's
         feature columns ``d``: one matrix product per group.
         """
+        ops = self.ops
         components = np.asarray(components, dtype=int)
         out = np.zeros((self.n, len(components)))
-        v = np.asarray(v, float)
+        v = ops.asarray(v)
         for g, positions, order in self._by_group(components):
             size = len(self.groups[g].components)
             E = self._envelope(g)
-            acc = np.zeros((self.n, size))
+            acc = ops.zeros(self.n, size)
             for block in self._direction_blocks(g, positions):
                 Phi, owner = self._features(g, block)
-                columns = Phi * (E @ (Phi * v[:, None]))
-                acc += columns @ np.eye(size)[owner]
-            out[:, order] = acc[:, positions]
+                columns = Phi * ops.gemm(E, Phi * v[:, None])
+                acc += columns @ ops.asarray(np.eye(size)[owner])
+            out[:, order] = ops.numpy(acc)[:, positions]
         return out
 
     # --- Frobenius products --------------------------------------------------------------------
@@ -183,29 +256,42 @@ class SubKernelBank:
     def products(
         self,
         components: np.ndarray,
-        A: np.ndarray | None = None,
-        alpha: np.ndarray | None = None,
+        A=None,
+        alpha=None,
     ) -> tuple[np.ndarray | None, np.ndarray | None]:
-        """``<A, K_m>`` (symmetric ``n x n`` ``A``) and ``alpha^T K_m alpha`` per component.
+        """``<A, K_m>`` and ``alpha^T K_m alpha`` per component (numpy, order of ``components``).
 
-        Either argument may be omitted; its result is then ``None``. Results follow the order of
-        ``components``.
+        ``A`` is symmetric ``n x n`` on the bank's device; on the CPU only its lower triangle is
+        read. Either argument may be omitted; its result is then ``None``.
         """
+        ops = self.ops
         components = np.asarray(components, dtype=int)
         traces = None if A is None else np.empty(len(components))
         quads = None if alpha is None else np.empty(len(components))
-        for g, positions, order in self._by_group(components):
+        alpha_col = None if alpha is None else ops.asarray(alpha)[:, None]
+
+        def group_part(item):
+            g, positions, _ = item
             size = len(self.groups[g].components)
             E = self._envelope(g)
-            AE = None if A is None else A * E
+            AE = None
+            if A is not None:
+                work = self._work("products", g)
+                AE = A * E if work is None else np.multiply(A, E, out=work)
             acc_t, acc_q = np.zeros(size), np.zeros(size)
             for block in self._direction_blocks(g, positions):
                 Phi, owner = self._features(g, block)
                 if AE is not None:
-                    acc_t += np.bincount(owner, ((AE @ Phi) * Phi).sum(0), minlength=size)
-                if alpha is not None:
-                    Psi = Phi * alpha[:, None]
-                    acc_q += np.bincount(owner, ((E @ Psi) * Psi).sum(0), minlength=size)
+                    acc_t += ops.bincount(owner, (ops.symm_lower(AE, Phi) * Phi).sum(0), size)
+                if alpha_col is not None:
+                    Psi = Phi * alpha_col
+                    acc_q += ops.bincount(owner, (ops.gemm(E, Psi) * Psi).sum(0), size)
+            return acc_t, acc_q
+
+        items = list(self._by_group(components))
+        for (_, positions, order), (acc_t, acc_q) in zip(
+            items, self._map(group_part, items), strict=True
+        ):
             if traces is not None:
                 traces[order] = acc_t[positions]
             if quads is not None:

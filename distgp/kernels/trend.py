@@ -113,18 +113,41 @@ class TrendBank:
         grid: the spectral grid.
         trend: the trend basis.
         cache_envelopes: passed to the spectral bank.
+        device: where the spectral bank computes (the trend part is ``n x T`` numpy, moved to
+            the device where it meets the spectral part).
     """
 
     def __init__(
-        self, X: np.ndarray, grid: SpectralGrid, trend: TrendBasis, cache_envelopes: bool = True
+        self,
+        X: np.ndarray,
+        grid: SpectralGrid,
+        trend: TrendBasis,
+        cache_envelopes: bool = True,
+        device: str = "cpu",
     ) -> None:
-        self.spectral = SubKernelBank(X, grid, cache_envelopes)
+        self.spectral = SubKernelBank(X, grid, cache_envelopes, device=device)
         self.trend = trend
-        self.X = self.spectral.X
         self.grid = grid
         self.n = self.spectral.n
+        self.X = np.asarray(X, float)
         self.H = trend.features(self.X)
         self.M = self.spectral.M + trend.size
+
+    @property
+    def ops(self):
+        return self.spectral.ops
+
+    @property
+    def device(self) -> str:
+        return self.spectral.device
+
+    @property
+    def workers(self) -> int:
+        return self.spectral.workers
+
+    @workers.setter
+    def workers(self, value: int) -> None:
+        self.spectral.workers = value
 
     @property
     def nbytes(self) -> int:
@@ -134,17 +157,18 @@ class TrendBank:
         weights = np.asarray(weights, float)
         return weights[: self.spectral.M], weights[self.spectral.M :]
 
-    def gram(self, weights: np.ndarray) -> np.ndarray:
-        """``sum_m w_m K_m`` (``n x n``) over spectral and trend components."""
+    def gram(self, weights: np.ndarray, lower: bool = False):
+        """``sum_m w_m K_m`` (``n x n``, on the bank's device) over spectral and trend parts;
+        ``lower``: only the lower triangle need be right (as for the spectral bank)."""
         spectral, trend = self._split(weights)
-        K = self.spectral.gram(spectral)
-        K += (self.H * trend) @ self.H.T
-        return K
+        K = self.spectral.gram(spectral, lower=lower)
+        return K + self.ops.asarray((self.H * trend) @ self.H.T)
 
-    def cross(self, X2: np.ndarray, weights: np.ndarray) -> np.ndarray:
-        """``sum_m w_m K_m(X2, X)`` (``n2 x n``)."""
+    def cross(self, X2: np.ndarray, weights: np.ndarray):
+        """``sum_m w_m K_m(X2, X)`` (``n2 x n``, on the bank's device)."""
         spectral, trend = self._split(weights)
-        return self.spectral.cross(X2, spectral) + (self.trend.features(X2) * trend) @ self.H.T
+        part = (self.trend.features(np.asarray(X2, float)) * trend) @ self.H.T
+        return self.spectral.cross(X2, spectral) + self.ops.asarray(part)
 
     def prior_variance(self, X2: np.ndarray, weights: np.ndarray) -> np.ndarray:
         """``k(x, x)`` at ``n2`` new inputs: the spectral weights' sum plus ``sum_t w_t h_t^2``."""
@@ -188,27 +212,36 @@ class TrendBank:
             return traces, quads
         H = self.H[:, components[~spectral] - self.spectral.M]
         if traces is not None:
+            A = self.ops.numpy(A)
+            A = np.tril(A) + np.tril(A, -1).T  # the spectral bank may be given the lower part
             traces[~spectral] = np.einsum("it,it->t", H, A @ H)
         if quads is not None:
-            quads[~spectral] = (H.T @ alpha) ** 2
+            quads[~spectral] = (H.T @ self.ops.numpy(alpha)) ** 2
         return traces, quads
 
 
 def kernel_bank(
-    X: np.ndarray, grid: SpectralGrid, trend: TrendBasis | None, cache_envelopes: bool = True
+    X: np.ndarray,
+    grid: SpectralGrid,
+    trend: TrendBasis | None,
+    cache_envelopes: bool = True,
+    device: str = "cpu",
 ) -> SubKernelBank | TrendBank:
     """The bank of a model: the spectral bank alone, or with its trend part."""
     if trend is None or trend.size == 0:
-        return SubKernelBank(X, grid, cache_envelopes)
-    return TrendBank(X, grid, trend, cache_envelopes)
+        return SubKernelBank(X, grid, cache_envelopes, device=device)
+    return TrendBank(X, grid, trend, cache_envelopes, device=device)
 
 
-def bank_from_recipe(X: np.ndarray, recipe: dict, cache_envelopes: bool = True):
+def bank_from_recipe(
+    X: np.ndarray, recipe: dict, cache_envelopes: bool = True, device: str = "cpu"
+):
     """The bank a grid recipe names (``driver.grid_recipe``), with its optional ``trend_degree``."""
     from distgp.kernels.grid import grid_from_recipe
 
     grid = grid_from_recipe(recipe)
-    return kernel_bank(X, grid, TrendBasis.from_dict(recipe, grid.dims), cache_envelopes)
+    trend = TrendBasis.from_dict(recipe, grid.dims)
+    return kernel_bank(X, grid, trend, cache_envelopes, device=device)
 
 
 def recipe_prior_variance(recipe: dict, Z: np.ndarray, weights: np.ndarray) -> np.ndarray:

@@ -26,6 +26,7 @@ import numpy as np
 from distgp.exceptions import ConfigError
 from distgp.learn.objective import Factorization, LocalObjective, ProximalTerm
 from distgp.learn.solvers import BlockSolver, BlockSubproblem, ClosedFormSolver
+from distgp.threads import check_threads, owned_threads
 
 MAX_HALVINGS = 30
 MAX_REVIVALS = 5
@@ -45,6 +46,8 @@ class DSCAOptions:
             to this accuracy; a pruned weight re-enters when its scaled gradient is below
             ``-kkt_tol`` (it would decrease the objective by growing).
         overrelax: try over-relaxed steps (see module docstring); off gives plain SCA steps.
+        threads: thread budget of the solve (``None``: the process's, see :mod:`distgp.threads`);
+            the solver sets its BLAS limits from it whatever the environment says.
     """
 
     max_iterations: int = 500
@@ -53,8 +56,10 @@ class DSCAOptions:
     prune_tol: float = 1e-4
     kkt_tol: float = 1e-2
     overrelax: bool = True
+    threads: int | None = None
 
     def __post_init__(self) -> None:
+        check_threads(self.threads)
         if self.max_iterations < 0:
             raise ConfigError("max_iterations must be non-negative")
         if self.blocks < 1:
@@ -145,8 +150,13 @@ def dsca(
         penalty: ADMM proximal term, or ``None`` for the plain DSCA solver.
         callback: called as ``callback(iteration, theta, value)`` after each iteration.
     """
-    solver = solver or ClosedFormSolver()
     options = options or DSCAOptions()
+    with owned_threads(objective.n, options.threads) as plan:
+        objective.bank.workers = plan.workers
+        return _dsca(objective, theta0, solver or ClosedFormSolver(), options, penalty, callback)
+
+
+def _dsca(objective, theta0, solver, options, penalty, callback) -> DSCAResult:
     M = objective.M
     theta = np.maximum(np.asarray(theta0, float).copy(), objective.lower)
 

@@ -16,12 +16,13 @@ from __future__ import annotations
 import math
 import warnings
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
-import scipy.linalg
 
 from distgp.exceptions import NumericalError, NumericsWarning
 from distgp.kernels.bank import SubKernelBank
+from distgp.kernels.compute import NumpyOps, TorchOps
 
 JITTER_INITIAL = 1e-10  # relative to the mean diagonal
 JITTER_MAX = 1e-3
@@ -31,26 +32,29 @@ class NotPositiveDefiniteError(NumericalError, np.linalg.LinAlgError):
     """The covariance stays indefinite even after the largest jitter."""
 
 
-def robust_cholesky(C: np.ndarray) -> tuple[np.ndarray, float]:
+def robust_cholesky(C, ops: NumpyOps | TorchOps | None = None):
     """Lower Cholesky factor of ``C``, adding escalating jitter if ``C`` is not positive definite.
+
+    Args:
+        C: ``n x n`` symmetric matrix (numpy, or a torch tensor with ``ops`` a
+            :class:`~distgp.kernels.compute.TorchOps`).
 
     Returns:
         ``(L, jitter)`` with ``L L^T = C + jitter I``; a :class:`NumericsWarning` is issued when
         ``jitter > 0``.
     """
-    if not np.all(np.isfinite(C)):
+    ops = ops or NumpyOps()
+    if not ops.all_finite(C):
         raise NotPositiveDefiniteError("the covariance matrix holds NaN or inf values")
-    try:
-        return scipy.linalg.cholesky(C, lower=True, check_finite=False), 0.0
-    except np.linalg.LinAlgError:
-        pass
-    scale = float(np.mean(np.diag(C))) or 1.0
+    L = ops.cholesky(C)
+    if L is not None:
+        return L, 0.0
+    scale = ops.mean_diagonal(C) or 1.0
     relative = JITTER_INITIAL
     while relative <= JITTER_MAX:
         jitter = relative * scale
-        try:
-            L = scipy.linalg.cholesky(C + jitter * np.eye(len(C)), lower=True, check_finite=False)
-        except np.linalg.LinAlgError:
+        L = ops.cholesky(C, jitter)
+        if L is None:
             relative *= 10.0
             continue
         warnings.warn(
@@ -70,32 +74,35 @@ class Factorization:
     """Cholesky factorisation of ``C(theta)`` and what follows from it.
 
     Attributes:
-        L: ``n x n`` lower Cholesky factor of ``C + jitter I``.
-        alpha: ``C^-1 y`` (``n``).
+        L: ``n x n`` lower Cholesky factor of ``C + jitter I`` (on the bank's device).
+        alpha: ``C^-1 y`` (``n``, on the bank's device).
         fit: ``y^T C^-1 y``.
         logdet: ``log det C``.
         jitter: diagonal jitter that was needed (0 normally).
+        ops: the dense operations of the device.
     """
 
-    L: np.ndarray
-    alpha: np.ndarray
+    L: Any
+    alpha: Any
     fit: float
     logdet: float
     jitter: float
-    _inverse: np.ndarray | None = field(default=None, repr=False)
+    ops: NumpyOps | TorchOps = field(default_factory=NumpyOps, repr=False)
+    _inverse: Any = field(default=None, repr=False)
 
     @property
     def value(self) -> float:
         """``l(theta) = y^T C^-1 y + log det C``."""
         return self.fit + self.logdet
 
-    def inverse(self) -> np.ndarray:
-        """``C^-1`` (``n x n``), computed once from the Cholesky factor."""
+    def inverse(self):
+        """``C^-1`` (``n x n``), computed once from the Cholesky factor; on the CPU only its
+        lower triangle is filled (the products read no more)."""
         if self._inverse is None:
-            inv, info = scipy.linalg.lapack.dpotri(self.L, lower=1)
-            if info != 0:
+            inv = self.ops.cholesky_inverse_lower(self.L)
+            if inv is None:
                 raise NotPositiveDefiniteError("could not invert the covariance from its factor")
-            self._inverse = np.tril(inv) + np.tril(inv, -1).T
+            self._inverse = inv
         return self._inverse
 
 
@@ -133,6 +140,7 @@ class LocalObjective:
     def __init__(self, bank: SubKernelBank, y: np.ndarray, noise_floor: float) -> None:
         self.bank = bank
         self.y = np.asarray(y, float)
+        self._y_device = bank.ops.asarray(self.y)
         self.noise_floor = float(noise_floor)
         self.M = bank.M
         self.dim = bank.M + 1
@@ -145,22 +153,26 @@ class LocalObjective:
     def n(self) -> int:
         return self.bank.n
 
-    def covariance(self, theta: np.ndarray) -> np.ndarray:
-        C = self.bank.gram(theta[: self.M])
-        C[np.diag_indices_from(C)] += theta[self.noise_index]
+    def covariance(self, theta: np.ndarray, lower: bool = False):
+        """``C(theta)`` (``n x n``, on the bank's device); ``lower``: on the CPU only its lower
+        triangle is filled (all the Cholesky factorisation reads)."""
+        C = self.bank.gram(theta[: self.M], lower=lower)
+        self.bank.ops.add_diagonal(C, float(theta[self.noise_index]))
         return C
 
     def factorize(self, theta: np.ndarray) -> Factorization:
         """Factorise ``C(theta)`` and evaluate ``l(theta)``."""
         self.evaluations += 1
-        L, jitter = robust_cholesky(self.covariance(theta))
-        alpha = scipy.linalg.cho_solve((L, True), self.y, check_finite=False)
+        ops = self.bank.ops
+        L, jitter = robust_cholesky(self.covariance(theta, lower=True), ops)
+        alpha = ops.cho_solve(L, self._y_device)
         return Factorization(
             L=L,
             alpha=alpha,
-            fit=float(self.y @ alpha),
-            logdet=2.0 * float(np.log(np.diag(L)).sum()),
+            fit=ops.dot(self._y_device, alpha),
+            logdet=ops.logdet(L),
             jitter=jitter,
+            ops=ops,
         )
 
     def value(self, theta: np.ndarray) -> float:
@@ -171,8 +183,9 @@ class LocalObjective:
         (``M + 1``; the noise's ``K`` is ``I``): the data-fit part of the Hessian's diagonal, an
         upper bound of the diagonal itself (the log-det part is concave)."""
         fac = self.factorize(np.maximum(np.asarray(theta, float), self.lower))
-        Ka = np.column_stack((self.bank.apply(fac.alpha, np.arange(self.M)), fac.alpha))
-        solved = scipy.linalg.cho_solve((fac.L, True), Ka, check_finite=False)
+        ops = fac.ops
+        Ka = np.column_stack((self.bank.apply(fac.alpha, np.arange(self.M)), ops.numpy(fac.alpha)))
+        solved = ops.numpy(ops.cho_solve(fac.L, ops.asarray(Ka)))
         return 2.0 * np.einsum("ij,ij->j", Ka, solved)
 
     def linearization(
@@ -191,10 +204,10 @@ class LocalObjective:
             components[kernel], A=fac.inverse() if traces else None, alpha=fac.alpha
         )
         q[kernel] = qk
-        q[~kernel] = fac.alpha @ fac.alpha
+        q[~kernel] = fac.ops.dot(fac.alpha, fac.alpha)
         if c is not None:
             c[kernel] = t
-            c[~kernel] = np.trace(fac.inverse())
+            c[~kernel] = fac.ops.trace(fac.inverse())
         return c, q
 
     def gradient(self, theta: np.ndarray, fac: Factorization | None = None) -> np.ndarray:

@@ -148,7 +148,7 @@ class ConicSolver:
         M, n = objective.M, objective.n
         rest = problem.theta.copy()
         rest[idx] = 0.0
-        C_rest = objective.covariance(rest)
+        C_rest = objective.bank.ops.numpy(objective.covariance(rest))
         theta = cp.Variable(len(idx))
         terms, columns = [], []
         for j, m in enumerate(idx):

@@ -1,0 +1,74 @@
+"""Floating-point operation counts of the dense work, as the code does it (for the benchmarks).
+
+The bank and the objective report each dense call here; counting is off (a no-op) unless a
+:func:`counting` block is open. Kinds: ``gemm`` (matrix products and rank-k updates: forming the
+covariance, traces and quadratic forms), ``cholesky`` (``n^3 / 3``), ``inverse`` (``C^-1`` from
+the factor, ``2 n^3 / 3``) and ``solve`` (triangular solves, ``2 n^2`` per right-hand side).
+Element-wise work (envelopes, Hadamard products) is memory-bound and not counted.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import numpy as np
+
+KINDS = ("gemm", "cholesky", "inverse", "solve")
+_counter: dict[str, float] | None = None
+
+
+def add(kind: str, flops: float) -> None:
+    """Record ``flops`` operations of ``kind`` in the open :func:`counting` block, if any."""
+    if _counter is not None:
+        _counter[kind] = _counter.get(kind, 0.0) + float(flops)
+
+
+@contextmanager
+def counting() -> Iterator[dict[str, float]]:
+    """Count the flops of the block; yields the (filling) ``kind -> flops`` mapping."""
+    global _counter
+    previous, _counter = _counter, dict.fromkeys(KINDS, 0.0)
+    try:
+        yield _counter
+    finally:
+        _counter = previous
+
+
+def measured_rates(
+    n: int, columns: int = 512, repeats: int = 3, clock=time.perf_counter
+) -> dict[str, float]:
+    """This machine's dense rates (flop/s) at size ``n``, under the current thread limits.
+
+    ``gemm``: an ``n x n`` by ``n x columns`` product (the shape of the bank's products);
+    ``cholesky`` and ``inverse``: LAPACK ``dpotrf`` and ``dpotri`` of an ``n x n`` matrix; best of
+    ``repeats``. ``solve`` is rated at the GEMM rate. ``clock``: wall (``time.perf_counter``) or
+    this process's CPU time (``time.process_time``: flops per CPU second, which other work on
+    a shared machine does not dilute).
+    """
+    import scipy.linalg
+
+    rng = np.random.default_rng(0)
+    B = rng.standard_normal((n, n))
+    A = B @ B.T + n * np.eye(n)
+    P = rng.standard_normal((n, columns))
+
+    def best(task) -> float:
+        times = []
+        for _ in range(repeats):
+            tic = clock()
+            task()
+            times.append(clock() - tic)
+        return max(min(times), 1e-9)
+
+    L = scipy.linalg.cholesky(A, lower=True)
+    gemm = 2.0 * n * n * columns / best(lambda: A @ P)
+    chol = n**3 / 3.0 / best(lambda: scipy.linalg.cholesky(A, lower=True, check_finite=False))
+    inv = 2.0 * n**3 / 3.0 / best(lambda: scipy.linalg.lapack.dpotri(L, lower=1))
+    return {"gemm": gemm, "cholesky": chol, "inverse": inv, "solve": gemm}
+
+
+def floor_seconds(flops: dict[str, float], rates: dict[str, float]) -> float:
+    """Seconds the counted ``flops`` take at the measured ``rates`` (the flop floor)."""
+    return sum(flops.get(kind, 0.0) / rates[kind] for kind in KINDS if flops.get(kind))

@@ -1,0 +1,100 @@
+"""distgp owns its threads: thread plans, limits set whatever the environment says, parallel
+envelope groups that give the same numbers, flop counts, and GPU requests of Ray agents."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from threadpoolctl import threadpool_info
+
+from distgp import flops
+from distgp.exceptions import BackendError, ConfigError
+from distgp.kernels import SubKernelBank, data_grid
+from distgp.learn import LocalObjective
+from distgp.threads import (
+    BLAS_PARALLEL_N,
+    PARALLEL_MIN_N,
+    ThreadPlan,
+    blas_threads,
+    check_threads,
+    default_threads,
+    set_process_threads,
+)
+
+
+def test_plans_use_one_blas_thread_on_small_matrices_and_all_threads_on_large():
+    assert ThreadPlan.for_size(PARALLEL_MIN_N - 1, 8) == ThreadPlan(blas=1, workers=1)
+    assert ThreadPlan.for_size(PARALLEL_MIN_N, 8) == ThreadPlan(blas=1, workers=8)
+    assert ThreadPlan.for_size(BLAS_PARALLEL_N, 8) == ThreadPlan(blas=8, workers=1)
+    assert ThreadPlan.for_size(BLAS_PARALLEL_N, 1) == ThreadPlan(blas=1, workers=1)
+
+
+def test_explicit_counts_are_checked():
+    assert check_threads(None) is None and check_threads(3) == 3
+    for bad in (0, -2, 1.5):
+        with pytest.raises(ConfigError, match="threads must"):
+            check_threads(bad)
+
+
+def test_process_budget_caps_the_default():
+    try:
+        set_process_threads(1)
+        assert default_threads() == 1
+        assert ThreadPlan.for_size(PARALLEL_MIN_N) == ThreadPlan(blas=1, workers=1)
+    finally:
+        set_process_threads(None)
+    assert default_threads() >= 1
+
+
+def test_limits_override_the_environment(monkeypatch):
+    monkeypatch.setenv("OMP_NUM_THREADS", "7")  # ignored: the limit is set inside the call
+    for count in (1, 2):
+        with blas_threads(count):
+            # numpy's and scipy's BLAS (other packages may bundle a single-threaded build)
+            info = threadpool_info()
+            blas = [i["num_threads"] for i in info if "scipy_openblas" in i["filepath"]]
+            assert blas and all(t == count for t in blas), info
+
+
+def test_parallel_envelope_groups_give_identical_numbers(rng):
+    X = rng.standard_normal((60, 3))
+    grid = data_grid(60, 3, components=30, levels=3)
+    serial, parallel = SubKernelBank(X, grid), SubKernelBank(X, grid)
+    parallel.workers = 3
+    w = rng.uniform(0, 1, grid.components)
+    assert np.array_equal(serial.gram(w), parallel.gram(w))
+    A = np.linalg.inv(serial.gram(w) + np.eye(60))
+    alpha = rng.standard_normal(60)
+    idx = np.arange(grid.components)
+    for a, b in zip(serial.products(idx, A, alpha), parallel.products(idx, A, alpha), strict=True):
+        assert np.array_equal(a, b)
+
+
+def test_flops_of_a_factorisation_are_counted_as_done(rng):
+    n = 50
+    X = rng.standard_normal((n, 2))
+    grid = data_grid(n, 2, components=20, levels=2)
+    objective = LocalObjective(SubKernelBank(X, grid), rng.standard_normal(n), 1e-2)
+    theta = np.r_[np.full(grid.components, 0.05), 0.1]
+    with flops.counting() as counted:
+        fac = objective.factorize(theta)
+        objective.linearization(fac, np.arange(objective.dim))
+    columns = sum(2 * len(g.coef) for g in SubKernelBank(X, grid).groups)
+    assert counted["cholesky"] == pytest.approx(n**3 / 3)
+    assert counted["inverse"] == pytest.approx(2 * n**3 / 3)
+    # gram: n^2 per column (rank-k update); traces and quadratic forms: 2 n^2 per column each
+    assert counted["gemm"] == pytest.approx(n * n * columns + 4 * n * n * columns)
+    assert flops.floor_seconds(counted, dict.fromkeys(flops.KINDS, 1e9)) > 0
+    objective.factorize(theta)  # outside the block: not counted, no error
+    assert counted["cholesky"] == pytest.approx(n**3 / 3)
+
+
+def test_gpus_per_agent_on_a_cluster_without_gpus_is_refused(ray_local):
+    from distgp.agents.backends import RayBackend
+
+    if ray_local.cluster_resources().get("GPU", 0):
+        pytest.skip("this machine's Ray instance has GPUs")
+    backend = RayBackend(gpus_per_agent=0.5)
+    with pytest.raises(BackendError, match="the Ray cluster has none"):
+        backend.start([(np.zeros((4, 1)), np.arange(4.0))])
+    backend._release_agents()
