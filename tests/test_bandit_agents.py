@@ -9,9 +9,9 @@ import pytest
 
 from distgp.agents.evaluators import InlineEvaluator, RayEvaluator, make_evaluator
 from distgp.bandit.config import OptimizeConfig
-from distgp.bandit.loop import optimize
 from distgp.bandit.problems import make_problem
 from distgp.exceptions import ConfigError
+from distgp.optimize.loop import optimize
 
 
 def picky(params: dict, index: int) -> float:

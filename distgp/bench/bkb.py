@@ -272,8 +272,8 @@ def bkb_regret(function: str, budget: int, seed: int, kernel: str, reference: bo
     of the reference beta on fixed arms."""
     from distgp.agents.evaluators import InlineEvaluator
     from distgp.bandit.config import OptimizeConfig
-    from distgp.bandit.loop import optimize
     from distgp.bandit.problems import make_problem
+    from distgp.optimize.loop import optimize
 
     config = OptimizeConfig(function=function, budget=budget, seed=seed)
     config.kernel.name = kernel

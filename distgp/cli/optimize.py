@@ -99,10 +99,11 @@ def _beta(text: str) -> str | float:
 def run_optimize(args: argparse.Namespace) -> int:
     from distgp.agents.address import check_ray_address
     from distgp.agents.evaluators import make_evaluator
-    from distgp.bandit.loop import evaluator_cpu_share, optimize
     from distgp.bandit.problems import make_problem
     from distgp.checkpoint import Checkpoint
     from distgp.io import ensure_output_dir
+    from distgp.optimize.loop import optimize
+    from distgp.optimize.refit import evaluator_cpu_share
 
     config = _resumed_config(args) if args.resume else _config(args)
     config.validate()
