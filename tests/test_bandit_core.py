@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from distgp.bandit import BKB, GPUCB, RBFKernel
-from distgp.bandit.base import ArmBandit, practical_beta, theory_beta, ucb_scores
+from distgp.bandit.base import ArmBandit, batch_beta, practical_beta, theory_beta, ucb_scores
+from distgp.bandit.nystrom import DTCState, arm_bytes, check_arm_memory
 from distgp.exceptions import ConfigError, InputDataError, ModelFileError
 
 
@@ -31,10 +32,10 @@ def run(bandit: ArmBandit, f, steps: int, noise: float = 0.05, seed: int = 1) ->
 # --- exactness ---------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("batch", [False, True])
-def test_bkb_with_every_pull_in_the_dictionary_equals_exact_gpucb(arms, batch):
+@pytest.mark.parametrize(("batch", "resparsify"), [(False, 2.0), (True, 2.0), (False, 1.0)])
+def test_bkb_with_every_pull_in_the_dictionary_equals_exact_gpucb(arms, batch, resparsify):
     kernel = RBFKernel(0.3)
-    bkb = BKB(arms, kernel, qbar=1e12, seed=3, batch=batch)
+    bkb = BKB(arms, kernel, qbar=1e12, seed=3, batch=batch, resparsify=resparsify)
     exact = GPUCB(arms, kernel, seed=3, batch=batch)
     rng = np.random.default_rng(1)
     for _ in range(25):
@@ -86,6 +87,40 @@ def test_dictionary_stays_far_below_t_on_a_smooth_function():
     assert bandit.observations == 200
     assert 0 < bandit.dictionary_size_max <= 40
     assert bandit.rank <= bandit.dictionary_size
+
+
+@pytest.mark.parametrize("batch", [False, True])
+def test_incremental_updates_match_a_rebuild_from_scratch(batch):
+    arms = np.random.default_rng(5).random((800, 3))
+    bandit = BKB(arms, RBFKernel(0.4), beta=2.0, qbar=3.0, batch=batch, seed=1)
+    rng = np.random.default_rng(0)
+    while bandit.observations < 120:
+        idx = bandit.ask(4)
+        bandit.tell(idx, smooth(arms[idx]) + arms[idx, 2] + 0.05 * rng.standard_normal(len(idx)))
+    bandit.posterior()
+    assert bandit.rebuilds < 20  # mostly incremental: about log(T) / log(rho) resamplings
+    mean, var = bandit.posterior()
+    st = bandit._state
+    scratch = DTCState(arms, bandit._kdiag, bandit.lam)
+    scratch.n, scratch.ysum = st.n.copy(), st.ysum.copy()
+    scratch.rebuild(bandit.kernel, arms, bandit._kdiag, st.atoms)
+    np.testing.assert_allclose(scratch.variance(), var, rtol=1e-6, atol=1e-6 * var.max())
+    np.testing.assert_allclose(scratch.mean(*bandit._y_standardisation()), mean, rtol=0, atol=1e-6)
+    # and from the history alone (counts and sums by arm)
+    assert st.n.sum() == bandit.observations and np.allclose(st.ysum, bandit._ysum)
+
+
+def test_incremental_dictionary_is_resampled_when_too_large():
+    arms = np.random.default_rng(0).random((1500, 2))
+    lazy = BKB(arms, RBFKernel(0.3), beta=3.0, resparsify=1.2, seed=0)
+    rng = np.random.default_rng(1)
+    for a in rng.integers(len(arms), size=300):  # pulls spread everywhere: variances shrink
+        lazy.tell(a, smooth(arms[[a]])[0] + 0.05 * rng.standard_normal())
+        _, var = lazy.posterior()
+        pulled = np.flatnonzero(lazy._counts)
+        expected = np.minimum(3.0 * var[pulled] * lazy._counts[pulled], 1.0).sum()
+        assert lazy.dictionary_size <= 1.2 * max(expected, 1.0)
+    assert 1 <= lazy.rebuilds <= 10
 
 
 def test_dictionary_is_never_empty(arms):
@@ -204,6 +239,26 @@ def test_bad_settings_raise_config_errors(arms):
         BKB(arms, beta="huge")
     with pytest.raises(ConfigError, match="qbar"):
         BKB(arms, qbar=0)
+    with pytest.raises(ConfigError, match="resparsify must be at least 1"):
+        BKB(arms, resparsify=0.5)
+
+
+def test_an_arm_set_that_cannot_fit_says_how_many_arms_would():
+    with pytest.raises(ConfigError, match=r"at most 2520 arms fit"):
+        check_arm_memory(10**6, 6, available=2520 * arm_bytes(6))
+    check_arm_memory(2520, 6, available=2520 * arm_bytes(6))
+
+
+def test_batch_practical_beta_accumulates_the_reference_logdet(arms):
+    bandit = BKB(arms, RBFKernel(0.3), batch=True, initial=2, lam=0.01, noise_variance=0.01)
+    run(bandit, smooth, 2)
+    var2 = bandit.posterior()[1]
+    start = math.log(2) * float(bandit._counts @ var2)
+    assert bandit.beta == pytest.approx(batch_beta(start, 0.01, 0.01, 1.0, 0.5, 2.0))
+    batch = bandit.ask()
+    bandit.tell(batch, smooth(arms[batch]))
+    gain = float(np.log1p(var2[batch]).sum())
+    assert bandit.beta == pytest.approx(batch_beta(start + gain, 0.01, 0.01, 1.0, 0.5, 2.0))
 
 
 def test_add_arms_and_set_kernel_keep_the_data(arms):
@@ -267,7 +322,7 @@ def test_batch_rule_stops_when_the_variance_bound_passes_the_threshold(arms):
 
 @pytest.mark.parametrize(
     ("cls", "options"),
-    [(BKB, {"qbar": 2.0}), (BKB, {"batch": True}), (GPUCB, {})],
+    [(BKB, {"qbar": 2.0}), (BKB, {"batch": True}), (BKB, {"resparsify": 1.0}), (GPUCB, {})],
 )
 def test_save_and_load_resume_the_same_run(tmp_path, arms, cls, options):
     def continued(bandit):

@@ -56,7 +56,7 @@ from distgp.exceptions import ConfigError, InputDataError, ModelFileError
 from distgp.io import read_npz, save_npz
 
 STATE_FORMAT = "distgp-bandit-state"
-STATE_VERSION = 1
+STATE_VERSION = 2  # 2: incremental BKB state, batch logdet
 MIN_Y_SCALE = 1e-12  # rewards with a smaller spread are centred but not scaled
 BETA_MODES = ("practical", "theory")
 _REGISTRY: dict[str, type[ArmBandit]] = {}
@@ -91,6 +91,16 @@ def practical_beta(
     logdet = math.log(max(t, 1)) * information
     return math.sqrt(lam) * fnorm + math.sqrt(
         noise_variance * (batch_factor * logdet + math.log(1.0 / delta))
+    )
+
+
+def batch_beta(
+    logdet: float, lam: float, noise_variance: float, fnorm: float, delta: float, factor: float
+) -> float:
+    """The reference batch BKB's beta (bkb.md 2.1):
+    ``sqrt(lam) F + sqrt(xi^2 (C logdet + log(1/delta)))``, ``logdet`` accumulated by batches."""
+    return math.sqrt(lam) * fnorm + math.sqrt(
+        noise_variance * (factor * logdet + math.log(1.0 / delta))
     )
 
 
@@ -219,6 +229,8 @@ class ArmBandit(ABC):
         self._mean = np.zeros(A)
         self._var = self._kdiag / self.lam
         self._beta = 0.0
+        self._logdet = 0.0  # batch mode, practical beta: sum of log(1 + sigma_fb^2) (bkb.md 2.1)
+        self._logdet_seen = 0  # history entries already in _logdet
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -437,10 +449,18 @@ class ArmBandit(ABC):
 
     def _ensure_posterior(self) -> None:
         if self._stale:
+            gain = self._batch_information_gain()
             self._refresh()
             self._new_data = False
             self._stale = False
-            self._beta = self._compute_beta()
+            self._beta = self._compute_beta(gain)
+
+    def _batch_information_gain(self) -> float:
+        """``sum log(1 + sigma_fb^2(x))`` over the rewards told since the last refresh, with the
+        variances of the model that chose them (the reference batch BKB's logdet increment)."""
+        told = self._history[self._logdet_seen :]
+        self._logdet_seen = len(self._history)
+        return sum(math.log1p(max(float(self._var[a]), 0.0)) for a, y, _ in told if y == y)
 
     def _y_standardisation(self) -> tuple[float, float]:
         """``(mean, scale)`` mapping raw rewards to the model's units."""
@@ -457,12 +477,22 @@ class ArmBandit(ABC):
         mean, scale = self._y_standardisation()
         return (self._ysum - self._counts * mean) / scale
 
-    def _compute_beta(self) -> float:
+    def _compute_beta(self, gain: float = 0.0) -> float:
         if not isinstance(self.beta_mode, str):
             return float(self.beta_mode) * math.sqrt(self.lam)  # c GP standard deviations
         t = self.observations
         information = float(self._counts @ np.maximum(self._var, 0.0))
         factor = self.ratio_threshold if self.batch else 1.0
+        if self.beta_mode == "practical" and self.batch:
+            # the reference batch BKB: logdet starts as BKB's log(t) I over the initial pulls,
+            # then grows by log(1 + sigma_fb^2) per reward (bkb.md 2.1)
+            if t <= self.initial:
+                self._logdet = math.log(max(t, 1)) * information
+            else:
+                self._logdet += gain
+            return batch_beta(
+                self._logdet, self.lam, self.noise_variance, self.fnorm, self.delta, factor
+            )
         if self.beta_mode == "practical":
             return practical_beta(
                 t, information, self.lam, self.noise_variance, self.fnorm, self.delta, factor
@@ -521,6 +551,8 @@ class ArmBandit(ABC):
             "y_sumsq": self._y_sumsq,
             "batches": self._batches,
             "new_data": self._new_data,
+            "logdet": self._logdet,
+            "logdet_seen": self._logdet_seen,
             "extra": extra_meta,
         }
         arrays = {
@@ -531,6 +563,8 @@ class ArmBandit(ABC):
             "counts": self._counts,
             "ysum": self._ysum,
             "blocked": self._blocked,
+            "mean": self._mean,
+            "variance": self._var,
             "history_arm": hist["arm"],
             "history_y": hist["y"],
             "history_batch": hist["batch"],
@@ -569,6 +603,10 @@ class ArmBandit(ABC):
             bandit._y_sumsq = float(meta["y_sumsq"])
             bandit._batches = int(meta["batches"])
             bandit._new_data = bool(meta["new_data"])
+            bandit._logdet = float(meta["logdet"])
+            bandit._mean = np.asarray(state["mean"], dtype=float).copy()
+            bandit._var = np.asarray(state["variance"], dtype=float).copy()
+            bandit._logdet_seen = int(meta["logdet_seen"])
             bandit._history = [
                 (int(a), float(y), int(b))
                 for a, y, b in zip(

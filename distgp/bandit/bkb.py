@@ -1,43 +1,45 @@
-"""BKB: GP-UCB on a Nyström dictionary resampled by posterior variance (Calandriello et al. 2019).
+"""BKB: GP-UCB on a Nyström dictionary sampled by posterior variance (Calandriello et al. 2019).
 
 With ``batch=True`` the same class is batch BKB (BBKB, Calandriello et al. 2020): within a batch the
-mean is frozen at the batch start, the variances take hallucinated pulls, and the dictionary is
-resampled only when the batch is over (the next refresh). See :mod:`distgp.bandit.base` for the
-ask/tell lifecycle, the batch rule and the variance convention.
+mean is frozen at the batch start and the variances take hallucinated pulls. See
+:mod:`distgp.bandit.base` for the ask/tell lifecycle, the batch rule and the variance convention,
+and :mod:`distgp.bandit.nystrom` for the posterior and its updates.
 
-One refresh (bkb.md 1.3-1.4, 3.6), ``S`` the dictionary, ``m = |S|``, ``P`` the pulled arms:
+Dictionary ``S`` (``m`` atoms, arms pulled so far), two modes set by ``resparsify`` (``rho``):
 
-1. **Resample** (only when rewards arrived since the last refresh): every pulled arm ``i`` enters
-   ``S`` independently with probability ``min(qbar * sigma_old^2(x_i) * n_i, 1)``, using the
-   variances of the previous model (the one that chose the new pulls). If no arm is drawn, the
-   pulled arm with the largest old variance is taken, so ``S`` is never empty.
-2. **Embed**: ``K_S = U diag(s) U^T`` (eigh), eigenvalues below ``m * eps * max(s)`` dropped;
-   ``z(x) = diag(s)^-1/2 U^T k_S(x)`` (``r <= m`` coordinates). The kernel columns ``k(arms, S)``
-   of arms that stay in the dictionary are reused.
-3. **Posterior** (DTC): ``V = sum_i n_i z_i z_i^T + lam I`` (history by arm),
-   ``mean(x) = z(x)^T V^-1 sum_i z_i ysum_i``,
-   ``var(x) = (k(x, x) - |z(x)|^2) / lam + z(x)^T V^-1 z(x)`` (GP variance / lam), clipped at 0.
-   Computed as one product ``K_AS [G^T C, G^T w]`` with ``C C^T = I - lam V^-1``.
+* ``rho = 1`` (the paper's Algorithm 1): after every batch of rewards the dictionary is
+  **resampled from scratch**, every pulled arm ``i`` entering with probability
+  ``min(qbar * sigma_old^2(x_i) * n_i, 1)`` (``sigma_old``: the model that chose the new pulls; the
+  pulled arm with the largest old variance when none is drawn), and everything is re-embedded:
+  ``O(A m^2)`` per step.
+* ``rho > 1`` (default 2, **incremental**): a new pull of an arm outside ``S`` joins ``S`` with
+  probability ``min(qbar * sigma_old^2(x), 1)`` (the paper's per-pull draw) by one low-rank update,
+  and each pull updates every arm's mean and variance by another: ``O(A m)`` per step. Atoms are
+  not dropped one by one; a larger dictionary only makes the posterior more exact. When
+  ``m > rho * sum_i min(qbar * sigma^2(x_i) * n_i, 1)`` (the expected size of a fresh draw with
+  the current variances) the dictionary is resampled from scratch and re-embedded. Fresh draws
+  grow like ``d_eff``, insertions like ``d_eff log t``, so this happens about
+  ``log(T) / log(rho)`` times in a run.
 
-Cost per refresh: ``O(A m r + min(t, A) m r + m^3)`` time, ``O(A m)`` memory.
+Memory: the embedding of every arm, ``A x r`` floats (``r <= m``), and ``O(A)`` per-arm vectors;
+kernel evaluations go through the arms in chunks.
 
-Hallucinated pulls (pending arms, several arms per ``ask``, batches) use an explicit embedding
-``Z`` (``A x r``) and Sherman-Morrison updates of ``V^-1``, ``O(A r)`` per pull. A hallucinated
-arm outside the span of ``S`` first joins the working embedding (one Gram-Schmidt coordinate), so
-its own variance, and its neighbours', do shrink; the saved dictionary is unchanged.
+Hallucinated pulls (pending arms, several arms per ``ask``, batches) use a working copy of
+``V^-1`` and Sherman-Morrison updates, ``O(A r)`` per pull. A hallucinated arm outside the span of
+``S`` first joins the working embedding (one Gram-Schmidt coordinate, kept beside the shared
+``Z``), so its own variance, and its neighbours', do shrink; the dictionary is unchanged.
 """
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
 
 from distgp.bandit.base import ArmBandit
+from distgp.bandit.nystrom import SPAN_RTOL, DTCState, check_arm_memory, kernel_columns
 from distgp.exceptions import ConfigError
-
-EIG_RTOL = float(np.finfo(float).eps)  # relative eigenvalue cut, times m (as the reference code)
-SPAN_RTOL = 1e-10  # residual k - |z|^2 below this fraction of k(x, x): already in the span
 
 
 class BKB(ArmBandit):
@@ -46,8 +48,10 @@ class BKB(ArmBandit):
     Args:
         arms: ``A x D`` encoded arms or a search space (see :class:`~distgp.bandit.base.ArmBandit`).
         kernel: bandit kernel (default RBF).
-        qbar: oversampling ``q~`` of the dictionary resampling (the reference default is 1; 3, as in
+        qbar: oversampling ``q~`` of the dictionary sampling (the reference default is 1; 3, as in
             Ada-BKB's experiments, matched exact GP-UCB's regret in our checks, bkb.md 1.5).
+        resparsify: ``rho >= 1``; 1 resamples the dictionary at every step (the paper), above 1
+            updates it incrementally and resamples when it is ``rho`` times its expected size.
         **options: the :class:`~distgp.bandit.base.ArmBandit` options.
 
     Example:
@@ -62,28 +66,35 @@ class BKB(ArmBandit):
         True
     """
 
-    def __init__(self, arms: Any, kernel=None, *, qbar: float = 3.0, **options: Any) -> None:
-        if not qbar > 0:
+    def __init__(
+        self, arms: Any, kernel=None, *, qbar: float = 3.0, resparsify: float = 2.0, **options: Any
+    ) -> None:
+        if not (qbar > 0 and math.isfinite(qbar)):
             raise ConfigError(f"qbar must be positive, got {qbar}")
+        if not (resparsify >= 1 and math.isfinite(resparsify)):
+            raise ConfigError(
+                "resparsify must be at least 1 (1 resamples the dictionary at every step), "
+                f"got {resparsify}"
+            )
         self.qbar = float(qbar)
+        self.resparsify = float(resparsify)
         super().__init__(arms, kernel, **options)
-        self._dict = np.zeros(0, dtype=np.int64)
+        check_arm_memory(len(self.arms), self.arms.shape[1])
+        self._state = DTCState(self.arms, self._kdiag, self.lam)
+        self._applied = 0  # history entries already in the state
         self._dict_max = 0
-        self._var_old = self._var.copy()
-        self._cols = np.zeros((len(self.arms), 0))
-        self._cols_idx = np.zeros(0, dtype=np.int64)
-        self._G = np.zeros((0, 0))
-        self._Vinv = np.zeros((0, 0))
+        self._rebuilds = 0
+        self._rebuild_needed = False  # kernel changed: re-embed the same dictionary
         self._work: _Working | None = None
 
     @property
     def dictionary(self) -> np.ndarray:
         """Arm indices of the current dictionary ``S`` (a copy)."""
-        return self._dict.copy()
+        return self._state.atoms.copy()
 
     @property
     def dictionary_size(self) -> int:
-        return int(self._dict.size)
+        return int(self._state.atoms.size)
 
     @property
     def dictionary_size_max(self) -> int:
@@ -93,65 +104,67 @@ class BKB(ArmBandit):
     @property
     def rank(self) -> int:
         """Numerical rank ``r`` of the embedding (after the eigenvalue cut)."""
-        return int(self._G.shape[0])
+        return self._state.rank
+
+    @property
+    def rebuilds(self) -> int:
+        """Times the dictionary was resampled from scratch and every arm re-embedded."""
+        return self._rebuilds
+
+    @property
+    def embedding_bytes(self) -> int:
+        """Bytes held by the arms' embedding (the ``O(A m)`` part of the memory)."""
+        return self._state.nbytes()
 
     # --- refresh -------------------------------------------------------------------------------
 
     def _refresh(self) -> None:
-        if self._new_data:
-            self._resample()
-        A = len(self.arms)
-        if self._dict.size == 0:  # no reward yet: the prior
-            self._mean, self._var = np.zeros(A), self._kdiag / self.lam
-            self._G, self._Vinv = np.zeros((0, 0)), np.zeros((0, 0))
-            self._var_old = self._var.copy()
-            return
-        cols = self._columns()
-        K_S = cols[self._dict]
-        s, U = np.linalg.eigh(0.5 * (K_S + K_S.T))
-        keep = s > s[-1] * len(s) * EIG_RTOL
-        G = (U[:, keep] / np.sqrt(s[keep])).T  # r x m
-        pulled = np.flatnonzero(self._counts)
-        Zp = cols[pulled] @ G.T
-        n = self._counts[pulled].astype(float)
-        r = G.shape[0]
-        V = Zp.T @ (Zp * n[:, None]) + self.lam * np.eye(r)
-        b = Zp.T @ self._standardised_sums()[pulled]
-        e, Q = np.linalg.eigh(V)
-        w = Q @ ((Q.T @ b) / e)
-        C = Q * np.sqrt(np.maximum(1.0 - self.lam / e, 0.0))
-        out = cols @ (G.T @ np.column_stack((C, w)))
-        self._mean = out[:, r].copy()
-        self._var = np.maximum(self._kdiag - (out[:, :r] ** 2).sum(1), 0.0) / self.lam
-        self._G = G
-        self._Vinv = (Q / e) @ Q.T
-        self._var_old = self._var.copy()
+        st = self._state
+        old = self._var  # variances of the model that chose the new pulls
+        new = [(a, y) for a, y, _ in self._history[self._applied :] if math.isfinite(y)]
+        self._applied = len(self._history)
+        if self.resparsify == 1.0:
+            for arm, y in new:
+                st.n[arm] += 1.0
+                st.ysum[arm] += y
+            atoms = self._resample(old) if new else st.atoms
+            self._rebuild(atoms)
+        else:
+            if self._rebuild_needed:
+                self._rebuild(st.atoms)
+            for arm, y in new:
+                if st.atoms.size == 0 or (
+                    arm not in st.atoms and self._rng.random() < self.qbar * max(old[arm], 0.0)
+                ):
+                    st.insert(self.kernel, self.arms, arm)
+                st.pull(arm, y)
+            if new and st.atoms.size > self.resparsify * self._expected_size(st.variance()):
+                self._rebuild(self._resample(st.variance()))
+        self._rebuild_needed = False
+        self._dict_max = max(self._dict_max, int(st.atoms.size))
+        self._mean = st.mean(*self._y_standardisation())
+        self._var = st.variance()
 
-    def _resample(self) -> None:
-        """Draw the dictionary from the pulled arms with the old variances (bkb.md 1.4, 3.4)."""
-        pulled = np.flatnonzero(self._counts)
-        old = np.maximum(self._var_old[pulled], 0.0)
-        p = np.minimum(self.qbar * old * self._counts[pulled], 1.0)
+    def _rebuild(self, atoms: np.ndarray) -> None:
+        self._state.rebuild(self.kernel, self.arms, self._kdiag, atoms)
+        self._rebuilds += 1
+
+    def _inclusion(self, variance: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Pulled arms and their probabilities ``min(qbar * variance * n, 1)`` of joining ``S``."""
+        pulled = np.flatnonzero(self._state.n)
+        p = np.minimum(self.qbar * np.maximum(variance[pulled], 0.0) * self._state.n[pulled], 1.0)
+        return pulled, p
+
+    def _expected_size(self, variance: np.ndarray) -> float:
+        return max(float(self._inclusion(variance)[1].sum()), 1.0)
+
+    def _resample(self, variance: np.ndarray) -> np.ndarray:
+        """Draw a dictionary from the pulled arms (bkb.md 1.4, 3.4); never empty."""
+        pulled, p = self._inclusion(variance)
         chosen = pulled[self._rng.random(pulled.size) < p]
         if chosen.size == 0:
-            chosen = pulled[[int(np.argmax(old))]]
-        self._dict = chosen
-        self._dict_max = max(self._dict_max, int(chosen.size))
-
-    def _columns(self) -> np.ndarray:
-        """``k(arms, arms[S])`` (``A x m``), reusing the columns of arms still in ``S``."""
-        old = {int(a): j for j, a in enumerate(self._cols_idx)}
-        cols = np.empty((len(self.arms), self._dict.size), order="F")
-        missing = []
-        for j, a in enumerate(self._dict.tolist()):
-            if a in old:
-                cols[:, j] = self._cols[:, old[a]]
-            else:
-                missing.append(j)
-        if missing:
-            cols[:, missing] = self.kernel(self.arms, self.arms[self._dict[missing]])
-        self._cols, self._cols_idx = cols, self._dict.copy()
-        return cols
+            chosen = pulled[[int(np.argmax(p))]]
+        return chosen
 
     # --- hallucinated pulls ------------------------------------------------------------------
 
@@ -159,16 +172,15 @@ class BKB(ArmBandit):
         self._work = None  # built on first use: most sequential asks never hallucinate
 
     def _hallucinate(self, arm: int, variance: np.ndarray) -> None:
+        st = self._state
         if self._work is None:
-            Z = self._cols @ self._G.T if self._G.size else np.zeros((len(self.arms), 0))
-            residual = np.maximum(self._kdiag - (Z**2).sum(1), 0.0)
-            self._work = _Working(Z, self._Vinv.copy(), residual, self._counts.astype(float))
+            self._work = _Working(st)
         work = self._work
-        if work.residual[arm] > SPAN_RTOL * self._kdiag[arm]:
+        if work.residual(arm) > SPAN_RTOL * self._kdiag[arm]:
             self._extend(arm, variance)
-        z = work.Z[arm]
+        z = work.row(arm)
         h = work.Vinv @ z
-        u = work.Z @ h
+        u = work.times(h)
         denominator = 1.0 + z @ h
         variance -= u**2 / denominator
         np.maximum(variance, 0.0, out=variance)
@@ -179,15 +191,18 @@ class BKB(ArmBandit):
         """Add arm ``arm`` to the working span: one Gram-Schmidt coordinate ``c`` for every arm."""
         work = self._work
         assert work is not None
-        k_col = self.kernel(self.arms, self.arms[arm : arm + 1])[:, 0]
-        c = (k_col - work.Z @ work.Z[arm]) / np.sqrt(work.residual[arm])
-        c[arm] = np.sqrt(work.residual[arm])
+        if work.resid is None:
+            work.resid = self._state.resid.copy()
+        d = math.sqrt(work.resid[arm])
+        k_col = kernel_columns(self.kernel, self.arms, self.arms[arm : arm + 1])[:, 0]
+        c = (k_col - work.times(work.row(arm))) / d
+        c[arm] = d
         data = np.flatnonzero(work.counts)
         weighted = work.counts[data] * c[data]
-        b = work.Z[data].T @ weighted
+        b = work.rows(data).T @ weighted
         h = work.Vinv @ b
         schur = c[data] @ weighted + self.lam - b @ h
-        g = work.Z @ h
+        g = work.times(h)
         variance += (c - g) ** 2 / schur - c**2 / self.lam
         np.maximum(variance, 0.0, out=variance)
         r = work.Vinv.shape[0]
@@ -196,43 +211,60 @@ class BKB(ArmBandit):
         Vinv[:r, r] = Vinv[r, :r] = -h / schur
         Vinv[r, r] = 1.0 / schur
         work.Vinv = Vinv
-        work.Z = np.column_stack((work.Z, c))
-        work.residual = np.maximum(work.residual - c**2, 0.0)
+        work.extra = np.column_stack((work.extra, c))
+        work.resid = np.maximum(work.resid - c**2, 0.0)
 
     # --- caches and state --------------------------------------------------------------------
 
     def _arms_added(self, k: int) -> None:
-        self._var_old = np.r_[self._var_old, self._kdiag[-k:] / self.lam]
-        rows = self.kernel(self.arms[-k:], self.arms[self._cols_idx])
-        self._cols = np.asfortranarray(np.vstack((self._cols, rows)))
+        self._state.add_arms(self.kernel, self.arms, k)
 
     def _kernel_changed(self) -> None:
-        self._cols_idx = np.zeros(0, dtype=np.int64)
+        self._rebuild_needed = True
 
     def _settings(self) -> dict[str, Any]:
-        return {**super()._settings(), "qbar": self.qbar}
+        return {**super()._settings(), "qbar": self.qbar, "resparsify": self.resparsify}
 
     def _extra_state(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-        # the kernel-column cache is saved too: recomputing it could change the last bits
-        arrays = {
-            "dictionary": self._dict,
-            "var_old": self._var_old,
-            "columns": self._cols,
-            "columns_arms": self._cols_idx,
+        meta = {
+            "applied": self._applied,
+            "dict_max": self._dict_max,
+            "rebuilds": self._rebuilds,
+            "rebuild_needed": self._rebuild_needed,
         }
-        return arrays, {"dict_max": self._dict_max}
+        return self._state.to_state(), meta
 
     def _load_extra_state(self, arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> None:
-        self._dict = np.asarray(arrays["dictionary"], dtype=np.int64).copy()
-        self._var_old = np.asarray(arrays["var_old"], dtype=float).copy()
-        self._cols = np.asfortranarray(arrays["columns"], dtype=float)
-        self._cols_idx = np.asarray(arrays["columns_arms"], dtype=np.int64).copy()
+        self._state.load_state(arrays)
+        self._applied = int(meta["applied"])
         self._dict_max = int(meta["dict_max"])
+        self._rebuilds = int(meta["rebuilds"])
+        self._rebuild_needed = bool(meta["rebuild_needed"])
 
 
 class _Working:
-    """Hallucination state of one ``ask``: embedding ``Z`` (``A x r'``), ``V^-1``, residuals
-    ``k(x, x) - |z(x)|^2`` and pull counts including hallucinated pulls."""
+    """Hallucination state of one ``ask``: ``V^-1`` and pull counts including hallucinated pulls,
+    and the coordinates ``extra`` (``A x k``) of arms added to the working span, beside the
+    shared embedding ``Z`` (never copied); ``resid`` is copied on the first extension."""
 
-    def __init__(self, Z: np.ndarray, Vinv: np.ndarray, residual: np.ndarray, counts: np.ndarray):
-        self.Z, self.Vinv, self.residual, self.counts = Z, Vinv, residual, counts
+    def __init__(self, state: DTCState) -> None:
+        self.state = state
+        self.Vinv = state.Vinv.copy()
+        self.counts = state.n.copy()
+        self.extra = np.zeros((len(state.n), 0))
+        self.resid: np.ndarray | None = None
+
+    def residual(self, arm: int) -> float:
+        return float((self.state.resid if self.resid is None else self.resid)[arm])
+
+    def row(self, arm: int) -> np.ndarray:
+        return np.r_[self.state.Z[arm], self.extra[arm]]
+
+    def rows(self, idx: np.ndarray) -> np.ndarray:
+        return np.hstack((self.state.Z[idx], self.extra[idx]))
+
+    def times(self, h: np.ndarray) -> np.ndarray:
+        """``[Z, extra] @ h`` (``A``)."""
+        r = self.state.rank
+        out = self.state.Z @ h[:r] if r else np.zeros(len(self.counts))
+        return out + self.extra @ h[r:] if self.extra.shape[1] else out
