@@ -63,7 +63,7 @@ def arm_bytes(dims: int, rank: int = MIN_RANK) -> int:
 
 
 def check_arm_memory(arms: int, dims: int, available: int | None = None) -> None:
-    """Raise :class:`ConfigError` when ``arms`` arms of width ``dims`` cannot fit, even in chunks."""
+    """Raise :class:`ConfigError` when ``arms`` arms of ``dims`` columns cannot fit in memory."""
     available = available_memory() if available is None else available
     need = arms * arm_bytes(dims)
     if need > available:

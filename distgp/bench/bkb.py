@@ -44,7 +44,7 @@ DEFAULT_METHOD = "BKB, GSMP (optimize defaults)"
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from distgp.bench.report import add_common_arguments
-    from distgp.cli.common import at_least
+    from distgp.cli.common import at_least, positive_number
 
     add_common_arguments(parser)
     parser.add_argument("--arms", type=at_least(2), metavar="A", help="arms of the scaling part")
@@ -57,6 +57,29 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--seed", type=at_least(0), default=0, help="base seed (default 0)")
     parser.add_argument("--skip-functions", action="store_true", help="only the scaling part")
+    parser.add_argument(
+        "--scale",
+        action="store_true",
+        help="only the scale part: A = 1e5 and 1e6 arms in 6-D, T = 5000 (--arms, --budget "
+        "override), each algorithm in its own process with its peak memory",
+    )
+    parser.add_argument(
+        "--memory-gb",
+        type=positive_number,
+        default=8.0,
+        metavar="GB",
+        help="--scale: run exact GP-UCB only when its t x A factor fits in GB (default 8)",
+    )
+    parser.add_argument(
+        "--side-by-side",
+        action="store_true",
+        help="only the side-by-side of issue 11 (A = 2000, d = 3, T = 1500, 3 seeds)",
+    )
+    parser.add_argument(
+        "--reference",
+        metavar="DIR",
+        help="--side-by-side: a checkout of github.com/luigicarratino/batch-bkb to run as a peer",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -66,6 +89,8 @@ def run(args: argparse.Namespace) -> int:
 
     progress = Progress()
     load_start = os.getloadavg()[0]
+    if args.scale or args.side_by_side:
+        return run_part(args, progress, load_start)
     scale = dict(QUICK_SCALING if args.quick else SCALING)
     scale["arms"] = args.arms or scale["arms"]
     scale["budget"] = args.budget or scale["budget"]
@@ -88,12 +113,39 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_part(args: argparse.Namespace, progress, load_start: float) -> int:
+    """``--scale`` or ``--side-by-side``: one part, published as its own section."""
+    from distgp.bench.bkb_scale import SCALE_ARMS, SCALE_BUDGET, render_scale, scale_part
+    from distgp.bench.bkb_side import SIDE, render_side_by_side, side_by_side
+    from distgp.bench.report import load_note, publish
+    from distgp.threads import blas_threads
+
+    with blas_threads(1):
+        if args.scale:
+            arms = [args.arms] if args.arms else list(SCALE_ARMS)
+            budget = args.budget or SCALE_BUDGET
+            payload = scale_part(args.memory_gb, budget, arms, args.seed, progress)
+            suite, body = "bkb-scale", render_scale(payload)
+        else:
+            seeds = [args.seed + s for s in range(args.seeds or SIDE["seeds"])]
+            budget = args.budget or SIDE["budget"]
+            payload = side_by_side(args.reference, seeds, budget, progress)
+            suite, body = "bkb-side", render_side_by_side(payload)
+    note = load_note(load_start, os.getloadavg()[0])
+    publish(args, suite, command_line(args), f"{body}\n\n{note}", {"suite": suite, **payload})
+    return 0
+
+
 def command_line(args: argparse.Namespace) -> str:
     parts = ["distgp bench bkb"] + (["--quick"] if args.quick else [])
-    for flag in ("arms", "budget", "function_budget", "seeds"):
+    parts += ["--scale"] if args.scale else []
+    parts += ["--side-by-side"] if args.side_by_side else []
+    for flag in ("arms", "budget", "function_budget", "seeds", "reference"):
         value = getattr(args, flag, None)
         if value is not None:
             parts.append(f"--{flag.replace('_', '-')} {value}")
+    if args.scale and args.memory_gb != 8.0:
+        parts.append(f"--memory-gb {args.memory_gb:g}")
     return " ".join(parts + (["--skip-functions"] if args.skip_functions else []))
 
 
