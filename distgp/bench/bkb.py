@@ -71,6 +71,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="--scale: run exact GP-UCB only when its t x A factor fits in GB (default 8)",
     )
     parser.add_argument(
+        "--time-limit",
+        type=positive_number,
+        default=3600.0,
+        metavar="S",
+        help="--scale: stop a run after the batch that passes S seconds (default 3600)",
+    )
+    parser.add_argument(
         "--side-by-side",
         action="store_true",
         help="only the side-by-side of issue 11 (A = 2000, d = 3, T = 1500, 3 seeds)",
@@ -124,7 +131,7 @@ def run_part(args: argparse.Namespace, progress, load_start: float) -> int:
         if args.scale:
             arms = [args.arms] if args.arms else list(SCALE_ARMS)
             budget = args.budget or SCALE_BUDGET
-            payload = scale_part(args.memory_gb, budget, arms, args.seed, progress)
+            payload = scale_part(args.memory_gb, args.time_limit, budget, arms, args.seed, progress)
             suite, body = "bkb-scale", render_scale(payload)
         else:
             seeds = [args.seed + s for s in range(args.seeds or SIDE["seeds"])]
@@ -146,6 +153,8 @@ def command_line(args: argparse.Namespace) -> str:
             parts.append(f"--{flag.replace('_', '-')} {value}")
     if args.scale and args.memory_gb != 8.0:
         parts.append(f"--memory-gb {args.memory_gb:g}")
+    if args.scale and args.time_limit != 3600.0:
+        parts.append(f"--time-limit {args.time_limit:g}")
     return " ".join(parts + (["--skip-functions"] if args.skip_functions else []))
 
 
@@ -163,13 +172,16 @@ def smooth_reward(arms: np.ndarray, seed: int) -> np.ndarray:
     return f / np.abs(f).max()
 
 
-def pull_loop(bandit, f: np.ndarray, budget: int, seed: int) -> dict[str, Any]:
-    """Run ``budget`` pulls; per-pull seconds (a batch's time is spread over its pulls)."""
+def pull_loop(
+    bandit, f: np.ndarray, budget: int, seed: int, seconds_limit: float = math.inf
+) -> dict[str, Any]:
+    """Run ``budget`` pulls, or stop after the batch that passes ``seconds_limit``; per-pull
+    seconds (a batch's time is spread over its pulls)."""
     rng = np.random.default_rng((seed, 11))
     step_seconds: list[float] = []
     pulls: list[int] = []
     start = time.perf_counter()
-    while len(pulls) < budget:
+    while len(pulls) < budget and time.perf_counter() - start < seconds_limit:
         tic = time.perf_counter()
         idx = bandit.ask(budget - len(pulls) if bandit.batch else None)
         bandit.tell(idx, f[idx] + NOISE_STD * rng.standard_normal(len(idx)))
