@@ -354,3 +354,27 @@ def test_loading_something_else_is_a_model_file_error(tmp_path):
         ArmBandit.load(tmp_path / "other.npz")
     with pytest.raises(ModelFileError, match="does not exist"):
         ArmBandit.load(tmp_path / "missing.npz")
+
+
+@pytest.mark.parametrize("cls", [BKB, GPUCB])
+def test_no_repeats_on_a_deterministic_objective(arms, cls):
+    bandit = cls(arms[:40], RBFKernel(0.3), beta=3.0, repeat=False, seed=0)
+    seen = []
+    for _ in range(8):
+        idx = bandit.ask(5)
+        seen += idx.tolist()
+        bandit.tell(idx, smooth(arms[idx]))
+    assert len(seen) == len(set(seen)) == 40
+    with pytest.raises(InputDataError, match="every arm was evaluated"):
+        bandit.ask()
+
+
+def test_set_kernel_with_a_noise_variance_moves_lam_and_matches_exact(arms):
+    bkb = BKB(arms, RBFKernel(0.3), qbar=1e12, seed=0)
+    run(bkb, smooth, 10)
+    bkb.set_kernel(RBFKernel(0.4, 2.0), noise_variance=0.05)
+    assert bkb.lam == bkb.noise_variance == 0.05
+    exact = GPUCB(arms, RBFKernel(0.4, 2.0), noise_variance=0.05, seed=0)
+    exact.tell(bkb.history["arm"], bkb.history["y"])
+    for got, want in zip(bkb.posterior(), exact.posterior(), strict=True):
+        np.testing.assert_allclose(got, want, atol=1e-8)

@@ -149,6 +149,8 @@ class ArmBandit(ABC):
         initial: arms drawn uniformly at random before the UCB takes over.
         normalize_y: standardise rewards (see the module docstring).
         skip_failed: never propose again an arm whose evaluation failed.
+        repeat: propose an arm again after it was evaluated (or while it is pending); ``False``
+            for deterministic objectives, where a repeat teaches nothing.
         seed: seed of the instance's own random generator.
     """
 
@@ -169,6 +171,7 @@ class ArmBandit(ABC):
         initial: int = 1,
         normalize_y: bool = True,
         skip_failed: bool = True,
+        repeat: bool = True,
         seed: int | None = None,
     ) -> None:
         X = np.array(getattr(arms, "arms", arms), dtype=float)
@@ -177,6 +180,7 @@ class ArmBandit(ABC):
                 f"a bandit needs at least 2 arms as a finite A x D array, got shape {X.shape}"
             )
         _positive("noise_variance", noise_variance)
+        lam_given = lam is not None
         lam = noise_variance if lam is None else lam
         _positive("lam", lam)
         _positive("fnorm", fnorm, allow_zero=True)
@@ -212,6 +216,8 @@ class ArmBandit(ABC):
         self.initial = int(initial)
         self.normalize_y = bool(normalize_y)
         self.skip_failed = bool(skip_failed)
+        self.repeat = bool(repeat)
+        self._lam_follows_noise = not lam_given
         self.seed = seed
         self._rng = np.random.default_rng(seed)
         A = len(X)
@@ -319,7 +325,10 @@ class ArmBandit(ABC):
             limit = 1 if n is None else n
         open_arms = np.flatnonzero(~self._blocked)
         if open_arms.size == 0:
-            raise InputDataError("every arm failed to evaluate; there is nothing left to propose")
+            raise InputDataError(
+                "every arm was evaluated (repeat=False) or failed; there is nothing left to "
+                "propose: add arms with add_arms"
+            )
         self._ensure_posterior()
         fb_var = self._var  # variances at the start of the batch
         work_var = self._var.copy()
@@ -338,7 +347,11 @@ class ArmBandit(ABC):
             else:
                 scores = ucb_scores(self._mean, work_var, self._beta)
                 scores[self._blocked] = -np.inf
+                if not self.repeat:
+                    scores[[a for a, _ in self._pending] + picks] = -np.inf
                 arm = int(np.argmax(scores))
+                if scores[arm] == -np.inf:  # every open arm is pending or already in this batch
+                    break
             picks.append(arm)
             if self.batch:
                 bound += max(float(fb_var[arm]), 0.0)
@@ -346,6 +359,10 @@ class ArmBandit(ABC):
                     break
             if len(picks) < limit:
                 self._hallucinate(arm, work_var)
+        if not picks:
+            raise InputDataError(
+                "every arm not yet evaluated is pending (repeat=False); tell some results first"
+            )
         batch_id = self._batches
         self._batches += 1
         self._pending.extend((a, batch_id) for a in picks)
@@ -383,6 +400,8 @@ class ArmBandit(ABC):
                 self._y_sumsq += value * value
                 self._new_data = True
                 self._stale = True
+                if not self.repeat:
+                    self._blocked[arm] = True
             else:
                 value = math.nan
                 if self.skip_failed:
@@ -434,8 +453,14 @@ class ArmBandit(ABC):
     def _arms_added(self, k: int) -> None:
         """Grow or drop per-arm caches after ``k`` arms were appended."""
 
-    def set_kernel(self, kernel: BanditKernel) -> None:
-        """Replace the kernel (e.g. after re-learning its weights); the data are kept."""
+    def set_kernel(self, kernel: BanditKernel, noise_variance: float | None = None) -> None:
+        """Replace the kernel (e.g. after re-learning its weights), and the noise variance when
+        given (``lam`` follows it unless ``lam`` was set); the data are kept."""
+        if noise_variance is not None:
+            _positive("noise_variance", noise_variance)
+            self.noise_variance = float(noise_variance)
+            if self._lam_follows_noise:
+                self.lam = self.noise_variance
         self.kernel = kernel
         self._kdiag = kernel.diag(self.arms)
         self._kernel_changed()
@@ -518,7 +543,7 @@ class ArmBandit(ABC):
     def _settings(self) -> dict[str, Any]:
         return {
             "noise_variance": self.noise_variance,
-            "lam": self.lam,
+            "lam": None if self._lam_follows_noise else self.lam,
             "fnorm": self.fnorm,
             "delta": self.delta,
             "beta": self.beta_mode,
@@ -529,6 +554,7 @@ class ArmBandit(ABC):
             "initial": self.initial,
             "normalize_y": self.normalize_y,
             "skip_failed": self.skip_failed,
+            "repeat": self.repeat,
             "seed": self.seed,
         }
 

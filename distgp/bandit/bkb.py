@@ -120,6 +120,7 @@ class BKB(ArmBandit):
 
     def _refresh(self) -> None:
         st = self._state
+        var = None
         old = self._var  # variances of the model that chose the new pulls
         new = [(a, y) for a, y, _ in self._history[self._applied :] if math.isfinite(y)]
         self._applied = len(self._history)
@@ -138,14 +139,17 @@ class BKB(ArmBandit):
                 ):
                     st.insert(self.kernel, self.arms, arm)
                 st.pull(arm, y)
-            if new and st.atoms.size > self.resparsify * self._expected_size(st.variance()):
-                self._rebuild(self._resample(st.variance()))
+            var = st.variance() if new else None
+            if var is not None and st.atoms.size > self.resparsify * self._expected_size(var):
+                self._rebuild(self._resample(var))
+                var = None
         self._rebuild_needed = False
         self._dict_max = max(self._dict_max, int(st.atoms.size))
         self._mean = st.mean(*self._y_standardisation())
-        self._var = st.variance()
+        self._var = st.variance() if var is None else var
 
     def _rebuild(self, atoms: np.ndarray) -> None:
+        self._state.lam = self.lam  # set_kernel may have changed it
         self._state.rebuild(self.kernel, self.arms, self._kdiag, atoms)
         self._rebuilds += 1
 

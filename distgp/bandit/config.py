@@ -70,6 +70,8 @@ class BanditConfig:
     delta: float = 0.5
     epsilon: float = 0.5
     initial: int = 2
+    resparsify: float = 2.0  # BKB: resample the dictionary when rho x its expected size; 1: always
+    repeat: bool | None = None  # evaluate an arm twice; default: only on a noisy built-in
 
 
 @dataclass
@@ -79,6 +81,10 @@ class KernelSection:
 
     With ``gsmp`` the first ``warmup`` evaluations use the RBF; then the agents re-learn the GSMP
     weights and the noise from the observations every ``refit_every`` evaluations, warm-started.
+    With ``evidence`` (and no fixed ``lengthscale``) the RBF's lengthscales (one per encoded
+    column), variance and the noise variance follow the evidence of the evaluations so far,
+    from ``evidence_from`` evaluations on: after every batch until ``warmup``, then (``rbf``)
+    every ``refit_every`` evaluations; a GSMP re-fit keeps the last noise estimate.
     """
 
     name: str = "gsmp"  # gsmp | rbf
@@ -90,6 +96,8 @@ class KernelSection:
     warmup: int = 10  # successful evaluations before the first fit (RBF until then)
     max_iterations: int = 50  # DSCA iterations of a single-agent fit
     rounds: int = 10  # ADMM rounds of a multi-agent fit
+    evidence: bool = True  # RBF lengthscales and noise by the evidence
+    evidence_from: int = 5  # successful evaluations before the first evidence fit
 
 
 @dataclass
@@ -135,6 +143,10 @@ class OptimizeConfig:
         _check(0 < a.local_scale <= 1, f"arms.local_scale must be in (0, 1], got {a.local_scale}")
         b = self.bandit
         _check(
+            b.resparsify >= 1,
+            f"bandit.resparsify must be at least 1 (1 resamples every step), got {b.resparsify}",
+        )
+        _check(
             b.algorithm in ALGORITHMS,
             f"bandit.algorithm must be bkb or gpucb, got {b.algorithm!r}",
         )
@@ -148,6 +160,9 @@ class OptimizeConfig:
         _check(k.refit_every >= 1, f"kernel.refit_every must be at least 1, got {k.refit_every}")
         _check(k.max_iterations >= 1, "kernel.max_iterations must be at least 1")
         _check(k.rounds >= 1, "kernel.rounds must be at least 1")
+        _check(
+            k.evidence_from >= 2, f"kernel.evidence_from must be at least 2, got {k.evidence_from}"
+        )
         _check(
             k.components is None or k.components >= 1,
             f"kernel.components must be at least 1, got {k.components}",

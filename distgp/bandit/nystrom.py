@@ -97,7 +97,7 @@ class DTCState:
         self.lam = lam
         self.atoms = np.zeros(0, dtype=np.int64)
         self.T = np.zeros((0, 0))
-        self._Z = np.zeros((A, 0))
+        self._Z = np.zeros((A, 0), order="F")  # columns contiguous: Z @ h streams them
         self.resid = kdiag.astype(float).copy()
         self.q = np.zeros(A)
         self.mu_y = np.zeros(A)
@@ -202,7 +202,7 @@ class DTCState:
     def _column(self, j: int) -> np.ndarray:
         """Column ``j`` of the embedding buffer, growing the buffer when full."""
         if j >= self._Z.shape[1]:
-            grown = np.zeros((self._Z.shape[0], j + max(16, j // 4)))
+            grown = np.zeros((self._Z.shape[0], j + max(16, j // 4)), order="F")
             grown[:, :j] = self._Z[:, :j]
             self._Z = grown
         return self._Z[:, j]
@@ -221,7 +221,7 @@ class DTCState:
         else:
             self.T = np.zeros((0, 0))
         r = self.rank
-        self._Z = np.zeros((len(arms), r + max(16, r // 4)))
+        self._Z = np.zeros((len(arms), r + max(16, r // 4)), order="F")
         for lo in range(0, len(arms), CHUNK):
             hi = min(lo + CHUNK, len(arms))
             if r:
@@ -252,8 +252,10 @@ class DTCState:
         new = arms[-k:]
         r = self.rank
         Zn = kernel(new, arms[self.atoms]) @ self.T.T if r else np.zeros((k, 0))
-        self._Z = np.vstack((self._Z, np.zeros((k, self._Z.shape[1]))))
-        self._Z[-k:, :r] = Zn
+        grown = np.zeros((self._Z.shape[0] + k, self._Z.shape[1]), order="F")
+        grown[:-k, :r] = self.Z
+        grown[-k:, :r] = Zn
+        self._Z = grown
         resid = np.maximum(kernel.diag(new) - (Zn**2).sum(1), 0.0)
         q, mu_y, mu_1 = self._project(Zn)
         self.resid = np.r_[self.resid, resid]
@@ -278,7 +280,7 @@ class DTCState:
         for name in self.FIELDS:
             setattr(self, name, np.array(state[name], dtype=getattr(self, name).dtype))
         Z = np.asarray(state["Z"], dtype=float)
-        self._Z = np.zeros((Z.shape[0], Z.shape[1] + max(16, Z.shape[1] // 4)))
+        self._Z = np.zeros((Z.shape[0], Z.shape[1] + max(16, Z.shape[1] // 4)), order="F")
         self._Z[:, : Z.shape[1]] = Z
         self._since_refactor = int(state["since_refactor"])
 

@@ -29,6 +29,7 @@ import numpy as np
 from distgp.bandit.base import ArmBandit, default_lengthscale
 from distgp.bandit.bkb import BKB
 from distgp.bandit.config import OptimizeConfig
+from distgp.bandit.evidence import fit_rbf
 from distgp.bandit.gpucb import GPUCB
 from distgp.bandit.kernels import RBFKernel
 from distgp.bandit.problems import Problem
@@ -97,12 +98,21 @@ def make_bandit(config: OptimizeConfig, space: Space) -> ArmBandit:
         "ratio_threshold": b.ratio_threshold,
         "max_batch": b.max_batch,
         "initial": b.initial,
+        "repeat": repeats(config),
         "seed": config.seed,
     }
     kernel = rbf_kernel(config, space.dims)
     if b.algorithm == "gpucb":
         return GPUCB(space.arms, kernel, **options)
-    return BKB(space.arms, kernel, qbar=b.qbar, **options)
+    return BKB(space.arms, kernel, qbar=b.qbar, resparsify=b.resparsify, **options)
+
+
+def repeats(config: OptimizeConfig) -> bool:
+    """Whether an arm may be evaluated twice: ``bandit.repeat``, by default only when the
+    objective is noisy (a built-in function with ``noise_std > 0``)."""
+    if config.bandit.repeat is not None:
+        return config.bandit.repeat
+    return ":" not in config.function and config.noise_std > 0
 
 
 def rbf_kernel(config: OptimizeConfig, dims: int) -> RBFKernel:
@@ -184,16 +194,29 @@ def optimize(
                     best = (reward, arm)
             batch_sizes.append(len(arms))
             if config.arms.local and best is not None:
-                bandit.add_arms(
-                    space.around(
-                        bandit.arms[best[1]], config.arms.local, config.arms.local_scale, rng
-                    )
+                near = space.around(
+                    bandit.arms[best[1]], config.arms.local, config.arms.local_scale, rng
                 )
+                fresh = new_points(near, bandit.arms)
+                if len(fresh):
+                    bandit.add_arms(fresh)
             successes = bandit.observations
-            if refitter is not None and successes >= next_fit:
-                waiting = not _refit(bandit, refitter, records, problem, space, events)
+            k = config.kernel
+            fit_due = successes >= next_fit
+            evidence_due = successes < k.warmup or (refitter is None and fit_due)
+            if (
+                k.evidence
+                and k.lengthscale is None
+                and successes >= k.evidence_from
+                and evidence_due
+            ):
+                _evidence(bandit, records, problem, space, config.seed)
+            if fit_due:
+                waiting = refitter is not None and not _refit(
+                    bandit, refitter, records, problem, space, events
+                )
                 # too few evaluations per agent yet: try again after the next one
-                next_fit = successes + (1 if waiting else config.kernel.refit_every)
+                next_fit = successes + (1 if waiting else k.refit_every)
             if save is not None and len(records) < config.budget:
                 save(
                     {
@@ -261,6 +284,32 @@ def _simple_regret(records: list[EvaluationRecord]) -> float | None:
     return min(regrets) if regrets else None
 
 
+def new_points(points: np.ndarray, arms: np.ndarray, tol: float = 1e-9) -> np.ndarray:
+    """Rows of ``points`` that are not already arms (nor repeated among themselves)."""
+    keep: list[np.ndarray] = []
+    for p in points:
+        if np.abs(arms - p).max(1).min() > tol and all(np.abs(q - p).max() > tol for q in keep):
+            keep.append(p)
+    return np.array(keep).reshape(-1, arms.shape[1])
+
+
+def _observations(records: list[EvaluationRecord], problem: Problem, space: Space):
+    """Encoded points, rewards and agents of the successful evaluations."""
+    good = [r for r in records if r.error is None]
+    X = np.array([space.encode(r.params) for r in good])
+    y = np.array([problem.sign * r.value for r in good])
+    return X, y, np.array([r.agent for r in good], dtype=int)
+
+
+def _evidence(
+    bandit: ArmBandit, records: list[EvaluationRecord], problem: Problem, space: Space, seed: int
+) -> None:
+    """RBF lengthscales, variance and noise by the evidence (:mod:`distgp.bandit.evidence`)."""
+    X, y, _ = _observations(records, problem, space)
+    kernel, noise = fit_rbf(X, y, seed=seed)
+    bandit.set_kernel(kernel, noise_variance=noise)
+
+
 def _refit(
     bandit: ArmBandit,
     refitter: GSMPRefitter,
@@ -270,10 +319,7 @@ def _refit(
     events: list[str],
 ) -> bool:
     """Re-learn the GSMP kernel; ``False`` while the agents hold too few evaluations."""
-    good = [r for r in records if r.error is None]
-    X = np.array([space.encode(r.params) for r in good])
-    y = np.array([problem.sign * r.value for r in good])
-    agent = np.array([r.agent for r in good], dtype=int)
+    X, y, agent = _observations(records, problem, space)
     try:
         kernel = refitter(X, y, agent)
         if kernel is None:
