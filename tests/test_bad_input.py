@@ -79,6 +79,8 @@ def make_files(folder: Path) -> dict[str, str]:
         "bad_syntax.yaml": "kernel: [components: 3\n",
         "log_space.yaml": "function: json:dumps\nspace:\n  lr: {low: 0.0, high: 0.5, log: true}\n",
         "empty_range.yaml": "function: json:dumps\nspace:\n  lr: {low: 1.0, high: 0.5}\n",
+        "zero_width.yaml": "function: json:dumps\nspace:\n  lr: {low: 0.5, high: 0.5}\n",
+        "resparsify.yaml": "bandit:\n  resparsify: 0.5\n",
         "foreign.npz": None,
         "corrupt.npz": "not a zip file",
         "a_file": "occupied\n",
@@ -189,6 +191,15 @@ CLI_CASES = {
     "optimize: callable that cannot be imported": ("optimize --function nomod:fn", "cannot import"),
     "optimize: fewer than 2 arms": ("optimize --arms 1", "at least 2 arms"),
     "optimize: space with low >= high": ("optimize --config {empty_range}", "must be below high"),
+    "optimize: parameter of zero width": ("optimize --config {zero_width}", "has zero width"),
+    "optimize: re-sparsification factor below 1": (
+        "optimize --config {resparsify}",
+        "resparsify must be at least 1",
+    ),
+    "optimize: arm set that cannot fit in memory": (
+        "optimize --arms 100000000000",
+        "arms fit: use fewer arms",
+    ),
     "optimize: log scale with low <= 0": ("optimize --config {log_space}", "needs low > 0"),
     "optimize: callable without bounds or space": ("optimize --function os:getcwd", "no bounds"),
     "optimize: --out not writable": (

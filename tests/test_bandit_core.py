@@ -378,3 +378,18 @@ def test_set_kernel_with_a_noise_variance_moves_lam_and_matches_exact(arms):
     exact.tell(bkb.history["arm"], bkb.history["y"])
     for got, want in zip(bkb.posterior(), exact.posterior(), strict=True):
         np.testing.assert_allclose(got, want, atol=1e-8)
+
+
+def test_a_batch_of_pulls_at_once_equals_one_by_one(arms):
+    kernel = RBFKernel(0.3)
+    kdiag = kernel.diag(arms)
+    one, many = DTCState(arms, kdiag, 0.01), DTCState(arms, kdiag, 0.01)
+    for state in (one, many):
+        state.rebuild(kernel, arms, kdiag, np.arange(0, 60, 3))
+    picks = np.random.default_rng(0).integers(0, 100, size=40).tolist()
+    ys = smooth(arms[picks]).tolist()
+    for arm, y in zip(picks, ys, strict=True):
+        one.pull(arm, y)
+    many.pull_many(picks, ys)  # 40 pulls > rank / 2: the matrix-product path
+    np.testing.assert_allclose(many.variance(), one.variance(), rtol=1e-8, atol=1e-8)
+    np.testing.assert_allclose(many.mean(0.1, 2.0), one.mean(0.1, 2.0), rtol=0, atol=1e-8)

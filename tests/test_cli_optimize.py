@@ -220,7 +220,7 @@ def test_bad_input_is_one_line_exit_2_and_no_output(tmp_path, capsys, args, mess
 @pytest.mark.parametrize(
     ("space", "message"),
     [
-        ("x: {low: 1.0, high: 1.0}", "low (1.0) must be below high (1.0)"),
+        ("x: {low: 1.0, high: 1.0}", "has zero width (low = high = 1.0)"),
         ("x: {low: 0.0, high: 1.0, log: true}", "log scale needs low > 0"),
         ("x: {choices: [only]}", "at least 2 arms"),
     ],

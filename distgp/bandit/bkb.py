@@ -133,12 +133,12 @@ class BKB(ArmBandit):
         else:
             if self._rebuild_needed:
                 self._rebuild(st.atoms)
-            for arm, y in new:
+            for arm, _ in new:  # atoms first: the posterior does not depend on the order
                 if st.atoms.size == 0 or (
                     arm not in st.atoms and self._rng.random() < self.qbar * max(old[arm], 0.0)
                 ):
                     st.insert(self.kernel, self.arms, arm)
-                st.pull(arm, y)
+            st.pull_many([a for a, _ in new], [y for _, y in new])
             var = st.variance() if new else None
             if var is not None and st.atoms.size > self.resparsify * self._expected_size(var):
                 self._rebuild(self._resample(var))

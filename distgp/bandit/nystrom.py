@@ -155,6 +155,24 @@ class DTCState:
         else:
             self.Vinv -= np.outer(h, h / g)
 
+    def pull_many(self, arms: list[int], ys: list[float]) -> None:
+        """Several pulls: one by one (``O(A r)`` each), or, for more than ``r / 2`` of them, added
+        to ``V`` at once and every arm's posterior recomputed (``O(A r^2)``, one matrix product)."""
+        if len(arms) <= max(self.rank // 2, 1):
+            for arm, y in zip(arms, ys, strict=True):
+                self.pull(arm, y)
+            return
+        idx, y = np.asarray(arms, dtype=np.int64), np.asarray(ys, dtype=float)
+        np.add.at(self.n, idx, 1.0)
+        np.add.at(self.ysum, idx, y)
+        Zb = self.Z[idx]
+        self.V += Zb.T @ Zb
+        self.b_y += Zb.T @ y
+        self.b_1 += Zb.sum(0)
+        self.Vinv = _spd_inverse(self.V)
+        self._since_refactor = 0
+        self.q, self.mu_y, self.mu_1 = self._project(self.Z)
+
     def insert(self, kernel: BanditKernel, arms: np.ndarray, s: int) -> bool:
         """Add arm ``s`` to the dictionary; ``False`` (nothing changed) if it is in the span."""
         d2 = float(self.resid[s])

@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from distgp.bandit.nystrom import check_arm_memory
 from distgp.exceptions import ConfigError, InputDataError
 
 ARM_METHODS = ("sobol", "random")
@@ -127,7 +128,11 @@ Param = FloatParam | IntParam | CategoricalParam
 def _check_range(name: str, low: float, high: float, log: bool) -> None:
     if not (math.isfinite(low) and math.isfinite(high)):
         raise ConfigError(f"parameter {name}: bounds must be finite, got [{low}, {high}]")
-    if low >= high:
+    if low == high:
+        raise ConfigError(
+            f"parameter {name} has zero width (low = high = {low}); widen its range or drop it"
+        )
+    if low > high:
         raise ConfigError(f"parameter {name}: low ({low}) must be below high ({high})")
     if log and low <= 0:
         raise ConfigError(f"parameter {name}: a log scale needs low > 0, got low={low}")
@@ -232,6 +237,7 @@ class ParamSpace(Space):
         if method not in ARM_METHODS:
             raise ConfigError(f"arm method must be one of {', '.join(ARM_METHODS)}, got {method!r}")
         self.count, self.seed, self.method = int(count), int(seed), method
+        check_arm_memory(self.count, sum(p.width for p in self.params))
         self.arms = self._make_arms()
         if len(self.arms) < 2:
             raise ConfigError(

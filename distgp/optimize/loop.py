@@ -29,7 +29,7 @@ import numpy as np
 from distgp.bandit.base import ArmBandit, default_lengthscale
 from distgp.bandit.bkb import BKB
 from distgp.bandit.config import OptimizeConfig
-from distgp.bandit.evidence import fit_rbf
+from distgp.bandit.evidence import MIN_NOISE, fit_rbf
 from distgp.bandit.gpucb import GPUCB
 from distgp.bandit.kernels import RBFKernel
 from distgp.bandit.problems import Problem
@@ -324,7 +324,8 @@ def _refit(
         kernel = refitter(X, y, agent)
         if kernel is None:
             return False
-        bandit.set_kernel(kernel)
+        # the agents learn the weights and the noise together
+        bandit.set_kernel(kernel, noise_variance=max(refitter.noise_variance, MIN_NOISE))
     except DistGPError as exc:
         events.append(f"GSMP re-fit after {len(records)} evaluations skipped: {exc}")
     return True

@@ -27,6 +27,7 @@ class GSMPRefitter:
         self.dims = dims
         self.theta: np.ndarray | None = None
         self.fits = 0
+        self.noise_variance: float | None = None  # of the last fit, standardised units
         self._backend = None  # built at the first fit, then reused (one Ray start per run)
 
     def close(self) -> None:
@@ -69,4 +70,5 @@ class GSMPRefitter:
         result = fit(X, y, fc, groups=groups, initial=self.theta, backend=self._backend)
         self.theta = result.theta
         self.fits += 1
+        self.noise_variance = float(result.model.noise_variance)
         return GSMPArmKernel.from_model(result.model)
