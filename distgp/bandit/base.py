@@ -59,6 +59,7 @@ STATE_FORMAT = "distgp-bandit-state"
 STATE_VERSION = 2  # 2: incremental BKB state, batch logdet
 MIN_Y_SCALE = 1e-12  # rewards with a smaller spread are centred but not scaled
 BETA_MODES = ("practical", "theory")
+LAZY_BLOCK = 32  # stale UCBs recomputed at a time by lazy hallucination
 _REGISTRY: dict[str, type[ArmBandit]] = {}
 
 
@@ -335,6 +336,10 @@ class ArmBandit(ABC):
         self._begin_hallucination()
         for arm, _ in self._pending:
             self._hallucinate(arm, work_var)
+        # lazy bandits leave work_var stale after a hallucination: variances only shrink, so a
+        # stale UCB is an upper bound and only the top ones are recomputed (bkb.md 2.1)
+        fresh = None if not (self._lazy and self._pending) else np.zeros(len(self.arms), bool)
+        scores = self._scores(work_var, [a for a, _ in self._pending])
         bound = 1.0 + float(sum(max(fb_var[a], 0.0) for a, _ in self._pending))
         random_left = max(self.initial - self.observations - len(self._pending), 0)
         picks: list[int] = []
@@ -345,11 +350,7 @@ class ArmBandit(ABC):
                 arm = int(choices[self._rng.integers(len(choices))])
                 random_left -= 1
             else:
-                scores = ucb_scores(self._mean, work_var, self._beta)
-                scores[self._blocked] = -np.inf
-                if not self.repeat:
-                    scores[[a for a, _ in self._pending] + picks] = -np.inf
-                arm = int(np.argmax(scores))
+                arm = self._best(scores, work_var, fresh)
                 if scores[arm] == -np.inf:  # every open arm is pending or already in this batch
                     break
             picks.append(arm)
@@ -359,6 +360,12 @@ class ArmBandit(ABC):
                     break
             if len(picks) < limit:
                 self._hallucinate(arm, work_var)
+                if self._lazy:
+                    fresh = np.zeros(len(self.arms), bool)
+                    if not self.repeat:
+                        scores[arm] = -np.inf
+                else:
+                    scores = self._scores(work_var, [a for a, _ in self._pending] + picks)
         if not picks:
             raise InputDataError(
                 "every arm not yet evaluated is pending (repeat=False); tell some results first"
@@ -367,6 +374,36 @@ class ArmBandit(ABC):
         self._batches += 1
         self._pending.extend((a, batch_id) for a in picks)
         return np.array(picks, dtype=np.int64)
+
+    def _scores(self, variance: np.ndarray, taken: list[int]) -> np.ndarray:
+        """UCB of every arm, ``-inf`` where it may not be proposed (``taken``: pending and
+        already chosen arms)."""
+        scores = ucb_scores(self._mean, variance, self._beta)
+        scores[self._blocked] = -np.inf
+        if not self.repeat and taken:
+            scores[taken] = -np.inf
+        return scores
+
+    def _best(self, scores: np.ndarray, variance: np.ndarray, fresh: np.ndarray | None) -> int:
+        """Arm of the largest UCB; with ``fresh`` (lazy hallucination), stale scores are upper
+        bounds: the top :data:`LAZY_BLOCK` stale ones are recomputed until the best is fresh."""
+        while True:
+            arm = int(np.argmax(scores))
+            if fresh is None or fresh[arm] or scores[arm] == -np.inf:
+                return arm
+            stale = np.where(fresh, -np.inf, scores)
+            k = min(LAZY_BLOCK, len(stale))
+            top = np.argpartition(stale, len(stale) - k)[-k:]
+            top = top[stale[top] > -np.inf]
+            variance[top] = self._working_variance(top)
+            scores[top] = ucb_scores(self._mean[top], variance[top], self._beta)
+            fresh[top] = True
+
+    _lazy = False  # subclasses whose _hallucinate leaves variances stale set True
+
+    def _working_variance(self, idx: np.ndarray) -> np.ndarray:
+        """Variances of arms ``idx`` under the current hallucinated pulls (lazy subclasses)."""
+        raise NotImplementedError
 
     def _batch_cap(self) -> int:
         return self.max_batch if self.max_batch is not None else len(self.arms)

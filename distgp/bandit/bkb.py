@@ -24,10 +24,12 @@ Dictionary ``S`` (``m`` atoms, arms pulled so far), two modes set by ``resparsif
 Memory: the embedding of every arm, ``A x r`` floats (``r <= m``), and ``O(A)`` per-arm vectors;
 kernel evaluations go through the arms in chunks.
 
-Hallucinated pulls (pending arms, several arms per ``ask``, batches) use a working copy of
-``V^-1`` and Sherman-Morrison updates, ``O(A r)`` per pull. A hallucinated arm outside the span of
-``S`` first joins the working embedding (one Gram-Schmidt coordinate, kept beside the shared
-``Z``), so its own variance, and its neighbours', do shrink; the dictionary is unchanged.
+Hallucinated pulls (pending arms, several arms per ``ask``, batches) update a working copy of
+``V^-1`` (Sherman-Morrison, ``O(r^2)``); variances only shrink, so the arms' stale UCBs are upper
+bounds and only the top ones are recomputed (``O(r^2)`` each) until the best is current, as the
+reference code does (bkb.md 2.1). A hallucinated arm outside the span of ``S`` first joins the
+working span (one Gram-Schmidt coordinate, computed only for the arms whose variance is asked),
+so its own variance, and its neighbours', do shrink; the dictionary is unchanged.
 """
 
 from __future__ import annotations
@@ -38,7 +40,7 @@ from typing import Any
 import numpy as np
 
 from distgp.bandit.base import ArmBandit
-from distgp.bandit.nystrom import SPAN_RTOL, DTCState, check_arm_memory, kernel_columns
+from distgp.bandit.nystrom import SPAN_RTOL, DTCState, check_arm_memory
 from distgp.exceptions import ConfigError
 
 
@@ -170,53 +172,33 @@ class BKB(ArmBandit):
             chosen = pulled[[int(np.argmax(p))]]
         return chosen
 
-    # --- hallucinated pulls ------------------------------------------------------------------
+    # --- hallucinated pulls (lazy: O(r^2) per pull, variances recomputed on demand) -----------
+
+    _lazy = True
 
     def _begin_hallucination(self) -> None:
         self._work = None  # built on first use: most sequential asks never hallucinate
 
-    def _hallucinate(self, arm: int, variance: np.ndarray) -> None:
-        st = self._state
+    def _working(self) -> _Working:
         if self._work is None:
-            self._work = _Working(st)
-        work = self._work
-        if work.residual(arm) > SPAN_RTOL * self._kdiag[arm]:
-            self._extend(arm, variance)
-        z = work.row(arm)
+            self._work = _Working(self)
+        return self._work
+
+    def _hallucinate(self, arm: int, variance: np.ndarray) -> None:
+        work = self._working()
+        z, resid = work.rows(np.array([arm]))
+        if resid[0] > SPAN_RTOL * self._kdiag[arm]:
+            work.extend(arm, z[0], math.sqrt(resid[0]))
+            z, _ = work.rows(np.array([arm]))
+        z = z[0]
         h = work.Vinv @ z
-        u = work.times(h)
-        denominator = 1.0 + z @ h
-        variance -= u**2 / denominator
-        np.maximum(variance, 0.0, out=variance)
-        work.Vinv -= np.outer(h, h) / denominator
+        work.Vinv -= np.outer(h, h) / (1.0 + z @ h)
         work.counts[arm] += 1.0
 
-    def _extend(self, arm: int, variance: np.ndarray) -> None:
-        """Add arm ``arm`` to the working span: one Gram-Schmidt coordinate ``c`` for every arm."""
-        work = self._work
-        assert work is not None
-        if work.resid is None:
-            work.resid = self._state.resid.copy()
-        d = math.sqrt(work.resid[arm])
-        k_col = kernel_columns(self.kernel, self.arms, self.arms[arm : arm + 1])[:, 0]
-        c = (k_col - work.times(work.row(arm))) / d
-        c[arm] = d
-        data = np.flatnonzero(work.counts)
-        weighted = work.counts[data] * c[data]
-        b = work.rows(data).T @ weighted
-        h = work.Vinv @ b
-        schur = c[data] @ weighted + self.lam - b @ h
-        g = work.times(h)
-        variance += (c - g) ** 2 / schur - c**2 / self.lam
-        np.maximum(variance, 0.0, out=variance)
-        r = work.Vinv.shape[0]
-        Vinv = np.empty((r + 1, r + 1))
-        Vinv[:r, :r] = work.Vinv + np.outer(h, h) / schur
-        Vinv[:r, r] = Vinv[r, :r] = -h / schur
-        Vinv[r, r] = 1.0 / schur
-        work.Vinv = Vinv
-        work.extra = np.column_stack((work.extra, c))
-        work.resid = np.maximum(work.resid - c**2, 0.0)
+    def _working_variance(self, idx: np.ndarray) -> np.ndarray:
+        Zw, resid = self._working().rows(idx)
+        q = ((Zw @ self._working().Vinv) * Zw).sum(1)
+        return np.maximum(resid / self.lam + q, 0.0)
 
     # --- caches and state --------------------------------------------------------------------
 
@@ -247,28 +229,42 @@ class BKB(ArmBandit):
 
 
 class _Working:
-    """Hallucination state of one ``ask``: ``V^-1`` and pull counts including hallucinated pulls,
-    and the coordinates ``extra`` (``A x k``) of arms added to the working span, beside the
-    shared embedding ``Z`` (never copied); ``resid`` is copied on the first extension."""
+    """Hallucination state of one ``ask``: ``V^-1`` and pull counts including hallucinated
+    pulls, and the arms added to the working span (one Gram-Schmidt coordinate each, for arms
+    outside the span of ``S``), whose coordinates are computed only for the rows asked for."""
 
-    def __init__(self, state: DTCState) -> None:
-        self.state = state
-        self.Vinv = state.Vinv.copy()
-        self.counts = state.n.copy()
-        self.extra = np.zeros((len(state.n), 0))
-        self.resid: np.ndarray | None = None
+    def __init__(self, bandit: BKB) -> None:
+        self.bandit = bandit
+        self.state = bandit._state
+        self.Vinv = self.state.Vinv.copy()
+        self.counts = self.state.n.copy()
+        self.ext: list[tuple[int, np.ndarray, float]] = []  # (arm, its working row, d)
 
-    def residual(self, arm: int) -> float:
-        return float((self.state.resid if self.resid is None else self.resid)[arm])
+    def rows(self, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Working embedding (``len(idx) x r'``) and residual ``k - |z|^2`` of arms ``idx``."""
+        b, st = self.bandit, self.state
+        Zw = st.Z[idx]
+        resid = st.resid[idx].copy()
+        for arm, zrow, d in self.ext:
+            col = (b.kernel(b.arms[idx], b.arms[arm : arm + 1])[:, 0] - Zw @ zrow) / d
+            col[idx == arm] = d
+            Zw = np.column_stack((Zw, col))
+            resid = np.maximum(resid - col**2, 0.0)
+        return Zw, resid
 
-    def row(self, arm: int) -> np.ndarray:
-        return np.r_[self.state.Z[arm], self.extra[arm]]
-
-    def rows(self, idx: np.ndarray) -> np.ndarray:
-        return np.hstack((self.state.Z[idx], self.extra[idx]))
-
-    def times(self, h: np.ndarray) -> np.ndarray:
-        """``[Z, extra] @ h`` (``A``)."""
-        r = self.state.rank
-        out = self.state.Z @ h[:r] if r else np.zeros(len(self.counts))
-        return out + self.extra @ h[r:] if self.extra.shape[1] else out
+    def extend(self, arm: int, zrow: np.ndarray, d: float) -> None:
+        """Add ``arm`` (working row ``zrow``, residual ``d^2``) to the working span."""
+        self.ext.append((arm, zrow, d))
+        data = np.flatnonzero(self.counts)
+        Zd = self.rows(data)[0]
+        c, Zd = Zd[:, -1], Zd[:, :-1]
+        weighted = self.counts[data] * c
+        b = Zd.T @ weighted
+        h = self.Vinv @ b
+        schur = c @ weighted + self.bandit.lam - b @ h
+        r = self.Vinv.shape[0]
+        Vinv = np.empty((r + 1, r + 1))
+        Vinv[:r, :r] = self.Vinv + np.outer(h, h) / schur
+        Vinv[:r, r] = Vinv[r, :r] = -h / schur
+        Vinv[r, r] = 1.0 / schur
+        self.Vinv = Vinv
