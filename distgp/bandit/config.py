@@ -84,7 +84,7 @@ class KernelSection:
     With ``evidence`` (and no fixed ``lengthscale``) the RBF's lengthscales (one per encoded
     column), variance and the noise variance follow the evidence of the evaluations so far,
     from ``evidence_from`` evaluations on: after every batch until ``warmup``, then (``rbf``)
-    every ``refit_every`` evaluations; a GSMP re-fit keeps the last noise estimate.
+    every ``refit_every`` evaluations; a GSMP re-fit sets the noise the agents learned with it.
     """
 
     name: str = "gsmp"  # gsmp | rbf

@@ -155,7 +155,7 @@ def scale_targets(scale: dict) -> list[str]:
                 full = r["pulls_done"] >= SCALE_BUDGET
                 verdict = ("met" if ok else "missed") if full else "not measured at full T"
                 lines.append(
-                    f"* A = {arms_count}, {name}: T = {r['budget']} in "
+                    f"* A = {arms_count}, {name}: T = {r['pulls_done']} in "
                     f"{r['seconds'] / 60:.1f} min, peak {r['peak_mb'] / 1024:.2f} GiB (target "
                     f"T = {SCALE_BUDGET} in < {TARGET_MINUTES:g} min under {TARGET_GB:g} GB: "
                     f"{verdict})"

@@ -321,10 +321,9 @@ def _refit(
     """Re-learn the GSMP kernel; ``False`` while the agents hold too few evaluations."""
     X, y, agent = _observations(records, problem, space)
     try:
-        kernel = refitter(X, y, agent)
+        kernel = refitter(X, y, agent)  # the agents learn the weights and the noise together
         if kernel is None:
             return False
-        # the agents learn the weights and the noise together
         bandit.set_kernel(kernel, noise_variance=max(refitter.noise_variance, MIN_NOISE))
     except DistGPError as exc:
         events.append(f"GSMP re-fit after {len(records)} evaluations skipped: {exc}")
