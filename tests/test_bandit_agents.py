@@ -87,3 +87,28 @@ def test_gsmp_refits_warm_start_on_the_agents_observations():
     )
     assert result.refits >= 2 and not result.events
     assert np.isfinite(result.simple_regret)
+
+
+def test_local_arms_only_where_no_arm_is_and_repeats_follow_the_noise():
+    from distgp.optimize.loop import new_points, repeats
+
+    arms = np.array([[0.0, 0.0], [0.5, 0.5]])
+    points = np.array([[0.5, 0.5], [0.2, 0.2], [0.2, 0.2], [1.0, 1.0]])
+    np.testing.assert_array_equal(new_points(points, arms), [[0.2, 0.2], [1.0, 1.0]])
+    assert not repeats(OptimizeConfig(function="branin"))
+    assert repeats(OptimizeConfig(function="branin", noise_std=0.1))
+    assert not repeats(OptimizeConfig(function="mod:fn"))
+    config = OptimizeConfig(function="mod:fn")
+    config.bandit.repeat = True
+    assert repeats(config)
+
+
+def test_optimize_on_a_deterministic_function_never_repeats_a_configuration():
+    config = OptimizeConfig(function="branin", budget=30, seed=0)
+    config.kernel.name = "rbf"
+    config.arms.count = 200
+    problem = make_problem(config.validate())
+    result = optimize(problem, config, InlineEvaluator(problem.objective))
+    points = [tuple(r.params.values()) for r in result.records]
+    assert len(points) == len(set(points)) == 30
+    assert result.simple_regret < 1.0
