@@ -56,7 +56,9 @@ def run_one(
     result.pop("step_seconds")
     pulls = np.array(result.pop("pulls"))
     result["pulls_done"] = len(pulls)
-    result["regret_curve"] = np.cumsum(f.max() - f[pulls])[CURVE_EVERY - 1 :: CURVE_EVERY].tolist()
+    every = min(CURVE_EVERY, budget)
+    result["curve_every"] = every
+    result["regret_curve"] = np.cumsum(f.max() - f[pulls])[every - 1 :: every].tolist()
     result["seconds"] = time.perf_counter() - tic
     result["peak_mb"] = peak_rss_mb()
     result["problem_mb"] = base_mb
@@ -131,7 +133,7 @@ def scale_targets(scale: dict) -> list[str]:
         bkb, exact = by.get((arms_count, "BKB")), by.get((arms_count, "exact GP-UCB"))
         if bkb and exact:
             t = min(bkb["pulls_done"], exact["pulls_done"])
-            k = t // CURVE_EVERY - 1
+            k = t // bkb["curve_every"] - 1
             partial = t < bkb["budget"]
             speed = exact["seconds"] / bkb["seconds"]
             memory = _own_mb(bkb) / _own_mb(exact)
