@@ -140,8 +140,11 @@ def evaluate(
     for train, held in splits:
         try:
             part = None if groups is None else groups[train]
-            result = fit(X[train], y[train], trial, groups=part, backend=backend)
-            mean = result.model.predict(X[held])
+            # predicted while the agents live: a private model's agents hold only this split
+            result = fit(X[train], y[train], trial, groups=part, backend=backend, X_test=X[held])
+            mean, std = result.prediction
+            if not result.model.transform.identity:
+                mean, _ = result.model.transform.moments(mean, std)
         except np.linalg.LinAlgError:  # a setting that cannot be factorised scores inf
             errors.append(math.inf)
             counts.append(len(held))
