@@ -248,24 +248,41 @@ with open(f"{folder}/test.csv", "w") as f:
 PY
     # shellcheck disable=SC2016
     SHARD_LIST='$DISTGP_NODE_DIR/site-0.csv@site_head,$DISTGP_NODE_DIR/site-1.csv@site_head,$DISTGP_NODE_DIR/site-2.csv@site_worker,$DISTGP_NODE_DIR/site-3.csv@site_worker'
+    # with a node to kill, tolerances no run meets, so the fit outlives the kill
+    if [[ -n "${LOOPBACK_KILL_ROUND:-}" ]]; then
+        printf 'consensus:\n  abs_tol: 1.0e-12\n  rel_tol: 1.0e-12\n' >"$TMP/shards.yaml"
+    else
+        printf 'seed: 0\n' >"$TMP/shards.yaml"
+    fi
     log "distgp fit --shards (4 site files, 2 per node) on the cluster"
-    (cd "$TMP" && exec distgp fit --shards "$SHARD_LIST" --target y --test "$TMP/data/test.csv" \
+    (cd "$TMP" && exec distgp fit --config "$TMP/shards.yaml" --shards "$SHARD_LIST" --target y \
+        --test "$TMP/data/test.csv" \
         --rounds "$ROUNDS" --components 60 --backend ray --address "127.0.0.1:$GCS_PORT" \
         --round-timeout 20 --no-plots --quiet --out "$OUT") &
     CHILD_PID=$!
     if [[ -n "${LOOPBACK_KILL_ROUND:-}" ]]; then
-        until "$PYTHON" - "$OUT/checkpoint.npz" "$LOOPBACK_KILL_ROUND" 2>/dev/null <<'PY'
+        # one poller: returns once the fit has checkpointed the round (or has ended)
+        "$PYTHON" - "$OUT/checkpoint.npz" "$LOOPBACK_KILL_ROUND" "$CHILD_PID" <<'PY' || true
+import os
 import sys
+import time
 
 import numpy as np
 
-with np.load(sys.argv[1]) as state:
-    sys.exit(0 if int(state["admm_round"]) >= int(sys.argv[2]) else 1)
+path, target, pid = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+while True:
+    try:
+        with np.load(path) as state:
+            if int(state["admm_round"]) >= target:
+                break
+    except Exception:  # not written yet, or being replaced
+        pass
+    try:
+        os.kill(pid, 0)
+    except OSError:
+        sys.exit("the fit ended before the round to kill the node at")
+    time.sleep(0.05)
 PY
-        do
-            kill -0 "$CHILD_PID" 2>/dev/null || break
-            sleep 0.5
-        done
         log "killing the second node (its agents' data goes with it)"
         kill -KILL -- "-$WORKER_PID" 2>/dev/null || true
         WORKER_PID=""
