@@ -88,6 +88,19 @@ stragglers() {
     done
 }
 
+# PIDs of the processes of one node: those whose environment holds DISTGP_NODE_DIR=$1 (the raylet,
+# its helpers and the actors it started all inherit it, whatever session they run in).
+node_processes() {
+    local env_file pid
+    for env_file in /proc/[0-9]*/environ; do
+        pid="${env_file#/proc/}"
+        pid="${pid%/environ}"
+        if { tr '\0' '\n' <"$env_file" | grep -qxF "DISTGP_NODE_DIR=$1"; } 2>/dev/null; then
+            echo "$pid"
+        fi
+    done
+}
+
 # Ask the nodes' `ray start --block` processes to drain and stop their node; wait until they
 # have exited, then kill what is left of their process groups (started with setsid).
 stop_nodes() {
@@ -284,7 +297,8 @@ while True:
     time.sleep(0.05)
 PY
         log "killing the second node (its agents' data goes with it)"
-        kill -KILL -- "-$WORKER_PID" 2>/dev/null || true
+        # shellcheck disable=SC2046
+        kill -KILL -- "-$WORKER_PID" $(node_processes "$TMP/data/worker") 2>/dev/null || true
         WORKER_PID=""
     fi
     wait "$CHILD_PID"

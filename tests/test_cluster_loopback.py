@@ -66,7 +66,7 @@ def test_shard_files_stay_on_their_nodes_and_a_lost_node_leaves_the_run(tmp_path
     """Each agent reads its file from its own node's folder; when the second node dies mid-fit
     its agents cannot be rebuilt elsewhere, and the run ends with the head node's agents."""
     out = tmp_path / "fit"
-    output = run_loopback(out, LOOPBACK_SHARDS="1", LOOPBACK_KILL_ROUND="2", LOOPBACK_ROUNDS="40")
+    output = run_loopback(out, LOOPBACK_SHARDS="1", LOOPBACK_KILL_ROUND="2", LOOPBACK_ROUNDS="60")
     assert "OK: agents ran on 2 nodes" in output
     assert "processes left behind" not in output
     metrics = json.loads((out / "metrics.json").read_text())
