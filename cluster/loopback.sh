@@ -76,30 +76,23 @@ else:
 PY
 }
 
-# PIDs of the processes that carry $MARK (Ray's worker processes start in their own sessions).
-stragglers() {
+# PIDs of the processes whose environment holds the assignment $1 (Ray's worker processes start
+# in their own sessions, so process groups do not find them).
+processes_with() {
     local env_file pid
     for env_file in /proc/[0-9]*/environ; do
         pid="${env_file#/proc/}"
         pid="${pid%/environ}"
-        if { tr '\0' '\n' <"$env_file" | grep -qxF "$MARK"; } 2>/dev/null; then
+        if { tr '\0' '\n' <"$env_file" | grep -qxF "$1"; } 2>/dev/null; then
             echo "$pid"
         fi
     done
 }
 
-# PIDs of the processes of one node: those whose environment holds DISTGP_NODE_DIR=$1 (the raylet,
-# its helpers and the actors it started all inherit it, whatever session they run in).
-node_processes() {
-    local env_file pid
-    for env_file in /proc/[0-9]*/environ; do
-        pid="${env_file#/proc/}"
-        pid="${pid%/environ}"
-        if { tr '\0' '\n' <"$env_file" | grep -qxF "DISTGP_NODE_DIR=$1"; } 2>/dev/null; then
-            echo "$pid"
-        fi
-    done
-}
+stragglers() { processes_with "$MARK"; } # every process of the run, both nodes
+
+# The processes of one node: its raylet, helpers and actors inherit DISTGP_NODE_DIR=$1.
+node_processes() { processes_with "DISTGP_NODE_DIR=$1"; }
 
 # Ask the nodes' `ray start --block` processes to drain and stop their node; wait until they
 # have exited, then kill what is left of their process groups (started with setsid).
