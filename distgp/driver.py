@@ -310,13 +310,9 @@ def predict_with_agents(
     if model.recipe is None or not model.run_config:
         raise ModelFileError("this private model does not record its agents; refit it")
     config = build(FitConfig, json.loads(model.run_config), "")
-    if parts is not None:
-        pass
-    elif config.data.shards is not None:
-        from distgp.cli.fit import shard_files
-
-        parts: list[Shard] = list(shard_files(config))
-    else:
+    if parts is None and config.data.shards is not None:
+        parts = list(shard_files(config))
+    elif parts is None:
         if config.data.source.startswith("<"):
             raise ModelFileError(
                 "this private model was fitted from arrays in memory; its agents cannot be "
@@ -361,6 +357,19 @@ def predict_with_agents(
         )
         members = list(range(len(parts)))
         return _predict_private(backend, model.scaler, theta, X, members, model.recipe)
+
+
+def shard_files(config: FitConfig) -> list[ShardFile]:
+    """The :class:`ShardFile` of each agent from the config."""
+    places = config.data.placements or [""] * len(config.data.shards)
+    return [
+        ShardFile(
+            path,
+            config.data.target,
+            tuple((name, 0.001) for name in place.split("+") if name),
+        )
+        for path, place in zip(config.data.shards, places, strict=True)
+    ]
 
 
 def data_digest(parts: list[Shard]) -> str:

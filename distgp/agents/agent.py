@@ -157,6 +157,7 @@ class Agent:
         self._u: np.ndarray | None = None
         self._rho: np.ndarray | None = None
         self._penalty: Penalty | None = None
+        self._saved: dict[str, np.ndarray] = {}  # the last round state written to the state file
         self._z_hat: np.ndarray | None = None
         self._v_hat: np.ndarray | None = None
 
@@ -285,15 +286,13 @@ class Agent:
         path = self._state_file()
         if path is None:
             return
-        arrays: dict[str, np.ndarray] = {}
-        if path.is_file():
-            old = read_npz(path)
-            arrays = {"before" + k[3:]: v for k, v in old.items() if k.startswith("now")}
-        for name in self._STATE:
-            arrays["now" + name] = np.asarray(getattr(self, name))
+        now = {"now" + name: np.asarray(getattr(self, name)) for name in self._STATE}
         p = self._penalty
-        arrays["now_penalty_codes"] = p.codes
-        arrays["now_penalty"] = np.array([p.low, p.high, p.scale])
+        now["now_penalty_codes"] = p.codes
+        now["now_penalty"] = np.array([p.low, p.high, p.scale])
+        # the previous round's state is the one kept in memory, not read back from the file
+        arrays = {"before" + k[3:]: v for k, v in self._saved.items()} | now
+        self._saved = now
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             save_npz(path, arrays)
@@ -318,6 +317,9 @@ class Agent:
                 self._last_round = int(self._last_round)
                 low, high, scale = (float(v) for v in saved[prefix + "_penalty"])
                 self._penalty = Penalty(saved[prefix + "_penalty_codes"], low, high, scale)
+                self._saved = {
+                    "now" + k[len(prefix) :]: v for k, v in saved.items() if k.startswith(prefix)
+                }
                 return True
         return False
 

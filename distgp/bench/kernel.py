@@ -157,17 +157,12 @@ def gsmp_run(dataset, overrides: dict[str, Any], backend=None) -> dict[str, Any]
 
 def pooled_model(model, dataset):
     """The same kernel conditioned on all training data in this process (benchmarks only)."""
-    from distgp.gp import GSMPModel
+    import dataclasses
 
-    return GSMPModel(
-        grid=model.grid,
-        scaler=model.scaler,
-        weights=model.weights,
-        noise_variance=model.noise_variance,
+    return dataclasses.replace(
+        model,
         X_train=model.scaler.x(dataset.X_train),
         y_train=model.scaler.y(model.transform.forward(dataset.y_train)),
-        trend=model.trend,
-        transform=model.transform,
     )
 
 

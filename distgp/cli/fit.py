@@ -352,21 +352,6 @@ def shard_list(text: str) -> tuple[list[str], list[str] | None]:
     return paths, places if any(places) else None
 
 
-def shard_files(config) -> list:
-    """The :class:`ShardFile` of each agent from the config."""
-    from distgp.agents.agent import ShardFile
-
-    places = config.data.placements or [""] * len(config.data.shards)
-    return [
-        ShardFile(
-            path,
-            config.data.target,
-            tuple((name, 0.001) for name in place.split("+") if name),
-        )
-        for path, place in zip(config.data.shards, places, strict=True)
-    ]
-
-
 def _run_shard_fit(args: argparse.Namespace, config) -> int:
     """``distgp fit --shards``: the agents read their files; the driver reads only ``--test``."""
     from distgp.checkpoint import Checkpoint
@@ -410,7 +395,7 @@ def _resumed_config(args: argparse.Namespace):
 def _learn(dataset, config, progress, checkpoint=None, resume=False, X_test=None):
     """One fit (shard files), or with the outer choice of :mod:`distgp.tune` (data in the
     driver); returns ``(FitResult, evaluations)``."""
-    from distgp.driver import fit
+    from distgp.driver import fit, shard_files
     from distgp.tune import fit_selected, tune
 
     def report(event, fields):
