@@ -1,5 +1,8 @@
 """Typed run configurations, loaded from YAML and checked with one-line messages.
 
+Every setting is defined once here, with its default, its check and its help text
+(:mod:`distgp.settings`); the command-line flags are generated from it (:mod:`distgp.cli.flags`),
+and :class:`~distgp.GSMPRegressor`, the driver and the agents take their defaults from it.
 A config file has the sections below (every key optional); command-line flags override it.
 Unknown keys and values of the wrong type are errors that name the key and what is expected.
 """
@@ -9,241 +12,395 @@ from __future__ import annotations
 import dataclasses
 import types
 import typing
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from distgp.exceptions import ConfigError
+from distgp.settings import (
+    Rule,
+    at_least,
+    between,
+    check_settings,
+    checked_by,
+    one_of,
+    positive,
+    put,
+    section,
+    setting,
+)
 
 MAX_COMPONENTS = 100_000  # sanity bound on M: each DSCA iteration costs O(M n^2)
 
 
+def _valid_trend(name: str) -> bool:
+    from distgp.kernels.trend import TREND_KINDS
+
+    return name == "auto" or name in TREND_KINDS
+
+
+def _valid_transform(text: str) -> None:
+    from distgp.transforms import parse_transform
+
+    parse_transform(text)
+
+
+def _valid_tunables(text: str) -> None:
+    from distgp.tune import check_tunables
+
+    check_tunables([s.strip() for s in text.split(",") if s.strip()])
+
+
+def _valid_device_name(name: str) -> bool:
+    return name in ("cpu", "torch:cpu", "cuda") or (name.startswith("cuda:") and name[5:].isdigit())
+
+
+def _valid_shard(how: str) -> bool:
+    return how in ("random", "contiguous") or (how.startswith("column:") and len(how) > 7)
+
+
 @dataclass
 class DataConfig:
-    """Where the data comes from and how it is split over agents."""
+    """Data: where it comes from and how it is split over agents."""
 
-    source: str = "builtin:co2"
-    target: str | None = None
-    test_fraction: float | None = None
-    shard: str = "random"  # random | contiguous | column:NAME
-    shards: list[str] | None = None  # shard files, one per agent, read by the agents themselves
-    placements: list[str] | None = None  # per shard file: "" or RESOURCE[,RESOURCE...] to run on
-    test: str | None = None  # the driver's own evaluation data (with shards)
-    min_shard_size: int = 10  # fewest points an agent may send anything about
+    source: str = setting(
+        "builtin:co2", help="a .mat/.csv/.npz file or builtin:co2", flag="data", metavar="SOURCE"
+    )
+    target: str | None = setting(
+        None, help="output column of a CSV", metavar="COLUMN", default_text="the last column"
+    )
+    test_fraction: float | None = setting(
+        None,
+        help="held-out fraction when the file has no test split",
+        rule=between(0, 1, open_high=True),
+        metavar="F",
+        default_text="0.2; 0.1 for builtin:co2",
+    )
+    shard: str = setting(
+        "random",
+        help="how the data is split over agents: random, contiguous, or column:NAME (one shard "
+        "per site id)",
+        rule=Rule(_valid_shard, "random, contiguous or column:NAME"),
+        metavar="HOW",
+    )
+    shards: list[str] | None = setting(
+        None,
+        help="shard files, one per agent, that the agents read where they run (a glob, or a "
+        "comma-separated list; NAME@RESOURCE pins a shard to nodes with that Ray resource); "
+        "the driver never opens them",
+        metavar="FILES",
+    )
+    placements: list[str] | None = setting(
+        None,
+        help="per shard file: the Ray resource(s) of the nodes it runs on (from NAME@RESOURCE)",
+        flag="",
+    )
+    test: str | None = setting(
+        None,
+        help="the driver's own evaluation data with shard files (.csv with target, .npz, .mat)",
+        metavar="FILE",
+    )
+    min_shard_size: int = setting(
+        10, help="fewest points an agent may send anything about", rule=at_least(1), metavar="K"
+    )
 
 
 @dataclass
 class KernelConfig:
-    """The GSMP spectral grid."""
+    """Kernel: the GSMP spectral grid, the trend and the output transform."""
 
-    grid: str = "data"  # data | reference
-    components: int | None = None  # M; default 500 in 1-D, 100 per input dimension otherwise
-    levels: int | None = None  # bandwidth levels of the data grid (default 1 in 1-D, else 4)
-    frequency_scale: float = 1.0
-    # auto | none | constant | linear | quadratic (distgp.kernels.trend); auto: chosen by
-    # rolling-origin validation for a 1-D series (distgp.tune); else linear in 1-D, none in P-D
-    trend: str = "auto"
-    transform: str = "none"  # none | log | boxcox | boxcox:LAMBDA (distgp.transforms)
+    grid: str = setting(
+        "data",
+        help="data (data-driven grid) or reference (the SLIM-KL code's grid)",
+        rule=one_of("data", "reference"),
+        metavar="data|reference",
+    )
+    components: int | None = setting(
+        None,
+        help="number of sub-kernels M; each DSCA iteration costs O(M n^2)",
+        rule=between(1, MAX_COMPONENTS),
+        metavar="M",
+        default_text="500 in 1-D, 100 per input dimension",
+    )
+    levels: int | None = setting(
+        None,
+        help="bandwidth levels of the data grid",
+        rule=at_least(1),
+        metavar="L",
+        default_text="1 in 1-D, else 4",
+    )
+    frequency_scale: float = setting(
+        1.0, help="scale of the grid's frequencies", rule=positive(), metavar="F"
+    )
+    trend: str = setting(
+        "auto",
+        help="trend part learned with the weights: auto (for a 1-D series chosen by "
+        "rolling-origin validation on the training data; else linear in 1-D, none for several "
+        "inputs), none, constant, linear or quadratic",
+        rule=Rule(_valid_trend, "auto, none, constant, linear or quadratic"),
+        metavar="T",
+    )
+    transform: str = setting(
+        "none",
+        help="output transform for positive data: none, log, boxcox, boxcox:LAMBDA",
+        rule=checked_by(_valid_transform, "none, log, boxcox or boxcox:LAMBDA"),
+        metavar="T",
+    )
 
 
 @dataclass
 class LearnConfig:
-    """The DSCA local solver."""
+    """Local solver: DSCA."""
 
-    solver: str = "closed_form"  # closed_form | cvxpy
-    inner_iterations: int = 1
-    blocks: int = 4
-    max_iterations: int = 500
-    tol: float = 1e-9
-    kkt_tol: float = 1e-2
-    noise_floor: float = 1e-2  # lower bound of the noise variance, as a fraction of var(y)
-    prune_tol: float = 1e-4
-    threads: int | None = None  # per process (driver or agent); None: distgp chooses
-    device: str = "cpu"  # cpu | cuda | cuda:N: where the dense work runs (torch float64 on GPU)
+    solver: str = setting(
+        "closed_form",
+        help="block subproblem solver",
+        rule=one_of("closed_form", "cvxpy"),
+        metavar="closed_form|cvxpy",
+    )
+    inner_iterations: int = setting(
+        1, help="closed-form alternations per block", rule=at_least(1), metavar="K"
+    )
+    blocks: int = setting(
+        4, help="DSCA blocks S solved in parallel (Jacobi)", rule=at_least(1), metavar="S"
+    )
+    max_iterations: int = setting(
+        500, help="DSCA iterations of a single-agent fit", rule=at_least(1), metavar="K"
+    )
+    tol: float = setting(
+        1e-9,
+        help="stop when the relative decrease of the objective falls below this",
+        rule=positive(),
+        metavar="T",
+    )
+    kkt_tol: float = setting(
+        1e-2,
+        help="stop when the scaled KKT conditions hold to this accuracy",
+        rule=positive(),
+        metavar="T",
+    )
+    noise_floor: float = setting(
+        1e-2,
+        help="lower bound of the noise variance, as a fraction of var(y)",
+        rule=between(0, 1, open_low=True, open_high=True),
+        metavar="F",
+    )
+    prune_tol: float = setting(
+        1e-4,
+        help="weights below this times the largest become exactly zero",
+        rule=between(0, 1, open_high=True),
+        metavar="T",
+    )
+    threads: int | None = setting(
+        None,
+        help="threads of each process (driver or agent), whatever OMP_NUM_THREADS says",
+        rule=at_least(1),
+        metavar="N",
+        default_text="distgp chooses from the cores (or the agent's CPU share)",
+    )
+    device: str = setting(
+        "cpu",
+        help="where the dense work runs: cpu (numpy) or cuda, cuda:N (torch float64 on a GPU)",
+        rule=Rule(_valid_device_name, "cpu, cuda or cuda:N"),
+        metavar="cpu|cuda",
+    )
 
 
 @dataclass
 class ConsensusConfig:
-    """Agents and the quantised ADMM layer."""
+    """Agents and consensus: quantised ADMM."""
 
-    agents: int = 1
-    bits: int | None = 8
-    delta: float | None = None
-    quantize: bool = True
-    rho: float | None = None
-    max_rounds: int = 200
-    local_iterations: int = 5
-    abs_tol: float = 1e-4
-    rel_tol: float = 1e-3
+    agents: int = setting(1, help="number of agents N", rule=at_least(1), metavar="N")
+    bits: int | None = setting(
+        8,
+        help="bits per changed weight per message",
+        rule=between(2, 32),
+        metavar="B",
+        exclusive="quantisation",
+    )
+    delta: float | None = setting(
+        None,
+        help="uniform quantisation step instead of bits (takes precedence over bits)",
+        rule=positive(),
+        metavar="D",
+        exclusive="quantisation",
+    )
+    quantize: bool = setting(
+        True,
+        help="quantised messages (false, --no-quantize: float64 messages)",
+        exclusive="quantisation",
+    )
+    rho: float | None = setting(
+        None,
+        help="initial ADMM penalty",
+        rule=positive(),
+        metavar="RHO",
+        default_text="from the agents' curvature",
+    )
+    max_rounds: int = setting(
+        200, help="ADMM round cap", rule=at_least(1), flag="rounds", metavar="R"
+    )
+    local_iterations: int = setting(
+        5, help="DSCA iterations per agent per round", rule=at_least(1), metavar="K"
+    )
+    abs_tol: float = setting(
+        1e-4, help="absolute tolerance of ADMM's stopping rule", rule=positive(), metavar="T"
+    )
+    rel_tol: float = setting(
+        1e-3, help="relative tolerance of ADMM's stopping rule", rule=positive(), metavar="T"
+    )
 
 
 @dataclass
 class BackendConfig:
-    """Where the agents run."""
+    """Where agents run."""
 
-    name: str | None = None  # inline | ray; default inline for 1 agent, ray otherwise
-    address: str | None = None
-    cpus_per_agent: float | None = None
-    round_timeout: float | None = 600.0  # seconds; a slower agent is left out of the round
-    gpus_per_agent: float | None = None  # GPUs each Ray agent reserves (fractional allowed)
+    name: str | None = setting(
+        None,
+        help="inline or ray",
+        rule=one_of("inline", "ray"),
+        flag="backend",
+        metavar="inline|ray",
+        default_text="inline for 1 agent, ray otherwise",
+    )
+    address: str | None = setting(
+        None,
+        help="join this Ray cluster (auto, HOST:PORT)",
+        metavar="ADDR",
+        default_text="start a local Ray instance",
+    )
+    cpus_per_agent: float | None = setting(
+        None,
+        help="CPUs reserved per agent",
+        rule=positive(),
+        metavar="C",
+        default_text="share the machine",
+    )
+    round_timeout: float | None = setting(
+        600.0,
+        help="seconds after which a slower agent is left out of the round",
+        rule=positive(),
+        metavar="SEC",
+    )
+    gpus_per_agent: float | None = setting(
+        None,
+        help="GPUs each Ray agent reserves, fractional allowed (needs device cuda)",
+        rule=positive(),
+        metavar="G",
+    )
+
+
+def _valid_budget(budget: int) -> bool:
+    return budget == 0 or budget >= 2
 
 
 @dataclass
 class TuneConfig:
-    """Outer model choice on held-out training data (distgp.tune)."""
+    """Outer model choice: held-out training data and BKB (distgp.tune)."""
 
-    horizon: int | None = None  # held-out points per rolling origin (default 10% of n, >= 4)
-    origins: int = 2  # rolling origins of a 1-D series
-    folds: int = 4  # K of K-fold validation for other data
-    budget: int = 0  # BKB evaluations over outer settings (0: off; distgp fit --tune)
-    tunables: str = "trend,levels,components,noise_floor,transform"  # comma-separated
+    horizon: int | None = setting(
+        None,
+        help="held-out points per rolling origin",
+        rule=at_least(1),
+        metavar="H",
+        default_text="10% of n, at least 4",
+    )
+    origins: int = setting(2, help="rolling origins of a 1-D series", rule=at_least(1), metavar="K")
+    folds: int = setting(
+        4, help="K of K-fold validation for other data", rule=at_least(2), metavar="K"
+    )
+    budget: int = setting(
+        0,
+        help="BKB evaluations over outer settings, each a fit scored on held-out training data "
+        "(writes tune.csv and tune.png; 0: off)",
+        rule=Rule(_valid_budget, "at least 2 evaluations (or 0: off)"),
+        flag="tune",
+        metavar="BUDGET",
+    )
+    tunables: str = setting(
+        "trend,levels,components,noise_floor,transform",
+        help="settings the tune searches, comma-separated",
+        rule=checked_by(_valid_tunables, "known tunables"),
+        metavar="A,B",
+    )
 
 
 @dataclass
 class FitConfig:
     """Everything ``distgp fit`` and :class:`~distgp.GSMPRegressor` need."""
 
-    data: DataConfig = field(default_factory=DataConfig)
-    kernel: KernelConfig = field(default_factory=KernelConfig)
-    learn: LearnConfig = field(default_factory=LearnConfig)
-    consensus: ConsensusConfig = field(default_factory=ConsensusConfig)
-    backend: BackendConfig = field(default_factory=BackendConfig)
-    predict: str | None = None  # private | pooled; default private for more than one agent
-    tune: TuneConfig = field(default_factory=TuneConfig)
-    seed: int = 0
-    out: str = "runs/fit"
+    data: DataConfig = section(DataConfig)
+    kernel: KernelConfig = section(KernelConfig)
+    learn: LearnConfig = section(LearnConfig)
+    consensus: ConsensusConfig = section(ConsensusConfig)
+    backend: BackendConfig = section(BackendConfig)
+    predict: str | None = setting(
+        None,
+        help="private (each agent predicts from its own shard, the driver combines them by "
+        "rBCM) or pooled (exact: moves every training point to the driver)",
+        rule=one_of("private", "pooled"),
+        metavar="private|pooled",
+        default_text="private for more than one agent",
+    )
+    tune: TuneConfig = section(TuneConfig)
+    seed: int = setting(
+        0, help="random seed", rule=Rule(lambda v: v >= 0, "a non-negative integer")
+    )
+    out: str = setting("runs/fit", help="output folder", metavar="DIR")
 
     def validate(self) -> FitConfig:
-        """Check value ranges; raise :class:`ConfigError` naming the first bad key."""
-        _check(self.seed >= 0, f"seed must be a non-negative integer, got {self.seed}")
-        c = self.consensus
-        _check(c.agents >= 1, f"agents must be at least 1, got {c.agents}")
-        if c.quantize:
-            _check(
-                c.bits is not None or c.delta is not None,
-                "quantisation needs bits (2..32) or delta (> 0); or set quantize: false",
-            )
-            if c.delta is not None:
-                _check(c.delta > 0, f"delta must be positive, got {c.delta}")
-            elif c.bits is not None:
-                _check(2 <= c.bits <= 32, f"bits must be in 2..32, got {c.bits}")
-        _check(c.max_rounds >= 1, f"max_rounds must be at least 1, got {c.max_rounds}")
+        """Check every value (:func:`~distgp.settings.check_settings`) and the rules between
+        settings; raise :class:`ConfigError` naming the first bad setting."""
+        check_settings(self)
+        c, d, b = self.consensus, self.data, self.backend
         _check(
-            c.local_iterations >= 1,
-            f"local_iterations must be at least 1, got {c.local_iterations}",
-        )
-        _check(c.rho is None or c.rho > 0, f"rho must be positive, got {c.rho}")
-        k = self.kernel
-        _check(
-            k.grid in ("data", "reference"),
-            f"kernel grid must be data or reference, got {k.grid!r}",
-        )
-        _check(
-            k.components is None or k.components >= 1,
-            f"components (M) must be at least 1, got {k.components}",
-        )
-        _check(
-            k.components is None or k.components <= MAX_COMPONENTS,
-            f"components (M) must be at most {MAX_COMPONENTS}, got {k.components}: every DSCA "
-            "iteration costs O(M n^2); the defaults are 500 in 1-D and 100 per dimension",
-        )
-        _check(k.levels is None or k.levels >= 1, f"levels must be at least 1, got {k.levels}")
-        _check(k.frequency_scale > 0, f"frequency_scale must be positive, got {k.frequency_scale}")
-        self._validate_forecasting()
-        lr = self.learn
-        _check(
-            lr.solver in ("closed_form", "cvxpy"),
-            f"solver must be closed_form or cvxpy, got {lr.solver!r}",
-        )
-        _check(lr.blocks >= 1, f"blocks must be at least 1, got {lr.blocks}")
-        _check(
-            lr.max_iterations >= 1, f"max_iterations must be at least 1, got {lr.max_iterations}"
-        )
-        _check(
-            lr.inner_iterations >= 1,
-            f"inner_iterations must be at least 1, got {lr.inner_iterations}",
-        )
-        _check(lr.tol > 0, f"tol must be positive, got {lr.tol}")
-        _check(lr.kkt_tol > 0, f"kkt_tol must be positive, got {lr.kkt_tol}")
-        _check(0 < lr.noise_floor < 1, f"noise_floor must be in (0, 1), got {lr.noise_floor}")
-        _check(0 <= lr.prune_tol < 1, f"prune_tol must be in [0, 1), got {lr.prune_tol}")
-        _check(
-            lr.threads is None or lr.threads >= 1,
-            f"threads must be at least 1, got {lr.threads}; omit it to let distgp choose",
-        )
-        d = self.data
-        _check(d.min_shard_size >= 1, f"min_shard_size must be at least 1, got {d.min_shard_size}")
-        _check(
-            self.predict in (None, "private", "pooled"),
-            f"predict must be private or pooled, got {self.predict!r}",
+            not c.quantize or c.bits is not None or c.delta is not None,
+            "consensus.quantize needs consensus.bits (2..32) or consensus.delta (> 0); or set "
+            "it to false",
+            "consensus.quantize",
         )
         if d.shards is not None:
-            _check(len(d.shards) >= 1, "shards must list at least one file")
+            _check(len(d.shards) >= 1, "data.shards must list at least one file", "data.shards")
             _check(
                 self.predict != "pooled",
-                "pooled prediction needs the training data in the driver, which never reads "
-                "shard files; use private prediction (the default)",
+                "predict: pooled prediction needs the training data in the driver, which never "
+                "reads shard files; use private prediction (the default)",
+                "predict",
             )
             _check(
                 d.placements is None or len(d.placements) == len(d.shards),
-                f"placements must have one entry per shard file ({len(d.shards)})",
+                f"data.placements must have one entry per shard file ({len(d.shards)})",
+                "data.placements",
             )
         _check(
-            d.shard in ("random", "contiguous") or d.shard.startswith("column:"),
-            f"shard must be random, contiguous or column:NAME, got {d.shard!r}",
-        )
-        _check(
-            d.test_fraction is None or 0 <= d.test_fraction < 1,
-            f"test_fraction must be in [0, 1), got {d.test_fraction}",
-        )
-        b = self.backend
-        _check(b.name in (None, "inline", "ray"), f"backend must be inline or ray, got {b.name!r}")
-        _check(
             b.address is None or b.name != "inline",
-            "--address needs the ray backend; add --backend ray",
+            "backend.address needs the ray backend; set backend.name to ray",
+            "backend.address",
         )
-        _check(b.cpus_per_agent is None or b.cpus_per_agent > 0, "cpus_per_agent must be positive")
-        _check(b.round_timeout is None or b.round_timeout > 0, "round_timeout must be positive")
         self._validate_device()
         return self
-
-    def _validate_forecasting(self) -> None:
-        """Trend, output transform and the outer choice (distgp.tune)."""
-        from distgp.kernels.trend import TREND_KINDS
-        from distgp.transforms import parse_transform
-        from distgp.tune import check_tunables
-
-        k, t = self.kernel, self.tune
-        _check(
-            k.trend == "auto" or k.trend in TREND_KINDS,
-            f"trend must be auto or one of {', '.join(TREND_KINDS)}, got {k.trend!r}",
-        )
-        parse_transform(k.transform)
-        _check(t.horizon is None or t.horizon >= 1, f"tune horizon must be >= 1, got {t.horizon}")
-        _check(t.origins >= 1, f"tune origins must be at least 1, got {t.origins}")
-        _check(t.folds >= 2, f"tune folds must be at least 2, got {t.folds}")
-        _check(
-            t.budget == 0 or t.budget >= 2,
-            f"tune budget must be at least 2 evaluations (or 0: off), got {t.budget}",
-        )
-        check_tunables([s.strip() for s in t.tunables.split(",") if s.strip()])
 
     def _validate_device(self) -> None:
         """``device`` and ``gpus_per_agent`` (GPUs of Ray agents are checked where they run)."""
         from distgp.kernels.compute import check_device
 
-        gpus = self.backend.gpus_per_agent
-        if gpus is None:
-            check_device(self.learn.device)  # the agents run on this machine
+        if self.backend.gpus_per_agent is None:
+            try:
+                check_device(self.learn.device)  # the agents run on this machine
+            except ConfigError as exc:
+                raise ConfigError(f"learn.device: {exc}", "learn.device") from None
             return
-        _check(gpus > 0, f"gpus_per_agent must be positive, got {gpus}")
         _check(
             self.backend_name == "ray",
-            "--gpus-per-agent places Ray agents on GPUs; add --backend ray (or --agents N > 1)",
+            "backend.gpus_per_agent places Ray agents on GPUs; set backend.name to ray "
+            "(or more than one agent)",
+            "backend.gpus_per_agent",
         )
         _check(
             self.learn.device == "cuda" or self.learn.device.startswith("cuda:"),
-            "--gpus-per-agent reserves GPUs the agents would not use; add --device cuda",
+            "backend.gpus_per_agent reserves GPUs the agents would not use; set learn.device "
+            "to cuda",
+            "backend.gpus_per_agent",
         )
 
     @property
@@ -255,9 +412,9 @@ class FitConfig:
         return "inline"
 
 
-def _check(condition: bool, message: str) -> None:
+def _check(condition: bool, message: str, setting_path: str | None = None) -> None:
     if not condition:
-        raise ConfigError(message)
+        raise ConfigError(message, setting=setting_path)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -353,8 +510,4 @@ def load_fit_config(path: str | Path | None) -> FitConfig:
 
 def override(config: Any, dotted: str, value: Any) -> None:
     """Set ``config.<dotted>`` (e.g. ``consensus.bits``) to an already-typed value."""
-    *parents, last = dotted.split(".")
-    target = config
-    for part in parents:
-        target = getattr(target, part)
-    setattr(target, last, value)
+    put(config, dotted, value)

@@ -140,8 +140,11 @@ def load_dataset(
     seed: int = 0,
 ) -> Dataset:
     """Load ``source`` (a path or ``builtin:NAME``) and validate it."""
-    if test_fraction is not None and not 0.0 <= test_fraction < 1.0:
-        raise InputDataError(f"test fraction must be in [0, 1), got {test_fraction}")
+    if test_fraction is not None:
+        from distgp.config import FitConfig
+        from distgp.settings import require
+
+        require(FitConfig, "data.test_fraction", test_fraction)
     if source.startswith("builtin:"):
         name = source.split(":", 1)[1].lower()
         if name not in BUILTINS:

@@ -179,8 +179,9 @@ def fit(
     if config.kernel.transform != "none":
         if shards is not None:
             raise ConfigError(
-                "output transforms need the training outputs in the driver, which never reads "
-                "shard files; use --transform none with --shards"
+                "kernel.transform: output transforms need the training outputs in the driver, "
+                "which never reads shard files; set it to none with data.shards",
+                setting="kernel.transform",
             )
         transform = OutputTransform.fitted(*parse_transform(config.kernel.transform), y)
         y_raw, y = y, transform.forward(y)
@@ -335,7 +336,7 @@ def predict_with_agents(
             raise ModelFileError(
                 f"{d.source} does not give the data this model's agents were fitted on (the "
                 "file changed, or the fit was given arrays): predict with the fitted estimator, "
-                "or refit with --predict pooled"
+                "or refit with predict: pooled"
             )
     theta = np.r_[model.weights, model.noise_variance]
     owned = backend is None

@@ -21,9 +21,37 @@ from distgp.config import (
     TuneConfig,
 )
 from distgp.data import check_X, check_X_y
-from distgp.exceptions import InputDataError, NotFittedError
+from distgp.exceptions import ConfigError, InputDataError, NotFittedError
+from distgp.settings import put
 
 MIN_SAMPLES = 2  # a GP fit needs two points to standardise y
+
+PARAMETERS = {
+    "components": "kernel.components",
+    "grid": "kernel.grid",
+    "levels": "kernel.levels",
+    "trend": "kernel.trend",
+    "output_transform": "kernel.transform",
+    "tune": "tune.budget",
+    "noise_floor": "learn.noise_floor",
+    "solver": "learn.solver",
+    "blocks": "learn.blocks",
+    "max_iterations": "learn.max_iterations",
+    "tol": "learn.tol",
+    "agents": "consensus.agents",
+    "backend": "backend.name",
+    "address": "backend.address",
+    "bits": "consensus.bits",
+    "delta": "consensus.delta",
+    "rounds": "consensus.max_rounds",
+    "local_iterations": "consensus.local_iterations",
+    "rho": "consensus.rho",
+    "shard": "data.shard",
+    "threads": "learn.threads",
+    "device": "learn.device",
+}
+"""Constructor parameter -> the setting it sets (:mod:`distgp.config`), whose default, check and
+meaning it takes; ``random_state`` becomes ``seed``, ``warm_start`` is the estimator's own."""
 
 
 class GSMPRegressor(RegressorMixin, BaseEstimator):
@@ -149,38 +177,22 @@ class GSMPRegressor(RegressorMixin, BaseEstimator):
         self.device = device
 
     def _config(self) -> FitConfig:
-        quantize = self.bits is not None or self.delta is not None
-        return FitConfig(
-            data=DataConfig(source="<array>", shard=self.shard),
-            kernel=KernelConfig(
-                grid=self.grid,
-                components=self.components,
-                levels=self.levels,
-                trend=self.trend,
-                transform=self.output_transform,
-            ),
-            learn=LearnConfig(
-                solver=self.solver,
-                blocks=self.blocks,
-                max_iterations=self.max_iterations,
-                tol=self.tol,
-                noise_floor=self.noise_floor,
-                threads=self.threads,
-                device=self.device,
-            ),
-            consensus=ConsensusConfig(
-                agents=self.agents,
-                bits=self.bits if self.delta is None else None,
-                delta=self.delta,
-                quantize=quantize,
-                rho=self.rho,
-                max_rounds=self.rounds,
-                local_iterations=self.local_iterations,
-            ),
-            backend=BackendConfig(name=self.backend, address=self.address),
-            tune=TuneConfig(budget=self.tune),
-            seed=_seed(self.random_state),
-        ).validate()
+        """The settings of this estimator; a bad value raises :class:`ConfigError` naming the
+        parameter."""
+        config = FitConfig()
+        config.data.source = "<array>"
+        for parameter, path in PARAMETERS.items():
+            put(config, path, getattr(self, parameter))
+        config.consensus.quantize = self.bits is not None or self.delta is not None
+        config.seed = _seed(self.random_state)
+        try:
+            return config.validate()
+        except ConfigError as exc:
+            names = {path: parameter for parameter, path in PARAMETERS.items()}
+            if exc.setting not in names:
+                raise
+            message = str(exc).replace(exc.setting, names[exc.setting], 1)
+            raise ConfigError(message, setting=exc.setting) from None
 
     def fit(self, X, y) -> GSMPRegressor:
         """Learn the kernel weights and condition the GP on ``(X, y)``.

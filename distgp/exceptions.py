@@ -19,7 +19,19 @@ class InputDataError(DistGPError, ValueError):
 
 
 class ConfigError(DistGPError, ValueError):
-    """A configuration value or command-line option that is invalid."""
+    """A configuration value or command-line option that is invalid.
+
+    Attributes:
+        setting: the dotted key of the setting at fault (``learn.max_iterations``), when one is;
+            the command line names the flag that sets it, the estimator its parameter.
+    """
+
+    def __init__(self, message: str, setting: str | None = None) -> None:
+        super().__init__(message)
+        self.setting = setting
+
+    def __reduce__(self):  # keeps ``setting`` through pickling (Ray sends errors back)
+        return type(self), (str(self), self.setting)
 
 
 class ModelFileError(DistGPError, ValueError):

@@ -28,13 +28,16 @@ def check_output_dir(path: str | os.PathLike) -> Path:
     out = Path(path)
     if out.exists():
         if not out.is_dir():
-            raise ConfigError(f"output path {out} exists and is not a folder; choose another --out")
+            raise ConfigError(
+                f"output path {out} exists and is not a folder; choose another", setting="out"
+            )
         try:
             with tempfile.TemporaryFile(dir=out):
                 pass
         except OSError as exc:
             raise ConfigError(
-                f"output folder {out} is not writable ({exc.strerror}); choose another --out"
+                f"output folder {out} is not writable ({exc.strerror}); choose another",
+                setting="out",
             ) from None
         return out
     missing = [out.absolute()]
@@ -44,7 +47,8 @@ def check_output_dir(path: str | os.PathLike) -> Path:
         out.mkdir(parents=True)
     except OSError as exc:
         raise ConfigError(
-            f"cannot create output folder {out} ({exc.strerror}); choose another --out"
+            f"cannot create output folder {out} ({exc.strerror}); choose another",
+            setting="out",
         ) from None
     for folder in missing:
         folder.rmdir()
@@ -55,12 +59,15 @@ def ensure_output_dir(path: str | os.PathLike) -> Path:
     """Create ``path`` if needed and check that it is a writable folder."""
     out = Path(path)
     if out.exists() and not out.is_dir():
-        raise ConfigError(f"output path {out} exists and is not a folder; choose another --out")
+        raise ConfigError(
+            f"output path {out} exists and is not a folder; choose another", setting="out"
+        )
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise ConfigError(
-            f"cannot create output folder {out} ({exc.strerror}); choose another --out"
+            f"cannot create output folder {out} ({exc.strerror}); choose another",
+            setting="out",
         ) from None
     return check_output_dir(out)
 

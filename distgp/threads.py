@@ -45,10 +45,11 @@ def check_threads(threads: int | None) -> int | None:
     """Validate an explicit thread count (``None``: let distgp choose)."""
     if threads is not None and (isinstance(threads, bool) or int(threads) != threads):
         raise ConfigError(f"threads must be a whole number, got {threads!r}")
-    if threads is not None and threads < 1:
-        raise ConfigError(
-            f"threads must be at least 1, got {threads}; omit it to let distgp choose"
-        )
+    if threads is not None:
+        from distgp.config import FitConfig
+        from distgp.settings import require
+
+        require(FitConfig, "learn.threads", threads)
     return threads
 
 

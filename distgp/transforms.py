@@ -76,7 +76,7 @@ class OutputTransform:
         if bad:
             raise InputDataError(
                 f"the {self.kind} output transform needs positive outputs, but {what} hold {bad} "
-                "value(s) <= 0; use --transform none or shift the data"
+                "value(s) <= 0; set the transform to none or shift the data"
             )
 
     def forward(self, y: np.ndarray) -> np.ndarray:

@@ -120,20 +120,23 @@ CLI_CASES = {
     "fit: config file with broken YAML": ("fit --config {bad_syntax}", "not valid YAML"),
     "fit: missing config file": ("fit --config {folder}/none.yaml", "does not exist"),
     "fit: values whose squares overflow": ("fit --data {overflow}", "rescale them"),
-    "fit: M < 1": ("fit --data {good} --components 0", "at least 1"),
-    "fit: M absurdly large": ("fit --data {good} --components 100000000", "at most 100000"),
+    "fit: M < 1": ("fit --data {good} --components 0", "components must be in 1..100000"),
+    "fit: M absurdly large": ("fit --data {good} --components 100000000", "1..100000, got"),
     "fit: negative seed": ("fit --data {good} --seed -1", "seed must be a non-negative"),
     "fit: agents < 1": ("fit --data {good} --agents 0", "at least 1"),
     "fit: --threads 0": ("fit --data {good} --threads 0", "threads must be at least 1"),
     "fit: --device cuda without that GPU": ("fit --data {good} --device cuda:99", "cuda:99"),
-    "fit: unknown --device": ("fit --data {good} --device gpu", "choose cpu or cuda"),
+    "fit: unknown --device": (
+        "fit --data {good} --device gpu",
+        "learn.device must be cpu, cuda or cuda:N",
+    ),
     "fit: --gpus-per-agent without Ray": (
         "fit --data {good} --gpus-per-agent 0.5 --device cuda --backend inline",
-        "add --backend ray",
+        "set backend.name to ray",
     ),
     "fit: --gpus-per-agent on CPU agents": (
         "fit --data {good} --agents 2 --gpus-per-agent 0.5 --device cpu",
-        "add --device cuda",
+        "set learn.device to cuda",
     ),
     "fit: more agents than points": (
         "fit --data {small} --agents 4 --backend inline",
@@ -189,7 +192,7 @@ CLI_CASES = {
     "optimize: negative seed": ("optimize --seed -3", "seed must be a non-negative"),
     "optimize: unknown function name": ("optimize --function nosuch", "unknown function 'nosuch'"),
     "optimize: callable that cannot be imported": ("optimize --function nomod:fn", "cannot import"),
-    "optimize: fewer than 2 arms": ("optimize --arms 1", "at least 2 arms"),
+    "optimize: fewer than 2 arms": ("optimize --arms 1", "arms.count must be at least 2"),
     "optimize: space with low >= high": ("optimize --config {empty_range}", "must be below high"),
     "optimize: parameter of zero width": ("optimize --config {zero_width}", "has zero width"),
     "optimize: re-sparsification factor below 1": (

@@ -46,49 +46,132 @@ def test_flag_prefixes_are_refused(argv, capsys):
     assert len(err) == 1 and f"unrecognized arguments: {argv[1]}" in err[0]
 
 
-# fit flag -> (config section.key, GSMPRegressor parameter)
-SETTINGS = {
-    "--max-iterations": ("learn.max_iterations", "max_iterations"),
-    "--local-iterations": ("consensus.local_iterations", "local_iterations"),
-    "--blocks": ("learn.blocks", "blocks"),
-    "--noise-floor": ("learn.noise_floor", "noise_floor"),
-    "--rounds": ("consensus.max_rounds", "rounds"),
-    "--bits": ("consensus.bits", "bits"),
-    "--agents": ("consensus.agents", "agents"),
-}
+def help_entry(help_text: str, flag: str) -> str:
+    entry = re.search(r"^  " + re.escape(flag) + r"(?= )[^\n]*(?:\n {20,}[^\n]*)*", help_text, re.M)
+    assert entry, f"{flag} is not in the --help text"
+    return " ".join(entry.group(0).split())
 
 
-def help_default(help_text: str, flag: str) -> float:
-    entry = re.search(r"^  " + re.escape(flag) + r"\b[^\n]*(?:\n {20,}[^\n]*)*", help_text, re.M)
-    assert entry, f"{flag} is not in 'distgp fit --help'"
-    found = re.search(r"\(default ([0-9.e+-]+)\)", " ".join(entry.group(0).split()))
-    assert found, f"{flag}: no '(default N)' in its help"
-    return float(found.group(1))
+def command_help(command: str, capsys) -> str:
+    with pytest.raises(SystemExit):
+        main([command, "--help"])
+    return capsys.readouterr().out
 
 
-def test_defaults_agree_between_cli_config_estimator_and_driver(capsys):
+@pytest.mark.parametrize("command", ["fit", "optimize"])
+def test_every_flag_is_a_setting_with_its_default_and_help(command, capsys):
+    """The flags come from the settings: each shows the setting's help and default."""
+    from distgp.bandit.config import OptimizeConfig
+    from distgp.config import FitConfig
+    from distgp.settings import entries
+
+    cls = FitConfig if command == "fit" else OptimizeConfig
+    help_text = command_help(command, capsys)
+    parser = next(p for p in all_parsers(build_parser()) if p.prog.endswith(command))
+    table = parser.get_default("flag_table")
+    flagged = [e for e in entries(cls) if e.spec.flag != ""]
+    assert len(flagged) >= 15
+    for e in flagged:
+        flag = table.flag_of(e.path)
+        text = help_entry(help_text, flag)
+        assert " ".join(e.spec.help.split())[:40] in text, flag
+        shown = e.describe_default()
+        if shown is not None:
+            assert f"(default {shown})" in text, flag
+
+
+def test_defaults_agree_between_config_estimator_driver_and_agents():
+    """One default per setting: the estimator, the driver's agent settings and the algorithm
+    classes take theirs from the config classes."""
     from distgp import GSMPRegressor
     from distgp.agents.agent import AgentSettings
     from distgp.config import FitConfig
+    from distgp.consensus.admm import ADMMOptions
     from distgp.driver import agent_settings
+    from distgp.estimator import PARAMETERS
     from distgp.learn.dsca import DSCAOptions
+    from distgp.settings import entry, get
 
-    with pytest.raises(SystemExit):
-        main(["fit", "--help"])
-    help_text = capsys.readouterr().out
     config = FitConfig()
-    estimator = {name: p.default for name, p in inspect.signature(GSMPRegressor).parameters.items()}
-    for flag, (dotted, param) in SETTINGS.items():
-        section, key = dotted.split(".")
-        value = getattr(getattr(config, section), key)
-        assert help_default(help_text, flag) == value, flag
-        assert estimator[param] == value, param
-    settings = agent_settings(FitConfig())  # what the driver sends the agents
-    assert settings.dsca.max_iterations == config.learn.max_iterations
-    assert settings.local_iterations == config.consensus.local_iterations
+    signature = inspect.signature(GSMPRegressor).parameters
+    assert set(PARAMETERS) == set(signature) - {"random_state", "warm_start"}
+    for parameter, path in PARAMETERS.items():
+        assert signature[parameter].default == entry(FitConfig, path).default, parameter
+    assert signature["random_state"].default == config.seed
+    settings = agent_settings(config)  # what the driver sends the agents
+    sent = {
+        "learn.max_iterations": settings.dsca.max_iterations,
+        "learn.tol": settings.dsca.tol,
+        "learn.kkt_tol": settings.dsca.kkt_tol,
+        "learn.blocks": settings.dsca.blocks,
+        "learn.prune_tol": settings.dsca.prune_tol,
+        "learn.inner_iterations": settings.inner_iterations,
+        "consensus.local_iterations": settings.local_iterations,
+        "learn.noise_floor": settings.noise_floor,
+    }
+    for path, value in sent.items():
+        assert value == get(config, path), path
     agent_default = {f.name: f.default for f in dataclasses.fields(AgentSettings)}
     assert agent_default["local_iterations"] == config.consensus.local_iterations
-    assert DSCAOptions().max_iterations == config.learn.max_iterations
+    assert agent_default["inner_iterations"] == config.learn.inner_iterations
+    dsca = DSCAOptions()
+    for name in ("max_iterations", "tol", "kkt_tol", "blocks", "prune_tol"):
+        assert getattr(dsca, name) == getattr(config.learn, name), name
+    admm = ADMMOptions()
+    for name in ("max_rounds", "abs_tol", "rel_tol", "rho"):
+        assert getattr(admm, name) == getattr(config.consensus, name), name
+
+
+@pytest.mark.parametrize(
+    ("make", "setting", "parameter"),
+    [
+        (lambda: __import__("distgp").GSMPRegressor(rounds=0), "consensus.max_rounds", "rounds"),
+        (lambda: __import__("distgp").GSMPRegressor(blocks=0), "learn.blocks", "blocks"),
+    ],
+)
+def test_errors_name_the_setting_the_parameter_and_the_flag(make, setting, parameter, tmp_path):
+    """The library names the estimator's parameter; the command line adds the flag."""
+    from distgp.config import FitConfig
+    from distgp.exceptions import ConfigError
+    from distgp.learn.dsca import DSCAOptions
+
+    with pytest.raises(ConfigError, match=rf"^{parameter} must be at least 1, got 0$") as exc:
+        make()._config()
+    assert exc.value.setting == setting
+    config = FitConfig()
+    config.learn.blocks = 0
+    with pytest.raises(ConfigError, match=r"^learn.blocks must be at least 1, got 0$"):
+        config.validate()
+    with pytest.raises(ConfigError, match=r"^learn.blocks must be at least 1"):
+        DSCAOptions(blocks=0)  # the algorithm class runs the same check
+
+
+def test_cli_error_names_setting_and_flag(capsys, tmp_path):
+    code = main(["fit", "--blocks", "0", "--quiet", "--out", str(tmp_path / "o")])
+    err = capsys.readouterr().err.strip()
+    assert code == 2
+    assert err == "distgp fit: error: learn.blocks must be at least 1, got 0 (flag --blocks)"
+    config = tmp_path / "c.yaml"
+    config.write_text("learn:\n  blocks: 0\n")
+    code = main(["fit", "--config", str(config), "--quiet", "--out", str(tmp_path / "o")])
+    assert code == 2  # the same check, whether the value came from a flag or the file
+    assert "learn.blocks must be at least 1, got 0" in capsys.readouterr().err
+
+
+def test_optimize_switches_and_renamed_flags_set_their_settings():
+    from distgp.cli.optimize import _config
+
+    parser = build_parser()
+    args = parser.parse_args(["optimize", "--batch", "--maximize", "--noise", "0.5", "--arms", "9"])
+    config = _config(args)
+    assert config.bandit.batch and config.maximize
+    assert config.noise_std == 0.5 and config.arms.count == 9
+    args = parser.parse_args(["fit", "--no-quantize", "--rounds", "7", "--tune", "4"])
+    from distgp.cli.fit import _config as fit_config
+
+    config = fit_config(args)
+    assert not config.consensus.quantize
+    assert config.consensus.max_rounds == 7 and config.tune.budget == 4
 
 
 def test_numerical_failure_is_exit_1_with_one_line(tmp_path, capsys, monkeypatch):

@@ -198,12 +198,12 @@ def test_callable_with_a_space_section(tmp_path, capsys, user_module):
 
 BAD_INPUTS = [
     (["--budget", "0"], "budget must be at least 1"),
-    (["--arms", "1"], "at least 2 arms"),
+    (["--arms", "1"], "arms.count must be at least 2"),
     (["--function", "rosenbrock"], "unknown function 'rosenbrock'"),
     (["--function", "no_such_module_xyz:f"], "cannot import module 'no_such_module_xyz'"),
     (["--function", "math:no_such_function"], "has no attribute"),
     (["--function", "math:sqrt"], "no bounds attribute"),
-    (["--beta", "loose"], "bandit.beta must be practical, theory or a number"),
+    (["--beta", "loose"], "bandit.beta must be practical, theory or a positive number"),
     (["--budget", "ten"], "expected an integer"),
 ]
 

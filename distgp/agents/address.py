@@ -35,5 +35,5 @@ def check_ray_address(address: str | None, timeout: float = CONNECT_TIMEOUT) -> 
         reason = exc.strerror or type(exc).__name__
         raise BackendError(
             f"cannot reach the Ray cluster at {address} ({reason}); start it with "
-            "'ray start --head' or check --address"
+            "'ray start --head' or check the address (backend.address)"
         ) from None

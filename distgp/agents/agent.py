@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from distgp.config import ConsensusConfig, LearnConfig
 from distgp.consensus.admm import Penalty, RoundReply, RoundRequest
 from distgp.consensus.quantizer import DeltaCoder
 from distgp.consensus.wire import decode, encode
@@ -91,10 +92,10 @@ class AgentSettings:
     """
 
     noise_floor: float
-    solver: str = "closed_form"
-    inner_iterations: int = 1
+    solver: str = LearnConfig.solver
+    inner_iterations: int = LearnConfig.inner_iterations
     dsca: DSCAOptions = field(default_factory=DSCAOptions)
-    local_iterations: int = 5
+    local_iterations: int = ConsensusConfig.local_iterations
     bits: int | None = None
     delta: float | None = None
     seed: int = 0

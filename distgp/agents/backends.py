@@ -274,8 +274,8 @@ class RayBackend(Backend):
         self._share = share
         if self.gpus_per_agent and not cluster_gpus():
             raise BackendError(
-                f"--gpus-per-agent {self.gpus_per_agent:g} asks for GPUs, but the Ray cluster has "
-                "none; add GPU nodes (cluster/ has a GPU worker type) or drop --gpus-per-agent"
+                f"backend.gpus_per_agent {self.gpus_per_agent:g} asks for GPUs, but the Ray "
+                "cluster has none; add GPU nodes (cluster/ has a GPU worker type) or drop it"
             )
         threads = self.threads or max(1, int(share))
         bases = (_RayAgent,) if self.agent_class is Agent else (_RayAgent, self.agent_class)
@@ -292,7 +292,8 @@ class RayBackend(Backend):
             self._release_agents()  # pending actors would hold on to the cluster's CPUs
             raise BackendError(
                 f"the {len(shards)} agents did not start within {START_TIMEOUT:g} s (each needs "
-                f"{share:g} CPU, the cluster has {total:g}); lower --cpus-per-agent or add nodes"
+                f"{share:g} CPU, the cluster has {total:g}); lower backend.cpus_per_agent or add "
+                "nodes"
             ) from None
         self._nodes = [str(n) for n in nodes]
 
@@ -452,9 +453,15 @@ def make_backend(
     """Build a backend by name (``inline`` or ``ray``); see :class:`RayBackend` for the options."""
     if name == "inline":
         if address is not None:
-            raise ConfigError("--address needs the ray backend; add --backend ray")
+            raise ConfigError(
+                "backend.address needs the ray backend; set backend.name to ray",
+                setting="backend.address",
+            )
         if gpus_per_agent is not None:
-            raise ConfigError("--gpus-per-agent needs the ray backend; add --backend ray")
+            raise ConfigError(
+                "backend.gpus_per_agent needs the ray backend; set backend.name to ray",
+                setting="backend.gpus_per_agent",
+            )
         return InlineBackend()
     if name == "ray":
         return RayBackend(

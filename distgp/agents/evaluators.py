@@ -246,7 +246,10 @@ def make_evaluator(
     """An evaluator by backend name (``inline`` or ``ray``); see :class:`RayEvaluator`."""
     if name == "inline":
         if address is not None:
-            raise ConfigError("--address needs the ray backend; add --backend ray")
+            raise ConfigError(
+                "agents.address needs the ray backend; set agents.backend to ray",
+                setting="agents.address",
+            )
         return InlineEvaluator(objective, agents)
     if name == "ray":
         return RayEvaluator(objective, agents, address, share_fraction=share_fraction)

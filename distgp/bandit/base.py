@@ -180,29 +180,20 @@ class ArmBandit(ABC):
             raise ConfigError(
                 f"a bandit needs at least 2 arms as a finite A x D array, got shape {X.shape}"
             )
-        _positive("noise_variance", noise_variance)
         lam_given = lam is not None
         lam = noise_variance if lam is None else lam
-        _positive("lam", lam)
-        _positive("fnorm", fnorm, allow_zero=True)
-        if not 0 < delta < 1:
-            raise ConfigError(f"delta must be in (0, 1), got {delta}")
-        if isinstance(beta, str):
-            if beta not in BETA_MODES:
-                raise ConfigError(f"beta must be practical, theory or a number, got {beta!r}")
-        else:
-            _positive("beta", float(beta))
-        if not 0 <= epsilon < 1:
-            raise ConfigError(f"epsilon must be in [0, 1), got {epsilon}")
-        if not ratio_threshold > 1:
-            raise ConfigError(
-                "ratio_threshold must be above 1 (at 1 every batch has one arm), "
-                f"got {ratio_threshold}"
-            )
-        if max_batch is not None and max_batch < 1:
-            raise ConfigError(f"max_batch must be at least 1, got {max_batch}")
-        if initial < 1:
-            raise ConfigError(f"initial must be at least 1, got {initial}")
+        given = {
+            "noise_variance": noise_variance,
+            "lam": lam,
+            "fnorm": fnorm,
+            "delta": delta,
+            "beta": beta,
+            "epsilon": epsilon,
+            "ratio_threshold": ratio_threshold,
+            "max_batch": max_batch,
+            "initial": initial,
+        }
+        check_bandit_settings(given)
         self.arms = X
         self.kernel = kernel if kernel is not None else RBFKernel(default_lengthscale(X.shape[1]))
         self.noise_variance = float(noise_variance)
@@ -494,7 +485,7 @@ class ArmBandit(ABC):
         """Replace the kernel (e.g. after re-learning its weights), and the noise variance when
         given (``lam`` follows it unless ``lam`` was set); the data are kept."""
         if noise_variance is not None:
-            _positive("noise_variance", noise_variance)
+            check_bandit_settings({"noise_variance": noise_variance})
             self.noise_variance = float(noise_variance)
             if self._lam_follows_noise:
                 self.lam = self.noise_variance
@@ -699,8 +690,11 @@ class ArmBandit(ABC):
         return cls.from_state(state)
 
 
-def _positive(name: str, value: float, allow_zero: bool = False) -> None:
-    ok = value >= 0 if allow_zero else value > 0
-    if not (ok and math.isfinite(value)):
-        bound = "non-negative" if allow_zero else "positive"
-        raise ConfigError(f"{name} must be {bound}, got {value}")
+def check_bandit_settings(values: dict[str, Any]) -> None:
+    """Check bandit arguments with the rules of their settings (``bandit.<name>`` of
+    :class:`~distgp.bandit.config.OptimizeConfig`)."""
+    from distgp.bandit.config import OptimizeConfig
+    from distgp.settings import require
+
+    for name, value in values.items():
+        require(OptimizeConfig, f"bandit.{name}", value)

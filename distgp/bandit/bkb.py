@@ -39,9 +39,8 @@ from typing import Any
 
 import numpy as np
 
-from distgp.bandit.base import ArmBandit
+from distgp.bandit.base import ArmBandit, check_bandit_settings
 from distgp.bandit.nystrom import SPAN_RTOL, DTCState, check_arm_memory
-from distgp.exceptions import ConfigError
 
 
 class BKB(ArmBandit):
@@ -71,13 +70,7 @@ class BKB(ArmBandit):
     def __init__(
         self, arms: Any, kernel=None, *, qbar: float = 3.0, resparsify: float = 2.0, **options: Any
     ) -> None:
-        if not (qbar > 0 and math.isfinite(qbar)):
-            raise ConfigError(f"qbar must be positive, got {qbar}")
-        if not (resparsify >= 1 and math.isfinite(resparsify)):
-            raise ConfigError(
-                "resparsify must be at least 1 (1 resamples the dictionary at every step), "
-                f"got {resparsify}"
-            )
+        check_bandit_settings({"qbar": qbar, "resparsify": resparsify})
         self.qbar = float(qbar)
         self.resparsify = float(resparsify)
         super().__init__(arms, kernel, **options)

@@ -20,7 +20,8 @@ Sections (every key optional)::
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import math
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -28,28 +29,52 @@ from distgp.bandit.base import BETA_MODES
 from distgp.bandit.spaces import ARM_METHODS
 from distgp.config import build, read_yaml
 from distgp.exceptions import ConfigError
+from distgp.settings import (
+    Rule,
+    at_least,
+    between,
+    check_settings,
+    non_negative,
+    one_of,
+    positive,
+    section,
+    setting,
+)
 
 ALGORITHMS = ("bkb", "gpucb")
 KERNELS = ("rbf", "gsmp")
 
 
+def _valid_beta(beta: str | float) -> bool:
+    return beta in BETA_MODES if isinstance(beta, str) else beta > 0
+
+
 @dataclass
 class ArmsConfig:
-    """How the search space becomes arms.
+    """Arms: how the search space becomes arms.
 
     ``local`` new arms are added near the best point after every batch (a zooming heuristic in
     the spirit of Ada-BKB's adaptive discretisation; 0 keeps the arm set fixed).
     """
 
-    count: int = 2000
-    method: str = "sobol"  # sobol | random
-    local: int = 30
-    local_scale: float = 0.1  # step of local arms, encoded units (also /4 and /16)
+    count: int = setting(2000, help="arms drawn", rule=at_least(2), flag="arms", metavar="A")
+    method: str = setting(
+        "sobol", help="how arms are drawn: sobol or random", rule=one_of(*ARM_METHODS), flag=""
+    )
+    local: int = setting(
+        30, help="new arms near the best point per batch", rule=non_negative(), metavar="K"
+    )
+    local_scale: float = setting(
+        0.1,
+        help="step of local arms, encoded units (also /4 and /16)",
+        rule=between(0, 1, open_low=True),
+        flag="",
+    )
 
 
 @dataclass
 class BanditConfig:
-    """The algorithm and its parameters (see :class:`~distgp.bandit.base.ArmBandit`).
+    """Bandit: the algorithm and its parameters (see :class:`~distgp.bandit.base.ArmBandit`).
 
     The command line's default ``beta`` is a fixed 3 GP standard deviations, not the reference
     code's ``practical`` beta (the library default): on the built-in functions the reference beta
@@ -58,26 +83,62 @@ class BanditConfig:
     (``distgp bench bkb`` measures both).
     """
 
-    algorithm: str = "bkb"  # bkb | gpucb
-    batch: bool = False
-    ratio_threshold: float = 2.0
-    max_batch: int | None = None
-    qbar: float = 3.0
-    beta: str | float = 3.0  # practical | theory | c (GP standard deviations)
-    noise_variance: float = 1e-2
-    lam: float | None = None
-    fnorm: float = 1.0
-    delta: float = 0.5
-    epsilon: float = 0.5
-    initial: int = 2
-    resparsify: float = 2.0  # BKB: resample the dictionary when rho x its expected size; 1: always
-    repeat: bool | None = None  # evaluate an arm twice; default: only on a noisy built-in
+    algorithm: str = setting(
+        "bkb", help="bkb, or the exact gpucb baseline", rule=one_of(*ALGORITHMS), metavar="NAME"
+    )
+    batch: bool = setting(False, help="batch BKB: adaptive parallel batches")
+    ratio_threshold: float = setting(
+        2.0,
+        help="batch BKB: a batch ends when the variances grew by this factor (above 1)",
+        rule=Rule(lambda v: v > 1, "above 1 (at 1 every batch has one arm)"),
+        flag="",
+    )
+    max_batch: int | None = setting(
+        None, help="batch BKB: most arms per batch", rule=at_least(1), flag=""
+    )
+    qbar: float = setting(3.0, help="BKB: oversampling of the dictionary", rule=positive(), flag="")
+    beta: str | float = setting(
+        3.0,
+        help="UCB width: practical, theory, or a number of GP standard deviations",
+        rule=Rule(_valid_beta, "practical, theory or a positive number"),
+        metavar="B",
+    )
+    noise_variance: float = setting(
+        1e-2, help="noise variance of the rewards (standardised)", rule=positive(), flag=""
+    )
+    lam: float | None = setting(
+        None, help="regulariser (default: noise_variance)", rule=positive(), flag=""
+    )
+    fnorm: float = setting(1.0, help="RKHS norm bound of theory beta", rule=non_negative(), flag="")
+    delta: float = setting(
+        0.5,
+        help="confidence of theory beta",
+        rule=between(0, 1, open_low=True, open_high=True),
+        flag="",
+    )
+    epsilon: float = setting(
+        0.5,
+        help="accuracy of the Nyström approximation",
+        rule=between(0, 1, open_high=True),
+        flag="",
+    )
+    initial: int = setting(
+        2, help="random arms before the first UCB step", rule=at_least(1), flag=""
+    )
+    resparsify: float = setting(
+        2.0,
+        help="BKB: resample the dictionary when it is this times its expected size",
+        rule=Rule(lambda v: v >= 1 and math.isfinite(v), "at least 1 (1 resamples every step)"),
+        flag="",
+    )
+    repeat: bool | None = setting(
+        None, help="evaluate an arm twice (default: only on a noisy built-in)", flag=""
+    )
 
 
 @dataclass
 class KernelSection:
-    """The bandit kernel: GSMP weights re-learned by the agents (SLIM-KL, the default), or a fixed
-    RBF.
+    """Kernel: GSMP weights re-learned by the agents (SLIM-KL, the default), or a fixed RBF.
 
     With ``gsmp`` the first ``warmup`` evaluations use the RBF; then the agents re-learn the GSMP
     weights and the noise from the observations every ``refit_every`` evaluations, warm-started.
@@ -87,42 +148,84 @@ class KernelSection:
     every ``refit_every`` evaluations; a GSMP re-fit sets the noise the agents learned with it.
     """
 
-    name: str = "gsmp"  # gsmp | rbf
-    lengthscale: float | None = None  # RBF, encoded units; default 0.2 sqrt(D)
-    variance: float = 1.0
-    components: int | None = None  # GSMP M; default 8 per encoded dimension
-    levels: int | None = None
-    refit_every: int = 25  # evaluations between GSMP re-fits
-    warmup: int = 10  # successful evaluations before the first fit (RBF until then)
-    max_iterations: int = 50  # DSCA iterations of a single-agent fit
-    rounds: int = 10  # ADMM rounds of a multi-agent fit
-    evidence: bool = True  # RBF lengthscales and noise by the evidence
-    evidence_from: int = 5  # successful evaluations before the first evidence fit
+    name: str = setting(
+        "gsmp",
+        help="gsmp (re-learned by the agents every refit_every evaluations) or a fixed rbf",
+        rule=one_of(*KERNELS),
+        flag="kernel",
+        metavar="gsmp|rbf",
+    )
+    lengthscale: float | None = setting(
+        None,
+        help="fixed RBF lengthscale on encoded [0, 1] arms",
+        rule=positive(),
+        metavar="L",
+        default_text="0.2 sqrt(D), then by the evidence",
+    )
+    variance: float = setting(1.0, help="RBF prior variance", rule=positive(), flag="")
+    components: int | None = setting(
+        None, help="GSMP M (default 8 per encoded dimension)", rule=at_least(1), flag=""
+    )
+    levels: int | None = setting(None, help="GSMP bandwidth levels", rule=at_least(1), flag="")
+    refit_every: int = setting(
+        25, help="evaluations between GSMP re-fits", rule=at_least(1), flag=""
+    )
+    warmup: int = setting(
+        10, help="successful evaluations before the first GSMP fit", rule=at_least(2), flag=""
+    )
+    max_iterations: int = setting(
+        50, help="DSCA iterations of a single-agent re-fit", rule=at_least(1), flag=""
+    )
+    rounds: int = setting(10, help="ADMM rounds of a multi-agent re-fit", rule=at_least(1), flag="")
+    evidence: bool = setting(True, help="RBF lengthscales and noise by the evidence", flag="")
+    evidence_from: int = setting(
+        5, help="successful evaluations before the first evidence fit", rule=at_least(2), flag=""
+    )
 
 
 @dataclass
 class AgentsConfig:
-    """Agents that evaluate batches (and re-learn GSMP weights)."""
+    """Agents: they evaluate batches (and re-learn GSMP weights)."""
 
-    count: int = 1
-    backend: str | None = None  # inline | ray; default inline for 1 agent, ray otherwise
-    address: str | None = None
+    count: int = setting(1, help="evaluating agents", rule=at_least(1), flag="agents", metavar="N")
+    backend: str | None = setting(
+        None,
+        help="inline or ray",
+        rule=one_of("inline", "ray"),
+        metavar="inline|ray",
+        default_text="inline for 1 agent, ray otherwise",
+    )
+    address: str | None = setting(
+        None, help="Ray cluster address", metavar="ADDR", default_text="a local Ray instance"
+    )
 
 
 @dataclass
 class OptimizeConfig:
     """Everything ``distgp optimize`` needs."""
 
-    function: str = "branin"
-    budget: int = 100
-    maximize: bool = False
-    noise_std: float = 0.0
-    seed: int = 0
-    out: str = "runs/optimize"
-    arms: ArmsConfig = field(default_factory=ArmsConfig)
-    bandit: BanditConfig = field(default_factory=BanditConfig)
-    kernel: KernelSection = field(default_factory=KernelSection)
-    agents: AgentsConfig = field(default_factory=AgentsConfig)
+    function: str = setting(
+        "branin",
+        help="branin, hartmann6, ackley5, levy8 (minimised), or MODULE:CALLABLE",
+        metavar="NAME",
+    )
+    budget: int = setting(100, help="evaluations", rule=at_least(1), metavar="T")
+    maximize: bool = setting(False, help="maximise the callable's value")
+    noise_std: float = setting(
+        0.0,
+        help="noise added to a built-in function",
+        rule=non_negative(),
+        flag="noise",
+        metavar="STD",
+    )
+    seed: int = setting(
+        0, help="random seed", rule=Rule(lambda v: v >= 0, "a non-negative integer")
+    )
+    out: str = setting("runs/optimize", help="output folder", metavar="DIR")
+    arms: ArmsConfig = section(ArmsConfig)
+    bandit: BanditConfig = section(BanditConfig)
+    kernel: KernelSection = section(KernelSection)
+    agents: AgentsConfig = section(AgentsConfig)
     space: dict[str, Any] | None = None  # read as is (see load_optimize_config)
 
     @property
@@ -132,61 +235,26 @@ class OptimizeConfig:
         return "ray" if self.agents.count > 1 or self.agents.address else "inline"
 
     def validate(self) -> OptimizeConfig:
-        """Check value ranges; raise :class:`ConfigError` naming the first bad key."""
-        _check(self.budget >= 1, f"budget must be at least 1, got {self.budget}")
-        _check(self.seed >= 0, f"seed must be a non-negative integer, got {self.seed}")
-        _check(self.noise_std >= 0, f"noise_std must be non-negative, got {self.noise_std}")
-        a = self.arms
-        _check(a.count >= 2, f"the search space needs at least 2 arms, got {a.count}")
-        _check(a.method in ARM_METHODS, f"arms.method must be sobol or random, got {a.method!r}")
-        _check(a.local >= 0, f"arms.local must be non-negative, got {a.local}")
-        _check(0 < a.local_scale <= 1, f"arms.local_scale must be in (0, 1], got {a.local_scale}")
-        b = self.bandit
-        _check(
-            b.resparsify >= 1,
-            f"bandit.resparsify must be at least 1 (1 resamples every step), got {b.resparsify}",
-        )
-        _check(
-            b.algorithm in ALGORITHMS,
-            f"bandit.algorithm must be bkb or gpucb, got {b.algorithm!r}",
-        )
-        if isinstance(b.beta, str):
-            _check(
-                b.beta in BETA_MODES,
-                f"bandit.beta must be practical, theory or a number, got {b.beta!r}",
-            )
-        k = self.kernel
-        _check(k.name in KERNELS, f"kernel.name must be rbf or gsmp, got {k.name!r}")
-        _check(k.refit_every >= 1, f"kernel.refit_every must be at least 1, got {k.refit_every}")
-        _check(k.max_iterations >= 1, "kernel.max_iterations must be at least 1")
-        _check(k.rounds >= 1, "kernel.rounds must be at least 1")
-        _check(
-            k.evidence_from >= 2, f"kernel.evidence_from must be at least 2, got {k.evidence_from}"
-        )
-        _check(
-            k.components is None or k.components >= 1,
-            f"kernel.components must be at least 1, got {k.components}",
-        )
+        """Check every value and the rules between settings; raise :class:`ConfigError` naming
+        the first bad setting."""
+        check_settings(self)
         g = self.agents
-        _check(g.count >= 1, f"agents must be at least 1, got {g.count}")
-        _check(
-            g.backend in (None, "inline", "ray"),
-            f"agents.backend must be inline or ray, got {g.backend!r}",
-        )
         _check(
             g.address is None or g.backend != "inline",
-            "--address needs the ray backend; add --backend ray",
+            "agents.address needs the ray backend; set agents.backend to ray",
+            "agents.address",
         )
         _check(
-            k.warmup >= 2 * g.count,
-            f"kernel.warmup must be at least 2 per agent ({2 * g.count}), got {k.warmup}",
+            self.kernel.warmup >= 2 * g.count,
+            f"kernel.warmup must be at least 2 per agent ({2 * g.count}), got {self.kernel.warmup}",
+            "kernel.warmup",
         )
         return self
 
 
-def _check(condition: bool, message: str) -> None:
+def _check(condition: bool, message: str, setting_path: str) -> None:
     if not condition:
-        raise ConfigError(message)
+        raise ConfigError(message, setting=setting_path)
 
 
 def load_optimize_config(path: str | Path | None) -> OptimizeConfig:

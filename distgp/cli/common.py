@@ -10,7 +10,8 @@ import warnings
 from collections.abc import Callable
 from typing import Any
 
-from distgp.exceptions import DistGPError, NumericalError, NumericsWarning
+from distgp.cli.flags import integer, number
+from distgp.exceptions import ConfigError, DistGPError, NumericalError, NumericsWarning
 
 EXIT_USAGE = 2
 EXIT_FAILURE = 1  # the run itself failed (numerical failure, an output that cannot be written)
@@ -42,7 +43,7 @@ def run_command(args: argparse.Namespace) -> int:
         sys.stderr.write(f"distgp {args.command}: error: {_one_line(exc)}\n")
         return EXIT_FAILURE
     except DistGPError as exc:
-        sys.stderr.write(f"distgp {args.command}: error: {_one_line(exc)}\n")
+        sys.stderr.write(f"distgp {args.command}: error: {_one_line(exc)}{_flag_hint(args, exc)}\n")
         return EXIT_USAGE
     except OSError as exc:  # e.g. a full disk while writing results: one line, not a traceback
         where = f" ({exc.filename})" if exc.filename else ""
@@ -53,28 +54,30 @@ def run_command(args: argparse.Namespace) -> int:
         return 130
 
 
+def _flag_hint(args: argparse.Namespace, exc: DistGPError) -> str:
+    """`` (flag --x)`` for an error naming a setting that a flag of this command sets."""
+    table = getattr(args, "flag_table", None)
+    path = exc.setting if isinstance(exc, ConfigError) else None
+    flag = table.flag_of(path) if table is not None and path else None
+    return f" (flag {flag})" if flag and flag not in str(exc) else ""
+
+
 def _one_line(exc: BaseException) -> str:
     text = " ".join(str(exc).split())
     return text or type(exc).__name__
 
 
-def add_common(parser: argparse.ArgumentParser, out_default: str) -> None:
+def add_common(parser: argparse.ArgumentParser) -> None:
+    """``--config``, ``--quiet`` and ``--resume``: a command's options that are not settings."""
     parser.add_argument(
         "--config", metavar="FILE.yaml", help="YAML config; flags override its values"
     )
-    parser.add_argument("--out", metavar="DIR", help=f"output folder (default: {out_default})")
-    parser.add_argument("--seed", type=int, help="random seed (default 0)")
     parser.add_argument("--quiet", action="store_true", help="no progress output")
-
-
-def apply_overrides(config: Any, args: argparse.Namespace, mapping: dict[str, str]) -> None:
-    """Copy each flag that was given (not None) into ``config`` at its dotted key."""
-    from distgp.config import override
-
-    for flag, dotted in mapping.items():
-        value = getattr(args, flag, None)
-        if value is not None:
-            override(config, dotted, value)
+    parser.add_argument(
+        "--resume",
+        metavar="DIR",
+        help="continue the interrupted run whose --out was DIR, with its own settings",
+    )
 
 
 class Progress:
@@ -89,14 +92,6 @@ class Progress:
             elapsed = time.perf_counter() - self.start
             sys.stderr.write(f"[{elapsed:7.1f}s] {message}\n")
             sys.stderr.flush()
-
-
-def integer(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-    return value
 
 
 def at_least(low: int) -> Callable[[str], int]:
@@ -118,33 +113,28 @@ def positive_number(text: str) -> float:
     return value
 
 
-def number(text: str) -> float:
-    try:
-        return float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-
-
 def quiet_libraries() -> None:
     """Silence chatty third-party start-up messages (not Ray's authentication)."""
     os.environ.setdefault("RAY_DEDUP_LOGS", "1")
 
 
-def resumed_config(args: argparse.Namespace, cls: type, kind: str, flags: dict, switches=()) -> Any:
+def resumed_config(args: argparse.Namespace, cls: type, kind: str) -> Any:
     """The settings of the interrupted run in ``args.resume`` (from its checkpoint).
 
-    Options that would change the run (``flags`` and boolean ``switches`` other than the output
-    folder) are refused, so a resumed run is the run that was interrupted.
+    Setting flags (other than the output folder) and ``--config`` are refused, so a resumed run
+    is the run that was interrupted.
     """
     from distgp.checkpoint import Checkpoint
     from distgp.config import build
-    from distgp.exceptions import ConfigError
 
-    given = [f for f in (*flags, "config") if f != "out" and getattr(args, f, None) is not None]
-    given += [f for f in switches if getattr(args, f)]
-    if given or (args.out is not None and args.out != args.resume):
-        flag = "--" + (given[0] if given else "out").replace("_", "-")
-        raise ConfigError(f"--resume continues a run with its own settings; drop {flag}")
+    given = [f for f in args.flag_table.given(args) if f != "--out"]
+    given += ["--config"] if args.config is not None else []
+    out = args.flag_table.flag_of("out")
+    out_value = getattr(args, "out", None)
+    if given or (out_value is not None and out_value != args.resume):
+        raise ConfigError(
+            f"--resume continues a run with its own settings; drop {given[0] if given else out}"
+        )
     config = build(cls, Checkpoint(args.resume, kind=kind).load()["config_json"])
     config.out = args.resume
     return config

@@ -7,53 +7,11 @@ import math
 
 import numpy as np
 
-from distgp.cli.common import (
-    Progress,
-    add_common,
-    apply_overrides,
-    integer,
-    number,
-    resumed_config,
-)
-from distgp.config import ConsensusConfig, LearnConfig
+from distgp.cli.common import Progress, add_common, resumed_config
+from distgp.cli.flags import add_setting_flags
+from distgp.config import FitConfig
 
-FLAGS = {
-    "data": "data.source",
-    "target": "data.target",
-    "test_fraction": "data.test_fraction",
-    "shard": "data.shard",
-    "test": "data.test",
-    "min_shard_size": "data.min_shard_size",
-    "predict": "predict",
-    "grid": "kernel.grid",
-    "components": "kernel.components",
-    "levels": "kernel.levels",
-    "trend": "kernel.trend",
-    "transform": "kernel.transform",
-    "horizon": "tune.horizon",
-    "origins": "tune.origins",
-    "tune": "tune.budget",
-    "tunables": "tune.tunables",
-    "solver": "learn.solver",
-    "blocks": "learn.blocks",
-    "max_iterations": "learn.max_iterations",
-    "noise_floor": "learn.noise_floor",
-    "threads": "learn.threads",
-    "device": "learn.device",
-    "agents": "consensus.agents",
-    "bits": "consensus.bits",
-    "delta": "consensus.delta",
-    "rho": "consensus.rho",
-    "rounds": "consensus.max_rounds",
-    "local_iterations": "consensus.local_iterations",
-    "backend": "backend.name",
-    "address": "backend.address",
-    "cpus_per_agent": "backend.cpus_per_agent",
-    "round_timeout": "backend.round_timeout",
-    "gpus_per_agent": "backend.gpus_per_agent",
-    "seed": "seed",
-    "out": "out",
-}
+CUSTOM_FLAGS = {"data.shards": "shards"}  # globs and NAME@RESOURCE, expanded by shard_list
 
 
 def add_parser(commands) -> None:
@@ -63,200 +21,13 @@ def add_parser(commands) -> None:
         description=(
             "Learn the weights of a GSMP kernel with DSCA; with --agents N > 1 the agents agree "
             "through quantised consensus ADMM, each keeping its data shard. Writes metrics.json, "
-            "model.npz, history.csv and plots into --out."
+            "model.npz, history.csv and plots into --out. Every setting flag is also a key of "
+            "the --config file (docs/configuration.md)."
         ),
     )
-    add_common(p, "runs/fit")
-    data = p.add_argument_group("data")
-    data.add_argument(
-        "--data", metavar="SOURCE", help="a .mat/.csv/.npz file or builtin:co2 (default)"
-    )
-    data.add_argument("--target", metavar="COLUMN", help="output column of a CSV (default: last)")
-    data.add_argument(
-        "--test-fraction",
-        type=number,
-        metavar="F",
-        help="held-out fraction when the file has no test split",
-    )
-    data.add_argument(
-        "--shard",
-        metavar="HOW",
-        help="random (default), contiguous, or column:NAME (one shard per site id)",
-    )
-    data.add_argument(
-        "--shards",
-        metavar="FILES",
-        help="shard files, one per agent, that the agents read where they run (a glob, or a "
-        "comma-separated list; NAME@RESOURCE pins a shard to nodes with that Ray resource); "
-        "the driver never opens them",
-    )
-    data.add_argument(
-        "--test",
-        metavar="FILE",
-        help="the driver's own evaluation data with --shards (.csv with --target, .npz, .mat)",
-    )
-    data.add_argument(
-        "--min-shard-size",
-        type=integer,
-        metavar="K",
-        help="fewest points an agent may send anything about (default 10)",
-    )
-    data.add_argument(
-        "--predict",
-        choices=["private", "pooled"],
-        help="private (default for N > 1: each agent predicts from its own shard, the driver "
-        "combines them by rBCM) or pooled (exact, moves every training point to the driver)",
-    )
-    kern = p.add_argument_group("kernel")
-    kern.add_argument(
-        "--grid",
-        choices=["data", "reference"],
-        help="data-driven grid (default) or the paper's reference grid",
-    )
-    kern.add_argument(
-        "--components",
-        type=integer,
-        metavar="M",
-        help="number of sub-kernels (default 500 in 1-D, 100 per dimension)",
-    )
-    kern.add_argument(
-        "--levels", type=integer, metavar="L", help="bandwidth levels of the data grid"
-    )
-    kern.add_argument(
-        "--trend",
-        choices=["auto", "none", "constant", "linear", "quadratic"],
-        help="trend part learned with the weights (default auto: for a 1-D series chosen by "
-        "rolling-origin validation on the training data; none for several inputs)",
-    )
-    kern.add_argument(
-        "--transform",
-        metavar="T",
-        help="output transform for positive data: none (default), log, boxcox, boxcox:LAMBDA",
-    )
-    kern.add_argument(
-        "--horizon",
-        type=integer,
-        metavar="H",
-        help="held-out points per rolling origin of the selection (default 10%% of n, >= 4)",
-    )
-    kern.add_argument(
-        "--origins", type=integer, metavar="K", help="rolling origins of the selection (default 2)"
-    )
-    kern.add_argument(
-        "--tune",
-        type=integer,
-        metavar="BUDGET",
-        help="run batch BKB over outer settings for BUDGET evaluations (each a fit scored on "
-        "held-out training data); writes tune.csv and tune.png",
-    )
-    kern.add_argument(
-        "--tunables",
-        metavar="A,B",
-        help="settings --tune searches (default trend,levels,components,noise_floor,transform)",
-    )
-    learn = p.add_argument_group("local solver")
-    learn.add_argument(
-        "--solver",
-        choices=["closed_form", "cvxpy"],
-        help="block subproblem solver (default closed_form)",
-    )
-    learn.add_argument(
-        "--blocks",
-        type=integer,
-        metavar="S",
-        help=f"DSCA blocks solved in parallel (default {LearnConfig.blocks})",
-    )
-    learn.add_argument(
-        "--max-iterations",
-        type=integer,
-        metavar="K",
-        help=f"DSCA iterations of a single-agent fit (default {LearnConfig.max_iterations})",
-    )
-    learn.add_argument(
-        "--noise-floor",
-        type=number,
-        metavar="F",
-        help="lower bound of the noise variance as a fraction of var(y) "
-        f"(default {LearnConfig.noise_floor:g})",
-    )
-    cons = p.add_argument_group("agents and consensus")
-    cons.add_argument(
-        "--agents",
-        type=integer,
-        metavar="N",
-        help=f"number of agents (default {ConsensusConfig.agents})",
-    )
-    q = cons.add_mutually_exclusive_group()
-    q.add_argument(
-        "--bits",
-        type=integer,
-        metavar="B",
-        help=f"bits per changed weight per message, 2..32 (default {ConsensusConfig.bits})",
-    )
-    q.add_argument(
-        "--delta", type=number, metavar="D", help="uniform quantisation step instead of --bits"
-    )
-    q.add_argument("--no-quantize", action="store_true", help="send float64 messages")
-    cons.add_argument("--rho", type=number, help="initial ADMM penalty (default: mean shard size)")
-    cons.add_argument(
-        "--rounds",
-        type=integer,
-        metavar="R",
-        help=f"ADMM round cap (default {ConsensusConfig.max_rounds})",
-    )
-    cons.add_argument(
-        "--local-iterations",
-        type=integer,
-        metavar="K",
-        help=f"DSCA iterations per agent per round (default {ConsensusConfig.local_iterations})",
-    )
-    run = p.add_argument_group("where agents run")
-    run.add_argument(
-        "--backend",
-        choices=["inline", "ray"],
-        help="inline (1 agent default) or ray (default for N > 1)",
-    )
-    run.add_argument(
-        "--address",
-        metavar="ADDR",
-        help="join this Ray cluster (auto, HOST:PORT); default: start a local Ray instance",
-    )
-    run.add_argument(
-        "--cpus-per-agent",
-        type=number,
-        metavar="C",
-        help="CPUs reserved per agent (default: share the machine)",
-    )
-    run.add_argument(
-        "--gpus-per-agent",
-        type=number,
-        metavar="G",
-        help="GPUs each Ray agent reserves, fractional allowed (needs --device cuda)",
-    )
-    run.add_argument(
-        "--threads",
-        type=integer,
-        metavar="N",
-        help="threads of each process (driver or agent); default: distgp chooses from the cores "
-        "(or the agent's CPU share), whatever OMP_NUM_THREADS says",
-    )
-    run.add_argument(
-        "--device",
-        metavar="cpu|cuda",
-        help="where the dense work runs: cpu (numpy, default) or cuda (torch float64 on a GPU)",
-    )
-    run.add_argument(
-        "--round-timeout",
-        type=number,
-        metavar="SEC",
-        help="leave out of a round an agent slower than this (default 600)",
-    )
+    add_common(p)
     p.add_argument("--no-plots", action="store_true", help="do not write figures")
-    p.add_argument(
-        "--resume",
-        metavar="DIR",
-        help="continue the interrupted run whose --out was DIR, with its own settings",
-    )
+    add_setting_flags(p, FitConfig, custom=CUSTOM_FLAGS)
     p.set_defaults(handler=run_fit)
 
 
@@ -316,20 +87,13 @@ def run_fit(args: argparse.Namespace) -> int:
 
 def _config(args: argparse.Namespace):
     from distgp.config import load_fit_config
-    from distgp.exceptions import ConfigError
 
     config = load_fit_config(args.config)
-    apply_overrides(config, args, FLAGS)
+    args.flag_table.apply(config, args)
     if args.shards is not None:
         config.data.shards, config.data.placements = shard_list(args.shards)
-        if args.agents is None:
+        if args.consensus__agents is None:
             config.consensus.agents = len(config.data.shards)
-    if args.no_quantize:
-        config.consensus.quantize = False
-    elif args.delta is not None:
-        config.consensus.bits = None
-    if args.delta is not None and args.delta <= 0:
-        raise ConfigError(f"--delta must be positive, got {args.delta}")
     return config
 
 
@@ -387,9 +151,7 @@ def _run_shard_fit(args: argparse.Namespace, config) -> int:
 
 
 def _resumed_config(args: argparse.Namespace):
-    from distgp.config import FitConfig
-
-    return resumed_config(args, FitConfig, "fit", FLAGS, ("no_quantize",))
+    return resumed_config(args, FitConfig, "fit")
 
 
 def _learn(dataset, config, progress, checkpoint=None, resume=False, X_test=None):

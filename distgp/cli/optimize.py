@@ -8,35 +8,13 @@ import io
 import math
 import sys
 
-from distgp.cli.common import (
-    EXIT_FAILURE,
-    Progress,
-    add_common,
-    apply_overrides,
-    integer,
-    number,
-    resumed_config,
-)
-
-FLAGS = {
-    "function": "function",
-    "budget": "budget",
-    "arms": "arms.count",
-    "local": "arms.local",
-    "algorithm": "bandit.algorithm",
-    "beta": "bandit.beta",
-    "kernel": "kernel.name",
-    "lengthscale": "kernel.lengthscale",
-    "agents": "agents.count",
-    "backend": "agents.backend",
-    "address": "agents.address",
-    "noise": "noise_std",
-    "seed": "seed",
-    "out": "out",
-}
+from distgp.cli.common import EXIT_FAILURE, Progress, add_common, resumed_config
+from distgp.cli.flags import add_setting_flags
 
 
 def add_parser(commands) -> None:
+    from distgp.bandit.config import OptimizeConfig
+
     p = commands.add_parser(
         "optimize",
         help="maximise a reward / minimise a function with BKB (budgeted kernelized bandit)",
@@ -44,56 +22,14 @@ def add_parser(commands) -> None:
             "Optimise a built-in test function (branin, hartmann6, ackley[D], levy[D]; "
             "minimised) or MODULE:CALLABLE over a finite set of arms with BKB. With --batch the "
             "arms of an adaptive batch are evaluated in parallel by the agents. Writes "
-            "result.json, history.csv and regret.png into --out."
+            "result.json, history.csv and regret.png into --out. Every setting flag is also a "
+            "key of the --config file, which holds the rest (docs/configuration.md)."
         ),
     )
-    add_common(p, "runs/optimize")
-    p.add_argument(
-        "--function", metavar="NAME", help="branin (default), hartmann6, ackley5, levy8, MOD:FUNC"
-    )
-    p.add_argument("--budget", type=integer, metavar="T", help="evaluations (default 100)")
-    p.add_argument("--arms", type=integer, metavar="A", help="arms drawn (default 2000)")
-    p.add_argument(
-        "--local",
-        type=integer,
-        metavar="K",
-        help="new arms near the best point per batch (default 30)",
-    )
-    p.add_argument("--batch", action="store_true", help="batch BKB: adaptive parallel batches")
-    p.add_argument(
-        "--algorithm", choices=["bkb", "gpucb"], help="bkb (default) or exact gpucb baseline"
-    )
-    p.add_argument(
-        "--beta",
-        type=_beta,
-        metavar="B",
-        help="practical, theory, or a number of GP standard deviations (default 3)",
-    )
-    p.add_argument(
-        "--kernel",
-        choices=["gsmp", "rbf"],
-        help="GSMP re-learned by the agents every 25 evaluations (default) or a fixed RBF",
-    )
-    p.add_argument("--lengthscale", type=number, metavar="L", help="RBF lengthscale on [0,1] arms")
-    p.add_argument("--agents", type=integer, metavar="N", help="evaluating agents (default 1)")
-    p.add_argument("--backend", choices=["inline", "ray"], help="inline (1 agent default) or ray")
-    p.add_argument("--address", metavar="ADDR", help="Ray cluster address (default: local)")
-    p.add_argument("--noise", type=number, metavar="STD", help="noise added to a built-in function")
-    p.add_argument("--maximize", action="store_true", help="maximise the callable's value")
+    add_common(p)
     p.add_argument("--no-plots", action="store_true", help="do not write regret.png")
-    p.add_argument(
-        "--resume",
-        metavar="DIR",
-        help="continue the interrupted run whose --out was DIR, with its own settings",
-    )
+    add_setting_flags(p, OptimizeConfig)
     p.set_defaults(handler=run_optimize)
-
-
-def _beta(text: str) -> str | float:
-    try:
-        return float(text)
-    except ValueError:
-        return text
 
 
 def run_optimize(args: argparse.Namespace) -> int:
@@ -177,18 +113,14 @@ def _config(args: argparse.Namespace):
     from distgp.bandit.config import load_optimize_config
 
     config = load_optimize_config(args.config)
-    apply_overrides(config, args, FLAGS)
-    if args.batch:
-        config.bandit.batch = True
-    if args.maximize:
-        config.maximize = True
+    args.flag_table.apply(config, args)
     return config
 
 
 def _resumed_config(args: argparse.Namespace):
     from distgp.bandit.config import OptimizeConfig
 
-    return resumed_config(args, OptimizeConfig, "optimize", FLAGS, ("batch", "maximize"))
+    return resumed_config(args, OptimizeConfig, "optimize")
 
 
 def result_record(problem, config, result) -> dict:

@@ -37,9 +37,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from distgp.config import ConsensusConfig, FitConfig
 from distgp.consensus.quantizer import DeltaCoder
 from distgp.consensus.wire import Packed
 from distgp.exceptions import ConfigError
+from distgp.settings import require
 
 
 @dataclass(frozen=True)
@@ -61,10 +63,10 @@ class ADMMOptions:
         min_rounds: rounds before stopping is allowed.
     """
 
-    rho: float | None = None
-    max_rounds: int = 200
-    abs_tol: float = 1e-4
-    rel_tol: float = 1e-3
+    rho: float | None = ConsensusConfig.rho
+    max_rounds: int = ConsensusConfig.max_rounds
+    abs_tol: float = ConsensusConfig.abs_tol
+    rel_tol: float = ConsensusConfig.rel_tol
     balance_mu: float = 3.0
     balance_tau: float = 2.0
     balance_every: int = 5
@@ -75,10 +77,8 @@ class ADMMOptions:
     min_rounds: int = 3
 
     def __post_init__(self) -> None:
-        if self.rho is not None and not self.rho > 0:
-            raise ConfigError(f"rho must be positive, got {self.rho}")
-        if self.max_rounds < 1:
-            raise ConfigError(f"max_rounds must be at least 1, got {self.max_rounds}")
+        for name in ("rho", "max_rounds", "abs_tol", "rel_tol"):
+            require(FitConfig, f"consensus.{name}", getattr(self, name))
         if self.balance_tau <= 1 or self.balance_mu <= 1:
             raise ConfigError("residual balancing needs balance_mu > 1 and balance_tau > 1")
 

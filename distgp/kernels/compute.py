@@ -37,7 +37,7 @@ def check_device(device: str) -> str:
         if not torch.cuda.is_available():
             raise ConfigError(
                 f"device {name} needs a CUDA GPU, but torch sees none "
-                "(torch.cuda.is_available() is False); use --device cpu"
+                "(torch.cuda.is_available() is False); use device cpu"
             )
         index = int(name[5:]) if ":" in name else 0
         if index >= torch.cuda.device_count():

@@ -31,7 +31,9 @@ from itertools import product
 
 import numpy as np
 
+from distgp.config import FitConfig
 from distgp.exceptions import ConfigError
+from distgp.settings import require
 
 GRID_KINDS = ("data", "reference")
 REFERENCE_BANDWIDTH = 1e-3  # spectral standard deviation of the reference code ("var" = 0.001)
@@ -130,13 +132,10 @@ def data_grid(
         A grid with about ``components`` components (exactly ``components + trend`` in 1-D).
     """
     M = default_components(dims) if components is None else int(components)
-    if M < 1:
-        raise ConfigError(f"components (M) must be at least 1, got {M}")
+    require(FitConfig, "kernel.components", M)
     L = (1 if dims == 1 else 4) if levels is None else int(levels)
-    if L < 1:
-        raise ConfigError(f"bandwidth levels must be at least 1, got {L}")
-    if frequency_scale <= 0:
-        raise ConfigError(f"frequency_scale must be positive, got {frequency_scale}")
+    require(FitConfig, "kernel.levels", L)
+    require(FitConfig, "kernel.frequency_scale", frequency_scale)
     F = frequency_bounds(n, dims) * frequency_scale
     if dims == 1:
         L = min(L, M)
@@ -186,9 +185,11 @@ def _level_factor(level: int, levels: int, Q: int) -> float:
 
 def reference_grid(dims: int, components: int | None = None) -> SpectralGrid:
     """The SLIM-KL code's grid: raw inputs, ``mu_m = f_m (1..1)``, ``f = linspace(0, 0.5, M)``."""
-    M = default_components(dims) if components is None else int(components)
-    if M < 1:
-        raise ConfigError(f"components (M) must be at least 1, got {M}")
+    M = require(
+        FitConfig,
+        "kernel.components",
+        default_components(dims) if components is None else int(components),
+    )
     f = np.linspace(0.0, REFERENCE_MAX_FREQUENCY, M)
     means = np.repeat(f[:, None], dims, axis=1)
     variances = np.full((M, dims), REFERENCE_BANDWIDTH**2)

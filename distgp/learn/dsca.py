@@ -23,9 +23,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from distgp.config import FitConfig, LearnConfig
 from distgp.exceptions import ConfigError
 from distgp.learn.objective import Factorization, LocalObjective, ProximalTerm
 from distgp.learn.solvers import BlockSolver, BlockSubproblem, ClosedFormSolver
+from distgp.settings import require
 from distgp.threads import check_threads, owned_threads
 
 MAX_HALVINGS = 30
@@ -50,24 +52,20 @@ class DSCAOptions:
             the solver sets its BLAS limits from it whatever the environment says.
     """
 
-    max_iterations: int = 500
-    tol: float = 1e-9
-    blocks: int = 4
-    prune_tol: float = 1e-4
-    kkt_tol: float = 1e-2
+    max_iterations: int = LearnConfig.max_iterations
+    tol: float = LearnConfig.tol
+    blocks: int = LearnConfig.blocks
+    prune_tol: float = LearnConfig.prune_tol
+    kkt_tol: float = LearnConfig.kkt_tol
     overrelax: bool = True
-    threads: int | None = None
+    threads: int | None = LearnConfig.threads
 
     def __post_init__(self) -> None:
         check_threads(self.threads)
-        if self.max_iterations < 0:
+        if self.max_iterations < 0:  # 0 evaluates the start (ADMM's final evaluation)
             raise ConfigError("max_iterations must be non-negative")
-        if self.blocks < 1:
-            raise ConfigError(f"blocks (S) must be at least 1, got {self.blocks}")
-        if not self.tol > 0:
-            raise ConfigError(f"tol must be positive, got {self.tol}")
-        if not 0 <= self.prune_tol < 1:
-            raise ConfigError(f"prune_tol must be in [0, 1), got {self.prune_tol}")
+        for name in ("blocks", "tol", "prune_tol", "kkt_tol"):
+            require(FitConfig, f"learn.{name}", getattr(self, name))
 
 
 @dataclass

@@ -25,8 +25,10 @@ from typing import Protocol
 
 import numpy as np
 
+from distgp.config import FitConfig
 from distgp.exceptions import ConfigError, NumericalError
 from distgp.learn.objective import LocalObjective, ProximalTerm
+from distgp.settings import require
 
 SOLVERS = ("closed_form", "cvxpy")
 
@@ -102,8 +104,7 @@ class ClosedFormSolver:
     name = "closed_form"
 
     def __init__(self, inner_iterations: int = 1) -> None:
-        if inner_iterations < 1:
-            raise ConfigError(f"inner_iterations must be at least 1, got {inner_iterations}")
+        self.inner_iterations = require(FitConfig, "learn.inner_iterations", inner_iterations)
         self.inner_iterations = inner_iterations
 
     def solve(self, objective: LocalObjective, problem: BlockSubproblem) -> np.ndarray:

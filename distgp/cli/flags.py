@@ -1,0 +1,156 @@
+"""Command-line flags generated from the settings (:mod:`distgp.settings`).
+
+Each setting with a flag becomes one ``--flag`` in the argument group of its section, typed
+from the field's type hint, with the setting's help text and its default from the dataclass.
+Values are checked by the settings' rules once the config is built, so a flag and a config
+file key fail with the same message; the command line adds the flag's name to it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import typing
+from dataclasses import dataclass
+from typing import Any
+
+from distgp.settings import Entry, entries, put
+
+
+@dataclass(frozen=True)
+class Flag:
+    """One generated flag: ``--name`` sets the setting ``entry.path``."""
+
+    name: str
+    dest: str
+    entry: Entry
+
+
+class FlagTable:
+    """The flags of one command and the settings they set."""
+
+    def __init__(self, flags: list[Flag], custom: dict[str, str]) -> None:
+        self.flags = flags
+        self.custom = custom  # setting path -> flag whose text the command converts itself
+
+    def flag_of(self, path: str) -> str | None:
+        """``--name`` of the flag that sets ``path``, or ``None``."""
+        for f in self.flags:
+            if f.entry.path == path:
+                return f"--{f.name}"
+        return f"--{self.custom[path]}" if path in self.custom else None
+
+    def apply(self, config: Any, args: argparse.Namespace) -> None:
+        """Copy each flag that was given into ``config``."""
+        for f in self.flags:
+            value = getattr(args, f.dest)
+            if value is not None:
+                put(config, f.entry.path, value)
+
+    def given(self, args: argparse.Namespace) -> list[str]:
+        """``--name`` of every setting flag given on the command line."""
+        named = [f"--{f.name}" for f in self.flags if getattr(args, f.dest) is not None]
+        return named + [f"--{name}" for name in self.custom.values() if getattr(args, name, None)]
+
+
+def add_setting_flags(
+    parser: argparse.ArgumentParser, cls: type, custom: dict[str, str] | None = None
+) -> FlagTable:
+    """Add a flag for every setting of ``cls`` that has one, grouped by section.
+
+    Args:
+        parser: the command's parser.
+        cls: the command's top-level settings class (``FitConfig``).
+        custom: setting path -> flag name (without dashes) of settings whose flag text the
+            command converts itself (``--shards`` expands globs); such a flag keeps its text
+            in ``args.<name>`` and :meth:`FlagTable.apply` leaves it alone.
+
+    Returns:
+        The :class:`FlagTable`; the parser's ``flag_table`` default is set to it, so errors
+        naming a setting can name its flag.
+    """
+    custom = dict(custom or {})
+    flags: list[Flag] = []
+    groups: dict[str, argparse._ArgumentGroup] = {}
+    exclusive: dict[str, argparse._MutuallyExclusiveGroup] = {}
+    for e in entries(cls):
+        if e.spec.flag == "":
+            continue
+        section = e.path.rpartition(".")[0]
+        if section not in groups:
+            title = e.section.split(":")[0].rstrip(".").lower() if section else "run"
+            groups[section] = parser.add_argument_group(title)
+        target = groups[section]
+        if e.spec.exclusive is not None:
+            if e.spec.exclusive not in exclusive:
+                exclusive[e.spec.exclusive] = target.add_mutually_exclusive_group()
+            target = exclusive[e.spec.exclusive]
+        if e.path in custom:
+            target.add_argument(f"--{custom[e.path]}", metavar=e.spec.metavar, help=e.spec.help)
+        else:
+            flags.append(_add(target, e))
+    table = FlagTable(flags, custom)
+    parser.set_defaults(flag_table=table)
+    return table
+
+
+def _add(group: Any, e: Entry) -> Flag:
+    name = e.spec.flag or e.path.rpartition(".")[2].replace("_", "-")
+    dest = e.path.replace(".", "__")
+    help_text = e.spec.help
+    if e.describe_default() is not None:
+        help_text += f" (default {e.describe_default()})"
+    help_text = help_text.replace("%", "%%")
+    kind = _base_type(e.hint)
+    if kind is bool:
+        name = e.spec.flag or (f"no-{name}" if e.default else name)
+        group.add_argument(
+            f"--{name}",
+            dest=dest,
+            action="store_const",
+            const=not e.default,
+            default=None,
+            help=help_text,
+        )
+        return Flag(name, dest, e)
+    group.add_argument(
+        f"--{name}", dest=dest, type=_PARSERS[kind], metavar=e.spec.metavar, help=help_text
+    )
+    return Flag(name, dest, e)
+
+
+def _base_type(hint: Any) -> Any:
+    """The flag's value type: ``int | None`` -> int; ``str | float`` -> (str, float)."""
+    options = tuple(a for a in typing.get_args(hint) if a is not type(None)) or (hint,)
+    if len(options) == 1:
+        return options[0]
+    return frozenset(options)
+
+
+def integer(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+
+
+def number(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+
+
+def number_or_word(text: str) -> float | str:
+    """A number if ``text`` reads as one, else the word (``practical``, ``3``)."""
+    try:
+        return float(text)
+    except ValueError:
+        return text
+
+
+_PARSERS: dict[Any, Any] = {
+    int: integer,
+    float: number,
+    str: str,
+    frozenset((str, float)): number_or_word,
+}
