@@ -90,9 +90,7 @@ def practical_beta(
     (``ratio_threshold`` in batch mode, else 1).
     """
     logdet = math.log(max(t, 1)) * information
-    return math.sqrt(lam) * fnorm + math.sqrt(
-        noise_variance * (batch_factor * logdet + math.log(1.0 / delta))
-    )
+    return batch_beta(logdet, lam, noise_variance, fnorm, delta, batch_factor)
 
 
 def batch_beta(

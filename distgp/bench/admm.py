@@ -81,22 +81,14 @@ def agent_memory(backend) -> tuple[list[float], list[float]]:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from distgp.bench.report import add_common_arguments
-    from distgp.cli.common import at_least, positive_number
+    from distgp.bench.report import add_common_arguments, add_run_arguments
 
     add_common_arguments(parser)
-    parser.add_argument(
-        "--datasets",
-        metavar="A,B",
-        help=f"datasets of the agents grid (default {','.join(DATASETS)})",
-    )
+    add_run_arguments(parser, f"{','.join(DATASETS)} (the agents grid)", "grid run")
     parser.add_argument(
         "--agents",
         metavar="N,M",
         help=f"agent counts of the grid (default {','.join(map(str, AGENTS))})",
-    )
-    parser.add_argument(
-        "--data-dir", metavar="DIR", help="SLIM-KL data folder (default ../shared/data/slimkl)"
     )
     parser.add_argument("--skip-baselines", action="store_true", help="no rBCM runs")
     parser.add_argument(
@@ -104,14 +96,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="no Ray runs (the cccp9500 run and the scaling tables); implied by --quick",
     )
-    parser.add_argument(
-        "--timeout",
-        type=positive_number,
-        default=1800.0,
-        metavar="SEC",
-        help="kill a single grid run after this many seconds (default 1800)",
-    )
-    parser.add_argument("--seed", type=at_least(0), default=0, help="seed of every run (default 0)")
 
 
 def run(args: argparse.Namespace) -> int:

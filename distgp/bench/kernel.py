@@ -287,19 +287,12 @@ def _brief(result: dict[str, Any]) -> str:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from distgp.bench.report import add_common_arguments
-    from distgp.cli.common import at_least, positive_number
+    from distgp.bench.report import add_common_arguments, add_run_arguments
+    from distgp.cli.common import at_least
 
     add_common_arguments(parser)
-    parser.add_argument(
-        "--datasets",
-        metavar="A,B",
-        help="comma-separated file stems (default: every SLIM-KL dataset; --quick: "
-        + ",".join(QUICK_DATASETS)
-        + ")",
-    )
-    parser.add_argument(
-        "--data-dir", metavar="DIR", help="SLIM-KL data folder (default ../shared/data/slimkl)"
+    add_run_arguments(
+        parser, f"every SLIM-KL dataset; --quick: {','.join(QUICK_DATASETS)}", "model run"
     )
     parser.add_argument(
         "--skip-baselines",
@@ -324,26 +317,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="J",
         help="baseline runs at a time (default 2; GSMP runs always go one at a time)",
     )
-    parser.add_argument(
-        "--timeout",
-        type=positive_number,
-        default=1800.0,
-        metavar="SEC",
-        help="kill a single model run after this many seconds (default 1800)",
-    )
-    parser.add_argument("--seed", type=at_least(0), default=0, help="seed of every run (default 0)")
 
 
 def run(args: argparse.Namespace) -> int:
     from distgp.bench.report import data_dir, load_note, publish
     from distgp.cli.common import Progress
-    from distgp.exceptions import ConfigError
 
-    if args.jobs < 1:
-        raise ConfigError(f"--jobs must be at least 1, got {args.jobs}")
     folder = data_dir(args.data_dir)
-    if args.sm_seeds is not None and args.sm_seeds < 1:
-        raise ConfigError(f"--sm-seeds must be at least 1, got {args.sm_seeds}")
     default = QUICK_DATASETS if args.quick else every_dataset(folder)
     names = choose_datasets(args.datasets, default, folder)
     progress = Progress()

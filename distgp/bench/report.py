@@ -103,6 +103,32 @@ def add_common_arguments(parser) -> None:
     parser.add_argument("--quick", action="store_true", help="small settings for a smoke test")
 
 
+def add_run_arguments(parser, datasets: str, run: str | None = None, seed: bool = True) -> None:
+    """``--datasets`` (``datasets`` describes the default), ``--data-dir`` and ``--seed`` of a
+    suite that fits the SLIM-KL data, and ``--timeout`` of each ``run`` (``"model run"``) when
+    the suite runs them in subprocesses."""
+    from distgp.cli.common import at_least, positive_number
+
+    parser.add_argument(
+        "--datasets", metavar="A,B", help=f"comma-separated file stems (default: {datasets})"
+    )
+    parser.add_argument(
+        "--data-dir", metavar="DIR", help="SLIM-KL data folder (default ../shared/data/slimkl)"
+    )
+    if seed:
+        parser.add_argument(
+            "--seed", type=at_least(0), default=0, help="seed of every run (default 0)"
+        )
+    if run is not None:
+        parser.add_argument(
+            "--timeout",
+            type=positive_number,
+            default=1800.0,
+            metavar="SEC",
+            help=f"kill a single {run} after this many seconds (default 1800)",
+        )
+
+
 def load_note(start: float, end: float) -> str:
     """A line on how busy the machine was (timings are wall-clock)."""
     return (

@@ -31,18 +31,12 @@ QUICK_DATASETS = ("ale80", "airfoil600")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from distgp.bench.report import add_common_arguments
+    from distgp.bench.report import add_common_arguments, add_run_arguments
     from distgp.cli.common import at_least
 
     add_common_arguments(parser)
-    parser.add_argument(
-        "--datasets",
-        metavar="A,B",
-        help="comma-separated file stems (default: every dataset with n <= "
-        f"{MAX_N}; --quick: {','.join(QUICK_DATASETS)})",
-    )
-    parser.add_argument(
-        "--data-dir", metavar="DIR", help="SLIM-KL data folder (default ../shared/data/slimkl)"
+    add_run_arguments(
+        parser, f"every dataset with n <= {MAX_N}; --quick: {','.join(QUICK_DATASETS)}", seed=False
     )
     parser.add_argument(
         "--repeats", type=at_least(1), metavar="R", help="runs per setting (default 3; --quick 1)"
