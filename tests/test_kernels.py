@@ -10,6 +10,7 @@ import torch
 
 from distgp.exceptions import ConfigError
 from distgp.kernels import GSMPKernel, SpectralGrid, SubKernelBank, data_grid, reference_grid
+from distgp.kernels.bank import envelope, features
 from distgp.kernels.grid import expand, frequency_bounds
 
 
@@ -197,3 +198,29 @@ class TestGSMPKernel:
         with torch.no_grad():
             pred = model.likelihood(model(x)).mean
         assert float(torch.mean((pred - y) ** 2)) < 0.1
+
+
+def test_one_kernel_maths_for_numpy_and_torch(rng):
+    """The bank (numpy) and the GPyTorch kernel (torch) evaluate the same functions, so the
+    learned kernel and the exported one agree to rounding."""
+    X = rng.normal(size=(30, 3))
+    grid = random_grid(rng)
+    w = rng.uniform(size=grid.components)
+    group = expand(grid)[0]
+    for f in (envelope(X, X[:7], group.variance), features(X, group.directions, group.coef)):
+        assert isinstance(f, np.ndarray)
+    Xt = torch.as_tensor(X)
+    np.testing.assert_allclose(
+        envelope(Xt, Xt[:7], torch.as_tensor(group.variance)).numpy(),
+        envelope(X, X[:7], group.variance),
+        rtol=1e-13,
+    )
+    np.testing.assert_allclose(
+        features(Xt, group.directions, group.coef).numpy(),
+        features(X, group.directions, group.coef),
+        rtol=1e-13,
+        atol=1e-15,
+    )
+    bank_gram = SubKernelBank(X, grid).gram(w)
+    kernel = GSMPKernel(grid, weights=w, dtype=torch.float64)
+    np.testing.assert_allclose(kernel(Xt).to_dense().detach().numpy(), bank_gram, rtol=1e-10)

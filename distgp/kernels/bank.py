@@ -17,7 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from distgp.kernels.compute import NumpyOps, TorchOps, ops_for
+from distgp.kernels.compute import ops_for
 from distgp.kernels.grid import EnvelopeGroup, SpectralGrid, expand
 
 _CHUNK_DIRECTIONS = 1024  # directions per feature block (2 columns each); bounds temporary memory
@@ -27,21 +27,51 @@ SCRATCH_BYTES = 2**30  # reusable n x n work matrices (CPU) kept up to this size
 TWO_PI = 2.0 * np.pi
 
 
-def envelope(X1, X2, variance: np.ndarray, ops: NumpyOps | TorchOps | None = None):
-    """``exp(-2 pi^2 sum_p v_p (x1_p - x2_p)^2)``: ``n1 x P``, ``n2 x P`` inputs -> ``n1 x n2``."""
-    ops = ops or NumpyOps()
-    scale = ops.asarray(np.sqrt(2.0 * np.pi**2 * variance))
+# The GSMP kernel's maths, written once for numpy arrays and torch tensors alike (the bank
+# below and the GPyTorch kernel :class:`~distgp.kernels.gsmp.GSMPKernel` both use it):
+#   k_m(x, x') = E_g(x, x') sum_j c_j cos(2 pi (x - x') u_j)      (directions u_j of component m)
+#             = E_g(x, x') sum_j phi_j(x) . phi_j(x'),  phi_j = sqrt(c_j) [cos, sin](2 pi x u_j)
+
+
+def envelope(X1, X2, variance):
+    """``exp(-2 pi^2 sum_p v_p (x1_p - x2_p)^2)``: ``... x n1 x P``, ``... x n2 x P`` inputs
+    (numpy or torch) and ``P`` variances -> ``... x n1 x n2``, of the inputs' kind."""
+    xp = _namespace(X1)
+    scale = xp.sqrt(_like(X1, variance) * (2.0 * np.pi**2))
     A, B = X1 * scale, X2 * scale
-    sq = (A**2).sum(1)[:, None] + (B**2).sum(1)[None, :] - 2.0 * (A @ B.T)
-    return ops.exp(-ops.clamp_min(sq, 0.0))
+    sq = (A**2).sum(-1)[..., :, None] + (B**2).sum(-1)[..., None, :] - 2.0 * (A @ B.mT)
+    return xp.exp(-sq.clip(min=0.0))
 
 
-def features(X, directions: np.ndarray, coef: np.ndarray, ops: NumpyOps | TorchOps | None = None):
-    """Scaled features ``n x 2J``: ``sqrt(c_j) [cos(2 pi X u_j), sin(2 pi X u_j)]``."""
-    ops = ops or NumpyOps()
-    phase = X @ ops.asarray(TWO_PI * directions.T)
-    root = ops.asarray(np.sqrt(coef))
-    return ops.hstack((ops.cos(phase) * root, ops.sin(phase) * root))
+def features(X, directions, coef):
+    """Scaled features ``... x n x 2J``: ``sqrt(c_j) [cos(2 pi X u_j), sin(2 pi X u_j)]`` for
+    ``J x P`` directions ``u`` and ``J`` coefficients ``c`` (numpy or torch, as ``X``)."""
+    xp = _namespace(X)
+    phase = X @ (_like(X, directions) * TWO_PI).mT
+    root = xp.sqrt(_like(X, coef))
+    return xp.concatenate((xp.cos(phase) * root, xp.sin(phase) * root), axis=-1)
+
+
+def _is_tensor(a) -> bool:
+    return type(a).__module__.startswith("torch")
+
+
+def _namespace(a):
+    """numpy, or torch for a tensor (imported only then: agents on CPU need no torch)."""
+    if _is_tensor(a):
+        import torch
+
+        return torch
+    return np
+
+
+def _like(X, a):
+    """``a`` (numpy or torch) as an array of ``X``'s kind, dtype and device."""
+    if _is_tensor(X):
+        import torch
+
+        return torch.as_tensor(a, dtype=X.dtype, device=X.device)
+    return np.asarray(a, dtype=X.dtype)
 
 
 class SubKernelBank:
@@ -98,7 +128,7 @@ class SubKernelBank:
     def _envelope(self, g: int) -> np.ndarray:
         E = self._envelopes.get(g)
         if E is None:
-            E = envelope(self.X, self.X, self.groups[g].variance, self.ops)
+            E = envelope(self.X, self.X, self.groups[g].variance)
             held = (len(self._envelopes) + 1) * 8 * self.n**2
             if self._cache and held <= ENVELOPE_CACHE_BYTES:
                 self._envelopes[g] = E
@@ -150,7 +180,7 @@ class SubKernelBank:
         owner = group.owner[block]
         owners = np.concatenate((owner, owner))
         if X is not None:
-            return features(X, group.directions[block], group.coef[block], self.ops), owners
+            return features(X, group.directions[block], group.coef[block]), owners
         cached = self._feature_cache.get(g)
         size = self.n * 16 * len(group.coef)
         if cached is None:
@@ -158,10 +188,10 @@ class SubKernelBank:
                 fits = self._feature_bytes + size <= FEATURE_CACHE_BYTES
                 self._feature_bytes += size if fits else 0
             if fits:
-                cached = features(self.X, group.directions, group.coef, self.ops)
+                cached = features(self.X, group.directions, group.coef)
                 self._feature_cache[g] = cached
         if cached is None:
-            return features(self.X, group.directions[block], group.coef[block], self.ops), owners
+            return features(self.X, group.directions[block], group.coef[block]), owners
         J = len(group.coef)
         return cached[:, self.ops.index(np.concatenate((block, block + J)))], owners
 
@@ -221,7 +251,7 @@ class SubKernelBank:
                 Phi, owner = self._features(g, block)
                 Phi2 = self._features(g, block, X2)[0]
                 inner += ops.gemm(Phi2 * ops.asarray(w_pos[owner]), Phi.T)
-            K += envelope(X2, self.X, self.groups[g].variance, ops) * inner
+            K += envelope(X2, self.X, self.groups[g].variance) * inner
         return K
 
     def component(self, m: int) -> np.ndarray:

@@ -73,18 +73,7 @@ class NumpyOps:
     def index(self, idx: np.ndarray) -> np.ndarray:
         return np.asarray(idx, dtype=np.intp)
 
-    # --- kernel pieces -------------------------------------------------------------------------
-    exp = staticmethod(np.exp)
-    cos = staticmethod(np.cos)
-    sin = staticmethod(np.sin)
-    sqrt = staticmethod(np.sqrt)
-
-    def hstack(self, parts):
-        return np.hstack(parts)
-
-    def clamp_min(self, a: np.ndarray, low: float) -> np.ndarray:
-        return np.maximum(a, low)
-
+    # --- dense algebra (the kernel's own maths: distgp.kernels.bank.envelope, features) ------
     def syrk_lower(
         self, inner: np.ndarray | None, B: np.ndarray, n: int, out: np.ndarray | None = None
     ) -> np.ndarray:
@@ -193,25 +182,7 @@ class TorchOps:
     def index(self, idx: np.ndarray):
         return self.torch.as_tensor(np.asarray(idx, dtype=np.int64), device=self.device)
 
-    # --- kernel pieces -------------------------------------------------------------------------
-    def exp(self, a):
-        return self.torch.exp(a)
-
-    def cos(self, a):
-        return self.torch.cos(a)
-
-    def sin(self, a):
-        return self.torch.sin(a)
-
-    def sqrt(self, a):
-        return self.torch.sqrt(a)
-
-    def hstack(self, parts):
-        return self.torch.hstack(parts)
-
-    def clamp_min(self, a, low: float):
-        return self.torch.clamp_min(a, low)
-
+    # --- dense algebra ---------------------------------------------------------------------------
     def syrk_lower(self, inner, B, n: int, out=None):
         """``inner + B B^T`` (the full matrix: on a GPU a full product is as fast)."""
         flops.add("gemm", 2.0 * n * n * B.shape[1])

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import torch
 from gpytorch.constraints import Positive
 from gpytorch.kernels import Kernel
 
+from distgp.kernels.bank import envelope, features
 from distgp.kernels.grid import SpectralGrid, expand
 
 WEIGHT_FLOOR = 1e-30  # Positive() is a softplus: an exact zero weight is stored as this
@@ -134,20 +133,10 @@ class GSMPKernel(Kernel):
         z1, z2 = (x1 - shift) / scale, (x2 - shift) / scale
         out = None
         for variance, directions, owner, coef in self._expansion(d, z1.dtype, z1.device):
-            c = (weights[..., owner] * coef).unsqueeze(-2)  # batch x 1 x J
-            p1 = 2 * math.pi * z1 @ directions.T
-            p2 = 2 * math.pi * z2 @ directions.T
-            inner = (torch.cos(p1) * c) @ torch.cos(p2).transpose(-1, -2) + (
-                torch.sin(p1) * c
-            ) @ torch.sin(p2).transpose(-1, -2)
-            s = torch.sqrt(2 * math.pi**2 * variance)
-            a, b = z1 * s, z2 * s
-            sq = (
-                a.pow(2).sum(-1, keepdim=True)
-                + b.pow(2).sum(-1).unsqueeze(-2)
-                - 2 * a @ b.transpose(-1, -2)
-            )
-            term = torch.exp(-sq.clamp_min(0)) * inner
+            w = weights[..., owner]  # batch x J: each direction's component weight
+            w = torch.cat((w, w), -1).unsqueeze(-2)  # batch x 1 x 2J (cosine, sine columns)
+            inner = (features(z1, directions, coef) * w) @ features(z2, directions, coef).mT
+            term = envelope(z1, z2, variance) * inner
             out = term if out is None else out + term
         return out.expand(*batch, *out.shape[-2:])
 
