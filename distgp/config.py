@@ -23,6 +23,7 @@ from distgp.settings import (
     between,
     check_settings,
     checked_by,
+    non_negative,
     one_of,
     positive,
     put,
@@ -131,6 +132,13 @@ class KernelConfig:
     )
     frequency_scale: float = setting(
         1.0, help="scale of the grid's frequencies", rule=positive(), metavar="F"
+    )
+    slow_components: int = setting(
+        3,
+        help="zero-frequency components of the data grid with bandwidths 4, 16, 64, ... times "
+        "below its spacing: variation slower than the grid resolves (0: none)",
+        rule=non_negative(),
+        metavar="K",
     )
     trend: str = setting(
         "auto",

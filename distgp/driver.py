@@ -102,6 +102,7 @@ def grid_recipe(config: FitConfig, summary: ShardSummary) -> dict[str, Any]:
         "components": k.components,
         "levels": k.levels,
         "frequency_scale": k.frequency_scale,
+        "slow_components": k.slow_components,
     }
 
 

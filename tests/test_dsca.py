@@ -24,7 +24,7 @@ def small_problem(n=30, components=8, seed=1):
     x, y = sinusoids(n, seed=seed, noise=0.1)
     z = (x - x.mean()) / x.std()
     y = (y - y.mean()) / y.std()
-    grid = data_grid(n, 1, components=components, trend=0)
+    grid = data_grid(n, 1, components=components, slow=0)
     return LocalObjective(SubKernelBank(z, grid), y, noise_floor=1e-3)
 
 
@@ -102,7 +102,7 @@ def test_proximal_term_pulls_to_the_anchor():
 def test_three_sinusoids_put_the_weight_on_the_true_frequencies():
     x, y = sinusoids(240, noise=0.05)
     z = (x - x.mean()) / x.std()
-    grid = data_grid(240, 1, components=200, trend=0)
+    grid = data_grid(240, 1, components=200, slow=0)
     objective = LocalObjective(SubKernelBank(z, grid), (y - y.mean()) / y.std(), noise_floor=1e-3)
     result = dsca(objective, start(objective), options=DSCAOptions(max_iterations=400))
     weights = result.theta[:-1]

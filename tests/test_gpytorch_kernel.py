@@ -109,7 +109,7 @@ def test_input_width_must_match_a_multi_column_grid():
 def test_loading_another_grid_of_the_same_size_takes_effect():
     x = torch.randn(5, 1, dtype=torch.float64)
     low = GSMPKernel(reference_grid(dims=1, components=4), dtype=torch.float64)
-    high = GSMPKernel(data_grid(30, 1, components=4, trend=0), dtype=torch.float64)
+    high = GSMPKernel(data_grid(30, 1, components=4, slow=0), dtype=torch.float64)
     assert not torch.allclose(low(x).to_dense(), high(x).to_dense())
     low.load_state_dict(high.state_dict())
     assert torch.allclose(low(x).to_dense(), high(x).to_dense())

@@ -28,7 +28,7 @@ def random_grid(rng, M=7, P=3):
 
 def test_data_grid_1d_matches_nyquist_and_spacing():
     x = np.arange(100.0)[:, None]
-    grid = data_grid(100, 1, components=50, trend=2)
+    grid = data_grid(100, 1, components=50, slow=2)
     assert grid.components == 52 and grid.dims == 1
     F = frequency_bounds(100, 1)[0]
     # The Nyquist frequency of 100 evenly spaced points (0.5 cycles per sample), per std unit.
@@ -40,7 +40,7 @@ def test_data_grid_1d_matches_nyquist_and_spacing():
 
 
 def test_data_grid_multid_has_one_frequency_per_component_and_levels():
-    grid = data_grid(200, 3, components=60, levels=3, trend=0)
+    grid = data_grid(200, 3, components=60, levels=3, slow=0)
     assert np.all((grid.means > 0).sum(1) <= 1)
     assert len(np.unique(grid.variances[:, 0])) == 3
     assert abs(grid.components - 60) <= 3
@@ -166,7 +166,7 @@ class TestGSMPKernel:
 
         x = torch.linspace(0, 1, 40, dtype=torch.float64)[:, None]
         y = torch.sin(2 * np.pi * 3 * x[:, 0]) + 0.05 * torch.as_tensor(rng.normal(size=40))
-        grid = data_grid(40, 1, components=20, trend=0)
+        grid = data_grid(40, 1, components=20, slow=0)
         kernel = GSMPKernel(grid, dtype=torch.float64)
 
         class GP(gpytorch.models.ExactGP):

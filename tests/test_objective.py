@@ -18,7 +18,7 @@ def objective(rng):
     X = rng.normal(size=(25, 2))
     y = np.sin(X[:, 0]) + 0.1 * rng.normal(size=25)
     y = (y - y.mean()) / y.std()
-    grid = data_grid(25, 2, components=9, levels=2, trend=1)
+    grid = data_grid(25, 2, components=9, levels=2, slow=1)
     return LocalObjective(SubKernelBank(X, grid), y, noise_floor=1e-3)
 
 

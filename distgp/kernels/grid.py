@@ -16,7 +16,7 @@ Two designs:
   ``P > 1`` each component
   carries one frequency in one dimension under a full-dimensional Gaussian envelope, and the
   envelope bandwidth runs over ``levels`` geometric steps from the grid spacing up to ``F_p``, so
-  the family holds smooth trends, periodic structure and short length scales alike. ``trend``
+  the family holds smooth trends, periodic structure and short length scales alike. ``slow``
   extra zero-frequency components with bandwidths of 1/4, 1/16, ... of the spacing resolve the
   lowest frequency bin, where slow trends live (they extrapolate a trend over a horizon longer
   than the grid's longest length scale).
@@ -31,15 +31,14 @@ from itertools import product
 
 import numpy as np
 
-from distgp.config import FitConfig
+from distgp.config import FitConfig, KernelConfig
 from distgp.exceptions import ConfigError
 from distgp.settings import require
 
 GRID_KINDS = ("data", "reference")
 REFERENCE_BANDWIDTH = 1e-3  # spectral standard deviation of the reference code ("var" = 0.001)
 REFERENCE_MAX_FREQUENCY = 0.5
-TREND_COMPONENTS = 3  # zero-frequency components below the grid spacing (data grid)
-TREND_FACTOR = 4.0  # bandwidth ratio between successive trend components
+TREND_FACTOR = 4.0  # bandwidth ratio between successive slow components
 
 
 @dataclass(frozen=True)
@@ -116,7 +115,7 @@ def data_grid(
     components: int | None = None,
     levels: int | None = None,
     frequency_scale: float = 1.0,
-    trend: int = TREND_COMPONENTS,
+    slow: int = KernelConfig.slow_components,
 ) -> SpectralGrid:
     """Data-driven GSMP grid for standardised inputs.
 
@@ -126,16 +125,17 @@ def data_grid(
         components: target number of components ``M`` (default :func:`default_components`).
         levels: bandwidth levels (default 1 in 1-D, 4 otherwise).
         frequency_scale: multiplies the frequency bounds.
-        trend: extra zero-frequency components with sub-spacing bandwidths.
+        slow: extra zero-frequency components with sub-spacing bandwidths.
 
     Returns:
-        A grid with about ``components`` components (exactly ``components + trend`` in 1-D).
+        A grid with about ``components`` components (exactly ``components + slow`` in 1-D).
     """
     M = default_components(dims) if components is None else int(components)
     require(FitConfig, "kernel.components", M)
     L = (1 if dims == 1 else 4) if levels is None else int(levels)
     require(FitConfig, "kernel.levels", L)
     require(FitConfig, "kernel.frequency_scale", frequency_scale)
+    require(FitConfig, "kernel.slow_components", slow)
     F = frequency_bounds(n, dims) * frequency_scale
     if dims == 1:
         L = min(L, M)
@@ -147,7 +147,7 @@ def data_grid(
             width = spacing * _level_factor(level, L, Q)
             means.append(freqs[:, None])
             variances.append(np.full((Q, 1), width**2))
-        return _with_trend(means, variances, np.array([spacing]), trend)
+        return _with_slow(means, variances, np.array([spacing]), slow)
     # Multi-dimensional: per level, one pure envelope plus (Q - 1) frequencies in each dimension.
     per_level = max(1, M // L)
     Q = max(2, round((per_level - 1) / dims) + 1)
@@ -163,14 +163,12 @@ def data_grid(
                 rows.append(mu)
         means.append(np.array(rows))
         variances.append(np.tile(width**2, (len(rows), 1)))
-    return _with_trend(means, variances, spacing, trend)
+    return _with_slow(means, variances, spacing, slow)
 
 
-def _with_trend(means: list, variances: list, spacing: np.ndarray, trend: int) -> SpectralGrid:
-    """Append ``trend`` zero-frequency components with bandwidths ``spacing / 4^k``."""
-    if trend < 0:
-        raise ConfigError(f"trend components must be non-negative, got {trend}")
-    for k in range(1, trend + 1):
+def _with_slow(means: list, variances: list, spacing: np.ndarray, slow: int) -> SpectralGrid:
+    """Append ``slow`` zero-frequency components with bandwidths ``spacing / 4^k``."""
+    for k in range(1, slow + 1):
         means.append(np.zeros((1, len(spacing))))
         variances.append((spacing / TREND_FACTOR**k)[None, :] ** 2)
     return SpectralGrid(np.vstack(means), np.vstack(variances), True, "data")
@@ -261,7 +259,8 @@ def expand(grid: SpectralGrid) -> list[EnvelopeGroup]:
 
 def grid_from_recipe(recipe: dict) -> SpectralGrid:
     """The grid a recipe names (what the driver sends agents instead of the grid's arrays):
-    ``{"kind", "n", "dims", "components", "levels", "frequency_scale"}``."""
+    ``{"kind", "n", "dims", "components", "levels", "frequency_scale", "slow_components"}``
+    (a recipe without ``slow_components``, from an older model file, gets the default)."""
     if recipe["kind"] == "reference":
         return reference_grid(int(recipe["dims"]), recipe["components"])
     return data_grid(
@@ -270,4 +269,5 @@ def grid_from_recipe(recipe: dict) -> SpectralGrid:
         recipe["components"],
         recipe["levels"],
         float(recipe["frequency_scale"]),
+        int(recipe.get("slow_components", KernelConfig.slow_components)),
     )
