@@ -32,14 +32,22 @@ from distgp.config import FitConfig, override
 from distgp.exceptions import ConfigError, InputDataError
 
 SERIES_CANDIDATES: dict[str, dict[str, Any]] = {
+    "level": {
+        "kernel.trend": "constant",
+        "kernel.components": 1,
+        "kernel.slow_components": 0,
+        "kernel.frequency_scale": 4.0,
+    },
     "flat": {"kernel.trend": "constant", "kernel.components": 1},
     "stationary": {"kernel.trend": "none"},
     "quadratic trend": {"kernel.trend": "quadratic"},
 }
 """Candidates of the default selection for a 1-D series (overrides of the user's config),
-simplest first. ``flat``: a constant and the grid's few zero-frequency components (one broad one
-and the slow trend ones), a model that forecasts about the recent level, the fallback when every
-richer model forecasts worse on held-out data; ``stationary``: the full grid, no trend part;
+simplest first. ``level``: a constant and one zero-frequency component narrower than the data's
+spacing (nearly white), a model that forecasts the training mean, the fallback when every richer
+model forecasts worse on held-out data (a short noisy series); ``flat``: a constant and the grid's
+few zero-frequency components (one broad one and the slow ones), a model that forecasts about the
+recent level; ``stationary``: the full grid, no trend part;
 ``quadratic trend``: the full grid with a quadratic trend part (it nests the linear one: every
 coefficient has its own weight, learned by the evidence)."""
 

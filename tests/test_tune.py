@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from distgp import GSMPRegressor
 from distgp.config import FitConfig
 from distgp.exceptions import InputDataError
 from distgp.tune import SERIES_CANDIDATES, applies, fit_selected, holdout_splits
@@ -61,3 +62,16 @@ def test_bkb_tuning_scores_the_default_first_and_refits_the_best(tmp_path):
     assert best.mse == min(e.mse for e in evaluations)
     assert result.model.components >= 30
     assert evaluations_csv(evaluations).count("\n") == 6
+
+
+def test_short_noisy_series_forecasts_its_training_mean():
+    """Issue 10, small data: on white noise around a level the default path chooses ``level``,
+    whose forecast is the training mean (not the recent level, not an over-fitted grid)."""
+    rng = np.random.default_rng(3)
+    x = np.arange(60.0)[:, None]
+    y = 20.0 + rng.normal(size=60)
+    model = GSMPRegressor(random_state=0).fit(x[:48], y[:48])
+    chosen = [e.name for e in model.tune_evaluations_ if e.chosen]
+    assert chosen == ["level"]
+    mse = np.mean((model.predict(x[48:]) - y[48:]) ** 2)
+    assert mse <= 1.001 * np.mean((y[:48].mean() - y[48:]) ** 2)
