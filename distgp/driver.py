@@ -135,6 +135,19 @@ def agent_settings(config: FitConfig, state_dir: str | None = None) -> AgentSett
     )
 
 
+def make_run_backend(config: FitConfig) -> Backend:
+    """The backend a run's settings ask for (the caller starts and shuts it down)."""
+    b = config.backend
+    return make_backend(
+        config.backend_name,
+        b.address,
+        b.cpus_per_agent,
+        b.round_timeout,
+        gpus_per_agent=b.gpus_per_agent,
+        threads=config.learn.threads,
+    )
+
+
 def fit(
     X: np.ndarray | None,
     y: np.ndarray | None,
@@ -201,14 +214,7 @@ def fit(
         indices = preflight(config, len(y), groups, check_address=backend is None)
         parts = [ShardArrays(X[idx], y[idx]) for idx in indices]
     owned = backend is None
-    backend = backend or make_backend(
-        config.backend_name,
-        config.backend.address,
-        config.backend.cpus_per_agent,
-        config.backend.round_timeout,
-        gpus_per_agent=config.backend.gpus_per_agent,
-        threads=config.learn.threads,
-    )
+    backend = backend or make_run_backend(config)
     with backend if owned else contextlib.nullcontext(backend):
         report("start", {"agents": c.agents, "backend": backend.name})
         backend.traffic = type(backend.traffic)()

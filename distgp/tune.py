@@ -19,10 +19,11 @@ model whose held-out forecasts lose to a flat one is not chosen.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -85,7 +86,9 @@ def holdout_splits(
     horizon: int | None = None,
     origins: int = 2,
     folds: int = 4,
-    seed: int = 0,
+    seed: int | list[int] = 0,
+    min_horizon: int = MIN_HORIZON,
+    min_train: int = MIN_TRAIN,
 ) -> list[tuple[np.ndarray, np.ndarray]]:
     """``(train, held-out)`` index pairs within ``n`` training points.
 
@@ -93,13 +96,13 @@ def holdout_splits(
         InputDataError: the rolling origin needs more points than the series has.
     """
     if series:
-        h = horizon if horizon is not None else max(MIN_HORIZON, math.ceil(HORIZON_FRACTION * n))
+        h = horizon if horizon is not None else max(min_horizon, math.ceil(HORIZON_FRACTION * n))
         if h < 1 or origins < 1:
             raise ConfigError("the rolling-origin horizon and number of origins must be >= 1")
-        if n - origins * h < MIN_TRAIN:
+        if n - origins * h < min_train:
             raise InputDataError(
                 f"a rolling origin of {origins} x {h} held-out points leaves {n - origins * h} "
-                f"of the series' {n} training points (at least {MIN_TRAIN} needed); use a "
+                f"of the series' {n} training points (at least {min_train} needed); use a "
                 "shorter horizon or fewer origins"
             )
         return [
@@ -302,11 +305,16 @@ def tune(
     yet, so the linear trend with the config's other settings); rewards are ``-log`` held-out
     MSE. The best setting is refitted on all training data.
 
+    With the inline backend the evaluations run one after another in this process, each a full
+    fit per split of the training set (:func:`evaluate`). With a Ray backend agents score each
+    batch at once, each on its own shard (:mod:`distgp.tune_shards`): with one agent, four
+    copies of it each run one evaluation of the batch (the same numbers as inline); with ``N``
+    agents, each scores every candidate on its own shard.
+
     Returns:
         ``(FitResult, evaluations, best)`` with ``best`` the chosen evaluation.
     """
     from distgp.bandit import BKB
-    from distgp.driver import fit
 
     if budget < 2:
         raise ConfigError(f"tune budget must be at least 2 evaluations, got {budget}")
@@ -314,33 +322,82 @@ def tune(
     check_data(config, y, series)
     names = check_tunables(list(names or TUNABLES))
     names, grid = tune_arms(names, bool(np.all(y > 0)))
-    t = config.tune
-    splits = holdout_splits(len(y), series, t.horizon, t.origins, t.folds, config.seed)
     span = np.maximum(grid.max(0), 1.0)
     bandit = BKB(grid / span, beta=TUNE_BETA, batch=False, seed=config.seed)
     default_row = np.array([_default_position(n, config, X.shape[1]) for n in names], float)
     first = int(np.flatnonzero(np.all(grid == default_row, axis=1))[0])
     evaluations: list[Evaluation] = []
-    backend, groups = fit_options.get("backend"), fit_options.get("groups")
-    while len(evaluations) < budget:
-        size = min(TUNE_BATCH, budget - len(evaluations))
-        arms = bandit.ask(size) if evaluations else np.r_[first, bandit.ask(size - 1)][:size]
-        rewards = []
-        for arm in np.atleast_1d(arms):
-            overrides = arm_overrides(names, grid[arm], config, X.shape[1])
-            label = ", ".join(
-                f"{n}={TUNABLES[n][1][int(v)]}" for n, v in zip(names, grid[arm], strict=True)
-            )
-            e = evaluate(X, y, config, label, overrides, splits, backend, groups=groups)
-            evaluations.append(e)
-            report("candidate", {"evaluation": e})
-            rewards.append(-math.log(e.mse) if math.isfinite(e.mse) and e.mse > 0 else math.nan)
-        bandit.tell(np.atleast_1d(arms), np.array(rewards))
-    best = min(evaluations, key=lambda e: e.mse)
-    best.chosen = True
-    report("selected", {"evaluation": best})
-    result = fit(X, y, configured(config, best.overrides), report=report, **fit_options)
+    with _scorer(X, y, config, series, fit_options) as (score, fit_options):
+        while len(evaluations) < budget:
+            size = min(TUNE_BATCH, budget - len(evaluations))
+            arms = np.atleast_1d(bandit.ask(size))
+            if not evaluations:  # the default setting first, not proposed twice
+                arms = np.r_[first, arms[arms != first]][:size]
+            batch = [
+                (_arm_label(names, grid[a]), arm_overrides(names, grid[a], config, X.shape[1]))
+                for a in arms
+            ]
+            scored = score(batch)
+            for e in scored:
+                evaluations.append(e)
+                report("candidate", {"evaluation": e})
+            rewards = [
+                -math.log(e.mse) if math.isfinite(e.mse) and e.mse > 0 else math.nan for e in scored
+            ]
+            bandit.tell(arms, np.array(rewards))
+        best = min(evaluations, key=lambda e: e.mse)
+        best.chosen = True
+        report("selected", {"evaluation": best})
+        from distgp.driver import fit
+
+        result = fit(X, y, configured(config, best.overrides), report=report, **fit_options)
     return result, evaluations, best
+
+
+def _arm_label(names: list[str], row: np.ndarray) -> str:
+    return ", ".join(f"{n}={TUNABLES[n][1][int(v)]}" for n, v in zip(names, row, strict=True))
+
+
+@contextlib.contextmanager
+def _scorer(
+    X: np.ndarray, y: np.ndarray, config: FitConfig, series: bool, fit_options: dict[str, Any]
+) -> Iterator[tuple[Callable[[list], list[Evaluation]], dict[str, Any]]]:
+    """``(score, fit_options)``: a function scoring a batch of ``(name, overrides)``, and the
+    final fit's options. Inline: full fits in turn on the splits of the whole training set.
+    Ray: agents holding the run's shards (:func:`~distgp.tune_shards.replicas` copies of each,
+    so a batch runs at once), started once; the final fit reuses the backend."""
+    from distgp.agents.agent import ShardArrays
+    from distgp.driver import make_run_backend, preflight
+    from distgp.tune_shards import replicas, score_on_agents, shard_splits, validation_rule
+
+    t = config.tune
+    backend, groups = fit_options.get("backend"), fit_options.get("groups")
+    name = backend.name if backend is not None else config.backend_name
+    if name != "ray":
+        splits = holdout_splits(len(y), series, t.horizon, t.origins, t.folds, config.seed)
+
+        def sequential(batch: list) -> list[Evaluation]:
+            return [
+                evaluate(X, y, config, label, overrides, splits, backend, groups=groups)
+                for label, overrides in batch
+            ]
+
+        yield sequential, fit_options
+        return
+    holdout_splits(len(y), series, t.horizon, t.origins, t.folds, config.seed)
+    indices = preflight(config, len(y), groups, check_address=backend is None)
+    rule = validation_rule(config, len(y), series, len(indices))
+    for j, idx in enumerate(indices):  # bad input before any agent starts
+        shard_splits(len(idx), j, rule)
+    owned = backend is None
+    backend = backend or make_run_backend(config)
+    copies = replicas(len(indices))
+    with backend if owned else contextlib.nullcontext(backend):
+        backend.start([ShardArrays(X[idx], y[idx]) for _ in range(copies) for idx in indices])
+        yield (
+            lambda batch: score_on_agents(backend, config, batch, rule, len(indices)),
+            {**fit_options, "backend": backend},
+        )
 
 
 def _default_position(name: str, config: FitConfig, dims: int) -> int:

@@ -7,8 +7,9 @@ directly, the Ray backend wraps it in an actor). Every call arrives as bytes
 What leaves an agent: a :class:`~distgp.data.ShardSummary` of at least ``min_shard_size`` points
 (counts, means, sums of squared deviations, column names), per ADMM round the change of one
 weight-sized vector ``x_j + u_j`` and four scalars, and at prediction time its expert's latent
-mean and variance at the driver's test inputs. Raw inputs and outputs never do, and neither does
-the dual ``u_j``.
+mean and variance at the driver's test inputs; when tuning outer settings, the pooled held-out
+MSE of its shard-local fits (:mod:`distgp.tune_shards`). Raw inputs and outputs never do, and
+neither does the dual ``u_j``.
 
 The shard is either handed over at start (the one-file simulation, :class:`ShardArrays`) or read
 by the agent itself where it runs (:class:`ShardFile`); the driver then never opens the file.
@@ -367,6 +368,17 @@ class Agent:
         variance = np.maximum(prior - latent, 1e-12 * prior)
         return [mean, variance]
 
+    def score(
+        self, config: str, candidates: list[dict[str, Any]], rule: dict[str, Any], shard: int
+    ) -> list[list]:
+        """Score outer settings on this shard alone (:mod:`distgp.tune_shards`; ``shard``: its
+        index among the run's shards): per candidate ``[held-out MSE over its folds (raw units),
+        held-out points, seconds]``."""
+        from distgp.tune_shards import score_shard
+
+        X, y, _ = self._shard_data()
+        return score_shard(X, y, shard, config, candidates, rule)
+
     def memory(self) -> list:
         """Peak resident memory of this agent's process (MiB) and the bytes its shard and cached
         sub-kernel envelopes and features hold (0 before set-up)."""
@@ -378,4 +390,14 @@ class Agent:
         return [peak_rss_mb(), int(held)]
 
 
-_METHODS = ("summary", "setup", "solve", "round", "restore", "evaluate", "predict", "memory")
+_METHODS = (
+    "summary",
+    "setup",
+    "solve",
+    "round",
+    "restore",
+    "evaluate",
+    "predict",
+    "score",
+    "memory",
+)

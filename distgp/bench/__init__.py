@@ -13,6 +13,10 @@ SUITES = {
     "admm": ("distgp.bench.admm", "agents, rounds, bits and scaling of quantised ADMM"),
     "bkb": ("distgp.bench.bkb", "BKB, batch BKB and exact GP-UCB: time and regret"),
     "faults": ("distgp.bench.faults", "killed and hung agents over Ray: completion and MSE change"),
+    "tune": (
+        "distgp.bench.tune",
+        "distgp fit --tune (BKB over outer settings, agents over Ray) vs the defaults",
+    ),
     "threads": (
         "distgp.bench.threads",
         "distgp fit as installed vs fixed BLAS thread settings (median of repeats)",

@@ -1,0 +1,238 @@
+"""``distgp bench tune``: ``distgp fit --tune`` against the defaults on the 13 shared datasets.
+
+Per dataset: the default fit (``distgp fit``'s path: one agent, the rolling-origin selection for
+a 1-D series) and the tuned fit (``distgp fit --tune BUDGET --backend ray [--agents N]``: BKB
+over the outer settings in batches of 4, scored by Ray agents, four at a time, see
+:mod:`distgp.tune_shards`), each timed wall-clock in this process, the tuned one from starting
+Ray to the last prediction. With ``--agents N > 1`` also the untuned fit with the same agents
+(inline backend: the same numbers as Ray), which separates what tuning gains from what
+sharding costs. Each dataset's record is appended to ``--jsonl`` as soon as it is measured, so
+a partial run keeps its rows; ``--from-jsonl`` renders saved rows without running anything.
+
+The 13 datasets: the 8 shared 1-D series, ``builtin:co2`` and the four multi-dimensional sets of
+at most 1000 points (``cccp9500`` is left to ``distgp bench admm``: above
+:data:`distgp.bench.kernel.MAX_GSMP_N` a one-agent default fit is not run).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+DATASETS = (
+    "electricitydata",
+    "passengerdata",
+    "hoteldata",
+    "employmentdata",
+    "unemployment",
+    "clay",
+    "CO2",
+    "ECG_signal",
+    "builtin:co2",
+    "ale80",
+    "airfoil600",
+    "cccp1000",
+    "concrete824",
+)
+QUICK_DATASETS = ("employmentdata", "ale80")
+BUDGET = 32
+QUICK_BUDGET = 8
+AGENTS = 1
+TIME_TARGET = 32.0  # tuned wall time at most this many default fits
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from distgp.bench.report import add_common_arguments
+    from distgp.cli.common import at_least
+
+    add_common_arguments(parser)
+    parser.add_argument(
+        "--datasets",
+        metavar="A,B",
+        help="comma-separated file stems or builtin:co2 (default: the 13 shared datasets; "
+        "--quick: " + ",".join(QUICK_DATASETS) + ")",
+    )
+    parser.add_argument(
+        "--data-dir", metavar="DIR", help="SLIM-KL data folder (default ../shared/data/slimkl)"
+    )
+    parser.add_argument(
+        "--budget",
+        type=at_least(2),
+        metavar="T",
+        help=f"tuning evaluations (default {BUDGET}; --quick {QUICK_BUDGET})",
+    )
+    parser.add_argument(
+        "--agents",
+        type=at_least(1),
+        default=AGENTS,
+        metavar="N",
+        help=f"agents of the tuned fit, over Ray (default {AGENTS}: four Ray agents then score "
+        "each batch, each holding the training set)",
+    )
+    parser.add_argument(
+        "--jsonl", metavar="PATH", help="append each dataset's record to this file when measured"
+    )
+    parser.add_argument(
+        "--from-jsonl", metavar="PATH", help="render the records of an earlier --jsonl; run nothing"
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    from distgp.bench.kernel import choose_datasets
+    from distgp.bench.report import data_dir, load_note, publish
+    from distgp.cli.common import Progress
+
+    budget = args.budget or (QUICK_BUDGET if args.quick else BUDGET)
+    if args.from_jsonl:
+        rows = [json.loads(line) for line in Path(args.from_jsonl).read_text().splitlines()]
+        body = render(rows)
+        publish(args, "tune", command_line(args, budget), body, {"datasets": rows})
+        return 0
+    folder = data_dir(args.data_dir)
+    names = choose_datasets(args.datasets, QUICK_DATASETS if args.quick else DATASETS, folder)
+    progress = Progress()
+    load_start = os.getloadavg()[0]
+    rows = []
+    for name in names:
+        path = name if name.startswith("builtin:") else str(folder / f"{name}.mat")
+        row = measure(name, path, budget, args.agents, progress)
+        rows.append(row)
+        if args.jsonl:
+            with open(args.jsonl, "a") as out:
+                out.write(json.dumps(row) + "\n")
+    body = render(rows) + "\n\n" + load_note(load_start, os.getloadavg()[0])
+    payload = {"suite": "tune", "budget": budget, "agents": args.agents, "datasets": rows}
+    publish(args, "tune", command_line(args, budget), body, payload)
+    return 0
+
+
+def measure(
+    name: str, path: str, budget: int, agents: int, progress: Callable[[str], None]
+) -> dict[str, Any]:
+    """Default, default-sharded and tuned fits of one dataset: test MSE and wall seconds."""
+    import numpy as np
+
+    from distgp.config import FitConfig
+    from distgp.data import load_dataset
+    from distgp.tune import fit_selected, tune
+
+    data = load_dataset(path)
+    X, y, series = data.X_train, data.y_train, data.series
+
+    def mse(result) -> float:
+        mean, std = result.prediction
+        if not result.model.transform.identity:
+            mean, _ = result.model.transform.moments(mean, std)
+        return float(np.mean((data.y_test - mean) ** 2))
+
+    tic = time.perf_counter()
+    default, _ = fit_selected(X, y, FitConfig(), series, X_test=data.X_test)
+    default_seconds = time.perf_counter() - tic
+    progress(f"{name:16s} default        MSE {mse(default):.5g}  {default_seconds:.1f} s")
+    sharded: dict[str, Any] = {}
+    if agents > 1:
+        sharded_config = FitConfig()
+        sharded_config.consensus.agents = agents
+        sharded_config.backend.name = "inline"
+        tic = time.perf_counter()
+        result, _ = fit_selected(X, y, sharded_config, series, X_test=data.X_test)
+        sharded = {"sharded_mse": mse(result), "sharded_seconds": time.perf_counter() - tic}
+        progress(f"{name:16s} default {agents} ag.  MSE {sharded['sharded_mse']:.5g}")
+    config = FitConfig()
+    config.consensus.agents = agents
+    config.backend.name = "ray"
+    tic = time.perf_counter()
+    tuned, evaluations, best = tune(X, y, config, series, budget, X_test=data.X_test)
+    tuned_seconds = time.perf_counter() - tic
+    progress(f"{name:16s} tuned          MSE {mse(tuned):.5g}  {tuned_seconds:.1f} s ({best.name})")
+    return {
+        "dataset": name,
+        "n": len(y),
+        "dims": data.dims,
+        "default_mse": mse(default),
+        "default_seconds": default_seconds,
+        **sharded,
+        "tuned_mse": mse(tuned),
+        "tuned_seconds": tuned_seconds,
+        "time_ratio": tuned_seconds / default_seconds,
+        "tuned_better": mse(tuned) < mse(default),
+        "tuned_better_than_sharded": mse(tuned) < sharded["sharded_mse"] if sharded else None,
+        "evaluations": len(evaluations),
+        "chosen": best.name,
+        "heldout_mse": best.mse,
+        "agents": agents,
+        "budget": budget,
+    }
+
+
+def render(rows: Sequence[dict[str, Any]]) -> str:
+    """The table and the target lines."""
+    from distgp.bench.report import markdown_table
+
+    if not rows:
+        return "No dataset measured."
+    agents, budget = rows[0]["agents"], rows[0]["budget"]
+    table = [
+        {
+            "dataset": r["dataset"],
+            "n": r["n"],
+            "P": r["dims"],
+            "default MSE": r["default_mse"],
+            "default s": r["default_seconds"],
+            f"default {agents} agents MSE": r.get("sharded_mse"),
+            "tuned MSE": r["tuned_mse"],
+            "tuned s": r["tuned_seconds"],
+            "time ratio": r["time_ratio"],
+            "tuned < default": r["tuned_better"],
+            f"tuned < default {agents} agents": r["tuned_better_than_sharded"],
+            "chosen": r["chosen"],
+        }
+        for r in rows
+    ]
+    better = [r["dataset"] for r in rows if r["tuned_better"]]
+    better_sharded = [r["dataset"] for r in rows if r["tuned_better_than_sharded"]]
+    in_time = [r["dataset"] for r in rows if r["time_ratio"] <= TIME_TARGET]
+    slowest = max(rows, key=lambda r: r["time_ratio"])
+    columns = [c for c in table[0] if agents > 1 or f"{agents} agents" not in c]
+    how = (
+        "four Ray agents, each holding the training set, score each batch of 4 side by side; "
+        "the final fit is one agent's"
+        if agents == 1
+        else f"the {agents} agents score each batch of 4 on their own shards; the final fit over "
+        f"the same {agents} agents"
+    )
+    lines = [
+        f"`default`: `distgp fit` defaults (one agent). `tuned`: `--tune {budget} --backend ray "
+        f"--agents {agents}` ({how}). Seconds are wall time in one process, the tuned ones from "
+        "starting Ray to the last prediction; the time ratio is tuned / default.",
+        "",
+        markdown_table(table, columns),
+        "",
+        f"* tuned test MSE below the default fit's on {len(better)} of {len(rows)} "
+        f"(target >= 9 of 13): {', '.join(better) or 'none'}",
+    ]
+    if agents > 1:
+        lines.append(
+            f"* tuned test MSE below the untuned {agents}-agent fit's on {len(better_sharded)} "
+            f"of {len(rows)}: {', '.join(better_sharded) or 'none'}"
+        )
+    lines += [
+        f"* tuned within {TIME_TARGET:g}x the default fit's time on {len(in_time)} of "
+        f"{len(rows)} (slowest: {slowest['dataset']}, {slowest['time_ratio']:.1f}x)",
+    ]
+    return "\n".join(lines)
+
+
+def command_line(args: argparse.Namespace, budget: int) -> str:
+    parts = ["distgp bench tune"]
+    if args.quick:
+        parts.append("--quick")
+    if args.datasets:
+        parts.append(f"--datasets {args.datasets}")
+    parts.append(f"--budget {budget} --agents {args.agents}")
+    return " ".join(parts)

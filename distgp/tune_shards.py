@@ -1,0 +1,184 @@
+"""Outer-setting evaluations computed by the agents, each on its own shard.
+
+The parallel path of ``distgp fit --tune`` (a Ray backend, or shard files the agents read).
+For every batch BKB proposes, the driver sends each agent one ``score`` call holding the batch's
+candidate settings (config overrides) and the validation rule; the agents answer at once, in
+parallel under Ray. Agent ``j`` splits its own shard the way the sequential path splits the
+training set (rolling origin in time for a 1-D series, seeded random folds otherwise), runs a
+stand-alone fit of each candidate on each training part **inside its own process** and returns,
+per candidate its held-out MSE over all its folds (raw units) and the number of held-out
+points. The driver's score of a candidate is the count-weighted mean over the agents: the pooled
+held-out MSE of shard-local models. No raw data and no prediction leave an agent, only two
+numbers (and its seconds) per candidate.
+
+With one agent the shard is the whole training set and the splits are those of
+:func:`distgp.tune.holdout_splits`, so every score equals the sequential path's. With ``N``
+agents each local fit sees about ``n / N`` points (a shard of a series is a thinned series
+over the same span), so a batch of ``B`` candidates costs about ``B / N^2`` of the sequential
+path's dense algebra, and the score rates a candidate by how its shard-sized models forecast,
+which is what the experts of an ``N``-agent model are.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from typing import Any
+
+import numpy as np
+
+from distgp.config import FitConfig, build
+from distgp.exceptions import BackendError, InputDataError
+from distgp.tune import (
+    MIN_HORIZON,
+    MIN_TRAIN,
+    TUNE_BATCH,
+    VALIDATION_ITERATIONS,
+    Evaluation,
+    evaluate,
+    holdout_splits,
+)
+
+LOCAL_MIN_HORIZON = 2  # with several agents: held-out points per origin within a shard, at least
+LOCAL_MIN_TRAIN = 8  # with several agents: a shard's fold trains on at least this many points
+
+
+def validation_rule(config: FitConfig, n: int | None, series: bool, agents: int) -> dict[str, Any]:
+    """What every agent needs to split its shard (sent with each ``score`` call).
+
+    Args:
+        n: training points in all (``None`` with shard files: a set horizon is then used as is).
+        agents: agents of the run; with one, the splits are exactly the sequential path's.
+    """
+    t = config.tune
+    fraction = None if t.horizon is None or n is None else t.horizon / n
+    return {
+        "series": bool(series),
+        "horizon": t.horizon,
+        "fraction": fraction,
+        "origins": t.origins,
+        "folds": t.folds,
+        "seed": config.seed,
+        "local": agents > 1,
+        "iterations": VALIDATION_ITERATIONS,
+    }
+
+
+def shard_splits(n: int, agent: int, rule: dict[str, Any]) -> list[tuple[np.ndarray, np.ndarray]]:
+    """``(train, held-out)`` index pairs within a shard of ``n`` points (time-sorted for a series).
+
+    With several agents a set horizon shrinks in proportion to the shard, the rolling origin
+    may be shorter (:data:`LOCAL_MIN_HORIZON`, :data:`LOCAL_MIN_TRAIN`) and each agent's folds
+    have their own seed."""
+    horizon = rule["horizon"]
+    if rule["local"] and rule["fraction"] is not None:
+        horizon = max(1, round(rule["fraction"] * n))
+    local = rule["local"]
+    try:
+        return holdout_splits(
+            n,
+            rule["series"],
+            horizon,
+            rule["origins"],
+            rule["folds"],
+            seed=[rule["seed"], agent] if local else rule["seed"],
+            min_horizon=LOCAL_MIN_HORIZON if local else MIN_HORIZON,
+            min_train=LOCAL_MIN_TRAIN if local else MIN_TRAIN,
+        )
+    except InputDataError as exc:
+        raise InputDataError(f"tuning on agent {agent}'s shard of {n} points: {exc}") from None
+
+
+def score_shard(
+    X: np.ndarray,
+    y: np.ndarray,
+    shard: int,
+    config_text: str,
+    candidates: list[dict[str, Any]],
+    rule: dict[str, Any],
+) -> list[list]:
+    """An agent's part of a batch: per candidate ``[held-out MSE over all its folds, held-out
+    points, seconds]``.
+
+    Args:
+        X, y: the agent's shard (raw units), ``n_j x P`` and ``n_j``.
+        shard: the shard's index ``j`` (seeds its folds).
+        config_text: the run's settings as JSON (:func:`distgp.checkpoint.config_json`).
+        candidates: dotted config overrides, one map per candidate.
+        rule: from :func:`validation_rule`.
+    """
+    config = build(FitConfig, json.loads(config_text), "")
+    config.consensus.agents = 1  # a stand-alone fit in this process
+    config.backend.name, config.backend.address, config.backend.gpus_per_agent = (
+        "inline",
+        None,
+        None,
+    )
+    config.data.shards = config.data.placements = None
+    config.data.shard, config.predict = "random", None
+    if rule["series"]:  # a shard of a series, in time order
+        order = np.argsort(X[:, 0], kind="stable")
+        X, y = X[order], y[order]
+    splits = shard_splits(len(y), shard, rule)
+    counts = [len(held) for _, held in splits]
+    out = []
+    for overrides in candidates:
+        e = evaluate(X, y, config, "", overrides, splits, iterations=rule["iterations"])
+        out.append([e.mse, sum(counts), e.seconds])
+    return out
+
+
+def replicas(agents: int) -> int:
+    """Copies of each shard's agent that score a batch side by side: enough that a batch of
+    :data:`~distgp.tune.TUNE_BATCH` runs at once (4 with one agent, 1 with four or more)."""
+    return max(1, TUNE_BATCH // agents)
+
+
+def score_on_agents(
+    backend,
+    config: FitConfig,
+    batch: list[tuple[str, dict[str, Any]]],
+    rule: dict[str, Any],
+    shards: int,
+) -> list[Evaluation]:
+    """Score a batch of ``(name, overrides)`` on a backend started with :func:`replicas`
+    copies of ``shards`` shards (actor ``r * shards + j`` holds shard ``j``); candidate ``i``
+    goes to copy ``i mod R`` of every shard.
+
+    Each evaluation's ``seconds`` is its share of the batch's wall time (so the seconds of a
+    tuning run add up to its wall time), ``folds`` the held-out MSE of each shard.
+    """
+    from distgp.agents.backends import AgentFailure
+    from distgp.checkpoint import config_json
+
+    tic = time.perf_counter()
+    copies = replicas(shards)
+    text = config_json(config)
+    share = {
+        r: [dict(o) for i, (_, o) in enumerate(batch) if i % copies == r] for r in range(copies)
+    }
+    calls = {
+        r * shards + j: (text, share[r], rule, j)
+        for r in range(copies)
+        if share[r]
+        for j in range(shards)
+    }
+    replies = backend.call("score", calls)
+    for reply in replies.values():
+        if isinstance(reply, AgentFailure):
+            raise BackendError(
+                f"agent {reply.agent} failed while scoring outer settings ({reply.reason}: "
+                f"{reply.detail}); rerun, or tune with --backend inline"
+            )
+    wall = time.perf_counter() - tic
+    out = []
+    for i, (name, overrides) in enumerate(batch):
+        r, position = i % copies, i // copies
+        answers = [replies[r * shards + j][position] for j in range(shards)]
+        folds = [float(a[0]) for a in answers]
+        counts = [int(a[1]) for a in answers]
+        finite = all(map(math.isfinite, folds))
+        mse = float(np.average(folds, weights=counts)) if finite else math.inf
+        out.append(Evaluation(name, dict(overrides), mse, wall / len(batch), folds))
+    return out
