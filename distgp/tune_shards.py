@@ -87,7 +87,9 @@ def shard_splits(n: int, agent: int, rule: dict[str, Any]) -> list[tuple[np.ndar
             min_train=LOCAL_MIN_TRAIN if local else MIN_TRAIN,
         )
     except InputDataError as exc:
-        raise InputDataError(f"tuning on agent {agent}'s shard of {n} points: {exc}") from None
+        raise InputDataError(
+            f"tuning on agent {agent}'s shard of {n} points: {exc}, or fewer agents"
+        ) from None
 
 
 def score_shard(

@@ -184,6 +184,23 @@ CLI_CASES = {
         "fit --data {good} --horizon 10",
         "rolling origin",
     ),
+    # the same over Ray agents (distgp.tune_shards): refused before any agent starts
+    "fit: tune budget below 2 over Ray": (
+        "fit --data {good} --tune 1 --backend ray",
+        "at least 2 evaluations",
+    ),
+    "fit: unknown tunable over Ray": (
+        "fit --data {good} --tune 4 --agents 2 --tunables trend,speed",
+        "unknown tunable",
+    ),
+    "fit: tune rolling origin longer than the series over Ray": (
+        "fit --data {good} --tune 4 --backend ray --horizon 10",
+        "rolling origin",
+    ),
+    "fit: tune with a log transform of data <= 0 over Ray": (
+        "fit --data {good} --tune 4 --agents 2 --transform log",
+        "needs positive outputs",
+    ),
     "optimize: budget < 1": ("optimize --budget 0", "budget must be at least 1"),
     "optimize: unreachable --address": (
         "optimize --budget 2 --agents 2 --address 127.0.0.1:9",

@@ -75,3 +75,79 @@ def test_short_noisy_series_forecasts_its_training_mean():
     assert chosen == ["level"]
     mse = np.mean((model.predict(x[48:]) - y[48:]) ** 2)
     assert mse <= 1.001 * np.mean((y[:48].mean() - y[48:]) ** 2)
+
+
+def _seasonal(n: int = 60) -> tuple[np.ndarray, np.ndarray]:
+    x = np.arange(1.0, n + 1.0)[:, None]
+    return x, 3 + 0.05 * x[:, 0] + np.sin(2 * np.pi * x[:, 0] / 12)
+
+
+def test_agents_score_a_batch_as_the_count_weighted_mean_of_their_shards():
+    """Two shards, two copies of each (4 agents): a batch of three candidates is split over
+    the copies and each score is the held-out-count weighted mean of the shards' own scores."""
+    from distgp.agents.agent import ShardArrays
+    from distgp.agents.backends import InlineBackend
+    from distgp.checkpoint import config_json
+    from distgp.tune_shards import replicas, score_on_agents, score_shard, validation_rule
+
+    x, y = _seasonal(64)
+    config = FitConfig()
+    config.kernel.components = 20
+    config.consensus.agents = 2
+    shards = [np.arange(0, 64, 2), np.arange(1, 64, 2)]
+    rule = validation_rule(config, 64, True, 2)
+    batch = [
+        ("linear", {"kernel.trend": "linear"}),
+        ("none", {"kernel.trend": "none"}),
+        ("floor", {"kernel.trend": "linear", "learn.noise_floor": 0.03}),
+    ]
+    backend = InlineBackend()
+    copies = replicas(2)
+    assert copies == 2
+    backend.start([ShardArrays(x[i], y[i]) for _ in range(copies) for i in shards])
+    scored = score_on_agents(backend, config, batch, rule, 2)
+    for (name, overrides), e in zip(batch, scored, strict=True):
+        parts = [
+            score_shard(x[i], y[i], j, config_json(config), [overrides], rule)[0]
+            for j, i in enumerate(shards)
+        ]
+        expected = np.average([p[0] for p in parts], weights=[p[1] for p in parts])
+        assert e.name == name and e.mse == pytest.approx(expected, rel=1e-12)
+        assert e.folds == pytest.approx([p[0] for p in parts], rel=1e-12)
+    assert len({e.mse for e in scored}) == 3  # the candidates were told apart
+
+
+def test_a_shard_of_a_series_is_scored_in_time_order_and_too_short_a_shard_is_refused():
+    from distgp.tune_shards import shard_splits, validation_rule
+
+    config = FitConfig()
+    rule = validation_rule(config, 48, True, 4)  # shards of 12: local origins of 2 x 2 points
+    splits = shard_splits(12, 0, rule)
+    assert [len(h) for _, h in splits] == [2, 2] and splits[-1][1][-1] == 11
+    with pytest.raises(InputDataError, match="agent 3's shard of 9 points"):
+        shard_splits(9, 3, {**rule, "origins": 1, "fraction": 0.2, "horizon": 8})
+    one = validation_rule(config, 40, True, 1)  # one agent: the sequential path's splits
+    for (a, b), (c, d) in zip(shard_splits(40, 0, one), holdout_splits(40, True), strict=True):
+        np.testing.assert_array_equal(a, c)
+        np.testing.assert_array_equal(b, d)
+
+
+def test_tuning_over_ray_agents_makes_the_sequential_choice(ray_local):
+    """One agent over Ray: four copies of it score each batch side by side, with the same
+    splits and fits as the inline path, so the scores and the choice are the same."""
+    from distgp.tune import tune
+
+    x, y = _seasonal()
+    chosen = {}
+    for backend in ("inline", "ray"):
+        config = FitConfig()
+        config.kernel.components = 20
+        config.backend.name = backend
+        result, evaluations, best = tune(
+            x, y, config, True, 5, ["trend", "noise_floor"], X_test=x[-5:] + 5
+        )
+        chosen[backend] = (best.name, [e.mse for e in evaluations], result.prediction[0])
+    assert chosen["ray"][0] == chosen["inline"][0]
+    np.testing.assert_allclose(chosen["ray"][1], chosen["inline"][1], rtol=1e-6)
+    np.testing.assert_allclose(chosen["ray"][2], chosen["inline"][2], rtol=1e-6)
+    assert ray_local.is_initialized()  # the session's Ray instance is left running
