@@ -24,20 +24,11 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from distgp.bench import kernel
+
 DATASETS = (
-    "electricitydata",
-    "passengerdata",
-    "hoteldata",
-    "employmentdata",
-    "unemployment",
-    "clay",
-    "CO2",
-    "ECG_signal",
-    "builtin:co2",
-    "ale80",
-    "airfoil600",
-    "cccp1000",
-    "concrete824",
+    *(name for name in kernel.DATASETS if name != "cccp9500"),
+    *kernel.BUILTIN_DATASETS,
 )
 QUICK_DATASETS = ("employmentdata", "ale80")
 BUDGET = 32
@@ -83,7 +74,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from distgp.bench.kernel import choose_datasets
     from distgp.bench.report import data_dir, load_note, publish
     from distgp.cli.common import Progress
 
@@ -94,7 +84,9 @@ def run(args: argparse.Namespace) -> int:
         publish(args, "tune", command_line(args, budget), body, {"datasets": rows})
         return 0
     folder = data_dir(args.data_dir)
-    names = choose_datasets(args.datasets, QUICK_DATASETS if args.quick else DATASETS, folder)
+    names = kernel.choose_datasets(
+        args.datasets, QUICK_DATASETS if args.quick else DATASETS, folder
+    )
     progress = Progress()
     load_start = os.getloadavg()[0]
     rows = []
