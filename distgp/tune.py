@@ -251,6 +251,7 @@ TUNABLES: dict[str, tuple[str, tuple[Any, ...]]] = {
 each by its position). ``transform`` is only offered for positive outputs."""
 
 TUNE_BATCH = 4  # evaluations BKB proposes at a time (one per agent of a 4-agent batch)
+TUNE_ORIGINS = 4  # rolling origins of a tuning run on a series with room for them
 TUNE_BETA = 2.0  # UCB width in GP standard deviations
 
 
@@ -301,9 +302,12 @@ def tune(
 ):
     """Batch BKB over outer settings; each evaluation is scored on held-out training data.
 
-    The first batch holds the default setting (the selection candidates' winner is not known
-    yet, so the linear trend with the config's other settings); rewards are ``-log`` held-out
-    MSE. The best setting is refitted on all training data.
+    The first batch holds what the default path would fit: for a series it selects among, the
+    candidates of :data:`SERIES_CANDIDATES` (``flat`` is not on the grid: it is scored, not told
+    to BKB), otherwise the default setting; rewards are ``-log`` held-out MSE. A series is scored
+    on :data:`TUNE_ORIGINS` rolling origins where it has room for them (more held-out data than
+    the default selection's, as the best of many candidates is chosen). The best setting is
+    refitted on all training data.
 
     With the inline backend the evaluations run one after another in this process, each a full
     fit per split of the training set (:func:`evaluate`). With a Ray backend agents score each
@@ -322,29 +326,34 @@ def tune(
     check_data(config, y, series)
     names = check_tunables(list(names or TUNABLES))
     names, grid = tune_arms(names, bool(np.all(y > 0)))
+    seeds = _first_candidates(names, grid, config, series, X.shape[1], len(y))
+    config = copy.deepcopy(config)
+    config.tune.origins = tune_origins(config, series, len(y))
     span = np.maximum(grid.max(0), 1.0)
     bandit = BKB(grid / span, beta=TUNE_BETA, batch=False, seed=config.seed)
-    default_row = np.array([_default_position(n, config, X.shape[1]) for n in names], float)
-    first = int(np.flatnonzero(np.all(grid == default_row, axis=1))[0])
     evaluations: list[Evaluation] = []
     with _scorer(X, y, config, series, fit_options) as (score, fit_options):
         while len(evaluations) < budget:
             size = min(TUNE_BATCH, budget - len(evaluations))
+            chosen = seeds[:size] if not evaluations else []
+            known = [a for _, _, a in chosen if a is not None]
             arms = np.atleast_1d(bandit.ask(size))
-            if not evaluations:  # the default setting first, not proposed twice
-                arms = np.r_[first, arms[arms != first]][:size]
-            batch = [
-                (_arm_label(names, grid[a]), arm_overrides(names, grid[a], config, X.shape[1]))
+            arms = [int(a) for a in arms if a not in known][: size - len(chosen)]
+            batch = chosen + [
+                (_arm_label(names, grid[a]), arm_overrides(names, grid[a], config, X.shape[1]), a)
                 for a in arms
             ]
-            scored = score(batch)
+            scored = score([(label, overrides) for label, overrides, _ in batch])
             for e in scored:
                 evaluations.append(e)
                 report("candidate", {"evaluation": e})
-            rewards = [
-                -math.log(e.mse) if math.isfinite(e.mse) and e.mse > 0 else math.nan for e in scored
-            ]
-            bandit.tell(arms, np.array(rewards))
+            told = [(a, e) for (_, _, a), e in zip(batch, scored, strict=True) if a is not None]
+            if told:
+                rewards = [
+                    -math.log(e.mse) if math.isfinite(e.mse) and e.mse > 0 else math.nan
+                    for _, e in told
+                ]
+                bandit.tell(np.array([a for a, _ in told]), np.array(rewards))
         best = min(evaluations, key=lambda e: e.mse)
         best.chosen = True
         report("selected", {"evaluation": best})
@@ -352,6 +361,45 @@ def tune(
 
         result = fit(X, y, configured(config, best.overrides), report=report, **fit_options)
     return result, evaluations, best
+
+
+def tune_origins(config: FitConfig, series: bool, n: int) -> int:
+    """Rolling origins of a tuning run: :data:`TUNE_ORIGINS` (at least the config's) where the
+    series has room for them, else the config's."""
+    t = config.tune
+    origins = max(t.origins, TUNE_ORIGINS)
+    if not series:
+        return t.origins
+    h = t.horizon if t.horizon is not None else max(MIN_HORIZON, math.ceil(HORIZON_FRACTION * n))
+    return origins if n - origins * h >= MIN_TRAIN else t.origins
+
+
+def _first_candidates(
+    names: list[str], grid: np.ndarray, config: FitConfig, series: bool, dims: int, n: int
+) -> list[tuple[str, dict[str, Any], int | None]]:
+    """``(label, overrides, arm or None)`` of what the default path would fit: the selection's
+    candidates for a series it applies to, else the default setting (an arm)."""
+    default_row = np.array([_default_position(name, config, dims) for name in names], float)
+    if not applies(config, series, n):
+        first = int(np.flatnonzero(np.all(grid == default_row, axis=1))[0])
+        return [
+            (_arm_label(names, grid[first]), arm_overrides(names, grid[first], config, dims), first)
+        ]
+    keys = {TUNABLES[name][0]: i for i, name in enumerate(names)}
+    out = []
+    for label, overrides in SERIES_CANDIDATES.items():
+        row, arm = default_row.copy(), None
+        on_grid = (  # component counts are not on the grid (it holds fractions of M)
+            k in keys and k != "kernel.components" and v in TUNABLES[names[keys[k]]][1]
+            for k, v in overrides.items()
+        )
+        if all(on_grid):
+            for k, v in overrides.items():
+                row[keys[k]] = TUNABLES[names[keys[k]]][1].index(v)
+            arm = int(np.flatnonzero(np.all(grid == row, axis=1))[0])
+            overrides = arm_overrides(names, row, config, dims)
+        out.append((label, dict(overrides), arm))
+    return out
 
 
 def _arm_label(names: list[str], row: np.ndarray) -> str:
@@ -404,7 +452,8 @@ def _default_position(name: str, config: FitConfig, dims: int) -> int:
     """Position of the config's own value among a tunable's candidates (nearest for numbers)."""
     _, values = TUNABLES[name]
     if name == "trend":
-        return values.index("linear" if config.kernel.trend == "auto" else config.kernel.trend)
+        auto = "linear" if dims == 1 else "none"  # as TrendBasis.named resolves "auto"
+        return values.index(auto if config.kernel.trend == "auto" else config.kernel.trend)
     if name == "components":
         return values.index(1.0)
     if name == "levels":

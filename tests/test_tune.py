@@ -49,7 +49,7 @@ def test_selection_falls_back_to_a_flat_model_on_noise():
     assert np.all(np.abs(forecast - y.mean()) < 1.5)
 
 
-def test_bkb_tuning_scores_the_default_first_and_refits_the_best(tmp_path):
+def test_bkb_tuning_scores_the_default_candidates_first_and_refits_the_best(tmp_path):
     from distgp.tune import evaluations_csv, tune
 
     x = np.arange(1.0, 61.0)[:, None]
@@ -58,7 +58,9 @@ def test_bkb_tuning_scores_the_default_first_and_refits_the_best(tmp_path):
     config.kernel.components = 30
     result, evaluations, best = tune(x, y, config, True, 5, ["trend", "noise_floor"])
     assert len(evaluations) == 5
-    assert evaluations[0].overrides["kernel.trend"] == "linear"
+    # the first batch holds what the default path would choose among
+    assert [e.name for e in evaluations[:3]] == list(SERIES_CANDIDATES)
+    assert evaluations[2].overrides["kernel.trend"] == "quadratic"
     assert best.mse == min(e.mse for e in evaluations)
     assert result.model.components >= 30
     assert evaluations_csv(evaluations).count("\n") == 6
