@@ -153,3 +153,19 @@ def test_tuning_over_ray_agents_makes_the_sequential_choice(ray_local):
     np.testing.assert_allclose(chosen["ray"][1], chosen["inline"][1], rtol=1e-6)
     np.testing.assert_allclose(chosen["ray"][2], chosen["inline"][2], rtol=1e-6)
     assert ray_local.is_initialized()  # the session's Ray instance is left running
+
+
+def test_first_batch_holds_what_the_default_path_fits():
+    from distgp.tune import _first_candidates, tune_arms, tune_origins
+
+    names, grid = tune_arms(["trend", "components", "noise_floor"], positive=False)
+    config = FitConfig()
+    ((label, overrides, arm),) = _first_candidates(names, grid, config, False, 4, 200)
+    assert overrides["kernel.trend"] == "none" and arm is not None  # several inputs: no trend
+    assert _first_candidates(names, grid, config, False, 1, 200)[0][1]["kernel.trend"] == "linear"
+    series = _first_candidates(names, grid, config, True, 1, 200)
+    assert [c[0] for c in series] == list(SERIES_CANDIDATES)
+    assert series[0][2] is None  # flat (one component) is scored, not an arm of the grid
+    assert tune_origins(config, True, 200) == 4 and tune_origins(config, True, 60) == 4
+    assert tune_origins(config, True, 30) == config.tune.origins  # no room for 4 x 4 points
+    assert tune_origins(config, False, 200) == config.tune.origins
