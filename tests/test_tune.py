@@ -160,7 +160,7 @@ def test_first_batch_holds_what_the_default_path_fits():
 
     names, grid = tune_arms(["trend", "components", "noise_floor"], positive=False)
     config = FitConfig()
-    ((label, overrides, arm),) = _first_candidates(names, grid, config, False, 4, 200)
+    ((_, overrides, arm),) = _first_candidates(names, grid, config, False, 4, 200)
     assert overrides["kernel.trend"] == "none" and arm is not None  # several inputs: no trend
     assert _first_candidates(names, grid, config, False, 1, 200)[0][1]["kernel.trend"] == "linear"
     series = _first_candidates(names, grid, config, True, 1, 200)

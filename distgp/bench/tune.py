@@ -38,18 +38,12 @@ TIME_TARGET = 32.0  # tuned wall time at most this many default fits
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from distgp.bench.report import add_common_arguments
+    from distgp.bench.report import add_common_arguments, add_run_arguments
     from distgp.cli.common import at_least
 
     add_common_arguments(parser)
-    parser.add_argument(
-        "--datasets",
-        metavar="A,B",
-        help="comma-separated file stems or builtin:co2 (default: the 13 shared datasets; "
-        "--quick: " + ",".join(QUICK_DATASETS) + ")",
-    )
-    parser.add_argument(
-        "--data-dir", metavar="DIR", help="SLIM-KL data folder (default ../shared/data/slimkl)"
+    add_run_arguments(
+        parser, "the 13 shared datasets; --quick: " + ",".join(QUICK_DATASETS), seed=False
     )
     parser.add_argument(
         "--budget",
