@@ -303,11 +303,11 @@ def tune(
     """Batch BKB over outer settings; each evaluation is scored on held-out training data.
 
     The first batch holds what the default path would fit: for a series it selects among, the
-    candidates of :data:`SERIES_CANDIDATES` (``flat`` is not on the grid: it is scored, not told
-    to BKB), otherwise the default setting; rewards are ``-log`` held-out MSE. A series is scored
-    on :data:`TUNE_ORIGINS` rolling origins where it has room for them (more held-out data than
-    the default selection's, as the best of many candidates is chosen). The best setting is
-    refitted on all training data.
+    candidates of :data:`SERIES_CANDIDATES` (``level`` and ``flat`` are not on the grid: they
+    are scored, not told to BKB), otherwise the default setting; rewards are ``-log`` held-out
+    MSE. A series is scored on :data:`TUNE_ORIGINS` rolling origins where it has room for them
+    (more held-out data than the default selection's, as the best of many candidates is chosen).
+    The best setting is refitted on all training data.
 
     With the inline backend the evaluations run one after another in this process, each a full
     fit per split of the training set (:func:`evaluate`). With a Ray backend agents score each

@@ -59,8 +59,9 @@ def test_bkb_tuning_scores_the_default_candidates_first_and_refits_the_best(tmp_
     result, evaluations, best = tune(x, y, config, True, 5, ["trend", "noise_floor"])
     assert len(evaluations) == 5
     # the first batch holds what the default path would choose among
-    assert [e.name for e in evaluations[:3]] == list(SERIES_CANDIDATES)
-    assert evaluations[2].overrides["kernel.trend"] == "quadratic"
+    k = len(SERIES_CANDIDATES)
+    assert [e.name for e in evaluations[:k]] == list(SERIES_CANDIDATES)
+    assert evaluations[k - 1].overrides["kernel.trend"] == "quadratic"
     assert best.mse == min(e.mse for e in evaluations)
     assert result.model.components >= 30
     assert evaluations_csv(evaluations).count("\n") == 6
@@ -165,7 +166,8 @@ def test_first_batch_holds_what_the_default_path_fits():
     assert _first_candidates(names, grid, config, False, 1, 200)[0][1]["kernel.trend"] == "linear"
     series = _first_candidates(names, grid, config, True, 1, 200)
     assert [c[0] for c in series] == list(SERIES_CANDIDATES)
-    assert series[0][2] is None  # flat (one component) is scored, not an arm of the grid
+    # level and flat (one component) are scored, not arms of the grid
+    assert [c[2] is None for c in series] == [True, True, False, False]
     assert tune_origins(config, True, 200) == 4 and tune_origins(config, True, 60) == 4
     assert tune_origins(config, True, 30) == config.tune.origins  # no room for 4 x 4 points
     assert tune_origins(config, False, 200) == config.tune.origins
