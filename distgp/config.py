@@ -325,6 +325,20 @@ class TuneConfig:
         flag="tune",
         metavar="BUDGET",
     )
+    batch: int = setting(
+        4,
+        help="evaluations BKB proposes at a time; the agents score them side by side",
+        rule=at_least(1),
+        flag="tune-batch",
+        metavar="B",
+    )
+    search_origins: int = setting(
+        4,
+        help="rolling origins of a tune search on a series, where they fit (else origins): "
+        "the best of many candidates over-fits a small held-out set more than the best of a few",
+        rule=at_least(1),
+        metavar="K",
+    )
     tunables: str = setting(
         "trend,levels,components,noise_floor,transform",
         help="settings the tune searches, comma-separated",
@@ -374,6 +388,13 @@ class FitConfig:
                 "predict: pooled prediction needs the training data in the driver, which never "
                 "reads shard files; use private prediction (the default)",
                 "predict",
+            )
+            _check(
+                self.tune.budget == 0,
+                "tune.budget: a tune search over shard files is not built yet (the driver "
+                "would need each shard's series flag and input width); tune with the data in "
+                "one file, or set tune.budget to 0",
+                "tune.budget",
             )
             _check(
                 d.placements is None or len(d.placements) == len(d.shards),

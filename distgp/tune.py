@@ -250,8 +250,6 @@ TUNABLES: dict[str, tuple[str, tuple[Any, ...]]] = {
 """Outer settings BKB chooses among: config key and candidate values (ordered; an arm encodes
 each by its position). ``transform`` is only offered for positive outputs."""
 
-TUNE_BATCH = 4  # evaluations BKB proposes at a time (one per agent of a 4-agent batch)
-TUNE_ORIGINS = 4  # rolling origins of a tuning run on a series with room for them
 TUNE_BETA = 2.0  # UCB width in GP standard deviations
 
 
@@ -305,7 +303,7 @@ def tune(
     The first batch holds what the default path would fit: for a series it selects among, the
     candidates of :data:`SERIES_CANDIDATES` (``level`` and ``flat`` are not on the grid: they
     are scored, not told to BKB), otherwise the default setting; rewards are ``-log`` held-out
-    MSE. A series is scored on :data:`TUNE_ORIGINS` rolling origins where it has room for them
+    MSE. A series is scored on ``tune.search_origins`` rolling origins where it has room for them
     (more held-out data than the default selection's, as the best of many candidates is chosen).
     The best setting is refitted on all training data.
 
@@ -334,7 +332,7 @@ def tune(
     evaluations: list[Evaluation] = []
     with _scorer(X, y, config, series, fit_options) as (score, fit_options):
         while len(evaluations) < budget:
-            size = min(TUNE_BATCH, budget - len(evaluations))
+            size = min(config.tune.batch, budget - len(evaluations))
             chosen = seeds[:size] if not evaluations else []
             known = [a for _, _, a in chosen if a is not None]
             arms = np.atleast_1d(bandit.ask(size))
@@ -364,10 +362,10 @@ def tune(
 
 
 def tune_origins(config: FitConfig, series: bool, n: int) -> int:
-    """Rolling origins of a tuning run: :data:`TUNE_ORIGINS` (at least the config's) where the
-    series has room for them, else the config's."""
+    """Rolling origins of a tuning run: ``tune.search_origins`` (at least ``tune.origins``) where
+    the series has room for them, else ``tune.origins``."""
     t = config.tune
-    origins = max(t.origins, TUNE_ORIGINS)
+    origins = max(t.origins, t.search_origins)
     if not series:
         return t.origins
     h = t.horizon if t.horizon is not None else max(MIN_HORIZON, math.ceil(HORIZON_FRACTION * n))
@@ -439,7 +437,7 @@ def _scorer(
         shard_splits(len(idx), j, rule)
     owned = backend is None
     backend = backend or make_run_backend(config)
-    copies = replicas(len(indices))
+    copies = replicas(len(indices), config.tune.batch)
     with backend if owned else contextlib.nullcontext(backend):
         backend.start([ShardArrays(X[idx], y[idx]) for _ in range(copies) for idx in indices])
         yield (

@@ -33,7 +33,6 @@ from distgp.exceptions import BackendError, InputDataError
 from distgp.tune import (
     MIN_HORIZON,
     MIN_TRAIN,
-    TUNE_BATCH,
     VALIDATION_ITERATIONS,
     Evaluation,
     evaluate,
@@ -131,10 +130,10 @@ def score_shard(
     return out
 
 
-def replicas(agents: int) -> int:
+def replicas(agents: int, batch: int) -> int:
     """Copies of each shard's agent that score a batch side by side: enough that a batch of
-    :data:`~distgp.tune.TUNE_BATCH` runs at once (4 with one agent, 1 with four or more)."""
-    return max(1, TUNE_BATCH // agents)
+    ``batch`` evaluations runs at once (4 with one agent and batch 4, 1 with four or more)."""
+    return max(1, batch // agents)
 
 
 def score_on_agents(
@@ -155,7 +154,7 @@ def score_on_agents(
     from distgp.checkpoint import config_json
 
     tic = time.perf_counter()
-    copies = replicas(shards)
+    copies = replicas(shards, config.tune.batch)
     text = config_json(config)
     share = {
         r: [dict(o) for i, (_, o) in enumerate(batch) if i % copies == r] for r in range(copies)

@@ -84,6 +84,7 @@ def test_agents_read_their_own_files_and_the_driver_never_does(tmp_path, ray_loc
         ("columns", (), "every shard needs the same input columns"),
         ("small", (), "holds 4 point(s), below the minimum of 10"),
         ("ok", ("--predict", "pooled"), "pooled prediction needs the training data"),
+        ("ok", ("--tune", "4"), "tune search over shard files is not built yet"),
     ],
 )
 def test_bad_shards_are_one_line_errors_and_nothing_is_written(

@@ -105,7 +105,7 @@ def test_agents_score_a_batch_as_the_count_weighted_mean_of_their_shards():
         ("floor", {"kernel.trend": "linear", "learn.noise_floor": 0.03}),
     ]
     backend = InlineBackend()
-    copies = replicas(2)
+    copies = replicas(2, config.tune.batch)
     assert copies == 2
     backend.start([ShardArrays(x[i], y[i]) for _ in range(copies) for i in shards])
     scored = score_on_agents(backend, config, batch, rule, 2)

@@ -12,7 +12,7 @@ from distgp.cli.common import OneLineParser
 def add_parser(commands) -> None:
     p = commands.add_parser(
         "bench",
-        help="run a benchmark suite (kernel, admm, bkb, faults, threads) and print its table",
+        help="run a benchmark suite (kernel, admm, bkb, faults, threads, tune) and print its table",
         description="Run a benchmark suite on this machine and print its table.",
     )
     suites = p.add_subparsers(dest="suite", metavar="SUITE", parser_class=OneLineParser)
