@@ -98,3 +98,19 @@ def test_gpus_per_agent_on_a_cluster_without_gpus_is_refused(ray_local):
     with pytest.raises(BackendError, match="the Ray cluster has none"):
         backend.start([(np.zeros((4, 1)), np.arange(4.0))])
     backend._release_agents()
+
+
+def test_bench_threads_default_datasets_include_the_builtin_series(tmp_path):
+    """``distgp bench threads`` without --datasets sizes every dataset, builtin:co2 included."""
+    import scipy.io
+
+    from distgp.bench.kernel import dataset_source
+    from distgp.bench.threads import small_datasets
+
+    x = np.arange(40.0)[:, None]
+    scipy.io.savemat(
+        tmp_path / "tiny.mat",
+        {"xtrain": x[:30], "ytrain": x[:30] ** 0.5, "xtest": x[30:], "ytest": x[30:] ** 0.5},
+    )
+    assert dataset_source(tmp_path, "builtin:co2") == "builtin:co2"
+    assert small_datasets(tmp_path, ["tiny", "builtin:co2"]) == ["tiny", "builtin:co2"]

@@ -344,6 +344,11 @@ def every_dataset(folder: Path) -> list[str]:
     return ordered + list(BUILTIN_DATASETS)
 
 
+def dataset_source(folder: Path, name: str) -> str:
+    """What ``distgp fit --data`` takes for a dataset: ``builtin:NAME``, or the stem's .mat file."""
+    return name if name in BUILTIN_DATASETS else str(folder / f"{name}.mat")
+
+
 def choose_datasets(option: str | None, default: Sequence[str], folder: Path) -> list[str]:
     """Dataset stems from ``--datasets`` (or ``default``), checked against the folder's files."""
     from distgp.exceptions import InputDataError
@@ -415,7 +420,7 @@ def benchmark(
     gsmp_tasks: list[Task] = []
     baseline_tasks: list[Task] = []
     for name in names:
-        path = name if name in BUILTIN_DATASETS else str(folder / f"{name}.mat")
+        path = dataset_source(folder, name)
         dataset = load_dataset(path)
         estimate = baselines.estimated_noise_fraction(dataset)
         row: dict[str, Any] = {

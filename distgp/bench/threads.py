@@ -49,7 +49,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from distgp.bench.kernel import choose_datasets, every_dataset
+    from distgp.bench.kernel import choose_datasets, dataset_source, every_dataset
     from distgp.bench.report import data_dir, load_note, publish
     from distgp.cli.common import Progress
     from distgp.exceptions import ConfigError
@@ -71,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
         names = choose_datasets(None, default, folder)
     progress = Progress()
     load_start = os.getloadavg()[0]
-    rows = [measure(folder / f"{name}.mat", settings, repeats, progress) for name in names]
+    rows = [measure(Path(dataset_source(folder, n)), settings, repeats, progress) for n in names]
     load = (load_start, os.getloadavg()[0])
     body = render(rows, repeats) + "\n\n" + load_note(*load)
     command = "distgp bench threads" + (" --quick" if args.quick else "")
@@ -87,9 +87,10 @@ def run(args: argparse.Namespace) -> int:
 
 def small_datasets(folder: Path, names: Sequence[str]) -> list[str]:
     """The datasets whose training set has at most :data:`MAX_N` points."""
+    from distgp.bench.kernel import dataset_source
     from distgp.data import load_dataset
 
-    return [n for n in names if len(load_dataset(str(folder / f"{n}.mat")).y_train) <= MAX_N]
+    return [n for n in names if len(load_dataset(dataset_source(folder, n)).y_train) <= MAX_N]
 
 
 def fit_once(path: Path, blas: str | None, threads: int | None) -> dict[str, Any]:

@@ -85,8 +85,7 @@ def run(args: argparse.Namespace) -> int:
     load_start = os.getloadavg()[0]
     rows = []
     for name in names:
-        path = name if name.startswith("builtin:") else str(folder / f"{name}.mat")
-        row = measure(name, path, budget, args.agents, progress)
+        row = measure(name, kernel.dataset_source(folder, name), budget, args.agents, progress)
         rows.append(row)
         if args.jsonl:
             with open(args.jsonl, "a") as out:
