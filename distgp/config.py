@@ -26,7 +26,6 @@ from distgp.settings import (
     non_negative,
     one_of,
     positive,
-    put,
     section,
     setting,
 )
@@ -535,8 +534,3 @@ def load_fit_config(path: str | Path | None) -> FitConfig:
     if path is None:
         return FitConfig()
     return build(FitConfig, read_yaml(path), "")
-
-
-def override(config: Any, dotted: str, value: Any) -> None:
-    """Set ``config.<dotted>`` (e.g. ``consensus.bits``) to an already-typed value."""
-    put(config, dotted, value)

@@ -61,7 +61,9 @@ class FitResult:
         shard_sizes: points per agent.
         missing: agents that left the run for good (their data was lost), one line each.
         stop: the stopping rule at the last round: residuals and unwidened tolerances.
-        prediction: ``(mean, std)`` at the ``X_test`` given to :func:`fit`, raw units.
+        prediction: ``(mean, std)`` at the ``X_test`` given to :func:`fit`, raw units of the
+            output transform's ``g(y)`` (of ``y`` without one); :meth:`forecast` is on ``y``'s
+            scale.
         parts: the agents' shards (arrays the driver dealt, or file specs), for private
             prediction later (:func:`predict_with_agents`).
         n_train: training points of the agents that finished the run.
@@ -87,6 +89,10 @@ class FitResult:
     prediction: tuple[np.ndarray, np.ndarray] | None = None
     parts: list = field(default_factory=list)
     n_train: int = 0
+
+    def forecast(self) -> np.ndarray:
+        """Predictive mean of ``y`` at ``X_test`` (``prediction`` through the transform)."""
+        return self.model.transform.moments(*self.prediction)[0]
 
 
 Reporter = Callable[[str, dict[str, Any]], None]

@@ -137,10 +137,6 @@ class Entry:
     spec: Setting
     section: str
 
-    @property
-    def optional(self) -> bool:
-        return type(None) in typing.get_args(self.hint)
-
     def describe_default(self) -> str | None:
         """The default as ``--help`` shows it, or ``None`` when there is nothing to show."""
         if self.spec.default_text is not None:

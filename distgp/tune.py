@@ -29,8 +29,11 @@ from typing import Any
 
 import numpy as np
 
-from distgp.config import FitConfig, override
+from distgp.config import FitConfig
 from distgp.exceptions import ConfigError, InputDataError
+from distgp.kernels.grid import default_components, default_levels
+from distgp.kernels.trend import TrendBasis
+from distgp.settings import put
 
 SERIES_CANDIDATES: dict[str, dict[str, Any]] = {
     "level": {
@@ -123,7 +126,7 @@ def configured(config: FitConfig, overrides: dict[str, Any]) -> FitConfig:
     """A copy of ``config`` with dotted ``overrides`` applied and checked."""
     out = copy.deepcopy(config)
     for key, value in overrides.items():
-        override(out, key, value)
+        put(out, key, value)
     return out.validate()
 
 
@@ -153,9 +156,7 @@ def evaluate(
             part = None if groups is None else groups[train]
             # predicted while the agents live: a private model's agents hold only this split
             result = fit(X[train], y[train], trial, groups=part, backend=backend, X_test=X[held])
-            mean, std = result.prediction
-            if not result.model.transform.identity:
-                mean, _ = result.model.transform.moments(mean, std)
+            mean = result.forecast()
         except np.linalg.LinAlgError:  # a setting that cannot be factorised scores inf
             errors.append(math.inf)
             counts.append(len(held))
@@ -275,8 +276,6 @@ def arm_overrides(
     names: list[str], row: np.ndarray, config: FitConfig, dims: int
 ) -> dict[str, Any]:
     """Config overrides of one arm (value positions ``row``)."""
-    from distgp.kernels.grid import default_components
-
     out: dict[str, Any] = {}
     for name, position in zip(names, row, strict=True):
         key, values = TUNABLES[name]
@@ -430,7 +429,7 @@ def _scorer(
 
         yield sequential, fit_options
         return
-    holdout_splits(len(y), series, t.horizon, t.origins, t.folds, config.seed)
+    holdout_splits(len(y), series, t.horizon, t.origins, t.folds, config.seed)  # input checks
     indices = preflight(config, len(y), groups, check_address=backend is None)
     rule = validation_rule(config, len(y), series, len(indices))
     for j, idx in enumerate(indices):  # bad input before any agent starts
@@ -450,12 +449,11 @@ def _default_position(name: str, config: FitConfig, dims: int) -> int:
     """Position of the config's own value among a tunable's candidates (nearest for numbers)."""
     _, values = TUNABLES[name]
     if name == "trend":
-        auto = "linear" if dims == 1 else "none"  # as TrendBasis.named resolves "auto"
-        return values.index(auto if config.kernel.trend == "auto" else config.kernel.trend)
+        return values.index(TrendBasis.named(config.kernel.trend, dims).kind)
     if name == "components":
         return values.index(1.0)
     if name == "levels":
-        levels = config.kernel.levels or (1 if dims == 1 else 4)
+        levels = config.kernel.levels or default_levels(dims)
         return int(np.argmin([abs(v - levels) for v in values]))
     if name == "noise_floor":
         return int(np.argmin([abs(math.log(v / config.learn.noise_floor)) for v in values]))

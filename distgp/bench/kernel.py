@@ -94,13 +94,11 @@ def gsmp_run(dataset, overrides: dict[str, Any], backend=None) -> dict[str, Any]
     import numpy as np
 
     from distgp import flops
-    from distgp.config import FitConfig, override
+    from distgp.config import FitConfig
     from distgp.gp import regression_metrics
-    from distgp.tune import fit_selected
+    from distgp.tune import configured, fit_selected
 
-    config = FitConfig()
-    for key, value in overrides.items():
-        override(config, key, value)
+    config = configured(FitConfig(), overrides)
     tic = time.perf_counter()
     with flops.counting() as counted:  # prediction (one factorisation) included
         cpu = time.process_time()

@@ -110,15 +110,13 @@ def measure(
     X, y, series = data.X_train, data.y_train, data.series
 
     def mse(result) -> float:
-        mean, std = result.prediction
-        if not result.model.transform.identity:
-            mean, _ = result.model.transform.moments(mean, std)
-        return float(np.mean((data.y_test - mean) ** 2))
+        return float(np.mean((data.y_test - result.forecast()) ** 2))
 
     tic = time.perf_counter()
     default, _ = fit_selected(X, y, FitConfig(), series, X_test=data.X_test)
     default_seconds = time.perf_counter() - tic
-    progress(f"{name:16s} default        MSE {mse(default):.5g}  {default_seconds:.1f} s")
+    default_mse = mse(default)
+    progress(f"{name:16s} default        MSE {default_mse:.5g}  {default_seconds:.1f} s")
     sharded: dict[str, Any] = {}
     if agents > 1:
         sharded_config = FitConfig()
@@ -134,19 +132,20 @@ def measure(
     tic = time.perf_counter()
     tuned, evaluations, best = tune(X, y, config, series, budget, X_test=data.X_test)
     tuned_seconds = time.perf_counter() - tic
-    progress(f"{name:16s} tuned          MSE {mse(tuned):.5g}  {tuned_seconds:.1f} s ({best.name})")
+    tuned_mse = mse(tuned)
+    progress(f"{name:16s} tuned          MSE {tuned_mse:.5g}  {tuned_seconds:.1f} s ({best.name})")
     return {
         "dataset": name,
         "n": len(y),
         "dims": data.dims,
-        "default_mse": mse(default),
+        "default_mse": default_mse,
         "default_seconds": default_seconds,
         **sharded,
-        "tuned_mse": mse(tuned),
+        "tuned_mse": tuned_mse,
         "tuned_seconds": tuned_seconds,
         "time_ratio": tuned_seconds / default_seconds,
-        "tuned_better": mse(tuned) < mse(default),
-        "tuned_better_than_sharded": mse(tuned) < sharded["sharded_mse"] if sharded else None,
+        "tuned_better": tuned_mse < default_mse,
+        "tuned_better_than_sharded": tuned_mse < sharded["sharded_mse"] if sharded else None,
         "evaluations": len(evaluations),
         "chosen": best.name,
         "heldout_mse": best.mse,

@@ -91,6 +91,11 @@ class SpectralGrid:
         )
 
 
+def default_levels(dims: int) -> int:
+    """Bandwidth levels of the data grid: 1 in 1-D, 4 otherwise."""
+    return 1 if dims == 1 else 4
+
+
 def default_components(dims: int) -> int:
     """The reference code's component count: 500 in 1-D, 100 per dimension otherwise."""
     return 500 if dims == 1 else 100 * dims
@@ -132,7 +137,7 @@ def data_grid(
     """
     M = default_components(dims) if components is None else int(components)
     require(FitConfig, "kernel.components", M)
-    L = (1 if dims == 1 else 4) if levels is None else int(levels)
+    L = default_levels(dims) if levels is None else int(levels)
     require(FitConfig, "kernel.levels", L)
     require(FitConfig, "kernel.frequency_scale", frequency_scale)
     require(FitConfig, "kernel.slow_components", slow)
