@@ -389,13 +389,6 @@ class FitConfig:
                 "predict",
             )
             _check(
-                self.tune.budget == 0,
-                "tune.budget: a tune search over shard files is not built yet (the driver "
-                "would need each shard's series flag and input width); tune with the data in "
-                "one file, or set tune.budget to 0",
-                "tune.budget",
-            )
-            _check(
                 d.placements is None or len(d.placements) == len(d.shards),
                 f"data.placements must have one entry per shard file ({len(d.shards)})",
                 "data.placements",

@@ -196,27 +196,13 @@ def fit(
     c = config.consensus
     pooled = prediction_mode(config) == "pooled"
     transform = OutputTransform()
-    if config.kernel.transform != "none":
-        if shards is not None:
-            raise ConfigError(
-                "kernel.transform: output transforms need the training outputs in the driver, "
-                "which never reads shard files; set it to none with data.shards",
-                setting="kernel.transform",
-            )
-        transform = OutputTransform.fitted(*parse_transform(config.kernel.transform), y)
-        y_raw, y = y, transform.forward(y)
     if shards is not None:
-        if pooled:
-            raise ConfigError(
-                "pooled prediction needs the training data in the driver, which never reads "
-                "shard files; use private prediction (the default)"
-            )
-        if len(shards) != c.agents:
-            raise ConfigError(f"{len(shards)} shard files for {c.agents} agents; give one each")
+        check_shard_settings(config, shards, backend)
         parts: list[Shard] = list(shards)
-        if backend is None and config.backend_name == "ray":
-            check_ray_address(config.backend.address)
     else:
+        if config.kernel.transform != "none":
+            transform = OutputTransform.fitted(*parse_transform(config.kernel.transform), y)
+            y_raw, y = y, transform.forward(y)
         indices = preflight(config, len(y), groups, check_address=backend is None)
         parts = [ShardArrays(X[idx], y[idx]) for idx in indices]
     owned = backend is None
@@ -226,7 +212,7 @@ def fit(
         backend.traffic = type(backend.traffic)()
         backend.start(parts)
         start = time.perf_counter()
-        summaries = _answers(backend.broadcast("summary", config.data.min_shard_size))
+        summaries = answered(backend.broadcast("summary", config.data.min_shard_size))
         summary = merge_summaries(summaries)
         scaler = Scaler.from_summary(summary, standardize_inputs=config.kernel.grid == "data")
         trend = TrendBasis.named(config.kernel.trend, summary.dims)
@@ -236,7 +222,7 @@ def fit(
         state_dir = str(checkpoint.path.parent / "agents") if checkpoint is not None else None
         settings = agent_settings(config, state_dir)
         setup_args = (scaler.to_dict(), recipe, settings.to_wire())
-        sizes = _answers(backend.broadcast("setup", *setup_args))
+        sizes = answered(backend.broadcast("setup", *setup_args))
         shard_sizes = [int(sizes[j]) for j in range(c.agents)]
         report("setup", {"components": components, "dims": grid.dims, "n": summary.n})
         theta0 = initial_theta(components)
@@ -364,9 +350,9 @@ def predict_with_agents(
         )
     with backend if owned else contextlib.nullcontext(backend):
         backend.start(parts)
-        _answers(backend.broadcast("summary", config.data.min_shard_size))
+        answered(backend.broadcast("summary", config.data.min_shard_size))
         settings = agent_settings(config)
-        _answers(
+        answered(
             backend.broadcast("setup", model.scaler.to_dict(), model.recipe, settings.to_wire())
         )
         members = list(range(len(parts)))
@@ -384,6 +370,26 @@ def shard_files(config: FitConfig) -> list[ShardFile]:
         )
         for path, place in zip(config.data.shards, places, strict=True)
     ]
+
+
+def check_shard_settings(config: FitConfig, shards: list[ShardFile], backend=None) -> None:
+    """Refuse what a run on shard files cannot do (the driver never reads them)."""
+    if config.kernel.transform != "none":
+        raise ConfigError(
+            "kernel.transform: output transforms need the training outputs in the driver, "
+            "which never reads shard files; set it to none with data.shards",
+            setting="kernel.transform",
+        )
+    if prediction_mode(config) == "pooled":
+        raise ConfigError(
+            "pooled prediction needs the training data in the driver, which never reads "
+            "shard files; use private prediction (the default)"
+        )
+    agents = config.consensus.agents
+    if len(shards) != agents:
+        raise ConfigError(f"{len(shards)} shard files for {agents} agents; give one each")
+    if backend is None and config.backend_name == "ray":
+        check_ray_address(config.backend.address)
 
 
 def data_digest(parts: list[Shard]) -> str:
@@ -455,7 +461,7 @@ def preflight(
     return shards
 
 
-def _answers(replies: dict[int, Any]) -> dict[int, Any]:
+def answered(replies: dict[int, Any]) -> dict[int, Any]:
     """Results of a call every agent must answer (set-up, evaluation)."""
     failed = [r for r in replies.values() if isinstance(r, AgentFailure)]
     if failed:
@@ -499,10 +505,10 @@ def _evaluate(
     for j, reply in list(replies.items()):
         if isinstance(reply, AgentFailure):
             backend.recover(j)
-            _answers(backend.call("setup", {j: setup_args}))
+            answered(backend.call("setup", {j: setup_args}))
             replies[j] = backend.call("evaluate", {j: (theta,)})[j]
             events.append(f"evaluation: agent {j} {reply.reason}; restarted from its shard")
-    return _answers(replies)
+    return answered(replies)
 
 
 def _predict_private(
@@ -520,7 +526,7 @@ def _predict_private(
     weights, noise = theta[:-1], float(theta[-1])
     Z = scaler.x(np.asarray(X_test, float))
     args = {j: (Z,) if j in held else (Z, weights, noise) for j in members}
-    answers = _answers(backend.call("predict", args))
+    answers = answered(backend.call("predict", args))
     prior = recipe_prior_variance(recipe, Z, weights)
     mean, latent = combine_experts([answers[j] for j in members], prior)
     return scaler.y_back(mean), np.sqrt(latent + noise) * scaler.y_scale
@@ -539,7 +545,7 @@ def _single_agent(
     budget = config.learn.max_iterations
     while iterations < budget and not converged:
         chunk = min(SOLVE_CHUNK, budget - iterations)
-        theta, loss, done, converged, trace = _answers(backend.call("solve", {0: (theta, chunk)}))[
+        theta, loss, done, converged, trace = answered(backend.call("solve", {0: (theta, chunk)}))[
             0
         ]
         theta = np.asarray(theta, float)

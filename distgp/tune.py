@@ -288,13 +288,14 @@ def arm_overrides(
 
 
 def tune(
-    X: np.ndarray,
-    y: np.ndarray,
+    X: np.ndarray | None,
+    y: np.ndarray | None,
     config: FitConfig,
-    series: bool,
+    series: bool | None,
     budget: int,
     names: list[str] | None = None,
     report: Callable[[str, dict[str, Any]], None] | None = None,
+    shards: list | None = None,
     **fit_options: Any,
 ):
     """Batch BKB over outer settings; each evaluation is scored on held-out training data.
@@ -312,6 +313,11 @@ def tune(
     copies of it each run one evaluation of the batch (the same numbers as inline); with ``N``
     agents, each scores every candidate on its own shard.
 
+    With ``shards`` (shard files the agents read; ``X``, ``y`` and ``series`` are then None)
+    the agents score on any backend, and the driver learns only what their summaries say: the
+    number of points, the input width and whether every shard is a series (one input, evenly
+    spaced once sorted). Transforms are not searched (they need the outputs in the driver).
+
     Returns:
         ``(FitResult, evaluations, best)`` with ``best`` the chosen evaluation.
     """
@@ -320,16 +326,15 @@ def tune(
     if budget < 2:
         raise ConfigError(f"tune budget must be at least 2 evaluations, got {budget}")
     report = report or (lambda event, fields: None)
-    check_data(config, y, series)
     names = check_tunables(list(names or TUNABLES))
-    names, grid = tune_arms(names, bool(np.all(y > 0)))
-    seeds = _first_candidates(names, grid, config, series, X.shape[1], len(y))
     config = copy.deepcopy(config)
-    config.tune.origins = tune_origins(config, series, len(y))
-    span = np.maximum(grid.max(0), 1.0)
-    bandit = BKB(grid / span, beta=TUNE_BETA, batch=False, seed=config.seed)
-    evaluations: list[Evaluation] = []
-    with _scorer(X, y, config, series, fit_options) as (score, fit_options):
+    with _scoring(X, y, config, series, shards, fit_options) as scoring:
+        facts = scoring.facts
+        names, grid = tune_arms(names, facts.positive)
+        seeds = _first_candidates(names, grid, config, facts.series, facts.dims, facts.n)
+        span = np.maximum(grid.max(0), 1.0)
+        bandit = BKB(grid / span, beta=TUNE_BETA, batch=False, seed=config.seed)
+        evaluations: list[Evaluation] = []
         while len(evaluations) < budget:
             size = min(config.tune.batch, budget - len(evaluations))
             chosen = seeds[:size] if not evaluations else []
@@ -337,10 +342,14 @@ def tune(
             arms = np.atleast_1d(bandit.ask(size))
             arms = [int(a) for a in arms if a not in known][: size - len(chosen)]
             batch = chosen + [
-                (_arm_label(names, grid[a]), arm_overrides(names, grid[a], config, X.shape[1]), a)
+                (
+                    _arm_label(names, grid[a]),
+                    arm_overrides(names, grid[a], config, facts.dims),
+                    a,
+                )
                 for a in arms
             ]
-            scored = score([(label, overrides) for label, overrides, _ in batch])
+            scored = scoring.score([(label, overrides) for label, overrides, _ in batch])
             for e in scored:
                 evaluations.append(e)
                 report("candidate", {"evaluation": e})
@@ -354,9 +363,7 @@ def tune(
         best = min(evaluations, key=lambda e: e.mse)
         best.chosen = True
         report("selected", {"evaluation": best})
-        from distgp.driver import fit
-
-        result = fit(X, y, configured(config, best.overrides), report=report, **fit_options)
+        result = scoring.fit(configured(config, best.overrides), report)
     return result, evaluations, best
 
 
@@ -403,23 +410,68 @@ def _arm_label(names: list[str], row: np.ndarray) -> str:
     return ", ".join(f"{n}={TUNABLES[n][1][int(v)]}" for n, v in zip(names, row, strict=True))
 
 
+@dataclass(frozen=True)
+class TrainingFacts:
+    """What the outer choice knows of the training data.
+
+    Attributes:
+        n: training points (all shards).
+        dims: input dimensions ``P``.
+        series: a 1-D series (rolling origin) rather than regression data (K folds).
+        positive: every output is positive, so transforms are searched (False with shard
+            files: a transform needs the outputs in the driver).
+    """
+
+    n: int
+    dims: int
+    series: bool
+    positive: bool
+
+
+@dataclass
+class Scoring:
+    """How a tuning run scores batches and fits its choice.
+
+    Attributes:
+        facts: the training data's :class:`TrainingFacts`.
+        score: scores a batch of ``(name, overrides)``, in order.
+        fit: ``fit(config, report)``: the final fit of the chosen setting on all training data.
+    """
+
+    facts: TrainingFacts
+    score: Callable[[list[tuple[str, dict[str, Any]]]], list[Evaluation]]
+    fit: Callable[[FitConfig, Callable], Any]
+
+
 @contextlib.contextmanager
-def _scorer(
-    X: np.ndarray, y: np.ndarray, config: FitConfig, series: bool, fit_options: dict[str, Any]
-) -> Iterator[tuple[Callable[[list], list[Evaluation]], dict[str, Any]]]:
-    """``(score, fit_options)``: a function scoring a batch of ``(name, overrides)``, and the
-    final fit's options. Inline: full fits in turn on the splits of the whole training set.
-    Ray: agents holding the run's shards (:func:`~distgp.tune_shards.replicas` copies of each,
-    so a batch runs at once), started once; the final fit reuses the backend."""
+def _scoring(
+    X: np.ndarray | None,
+    y: np.ndarray | None,
+    config: FitConfig,
+    series: bool | None,
+    shards: list | None,
+    fit_options: dict[str, Any],
+) -> Iterator[Scoring]:
+    """The :class:`Scoring` of a tuning run; sets ``config.tune.origins`` (:func:`tune_origins`).
+
+    Data in the driver, inline backend: full fits in turn on the splits of the whole training
+    set. Data in the driver, Ray backend: agents holding the run's shards
+    (:func:`~distgp.tune_shards.replicas` copies of each, so a batch runs at once), started
+    once. Shard files: their agents, on any backend, started once to summarise their shards.
+    The final fit reuses the backend."""
     from distgp.agents.agent import ShardArrays
-    from distgp.driver import make_run_backend, preflight
+    from distgp.driver import check_shard_settings, fit, make_run_backend, preflight
     from distgp.tune_shards import replicas, score_on_agents, shard_splits, validation_rule
 
     t = config.tune
     backend, groups = fit_options.get("backend"), fit_options.get("groups")
     name = backend.name if backend is not None else config.backend_name
-    if name != "ray":
-        splits = holdout_splits(len(y), series, t.horizon, t.origins, t.folds, config.seed)
+    if shards is None:
+        check_data(config, y, series)
+        facts = TrainingFacts(len(y), X.shape[1], bool(series), bool(np.all(y > 0)))
+        t.origins = tune_origins(config, facts.series, facts.n)
+        splits = holdout_splits(facts.n, facts.series, t.horizon, t.origins, t.folds, config.seed)
+    if shards is None and name != "ray":
 
         def sequential(batch: list) -> list[Evaluation]:
             return [
@@ -427,22 +479,51 @@ def _scorer(
                 for label, overrides in batch
             ]
 
-        yield sequential, fit_options
+        yield Scoring(
+            facts, sequential, lambda c, report: fit(X, y, c, report=report, **fit_options)
+        )
         return
-    holdout_splits(len(y), series, t.horizon, t.origins, t.folds, config.seed)  # input checks
-    indices = preflight(config, len(y), groups, check_address=backend is None)
-    rule = validation_rule(config, len(y), series, len(indices))
-    for j, idx in enumerate(indices):  # bad input before any agent starts
-        shard_splits(len(idx), j, rule)
+    if shards is None:
+        indices = preflight(config, facts.n, groups, check_address=backend is None)
+        parts = [ShardArrays(X[idx], y[idx]) for idx in indices]
+        sizes = [len(idx) for idx in indices]
+    else:
+        check_shard_settings(config, shards, backend)
+        parts = list(shards)
     owned = backend is None
     backend = backend or make_run_backend(config)
-    copies = replicas(len(indices), config.tune.batch)
+    copies = replicas(len(parts), t.batch) if name == "ray" else 1
+    options = {**fit_options, "backend": backend}
     with backend if owned else contextlib.nullcontext(backend):
-        backend.start([ShardArrays(X[idx], y[idx]) for _ in range(copies) for idx in indices])
-        yield (
-            lambda batch: score_on_agents(backend, config, batch, rule, len(indices)),
-            {**fit_options, "backend": backend},
+        backend.start([part for _ in range(copies) for part in parts])
+        if shards is not None:
+            facts, sizes = _shard_facts(backend, config, len(parts))
+            t.origins = tune_origins(config, facts.series, facts.n)
+        rule = validation_rule(config, facts.n, facts.series, len(parts))
+        for j, size in enumerate(sizes):  # bad input before any agent scores
+            shard_splits(size, j, rule)
+
+        def final(c: FitConfig, report: Callable) -> Any:
+            if shards is None:
+                return fit(X, y, c, report=report, **options)
+            return fit(None, None, c, report=report, shards=shards, **options)
+
+        yield Scoring(
+            facts, lambda batch: score_on_agents(backend, config, batch, rule, len(parts)), final
         )
+
+
+def _shard_facts(backend, config: FitConfig, shards: int) -> tuple[TrainingFacts, list[int]]:
+    """The training facts and shard sizes from the summaries of the agents holding
+    ``shards`` shard files (agent ``j`` holds shard ``j``; further agents are copies)."""
+    from distgp.driver import answered, merge_summaries
+
+    replies = answered(backend.broadcast("summary", config.data.min_shard_size))
+    own = {j: replies[j] for j in range(shards)}
+    summary = merge_summaries(own)
+    series = all(bool(r["series"]) for r in own.values())
+    sizes = [int(own[j]["n"]) for j in range(shards)]
+    return TrainingFacts(summary.n, summary.dims, series, positive=False), sizes
 
 
 def _default_position(name: str, config: FitConfig, dims: int) -> int:

@@ -1,8 +1,8 @@
 """Outer-setting evaluations computed by the agents, each on its own shard.
 
-The parallel path of ``distgp fit --tune`` with a Ray backend. (The agents can score shard files
-they read themselves, but the driver does not yet learn each shard's series flag and input width,
-so ``tune.budget`` with ``data.shards`` is refused by the config.)
+The path of ``distgp fit --tune`` with a Ray backend, and with shard files on any backend (the
+agents read their files; the driver learns from their summaries only the number of points, the
+input width and whether the shards are a series).
 For every batch BKB proposes, the driver sends each agent one ``score`` call holding the batch's
 candidate settings (config overrides) and the validation rule; the agents answer at once, in
 parallel under Ray. Agent ``j`` splits its own shard the way the sequential path splits the

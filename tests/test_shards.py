@@ -84,7 +84,9 @@ def test_agents_read_their_own_files_and_the_driver_never_does(tmp_path, ray_loc
         ("columns", (), "every shard needs the same input columns"),
         ("small", (), "holds 4 point(s), below the minimum of 10"),
         ("ok", ("--predict", "pooled"), "pooled prediction needs the training data"),
-        ("ok", ("--tune", "4"), "tune search over shard files is not built yet"),
+        ("ok", ("--tune", "1"), "tune.budget must be at least 2 evaluations"),
+        ("ok", ("--tune", "4", "--transform", "log"), "output transforms need the training"),
+        ("ok", ("--tune", "4", "--tunables", "trend,speed"), "unknown tunable"),
     ],
 )
 def test_bad_shards_are_one_line_errors_and_nothing_is_written(
@@ -104,6 +106,52 @@ def test_bad_shards_are_one_line_errors_and_nothing_is_written(
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and message in err, err
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+
+
+def test_tuning_over_shard_files_is_scored_by_their_agents(tmp_path, ray_local, monkeypatch):
+    """``--tune`` with shard files: each agent scores the candidates on its own file, the
+    driver reads only the test file, and the choice and its history reach the output folder."""
+    write_sites(tmp_path)
+    opened = []
+    real = pd.read_csv
+
+    def spy(path, *args, **kwargs):
+        opened.append(str(path))
+        return real(path, *args, **kwargs)
+
+    monkeypatch.setattr(pd, "read_csv", spy)
+    out = tmp_path / "out"
+    extra = ("--tune", "4", "--tune-batch", "2", "--tunables", "trend,noise_floor,transform")
+    assert main(fit_args(tmp_path, out, *extra, backend="ray")) == 0
+    assert opened == [str(tmp_path / "test.csv")]
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["tune_evaluations"] == 4 and metrics["agents"] == SITES
+    rows = (out / "tune.csv").read_text().splitlines()[1:]
+    assert len(rows) == 4
+    assert not any("transform" in row for row in rows)  # outputs never reach the driver
+    assert metrics["transform"] == "none" and metrics["mse"] is not None
+
+
+def test_agents_tell_the_driver_whether_their_shards_are_a_series(tmp_path):
+    """A series dealt over shard files (every other point) is validated by rolling origin;
+    scattered 2-D points by folds."""
+    from distgp.agents.agent import ShardFile
+    from distgp.agents.backends import InlineBackend
+    from distgp.config import FitConfig
+    from distgp.tune import _shard_facts
+
+    t = np.arange(40.0)
+    for j in range(2):
+        frame = pd.DataFrame({"t": t[j::2], "y": np.sin(t[j::2] / 3)})
+        frame.to_csv(tmp_path / f"series-{j}.csv", index=False)
+    write_sites(tmp_path)
+    for pattern, series, dims in (("series-*.csv", True, 1), ("site-*.csv", False, 2)):
+        files = sorted(tmp_path.glob(pattern))
+        backend = InlineBackend()
+        backend.start([ShardFile(str(f)) for f in files])
+        facts, sizes = _shard_facts(backend, FitConfig(), len(files))
+        assert (facts.series, facts.dims, facts.positive) == (series, dims, False)
+        assert facts.n == sum(sizes) and len(sizes) == len(files)
 
 
 def test_a_placement_no_node_has_is_refused(tmp_path, ray_local, capsys):

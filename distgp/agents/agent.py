@@ -28,7 +28,7 @@ from distgp.config import ConsensusConfig, LearnConfig
 from distgp.consensus.admm import Penalty, RoundReply, RoundRequest
 from distgp.consensus.quantizer import DeltaCoder
 from distgp.consensus.wire import decode, encode
-from distgp.data import Scaler, ShardSummary, load_dataset
+from distgp.data import Scaler, ShardSummary, is_series, load_dataset
 from distgp.exceptions import DistGPError, InputDataError
 from distgp.io import read_npz, save_npz
 from distgp.kernels.trend import bank_from_recipe, prior_variance
@@ -187,7 +187,9 @@ class Agent:
         return self._data
 
     def summary(self, min_points: int) -> dict[str, Any]:
-        """Aggregate statistics of the shard, refused below ``min_points`` points."""
+        """Aggregate statistics of the shard (:class:`ShardSummary`), its column names and
+        whether it is a time series (one input, evenly spaced once sorted: the outer choice
+        validates a series by rolling origin); refused below ``min_points`` points."""
         X, y, names = self._shard_data()
         if len(y) < min_points:
             raise InputDataError(
@@ -195,7 +197,8 @@ class Agent:
                 f"{min_points} for anything an agent sends about its data; merge it with "
                 "another shard or lower the minimum shard size"
             )
-        return {**ShardSummary.of(X, y).to_wire(), "columns": names}
+        series = is_series(np.sort(X, axis=0))
+        return {**ShardSummary.of(X, y).to_wire(), "columns": names, "series": series}
 
     def setup(self, scaler: dict, grid: dict, settings: dict) -> int:
         """Build the shard's sub-kernel bank once; return the shard size."""

@@ -72,15 +72,6 @@ def run_fit(args: argparse.Namespace) -> int:
         dataset, config, progress, checkpoint, bool(args.resume), dataset.X_test
     )
     _write_outputs(out, dataset, config, result, progress, not args.no_plots, evaluations)
-    if evaluations:
-        from distgp.io import write_text
-        from distgp.tune import evaluations_csv
-
-        write_text(out / "tune.csv", evaluations_csv(evaluations))
-        if not args.no_plots:
-            from distgp import plots as figures
-
-            figures.tuning(evaluations, out / "tune.png")
     checkpoint.remove()
     return 0
 
@@ -135,7 +126,7 @@ def _run_shard_fit(args: argparse.Namespace, config) -> int:
         f"{len(config.data.shards)} shard files, read by their agents; test: "
         f"{config.data.test or 'none'}"
     )
-    result, _ = _learn(None, config, progress, checkpoint, bool(args.resume), X_test)
+    result, evaluations = _learn(None, config, progress, checkpoint, bool(args.resume), X_test)
     dims = result.model.dims
     empty = np.zeros((0, dims))
     dataset = Dataset(
@@ -145,7 +136,7 @@ def _run_shard_fit(args: argparse.Namespace, config) -> int:
         y_test if y_test is not None else np.zeros(0),
         "shards",
     )
-    _write_outputs(out, dataset, config, result, progress, plots=not args.no_plots)
+    _write_outputs(out, dataset, config, result, progress, not args.no_plots, evaluations)
     checkpoint.remove()
     return 0
 
@@ -155,8 +146,9 @@ def _resumed_config(args: argparse.Namespace):
 
 
 def _learn(dataset, config, progress, checkpoint=None, resume=False, X_test=None):
-    """One fit (shard files), or with the outer choice of :mod:`distgp.tune` (data in the
-    driver); returns ``(FitResult, evaluations)``."""
+    """One fit, after the outer choice of :mod:`distgp.tune` where it runs (``--tune``; the
+    default selection of a series in one file); ``dataset`` is None with shard files. Returns
+    ``(FitResult, evaluations)``."""
     from distgp.driver import fit, shard_files
     from distgp.tune import fit_selected, tune
 
@@ -188,31 +180,27 @@ def _learn(dataset, config, progress, checkpoint=None, resume=False, X_test=None
             for event_line in r.events:
                 progress(f"  {event_line}")
 
-    if dataset is None:
-        result = fit(
-            None,
-            None,
-            config,
-            report=report,
-            checkpoint=checkpoint,
-            resume=resume,
-            shards=shard_files(config),
-            X_test=X_test,
-        )
-        return result, []
     options = {
         "report": report,
-        "groups": dataset.groups_train,
         "checkpoint": checkpoint,
         "X_test": X_test if X_test is not None and len(X_test) else None,
     }
+    shards = shard_files(config) if dataset is None else None
+    if shards is None:
+        options["groups"] = dataset.groups_train
     if config.tune.budget and not resume:
-        budget, names = config.tune.budget, config.tune.tunables.split(",")
-        names = [s.strip() for s in names if s.strip()]
+        names = [s.strip() for s in config.tune.tunables.split(",") if s.strip()]
+        X, y, series = (
+            (None, None, None)
+            if dataset is None
+            else (dataset.X_train, dataset.y_train, dataset.series)
+        )
         result, evaluations, _ = tune(
-            dataset.X_train, dataset.y_train, config, dataset.series, budget, names, **options
+            X, y, config, series, config.tune.budget, names, shards=shards, **options
         )
         return result, evaluations
+    if shards is not None:
+        return fit(None, None, config, resume=resume, shards=shards, **options), []
     return fit_selected(
         dataset.X_train,
         dataset.y_train,
@@ -273,6 +261,7 @@ def metrics_record(dataset, config, result) -> dict:
 def _write_outputs(out, dataset, config, result, progress, plots: bool, evaluations=()) -> None:
     import dataclasses
 
+    from distgp import plots as figures
     from distgp.io import ensure_output_dir, write_json, write_text
 
     ensure_output_dir(out)
@@ -284,13 +273,17 @@ def _write_outputs(out, dataset, config, result, progress, plots: bool, evaluati
     result.model.save(out / "model.npz", {"dataset": dataset.name})
     write_text(out / "history.csv", history_csv(result))
     if plots:
-        from distgp import plots as figures
-
         figures.spectrum(result.model, out / "spectrum.png")
         if dataset.dims == 1:
             figures.prediction(result.model, dataset, out / "prediction.png")
         if result.rounds:
             figures.convergence(result.history, out / "convergence.png")
+    if evaluations:
+        from distgp.tune import evaluations_csv
+
+        write_text(out / "tune.csv", evaluations_csv(evaluations))
+        if plots:
+            figures.tuning(evaluations, out / "tune.png")
     write_json(out / "metrics.json", record)
     if record["mse"] is not None:
         progress(
