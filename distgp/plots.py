@@ -123,7 +123,9 @@ def prediction(model, dataset, path: str | Path) -> None:
 
 
 def tuning(evaluations, path: str | Path) -> None:
-    """Held-out MSE of every outer setting scored (``distgp.tune``), and the best so far."""
+    """Held-out MSE of every outer setting scored (``distgp.tune``), the best so far, and the
+    chosen setting (the lowest, or the default path's choice when the lowest is not clearly
+    better), with its per-fold spread."""
     plt = pyplot()
     mse = np.array([e.mse for e in evaluations], float)
     fig, ax = plt.subplots(figsize=(7, 3.4))
@@ -135,7 +137,12 @@ def tuning(evaluations, path: str | Path) -> None:
         "-",
         label="best so far",
     )
-    best = int(np.nanargmin(np.where(np.isfinite(mse), mse, np.nan)))
+    chosen = [i for i, e in enumerate(evaluations) if e.chosen]
+    best = chosen[0] if chosen else int(np.nanargmin(np.where(np.isfinite(mse), mse, np.nan)))
+    folds = np.asarray(evaluations[best].folds, float)
+    if folds.size > 1 and np.all(np.isfinite(folds)):
+        ax.vlines(best + 1, folds.min(), folds.max(), color="C3", lw=1, label="chosen: fold range")
+    ax.semilogy(best + 1, mse[best], "o", ms=7, mfc="none", color="C3")
     ax.annotate(
         evaluations[best].name,
         (best + 1, mse[best]),

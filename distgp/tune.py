@@ -9,7 +9,8 @@ is never seen):
   ``k`` trains on the first ``n - k h`` points and predicts the next ``h``;
 * other data: ``folds`` random folds (K-fold cross-validation).
 
-The score is the held-out mean squared error in raw units, summed over folds.
+The score is the held-out mean squared error in raw units over all folds (each fold weighted
+by its held-out points).
 
 :func:`fit_selected` is the default path of ``distgp fit`` for a 1-D series: it scores the few
 candidates of :data:`SERIES_CANDIDATES` (trend family and bandwidth levels, plus a near-constant
@@ -72,7 +73,8 @@ class Evaluation:
         overrides: dotted config overrides of the candidate.
         mse: held-out mean squared error (raw units), over all folds.
         seconds: wall time of the candidate's fits.
-        folds: per-fold MSE.
+        folds: per-fold MSE (with several shards: shard by shard, each shard's folds in turn).
+        counts: held-out points of each fold.
     """
 
     name: str
@@ -80,7 +82,35 @@ class Evaluation:
     mse: float
     seconds: float
     folds: list[float] = field(default_factory=list)
+    counts: list[int] = field(default_factory=list)
     chosen: bool = False
+
+    @classmethod
+    def scored(
+        cls,
+        name: str,
+        overrides: dict[str, Any],
+        folds: list[float],
+        counts: list[int],
+        seconds: float,
+    ) -> Evaluation:
+        """An evaluation from its per-fold MSEs and held-out counts (``inf`` if any fold is)."""
+        finite = all(map(math.isfinite, folds))
+        mse = float(np.average(folds, weights=counts)) if finite else math.inf
+        return cls(name, dict(overrides), mse, seconds, list(folds), list(counts))
+
+    def clearly_better_than(self, other: Evaluation) -> bool:
+        """Whether this setting's held-out error is below ``other``'s by more than one standard
+        error of their paired per-fold differences (Breiman et al.'s one-standard-error rule,
+        with ``other`` the simpler model: the best of many noisy scores is biased low)."""
+        if not math.isfinite(self.mse) or self.mse >= other.mse:
+            return False
+        if not math.isfinite(other.mse):
+            return True
+        if len(self.folds) != len(other.folds) or len(self.folds) < 2:
+            return True
+        d = np.subtract(self.folds, other.folds)
+        return bool(d.mean() + d.std(ddof=1) / math.sqrt(len(d)) < 0)
 
 
 def holdout_splits(
@@ -150,21 +180,17 @@ def evaluate(
     trial = configured(config, overrides)
     if iterations is not None:
         trial.learn.max_iterations = min(trial.learn.max_iterations, iterations)
-    errors, counts = [], []
+    errors = []
     for train, held in splits:
         try:
             part = None if groups is None else groups[train]
             # predicted while the agents live: a private model's agents hold only this split
             result = fit(X[train], y[train], trial, groups=part, backend=backend, X_test=X[held])
-            mean = result.forecast()
+            errors.append(float(np.mean((y[held] - result.forecast()) ** 2)))
         except np.linalg.LinAlgError:  # a setting that cannot be factorised scores inf
             errors.append(math.inf)
-            counts.append(len(held))
-            continue
-        errors.append(float(np.mean((y[held] - mean) ** 2)))
-        counts.append(len(held))
-    mse = float(np.average(errors, weights=counts)) if all(map(math.isfinite, errors)) else math.inf
-    return Evaluation(name, dict(overrides), mse, time.perf_counter() - tic, errors)
+    counts = [len(held) for _, held in splits]
+    return Evaluation.scored(name, overrides, errors, counts, time.perf_counter() - tic)
 
 
 def applies(config: FitConfig, series: bool, n: int) -> bool:
@@ -218,8 +244,7 @@ def fit_selected(
         evaluation = evaluate(X, y, config, name, overrides, splits, backend, groups=groups)
         evaluations.append(evaluation)
         report("candidate", {"evaluation": evaluation})
-    lowest = min(e.mse for e in evaluations)
-    best = next(e for e in evaluations if e.mse <= lowest * (1 + SIMPLER_TOLERANCE))
+    best = simplest_best(evaluations)
     best.chosen = True
     report("selected", {"evaluation": best})
     # no warm start from a fold: DSCA is a local method, and the final fit should be the fit
@@ -228,13 +253,21 @@ def fit_selected(
     return result, evaluations
 
 
+def simplest_best(evaluations: list[Evaluation]) -> Evaluation:
+    """The first (simplest) evaluation within :data:`SIMPLER_TOLERANCE` of the lowest MSE."""
+    lowest = min(e.mse for e in evaluations)
+    return next(e for e in evaluations if e.mse <= lowest * (1 + SIMPLER_TOLERANCE))
+
+
 def evaluations_csv(evaluations: list[Evaluation]) -> str:
-    """One row per scored setting: name, held-out MSE, seconds, overrides."""
-    lines = ["evaluation,setting,heldout_mse,seconds,fold_mse,overrides"]
+    """One row per scored setting: name, held-out MSE, seconds, per-fold MSEs, overrides, and
+    whether it was chosen."""
+    lines = ["evaluation,setting,heldout_mse,seconds,fold_mse,overrides,chosen"]
     for i, e in enumerate(evaluations):
         folds = " ".join(f"{v:.6g}" for v in e.folds)
         settings = " ".join(f"{k}={v}" for k, v in e.overrides.items())
-        lines.append(f'{i},"{e.name}",{e.mse:.8g},{e.seconds:.3f},{folds},"{settings}"')
+        chosen = "yes" if e.chosen else ""
+        lines.append(f'{i},"{e.name}",{e.mse:.8g},{e.seconds:.3f},{folds},"{settings}",{chosen}')
     return "\n".join(lines) + "\n"
 
 
@@ -305,7 +338,10 @@ def tune(
     are scored, not told to BKB), otherwise the default setting; rewards are ``-log`` held-out
     MSE. A series is scored on ``tune.search_origins`` rolling origins where it has room for them
     (more held-out data than the default selection's, as the best of many candidates is chosen).
-    The best setting is refitted on all training data.
+    The best setting replaces the default path's choice among the first batch only when it is
+    :meth:`~Evaluation.clearly_better_than` it (by more than one standard error of the paired
+    per-fold differences: the lowest of many noisy scores is biased low), and the chosen
+    setting is refitted on all training data.
 
     With the inline backend the evaluations run one after another in this process, each a full
     fit per split of the training set (:func:`evaluate`). With a Ray backend agents score each
@@ -360,7 +396,10 @@ def tune(
                     for _, e in told
                 ]
                 bandit.tell(np.array([a for a, _ in told]), np.array(rewards))
+        default = simplest_best(evaluations[: min(len(seeds), config.tune.batch, budget)])
         best = min(evaluations, key=lambda e: e.mse)
+        if not best.clearly_better_than(default):
+            best = default
         best.chosen = True
         report("selected", {"evaluation": best})
         result = scoring.fit(configured(config, best.overrides), report)

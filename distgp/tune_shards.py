@@ -8,10 +8,10 @@ candidate settings (config overrides) and the validation rule; the agents answer
 parallel under Ray. Agent ``j`` splits its own shard the way the sequential path splits the
 training set (rolling origin in time for a 1-D series, seeded random folds otherwise), runs a
 stand-alone fit of each candidate on each training part **inside its own process** and returns,
-per candidate its held-out MSE over all its folds (raw units) and the number of held-out
-points. The driver's score of a candidate is the count-weighted mean over the agents: the pooled
-held-out MSE of shard-local models. No raw data and no prediction leave an agent, only two
-numbers (and its seconds) per candidate.
+per candidate the held-out MSE of each of its folds (raw units) and each fold's number of
+held-out points. The driver's score of a candidate is the count-weighted mean over all folds of
+all agents: the pooled held-out MSE of shard-local models. No raw data and no prediction leave
+an agent, only two numbers per fold (and its seconds) per candidate.
 
 With one agent the shard is the whole training set and the splits are those of
 :func:`distgp.tune.holdout_splits`, so every score equals the sequential path's. With ``N``
@@ -24,7 +24,6 @@ which is what the experts of an ``N``-agent model are.
 from __future__ import annotations
 
 import json
-import math
 import time
 from typing import Any
 
@@ -101,7 +100,7 @@ def score_shard(
     candidates: list[dict[str, Any]],
     rule: dict[str, Any],
 ) -> list[list]:
-    """An agent's part of a batch: per candidate ``[held-out MSE over all its folds, held-out
+    """An agent's part of a batch: per candidate ``[per-fold held-out MSEs, per-fold held-out
     points, seconds]``.
 
     Args:
@@ -124,11 +123,10 @@ def score_shard(
         order = np.argsort(X[:, 0], kind="stable")
         X, y = X[order], y[order]
     splits = shard_splits(len(y), shard, rule)
-    counts = [len(held) for _, held in splits]
     out = []
     for overrides in candidates:
         e = evaluate(X, y, config, "", overrides, splits, iterations=rule["iterations"])
-        out.append([e.mse, sum(counts), e.seconds])
+        out.append([e.folds, e.counts, e.seconds])
     return out
 
 
@@ -150,7 +148,7 @@ def score_on_agents(
     goes to copy ``i mod R`` of every shard.
 
     Each evaluation's ``seconds`` is its share of the batch's wall time (so the seconds of a
-    tuning run add up to its wall time), ``folds`` the held-out MSE of each shard.
+    tuning run add up to its wall time), ``folds`` the held-out MSE of each fold of each shard.
     """
     from distgp.agents.backends import AgentFailure
     from distgp.checkpoint import config_json
@@ -179,9 +177,7 @@ def score_on_agents(
     for i, (name, overrides) in enumerate(batch):
         r, position = i % copies, i // copies
         answers = [replies[r * shards + j][position] for j in range(shards)]
-        folds = [float(a[0]) for a in answers]
-        counts = [int(a[1]) for a in answers]
-        finite = all(map(math.isfinite, folds))
-        mse = float(np.average(folds, weights=counts)) if finite else math.inf
-        out.append(Evaluation(name, dict(overrides), mse, wall / len(batch), folds))
+        folds = [float(v) for a in answers for v in a[0]]
+        counts = [int(v) for a in answers for v in a[1]]
+        out.append(Evaluation.scored(name, overrides, folds, counts, wall / len(batch)))
     return out

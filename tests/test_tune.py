@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 
@@ -50,7 +52,7 @@ def test_selection_falls_back_to_a_flat_model_on_noise():
 
 
 def test_bkb_tuning_scores_the_default_candidates_first_and_refits_the_best(tmp_path):
-    from distgp.tune import evaluations_csv, tune
+    from distgp.tune import evaluations_csv, simplest_best, tune
 
     x = np.arange(1.0, 61.0)[:, None]
     y = 3 + 0.05 * x[:, 0] + np.sin(2 * np.pi * x[:, 0] / 12)
@@ -62,9 +64,26 @@ def test_bkb_tuning_scores_the_default_candidates_first_and_refits_the_best(tmp_
     k = len(SERIES_CANDIDATES)
     assert [e.name for e in evaluations[:k]] == list(SERIES_CANDIDATES)
     assert evaluations[k - 1].overrides["kernel.trend"] == "quadratic"
-    assert best.mse == min(e.mse for e in evaluations)
+    lowest = min(evaluations, key=lambda e: e.mse)
+    default = simplest_best(evaluations[:k])
+    assert best is (lowest if lowest.clearly_better_than(default) else default)
+    assert [e.chosen for e in evaluations].count(True) == 1 and best.chosen
     assert result.model.components >= 30
-    assert evaluations_csv(evaluations).count("\n") == 6
+    text = evaluations_csv(evaluations)
+    assert text.count("\n") == 6 and text.count(",yes\n") == 1
+
+
+def test_a_tuned_setting_replaces_the_default_only_when_clearly_better():
+    """One-standard-error rule on paired folds: a lower mean from one lucky fold is not enough."""
+    from distgp.tune import Evaluation
+
+    default = Evaluation.scored("default", {}, [10.0, 10.0, 10.0, 10.0], [5] * 4, 1.0)
+    lucky = Evaluation.scored("lucky", {}, [1.0, 12.0, 12.0, 12.0], [5] * 4, 1.0)
+    steady = Evaluation.scored("steady", {}, [9.0, 9.5, 9.0, 9.2], [5] * 4, 1.0)
+    assert lucky.mse < default.mse and not lucky.clearly_better_than(default)
+    assert steady.clearly_better_than(default) and not default.clearly_better_than(steady)
+    broken = Evaluation.scored("broken", {}, [math.inf, 1.0, 1.0, 1.0], [5] * 4, 1.0)
+    assert broken.mse == math.inf and steady.clearly_better_than(broken)
 
 
 def test_short_noisy_series_forecasts_its_training_mean():
@@ -87,7 +106,7 @@ def _seasonal(n: int = 60) -> tuple[np.ndarray, np.ndarray]:
 
 def test_agents_score_a_batch_as_the_count_weighted_mean_of_their_shards():
     """Two shards, two copies of each (4 agents): a batch of three candidates is split over
-    the copies and each score is the held-out-count weighted mean of the shards' own scores."""
+    the copies and each score is the held-out-count weighted mean of every fold of every shard."""
     from distgp.agents.agent import ShardArrays
     from distgp.agents.backends import InlineBackend
     from distgp.checkpoint import config_json
@@ -114,9 +133,10 @@ def test_agents_score_a_batch_as_the_count_weighted_mean_of_their_shards():
             score_shard(x[i], y[i], j, config_json(config), [overrides], rule)[0]
             for j, i in enumerate(shards)
         ]
-        expected = np.average([p[0] for p in parts], weights=[p[1] for p in parts])
+        folds = [v for p in parts for v in p[0]]
+        expected = np.average(folds, weights=[c for p in parts for c in p[1]])
         assert e.name == name and e.mse == pytest.approx(expected, rel=1e-12)
-        assert e.folds == pytest.approx([p[0] for p in parts], rel=1e-12)
+        assert e.folds == pytest.approx(folds, rel=1e-12) and len(folds) == 2 * rule["origins"]
     assert len({e.mse for e in scored}) == 3  # the candidates were told apart
 
 

@@ -375,8 +375,8 @@ class Agent:
         self, config: str, candidates: list[dict[str, Any]], rule: dict[str, Any], shard: int
     ) -> list[list]:
         """Score outer settings on this shard alone (:mod:`distgp.tune_shards`; ``shard``: its
-        index among the run's shards): per candidate ``[held-out MSE over its folds (raw units),
-        held-out points, seconds]``."""
+        index among the run's shards): per candidate ``[per-fold held-out MSEs (raw units),
+        per-fold held-out points, seconds]``."""
         from distgp.tune_shards import score_shard
 
         X, y, _ = self._shard_data()
