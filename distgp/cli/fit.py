@@ -269,6 +269,9 @@ def _write_outputs(out, dataset, config, result, progress, plots: bool, evaluati
     # the outer choice (distgp.tune): its fits' wall time comes on top of "seconds"
     record["tune_evaluations"] = len(evaluations)
     record["tune_seconds"] = round(sum(e.seconds for e in evaluations), 3)
+    chosen = next((e for e in evaluations if e.chosen), None)
+    if chosen is not None:  # the settings fitted on all training data: config plus these
+        record["tune_chosen"] = {"setting": chosen.name, "overrides": chosen.overrides}
     record["config"] = dataclasses.asdict(config)
     result.model.save(out / "model.npz", {"dataset": dataset.name})
     write_text(out / "history.csv", history_csv(result))
