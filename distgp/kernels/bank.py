@@ -166,7 +166,10 @@ class SubKernelBank:
 
     def _direction_blocks(self, g: int, positions: np.ndarray):
         """Yield index arrays of the group's directions owned by ``positions``, in chunks."""
-        idx = np.flatnonzero(np.isin(self.groups[g].owner, positions))
+        group = self.groups[g]
+        owned = np.zeros(len(group.components), dtype=bool)
+        owned[positions] = True
+        idx = np.flatnonzero(owned[group.owner])
         for start in range(0, len(idx), _CHUNK_DIRECTIONS):
             yield idx[start : start + _CHUNK_DIRECTIONS]
 
