@@ -114,3 +114,36 @@ def test_bench_threads_default_datasets_include_the_builtin_series(tmp_path):
     )
     assert dataset_source(tmp_path, "builtin:co2") == "builtin:co2"
     assert small_datasets(tmp_path, ["tiny", "builtin:co2"]) == ["tiny", "builtin:co2"]
+
+
+@pytest.mark.parametrize(("outside", "explicit", "expected"), [(2, None, 1), (1, 2, 2)])
+def test_every_agent_call_runs_inside_its_thread_plan(monkeypatch, outside, expected, explicit):
+    """``evaluate`` and the objective at ``z`` of each ADMM round factorise outside DSCA: the
+    agent's thread plan covers them too, whatever limit the caller holds (a small shard: one
+    BLAS thread; a large one, here by lowering the size thresholds: the explicit count)."""
+    from distgp.agents import InlineBackend
+    from distgp.config import FitConfig
+    from distgp.driver import fit
+    from tests.helpers import smooth_regression
+
+    if explicit is not None:
+        monkeypatch.setattr("distgp.threads.PARALLEL_MIN_N", 2)
+        monkeypatch.setattr("distgp.threads.BLAS_PARALLEL_N", 4)
+    seen: list[list[int]] = []
+    value = LocalObjective.value
+
+    def recording(self, theta):
+        info = threadpool_info()
+        seen.append([i["num_threads"] for i in info if "scipy_openblas" in i["filepath"]])
+        return value(self, theta)
+
+    monkeypatch.setattr(LocalObjective, "value", recording)
+    X, y = smooth_regression(n=40, dims=2)
+    config = FitConfig()
+    config.kernel.components = 12
+    config.consensus.agents = 2
+    config.consensus.max_rounds = 3
+    config.learn.threads = explicit
+    with blas_threads(outside):
+        fit(X, y, config, backend=InlineBackend())
+    assert len(seen) >= 3 and all(s and set(s) == {expected} for s in seen), seen
