@@ -21,9 +21,11 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
 
 from distgp.exceptions import ConfigError
 
@@ -31,6 +33,8 @@ _THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 BLAS_PARALLEL_N = 2048  # matrices with at least this many rows get multi-threaded BLAS
 PARALLEL_MIN_N = 400  # below this many rows everything runs on one thread
 _process_threads: int | None = None
+_controller: tuple[int, Any] | None = None  # (len(sys.modules) when built, ThreadpoolController)
+_held = threading.local()  # .limit: (count, len(sys.modules)) set by this thread's innermost block
 
 
 def available_cores() -> int:
@@ -100,23 +104,40 @@ class ThreadPlan:
         return cls(blas=1, workers=total)
 
 
+def _pools() -> Any:
+    """threadpoolctl's controller of the loaded BLAS/OpenMP libraries (finding them takes
+    about 0.3 ms, so it is kept until a module is imported, which may load another one)."""
+    global _controller
+    if _controller is None or _controller[0] != len(sys.modules):
+        from threadpoolctl import ThreadpoolController
+
+        _controller = (len(sys.modules), ThreadpoolController())
+    return _controller[1]
+
+
 @contextmanager
 def blas_threads(threads: int | None = 1) -> Iterator[None]:
     """Limit BLAS/OpenMP threads (and torch's, when torch is loaded) inside the block.
 
     ``None`` uses :func:`default_threads`. The limits replace whatever the environment set.
+    Inside a block of this thread with the same count and no import since, it changes nothing.
     """
-    from threadpoolctl import threadpool_limits
-
     count = check_threads(threads) or default_threads()
+    key = (count, len(sys.modules))
+    outer = getattr(_held, "limit", None)
+    if outer == key:
+        yield
+        return
     torch = sys.modules.get("torch")  # agents never import torch just to set its threads
     previous = torch.get_num_threads() if torch is not None else None
     if torch is not None:
         torch.set_num_threads(count)
+    _held.limit = key
     try:
-        with threadpool_limits(limits=count):
+        with _pools().limit(limits=count):
             yield
     finally:
+        _held.limit = outer
         if torch is not None and previous is not None:
             torch.set_num_threads(previous)
 

@@ -56,6 +56,22 @@ def test_limits_override_the_environment(monkeypatch):
             assert blas and all(t == count for t in blas), info
 
 
+def _blas_counts() -> set[int]:
+    return {i["num_threads"] for i in threadpool_info() if "scipy_openblas" in i["filepath"]}
+
+
+def test_nested_limits_restore_the_enclosing_ones():
+    before = _blas_counts()
+    with blas_threads(2):
+        assert _blas_counts() == {2}
+        with blas_threads(1):
+            with blas_threads(1):  # the same count inside: nothing changes
+                assert _blas_counts() == {1}
+            assert _blas_counts() == {1}
+        assert _blas_counts() == {2}
+    assert _blas_counts() == before
+
+
 def test_parallel_envelope_groups_give_identical_numbers(rng):
     X = rng.standard_normal((60, 3))
     grid = data_grid(60, 3, components=30, levels=3)
