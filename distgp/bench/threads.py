@@ -3,15 +3,15 @@
 Each fit runs as a fresh ``python -m distgp fit`` process, with the thread variables
 (``OMP_NUM_THREADS``, ``OPENBLAS_NUM_THREADS``, ``MKL_NUM_THREADS``) removed from its environment
 ("as installed"), or all set to 1, or all set to 2, plus ``--threads`` variants when asked.
-Settings alternate within each repeat, so they share the machine's load; ``--load K`` adds K
-busy processes of its own for the whole run (:mod:`distgp.bench.busy`). The table gives the
-median learning seconds (``metrics.json`` ``seconds`` + ``tune_seconds``: the final fit and the
-outer choice's candidate fits before it, all that a user waits for beyond start-up and output)
-over the repeats, the median CPU seconds of the whole fit process (user + system, all its
-threads: other work on a shared machine stretches wall time far more than CPU time, and
-spinning BLAS threads show up in it), the as-installed process's wall time, the ratios of the
-as-installed run to the best setting and to the one-thread run, and whether every setting
-reached the same test MSE.
+Settings alternate within each repeat, each repeat starting one setting later, so they share
+the machine's load and none is always first; ``--load K`` adds K busy processes of its own for
+the whole run (:mod:`distgp.bench.busy`). The table gives the median learning seconds
+(``metrics.json`` ``seconds`` + ``tune_seconds``: the final fit and the outer choice's
+candidate fits before it, all that a user waits for beyond start-up and output) over the
+repeats, the median CPU seconds of the whole fit process (user + system, all its threads: other
+work on a shared machine stretches wall time far more than CPU time, and spinning BLAS threads
+show up in it), the as-installed process's wall time, the ratios of the as-installed run to the
+best setting and to the one-thread run, and whether every setting reached the same test MSE.
 """
 
 from __future__ import annotations
@@ -159,10 +159,13 @@ def measure(
     repeats: int,
     progress: Callable[[str], None],
 ) -> dict[str, Any]:
-    """Every setting ``repeats`` times (alternating), medians per setting."""
+    """Every setting ``repeats`` times (alternating, each repeat starting one setting later),
+    medians per setting."""
     runs: dict[str, list[dict[str, Any]]] = {name: [] for name in settings}
+    names = list(settings)
     for r in range(repeats):
-        for name, (blas, threads) in settings.items():
+        for name in names[r % len(names) :] + names[: r % len(names)]:  # no setting always first
+            blas, threads = settings[name]
             result = fit_once(path, blas, threads)
             runs[name].append(result)
             shown = result.get("error") or (
@@ -239,7 +242,8 @@ def render(rows: Sequence[dict[str, Any]], repeats: int, load: int = 0) -> str:
         [
             f"Median learning seconds of `distgp fit` (one agent, defaults) over {repeats} "
             f"run(s) per setting, each a fresh process{beside}; settings alternate within each "
-            "repeat. Learning seconds: `metrics.json` `seconds` + `tune_seconds`, the final fit "
+            "repeat, each repeat starting one setting later. Learning seconds: `metrics.json` "
+            "`seconds` + `tune_seconds`, the final fit "
             "and the outer choice's candidate fits before it (a 1-D series' default model "
             "selection), i.e. all the learning a user waits for; `as installed wall s`: the "
             "whole as-installed process (start-up, data, learning, prediction, outputs). "
