@@ -38,7 +38,7 @@ from distgp.agents.ray_runtime import (
 )
 from distgp.consensus import wire
 from distgp.exceptions import BackendError, ConfigError, InputDataError
-from distgp.threads import check_threads, owned_threads
+from distgp.threads import check_threads
 
 BACKENDS = ("inline", "ray")
 START_TIMEOUT = 120.0  # seconds an agent's actor may take to start (scheduling, process, imports)
@@ -183,23 +183,6 @@ class Backend(ABC):
         return self.call(method, {j: args for j in range(self.agents)}, timeout)
 
 
-class PlannedAgent(Agent):
-    """An agent whose every call runs inside its thread plan
-    (:func:`~distgp.threads.owned_threads` for its shard size and its ``threads`` setting).
-
-    DSCA and prediction set the plan themselves; this also covers the calls that factorise
-    outside them (``evaluate``, the objective at ``z`` in each ADMM round) and the set-up.
-    Without it those run with the BLAS pools' own thread count, and on small shards the woken
-    OpenBLAS threads spin for 0.1-0.3 CPU seconds after each call (``distgp fit`` of a
-    100-point series: 0.7 of its 2.1 CPU seconds)."""
-
-    def handle(self, message: bytes) -> bytes:
-        size = self._objective.n if self._objective is not None else 0
-        threads = self._settings.dsca.threads if self._settings is not None else None
-        with owned_threads(size, threads):
-            return super().handle(message)
-
-
 class InlineBackend(Backend):
     """All agents in this process (no faults, no parallelism)."""
 
@@ -207,7 +190,7 @@ class InlineBackend(Backend):
 
     def start(self, shards):
         self._shards = list(shards)
-        self._agents = [PlannedAgent(j, shard) for j, shard in enumerate(self._shards)]
+        self._agents = [Agent(j, shard) for j, shard in enumerate(self._shards)]
         for j, shard in enumerate(self._shards):
             self.count_spec(j, shard)
 
@@ -215,7 +198,7 @@ class InlineBackend(Backend):
         return {j: self._agents[j].handle(m) for j, m in messages.items()}
 
     def recover(self, agent):
-        self._agents[agent] = PlannedAgent(agent, self._shards[agent])
+        self._agents[agent] = Agent(agent, self._shards[agent])
         self.count_spec(agent, self._shards[agent])
 
     def agent(self, j: int) -> Agent:
@@ -409,7 +392,7 @@ class RayBackend(Backend):
         self._owns_ray = False
 
 
-class _RayAgent(PlannedAgent):
+class _RayAgent(Agent):
     """The agent inside a Ray actor: it owns ``threads`` threads (its CPU share) and can say
     which node it is on.
 
