@@ -208,5 +208,7 @@ def _check(e: Entry, value: Any, name: str) -> None:
         holds = rule.holds(value)
     except ConfigError as exc:
         raise ConfigError(f"{name}: {exc}", setting=e.path) from None
+    except (TypeError, ValueError):  # a value of the wrong type, set from Python
+        holds = False
     if not holds:
         raise ConfigError(f"{name} must be {rule.requirement}, got {value!r}", setting=e.path)

@@ -144,6 +144,9 @@ def test_errors_name_the_setting_the_parameter_and_the_flag(make, setting, param
         config.validate()
     with pytest.raises(ConfigError, match=r"^learn.blocks must be at least 1"):
         DSCAOptions(blocks=0)  # the algorithm class runs the same check
+    config.learn.blocks = "2"  # a value of the wrong type, set from Python
+    with pytest.raises(ConfigError, match=r"^learn.blocks must be at least 1, got '2'$"):
+        config.validate()
 
 
 def test_cli_error_names_setting_and_flag(capsys, tmp_path):
