@@ -129,10 +129,10 @@ def holdout_splits(
         InputDataError: the rolling origin needs more points than the series has.
     """
     if series:
-        h = horizon if horizon is not None else max(min_horizon, math.ceil(HORIZON_FRACTION * n))
+        h = rolling_horizon(n, horizon, min_horizon)
         if h < 1 or origins < 1:
             raise ConfigError("the rolling-origin horizon and number of origins must be >= 1")
-        if n - origins * h < min_train:
+        if not has_room(n, origins, h, min_train):
             raise InputDataError(
                 f"a rolling origin of {origins} x {h} held-out points leaves {n - origins * h} "
                 f"of the series' {n} training points (at least {min_train} needed); use a "
@@ -150,6 +150,17 @@ def holdout_splits(
         (np.sort(np.concatenate(parts[:k] + parts[k + 1 :])), np.sort(parts[k]))
         for k in range(folds)
     ]
+
+
+def rolling_horizon(n: int, horizon: int | None = None, min_horizon: int = MIN_HORIZON) -> int:
+    """Held-out points per rolling origin: ``horizon`` if set, else :data:`HORIZON_FRACTION`
+    of ``n`` (at least ``min_horizon``)."""
+    return horizon if horizon is not None else max(min_horizon, math.ceil(HORIZON_FRACTION * n))
+
+
+def has_room(n: int, origins: int, horizon: int, min_train: int = MIN_TRAIN) -> bool:
+    """Whether ``origins`` origins of ``horizon`` points leave ``min_train`` training points."""
+    return n - origins * horizon >= min_train
 
 
 def configured(config: FitConfig, overrides: dict[str, Any]) -> FitConfig:
@@ -202,8 +213,7 @@ def applies(config: FitConfig, series: bool, n: int) -> bool:
     if t.horizon is not None:
         holdout_splits(n, True, t.horizon, t.origins)  # a horizon the user set must fit
         return True
-    h = max(MIN_HORIZON, math.ceil(HORIZON_FRACTION * n))
-    return n - t.origins * h >= MIN_TRAIN
+    return has_room(n, t.origins, rolling_horizon(n))
 
 
 def check_data(config: FitConfig, y: np.ndarray, series: bool) -> None:
@@ -413,8 +423,7 @@ def tune_origins(config: FitConfig, series: bool, n: int) -> int:
     origins = max(t.origins, t.search_origins)
     if not series:
         return t.origins
-    h = t.horizon if t.horizon is not None else max(MIN_HORIZON, math.ceil(HORIZON_FRACTION * n))
-    return origins if n - origins * h >= MIN_TRAIN else t.origins
+    return origins if has_room(n, origins, rolling_horizon(n, t.horizon)) else t.origins
 
 
 def _first_candidates(
@@ -542,13 +551,10 @@ def _scoring(
         for j, size in enumerate(sizes):  # bad input before any agent scores
             shard_splits(size, j, rule)
 
-        def final(c: FitConfig, report: Callable) -> Any:
-            if shards is None:
-                return fit(X, y, c, report=report, **options)
-            return fit(None, None, c, report=report, shards=shards, **options)
-
         yield Scoring(
-            facts, lambda batch: score_on_agents(backend, config, batch, rule, len(parts)), final
+            facts,
+            lambda batch: score_on_agents(backend, config, batch, rule, len(parts)),
+            lambda c, report: fit(X, y, c, report=report, shards=shards, **options),
         )
 
 

@@ -38,7 +38,7 @@ from distgp.settings import require
 GRID_KINDS = ("data", "reference")
 REFERENCE_BANDWIDTH = 1e-3  # spectral standard deviation of the reference code ("var" = 0.001)
 REFERENCE_MAX_FREQUENCY = 0.5
-TREND_FACTOR = 4.0  # bandwidth ratio between successive slow components
+SLOW_FACTOR = 4.0  # bandwidth ratio between successive slow components
 
 
 @dataclass(frozen=True)
@@ -175,7 +175,7 @@ def _with_slow(means: list, variances: list, spacing: np.ndarray, slow: int) -> 
     """Append ``slow`` zero-frequency components with bandwidths ``spacing / 4^k``."""
     for k in range(1, slow + 1):
         means.append(np.zeros((1, len(spacing))))
-        variances.append((spacing / TREND_FACTOR**k)[None, :] ** 2)
+        variances.append((spacing / SLOW_FACTOR**k)[None, :] ** 2)
     return SpectralGrid(np.vstack(means), np.vstack(variances), True, "data")
 
 
