@@ -96,6 +96,34 @@ def test_products_match_dense_frobenius_products(rng):
         assert quads[i] == pytest.approx(alpha @ K @ alpha, rel=1e-10)
 
 
+def test_zero_frequency_groups_read_only_lower_triangles(rng):
+    """Slow components (an envelope each, K_m = E_g) take whole-matrix passes instead of
+    feature products; they must agree with the dense formula and read only ``A``'s lower part."""
+    X = rng.normal(size=(15, 2))
+    grid = data_grid(15, 2, components=12, levels=2, slow=3)
+    bank = SubKernelBank(X, grid)
+    slow = [g for g in bank.groups if not np.any(g.directions)]
+    assert len(slow) == 3
+    dense = [dense_component(X, X, grid.means[m], grid.variances[m]) for m in range(grid.components)]
+    A = rng.normal(size=(15, 15))
+    A = A + A.T
+    upper_garbage = np.tril(A) + np.triu(rng.normal(size=(15, 15)), 1)
+    alpha = rng.normal(size=15)
+    idx = np.arange(grid.components)
+    traces, quads = bank.products(idx, A=np.asfortranarray(upper_garbage), alpha=alpha)
+    assert np.allclose(traces, [np.sum(A * K) for K in dense], rtol=1e-10)
+    assert np.allclose(quads, [alpha @ K @ alpha for K in dense], rtol=1e-10)
+    w = rng.uniform(size=grid.components)
+    expected = sum(wm * K for wm, K in zip(w, dense, strict=True))
+    assert np.allclose(bank.gram(w), expected)
+    assert np.allclose(np.tril(bank.gram(w, lower=True)), np.tril(expected))
+    only_slow = np.zeros(grid.components)
+    only_slow[slow[0].components] = 2.0
+    assert np.allclose(bank.gram(only_slow), 2.0 * dense[slow[0].components[0]])
+    v = rng.normal(size=15)
+    assert np.allclose(bank.apply(v, idx), np.column_stack([K @ v for K in dense]))
+
+
 def test_cross_covariance_and_gram_agree(rng):
     grid = random_grid(rng)
     X = rng.normal(size=(10, 3))

@@ -111,6 +111,15 @@ class SubKernelBank:
         for g, group in enumerate(self.groups):
             self._group_of[group.components] = g
             self._position_of[group.components] = np.arange(len(group.components))
+        # Groups of zero frequencies only (the slow components): there ``K_m = s_m E_g`` with
+        # ``s_m`` the sum of the component's coefficients, so one pass over ``E_g`` (``K += w E``,
+        # ``<A, E>``, ``alpha^T E alpha``) replaces the feature products; ``E_g`` is kept as
+        # ``ops.lower_part`` stores it.
+        self._envelope_scale = {
+            g: np.bincount(group.owner, group.coef, minlength=len(group.components))
+            for g, group in enumerate(self.groups)
+            if not np.any(group.directions)
+        }
         self._cache = cache_envelopes
         self._envelopes: dict[int, np.ndarray] = {}
         self._feature_cache: dict[int, np.ndarray] = {}
@@ -129,7 +138,9 @@ class SubKernelBank:
         E = self._envelopes.get(g)
         if E is None:
             E = envelope(self.X, self.X, self.groups[g].variance)
-            if not self.ops.is_torch:  # the layout of the matrices it meets (BLAS's, column-major):
+            if g in self._envelope_scale:  # read only through the ops' whole-matrix calls
+                E = self.ops.lower_part(E)
+            elif not self.ops.is_torch:  # the layout of the BLAS matrices it meets (column-major):
                 E = np.asfortranarray(E)  # element-wise products of mixed layouts are 3x slower
             held = (len(self._envelopes) + 1) * 8 * self.n**2
             if self._cache and held <= ENVELOPE_CACHE_BYTES:
@@ -166,6 +177,13 @@ class SubKernelBank:
             order = np.flatnonzero(groups == g)
             yield int(g), self._position_of[components[order]], order
 
+    def _split(self, components: np.ndarray) -> tuple[list, list]:
+        """:meth:`_by_group`'s items of the listed components: groups with features, then
+        groups of zero frequencies only (``K_m = s_m E_g``)."""
+        items = list(self._by_group(components))
+        enveloped = [item for item in items if item[0] in self._envelope_scale]
+        return [item for item in items if item[0] not in self._envelope_scale], enveloped
+
     def _direction_blocks(self, g: int, positions: np.ndarray):
         """Yield index arrays of the group's directions owned by ``positions``, in chunks."""
         group = self.groups[g]
@@ -198,6 +216,8 @@ class SubKernelBank:
         if cached is None:
             return features(self.X, group.directions[block], group.coef[block]), owners
         J = len(group.coef)
+        if len(block) == J:  # every direction, in order: no copy
+            return cached, owners
         return cached[:, self.ops.index(np.concatenate((block, block + J)))], owners
 
     def _map(self, task, items: list):
@@ -232,13 +252,17 @@ class SubKernelBank:
                 inner *= self._envelope(g)
             return inner
 
-        parts = [p for p in self._map(group_part, list(self._by_group(active))) if p is not None]
-        if not parts:
-            return ops.zeros(self.n, self.n)
-        # a new matrix: the groups' work matrices are reused by the next call
-        K = parts[0] + (parts[1] if len(parts) > 1 else 0.0)
-        for part in parts[2:]:
-            K += part
+        featured, enveloped = self._split(active)
+        parts = [p for p in self._map(group_part, featured) if p is not None]
+        if parts:  # a new matrix: the groups' work matrices are reused by the next call
+            K = parts[0] + (parts[1] if len(parts) > 1 else 0.0)
+            for part in parts[2:]:
+                K += part
+        else:
+            K = ops.zeros(self.n, self.n)
+        for g, positions, order in enveloped:
+            weight = float(self._envelope_scale[g][positions] @ weights[active[order]])
+            ops.add_scaled(K, self._envelope(g), weight)
         return K if lower else ops.symmetrize_lower(K)
 
     def cross(self, X2: np.ndarray, weights: np.ndarray):
@@ -281,7 +305,7 @@ class SubKernelBank:
             acc = ops.zeros(self.n, size)
             for block in self._direction_blocks(g, positions):
                 Phi, owner = self._features(g, block)
-                columns = Phi * ops.gemm(E, Phi * v[:, None])
+                columns = Phi * ops.symm_lower(E, Phi * v[:, None])
                 acc += columns @ ops.asarray(np.eye(size)[owner])
             out[:, order] = ops.numpy(acc)[:, positions]
         return out
@@ -317,16 +341,25 @@ class SubKernelBank:
             for block in self._direction_blocks(g, positions):
                 Phi, owner = self._features(g, block)
                 if AE is not None:
-                    acc_t += ops.bincount(owner, (ops.symm_lower(AE, Phi) * Phi).sum(0), size)
+                    AE_Phi = ops.symm_lower(AE, Phi)
+                    acc_t += ops.bincount(owner, ops.column_dots(AE_Phi, Phi), size)
                 if alpha_col is not None:
                     Psi = Phi * alpha_col
-                    acc_q += ops.bincount(owner, (ops.gemm(E, Psi) * Psi).sum(0), size)
+                    acc_q += ops.bincount(owner, ops.column_dots(ops.gemm(E, Psi), Psi), size)
             return acc_t, acc_q
 
-        items = list(self._by_group(components))
-        for (_, positions, order), (acc_t, acc_q) in zip(
-            items, self._map(group_part, items), strict=True
-        ):
+        def envelope_part(item):
+            g, _, _ = item
+            E, scale = self._envelope(g), self._envelope_scale[g]
+            return (
+                None if A is None else scale * ops.frobenius(A, E),
+                None if alpha is None else scale * ops.quadratic(E, alpha_col[:, 0]),
+            )
+
+        featured, enveloped = self._split(components)
+        items = featured + enveloped
+        parts = self._map(group_part, featured) + [envelope_part(item) for item in enveloped]
+        for (_, positions, order), (acc_t, acc_q) in zip(items, parts, strict=True):
             if traces is not None:
                 traces[order] = acc_t[positions]
             if quads is not None:

@@ -162,7 +162,9 @@ class TrendBank:
         ``lower``: only the lower triangle need be right (as for the spectral bank)."""
         spectral, trend = self._split(weights)
         K = self.spectral.gram(spectral, lower=lower)
-        return K + self.ops.asarray((self.H * trend) @ self.H.T)
+        if np.any(trend):
+            K += self.ops.asarray((self.H * trend) @ self.H.T)
+        return K
 
     def cross(self, X2: np.ndarray, weights: np.ndarray):
         """``sum_m w_m K_m(X2, X)`` (``n2 x n``, on the bank's device)."""
@@ -211,10 +213,9 @@ class TrendBank:
         if np.all(spectral):
             return traces, quads
         H = self.H[:, components[~spectral] - self.spectral.M]
-        if traces is not None:
-            A = self.ops.numpy(A)
-            A = np.tril(A) + np.tril(A, -1).T  # the spectral bank may be given the lower part
-            traces[~spectral] = np.einsum("it,it->t", H, A @ H)
+        if traces is not None:  # A may hold only its lower triangle, as for the spectral bank
+            AH = self.ops.numpy(self.ops.symm_lower(A, self.ops.asarray(H)))
+            traces[~spectral] = np.einsum("it,it->t", H, AH)
         if quads is not None:
             quads[~spectral] = (H.T @ self.ops.numpy(alpha)) ** 2
         return traces, quads
