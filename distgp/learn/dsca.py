@@ -193,9 +193,8 @@ def _dsca(objective, theta0, solver, options, penalty, callback) -> DSCAResult:
             iteration -= 1
             break
         proposal = theta.copy()
-        position = {int(m): i for i, m in enumerate(active)}
         for block in block_partition(active, options.blocks):
-            sel = np.array([position[int(m)] for m in block])
+            sel = np.searchsorted(active, block)  # positions in active (sorted by np.union1d)
             sub = BlockSubproblem(block, theta, linear[sel], q[sel], rho[sel], anchor[sel])
             proposal[block] = solver.solve(objective, sub)
         theta_new, fac_new, value_new, eta = _step(
