@@ -51,7 +51,7 @@ def _valid_tunables(text: str) -> None:
     check_tunables([s.strip() for s in text.split(",") if s.strip()])
 
 
-def _valid_device_name(name: str) -> bool:
+def valid_device_name(name: str) -> bool:
     return name in ("cpu", "torch:cpu", "cuda") or (name.startswith("cuda:") and name[5:].isdigit())
 
 
@@ -208,7 +208,7 @@ class LearnConfig:
     device: str = setting(
         "cpu",
         help="where the dense work runs: cpu (numpy) or cuda, cuda:N (torch float64 on a GPU)",
-        rule=Rule(_valid_device_name, "cpu, cuda or cuda:N"),
+        rule=Rule(valid_device_name, "cpu, cuda or cuda:N"),
         metavar="cpu|cuda",
     )
 

@@ -220,6 +220,11 @@ CLI_CASES = {
         "optimize --arms 100000000000",
         "arms fit: use fewer arms",
     ),
+    "optimize: --device cuda without that GPU": ("optimize --device cuda:99", "cuda:99"),
+    "optimize: --device with the exact baseline": (
+        "optimize --device torch:cpu --algorithm gpucb",
+        "gpucb baseline runs on the cpu",
+    ),
     "optimize: log scale with low <= 0": ("optimize --config {log_space}", "needs low > 0"),
     "optimize: callable without bounds or space": ("optimize --function os:getcwd", "no bounds"),
     "optimize: --out not writable": (

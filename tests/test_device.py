@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from distgp.bandit import BKB
 from distgp.data import Scaler
 from distgp.exceptions import ConfigError
 from distgp.gp import GSMPModel
@@ -77,3 +78,45 @@ def test_device_names_are_checked():
     if not torch.cuda.is_available():
         with pytest.raises(ConfigError, match="needs a CUDA GPU"):
             check_device("cuda")
+
+
+def _bkb_run(device: str, resparsify: float, batch: bool) -> tuple[list[int], BKB]:
+    """A seeded BKB run: asks, tells, new arms mid-run, a state round trip."""
+    rng = np.random.default_rng(3)
+    arms = rng.uniform(size=(400, 2))
+
+    def reward(x: np.ndarray) -> float:
+        return float(-np.sum((x - 0.3) ** 2) + 0.02 * np.sin(15.0 * x[0]))
+
+    bandit = BKB(arms, seed=1, device=device, beta=2.0, resparsify=resparsify, batch=batch)
+    asked = []
+    for step in range(40):
+        idx = np.atleast_1d(bandit.ask())
+        asked += [int(i) for i in idx]
+        bandit.tell(idx, [reward(bandit.arms[i]) for i in idx])
+        if step == 20:
+            bandit.add_arms(rng.uniform(size=(30, 2)))
+            bandit = BKB.from_state(bandit.state_dict()).to(device)  # loads on the CPU
+    bandit.ask()  # refresh the posterior with every reward
+    return asked, bandit
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize(("resparsify", "batch"), [(2.0, False), (1.0, False), (2.0, True)])
+def test_bkb_embedding_on_device_matches_numpy(device, resparsify, batch):
+    asked_cpu, cpu = _bkb_run("cpu", resparsify, batch)
+    asked_dev, dev = _bkb_run(device, resparsify, batch)
+    assert dev._state.device == device and cpu._state.device == "cpu"
+    assert asked_dev == asked_cpu and dev.dictionary_size == cpu.dictionary_size
+    assert cpu.dictionary_size > 5 and (resparsify > 1 or cpu.rebuilds > 20)
+    assert _close(dev._mean, cpu._mean) and _close(dev._var, cpu._var)
+    assert _close(dev._state.to_state()["Z"], cpu._state.to_state()["Z"])
+
+
+def test_bkb_device_is_checked():
+    arms = np.linspace(0, 1, 20)[:, None]
+    with pytest.raises(ConfigError, match="choose cpu or cuda"):
+        BKB(arms, device="gpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(ConfigError, match="needs a CUDA GPU"):
+            BKB(arms, device="cuda")

@@ -104,7 +104,9 @@ def test_zero_frequency_groups_read_only_lower_triangles(rng):
     bank = SubKernelBank(X, grid)
     slow = [g for g in bank.groups if not np.any(g.directions)]
     assert len(slow) == 3
-    dense = [dense_component(X, X, grid.means[m], grid.variances[m]) for m in range(grid.components)]
+    dense = [
+        dense_component(X, X, grid.means[m], grid.variances[m]) for m in range(grid.components)
+    ]
     A = rng.normal(size=(15, 15))
     A = A + A.T
     upper_garbage = np.tril(A) + np.triu(rng.normal(size=(15, 15)), 1)

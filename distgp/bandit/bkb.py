@@ -53,6 +53,9 @@ class BKB(ArmBandit):
             Ada-BKB's experiments, matched exact GP-UCB's regret in our checks, bkb.md 1.5).
         resparsify: ``rho >= 1``; 1 resamples the dictionary at every step (the paper), above 1
             updates it incrementally and resamples when it is ``rho`` times its expected size.
+        device: where the arms' embedding and its updates live: ``cpu`` (numpy), ``cuda`` /
+            ``cuda:N`` (torch float64 on a GPU) or ``torch:cpu`` (see
+            :mod:`distgp.bandit.nystrom`); a runtime choice, not saved with the state.
         **options: the :class:`~distgp.bandit.base.ArmBandit` options.
 
     Example:
@@ -68,19 +71,32 @@ class BKB(ArmBandit):
     """
 
     def __init__(
-        self, arms: Any, kernel=None, *, qbar: float = 3.0, resparsify: float = 2.0, **options: Any
+        self,
+        arms: Any,
+        kernel=None,
+        *,
+        qbar: float = 3.0,
+        resparsify: float = 2.0,
+        device: str = "cpu",
+        **options: Any,
     ) -> None:
         check_bandit_settings({"qbar": qbar, "resparsify": resparsify})
         self.qbar = float(qbar)
         self.resparsify = float(resparsify)
         super().__init__(arms, kernel, **options)
         check_arm_memory(len(self.arms), self.arms.shape[1])
-        self._state = DTCState(self.arms, self._kdiag, self.lam)
+        self._state = DTCState(self.arms, self._kdiag, self.lam, device=device)
         self._applied = 0  # history entries already in the state
         self._dict_max = 0
         self._rebuilds = 0
         self._rebuild_needed = False  # kernel changed: re-embed the same dictionary
         self._work: _Working | None = None
+
+    def to(self, device: str) -> BKB:
+        """Move the arms' embedding to ``device`` (``cpu``, ``cuda``, ``cuda:N``, ``torch:cpu``),
+        e.g. after :meth:`~distgp.bandit.base.ArmBandit.load`; returns the bandit."""
+        self._state.to(device)
+        return self
 
     @property
     def dictionary(self) -> np.ndarray:
@@ -236,7 +252,7 @@ class _Working:
     def rows(self, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Working embedding (``len(idx) x r'``) and residual ``k - |z|^2`` of arms ``idx``."""
         b, st = self.bandit, self.state
-        Zw = st.Z[idx]
+        Zw = st.rows(idx)
         resid = st.resid[idx].copy()
         for arm, zrow, d in self.ext:
             col = (b.kernel(b.arms[idx], b.arms[arm : arm + 1])[:, 0] - Zw @ zrow) / d

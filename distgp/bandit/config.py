@@ -27,7 +27,7 @@ from typing import Any
 
 from distgp.bandit.base import BETA_MODES
 from distgp.bandit.spaces import ARM_METHODS
-from distgp.config import build, read_yaml
+from distgp.config import build, read_yaml, valid_device_name
 from distgp.exceptions import ConfigError
 from distgp.settings import (
     Rule,
@@ -134,6 +134,13 @@ class BanditConfig:
     repeat: bool | None = setting(
         None, help="evaluate an arm twice (default: only on a noisy built-in)", flag=""
     )
+    device: str = setting(
+        "cpu",
+        help="where BKB's arm embedding and its updates run: cpu (numpy) or cuda, cuda:N "
+        "(torch float64 on a GPU)",
+        rule=Rule(valid_device_name, "cpu, cuda or cuda:N"),
+        metavar="cpu|cuda",
+    )
 
 
 @dataclass
@@ -238,7 +245,19 @@ class OptimizeConfig:
         """Check every value and the rules between settings; raise :class:`ConfigError` naming
         the first bad setting."""
         check_settings(self)
-        g = self.agents
+        b, g = self.bandit, self.agents
+        _check(
+            b.device == "cpu" or b.algorithm == "bkb",
+            "bandit.device places BKB's embedding; the exact gpucb baseline runs on the cpu",
+            "bandit.device",
+        )
+        if b.device != "cpu":
+            from distgp.kernels.compute import check_device
+
+            try:
+                check_device(b.device)
+            except ConfigError as exc:
+                raise ConfigError(f"bandit.device: {exc}", "bandit.device") from None
         _check(
             g.address is None or g.backend != "inline",
             "agents.address needs the ray backend; set agents.backend to ray",

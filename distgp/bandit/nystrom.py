@@ -26,6 +26,12 @@ Updates (each ``O(A r)``; ``h``, ``c``, ... are named as in the notes):
 
 Rebuilds and kernel columns go through the arms in chunks of :data:`CHUNK` rows, so the only
 array of size ``A x m`` is ``Z`` itself.
+
+Device: with ``device`` ``cuda`` (or ``torch:cpu``, the same torch code on the CPU) ``Z`` lives
+on that device in float64 and the ``O(A r)`` and ``O(A m r)`` products with it run there
+(``Z h``, the rows of pulled arms, re-embedding ``k(arms, S) T^T``, the projections of
+:meth:`DTCState._project`); the ``A``-vectors they return and the ``r x r`` algebra stay in
+numpy. Kernel values are computed on the CPU and moved to the device in chunks.
 """
 
 from __future__ import annotations
@@ -36,6 +42,7 @@ import numpy as np
 
 from distgp.bandit.kernels import BanditKernel
 from distgp.exceptions import ConfigError
+from distgp.kernels.compute import check_device
 
 CHUNK = 16384  # arms per chunk of kernel evaluations
 EIG_RTOL = float(np.finfo(float).eps)  # relative eigenvalue cut, times m (as the reference code)
@@ -90,14 +97,18 @@ class DTCState:
         arms: ``A x D`` encoded arms (not copied; the caller keeps it current).
         kdiag: ``k(x, x)`` per arm (``A``).
         lam: ridge ``lambda``.
+        device: where ``Z`` lives: ``cpu`` (numpy), ``cuda``/``cuda:N`` or ``torch:cpu``.
     """
 
-    def __init__(self, arms: np.ndarray, kdiag: np.ndarray, lam: float) -> None:
+    def __init__(
+        self, arms: np.ndarray, kdiag: np.ndarray, lam: float, device: str = "cpu"
+    ) -> None:
         A = len(arms)
         self.lam = lam
+        self._place(device)
         self.atoms = np.zeros(0, dtype=np.int64)
         self.T = np.zeros((0, 0))
-        self._Z = np.zeros((A, 0), order="F")  # columns contiguous: Z @ h streams them
+        self._Z = self._zeros(A, 0)
         self.resid = kdiag.astype(float).copy()
         self.q = np.zeros(A)
         self.mu_y = np.zeros(A)
@@ -110,6 +121,48 @@ class DTCState:
         self.ysum = np.zeros(A)
         self._since_refactor = 0
 
+    # --- where Z lives ------------------------------------------------------------------------
+
+    def _place(self, device: str) -> None:
+        self.device = check_device(device)
+        self._torch = None
+        if self.device != "cpu":
+            import torch
+
+            self._torch, self._where = torch, torch.device(self.device.removeprefix("torch:"))
+
+    def to(self, device: str) -> None:
+        """Move the embedding to ``device`` (values unchanged)."""
+        Z, spare = self._host(self.Z).copy(), self._Z.shape[1]
+        self._place(device)
+        self._Z = self._zeros(len(Z), spare)
+        self._Z[:, : Z.shape[1]] = self._dev(Z)
+
+    def _zeros(self, rows: int, columns: int):
+        """An embedding buffer: numpy column-major (``Z @ h`` streams its columns) or a torch
+        float64 tensor on the device."""
+        if self._torch is None:
+            return np.zeros((rows, columns), order="F")
+        return self._torch.zeros((rows, columns), dtype=self._torch.float64, device=self._where)
+
+    def _dev(self, a: np.ndarray):
+        """``a`` where ``Z`` lives."""
+        if self._torch is None:
+            return a
+        return self._torch.as_tensor(np.asarray(a, dtype=float), device=self._where)
+
+    def _host(self, a) -> np.ndarray:
+        """A product with ``Z`` back in numpy."""
+        return a if self._torch is None else a.cpu().numpy()
+
+    def rows(self, idx) -> np.ndarray:
+        """Embedding rows of the arms ``idx`` (an index or an index array), in numpy."""
+        return self._host(self.Z[idx]).copy()
+
+    def times(self, h: np.ndarray) -> np.ndarray:
+        """``Z h`` (``A``) for an ``r``-vector or ``r x k`` matrix ``h``."""
+        return self._host(self.Z @ self._dev(h))
+
     # --- views ---------------------------------------------------------------------------------
 
     @property
@@ -117,8 +170,8 @@ class DTCState:
         return int(self.T.shape[0])
 
     @property
-    def Z(self) -> np.ndarray:
-        """``A x r`` embedding (a view of a buffer with spare columns)."""
+    def Z(self):
+        """``A x r`` embedding (a view of a buffer with spare columns; a tensor on a device)."""
         return self._Z[:, : self.rank]
 
     def variance(self) -> np.ndarray:
@@ -128,7 +181,8 @@ class DTCState:
         return (self.mu_y - y_mean * self.mu_1) / y_scale
 
     def nbytes(self) -> int:
-        return int(self._Z.nbytes)
+        """Bytes of the embedding buffer (on the device, when there is one)."""
+        return 8 * int(self._Z.shape[0]) * int(self._Z.shape[1])
 
     # --- updates -------------------------------------------------------------------------------
 
@@ -138,10 +192,10 @@ class DTCState:
         self.ysum[arm] += y
         if self.rank == 0:
             return
-        z = self.Z[arm].copy()
+        z = self.rows(arm)
         h = self.Vinv @ z
         g = 1.0 + z @ h
-        c = self.Z @ h
+        c = self.times(h)
         self.q -= c * c / g
         self.mu_y += c * ((y - self.mu_y[arm]) / g)
         self.mu_1 += c * ((1.0 - self.mu_1[arm]) / g)
@@ -165,7 +219,7 @@ class DTCState:
         idx, y = np.asarray(arms, dtype=np.int64), np.asarray(ys, dtype=float)
         np.add.at(self.n, idx, 1.0)
         np.add.at(self.ysum, idx, y)
-        Zb = self.Z[idx]
+        Zb = self.rows(idx)
         self.V += Zb.T @ Zb
         self.b_y += Zb.T @ y
         self.b_1 += Zb.sum(0)
@@ -176,23 +230,23 @@ class DTCState:
     def insert(self, kernel: BanditKernel, arms: np.ndarray, s: int) -> bool:
         """Add arm ``s`` to the dictionary; ``False`` (nothing changed) if it is in the span."""
         d2 = float(self.resid[s])
-        if d2 <= SPAN_RTOL * (d2 + float((self.Z[s] ** 2).sum())):
+        l = self.rows(s)
+        if d2 <= SPAN_RTOL * (d2 + float((l**2).sum())):
             return False
         d = np.sqrt(d2)
         r = self.rank
-        l = self.Z[s].copy()
         e = kernel_columns(kernel, arms, arms[s : s + 1])[:, 0]
         if r:
-            e -= self.Z @ l
+            e -= self.times(l)
         e /= d
         e[s] = d
         pulled = np.flatnonzero(self.n)
         ne = self.n[pulled] * e[pulled]
-        v = self.Z[pulled].T @ ne
+        v = self.rows(pulled).T @ ne
         u = self.Vinv @ v
         w = float(ne @ e[pulled]) + self.lam - float(v @ u)
         by_new, b1_new = float(e[pulled] @ self.ysum[pulled]), float(ne.sum())
-        delta = e - self.Z @ u if r else e.copy()
+        delta = e - self.times(u) if r else e.copy()
         self.q += delta * delta / w
         self.mu_y += delta * ((by_new - u @ self.b_y) / w)
         self.mu_1 += delta * ((b1_new - u @ self.b_1) / w)
@@ -214,16 +268,16 @@ class DTCState:
         T[r, m] = 1.0 / d
         self.T = T
         self.atoms = np.r_[self.atoms, s]
-        self._column(r)[:] = e
+        self._set_column(r, e)
         return True
 
-    def _column(self, j: int) -> np.ndarray:
-        """Column ``j`` of the embedding buffer, growing the buffer when full."""
+    def _set_column(self, j: int, values: np.ndarray) -> None:
+        """Write column ``j`` of the embedding buffer, growing the buffer when full."""
         if j >= self._Z.shape[1]:
-            grown = np.zeros((self._Z.shape[0], j + max(16, j // 4)), order="F")
+            grown = self._zeros(self._Z.shape[0], j + max(16, j // 4))
             grown[:, :j] = self._Z[:, :j]
             self._Z = grown
-        return self._Z[:, j]
+        self._Z[:, j] = self._dev(values)
 
     def rebuild(
         self, kernel: BanditKernel, arms: np.ndarray, kdiag: np.ndarray, atoms: np.ndarray
@@ -239,15 +293,16 @@ class DTCState:
         else:
             self.T = np.zeros((0, 0))
         r = self.rank
-        self._Z = np.zeros((len(arms), r + max(16, r // 4)), order="F")
+        self._Z = self._zeros(len(arms), r + max(16, r // 4))
+        T_t = self._dev(self.T.T)
         for lo in range(0, len(arms), CHUNK):
             hi = min(lo + CHUNK, len(arms))
             if r:
-                self._Z[lo:hi, :r] = kernel(arms[lo:hi], S) @ self.T.T
+                self._Z[lo:hi, :r] = self._dev(kernel(arms[lo:hi], S)) @ T_t
         Z = self.Z
-        self.resid = np.maximum(kdiag - (Z**2).sum(1), 0.0)
+        self.resid = np.maximum(kdiag - self._host((Z**2).sum(1)), 0.0)
         pulled = np.flatnonzero(self.n)
-        Zp = Z[pulled]
+        Zp = self.rows(pulled)
         self.V = Zp.T @ (Zp * self.n[pulled, None]) + self.lam * np.eye(r)
         self.Vinv = _spd_inverse(self.V)
         self.b_y = Zp.T @ self.ysum[pulled]
@@ -255,27 +310,29 @@ class DTCState:
         self._since_refactor = 0
         self.q, self.mu_y, self.mu_1 = self._project(Z)
 
-    def _project(self, Z: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """``q``, ``mu_y``, ``mu_1`` of embedded rows ``Z``, in chunks."""
+    def _project(self, Z) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``q``, ``mu_y``, ``mu_1`` of embedded rows ``Z`` (where ``Z`` lives), in chunks."""
         q = np.empty(len(Z))
+        Vinv = self._dev(self.Vinv)
         for lo in range(0, len(Z), CHUNK):
             block = Z[lo : lo + CHUNK]
-            q[lo : lo + CHUNK] = ((block @ self.Vinv) * block).sum(1)
+            q[lo : lo + CHUNK] = self._host(((block @ Vinv) * block).sum(1))
         if not Z.shape[1]:
             return q, np.zeros(len(Z)), np.zeros(len(Z))
-        return q, Z @ (self.Vinv @ self.b_y), Z @ (self.Vinv @ self.b_1)
+        mu_y = self._host(Z @ self._dev(self.Vinv @ self.b_y))
+        return q, mu_y, self._host(Z @ self._dev(self.Vinv @ self.b_1))
 
     def add_arms(self, kernel: BanditKernel, arms: np.ndarray, k: int) -> None:
         """Embed the last ``k`` rows of ``arms`` (just appended)."""
         new = arms[-k:]
         r = self.rank
         Zn = kernel(new, arms[self.atoms]) @ self.T.T if r else np.zeros((k, 0))
-        grown = np.zeros((self._Z.shape[0] + k, self._Z.shape[1]), order="F")
+        grown = self._zeros(self._Z.shape[0] + k, self._Z.shape[1])
         grown[:-k, :r] = self.Z
-        grown[-k:, :r] = Zn
+        grown[-k:, :r] = self._dev(Zn)
         self._Z = grown
         resid = np.maximum(kernel.diag(new) - (Zn**2).sum(1), 0.0)
-        q, mu_y, mu_1 = self._project(Zn)
+        q, mu_y, mu_1 = self._project(self._dev(Zn))
         self.resid = np.r_[self.resid, resid]
         self.q, self.mu_y, self.mu_1 = (
             np.r_[self.q, q],
@@ -290,7 +347,7 @@ class DTCState:
 
     def to_state(self) -> dict[str, np.ndarray]:
         out = {name: getattr(self, name) for name in self.FIELDS}
-        out["Z"] = self.Z
+        out["Z"] = self._host(self.Z)
         out["since_refactor"] = np.asarray(self._since_refactor)
         return out
 
@@ -298,8 +355,8 @@ class DTCState:
         for name in self.FIELDS:
             setattr(self, name, np.array(state[name], dtype=getattr(self, name).dtype))
         Z = np.asarray(state["Z"], dtype=float)
-        self._Z = np.zeros((Z.shape[0], Z.shape[1] + max(16, Z.shape[1] // 4)), order="F")
-        self._Z[:, : Z.shape[1]] = Z
+        self._Z = self._zeros(Z.shape[0], Z.shape[1] + max(16, Z.shape[1] // 4))
+        self._Z[:, : Z.shape[1]] = self._dev(Z)
         self._since_refactor = int(state["since_refactor"])
 
 

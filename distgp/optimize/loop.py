@@ -104,7 +104,7 @@ def make_bandit(config: OptimizeConfig, space: Space) -> ArmBandit:
     kernel = rbf_kernel(config, space.dims)
     if b.algorithm == "gpucb":
         return GPUCB(space.arms, kernel, **options)
-    return BKB(space.arms, kernel, qbar=b.qbar, resparsify=b.resparsify, **options)
+    return BKB(space.arms, kernel, qbar=b.qbar, resparsify=b.resparsify, device=b.device, **options)
 
 
 def repeats(config: OptimizeConfig) -> bool:
