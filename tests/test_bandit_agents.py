@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import copy
 import math
 
 import numpy as np
 import pytest
 
 from distgp.agents.evaluators import InlineEvaluator, RayEvaluator, make_evaluator
+from distgp.bandit import BKB
 from distgp.bandit.config import OptimizeConfig
 from distgp.bandit.problems import make_problem
 from distgp.exceptions import ConfigError
@@ -112,3 +114,34 @@ def test_optimize_on_a_deterministic_function_never_repeats_a_configuration():
     points = [tuple(r.params.values()) for r in result.records]
     assert len(points) == len(set(points)) == 30
     assert result.simple_regret < 1.0
+
+
+def test_loop_on_a_device_resumes_there_and_matches_the_cpu(monkeypatch):
+    """``bandit.device`` places BKB's embedding; a resumed run puts it back there (the device
+    is the run's setting, not part of the saved state) and the records equal the CPU run's."""
+    pytest.importorskip("torch")
+    states = []
+
+    def run(device: str, resume=None):
+        config = OptimizeConfig(function="branin", budget=24, seed=0)
+        config.kernel.name, config.arms.count, config.bandit.device = "rbf", 300, device
+        problem = make_problem(config.validate())
+        evaluator = InlineEvaluator(problem.objective)
+        # a checkpoint is written at once: keep a copy, not the live arrays
+        return optimize(
+            problem,
+            config,
+            evaluator,
+            save=lambda s: states.append(copy.deepcopy(s)),
+            resume=resume,
+        )
+
+    cpu = run("cpu")
+    halfway = states[len(states) // 2]
+    placed = []
+    move = BKB.to
+    monkeypatch.setattr(BKB, "to", lambda self, device: placed.append(device) or move(self, device))
+    resumed = run("torch:cpu", resume=halfway)
+    assert placed == ["torch:cpu"]
+    assert [r.params for r in resumed.records] == [r.params for r in cpu.records]
+    assert resumed.best_value == cpu.best_value

@@ -151,6 +151,8 @@ def optimize(
         bandit = ArmBandit.from_state(
             {k[len("bandit_") :]: v for k, v in resume.items() if k.startswith("bandit_")}
         )
+        if isinstance(bandit, BKB):  # the device is the run's setting, not saved with the state
+            bandit.to(config.bandit.device)
         records = [EvaluationRecord(**r) for r in loop["records"]]
         batch_sizes, events, next_fit = loop["batch_sizes"], loop["events"], loop["next_fit"]
         best = None if loop["best"] is None else (float(loop["best"][0]), int(loop["best"][1]))
