@@ -7,7 +7,7 @@
 # a): distgp itself comes from this tree through PYTHONPATH; Ray and cvxpy are not used (agents
 # run in-process, the inline backend). DATA_DIR holds the SLIM-KL .mat files (cccp1000.mat,
 # cccp9500.mat, airfoil600.mat). Every part has its own time limit; the whole run stays under
-# 8 minutes. Tables go to $OUT/gpu.md (and each part's raw output beside it).
+# 9 minutes. Tables go to $OUT/gpu.md (and each part's raw output beside it).
 #
 #   a. equality: tests/test_device.py on the GPU, and a 30-iteration cccp1000 fit on the CPU
 #      (numpy) and the GPU (torch): weights, objective and predictions, max relative difference
@@ -16,7 +16,7 @@
 #      capped; a smaller shard size, labelled, if 20 000 does not fit the time limit
 #   d. threads: the same CPU fits (iterations capped) with --threads 1, 4, 16 and as installed
 #      (more threads never slower)
-#   e. BKB with 400 000 arms in 6-D, 300 steps, its arm embedding on the CPU and on the GPU
+#   e. BKB with 200 000 arms in 6-D, 300 steps, its arm embedding on the CPU and on the GPU
 #
 # A dry run without a GPU (small sizes, torch on the CPU): DEVICE=torch:cpu QUICK=1 OUT=... $0
 set -euo pipefail
@@ -187,12 +187,12 @@ for data in ("airfoil600", "cccp1000"):
 EOF
 
 # --- e. BKB's arm embedding on the GPU -------------------------------------------------------------
-part e_bkb 90 <<EOF
+part e_bkb 60 <<EOF
 import time, numpy as np
 from distgp.bandit import BKB
 from distgp.bandit.kernels import RBFKernel
 
-arms = np.random.default_rng(0).uniform(size=(20000 if $QUICK else 400000, 6))
+arms = np.random.default_rng(0).uniform(size=(20000 if $QUICK else 200000, 6))
 f = lambda x: float(-np.sum((x - 0.3) ** 2) + 0.05 * np.sin(12.0 * x[0]))
 runs = {}
 for device in ("cpu", "$DEVICE"):
