@@ -156,8 +156,9 @@ class DTCState:
         return a if self._torch is None else a.cpu().numpy()
 
     def rows(self, idx) -> np.ndarray:
-        """Embedding rows of the arms ``idx`` (an index or an index array), in numpy."""
-        return self._host(self.Z[idx]).copy()
+        """Embedding rows of the arms ``idx`` (an index or an index array), in numpy (a copy)."""
+        out = self._host(self.Z[idx])
+        return out.copy() if np.ndim(idx) == 0 else out  # an index array already copies
 
     def times(self, h: np.ndarray) -> np.ndarray:
         """``Z h`` (``A``) for an ``r``-vector or ``r x k`` matrix ``h``."""
