@@ -55,6 +55,20 @@ def valid_device_name(name: str) -> bool:
     return name in ("cpu", "torch:cpu", "cuda") or (name.startswith("cuda:") and name[5:].isdigit())
 
 
+DEVICE_RULE = Rule(valid_device_name, "cpu, cuda or cuda:N")  # of every device setting
+
+
+def check_device_setting(device: str, setting: str) -> None:
+    """:func:`~distgp.kernels.compute.check_device` (a GPU this machine lacks is refused), the
+    error naming the dotted ``setting``."""
+    from distgp.kernels.compute import check_device
+
+    try:
+        check_device(device)
+    except ConfigError as exc:
+        raise ConfigError(f"{setting}: {exc}", setting) from None
+
+
 def _valid_shard(how: str) -> bool:
     return how in ("random", "contiguous") or (how.startswith("column:") and len(how) > 7)
 
@@ -208,7 +222,7 @@ class LearnConfig:
     device: str = setting(
         "cpu",
         help="where the dense work runs: cpu (numpy) or cuda, cuda:N (torch float64 on a GPU)",
-        rule=Rule(valid_device_name, "cpu, cuda or cuda:N"),
+        rule=DEVICE_RULE,
         metavar="cpu|cuda",
     )
 
@@ -403,13 +417,8 @@ class FitConfig:
 
     def _validate_device(self) -> None:
         """``device`` and ``gpus_per_agent`` (GPUs of Ray agents are checked where they run)."""
-        from distgp.kernels.compute import check_device
-
         if self.backend.gpus_per_agent is None:
-            try:
-                check_device(self.learn.device)  # the agents run on this machine
-            except ConfigError as exc:
-                raise ConfigError(f"learn.device: {exc}", "learn.device") from None
+            check_device_setting(self.learn.device, "learn.device")  # agents run on this machine
             return
         _check(
             self.backend_name == "ray",

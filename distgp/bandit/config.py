@@ -27,7 +27,7 @@ from typing import Any
 
 from distgp.bandit.base import BETA_MODES
 from distgp.bandit.spaces import ARM_METHODS
-from distgp.config import build, read_yaml, valid_device_name
+from distgp.config import DEVICE_RULE, build, check_device_setting, read_yaml
 from distgp.exceptions import ConfigError
 from distgp.settings import (
     Rule,
@@ -138,7 +138,7 @@ class BanditConfig:
         "cpu",
         help="where BKB's arm embedding and its updates run: cpu (numpy) or cuda, cuda:N "
         "(torch float64 on a GPU)",
-        rule=Rule(valid_device_name, "cpu, cuda or cuda:N"),
+        rule=DEVICE_RULE,
         metavar="cpu|cuda",
     )
 
@@ -251,13 +251,7 @@ class OptimizeConfig:
             "bandit.device places BKB's embedding; the exact gpucb baseline runs on the cpu",
             "bandit.device",
         )
-        if b.device != "cpu":
-            from distgp.kernels.compute import check_device
-
-            try:
-                check_device(b.device)
-            except ConfigError as exc:
-                raise ConfigError(f"bandit.device: {exc}", "bandit.device") from None
+        check_device_setting(b.device, "bandit.device")
         _check(
             g.address is None or g.backend != "inline",
             "agents.address needs the ray backend; set agents.backend to ray",
