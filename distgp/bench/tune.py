@@ -193,7 +193,8 @@ def render(rows: Sequence[dict[str, Any]]) -> str:
     lines = [
         f"`default`: `distgp fit` defaults (one agent). `tuned`: `--tune {budget} --backend ray "
         f"--agents {agents}` ({how}). Seconds are wall time in one process, the tuned ones from "
-        "starting Ray to the last prediction; the time ratio is tuned / default.",
+        "starting Ray to shutting it down after the last prediction; the time ratio is tuned / "
+        "default.",
         "",
         markdown_table(table, columns),
         "",
