@@ -66,6 +66,26 @@ def test_objective_never_increases(solver, blocks):
     assert history[-1] < history[0]
 
 
+@pytest.mark.parametrize("rho", [0.0, 5.0])
+def test_one_closed_form_sweep_is_the_same_for_any_partition(rho):
+    """A single closed-form sweep is elementwise, so DSCA solves all blocks in one call; the
+    blockwise sweep (a solver not marked separable) must give the same iterates."""
+
+    class Blockwise(ClosedFormSolver):
+        separable = False
+
+    objective = small_problem()
+    theta0 = start(objective)
+    penalty = ProximalTerm(np.zeros(objective.dim), rho, theta0 * 1.1) if rho else None
+    options = DSCAOptions(max_iterations=20, blocks=4)
+    assert ClosedFormSolver(1).separable and not ClosedFormSolver(2).separable
+    joint = dsca(objective, theta0, ClosedFormSolver(1), options, penalty=penalty)
+    blockwise = dsca(objective, theta0, Blockwise(1), options, penalty=penalty)
+    assert joint.iterations == blockwise.iterations
+    assert np.allclose(joint.history, blockwise.history, rtol=1e-13, atol=0)
+    assert np.allclose(joint.theta, blockwise.theta, rtol=1e-12, atol=1e-300)
+
+
 def test_closed_form_and_cvxpy_reach_the_same_objective():
     objective = small_problem()
     options = DSCAOptions(max_iterations=3000, tol=1e-12, blocks=2, prune_tol=0.0)

@@ -10,6 +10,7 @@ import torch
 
 from distgp.exceptions import ConfigError
 from distgp.kernels import GSMPKernel, SpectralGrid, SubKernelBank, data_grid, reference_grid
+from distgp.kernels import bank as bank_module
 from distgp.kernels.bank import envelope, features
 from distgp.kernels.grid import expand, frequency_bounds
 
@@ -124,6 +125,32 @@ def test_zero_frequency_groups_read_only_lower_triangles(rng):
     assert np.allclose(bank.gram(only_slow), 2.0 * dense[slow[0].components[0]])
     v = rng.normal(size=15)
     assert np.allclose(bank.apply(v, idx), np.column_stack([K @ v for K in dense]))
+
+
+def test_kept_selections_give_what_fresh_ones_give(rng, monkeypatch):
+    """The bank keeps the last few component selections (split by group, features gathered):
+    asking again, in any order and after evictions, gives the same numbers as a fresh bank."""
+    X = rng.normal(size=(12, 2))
+    grid = data_grid(12, 2, components=16, levels=2, slow=2)
+    A = rng.normal(size=(12, 12))
+    A = np.asfortranarray(A + A.T)
+    alpha = rng.normal(size=12)
+    subsets = [np.sort(rng.choice(grid.components, size=k, replace=False)) for k in (3, 9, 14)]
+    subsets += [np.arange(grid.components), subsets[0], np.array([], dtype=int), subsets[1]]
+    kept = SubKernelBank(X, grid)
+    for subset in subsets * 2:
+        fresh = SubKernelBank(X, grid)
+        w = np.zeros(grid.components)
+        w[subset] = rng.uniform(0.5, 1.0, size=len(subset))
+        assert np.array_equal(kept.gram(w), fresh.gram(w))
+        got, want = kept.products(subset, A, alpha), fresh.products(subset, A, alpha)
+        assert all(np.array_equal(g, f) for g, f in zip(got, want, strict=True))
+        assert len(kept._selections) <= bank_module.SELECTIONS_KEPT
+    monkeypatch.setattr(bank_module, "SELECTION_FEATURE_BYTES", 0)  # nothing may be kept
+    tight = SubKernelBank(X, grid)
+    w = np.ones(grid.components)
+    assert np.allclose(tight.gram(w), kept.gram(w))
+    assert all(share.features is None for share in tight._select(np.arange(16)).featured)
 
 
 def test_cross_covariance_and_gram_agree(rng):

@@ -25,6 +25,8 @@ FEATURE_CACHE_BYTES = 256 * 2**20  # features of the bank's own inputs kept up t
 ENVELOPE_CACHE_BYTES = 4 * 2**30  # envelopes kept up to this size; larger ones are recomputed
 SCRATCH_BYTES = 2**30  # reusable n x n work matrices (CPU) kept up to this size
 TWO_PI = 2.0 * np.pi
+SELECTIONS_KEPT = 4  # component selections whose split by group is kept (see SubKernelBank._select)
+SELECTION_FEATURE_BYTES = 8 * 2**20  # gathered feature columns kept with one selection
 
 
 # The GSMP kernel's maths, written once for numpy arrays and torch tensors alike (the bank
@@ -72,6 +74,41 @@ def _like(X, a):
 
         return torch.as_tensor(a, dtype=X.dtype, device=X.device)
     return np.asarray(a, dtype=X.dtype)
+
+
+class _GroupShare:
+    """One envelope group's part of a selection of components.
+
+    Attributes:
+        group: index of the envelope group.
+        positions: positions of the selected components within the group.
+        order: indices into the selection that these components came from.
+        chunks: index arrays of the group's directions they own, at most ``_CHUNK_DIRECTIONS``
+            each.
+        features: the chunks' ``(Phi, owner)`` once gathered and kept (``None`` before).
+    """
+
+    __slots__ = ("chunks", "features", "group", "order", "positions")
+
+    def __init__(self, group: int, positions: np.ndarray, order: np.ndarray, chunks: tuple):
+        self.group = group
+        self.positions = positions
+        self.order = order
+        self.chunks = chunks
+        self.features: list[tuple] | None = None
+
+
+class _Selection:
+    """Components split by envelope group: groups with features, then groups of zero
+    frequencies only (``K_m = s_m E_g``); ``room``: bytes of gathered features it may still
+    keep."""
+
+    __slots__ = ("enveloped", "featured", "room")
+
+    def __init__(self, featured: list[_GroupShare], enveloped: list[_GroupShare]) -> None:
+        self.featured = featured
+        self.enveloped = enveloped
+        self.room = SELECTION_FEATURE_BYTES
 
 
 class SubKernelBank:
@@ -125,6 +162,7 @@ class SubKernelBank:
         self._feature_cache: dict[int, np.ndarray] = {}
         self._feature_bytes = 0
         self._scratch: dict[tuple[str, int], np.ndarray] = {}
+        self._selections: dict[bytes, _Selection] = {}  # insertion order: least recent first
         self._lock = threading.Lock()  # the caches are filled from worker threads
 
     def __getstate__(self) -> dict:
@@ -168,30 +206,53 @@ class SubKernelBank:
 
     # --- selection helpers -------------------------------------------------------------------
 
-    def _by_group(self, components: np.ndarray):
-        """Yield ``(g, positions, order)`` per group: positions within the group and the indices
-        into ``components`` they came from."""
-        components = np.asarray(components, dtype=int)
+    def _select(self, components: np.ndarray) -> _Selection:
+        """The listed components split by envelope group (in group order). The last few
+        selections are kept with their feature columns: DSCA asks for the same active set in
+        its linearisation and its trial steps."""
+        components = np.asarray(components, dtype=np.intp)
+        key = components.tobytes()
+        with self._lock:
+            kept = self._selections.pop(key, None)
+            if kept is not None:
+                self._selections[key] = kept  # now the most recent
+                return kept
         groups = self._group_of[components]
-        for g in np.unique(groups):
-            order = np.flatnonzero(groups == g)
-            yield int(g), self._position_of[components[order]], order
+        by_group = np.argsort(groups, kind="stable")
+        featured, enveloped = [], []
+        for order in np.split(by_group, np.flatnonzero(np.diff(groups[by_group])) + 1):
+            if not len(order):
+                continue
+            g = int(groups[order[0]])
+            positions = self._position_of[components[order]]
+            owned = np.zeros(len(self.groups[g].components), dtype=bool)
+            owned[positions] = True
+            idx = np.flatnonzero(owned[self.groups[g].owner])
+            chunks = tuple(
+                idx[start : start + _CHUNK_DIRECTIONS]
+                for start in range(0, len(idx), _CHUNK_DIRECTIONS)
+            )
+            share = _GroupShare(g, positions, order, chunks)
+            (enveloped if g in self._envelope_scale else featured).append(share)
+        selection = _Selection(featured, enveloped)
+        with self._lock:
+            self._selections[key] = selection
+            while len(self._selections) > SELECTIONS_KEPT:
+                self._selections.pop(next(iter(self._selections)))
+        return selection
 
-    def _split(self, components: np.ndarray) -> tuple[list, list]:
-        """:meth:`_by_group`'s items of the listed components: groups with features, then
-        groups of zero frequencies only (``K_m = s_m E_g``)."""
-        items = list(self._by_group(components))
-        enveloped = [item for item in items if item[0] in self._envelope_scale]
-        return [item for item in items if item[0] not in self._envelope_scale], enveloped
-
-    def _direction_blocks(self, g: int, positions: np.ndarray):
-        """Yield index arrays of the group's directions owned by ``positions``, in chunks."""
-        group = self.groups[g]
-        owned = np.zeros(len(group.components), dtype=bool)
-        owned[positions] = True
-        idx = np.flatnonzero(owned[group.owner])
-        for start in range(0, len(idx), _CHUNK_DIRECTIONS):
-            yield idx[start : start + _CHUNK_DIRECTIONS]
+    def _share_features(self, selection: _Selection, share: _GroupShare) -> list[tuple]:
+        """``(Phi, owner)`` of each direction chunk of a group's share (see :meth:`_features`),
+        kept with the selection while its feature budget lasts."""
+        if share.features is not None:
+            return share.features
+        blocks = [self._features(share.group, chunk) for chunk in share.chunks]
+        size = sum(8 * Phi.shape[0] * Phi.shape[1] for Phi, _ in blocks)
+        with self._lock:
+            if size <= selection.room:
+                selection.room -= size
+                share.features = blocks
+        return blocks
 
     def _features(self, g: int, block: np.ndarray, X: np.ndarray | None = None):
         """Feature columns ``n x 2b`` of a direction block and the group position owning each.
@@ -238,13 +299,14 @@ class SubKernelBank:
         weights = np.asarray(weights, float)
         active = np.flatnonzero(weights > 0)
 
-        def group_part(item):
-            g, positions, order = item
+        selection = self._select(active)
+
+        def group_part(share: _GroupShare):
+            g = share.group
             w_pos = np.zeros(len(self.groups[g].components))
-            w_pos[positions] = weights[active[order]]
+            w_pos[share.positions] = weights[active[share.order]]
             inner, work = None, self._work("gram", g)
-            for block in self._direction_blocks(g, positions):
-                Phi, owner = self._features(g, block)
+            for Phi, owner in self._share_features(selection, share):
                 # symmetric rank-k update: half the flops of B @ B.T (lower triangle only on CPU)
                 B = Phi * ops.asarray(np.sqrt(w_pos[owner]))
                 inner = ops.syrk_lower(inner, B, self.n, out=work)
@@ -252,17 +314,17 @@ class SubKernelBank:
                 inner *= self._envelope(g)
             return inner
 
-        featured, enveloped = self._split(active)
-        parts = [p for p in self._map(group_part, featured) if p is not None]
+        parts = [p for p in self._map(group_part, selection.featured) if p is not None]
         if parts:  # a new matrix: the groups' work matrices are reused by the next call
             K = parts[0] + (parts[1] if len(parts) > 1 else 0.0)
             for part in parts[2:]:
                 K += part
         else:
             K = ops.zeros(self.n, self.n)
-        for g, positions, order in enveloped:
-            weight = float(self._envelope_scale[g][positions] @ weights[active[order]])
-            ops.add_scaled(K, self._envelope(g), weight)
+        for share in selection.enveloped:
+            scale = self._envelope_scale[share.group][share.positions]
+            weight = float(scale @ weights[active[share.order]])
+            ops.add_scaled(K, self._envelope(share.group), weight)
         return K if lower else ops.symmetrize_lower(K)
 
     def cross(self, X2: np.ndarray, weights: np.ndarray):
@@ -272,13 +334,15 @@ class SubKernelBank:
         weights = np.asarray(weights, float)
         active = np.flatnonzero(weights > 0)
         K = ops.zeros(X2.shape[0], self.n)
-        for g, positions, order in self._by_group(active):
+        selection = self._select(active)
+        for share in selection.featured + selection.enveloped:
+            g = share.group
             w_pos = np.zeros(len(self.groups[g].components))
-            w_pos[positions] = weights[active[order]]
+            w_pos[share.positions] = weights[active[share.order]]
             inner = ops.zeros(X2.shape[0], self.n)
-            for block in self._direction_blocks(g, positions):
-                Phi, owner = self._features(g, block)
-                Phi2 = self._features(g, block, X2)[0]
+            features = self._share_features(selection, share)
+            for chunk, (Phi, owner) in zip(share.chunks, features, strict=True):
+                Phi2 = self._features(g, chunk, X2)[0]
                 inner += ops.gemm(Phi2 * ops.asarray(w_pos[owner]), Phi.T)
             K += envelope(X2, self.X, self.groups[g].variance) * inner
         return K
@@ -299,15 +363,15 @@ class SubKernelBank:
         components = np.asarray(components, dtype=int)
         out = np.zeros((self.n, len(components)))
         v = ops.asarray(v)
-        for g, positions, order in self._by_group(components):
-            size = len(self.groups[g].components)
-            E = self._envelope(g)
+        selection = self._select(components)
+        for share in selection.featured + selection.enveloped:
+            size = len(self.groups[share.group].components)
+            E = self._envelope(share.group)
             acc = ops.zeros(self.n, size)
-            for block in self._direction_blocks(g, positions):
-                Phi, owner = self._features(g, block)
+            for Phi, owner in self._share_features(selection, share):
                 columns = Phi * ops.symm_lower(E, Phi * v[:, None])
                 acc += columns @ ops.asarray(np.eye(size)[owner])
-            out[:, order] = ops.numpy(acc)[:, positions]
+            out[:, share.order] = ops.numpy(acc)[:, share.positions]
         return out
 
     # --- Frobenius products --------------------------------------------------------------------
@@ -324,13 +388,14 @@ class SubKernelBank:
         read. Either argument may be omitted; its result is then ``None``.
         """
         ops = self.ops
-        components = np.asarray(components, dtype=int)
         traces = None if A is None else np.empty(len(components))
         quads = None if alpha is None else np.empty(len(components))
         alpha_col = None if alpha is None else ops.asarray(alpha)[:, None]
 
-        def group_part(item):
-            g, positions, _ = item
+        selection = self._select(components)
+
+        def group_part(share: _GroupShare):
+            g = share.group
             size = len(self.groups[g].components)
             E = self._envelope(g)
             AE = None
@@ -338,8 +403,7 @@ class SubKernelBank:
                 work = self._work("products", g)
                 AE = A * E if work is None else np.multiply(A, E, out=work)
             acc_t, acc_q = np.zeros(size), np.zeros(size)
-            for block in self._direction_blocks(g, positions):
-                Phi, owner = self._features(g, block)
+            for Phi, owner in self._share_features(selection, share):
                 if AE is not None:
                     AE_Phi = ops.symm_lower(AE, Phi)
                     acc_t += ops.bincount(owner, ops.column_dots(AE_Phi, Phi), size)
@@ -348,20 +412,20 @@ class SubKernelBank:
                     acc_q += ops.bincount(owner, ops.column_dots(ops.gemm(E, Psi), Psi), size)
             return acc_t, acc_q
 
-        def envelope_part(item):
-            g, _, _ = item
-            E, scale = self._envelope(g), self._envelope_scale[g]
+        def envelope_part(share: _GroupShare):
+            E, scale = self._envelope(share.group), self._envelope_scale[share.group]
             return (
                 None if A is None else scale * ops.frobenius(A, E),
                 None if alpha is None else scale * ops.quadratic(E, alpha_col[:, 0]),
             )
 
-        featured, enveloped = self._split(components)
-        items = featured + enveloped
-        parts = self._map(group_part, featured) + [envelope_part(item) for item in enveloped]
-        for (_, positions, order), (acc_t, acc_q) in zip(items, parts, strict=True):
+        shares = selection.featured + selection.enveloped
+        parts = self._map(group_part, selection.featured) + [
+            envelope_part(share) for share in selection.enveloped
+        ]
+        for share, (acc_t, acc_q) in zip(shares, parts, strict=True):
             if traces is not None:
-                traces[order] = acc_t[positions]
+                traces[share.order] = acc_t[share.positions]
             if quads is not None:
-                quads[order] = acc_q[positions]
+                quads[share.order] = acc_q[share.positions]
         return traces, quads

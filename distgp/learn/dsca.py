@@ -42,7 +42,9 @@ class DSCAOptions:
     Attributes:
         max_iterations: outer SCA iterations.
         tol: also stop when the relative decrease of the objective falls below this (a stall).
-        blocks: number of parameter blocks ``S`` solved in parallel (Jacobi).
+        blocks: number of parameter blocks ``S`` solved in parallel (Jacobi); a separable
+            solver (one closed-form sweep, the default) gives the same update for any
+            partition and solves them all in one call.
         prune_tol: weights below ``prune_tol * max(weights)`` become exactly zero.
         kkt_tol: stop when every gradient, scaled by ``tr(C^-1 K_m)``, satisfies the KKT conditions
             to this accuracy; a pruned weight re-enters when its scaled gradient is below
@@ -193,7 +195,9 @@ def _dsca(objective, theta0, solver, options, penalty, callback) -> DSCAResult:
             iteration -= 1
             break
         proposal = theta.copy()
-        for block in block_partition(active, options.blocks):
+        # a separable solver's update is the same for any partition: one call for all blocks
+        blocks = [active] if solver.separable else block_partition(active, options.blocks)
+        for block in blocks:
             sel = np.searchsorted(active, block)  # positions in active (sorted by np.union1d)
             sub = BlockSubproblem(block, theta, linear[sel], q[sel], rho[sel], anchor[sel])
             proposal[block] = solver.solve(objective, sub)

@@ -55,6 +55,10 @@ class BlockSubproblem:
 
 
 class BlockSolver(Protocol):
+    #: each parameter's new value depends on its own entries of the subproblem only, so the
+    #: blocks of one Jacobi sweep can be solved in a single call
+    separable: bool
+
     def solve(self, objective: LocalObjective, problem: BlockSubproblem) -> np.ndarray:
         """Return the block's new values (same order as ``problem.indices``)."""
 
@@ -105,7 +109,7 @@ class ClosedFormSolver:
 
     def __init__(self, inner_iterations: int = 1) -> None:
         self.inner_iterations = require(FitConfig, "learn.inner_iterations", inner_iterations)
-        self.inner_iterations = inner_iterations
+        self.separable = inner_iterations == 1  # later sweeps re-factorise with the whole block
 
     def solve(self, objective: LocalObjective, problem: BlockSubproblem) -> np.ndarray:
         idx = problem.indices
@@ -132,6 +136,7 @@ class ConicSolver:
     """
 
     name = "cvxpy"
+    separable = False
 
     def __init__(self, solver: str = "CLARABEL", rank_tol: float = 1e-10) -> None:
         self.solver = solver.upper()
