@@ -146,11 +146,18 @@ def test_kept_selections_give_what_fresh_ones_give(rng, monkeypatch):
         got, want = kept.products(subset, A, alpha), fresh.products(subset, A, alpha)
         assert all(np.array_equal(g, f) for g, f in zip(got, want, strict=True))
         assert len(kept._selections) <= bank_module.SELECTIONS_KEPT
+    some = np.zeros(grid.components)
+    some[subsets[0]] = 1.0
+    counted = SubKernelBank(X, grid)
+    counted.gram(np.ones(grid.components))  # whole cached features: nothing gathered
+    whole = counted.nbytes
+    counted.gram(some)
+    assert counted.nbytes > whole  # the gathered columns are counted
     monkeypatch.setattr(bank_module, "SELECTION_FEATURE_BYTES", 0)  # nothing may be kept
     tight = SubKernelBank(X, grid)
-    w = np.ones(grid.components)
-    assert np.allclose(tight.gram(w), kept.gram(w))
-    assert all(share.features is None for share in tight._select(np.arange(16)).featured)
+    tight.gram(np.ones(grid.components))
+    assert np.allclose(tight.gram(some), kept.gram(some)) and tight.nbytes == whole
+    assert all(share.features is None for share in tight._select(subsets[0]).featured)
 
 
 def test_cross_covariance_and_gram_agree(rng):

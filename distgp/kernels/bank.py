@@ -199,10 +199,11 @@ class SubKernelBank:
 
     @property
     def nbytes(self) -> int:
-        """Memory held by the cached envelopes and features, in bytes."""
-        return 8 * sum(E.shape[0] * E.shape[1] for E in self._envelopes.values()) + (
-            self._feature_bytes
-        )
+        """Memory held by the cached envelopes and features (with those gathered for the
+        kept selections), in bytes."""
+        gathered = sum(SELECTION_FEATURE_BYTES - kept.room for kept in self._selections.values())
+        envelopes = 8 * sum(E.shape[0] * E.shape[1] for E in self._envelopes.values())
+        return envelopes + self._feature_bytes + gathered
 
     # --- selection helpers -------------------------------------------------------------------
 
@@ -247,7 +248,8 @@ class SubKernelBank:
         if share.features is not None:
             return share.features
         blocks = [self._features(share.group, chunk) for chunk in share.chunks]
-        size = sum(8 * Phi.shape[0] * Phi.shape[1] for Phi, _ in blocks)
+        cached = self._feature_cache.get(share.group)  # returned whole: no memory of its own
+        size = sum(8 * Phi.shape[0] * Phi.shape[1] for Phi, _ in blocks if Phi is not cached)
         with self._lock:
             if size <= selection.room:
                 selection.room -= size
