@@ -324,7 +324,9 @@ class TuneConfig:
         help="held-out points per rolling origin",
         rule=at_least(1),
         metavar="H",
-        default_text="10% of n, at least 4",
+        default_text=(
+            "the steps from a series' end to its last test input, else 10% of n; at least 4"
+        ),
     )
     origins: int = setting(2, help="rolling origins of a 1-D series", rule=at_least(1), metavar="K")
     folds: int = setting(

@@ -421,6 +421,13 @@ class ShardSummary:
         return total
 
 
+def varying_columns(s: ShardSummary) -> np.ndarray:
+    """``P`` booleans: whether each input column varies beyond rounding (a constant column
+    carries no signal)."""
+    x_scale = np.sqrt(np.asarray(s.x_m2, float) / s.n)
+    return (x_scale > 0) & (x_scale > _RELATIVE_TINY * np.abs(np.asarray(s.x_mean, float)))
+
+
 @dataclass(frozen=True)
 class Scaler:
     """Affine maps between raw and standardised units: ``x_std = (x - x_mean) / x_scale``."""
@@ -433,10 +440,8 @@ class Scaler:
     @classmethod
     def from_summary(cls, s: ShardSummary, standardize_inputs: bool = True) -> Scaler:
         x_mean = np.asarray(s.x_mean, float)
-        x_scale = np.sqrt(np.asarray(s.x_m2, float) / s.n)
         # A column that does not vary beyond rounding keeps unit scale (it carries no signal).
-        varies = (x_scale > 0) & (x_scale > _RELATIVE_TINY * np.abs(x_mean))
-        x_scale = np.where(varies, x_scale, 1.0)
+        x_scale = np.where(varying_columns(s), np.sqrt(np.asarray(s.x_m2, float) / s.n), 1.0)
         if not standardize_inputs:
             x_mean, x_scale = np.zeros_like(x_mean), np.ones_like(x_scale)
         y_scale = float(np.sqrt(s.y_m2 / s.n))

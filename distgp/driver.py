@@ -27,7 +27,7 @@ from distgp.checkpoint import Checkpoint, config_json
 from distgp.config import FitConfig
 from distgp.consensus.admm import ADMMCoordinator, ADMMOptions, RoundReply
 from distgp.consensus.quantizer import DeltaCoder
-from distgp.data import Scaler, ShardSummary, shard_indices
+from distgp.data import Scaler, ShardSummary, shard_indices, varying_columns
 from distgp.exceptions import BackendError, ConfigError, InputDataError, ModelFileError
 from distgp.experts import combine_experts
 from distgp.gp import GSMPModel
@@ -109,6 +109,8 @@ def grid_recipe(config: FitConfig, summary: ShardSummary) -> dict[str, Any]:
         "levels": k.levels,
         "frequency_scale": k.frequency_scale,
         "slow_components": k.slow_components,
+        # frequencies along a constant column would only repeat the pure envelopes
+        "constant_dims": [int(p) for p in np.flatnonzero(~varying_columns(summary))],
     }
 
 

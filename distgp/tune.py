@@ -158,6 +158,37 @@ def rolling_horizon(n: int, horizon: int | None = None, min_horizon: int = MIN_H
     return horizon if horizon is not None else max(min_horizon, math.ceil(HORIZON_FRACTION * n))
 
 
+def forecast_horizon(X: np.ndarray, X_test: np.ndarray | None) -> int | None:
+    """Steps (of the training series' median spacing) from the end of a 1-D series ``X``
+    (``n x 1``) to its furthest prediction input in ``X_test``; ``None`` when there are no
+    prediction inputs beyond the end (interpolation, or none given)."""
+    if X_test is None or len(X_test) == 0 or X.shape[1] != 1:
+        return None
+    x = np.unique(X[:, 0])
+    if len(x) < 2:
+        return None
+    lead = (float(np.max(X_test[:, 0])) - x[-1]) / float(np.median(np.diff(x)))
+    return round(lead) if lead >= 0.5 else None
+
+
+def with_forecast_horizon(
+    config: FitConfig, X: np.ndarray, series: bool, X_test: np.ndarray | None
+) -> tuple[FitConfig, int | None]:
+    """``config`` with ``tune.horizon`` set to the forecast horizon the prediction inputs ask
+    for (at least :data:`MIN_HORIZON`), so the rolling origins score the lead times the
+    forecast needs (FPP3 5.10); and that horizon. ``(config, None)`` unchanged when the user
+    set a horizon, the data is not a series, nothing is forecast past its end, or the series
+    has no room for ``tune.origins`` origins of that horizon."""
+    t = config.tune
+    steps = None if t.horizon is not None or not series else forecast_horizon(X, X_test)
+    if steps is None:
+        return config, None
+    horizon = max(steps, MIN_HORIZON)
+    if not has_room(len(X), t.origins, horizon):
+        return config, None
+    return configured(config, {"tune.horizon": horizon}), horizon
+
+
 def has_room(n: int, origins: int, horizon: int, min_train: int = MIN_TRAIN) -> bool:
     """Whether ``origins`` origins of ``horizon`` points leave ``min_train`` training points."""
     return n - origins * horizon >= min_train
@@ -246,6 +277,9 @@ def fit_selected(
     check_data(config, y, series)
     if not applies(config, series, len(y)):
         return fit(X, y, config, report=report, **fit_options), []
+    config, horizon = with_forecast_horizon(config, X, series, fit_options.get("X_test"))
+    if horizon is not None:
+        report("horizon", {"horizon": horizon})
     t = config.tune
     splits = holdout_splits(len(y), True, t.horizon, t.origins)
     evaluations = []
@@ -270,14 +304,17 @@ def simplest_best(evaluations: list[Evaluation]) -> Evaluation:
 
 
 def evaluations_csv(evaluations: list[Evaluation]) -> str:
-    """One row per scored setting: name, held-out MSE, seconds, per-fold MSEs, overrides, and
-    whether it was chosen."""
-    lines = ["evaluation,setting,heldout_mse,seconds,fold_mse,overrides,chosen"]
+    """One row per scored setting: name, held-out MSE, seconds, per-fold MSEs and held-out
+    points, overrides, and whether it was chosen."""
+    lines = ["evaluation,setting,heldout_mse,seconds,fold_mse,fold_points,overrides,chosen"]
     for i, e in enumerate(evaluations):
         folds = " ".join(f"{v:.6g}" for v in e.folds)
+        points = " ".join(str(c) for c in e.counts)
         settings = " ".join(f"{k}={v}" for k, v in e.overrides.items())
         chosen = "yes" if e.chosen else ""
-        lines.append(f'{i},"{e.name}",{e.mse:.8g},{e.seconds:.3f},{folds},"{settings}",{chosen}')
+        lines.append(
+            f'{i},"{e.name}",{e.mse:.8g},{e.seconds:.3f},{folds},{points},"{settings}",{chosen}'
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -374,6 +411,10 @@ def tune(
     report = report or (lambda event, fields: None)
     names = check_tunables(list(names or TUNABLES))
     config = copy.deepcopy(config)
+    if shards is None:
+        config, horizon = with_forecast_horizon(config, X, series, fit_options.get("X_test"))
+        if horizon is not None:
+            report("horizon", {"horizon": horizon})
     with _scoring(X, y, config, series, shards, fit_options) as scoring:
         facts = scoring.facts
         names, grid = tune_arms(names, facts.positive)

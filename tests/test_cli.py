@@ -79,6 +79,12 @@ def test_fit_writes_metrics_model_history_and_plots(series_mat, tmp_path, capsys
     for name in ("model.npz", "history.csv", "spectrum.png", "prediction.png"):
         assert (out / name).is_file(), name
     assert "iteration" in err and "test MSE" in err
+    # the test split is the 10 points after the series: the rolling origins hold out 10 each
+    assert "rolling origins hold out 10 points each" in err
+    tune_rows = (out / "tune.csv").read_text().splitlines()
+    assert tune_rows[0].split(",")[5] == "fold_points"
+    assert all(",10 10," in row for row in tune_rows[1:])
+    assert "before converging" not in err or not metrics["converged"]
     pred = tmp_path / "pred"
     code, _, err = run(
         [
@@ -135,6 +141,15 @@ def test_fit_with_agents_by_site_column_and_config_file(table_csv, tmp_path, cap
     )
     history = (out / "history.csv").read_text().splitlines()
     assert history[0].startswith("round,objective") and len(history) == metrics["rounds"] + 1
+
+
+def test_fit_says_when_it_stops_at_the_iteration_cap(series_mat, tmp_path, capsys):
+    out = tmp_path / "capped"
+    args = ["fit", "--data", str(series_mat), "--trend", "linear", "--max-iterations", "3"]
+    code, _, err = run([*args, "--no-plots", "--out", str(out)], capsys)
+    assert code == 0, err
+    assert not json.loads((out / "metrics.json").read_text())["converged"]
+    assert "stopped at the iteration cap (3; --max-iterations) before converging" in err
 
 
 def test_argparse_errors_are_one_line(capsys):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import pickle
 
 import numpy as np
@@ -45,6 +46,45 @@ def test_data_grid_multid_has_one_frequency_per_component_and_levels():
     assert np.all((grid.means > 0).sum(1) <= 1)
     assert len(np.unique(grid.variances[:, 0])) == 3
     assert abs(grid.components - 60) <= 3
+
+
+def test_data_grid_puts_no_frequency_along_a_constant_input():
+    grid = data_grid(200, 3, components=60, levels=2, slow=0, constant=[1])
+    assert np.all(grid.means[:, 1] == 0) and np.any(grid.means[:, 0] > 0)
+    assert abs(grid.components - 60) <= 3  # the varying inputs share the components
+
+
+def test_a_constant_input_column_gets_no_frequencies(tmp_path):
+    """A constant column's frequencies would each repeat a pure envelope (a cosine of a zero
+    difference is 1); on this data DSCA spread weight over the copies until its cap of 500
+    iterations, and now converges in under 100."""
+    from distgp.cli import main
+    from distgp.gp import GSMPModel
+
+    rng = np.random.default_rng(5)
+    X = rng.uniform(-1, 1, size=(200, 2))
+    y = np.sin(3 * X[:, 0]) + X[:, 1] + 0.05 * rng.normal(size=200)
+    rows = ["a,k,b,y"] + [f"{a},3.0,{b},{t}" for (a, b), t in zip(X, y, strict=True)]
+    (tmp_path / "data.csv").write_text("\n".join(rows) + "\n")
+    out = tmp_path / "out"
+    assert (
+        main(
+            [
+                "fit",
+                "--data",
+                str(tmp_path / "data.csv"),
+                "--quiet",
+                "--no-plots",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["converged"] and metrics["iterations"] < 100 and metrics["mse"] < 0.01
+    means = GSMPModel.load(out / "model.npz").grid.means
+    assert np.all(means[:, 1] == 0) and np.any(means[:, 0] > 0) and np.any(means[:, 2] > 0)
 
 
 def test_reference_grid_is_the_papers():

@@ -36,6 +36,36 @@ def test_rolling_origin_longer_than_the_series_is_refused():
     assert not applies(FitConfig(), True, 20)  # too short for the default origin
 
 
+def test_rolling_origins_score_the_forecast_horizon_of_the_test_inputs():
+    """Backtests score the lead times the forecast needs: with prediction inputs past the end of
+    a series, each origin holds out as many points as they reach ahead (FPP3 5.10)."""
+    from distgp.tune import forecast_horizon, with_forecast_horizon
+
+    x = np.arange(0.0, 120.0, 0.5)[:, None]  # spacing 0.5
+    ahead = 120.0 + 0.5 * np.arange(30.0)[:, None]  # 30 steps, the last one 30 steps ahead
+    assert forecast_horizon(x, ahead) == 30
+    assert forecast_horizon(x, x[::7]) is None  # interpolation
+    assert forecast_horizon(x, None) is None
+    assert forecast_horizon(np.c_[x, x], np.c_[ahead, ahead]) is None  # not 1-D
+    config, horizon = with_forecast_horizon(FitConfig(), x, True, ahead)
+    assert horizon == 30 and config.tune.horizon == 30
+    assert FitConfig().tune.horizon is None  # a copy: the caller's config is unchanged
+    assert with_forecast_horizon(FitConfig(), x, False, ahead)[1] is None  # not a series
+    assert with_forecast_horizon(FitConfig(), x, True, ahead[:1])[1] == 4  # at least 4 points
+    assert with_forecast_horizon(FitConfig(), x[:60], True, 30.0 + ahead)[1] is None  # no room
+    user = FitConfig()
+    user.tune.horizon = 7
+    assert with_forecast_horizon(user, x, True, ahead) == (user, None)  # the user's choice holds
+
+    seen = []
+    y = np.sin(x[:, 0])
+    config = FitConfig()
+    config.kernel.components = 20
+    fit_selected(x, y, config, True, report=lambda e, f: seen.append((e, f)), X_test=ahead)
+    folds = [e.counts for _, f in seen if "evaluation" in f for e in [f["evaluation"]]]
+    assert ("horizon", {"horizon": 30}) in seen and folds and all(c == [30, 30] for c in folds)
+
+
 def test_selection_falls_back_to_a_flat_model_on_noise():
     rng = np.random.default_rng(3)
     x = np.arange(1.0, 61.0)[:, None]

@@ -157,6 +157,11 @@ def _learn(dataset, config, progress, checkpoint=None, resume=False, X_test=None
             e = fields["evaluation"]
             verb = "candidate" if event == "candidate" else "selected "
             progress(f"{verb} {e.name:18s} held-out MSE {e.mse:.5g}  ({e.seconds:.1f} s)")
+        elif event == "horizon":
+            progress(
+                f"rolling origins hold out {fields['horizon']} points each: the forecast "
+                "horizon of the test inputs (--horizon sets it)"
+            )
         elif event == "start":
             progress(f"starting {fields['agents']} agent(s) on the {fields['backend']} backend")
         elif event == "setup":
@@ -294,6 +299,13 @@ def _write_outputs(out, dataset, config, result, progress, plots: bool, evaluati
             f"({record['active_components']}/{record['components']} components active, "
             f"{record['seconds']:.1f} s)"
         )
+    if not result.converged:
+        cap = (
+            f"the round cap ({config.consensus.max_rounds}; --rounds)"
+            if result.rounds
+            else f"the iteration cap ({config.learn.max_iterations}; --max-iterations)"
+        )
+        progress(f"stopped at {cap} before converging: the model is usable, a higher cap may help")
     if result.rounds:
         ratio = record["bits_sent"] / max(record["bits_float64"], 1)
         progress(

@@ -26,6 +26,7 @@ Two designs:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from itertools import product
 
@@ -121,6 +122,7 @@ def data_grid(
     levels: int | None = None,
     frequency_scale: float = 1.0,
     slow: int = KernelConfig.slow_components,
+    constant: Sequence[int] = (),
 ) -> SpectralGrid:
     """Data-driven GSMP grid for standardised inputs.
 
@@ -131,6 +133,9 @@ def data_grid(
         levels: bandwidth levels (default 1 in 1-D, 4 otherwise).
         frequency_scale: multiplies the frequency bounds.
         slow: extra zero-frequency components with sub-spacing bandwidths.
+        constant: input dimensions whose data do not vary (``P > 1``): no frequencies along
+            them (a cosine of a zero difference is 1, so each would repeat a pure envelope);
+            the other dimensions share the components.
 
     Returns:
         A grid with about ``components`` components (exactly ``components + slow`` in 1-D).
@@ -154,14 +159,15 @@ def data_grid(
             variances.append(np.full((Q, 1), width**2))
         return _with_slow(means, variances, np.array([spacing]), slow)
     # Multi-dimensional: per level, one pure envelope plus (Q - 1) frequencies in each dimension.
+    varying = [p for p in range(dims) if p not in set(constant)]
     per_level = max(1, M // L)
-    Q = max(2, round((per_level - 1) / dims) + 1)
+    Q = max(2, round((per_level - 1) / max(len(varying), 1)) + 1)
     spacing = F / (Q - 1)
     means, variances = [], []
     for level in range(L):
         width = spacing * _level_factor(level, L, Q)
         rows = [np.zeros(dims)]
-        for p in range(dims):
+        for p in varying:
             for f in np.linspace(0.0, F[p], Q)[1:]:
                 mu = np.zeros(dims)
                 mu[p] = f
@@ -264,8 +270,9 @@ def expand(grid: SpectralGrid) -> list[EnvelopeGroup]:
 
 def grid_from_recipe(recipe: dict) -> SpectralGrid:
     """The grid a recipe names (what the driver sends agents instead of the grid's arrays):
-    ``{"kind", "n", "dims", "components", "levels", "frequency_scale", "slow_components"}``
-    (a recipe without ``slow_components``, from an older model file, gets the default)."""
+    ``{"kind", "n", "dims", "components", "levels", "frequency_scale", "slow_components",
+    "constant_dims"}`` (a recipe without the last two, from an older model file, gets the
+    default and no constant dimension)."""
     if recipe["kind"] == "reference":
         return reference_grid(int(recipe["dims"]), recipe["components"])
     return data_grid(
@@ -275,4 +282,5 @@ def grid_from_recipe(recipe: dict) -> SpectralGrid:
         recipe["levels"],
         float(recipe["frequency_scale"]),
         int(recipe.get("slow_components", KernelConfig.slow_components)),
+        recipe.get("constant_dims", ()),
     )
