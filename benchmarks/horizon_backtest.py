@@ -19,29 +19,21 @@ import math
 import numpy as np
 import statsmodels.api as sm
 
+from distgp.bench.kernel import DATASETS
 from distgp.bench.report import data_dir
 from distgp.config import FitConfig
 from distgp.data import load_dataset
 from distgp.tune import configured, fit_selected, rolling_horizon
 
-SHARED = (
-    "electricitydata",
-    "passengerdata",
-    "hoteldata",
-    "employmentdata",
-    "unemployment",
-    "clay",
-    "CO2",
-    "ECG_signal",
-)
-
 
 def shared_series(folder) -> dict[str, tuple[np.ndarray, np.ndarray, int]]:
     """``name -> (x, y, T)``: training data in time order and the test split's size."""
     out = {}
-    for name in (*SHARED, "builtin:co2"):
+    for name in (*DATASETS, "builtin:co2"):
         source = name if name.startswith("builtin:") else str(folder / f"{name}.mat")
         data = load_dataset(source)
+        if not data.series:
+            continue
         order = np.argsort(data.X_train[:, 0])
         out[name] = (data.X_train[order], data.y_train[order], len(data.X_test))
     return out
