@@ -155,9 +155,9 @@ class KernelConfig:
     )
     trend: str = setting(
         "auto",
-        help="trend part learned with the weights: auto (for a 1-D series chosen by "
-        "rolling-origin validation on the training data; else linear in 1-D, none for several "
-        "inputs), none, constant, linear or quadratic",
+        help="trend part learned with the weights: auto (with one input chosen on held-out "
+        "training data, by rolling origin for a series and by K folds otherwise; none for "
+        "several inputs), none, constant, linear or quadratic",
         rule=Rule(_valid_trend, "auto, none, constant, linear or quadratic"),
         metavar="T",
     )

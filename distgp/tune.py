@@ -12,10 +12,10 @@ is never seen):
 The score is the held-out mean squared error in raw units over all folds (each fold weighted
 by its held-out points).
 
-:func:`fit_selected` is the default path of ``distgp fit`` for a 1-D series: it scores the few
-candidates of :data:`SERIES_CANDIDATES` (trend family and bandwidth levels, plus a near-constant
-model that predicts about the training mean) and refits the best on all training data, so a
-model whose held-out forecasts lose to a flat one is not chosen.
+:func:`fit_selected` is the default path of ``distgp fit`` for data with one input (a series or
+not): it scores the few candidates of :data:`DEFAULT_CANDIDATES` (trend family and bandwidth
+levels, plus a near-constant model that predicts about the training mean) and refits the best
+on all training data, so a model whose held-out predictions lose to a flat one is not chosen.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ from distgp.kernels.grid import default_components, default_levels
 from distgp.kernels.trend import TrendBasis
 from distgp.settings import put
 
-SERIES_CANDIDATES: dict[str, dict[str, Any]] = {
+DEFAULT_CANDIDATES: dict[str, dict[str, Any]] = {
     "level": {
         "kernel.trend": "constant",
         "kernel.components": 1,
@@ -47,17 +47,18 @@ SERIES_CANDIDATES: dict[str, dict[str, Any]] = {
     "stationary": {"kernel.trend": "none"},
     "quadratic trend": {"kernel.trend": "quadratic"},
 }
-"""Candidates of the default selection for a 1-D series (overrides of the user's config),
-simplest first. ``level``: a constant and one zero-frequency component narrower than the data's
-spacing (nearly white), a model that forecasts the training mean, the fallback when every richer
-model forecasts worse on held-out data (a short noisy series); ``flat``: a constant and the grid's
-few zero-frequency components (one broad one and the slow ones), a model that forecasts about the
-recent level; ``stationary``: the full grid, no trend part;
-``quadratic trend``: the full grid with a quadratic trend part (it nests the linear one: every
-coefficient has its own weight, learned by the evidence)."""
+"""Candidates of the default selection for data with one input (overrides of the user's
+config), simplest first. ``level``: a constant and one zero-frequency component narrower than
+the data's spacing (nearly white), a model that forecasts the training mean, the fallback when
+every richer model forecasts worse on held-out data (a short noisy series); ``flat``: a constant
+and the grid's few zero-frequency components (one broad one and the slow ones), a model that
+forecasts about the recent level and, between inputs, a smooth mixture of a few bandwidths;
+``stationary``: the full grid, no trend part; ``quadratic trend``: the full grid with a
+quadratic trend part (it nests the linear one: every coefficient has its own weight, learned by
+the evidence)."""
 
 SIMPLER_TOLERANCE = 0.01  # a simpler candidate within 1% of the best held-out MSE is chosen
-SELECT_MAX_N = 1000  # the default selection runs on series up to this length
+SELECT_MAX_N = 1000  # the default selection runs on data with one input up to this many points
 HORIZON_FRACTION = 0.1  # default held-out points per origin, as a fraction of n
 MIN_HORIZON = 4
 MIN_TRAIN = 16  # a fold trains on at least this many points
@@ -235,12 +236,15 @@ def evaluate(
     return Evaluation.scored(name, overrides, errors, counts, time.perf_counter() - tic)
 
 
-def applies(config: FitConfig, series: bool, n: int) -> bool:
-    """Whether the default selection runs: a 1-D series of at most ``SELECT_MAX_N`` points with
-    room for the rolling origin, and trend ``auto``."""
+def applies(config: FitConfig, series: bool, n: int, *, dims: int) -> bool:
+    """Whether the default selection runs: trend ``auto``, one input, at most
+    ``SELECT_MAX_N`` points, and room for the held-out data (the rolling origin of a series;
+    otherwise ``tune.folds`` folds, each training on at least ``MIN_TRAIN`` points)."""
     t = config.tune
-    if not (config.kernel.trend == "auto" and series and n <= SELECT_MAX_N):
+    if not (config.kernel.trend == "auto" and dims == 1 and n <= SELECT_MAX_N):
         return False
+    if not series:
+        return n >= 2 * t.folds and n - math.ceil(n / t.folds) >= MIN_TRAIN
     if t.horizon is not None:
         holdout_splits(n, True, t.horizon, t.origins)  # a horizon the user set must fit
         return True
@@ -253,7 +257,8 @@ def check_data(config: FitConfig, y: np.ndarray, series: bool) -> None:
     from distgp.transforms import OutputTransform, parse_transform
 
     OutputTransform.fitted(*parse_transform(config.kernel.transform), y)
-    applies(config, series, len(y))
+    if series:
+        applies(config, series, len(y), dims=1)
 
 
 def fit_selected(
@@ -264,27 +269,29 @@ def fit_selected(
     report: Callable[[str, dict[str, Any]], None] | None = None,
     **fit_options: Any,
 ):
-    """``driver.fit`` after choosing among :data:`SERIES_CANDIDATES` by rolling origin.
+    """``driver.fit`` after choosing among :data:`DEFAULT_CANDIDATES` on held-out training
+    data: by rolling origin for a series, by ``tune.folds`` random folds for other data with
+    one input.
 
     Returns:
-        ``(FitResult, evaluations)``; ``evaluations`` is empty when no selection ran (not a
-        series, a trend family fixed by the user, or too short a series), and the fit then
-        uses ``config`` as is (trend ``auto`` is then linear).
+        ``(FitResult, evaluations)``; ``evaluations`` is empty when no selection ran (several
+        inputs, a trend family fixed by the user, or too little data), and the fit then uses
+        ``config`` as is (trend ``auto`` is then linear with one input, none with several).
     """
     from distgp.driver import fit
 
     report = report or (lambda event, fields: None)
     check_data(config, y, series)
-    if not applies(config, series, len(y)):
+    if not applies(config, series, len(y), dims=X.shape[1]):
         return fit(X, y, config, report=report, **fit_options), []
     config, horizon = with_forecast_horizon(config, X, series, fit_options.get("X_test"))
     if horizon is not None:
         report("horizon", {"horizon": horizon})
     t = config.tune
-    splits = holdout_splits(len(y), True, t.horizon, t.origins)
+    splits = holdout_splits(len(y), series, t.horizon, t.origins, t.folds, config.seed)
     evaluations = []
     backend, groups = fit_options.get("backend"), fit_options.get("groups")
-    for name, overrides in SERIES_CANDIDATES.items():
+    for name, overrides in DEFAULT_CANDIDATES.items():
         evaluation = evaluate(X, y, config, name, overrides, splits, backend, groups=groups)
         evaluations.append(evaluation)
         report("candidate", {"evaluation": evaluation})
@@ -381,7 +388,7 @@ def tune(
     """Batch BKB over outer settings; each evaluation is scored on held-out training data.
 
     The first batch holds what the default path would fit: for a series it selects among, the
-    candidates of :data:`SERIES_CANDIDATES` (``level`` and ``flat`` are not on the grid: they
+    candidates of :data:`DEFAULT_CANDIDATES` (``level`` and ``flat`` are not on the grid: they
     are scored, not told to BKB), otherwise the default setting; rewards are ``-log`` held-out
     MSE. A series is scored on ``tune.search_origins`` rolling origins where it has room for them
     (more held-out data than the default selection's, as the best of many candidates is chosen).
@@ -419,6 +426,8 @@ def tune(
         facts = scoring.facts
         names, grid = tune_arms(names, facts.positive)
         seeds = _first_candidates(names, grid, config, facts.series, facts.dims, facts.n)
+        if budget <= len(seeds):
+            report("no search", {"budget": budget, "first": len(seeds)})
         span = np.maximum(grid.max(0), 1.0)
         bandit = BKB(grid / span, beta=TUNE_BETA, batch=False, seed=config.seed)
         evaluations: list[Evaluation] = []
@@ -450,6 +459,8 @@ def tune(
         default = simplest_best(evaluations[: min(len(seeds), config.tune.batch, budget)])
         best = min(evaluations, key=lambda e: e.mse)
         if not best.clearly_better_than(default):
+            if best is not default:
+                report("kept", {"evaluation": default, "lowest": best})
             best = default
         best.chosen = True
         report("selected", {"evaluation": best})
@@ -471,16 +482,16 @@ def _first_candidates(
     names: list[str], grid: np.ndarray, config: FitConfig, series: bool, dims: int, n: int
 ) -> list[tuple[str, dict[str, Any], int | None]]:
     """``(label, overrides, arm or None)`` of what the default path would fit: the selection's
-    candidates for a series it applies to, else the default setting (an arm)."""
+    candidates where it applies (one input), else the default setting (an arm)."""
     default_row = np.array([_default_position(name, config, dims) for name in names], float)
-    if not applies(config, series, n):
+    if not applies(config, series, n, dims=dims):
         first = int(np.flatnonzero(np.all(grid == default_row, axis=1))[0])
         return [
             (_arm_label(names, grid[first]), arm_overrides(names, grid[first], config, dims), first)
         ]
     keys = {TUNABLES[name][0]: i for i, name in enumerate(names)}
     out = []
-    for label, overrides in SERIES_CANDIDATES.items():
+    for label, overrides in DEFAULT_CANDIDATES.items():
         row, arm = default_row.copy(), None
         on_grid = (  # component counts are not on the grid (it holds fractions of M)
             k in keys and k != "kernel.components" and v in TUNABLES[names[keys[k]]][1]

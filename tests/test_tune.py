@@ -10,7 +10,7 @@ import pytest
 from distgp import GSMPRegressor
 from distgp.config import FitConfig
 from distgp.exceptions import InputDataError
-from distgp.tune import SERIES_CANDIDATES, applies, fit_selected, holdout_splits
+from distgp.tune import DEFAULT_CANDIDATES, applies, fit_selected, holdout_splits
 
 
 def test_rolling_origin_splits_train_on_the_past_only():
@@ -31,9 +31,11 @@ def test_rolling_origin_longer_than_the_series_is_refused():
     config = FitConfig()
     config.tune.horizon = 40
     with pytest.raises(InputDataError):
-        applies(config, True, 50)
-    assert not applies(FitConfig(), False, 50)  # not a series: no selection
-    assert not applies(FitConfig(), True, 20)  # too short for the default origin
+        applies(config, True, 50, dims=1)
+    assert applies(FitConfig(), False, 50, dims=1)  # one input, not a series: K folds
+    assert not applies(FitConfig(), False, 20, dims=1)  # 4 folds would train on 15 points
+    assert not applies(FitConfig(), False, 500, dims=2)  # several inputs: no selection
+    assert not applies(FitConfig(), True, 20, dims=1)  # too short for the default origin
 
 
 def test_rolling_origins_score_the_forecast_horizon_of_the_test_inputs():
@@ -66,6 +68,22 @@ def test_rolling_origins_score_the_forecast_horizon_of_the_test_inputs():
     assert ("horizon", {"horizon": 30}) in seen and folds and all(c == [30, 30] for c in folds)
 
 
+def test_one_input_in_random_order_is_chosen_by_folds():
+    """Beyond series: with one input that is not a series the default path scores its
+    candidates on ``tune.folds`` random folds of the training data, so noise is not over-fitted
+    (the full grid alone predicted worse than the training mean on such data)."""
+    rng = np.random.default_rng(4)
+    x = rng.uniform(0, 10, size=(150, 1))
+    y = 5 + rng.normal(size=150)
+    config = FitConfig()
+    config.kernel.components = 60
+    result, evaluations = fit_selected(x[:120], y[:120], config, series=False)
+    assert [e.name for e in evaluations] == list(DEFAULT_CANDIDATES)
+    assert all(e.counts == [30, 30, 30, 30] for e in evaluations)
+    mse = np.mean((result.model.predict(x[120:]) - y[120:]) ** 2)
+    assert mse <= 1.05 * np.mean((y[:120].mean() - y[120:]) ** 2)
+
+
 def test_selection_falls_back_to_a_flat_model_on_noise():
     rng = np.random.default_rng(3)
     x = np.arange(1.0, 61.0)[:, None]
@@ -73,7 +91,7 @@ def test_selection_falls_back_to_a_flat_model_on_noise():
     config = FitConfig()
     config.kernel.components = 60
     result, evaluations = fit_selected(x, y, config, series=True)
-    assert [e.name for e in evaluations] == list(SERIES_CANDIDATES)
+    assert [e.name for e in evaluations] == list(DEFAULT_CANDIDATES)
     scores = {e.name: e.mse for e in evaluations}
     assert all(np.isfinite(v) for v in scores.values())
     chosen = result.model
@@ -88,19 +106,36 @@ def test_bkb_tuning_scores_the_default_candidates_first_and_refits_the_best(tmp_
     y = 3 + 0.05 * x[:, 0] + np.sin(2 * np.pi * x[:, 0] / 12)
     config = FitConfig()
     config.kernel.components = 30
-    result, evaluations, best = tune(x, y, config, True, 5, ["trend", "noise_floor"])
+    events = []
+    result, evaluations, best = tune(
+        x, y, config, True, 5, ["trend", "noise_floor"], report=lambda e, f: events.append((e, f))
+    )
     assert len(evaluations) == 5
     # the first batch holds what the default path would choose among
-    k = len(SERIES_CANDIDATES)
-    assert [e.name for e in evaluations[:k]] == list(SERIES_CANDIDATES)
+    k = len(DEFAULT_CANDIDATES)
+    assert [e.name for e in evaluations[:k]] == list(DEFAULT_CANDIDATES)
     assert evaluations[k - 1].overrides["kernel.trend"] == "quadratic"
     lowest = min(evaluations, key=lambda e: e.mse)
     default = simplest_best(evaluations[:k])
     assert best is (lowest if lowest.clearly_better_than(default) else default)
+    kept = [f for e, f in events if e == "kept"]  # said when a lower score is not taken
+    assert kept == ([] if best is lowest else [{"evaluation": default, "lowest": lowest}])
+    assert "no search" not in [e for e, _ in events]
     assert [e.chosen for e in evaluations].count(True) == 1 and best.chosen
     assert result.model.components >= 30
     text = evaluations_csv(evaluations)
     assert text.count("\n") == 6 and text.count(",yes\n") == 1
+
+
+def test_a_budget_of_the_first_batch_says_it_does_not_search():
+    from distgp.tune import tune
+
+    x, y = _seasonal()
+    config = FitConfig()
+    config.kernel.components = 20
+    events = []
+    tune(x, y, config, True, 4, ["trend"], report=lambda e, f: events.append((e, f)))
+    assert ("no search", {"budget": 4, "first": 4}) in events
 
 
 def test_a_tuned_setting_replaces_the_default_only_when_clearly_better():
@@ -213,9 +248,11 @@ def test_first_batch_holds_what_the_default_path_fits():
     config = FitConfig()
     ((_, overrides, arm),) = _first_candidates(names, grid, config, False, 4, 200)
     assert overrides["kernel.trend"] == "none" and arm is not None  # several inputs: no trend
-    assert _first_candidates(names, grid, config, False, 1, 200)[0][1]["kernel.trend"] == "linear"
+    one_input = _first_candidates(names, grid, config, False, 1, 200)  # folds, not origins
+    assert [c[0] for c in one_input] == list(DEFAULT_CANDIDATES)
+    assert _first_candidates(names, grid, config, False, 1, 20)[0][1]["kernel.trend"] == "linear"
     series = _first_candidates(names, grid, config, True, 1, 200)
-    assert [c[0] for c in series] == list(SERIES_CANDIDATES)
+    assert [c[0] for c in series] == list(DEFAULT_CANDIDATES)
     # level and flat (one component) are scored, not arms of the grid
     assert [c[2] is None for c in series] == [True, True, False, False]
     assert tune_origins(config, True, 200) == 4 and tune_origins(config, True, 60) == 4

@@ -157,6 +157,18 @@ def _learn(dataset, config, progress, checkpoint=None, resume=False, X_test=None
             e = fields["evaluation"]
             verb = "candidate" if event == "candidate" else "selected "
             progress(f"{verb} {e.name:18s} held-out MSE {e.mse:.5g}  ({e.seconds:.1f} s)")
+        elif event == "no search":
+            progress(
+                f"a budget of {fields['budget']} only scores the default path's first "
+                f"{fields['first']} candidates; BKB searches from evaluation {fields['first'] + 1}"
+            )
+        elif event == "kept":
+            lowest = fields["lowest"]
+            progress(
+                f"kept {fields['evaluation'].name}: the lowest held-out MSE ({lowest.mse:.5g}, "
+                f"{lowest.name}) is not lower by more than one standard error of the per-fold "
+                "differences"
+            )
         elif event == "horizon":
             progress(
                 f"rolling origins hold out {fields['horizon']} points each: the forecast "
