@@ -312,12 +312,14 @@ def _write_outputs(out, dataset, config, result, progress, plots: bool, evaluati
             f"{record['seconds']:.1f} s)"
         )
     if not result.converged:
-        cap = (
-            f"the round cap ({config.consensus.max_rounds}; --rounds)"
-            if result.rounds
-            else f"the iteration cap ({config.learn.max_iterations}; --max-iterations)"
-        )
-        progress(f"stopped at {cap} before converging: the model is usable, a higher cap may help")
+        if result.rounds:
+            cap, test = f"round cap ({config.consensus.max_rounds}; --rounds)", "ADMM's tests"
+        else:
+            cap, test = (
+                f"iteration cap ({config.learn.max_iterations}; --max-iterations)",
+                "DSCA's tests",
+            )
+        progress(f"stopped at the {cap} before {test} held (converged: false in metrics.json)")
     if result.rounds:
         ratio = record["bits_sent"] / max(record["bits_float64"], 1)
         progress(
