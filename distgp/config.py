@@ -270,6 +270,12 @@ class ConsensusConfig:
     rel_tol: float = setting(
         1e-3, help="relative tolerance of ADMM's stopping rule", rule=positive(), metavar="T"
     )
+    balance_rounds: int = setting(
+        30,
+        help="last round in which residual balancing may rescale the penalty (0: never)",
+        rule=at_least(0),
+        metavar="R",
+    )
 
 
 @dataclass

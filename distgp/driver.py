@@ -608,7 +608,11 @@ def _admm(
         agents=c.agents,
         coder=DeltaCoder(bits=settings.bits, delta=settings.delta),
         options=ADMMOptions(
-            rho=c.rho, max_rounds=c.max_rounds, abs_tol=c.abs_tol, rel_tol=c.rel_tol
+            rho=c.rho,
+            max_rounds=c.max_rounds,
+            abs_tol=c.abs_tol,
+            rel_tol=c.rel_tol,
+            balance_rounds=c.balance_rounds,
         ),
         rho=rho,
         seed=config.seed,

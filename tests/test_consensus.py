@@ -150,6 +150,16 @@ def test_coordinator_state_round_trip():
     assert np.array_equal(clone.rho, coordinator.rho) and clone.penalty == coordinator.penalty
 
 
+@pytest.mark.parametrize(("balance_rounds", "doubled"), [(0, False), (19, False), (20, True)])
+def test_residual_balancing_ends_at_balance_rounds(balance_rounds, doubled):
+    options = ADMMOptions(balance_rounds=balance_rounds)
+    coordinator = ADMMCoordinator(np.full(3, 0.5), np.zeros(3), 2, DeltaCoder(), options, 1.0)
+    coordinator.round = 20
+    before = coordinator.penalty.scale
+    coordinator._balance(10.0, 1.0)  # the primal residual dominates: the penalty would double
+    assert (coordinator.penalty.scale == 2 * before) == doubled
+
+
 def test_dropped_agent_leaves_the_consensus():
     coordinator = ADMMCoordinator(np.full(3, 0.5), np.zeros(3), 2, DeltaCoder(), ADMMOptions(), 1.0)
     coordinator.requests([0, 1])

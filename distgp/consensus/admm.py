@@ -70,14 +70,14 @@ class ADMMOptions:
     balance_mu: float = 3.0
     balance_tau: float = 2.0
     balance_every: int = 5
-    balance_rounds: int = 30
+    balance_rounds: int = ConsensusConfig.balance_rounds
     balance_down: bool = True
     curvature_rounds: tuple[int, ...] = (2, 10, 20)
     curvature_scale: float = 2.0
     min_rounds: int = 3
 
     def __post_init__(self) -> None:
-        for name in ("rho", "max_rounds", "abs_tol", "rel_tol"):
+        for name in ("rho", "max_rounds", "abs_tol", "rel_tol", "balance_rounds"):
             require(FitConfig, f"consensus.{name}", getattr(self, name))
         if self.balance_tau <= 1 or self.balance_mu <= 1:
             raise ConfigError("residual balancing needs balance_mu > 1 and balance_tau > 1")
