@@ -288,6 +288,8 @@ def fit_selected(
     if horizon is not None:
         report("horizon", {"horizon": horizon})
     t = config.tune
+    if not series:
+        report("folds", {"folds": t.folds})
     splits = holdout_splits(len(y), series, t.horizon, t.origins, t.folds, config.seed)
     evaluations = []
     backend, groups = fit_options.get("backend"), fit_options.get("groups")

@@ -77,7 +77,11 @@ def test_one_input_in_random_order_is_chosen_by_folds():
     y = 5 + rng.normal(size=150)
     config = FitConfig()
     config.kernel.components = 60
-    result, evaluations = fit_selected(x[:120], y[:120], config, series=False)
+    events = []
+    result, evaluations = fit_selected(
+        x[:120], y[:120], config, series=False, report=lambda e, f: events.append((e, f))
+    )
+    assert ("folds", {"folds": 4}) in events
     assert [e.name for e in evaluations] == list(DEFAULT_CANDIDATES)
     assert all(e.counts == [30, 30, 30, 30] for e in evaluations)
     mse = np.mean((result.model.predict(x[120:]) - y[120:]) ** 2)

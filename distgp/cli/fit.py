@@ -169,6 +169,11 @@ def _learn(dataset, config, progress, checkpoint=None, resume=False, X_test=None
                 f"{lowest.name}) is not lower by more than one standard error of the per-fold "
                 "differences"
             )
+        elif event == "folds":
+            progress(
+                f"candidates scored on {fields['folds']} random folds of the training data "
+                "(one input, not a series; --folds sets them)"
+            )
         elif event == "horizon":
             progress(
                 f"rolling origins hold out {fields['horizon']} points each: the forecast "
