@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import math
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
@@ -12,6 +14,27 @@ from distgp.cli.flags import add_setting_flags
 from distgp.config import FitConfig
 
 CUSTOM_FLAGS = {"data.shards": "shards"}  # globs and NAME@RESOURCE, expanded by shard_list
+
+OUTER_CHOICE_LINES: dict[str, Callable[[dict[str, Any]], str]] = {
+    "horizon": lambda f: (
+        f"rolling origins hold out {f['horizon']} points each: the forecast horizon of the "
+        "test inputs (--horizon sets it)"
+    ),
+    "folds": lambda f: (
+        f"candidates scored on {f['folds']} random folds of the training data (one input, not "
+        "a series; --folds sets them)"
+    ),
+    "no search": lambda f: (
+        f"a budget of {f['budget']} only scores the default path's first {f['first']} "
+        f"candidates; BKB searches from evaluation {f['first'] + 1}"
+    ),
+    "kept": lambda f: (
+        f"kept {f['evaluation'].name}: the lowest held-out MSE ({f['lowest'].mse:.5g}, "
+        f"{f['lowest'].name}) is not lower by more than one standard error of the per-fold "
+        "differences"
+    ),
+}
+"""Progress lines of the outer choice's reports (distgp.tune), by event."""
 
 
 def add_parser(commands) -> None:
@@ -147,7 +170,7 @@ def _resumed_config(args: argparse.Namespace):
 
 def _learn(dataset, config, progress, checkpoint=None, resume=False, X_test=None):
     """One fit, after the outer choice of :mod:`distgp.tune` where it runs (``--tune``; the
-    default selection of a series in one file); ``dataset`` is None with shard files. Returns
+    default selection with one input in one file); ``dataset`` is None with shard files. Returns
     ``(FitResult, evaluations)``."""
     from distgp.driver import fit, shard_files
     from distgp.tune import fit_selected, tune
@@ -157,28 +180,8 @@ def _learn(dataset, config, progress, checkpoint=None, resume=False, X_test=None
             e = fields["evaluation"]
             verb = "candidate" if event == "candidate" else "selected "
             progress(f"{verb} {e.name:18s} held-out MSE {e.mse:.5g}  ({e.seconds:.1f} s)")
-        elif event == "no search":
-            progress(
-                f"a budget of {fields['budget']} only scores the default path's first "
-                f"{fields['first']} candidates; BKB searches from evaluation {fields['first'] + 1}"
-            )
-        elif event == "kept":
-            lowest = fields["lowest"]
-            progress(
-                f"kept {fields['evaluation'].name}: the lowest held-out MSE ({lowest.mse:.5g}, "
-                f"{lowest.name}) is not lower by more than one standard error of the per-fold "
-                "differences"
-            )
-        elif event == "folds":
-            progress(
-                f"candidates scored on {fields['folds']} random folds of the training data "
-                "(one input, not a series; --folds sets them)"
-            )
-        elif event == "horizon":
-            progress(
-                f"rolling origins hold out {fields['horizon']} points each: the forecast "
-                "horizon of the test inputs (--horizon sets it)"
-            )
+        elif event in OUTER_CHOICE_LINES:
+            progress(OUTER_CHOICE_LINES[event](fields))
         elif event == "start":
             progress(f"starting {fields['agents']} agent(s) on the {fields['backend']} backend")
         elif event == "setup":

@@ -159,7 +159,7 @@ def data_grid(
             variances.append(np.full((Q, 1), width**2))
         return _with_slow(means, variances, np.array([spacing]), slow)
     # Multi-dimensional: per level, one pure envelope plus (Q - 1) frequencies in each dimension.
-    varying = [p for p in range(dims) if p not in set(constant)]
+    varying = sorted(set(range(dims)) - set(constant))
     per_level = max(1, M // L)
     Q = max(2, round((per_level - 1) / max(len(varying), 1)) + 1)
     spacing = F / (Q - 1)
