@@ -7,12 +7,15 @@ three seeds each, and 2000 fresh test points from the same distribution. `full g
 with the default grid and trend auto (linear with one input) as `distgp fit` ran before the
 selection covered such data; `selected`: `fit_selected`, the default path now (its candidates
 scored on 4 random folds of the training data). The table shows test MSE over the noise
-variance (1 is the best possible) and the training mean's::
+variance (1 is the best possible) and the training mean's, and the median wall seconds of each
+path (fit and prediction, as installed)::
 
     python benchmarks/one_input_regression.py
 """
 
 from __future__ import annotations
+
+import time
 
 import numpy as np
 
@@ -34,7 +37,7 @@ SEEDS = 3
 def main() -> None:
     print("| function | SNR | seed | full grid | selected | chose | training mean |")
     print("|---|---|---|---|---|---|---|")
-    ratios = []
+    ratios, seconds = [], []
     for name, f in FUNCTIONS.items():
         for snr in SNRS:
             for seed in range(SEEDS):
@@ -43,8 +46,11 @@ def main() -> None:
                 x, xt = rng.uniform(0, 10, (200, 1)), rng.uniform(0, 10, (2000, 1))
                 y = f(x[:, 0]) + np.sqrt(noise) * rng.standard_normal(200)
                 yt = f(xt[:, 0]) + np.sqrt(noise) * rng.standard_normal(2000)
+                tic = time.perf_counter()
                 full = fit(x, y, FitConfig(), X_test=xt).forecast()
+                middle = time.perf_counter()
                 chosen, evaluations = fit_selected(x, y, FitConfig(), False, X_test=xt)
+                seconds.append((middle - tic, time.perf_counter() - middle))
                 scores = [
                     np.mean((p - yt) ** 2) / noise
                     for p in (full, chosen.forecast(), np.full(len(yt), y.mean()))
@@ -61,6 +67,8 @@ def main() -> None:
         f"\nselected / full grid: lower on {np.sum(ratios < 0.999)}, higher on "
         f"{np.sum(ratios > 1.001)} of {len(ratios)}; geometric mean {mean:.3f}"
     )
+    full_s, selected_s = np.median(seconds, axis=0)
+    print(f"median seconds: full grid {full_s:.2f}, selected {selected_s:.2f}")
 
 
 if __name__ == "__main__":
