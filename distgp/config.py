@@ -360,6 +360,12 @@ class TuneConfig:
         rule=at_least(1),
         metavar="K",
     )
+    calibrate: bool = setting(
+        True,
+        help="scale the predictive variance by the chosen setting's held-out errors (their "
+        "mean squared z-score) wherever held-out data chose it (false, --no-calibrate: the "
+        "evidence's scale)",
+    )
     tunables: str = setting(
         "trend,levels,components,noise_floor,transform",
         help="settings the tune searches, comma-separated",

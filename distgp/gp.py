@@ -51,6 +51,9 @@ class GSMPModel:
         data_digest: SHA-256 of a one-file simulation's shards (checked when they are rebuilt).
         trend: the trend basis (``None``: no trend part).
         transform: the output transform ``g``; the GP models ``g(y)`` (:mod:`distgp.transforms`).
+        variance_scale: factor on every predictive variance (1: the evidence's own scale),
+            set from held-out errors by :func:`distgp.tune.calibrated`; equivalent to scaling
+            every weight and the noise by it (the predictive mean does not change).
         device: where prediction computes (``cpu`` or ``cuda``; not saved with the model).
         threads: thread budget of prediction (``None``: distgp chooses; not saved).
     """
@@ -66,6 +69,7 @@ class GSMPModel:
     data_digest: str | None = None
     trend: TrendBasis | None = None
     transform: OutputTransform = field(default_factory=OutputTransform)
+    variance_scale: float = 1.0
     device: str = field(default="cpu", compare=False)
     threads: int | None = field(default=None, compare=False)
 
@@ -114,17 +118,23 @@ class GSMPModel:
         return (mean, std) if return_std else mean
 
     def predict_latent(self, X: np.ndarray, return_std: bool = False):
-        """Gaussian predictive mean (and std, noise included) of ``g(y)``, raw ``g`` units."""
+        """Gaussian predictive mean (and std, noise included, times ``sqrt(variance_scale)``)
+        of ``g(y)``, raw ``g`` units."""
         X = check_X(X, dims=self.dims, what="prediction inputs X")
         if self.private:
             from distgp.driver import predict_with_agents
 
             mean, std = predict_with_agents(self, X)
-            return (mean, std) if return_std else mean
-        with owned_threads(len(self.y_train), self.threads) as plan:
-            bank, L, alpha = self._factor()
-            bank.workers = plan.workers
-            return self._predict(bank, L, alpha, self.scaler.x(X), return_std)
+        else:
+            with owned_threads(len(self.y_train), self.threads) as plan:
+                bank, L, alpha = self._factor()
+                bank.workers = plan.workers
+                if not return_std:
+                    return self._predict(bank, L, alpha, self.scaler.x(X), False)
+                mean, std = self._predict(bank, L, alpha, self.scaler.x(X), True)
+        if not return_std:
+            return mean
+        return mean, std * math.sqrt(self.variance_scale)
 
     def _predict(self, bank, L, alpha, Z: np.ndarray, return_std: bool):
         ops = bank.ops
@@ -160,6 +170,7 @@ class GSMPModel:
             "version": np.asarray(MODEL_VERSION),
             "weights": self.weights,
             "noise_variance": np.asarray(self.noise_variance),
+            "variance_scale": np.asarray(self.variance_scale),
             **self.grid.to_dict(),
             **(self.trend.to_dict() if self.trend is not None else {}),
             **self.transform.to_dict(),
@@ -215,6 +226,7 @@ class GSMPModel:
                 data_digest=str(data["data_digest"]) if "data_digest" in data else None,
                 trend=TrendBasis.from_dict(data, grid.dims),
                 transform=OutputTransform.from_dict(data),
+                variance_scale=float(data.get("variance_scale", 1.0)),
             )
         except (KeyError, ValueError, DistGPError) as exc:
             raise ModelFileError(

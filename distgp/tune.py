@@ -76,6 +76,9 @@ class Evaluation:
         seconds: wall time of the candidate's fits.
         folds: per-fold MSE (with several shards: shard by shard, each shard's folds in turn).
         counts: held-out points of each fold.
+        z2: per fold, the sum of the held-out points' squared standardised errors
+            ``((g(y) - mean) / std)^2`` (Gaussian predictive of the transformed output, noise
+            included); see :attr:`mean_z2`.
     """
 
     name: str
@@ -85,6 +88,7 @@ class Evaluation:
     folds: list[float] = field(default_factory=list)
     counts: list[int] = field(default_factory=list)
     chosen: bool = False
+    z2: list[float] = field(default_factory=list)
 
     @classmethod
     def scored(
@@ -94,11 +98,24 @@ class Evaluation:
         folds: list[float],
         counts: list[int],
         seconds: float,
+        z2: list[float] = (),
     ) -> Evaluation:
         """An evaluation from its per-fold MSEs and held-out counts (``inf`` if any fold is)."""
         finite = all(map(math.isfinite, folds))
         mse = float(np.average(folds, weights=counts)) if finite else math.inf
-        return cls(name, dict(overrides), mse, seconds, list(folds), list(counts))
+        return cls(name, dict(overrides), mse, seconds, list(folds), list(counts), z2=list(z2))
+
+    @property
+    def mean_z2(self) -> float | None:
+        """Mean squared standardised held-out error ``sum(z2) / sum(counts)`` (``None`` without
+        finite ``z2``): about 1 for calibrated intervals. It is the factor on the predictive
+        variance that maximises the held-out log predictive density: scaling the whole
+        covariance (every weight and the noise) leaves the predictive mean unchanged and
+        multiplies the predictive variance (Sundararajan and Keerthi 2001, for leave-one-out)."""
+        if not self.z2 or len(self.z2) != len(self.counts):
+            return None
+        total = float(np.sum(self.z2))
+        return total / float(np.sum(self.counts)) if math.isfinite(total) and total > 0 else None
 
     def clearly_better_than(self, other: Evaluation) -> bool:
         """Whether this setting's held-out error is below ``other``'s by more than one standard
@@ -223,17 +240,21 @@ def evaluate(
     trial = configured(config, overrides)
     if iterations is not None:
         trial.learn.max_iterations = min(trial.learn.max_iterations, iterations)
-    errors = []
+    errors, z2 = [], []
     for train, held in splits:
         try:
             part = None if groups is None else groups[train]
             # predicted while the agents live: a private model's agents hold only this split
             result = fit(X[train], y[train], trial, groups=part, backend=backend, X_test=X[held])
             errors.append(float(np.mean((y[held] - result.forecast()) ** 2)))
+            mean, std = result.prediction
+            z = (result.model.transform.forward(y[held]) - mean) / std
+            z2.append(float(np.sum(z**2)))
         except np.linalg.LinAlgError:  # a setting that cannot be factorised scores inf
             errors.append(math.inf)
+            z2.append(math.inf)
     counts = [len(held) for _, held in splits]
-    return Evaluation.scored(name, overrides, errors, counts, time.perf_counter() - tic)
+    return Evaluation.scored(name, overrides, errors, counts, time.perf_counter() - tic, z2)
 
 
 def applies(config: FitConfig, series: bool, n: int, *, dims: int) -> bool:
@@ -303,7 +324,31 @@ def fit_selected(
     # no warm start from a fold: DSCA is a local method, and the final fit should be the fit
     # the candidate's own settings give (a fold's optimum can lead it elsewhere)
     result = fit(X, y, configured(config, best.overrides), report=report, **fit_options)
-    return result, evaluations
+    return calibrated(result, best, config, report), evaluations
+
+
+def calibrated(result, chosen: Evaluation, config: FitConfig, report=None):
+    """``result`` with its predictive variance widened by the chosen setting's held-out
+    :attr:`~Evaluation.mean_z2` where that exceeds 1 (``tune.calibrate``; the predictive mean
+    is unchanged).
+
+    The evidence fixes the kernel's overall scale from the training data alone; with the noise
+    at its floor, or a forecast further out than the data's own correlations reach, its
+    intervals are too narrow. The held-out folds measure that where the forecast is made (a
+    rolling origin's lead times). Intervals are only widened: narrowing them on a few dozen
+    held-out points under-covered more often than it helped (docs/forecasting.md,
+    ``benchmarks/calibration_backtest.py``)."""
+    z2 = chosen.mean_z2
+    if not config.tune.calibrate or z2 is None:
+        return result
+    scale = max(1.0, z2)
+    result.model.variance_scale = scale
+    if result.prediction is not None:
+        mean, std = result.prediction
+        result.prediction = (mean, std * math.sqrt(scale))
+    if report is not None:
+        report("calibrated", {"mean_z2": z2, "scale": scale, "points": int(sum(chosen.counts))})
+    return result
 
 
 def simplest_best(evaluations: list[Evaluation]) -> Evaluation:
@@ -467,7 +512,7 @@ def tune(
         best.chosen = True
         report("selected", {"evaluation": best})
         result = scoring.fit(configured(config, best.overrides), report)
-    return result, evaluations, best
+    return calibrated(result, best, config, report), evaluations, best
 
 
 def tune_origins(config: FitConfig, series: bool, n: int) -> int:

@@ -101,7 +101,7 @@ def score_shard(
     rule: dict[str, Any],
 ) -> list[list]:
     """An agent's part of a batch: per candidate ``[per-fold held-out MSEs, per-fold held-out
-    points, seconds]``.
+    points, seconds, per-fold sums of squared z-scores]``.
 
     Args:
         X, y: the agent's shard (raw units), ``n_j x P`` and ``n_j``.
@@ -126,7 +126,7 @@ def score_shard(
     out = []
     for overrides in candidates:
         e = evaluate(X, y, config, "", overrides, splits, iterations=rule["iterations"])
-        out.append([e.folds, e.counts, e.seconds])
+        out.append([e.folds, e.counts, e.seconds, e.z2])
     return out
 
 
@@ -179,5 +179,6 @@ def score_on_agents(
         answers = [replies[r * shards + j][position] for j in range(shards)]
         folds = [float(v) for a in answers for v in a[0]]
         counts = [int(v) for a in answers for v in a[1]]
-        out.append(Evaluation.scored(name, overrides, folds, counts, wall / len(batch)))
+        z2 = [float(v) for a in answers for v in a[3]]
+        out.append(Evaluation.scored(name, overrides, folds, counts, wall / len(batch), z2))
     return out

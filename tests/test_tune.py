@@ -262,3 +262,58 @@ def test_first_batch_holds_what_the_default_path_fits():
     assert tune_origins(config, True, 200) == 4 and tune_origins(config, True, 60) == 4
     assert tune_origins(config, True, 30) == config.tune.origins  # no room for 4 x 4 points
     assert tune_origins(config, False, 200) == config.tune.origins
+
+
+def test_held_out_z_scores_widen_the_intervals_they_show_too_narrow(tmp_path):
+    """Calibration (tune.calibrate): the chosen setting's held-out errors, standardised by its
+    predictive std, set a factor on the final predictive variance when their mean square
+    exceeds 1; the predictive mean does not change, and the model keeps the factor."""
+    from distgp.gp import GSMPModel
+    from distgp.tune import calibrated, configured, evaluate
+
+    rng = np.random.default_rng(5)
+    x = np.arange(1.0, 81.0)[:, None]
+    y = 3 + 0.05 * x[:, 0] + np.sin(2 * np.pi * x[:, 0] / 12) + 0.3 * rng.standard_t(2, 80)
+    ahead = np.arange(81.0, 91.0)[:, None]
+    config = FitConfig()
+    config.kernel.components = 20
+    splits = holdout_splits(80, True)
+    e = evaluate(x, y, config, "trend", {"kernel.trend": "linear"}, splits)
+    manual = 0.0
+    for train, held in splits:  # the same fits by hand
+        from distgp.driver import fit
+
+        trial = configured(config, {"kernel.trend": "linear", "learn.max_iterations": 150})
+        mean, std = fit(x[train], y[train], trial, X_test=x[held]).prediction
+        manual += np.sum(((y[held] - mean) / std) ** 2)
+    assert e.mean_z2 == pytest.approx(manual / 16, rel=1e-9)
+
+    events = []
+    result, evaluations = fit_selected(
+        x, y, config, True, X_test=ahead, report=lambda ev, f: events.append((ev, f))
+    )
+    chosen = next(c for c in evaluations if c.chosen)
+    scale = max(1.0, chosen.mean_z2)
+    assert result.model.variance_scale == scale
+    assert ("calibrated", {"mean_z2": chosen.mean_z2, "scale": scale, "points": 20}) in events
+
+    # a factor above 1 widens the intervals by its square root; the mean stays
+    plain = fit_selected(x, y, configured(config, {"tune.calibrate": False}), True, X_test=ahead)[0]
+    mean0, std0 = plain.prediction
+    assert plain.model.variance_scale == 1.0
+    wide = type(chosen)("x", {}, 1.0, 0.0, [1.0, 1.0], [10, 10], z2=[30.0, 50.0])
+    result = calibrated(plain, wide, config)
+    assert result.model.variance_scale == 4.0
+    np.testing.assert_array_equal(result.prediction[0], mean0)
+    np.testing.assert_allclose(result.prediction[1], 2.0 * std0, rtol=1e-12)
+    mean, std = result.model.predict(ahead, return_std=True)
+    np.testing.assert_allclose(std, 2.0 * std0, rtol=1e-9)
+    result.model.save(tmp_path / "m.npz")
+    assert GSMPModel.load(tmp_path / "m.npz").variance_scale == 4.0
+
+    # held-out errors inside the intervals: the variance is kept, never narrowed
+    narrow = fit_selected(x, y, configured(config, {"tune.calibrate": False}), True)[0]
+    inside = type(chosen)("x", {}, 1.0, 0.0, [1.0, 1.0], [8, 8], z2=[2.0, 3.0])
+    assert calibrated(narrow, inside, config).model.variance_scale == 1.0
+    assert calibrated(narrow, wide, configured(config, {"tune.calibrate": False})) is narrow
+    assert narrow.model.variance_scale == 1.0

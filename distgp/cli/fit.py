@@ -33,6 +33,15 @@ OUTER_CHOICE_LINES: dict[str, Callable[[dict[str, Any]], str]] = {
         f"{f['lowest'].name}) is not lower by more than one standard error of the per-fold "
         "differences"
     ),
+    "calibrated": lambda f: (
+        f"held-out errors of the chosen setting: mean squared z-score {f['mean_z2']:.3g} on "
+        f"{f['points']} points; "
+        + (
+            f"predictive variance x {f['scale']:.3g} (--no-calibrate keeps the evidence's)"
+            if f["scale"] > 1
+            else "predictive variance kept (intervals are only widened)"
+        )
+    ),
 }
 """Progress lines of the outer choice's reports (distgp.tune), by event."""
 
@@ -261,6 +270,7 @@ def metrics_record(dataset, config, result) -> dict:
         "transform": model.transform.kind,
         "transform_lambda": model.transform.lam,
         "noise_variance": float(model.noise_variance * y_var),
+        "variance_scale": model.variance_scale,
         "rounds": result.rounds,
         "iterations": result.iterations,
         "converged": result.converged,
