@@ -105,6 +105,8 @@ class GSMPRegressor(RegressorMixin, BaseEstimator):
         tune_evaluations_: outer settings scored on held-out training data
             (:class:`distgp.tune.Evaluation`; empty when no choice ran).
         noise_variance_: learned noise variance (raw output units squared).
+        variance_scale_: factor on the predictive variance from the held-out errors of the
+            outer choice (1 without one; ``tune.calibrate``, docs/forecasting.md).
         spectrum_: ``M x P`` frequencies (cycles per raw input unit) of the components.
         active_components_: number of non-zero weights.
         n_features_in_: number of input dimensions.
@@ -224,6 +226,7 @@ class GSMPRegressor(RegressorMixin, BaseEstimator):
         self.weights_ = model.weights[: model.grid.components] * y_var
         self.trend_weights_ = model.weights[model.grid.components :] * y_var
         self.noise_variance_ = float(model.noise_variance * y_var)
+        self.variance_scale_ = model.variance_scale
         self.spectrum_ = model.grid.means / model.scaler.x_scale
         self.active_components_ = int(np.count_nonzero(model.weights))
         self.history_ = copy.deepcopy(result.history)

@@ -85,6 +85,8 @@ def test_fit_writes_metrics_model_history_and_plots(series_mat, tmp_path, capsys
     assert tune_rows[0].split(",")[5] == "fold_points"
     assert all(",10 10," in row for row in tune_rows[1:])
     assert ("stopped at the iteration cap" in err) == (not metrics["converged"])
+    # the held-out errors' factor on the predictive variance is printed, recorded and saved
+    assert "mean squared z-score" in err and metrics["variance_scale"] >= 1.0
     pred = tmp_path / "pred"
     code, _, err = run(
         [
@@ -101,7 +103,9 @@ def test_fit_writes_metrics_model_history_and_plots(series_mat, tmp_path, capsys
     assert code == 0, err
     rows = (pred / "predictions.csv").read_text().splitlines()
     assert rows[0] == "x0,mean,std,y" and len(rows) == 11
-    assert json.loads((pred / "metrics.json").read_text())["mse"] == pytest.approx(metrics["mse"])
+    predicted = json.loads((pred / "metrics.json").read_text())
+    assert predicted["mse"] == pytest.approx(metrics["mse"])
+    assert predicted["nlpd"] == pytest.approx(metrics["nlpd"])  # the same intervals
 
 
 def test_fit_with_agents_by_site_column_and_config_file(table_csv, tmp_path, capsys):
