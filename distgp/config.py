@@ -362,9 +362,9 @@ class TuneConfig:
     )
     calibrate: bool = setting(
         True,
-        help="scale the predictive variance by the chosen setting's held-out errors (their "
-        "mean squared z-score) wherever held-out data chose it (false, --no-calibrate: the "
-        "evidence's scale)",
+        help="widen the predictive variance by the chosen setting's held-out mean squared "
+        "z-score where that exceeds 1, wherever held-out data chose the setting (false, "
+        "--no-calibrate: the evidence's own variance)",
     )
     tunables: str = setting(
         "trend,levels,components,noise_floor,transform",
