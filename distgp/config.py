@@ -111,7 +111,8 @@ class DataConfig:
     )
     test: str | None = setting(
         None,
-        help="the driver's own evaluation data with shard files (.csv with target, .npz, .mat)",
+        help="evaluation data (.csv with the target column, .npz, .mat): with --data, the test "
+        "split (the --data file then trains whole); with shard files, the driver's own",
         metavar="FILE",
     )
     min_shard_size: int = setting(

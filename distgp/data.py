@@ -201,6 +201,34 @@ def _finish(
     return Dataset(X_train, y_train, X_test, y_test, name, names, groups, bool(series))
 
 
+def load_test_file(
+    path: str, target: str | None, dims: int | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """The evaluation data of ``--test``: every row of a CSV or ``X``/``y`` .npz, or the test
+    split of a file that has one (.mat); ``n_test x P`` inputs and ``n_test`` outputs, ``P``
+    checked against ``dims`` when given."""
+    test = load_dataset(path, target=target, test_fraction=0.0)
+    X, y = (test.X_test, test.y_test) if len(test.y_test) else (test.X_train, test.y_train)
+    if dims is not None and X.shape[1] != dims:
+        raise InputDataError(
+            f"test file {path} has {X.shape[1]} input column(s) but the training data has "
+            f"{dims}; pass a test file with the same columns"
+        )
+    return X, y
+
+
+def with_test_file(dataset: Dataset, source: str, path: str, target: str | None) -> Dataset:
+    """``dataset`` (loaded whole, no test split) with ``path``'s rows as its test split."""
+    import dataclasses
+
+    if len(dataset.y_test):
+        raise InputDataError(
+            f"{source} has its own test split, and --test {path} gives another; pass one of them"
+        )
+    X, y = load_test_file(path, target, dataset.dims)
+    return dataclasses.replace(dataset, X_test=X, y_test=y)
+
+
 def is_series(X: np.ndarray) -> bool:
     """Whether ``n x P`` inputs are a time index: one column, evenly spaced, increasing."""
     return X.shape[1] == 1 and _is_index(X[:, 0])
@@ -209,6 +237,15 @@ def is_series(X: np.ndarray) -> bool:
 def _is_index(x: np.ndarray) -> bool:
     steps = np.diff(x)
     return len(x) > 2 and bool(np.all(steps > 0)) and bool(np.allclose(steps, steps[0]))
+
+
+def _time_ordered(X: np.ndarray, y: np.ndarray, groups: np.ndarray | None = None):
+    """Rows reversed when the one input is an evenly spaced, decreasing time index (a file
+    listing the newest first), so that a series is in time order: its test split is then the
+    latest points and its rolling origins run forward."""
+    if X.shape[1] == 1 and _is_index(X[::-1, 0]):
+        return X[::-1].copy(), y[::-1].copy(), None if groups is None else groups[::-1].copy()
+    return X, y, groups
 
 
 def _load_mat(path: Path) -> Dataset:
@@ -284,6 +321,7 @@ def _load_csv(
         )
     X = frame[features].to_numpy(dtype=np.float64)
     y = frame[target].to_numpy(dtype=np.float64)
+    X, y, groups = _time_ordered(X, y, groups)
     series = X.shape[1] == 1 and _is_index(X[:, 0])
     fraction = 0.2 if test_fraction is None else test_fraction
     train, test = _split(len(y), fraction, seed, series)
@@ -318,6 +356,7 @@ def _load_npz(path: Path, test_fraction: float | None, seed: int) -> Dataset:
         return _finish(*(arrays[k] for k in MAT_KEYS), name=path.stem)
     if "X" in arrays and "y" in arrays:
         X, y = check_X_y(arrays["X"], arrays["y"])
+        X, y, _ = _time_ordered(X, y)
         series = X.shape[1] == 1 and _is_index(X[:, 0])
         fraction = 0.2 if test_fraction is None else test_fraction
         train, test = _split(len(y), fraction, seed, series)

@@ -13,9 +13,10 @@ The score is the held-out mean squared error in raw units over all folds (each f
 by its held-out points).
 
 :func:`fit_selected` is the default path of ``distgp fit`` for data with one input (a series or
-not): it scores the few candidates of :data:`DEFAULT_CANDIDATES` (trend family and bandwidth
-levels, plus a near-constant model that predicts about the training mean) and refits the best
-on all training data, so a model whose held-out predictions lose to a flat one is not chosen.
+not): it scores the few candidates of :func:`default_candidates` (trend family, the log
+transform for a positive series, and near-constant models that predict about the training mean
+or the recent level) and refits the best on all training data, so a model whose held-out
+predictions lose to a flat one is not chosen.
 """
 
 from __future__ import annotations
@@ -56,6 +57,16 @@ forecasts about the recent level and, between inputs, a smooth mixture of a few 
 ``stationary``: the full grid, no trend part; ``quadratic trend``: the full grid with a
 quadratic trend part (it nests the linear one: every coefficient has its own weight, learned by
 the evidence)."""
+
+LOG_CANDIDATES: dict[str, dict[str, Any]] = {
+    "stationary, log": {"kernel.trend": "none", "kernel.transform": "log"},
+    "quadratic trend, log": {"kernel.trend": "quadratic", "kernel.transform": "log"},
+}
+"""Candidates the default selection adds for a series of positive values with no transform set
+(after :data:`DEFAULT_CANDIDATES`, so they count as the more complex): the full grid without
+and with the quadratic trend, fitted to ``log y``, for growth and seasonality that scale with
+the level. Chosen on training data only (``python benchmarks/log_candidates_backtest.py``,
+docs/forecasting.md)."""
 
 SIMPLER_TOLERANCE = 0.01  # a simpler candidate within 1% of the best held-out MSE is chosen
 SELECT_MAX_N = 1000  # the default selection runs on data with one input up to this many points
@@ -257,6 +268,14 @@ def evaluate(
     return Evaluation.scored(name, overrides, errors, counts, time.perf_counter() - tic, z2)
 
 
+def default_candidates(config: FitConfig, series: bool, positive: bool) -> dict[str, dict]:
+    """The default selection's candidates, simplest first: :data:`DEFAULT_CANDIDATES`, and
+    :data:`LOG_CANDIDATES` for a series of ``positive`` outputs with no transform set."""
+    if series and positive and config.kernel.transform == "none":
+        return {**DEFAULT_CANDIDATES, **LOG_CANDIDATES}
+    return dict(DEFAULT_CANDIDATES)
+
+
 def applies(config: FitConfig, series: bool, n: int, *, dims: int) -> bool:
     """Whether the default selection runs: trend ``auto``, one input, at most
     ``SELECT_MAX_N`` points, and room for the held-out data (the rolling origin of a series;
@@ -290,7 +309,7 @@ def fit_selected(
     report: Callable[[str, dict[str, Any]], None] | None = None,
     **fit_options: Any,
 ):
-    """``driver.fit`` after choosing among :data:`DEFAULT_CANDIDATES` on held-out training
+    """``driver.fit`` after choosing among :func:`default_candidates` on held-out training
     data: by rolling origin for a series, by ``tune.folds`` random folds for other data with
     one input.
 
@@ -304,6 +323,8 @@ def fit_selected(
     report = report or (lambda event, fields: None)
     check_data(config, y, series)
     if not applies(config, series, len(y), dims=X.shape[1]):
+        if X.shape[1] == 1 and config.kernel.trend == "auto":
+            report("no choice", {"n": len(y), "many": len(y) > SELECT_MAX_N})
         return fit(X, y, config, report=report, **fit_options), []
     config, horizon = with_forecast_horizon(config, X, series, fit_options.get("X_test"))
     if horizon is not None:
@@ -314,7 +335,7 @@ def fit_selected(
     splits = holdout_splits(len(y), series, t.horizon, t.origins, t.folds, config.seed)
     evaluations = []
     backend, groups = fit_options.get("backend"), fit_options.get("groups")
-    for name, overrides in DEFAULT_CANDIDATES.items():
+    for name, overrides in default_candidates(config, series, bool(np.all(y > 0))).items():
         evaluation = evaluate(X, y, config, name, overrides, splits, backend, groups=groups)
         evaluations.append(evaluation)
         report("candidate", {"evaluation": evaluation})
@@ -434,12 +455,13 @@ def tune(
 ):
     """Batch BKB over outer settings; each evaluation is scored on held-out training data.
 
-    The first batch holds what the default path would fit: for a series it selects among, the
-    candidates of :data:`DEFAULT_CANDIDATES` (``level`` and ``flat`` are not on the grid: they
-    are scored, not told to BKB), otherwise the default setting; rewards are ``-log`` held-out
-    MSE. A series is scored on ``tune.search_origins`` rolling origins where it has room for them
-    (more held-out data than the default selection's, as the best of many candidates is chosen).
-    The best setting replaces the default path's choice among the first batch only when it is
+    The first evaluations are what the default path would fit: where it selects (one input),
+    the candidates of :func:`default_candidates` (``level`` and ``flat`` are not on the grid:
+    they are scored, not told to BKB), otherwise the default setting; rewards are ``-log``
+    held-out MSE. A series is scored on ``tune.search_origins`` rolling origins where it has
+    room for them (more held-out data than the default selection's, as the best of many
+    candidates is chosen).
+    The best setting replaces the default path's choice among those only when it is
     :meth:`~Evaluation.clearly_better_than` it (by more than one standard error of the paired
     per-fold differences: the lowest of many noisy scores is biased low), and the chosen
     setting is refitted on all training data.
@@ -472,16 +494,19 @@ def tune(
     with _scoring(X, y, config, series, shards, fit_options) as scoring:
         facts = scoring.facts
         names, grid = tune_arms(names, facts.positive)
-        seeds = _first_candidates(names, grid, config, facts.series, facts.dims, facts.n)
+        seeds = _first_candidates(
+            names, grid, config, facts.series, facts.dims, facts.n, facts.positive
+        )
         if budget <= len(seeds):
             report("no search", {"budget": budget, "first": len(seeds)})
         span = np.maximum(grid.max(0), 1.0)
         bandit = BKB(grid / span, beta=TUNE_BETA, batch=False, seed=config.seed)
         evaluations: list[Evaluation] = []
+        pending = list(seeds)  # what the default path fits comes first, batch after batch
         while len(evaluations) < budget:
             size = min(config.tune.batch, budget - len(evaluations))
-            chosen = seeds[:size] if not evaluations else []
-            known = [a for _, _, a in chosen if a is not None]
+            chosen, pending = pending[:size], pending[size:]
+            known = [a for _, _, a in chosen + pending if a is not None]
             arms = np.atleast_1d(bandit.ask(size))
             arms = [int(a) for a in arms if a not in known][: size - len(chosen)]
             batch = chosen + [
@@ -503,7 +528,7 @@ def tune(
                     for _, e in told
                 ]
                 bandit.tell(np.array([a for a, _ in told]), np.array(rewards))
-        default = simplest_best(evaluations[: min(len(seeds), config.tune.batch, budget)])
+        default = simplest_best(evaluations[: min(len(seeds), budget)])
         best = min(evaluations, key=lambda e: e.mse)
         if not best.clearly_better_than(default):
             if best is not default:
@@ -526,10 +551,17 @@ def tune_origins(config: FitConfig, series: bool, n: int) -> int:
 
 
 def _first_candidates(
-    names: list[str], grid: np.ndarray, config: FitConfig, series: bool, dims: int, n: int
+    names: list[str],
+    grid: np.ndarray,
+    config: FitConfig,
+    series: bool,
+    dims: int,
+    n: int,
+    positive: bool = False,
 ) -> list[tuple[str, dict[str, Any], int | None]]:
     """``(label, overrides, arm or None)`` of what the default path would fit: the selection's
-    candidates where it applies (one input), else the default setting (an arm)."""
+    candidates where it applies (one input; :func:`default_candidates` for ``positive``
+    outputs), else the default setting (an arm)."""
     default_row = np.array([_default_position(name, config, dims) for name in names], float)
     if not applies(config, series, n, dims=dims):
         first = int(np.flatnonzero(np.all(grid == default_row, axis=1))[0])
@@ -538,7 +570,7 @@ def _first_candidates(
         ]
     keys = {TUNABLES[name][0]: i for i, name in enumerate(names)}
     out = []
-    for label, overrides in DEFAULT_CANDIDATES.items():
+    for label, overrides in default_candidates(config, series, positive).items():
         row, arm = default_row.copy(), None
         on_grid = (  # component counts are not on the grid (it holds fractions of M)
             k in keys and k != "kernel.components" and v in TUNABLES[names[keys[k]]][1]

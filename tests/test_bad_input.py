@@ -71,6 +71,7 @@ def make_files(folder: Path) -> dict[str, str]:
         "text_column.csv": "a,b,y\n" + "".join(f"{i},red,{i * 0.5}\n" for i in range(10)),
         "no_header.csv": "".join(f"{i},{i * 2},{i * 0.5}\n" for i in range(10)),
         "inf.csv": "a,y\n" + "".join(f"{'inf' if i == 3 else i},{i * 0.5}\n" for i in range(10)),
+        "series.csv": "t,y\n" + "".join(f"{i},{np.sin(i)}\n" for i in range(30)),
         "table.csv": "a,site,y\n" + "".join(f"{i},{i % 3},{np.sin(i)}\n" for i in range(30)),
         "overflow.csv": "a,y\n" + "".join(f"{i},{i}e300\n" for i in range(10)),
         "notes.txt": "hello\n",
@@ -176,6 +177,14 @@ CLI_CASES = {
     ),
     "fit: unknown output transform": ("fit --data {good} --transform sqrt", "unknown output"),
     "fit: tune budget below 2": ("fit --data {good} --tune 1", "at least 2 evaluations"),
+    "fit: --test beside a file with its own test split": (
+        "fit --data {good} --test {table}",
+        "has its own test split",
+    ),
+    "fit: --test with other input columns": (
+        "fit --data {series} --test {table}",
+        "has 2 input column(s) but the training data has 1",
+    ),
     "fit: unknown tunable": (
         "fit --data {good} --tune 4 --tunables trend,speed",
         "unknown tunable",

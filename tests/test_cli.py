@@ -156,6 +156,41 @@ def test_fit_says_when_it_stops_at_the_iteration_cap(series_mat, tmp_path, capsy
     assert "stopped at the iteration cap (3; --max-iterations) before DSCA's tests held" in err
 
 
+def test_a_series_file_listing_the_newest_first_forecasts_its_latest_points(tmp_path, capsys):
+    """Files that list the newest first are common (exports of prices, sales): the series is
+    put in time order, so the test split is the latest points and the rolling origins run
+    forward; a separate --test file is the test split and the --data file trains whole."""
+    t = np.arange(60.0, 0.0, -1.0)  # 60 months, newest first
+    y = 10 + np.sin(2 * np.pi * t / 12) + 0.1 * t
+    data = tmp_path / "newest_first.csv"
+    data.write_text("t,y\n" + "".join(f"{a},{b}\n" for a, b in zip(t, y, strict=True)))
+    later = tmp_path / "later.csv"
+    t2 = np.arange(61.0, 67.0)
+    y2 = 10 + np.sin(2 * np.pi * t2 / 12) + 0.1 * t2
+    later.write_text("t,y\n" + "".join(f"{a},{b}\n" for a, b in zip(t2, y2, strict=True)))
+    out = tmp_path / "run"
+    args = ["fit", "--data", str(data), "--components", "40", "--no-plots"]
+    code, _, err = run([*args, "--test-fraction", "0.2", "--out", str(out)], capsys)
+    assert code == 0, err
+    assert "rolling origins hold out 12 points each" in err  # the 12 latest months are tested
+    model = np.load(out / "model.npz")
+    assert np.all(np.diff(model["X_train"][:, 0]) > 0)  # in time order
+    code, _, err = run([*args, "--test", str(later), "--out", str(tmp_path / "t")], capsys)
+    assert code == 0, err
+    assert "data newest_first: 60 training / 6 test points" in err
+    metrics = json.loads((tmp_path / "t" / "metrics.json").read_text())
+    assert metrics["n_train"] == 60 and metrics["n_test"] == 6
+    assert "rolling origins hold out 6 points each" in err
+
+
+def test_fit_says_when_a_series_is_too_short_for_the_held_out_choice(tmp_path, capsys):
+    data = tmp_path / "short.csv"
+    data.write_text("t,y\n" + "".join(f"{i},{np.sin(i)}\n" for i in range(14)))
+    code, _, err = run(["fit", "--data", str(data), "--no-plots", "--out", str(tmp_path)], capsys)
+    assert code == 0, err
+    assert "no held-out choice of the model: 11 points are too few for it" in err
+
+
 def test_argparse_errors_are_one_line(capsys):
     with pytest.raises(SystemExit) as exc:
         main(["fit", "--agents", "many"])

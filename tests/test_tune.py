@@ -10,7 +10,14 @@ import pytest
 from distgp import GSMPRegressor
 from distgp.config import FitConfig
 from distgp.exceptions import InputDataError
-from distgp.tune import DEFAULT_CANDIDATES, applies, fit_selected, holdout_splits
+from distgp.tune import (
+    DEFAULT_CANDIDATES,
+    LOG_CANDIDATES,
+    applies,
+    default_candidates,
+    fit_selected,
+    holdout_splits,
+)
 
 
 def test_rolling_origin_splits_train_on_the_past_only():
@@ -95,7 +102,7 @@ def test_selection_falls_back_to_a_flat_model_on_noise():
     config = FitConfig()
     config.kernel.components = 60
     result, evaluations = fit_selected(x, y, config, series=True)
-    assert [e.name for e in evaluations] == list(DEFAULT_CANDIDATES)
+    assert [e.name for e in evaluations] == list(default_candidates(config, True, True))
     scores = {e.name: e.mse for e in evaluations}
     assert all(np.isfinite(v) for v in scores.values())
     chosen = result.model
@@ -112,12 +119,13 @@ def test_bkb_tuning_scores_the_default_candidates_first_and_refits_the_best(tmp_
     config.kernel.components = 30
     events = []
     result, evaluations, best = tune(
-        x, y, config, True, 5, ["trend", "noise_floor"], report=lambda e, f: events.append((e, f))
+        x, y, config, True, 7, ["trend", "noise_floor"], report=lambda e, f: events.append((e, f))
     )
-    assert len(evaluations) == 5
-    # the first batch holds what the default path would choose among
-    k = len(DEFAULT_CANDIDATES)
-    assert [e.name for e in evaluations[:k]] == list(DEFAULT_CANDIDATES)
+    assert len(evaluations) == 7
+    # the first evaluations are what the default path would choose among (a positive series)
+    first = list(default_candidates(config, True, positive=True))
+    k = len(first)
+    assert [e.name for e in evaluations[:k]] == first
     assert evaluations[k - 1].overrides["kernel.trend"] == "quadratic"
     lowest = min(evaluations, key=lambda e: e.mse)
     default = simplest_best(evaluations[:k])
@@ -128,7 +136,7 @@ def test_bkb_tuning_scores_the_default_candidates_first_and_refits_the_best(tmp_
     assert [e.chosen for e in evaluations].count(True) == 1 and best.chosen
     assert result.model.components >= 30
     text = evaluations_csv(evaluations)
-    assert text.count("\n") == 6 and text.count(",yes\n") == 1
+    assert text.count("\n") == 8 and text.count(",yes\n") == 1
 
 
 def test_a_budget_of_the_first_batch_says_it_does_not_search():
@@ -139,7 +147,7 @@ def test_a_budget_of_the_first_batch_says_it_does_not_search():
     config.kernel.components = 20
     events = []
     tune(x, y, config, True, 4, ["trend"], report=lambda e, f: events.append((e, f)))
-    assert ("no search", {"budget": 4, "first": 4}) in events
+    assert ("no search", {"budget": 4, "first": 6}) in events  # a positive series: 6
 
 
 def test_a_tuned_setting_replaces_the_default_only_when_clearly_better():
@@ -317,3 +325,35 @@ def test_held_out_z_scores_widen_the_intervals_they_show_too_narrow(tmp_path):
     assert calibrated(narrow, inside, config).model.variance_scale == 1.0
     assert calibrated(narrow, wide, configured(config, {"tune.calibrate": False})) is narrow
     assert narrow.model.variance_scale == 1.0
+
+
+def test_a_positive_series_also_scores_models_of_log_y():
+    """A series of positive values adds the log candidates after the four others (they count
+    as the more complex), unless a transform is set or a value is not positive; --tune's first
+    evaluations are the same candidates, over as many batches as they need."""
+    from distgp.tune import _first_candidates, configured, tune_arms
+
+    config = FitConfig()
+    both = list(DEFAULT_CANDIDATES) + list(LOG_CANDIDATES)
+    assert list(default_candidates(config, True, positive=True)) == both
+    assert list(default_candidates(config, True, positive=False)) == list(DEFAULT_CANDIDATES)
+    assert list(default_candidates(config, False, positive=True)) == list(DEFAULT_CANDIDATES)
+    boxcox = configured(config, {"kernel.transform": "boxcox"})
+    assert list(default_candidates(boxcox, True, positive=True)) == list(DEFAULT_CANDIDATES)
+    names, grid = tune_arms(["trend", "transform"], positive=True)
+    seeds = _first_candidates(names, grid, config, True, 1, 200, positive=True)
+    assert [c[0] for c in seeds] == both
+    assert seeds[-1][1] == {"kernel.trend": "quadratic", "kernel.transform": "log"}
+    assert seeds[-1][2] is not None  # an arm of the grid, told to BKB
+
+    x, y = _seasonal(64)
+    config.kernel.components = 20
+    result, evaluations = fit_selected(x, y * np.exp(0.01 * x[:, 0]), config, True)
+    assert [e.name for e in evaluations] == both
+    chosen = next(e for e in evaluations if e.chosen)
+    assert result.model.transform.kind == chosen.overrides.get("kernel.transform", "none")
+    from distgp.tune import tune
+
+    _, tuned, _ = tune(x, y, config, True, 7, ["trend", "transform"])
+    assert [e.name for e in tuned[:6]] == both
+    assert len({e.name for e in tuned}) == 7  # no setting scored twice

@@ -12,6 +12,7 @@ import numpy as np
 from distgp.cli.common import Progress, add_common, resumed_config
 from distgp.cli.flags import add_setting_flags
 from distgp.config import FitConfig
+from distgp.tune import MIN_TRAIN, SELECT_MAX_N
 
 CUSTOM_FLAGS = {"data.shards": "shards"}  # globs and NAME@RESOURCE, expanded by shard_list
 
@@ -25,13 +26,23 @@ OUTER_CHOICE_LINES: dict[str, Callable[[dict[str, Any]], str]] = {
         "a series; --folds sets them)"
     ),
     "no search": lambda f: (
-        f"a budget of {f['budget']} only scores the default path's first {f['first']} "
-        f"candidates; BKB searches from evaluation {f['first'] + 1}"
+        f"a budget of {f['budget']} scores only the default path's candidates "
+        f"({min(f['budget'], f['first'])} of {f['first']}); BKB searches from evaluation "
+        f"{f['first'] + 1}"
     ),
     "kept": lambda f: (
         f"kept {f['evaluation'].name}: the lowest held-out MSE ({f['lowest'].mse:.5g}, "
         f"{f['lowest'].name}) is not lower by more than one standard error of the per-fold "
         "differences"
+    ),
+    "no choice": lambda f: (
+        f"no held-out choice of the model: {f['n']} points are "
+        + (
+            f"more than it runs on ({SELECT_MAX_N}); --tune BUDGET searches"
+            if f["many"]
+            else f"too few for it (each fold trains on {MIN_TRAIN} or more)"
+        )
+        + "; a linear trend (--trend sets the family)"
     ),
     "calibrated": lambda f: (
         f"held-out errors of the chosen setting: mean squared z-score {f['mean_z2']:.3g} on "
@@ -65,7 +76,7 @@ def add_parser(commands) -> None:
 
 def run_fit(args: argparse.Namespace) -> int:
     from distgp.checkpoint import Checkpoint
-    from distgp.data import load_dataset
+    from distgp.data import load_dataset, with_test_file
     from distgp.driver import preflight
     from distgp.io import check_output_dir
     from distgp.tune import check_data
@@ -87,10 +98,12 @@ def run_fit(args: argparse.Namespace) -> int:
     dataset = load_dataset(
         config.data.source,
         target=config.data.target,
-        test_fraction=config.data.test_fraction,
+        test_fraction=0.0 if config.data.test is not None else config.data.test_fraction,
         shard_column=shard_column,
         seed=config.seed,
     )
+    if config.data.test is not None:  # the whole --data file trains
+        dataset = with_test_file(dataset, config.data.source, config.data.test, config.data.target)
     preflight(config, len(dataset.y_train), dataset.groups_train)
     check_data(config, dataset.y_train, dataset.series)
     progress(
@@ -142,7 +155,7 @@ def shard_list(text: str) -> tuple[list[str], list[str] | None]:
 def _run_shard_fit(args: argparse.Namespace, config) -> int:
     """``distgp fit --shards``: the agents read their files; the driver reads only ``--test``."""
     from distgp.checkpoint import Checkpoint
-    from distgp.data import Dataset, load_dataset
+    from distgp.data import Dataset, load_test_file
     from distgp.io import check_output_dir
 
     progress = Progress(args.quiet)
@@ -150,10 +163,7 @@ def _run_shard_fit(args: argparse.Namespace, config) -> int:
     checkpoint = Checkpoint(out)
     X_test = y_test = None
     if config.data.test is not None:
-        test = load_dataset(config.data.test, target=config.data.target, test_fraction=0.0)
-        X_test, y_test = test.X_train, test.y_train
-        if len(test.y_test):  # a .mat file: its own test split
-            X_test, y_test = test.X_test, test.y_test
+        X_test, y_test = load_test_file(config.data.test, config.data.target, dims=None)
     progress(
         f"{len(config.data.shards)} shard files, read by their agents; test: "
         f"{config.data.test or 'none'}"

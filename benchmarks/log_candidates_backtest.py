@@ -1,0 +1,66 @@
+"""Should the default path of a positive series also try models of ``log y``? A backtest on
+training data only (issue 10; no test split is read).
+
+The same 21 series and pseudo-tests as ``horizon_backtest.py`` (the last test-sized block of
+each series' training data). The default path of ``distgp fit`` runs on the rest twice: with
+the four candidates of ``DEFAULT_CANDIDATES`` only (``without``) and with the two of
+``LOG_CANDIDATES`` added where every value is positive (``with``, the default), and is scored
+on the pseudo-test::
+
+    python benchmarks/log_candidates_backtest.py [--data-dir ../shared/data/slimkl]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+from horizon_backtest import shared_series, statsmodels_series
+
+import distgp.tune as tuning
+from distgp.bench.report import data_dir
+from distgp.config import FitConfig
+
+
+def backtest(x: np.ndarray, y: np.ndarray, T: int, log: bool) -> tuple[float, str, float]:
+    """Pseudo-test MSE, the chosen candidate and the seconds of the default path."""
+    added = dict(tuning.LOG_CANDIDATES)
+    if not log:
+        tuning.LOG_CANDIDATES.clear()
+    try:
+        tic = time.perf_counter()
+        result, evaluations = tuning.fit_selected(x[:-T], y[:-T], FitConfig(), True, X_test=x[-T:])
+        seconds = time.perf_counter() - tic
+    finally:
+        tuning.LOG_CANDIDATES.update(added)
+    chosen = next(e.name for e in evaluations if e.chosen)
+    return float(np.mean((result.forecast() - y[-T:]) ** 2)), chosen, seconds
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data-dir", default=None, help="SLIM-KL data folder")
+    args = parser.parse_args()
+    print("| series | n fit | T | MSE without | chose | s | MSE with | chose | s | ratio |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    ratios, slower = [], []
+    every = {**shared_series(data_dir(args.data_dir)), **statsmodels_series()}
+    for name, (x, y, T) in every.items():
+        a, b = backtest(x, y, T, log=False), backtest(x, y, T, log=True)
+        ratios.append(b[0] / a[0])
+        slower.append(b[2] / a[2])
+        print(
+            f"| {name} | {len(y) - T} | {T} | {a[0]:.4g} | {a[1]} | {a[2]:.1f} | {b[0]:.4g} | "
+            f"{b[1]} | {b[2]:.1f} | {ratios[-1]:.3g} |"
+        )
+    r = np.array(ratios)
+    print(
+        f"\nwith the log candidates: lower pseudo-test MSE on {int(np.sum(r < 1 - 1e-9))}, "
+        f"higher on {int(np.sum(r > 1 + 1e-9))} of {len(r)}; geometric mean ratio "
+        f"{np.exp(np.mean(np.log(r))):.3g}; median time ratio {np.median(slower):.2f}"
+    )
+
+
+if __name__ == "__main__":
+    main()
