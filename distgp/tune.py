@@ -25,7 +25,7 @@ import contextlib
 import copy
 import math
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -109,7 +109,7 @@ class Evaluation:
         folds: list[float],
         counts: list[int],
         seconds: float,
-        z2: list[float] = (),
+        z2: Sequence[float] = (),
     ) -> Evaluation:
         """An evaluation from its per-fold MSEs and held-out counts (``inf`` if any fold is)."""
         finite = all(map(math.isfinite, folds))
