@@ -42,6 +42,9 @@ def spectrum(model, path: str | Path) -> None:
     rows = int(np.ceil(panels / cols))
     fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.0 * rows), squeeze=False)
     w_all = model.weights * model.scaler.y_scale**2
+    units = {"none": "y units$^2$", "log": "log y units$^2$"}.get(
+        model.transform.kind, "Box-Cox y units$^2$"
+    )
     w = w_all[: grid.components]
     widths = np.sqrt(grid.variances.max(axis=1))
     levels = np.unique(widths)
@@ -64,7 +67,7 @@ def spectrum(model, path: str | Path) -> None:
                     else None,
                 )
         ax.set_xlabel(f"frequency, cycles per unit of {_dim_name(model, p)}")
-        ax.set_ylabel("weight (y units$^2$)")
+        ax.set_ylabel(f"weight ({units})")
         ax.set_yscale(
             "symlog", linthresh=max(float(w[w > 0].min()) if np.any(w > 0) else 1e-6, 1e-12)
         )
@@ -76,7 +79,7 @@ def spectrum(model, path: str | Path) -> None:
         ax.bar(range(trend), tw, color="tab:orange")
         ax.set_xticks(range(trend), model.trend.labels(), rotation=90 if trend > 8 else 0)
         ax.set_xlabel("trend basis function (standardised inputs)")
-        ax.set_ylabel("weight (y units$^2$)")
+        ax.set_ylabel(f"weight ({units})")
     for q in range(panels, rows * cols):
         axes[q // cols][q % cols].axis("off")
     fig.suptitle(
