@@ -181,6 +181,27 @@ def holdout_splits(
     ]
 
 
+def past_the_end(X: np.ndarray, X_test: np.ndarray | None) -> bool:
+    """Whether every prediction input lies past the last input of one-input training data
+    ``X`` (``n x 1``): a forecast, also of unevenly spaced times, to be scored by rolling
+    origin in input order."""
+    return (
+        X_test is not None
+        and len(X_test) > 0
+        and X.shape[1] == 1
+        and float(np.min(X_test[:, 0])) > float(np.max(X[:, 0]))
+    )
+
+
+def in_input_order(
+    splits: list[tuple[np.ndarray, np.ndarray]], X: np.ndarray
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Rolling-origin ``splits`` of positions in input order mapped to rows of one-input ``X``
+    (the identity for a series already in time order)."""
+    order = np.argsort(X[:, 0], kind="stable")
+    return [(np.sort(order[train]), np.sort(order[held])) for train, held in splits]
+
+
 def rolling_horizon(n: int, horizon: int | None = None, min_horizon: int = MIN_HORIZON) -> int:
     """Held-out points per rolling origin: ``horizon`` if set, else :data:`HORIZON_FRACTION`
     of ``n`` (at least ``min_horizon``)."""
@@ -321,6 +342,9 @@ def fit_selected(
     from distgp.driver import fit
 
     report = report or (lambda event, fields: None)
+    if not series and config.kernel.trend == "auto" and past_the_end(X, fit_options.get("X_test")):
+        series = True
+        report("past the end", {})
     check_data(config, y, series)
     if not applies(config, series, len(y), dims=X.shape[1]):
         if X.shape[1] == 1 and config.kernel.trend == "auto":
@@ -333,6 +357,8 @@ def fit_selected(
     if not series:
         report("folds", {"folds": t.folds})
     splits = holdout_splits(len(y), series, t.horizon, t.origins, t.folds, config.seed)
+    if series:
+        splits = in_input_order(splits, X)
     evaluations = []
     backend, groups = fit_options.get("backend"), fit_options.get("groups")
     for name, overrides in default_candidates(config, series, bool(np.all(y > 0))).items():
@@ -487,6 +513,9 @@ def tune(
     report = report or (lambda event, fields: None)
     names = check_tunables(list(names or TUNABLES))
     config = copy.deepcopy(config)
+    if shards is None and not series and past_the_end(X, fit_options.get("X_test")):
+        series = True
+        report("past the end", {})
     if shards is None:
         config, horizon = with_forecast_horizon(config, X, series, fit_options.get("X_test"))
         if horizon is not None:
@@ -650,6 +679,8 @@ def _scoring(
         facts = TrainingFacts(len(y), X.shape[1], bool(series), bool(np.all(y > 0)))
         t.origins = tune_origins(config, facts.series, facts.n)
         splits = holdout_splits(facts.n, facts.series, t.horizon, t.origins, t.folds, config.seed)
+        if facts.series:
+            splits = in_input_order(splits, X)
     if shards is None and name != "ray":
 
         def sequential(batch: list) -> list[Evaluation]:

@@ -357,3 +357,30 @@ def test_a_positive_series_also_scores_models_of_log_y():
     _, tuned, _ = tune(x, y, config, True, 7, ["trend", "transform"])
     assert [e.name for e in tuned[:6]] == both
     assert len({e.name for e in tuned}) == 7  # no setting scored twice
+
+
+def test_prediction_inputs_past_the_end_are_scored_as_a_forecast():
+    """Unevenly spaced times, rows in any order, prediction inputs past the last one: the
+    candidates are scored by rolling origin in input order (random folds would score
+    interpolation and pick a model that cannot follow the trend)."""
+    from distgp.tune import in_input_order, past_the_end
+
+    rng = np.random.default_rng(7)
+    t = np.sort(rng.uniform(0, 100, 120))
+    y = 0.05 * t + np.sin(t / 3) + 0.1 * rng.normal(size=120)
+    rows = rng.permutation(120)
+    X, ahead = t[rows, None], np.linspace(101, 110, 8)[:, None]
+    assert past_the_end(X, ahead) and not past_the_end(X, X[:5]) and not past_the_end(X, None)
+    for train, held in in_input_order(holdout_splits(120, True, horizon=10), X):
+        assert X[train, 0].max() < X[held, 0].min() and len(held) == 10
+    config = FitConfig()
+    config.kernel.components = 40
+    events = []
+    result, evaluations = fit_selected(
+        X, y[rows], config, False, X_test=ahead, report=lambda e, f: events.append((e, f))
+    )
+    assert ("past the end", {}) in events and ("folds", {"folds": 4}) not in events
+    assert all(len(e.counts) == config.tune.origins for e in evaluations)
+    truth = 0.05 * ahead[:, 0] + np.sin(ahead[:, 0] / 3)
+    flat = np.mean((y[-20:].mean() - truth) ** 2)
+    assert np.mean((result.forecast() - truth) ** 2) < flat

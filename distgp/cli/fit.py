@@ -25,6 +25,10 @@ OUTER_CHOICE_LINES: dict[str, Callable[[dict[str, Any]], str]] = {
         f"candidates scored on {f['folds']} random folds of the training data (one input, not "
         "a series; --folds sets them)"
     ),
+    "past the end": lambda f: (
+        "the test inputs all lie past the training inputs: candidates scored by rolling origin "
+        "in input order (a forecast), not by random folds"
+    ),
     "no search": lambda f: (
         f"a budget of {f['budget']} scores only the default path's candidates "
         f"({min(f['budget'], f['first'])} of {f['first']}); BKB searches from evaluation "
