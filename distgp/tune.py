@@ -513,6 +513,7 @@ def tune(
     report = report or (lambda event, fields: None)
     names = check_tunables(list(names or TUNABLES))
     config = copy.deepcopy(config)
+    origins = config.tune.origins  # the default path's; the search may use more
     if shards is None and not series and past_the_end(X, fit_options.get("X_test")):
         series = True
         report("past the end", {})
@@ -557,7 +558,8 @@ def tune(
                     for _, e in told
                 ]
                 bandit.tell(np.array([a for a, _ in told]), np.array(rewards))
-        default = simplest_best(evaluations[: min(len(seeds), budget)])
+        first = evaluations[: min(len(seeds), budget)]
+        default = default_choice(first, origins, config.tune.origins, facts.series)
         best = min(evaluations, key=lambda e: e.mse)
         if not best.clearly_better_than(default):
             if best is not default:
@@ -567,6 +569,23 @@ def tune(
         report("selected", {"evaluation": best})
         result = scoring.fit(configured(config, best.overrides), report)
     return calibrated(result, best, config, report), evaluations, best
+
+
+def default_choice(
+    first: list[Evaluation], origins: int, searched: int, series: bool
+) -> Evaluation:
+    """The default path's choice among the first evaluations (its candidates), by its own
+    rule: the simplest within 1% of the best; on a series scored on ``searched`` rolling
+    origins (one shard), over the last ``origins`` of them only, the default path's own folds
+    (the earlier origins come first). With several shards, over all their folds."""
+    one_shard = all(len(e.folds) == searched for e in first)
+    if not (series and one_shard and searched > origins):
+        return simplest_best(first)
+    own = [
+        Evaluation.scored(e.name, e.overrides, e.folds[-origins:], e.counts[-origins:], 0.0)
+        for e in first
+    ]
+    return first[own.index(simplest_best(own))]
 
 
 def tune_origins(config: FitConfig, series: bool, n: int) -> int:

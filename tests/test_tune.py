@@ -384,3 +384,20 @@ def test_prediction_inputs_past_the_end_are_scored_as_a_forecast():
     truth = 0.05 * ahead[:, 0] + np.sin(ahead[:, 0] / 3)
     flat = np.mean((y[-20:].mean() - truth) ** 2)
     assert np.mean((result.forecast() - truth) ** 2) < flat
+
+
+def test_tune_compares_with_the_choice_the_default_path_makes_on_its_own_origins():
+    """A search scores 4 rolling origins where the default path scores the last 2: the
+    default it must clearly beat is the one the default path would fit, by its own folds."""
+    from distgp.tune import Evaluation, default_choice
+
+    a = Evaluation.scored("a", {}, [1.0, 1.0, 5.0, 5.0], [10] * 4, 0.0)  # best on all four
+    b = Evaluation.scored("b", {}, [9.0, 9.0, 4.0, 4.0], [10] * 4, 0.0)  # best on the last two
+    assert a.mse < b.mse
+    assert default_choice([a, b], 2, 4, series=True) is b
+    assert default_choice([a, b], 2, 2, series=True) is a  # the same origins: all of them
+    assert default_choice([a, b], 2, 4, series=False) is a  # folds: the default path's own
+    two_shards = [
+        Evaluation.scored(e.name, {}, e.folds * 2, e.counts * 2, 0.0) for e in (a, b)
+    ]  # 8 folds, shard by shard: no last-two rule
+    assert default_choice(two_shards, 2, 4, series=True) is two_shards[0]
