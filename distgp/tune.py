@@ -27,7 +27,7 @@ import math
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -36,6 +36,9 @@ from distgp.exceptions import ConfigError, InputDataError
 from distgp.kernels.grid import default_components, default_levels
 from distgp.kernels.trend import TrendBasis
 from distgp.settings import put
+
+if TYPE_CHECKING:
+    from distgp.driver import FitResult
 
 DEFAULT_CANDIDATES: dict[str, dict[str, Any]] = {
     "level": {
@@ -193,6 +196,20 @@ def past_the_end(X: np.ndarray, X_test: np.ndarray | None) -> bool:
     )
 
 
+def as_forecast(
+    series: bool,
+    X: np.ndarray,
+    X_test: np.ndarray | None,
+    report: Callable[[str, dict[str, Any]], None],
+) -> bool:
+    """``series``, or ``True`` (said through ``report``) when the prediction inputs all lie
+    :func:`past_the_end` of one-input training data: scored by rolling origin then."""
+    if not series and past_the_end(X, X_test):
+        report("past the end", {})
+        return True
+    return series
+
+
 def in_input_order(
     splits: list[tuple[np.ndarray, np.ndarray]], X: np.ndarray
 ) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -342,9 +359,8 @@ def fit_selected(
     from distgp.driver import fit
 
     report = report or (lambda event, fields: None)
-    if not series and config.kernel.trend == "auto" and past_the_end(X, fit_options.get("X_test")):
-        series = True
-        report("past the end", {})
+    if config.kernel.trend == "auto":  # a fixed trend family: no selection to score
+        series = as_forecast(series, X, fit_options.get("X_test"), report)
     check_data(config, y, series)
     if not applies(config, series, len(y), dims=X.shape[1]):
         if X.shape[1] == 1 and config.kernel.trend == "auto":
@@ -374,7 +390,12 @@ def fit_selected(
     return calibrated(result, best, config, report), evaluations
 
 
-def calibrated(result, chosen: Evaluation, config: FitConfig, report=None):
+def calibrated(
+    result: FitResult,
+    chosen: Evaluation,
+    config: FitConfig,
+    report: Callable[[str, dict[str, Any]], None] | None = None,
+) -> FitResult:
     """``result`` with its predictive variance widened by the chosen setting's held-out
     :attr:`~Evaluation.mean_z2` where that exceeds 1 (``tune.calibrate``; the predictive mean
     is unchanged).
@@ -514,10 +535,8 @@ def tune(
     names = check_tunables(list(names or TUNABLES))
     config = copy.deepcopy(config)
     origins = config.tune.origins  # the default path's; the search may use more
-    if shards is None and not series and past_the_end(X, fit_options.get("X_test")):
-        series = True
-        report("past the end", {})
     if shards is None:
+        series = as_forecast(series, X, fit_options.get("X_test"), report)
         config, horizon = with_forecast_horizon(config, X, series, fit_options.get("X_test"))
         if horizon is not None:
             report("horizon", {"horizon": horizon})
