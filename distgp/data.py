@@ -40,6 +40,7 @@ class Dataset:
         feature_names: ``P`` column names.
         groups_train: optional ``n`` labels (a site id) used to shard by column.
         series: True when the single input is a time index (forecasting task).
+        target_name: the output column of a CSV (``None`` for other files).
     """
 
     X_train: np.ndarray
@@ -50,6 +51,7 @@ class Dataset:
     feature_names: list[str] = field(default_factory=list)
     groups_train: np.ndarray | None = None
     series: bool = False
+    target_name: str | None = None
 
     @property
     def dims(self) -> int:
@@ -217,15 +219,23 @@ def load_test_file(
     return X, y
 
 
-def with_test_file(dataset: Dataset, source: str, path: str, target: str | None) -> Dataset:
-    """``dataset`` (loaded whole, no test split) with ``path``'s rows as its test split."""
+def with_test_file(
+    dataset: Dataset, source: str, path: str, target: str | None, test_fraction: float | None
+) -> Dataset:
+    """``dataset`` (loaded whole, no test split) with ``path``'s rows as its test split; a CSV
+    test file must hold the training file's output column."""
     import dataclasses
 
+    if test_fraction is not None:
+        raise InputDataError(
+            f"--test-fraction does not apply with --test {path} (the --data file then trains "
+            "whole); drop one of them"
+        )
     if len(dataset.y_test):
         raise InputDataError(
             f"{source} has its own test split, and --test {path} gives another; pass one of them"
         )
-    X, y = load_test_file(path, target, dataset.dims)
+    X, y = load_test_file(path, target or dataset.target_name, dataset.dims)
     return dataclasses.replace(dataset, X_test=X, y_test=y)
 
 
@@ -325,7 +335,7 @@ def _load_csv(
     series = X.shape[1] == 1 and _is_index(X[:, 0])
     fraction = 0.2 if test_fraction is None else test_fraction
     train, test = _split(len(y), fraction, seed, series)
-    return _finish(
+    dataset = _finish(
         X[train],
         y[train],
         X[test],
@@ -335,6 +345,8 @@ def _load_csv(
         None if groups is None else groups[train],
         series,
     )
+    dataset.target_name = target
+    return dataset
 
 
 def _looks_numeric(text: str) -> bool:

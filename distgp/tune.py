@@ -256,6 +256,26 @@ def with_forecast_horizon(
     return configured(config, {"tune.horizon": horizon}), horizon
 
 
+def horizon_reported(
+    config: FitConfig,
+    X: np.ndarray,
+    series: bool,
+    X_test: np.ndarray | None,
+    report: Callable[[str, dict[str, Any]], None],
+) -> FitConfig:
+    """:func:`with_forecast_horizon`, saying through ``report`` which horizon the rolling
+    origins hold out, or that the forecast's own does not fit in the series."""
+    config, horizon = with_forecast_horizon(config, X, series, X_test)
+    steps = forecast_horizon(X, X_test) if series and config.tune.horizon is None else None
+    if horizon is not None:
+        report("horizon", {"horizon": horizon})
+    elif steps is not None:
+        report(
+            "horizon too long", {"wanted": max(steps, MIN_HORIZON), "used": rolling_horizon(len(X))}
+        )
+    return config
+
+
 def has_room(n: int, origins: int, horizon: int, min_train: int = MIN_TRAIN) -> bool:
     """Whether ``origins`` origins of ``horizon`` points leave ``min_train`` training points."""
     return n - origins * horizon >= min_train
@@ -366,9 +386,7 @@ def fit_selected(
         if X.shape[1] == 1 and config.kernel.trend == "auto":
             report("no choice", {"n": len(y), "many": len(y) > SELECT_MAX_N})
         return fit(X, y, config, report=report, **fit_options), []
-    config, horizon = with_forecast_horizon(config, X, series, fit_options.get("X_test"))
-    if horizon is not None:
-        report("horizon", {"horizon": horizon})
+    config = horizon_reported(config, X, series, fit_options.get("X_test"), report)
     t = config.tune
     if not series:
         report("folds", {"folds": t.folds})
@@ -384,6 +402,9 @@ def fit_selected(
     best = simplest_best(evaluations)
     best.chosen = True
     report("selected", {"evaluation": best})
+    lowest = min(evaluations, key=lambda e: e.mse)
+    if lowest is not best:
+        report("simpler", {"evaluation": best, "lowest": lowest})
     # no warm start from a fold: DSCA is a local method, and the final fit should be the fit
     # the candidate's own settings give (a fold's optimum can lead it elsewhere)
     result = fit(X, y, configured(config, best.overrides), report=report, **fit_options)
@@ -537,9 +558,7 @@ def tune(
     origins = config.tune.origins  # the default path's; the search may use more
     if shards is None:
         series = as_forecast(series, X, fit_options.get("X_test"), report)
-        config, horizon = with_forecast_horizon(config, X, series, fit_options.get("X_test"))
-        if horizon is not None:
-            report("horizon", {"horizon": horizon})
+        config = horizon_reported(config, X, series, fit_options.get("X_test"), report)
     with _scoring(X, y, config, series, shards, fit_options) as scoring:
         facts = scoring.facts
         names, grid = tune_arms(names, facts.positive)

@@ -72,6 +72,7 @@ def make_files(folder: Path) -> dict[str, str]:
         "no_header.csv": "".join(f"{i},{i * 2},{i * 0.5}\n" for i in range(10)),
         "inf.csv": "a,y\n" + "".join(f"{'inf' if i == 3 else i},{i * 0.5}\n" for i in range(10)),
         "series.csv": "t,y\n" + "".join(f"{i},{np.sin(i)}\n" for i in range(30)),
+        "renamed.csv": "t,value\n" + "".join(f"{i},{np.sin(i)}\n" for i in range(30, 36)),
         "table.csv": "a,site,y\n" + "".join(f"{i},{i % 3},{np.sin(i)}\n" for i in range(30)),
         "overflow.csv": "a,y\n" + "".join(f"{i},{i}e300\n" for i in range(10)),
         "notes.txt": "hello\n",
@@ -180,6 +181,14 @@ CLI_CASES = {
     "fit: --test beside a file with its own test split": (
         "fit --data {good} --test {table}",
         "has its own test split",
+    ),
+    "fit: --test file without the training output column": (
+        "fit --data {series} --test {renamed}",
+        "target column 'y' is not in renamed.csv",
+    ),
+    "fit: --test-fraction beside --test": (
+        "fit --data {series} --test {series} --test-fraction 0.3",
+        "--test-fraction does not apply with --test",
     ),
     "fit: --test with other input columns": (
         "fit --data {series} --test {table}",

@@ -401,3 +401,29 @@ def test_tune_compares_with_the_choice_the_default_path_makes_on_its_own_origins
         Evaluation.scored(e.name, {}, e.folds * 2, e.counts * 2, 0.0) for e in (a, b)
     ]  # 8 folds, shard by shard: no last-two rule
     assert default_choice(two_shards, 2, 4, series=True) is two_shards[0]
+
+
+def test_the_default_path_says_why_its_horizon_and_its_choice_differ_from_the_obvious():
+    """A forecast too long for two origins in a short series falls back to 10% of n (at least
+    4) and says so; a choice that is not the lowest score says it is the simplest within 1%."""
+    rng = np.random.default_rng(2)
+    x = np.arange(1.0, 26.0)[:, None]
+    y = 50 + np.cumsum(rng.normal(size=25))
+    config = FitConfig()
+    config.kernel.components = 30
+    events = []
+    _, evaluations = fit_selected(
+        x,
+        y,
+        config,
+        True,
+        X_test=np.arange(26.0, 32.0)[:, None],
+        report=lambda e, f: events.append((e, f)),
+    )
+    assert ("horizon too long", {"wanted": 6, "used": 4}) in events
+    assert all(e.counts == [4, 4] for e in evaluations)
+    chosen = next(e for e in evaluations if e.chosen)
+    lowest = min(evaluations, key=lambda e: e.mse)
+    simpler = [f for e, f in events if e == "simpler"]
+    assert simpler == ([] if lowest is chosen else [{"evaluation": chosen, "lowest": lowest}])
+    assert chosen.mse <= 1.01 * lowest.mse

@@ -12,7 +12,7 @@ import numpy as np
 from distgp.cli.common import Progress, add_common, resumed_config
 from distgp.cli.flags import add_setting_flags
 from distgp.config import FitConfig
-from distgp.tune import MIN_TRAIN, SELECT_MAX_N
+from distgp.tune import MIN_TRAIN, SELECT_MAX_N, SIMPLER_TOLERANCE
 
 CUSTOM_FLAGS = {"data.shards": "shards"}  # globs and NAME@RESOURCE, expanded by shard_list
 
@@ -20,6 +20,16 @@ OUTER_CHOICE_LINES: dict[str, Callable[[dict[str, Any]], str]] = {
     "horizon": lambda f: (
         f"rolling origins hold out {f['horizon']} points each: the forecast horizon of the "
         "test inputs (--horizon sets it)"
+    ),
+    "horizon too long": lambda f: (
+        f"the test inputs reach {f['wanted']} steps ahead, too far for the rolling origins in "
+        f"this series (each leaves {MIN_TRAIN} or more training points): they hold out "
+        f"{f['used']} each"
+    ),
+    "simpler": lambda f: (
+        f"chose {f['evaluation'].name}: the simplest candidate within "
+        f"{100 * SIMPLER_TOLERANCE:g}% of the lowest held-out MSE ({f['lowest'].mse:.5g}, "
+        f"{f['lowest'].name})"
     ),
     "folds": lambda f: (
         f"candidates scored on {f['folds']} random folds of the training data (one input, not "
@@ -107,7 +117,13 @@ def run_fit(args: argparse.Namespace) -> int:
         seed=config.seed,
     )
     if config.data.test is not None:  # the whole --data file trains
-        dataset = with_test_file(dataset, config.data.source, config.data.test, config.data.target)
+        dataset = with_test_file(
+            dataset,
+            config.data.source,
+            config.data.test,
+            config.data.target,
+            config.data.test_fraction,
+        )
     preflight(config, len(dataset.y_train), dataset.groups_train)
     check_data(config, dataset.y_train, dataset.series)
     progress(
@@ -202,7 +218,7 @@ def _learn(dataset, config, progress, checkpoint=None, resume=False, X_test=None
         if event in ("candidate", "selected"):
             e = fields["evaluation"]
             verb = "candidate" if event == "candidate" else "selected "
-            progress(f"{verb} {e.name:18s} held-out MSE {e.mse:.5g}  ({e.seconds:.1f} s)")
+            progress(f"{verb} {e.name:20s} held-out MSE {e.mse:.5g}  ({e.seconds:.1f} s)")
         elif event in OUTER_CHOICE_LINES:
             progress(OUTER_CHOICE_LINES[event](fields))
         elif event == "start":
