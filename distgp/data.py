@@ -206,11 +206,15 @@ def _finish(
 def load_test_file(
     path: str, target: str | None, dims: int | None
 ) -> tuple[np.ndarray, np.ndarray]:
-    """The evaluation data of ``--test``: every row of a CSV or ``X``/``y`` .npz, or the test
-    split of a file that has one (.mat); ``n_test x P`` inputs and ``n_test`` outputs, ``P``
+    """The evaluation data of ``--test``: every row of a CSV or ``X``/``y`` .npz, the test
+    split of an .npz that has one, or the ``xtest``/``ytest`` arrays of a .mat file (its
+    training arrays may be absent); ``n_test x P`` inputs and ``n_test`` outputs, ``P``
     checked against ``dims`` when given."""
-    test = load_dataset(path, target=target, test_fraction=0.0)
-    X, y = (test.X_test, test.y_test) if len(test.y_test) else (test.X_train, test.y_train)
+    if Path(path).suffix.lower() == ".mat":
+        X, y = _mat_test_split(Path(path))
+    else:
+        test = load_dataset(path, target=target, test_fraction=0.0)  # an .npz may hold a split
+        X, y = (test.X_test, test.y_test) if len(test.y_test) else (test.X_train, test.y_train)
     if dims is not None and X.shape[1] != dims:
         raise InputDataError(
             f"test file {path} has {X.shape[1]} input column(s) but the training data has "
@@ -258,13 +262,34 @@ def _time_ordered(X: np.ndarray, y: np.ndarray, groups: np.ndarray | None = None
     return X, y, groups
 
 
-def _load_mat(path: Path) -> Dataset:
+def _read_mat(path: Path) -> dict:
     import scipy.io
 
     try:
-        content = scipy.io.loadmat(str(path))
+        return scipy.io.loadmat(str(path))
     except Exception as exc:  # scipy raises several types for corrupt files
         raise InputDataError(f"cannot read {path} as a MATLAB file: {exc}") from None
+
+
+def _mat_test_split(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """``xtest``, ``ytest`` of a .mat file (its training arrays may be absent)."""
+    if not path.is_file():
+        raise InputDataError(f"test file {path} does not exist; check the path")
+    content = _read_mat(path)
+    if "xtest" not in content or "ytest" not in content:
+        found = sorted(k for k in content if not k.startswith("__"))
+        raise InputDataError(
+            f"{path.name} lacks xtest or ytest; a .mat test file needs both "
+            f"(found: {', '.join(found) or 'nothing'})"
+        )
+    xtest = np.asarray(content["xtest"], dtype=np.float64)
+    return check_X_y(
+        xtest, np.asarray(content["ytest"], dtype=np.float64), what="test", min_points=1
+    )
+
+
+def _load_mat(path: Path) -> Dataset:
+    content = _read_mat(path)
     missing = [k for k in MAT_KEYS if k not in content]
     if missing:
         found = sorted(k for k in content if not k.startswith("__"))

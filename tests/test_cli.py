@@ -177,9 +177,15 @@ def test_a_series_file_listing_the_newest_first_forecasts_its_latest_points(tmp_
     assert np.all(np.diff(model["X_train"][:, 0]) > 0)  # in time order
     code, _, err = run([*args, "--test", str(later), "--out", str(tmp_path / "t")], capsys)
     assert code == 0, err
+    mat = tmp_path / "later.mat"  # a .mat test file needs only its test arrays
+    scipy.io.savemat(mat, {"xtest": t2[:, None], "ytest": y2[:, None]})
+    code, _, err_mat = run([*args, "--test", str(mat), "--out", str(tmp_path / "m")], capsys)
+    assert code == 0, err_mat
+    by_mat = json.loads((tmp_path / "m" / "metrics.json").read_text())
     assert "data newest_first: 60 training / 6 test points" in err
     metrics = json.loads((tmp_path / "t" / "metrics.json").read_text())
     assert metrics["n_train"] == 60 and metrics["n_test"] == 6
+    assert by_mat["mse"] == pytest.approx(metrics["mse"], rel=1e-9)
     assert "rolling origins hold out 6 points each" in err
 
 

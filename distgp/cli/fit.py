@@ -226,7 +226,8 @@ def _learn(dataset, config, progress, checkpoint=None, resume=False, X_test=None
         elif event == "setup":
             progress(
                 f"agents ready: {fields['components']} GSMP components over "
-                f"{fields['dims']} dimension(s)"
+                f"{fields['dims']} dimension(s); the objective below is y'C^-1 y + log det C "
+                "in standardised units (metrics.json: the negative log evidence, raw units)"
             )
         elif event == "iteration":
             progress(
