@@ -14,13 +14,11 @@ default)::
 
 from __future__ import annotations
 
-import argparse
 import math
 
 import numpy as np
-from horizon_backtest import shared_series, statsmodels_series
+from horizon_backtest import backtest_series
 
-from distgp.bench.report import data_dir
 from distgp.config import FitConfig
 from distgp.gp import regression_metrics
 from distgp.tune import configured, fit_selected
@@ -42,15 +40,12 @@ def backtest(x: np.ndarray, y: np.ndarray, T: int) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data-dir", default=None, help="SLIM-KL data folder")
-    args = parser.parse_args()
+    every = backtest_series(__doc__)
     print(
         "| series | n fit | T | factor | NLPD none | NLPD scaled | NLPD widen | "
         "cover none | cover scaled | cover widen |"
     )
     print("|---|---|---|---|---|---|---|---|---|---|")
-    every = {**shared_series(data_dir(args.data_dir)), **statsmodels_series()}
     nlpd = {rule: [] for rule in RULES}
     cover = {rule: [] for rule in RULES}
     for name, (x, y, T) in every.items():

@@ -61,6 +61,15 @@ def statsmodels_series() -> dict[str, tuple[np.ndarray, np.ndarray, int]]:
     return out
 
 
+def backtest_series(doc: str) -> dict[str, tuple[np.ndarray, np.ndarray, int]]:
+    """The backtests' series (``name -> (x, y, T)``, shared then statsmodels), after parsing a
+    script's ``--data-dir`` (``doc``: its docstring, for ``--help``)."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    parser.add_argument("--data-dir", default=None, help="SLIM-KL data folder")
+    args = parser.parse_args()
+    return {**shared_series(data_dir(args.data_dir)), **statsmodels_series()}
+
+
 def backtest(x: np.ndarray, y: np.ndarray, T: int) -> dict:
     """Pseudo-test MSE of the default path with either horizon, and the candidate chosen."""
     row = {}
@@ -74,13 +83,10 @@ def backtest(x: np.ndarray, y: np.ndarray, T: int) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data-dir", default=None, help="SLIM-KL data folder")
-    args = parser.parse_args()
+    every = backtest_series(__doc__)
     print("| series | n fit | T | MSE h10% | chose | MSE hT | chose | hT / h10% |")
     print("|---|---|---|---|---|---|---|---|")
     better = worse = 0
-    every = {**shared_series(data_dir(args.data_dir)), **statsmodels_series()}
     for name, (x, y, T) in every.items():
         r = backtest(x, y, T)
         ratio = r["hT"] / r["h10%"]

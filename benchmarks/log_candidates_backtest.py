@@ -12,14 +12,12 @@ on the pseudo-test::
 
 from __future__ import annotations
 
-import argparse
 import time
 
 import numpy as np
-from horizon_backtest import shared_series, statsmodels_series
+from horizon_backtest import backtest_series
 
 import distgp.tune as tuning
-from distgp.bench.report import data_dir
 from distgp.config import FitConfig
 
 
@@ -39,13 +37,10 @@ def backtest(x: np.ndarray, y: np.ndarray, T: int, log: bool) -> tuple[float, st
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data-dir", default=None, help="SLIM-KL data folder")
-    args = parser.parse_args()
+    every = backtest_series(__doc__)
     print("| series | n fit | T | MSE without | chose | s | MSE with | chose | s | ratio |")
     print("|---|---|---|---|---|---|---|---|---|---|")
     ratios, slower = [], []
-    every = {**shared_series(data_dir(args.data_dir)), **statsmodels_series()}
     for name, (x, y, T) in every.items():
         a, b = backtest(x, y, T, log=False), backtest(x, y, T, log=True)
         ratios.append(b[0] / a[0])

@@ -266,13 +266,13 @@ def horizon_reported(
     """:func:`with_forecast_horizon`, saying through ``report`` which horizon the rolling
     origins hold out, or that the forecast's own does not fit in the series."""
     config, horizon = with_forecast_horizon(config, X, series, X_test)
-    steps = forecast_horizon(X, X_test) if series and config.tune.horizon is None else None
     if horizon is not None:
         report("horizon", {"horizon": horizon})
-    elif steps is not None:
-        report(
-            "horizon too long", {"wanted": max(steps, MIN_HORIZON), "used": rolling_horizon(len(X))}
-        )
+        return config
+    steps = forecast_horizon(X, X_test) if series and config.tune.horizon is None else None
+    if steps is not None:  # the forecast asked for a horizon the series has no room for
+        wanted, used = max(steps, MIN_HORIZON), rolling_horizon(len(X))
+        report("horizon too long", {"wanted": wanted, "used": used})
     return config
 
 

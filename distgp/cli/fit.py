@@ -12,9 +12,17 @@ import numpy as np
 from distgp.cli.common import Progress, add_common, resumed_config
 from distgp.cli.flags import add_setting_flags
 from distgp.config import FitConfig
-from distgp.tune import MIN_TRAIN, SELECT_MAX_N, SIMPLER_TOLERANCE
 
 CUSTOM_FLAGS = {"data.shards": "shards"}  # globs and NAME@RESOURCE, expanded by shard_list
+
+
+def _tuning():
+    """:mod:`distgp.tune`, imported when a line needs its constants (not at start-up: it
+    imports the kernels and scipy)."""
+    from distgp import tune
+
+    return tune
+
 
 OUTER_CHOICE_LINES: dict[str, Callable[[dict[str, Any]], str]] = {
     "horizon": lambda f: (
@@ -23,13 +31,13 @@ OUTER_CHOICE_LINES: dict[str, Callable[[dict[str, Any]], str]] = {
     ),
     "horizon too long": lambda f: (
         f"the test inputs reach {f['wanted']} steps ahead, too far for the rolling origins in "
-        f"this series (each leaves {MIN_TRAIN} or more training points): they hold out "
+        f"this series (each leaves {_tuning().MIN_TRAIN} or more training points): they hold out "
         f"{f['used']} each"
     ),
     "simpler": lambda f: (
         f"chose {f['evaluation'].name}: the simplest candidate within "
-        f"{100 * SIMPLER_TOLERANCE:g}% of the lowest held-out MSE ({f['lowest'].mse:.5g}, "
-        f"{f['lowest'].name})"
+        f"{100 * _tuning().SIMPLER_TOLERANCE:g}% of the lowest held-out MSE "
+        f"({f['lowest'].mse:.5g}, {f['lowest'].name})"
     ),
     "folds": lambda f: (
         f"candidates scored on {f['folds']} random folds of the training data (one input, not "
@@ -52,9 +60,9 @@ OUTER_CHOICE_LINES: dict[str, Callable[[dict[str, Any]], str]] = {
     "no choice": lambda f: (
         f"no held-out choice of the model: {f['n']} points are "
         + (
-            f"more than it runs on ({SELECT_MAX_N}); --tune BUDGET searches"
+            f"more than it runs on ({_tuning().SELECT_MAX_N}); --tune BUDGET searches"
             if f["many"]
-            else f"too few for it (each fold trains on {MIN_TRAIN} or more)"
+            else f"too few for it (each fold trains on {_tuning().MIN_TRAIN} or more)"
         )
         + "; a linear trend (--trend sets the family)"
     ),
