@@ -13,7 +13,9 @@ blocks are independent and could run in parallel). The step rule keeps the objec
    that does not increase it (``gamma = 1`` always succeeds for a single closed-form sweep,
    which is a majorisation step). Weights
 that fall below ``prune_tol`` times the largest weight are set to exactly zero and leave the active
-set; at convergence the KKT conditions of the pruned weights are checked and violators re-enter.
+set; at convergence the KKT conditions of the pruned weights are checked and violators re-enter,
+only at a size that lowers the objective, so the objective never increases (docs/dsca.md
+section 5).
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from distgp.threads import check_threads, owned_threads
 MAX_HALVINGS = 30
 MAX_REVIVALS = 5
 MAX_OVERRELAXATION = 16.0
+REVIVAL_SIZES = (10.0, 5.0, 2.5, 1.25)  # of prune_tol x the largest weight; all above pruning
 
 
 @dataclass(frozen=True)
@@ -186,10 +189,13 @@ def _dsca(objective, theta0, solver, options, penalty, callback) -> DSCAResult:
         anchor = np.zeros(len(active)) if penalty is None else penalty.anchor[active]
         grad = linear - q + rho * (theta[active] - anchor)
         if _stationarity(grad / c, theta[active], objective.lower[active]) <= options.kkt_tol:
-            if revivals < MAX_REVIVALS and _revive(objective, theta, fac, penalty, options):
+            revived = None
+            if revivals < MAX_REVIVALS:
+                revived = _revive(objective, theta, fac, value, total, penalty, options)
+            if revived is not None:
                 revivals += 1
-                fac = objective.factorize(theta)
-                value = total(fac, theta)
+                theta, fac, value = revived
+                history.append(value)
                 continue
             converged = True
             iteration -= 1
@@ -257,19 +263,34 @@ def _prune(theta: np.ndarray, M: int, prune_tol: float) -> None:
         weights[weights < prune_tol * top] = 0.0
 
 
-def _revive(objective, theta, fac, penalty, options) -> bool:
-    """Re-enter pruned weights whose KKT condition fails; return whether any did."""
+def _revive(objective, theta, fac, value, total, penalty, options):
+    """Re-enter pruned weights whose KKT condition fails, only if that lowers the objective.
+
+    The violators enter together at ``REVIVAL_SIZES`` times ``prune_tol`` times the largest
+    weight (largest first, all above the pruning threshold), and failing that the worst violator
+    alone; the first that lowers the objective is taken. Returns ``(theta, factorization,
+    value)``, or ``None`` when no weight violates its condition or no entry lowers the objective.
+    """
     M = objective.M
     pruned = np.flatnonzero(theta[:M] == 0)
     if pruned.size == 0:
-        return False
+        return None
     c, q = objective.linearization(fac, pruned)
     grad = c - q
     if penalty is not None:
         grad = grad + penalty.gradient(theta)[pruned]
-    violators = pruned[grad < -options.kkt_tol * c]
+    scaled = grad / c
+    violators = pruned[scaled < -options.kkt_tol]
     if violators.size == 0:
-        return False
+        return None
     top = theta[:M].max(initial=0.0)
-    theta[violators] = max(top * max(options.prune_tol, 1e-8) * 10.0, 1e-12)
-    return True
+    worst = pruned[[np.argmin(scaled)]]
+    for entering in (violators, worst) if violators.size > 1 else (violators,):
+        for factor in REVIVAL_SIZES:
+            trial = theta.copy()
+            trial[entering] = max(top * max(options.prune_tol, 1e-8) * factor, 1e-12)
+            trial_fac = objective.factorize(trial)
+            trial_value = total(trial_fac, trial)
+            if trial_value < value:
+                return trial, trial_fac, trial_value
+    return None
