@@ -13,6 +13,7 @@ regression data, or the last points for a 1-D series.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -204,12 +205,21 @@ def _finish(
 
 
 def load_test_file(
-    path: str, target: str | None, dims: int | None
+    path: str, target: str | None, dims: int | None, inputs: Sequence[str] | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
     """The evaluation data of ``--test``: every row of a CSV or ``X``/``y`` .npz, the test
     split of an .npz that has one, or the ``xtest``/``ytest`` arrays of a .mat file (its
     training arrays may be absent); ``n_test x P`` inputs and ``n_test`` outputs, ``P``
-    checked against ``dims`` when given."""
+    checked against ``dims`` when given. A CSV's columns are matched by name to the training
+    file's ``inputs`` and ``target`` when they are known."""
+    if inputs is not None and target is not None and Path(path).suffix.lower() == ".csv":
+        X, y = _named_columns(_read_csv(Path(path)), Path(path), inputs, target)
+        if y is None:
+            raise InputDataError(
+                f"test file {path} has no column {target!r}, the training data's output; "
+                "add it to the test file"
+            )
+        return X, y
     if Path(path).suffix.lower() == ".mat":
         X, y = _mat_test_split(Path(path))
     else:
@@ -239,7 +249,8 @@ def with_test_file(
         raise InputDataError(
             f"{source} has its own test split, and --test {path} gives another; pass one of them"
         )
-    X, y = load_test_file(path, target or dataset.target_name, dataset.dims)
+    named = dataset.feature_names if dataset.target_name is not None else None
+    X, y = load_test_file(path, target or dataset.target_name, dataset.dims, named)
     return dataclasses.replace(dataset, X_test=X, y_test=y)
 
 
@@ -314,22 +325,8 @@ def _load_csv(
 ) -> Dataset:
     import pandas as pd
 
-    try:
-        frame = pd.read_csv(path)
-    except pd.errors.EmptyDataError:
-        raise InputDataError(f"{path} is empty; a CSV needs a header row and data rows") from None
-    except Exception as exc:
-        raise InputDataError(f"cannot read {path} as CSV: {exc}") from None
-    if frame.shape[0] == 0:
-        raise InputDataError(f"{path} has a header but no data rows")
-    columns = [str(c) for c in frame.columns]
-    frame.columns = columns
-    numeric_like = [c for c in columns if _looks_numeric(c)]
-    if numeric_like and len(numeric_like) == len(columns):
-        raise InputDataError(
-            f"{path} seems to have no header row (column names {numeric_like[:3]} are numbers); "
-            "add a header line naming the columns"
-        )
+    frame = _read_csv(path)
+    columns = list(frame.columns)
     target = target or columns[-1]
     if target not in columns:
         raise InputDataError(
@@ -372,6 +369,56 @@ def _load_csv(
     )
     dataset.target_name = target
     return dataset
+
+
+def _read_csv(path: Path):
+    """``path`` as a pandas frame with string column names; one-line errors for an unreadable,
+    empty or header-less file."""
+    import pandas as pd
+
+    if not path.is_file():
+        raise InputDataError(f"data file {path} does not exist; check the path")
+    try:
+        frame = pd.read_csv(path)
+    except pd.errors.EmptyDataError:
+        raise InputDataError(f"{path} is empty; a CSV needs a header row and data rows") from None
+    except Exception as exc:
+        raise InputDataError(f"cannot read {path} as CSV: {exc}") from None
+    if frame.shape[0] == 0:
+        raise InputDataError(f"{path} has a header but no data rows")
+    columns = [str(c) for c in frame.columns]
+    frame.columns = columns
+    numeric_like = [c for c in columns if _looks_numeric(c)]
+    if numeric_like and len(numeric_like) == len(columns):
+        raise InputDataError(
+            f"{path} seems to have no header row (column names {numeric_like[:3]} are numbers); "
+            "add a header line naming the columns"
+        )
+    if len(columns) == 1 and ";" in columns[0]:
+        raise InputDataError(
+            f"{path} has one column named {columns[0]!r}; distgp reads comma-separated files: "
+            "convert the semicolons to commas"
+        )
+    return frame
+
+
+def _named_columns(
+    frame, path: Path, inputs: Sequence[str], target: str | None
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """The columns ``inputs`` of a CSV frame, in that order, and its ``target`` column when it
+    has one (``None`` otherwise); other columns are ignored."""
+    columns = list(frame.columns)
+    missing = [c for c in inputs if c not in columns]
+    if missing:
+        raise InputDataError(
+            f"{path.name} lacks the input column(s) {', '.join(map(repr, missing))} of the "
+            f"training data; its columns are: {', '.join(columns)}"
+        )
+    X = check_X(frame[list(inputs)].to_numpy(), what=f"inputs of {path.name}")
+    y = None
+    if target is not None and target in columns:
+        y = _as_float_vector(frame[target].to_numpy(), f"column {target} of {path.name}")
+    return X, y
 
 
 def _looks_numeric(text: str) -> bool:
@@ -523,7 +570,9 @@ class Scaler:
         y_scale = float(np.sqrt(s.y_m2 / s.n))
         if not (y_scale > 0 and y_scale > _RELATIVE_TINY * abs(s.y_mean)):
             raise InputDataError(
-                "training outputs y have (numerically) zero variance; there is nothing to learn"
+                "training outputs y have (numerically) zero variance: constant (nothing to "
+                f"learn), or so small (mean {s.y_mean:.3g}) that their squares underflow "
+                "float64; rescale them (e.g. multiply by a power of 10)"
             )
         return cls(x_mean, x_scale, float(s.y_mean), y_scale)
 
@@ -603,26 +652,26 @@ def shard_indices(
 
 
 def load_prediction_inputs(
-    source: str, dims: int, target: str | None = None
+    source: str,
+    dims: int,
+    target: str | None = None,
+    inputs: Sequence[str] | None = None,
 ) -> tuple[np.ndarray, np.ndarray | None, list[str]]:
     """Inputs (and outputs when known) to predict at, checked against the model's ``dims``.
 
-    Files with a stored test split give that split; a CSV gives all rows, its target column
-    (named, or an extra last column) taken as the known outputs.
+    Files with a stored test split give that split; a CSV gives all rows. A CSV is matched by
+    name to the model's ``inputs`` (the columns of the CSV it was fitted on, when it was: other
+    columns, such as a shard column, are ignored) and its ``target`` column is taken as the
+    known outputs; without names, the columns are taken in order, and the target is the named
+    column or an extra last one.
     """
     if source.endswith(".csv") and not source.startswith("builtin:"):
-        import pandas as pd
-
         path = Path(source)
-        if not path.is_file():
-            raise InputDataError(f"data file {source} does not exist; check the path")
-        try:
-            frame = pd.read_csv(path)
-        except Exception as exc:
-            raise InputDataError(f"cannot read {path} as CSV: {exc}") from None
-        if frame.shape[0] == 0:
-            raise InputDataError(f"{path} has no data rows")
-        columns = [str(c) for c in frame.columns]
+        frame = _read_csv(path)
+        if inputs is not None:
+            X, y = _named_columns(frame, path, inputs, target)
+            return X, y, list(inputs)
+        columns = list(frame.columns)
         y = None
         if target is not None or len(columns) == dims + 1:
             name = target or columns[-1]

@@ -323,10 +323,10 @@ def predict_with_agents(
             )
         d = config.data
         column = d.shard.split(":", 1)[1] if d.shard.startswith("column:") else None
-        data = load_dataset(
+        data = load_dataset(  # as the fit read it: whole when a --test file was the test split
             d.source,
             target=d.target,
-            test_fraction=d.test_fraction,
+            test_fraction=0.0 if d.test is not None else d.test_fraction,
             shard_column=column,
             seed=config.seed,
         )
@@ -453,10 +453,11 @@ def preflight(
         small = [j for j, idx in enumerate(shards) if len(idx) < minimum]
         if small:
             j = small[0]
-            raise InputDataError(
+            raise ConfigError(
                 f"shard of agent {j} would hold {len(shards[j])} point(s), below the minimum "
                 f"shard size {minimum}; use at most {max(n // minimum, 1)} agents or lower "
-                "min_shard_size"
+                "data.min_shard_size",
+                setting="data.min_shard_size",
             )
     if check_address and config.backend_name == "ray":
         check_ray_address(config.backend.address)

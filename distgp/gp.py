@@ -54,6 +54,9 @@ class GSMPModel:
         variance_scale: factor on every predictive variance (1: the evidence's own scale),
             set from held-out errors by :func:`distgp.tune.calibrated`; equivalent to scaling
             every weight and the noise by it (the predictive mean does not change).
+        input_names: the input columns of a CSV the model was fitted on, in order (``None``
+            for other data); prediction files are matched to them by name.
+        target_name: that CSV's output column (``None`` for other data).
         device: where prediction computes (``cpu`` or ``cuda``; not saved with the model).
         threads: thread budget of prediction (``None``: distgp chooses; not saved).
     """
@@ -70,11 +73,18 @@ class GSMPModel:
     trend: TrendBasis | None = None
     transform: OutputTransform = field(default_factory=OutputTransform)
     variance_scale: float = 1.0
+    input_names: tuple[str, ...] | None = None
+    target_name: str | None = None
     device: str = field(default="cpu", compare=False)
     threads: int | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
         self._posterior: tuple[SubKernelBank | TrendBank, Any, Any] | None = None
+
+    def __getstate__(self) -> dict:
+        """Pickle without the prediction cache (rebuilt on demand; it holds ``n x n``
+        factors and the sub-kernel bank)."""
+        return {**self.__dict__, "_posterior": None}
 
     @property
     def components(self) -> int:
@@ -183,6 +193,10 @@ class GSMPModel:
             arrays["run_config_json"] = np.asarray(self.run_config or "{}")
             if self.data_digest is not None:
                 arrays["data_digest"] = np.asarray(self.data_digest)
+        if self.input_names is not None:
+            arrays["input_names"] = np.asarray(self.input_names, dtype=str)
+        if self.target_name is not None:
+            arrays["target_name"] = np.asarray(self.target_name)
         for key, value in (metadata or {}).items():
             arrays[f"meta_{key}"] = np.asarray(value)
         return save_npz(path, arrays)
@@ -227,6 +241,10 @@ class GSMPModel:
                 trend=TrendBasis.from_dict(data, grid.dims),
                 transform=OutputTransform.from_dict(data),
                 variance_scale=float(data.get("variance_scale", 1.0)),
+                input_names=(
+                    tuple(str(c) for c in data["input_names"]) if "input_names" in data else None
+                ),
+                target_name=str(data["target_name"]) if "target_name" in data else None,
             )
         except (KeyError, ValueError, DistGPError) as exc:
             raise ModelFileError(

@@ -386,6 +386,22 @@ def fit_selected(
         if X.shape[1] == 1 and config.kernel.trend == "auto":
             report("no choice", {"n": len(y), "many": len(y) > SELECT_MAX_N})
         return fit(X, y, config, report=report, **fit_options), []
+    if fit_options.get("backend") is None and config.backend_name == "ray":
+        # one Ray instance for every candidate's fits and the final fit (ray.init takes seconds)
+        from distgp.driver import make_run_backend, preflight
+
+        preflight(config, len(y), fit_options.get("groups"))
+        with make_run_backend(config) as backend:
+            return _select_and_fit(
+                X, y, config, series, report, {**fit_options, "backend": backend}
+            )
+    return _select_and_fit(X, y, config, series, report, fit_options)
+
+
+def _select_and_fit(X, y, config, series, report, fit_options):
+    """:func:`fit_selected`'s choice and final fit, on ``fit_options``'s backend if any."""
+    from distgp.driver import fit
+
     config = horizon_reported(config, X, series, fit_options.get("X_test"), report)
     t = config.tune
     if not series:

@@ -184,7 +184,7 @@ CLI_CASES = {
     ),
     "fit: --test file without the training output column": (
         "fit --data {series} --test {renamed}",
-        "target column 'y' is not in renamed.csv",
+        "renamed.csv has no column 'y', the training data's output",
     ),
     "fit: --test-fraction beside --test": (
         "fit --data {series} --test {series} --test-fraction 0.3",
@@ -192,7 +192,7 @@ CLI_CASES = {
     ),
     "fit: --test with other input columns": (
         "fit --data {series} --test {table}",
-        "has 2 input column(s) but the training data has 1",
+        "table.csv lacks the input column(s) 't' of the training data",
     ),
     "fit: unknown tunable": (
         "fit --data {good} --tune 4 --tunables trend,speed",

@@ -236,3 +236,111 @@ def test_a_write_failure_mid_run_is_one_line_not_a_traceback(
     assert err.strip().splitlines() == [
         f"distgp fit: error: No space left on device ({out / 'checkpoint.npz'})"
     ]
+
+
+def _write_csv(path: Path, header: list[str], columns: list[np.ndarray]) -> Path:
+    import csv
+
+    with path.open("w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(header)
+        writer.writerows(zip(*columns, strict=True))
+    return path
+
+
+def test_test_and_prediction_files_are_matched_to_the_training_columns_by_name(tmp_path, capsys):
+    rng = np.random.default_rng(1)
+    X = rng.uniform(size=(70, 2))
+    y = np.sin(4 * X[:, 0]) + 0.2 * X[:, 1] + 0.02 * rng.standard_normal(70)
+    odd = 'a,"q"'  # a name that needs quoting in CSV
+    train = _write_csv(tmp_path / "train.csv", [odd, "b", "y"], [X[:50, 0], X[:50, 1], y[:50]])
+    test = _write_csv(tmp_path / "test.csv", [odd, "b", "y"], [X[50:, 0], X[50:, 1], y[50:]])
+    # the same test rows with the columns reordered and a column the model never saw
+    shuffled = _write_csv(
+        tmp_path / "shuffled.csv",
+        ["site", "y", "b", odd],
+        [np.ones(20), y[50:], X[50:, 1], X[50:, 0]],
+    )
+    fit = ["fit", "--components", "40", "--no-plots", "--data", str(train)]
+    code, _, err = run([*fit, "--test", str(test), "--out", str(tmp_path / "a")], capsys)
+    assert code == 0, err
+    code, _, err = run([*fit, "--test", str(shuffled), "--out", str(tmp_path / "b")], capsys)
+    assert code == 0, err
+    a, b = (json.loads((tmp_path / d / "metrics.json").read_text()) for d in "ab")
+    assert b["mse"] == pytest.approx(a["mse"]) and a["mse"] < 0.05
+    pred = tmp_path / "pred"
+    model = str(tmp_path / "a" / "model.npz")
+    code, _, err = run(
+        ["predict", "--model", model, "--data", str(shuffled), "--out", str(pred)], capsys
+    )
+    assert code == 0, err
+    assert json.loads((pred / "metrics.json").read_text())["mse"] == pytest.approx(a["mse"])
+    import csv
+
+    rows = list(csv.reader((pred / "predictions.csv").open()))
+    assert rows[0] == [odd, "b", "mean", "std", "y"] and {len(r) for r in rows} == {5}
+    assert float(rows[1][0]) == pytest.approx(X[50, 0])
+    # a file without one of the model's inputs is refused, naming it
+    partial = _write_csv(tmp_path / "partial.csv", [odd, "y"], [X[50:, 0], y[50:]])
+    code, _, err = run(
+        ["predict", "--model", model, "--data", str(partial), "--out", str(tmp_path / "p2")],
+        capsys,
+    )
+    assert code == 2 and "lacks the input column(s) 'b'" in err and len(err.splitlines()) == 1
+    assert not (tmp_path / "p2").exists()
+
+
+def test_a_refit_into_the_same_folder_leaves_no_outputs_of_the_earlier_fit(
+    series_mat, tmp_path, capsys
+):
+    out = tmp_path / "run"
+    fit = ["fit", "--data", str(series_mat), "--components", "40", "--out", str(out)]
+    assert run(fit, capsys)[0] == 0
+    assert (out / "spectrum.png").is_file() and (out / "tune.csv").is_file()
+    assert run([*fit, "--no-plots", "--trend", "linear"], capsys)[0] == 0
+    assert not (out / "spectrum.png").exists() and not (out / "prediction.png").exists()
+    assert not (out / "tune.csv").exists()  # no outer choice with a trend set
+
+
+def test_a_private_model_fitted_with_a_test_file_predicts_on_a_file_with_its_shard_column(
+    table_csv, tmp_path, capsys
+):
+    lines = table_csv.read_text().splitlines()
+    train, test = tmp_path / "train.csv", tmp_path / "test.csv"
+    rows = lines[1:]
+    train.write_text("\n".join([lines[0], *(r for i, r in enumerate(rows) if i % 4)]) + "\n")
+    test.write_text("\n".join([lines[0], *rows[::4]]) + "\n")  # 15 of each site's 20 train
+    out = tmp_path / "private"
+    code, _, err = run(
+        [
+            "fit",
+            *("--data", str(train), "--test", str(test), "--target", "target"),
+            *("--shard", "column:site", "--agents", "3", "--backend", "inline"),
+            *("--components", "30", "--rounds", "5", "--no-plots", "--out", str(out)),
+        ],
+        capsys,
+    )
+    assert code == 0, err
+    fitted = json.loads((out / "metrics.json").read_text())
+    assert fitted["prediction"] == "private" and fitted["n_train"] == 45
+    pred = tmp_path / "pred"
+    model = str(out / "model.npz")
+    code, _, err = run(
+        ["predict", "--model", model, "--data", str(test), "--out", str(pred)], capsys
+    )
+    assert code == 0, err  # the site column, not an input, is ignored by name
+    assert json.loads((pred / "metrics.json").read_text())["mse"] == pytest.approx(fitted["mse"])
+
+
+def test_an_interrupted_fit_names_the_resume_command(series_mat, tmp_path, capsys, monkeypatch):
+    import distgp.cli.fit as fit_command
+
+    def interrupted(dataset, config, progress, checkpoint, *rest):
+        checkpoint.save(config, {"iterations": 3})
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(fit_command, "_learn", interrupted)
+    out = tmp_path / "run"
+    code, _, err = run(["fit", "--data", str(series_mat), "--out", str(out)], capsys)
+    assert code == 130
+    assert err.strip().endswith(f"interrupted; 'distgp fit --resume {out}' continues it")

@@ -82,3 +82,15 @@ def _gram(model, Z):
     from distgp.kernels.trend import kernel_bank
 
     return kernel_bank(Z, model.grid, model.trend).gram(model.weights)
+
+
+def test_a_pickled_estimator_carries_no_prediction_cache():
+    import pickle
+
+    X, y = smooth_regression(n=120, dims=3)
+    model = GSMPRegressor(components=40).fit(X, y)
+    before = pickle.dumps(model)
+    mean = model.predict(X[:10])
+    after = pickle.dumps(model)  # the factors predict cached stay behind
+    assert len(after) < 1.2 * len(before)
+    np.testing.assert_allclose(pickle.loads(after).predict(X[:10]), mean, rtol=1e-10)

@@ -204,7 +204,7 @@ class Agent:
             raise InputDataError(
                 f"shard of agent {self.agent_id} holds {len(y)} point(s), below the minimum of "
                 f"{min_points} for anything an agent sends about its data; merge it with "
-                "another shard or lower the minimum shard size"
+                "another shard or lower data.min_shard_size (--min-shard-size)"
             )
         series = is_series(np.sort(X, axis=0))
         return {**ShardSummary.of(X, y).to_wire(), "columns": names, "series": series}

@@ -50,7 +50,11 @@ def run_command(args: argparse.Namespace) -> int:
         sys.stderr.write(f"distgp {args.command}: error: {exc.strerror or _one_line(exc)}{where}\n")
         return EXIT_FAILURE
     except KeyboardInterrupt:
-        sys.stderr.write(f"distgp {args.command}: interrupted\n")
+        checkpoint = getattr(args, "checkpoint", None)
+        hint = ""
+        if checkpoint is not None and checkpoint.path.is_file():
+            hint = f"; 'distgp {args.command} --resume {checkpoint.path.parent}' continues it"
+        sys.stderr.write(f"distgp {args.command}: interrupted{hint}\n")
         return 130
 
 

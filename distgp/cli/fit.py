@@ -109,7 +109,7 @@ def run_fit(args: argparse.Namespace) -> int:
         return _run_shard_fit(args, config)
     progress = Progress(args.quiet)
     out = check_output_dir(config.out)
-    checkpoint = Checkpoint(out)
+    checkpoint = args.checkpoint = Checkpoint(out)
     if not args.resume and checkpoint.path.is_file():
         progress(
             f"replacing an interrupted run's checkpoint in {out} (--resume {out} would continue it)"
@@ -188,7 +188,7 @@ def _run_shard_fit(args: argparse.Namespace, config) -> int:
 
     progress = Progress(args.quiet)
     out = check_output_dir(config.out)
-    checkpoint = Checkpoint(out)
+    checkpoint = args.checkpoint = Checkpoint(out)
     X_test = y_test = None
     if config.data.test is not None:
         X_test, y_test = load_test_file(config.data.test, config.data.target, dims=None)
@@ -347,6 +347,9 @@ def _write_outputs(out, dataset, config, result, progress, plots: bool, evaluati
     if chosen is not None:  # the settings fitted on all training data: config plus these
         record["tune_chosen"] = {"setting": chosen.name, "overrides": chosen.overrides}
     record["config"] = dataclasses.asdict(config)
+    if dataset.target_name is not None:  # a CSV: prediction files are matched by column name
+        result.model.input_names = tuple(dataset.feature_names)
+        result.model.target_name = dataset.target_name
     result.model.save(out / "model.npz", {"dataset": dataset.name})
     write_text(out / "history.csv", history_csv(result))
     if plots:
@@ -362,6 +365,7 @@ def _write_outputs(out, dataset, config, result, progress, plots: bool, evaluati
         if plots:
             figures.tuning(evaluations, out / "tune.png")
     write_json(out / "metrics.json", record)
+    _remove_stale(out, plots, dataset.dims == 1, bool(result.rounds), bool(evaluations))
     if record["mse"] is not None:
         progress(
             f"test MSE {record['mse']:.5g}  RMSE {record['rmse']:.4g}  NLPD {record['nlpd']:.4g}  "
@@ -383,6 +387,21 @@ def _write_outputs(out, dataset, config, result, progress, plots: bool, evaluati
             f"{result.rounds} rounds, {record['bits_sent']} bits sent ({ratio:.3f} of float64)"
         )
     progress(f"wrote {out}/metrics.json, model.npz, history.csv" + (" and plots" if plots else ""))
+
+
+def _remove_stale(out, plots: bool, one_input: bool, admm: bool, tuned: bool) -> None:
+    """Remove the outputs of an earlier fit in ``out`` that this one did not rewrite (its
+    plots, tune.csv), so the folder describes one run."""
+    kept = {
+        "spectrum.png": plots,
+        "prediction.png": plots and one_input,
+        "convergence.png": plots and admm,
+        "tune.csv": tuned,
+        "tune.png": plots and tuned,
+    }
+    for name, written in kept.items():
+        if not written:
+            (out / name).unlink(missing_ok=True)
 
 
 def history_csv(result) -> str:

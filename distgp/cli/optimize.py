@@ -48,7 +48,7 @@ def run_optimize(args: argparse.Namespace) -> int:
         check_ray_address(config.agents.address)  # fail fast, not after Ray's minutes of retries
     progress = Progress(args.quiet)
     out = ensure_output_dir(config.out)
-    checkpoint = Checkpoint(out, kind="optimize")
+    checkpoint = args.checkpoint = Checkpoint(out, kind="optimize")
     state = checkpoint.load() if args.resume else None
     b = config.bandit
     progress(

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import csv
+import io
 
 import numpy as np
 
@@ -44,17 +46,24 @@ def run_predict(args: argparse.Namespace) -> int:
     progress = Progress(args.quiet)
     out = check_output_dir(args.out)
     model = GSMPModel.load(args.model)
-    X, y, names = load_prediction_inputs(args.data, model.dims, args.target)
+    X, y, names = load_prediction_inputs(
+        args.data, model.dims, args.target or model.target_name, model.input_names
+    )
     mean, std = model.predict(X, return_std=True)
     ensure_output_dir(out)
     header = [*names, "mean", "std"] + (["y"] if y is not None else [])
     columns = [X, mean[:, None], std[:, None]] + ([y[:, None]] if y is not None else [])
     table = np.hstack(columns)
-    lines = [",".join(header)] + [",".join(f"{v:.10g}" for v in row) for row in table]
+    text = io.StringIO()
+    writer = csv.writer(text, lineterminator="\n")  # quotes names holding commas or quotes
+    writer.writerow(header)
+    writer.writerows([f"{v:.10g}" for v in row] for row in table)
     if y is not None:
         scores = model.score(X, y)
         write_json(out / "metrics.json", {**scores, "n": len(y), "model": str(args.model)})
         progress(f"MSE {scores['mse']:.5g}  NLPD {scores['nlpd']:.4g} on {len(y)} points")
-    write_text(out / "predictions.csv", "\n".join(lines) + "\n")
+    else:  # an earlier prediction's scores would not describe this one
+        (out / "metrics.json").unlink(missing_ok=True)
+    write_text(out / "predictions.csv", text.getvalue())
     progress(f"wrote {len(mean)} predictions to {out}/predictions.csv")
     return 0
