@@ -674,6 +674,8 @@ def _admm(
         "dual_tol": last.dual_tol,
         "rho": last.rho,
         "objective_at_z": last.objective,
+        "diverged": coordinator.diverged,
+        "result_round": coordinator.round if coordinator.converged else coordinator.best_round,
     }
     return {
         "theta": coordinator.consensus,

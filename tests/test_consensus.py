@@ -173,3 +173,26 @@ def test_dropped_agent_leaves_the_consensus():
     same = DeltaCoder().encode(np.ones(3), np.ones(3), None)
     record = coordinator.update({0: RoundReply(2, same, 0.0, 1.0, 0.0, 0.0)})
     assert record.participants == 1 and np.allclose(coordinator.z_target, 1.0)
+
+
+def test_an_unconverged_run_ends_on_its_lowest_objective_and_stops_when_it_diverges():
+    from distgp.consensus.admm import DIVERGENCE_GROWTH, DIVERGENCE_ROUNDS, RoundRecord
+
+    coordinator = ADMMCoordinator(np.full(3, 0.5), np.zeros(3), 2, DeltaCoder(), ADMMOptions(), 1.0)
+
+    def round_with(objective: float, primal: float) -> None:
+        coordinator.round += 1
+        coordinator.z_used = np.full(3, float(coordinator.round))
+        record = RoundRecord(coordinator.round, 1.0, primal, 1.0, 0.1, 0.1, 0, 0, 3, 2, objective)
+        coordinator._track_best(record)
+
+    round_with(10.0, 1.0)
+    round_with(5.0, 1.0)  # the lowest objective: round 2
+    for _ in range(DIVERGENCE_ROUNDS - 1):
+        round_with(50.0, 10 * DIVERGENCE_GROWTH)
+    assert not coordinator.done and np.all(coordinator.consensus == 2.0)
+    round_with(60.0, 10 * DIVERGENCE_GROWTH)
+    assert coordinator.diverged and coordinator.done and np.all(coordinator.consensus == 2.0)
+    clone = ADMMCoordinator(np.full(3, 0.5), np.zeros(3), 2, DeltaCoder(), ADMMOptions(), 1.0)
+    clone.restore(coordinator.state(), coordinator.history)
+    assert clone.diverged and clone.best_round == 2 and np.all(clone.consensus == 2.0)

@@ -372,7 +372,17 @@ def _write_outputs(out, dataset, config, result, progress, plots: bool, evaluati
             f"({record['active_components']}/{record['components']} components active, "
             f"{record['seconds']:.1f} s)"
         )
-    if not result.converged:
+    if result.stop.get("diverged"):
+        c = config.consensus
+        fix = "a smaller --rho or fewer agents"
+        if c.quantize and c.delta is None and c.bits is not None and c.bits < 32:
+            fix = f"more bits per weight (--bits {min(c.bits + 2, 32)})"
+        progress(
+            f"ADMM diverged by round {result.rounds}; the model is round "
+            f"{result.stop['result_round']}'s consensus, the lowest objective seen (converged: "
+            f"false in metrics.json); try {fix}"
+        )
+    elif not result.converged:
         if result.rounds:
             cap, test = f"round cap ({config.consensus.max_rounds}; --rounds)", "ADMM's tests"
         else:

@@ -27,6 +27,12 @@ On top of it, residual balancing scales the whole vector, on relative residuals 
 when one residual exceeds the other by ``balance_mu``, at most every ``balance_every`` rounds)
 and frozen after ``balance_rounds``, so the fixed-penalty theory applies to the rest of the run.
 Agents rescale their duals whenever the penalty changes.
+
+Result: the consensus the stopping rule accepted; otherwise (round cap, divergence) the
+consensus of the round with the lowest objective ``sum_j l_j(z^t)``, which every round measures.
+A run stops as diverged when the objective has not improved for ``DIVERGENCE_ROUNDS`` rounds
+while the primal residual has grown ``DIVERGENCE_GROWTH``-fold over its smallest (with 2-bit
+messages residual balancing can drive the penalty so low that the agents drift apart).
 """
 
 from __future__ import annotations
@@ -42,6 +48,9 @@ from distgp.consensus.quantizer import DeltaCoder
 from distgp.consensus.wire import Packed
 from distgp.exceptions import ConfigError
 from distgp.settings import require
+
+DIVERGENCE_ROUNDS = 20  # rounds without a lower objective at z ...
+DIVERGENCE_GROWTH = 1e3  # ... while the primal residual exceeds its smallest this many times
 
 
 @dataclass(frozen=True)
@@ -268,7 +277,12 @@ class ADMMCoordinator:
         self.resync = np.ones(self.N, dtype=bool)
         self.history: list[RoundRecord] = []
         self.converged = False
+        self.diverged = False
         self.final: np.ndarray | None = None
+        self.best_objective = math.inf  # lowest sum_j l_j(z^t) so far, its round and z^t
+        self.best_round = 0
+        self.best_z: np.ndarray | None = None
+        self.min_primal = math.inf
         self._last_change = 0
 
     # --- messages ------------------------------------------------------------------------------
@@ -364,6 +378,7 @@ class ADMMCoordinator:
         if complete and self.round > self.options.min_rounds and r <= eps_pri and s <= eps_dual:
             self.converged = True
             self.final = self.z_used.copy()
+        self._track_best(record)
         heard = self.heard & self.active
         self.z_target = np.maximum(self.v_hat[heard].mean(axis=0), self.lower)
         if curvatures and not self.converged:
@@ -371,6 +386,27 @@ class ADMMCoordinator:
         elif complete and not self.converged:
             self._balance(r / eps_pri, s / eps_dual)
         return record
+
+    def _track_best(self, record: RoundRecord) -> None:
+        """Keep the round with the lowest objective at ``z``; flag divergence."""
+        if math.isfinite(record.objective) and record.objective < self.best_objective:
+            self.best_objective, self.best_round = record.objective, self.round
+            self.best_z = self.z_used.copy()
+        r = record.primal_residual
+        if not math.isfinite(r) or self.converged:
+            return
+        self.min_primal = min(self.min_primal, r)
+        if (
+            self.best_z is not None
+            and self.round - self.best_round >= DIVERGENCE_ROUNDS
+            and r > DIVERGENCE_GROWTH * self.min_primal
+        ):
+            self.diverged = True
+            record.events.append(
+                f"diverged: the primal residual is {r / self.min_primal:.3g} times its smallest "
+                f"and the objective at z has not improved for {self.round - self.best_round} "
+                f"rounds; the result is round {self.best_round}'s consensus"
+            )
 
     def _set_penalty(self, curvature: np.ndarray) -> None:
         """``rho_m = curvature_scale x curvature_m``, kept within ``1e-3`` of the largest."""
@@ -407,12 +443,15 @@ class ADMMCoordinator:
 
     @property
     def done(self) -> bool:
-        return self.converged or self.round >= self.options.max_rounds
+        return self.converged or self.diverged or self.round >= self.options.max_rounds
 
     @property
     def consensus(self) -> np.ndarray:
-        """The result: the consensus the stopping rule accepted, else the last one sent."""
-        return (self.final if self.final is not None else self.z_used).copy()
+        """The result: the consensus the stopping rule accepted, else the one with the lowest
+        objective (the last one sent before any objective is known)."""
+        if self.final is not None:
+            return self.final.copy()
+        return (self.best_z if self.best_z is not None else self.z_used).copy()
 
     # --- checkpointing -------------------------------------------------------------------------
 
@@ -429,6 +468,10 @@ class ADMMCoordinator:
         "heard",
         "resync",
         "converged",
+        "diverged",
+        "best_objective",
+        "best_round",
+        "min_primal",
         "_last_change",
     )
 
@@ -438,12 +481,15 @@ class ADMMCoordinator:
         p = self.penalty
         out["admm_penalty_codes"] = p.codes
         out["admm_penalty"] = np.array([p.low, p.high, p.scale])
-        if self.z_previous is not None:
-            out["admm_z_previous"] = self.z_previous
+        for name in ("z_previous", "best_z"):
+            if getattr(self, name) is not None:
+                out[f"admm_{name}"] = getattr(self, name)
         return out
 
     def restore(self, state, history: list[RoundRecord]) -> None:
         for name in self._STATE:
+            if f"admm_{name.strip('_')}" not in state:  # a checkpoint of an older distgp
+                continue
             value = np.asarray(state[f"admm_{name.strip('_')}"])
             setattr(self, name, value.copy() if value.ndim else value.item())
         self.round, self._last_change = int(self.round), int(self._last_change)
@@ -451,7 +497,10 @@ class ADMMCoordinator:
         self.penalty = Penalty(
             np.asarray(state["admm_penalty_codes"], np.uint8), *map(float, state["admm_penalty"])
         )
-        self.converged = bool(self.converged)
-        if "admm_z_previous" in state:
-            self.z_previous = np.asarray(state["admm_z_previous"], float)
+        self.converged, self.diverged = bool(self.converged), bool(self.diverged)
+        self.best_round = int(self.best_round)
+        self.best_objective, self.min_primal = float(self.best_objective), float(self.min_primal)
+        for name in ("z_previous", "best_z"):
+            if f"admm_{name}" in state:
+                setattr(self, name, np.asarray(state[f"admm_{name}"], float))
         self.history = list(history)
