@@ -92,8 +92,9 @@ class DataConfig:
     )
     shard: str = setting(
         "random",
-        help="how the data is split over agents: random, contiguous, or column:NAME (one shard "
-        "per site id)",
+        help="how the data is split over agents: random, contiguous, or column:NAME (a CSV "
+        "column of site ids: one agent per site unless --agents is given; with fewer agents than "
+        "sites, sites are dealt round-robin)",
         rule=Rule(_valid_shard, "random, contiguous or column:NAME"),
         metavar="HOW",
     )

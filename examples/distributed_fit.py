@@ -3,16 +3,13 @@
     python examples/distributed_fit.py [path/to/airfoil600.mat]
 
 The one change for a Ray cluster: pass ``address="auto"`` (on a cluster node) or
-``address="HEAD_IP:6379"`` to ``fit``; the agents are then spread over the cluster's nodes.
+``address="HEAD_IP:6379"`` to ``GSMPRegressor``; the agents are then spread over the cluster's
+nodes.
 """
 
 from __future__ import annotations
 
-import os
 import sys
-
-os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
-os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 from distgp import GSMPRegressor
 from distgp.data import load_dataset

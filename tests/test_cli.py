@@ -344,3 +344,19 @@ def test_an_interrupted_fit_names_the_resume_command(series_mat, tmp_path, capsy
     code, _, err = run(["fit", "--data", str(series_mat), "--out", str(out)], capsys)
     assert code == 130
     assert err.strip().endswith(f"interrupted; 'distgp fit --resume {out}' continues it")
+
+
+def test_a_shard_column_without_agents_gives_one_agent_per_site(table_csv, tmp_path, capsys):
+    out = tmp_path / "sites"
+    code, _, err = run(
+        [
+            "fit",
+            *("--data", str(table_csv), "--target", "target", "--shard", "column:site"),
+            *("--backend", "inline", "--components", "30", "--rounds", "3", "--no-plots"),
+            *("--out", str(out)),
+        ],
+        capsys,
+    )
+    assert code == 0, err
+    assert "3 agents, one per value of site" in err
+    assert json.loads((out / "metrics.json").read_text())["agents"] == 3

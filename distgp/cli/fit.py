@@ -132,6 +132,11 @@ def run_fit(args: argparse.Namespace) -> int:
             config.data.target,
             config.data.test_fraction,
         )
+    if shard_column is not None and args.consensus__agents is None and config.consensus.agents == 1:
+        config.consensus.agents = len(np.unique(dataset.groups_train))
+        progress(
+            f"{config.consensus.agents} agents, one per value of {shard_column} (--agents sets it)"
+        )
     preflight(config, len(dataset.y_train), dataset.groups_train)
     check_data(config, dataset.y_train, dataset.series)
     progress(
@@ -139,6 +144,14 @@ def run_fit(args: argparse.Namespace) -> int:
         f"points, "
         f"{dataset.dims} input dimension(s)"
     )
+    constant = [
+        n for n, c in zip(dataset.feature_names, dataset.X_train.T, strict=True) if np.ptp(c) == 0
+    ]
+    if constant and len(constant) < dataset.dims:
+        progress(
+            f"input column(s) {', '.join(constant)} are constant in the training data: they "
+            "carry no information; drop them to save components"
+        )
     if args.resume:
         progress(f"resuming from {checkpoint.path}")
     result, evaluations = _learn(
