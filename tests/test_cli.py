@@ -360,3 +360,26 @@ def test_a_shard_column_without_agents_gives_one_agent_per_site(table_csv, tmp_p
     assert code == 0, err
     assert "3 agents, one per value of site" in err
     assert json.loads((out / "metrics.json").read_text())["agents"] == 3
+
+
+def test_a_constant_input_column_is_named(tmp_path, capsys):
+    rng = np.random.default_rng(2)
+    x = rng.uniform(size=40)
+    data = _write_csv(tmp_path / "c.csv", ["x", "unit", "y"], [x, np.ones(40), np.sin(3 * x)])
+    code, _, err = run(
+        [
+            "fit",
+            "--data",
+            str(data),
+            "--components",
+            "20",
+            "--no-plots",
+            "--trend",
+            "none",
+            "--out",
+            str(tmp_path / "o"),
+        ],
+        capsys,
+    )
+    assert code == 0, err
+    assert "input column(s) unit are constant in the training data" in err

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 import time
@@ -15,6 +16,8 @@ from distgp.exceptions import ConfigError, DistGPError, NumericalError, Numerics
 
 EXIT_USAGE = 2
 EXIT_FAILURE = 1  # the run itself failed (numerical failure, an output that cannot be written)
+
+RAY_AUTH_LOGGER = "ray._private.authentication.authentication_token_setup"
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -37,6 +40,8 @@ def run_command(args: argparse.Namespace) -> int:
     """Run the chosen command, mapping distgp errors to one line: exit status 2 for bad input,
     1 for a numerical failure or an output that cannot be written."""
     warnings.simplefilter("once", NumericsWarning)
+    if getattr(args, "quiet", False):  # Ray's notice that token auth is on (it stays on)
+        logging.getLogger(RAY_AUTH_LOGGER).setLevel(logging.ERROR)
     try:
         return int(args.handler(args) or 0)
     except NumericalError as exc:
