@@ -221,6 +221,26 @@ def test_failed_evaluations_are_recorded_and_skipped(arms):
         bandit.tell(nxt, smooth(arms[nxt]))
 
 
+@pytest.mark.parametrize("cls", [BKB, GPUCB])
+def test_failures_count_as_the_worst_reward_so_the_search_leaves_a_failing_region(cls):
+    grid = np.linspace(0, 1, 200)[:, None]
+
+    def f(x: float) -> float:  # the maximum lies where the objective fails
+        return math.nan if x > 0.5 else -((x - 0.8) ** 2)
+
+    failures = {}
+    for impute in (True, False):
+        bandit = cls(grid, RBFKernel(0.2), seed=0, impute_failed=impute, repeat=False, beta=3.0)
+        for _ in range(40):
+            arm = int(bandit.ask()[0])
+            bandit.tell(arm, f(grid[arm, 0]))
+        failures[impute] = bandit.failures
+        if impute:  # the state round trip keeps the imputed rewards
+            clone = ArmBandit.from_state(bandit.state_dict())
+            assert np.allclose(clone.ask(1), bandit.ask(1))
+    assert failures[True] <= 10 < 30 <= failures[False]
+
+
 def test_same_seed_same_run_other_seed_differs(arms):
     runs = []
     for seed in (5, 5, 6):

@@ -35,8 +35,8 @@ def test_optuna_sampler_end_to_end():
     study = optuna_study(0)
     bandit = study.sampler.bandit.bandit
     assert len(study.trials) == 25
-    # only completed trials inform the model (as in Optuna's GPSampler): the crash is not told
-    assert bandit.observations == 24 and bandit.failures == 0 and not bandit.pending
+    # the crash is told as a failure (the model counts it as the worst value so far)
+    assert bandit.observations == 24 and bandit.failures == 1 and not bandit.pending
     assert study.best_value < 3.0
     assert set(study.best_params) == {"x", "n", "lr", "kind"}
     assert all(isinstance(t.params["n"], int) for t in study.trials)
@@ -85,7 +85,7 @@ def test_optuna_conditional_parameter_goes_to_the_independent_sampler(caplog):
     assert sampler.bandit.space.params[0].name == "x" and len(sampler.bandit.space.params) == 1
 
 
-def test_optuna_pruned_and_failed_trials_carry_no_value():
+def test_optuna_pruned_and_failed_trials_are_failures_never_proposed_again():
     from distgp.integrations.optuna import BKBSampler
 
     def objective(trial):
@@ -99,7 +99,37 @@ def test_optuna_pruned_and_failed_trials_carry_no_value():
     study = optuna.create_study(sampler=BKBSampler(seed=0, arms=100))
     study.optimize(objective, n_trials=12)
     bandit = study.sampler.bandit.bandit
-    assert bandit.observations == 4 and bandit.failures == 0 and not bandit.pending
+    assert bandit.observations == 4 and bandit.failures == 8 and not bandit.pending
+    xs = [t.params["x"] for t in study.trials]
+    assert len(set(xs)) == len(xs)  # before, a pruned trial's arm was proposed again and again
+
+
+def test_optuna_search_leaves_the_region_where_trials_fail():
+    from distgp.integrations.optuna import BKBSampler
+
+    def objective(trial):  # the minimum lies where trials fail
+        x = trial.suggest_float("x", 0, 1)
+        if x > 0.6:
+            raise ValueError("fails here")
+        return (x - 0.8) ** 2
+
+    study = optuna.create_study(sampler=BKBSampler(seed=0, arms=200))
+    study.optimize(objective, n_trials=30, catch=(ValueError,))
+    failed = sum(t.state == optuna.trial.TrialState.FAIL for t in study.trials)
+    assert failed <= 8 and study.best_params["x"] > 0.5
+
+
+def test_optuna_small_spaces_and_a_second_study():
+    from distgp.integrations.optuna import BKBSampler
+
+    sampler = BKBSampler(seed=0, arms=100)
+    study = optuna.create_study(sampler=sampler)
+    study.optimize(lambda t: (t.suggest_int("k", 1, 3) - 2) ** 2, n_trials=8)
+    ks = [t.params["k"] for t in study.trials]
+    assert sorted(set(ks[:3])) == [1, 2, 3] and set(ks[3:]) == {2}  # then the best again
+    other = optuna.create_study(sampler=sampler)
+    with pytest.raises(ValueError, match="give study .* a sampler of its own"):
+        other.optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=1, catch=())
 
 
 def test_optuna_multi_objective_is_refused():
@@ -154,7 +184,8 @@ def test_optuna_threaded_studies_never_corrupt_the_bandit():
             continue
         bandit = sampler.bandit.bandit
         complete = sum(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials)
-        if bandit.observations != complete or bandit.pending or bandit.failures:
+        failed = len(study.trials) - complete  # crashed and pruned trials: told as failures
+        if bandit.observations != complete or bandit.pending or bandit.failures != failed:
             corrupted.append((seed, bandit.observations, complete, bandit.pending))
     assert corrupted == []
 
@@ -243,16 +274,16 @@ def test_tune_pruned_missing_metric_and_points_to_evaluate(tmp_path):
     third = searcher.suggest("t2")
     assert third not in points and bandit.pending
     searcher.on_trial_complete("t2", {"other": 1.0})  # stopped without the metric: pruned
-    assert bandit.observations == 2 and bandit.failures == 0 and not bandit.pending
-    searcher.suggest("t3")
+    assert bandit.observations == 2 and bandit.failures == 1 and not bandit.pending
+    assert searcher.suggest("t3") != third  # a pruned arm is not proposed again
     searcher.on_trial_complete("t3", None, error=True)  # errored without the metric: failed
-    assert bandit.failures == 1
+    assert bandit.failures == 2
     searcher.suggest("t4")
     searcher.on_trial_complete("t4", {"loss": 0.1}, error=True)  # reported, then errored
     assert bandit.observations == 3
 
     searcher.add_evaluated_point({"x": 0.9, "opt": {"k": 1}}, 0.0, pruned=True)
-    assert bandit.observations == 3 and bandit.failures == 1  # pruned: nothing recorded
+    assert bandit.observations == 3 and bandit.failures == 2  # pruned: nothing recorded
     searcher.add_evaluated_point({"x": 0.9, "opt": {"k": 1}}, 0.0)
     assert bandit.observations == 4
 

@@ -27,9 +27,13 @@ Lifecycle (ask / tell):
 * :meth:`ArmBandit.tell` records rewards for arms. An arm that was not pending (an evaluation
   made elsewhere) is accepted and recorded like any other. An index outside ``0..A-1`` raises
   :class:`~distgp.exceptions.InputDataError`; :meth:`ArmBandit.add_arms` adds new points first.
-* A reward that is NaN or infinite is a **failed evaluation**: it is recorded in the history,
-  clears the pending mark, teaches the model nothing, and (``skip_failed``, default) the arm is
-  not proposed again.
+* A reward that is NaN or infinite is a **failed evaluation**: it is recorded in the history
+  (as NaN), clears the pending mark, and (``skip_failed``, default) the arm is not proposed
+  again. With ``impute_failed`` (default) the model counts it as the worst reward told so far
+  (as SMAC does with crashed runs), so that the UCB of its neighbours falls and a region where
+  the objective fails is not searched on: a failure that teaches nothing leaves its region at
+  the prior variance, the highest UCB, and the search would keep failing there. A failure
+  before any reward teaches nothing.
 * The posterior (and, for BKB, the dictionary) is refreshed lazily at the next ``ask`` after a
   ``tell``; the arrays passed to ``tell`` are copied, so the caller may reuse them.
 * Until ``initial`` rewards are known (or pending), ``ask`` draws arms uniformly at random.
@@ -148,6 +152,7 @@ class ArmBandit(ABC):
         initial: arms drawn uniformly at random before the UCB takes over.
         normalize_y: standardise rewards (see the module docstring).
         skip_failed: never propose again an arm whose evaluation failed.
+        impute_failed: the model counts a failed evaluation as the worst reward so far.
         repeat: propose an arm again after it was evaluated (or while it is pending); ``False``
             for deterministic objectives, where a repeat teaches nothing.
         seed: seed of the instance's own random generator.
@@ -170,6 +175,7 @@ class ArmBandit(ABC):
         initial: int = 1,
         normalize_y: bool = True,
         skip_failed: bool = True,
+        impute_failed: bool = True,
         repeat: bool = True,
         seed: int | None = None,
     ) -> None:
@@ -206,6 +212,7 @@ class ArmBandit(ABC):
         self.initial = int(initial)
         self.normalize_y = bool(normalize_y)
         self.skip_failed = bool(skip_failed)
+        self.impute_failed = bool(impute_failed)
         self.repeat = bool(repeat)
         self._lam_follows_noise = not lam_given
         self.seed = seed
@@ -217,6 +224,7 @@ class ArmBandit(ABC):
         self._y_total = 0.0
         self._y_sumsq = 0.0
         self._history: list[tuple[int, float, int]] = []  # (arm, raw reward or NaN, batch id)
+        self._model_y: list[float] = []  # per history entry, the reward the model uses (or NaN)
         self._pending: list[tuple[int, int]] = []  # (arm, batch id)
         self._batches = 0
         self._new_data = False  # told rewards since the last refresh
@@ -255,8 +263,8 @@ class ArmBandit(ABC):
 
     @property
     def observations(self) -> int:
-        """Successful rewards told so far (``t``)."""
-        return int(self._counts.sum())
+        """Successful rewards told so far."""
+        return sum(1 for _, y, _ in self._history if y == y)
 
     @property
     def failures(self) -> int:
@@ -420,19 +428,24 @@ class ArmBandit(ABC):
         for arm, value in zip(idx.tolist(), values.tolist(), strict=True):
             batch_id = self._pop_pending(arm)
             if math.isfinite(value):
-                self._counts[arm] += 1
-                self._ysum[arm] += value
-                self._y_total += value
-                self._y_sumsq += value * value
-                self._new_data = True
-                self._stale = True
+                model = value
                 if not self.repeat:
                     self._blocked[arm] = True
             else:
                 value = math.nan
+                worst = min((y for _, y, _ in self._history if y == y), default=math.nan)
+                model = worst if self.impute_failed else math.nan
                 if self.skip_failed:
                     self._blocked[arm] = True
+            if model == model:
+                self._counts[arm] += 1
+                self._ysum[arm] += model
+                self._y_total += model
+                self._y_sumsq += model * model
+                self._new_data = True
+                self._stale = True
             self._history.append((arm, value, batch_id))
+            self._model_y.append(model)
 
     def _pop_pending(self, arm: int) -> int:
         for k, (a, batch_id) in enumerate(self._pending):
@@ -440,6 +453,15 @@ class ArmBandit(ABC):
                 del self._pending[k]
                 return batch_id
         return -1
+
+    @property
+    def exhausted(self) -> bool:
+        """Whether :meth:`ask` has nothing to propose: every arm was evaluated
+        (``repeat=False``) or failed, or (``repeat=False``) the rest are pending."""
+        open_arms = ~self._blocked
+        if not self.repeat:
+            open_arms[[a for a, _ in self._pending]] = False
+        return not open_arms.any()
 
     def cancel(self, arm: int) -> bool:
         """Drop one pending mark of ``arm`` (an evaluation that will never be told, e.g. a
@@ -509,13 +531,22 @@ class ArmBandit(ABC):
     def _batch_information_gain(self) -> float:
         """``sum log(1 + sigma_fb^2(x))`` over the rewards told since the last refresh, with the
         variances of the model that chose them (the reference batch BKB's logdet increment)."""
-        told = self._history[self._logdet_seen :]
+        told = self._model_data(self._logdet_seen)
         self._logdet_seen = len(self._history)
-        return sum(math.log1p(max(float(self._var[a]), 0.0)) for a, y, _ in told if y == y)
+        return sum(math.log1p(max(float(self._var[a]), 0.0)) for a, _ in told)
+
+    def _model_data(self, start: int = 0) -> list[tuple[int, float]]:
+        """``(arm, reward)`` the model is fitted on, from history entry ``start`` on: the told
+        rewards and, with ``impute_failed``, the failures as the worst reward before them."""
+        return [
+            (a, y)
+            for (a, _, _), y in zip(self._history[start:], self._model_y[start:], strict=True)
+            if y == y
+        ]
 
     def _y_standardisation(self) -> tuple[float, float]:
         """``(mean, scale)`` mapping raw rewards to the model's units."""
-        t = self.observations
+        t = int(self._counts.sum())  # the rewards the model is fitted on, imputed ones included
         if not self.normalize_y or t == 0:
             return 0.0, 1.0
         mean = self._y_total / t
@@ -531,7 +562,7 @@ class ArmBandit(ABC):
     def _compute_beta(self, gain: float = 0.0) -> float:
         if not isinstance(self.beta_mode, str):
             return float(self.beta_mode) * math.sqrt(self.lam)  # c GP standard deviations
-        t = self.observations
+        t = int(self._counts.sum())
         information = float(self._counts @ np.maximum(self._var, 0.0))
         factor = self.ratio_threshold if self.batch else 1.0
         if self.beta_mode == "practical" and self.batch:
@@ -580,6 +611,7 @@ class ArmBandit(ABC):
             "initial": self.initial,
             "normalize_y": self.normalize_y,
             "skip_failed": self.skip_failed,
+            "impute_failed": self.impute_failed,
             "repeat": self.repeat,
             "seed": self.seed,
         }
@@ -620,6 +652,7 @@ class ArmBandit(ABC):
             "history_arm": hist["arm"],
             "history_y": hist["y"],
             "history_batch": hist["batch"],
+            "history_model_y": np.asarray(self._model_y, dtype=float),
             "pending_arm": np.array([a for a, _ in self._pending], dtype=np.int64),
             "pending_batch": np.array([b for _, b in self._pending], dtype=np.int64),
             **{f"kernel_{k}": v for k, v in self.kernel.to_state().items()},
@@ -665,6 +698,8 @@ class ArmBandit(ABC):
                     state["history_arm"], state["history_y"], state["history_batch"], strict=True
                 )
             ]
+            model_y = state.get("history_model_y", state["history_y"])  # older: no imputation
+            bandit._model_y = [float(y) for y in model_y]
             bandit._pending = [
                 (int(a), int(b))
                 for a, b in zip(state["pending_arm"], state["pending_batch"], strict=True)

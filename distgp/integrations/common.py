@@ -66,3 +66,14 @@ class ParamBandit:
 
     def cancel(self, arm: int) -> None:
         self.bandit.cancel(arm)
+
+    def best_arm(self) -> int:
+        """The arm of the largest reward told (the first one, on ties)."""
+        history = self.bandit.history
+        rewards = np.where(np.isnan(history["y"]), -np.inf, history["y"])
+        return int(history["arm"][int(np.argmax(rewards))])
+
+    @property
+    def exhausted(self) -> bool:
+        """Whether :meth:`ask` has nothing to propose (every arm blocked or pending)."""
+        return self.bandit.exhausted

@@ -15,8 +15,16 @@ threads share the sampler safely:
   added with ``study.add_trial``, or finished by another process), then asked for one arm,
   which stays pending (hallucinated), so concurrent trials get different arms;
 * ``after_trial``: a completed trial's value is told (negated for ``minimize``: BKB maximises);
-  a failed or pruned trial carries no value and only stops being pending. As in Optuna's
-  ``GPSampler`` and ``CmaEsSampler`` (default), only completed trials inform the model.
+  a failed or pruned trial is told as a failure: its arm is never proposed again and the model
+  counts it as the worst value so far (``impute_failed``, :mod:`distgp.bandit.base`), so the
+  search leaves regions where trials fail or are pruned (TPE also ranks pruned trials below
+  completed ones). Left pending, such a trial kept the highest UCB and was proposed again and
+  again.
+
+Arms are not proposed twice (``repeat=False``): a repeated configuration of a deterministic
+objective teaches nothing. Pass ``repeat=True`` for a noisy one. A sampler holds its bandit's
+state, so it serves one study; a second study gets a ``ValueError`` (an unpickled copy serves
+the study it is next used with, e.g. one holding the same trials).
 
 A new joint space starts a new bandit, told every completed trial; a trial still running on
 the old bandit is told to the new one when it completes. Multi-objective studies are refused
@@ -92,7 +100,7 @@ class BKBSampler(BaseSampler):
         self._arms = arms
         self._seed = seed
         self._algorithm = algorithm
-        self._options = options
+        self._options = {"repeat": False, **options}
         self._warn = warn_independent_sampling
         self._independent_sampler = independent_sampler or RandomSampler(seed=seed)
         self._search_space = IntersectionSearchSpace()
@@ -102,6 +110,7 @@ class BKBSampler(BaseSampler):
         self._key: tuple | None = None
         self._told: set[int] = set()
         self._pending: dict[int, tuple[ParamBandit, int]] = {}  # trial number -> (bandit, arm)
+        self._study: tuple[str, int] | None = None  # the one study this sampler serves
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
@@ -111,6 +120,7 @@ class BKBSampler(BaseSampler):
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
         self._lock = threading.Lock()
+        self._study = None  # an unpickled copy serves the study it is used with next
 
     @property
     def bandit(self) -> ParamBandit | None:
@@ -131,6 +141,7 @@ class BKBSampler(BaseSampler):
     ) -> dict[str, BaseDistribution]:
         self._raise_error_if_multi_objective(study)
         with self._lock:  # IntersectionSearchSpace caches state between calls
+            self._check_study(study)
             space = self._search_space.calculate(study)
         return {n: d for n, d in space.items() if not d.single()}
 
@@ -144,6 +155,9 @@ class BKBSampler(BaseSampler):
         with self._lock:
             bandit = self._bandit_for(search_space)
             self._catch_up(study, bandit)
+            if bandit.exhausted:  # every arm tried (a small discrete space): the best again
+                values = bandit.params_of(bandit.best_arm())
+                return {name: self._codecs[name].decode(v) for name, v in values.items()}
             ((arm, values),) = bandit.ask(1)
             self._pending[trial.number] = (bandit, arm)
         return {name: self._codecs[name].decode(v) for name, v in values.items()}
@@ -184,9 +198,12 @@ class BKBSampler(BaseSampler):
             bandit, arm = self._pending.pop(trial.number, (None, -1))
             current = self._bandit
             done = state == TrialState.COMPLETE and bool(values)
-            if bandit is not None and (bandit is not current or not done):
-                bandit.cancel(arm)  # failed or pruned (no value, as in Optuna's own samplers),
-                bandit = None  # or asked on an earlier joint space
+            if bandit is not None and bandit is not current:
+                bandit.cancel(arm)  # asked on an earlier joint space
+                bandit = None
+            if bandit is not None and not done:
+                bandit.tell(arm, math.nan)  # failed or pruned: counted as the worst value
+                bandit = None
             if done and current is not None and trial.number not in self._told:
                 # a trial sampled before this bandit existed is told here too, so that every
                 # completed trial is told once, when it completes
@@ -197,6 +214,16 @@ class BKBSampler(BaseSampler):
         self._independent_sampler.after_trial(study, trial, state, values)
 
     # --- under the lock ----------------------------------------------------------------------
+
+    def _check_study(self, study: Study) -> None:
+        key = (study.study_name, study._study_id)
+        if self._study is None:
+            self._study = key
+        elif key != self._study:
+            raise ValueError(
+                f"this BKBSampler serves study {self._study[0]!r}; its bandit holds that study's "
+                f"trials, so give study {key[0]!r} a sampler of its own"
+            )
 
     def _bandit_for(self, search_space: dict[str, BaseDistribution]) -> ParamBandit:
         key = tuple(sorted((n, repr(d)) for n, d in search_space.items()))

@@ -17,8 +17,10 @@ Results, as Tune defines them (and as its ``OptunaSearch`` records them):
   maximises), even when it then errored; a NaN or infinite value is a failed evaluation;
 * an errored trial without the metric is a failed evaluation (BKB does not propose that arm
   again);
-* a trial that ends without the metric and without an error was stopped early (pruned): it
-  carries no value and only stops being pending.
+* a trial that ends without the metric and without an error was stopped early (pruned): it is
+  told as a failed evaluation too (never proposed again, counted by the model as the worst
+  value so far: ``impute_failed`` in :mod:`distgp.bandit.base`). Left pending, a pruned arm kept
+  the highest UCB and was proposed again and again.
 
 ``points_to_evaluate`` (full configurations) are handed out first, in order, and told like any
 other trial. ``add_evaluated_point`` accepts results obtained elsewhere (``pruned=True``
@@ -178,10 +180,8 @@ class BKBSearch(Searcher):
         if value is not None:
             reward = float(value) if math.isfinite(float(value)) else math.nan
             self._bandit.tell(arm, -reward if self._mode == "min" else reward)
-        elif error:
+        else:  # errored, or stopped early (pruned) without the metric: a failed evaluation
             self._bandit.tell(arm, math.nan)
-        else:  # stopped early without the metric: pruned
-            self._bandit.cancel(arm)
 
     def add_evaluated_point(
         self,
