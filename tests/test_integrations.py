@@ -128,7 +128,7 @@ def test_optuna_small_spaces_and_a_second_study():
     ks = [t.params["k"] for t in study.trials]
     assert sorted(set(ks[:3])) == [1, 2, 3] and set(ks[3:]) == {2}  # then the best again
     other = optuna.create_study(sampler=sampler)
-    with pytest.raises(ValueError, match="give study .* a sampler of its own"):
+    with pytest.raises(ValueError, match=r"give study .* a sampler of its own"):
         other.optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=1, catch=())
 
 
