@@ -43,6 +43,7 @@ bench-quick: install  ## smoke-run every benchmark suite with small settings
 	$(BIN)/distgp bench bkb --quick
 	$(BIN)/distgp bench faults --quick
 	$(BIN)/distgp bench threads --quick
+	$(BIN)/distgp bench tune --quick
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache .ruff_cache

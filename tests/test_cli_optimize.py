@@ -196,6 +196,30 @@ def test_callable_with_a_space_section(tmp_path, capsys, user_module):
     assert result["best_value"] < 1.0
 
 
+def test_a_space_smaller_than_the_budget_stops_when_every_point_is_evaluated(
+    tmp_path, capsys, user_module
+):
+    config = tmp_path / "small.yaml"
+    config.write_text(
+        f"function: {user_module}:tuned\nbudget: 20\nspace:\n"
+        "  lr: {choices: [0.01, 0.1]}\n  layers: {type: int, low: 1, high: 3}\n"
+        "  act: {choices: [relu]}\n"
+    )
+    out = tmp_path / "run"
+    code, err = run_cli(["--config", str(config), "--no-plots", "--out", str(out)], capsys)
+    assert code == 0, err
+    assert "stopped after 6 of 20 evaluations: every point of the search space" in err
+    result = json.loads((out / "result.json").read_text())
+    assert result["evaluations"] == 6 and result["best_params"]["layers"] == 2
+
+
+def test_a_value_beyond_the_stated_optimum_is_flagged(tmp_path, capsys, user_module):
+    out = tmp_path / "run"
+    argv = ["--function", f"{user_module}:flaky", "--maximize", "--budget", "3"]
+    code, err = run_cli([*argv, "--no-plots", "--out", str(out)], capsys)
+    assert code == 0 and "better than the stated optimal_value 0" in err
+
+
 BAD_INPUTS = [
     (["--budget", "0"], "budget must be at least 1"),
     (["--arms", "1"], "arms.count must be at least 2"),
@@ -205,6 +229,7 @@ BAD_INPUTS = [
     (["--function", "math:sqrt"], "no bounds attribute"),
     (["--beta", "loose"], "bandit.beta must be practical, theory or a positive number"),
     (["--budget", "ten"], "expected an integer"),
+    (["--function", "math:sqrt", "--noise", "1"], "noise_std adds noise to the built-in"),
 ]
 
 
@@ -223,6 +248,7 @@ def test_bad_input_is_one_line_exit_2_and_no_output(tmp_path, capsys, args, mess
         ("x: {low: 1.0, high: 1.0}", "has zero width (low = high = 1.0)"),
         ("x: {low: 0.0, high: 1.0, log: true}", "log scale needs low > 0"),
         ("x: {choices: [only]}", "at least 2 arms"),
+        ("k: {type: int, low: 0.5, high: 3.5}", "integer parameter k needs integer bounds"),
     ],
 )
 def test_bad_space_is_one_line_exit_2(tmp_path, capsys, user_module, space, message):

@@ -82,6 +82,13 @@ class Problem:
         """Reward = sign * value (the bandit maximises)."""
         return 1.0 if self.maximize else -1.0
 
+    def beyond_optimum(self, value: float) -> bool:
+        """Whether a true ``value`` improves on the stated optimum (the optimum is wrong)."""
+        if self.optimal_value is None or not math.isfinite(value):
+            return False
+        tol = 1e-9 * max(1.0, abs(self.optimal_value))
+        return self.sign * (value - self.optimal_value) > tol
+
     def regret(self, value: float) -> float | None:
         """``|optimum - value|`` in the improving direction (``None`` without a known optimum)."""
         if self.optimal_value is None or not math.isfinite(value):
@@ -114,6 +121,12 @@ def make_problem(config: OptimizeConfig) -> Problem:
             config.maximize,
             optimum,
             _TrueValue(fn, space.names),
+        )
+    if config.noise_std > 0:
+        raise ConfigError(
+            f"noise_std adds noise to the built-in functions only; {spec} is evaluated as it is "
+            "(add noise inside it, or drop noise_std)",
+            setting="noise_std",
         )
     func = import_callable(spec)
     bounds = getattr(func, "bounds", None)

@@ -73,6 +73,15 @@ class FloatParam:
 class IntParam(FloatParam):
     """An integer parameter in ``[low, high]`` (both included), on a linear or log scale."""
 
+    def __post_init__(self) -> None:
+        for bound in (self.low, self.high):
+            if not (isinstance(bound, (int, float, np.number)) and float(bound).is_integer()):
+                raise ConfigError(
+                    f"integer parameter {self.name} needs integer bounds, got low={self.low!r}, "
+                    f"high={self.high!r}; round them or make it a float parameter"
+                )
+        super().__post_init__()
+
     def from_unit(self, u: np.ndarray) -> np.ndarray:
         return np.clip(np.rint(super().from_unit(u)), self.low, self.high)
 

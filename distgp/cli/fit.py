@@ -114,6 +114,8 @@ def run_fit(args: argparse.Namespace) -> int:
         progress(
             f"replacing an interrupted run's checkpoint in {out} (--resume {out} would continue it)"
         )
+    elif not args.resume and (out / "metrics.json").is_file():
+        progress(f"replacing the results of an earlier fit in {out}")
     shard_column = (
         config.data.shard.split(":", 1)[1] if config.data.shard.startswith("column:") else None
     )

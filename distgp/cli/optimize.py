@@ -50,6 +50,8 @@ def run_optimize(args: argparse.Namespace) -> int:
     out = ensure_output_dir(config.out)
     checkpoint = args.checkpoint = Checkpoint(out, kind="optimize")
     state = checkpoint.load() if args.resume else None
+    if not args.resume and (out / "result.json").is_file():
+        progress(f"replacing the results of an earlier run in {out}")
     b = config.bandit
     progress(
         f"{problem.name}: {len(problem.space)} arms in {problem.space.dims} encoded dimension(s); "
@@ -69,7 +71,7 @@ def run_optimize(args: argparse.Namespace) -> int:
             f"evaluation {fields['evaluations']:5d}/{config.budget}  "
             f"best {'-' if best is None else f'{best:.6g}'}"
             + ("" if regret is None else f"  regret {regret:.4g}")
-            + f"  dictionary {fields['dictionary']}  batch {fields['batch_size']}"
+            + f"  dictionary {fields['dictionary']}  last batch {fields['batch_size']} arm(s)"
             + (f"  failed {fields['failed']}" if fields["failed"] else "")
         )
 
@@ -138,6 +140,7 @@ def result_record(problem, config, result) -> dict:
         "best_value": result.best_value,
         "optimal_value": problem.optimal_value,
         "simple_regret": result.simple_regret,
+        "best_regret": result.best_regret,
         "cumulative_regret": result.cumulative_regret,
         "evaluations": result.evaluations,
         "failures": result.failures,
@@ -255,9 +258,13 @@ def _write_outputs(out, problem, config, result, progress, plots: bool) -> None:
     write_json(out / "result.json", record)
     for line in result.events:
         progress(line)
-    regret = (
-        "" if record["simple_regret"] is None else f", simple regret {record['simple_regret']:.4g}"
-    )
+    regret = ""
+    if record["simple_regret"] is not None:
+        regret = f", simple regret {record['simple_regret']:.4g}"
+        if record["best_regret"] is not None and record["best_regret"] > record["simple_regret"]:
+            regret += (  # with noise the best observed value is not the best true one
+                f" (at another point; the best value's own regret is {record['best_regret']:.4g})"
+            )
     progress(
         f"best value {record['best_value']}{regret} after {record['evaluations']} evaluations "
         f"({record['failures']} failed) in {record['batches']} batch(es), {record['seconds']:.1f} s"

@@ -67,13 +67,14 @@ class OptimizeResult:
     records: list[EvaluationRecord]
     best_params: dict[str, Any] | None
     best_value: float | None
-    simple_regret: float | None
+    simple_regret: float | None  # the smallest true regret of any evaluated point
     cumulative_regret: float | None
     seconds: float
     dictionary_size_max: int
     batch_sizes: list[int]
     refits: int = 0
     events: list[str] = field(default_factory=list)
+    best_regret: float | None = None  # the true regret of best_params (noise can make it larger)
 
     @property
     def evaluations(self) -> int:
@@ -164,6 +165,13 @@ def optimize(
     start = time.perf_counter()
     try:
         while len(records) < config.budget:
+            if bandit.exhausted:  # a small discrete space, every point evaluated (or failed)
+                events.append(
+                    f"stopped after {len(records)} of {config.budget} evaluations: every point of "
+                    "the search space has been evaluated (or failed); bandit.repeat (--repeat) "
+                    "evaluates points again"
+                )
+                break
             remaining = config.budget - len(records)
             arms = bandit.ask(remaining if config.bandit.batch else 1)
             jobs = [
@@ -194,6 +202,12 @@ def optimize(
                 )
                 if math.isfinite(reward) and (best is None or reward > best[0]):
                     best = (reward, arm)
+                if problem.beyond_optimum(truth) and not any("optimal_value" in e for e in events):
+                    events.append(
+                        f"evaluation {ev.index} gave {truth:.6g}, better than the stated "
+                        f"optimal_value {problem.optimal_value:.6g}: regrets are clipped at 0; "
+                        "check the optimum (or the direction, --maximize)"
+                    )
             batch_sizes.append(len(arms))
             if config.arms.local and best is not None:
                 near = space.around(
@@ -261,6 +275,7 @@ def optimize(
         best_params=None if best_record is None else best_record.params,
         best_value=None if best_record is None else best_record.value,
         simple_regret=_simple_regret(records),
+        best_regret=None if best_record is None else best_record.regret,
         cumulative_regret=float(sum(regrets)) if regrets else None,
         seconds=seconds,
         dictionary_size_max=int(getattr(bandit, "dictionary_size_max", bandit.dictionary_size)),
