@@ -92,7 +92,8 @@ def test_gsmp_refits_warm_start_on_the_agents_observations():
 
 
 def test_local_arms_only_where_no_arm_is_and_repeats_follow_the_noise():
-    from distgp.optimize.loop import new_points, repeats
+    from distgp.bandit.spaces import new_points
+    from distgp.optimize.loop import repeats
 
     arms = np.array([[0.0, 0.0], [0.5, 0.5]])
     points = np.array([[0.5, 0.5], [0.2, 0.2], [0.2, 0.2], [1.0, 1.0]])

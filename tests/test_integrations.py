@@ -239,7 +239,9 @@ def test_tune_searcher_batches_state_and_errors(tmp_path):
     bandit = searcher.bandit.bandit
     assert bandit.observations == 1 and bandit.failures == 1
     searcher.add_evaluated_point({"x": 0.25, "y": 0.5, "c": "b"}, 0.9)
-    assert bandit.observations == 2 and len(bandit.arms) == 201
+    told = searcher.bandit.params_of(int(bandit.history["arm"][-1]))  # added as an arm
+    assert bandit.observations == 2 and told["c"] == "b"
+    assert (told["x"], told["y"]) == pytest.approx((0.25, 0.5))
     path = tmp_path / "searcher.pkl"
     searcher.save(str(path))
     restored = BKBSearch(seed=0)

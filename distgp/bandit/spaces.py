@@ -385,3 +385,12 @@ def space_from_mapping(
         else:
             raise ConfigError(f"space.{name}.type must be float, int or categorical, got {kind!r}")
     return ParamSpace(params, count, seed, method)
+
+
+def new_points(points: np.ndarray, arms: np.ndarray, tol: float = 1e-9) -> np.ndarray:
+    """Rows of ``points`` that are not already arms (nor repeated among themselves)."""
+    keep: list[np.ndarray] = []
+    for p in points:
+        if np.abs(arms - p).max(1).min() > tol and all(np.abs(q - p).max() > tol for q in keep):
+            keep.append(p)
+    return np.array(keep).reshape(-1, arms.shape[1])

@@ -9,8 +9,10 @@ import numpy as np
 
 from distgp.bandit.base import ArmBandit
 from distgp.bandit.bkb import BKB
+from distgp.bandit.config import ArmsConfig, KernelSection
+from distgp.bandit.evidence import fit_rbf
 from distgp.bandit.gpucb import GPUCB
-from distgp.bandit.spaces import Param, ParamSpace
+from distgp.bandit.spaces import Param, ParamSpace, new_points
 
 ALGORITHMS = {"bkb": BKB, "gpucb": GPUCB}
 DEFAULT_BETA = 3.0  # GP standard deviations, the command line's default
@@ -27,6 +29,12 @@ class ParamBandit:
         **options: bandit options (``batch``, ``beta``, ``qbar``, ``kernel``...). ``beta``
             defaults to 3 GP standard deviations, as in ``distgp optimize`` (the reference
             ``practical`` beta explores much more; see :mod:`distgp.bandit.base`).
+            ``evidence`` (default ``True`` unless a ``kernel`` is given): the RBF's lengthscales
+            (one per encoded column), variance and noise follow the evidence of the rewards
+            told, on ``distgp optimize --kernel rbf``'s schedule (after every reward from the
+            5th to the 10th, then every 25th). ``local`` (default 30): new arms added near the
+            best point after every reward, at ``distgp optimize``'s steps (a fixed set of
+            Sobol arms is sparse in several dimensions).
     """
 
     def __init__(
@@ -39,6 +47,11 @@ class ParamBandit:
     ) -> None:
         self.space = ParamSpace(params, arms, 0 if seed is None else seed)
         kernel = options.pop("kernel", None)
+        self.evidence = bool(options.pop("evidence", kernel is None))
+        self._seed = 0 if seed is None else int(seed)
+        self._next_fit = KernelSection.evidence_from
+        self.local = int(options.pop("local", ArmsConfig.local))
+        self._local_rng = np.random.default_rng((self._seed, 1))
         options.setdefault("beta", DEFAULT_BETA)
         self.bandit: ArmBandit = ALGORITHMS[algorithm](
             self.space.arms, kernel, seed=seed, **options
@@ -63,6 +76,20 @@ class ParamBandit:
     def tell(self, arm: int, reward: float) -> None:
         """Reward (to maximise) of ``arm``; NaN for a failed evaluation."""
         self.bandit.tell(arm, reward)
+        data = self.bandit._model_data()
+        if self.evidence and len(data) >= self._next_fit:
+            arms, rewards = zip(*data, strict=True)
+            X = self.bandit.arms[list(arms)]
+            kernel, noise = fit_rbf(X, np.array(rewards), seed=self._seed)
+            self.bandit.set_kernel(kernel, noise_variance=noise)
+            k = KernelSection
+            self._next_fit = len(data) + (1 if len(data) < k.warmup else k.refit_every)
+        if self.local and self.bandit.observations:
+            best = self.bandit.arms[self.best_arm()]
+            near = self.space.around(best, self.local, ArmsConfig.local_scale, self._local_rng)
+            fresh = new_points(near, self.bandit.arms)
+            if len(fresh):
+                self.bandit.add_arms(fresh)
 
     def cancel(self, arm: int) -> None:
         self.bandit.cancel(arm)

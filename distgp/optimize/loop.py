@@ -33,7 +33,7 @@ from distgp.bandit.evidence import MIN_NOISE, fit_rbf
 from distgp.bandit.gpucb import GPUCB
 from distgp.bandit.kernels import RBFKernel
 from distgp.bandit.problems import Problem
-from distgp.bandit.spaces import Space
+from distgp.bandit.spaces import Space, new_points
 from distgp.exceptions import DistGPError
 from distgp.optimize.refit import GSMPRefitter
 
@@ -299,15 +299,6 @@ def _jsonable(value: Any) -> Any:
 def _simple_regret(records: list[EvaluationRecord]) -> float | None:
     regrets = [r.regret for r in records if r.error is None and r.regret is not None]
     return min(regrets) if regrets else None
-
-
-def new_points(points: np.ndarray, arms: np.ndarray, tol: float = 1e-9) -> np.ndarray:
-    """Rows of ``points`` that are not already arms (nor repeated among themselves)."""
-    keep: list[np.ndarray] = []
-    for p in points:
-        if np.abs(arms - p).max(1).min() > tol and all(np.abs(q - p).max() > tol for q in keep):
-            keep.append(p)
-    return np.array(keep).reshape(-1, arms.shape[1])
 
 
 def _observations(records: list[EvaluationRecord], problem: Problem, space: Space):
