@@ -398,7 +398,14 @@ def fit_selected(
     return _select_and_fit(X, y, config, series, report, fit_options)
 
 
-def _select_and_fit(X, y, config, series, report, fit_options):
+def _select_and_fit(
+    X: np.ndarray,
+    y: np.ndarray,
+    config: FitConfig,
+    series: bool,
+    report: Callable[[str, dict[str, Any]], None],
+    fit_options: dict[str, Any],
+):
     """:func:`fit_selected`'s choice and final fit, on ``fit_options``'s backend if any."""
     from distgp.driver import fit
 

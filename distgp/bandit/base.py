@@ -531,11 +531,11 @@ class ArmBandit(ABC):
     def _batch_information_gain(self) -> float:
         """``sum log(1 + sigma_fb^2(x))`` over the rewards told since the last refresh, with the
         variances of the model that chose them (the reference batch BKB's logdet increment)."""
-        told = self._model_data(self._logdet_seen)
+        told = self.model_data(self._logdet_seen)
         self._logdet_seen = len(self._history)
         return sum(math.log1p(max(float(self._var[a]), 0.0)) for a, _ in told)
 
-    def _model_data(self, start: int = 0) -> list[tuple[int, float]]:
+    def model_data(self, start: int = 0) -> list[tuple[int, float]]:
         """``(arm, reward)`` the model is fitted on, from history entry ``start`` on: the told
         rewards and, with ``impute_failed``, the failures as the worst reward before them."""
         return [

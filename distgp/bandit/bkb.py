@@ -133,7 +133,7 @@ class BKB(ArmBandit):
         st = self._state
         var = None
         old = self._var  # variances of the model that chose the new pulls
-        new = self._model_data(self._applied)
+        new = self.model_data(self._applied)
         self._applied = len(self._history)
         if self.resparsify == 1.0:
             for arm, y in new:

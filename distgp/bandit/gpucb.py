@@ -89,7 +89,7 @@ class GPUCB(ArmBandit):
         return row, l, d
 
     def _refresh(self) -> None:
-        told = self._model_data()
+        told = self.model_data()
         self._t_work = len(self._rows)
         for arm, y in told[len(self._rows) :]:
             t = self._t_work

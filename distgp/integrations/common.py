@@ -76,7 +76,7 @@ class ParamBandit:
     def tell(self, arm: int, reward: float) -> None:
         """Reward (to maximise) of ``arm``; NaN for a failed evaluation."""
         self.bandit.tell(arm, reward)
-        data = self.bandit._model_data()
+        data = self.bandit.model_data()
         if self.evidence and len(data) >= self._next_fit:
             arms, rewards = zip(*data, strict=True)
             X = self.bandit.arms[list(arms)]
