@@ -12,7 +12,7 @@ from distgp.consensus.quantizer import DeltaCoder
 from distgp.consensus.wire import Packed, decode, encode
 from distgp.data import shard_indices
 from distgp.driver import fit
-from distgp.exceptions import InputDataError
+from distgp.exceptions import ConfigError, InputDataError
 from tests.helpers import smooth_regression
 
 
@@ -119,8 +119,10 @@ def test_quantized_run_reaches_the_float64_objective_with_fewer_bits():
 
 def test_shards_below_the_minimum_size_are_refused():
     X, y = smooth_regression(n=40, dims=2)
-    with pytest.raises(InputDataError, match="shard of agent 0 would hold 8 point"):
+    # a setting conflict (agents against data.min_shard_size): the message names the setting
+    with pytest.raises(ConfigError, match="shard of agent 0 would hold 8 point") as caught:
         fit(X, y, small_config(5))
+    assert caught.value.setting == "data.min_shard_size"
 
 
 def test_pooled_prediction_on_request_keeps_the_data(tmp_path):
