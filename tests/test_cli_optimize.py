@@ -180,16 +180,24 @@ def test_a_run_where_every_evaluation_fails_writes_results_and_exits_1(
     assert json.loads((out / "result.json").read_text())["failures"] == 3
 
 
+def run_config(tmp_path: Path, capsys, text: str) -> tuple[int, str, Path]:
+    """``distgp optimize --config`` with ``text`` as the config; exit code, stderr, --out."""
+    config = tmp_path / "optimize.yaml"
+    config.write_text(text)
+    out = tmp_path / "run"
+    code, err = run_cli(["--config", str(config), "--no-plots", "--out", str(out)], capsys)
+    return code, err, out
+
+
 def test_callable_with_a_space_section(tmp_path, capsys, user_module):
-    config = tmp_path / "space.yaml"
-    config.write_text(
+    code, err, out = run_config(
+        tmp_path,
+        capsys,
         f"function: {user_module}:tuned\nbudget: 25\narms: {{count: 300}}\n"
         "space:\n  lr: {type: float, low: 1.0e-4, high: 1.0, log: true}\n"
-        "  layers: {type: int, low: 1, high: 4}\n  act: {choices: [relu, tanh]}\n"
+        "  layers: {type: int, low: 1, high: 4}\n  act: {choices: [relu, tanh]}\n",
     )
-    out = tmp_path / "run"
-    code, _ = run_cli(["--config", str(config), "--quiet", "--out", str(out)], capsys)
-    assert code == 0
+    assert code == 0, err
     result = json.loads((out / "result.json").read_text())
     assert set(result["best_params"]) == {"lr", "layers", "act"}
     assert result["simple_regret"] is None and result["cumulative_regret"] is None
@@ -199,14 +207,13 @@ def test_callable_with_a_space_section(tmp_path, capsys, user_module):
 def test_a_space_smaller_than_the_budget_stops_when_every_point_is_evaluated(
     tmp_path, capsys, user_module
 ):
-    config = tmp_path / "small.yaml"
-    config.write_text(
+    code, err, out = run_config(
+        tmp_path,
+        capsys,
         f"function: {user_module}:tuned\nbudget: 20\nspace:\n"
         "  lr: {choices: [0.01, 0.1]}\n  layers: {type: int, low: 1, high: 3}\n"
-        "  act: {choices: [relu]}\n"
+        "  act: {choices: [relu]}\n",
     )
-    out = tmp_path / "run"
-    code, err = run_cli(["--config", str(config), "--no-plots", "--out", str(out)], capsys)
     assert code == 0, err
     assert "stopped after 6 of 20 evaluations: every point of the search space" in err
     result = json.loads((out / "result.json").read_text())
