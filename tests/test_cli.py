@@ -382,4 +382,4 @@ def test_a_constant_input_column_is_named(tmp_path, capsys):
         capsys,
     )
     assert code == 0, err
-    assert "input column(s) unit are constant in the training data" in err
+    assert "input column(s) unit are constant in the training data (to rounding)" in err

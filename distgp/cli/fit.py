@@ -98,7 +98,7 @@ def add_parser(commands) -> None:
 
 def run_fit(args: argparse.Namespace) -> int:
     from distgp.checkpoint import Checkpoint
-    from distgp.data import load_dataset, with_test_file
+    from distgp.data import ShardSummary, load_dataset, varying_columns, with_test_file
     from distgp.driver import preflight
     from distgp.io import check_output_dir
     from distgp.tune import check_data
@@ -146,13 +146,12 @@ def run_fit(args: argparse.Namespace) -> int:
         f"points, "
         f"{dataset.dims} input dimension(s)"
     )
-    constant = [
-        n for n, c in zip(dataset.feature_names, dataset.X_train.T, strict=True) if np.ptp(c) == 0
-    ]
+    varying = varying_columns(ShardSummary.of(dataset.X_train, dataset.y_train))
+    constant = [n for n, v in zip(dataset.feature_names, varying, strict=True) if not v]
     if constant and len(constant) < dataset.dims:
         progress(
-            f"input column(s) {', '.join(constant)} are constant in the training data: they "
-            "carry no information; drop them to save components"
+            f"input column(s) {', '.join(constant)} are constant in the training data (to "
+            "rounding): they carry no information; drop them, or rescale them if they vary"
         )
     if args.resume:
         progress(f"resuming from {checkpoint.path}")
