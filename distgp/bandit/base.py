@@ -267,6 +267,11 @@ class ArmBandit(ABC):
         return sum(1 for _, y, _ in self._history if y == y)
 
     @property
+    def fitted(self) -> int:
+        """Rewards the model is fitted on: the successful ones and the imputed failures."""
+        return int(self._counts.sum())
+
+    @property
     def failures(self) -> int:
         return sum(1 for _, y, _ in self._history if not math.isfinite(y))
 
@@ -546,7 +551,7 @@ class ArmBandit(ABC):
 
     def _y_standardisation(self) -> tuple[float, float]:
         """``(mean, scale)`` mapping raw rewards to the model's units."""
-        t = int(self._counts.sum())  # the rewards the model is fitted on, imputed ones included
+        t = self.fitted
         if not self.normalize_y or t == 0:
             return 0.0, 1.0
         mean = self._y_total / t
@@ -562,7 +567,7 @@ class ArmBandit(ABC):
     def _compute_beta(self, gain: float = 0.0) -> float:
         if not isinstance(self.beta_mode, str):
             return float(self.beta_mode) * math.sqrt(self.lam)  # c GP standard deviations
-        t = int(self._counts.sum())
+        t = self.fitted
         information = float(self._counts @ np.maximum(self._var, 0.0))
         factor = self.ratio_threshold if self.batch else 1.0
         if self.beta_mode == "practical" and self.batch:

@@ -394,3 +394,13 @@ def new_points(points: np.ndarray, arms: np.ndarray, tol: float = 1e-9) -> np.nd
         if np.abs(arms - p).max(1).min() > tol and all(np.abs(q - p).max() > tol for q in keep):
             keep.append(p)
     return np.array(keep).reshape(-1, arms.shape[1])
+
+
+def add_local_arms(
+    bandit, space: Space, best: np.ndarray, count: int, scale: float, rng: np.random.Generator
+) -> None:
+    """Add ``count`` points near the encoded point ``best`` (:meth:`Space.around`) to
+    ``bandit``'s arms, those not already arms."""
+    fresh = new_points(space.around(best, count, scale, rng), bandit.arms)
+    if len(fresh):
+        bandit.add_arms(fresh)

@@ -14,6 +14,8 @@ from distgp.cli.flags import add_setting_flags
 from distgp.config import FitConfig
 
 CUSTOM_FLAGS = {"data.shards": "shards"}  # globs and NAME@RESOURCE, expanded by shard_list
+# outputs a fit writes only with some settings; a refit into the same folder removes stale ones
+OPTIONAL_OUTPUTS = {"spectrum.png", "prediction.png", "convergence.png", "tune.csv", "tune.png"}
 
 
 def _tuning():
@@ -366,20 +368,27 @@ def _write_outputs(out, dataset, config, result, progress, plots: bool, evaluati
         result.model.target_name = dataset.target_name
     result.model.save(out / "model.npz", {"dataset": dataset.name})
     write_text(out / "history.csv", history_csv(result))
+    written = set()
     if plots:
         figures.spectrum(result.model, out / "spectrum.png")
+        written.add("spectrum.png")
         if dataset.dims == 1:
             figures.prediction(result.model, dataset, out / "prediction.png")
+            written.add("prediction.png")
         if result.rounds:
             figures.convergence(result.history, out / "convergence.png")
+            written.add("convergence.png")
     if evaluations:
         from distgp.tune import evaluations_csv
 
         write_text(out / "tune.csv", evaluations_csv(evaluations))
+        written.add("tune.csv")
         if plots:
             figures.tuning(evaluations, out / "tune.png")
+            written.add("tune.png")
     write_json(out / "metrics.json", record)
-    _remove_stale(out, plots, dataset.dims == 1, bool(result.rounds), bool(evaluations))
+    for name in OPTIONAL_OUTPUTS - written:  # an earlier fit's, which this one did not rewrite
+        (out / name).unlink(missing_ok=True)
     if record["mse"] is not None:
         progress(
             f"test MSE {record['mse']:.5g}  RMSE {record['rmse']:.4g}  NLPD {record['nlpd']:.4g}  "
@@ -411,21 +420,6 @@ def _write_outputs(out, dataset, config, result, progress, plots: bool, evaluati
             f"{result.rounds} rounds, {record['bits_sent']} bits sent ({ratio:.3f} of float64)"
         )
     progress(f"wrote {out}/metrics.json, model.npz, history.csv" + (" and plots" if plots else ""))
-
-
-def _remove_stale(out, plots: bool, one_input: bool, admm: bool, tuned: bool) -> None:
-    """Remove the outputs of an earlier fit in ``out`` that this one did not rewrite (its
-    plots, tune.csv), so the folder describes one run."""
-    kept = {
-        "spectrum.png": plots,
-        "prediction.png": plots and one_input,
-        "convergence.png": plots and admm,
-        "tune.csv": tuned,
-        "tune.png": plots and tuned,
-    }
-    for name, written in kept.items():
-        if not written:
-            (out / name).unlink(missing_ok=True)
 
 
 def history_csv(result) -> str:

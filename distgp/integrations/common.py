@@ -12,7 +12,7 @@ from distgp.bandit.bkb import BKB
 from distgp.bandit.config import ArmsConfig, KernelSection
 from distgp.bandit.evidence import fit_rbf
 from distgp.bandit.gpucb import GPUCB
-from distgp.bandit.spaces import Param, ParamSpace, new_points
+from distgp.bandit.spaces import Param, ParamSpace, add_local_arms
 
 ALGORITHMS = {"bkb": BKB, "gpucb": GPUCB}
 DEFAULT_BETA = 3.0  # GP standard deviations, the command line's default
@@ -76,20 +76,18 @@ class ParamBandit:
     def tell(self, arm: int, reward: float) -> None:
         """Reward (to maximise) of ``arm``; NaN for a failed evaluation."""
         self.bandit.tell(arm, reward)
-        data = self.bandit.model_data()
-        if self.evidence and len(data) >= self._next_fit:
-            arms, rewards = zip(*data, strict=True)
+        fitted = self.bandit.fitted
+        if self.evidence and fitted >= self._next_fit:
+            arms, rewards = zip(*self.bandit.model_data(), strict=True)
             X = self.bandit.arms[list(arms)]
             kernel, noise = fit_rbf(X, np.array(rewards), seed=self._seed)
             self.bandit.set_kernel(kernel, noise_variance=noise)
             k = KernelSection
-            self._next_fit = len(data) + (1 if len(data) < k.warmup else k.refit_every)
+            self._next_fit = fitted + (1 if fitted < k.warmup else k.refit_every)
         if self.local and self.bandit.observations:
             best = self.bandit.arms[self.best_arm()]
-            near = self.space.around(best, self.local, ArmsConfig.local_scale, self._local_rng)
-            fresh = new_points(near, self.bandit.arms)
-            if len(fresh):
-                self.bandit.add_arms(fresh)
+            scale = ArmsConfig.local_scale
+            add_local_arms(self.bandit, self.space, best, self.local, scale, self._local_rng)
 
     def cancel(self, arm: int) -> None:
         self.bandit.cancel(arm)

@@ -33,7 +33,7 @@ from distgp.bandit.evidence import MIN_NOISE, fit_rbf
 from distgp.bandit.gpucb import GPUCB
 from distgp.bandit.kernels import RBFKernel
 from distgp.bandit.problems import Problem
-from distgp.bandit.spaces import Space, new_points
+from distgp.bandit.spaces import Space, add_local_arms
 from distgp.exceptions import DistGPError
 from distgp.optimize.refit import GSMPRefitter
 
@@ -210,12 +210,8 @@ def optimize(
                     )
             batch_sizes.append(len(arms))
             if config.arms.local and best is not None:
-                near = space.around(
-                    bandit.arms[best[1]], config.arms.local, config.arms.local_scale, rng
-                )
-                fresh = new_points(near, bandit.arms)
-                if len(fresh):
-                    bandit.add_arms(fresh)
+                a = config.arms
+                add_local_arms(bandit, space, bandit.arms[best[1]], a.local, a.local_scale, rng)
             successes = bandit.observations
             k = config.kernel
             fit_due = successes >= next_fit
