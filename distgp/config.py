@@ -159,8 +159,9 @@ class KernelConfig:
         "auto",
         help="trend part learned with the weights: auto (with one input chosen on held-out "
         "training data, by rolling origin for a series and by K folds otherwise; none for "
-        "several inputs), none, constant, linear or quadratic",
-        rule=Rule(_valid_trend, "auto, none, constant, linear or quadratic"),
+        "several inputs), none, constant, linear, quadratic, or local (one input: random-walk "
+        "level and slope)",
+        rule=Rule(_valid_trend, "auto, none, constant, linear, quadratic or local"),
         metavar="T",
     )
     transform: str = setting(

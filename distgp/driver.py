@@ -202,6 +202,7 @@ def fit(
         check_shard_settings(config, shards, backend)
         parts: list[Shard] = list(shards)
     else:
+        TrendBasis.named(config.kernel.trend, X.shape[1])  # a trend the inputs cannot hold
         if config.kernel.transform != "none":
             transform = OutputTransform.fitted(*parse_transform(config.kernel.transform), y)
             y_raw, y = y, transform.forward(y)
@@ -218,7 +219,11 @@ def fit(
         summary = merge_summaries(summaries)
         scaler = Scaler.from_summary(summary, standardize_inputs=config.kernel.grid == "data")
         trend = TrendBasis.named(config.kernel.trend, summary.dims)
-        recipe = {**grid_recipe(config, summary), "trend_degree": trend.degree}
+        recipe = {
+            **grid_recipe(config, summary),
+            "trend_degree": trend.degree,
+            "trend_walks": trend.walks,
+        }
         grid = grid_from_recipe(recipe)
         components = grid.components + trend.size
         state_dir = str(checkpoint.path.parent / "agents") if checkpoint is not None else None

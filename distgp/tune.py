@@ -48,7 +48,7 @@ DEFAULT_CANDIDATES: dict[str, dict[str, Any]] = {
         "kernel.frequency_scale": 4.0,
     },
     "flat": {"kernel.trend": "constant", "kernel.components": 1},
-    "stationary": {"kernel.trend": "none"},
+    "local trend": {"kernel.trend": "local"},
     "quadratic trend": {"kernel.trend": "quadratic"},
 }
 """Candidates of the default selection for data with one input (overrides of the user's
@@ -57,17 +57,20 @@ the data's spacing (nearly white), a model that forecasts the training mean, the
 every richer model forecasts worse on held-out data (a short noisy series); ``flat``: a constant
 and the grid's few zero-frequency components (one broad one and the slow ones), a model that
 forecasts about the recent level and, between inputs, a smooth mixture of a few bandwidths;
-``stationary``: the full grid, no trend part; ``quadratic trend``: the full grid with a
-quadratic trend part (it nests the linear one: every coefficient has its own weight, learned by
-the evidence)."""
+``local trend``: the full grid with the random-walk level and slope of the ``local`` trend
+family (:mod:`distgp.kernels.trend`; it nests the full grid alone: the evidence may give the
+walks no weight); ``quadratic trend``: the full grid with a quadratic trend part (it nests the
+linear one: every coefficient has its own weight, learned by the evidence). ``local trend``
+replaced the full grid alone, chosen on training data only (``python
+benchmarks/local_trend_backtest.py``, docs/forecasting.md)."""
 
 LOG_CANDIDATES: dict[str, dict[str, Any]] = {
-    "stationary, log": {"kernel.trend": "none", "kernel.transform": "log"},
+    "local trend, log": {"kernel.trend": "local", "kernel.transform": "log"},
     "quadratic trend, log": {"kernel.trend": "quadratic", "kernel.transform": "log"},
 }
 """Candidates the default selection adds for a series of positive values with no transform set
-(after :data:`DEFAULT_CANDIDATES`, so they count as the more complex): the full grid without
-and with the quadratic trend, fitted to ``log y``, for growth and seasonality that scale with
+(after :data:`DEFAULT_CANDIDATES`, so they count as the more complex): the full grid with the
+local or the quadratic trend, fitted to ``log y``, for growth and seasonality that scale with
 the level. Chosen on training data only (``python benchmarks/log_candidates_backtest.py``,
 docs/forecasting.md)."""
 
@@ -349,11 +352,13 @@ def applies(config: FitConfig, series: bool, n: int, *, dims: int) -> bool:
     return has_room(n, t.origins, rolling_horizon(n))
 
 
-def check_data(config: FitConfig, y: np.ndarray, series: bool) -> None:
-    """Fail fast on outer settings the training outputs cannot support: a transform that needs
-    positive data, a rolling origin longer than the series."""
+def check_data(config: FitConfig, y: np.ndarray, series: bool, dims: int) -> None:
+    """Fail fast on outer settings the training data cannot support: a trend family its
+    ``dims`` inputs cannot hold, a transform that needs positive data, a rolling origin longer
+    than the series."""
     from distgp.transforms import OutputTransform, parse_transform
 
+    TrendBasis.named(config.kernel.trend, dims)
     OutputTransform.fitted(*parse_transform(config.kernel.transform), y)
     if series:
         applies(config, series, len(y), dims=1)
@@ -381,7 +386,7 @@ def fit_selected(
     report = report or (lambda event, fields: None)
     if config.kernel.trend == "auto":  # a fixed trend family: no selection to score
         series = as_forecast(series, X, fit_options.get("X_test"), report)
-    check_data(config, y, series)
+    check_data(config, y, series, X.shape[1])
     if not applies(config, series, len(y), dims=X.shape[1]):
         if X.shape[1] == 1 and config.kernel.trend == "auto":
             report("no choice", {"n": len(y), "many": len(y) > SELECT_MAX_N})
@@ -488,14 +493,15 @@ def evaluations_csv(evaluations: list[Evaluation]) -> str:
 # BKB on top of the learner (``distgp fit --tune BUDGET``)
 
 TUNABLES: dict[str, tuple[str, tuple[Any, ...]]] = {
-    "trend": ("kernel.trend", ("none", "constant", "linear", "quadratic")),
+    "trend": ("kernel.trend", ("none", "constant", "linear", "quadratic", "local")),
     "levels": ("kernel.levels", (1, 2, 4)),
     "components": ("kernel.components", (0.25, 0.5, 1.0)),  # fraction of the default M
     "noise_floor": ("learn.noise_floor", (1e-3, 3e-3, 1e-2, 3e-2, 1e-1)),
     "transform": ("kernel.transform", ("none", "log")),
 }
 """Outer settings BKB chooses among: config key and candidate values (ordered; an arm encodes
-each by its position). ``transform`` is only offered for positive outputs."""
+each by its position). ``transform`` is only offered for positive outputs, the ``local`` trend
+(the last trend value) only with one input."""
 
 TUNE_BETA = 2.0  # UCB width in GP standard deviations
 
@@ -510,10 +516,10 @@ def check_tunables(names: list[str]) -> list[str]:
     return names
 
 
-def tune_arms(names: list[str], positive: bool) -> tuple[list[str], np.ndarray]:
+def tune_arms(names: list[str], positive: bool, dims: int = 1) -> tuple[list[str], np.ndarray]:
     """Tunables actually searched and the ``A x D`` grid of value positions (every combination)."""
     names = [n for n in names if n != "transform" or positive]
-    sizes = [len(TUNABLES[n][1]) for n in names]
+    sizes = [len(TUNABLES[n][1]) - (n == "trend" and dims > 1) for n in names]
     grid = np.array(list(np.ndindex(*sizes)), dtype=float)
     return names, grid
 
@@ -584,7 +590,7 @@ def tune(
         config = horizon_reported(config, X, series, fit_options.get("X_test"), report)
     with _scoring(X, y, config, series, shards, fit_options) as scoring:
         facts = scoring.facts
-        names, grid = tune_arms(names, facts.positive)
+        names, grid = tune_arms(names, facts.positive, facts.dims)
         seeds = _first_candidates(
             names, grid, config, facts.series, facts.dims, facts.n, facts.positive
         )
@@ -755,7 +761,7 @@ def _scoring(
     backend, groups = fit_options.get("backend"), fit_options.get("groups")
     name = backend.name if backend is not None else config.backend_name
     if shards is None:
-        check_data(config, y, series)
+        check_data(config, y, series, X.shape[1])
         facts = TrainingFacts(len(y), X.shape[1], bool(series), bool(np.all(y > 0)))
         t.origins = tune_origins(config, facts.series, facts.n)
         splits = holdout_splits(facts.n, facts.series, t.horizon, t.origins, t.folds, config.seed)

@@ -127,6 +127,10 @@ CLI_CASES = {
     "fit: negative seed": ("fit --data {good} --seed -1", "seed must be a non-negative"),
     "fit: agents < 1": ("fit --data {good} --agents 0", "at least 1"),
     "fit: --threads 0": ("fit --data {good} --threads 0", "threads must be at least 1"),
+    "fit: local trend with several inputs": (
+        "fit --data {table} --trend local --agents 2",
+        "trend 'local' needs one input",
+    ),
     "fit: --device cuda without that GPU": ("fit --data {good} --device cuda:99", "cuda:99"),
     "fit: unknown --device": (
         "fit --data {good} --device gpu",

@@ -7,9 +7,10 @@ import pytest
 
 from distgp.config import FitConfig
 from distgp.driver import fit
+from distgp.exceptions import ConfigError
 from distgp.gp import GSMPModel
 from distgp.kernels.grid import data_grid
-from distgp.kernels.trend import TrendBank, TrendBasis
+from distgp.kernels.trend import TrendBank, TrendBasis, walk_times
 
 
 def _series(n: int = 90, slope: float = 0.08, seed: int = 0):
@@ -48,6 +49,50 @@ def test_trend_bank_matches_dense_components(rng):
     np.testing.assert_allclose(bank.prior_variance(X2, w), np.diag(full)[25:], atol=1e-10)
 
 
+@pytest.mark.parametrize("device", ["cpu", "torch:cpu"])
+def test_local_trend_bank_matches_dense_random_walks(rng, device):
+    if device != "cpu":
+        pytest.importorskip("torch")
+    n = 30
+    X = np.sort(rng.normal(size=(n, 1)), axis=0)
+    grid = data_grid(n, 1, components=10)
+    trend = TrendBasis.named("local", 1)
+    assert trend.labels() == ["level walk", "slope walk"] and trend.kind == "local"
+    bank = TrendBank(X, grid, trend, device=device)
+    assert grid.components + 2 == bank.M
+    s = walk_times(X)
+    level = np.minimum.outer(s, s)
+    np.testing.assert_allclose(bank.component(bank.M - 2), level, atol=1e-12)
+    slope = bank.component(bank.M - 1)
+    assert np.linalg.eigvalsh(slope).min() > -1e-10  # the integrated walk is a covariance
+    np.testing.assert_allclose(np.diag(slope), s**3, atol=1e-12)
+    w = rng.uniform(size=bank.M)
+    dense = sum(w[m] * bank.component(m) for m in range(bank.M))
+    np.testing.assert_allclose(bank.ops.numpy(bank.gram(w)), dense, atol=1e-10)
+    A = rng.normal(size=(n, n))
+    A = A + A.T
+    alpha = rng.normal(size=n)
+    idx = np.array([bank.M - 1, 0, bank.M - 2])
+    lower = np.asfortranarray(np.tril(A)) if device == "cpu" else A  # what fits pass
+    traces, quads = bank.products(idx, bank.ops.asarray(lower), bank.ops.asarray(alpha))
+    for k, m in enumerate(idx):
+        K = bank.component(int(m))
+        assert traces[k] == pytest.approx(np.sum(A * K), rel=1e-9, abs=1e-9)
+        assert quads[k] == pytest.approx(alpha @ K @ alpha, rel=1e-9, abs=1e-9)
+    applied = bank.apply(alpha, idx)
+    for k, m in enumerate(idx):
+        np.testing.assert_allclose(applied[:, k], bank.component(int(m)) @ alpha, atol=1e-9)
+    X2 = np.array([[-3.0], [0.2], [2.5]])  # before the walks' origin, inside, past the end
+    full = TrendBank(np.vstack([X, X2]), grid, trend).gram(w)
+    np.testing.assert_allclose(bank.ops.numpy(bank.cross(X2, w)), full[n:, :n], atol=1e-10)
+    np.testing.assert_allclose(bank.prior_variance(X2, w), np.diag(full)[n:], atol=1e-10)
+
+
+def test_local_trend_needs_one_input():
+    with pytest.raises(ConfigError, match="one input"):
+        TrendBasis.named("local", 2)
+
+
 def _config(trend: str, agents: int = 1) -> FitConfig:
     config = FitConfig()
     config.kernel.components = 60
@@ -71,9 +116,28 @@ def test_linear_trend_extrapolates_where_stationary_kernel_reverts():
     assert np.all(weights >= 0)
 
 
-def test_trend_in_admm_fit_and_model_file(tmp_path):
+def test_local_trend_follows_the_recent_slope_where_a_global_polynomial_does_not():
+    """A series whose slope sets in halfway: the random-walk slope continues it; a line fitted
+    to the whole span under-forecasts, and the stationary grid reverts."""
+    rng = np.random.default_rng(1)
+    x = np.arange(1.0, 91.0)
+    y = 5 + 0.15 * np.maximum(x - 45, 0) + np.sin(2 * np.pi * x / 12) + 0.1 * rng.normal(size=90)
+    X, train, test = x[:, None], slice(0, 70), slice(70, None)
+    errors, spread = {}, {}
+    for trend in ("none", "linear", "local"):
+        result = fit(X[train], y[train], _config(trend), X_test=X[test])
+        mean, std = result.prediction
+        errors[trend] = float(np.mean((mean - y[test]) ** 2))
+        spread[trend] = std
+    assert errors["local"] < 0.25 * min(errors["none"], errors["linear"])
+    assert result.model.weights[-1] > 0  # the slope walk's weight is learned
+    assert np.all(np.diff(spread["local"]) > 0)  # intervals widen with the lead time
+
+
+@pytest.mark.parametrize("trend", ["linear", "local"])
+def test_trend_in_admm_fit_and_model_file(tmp_path, trend):
     X, y = _series(n=80)
-    config = _config("linear", agents=2)
+    config = _config(trend, agents=2)
     config.predict = "pooled"  # the model file then holds the data it conditions on
     Xs = np.array([[85.0], [95.0]])
     result = fit(X, y, config, X_test=Xs)

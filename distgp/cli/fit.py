@@ -142,7 +142,7 @@ def run_fit(args: argparse.Namespace) -> int:
             f"{config.consensus.agents} agents, one per value of {shard_column} (--agents sets it)"
         )
     preflight(config, len(dataset.y_train), dataset.groups_train)
-    check_data(config, dataset.y_train, dataset.series)
+    check_data(config, dataset.y_train, dataset.series, dataset.dims)
     progress(
         f"data {dataset.name}: {len(dataset.y_train)} training / {len(dataset.y_test)} test "
         f"points, "

@@ -1,4 +1,4 @@
-"""Trend parts of the kernel: polynomial sub-kernels beside the spectral grid.
+"""Trend parts of the kernel: polynomial and random-walk sub-kernels beside the spectral grid.
 
 A GSMP kernel is stationary, so its predictive mean reverts to the prior mean about one length
 scale past the data. A trend part fixes that. With basis functions ``h_t(x)`` (the powers
@@ -16,6 +16,20 @@ are centred, and the grid's zero-frequency components carry the level, so the po
 families hold no constant: a constant's weight would be the largest of all (the level's prior
 variance is large and barely determined), and DSCA prunes relative to the largest weight.
 
+A polynomial is global: a quadratic fitted to the whole span extrapolates its curvature, and a
+line its average slope. The ``local`` family (one input: a time index) instead holds two
+random-walk sub-kernels, the state-space models' local level and local slope (Harvey 1989; as
+GP kernels, Rasmussen and Williams 2006, section 6.3): with ``s`` the time since the start of
+the standard span, scaled to ``[0, 1]`` over it (:func:`walk_times`),
+
+    k_level(s, t) = min(s, t)                                   (Brownian motion)
+    k_slope(s, t) = 3 (m^3 / 3 + |s - t| m^2 / 2),  m = min(s, t)  (its integral)
+
+both 1 at the end of the standard span. Beyond the data the first forecasts the last level
+(a naive forecast's behaviour) and the second continues the local slope (a drift forecast's,
+from the recent data instead of the whole span), with widening intervals; the evidence weighs
+them against the spectral components, which carry the seasonality.
+
 :class:`TrendBank` puts the trend components after the ``M`` spectral ones of a
 :class:`~distgp.kernels.bank.SubKernelBank` and answers the same calls (``gram``, ``cross``,
 ``products``, ``component``), so the objective, the solvers and prediction need no change.
@@ -29,27 +43,69 @@ import numpy as np
 
 from distgp.exceptions import ConfigError
 from distgp.kernels.bank import SubKernelBank
-from distgp.kernels.grid import SpectralGrid
+from distgp.kernels.grid import STANDARD_SPAN, SpectralGrid
 
-TREND_KINDS = {"none": -1, "constant": 0, "linear": 1, "quadratic": 2}
-"""Trend families by name and their polynomial degree (``-1``: no trend part)."""
+TREND_KINDS = {
+    "none": (-1, 0),
+    "constant": (0, 0),
+    "linear": (1, 0),
+    "quadratic": (2, 0),
+    "local": (-1, 2),
+}
+"""Trend families by name: ``(polynomial degree, random-walk components)`` (degree ``-1``: no
+polynomial part)."""
+
+WALK_ORIGIN = -STANDARD_SPAN / 2  # start of evenly spaced standardised times (std units)
+WALK_LABELS = ("level walk", "slope walk")
+
+
+def walk_times(Z: np.ndarray) -> np.ndarray:
+    """Times ``s`` of the random walks at standardised one-input ``Z`` (``n x 1``): from the
+    start of the standard span (``-sqrt(3)``; earlier times clipped to it), in units of the span
+    (``sqrt(12)``), so evenly spaced training times run over about ``[0, 1]``. Needs no data
+    extremes: agents holding shards of one series agree on it."""
+    return np.maximum(np.asarray(Z, float)[:, 0] - WALK_ORIGIN, 0.0) / STANDARD_SPAN
+
+
+def walk_kernel(order: int, s: np.ndarray, t: np.ndarray) -> np.ndarray:
+    """``len(s) x len(t)`` covariance of random walk ``order`` (0: level, 1: slope) at times
+    ``s`` and ``t`` (:func:`walk_times`)."""
+    m = np.minimum(s[:, None], t[None, :])
+    if order == 0:
+        return m
+    return m**3 + 1.5 * np.abs(s[:, None] - t[None, :]) * m**2
+
+
+def walk_variance(order: int, s: np.ndarray) -> np.ndarray:
+    """The diagonal of :func:`walk_kernel` at times ``s``: ``s`` or ``s^3``."""
+    return s if order == 0 else s**3
 
 
 @dataclass(frozen=True)
 class TrendBasis:
-    """Polynomial basis ``h(x)`` of the trend part on standardised inputs.
+    """The trend part on standardised inputs: a polynomial basis ``h(x)`` and random walks.
 
     Attributes:
-        degree: highest power (``0``: a constant; ``-1``: no trend part).
+        degree: highest power (``0``: a constant; ``-1``: no polynomial part).
         dims: number of input dimensions ``P``.
+        walks: random-walk components (0, or 2 for the ``local`` family: level and slope; one
+            input only).
     """
 
     degree: int
     dims: int
+    walks: int = 0
 
     def __post_init__(self) -> None:
         if self.degree < -1:
             raise ConfigError(f"trend degree must be at least -1, got {self.degree}")
+        if not 0 <= self.walks <= len(WALK_LABELS):
+            raise ConfigError(f"random-walk components must be 0 to 2, got {self.walks}")
+        if self.walks and self.dims != 1:
+            raise ConfigError(
+                f"trend 'local' needs one input (a time index), the data has {self.dims}; "
+                "use trend none, constant, linear or quadratic"
+            )
 
     @classmethod
     def named(cls, kind: str, dims: int) -> TrendBasis:
@@ -64,49 +120,73 @@ class TrendBasis:
             kind = "linear" if dims == 1 else "none"
         if kind not in TREND_KINDS:
             raise ConfigError(f"unknown trend {kind!r}; choose one of: {', '.join(TREND_KINDS)}")
-        return cls(TREND_KINDS[kind], int(dims))
+        degree, walks = TREND_KINDS[kind]
+        return cls(degree, int(dims), walks)
 
     @property
     def kind(self) -> str:
-        """The family's name (``none``, ``constant``, ``linear``, ``quadratic`` or ``degree D``)."""
+        """The family's name (one of :data:`TREND_KINDS`, else ``degree D``)."""
         names = {v: k for k, v in TREND_KINDS.items()}
-        return names.get(self.degree, f"degree {self.degree}")
+        return names.get((self.degree, self.walks), f"degree {self.degree}")
+
+    @property
+    def polynomial_size(self) -> int:
+        """Number of polynomial components: 1 for a constant, ``P degree`` for a polynomial."""
+        return {-1: 0, 0: 1}.get(self.degree, self.dims * self.degree)
 
     @property
     def size(self) -> int:
-        """Number of trend components ``T``: 1 for a constant, ``P degree`` for a polynomial."""
-        return {-1: 0, 0: 1}.get(self.degree, self.dims * self.degree)
+        """Number of trend components ``T``: the polynomial's, then the random walks."""
+        return self.polynomial_size + self.walks
 
     def labels(self) -> list[str]:
-        """A name per component: ``1``, or ``x0``, ``x1``, ..., ``x0^2``, ..."""
+        """A name per component: ``1``, or ``x0``, ``x1``, ..., ``x0^2``, ...; then the walks."""
+        walks = list(WALK_LABELS[: self.walks])
         if self.degree <= 0:
-            return ["1"][: self.size]
+            return ["1"][: self.polynomial_size] + walks
         return [
             f"x{p}" + (f"^{k}" if k > 1 else "")
             for k in range(1, self.degree + 1)
             for p in range(self.dims)
-        ]
+        ] + walks
 
     def features(self, Z: np.ndarray) -> np.ndarray:
-        """``n x T`` basis values at standardised inputs ``Z`` (``n x P``)."""
+        """``n x T_poly`` polynomial basis values at standardised inputs ``Z`` (``n x P``)."""
         if self.degree <= 0:
-            return np.ones((Z.shape[0], self.size))
+            return np.ones((Z.shape[0], self.polynomial_size))
         return np.hstack([Z**k for k in range(1, self.degree + 1)])
 
+    def walk_kernels(self, Z1: np.ndarray, Z2: np.ndarray) -> list[np.ndarray]:
+        """The random walks' ``n1 x n2`` covariances between standardised inputs."""
+        s, t = walk_times(Z1), walk_times(Z2)
+        return [walk_kernel(order, s, t) for order in range(self.walks)]
+
+    def prior_variance(self, Z: np.ndarray, weights: np.ndarray) -> np.ndarray:
+        """The trend part's ``k(z, z)`` at standardised ``Z`` for its ``T`` weights."""
+        weights = np.asarray(weights, float)
+        poly = self.polynomial_size
+        out = (self.features(Z) ** 2) @ weights[:poly]
+        s = walk_times(Z) if self.walks else None
+        for order in range(self.walks):
+            out = out + weights[poly + order] * walk_variance(order, s)
+        return out
+
     def to_dict(self) -> dict[str, np.ndarray]:
-        return {"trend_degree": np.asarray(self.degree)}
+        return {"trend_degree": np.asarray(self.degree), "trend_walks": np.asarray(self.walks)}
 
     @classmethod
     def from_dict(cls, d, dims: int) -> TrendBasis:
         """The basis saved by :meth:`to_dict`; files without one have no trend part."""
-        return cls(int(d["trend_degree"]) if "trend_degree" in d else -1, int(dims))
+        degree = int(d["trend_degree"]) if "trend_degree" in d else -1
+        return cls(degree, int(dims), int(d["trend_walks"]) if "trend_walks" in d else 0)
 
 
 class TrendBank:
-    """Spectral sub-kernels followed by the ``T`` rank-one trend sub-kernels.
+    """Spectral sub-kernels followed by the ``T`` trend sub-kernels.
 
-    Component ``m < M`` is the spectral bank's, component ``M + t`` is ``h_t h_t^T``. Costs of
-    the trend part: ``O(n^2 T)`` for a Gram matrix, ``O(n^2 T)`` for the products.
+    Component ``m < M`` is the spectral bank's, then come the rank-one polynomial components
+    ``h_t h_t^T`` and the random walks (dense ``n x n``). Costs of the trend part: ``O(n^2 T)``
+    for a Gram matrix and for the products, ``n^2`` floats per random walk.
 
     Args:
         X: ``n x P`` standardised inputs.
@@ -131,6 +211,9 @@ class TrendBank:
         self.n = self.spectral.n
         self.X = np.asarray(X, float)
         self.H = trend.features(self.X)
+        walks = trend.walk_kernels(self.X, self.X)
+        self._walks = [self.ops.asarray(W) for W in walks]
+        self._walks_lower = [self.ops.lower_part(self.ops.asarray(W)) for W in walks]
         self.M = self.spectral.M + trend.size
 
     @property
@@ -151,47 +234,65 @@ class TrendBank:
 
     @property
     def nbytes(self) -> int:
-        return self.spectral.nbytes + self.H.nbytes
+        return self.spectral.nbytes + self.H.nbytes + 16 * self.n**2 * len(self._walks)
 
-    def _split(self, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def _split(self, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Spectral, polynomial and random-walk weights."""
         weights = np.asarray(weights, float)
-        return weights[: self.spectral.M], weights[self.spectral.M :]
+        M, poly = self.spectral.M, self.trend.polynomial_size
+        return weights[:M], weights[M : M + poly], weights[M + poly :]
 
     def gram(self, weights: np.ndarray, lower: bool = False):
         """``sum_m w_m K_m`` (``n x n``, on the bank's device) over spectral and trend parts;
         ``lower``: only the lower triangle need be right (as for the spectral bank)."""
-        spectral, trend = self._split(weights)
+        spectral, poly, walks = self._split(weights)
         K = self.spectral.gram(spectral, lower=lower)
-        if np.any(trend):
-            K += self.ops.asarray((self.H * trend) @ self.H.T)
+        if np.any(poly):
+            K += self.ops.asarray((self.H * poly) @ self.H.T)
+        for w, W in zip(walks, self._walks, strict=True):
+            if w > 0:
+                K += float(w) * W
         return K
 
     def cross(self, X2: np.ndarray, weights: np.ndarray):
         """``sum_m w_m K_m(X2, X)`` (``n2 x n``, on the bank's device)."""
-        spectral, trend = self._split(weights)
-        part = (self.trend.features(np.asarray(X2, float)) * trend) @ self.H.T
+        spectral, poly, walks = self._split(weights)
+        X2 = np.asarray(X2, float)
+        part = (self.trend.features(X2) * poly) @ self.H.T
+        for w, W in zip(walks, self.trend.walk_kernels(X2, self.X), strict=True):
+            part = part + w * W
         return self.spectral.cross(X2, spectral) + self.ops.asarray(part)
 
     def prior_variance(self, X2: np.ndarray, weights: np.ndarray) -> np.ndarray:
-        """``k(x, x)`` at ``n2`` new inputs: the spectral weights' sum plus ``sum_t w_t h_t^2``."""
-        spectral, trend = self._split(weights)
-        return spectral.sum() + (self.trend.features(X2) ** 2) @ trend
+        """``k(x, x)`` at ``n2`` new inputs: the spectral weights' sum plus the trend part's."""
+        weights = np.asarray(weights, float)
+        spectral = weights[: self.spectral.M]
+        return spectral.sum() + self.trend.prior_variance(X2, weights[self.spectral.M :])
 
     def component(self, m: int) -> np.ndarray:
         if m < self.spectral.M:
             return self.spectral.component(m)
-        h = self.H[:, m - self.spectral.M]
+        t = m - self.spectral.M
+        if t >= self.trend.polynomial_size:
+            return self.ops.numpy(self._walks[t - self.trend.polynomial_size]).copy()
+        h = self.H[:, t]
         return np.outer(h, h)
 
     def apply(self, v: np.ndarray, components: np.ndarray) -> np.ndarray:
-        """``K_m v`` for each listed component: ``n x len(components)``; a trend column is
-        ``h_t (h_t^T v)``."""
+        """``K_m v`` for each listed component: ``n x len(components)``; a polynomial column
+        is ``h_t (h_t^T v)``, a random walk's ``W v``."""
         components = np.asarray(components, dtype=int)
+        v = np.asarray(v, float)
         spectral = components < self.spectral.M
         out = np.empty((self.n, len(components)))
         out[:, spectral] = self.spectral.apply(v, components[spectral])
-        H = self.H[:, components[~spectral] - self.spectral.M]
-        out[:, ~spectral] = H * (H.T @ np.asarray(v, float))
+        for i in np.flatnonzero(~spectral):
+            t = components[i] - self.spectral.M
+            poly = self.trend.polynomial_size
+            if t < poly:
+                out[:, i] = self.H[:, t] * (self.H[:, t] @ v)
+            else:
+                out[:, i] = self.ops.numpy(self._walks[t - poly]) @ v
         return out
 
     def products(
@@ -212,12 +313,22 @@ class TrendBank:
             quads[spectral] = q
         if np.all(spectral):
             return traces, quads
-        H = self.H[:, components[~spectral] - self.spectral.M]
-        if traces is not None:  # A may hold only its lower triangle, as for the spectral bank
-            AH = self.ops.numpy(self.ops.symm_lower(A, self.ops.asarray(H)))
-            traces[~spectral] = np.einsum("it,it->t", H, AH)
-        if quads is not None:
-            quads[~spectral] = (H.T @ self.ops.numpy(alpha)) ** 2
+        poly = self.trend.polynomial_size
+        index = components - self.spectral.M
+        rank_one = ~spectral & (index < poly)
+        if np.any(rank_one):
+            H = self.H[:, index[rank_one]]
+            if traces is not None:  # A may hold only its lower triangle, as the spectral bank's
+                AH = self.ops.numpy(self.ops.symm_lower(A, self.ops.asarray(H)))
+                traces[rank_one] = np.einsum("it,it->t", H, AH)
+            if quads is not None:
+                quads[rank_one] = (H.T @ self.ops.numpy(alpha)) ** 2
+        for i in np.flatnonzero(~spectral & (index >= poly)):
+            walk = index[i] - poly
+            if traces is not None:
+                traces[i] = self.ops.frobenius(A, self._walks_lower[walk])
+            if quads is not None:
+                quads[i] = self.ops.quadratic(self._walks_lower[walk], alpha)
         return traces, quads
 
 
@@ -250,7 +361,7 @@ def recipe_prior_variance(recipe: dict, Z: np.ndarray, weights: np.ndarray) -> n
     trend = TrendBasis.from_dict(recipe, Z.shape[1])
     weights = np.asarray(weights, float)
     spectral = weights[: len(weights) - trend.size]
-    return float(spectral.sum()) + (trend.features(Z) ** 2) @ weights[len(spectral) :]
+    return float(spectral.sum()) + trend.prior_variance(Z, weights[len(spectral) :])
 
 
 def prior_variance(bank, X2: np.ndarray, weights: np.ndarray) -> np.ndarray:
