@@ -78,7 +78,7 @@ def spectrum(model, path: str | Path) -> None:
         tw = w_all[grid.components :]
         ax.bar(range(trend), tw, color="tab:orange")
         ax.set_xticks(range(trend), model.trend.labels(), rotation=90 if trend > 8 else 0)
-        ax.set_xlabel("trend basis function (standardised inputs)")
+        ax.set_xlabel("trend component (standardised inputs)")
         ax.set_ylabel(f"weight ({units})")
     for q in range(panels, rows * cols):
         axes[q // cols][q % cols].axis("off")
