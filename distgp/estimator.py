@@ -71,8 +71,8 @@ class GSMPRegressor(RegressorMixin, BaseEstimator):
         levels: bandwidth levels of the data grid.
         trend: trend part ``auto`` (default: a 1-D evenly spaced ``X`` gets the rolling-origin
             choice of :func:`distgp.tune.fit_selected`; else linear for one input, none for
-            several), ``none``, ``constant``, ``linear`` or ``quadratic``
-            (:mod:`distgp.kernels.trend`).
+            several), ``none``, ``constant``, ``linear``, ``quadratic`` or ``local`` (one
+            input: a random-walk level and slope) (:mod:`distgp.kernels.trend`).
         output_transform: output transform ``none`` (default), ``log``, ``boxcox`` or
             ``boxcox:LAMBDA`` (:mod:`distgp.transforms`); predictions are on ``y``'s scale.
         tune: BKB evaluations over outer settings scored on held-out training data
