@@ -425,6 +425,12 @@ class FitConfig:
                 "data.placements",
             )
         _check(
+            self.kernel.trend != "local" or self.kernel.grid == "data",
+            "kernel.trend local needs the data grid's standardised inputs; set kernel.grid to "
+            "data, or use another trend",
+            "kernel.trend",
+        )
+        _check(
             b.address is None or b.name != "inline",
             "backend.address needs the ray backend; set backend.name to ray",
             "backend.address",

@@ -331,10 +331,21 @@ def evaluate(
 
 def default_candidates(config: FitConfig, series: bool, positive: bool) -> dict[str, dict]:
     """The default selection's candidates, simplest first: :data:`DEFAULT_CANDIDATES`, and
-    :data:`LOG_CANDIDATES` for a series of ``positive`` outputs with no transform set."""
+    :data:`LOG_CANDIDATES` for a series of ``positive`` outputs with no transform set; on the
+    reference grid (raw inputs) the full grid alone stands in for the local trend."""
+    candidates = dict(DEFAULT_CANDIDATES)
     if series and positive and config.kernel.transform == "none":
-        return {**DEFAULT_CANDIDATES, **LOG_CANDIDATES}
-    return dict(DEFAULT_CANDIDATES)
+        candidates.update(LOG_CANDIDATES)
+    if config.kernel.grid == "data":
+        return candidates
+    return {  # the local trend needs the data grid's standardised inputs: the full grid alone
+        name.replace("local trend", "stationary"): (
+            {**overrides, "kernel.trend": "none"}
+            if overrides.get("kernel.trend") == "local"
+            else overrides
+        )
+        for name, overrides in candidates.items()
+    }
 
 
 def applies(config: FitConfig, series: bool, n: int, *, dims: int) -> bool:
@@ -501,7 +512,7 @@ TUNABLES: dict[str, tuple[str, tuple[Any, ...]]] = {
 }
 """Outer settings BKB chooses among: config key and candidate values (ordered; an arm encodes
 each by its position). ``transform`` is only offered for positive outputs, the ``local`` trend
-(the last trend value) only with one input."""
+(the last trend value) only with one input on the data grid."""
 
 TUNE_BETA = 2.0  # UCB width in GP standard deviations
 
@@ -516,10 +527,11 @@ def check_tunables(names: list[str]) -> list[str]:
     return names
 
 
-def tune_arms(names: list[str], positive: bool, dims: int = 1) -> tuple[list[str], np.ndarray]:
-    """Tunables actually searched and the ``A x D`` grid of value positions (every combination)."""
+def tune_arms(names: list[str], positive: bool, local: bool = True) -> tuple[list[str], np.ndarray]:
+    """Tunables actually searched and the ``A x D`` grid of value positions (every combination);
+    ``local``: whether the local trend applies (one input, the data grid)."""
     names = [n for n in names if n != "transform" or positive]
-    sizes = [len(TUNABLES[n][1]) - (n == "trend" and dims > 1) for n in names]
+    sizes = [len(TUNABLES[n][1]) - (n == "trend" and not local) for n in names]
     grid = np.array(list(np.ndindex(*sizes)), dtype=float)
     return names, grid
 
@@ -590,7 +602,8 @@ def tune(
         config = horizon_reported(config, X, series, fit_options.get("X_test"), report)
     with _scoring(X, y, config, series, shards, fit_options) as scoring:
         facts = scoring.facts
-        names, grid = tune_arms(names, facts.positive, facts.dims)
+        local = facts.dims == 1 and config.kernel.grid == "data"
+        names, grid = tune_arms(names, facts.positive, local)
         seeds = _first_candidates(
             names, grid, config, facts.series, facts.dims, facts.n, facts.positive
         )

@@ -127,6 +127,10 @@ CLI_CASES = {
     "fit: negative seed": ("fit --data {good} --seed -1", "seed must be a non-negative"),
     "fit: agents < 1": ("fit --data {good} --agents 0", "at least 1"),
     "fit: --threads 0": ("fit --data {good} --threads 0", "threads must be at least 1"),
+    "fit: local trend on the reference grid": (
+        "fit --data {good} --trend local --grid reference",
+        "kernel.trend local needs the data grid",
+    ),
     "fit: local trend with several inputs": (
         "fit --data {table} --trend local --agents 2",
         "trend 'local' needs one input",

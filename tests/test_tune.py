@@ -427,3 +427,25 @@ def test_the_default_path_says_why_its_horizon_and_its_choice_differ_from_the_ob
     simpler = [f for e, f in events if e == "simpler"]
     assert simpler == ([] if lowest is chosen else [{"evaluation": chosen, "lowest": lowest}])
     assert chosen.mse <= 1.01 * lowest.mse
+
+
+def test_the_reference_grid_scores_the_full_grid_alone_in_place_of_the_local_trend():
+    """The local trend needs the data grid's standardised inputs: on the reference grid the
+    default path and the search keep to the other trend families, and a fit still runs."""
+    from distgp.tune import tune_arms
+
+    config = FitConfig()
+    config.kernel.grid = "reference"
+    candidates = default_candidates(config, True, True)
+    assert "stationary" in candidates and "stationary, log" in candidates
+    assert all(o.get("kernel.trend") != "local" for o in candidates.values())
+    assert "local trend" in default_candidates(FitConfig(), True, True)
+    grid = tune_arms(["trend"], False, local=False)[1]
+    assert grid[:, 0].max() == 3  # none, constant, linear, quadratic
+    assert tune_arms(["trend"], False)[1][:, 0].max() == 4  # and local
+    x = np.arange(60.0)[:, None]
+    y = np.sin(2 * np.pi * x[:, 0] / 12) + 0.05 * x[:, 0]
+    config.kernel.components = 40
+    result, evaluations = fit_selected(x, y, config, True)
+    assert next(e for e in evaluations if e.chosen).overrides.get("kernel.trend") != "local"
+    assert np.all(np.isfinite(result.model.predict(x[-5:])))

@@ -20,7 +20,7 @@ A polynomial is global: a quadratic fitted to the whole span extrapolates its cu
 line its average slope. The ``local`` family (one input: a time index) instead holds two
 random-walk sub-kernels, the state-space models' local level and local slope (Harvey 1989; as
 GP kernels, Rasmussen and Williams 2006, section 6.3): with ``s`` the time since the start of
-the standard span, scaled to ``[0, 1]`` over it (:func:`walk_times`),
+the standard span, scaled to ``[0, 1]`` over it (:func:`walk_times`)::
 
     k_level(s, t) = min(s, t)                                   (Brownian motion)
     k_slope(s, t) = 3 (m^3 / 3 + |s - t| m^2 / 2),  m = min(s, t)  (its integral)
