@@ -69,6 +69,8 @@ def test_local_trend_bank_matches_dense_random_walks(rng, device):
     w = rng.uniform(size=bank.M)
     dense = sum(w[m] * bank.component(m) for m in range(bank.M))
     np.testing.assert_allclose(bank.ops.numpy(bank.gram(w)), dense, atol=1e-10)
+    factorised = bank.ops.numpy(bank.gram(w, lower=True))  # what a fit reads
+    np.testing.assert_allclose(np.tril(factorised), np.tril(dense), atol=1e-10)
     A = rng.normal(size=(n, n))
     A = A + A.T
     alpha = rng.normal(size=n)

@@ -211,9 +211,9 @@ class TrendBank:
         self.n = self.spectral.n
         self.X = np.asarray(X, float)
         self.H = trend.features(self.X)
+        # each random walk kept as ``ops.lower_part`` stores it (the lower triangle on the CPU)
         walks = trend.walk_kernels(self.X, self.X)
-        self._walks = [self.ops.asarray(W) for W in walks]
-        self._walks_lower = [self.ops.lower_part(self.ops.asarray(W)) for W in walks]
+        self._walks = [self.ops.lower_part(self.ops.asarray(W)) for W in walks]
         self.M = self.spectral.M + trend.size
 
     @property
@@ -234,7 +234,7 @@ class TrendBank:
 
     @property
     def nbytes(self) -> int:
-        return self.spectral.nbytes + self.H.nbytes + 16 * self.n**2 * len(self._walks)
+        return self.spectral.nbytes + self.H.nbytes + 8 * self.n**2 * len(self._walks)
 
     def _split(self, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Spectral, polynomial and random-walk weights."""
@@ -249,9 +249,11 @@ class TrendBank:
         K = self.spectral.gram(spectral, lower=lower)
         if np.any(poly):
             K += self.ops.asarray((self.H * poly) @ self.H.T)
-        for w, W in zip(walks, self._walks, strict=True):
+        for w, P in zip(walks, self._walks, strict=True):
             if w > 0:
-                K += float(w) * W
+                self.ops.add_scaled(K, P, float(w))
+                if not lower and not self.ops.is_torch:  # P holds the lower triangle only
+                    K += float(w) * np.tril(P, -1).T
         return K
 
     def cross(self, X2: np.ndarray, weights: np.ndarray):
@@ -274,7 +276,7 @@ class TrendBank:
             return self.spectral.component(m)
         t = m - self.spectral.M
         if t >= self.trend.polynomial_size:
-            return self.ops.numpy(self._walks[t - self.trend.polynomial_size]).copy()
+            return self._full(self._walks[t - self.trend.polynomial_size])
         h = self.H[:, t]
         return np.outer(h, h)
 
@@ -292,8 +294,16 @@ class TrendBank:
             if t < poly:
                 out[:, i] = self.H[:, t] * (self.H[:, t] @ v)
             else:
-                out[:, i] = self.ops.numpy(self._walks[t - poly]) @ v
+                Wv = self.ops.symm_lower(self._walks[t - poly], self.ops.asarray(v[:, None]))
+                out[:, i] = self.ops.numpy(Wv)[:, 0]
         return out
+
+    def _full(self, P) -> np.ndarray:
+        """The symmetric numpy matrix a random walk's stored part ``P`` holds."""
+        P = self.ops.numpy(P)
+        if self.ops.is_torch:
+            return P.copy()
+        return P + np.tril(P, -1).T
 
     def products(
         self,
@@ -326,9 +336,9 @@ class TrendBank:
         for i in np.flatnonzero(~spectral & (index >= poly)):
             walk = index[i] - poly
             if traces is not None:
-                traces[i] = self.ops.frobenius(A, self._walks_lower[walk])
+                traces[i] = self.ops.frobenius(A, self._walks[walk])
             if quads is not None:
-                quads[i] = self.ops.quadratic(self._walks_lower[walk], alpha)
+                quads[i] = self.ops.quadratic(self._walks[walk], alpha)
         return traces, quads
 
 
