@@ -151,7 +151,8 @@ def test_a_budget_of_the_first_batch_says_it_does_not_search():
 
 
 def test_a_tuned_setting_replaces_the_default_only_when_clearly_better():
-    """One-standard-error rule on paired folds: a lower mean from one lucky fold is not enough."""
+    """Two standard errors of the paired fold differences: a lower mean from one lucky fold is
+    not enough, nor is a margin that clears one standard error only."""
     from distgp.tune import Evaluation
 
     default = Evaluation.scored("default", {}, [10.0, 10.0, 10.0, 10.0], [5] * 4, 1.0)
@@ -159,6 +160,9 @@ def test_a_tuned_setting_replaces_the_default_only_when_clearly_better():
     steady = Evaluation.scored("steady", {}, [9.0, 9.5, 9.0, 9.2], [5] * 4, 1.0)
     assert lucky.mse < default.mse and not lucky.clearly_better_than(default)
     assert steady.clearly_better_than(default) and not default.clearly_better_than(steady)
+    modest = Evaluation.scored("modest", {}, [7.0, 11.0, 7.0, 9.0], [5] * 4, 1.0)
+    assert modest.clearly_better_than(default, errors=1.0)
+    assert not modest.clearly_better_than(default)
     broken = Evaluation.scored("broken", {}, [math.inf, 1.0, 1.0, 1.0], [5] * 4, 1.0)
     assert broken.mse == math.inf and steady.clearly_better_than(broken)
 

@@ -56,7 +56,7 @@ OUTER_CHOICE_LINES: dict[str, Callable[[dict[str, Any]], str]] = {
     ),
     "kept": lambda f: (
         f"kept {f['evaluation'].name}: the lowest held-out MSE ({f['lowest'].mse:.5g}, "
-        f"{f['lowest'].name}) is not lower by more than one standard error of the per-fold "
+        f"{f['lowest'].name}) is not lower by more than two standard errors of the per-fold "
         "differences"
     ),
     "no choice": lambda f: (
