@@ -70,6 +70,14 @@ def backtest_series(doc: str) -> dict[str, tuple[np.ndarray, np.ndarray, int]]:
     return {**shared_series(data_dir(args.data_dir)), **statsmodels_series()}
 
 
+def ratio_row(label: str, ratios) -> str:
+    """A summary table row: how many ``ratios`` (a rule's pseudo-test MSE over the baseline's)
+    are below and above 1, and their geometric mean."""
+    r = np.asarray(ratios, float)
+    below, above = int(np.sum(r < 1 - 1e-9)), int(np.sum(r > 1 + 1e-9))
+    return f"| {label} | {len(r)} | {below} | {above} | {math.exp(np.mean(np.log(r))):.3g} |"
+
+
 def backtest(x: np.ndarray, y: np.ndarray, T: int) -> dict:
     """Pseudo-test MSE of the default path with either horizon, and the candidate chosen."""
     row = {}

@@ -24,11 +24,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import time
 
 import numpy as np
-from horizon_backtest import shared_series, statsmodels_series
+from horizon_backtest import ratio_row, shared_series, statsmodels_series
 
 import distgp.tune as tuning
 from distgp.bench.report import data_dir
@@ -109,11 +108,7 @@ def main() -> None:
     print("\n| rule | series | lower | higher | geometric mean vs select 2 |")
     print("|---|---|---|---|---|")
     for key, r in ratios.items():
-        a = np.array(r)
-        print(
-            f"| {key} | {len(a)} | {int(np.sum(a < 1 - 1e-9))} | {int(np.sum(a > 1 + 1e-9))} | "
-            f"{math.exp(np.mean(np.log(a))):.3g} |"
-        )
+        print(ratio_row(key, r))
     if args.json:
         with open(args.json, "w") as fh:
             json.dump(table, fh)
