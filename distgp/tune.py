@@ -85,7 +85,7 @@ GUARD_ERRORS = 2.0
 score must beat the default path's choice to replace it (:meth:`Evaluation.clearly_better_than`).
 Two, not Breiman's one: the lowest of 32 scores is biased low, and on training-only pseudo-tests
 (``python benchmarks/tune_guard_backtest.py``) one standard error replaced the default for the
-worse on 3 of 12 datasets, two on none."""
+worse on 3 of 11 datasets, two on none."""
 
 
 @dataclass
