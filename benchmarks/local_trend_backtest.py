@@ -20,7 +20,9 @@ import numpy as np
 from horizon_backtest import backtest_series
 
 import distgp.tune as tuning
+from distgp.bench import baselines, forecasts
 from distgp.config import FitConfig
+from distgp.data import Dataset
 
 BEFORE = {"local trend": ("stationary", "none"), "local trend, log": ("stationary, log", "none")}
 MONTHLY = {"electricitydata", "passengerdata", "hoteldata", "employmentdata", "unemployment"}
@@ -59,20 +61,15 @@ def backtest(x: np.ndarray, y: np.ndarray, T: int, before: bool) -> tuple[float,
     return float(np.mean((result.forecast() - y[-T:]) ** 2)), chosen, seconds
 
 
-def best_trivial(name: str, y: np.ndarray, T: int) -> float:
-    """The lowest pseudo-test MSE of the trivial forecasts from the fitting part."""
-    fit, truth, h = y[:-T], y[-T:], np.arange(1, T + 1)
-    forecasts = [
-        np.full(T, fit.mean()),
-        np.full(T, fit[-1]),
-        fit[-1] + h * (fit[-1] - fit[0]) / (len(fit) - 1),
-    ]
+def best_trivial(name: str, x: np.ndarray, y: np.ndarray, T: int) -> float:
+    """The lowest pseudo-test MSE of the trivial forecasts of ``distgp bench kernel``
+    (:mod:`distgp.bench.forecasts`) from the fitting part, seasonal ones at the series' period."""
+    data = Dataset(x[:-T], y[:-T], x[-T:], y[-T:], name, series=True)
+    scores = [baselines.train_mean(data), forecasts.naive(data), forecasts.drift(data)]
     period = 12 if name in MONTHLY else 4 if name.startswith("macro") else None
     if period:
-        last = fit[-period:][(h - 1) % period]
-        change = np.mean(fit[-period:] - fit[-2 * period : -period])  # one season's change
-        forecasts += [last, last + change * ((h - 1) // period + 1)]
-    return min(float(np.mean((f - truth) ** 2)) for f in forecasts)
+        scores += [baselines.seasonal_naive(data, drift=d, period=period) for d in (False, True)]
+    return min(float(score["mse"]) for score in scores)
 
 
 def main() -> None:
@@ -85,7 +82,7 @@ def main() -> None:
     ratios, slower, beaten = [], [], [0, 0]
     for name, (x, y, T) in every.items():
         a, b = backtest(x, y, T, before=True), backtest(x, y, T, before=False)
-        trivial = best_trivial(name, y, T)
+        trivial = best_trivial(name, x, y, T)
         beaten[0] += a[0] <= trivial
         beaten[1] += b[0] <= trivial
         ratios.append(b[0] / a[0])
