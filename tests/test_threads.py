@@ -167,3 +167,46 @@ def test_every_agent_call_runs_inside_its_thread_plan(monkeypatch, outside, expe
     with blas_threads(outside):
         fit(X, y, config, backend=InlineBackend())
     assert len(seen) >= 3 and all(s and set(s) == {expected} for s in seen), seen
+
+
+_IMPORT_PROBE = """
+import os, sys
+from distgp.cli import quiet_blas_at_import
+quiet_blas_at_import(sys.argv[1:])
+import numpy  # noqa: F401  (its BLAS pools start now)
+from threadpoolctl import threadpool_info
+from distgp.threads import blas_threads
+def counts():
+    return sorted({i["num_threads"] for i in threadpool_info() if "openblas" in i["filepath"]})
+at_import = counts()
+with blas_threads(2):
+    raised = counts()
+print(os.environ.get("OPENBLAS_NUM_THREADS"), at_import, raised)
+"""
+
+
+@pytest.mark.parametrize(
+    ("argv", "user", "expected"),
+    [
+        (["fit", "--data", "x.csv"], None, "1 [1] [2]"),  # one thread at import, raised on request
+        (["predict"], "3", "3 "),  # the user's setting is kept
+        (["optimize", "--function", "branin"], None, "None"),  # a user's objective: left alone
+    ],
+)
+def test_fit_starts_its_blas_pools_with_one_thread(argv, user, expected, tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if not k.endswith("_NUM_THREADS")}
+    if user is not None:
+        env["OPENBLAS_NUM_THREADS"] = user
+    out = subprocess.run(
+        [sys.executable, "-c", _IMPORT_PROBE, *argv],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    ).stdout
+    assert out.startswith(expected), out

@@ -11,6 +11,10 @@ import sys
 
 from distgp.cli.common import OneLineParser, run_command
 
+QUIET_IMPORT_COMMANDS = ("fit", "predict")
+"""Commands whose numerical work is all distgp's: their BLAS pools start with one thread
+(:func:`quiet_blas_at_import`)."""
+
 
 def build_parser() -> OneLineParser:
     from distgp.cli import bench, fit, optimize, predict
@@ -35,8 +39,26 @@ def build_parser() -> OneLineParser:
     return parser
 
 
+def quiet_blas_at_import(argv: list[str]) -> bool:
+    """Before numpy loads, let ``fit`` and ``predict`` start their BLAS pools with one thread.
+
+    A pool started with every core spins its idle threads after each multi-threaded call,
+    before distgp's own limits (:mod:`distgp.threads`) apply to a single call: about 0.25 CPU s
+    per process on this 2-core machine. distgp raises the limits itself where more threads pay
+    (OpenBLAS grows its pool on request). Thread variables the user set are kept; ``optimize``
+    and ``bench`` are left alone (a user's objective and the GPyTorch baselines do their own
+    numerical work). Returns whether the variables were set."""
+    from distgp.threads import set_thread_env
+
+    if not argv or argv[0] not in QUIET_IMPORT_COMMANDS or "numpy" in sys.modules:
+        return False
+    set_thread_env(1)
+    return True
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``distgp`` script; returns the exit status."""
+    quiet_blas_at_import(sys.argv[1:] if argv is None else list(argv))
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:
