@@ -203,6 +203,15 @@ class LearnConfig:
         rule=positive(),
         metavar="T",
     )
+    min_gain: float = setting(
+        0.0,
+        help=(
+            "stop when the last 10 DSCA iterations together raised the log marginal likelihood "
+            "by less than this many nats (0: off)"
+        ),
+        rule=non_negative(),
+        metavar="NATS",
+    )
     noise_floor: float = setting(
         1e-2,
         help="lower bound of the noise variance, as a fraction of var(y)",

@@ -133,6 +133,7 @@ def agent_settings(config: FitConfig, state_dir: str | None = None) -> AgentSett
             blocks=lr.blocks,
             prune_tol=lr.prune_tol,
             threads=lr.threads,
+            min_gain=lr.min_gain,
         ),
         local_iterations=c.local_iterations,
         bits=c.bits if quantized and c.delta is None else None,

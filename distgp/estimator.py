@@ -38,6 +38,7 @@ PARAMETERS = {
     "blocks": "learn.blocks",
     "max_iterations": "learn.max_iterations",
     "tol": "learn.tol",
+    "min_gain": "learn.min_gain",
     "agents": "consensus.agents",
     "backend": "backend.name",
     "address": "backend.address",
@@ -82,6 +83,8 @@ class GSMPRegressor(RegressorMixin, BaseEstimator):
         blocks: DSCA blocks ``S``.
         max_iterations: DSCA iterations of a single-agent fit.
         tol: relative objective decrease at which DSCA stops.
+        min_gain: nats of log marginal likelihood that 10 DSCA iterations must gain for it
+            to go on (0: off).
         agents: number of agents ``N``.
         backend: ``inline`` or ``ray`` (default: inline for one agent, ray otherwise).
         address: Ray cluster address; ``None`` starts a local Ray instance.
@@ -139,6 +142,7 @@ class GSMPRegressor(RegressorMixin, BaseEstimator):
         blocks: int = LearnConfig.blocks,
         max_iterations: int = LearnConfig.max_iterations,
         tol: float = LearnConfig.tol,
+        min_gain: float = LearnConfig.min_gain,
         agents: int = ConsensusConfig.agents,
         backend: str | None = BackendConfig.name,
         address: str | None = BackendConfig.address,
@@ -164,6 +168,7 @@ class GSMPRegressor(RegressorMixin, BaseEstimator):
         self.blocks = blocks
         self.max_iterations = max_iterations
         self.tol = tol
+        self.min_gain = min_gain
         self.agents = agents
         self.backend = backend
         self.address = address

@@ -117,6 +117,7 @@ class AgentSettings:
                 d.kkt_tol,
                 d.overrelax,
                 d.threads,
+                d.min_gain,
             ],
             "local_iterations": self.local_iterations,
             "bits": self.bits,

@@ -35,6 +35,7 @@ from distgp.threads import check_threads, owned_threads
 MAX_HALVINGS = 30
 MAX_REVIVALS = 5
 MAX_OVERRELAXATION = 16.0
+GAIN_WINDOW = 10  # iterations over which DSCAOptions.min_gain is measured
 REVIVAL_SIZES = (10.0, 5.0, 2.5, 1.25)  # of prune_tol x the largest weight; all above pruning
 
 
@@ -52,6 +53,10 @@ class DSCAOptions:
         kkt_tol: stop when every gradient, scaled by ``tr(C^-1 K_m)``, satisfies the KKT conditions
             to this accuracy; a pruned weight re-enters when its scaled gradient is below
             ``-kkt_tol`` (it would decrease the objective by growing).
+        min_gain: stop when the last ``GAIN_WINDOW`` iterations of one call together raised the
+            log marginal likelihood by less than this many nats (half the decrease of ``l``);
+            0 turns it off. Not applied with an ADMM proximal term (the objective is then not
+            the evidence).
         overrelax: try over-relaxed steps (see module docstring); off gives plain SCA steps.
         threads: thread budget of the solve (``None``: the process's, see :mod:`distgp.threads`);
             the solver sets its BLAS limits from it whatever the environment says.
@@ -64,12 +69,13 @@ class DSCAOptions:
     kkt_tol: float = LearnConfig.kkt_tol
     overrelax: bool = True
     threads: int | None = LearnConfig.threads
+    min_gain: float = LearnConfig.min_gain
 
     def __post_init__(self) -> None:
         check_threads(self.threads)
         if self.max_iterations < 0:  # 0 evaluates the start (ADMM's final evaluation)
             raise ConfigError("max_iterations must be non-negative")
-        for name in ("blocks", "tol", "prune_tol", "kkt_tol"):
+        for name in ("blocks", "tol", "prune_tol", "kkt_tol", "min_gain"):
             require(FitConfig, f"learn.{name}", getattr(self, name))
 
 
@@ -218,6 +224,9 @@ def _dsca(objective, theta0, solver, options, penalty, callback) -> DSCAResult:
         if decrease <= options.tol * max(1.0, abs(value)):
             converged = True  # stalled: no further progress at this accuracy
             break
+        if penalty is None and _gained_little(history, options.min_gain):
+            converged = True  # the evidence no longer improves by what matters
+            break
     return DSCAResult(
         theta=theta,
         value=value,
@@ -254,6 +263,14 @@ def _step(objective, theta, proposal, value, total, options, eta):
             return trial, fac, trial_value, eta
         gamma *= 0.5
     return theta, objective.factorize(theta), value, eta
+
+
+def _gained_little(history: list[float], min_gain: float) -> bool:
+    """Whether the last :data:`GAIN_WINDOW` iterations lowered ``l`` (twice the negative log
+    marginal likelihood) by less than ``2 min_gain``."""
+    if min_gain <= 0 or len(history) <= GAIN_WINDOW:
+        return False
+    return history[-GAIN_WINDOW - 1] - history[-1] < 2.0 * min_gain
 
 
 def _prune(theta: np.ndarray, M: int, prune_tol: float) -> None:
