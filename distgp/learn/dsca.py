@@ -53,10 +53,11 @@ class DSCAOptions:
         kkt_tol: stop when every gradient, scaled by ``tr(C^-1 K_m)``, satisfies the KKT conditions
             to this accuracy; a pruned weight re-enters when its scaled gradient is below
             ``-kkt_tol`` (it would decrease the objective by growing).
-        min_gain: stop when the last ``GAIN_WINDOW`` iterations of one call together raised the
-            log marginal likelihood by less than this many nats (half the decrease of ``l``);
-            0 turns it off. Not applied with an ADMM proximal term (the objective is then not
-            the evidence).
+        min_gain: treat the iterate as settled, like the KKT test, when the last ``GAIN_WINDOW``
+            iterations of one call together raised the log marginal likelihood by less than
+            this many nats (half the decrease of ``l``): pruned weights whose KKT condition
+            fails may still re-enter, and without one the solver stops. 0 turns it off. Not
+            applied with an ADMM proximal term (the objective is then not the evidence).
         overrelax: try over-relaxed steps (see module docstring); off gives plain SCA steps.
         threads: thread budget of the solve (``None``: the process's, see :mod:`distgp.threads`);
             the solver sets its BLAS limits from it whatever the environment says.
@@ -194,7 +195,10 @@ def _dsca(objective, theta0, solver, options, penalty, callback) -> DSCAResult:
         )
         anchor = np.zeros(len(active)) if penalty is None else penalty.anchor[active]
         grad = linear - q + rho * (theta[active] - anchor)
-        if _stationarity(grad / c, theta[active], objective.lower[active]) <= options.kkt_tol:
+        settled = _stationarity(grad / c, theta[active], objective.lower[active]) <= options.kkt_tol
+        # a slow tail that no longer gains what matters counts as settled: pruned weights may
+        # still re-enter (the large drops after a plateau are such entries), then it stops
+        if settled or (penalty is None and _gained_little(history, options.min_gain)):
             revived = None
             if revivals < MAX_REVIVALS:
                 revived = _revive(objective, theta, fac, value, total, penalty, options)
@@ -223,9 +227,6 @@ def _dsca(objective, theta0, solver, options, penalty, callback) -> DSCAResult:
             callback(iteration, theta, value)
         if decrease <= options.tol * max(1.0, abs(value)):
             converged = True  # stalled: no further progress at this accuracy
-            break
-        if penalty is None and _gained_little(history, options.min_gain):
-            converged = True  # the evidence no longer improves by what matters
             break
     return DSCAResult(
         theta=theta,
