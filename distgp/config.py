@@ -204,7 +204,7 @@ class LearnConfig:
         metavar="T",
     )
     min_gain: float = setting(
-        0.0,
+        0.05,
         help=(
             "stop when the last 10 DSCA iterations together raised the log marginal likelihood "
             "by less than this many nats (0: off)"

@@ -15,7 +15,7 @@ from distgp.learn import (
     dsca,
     kkt_violation,
 )
-from distgp.learn.dsca import block_partition
+from distgp.learn.dsca import GAIN_WINDOW, block_partition
 from distgp.learn.solvers import positive_cubic_root
 from tests.helpers import sinusoids
 
@@ -88,20 +88,20 @@ def test_one_closed_form_sweep_is_the_same_for_any_partition(rho):
 
 def test_closed_form_and_cvxpy_reach_the_same_objective():
     objective = small_problem()
-    options = DSCAOptions(max_iterations=3000, tol=1e-12, blocks=2, prune_tol=0.0)
+    options = DSCAOptions(max_iterations=3000, tol=1e-12, blocks=2, prune_tol=0.0, min_gain=0)
     fast = dsca(objective, start(objective), ClosedFormSolver(1), options)
     socp = dsca(
         objective,
         start(objective),
         ConicSolver(),
-        DSCAOptions(max_iterations=200, tol=1e-11, blocks=2, prune_tol=0.0),
+        DSCAOptions(max_iterations=200, tol=1e-11, blocks=2, prune_tol=0.0, min_gain=0),
     )
     assert fast.loss == pytest.approx(socp.loss, rel=1e-4)
 
 
 def test_kkt_conditions_hold_at_the_end():
     objective = small_problem()
-    options = DSCAOptions(max_iterations=4000, tol=1e-12, kkt_tol=1e-4, prune_tol=1e-6)
+    options = DSCAOptions(max_iterations=4000, tol=1e-12, kkt_tol=1e-4, prune_tol=1e-6, min_gain=0)
     result = dsca(objective, start(objective), options=options)
     assert result.converged
     assert kkt_violation(objective, result.theta, result.factorization) < 1e-3
@@ -157,3 +157,45 @@ def test_pruned_frequencies_re_enter_without_raising_the_objective():
     history = np.array(result.history)
     assert np.all(np.diff(history) <= 1e-9 * np.abs(history[:-1]))
     assert result.theta[:-1][line].sum() > 0.2 * result.theta[:-1].sum()
+
+
+def test_a_slow_tail_that_gains_little_ends_early():
+    x, y = sinusoids(240, noise=0.05)
+    z = (x - x.mean()) / x.std()
+    grid = data_grid(240, 1, components=200, slow=0)
+    objective = LocalObjective(SubKernelBank(z, grid), (y - y.mean()) / y.std(), noise_floor=1e-3)
+    full = dsca(objective, start(objective), options=DSCAOptions(max_iterations=400, min_gain=0))
+    short = dsca(
+        objective, start(objective), options=DSCAOptions(max_iterations=400, min_gain=0.05)
+    )
+    assert short.converged and short.iterations < full.iterations
+    history = np.array(short.history)
+    assert np.all(np.diff(history) <= 1e-9 * np.abs(history[:-1]))
+    assert 0.5 * (history[-GAIN_WINDOW - 1] - history[-1]) < 0.05  # the last window gained little
+    assert 0.5 * (short.value - full.value) < 1.0  # nats of evidence left behind
+
+
+def test_a_settled_tail_still_lets_pruned_weights_re_enter():
+    x, y = sinusoids(120, noise=0.05)
+    z = (x - x.mean()) / x.std()
+    grid = data_grid(120, 1, components=60, slow=0)
+    objective = LocalObjective(SubKernelBank(z, grid), (y - y.mean()) / y.std(), noise_floor=1e-3)
+    freqs = grid.means[:, 0] / x.std()
+    line = np.abs(freqs - 1 / 12.0) <= 3.5 * (freqs[1] - freqs[0])
+    theta0 = start(objective)
+    theta0[:-1][line] = 0.0
+    # every window counts as settled: only the revivals move the pruned line back in
+    options = DSCAOptions(max_iterations=400, prune_tol=0.02, min_gain=1e6)
+    result = dsca(objective, theta0, options=options)
+    assert result.theta[:-1][line].sum() > 0.2 * result.theta[:-1].sum()
+
+
+def test_little_gain_does_not_stop_an_admm_local_solve():
+    objective = small_problem()
+    penalty = ProximalTerm(np.zeros(objective.dim), 0.1, start(objective) * 1.3)
+    runs = [
+        dsca(objective, start(objective), options=DSCAOptions(60, min_gain=g), penalty=penalty)
+        for g in (0.0, 1e6)  # 1e6 nats: every window of an evidence fit would count as settled
+    ]
+    assert [r.iterations for r in runs] == [60, 60]
+    assert np.array_equal(runs[0].theta, runs[1].theta)
