@@ -206,8 +206,9 @@ class LearnConfig:
     min_gain: float = setting(
         0.05,
         help=(
-            "stop when the last 10 DSCA iterations together raised the log marginal likelihood "
-            "by less than this many nats (0: off)"
+            "DSCA counts as settled (pruned weights may re-enter, else it stops) when its last "
+            "10 iterations raised the log marginal likelihood by less than this many nats "
+            "(0: off)"
         ),
         rule=non_negative(),
         metavar="NATS",
