@@ -13,9 +13,10 @@ blocks are independent and could run in parallel). The step rule keeps the objec
    that does not increase it (``gamma = 1`` always succeeds for a single closed-form sweep,
    which is a majorisation step). Weights
 that fall below ``prune_tol`` times the largest weight are set to exactly zero and leave the active
-set; at convergence the KKT conditions of the pruned weights are checked and violators re-enter,
-only at a size that lowers the objective, so the objective never increases (docs/dsca.md
-section 5).
+set; at convergence (the KKT conditions hold, or ten iterations gained less than ``min_gain``
+nats) the KKT conditions of the pruned weights are checked and violators re-enter, only at a size
+that lowers the objective, so the objective never increases; without an entry the solve stops
+(docs/dsca.md section 5).
 """
 
 from __future__ import annotations
