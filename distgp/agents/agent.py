@@ -18,7 +18,7 @@ by the agent itself where it runs (:class:`ShardFile`); the driver then never op
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -104,21 +104,11 @@ class AgentSettings:
     device: str = "cpu"
 
     def to_wire(self) -> dict[str, Any]:
-        d = self.dsca
         return {
             "noise_floor": self.noise_floor,
             "solver": self.solver,
             "inner_iterations": self.inner_iterations,
-            "dsca": [
-                d.max_iterations,
-                d.tol,
-                d.blocks,
-                d.prune_tol,
-                d.kkt_tol,
-                d.overrelax,
-                d.threads,
-                d.min_gain,
-            ],
+            "dsca": asdict(self.dsca),  # by name: a new option cannot be left out
             "local_iterations": self.local_iterations,
             "bits": self.bits,
             "delta": self.delta,
@@ -129,7 +119,7 @@ class AgentSettings:
 
     @classmethod
     def from_wire(cls, fields: dict[str, Any]) -> AgentSettings:
-        return cls(**{**fields, "dsca": DSCAOptions(*fields["dsca"])})
+        return cls(**{**fields, "dsca": DSCAOptions(**fields["dsca"])})
 
 
 class AgentNotReadyError(DistGPError, RuntimeError):
