@@ -127,6 +127,19 @@ class GSMPModel:
         mean, std = self.transform.moments(*self.predict_latent(X, return_std=True))
         return (mean, std) if return_std else mean
 
+    def predict_interval(self, X: np.ndarray, level: float = 0.95) -> tuple[np.ndarray, np.ndarray]:
+        """Lower and upper ends (each ``n_*``, raw output units) of the central ``level``
+        predictive interval of a new observation: ``g^-1(mean -+ z std)`` of the Gaussian
+        predictive of ``g(y)`` (:meth:`predict_latent`); symmetric about the mean only without
+        an output transform.
+
+        Args:
+            X: ``n_* x P`` raw inputs.
+            level: coverage probability, ``0 < level < 1``.
+        """
+        mean, std = self.predict_latent(X, return_std=True)
+        return self.transform.interval(mean, std, level)
+
     def predict_latent(self, X: np.ndarray, return_std: bool = False):
         """Gaussian predictive mean (and std, noise included, times ``sqrt(variance_scale)``)
         of ``g(y)``, raw ``g`` units."""

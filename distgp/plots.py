@@ -100,24 +100,25 @@ def _dim_name(model, p: int) -> str:
 
 
 def prediction(model, dataset, path: str | Path) -> None:
-    """1-D data with the predictive mean and a 95% band (noise included)."""
+    """1-D data with the predictive mean and the central 95% interval of a new observation
+    (noise included; ``g^-1`` of the latent interval under an output transform)."""
     plt = pyplot()
     x_train = dataset.X_train[:, 0]
     x_all = np.concatenate([x_train, dataset.X_test[:, 0]])
     lo, hi = x_all.min(), x_all.max()
     pad = 0.02 * (hi - lo or 1.0)
     xs = np.linspace(lo - pad, hi + pad, 800)
-    mean, std = model.predict(xs[:, None], return_std=True)
+    latent = model.predict_latent(xs[:, None], return_std=True)
+    mean, _ = model.transform.moments(*latent)
+    lower, upper = model.transform.interval(*latent, 0.95)
     fig, ax = plt.subplots(figsize=(10, 4))
-    ax.fill_between(
-        xs, mean - 1.96 * std, mean + 1.96 * std, color="tab:blue", alpha=0.2, label="95% band"
-    )
+    ax.fill_between(xs, lower, upper, color="tab:blue", alpha=0.2, label="95% interval")
     ax.plot(xs, mean, color="tab:blue", lw=1.2, label="predictive mean")
     ax.plot(x_train, dataset.y_train, ".", color="black", ms=3, label="training data")
     if len(dataset.y_test):
         ax.plot(dataset.X_test[:, 0], dataset.y_test, ".", color="tab:red", ms=5, label="test data")
     ax.set_xlabel(dataset.feature_names[0] if dataset.feature_names else "x")
-    ax.set_ylabel("y")
+    ax.set_ylabel(dataset.target_name or "y")
     ax.set_title(f"{dataset.name}: GSMP GP")
     ax.legend(loc="best", fontsize=8)
     fig.tight_layout()

@@ -102,10 +102,15 @@ def test_fit_writes_metrics_model_history_and_plots(series_mat, tmp_path, capsys
     )
     assert code == 0, err
     rows = (pred / "predictions.csv").read_text().splitlines()
-    assert rows[0] == "x0,mean,std,y" and len(rows) == 11
+    assert rows[0] == "x0,mean,std,lower95,upper95,y" and len(rows) == 11
+    table = np.loadtxt(pred / "predictions.csv", delimiter=",", skiprows=1)
+    lower, upper, y = table[:, 3], table[:, 4], table[:, 5]
+    assert np.all(lower < table[:, 1]) and np.all(table[:, 1] < upper)
     predicted = json.loads((pred / "metrics.json").read_text())
     assert predicted["mse"] == pytest.approx(metrics["mse"])
     assert predicted["nlpd"] == pytest.approx(metrics["nlpd"])  # the same intervals
+    inside = np.mean((lower <= y) & (y <= upper))
+    assert predicted["coverage95"] == pytest.approx(inside) == pytest.approx(metrics["coverage95"])
 
 
 def test_fit_with_agents_by_site_column_and_config_file(table_csv, tmp_path, capsys):
@@ -278,7 +283,8 @@ def test_test_and_prediction_files_are_matched_to_the_training_columns_by_name(t
     import csv
 
     rows = list(csv.reader((pred / "predictions.csv").open()))
-    assert rows[0] == [odd, "b", "mean", "std", "y"] and {len(r) for r in rows} == {5}
+    header = [odd, "b", "mean", "std", "lower95", "upper95", "y"]
+    assert rows[0] == header and {len(r) for r in rows} == {7}
     assert float(rows[1][0]) == pytest.approx(X[50, 0])
     # a file without one of the model's inputs is refused, naming it
     partial = _write_csv(tmp_path / "partial.csv", [odd, "y"], [X[50:, 0], y[50:]])

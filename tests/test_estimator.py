@@ -94,3 +94,29 @@ def test_a_pickled_estimator_carries_no_prediction_cache():
     after = pickle.dumps(model)  # the factors predict cached stay behind
     assert len(after) < 1.2 * len(before)
     np.testing.assert_allclose(pickle.loads(after).predict(X[:10]), mean, rtol=1e-10)
+
+
+def test_private_predictions_carry_the_held_out_variance_factor_and_their_intervals():
+    """With several agents the prediction is private (the agents' experts, combined); the
+    factor the held-out errors put on the predictive variance applies to it as to a pooled one,
+    and ``predict_interval`` is the central interval of the same predictive."""
+    from distgp.driver import predict_with_agents
+
+    x = np.arange(80.0)[:, None]
+    y = 5 + np.sin(2 * np.pi * x[:, 0] / 12) + 0.05 * x[:, 0]
+    y = y + np.random.default_rng(2).normal(0, 0.3, 80)
+    model = GSMPRegressor(components=30, agents=2, backend="inline", random_state=0)
+    model.fit(x[:64], y[:64])
+    assert model.model_.private and model.variance_scale_ > 1.0
+    mean, std = model.predict(x[64:], return_std=True)
+    latent_mean, latent_std = predict_with_agents(model.model_, x[64:], parts=model._parts)
+    latent_std = latent_std * np.sqrt(model.variance_scale_)
+    transform = model.model_.transform
+    expected = transform.moments(latent_mean, latent_std)
+    np.testing.assert_allclose(mean, expected[0])
+    np.testing.assert_allclose(std, expected[1])
+    lower, upper = model.predict_interval(x[64:])
+    np.testing.assert_allclose(lower, transform.inverse(latent_mean - 1.959964 * latent_std))
+    np.testing.assert_allclose(upper, transform.inverse(latent_mean + 1.959964 * latent_std))
+    narrow = model.predict_interval(x[64:], level=0.5)
+    assert np.all(narrow[0] > lower) and np.all(narrow[1] < upper)

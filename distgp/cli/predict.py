@@ -1,4 +1,5 @@
-"""``distgp predict``: predictive mean and standard deviation of a saved model, as CSV."""
+"""``distgp predict``: predictive mean, standard deviation and 95% interval of a saved model,
+as CSV."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ import numpy as np
 
 from distgp.cli.common import Progress
 
+PREDICTION_LEVEL = 0.95  # coverage of the interval columns lower95 and upper95
+
 
 def add_parser(commands) -> None:
     p = commands.add_parser(
@@ -18,7 +21,8 @@ def add_parser(commands) -> None:
         description=(
             "Predict with a fitted model. SOURCE's test split is used when it has one (.mat, "
             ".npz with xtest, builtin:co2), otherwise all its rows. Writes predictions.csv "
-            "(inputs, mean, std and y when known) and, when y is known, metrics.json."
+            "(inputs, mean, std, the central 95%% interval lower95 and upper95, and y when "
+            "known) and, when y is known, metrics.json."
         ),
     )
     p.add_argument(
@@ -40,7 +44,7 @@ def add_parser(commands) -> None:
 
 def run_predict(args: argparse.Namespace) -> int:
     from distgp.data import load_prediction_inputs
-    from distgp.gp import GSMPModel
+    from distgp.gp import GSMPModel, regression_metrics
     from distgp.io import check_output_dir, ensure_output_dir, write_json, write_text
 
     progress = Progress(args.quiet)
@@ -49,19 +53,25 @@ def run_predict(args: argparse.Namespace) -> int:
     X, y, names = load_prediction_inputs(
         args.data, model.dims, args.target or model.target_name, model.input_names
     )
-    mean, std = model.predict(X, return_std=True)
+    latent = model.predict_latent(X, return_std=True)
+    mean, std = model.transform.moments(*latent)
+    lower, upper = model.transform.interval(*latent, PREDICTION_LEVEL)
     ensure_output_dir(out)
-    header = [*names, "mean", "std"] + (["y"] if y is not None else [])
-    columns = [X, mean[:, None], std[:, None]] + ([y[:, None]] if y is not None else [])
+    header = [*names, "mean", "std", "lower95", "upper95"] + (["y"] if y is not None else [])
+    columns = [X, mean[:, None], std[:, None], lower[:, None], upper[:, None]]
+    columns += [y[:, None]] if y is not None else []
     table = np.hstack(columns)
     text = io.StringIO()
     writer = csv.writer(text, lineterminator="\n")  # quotes names holding commas or quotes
     writer.writerow(header)
     writer.writerows([f"{v:.10g}" for v in row] for row in table)
     if y is not None:
-        scores = model.score(X, y)
+        scores = regression_metrics(y, *latent, model.transform)
         write_json(out / "metrics.json", {**scores, "n": len(y), "model": str(args.model)})
-        progress(f"MSE {scores['mse']:.5g}  NLPD {scores['nlpd']:.4g} on {len(y)} points")
+        progress(
+            f"MSE {scores['mse']:.5g}  NLPD {scores['nlpd']:.4g}  95% coverage "
+            f"{scores['coverage95']:.3g} on {len(y)} points"
+        )
     else:  # an earlier prediction's scores would not describe this one
         (out / "metrics.json").unlink(missing_ok=True)
     write_text(out / "predictions.csv", text.getvalue())
