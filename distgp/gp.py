@@ -57,6 +57,9 @@ class GSMPModel:
         input_names: the input columns of a CSV the model was fitted on, in order (``None``
             for other data); prediction files are matched to them by name.
         target_name: that CSV's output column (``None`` for other data).
+        series_end: the last training input of a series (one evenly spaced input; raw units),
+            ``None`` for other data; with ``series_step`` it places :meth:`ahead`'s inputs.
+        series_step: that series' spacing (raw input units).
         device: where prediction computes (``cpu`` or ``cuda``; not saved with the model).
         threads: thread budget of prediction (``None``: distgp chooses; not saved).
     """
@@ -75,6 +78,8 @@ class GSMPModel:
     variance_scale: float = 1.0
     input_names: tuple[str, ...] | None = None
     target_name: str | None = None
+    series_end: float | None = None
+    series_step: float | None = None
     device: str = field(default="cpu", compare=False)
     threads: int | None = field(default=None, compare=False)
 
@@ -126,6 +131,31 @@ class GSMPModel:
             return self.predict_latent(X, return_std)
         mean, std = self.transform.moments(*self.predict_latent(X, return_std=True))
         return (mean, std) if return_std else mean
+
+    def mark_series(self, X: np.ndarray) -> None:
+        """Record where the ``n x 1`` training inputs of a series end and their spacing (the
+        median step), so that :meth:`ahead` can place forecast inputs past them."""
+        x = np.sort(np.asarray(X, float)[:, 0])
+        self.series_end, self.series_step = float(x[-1]), float(np.median(np.diff(x)))
+
+    def ahead(self, steps: int) -> np.ndarray:
+        """``steps x 1`` raw inputs ``1 .. steps`` spacings past the last training input of a
+        series (:meth:`mark_series`). Raises :class:`ModelFileError` for a model not fitted on
+        a series."""
+        if self.series_end is None or self.series_step is None:
+            raise ModelFileError(
+                "this model was not fitted on a series (one evenly spaced input column), so it "
+                "has no steps to forecast ahead; predict at the inputs of a file with --data"
+            )
+        return (self.series_end + self.series_step * np.arange(1, steps + 1, dtype=float))[:, None]
+
+    def training_data(self) -> tuple[np.ndarray, np.ndarray]:
+        """The training inputs ``n x P`` and outputs ``n`` in raw units (a pooled model holds
+        them; a private one does not: :class:`ModelFileError`)."""
+        if self.private:
+            raise ModelFileError("a private model holds no training data; its agents do")
+        X = self.X_train * self.scaler.x_scale + self.scaler.x_mean
+        return X, self.transform.inverse(self.scaler.y_back(self.y_train))
 
     def predict_interval(self, X: np.ndarray, level: float = 0.95) -> tuple[np.ndarray, np.ndarray]:
         """Lower and upper ends (each ``n_*``, raw output units) of the central ``level``
@@ -210,6 +240,9 @@ class GSMPModel:
             arrays["input_names"] = np.asarray(self.input_names, dtype=str)
         if self.target_name is not None:
             arrays["target_name"] = np.asarray(self.target_name)
+        if self.series_end is not None:
+            arrays["series_end"] = np.asarray(self.series_end)
+            arrays["series_step"] = np.asarray(self.series_step)
         for key, value in (metadata or {}).items():
             arrays[f"meta_{key}"] = np.asarray(value)
         return save_npz(path, arrays)
@@ -258,6 +291,8 @@ class GSMPModel:
                     tuple(str(c) for c in data["input_names"]) if "input_names" in data else None
                 ),
                 target_name=str(data["target_name"]) if "target_name" in data else None,
+                series_end=float(data["series_end"]) if "series_end" in data else None,
+                series_step=float(data["series_step"]) if "series_step" in data else None,
             )
         except (KeyError, ValueError, DistGPError) as exc:
             raise ModelFileError(

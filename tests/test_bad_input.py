@@ -268,6 +268,16 @@ CLI_CASES = {
     ),
     "predict: foreign .npz": ("predict --model {foreign} --data {good}", "not a distgp model"),
     "predict: data with other columns": ("predict --model {model} --data {table}", "expects 1"),
+    "predict: neither --data nor --ahead": ("predict --model {model}", "--ahead is required"),
+    "predict: --data and --ahead": (
+        "predict --model {model} --data {good} --ahead 3",
+        "not allowed with",
+    ),
+    "predict: --ahead 0": ("predict --model {model} --ahead 0", "at least 1"),
+    "predict: --ahead with a model fitted on no series": (
+        "predict --model {table_model} --ahead 3",
+        "not fitted on a series",
+    ),
 }
 
 
@@ -278,6 +288,9 @@ def prepare(folder: Path) -> dict[str, str]:
     found["model"] = str(folder / "model" / "model.npz")
     argv = ["fit", "--data", found["good"], "--components", "20", "--quiet", "--no-plots"]
     assert main([*argv, "--out", str(folder / "model")]) == 0
+    found["table_model"] = str(folder / "table-model" / "model.npz")
+    argv = ["fit", "--data", found["table"], "--components", "20", "--quiet", "--no-plots"]
+    assert main([*argv, "--out", str(folder / "table-model")]) == 0
     return found
 
 

@@ -111,6 +111,18 @@ def test_fit_writes_metrics_model_history_and_plots(series_mat, tmp_path, capsys
     assert predicted["nlpd"] == pytest.approx(metrics["nlpd"])  # the same intervals
     inside = np.mean((lower <= y) & (y <= upper))
     assert predicted["coverage95"] == pytest.approx(inside) == pytest.approx(metrics["coverage95"])
+    # --ahead H: the H steps after the last training point (50), no input file needed; the
+    # first ten are the test split's inputs, so the same forecasts
+    ahead = tmp_path / "ahead"
+    code, _, err = run(
+        ["predict", "--model", str(out / "model.npz"), "--ahead", "12", "--out", str(ahead)],
+        capsys,
+    )
+    assert code == 0, err
+    forecast = np.loadtxt(ahead / "predictions.csv", delimiter=",", skiprows=1)
+    np.testing.assert_array_equal(forecast[:, 0], np.arange(51.0, 63.0))
+    np.testing.assert_allclose(forecast[:10, 1:5], table[:, 1:5])
+    assert not (ahead / "metrics.json").exists() and (ahead / "forecast.png").is_file()
 
 
 def test_fit_with_agents_by_site_column_and_config_file(table_csv, tmp_path, capsys):

@@ -80,6 +80,9 @@ def test_log_fit_of_multiplicative_series_round_trips(tmp_path):
     assert np.all(mean > 0) and np.all(std > 0)
     loaded = GSMPModel.load(model.save(tmp_path / "m.npz"))
     np.testing.assert_allclose(loaded.predict(x[84:, None]), mean)
+    X_raw, y_raw = loaded.training_data()  # back on y's scale, through the transform
+    np.testing.assert_allclose(X_raw[:, 0], x[:84])
+    np.testing.assert_allclose(y_raw, y[:84])
     scores = model.score(x[84:, None], y[84:])
     assert scores["mse"] < 0.05 * np.var(y)
 

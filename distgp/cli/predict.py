@@ -9,7 +9,7 @@ import io
 
 import numpy as np
 
-from distgp.cli.common import Progress
+from distgp.cli.common import Progress, at_least
 
 PREDICTION_LEVEL = 0.95  # coverage of the interval columns lower95 and upper95
 
@@ -19,17 +19,29 @@ def add_parser(commands) -> None:
         "predict",
         help="predict with a model.npz written by 'distgp fit'",
         description=(
-            "Predict with a fitted model. SOURCE's test split is used when it has one (.mat, "
-            ".npz with xtest, builtin:co2), otherwise all its rows. Writes predictions.csv "
-            "(inputs, mean, std, the central 95%% interval lower95 and upper95, and y when "
-            "known) and, when y is known, metrics.json."
+            "Predict with a fitted model at the inputs of SOURCE (its test split when it has one: "
+            ".mat, .npz with xtest, builtin:co2; otherwise all its rows), or H steps past the "
+            "end of the series a model was fitted on (--ahead H). Writes predictions.csv "
+            "(inputs, mean, std, the central 95% interval lower95 and upper95, and y when "
+            "known) and, when y is known, metrics.json; with --ahead, forecast.png (the series and "
+            "its forecast) when the model holds its training data."
         ),
     )
     p.add_argument(
         "--model", required=True, metavar="MODEL.npz", help="model file written by distgp fit"
     )
-    p.add_argument(
-        "--data", required=True, metavar="SOURCE", help="a .mat/.csv/.npz file or builtin:co2"
+    where = p.add_mutually_exclusive_group(required=True)
+    where.add_argument(
+        "--data", metavar="SOURCE", help="a .mat/.csv/.npz file or builtin:co2 to predict at"
+    )
+    where.add_argument(
+        "--ahead",
+        type=at_least(1),
+        metavar="H",
+        help=(
+            "for a model fitted on a series: forecast the H steps after its last training "
+            "point, at the series' spacing (fit with --test-fraction 0 to train on all of it)"
+        ),
     )
     p.add_argument("--target", metavar="COLUMN", help="output column of a CSV, if it has one")
     p.add_argument(
@@ -50,9 +62,12 @@ def run_predict(args: argparse.Namespace) -> int:
     progress = Progress(args.quiet)
     out = check_output_dir(args.out)
     model = GSMPModel.load(args.model)
-    X, y, names = load_prediction_inputs(
-        args.data, model.dims, args.target or model.target_name, model.input_names
-    )
+    if args.ahead is not None:
+        X, y, names = model.ahead(args.ahead), None, list(model.input_names or ["x0"])
+    else:
+        X, y, names = load_prediction_inputs(
+            args.data, model.dims, args.target or model.target_name, model.input_names
+        )
     latent = model.predict_latent(X, return_std=True)
     mean, std = model.transform.moments(*latent)
     lower, upper = model.transform.interval(*latent, PREDICTION_LEVEL)
@@ -76,4 +91,18 @@ def run_predict(args: argparse.Namespace) -> int:
         (out / "metrics.json").unlink(missing_ok=True)
     write_text(out / "predictions.csv", text.getvalue())
     progress(f"wrote {len(mean)} predictions to {out}/predictions.csv")
+    if args.ahead is not None and not model.private:
+        _plot_forecast(model, X, names, out / "forecast.png")
+        progress(f"wrote {out}/forecast.png")
     return 0
+
+
+def _plot_forecast(model, X_ahead: np.ndarray, names: list[str], path) -> None:
+    """The series the model was fitted on and its forecast with the 95% interval."""
+    from distgp import plots as figures
+    from distgp.data import Dataset
+
+    X, y = model.training_data()
+    empty = np.empty(0)
+    series = Dataset(X, y, X_ahead, empty, "forecast", names, target_name=model.target_name)
+    figures.prediction(model, series, path)
