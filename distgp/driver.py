@@ -546,17 +546,17 @@ def _single_agent(
 ) -> dict:
     theta = theta0
     history: list[float] = []
-    iterations, converged = 0, False
+    iterations, converged, state = 0, False, None
     if saved is not None:
         theta = np.asarray(saved["theta"], float)
         history = list(saved["history_json"])
         iterations = int(saved["iterations"])
+        state = saved.get("solve_state_json")
     budget = config.learn.max_iterations
     while iterations < budget and not converged:
         chunk = min(SOLVE_CHUNK, budget - iterations)
-        theta, loss, done, converged, trace = answered(backend.call("solve", {0: (theta, chunk)}))[
-            0
-        ]
+        call = {0: (theta, chunk, state)}  # the solver's state: chunks do not change the solve
+        theta, loss, done, converged, trace, state = answered(backend.call("solve", call))[0]
         theta = np.asarray(theta, float)
         history.extend(trace if not history else trace[1:])
         iterations += int(done)
@@ -575,6 +575,7 @@ def _single_agent(
                     "theta": theta,
                     "iterations": iterations,
                     "history_json": history,
+                    "solve_state_json": list(state),
                     "traffic": _traffic(backend),
                 }
             )

@@ -15,7 +15,7 @@ from distgp.learn import (
     dsca,
     kkt_violation,
 )
-from distgp.learn.dsca import GAIN_WINDOW, block_partition
+from distgp.learn.dsca import GAIN_WINDOW, SolveState, block_partition
 from distgp.learn.solvers import positive_cubic_root
 from tests.helpers import sinusoids
 
@@ -186,3 +186,25 @@ def test_little_gain_does_not_stop_an_admm_local_solve():
     ]
     assert [r.iterations for r in runs] == [60, 60]
     assert np.array_equal(runs[0].theta, runs[1].theta)
+
+
+@pytest.mark.parametrize("chunk", [7, 23])
+def test_a_solve_run_in_chunks_takes_the_same_steps_as_one_call(chunk):
+    """``distgp fit`` runs DSCA in chunks (progress and checkpoints between them); with the
+    state each call hands on (min_gain's window, the over-relaxation, the revivals made) the
+    chunks take the same steps and stop at the same iteration as one call."""
+    objective, _ = sinusoid_objective(240, 200)
+    options = DSCAOptions(max_iterations=400)
+    whole = dsca(objective, start(objective), options=options)
+    assert 2 * chunk < whole.iterations  # several chunks, the last one cut short
+    theta, state, iterations, history = start(objective), None, 0, []
+    while True:
+        part = dsca(objective, theta, options=DSCAOptions(max_iterations=chunk), state=state)
+        theta, state = part.theta, SolveState.from_wire(part.state.to_wire())
+        iterations += part.iterations
+        history += part.history if not history else part.history[1:]
+        if part.converged or iterations >= options.max_iterations:
+            break
+    assert iterations == whole.iterations
+    np.testing.assert_array_equal(theta, whole.theta)
+    np.testing.assert_array_equal(history, whole.history)

@@ -32,7 +32,7 @@ from distgp.data import Scaler, ShardSummary, is_series, load_dataset
 from distgp.exceptions import DistGPError, InputDataError
 from distgp.io import read_npz, save_npz
 from distgp.kernels.trend import bank_from_recipe, prior_variance
-from distgp.learn.dsca import DSCAOptions, dsca
+from distgp.learn.dsca import DSCAOptions, SolveState, dsca
 from distgp.learn.objective import LocalObjective, ProximalTerm, robust_cholesky
 from distgp.learn.solvers import make_solver
 from distgp.threads import owned_threads
@@ -220,12 +220,21 @@ class Agent:
 
     # --- solving -------------------------------------------------------------------------------
 
-    def solve(self, theta0: np.ndarray, max_iterations: int) -> list:
-        """Stand-alone DSCA from ``theta0``: ``[theta, loss, iterations, converged, history]``."""
+    def solve(self, theta0: np.ndarray, max_iterations: int, state: list | None = None) -> list:
+        """Stand-alone DSCA from ``theta0``, continuing the solve whose call returned ``state``
+        (``None``: a new solve): ``[theta, loss, iterations, converged, history, state]``."""
         objective, settings = self._require()
         options = replace(settings.dsca, max_iterations=int(max_iterations))
-        result = dsca(objective, np.asarray(theta0, float), self._solver, options)
-        return [result.theta, result.loss, result.iterations, result.converged, result.history]
+        carried = None if state is None else SolveState.from_wire(state)
+        result = dsca(objective, np.asarray(theta0, float), self._solver, options, state=carried)
+        return [
+            result.theta,
+            result.loss,
+            result.iterations,
+            result.converged,
+            result.history,
+            result.state.to_wire(),
+        ]
 
     def round(self, request: list) -> list:
         """One ADMM round (see :mod:`distgp.consensus.admm`); asking again for the same round

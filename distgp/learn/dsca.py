@@ -54,11 +54,12 @@ class DSCAOptions:
         kkt_tol: stop when every gradient, scaled by ``tr(C^-1 K_m)``, satisfies the KKT conditions
             to this accuracy; a pruned weight re-enters when its scaled gradient is below
             ``-kkt_tol`` (it would decrease the objective by growing).
-        min_gain: treat the iterate as settled, like the KKT test, when the last ``GAIN_WINDOW``
-            iterations of one call together raised the log marginal likelihood by less than
-            this many nats (half the decrease of ``l``): pruned weights whose KKT condition
-            fails may still re-enter, and without one the solver stops. 0 turns it off. Not
-            applied with an ADMM proximal term (the objective is then not the evidence).
+        min_gain: treat the iterate as settled, like the KKT test, when the last
+            ``GAIN_WINDOW`` iterations (over the calls of a chunked solve, see
+            :class:`SolveState`) together raised the log marginal likelihood by less than this
+            many nats (half the decrease of ``l``): pruned weights whose KKT condition fails may
+            still re-enter, and without one the solver stops. 0 turns it off. Not applied with
+            an ADMM proximal term (the objective is then not the evidence).
         overrelax: try over-relaxed steps (see module docstring); off gives plain SCA steps.
         threads: thread budget of the solve (``None``: the process's, see :mod:`distgp.threads`);
             the solver sets its BLAS limits from it whatever the environment says.
@@ -81,6 +82,32 @@ class DSCAOptions:
             require(FitConfig, f"learn.{name}", getattr(self, name))
 
 
+@dataclass(frozen=True)
+class SolveState:
+    """What a stand-alone solve carries from one call to the next when it runs in chunks
+    (progress reports and checkpoints between them), so that chunking does not change where it
+    goes or stops.
+
+    Attributes:
+        recent: the objective over the last ``GAIN_WINDOW + 1`` iterates, the last at the end
+            point (the window of ``min_gain``).
+        eta: the over-relaxation factor the next step starts from.
+        revivals: pruned-weight re-entries made so far (at most ``MAX_REVIVALS`` per solve).
+    """
+
+    recent: tuple[float, ...]
+    eta: float = 2.0
+    revivals: int = 0
+
+    def to_wire(self) -> list[float]:
+        return [self.eta, float(self.revivals), *self.recent]
+
+    @classmethod
+    def from_wire(cls, values) -> SolveState:
+        values = [float(v) for v in values]
+        return cls(tuple(values[2:]), values[0], int(values[1]))
+
+
 @dataclass
 class DSCAResult:
     """Outcome of :func:`dsca`.
@@ -94,6 +121,7 @@ class DSCAResult:
             by more than ``tol`` any more.
         history: objective after every iteration (first entry: the starting point).
         factorization: the factorisation at ``theta``.
+        state: where a further call continues from (:class:`SolveState`).
     """
 
     theta: np.ndarray
@@ -103,6 +131,7 @@ class DSCAResult:
     converged: bool
     history: list[float] = field(default_factory=list)
     factorization: Factorization | None = None
+    state: SolveState | None = None
 
 
 def block_partition(indices: np.ndarray, blocks: int) -> list[np.ndarray]:
@@ -150,6 +179,7 @@ def dsca(
     options: DSCAOptions | None = None,
     penalty: ProximalTerm | None = None,
     callback: Callable[[int, np.ndarray, float], None] | None = None,
+    state: SolveState | None = None,
 ) -> DSCAResult:
     """Minimise ``l(theta) [+ penalty(theta)]`` over ``theta >= lower`` from ``theta0``.
 
@@ -160,14 +190,18 @@ def dsca(
         options: :class:`DSCAOptions`.
         penalty: ADMM proximal term, or ``None`` for the plain DSCA solver.
         callback: called as ``callback(iteration, theta, value)`` after each iteration.
+        state: the ``state`` of the call this one continues (``theta0`` is then its end
+            point): a solve run in chunks takes the same steps and stops where one call would.
     """
     options = options or DSCAOptions()
     with owned_threads(objective.n, options.threads) as plan:
         objective.bank.workers = plan.workers
-        return _dsca(objective, theta0, solver or ClosedFormSolver(), options, penalty, callback)
+        return _dsca(
+            objective, theta0, solver or ClosedFormSolver(), options, penalty, callback, state
+        )
 
 
-def _dsca(objective, theta0, solver, options, penalty, callback) -> DSCAResult:
+def _dsca(objective, theta0, solver, options, penalty, callback, state) -> DSCAResult:
     M = objective.M
     theta = np.maximum(np.asarray(theta0, float).copy(), objective.lower)
 
@@ -177,9 +211,10 @@ def _dsca(objective, theta0, solver, options, penalty, callback) -> DSCAResult:
     fac = objective.factorize(theta)
     value = total(fac, theta)
     history = [value]
-    eta = 2.0 if options.overrelax else 1.0
+    recent = [*state.recent[:-1], value] if state is not None else [value]  # min_gain's window
+    eta = (state.eta if state is not None else 2.0) if options.overrelax else 1.0
     converged = False
-    revivals = 0
+    revivals = state.revivals if state is not None else 0
     iteration = 0
     while iteration < options.max_iterations:
         iteration += 1
@@ -199,7 +234,7 @@ def _dsca(objective, theta0, solver, options, penalty, callback) -> DSCAResult:
         settled = _stationarity(grad / c, theta[active], objective.lower[active]) <= options.kkt_tol
         # a slow tail that no longer gains what matters counts as settled: pruned weights may
         # still re-enter (the large drops after a plateau are such entries), then it stops
-        if settled or (penalty is None and _gained_little(history, options.min_gain)):
+        if settled or (penalty is None and _gained_little(recent, options.min_gain)):
             revived = None
             if revivals < MAX_REVIVALS:
                 revived = _revive(objective, theta, fac, value, total, penalty, options)
@@ -207,6 +242,7 @@ def _dsca(objective, theta0, solver, options, penalty, callback) -> DSCAResult:
                 revivals += 1
                 theta, fac, value = revived
                 history.append(value)
+                recent.append(value)
                 continue
             converged = True
             iteration -= 1
@@ -224,6 +260,7 @@ def _dsca(objective, theta0, solver, options, penalty, callback) -> DSCAResult:
         decrease = value - value_new
         theta, fac, value = theta_new, fac_new, value_new
         history.append(value)
+        recent.append(value)
         if callback is not None:
             callback(iteration, theta, value)
         if decrease <= options.tol * max(1.0, abs(value)):
@@ -237,6 +274,7 @@ def _dsca(objective, theta0, solver, options, penalty, callback) -> DSCAResult:
         converged=converged,
         history=history,
         factorization=fac,
+        state=SolveState(tuple(recent[-GAIN_WINDOW - 1 :]), eta, revivals),
     )
 
 
