@@ -9,6 +9,7 @@ Element-wise work (envelopes, Hadamard products) is memory-bound and not counted
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -17,12 +18,15 @@ import numpy as np
 
 KINDS = ("gemm", "cholesky", "inverse", "solve")
 _counter: dict[str, float] | None = None
+_lock = threading.Lock()
 
 
 def add(kind: str, flops: float) -> None:
-    """Record ``flops`` operations of ``kind`` in the open :func:`counting` block, if any."""
+    """Record ``flops`` operations of ``kind`` in the open :func:`counting` block, if any (from
+    any thread: held-out fits run side by side)."""
     if _counter is not None:
-        _counter[kind] = _counter.get(kind, 0.0) + float(flops)
+        with _lock:
+            _counter[kind] = _counter.get(kind, 0.0) + float(flops)
 
 
 @contextmanager

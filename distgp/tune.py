@@ -26,6 +26,7 @@ import copy
 import math
 import time
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -36,6 +37,7 @@ from distgp.exceptions import ConfigError, InputDataError
 from distgp.kernels.grid import default_components, default_levels
 from distgp.kernels.trend import TrendBasis
 from distgp.settings import put
+from distgp.threads import blas_threads, default_threads
 
 if TYPE_CHECKING:
     from distgp.driver import FitResult
@@ -313,27 +315,101 @@ def evaluate(
     """Score one setting: a full fit per split on its training part, MSE on its held-out part.
 
     ``groups`` (shard labels of ``shard: column:NAME``) are split with the data."""
-    from distgp.driver import fit
+    candidates = [(name, overrides)]
+    return evaluate_many(X, y, config, candidates, splits, backend, iterations, groups)[0]
+
+
+def evaluate_many(
+    X: np.ndarray,
+    y: np.ndarray,
+    config: FitConfig,
+    candidates: Sequence[tuple[str, dict[str, Any]]],
+    splits: list[tuple[np.ndarray, np.ndarray]],
+    backend=None,
+    iterations: int | None = VALIDATION_ITERATIONS,
+    groups: np.ndarray | None = None,
+) -> list[Evaluation]:
+    """Score ``(name, overrides)`` settings on the same splits (:func:`evaluate` for each).
+
+    The fits are independent, so without a shared backend they run side by side in threads,
+    as many at once as :func:`parallel_fits` allows, each with that share of the thread budget
+    (the dense calls release the GIL: :mod:`distgp.kernels.lapack`). The scores are those of
+    one fit after another: each fit is deterministic, and below
+    :data:`~distgp.threads.BLAS_PARALLEL_N` rows its thread count changes none of its numbers
+    (one BLAS thread per call). Each evaluation's ``seconds`` is its share of the wall time, so
+    they add up to it."""
+    trials = []
+    for _, overrides in candidates:
+        trial = configured(config, overrides)
+        if iterations is not None:
+            trial.learn.max_iterations = min(trial.learn.max_iterations, iterations)
+        trials.append(trial)
+    tasks = [(i, k) for i in range(len(trials)) for k in range(len(splits))]
+    width, share = parallel_fits(config, len(tasks), backend)
+
+    def score(task: tuple[int, int]) -> tuple[float, float, float]:
+        i, k = task
+        trial = trials[i]
+        if width > 1:
+            trial = copy.deepcopy(trial)
+            trial.learn.threads = share
+        return _split_score(X, y, trial, splits[k], backend, groups)
 
     tic = time.perf_counter()
-    trial = configured(config, overrides)
-    if iterations is not None:
-        trial.learn.max_iterations = min(trial.learn.max_iterations, iterations)
-    errors, z2 = [], []
-    for train, held in splits:
-        try:
-            part = None if groups is None else groups[train]
-            # predicted while the agents live: a private model's agents hold only this split
-            result = fit(X[train], y[train], trial, groups=part, backend=backend, X_test=X[held])
-            errors.append(float(np.mean((y[held] - result.forecast()) ** 2)))
-            mean, std = result.prediction
-            z = (result.model.transform.forward(y[held]) - mean) / std
-            z2.append(float(np.sum(z**2)))
-        except np.linalg.LinAlgError:  # a setting that cannot be factorised scores inf
-            errors.append(math.inf)
-            z2.append(math.inf)
+    if width > 1:
+        with blas_threads(share), ThreadPoolExecutor(width) as pool:  # restores in the tasks
+            scores = list(pool.map(score, tasks))  # go back to ``share``, not this thread's
+    else:
+        scores = [score(task) for task in tasks]
+    wall = time.perf_counter() - tic
+    busy = sum(seconds for _, _, seconds in scores) or 1.0
     counts = [len(held) for _, held in splits]
-    return Evaluation.scored(name, overrides, errors, counts, time.perf_counter() - tic, z2)
+    out, K = [], len(splits)
+    for i, (name, overrides) in enumerate(candidates):
+        mine = scores[i * K : (i + 1) * K]
+        seconds = wall * sum(s for _, _, s in mine) / busy
+        errors, z2 = [m for m, _, _ in mine], [z for _, z, _ in mine]
+        out.append(Evaluation.scored(name, overrides, errors, counts, seconds, z2))
+    return out
+
+
+def parallel_fits(config: FitConfig, tasks: int, backend=None) -> tuple[int, int]:
+    """``(width, threads)``: how many of ``tasks`` independent held-out fits run at once and the
+    threads of each, the run's thread budget (``learn.threads``, else the idle cores) split
+    among them; ``(1, budget)`` when a shared backend (a Ray instance) runs the fits or their
+    agents are not in this process."""
+    total = config.learn.threads or default_threads()
+    if backend is not None or config.backend_name != "inline":
+        return 1, total
+    width = max(1, min(total, tasks))
+    return width, max(1, total // width)
+
+
+def _split_score(
+    X: np.ndarray,
+    y: np.ndarray,
+    trial: FitConfig,
+    split: tuple[np.ndarray, np.ndarray],
+    backend,
+    groups: np.ndarray | None,
+) -> tuple[float, float, float]:
+    """One split's held-out MSE (raw units), sum of squared z-scores and seconds, from a fit on
+    its training part (``inf`` scores if that cannot be factorised)."""
+    from distgp.driver import fit
+
+    train, held = split
+    tic = time.perf_counter()
+    try:
+        part = None if groups is None else groups[train]
+        # predicted while the agents live: a private model's agents hold only this split
+        result = fit(X[train], y[train], trial, groups=part, backend=backend, X_test=X[held])
+        mse = float(np.mean((y[held] - result.forecast()) ** 2))
+        mean, std = result.prediction
+        z = (result.model.transform.forward(y[held]) - mean) / std
+        z2 = float(np.sum(z**2))
+    except np.linalg.LinAlgError:  # a setting that cannot be factorised scores inf
+        mse = z2 = math.inf
+    return mse, z2, time.perf_counter() - tic
 
 
 def default_candidates(config: FitConfig, series: bool, positive: bool) -> dict[str, dict]:
@@ -439,11 +515,10 @@ def _select_and_fit(
     splits = holdout_splits(len(y), series, t.horizon, t.origins, t.folds, config.seed)
     if series:
         splits = in_input_order(splits, X)
-    evaluations = []
     backend, groups = fit_options.get("backend"), fit_options.get("groups")
-    for name, overrides in default_candidates(config, series, bool(np.all(y > 0))).items():
-        evaluation = evaluate(X, y, config, name, overrides, splits, backend, groups=groups)
-        evaluations.append(evaluation)
+    candidates = list(default_candidates(config, series, bool(np.all(y > 0))).items())
+    evaluations = evaluate_many(X, y, config, candidates, splits, backend, groups=groups)
+    for evaluation in evaluations:
         report("candidate", {"evaluation": evaluation})
     best = simplest_best(evaluations)
     best.chosen = True
@@ -789,14 +864,11 @@ def _scoring(
             splits = in_input_order(splits, X)
     if shards is None and name != "ray":
 
-        def sequential(batch: list) -> list[Evaluation]:
-            return [
-                evaluate(X, y, config, label, overrides, splits, backend, groups=groups)
-                for label, overrides in batch
-            ]
+        def in_process(batch: list) -> list[Evaluation]:
+            return evaluate_many(X, y, config, batch, splits, backend, groups=groups)
 
         yield Scoring(
-            facts, sequential, lambda c, report: fit(X, y, c, report=report, **fit_options)
+            facts, in_process, lambda c, report: fit(X, y, c, report=report, **fit_options)
         )
         return
     if shards is None:

@@ -20,6 +20,7 @@ import scipy.linalg
 
 from distgp import flops
 from distgp.exceptions import ConfigError
+from distgp.kernels import lapack
 
 DEVICES = ("cpu", "cuda")
 
@@ -84,8 +85,12 @@ class NumpyOps:
         flops.add("gemm", n * n * B.shape[1])
         B = np.asfortranarray(B)
         if inner is None and out is not None:
+            if n >= lapack.GIL_FREE_MIN_N:
+                return lapack.syrk_lower(B, out, 0.0)
             return scipy.linalg.blas.dsyrk(1.0, B, beta=0.0, c=out, lower=1, overwrite_c=1)
         c = np.zeros((n, n), order="F") if inner is None else inner
+        if n >= lapack.GIL_FREE_MIN_N:
+            return lapack.syrk_lower(B, c, 1.0)
         return scipy.linalg.blas.dsyrk(1.0, B, beta=1.0, c=c, lower=1, overwrite_c=1)
 
     def scratch(self, n: int) -> np.ndarray:
@@ -101,6 +106,8 @@ class NumpyOps:
     def symm_lower(self, A: np.ndarray, B: np.ndarray) -> np.ndarray:
         """``A B`` for symmetric ``A`` of which only the lower triangle is read."""
         flops.add("gemm", 2.0 * A.shape[0] * A.shape[1] * B.shape[1])
+        if A.shape[0] >= lapack.GIL_FREE_MIN_N and A.flags.f_contiguous:
+            return lapack.symm_lower(A, B)
         return scipy.linalg.blas.dsymm(1.0, A, B, side=0, lower=1)
 
     def gemm(self, A: np.ndarray, B: np.ndarray) -> np.ndarray:
@@ -150,7 +157,10 @@ class NumpyOps:
         """Lower Cholesky factor of ``C + jitter I``, or ``None`` when not positive definite."""
         flops.add("cholesky", len(C) ** 3 / 3.0)
         M = C if jitter == 0 else C + jitter * np.eye(len(C))
-        L, info = scipy.linalg.lapack.dpotrf(M, lower=1)  # zero upper triangle (clean)
+        if len(M) >= lapack.GIL_FREE_MIN_N:
+            L, info = lapack.potrf_lower(M)
+        else:
+            L, info = scipy.linalg.lapack.dpotrf(M, lower=1)  # zero upper triangle (clean)
         return L if info == 0 else None
 
     def mean_diagonal(self, C: np.ndarray) -> float:
@@ -161,7 +171,10 @@ class NumpyOps:
 
     def cho_solve(self, L: np.ndarray, b: np.ndarray) -> np.ndarray:
         flops.add("solve", 2.0 * len(L) ** 2 * (1 if b.ndim == 1 else b.shape[1]))
-        x, info = scipy.linalg.lapack.dpotrs(L, b, lower=1)
+        if len(L) >= lapack.GIL_FREE_MIN_N and L.flags.f_contiguous:
+            x, info = lapack.potrs_lower(L, b)
+        else:
+            x, info = scipy.linalg.lapack.dpotrs(L, b, lower=1)
         if info != 0:
             raise ValueError(f"dpotrs: illegal argument {-info}")
         return x
@@ -173,7 +186,10 @@ class NumpyOps:
     def cholesky_inverse_lower(self, L: np.ndarray) -> np.ndarray | None:
         """``C^-1`` from its factor; only the lower triangle is valid (``None`` on failure)."""
         flops.add("inverse", 2.0 * len(L) ** 3 / 3.0)
-        inv, info = scipy.linalg.lapack.dpotri(L, lower=1)
+        if len(L) >= lapack.GIL_FREE_MIN_N:
+            inv, info = lapack.potri_lower(L)
+        else:
+            inv, info = scipy.linalg.lapack.dpotri(L, lower=1)
         return inv if info == 0 else None
 
     def logdet(self, L: np.ndarray) -> float:
