@@ -35,6 +35,7 @@ import numpy as np
 from distgp.config import FitConfig
 from distgp.exceptions import ConfigError, InputDataError
 from distgp.kernels.grid import default_components, default_levels
+from distgp.kernels.lapack import GIL_FREE_MIN_N
 from distgp.kernels.trend import TrendBasis
 from distgp.settings import put
 from distgp.threads import blas_threads, default_threads
@@ -345,7 +346,8 @@ def evaluate_many(
             trial.learn.max_iterations = min(trial.learn.max_iterations, iterations)
         trials.append(trial)
     tasks = [(i, k) for i in range(len(trials)) for k in range(len(splits))]
-    width, share = parallel_fits(config, len(tasks), backend)
+    rows = max((len(train) for train, _ in splits), default=0)
+    width, share = parallel_fits(config, len(tasks), rows, backend)
 
     def score(task: tuple[int, int]) -> tuple[float, float, float]:
         i, k = task
@@ -373,13 +375,16 @@ def evaluate_many(
     return out
 
 
-def parallel_fits(config: FitConfig, tasks: int, backend=None) -> tuple[int, int]:
-    """``(width, threads)``: how many of ``tasks`` independent held-out fits run at once and the
-    threads of each, the run's thread budget (``learn.threads``, else the idle cores) split
-    among them; ``(1, budget)`` when a shared backend (a Ray instance) runs the fits or their
-    agents are not in this process."""
+def parallel_fits(config: FitConfig, tasks: int, rows: int, backend=None) -> tuple[int, int]:
+    """``(width, threads)``: how many of ``tasks`` independent held-out fits on up to ``rows``
+    training points run at once and the threads of each, the run's thread budget
+    (``learn.threads``, else the idle cores) split among them. ``(1, budget)`` when a shared
+    backend (a Ray instance) runs the fits, their agents are not in this process, or the fits
+    are smaller than :data:`~distgp.kernels.lapack.GIL_FREE_MIN_N` rows: their dense calls then
+    hold the GIL, and two at a time were slower than one after another (0.8x on 150 points,
+    ``benchmarks/parallel_fits.py``)."""
     total = config.learn.threads or default_threads()
-    if backend is not None or config.backend_name != "inline":
+    if backend is not None or config.backend_name != "inline" or rows < GIL_FREE_MIN_N:
         return 1, total
     width = max(1, min(total, tasks))
     return width, max(1, total // width)

@@ -73,12 +73,13 @@ def test_held_out_fits_side_by_side_score_as_one_after_another():
         config = FitConfig()
         config.kernel.components = 60
         config.learn.threads = threads
-        assert parallel_fits(config, 4) == ((1, 1) if threads == 1 else (2, 1))
+        assert parallel_fits(config, 4, 280) == ((1, 1) if threads == 1 else (2, 1))
         runs[threads] = evaluate_many(x, y, config, candidates, splits, iterations=40)
     for one, two in zip(runs[1], runs[2], strict=True):
         assert one.name == two.name and one.folds == two.folds and one.z2 == two.z2
         assert one.seconds > 0 and two.seconds > 0
     shared = FitConfig()
     shared.learn.threads = 4
-    assert parallel_fits(shared, 2) == (2, 2)  # the budget split among the fits
-    assert parallel_fits(shared, 8, backend=object()) == (1, 4)  # a shared backend: in turn
+    assert parallel_fits(shared, 2, 300) == (2, 2)  # the budget split among the fits
+    assert parallel_fits(shared, 8, 300, backend=object()) == (1, 4)  # a shared backend: in turn
+    assert parallel_fits(shared, 8, 100) == (1, 4)  # small fits hold the GIL: in turn
