@@ -40,6 +40,18 @@ def counting() -> Iterator[dict[str, float]]:
         _counter = previous
 
 
+@contextmanager
+def excluded() -> Iterator[None]:
+    """Count nothing of the block (in any thread) even inside a :func:`counting` block: the
+    held-out fits of an outer choice are not the final fit whose iterations the floor is per."""
+    global _counter
+    previous, _counter = _counter, None
+    try:
+        yield
+    finally:
+        _counter = previous
+
+
 def measured_rates(
     n: int, columns: int = 512, repeats: int = 3, clock=time.perf_counter
 ) -> dict[str, float]:

@@ -210,3 +210,25 @@ def test_fit_starts_its_blas_pools_with_one_thread(argv, user, expected, tmp_pat
         check=True,
     ).stdout
     assert out.startswith(expected), out
+
+
+def test_the_held_out_fits_of_the_default_path_are_not_counted():
+    """The floor is per iteration of the final fit: the outer choice's fits before it (two
+    rolling origins of several candidates) must not add their flops."""
+    from distgp.config import FitConfig
+    from distgp.tune import fit_selected
+
+    x = np.arange(80.0)[:, None]
+    y = np.sin(2 * np.pi * x[:, 0] / 12) + 0.02 * x[:, 0]
+    config = FitConfig()
+    config.kernel.components = 40
+    with flops.counting() as counted:
+        _, evaluations = fit_selected(x, y, config, series=True)
+    assert len(evaluations) >= 4
+    chosen = next(e for e in evaluations if e.chosen)
+    with flops.counting() as alone:  # the final fit on its own, the chosen setting's config
+        from distgp.driver import fit
+        from distgp.tune import configured
+
+        fit(x, y, configured(config, chosen.overrides))
+    assert counted == pytest.approx(alone)

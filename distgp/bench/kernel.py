@@ -692,7 +692,8 @@ def _floor_section(floor_rows: list[dict[str, Any]]) -> list[str]:
     reached_cpu = [r["dataset"] for r in multi if r["of floor (CPU)"] >= FLOOR_TARGET]
     return [
         "Flop floor of GSMP data (one agent): flops per DSCA iteration as the code does them "
-        "(counted at every dense call over the whole fit, trial steps included, divided by the "
+        "(counted at every dense call of the final fit and its prediction, trial steps "
+        "included, not the held-out fits of a series' default path, divided by the "
         "iterations; MF = 1e6 flops): GEMM-type (forming the covariance, traces and quadratic "
         "forms), Cholesky, and the inverse from the factor; this machine's rates at the same n "
         "under the fit's thread plan (`threads`: BLAS threads x envelope-group workers), "
