@@ -699,8 +699,9 @@ def _floor_section(floor_rows: list[dict[str, Any]]) -> list[str]:
         "under the fit's thread plan (`threads`: BLAS threads x envelope-group workers), "
         "measured in the fit's process after it; `floor ms/it`: those flops at those rates; "
         "`of floor`: floor / measured seconds per iteration. `CPU ms/it` and `of floor (CPU)`: "
-        "the same with the fit's process CPU time and rates per CPU second (other work on a "
-        "shared machine stretches wall time, not CPU time). Element-wise work is not counted.",
+        "the same with the fit's process CPU time (for a series, its held-out fits included) "
+        "and rates per CPU second (other work on a shared machine stretches wall time, not CPU "
+        "time). Element-wise work is not counted.",
         "",
         markdown_table(floor_rows, list(floor_rows[0])),
         "",
