@@ -43,8 +43,8 @@ _dsymm = _routine(scipy.linalg.cython_blas, "dsymm", 12)
 _LOWER, _LEFT, _NO_TRANSPOSE = b"L", b"L", b"N"
 GIL_FREE_MIN_N = 256
 """Matrices with at least this many rows take these routines (:class:`~distgp.kernels.compute.
-NumpyOps`); below, where a call lasts tens of microseconds, scipy's wrappers cost 3-25 us less
-per call and two threads have little to share anyway."""
+NumpyOps`); below, where a call lasts tens of microseconds, the ctypes argument handling is a
+visible part of it, scipy's wrappers are cheaper, and two threads have little to share."""
 
 
 class _Scalars:
