@@ -360,8 +360,10 @@ def evaluate_many(
 
     tic = time.perf_counter()
     if width > 1:
-        with blas_threads(share), ThreadPoolExecutor(width) as pool:  # restores in the tasks
-            scores = list(pool.map(score, tasks))  # go back to ``share``, not this thread's
+        # the process-wide BLAS limit is ``share`` for the whole batch, so the limit a task
+        # sets and restores on its way goes back to ``share``, not to this thread's own
+        with blas_threads(share), ThreadPoolExecutor(width) as pool:
+            scores = list(pool.map(score, tasks))
     else:
         scores = [score(task) for task in tasks]
     wall = time.perf_counter() - tic
@@ -382,8 +384,8 @@ def parallel_fits(config: FitConfig, tasks: int, rows: int, backend=None) -> tup
     (``learn.threads``, else the idle cores) split among them. ``(1, budget)`` when a shared
     backend (a Ray instance) runs the fits, their agents are not in this process, or the fits
     are smaller than :data:`~distgp.kernels.lapack.GIL_FREE_MIN_N` rows: their dense calls then
-    hold the GIL, and two at a time were slower than one after another (0.8x on 150 points,
-    ``benchmarks/parallel_fits.py``)."""
+    hold the GIL, and two at a time were slower than one after another (0.78x on hoteldata's
+    148 points at commit d0d25df, ``benchmarks/parallel_fits.py``)."""
     total = config.learn.threads or default_threads()
     if backend is not None or config.backend_name != "inline" or rows < GIL_FREE_MIN_N:
         return 1, total
