@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-import math
 import numbers
 
 import numpy as np
@@ -256,31 +255,18 @@ class GSMPRegressor(RegressorMixin, BaseEstimator):
         """Predictive mean (``n_*``) in raw output units, and the standard deviation of a new
         observation (noise included) if ``return_std``."""
         self._check_fitted()
-        if self.model_.private:
-            mean, std = self.model_.transform.moments(*self._latent(X))
-            return (mean, std) if return_std else mean
-        return self.model_.predict(self._inputs(X), return_std=return_std)
+        return self.model_.predict(self._inputs(X), return_std=return_std, parts=self._parts)
 
     def predict_interval(self, X, level: float = 0.95) -> tuple[np.ndarray, np.ndarray]:
         """Lower and upper ends (each ``n_*``, raw output units) of the central ``level``
         predictive interval of a new observation, noise included (exact under an output
         transform, where it is not symmetric about the mean)."""
         self._check_fitted()
-        return self.model_.transform.interval(*self._latent(X), level)
+        return self.model_.predict_interval(self._inputs(X), level, parts=self._parts)
 
     def _inputs(self, X) -> np.ndarray:
         X = _validated(self, X, reset=False)
         return check_X(X, dims=self.n_features_in_, what="prediction inputs X")
-
-    def _latent(self, X) -> tuple[np.ndarray, np.ndarray]:
-        """Gaussian predictive mean and std of ``g(y)`` at ``X`` (the agents' when private)."""
-        X = self._inputs(X)
-        if self.model_.private:
-            from distgp.driver import predict_with_agents
-
-            mean, std = predict_with_agents(self.model_, X, parts=self._parts)
-            return mean, std * math.sqrt(self.model_.variance_scale)
-        return self.model_.predict_latent(X, return_std=True)
 
     @property
     def kernel_(self):

@@ -118,7 +118,7 @@ class GSMPModel:
             self._posterior = (bank, L, alpha)
         return self._posterior
 
-    def predict(self, X: np.ndarray, return_std: bool = False):
+    def predict(self, X: np.ndarray, return_std: bool = False, parts=None):
         """Predictive mean (and standard deviation, noise included) in raw output units.
 
         With an output transform, these are the mean and standard deviation of ``g^-1(w)``
@@ -126,10 +126,12 @@ class GSMPModel:
 
         Args:
             X: ``n_* x P`` raw inputs.
+            parts: a private model's shards, when the caller holds them (see
+                :meth:`predict_latent`).
         """
         if self.transform.identity:
-            return self.predict_latent(X, return_std)
-        mean, std = self.transform.moments(*self.predict_latent(X, return_std=True))
+            return self.predict_latent(X, return_std, parts)
+        mean, std = self.transform.moments(*self.predict_latent(X, return_std=True, parts=parts))
         return (mean, std) if return_std else mean
 
     def mark_series(self, X: np.ndarray) -> None:
@@ -157,7 +159,9 @@ class GSMPModel:
         X = self.X_train * self.scaler.x_scale + self.scaler.x_mean
         return X, self.transform.inverse(self.scaler.y_back(self.y_train))
 
-    def predict_interval(self, X: np.ndarray, level: float = 0.95) -> tuple[np.ndarray, np.ndarray]:
+    def predict_interval(
+        self, X: np.ndarray, level: float = 0.95, parts=None
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Lower and upper ends (each ``n_*``, raw output units) of the central ``level``
         predictive interval of a new observation: ``g^-1(mean -+ z std)`` of the Gaussian
         predictive of ``g(y)`` (:meth:`predict_latent`); symmetric about the mean only without
@@ -166,18 +170,23 @@ class GSMPModel:
         Args:
             X: ``n_* x P`` raw inputs.
             level: coverage probability, ``0 < level < 1``.
+            parts: a private model's shards, when the caller holds them.
         """
-        mean, std = self.predict_latent(X, return_std=True)
+        mean, std = self.predict_latent(X, return_std=True, parts=parts)
         return self.transform.interval(mean, std, level)
 
-    def predict_latent(self, X: np.ndarray, return_std: bool = False):
+    def predict_latent(self, X: np.ndarray, return_std: bool = False, parts=None):
         """Gaussian predictive mean (and std, noise included, times ``sqrt(variance_scale)``)
-        of ``g(y)``, raw ``g`` units."""
+        of ``g(y)``, raw ``g`` units.
+
+        ``parts``: a private model's shards (:class:`~distgp.agents.agent.Shard`), which its
+        agents are rebuilt from (default: as the fit's settings say,
+        :func:`~distgp.driver.predict_with_agents`)."""
         X = check_X(X, dims=self.dims, what="prediction inputs X")
         if self.private:
             from distgp.driver import predict_with_agents
 
-            mean, std = predict_with_agents(self, X)
+            mean, std = predict_with_agents(self, X, parts=parts)
         else:
             with owned_threads(len(self.y_train), self.threads) as plan:
                 bank, L, alpha = self._factor()

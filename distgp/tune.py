@@ -340,23 +340,21 @@ def evaluate_many(
     :data:`~distgp.threads.BLAS_PARALLEL_N` rows its thread count changes none of its numbers
     (one BLAS thread per call). Each evaluation's ``seconds`` is its share of the wall time, so
     they add up to it."""
+    tasks = [(i, k) for i in range(len(candidates)) for k in range(len(splits))]
+    rows = max((len(train) for train, _ in splits), default=0)
+    width, share = parallel_fits(config, len(tasks), rows, backend)
     trials = []
     for _, overrides in candidates:
         trial = configured(config, overrides)
         if iterations is not None:
             trial.learn.max_iterations = min(trial.learn.max_iterations, iterations)
+        if width > 1:
+            trial.learn.threads = share
         trials.append(trial)
-    tasks = [(i, k) for i in range(len(trials)) for k in range(len(splits))]
-    rows = max((len(train) for train, _ in splits), default=0)
-    width, share = parallel_fits(config, len(tasks), rows, backend)
 
     def score(task: tuple[int, int]) -> tuple[float, float, float]:
         i, k = task
-        trial = trials[i]
-        if width > 1:
-            trial = copy.deepcopy(trial)
-            trial.learn.threads = share
-        return _split_score(X, y, trial, splits[k], backend, groups)
+        return _split_score(X, y, trials[i], splits[k], backend, groups)
 
     tic = time.perf_counter()
     if width > 1:

@@ -211,7 +211,7 @@ def _dsca(objective, theta0, solver, options, penalty, callback, state) -> DSCAR
     fac = objective.factorize(theta)
     value = total(fac, theta)
     history = [value]
-    recent = [*state.recent[:-1], value] if state is not None else [value]  # min_gain's window
+    earlier = list(state.recent[:-1]) if state is not None else []  # min_gain's window before
     eta = (state.eta if state is not None else 2.0) if options.overrelax else 1.0
     converged = False
     revivals = state.revivals if state is not None else 0
@@ -234,7 +234,7 @@ def _dsca(objective, theta0, solver, options, penalty, callback, state) -> DSCAR
         settled = _stationarity(grad / c, theta[active], objective.lower[active]) <= options.kkt_tol
         # a slow tail that no longer gains what matters counts as settled: pruned weights may
         # still re-enter (the large drops after a plateau are such entries), then it stops
-        if settled or (penalty is None and _gained_little(recent, options.min_gain)):
+        if settled or (penalty is None and _gained_little(earlier + history, options.min_gain)):
             revived = None
             if revivals < MAX_REVIVALS:
                 revived = _revive(objective, theta, fac, value, total, penalty, options)
@@ -242,7 +242,6 @@ def _dsca(objective, theta0, solver, options, penalty, callback, state) -> DSCAR
                 revivals += 1
                 theta, fac, value = revived
                 history.append(value)
-                recent.append(value)
                 continue
             converged = True
             iteration -= 1
@@ -260,7 +259,6 @@ def _dsca(objective, theta0, solver, options, penalty, callback, state) -> DSCAR
         decrease = value - value_new
         theta, fac, value = theta_new, fac_new, value_new
         history.append(value)
-        recent.append(value)
         if callback is not None:
             callback(iteration, theta, value)
         if decrease <= options.tol * max(1.0, abs(value)):
@@ -274,7 +272,7 @@ def _dsca(objective, theta0, solver, options, penalty, callback, state) -> DSCAR
         converged=converged,
         history=history,
         factorization=fac,
-        state=SolveState(tuple(recent[-GAIN_WINDOW - 1 :]), eta, revivals),
+        state=SolveState(tuple((earlier + history)[-GAIN_WINDOW - 1 :]), eta, revivals),
     )
 
 
