@@ -78,6 +78,31 @@ local or the quadratic trend, fitted to ``log y``, for growth and seasonality th
 the level. Chosen on training data only (``python benchmarks/log_candidates_backtest.py``,
 docs/forecasting.md)."""
 
+SMOOTHER_FLOOR = 0.1
+"""Noise floor (fraction of ``var(y)``) of :func:`smoother_candidates`."""
+
+
+def smoother_candidates(config: FitConfig, log: bool) -> dict[str, dict[str, Any]]:
+    """Candidates the default selection adds last for a series: the local trend (and, with
+    ``log``, its log model) with the noise floor raised to :data:`SMOOTHER_FLOOR`, so that at
+    least a tenth of the variance is noise. With hundreds of weights the evidence can explain a
+    short noisy series almost exactly and forecast from its last wiggles; a higher floor makes
+    the fit smoother. A floor the user set at or above it leaves nothing to add (the candidate
+    only ever raises the floor, so every noise it allows the user's floor allows). Chosen on
+    training data only (``python benchmarks/candidate_backtest.py``, docs/forecasting.md)."""
+    if config.learn.noise_floor >= SMOOTHER_FLOOR:
+        return {}
+    floor = {"learn.noise_floor": SMOOTHER_FLOOR}
+    out = {f"local trend, floor {SMOOTHER_FLOOR:g}": {"kernel.trend": "local", **floor}}
+    if log:
+        out[f"local trend, log, floor {SMOOTHER_FLOOR:g}"] = {
+            "kernel.trend": "local",
+            "kernel.transform": "log",
+            **floor,
+        }
+    return out
+
+
 SIMPLER_TOLERANCE = 0.01  # a simpler candidate within 1% of the best held-out MSE is chosen
 SELECT_MAX_N = 1000  # the default selection runs on data with one input up to this many points
 HORIZON_FRACTION = 0.1  # default held-out points per origin, as a fraction of n
@@ -419,12 +444,16 @@ def _split_score(
 
 
 def default_candidates(config: FitConfig, series: bool, positive: bool) -> dict[str, dict]:
-    """The default selection's candidates, simplest first: :data:`DEFAULT_CANDIDATES`, and
-    :data:`LOG_CANDIDATES` for a series of ``positive`` outputs with no transform set; on the
-    reference grid (raw inputs) the full grid alone stands in for the local trend."""
+    """The default selection's candidates, simplest first: :data:`DEFAULT_CANDIDATES`,
+    :data:`LOG_CANDIDATES` for a series of ``positive`` outputs with no transform set, then for
+    a series :func:`smoother_candidates`; on the reference grid (raw inputs) the full grid
+    alone stands in for the local trend."""
     candidates = dict(DEFAULT_CANDIDATES)
-    if series and positive and config.kernel.transform == "none":
+    log = series and positive and config.kernel.transform == "none"
+    if log:
         candidates.update(LOG_CANDIDATES)
+    if series:
+        candidates.update(smoother_candidates(config, log))
     if config.kernel.grid == "data":
         return candidates
     return {  # the local trend needs the data grid's standardised inputs: the full grid alone

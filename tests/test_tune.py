@@ -119,14 +119,14 @@ def test_bkb_tuning_scores_the_default_candidates_first_and_refits_the_best(tmp_
     config.kernel.components = 30
     events = []
     result, evaluations, best = tune(
-        x, y, config, True, 7, ["trend", "noise_floor"], report=lambda e, f: events.append((e, f))
+        x, y, config, True, 9, ["trend", "noise_floor"], report=lambda e, f: events.append((e, f))
     )
-    assert len(evaluations) == 7
+    assert len(evaluations) == 9
     # the first evaluations are what the default path would choose among (a positive series)
     first = list(default_candidates(config, True, positive=True))
     k = len(first)
     assert [e.name for e in evaluations[:k]] == first
-    assert evaluations[k - 1].overrides["kernel.trend"] == "quadratic"
+    assert evaluations[k - 1].overrides["learn.noise_floor"] == 0.1  # the smoother log model
     lowest = min(evaluations, key=lambda e: e.mse)
     default = simplest_best(evaluations[:k])
     assert best is (lowest if lowest.clearly_better_than(default) else default)
@@ -136,7 +136,7 @@ def test_bkb_tuning_scores_the_default_candidates_first_and_refits_the_best(tmp_
     assert [e.chosen for e in evaluations].count(True) == 1 and best.chosen
     assert result.model.components >= 30
     text = evaluations_csv(evaluations)
-    assert text.count("\n") == 8 and text.count(",yes\n") == 1
+    assert text.count("\n") == 10 and text.count(",yes\n") == 1
 
 
 def test_a_budget_of_the_first_batch_says_it_does_not_search():
@@ -147,7 +147,7 @@ def test_a_budget_of_the_first_batch_says_it_does_not_search():
     config.kernel.components = 20
     events = []
     tune(x, y, config, True, 4, ["trend"], report=lambda e, f: events.append((e, f)))
-    assert ("no search", {"budget": 4, "first": 6}) in events  # a positive series: 6
+    assert ("no search", {"budget": 4, "first": 8}) in events  # a positive series: 8
 
 
 def test_a_tuned_setting_replaces_the_default_only_when_clearly_better():
@@ -257,6 +257,23 @@ def test_tuning_over_ray_agents_makes_the_sequential_choice(ray_local):
     assert ray_local.is_initialized()  # the session's Ray instance is left running
 
 
+def test_the_smoother_candidates_only_ever_raise_the_noise_floor():
+    from distgp.tune import SMOOTHER_FLOOR, configured, smoother_candidates
+
+    config = FitConfig()
+    (local,) = smoother_candidates(config, log=False).values()
+    assert local == {"kernel.trend": "local", "learn.noise_floor": SMOOTHER_FLOOR}
+    lower = configured(config, {"learn.noise_floor": 0.05})  # a user's floor below it
+    assert [c["learn.noise_floor"] for c in smoother_candidates(lower, log=True).values()] == [
+        SMOOTHER_FLOOR,
+        SMOOTHER_FLOOR,
+    ]
+    for floor in (SMOOTHER_FLOOR, 0.3):  # at or above it: nothing to add
+        assert smoother_candidates(configured(config, {"learn.noise_floor": floor}), True) == {}
+        user = configured(config, {"learn.noise_floor": floor})
+        assert list(default_candidates(user, True, positive=False)) == list(DEFAULT_CANDIDATES)
+
+
 def test_first_batch_holds_what_the_default_path_fits():
     from distgp.tune import _first_candidates, tune_arms, tune_origins
 
@@ -268,9 +285,11 @@ def test_first_batch_holds_what_the_default_path_fits():
     assert [c[0] for c in one_input] == list(DEFAULT_CANDIDATES)
     assert _first_candidates(names, grid, config, False, 1, 20)[0][1]["kernel.trend"] == "linear"
     series = _first_candidates(names, grid, config, True, 1, 200)
-    assert [c[0] for c in series] == list(DEFAULT_CANDIDATES)
-    # level and flat (one component) are scored, not arms of the grid
-    assert [c[2] is None for c in series] == [True, True, False, False]
+    assert [c[0] for c in series] == [*DEFAULT_CANDIDATES, "local trend, floor 0.1"]
+    # level and flat (one component) are scored, not arms of the grid; the smoother local
+    # trend is the arm of its trend and noise floor
+    assert [c[2] is None for c in series] == [True, True, False, False, False]
+    assert series[-1][1]["learn.noise_floor"] == 0.1
     assert tune_origins(config, True, 200) == 4 and tune_origins(config, True, 60) == 4
     assert tune_origins(config, True, 30) == config.tune.origins  # no room for 4 x 4 points
     assert tune_origins(config, False, 200) == config.tune.origins
@@ -333,22 +352,26 @@ def test_held_out_z_scores_widen_the_intervals_they_show_too_narrow(tmp_path):
 
 def test_a_positive_series_also_scores_models_of_log_y():
     """A series of positive values adds the log candidates after the four others (they count
-    as the more complex), unless a transform is set or a value is not positive; --tune's first
+    as the more complex), unless a transform is set or a value is not positive; a series then
+    adds the smoother local trends (a log one where the log candidates joined); --tune's first
     evaluations are the same candidates, over as many batches as they need."""
     from distgp.tune import _first_candidates, configured, tune_arms
 
     config = FitConfig()
-    both = list(DEFAULT_CANDIDATES) + list(LOG_CANDIDATES)
+    smoother = ["local trend, floor 0.1", "local trend, log, floor 0.1"]
+    both = [*DEFAULT_CANDIDATES, *LOG_CANDIDATES, *smoother]
     assert list(default_candidates(config, True, positive=True)) == both
-    assert list(default_candidates(config, True, positive=False)) == list(DEFAULT_CANDIDATES)
+    series = [*DEFAULT_CANDIDATES, smoother[0]]
+    assert list(default_candidates(config, True, positive=False)) == series
     assert list(default_candidates(config, False, positive=True)) == list(DEFAULT_CANDIDATES)
     boxcox = configured(config, {"kernel.transform": "boxcox"})
-    assert list(default_candidates(boxcox, True, positive=True)) == list(DEFAULT_CANDIDATES)
+    assert list(default_candidates(boxcox, True, positive=True)) == series
     names, grid = tune_arms(["trend", "transform"], positive=True)
     seeds = _first_candidates(names, grid, config, True, 1, 200, positive=True)
     assert [c[0] for c in seeds] == both
-    assert seeds[-1][1] == {"kernel.trend": "quadratic", "kernel.transform": "log"}
-    assert seeds[-1][2] is not None  # an arm of the grid, told to BKB
+    assert seeds[5][1] == {"kernel.trend": "quadratic", "kernel.transform": "log"}
+    assert seeds[5][2] is not None  # an arm of the grid, told to BKB
+    assert seeds[-1][2] is None  # its noise floor is not searched here: scored, not told
 
     x, y = _seasonal(64)
     config.kernel.components = 20
@@ -358,9 +381,9 @@ def test_a_positive_series_also_scores_models_of_log_y():
     assert result.model.transform.kind == chosen.overrides.get("kernel.transform", "none")
     from distgp.tune import tune
 
-    _, tuned, _ = tune(x, y, config, True, 7, ["trend", "transform"])
-    assert [e.name for e in tuned[:6]] == both
-    assert len({e.name for e in tuned}) == 7  # no setting scored twice
+    _, tuned, _ = tune(x, y, config, True, 9, ["trend", "transform"])
+    assert [e.name for e in tuned[:8]] == both
+    assert len({e.name for e in tuned}) == 9  # no setting scored twice
 
 
 def test_prediction_inputs_past_the_end_are_scored_as_a_forecast():

@@ -1,0 +1,118 @@
+"""Would more (or fewer) candidates help the default path of a series? A backtest on training
+data only (issue 10; no test split is read).
+
+The same 21 series and pseudo-tests as ``horizon_backtest.py`` (the last test-sized block of
+each series' training data). Every candidate of the default path, and every extra candidate
+given as config overrides, is scored on the default path's own rolling origins (two, of the
+pseudo-test's horizon) and fitted once on the whole fitting part. The reference set is the
+default path's candidates less those named by ``--without``; the default path's rule (the
+simplest candidate within 1% of the lowest held-out MSE, in the default path's order, extras
+last) then chooses within the reference set, within it and each left-out or extra candidate,
+within the default path's own set (``default``: the reference and the left-out ones) and within
+all of them. The table gives each choice's pseudo-test MSE as a ratio of the reference choice's,
+and how many choices are at or below the best trivial forecast
+(``local_trend_backtest.best_trivial``)::
+
+    python benchmarks/candidate_backtest.py [--without '["NAME", ...]']
+        [--extra '{"NAME": {"kernel.levels": 3}}'] [--extra-log '{"NAME, log": {...}}']
+        [--data-dir ../shared/data/slimkl] [--json FILE]
+
+``--extra-log`` candidates join only for series of positive values (as the log candidates do).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+import numpy as np
+from horizon_backtest import ratio_row, shared_series, statsmodels_series
+from local_trend_backtest import best_trivial
+
+import distgp.tune as tuning
+from distgp.bench.report import data_dir
+from distgp.config import FitConfig
+from distgp.driver import fit
+
+
+def scored(x: np.ndarray, y: np.ndarray, T: int, extra: dict) -> dict:
+    """Per candidate: the mean held-out MSE over the default path's two rolling origins and
+    the pseudo-test MSE of a fit on the whole fitting part."""
+    xf, yf = x[:-T], y[:-T]
+    h = max(T, tuning.MIN_HORIZON)
+    if not tuning.has_room(len(yf), 2, h):
+        h = tuning.rolling_horizon(len(yf))
+    config = tuning.configured(FitConfig(), {"tune.horizon": h})
+    splits = tuning.holdout_splits(len(yf), True, h, 2)
+    candidates = {**tuning.default_candidates(config, True, bool(np.all(y > 0))), **extra}
+    out = {}
+    for name, overrides in candidates.items():
+        e = tuning.evaluate(xf, yf, config, name, overrides, splits)
+        forecast = fit(xf, yf, tuning.configured(config, overrides), X_test=x[-T:]).forecast()
+        out[name] = {
+            "heldout": float(np.mean(e.folds)),
+            "test": float(np.mean((forecast - y[-T:]) ** 2)),
+        }
+    return out
+
+
+def chosen(cands: dict, names: list[str]) -> str:
+    """The default path's rule over ``names`` (taken in the order of ``cands``)."""
+    names = [n for n in cands if n in names]
+    mse = np.array([cands[n]["heldout"] for n in names])
+    mse = np.where(np.isfinite(mse), mse, np.inf)
+    return names[int(np.argmax(mse <= mse.min() * (1 + tuning.SIMPLER_TOLERANCE)))]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data-dir", default=None, help="SLIM-KL data folder")
+    parser.add_argument("--without", default="[]", help="JSON: default candidates left out")
+    parser.add_argument("--extra", default="{}", help="JSON: name -> config overrides")
+    parser.add_argument("--extra-log", default="{}", help="JSON: extras for positive series")
+    parser.add_argument("--json", default=None, help="write every candidate's scores here")
+    args = parser.parse_args()
+    without, extra = json.loads(args.without), json.loads(args.extra)
+    extra_log = json.loads(args.extra_log)
+    every = {**shared_series(data_dir(args.data_dir)), **statsmodels_series()}
+    added = [*without, *extra, *extra_log]
+    reference = "default" if not without else "without"
+    members = {reference: []} | {f"+ {n}": [n] for n in added}
+    if without and (extra or extra_log):
+        members["default"] = without
+    if len(added) > 1:
+        members["+ all"] = added
+    sets = list(members)
+    table, ratios, beaten = {}, {label: [] for label in sets}, dict.fromkeys(sets, 0)
+    print(f"Pseudo-test MSE of the choice among the reference set ({reference}), then each set's")
+    print("as a ratio of it:\n")
+    print("| series | n fit | T | best trivial | MSE | chose | " + " | ".join(sets) + " |")
+    print("|---" * (6 + len(sets)) + "|")
+    for name, (x, y, T) in every.items():
+        positive = bool(np.all(y > 0))
+        cands = scored(x, y, T, {**extra, **(extra_log if positive else {})})
+        base = [n for n in cands if n not in added]
+        trivial = best_trivial(name, x, y, T)
+        pick = chosen(cands, base)
+        cells = []
+        for label in sets:
+            mse = cands[chosen(cands, base + members[label])]["test"]
+            ratios[label].append(mse / cands[pick]["test"])
+            beaten[label] += mse <= trivial
+            cells.append(f"{ratios[label][-1]:.3g}")
+        table[name] = {"T": T, "trivial": trivial, "candidates": cands}
+        head = f"| {name} | {len(y) - T} | {T} | {trivial:.4g} | {cands[pick]['test']:.4g} | "
+        print(head + f"{pick} | " + " | ".join(cells) + " |", flush=True)
+    print(f"\n| candidates | series | lower | higher | geometric mean vs {reference} |")
+    print("|---|---|---|---|---|")
+    for label, r in ratios.items():
+        print(ratio_row(label, r))
+    counts = ", ".join(f"{label} {count}" for label, count in beaten.items())
+    print(f"\nAt or below the best trivial forecast (of {len(every)}): {counts}")
+    if args.json:
+        with open(args.json, "w") as fh:
+            json.dump(table, fh)
+
+
+if __name__ == "__main__":
+    main()
