@@ -44,7 +44,7 @@ def scored(x: np.ndarray, y: np.ndarray, T: int, extra: dict) -> dict:
         h = tuning.rolling_horizon(len(yf))
     config = tuning.configured(FitConfig(), {"tune.horizon": h})
     splits = tuning.holdout_splits(len(yf), True, h, 2)
-    candidates = {**tuning.default_candidates(config, True, bool(np.all(y > 0))), **extra}
+    candidates = {**tuning.default_candidates(config, True, bool(np.all(y > 0)), len(yf)), **extra}
     out = {}
     for name, overrides in candidates.items():
         e = tuning.evaluate(xf, yf, config, name, overrides, splits)

@@ -71,7 +71,8 @@ def held_out(name: str, folder, repeats: int) -> str:
     X, y = data.X_train, data.y_train
     horizon = tuning.rolling_horizon(len(y))
     splits = tuning.in_input_order(tuning.holdout_splits(len(y), True, horizon, 2), X)
-    candidates = list(tuning.default_candidates(FitConfig(), True, bool(np.all(y > 0))).items())
+    positive = bool(np.all(y > 0))
+    candidates = list(tuning.default_candidates(FitConfig(), True, positive, len(y)).items())
     seconds, scores = {}, {}
     for threads in (1, 2):
         config = FitConfig()

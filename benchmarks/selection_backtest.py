@@ -45,7 +45,8 @@ def scored(x: np.ndarray, y: np.ndarray, T: int, origins: int) -> dict:
     config = tuning.configured(FitConfig(), {"tune.horizon": h, "tune.origins": origins})
     splits = tuning.holdout_splits(len(yf), True, h, origins)
     out = {}
-    for name, overrides in tuning.default_candidates(config, True, bool(np.all(y > 0))).items():
+    positive = bool(np.all(y > 0))
+    for name, overrides in tuning.default_candidates(config, True, positive, len(yf)).items():
         tic = time.perf_counter()
         e = tuning.evaluate(xf, yf, config, name, overrides, splits)
         result = fit(xf, yf, tuning.configured(config, overrides), X_test=x[-T:])

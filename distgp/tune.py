@@ -14,9 +14,9 @@ by its held-out points).
 
 :func:`fit_selected` is the default path of ``distgp fit`` for data with one input (a series or
 not): it scores the few candidates of :func:`default_candidates` (trend family, the log
-transform for a positive series, and near-constant models that predict about the training mean
-or the recent level) and refits the best on all training data, so a model whose held-out
-predictions lose to a flat one is not chosen.
+transform for a positive series, a smoother local trend for a series, and near-constant models
+that predict about the training mean or the recent level) and refits the best on all training
+data, so a model whose held-out predictions lose to a flat one is not chosen.
 """
 
 from __future__ import annotations
@@ -80,17 +80,23 @@ docs/forecasting.md)."""
 
 SMOOTHER_FLOOR = 0.1
 """Noise floor (fraction of ``var(y)``) of :func:`smoother_candidates`."""
+SMOOTHER_MIN_N = 100
+"""Fewest training points of a series that gets :func:`smoother_candidates` (issue 10's bound
+of a short series)."""
 
 
-def smoother_candidates(config: FitConfig, log: bool) -> dict[str, dict[str, Any]]:
-    """Candidates the default selection adds last for a series: the local trend (and, with
-    ``log``, its log model) with the noise floor raised to :data:`SMOOTHER_FLOOR`, so that at
-    least a tenth of the variance is noise. With hundreds of weights the evidence can explain a
-    short noisy series almost exactly and forecast from its last wiggles; a higher floor makes
-    the fit smoother. A floor the user set at or above it leaves nothing to add (the candidate
-    only ever raises the floor, so every noise it allows the user's floor allows). Chosen on
-    training data only (``python benchmarks/candidate_backtest.py``, docs/forecasting.md)."""
-    if config.learn.noise_floor >= SMOOTHER_FLOOR:
+def smoother_candidates(config: FitConfig, log: bool, n: int) -> dict[str, dict[str, Any]]:
+    """Candidates the default selection adds last for a series of at least
+    :data:`SMOOTHER_MIN_N` points: the local trend (and, with ``log``, its log model) with the
+    noise floor raised to :data:`SMOOTHER_FLOOR`, so that at least a tenth of the variance is
+    noise. With hundreds of weights the evidence can explain a noisy series almost exactly and
+    forecast from its last wiggles; a higher floor makes the fit smoother. Chosen on training
+    data only (``python benchmarks/candidate_backtest.py``, docs/forecasting.md). A shorter
+    series keeps the candidates chosen for short series: two origins of a few points each cannot
+    tell eight candidates apart (statsmodels' El Nino December temperatures, 49 points: one of
+    these won by one origin's luck and forecast twice as badly as the training mean). A floor
+    the user set at or above it leaves nothing to add (the candidates only ever raise it)."""
+    if config.learn.noise_floor >= SMOOTHER_FLOOR or n < SMOOTHER_MIN_N:
         return {}
     floor = {"learn.noise_floor": SMOOTHER_FLOOR}
     out = {f"local trend, floor {SMOOTHER_FLOOR:g}": {"kernel.trend": "local", **floor}}
@@ -443,17 +449,17 @@ def _split_score(
     return mse, z2, time.perf_counter() - tic
 
 
-def default_candidates(config: FitConfig, series: bool, positive: bool) -> dict[str, dict]:
-    """The default selection's candidates, simplest first: :data:`DEFAULT_CANDIDATES`,
-    :data:`LOG_CANDIDATES` for a series of ``positive`` outputs with no transform set, then for
-    a series :func:`smoother_candidates`; on the reference grid (raw inputs) the full grid
-    alone stands in for the local trend."""
+def default_candidates(config: FitConfig, series: bool, positive: bool, n: int) -> dict[str, dict]:
+    """The default selection's candidates for ``n`` training points, simplest first:
+    :data:`DEFAULT_CANDIDATES`, :data:`LOG_CANDIDATES` for a series of ``positive`` outputs
+    with no transform set, then for a series :func:`smoother_candidates`; on the reference
+    grid (raw inputs) the full grid alone stands in for the local trend."""
     candidates = dict(DEFAULT_CANDIDATES)
     log = series and positive and config.kernel.transform == "none"
     if log:
         candidates.update(LOG_CANDIDATES)
     if series:
-        candidates.update(smoother_candidates(config, log))
+        candidates.update(smoother_candidates(config, log, n))
     if config.kernel.grid == "data":
         return candidates
     return {  # the local trend needs the data grid's standardised inputs: the full grid alone
@@ -551,7 +557,7 @@ def _select_and_fit(
     if series:
         splits = in_input_order(splits, X)
     backend, groups = fit_options.get("backend"), fit_options.get("groups")
-    candidates = list(default_candidates(config, series, bool(np.all(y > 0))).items())
+    candidates = list(default_candidates(config, series, bool(np.all(y > 0)), len(y)).items())
     with flops.excluded():  # a benchmark's flops per iteration are the final fit's
         evaluations = evaluate_many(X, y, config, candidates, splits, backend, groups=groups)
     for evaluation in evaluations:
@@ -816,7 +822,7 @@ def _first_candidates(
         ]
     keys = {TUNABLES[name][0]: i for i, name in enumerate(names)}
     out = []
-    for label, overrides in default_candidates(config, series, positive).items():
+    for label, overrides in default_candidates(config, series, positive, n).items():
         row, arm = default_row.copy(), None
         on_grid = (  # component counts are not on the grid (it holds fractions of M)
             k in keys and k != "kernel.components" and v in TUNABLES[names[keys[k]]][1]

@@ -102,7 +102,7 @@ def test_selection_falls_back_to_a_flat_model_on_noise():
     config = FitConfig()
     config.kernel.components = 60
     result, evaluations = fit_selected(x, y, config, series=True)
-    assert [e.name for e in evaluations] == list(default_candidates(config, True, True))
+    assert [e.name for e in evaluations] == list(default_candidates(config, True, True, 60))
     scores = {e.name: e.mse for e in evaluations}
     assert all(np.isfinite(v) for v in scores.values())
     chosen = result.model
@@ -119,14 +119,14 @@ def test_bkb_tuning_scores_the_default_candidates_first_and_refits_the_best(tmp_
     config.kernel.components = 30
     events = []
     result, evaluations, best = tune(
-        x, y, config, True, 9, ["trend", "noise_floor"], report=lambda e, f: events.append((e, f))
+        x, y, config, True, 7, ["trend", "noise_floor"], report=lambda e, f: events.append((e, f))
     )
-    assert len(evaluations) == 9
+    assert len(evaluations) == 7
     # the first evaluations are what the default path would choose among (a positive series)
-    first = list(default_candidates(config, True, positive=True))
+    first = list(default_candidates(config, True, True, len(y)))  # 60 points: no smoother ones
     k = len(first)
     assert [e.name for e in evaluations[:k]] == first
-    assert evaluations[k - 1].overrides["learn.noise_floor"] == 0.1  # the smoother log model
+    assert evaluations[k - 1].overrides["kernel.trend"] == "quadratic"
     lowest = min(evaluations, key=lambda e: e.mse)
     default = simplest_best(evaluations[:k])
     assert best is (lowest if lowest.clearly_better_than(default) else default)
@@ -136,7 +136,7 @@ def test_bkb_tuning_scores_the_default_candidates_first_and_refits_the_best(tmp_
     assert [e.chosen for e in evaluations].count(True) == 1 and best.chosen
     assert result.model.components >= 30
     text = evaluations_csv(evaluations)
-    assert text.count("\n") == 10 and text.count(",yes\n") == 1
+    assert text.count("\n") == 8 and text.count(",yes\n") == 1
 
 
 def test_a_budget_of_the_first_batch_says_it_does_not_search():
@@ -147,7 +147,7 @@ def test_a_budget_of_the_first_batch_says_it_does_not_search():
     config.kernel.components = 20
     events = []
     tune(x, y, config, True, 4, ["trend"], report=lambda e, f: events.append((e, f)))
-    assert ("no search", {"budget": 4, "first": 8}) in events  # a positive series: 8
+    assert ("no search", {"budget": 4, "first": 6}) in events  # a positive series of 60: 6
 
 
 def test_a_tuned_setting_replaces_the_default_only_when_clearly_better():
@@ -261,17 +261,20 @@ def test_the_smoother_candidates_only_ever_raise_the_noise_floor():
     from distgp.tune import SMOOTHER_FLOOR, configured, smoother_candidates
 
     config = FitConfig()
-    (local,) = smoother_candidates(config, log=False).values()
+    (local,) = smoother_candidates(config, False, 100).values()
     assert local == {"kernel.trend": "local", "learn.noise_floor": SMOOTHER_FLOOR}
     lower = configured(config, {"learn.noise_floor": 0.05})  # a user's floor below it
-    assert [c["learn.noise_floor"] for c in smoother_candidates(lower, log=True).values()] == [
+    assert [c["learn.noise_floor"] for c in smoother_candidates(lower, True, 100).values()] == [
         SMOOTHER_FLOOR,
         SMOOTHER_FLOOR,
     ]
     for floor in (SMOOTHER_FLOOR, 0.3):  # at or above it: nothing to add
-        assert smoother_candidates(configured(config, {"learn.noise_floor": floor}), True) == {}
         user = configured(config, {"learn.noise_floor": floor})
-        assert list(default_candidates(user, True, positive=False)) == list(DEFAULT_CANDIDATES)
+        assert smoother_candidates(user, True, 500) == {}
+        assert list(default_candidates(user, True, False, 500)) == list(DEFAULT_CANDIDATES)
+    # a short series keeps the candidates chosen for short series
+    assert smoother_candidates(config, True, 99) == {}
+    assert list(default_candidates(config, True, False, 99)) == list(DEFAULT_CANDIDATES)
 
 
 def test_first_batch_holds_what_the_default_path_fits():
@@ -360,12 +363,12 @@ def test_a_positive_series_also_scores_models_of_log_y():
     config = FitConfig()
     smoother = ["local trend, floor 0.1", "local trend, log, floor 0.1"]
     both = [*DEFAULT_CANDIDATES, *LOG_CANDIDATES, *smoother]
-    assert list(default_candidates(config, True, positive=True)) == both
+    assert list(default_candidates(config, True, True, 200)) == both
     series = [*DEFAULT_CANDIDATES, smoother[0]]
-    assert list(default_candidates(config, True, positive=False)) == series
-    assert list(default_candidates(config, False, positive=True)) == list(DEFAULT_CANDIDATES)
+    assert list(default_candidates(config, True, False, 200)) == series
+    assert list(default_candidates(config, False, True, 200)) == list(DEFAULT_CANDIDATES)
     boxcox = configured(config, {"kernel.transform": "boxcox"})
-    assert list(default_candidates(boxcox, True, positive=True)) == series
+    assert list(default_candidates(boxcox, True, True, 200)) == series
     names, grid = tune_arms(["trend", "transform"], positive=True)
     seeds = _first_candidates(names, grid, config, True, 1, 200, positive=True)
     assert [c[0] for c in seeds] == both
@@ -373,7 +376,7 @@ def test_a_positive_series_also_scores_models_of_log_y():
     assert seeds[5][2] is not None  # an arm of the grid, told to BKB
     assert seeds[-1][2] is None  # its noise floor is not searched here: scored, not told
 
-    x, y = _seasonal(64)
+    x, y = _seasonal(120)
     config.kernel.components = 20
     result, evaluations = fit_selected(x, y * np.exp(0.01 * x[:, 0]), config, True)
     assert [e.name for e in evaluations] == both
@@ -463,10 +466,10 @@ def test_the_reference_grid_scores_the_full_grid_alone_in_place_of_the_local_tre
 
     config = FitConfig()
     config.kernel.grid = "reference"
-    candidates = default_candidates(config, True, True)
+    candidates = default_candidates(config, True, True, 200)
     assert "stationary" in candidates and "stationary, log" in candidates
     assert all(o.get("kernel.trend") != "local" for o in candidates.values())
-    assert "local trend" in default_candidates(FitConfig(), True, True)
+    assert "local trend" in default_candidates(FitConfig(), True, True, 200)
     grid = tune_arms(["trend"], False, local=False)[1]
     assert grid[:, 0].max() == 3  # none, constant, linear, quadratic
     assert tune_arms(["trend"], False)[1][:, 0].max() == 4  # and local
