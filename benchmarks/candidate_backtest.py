@@ -36,8 +36,9 @@ from distgp.driver import fit
 
 
 def scored(x: np.ndarray, y: np.ndarray, T: int, extra: dict) -> dict:
-    """Per candidate: the held-out MSE over the default path's two rolling origins (the score
-    it chooses by) and the pseudo-test MSE of a fit on the whole fitting part."""
+    """Per candidate: its evaluation on the default path's two rolling origins
+    (``tune.evaluate_many``, the held-out MSE it chooses by) and the pseudo-test MSE of a fit on
+    the whole fitting part."""
     xf, yf = x[:-T], y[:-T]
     h = max(T, tuning.MIN_HORIZON)
     if not tuning.has_room(len(yf), 2, h):
@@ -45,23 +46,18 @@ def scored(x: np.ndarray, y: np.ndarray, T: int, extra: dict) -> dict:
     config = tuning.configured(FitConfig(), {"tune.horizon": h})
     splits = tuning.holdout_splits(len(yf), True, h, 2)
     candidates = {**tuning.default_candidates(config, True, bool(np.all(y > 0)), len(yf)), **extra}
+    evaluations = tuning.evaluate_many(xf, yf, config, list(candidates.items()), splits)
     out = {}
-    for name, overrides in candidates.items():
-        e = tuning.evaluate(xf, yf, config, name, overrides, splits)
-        forecast = fit(xf, yf, tuning.configured(config, overrides), X_test=x[-T:]).forecast()
-        out[name] = {
-            "heldout": float(e.mse),
-            "test": float(np.mean((forecast - y[-T:]) ** 2)),
-        }
+    for e in evaluations:
+        forecast = fit(xf, yf, tuning.configured(config, e.overrides), X_test=x[-T:]).forecast()
+        out[e.name] = (e, float(np.mean((forecast - y[-T:]) ** 2)))
     return out
 
 
 def chosen(cands: dict, names: list[str]) -> str:
-    """The default path's rule over ``names`` (taken in the order of ``cands``)."""
-    names = [n for n in cands if n in names]
-    mse = np.array([cands[n]["heldout"] for n in names])
-    mse = np.where(np.isfinite(mse), mse, np.inf)
-    return names[int(np.argmax(mse <= mse.min() * (1 + tuning.SIMPLER_TOLERANCE)))]
+    """The default path's rule (``tune.simplest_best``) over ``names``, in the order of
+    ``cands``."""
+    return tuning.simplest_best([e for n, (e, _) in cands.items() if n in names]).name
 
 
 def main() -> None:
@@ -96,12 +92,16 @@ def main() -> None:
         pick = chosen(cands, base)
         cells = []
         for label in sets:
-            mse = cands[chosen(cands, base + members[label])]["test"]
-            ratios[label].append(mse / cands[pick]["test"])
+            mse = cands[chosen(cands, base + members[label])][1]
+            ratios[label].append(mse / cands[pick][1])
             beaten[label] += mse <= trivial
             cells.append(f"{ratios[label][-1]:.3g}")
-        table[name] = {"T": T, "trivial": trivial, "candidates": cands}
-        head = f"| {name} | {len(y) - T} | {T} | {trivial:.4g} | {cands[pick]['test']:.4g} | "
+        table[name] = {
+            "T": T,
+            "trivial": trivial,
+            "candidates": {n: {"heldout": e.mse, "test": t} for n, (e, t) in cands.items()},
+        }
+        head = f"| {name} | {len(y) - T} | {T} | {trivial:.4g} | {cands[pick][1]:.4g} | "
         print(head + f"{pick} | " + " | ".join(cells) + " |", flush=True)
     print(f"\n| candidates | series | lower | higher | geometric mean vs {reference} |")
     print("|---|---|---|---|---|")
