@@ -274,14 +274,21 @@ class SubKernelBank:
                 fits = self._feature_bytes + size <= FEATURE_CACHE_BYTES
                 self._feature_bytes += size if fits else 0
             if fits:
-                cached = features(self.X, group.directions, group.coef)
+                cached = self._column_major(features(self.X, group.directions, group.coef))
                 self._feature_cache[g] = cached
         if cached is None:
-            return features(self.X, group.directions[block], group.coef[block]), owners
+            Phi = features(self.X, group.directions[block], group.coef[block])
+            return self._column_major(Phi), owners
         J = len(group.coef)
         if len(block) == J:  # every direction, in order: no copy
             return cached, owners
         return cached[:, self.ops.index(np.concatenate((block, block + J)))], owners
+
+    def _column_major(self, Phi):
+        """Feature columns as the BLAS calls read them (CPU): column-major, so that scaling
+        them, gathering a selection's columns and the products need no copy into that
+        layout."""
+        return Phi if self.ops.is_torch else np.asfortranarray(Phi)
 
     def _map(self, task, items: list):
         """``[task(item) for item in items]``, ``workers`` at a time (BLAS releases the GIL)."""

@@ -236,36 +236,48 @@ class EnvelopeGroup:
 def expand(grid: SpectralGrid) -> list[EnvelopeGroup]:
     """Group the grid's components by envelope and expand each into cosine directions."""
     keys: dict[bytes, list[int]] = {}
-    for m in range(grid.components):
-        keys.setdefault(grid.variances[m].tobytes(), []).append(m)
+    for m, variance in enumerate(grid.variances):
+        keys.setdefault(variance.tobytes(), []).append(m)
     groups = []
     for members in keys.values():
-        dirs, owner, coef = [], [], []
-        for position, m in enumerate(members):
-            mu = grid.means[m]
-            nonzero = np.flatnonzero(mu > 0)
-            if nonzero.size == 0:
-                dirs.append(np.zeros_like(mu))
-                owner.append(position)
-                coef.append(1.0)
-                continue
-            weight = 2.0 ** -(nonzero.size - 1)
-            for signs in product((1.0, -1.0), repeat=nonzero.size - 1):
-                u = np.zeros_like(mu)
-                u[nonzero] = mu[nonzero] * np.array((1.0, *signs))
-                dirs.append(u)
-                owner.append(position)
-                coef.append(weight)
+        means = grid.means[members]
+        nonzero = np.count_nonzero(means > 0, axis=1)
+        if nonzero.max(initial=0) <= 1:  # the data grid: one direction per component
+            directions, owner, coef = means, np.arange(len(members)), np.ones(len(members))
+        else:
+            directions, owner, coef = _sign_patterns(means)
         groups.append(
             EnvelopeGroup(
                 variance=grid.variances[members[0]].copy(),
                 components=np.array(members),
-                directions=np.array(dirs),
-                owner=np.array(owner),
-                coef=np.array(coef),
+                directions=np.array(directions, dtype=float),
+                owner=owner,
+                coef=coef,
             )
         )
     return groups
+
+
+def _sign_patterns(means: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Directions, owning positions and coefficients of components with frequencies in several
+    dimensions: ``prod_p cos(a_p)`` is the mean of ``cos(a_1 +- a_2 +- ...)`` over the
+    ``2^(s-1)`` sign patterns of its ``s`` non-zero frequencies."""
+    dirs, owner, coef = [], [], []
+    for position, mu in enumerate(means):
+        nonzero = np.flatnonzero(mu > 0)
+        if nonzero.size == 0:
+            dirs.append(np.zeros_like(mu))
+            owner.append(position)
+            coef.append(1.0)
+            continue
+        weight = 2.0 ** -(nonzero.size - 1)
+        for signs in product((1.0, -1.0), repeat=nonzero.size - 1):
+            u = np.zeros_like(mu)
+            u[nonzero] = mu[nonzero] * np.array((1.0, *signs))
+            dirs.append(u)
+            owner.append(position)
+            coef.append(weight)
+    return np.array(dirs), np.array(owner), np.array(coef)
 
 
 def grid_from_recipe(recipe: dict) -> SpectralGrid:
