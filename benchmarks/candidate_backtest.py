@@ -33,6 +33,7 @@ import distgp.tune as tuning
 from distgp.bench.report import data_dir
 from distgp.config import FitConfig
 from distgp.driver import fit
+from distgp.seasonality import seasonal_period
 
 
 def scored(x: np.ndarray, y: np.ndarray, T: int, extra: dict) -> dict:
@@ -45,7 +46,9 @@ def scored(x: np.ndarray, y: np.ndarray, T: int, extra: dict) -> dict:
         h = tuning.rolling_horizon(len(yf))
     config = tuning.configured(FitConfig(), {"tune.horizon": h})
     splits = tuning.holdout_splits(len(yf), True, h, 2)
-    candidates = {**tuning.default_candidates(config, True, bool(np.all(y > 0)), len(yf)), **extra}
+    period = seasonal_period(xf, yf)
+    positive = bool(np.all(y > 0))
+    candidates = {**tuning.default_candidates(config, True, positive, len(yf), period), **extra}
     evaluations = tuning.evaluate_many(xf, yf, config, list(candidates.items()), splits)
     out = {}
     for e in evaluations:

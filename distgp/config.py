@@ -164,6 +164,14 @@ class KernelConfig:
         rule=Rule(_valid_trend, "auto, none, constant, linear, quadratic or local"),
         metavar="T",
     )
+    season: float = setting(
+        0.0,
+        help="period of a seasonal random walk learned with the weights, in input units (one "
+        "evenly spaced input: each phase of the season its own random walk, forecast by its "
+        "last value as a seasonal naive forecast is; 0: none)",
+        rule=non_negative(),
+        metavar="P",
+    )
     transform: str = setting(
         "none",
         help="output transform for positive data: none, log, boxcox, boxcox:LAMBDA",
@@ -434,6 +442,12 @@ class FitConfig:
                 f"data.placements must have one entry per shard file ({len(d.shards)})",
                 "data.placements",
             )
+        _check(
+            not self.kernel.season or self.kernel.grid == "data",
+            "kernel.season needs the data grid's standardised inputs; set kernel.grid to data, "
+            "or kernel.season to 0",
+            "kernel.season",
+        )
         _check(
             self.kernel.trend != "local" or self.kernel.grid == "data",
             "kernel.trend local needs the data grid's standardised inputs; set kernel.grid to "

@@ -34,6 +34,7 @@ from distgp.gp import GSMPModel
 from distgp.kernels.grid import grid_from_recipe
 from distgp.kernels.trend import TrendBasis, recipe_prior_variance
 from distgp.learn.dsca import DSCAOptions
+from distgp.seasonality import series_step
 from distgp.transforms import OutputTransform, parse_transform
 
 SOLVE_CHUNK = 25  # single-agent DSCA iterations between progress reports and checkpoints
@@ -199,11 +200,14 @@ def fit(
     c = config.consensus
     pooled = prediction_mode(config) == "pooled"
     transform = OutputTransform()
+    step = 0.0  # the series' step, for a season (none with shard files)
     if shards is not None:
         check_shard_settings(config, shards, backend)
         parts: list[Shard] = list(shards)
     else:
-        TrendBasis.named(config.kernel.trend, X.shape[1])  # a trend the inputs cannot hold
+        step = series_step(X) if config.kernel.season else step
+        # a trend the inputs cannot hold
+        TrendBasis.named(config.kernel.trend, X.shape[1], config.kernel.season, step)
         if config.kernel.transform != "none":
             transform = OutputTransform.fitted(*parse_transform(config.kernel.transform), y)
             y_raw, y = y, transform.forward(y)
@@ -219,11 +223,15 @@ def fit(
         summaries = answered(backend.broadcast("summary", config.data.min_shard_size))
         summary = merge_summaries(summaries)
         scaler = Scaler.from_summary(summary, standardize_inputs=config.kernel.grid == "data")
-        trend = TrendBasis.named(config.kernel.trend, summary.dims)
+        scale = float(scaler.x_scale[0])
+        season = config.kernel.season / scale
+        trend = TrendBasis.named(config.kernel.trend, summary.dims, season, step / scale)
         recipe = {
             **grid_recipe(config, summary),
             "trend_degree": trend.degree,
             "trend_walks": trend.walks,
+            "trend_season": trend.season,
+            "trend_season_step": trend.season_step,
         }
         grid = grid_from_recipe(recipe)
         components = grid.components + trend.size
@@ -392,6 +400,12 @@ def check_shard_settings(config: FitConfig, shards: list[ShardFile], backend=Non
         raise ConfigError(
             "pooled prediction needs the training data in the driver, which never reads "
             "shard files; use private prediction (the default)"
+        )
+    if config.kernel.season:
+        raise ConfigError(
+            "kernel.season: a season needs the series' step, read from the training inputs in "
+            "the driver, which never reads shard files; set it to 0 with data.shards",
+            setting="kernel.season",
         )
     agents = config.consensus.agents
     if len(shards) != agents:

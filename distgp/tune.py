@@ -38,6 +38,7 @@ from distgp.exceptions import ConfigError, InputDataError
 from distgp.kernels.grid import default_components, default_levels
 from distgp.kernels.lapack import GIL_FREE_MIN_N
 from distgp.kernels.trend import TrendBasis
+from distgp.seasonality import seasonal_period, series_step
 from distgp.settings import put
 from distgp.threads import blas_threads, default_threads
 
@@ -107,6 +108,29 @@ def smoother_candidates(config: FitConfig, log: bool, n: int) -> dict[str, dict[
             **floor,
         }
     return out
+
+
+SEASONAL_CANDIDATE = "linear trend, season"
+
+
+def seasonal_candidates(config: FitConfig, period: float | None) -> dict[str, dict[str, Any]]:
+    """The candidate the default selection adds last for a series with a seasonal ``period``
+    (:func:`~distgp.seasonality.seasonal_period`, input units): ``linear trend, season``, the
+    grid's few zero-frequency components (``flat``'s) with a linear trend and the seasonal
+    pattern and walk of that period (:mod:`distgp.kernels.trend`): a fixed season and one that
+    evolves, each phase forecast from its recent seasons. Nothing when no period was found or
+    the user set a season (every candidate then has it). Chosen on training data only, against
+    the local trend, no trend, a quadratic trend, the noise floor at 0.1 and the log model with
+    the season (``python benchmarks/candidate_backtest.py``, docs/forecasting.md)."""
+    if not period or config.kernel.season:
+        return {}
+    return {
+        SEASONAL_CANDIDATE: {
+            "kernel.components": 1,
+            "kernel.trend": "linear",
+            "kernel.season": float(period),
+        }
+    }
 
 
 SIMPLER_TOLERANCE = 0.01  # a simpler candidate within 1% of the best held-out MSE is chosen
@@ -449,17 +473,22 @@ def _split_score(
     return mse, z2, time.perf_counter() - tic
 
 
-def default_candidates(config: FitConfig, series: bool, positive: bool, n: int) -> dict[str, dict]:
+def default_candidates(
+    config: FitConfig, series: bool, positive: bool, n: int, period: float | None = None
+) -> dict[str, dict]:
     """The default selection's candidates for ``n`` training points, simplest first:
     :data:`DEFAULT_CANDIDATES`, :data:`LOG_CANDIDATES` for a series of ``positive`` outputs
-    with no transform set, then for a series :func:`smoother_candidates`; on the reference
-    grid (raw inputs) the full grid alone stands in for the local trend."""
+    with no transform set, then for a series :func:`smoother_candidates` and, with a seasonal
+    ``period`` (input units), :func:`seasonal_candidates`; on the reference grid (raw inputs)
+    the full grid alone stands in for the local trend, and there is no seasonal walk."""
     candidates = dict(DEFAULT_CANDIDATES)
     log = series and positive and config.kernel.transform == "none"
     if log:
         candidates.update(LOG_CANDIDATES)
     if series:
         candidates.update(smoother_candidates(config, log, n))
+    if series and config.kernel.grid == "data":
+        candidates.update(seasonal_candidates(config, period))
     if config.kernel.grid == "data":
         return candidates
     return {  # the local trend needs the data grid's standardised inputs: the full grid alone
@@ -487,13 +516,15 @@ def applies(config: FitConfig, series: bool, n: int, *, dims: int) -> bool:
     return has_room(n, t.origins, rolling_horizon(n))
 
 
-def check_data(config: FitConfig, y: np.ndarray, series: bool, dims: int) -> None:
-    """Fail fast on outer settings the training data cannot support: a trend family its
-    ``dims`` inputs cannot hold, a transform that needs positive data, a rolling origin longer
-    than the series."""
+def check_data(config: FitConfig, X: np.ndarray, y: np.ndarray, series: bool) -> None:
+    """Fail fast on outer settings the training data cannot support: a trend family or a
+    season its ``n x P`` inputs ``X`` cannot hold, a transform that needs positive data, a
+    rolling origin longer than the series."""
     from distgp.transforms import OutputTransform, parse_transform
 
-    TrendBasis.named(config.kernel.trend, dims)
+    dims = X.shape[1]
+    step = series_step(X) if config.kernel.season else 0.0
+    TrendBasis.named(config.kernel.trend, dims, config.kernel.season, step)
     OutputTransform.fitted(*parse_transform(config.kernel.transform), y)
     if series:
         applies(config, series, len(y), dims=1)
@@ -521,7 +552,7 @@ def fit_selected(
     report = report or (lambda event, fields: None)
     if config.kernel.trend == "auto":  # a fixed trend family: no selection to score
         series = as_forecast(series, X, fit_options.get("X_test"), report)
-    check_data(config, y, series, X.shape[1])
+    check_data(config, X, y, series)
     if not applies(config, series, len(y), dims=X.shape[1]):
         if X.shape[1] == 1 and config.kernel.trend == "auto":
             report("no choice", {"n": len(y), "many": len(y) > SELECT_MAX_N})
@@ -557,7 +588,11 @@ def _select_and_fit(
     if series:
         splits = in_input_order(splits, X)
     backend, groups = fit_options.get("backend"), fit_options.get("groups")
-    candidates = list(default_candidates(config, series, bool(np.all(y > 0)), len(y)).items())
+    period = seasonal_period(X, y) if series else None
+    if period and config.kernel.grid == "data" and not config.kernel.season:
+        report("season", {"period": period})
+    positive = bool(np.all(y > 0))
+    candidates = list(default_candidates(config, series, positive, len(y), period).items())
     with flops.excluded():  # a benchmark's flops per iteration are the final fit's
         evaluations = evaluate_many(X, y, config, candidates, splits, backend, groups=groups)
     for evaluation in evaluations:
@@ -729,7 +764,7 @@ def tune(
         local = facts.dims == 1 and config.kernel.grid == "data"
         names, grid = tune_arms(names, facts.positive, local)
         seeds = _first_candidates(
-            names, grid, config, facts.series, facts.dims, facts.n, facts.positive
+            names, grid, config, facts.series, facts.dims, facts.n, facts.positive, facts.period
         )
         if budget <= len(seeds):
             report("no search", {"budget": budget, "first": len(seeds)})
@@ -810,10 +845,11 @@ def _first_candidates(
     dims: int,
     n: int,
     positive: bool = False,
+    period: float | None = None,
 ) -> list[tuple[str, dict[str, Any], int | None]]:
     """``(label, overrides, arm or None)`` of what the default path would fit: the selection's
     candidates where it applies (one input; :func:`default_candidates` for ``positive``
-    outputs), else the default setting (an arm)."""
+    outputs and a seasonal ``period``), else the default setting (an arm)."""
     default_row = np.array([_default_position(name, config, dims) for name in names], float)
     if not applies(config, series, n, dims=dims):
         first = int(np.flatnonzero(np.all(grid == default_row, axis=1))[0])
@@ -822,7 +858,7 @@ def _first_candidates(
         ]
     keys = {TUNABLES[name][0]: i for i, name in enumerate(names)}
     out = []
-    for label, overrides in default_candidates(config, series, positive, n).items():
+    for label, overrides in default_candidates(config, series, positive, n, period).items():
         row, arm = default_row.copy(), None
         on_grid = (  # component counts are not on the grid (it holds fractions of M)
             k in keys and k != "kernel.components" and v in TUNABLES[names[keys[k]]][1]
@@ -851,12 +887,15 @@ class TrainingFacts:
         series: a 1-D series (rolling origin) rather than regression data (K folds).
         positive: every output is positive, so transforms are searched (False with shard
             files: a transform needs the outputs in the driver).
+        period: the series' seasonal period (:func:`~distgp.seasonality.seasonal_period`,
+            input units; ``None`` without one, or with shard files).
     """
 
     n: int
     dims: int
     series: bool
     positive: bool
+    period: float | None = None
 
 
 @dataclass
@@ -898,8 +937,9 @@ def _scoring(
     backend, groups = fit_options.get("backend"), fit_options.get("groups")
     name = backend.name if backend is not None else config.backend_name
     if shards is None:
-        check_data(config, y, series, X.shape[1])
-        facts = TrainingFacts(len(y), X.shape[1], bool(series), bool(np.all(y > 0)))
+        check_data(config, X, y, series)
+        period = seasonal_period(X, y) if series else None
+        facts = TrainingFacts(len(y), X.shape[1], bool(series), bool(np.all(y > 0)), period)
         t.origins = tune_origins(config, facts.series, facts.n)
         splits = holdout_splits(facts.n, facts.series, t.horizon, t.origins, t.folds, config.seed)
         if facts.series:

@@ -135,6 +135,19 @@ CLI_CASES = {
         "fit --data {table} --trend local --agents 2",
         "trend 'local' needs one input",
     ),
+    "fit: negative season": ("fit --data {good} --season -12", "kernel.season must be"),
+    "fit: season of one step": (
+        "fit --data {good} --season 1",
+        "a season must span at least two steps",
+    ),
+    "fit: season with several inputs": (
+        "fit --data {table} --season 12 --agents 2",
+        "a season needs one input",
+    ),
+    "fit: season on the reference grid": (
+        "fit --data {good} --season 12 --grid reference",
+        "kernel.season needs the data grid",
+    ),
     "fit: --device cuda without that GPU": ("fit --data {good} --device cuda:99", "cuda:99"),
     "fit: unknown --device": (
         "fit --data {good} --device gpu",

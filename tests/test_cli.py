@@ -248,7 +248,10 @@ def test_a_write_failure_mid_run_is_one_line_not_a_traceback(
 
     monkeypatch.setattr("distgp.checkpoint.save_npz", full_disk)
     out = tmp_path / "out"
-    code, _, err = run(["fit", "--data", str(series_mat), "--quiet", "--out", str(out)], capsys)
+    fixed = ["--trend", "local"]  # the full grid: a fit long enough to checkpoint
+    code, _, err = run(
+        ["fit", "--data", str(series_mat), *fixed, "--quiet", "--out", str(out)], capsys
+    )
     assert code == 1
     assert err.strip().splitlines() == [
         f"distgp fit: error: No space left on device ({out / 'checkpoint.npz'})"

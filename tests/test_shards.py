@@ -86,6 +86,7 @@ def test_agents_read_their_own_files_and_the_driver_never_does(tmp_path, ray_loc
         ("ok", ("--predict", "pooled"), "pooled prediction needs the training data"),
         ("ok", ("--tune", "1"), "tune.budget must be at least 2 evaluations"),
         ("ok", ("--tune", "4", "--transform", "log"), "output transforms need the training"),
+        ("ok", ("--season", "12"), "a season needs the series' step"),
         ("ok", ("--tune", "4", "--tunables", "trend,speed"), "unknown tunable"),
     ],
 )

@@ -90,6 +90,79 @@ def test_local_trend_bank_matches_dense_random_walks(rng, device):
     np.testing.assert_allclose(bank.prior_variance(X2, w), np.diag(full)[n:], atol=1e-10)
 
 
+def test_season_bank_matches_dense_pattern_and_walk(rng):
+    n, period = 36, 12
+    x = np.arange(n, dtype=float)
+    X = ((x - x.mean()) / x.std())[:, None]  # standardised, as the bank sees them
+    step = float(X[1, 0] - X[0, 0])
+    trend = TrendBasis.named("local", 1, season=period * step, step=step)
+    assert trend.labels()[-2:] == ["seasonal pattern", "seasonal walk"] and trend.size == 4
+    grid = data_grid(n, 1, components=8)
+    bank = TrendBank(X, grid, trend)
+    same = (x[:, None] - x[None, :]) % period == 0
+    s = walk_times(X)
+    np.testing.assert_allclose(bank.component(bank.M - 2), same.astype(float), atol=1e-12)
+    np.testing.assert_allclose(
+        bank.component(bank.M - 1), same * np.minimum.outer(s, s), atol=1e-12
+    )
+    w = rng.uniform(size=bank.M)
+    dense = sum(w[m] * bank.component(m) for m in range(bank.M))
+    np.testing.assert_allclose(bank.gram(w), dense, atol=1e-10)
+    A = rng.normal(size=(n, n))
+    A = A + A.T
+    alpha = rng.normal(size=n)
+    idx = np.array([bank.M - 1, 0, bank.M - 2, bank.M - 3])
+    traces, quads = bank.products(idx, np.asfortranarray(np.tril(A)), alpha)
+    for k, m in enumerate(idx):
+        K = bank.component(int(m))
+        assert traces[k] == pytest.approx(np.sum(A * K), rel=1e-9, abs=1e-9)
+        assert quads[k] == pytest.approx(alpha @ K @ alpha, rel=1e-9, abs=1e-9)
+    X2 = X[-period:] + period * step  # the next season: each point shares a phase
+    full = TrendBank(np.vstack([X, X2]), grid, trend).gram(w)
+    np.testing.assert_allclose(bank.cross(X2, w), full[n:, :n], atol=1e-10)
+    np.testing.assert_allclose(bank.prior_variance(X2, w), np.diag(full)[n:], atol=1e-10)
+    # between steps the pattern interpolates the neighbouring phases linearly
+    pattern = np.zeros(bank.M)
+    pattern[bank.M - 2] = 1.0
+    quarter = bank.cross(X[:1] + 0.25 * step, pattern)[0]
+    np.testing.assert_allclose(quarter[:2], [0.75, 0.25], atol=1e-12)
+    np.testing.assert_allclose(quarter[period : period + 2], [0.75, 0.25], atol=1e-12)
+    assert np.linalg.eigvalsh(bank.component(bank.M - 2)).min() > -1e-10
+
+
+def test_a_season_spans_at_least_two_steps():
+    with pytest.raises(ConfigError, match="two steps"):
+        TrendBasis.named("none", 1, season=1.5, step=1.0)
+
+
+def test_a_seasonal_walk_forecasts_each_phase_from_its_last_season():
+    """A season whose shape changes from year to year: with the seasonal walk the forecast of
+    each month is close to the last year's (seasonal naive), not to an average season."""
+    rng = np.random.default_rng(3)
+    n, period = 96, 12
+    x = np.arange(1.0, n + 1.0)
+    shape = np.cumsum(rng.normal(size=(n // period, period)), axis=0).ravel()  # walks by phase
+    y = 10 + shape + 0.05 * rng.normal(size=n)
+    config = _config("none")
+    config.kernel.components = 1
+    config.kernel.season = float(period)
+    X = x[:, None]
+    result = fit(X[:84], y[:84], config, X_test=X[84:])
+    naive = y[72:84]  # last season of the training data
+    assert np.mean((result.forecast() - naive) ** 2) < 0.1 * np.mean((y[:84].mean() - naive) ** 2)
+    assert result.model.trend is not None and result.model.weights[-1] > 0
+
+
+def test_a_season_needs_one_input_and_the_data_grid():
+    with pytest.raises(ConfigError, match="one input"):
+        TrendBasis.named("none", 2, season=1.0)
+    config = FitConfig()
+    config.kernel.grid = "reference"
+    config.kernel.season = 12.0
+    with pytest.raises(ConfigError, match=r"kernel\.season"):
+        config.validate()
+
+
 def test_local_trend_needs_one_input():
     with pytest.raises(ConfigError, match="one input"):
         TrendBasis.named("local", 2)

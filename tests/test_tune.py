@@ -10,9 +10,11 @@ import pytest
 from distgp import GSMPRegressor
 from distgp.config import FitConfig
 from distgp.exceptions import InputDataError
+from distgp.seasonality import seasonal_period
 from distgp.tune import (
     DEFAULT_CANDIDATES,
     LOG_CANDIDATES,
+    SEASONAL_CANDIDATE,
     applies,
     default_candidates,
     fit_selected,
@@ -119,14 +121,18 @@ def test_bkb_tuning_scores_the_default_candidates_first_and_refits_the_best(tmp_
     config.kernel.components = 30
     events = []
     result, evaluations, best = tune(
-        x, y, config, True, 7, ["trend", "noise_floor"], report=lambda e, f: events.append((e, f))
+        x, y, config, True, 9, ["trend", "noise_floor"], report=lambda e, f: events.append((e, f))
     )
-    assert len(evaluations) == 7
-    # the first evaluations are what the default path would choose among (a positive series)
-    first = list(default_candidates(config, True, True, len(y)))  # 60 points: no smoother ones
+    assert len(evaluations) == 9
+    # the first evaluations are what the default path would choose among (a positive series
+    # with a season; 60 points: no smoother ones)
+    assert seasonal_period(x, y) == 12.0
+    first = list(default_candidates(config, True, True, len(y), 12.0))
     k = len(first)
     assert [e.name for e in evaluations[:k]] == first
-    assert evaluations[k - 1].overrides["kernel.trend"] == "quadratic"
+    assert evaluations[k - 2].overrides["kernel.trend"] == "quadratic"
+    assert evaluations[k - 1].name == SEASONAL_CANDIDATE
+    assert evaluations[k - 1].overrides["kernel.season"] == 12.0
     lowest = min(evaluations, key=lambda e: e.mse)
     default = simplest_best(evaluations[:k])
     assert best is (lowest if lowest.clearly_better_than(default) else default)
@@ -134,9 +140,10 @@ def test_bkb_tuning_scores_the_default_candidates_first_and_refits_the_best(tmp_
     assert kept == ([] if best is lowest else [{"evaluation": default, "lowest": lowest}])
     assert "no search" not in [e for e, _ in events]
     assert [e.chosen for e in evaluations].count(True) == 1 and best.chosen
-    assert result.model.components >= 30
+    seasonal = result.model.trend is not None and result.model.trend.season > 0
+    assert seasonal == ("kernel.season" in best.overrides)
     text = evaluations_csv(evaluations)
-    assert text.count("\n") == 8 and text.count(",yes\n") == 1
+    assert text.count("\n") == 10 and text.count(",yes\n") == 1
 
 
 def test_a_budget_of_the_first_batch_says_it_does_not_search():
@@ -147,7 +154,8 @@ def test_a_budget_of_the_first_batch_says_it_does_not_search():
     config.kernel.components = 20
     events = []
     tune(x, y, config, True, 4, ["trend"], report=lambda e, f: events.append((e, f)))
-    assert ("no search", {"budget": 4, "first": 6}) in events  # a positive series of 60: 6
+    # a positive series of 60 with a season: 7 (no smoother ones)
+    assert ("no search", {"budget": 4, "first": 7}) in events
 
 
 def test_a_tuned_setting_replaces_the_default_only_when_clearly_better():
@@ -379,14 +387,14 @@ def test_a_positive_series_also_scores_models_of_log_y():
     x, y = _seasonal(120)
     config.kernel.components = 20
     result, evaluations = fit_selected(x, y * np.exp(0.01 * x[:, 0]), config, True)
-    assert [e.name for e in evaluations] == both
+    assert [e.name for e in evaluations] == [*both, SEASONAL_CANDIDATE]  # a monthly season
     chosen = next(e for e in evaluations if e.chosen)
     assert result.model.transform.kind == chosen.overrides.get("kernel.transform", "none")
     from distgp.tune import tune
 
-    _, tuned, _ = tune(x, y, config, True, 9, ["trend", "transform"])
-    assert [e.name for e in tuned[:8]] == both
-    assert len({e.name for e in tuned}) == 9  # no setting scored twice
+    _, tuned, _ = tune(x, y, config, True, 10, ["trend", "transform"])
+    assert [e.name for e in tuned[:9]] == [*both, SEASONAL_CANDIDATE]
+    assert len({e.name for e in tuned}) == 10  # no setting scored twice
 
 
 def test_prediction_inputs_past_the_end_are_scored_as_a_forecast():
@@ -479,3 +487,22 @@ def test_the_reference_grid_scores_the_full_grid_alone_in_place_of_the_local_tre
     result, evaluations = fit_selected(x, y, config, True)
     assert next(e for e in evaluations if e.chosen).overrides.get("kernel.trend") != "local"
     assert np.all(np.isfinite(result.model.predict(x[-5:])))
+
+
+def test_a_seasonal_series_also_scores_a_linear_trend_with_its_season():
+    from distgp.tune import configured
+
+    config = FitConfig()
+    candidates = default_candidates(config, True, True, 200, 12.0)
+    assert list(candidates)[-1] == SEASONAL_CANDIDATE
+    assert candidates[SEASONAL_CANDIDATE] == {
+        "kernel.components": 1,
+        "kernel.trend": "linear",
+        "kernel.season": 12.0,
+    }
+    assert SEASONAL_CANDIDATE not in default_candidates(config, True, True, 200)  # no period
+    assert SEASONAL_CANDIDATE not in default_candidates(config, False, True, 200, 12.0)
+    for setting in ({"kernel.season": 4.0}, {"kernel.grid": "reference"}):
+        assert SEASONAL_CANDIDATE not in default_candidates(
+            configured(config, setting), True, True, 200, 12.0
+        )

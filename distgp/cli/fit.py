@@ -41,6 +41,11 @@ OUTER_CHOICE_LINES: dict[str, Callable[[dict[str, Any]], str]] = {
         f"{100 * _tuning().SIMPLER_TOLERANCE:g}% of the lowest held-out MSE "
         f"({f['lowest'].mse:.5g}, {f['lowest'].name})"
     ),
+    "season": lambda f: (
+        f"the training data's changes repeat every {f['period']:g} input units (their "
+        f"autocorrelation): the candidate {_tuning().SEASONAL_CANDIDATE} has a season of that "
+        "period (--season sets one for every fit)"
+    ),
     "folds": lambda f: (
         f"candidates scored on {f['folds']} random folds of the training data (one input, not "
         "a series; --folds sets them)"
@@ -142,7 +147,7 @@ def run_fit(args: argparse.Namespace) -> int:
             f"{config.consensus.agents} agents, one per value of {shard_column} (--agents sets it)"
         )
     preflight(config, len(dataset.y_train), dataset.groups_train)
-    check_data(config, dataset.y_train, dataset.series, dataset.dims)
+    check_data(config, dataset.X_train, dataset.y_train, dataset.series)
     progress(
         f"data {dataset.name}: {len(dataset.y_train)} training / {len(dataset.y_test)} test "
         f"points, "
@@ -322,6 +327,9 @@ def metrics_record(dataset, config, result) -> dict:
         "components": model.components,
         "active_components": int(np.count_nonzero(model.weights)),
         "trend": model.trend.kind if model.trend is not None else "none",
+        "season": (
+            float(model.trend.season * model.scaler.x_scale[0]) if model.trend is not None else 0.0
+        ),
         "transform": model.transform.kind,
         "transform_lambda": model.transform.lam,
         "noise_variance": float(model.noise_variance * y_var),

@@ -30,6 +30,21 @@ both 1 at the end of the standard span. Beyond the data the first forecasts the 
 from the recent data instead of the whole span), with widening intervals; the evidence weighs
 them against the spectral components, which carry the seasonality.
 
+A **season** (one input: a period ``p`` and the series' step ``d``, standardised units, with
+``p >= 2 d``) adds two components on the periodic hat ``phase(s, t) = max(0, 1 - e / d)``,
+``e`` the distance of ``x_s - x_t`` to the nearest whole number of periods: a fixed seasonal
+pattern, one free value per phase, and a seasonal walk, one Brownian motion per phase (the
+state-space models' seasonal random walk)::
+
+    k_pattern(s, t) = phase(s, t),    k_walk(s, t) = phase(s, t) min(s, t)
+
+At the series' steps ``phase`` is 1 between points a whole number of periods apart and 0
+otherwise (seasonal dummies); between steps it interpolates the neighbouring phases linearly
+(the hat is the autocorrelation of a box, so its periodic sum is a covariance). Beyond the data
+the pattern repeats, and the walk holds each phase's last value (a seasonal naive forecast's
+behaviour, with intervals that widen by season); the evidence weighs a stable against an
+evolving season.
+
 :class:`TrendBank` puts the trend components after the ``M`` spectral ones of a
 :class:`~distgp.kernels.bank.SubKernelBank` and answers the same calls (``gram``, ``cross``,
 ``products``, ``component``), so the objective, the solvers and prediction need no change.
@@ -57,6 +72,7 @@ polynomial part)."""
 
 WALK_ORIGIN = -STANDARD_SPAN / 2  # start of evenly spaced standardised times (std units)
 WALK_LABELS = ("level walk", "slope walk")
+SEASON_LABELS = ("seasonal pattern", "seasonal walk")
 
 
 def walk_times(Z: np.ndarray) -> np.ndarray:
@@ -81,6 +97,17 @@ def walk_variance(order: int, s: np.ndarray) -> np.ndarray:
     return s if order == 0 else s**3
 
 
+def season_kernels(Z1: np.ndarray, Z2: np.ndarray, period: float, step: float) -> list[np.ndarray]:
+    """``n1 x n2`` covariances of the seasonal pattern and the seasonal walk of ``period``
+    over a series of ``step`` (standardised units) between one-input standardised ``Z1`` and
+    ``Z2``: the periodic hat ``phase``, and ``phase`` times the level walk. Diagonals: 1 and
+    :func:`walk_times`."""
+    lag = np.asarray(Z1, float)[:, 0, None] - np.asarray(Z2, float)[None, :, 0]
+    off = np.abs(lag - period * np.round(lag / period))
+    phase = np.maximum(0.0, 1.0 - off / step)
+    return [phase, phase * walk_kernel(0, walk_times(Z1), walk_times(Z2))]
+
+
 @dataclass(frozen=True)
 class TrendBasis:
     """The trend part on standardised inputs: a polynomial basis ``h(x)`` and random walks.
@@ -90,11 +117,17 @@ class TrendBasis:
         dims: number of input dimensions ``P``.
         walks: random-walk components (0, or 2 for the ``local`` family: level and slope; one
             input only).
+        season: period of the seasonal pattern and walk in standardised input units (``0``:
+            none; one input only).
+        season_step: the series' step in standardised input units (with a season: at most
+            half the period).
     """
 
     degree: int
     dims: int
     walks: int = 0
+    season: float = 0.0
+    season_step: float = 0.0
 
     def __post_init__(self) -> None:
         if self.degree < -1:
@@ -106,9 +139,22 @@ class TrendBasis:
                 f"trend 'local' needs one input (a time index), the data has {self.dims}; "
                 "use trend none, constant, linear or quadratic"
             )
+        if not (self.season >= 0 and np.isfinite(self.season)):
+            raise ConfigError(f"the seasonal period must be positive or 0, got {self.season}")
+        if self.season and self.dims != 1:
+            raise ConfigError(
+                f"a season needs one input (a time index), the data has {self.dims}; "
+                "set kernel.season to 0"
+            )
+        if self.season and not 0 < 2 * self.season_step <= self.season * (1 + 1e-9):
+            raise ConfigError(
+                f"a season must span at least two steps of the series (period {self.season:.6g}"
+                f", step {self.season_step:.6g}, standardised units); set kernel.season to a "
+                "longer period, or 0"
+            )
 
     @classmethod
-    def named(cls, kind: str, dims: int) -> TrendBasis:
+    def named(cls, kind: str, dims: int, season: float = 0.0, step: float = 0.0) -> TrendBasis:
         """The basis of a trend family (``none``, ``constant``, ``linear``, ``quadratic``).
 
         ``auto`` (the family when no outer choice ran, see :mod:`distgp.tune`) is ``linear``
@@ -121,7 +167,7 @@ class TrendBasis:
         if kind not in TREND_KINDS:
             raise ConfigError(f"unknown trend {kind!r}; choose one of: {', '.join(TREND_KINDS)}")
         degree, walks = TREND_KINDS[kind]
-        return cls(degree, int(dims), walks)
+        return cls(degree, int(dims), walks, float(season), float(step) if season else 0.0)
 
     @property
     def kind(self) -> str:
@@ -135,13 +181,19 @@ class TrendBasis:
         return {-1: 0, 0: 1}.get(self.degree, self.dims * self.degree)
 
     @property
+    def walk_count(self) -> int:
+        """Number of dense components: the random walks (level and slope), then the seasonal
+        pattern and walk."""
+        return self.walks + (len(SEASON_LABELS) if self.season else 0)
+
+    @property
     def size(self) -> int:
         """Number of trend components ``T``: the polynomial's, then the random walks."""
-        return self.polynomial_size + self.walks
+        return self.polynomial_size + self.walk_count
 
     def labels(self) -> list[str]:
         """A name per component: ``1``, or ``x0``, ``x1``, ..., ``x0^2``, ...; then the walks."""
-        walks = list(WALK_LABELS[: self.walks])
+        walks = list(WALK_LABELS[: self.walks]) + list(SEASON_LABELS) * bool(self.season)
         if self.degree <= 0:
             return ["1"][: self.polynomial_size] + walks
         return [
@@ -159,26 +211,40 @@ class TrendBasis:
     def walk_kernels(self, Z1: np.ndarray, Z2: np.ndarray) -> list[np.ndarray]:
         """The random walks' ``n1 x n2`` covariances between standardised inputs."""
         s, t = walk_times(Z1), walk_times(Z2)
-        return [walk_kernel(order, s, t) for order in range(self.walks)]
+        walks = [walk_kernel(order, s, t) for order in range(self.walks)]
+        if self.season:
+            walks.extend(season_kernels(Z1, Z2, self.season, self.season_step))
+        return walks
 
     def prior_variance(self, Z: np.ndarray, weights: np.ndarray) -> np.ndarray:
         """The trend part's ``k(z, z)`` at standardised ``Z`` for its ``T`` weights."""
         weights = np.asarray(weights, float)
         poly = self.polynomial_size
         out = (self.features(Z) ** 2) @ weights[:poly]
-        s = walk_times(Z) if self.walks else None
+        s = walk_times(Z) if self.walk_count else None
         for order in range(self.walks):
             out = out + weights[poly + order] * walk_variance(order, s)
+        if self.season:  # the pattern's variance is 1, each phase's walk the level walk's
+            pattern, walk = weights[poly + self.walks : poly + self.walks + 2]
+            out = out + pattern + walk * walk_variance(0, s)
         return out
 
     def to_dict(self) -> dict[str, np.ndarray]:
-        return {"trend_degree": np.asarray(self.degree), "trend_walks": np.asarray(self.walks)}
+        return {
+            "trend_degree": np.asarray(self.degree),
+            "trend_walks": np.asarray(self.walks),
+            "trend_season": np.asarray(self.season),
+            "trend_season_step": np.asarray(self.season_step),
+        }
 
     @classmethod
     def from_dict(cls, d, dims: int) -> TrendBasis:
         """The basis saved by :meth:`to_dict`; files without one have no trend part."""
         degree = int(d["trend_degree"]) if "trend_degree" in d else -1
-        return cls(degree, int(dims), int(d["trend_walks"]) if "trend_walks" in d else 0)
+        walks = int(d["trend_walks"]) if "trend_walks" in d else 0
+        season = float(d["trend_season"]) if "trend_season" in d else 0.0
+        step = float(d["trend_season_step"]) if season else 0.0
+        return cls(degree, int(dims), walks, season, step)
 
 
 class TrendBank:

@@ -1,0 +1,55 @@
+"""The seasonal period of a series, read from the autocorrelation of its changes.
+
+A series that repeats itself every ``p`` steps has changes ``y_t - y_(t-1)`` that correlate at
+lag ``p`` (differencing first removes a trend's slow drift, which would otherwise correlate at
+every lag). The period is the lag of the largest autocorrelation of the changes, if it is
+significant: above the level that the largest of the ``m`` lags tried reaches with probability
+5% for white-noise changes (Bonferroni over the lags; the autocorrelation of white noise is
+about ``N(0, 1/n)`` at each lag, Box and Jenkins 1976).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from scipy.stats import norm
+
+MIN_CYCLES = 3
+"""The series must hold this many periods (a seasonal walk learns a phase from its earlier
+cycles, and the rolling origins hold out data from the end)."""
+MIN_LAG = 2
+SIGNIFICANCE = 0.05
+
+
+def seasonal_period(X: np.ndarray, y: np.ndarray) -> float | None:
+    """The seasonal period of an evenly spaced one-input series, in input units, or ``None``
+    when no lag from :data:`MIN_LAG` to ``n / MIN_CYCLES`` steps has a significant
+    autocorrelation of the changes.
+
+    Args:
+        X: ``n x 1`` inputs (any order; sorted here).
+        y: ``n`` outputs.
+    """
+    x = np.asarray(X, float)[:, 0]
+    order = np.argsort(x, kind="stable")
+    raw = np.diff(np.asarray(y, float)[order])
+    changes = raw - raw.mean()
+    n = len(changes)
+    lags = np.arange(MIN_LAG, n // MIN_CYCLES + 1)
+    energy = float(changes @ changes)
+    if len(lags) == 0 or energy <= 1e-12 * float(raw @ raw):  # constant changes: a line
+        return None
+    acf = np.array([changes[:-k] @ changes[k:] for k in lags]) / energy
+    best = int(np.argmax(acf))
+    level = norm.ppf(1.0 - SIGNIFICANCE / len(lags)) / math.sqrt(n)
+    if acf[best] <= level:
+        return None
+    return float(lags[best] * np.median(np.diff(x[order])))
+
+
+def series_step(X: np.ndarray) -> float:
+    """The step of a one-input series in input units: the median gap between its sorted
+    distinct inputs (0 for fewer than two)."""
+    gaps = np.diff(np.unique(np.asarray(X, float)[:, 0]))
+    return float(np.median(gaps)) if len(gaps) else 0.0

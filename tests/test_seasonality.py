@@ -1,0 +1,44 @@
+"""The seasonal period of a series from the autocorrelation of its changes."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from distgp.seasonality import seasonal_period
+
+
+def _monthly(n: int = 120, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    x = np.arange(n, dtype=float)
+    y = 0.5 * x + 5 * np.sin(2 * np.pi * x / 12) + rng.normal(size=n)
+    return x[:, None], y
+
+
+def test_a_monthly_season_under_a_trend_has_period_twelve():
+    X, y = _monthly()
+    assert seasonal_period(X, y) == 12.0
+
+
+def test_the_period_is_in_input_units_and_the_order_does_not_matter():
+    X, y = _monthly()
+    order = np.random.default_rng(1).permutation(len(y))
+    assert seasonal_period(X[order] / 12.0, y[order]) == pytest.approx(1.0)  # years
+
+
+@pytest.mark.parametrize("kind", ["white noise", "random walk", "line", "constant"])
+def test_a_series_without_a_season_has_none(kind):
+    rng = np.random.default_rng(2)
+    n = 200
+    y = {
+        "white noise": rng.normal(size=n),
+        "random walk": np.cumsum(rng.normal(size=n)),
+        "line": 0.3 * np.arange(n),
+        "constant": np.full(n, 4.0),
+    }[kind]
+    assert seasonal_period(np.arange(n, dtype=float)[:, None], y) is None
+
+
+def test_a_series_shorter_than_three_seasons_has_none():
+    X, y = _monthly(n=30)
+    assert seasonal_period(X, y) is None
