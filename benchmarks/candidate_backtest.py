@@ -15,9 +15,12 @@ and how many choices are at or below the best trivial forecast
 
     python benchmarks/candidate_backtest.py [--without '["NAME", ...]']
         [--extra '{"NAME": {"kernel.levels": 3}}'] [--extra-log '{"NAME, log": {...}}']
-        [--data-dir ../shared/data/slimkl] [--json FILE]
+        [--extra-seasonal '{"NAME": {...}}'] [--data-dir ../shared/data/slimkl] [--json FILE]
 
-``--extra-log`` candidates join only for series of positive values (as the log candidates do).
+``--extra-log`` candidates join only for series of positive values (as the log candidates do),
+``--extra-seasonal`` ones only for series with a seasonal period
+(``distgp.seasonality.seasonal_period`` of the fitting part), with ``kernel.season`` set to it
+(and, with a ``kernel.transform``, only for positive values).
 """
 
 from __future__ import annotations
@@ -36,10 +39,10 @@ from distgp.driver import fit
 from distgp.seasonality import seasonal_period
 
 
-def scored(x: np.ndarray, y: np.ndarray, T: int, extra: dict) -> dict:
+def scored(x: np.ndarray, y: np.ndarray, T: int, extra: dict, seasonal: dict) -> dict:
     """Per candidate: its evaluation on the default path's two rolling origins
     (``tune.evaluate_many``, the held-out MSE it chooses by) and the pseudo-test MSE of a fit on
-    the whole fitting part."""
+    the whole fitting part; the ``seasonal`` extras with the series' period, if it has one."""
     xf, yf = x[:-T], y[:-T]
     h = max(T, tuning.MIN_HORIZON)
     if not tuning.has_room(len(yf), 2, h):
@@ -49,6 +52,9 @@ def scored(x: np.ndarray, y: np.ndarray, T: int, extra: dict) -> dict:
     period = seasonal_period(xf, yf)
     positive = bool(np.all(y > 0))
     candidates = {**tuning.default_candidates(config, True, positive, len(yf), period), **extra}
+    for name, overrides in seasonal.items() if period else ():
+        if positive or "kernel.transform" not in overrides:  # a transform: positive series only
+            candidates[name] = {**overrides, "kernel.season": period}
     evaluations = tuning.evaluate_many(xf, yf, config, list(candidates.items()), splits)
     out = {}
     for e in evaluations:
@@ -69,15 +75,18 @@ def main() -> None:
     parser.add_argument("--without", default="[]", help="JSON: default candidates left out")
     parser.add_argument("--extra", default="{}", help="JSON: name -> config overrides")
     parser.add_argument("--extra-log", default="{}", help="JSON: extras for positive series")
+    parser.add_argument(
+        "--extra-seasonal", default="{}", help="JSON: extras for series with a season"
+    )
     parser.add_argument("--json", default=None, help="write every candidate's scores here")
     args = parser.parse_args()
     without, extra = json.loads(args.without), json.loads(args.extra)
-    extra_log = json.loads(args.extra_log)
+    extra_log, seasonal = json.loads(args.extra_log), json.loads(args.extra_seasonal)
     every = {**shared_series(data_dir(args.data_dir)), **statsmodels_series()}
-    added = [*without, *extra, *extra_log]
+    added = [*without, *extra, *extra_log, *seasonal]
     reference = "default" if not without else "without"
     members = {reference: []} | {f"+ {n}": [n] for n in added}
-    if without and (extra or extra_log):
+    if without and (extra or extra_log or seasonal):
         members["default"] = without
     if len(added) > 1:
         members["+ all"] = added
@@ -89,7 +98,7 @@ def main() -> None:
     print("|---" * (6 + len(sets)) + "|")
     for name, (x, y, T) in every.items():
         positive = bool(np.all(y > 0))
-        cands = scored(x, y, T, {**extra, **(extra_log if positive else {})})
+        cands = scored(x, y, T, {**extra, **(extra_log if positive else {})}, seasonal)
         base = [n for n in cands if n not in added]
         trivial = best_trivial(name, x, y, T)
         pick = chosen(cands, base)
