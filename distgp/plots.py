@@ -101,13 +101,19 @@ def _dim_name(model, p: int) -> str:
 
 def prediction(model, dataset, path: str | Path) -> None:
     """1-D data with the predictive mean and the central 95% interval of a new observation
-    (noise included; ``g^-1`` of the latent interval under an output transform)."""
+    (noise included; ``g^-1`` of the latent interval under an output transform). A model with a
+    season is drawn at the series' steps, the times its seasonal phases are defined at (between
+    them it interpolates the phases, with a wider interval)."""
     plt = pyplot()
     x_train = dataset.X_train[:, 0]
     x_all = np.concatenate([x_train, dataset.X_test[:, 0]])
     lo, hi = x_all.min(), x_all.max()
     pad = 0.02 * (hi - lo or 1.0)
     xs = np.linspace(lo - pad, hi + pad, 800)
+    if model.trend is not None and model.trend.season:
+        step = model.trend.season_step * float(model.scaler.x_scale[0])
+        start = x_train.min()
+        xs = start + step * np.arange(np.floor((lo - start) / step), (hi - start) / step + 1)
     latent = model.predict_latent(xs[:, None], return_std=True)
     mean, _ = model.transform.moments(*latent)
     lower, upper = model.transform.interval(*latent, 0.95)

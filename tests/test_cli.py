@@ -81,6 +81,8 @@ def test_fit_writes_metrics_model_history_and_plots(series_mat, tmp_path, capsys
     assert "iteration" in err and "test MSE" in err
     # the test split is the 10 points after the series: the rolling origins hold out 10 each
     assert "rolling origins hold out 10 points each" in err
+    assert "changes repeat every 12 input units" in err  # a monthly season: one more candidate
+    assert metrics["season"] in (0.0, 12.0)
     tune_rows = (out / "tune.csv").read_text().splitlines()
     assert tune_rows[0].split(",")[5] == "fold_points"
     assert all(",10 10," in row for row in tune_rows[1:])
