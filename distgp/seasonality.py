@@ -15,6 +15,8 @@ import math
 import numpy as np
 from scipy.stats import norm
 
+from distgp.data import is_series
+
 MIN_CYCLES = 3
 """The series must hold this many periods (a seasonal walk learns a phase from its earlier
 cycles, and the rolling origins hold out data from the end)."""
@@ -25,7 +27,8 @@ SIGNIFICANCE = 0.05
 def seasonal_period(X: np.ndarray, y: np.ndarray) -> float | None:
     """The seasonal period of an evenly spaced one-input series, in input units, or ``None``
     when no lag from :data:`MIN_LAG` to ``n / MIN_CYCLES`` steps has a significant
-    autocorrelation of the changes.
+    autocorrelation of the changes, or the inputs are not evenly spaced (lags in steps would
+    mean nothing).
 
     Args:
         X: ``n x 1`` inputs (any order; sorted here).
@@ -33,6 +36,8 @@ def seasonal_period(X: np.ndarray, y: np.ndarray) -> float | None:
     """
     x = np.asarray(X, float)[:, 0]
     order = np.argsort(x, kind="stable")
+    if not is_series(x[order, None]):
+        return None
     raw = np.diff(np.asarray(y, float)[order])
     changes = raw - raw.mean()
     n = len(changes)

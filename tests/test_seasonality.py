@@ -39,6 +39,13 @@ def test_a_series_without_a_season_has_none(kind):
     assert seasonal_period(np.arange(n, dtype=float)[:, None], y) is None
 
 
+def test_unevenly_spaced_inputs_have_none():
+    X, y = _monthly()
+    X = X.copy()
+    X[5] += 0.5
+    assert seasonal_period(X, y) is None
+
+
 def test_a_series_shorter_than_three_seasons_has_none():
     X, y = _monthly(n=30)
     assert seasonal_period(X, y) is None
