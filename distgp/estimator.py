@@ -103,8 +103,10 @@ class GSMPRegressor(RegressorMixin, BaseEstimator):
     Attributes:
         weights_: ``M`` learned sub-kernel weights (raw output units squared; of ``g(y)``
             with an output transform).
-        trend_weights_: ``T`` learned weights of the trend part (same units); ``kernel_``
-            holds the spectral part only (the gpytorch kernel has no trend part yet).
+        trend_weights_: ``T`` learned weights of the trend part (same units), named by
+            ``model_.trend.labels()`` (polynomial terms, random walks, seasonal pattern and
+            walk); ``kernel_`` holds the spectral part only (the gpytorch kernel has no trend
+            part yet).
         tune_evaluations_: outer settings scored on held-out training data
             (:class:`distgp.tune.Evaluation`; empty when no choice ran).
         noise_variance_: learned noise variance (raw output units squared).

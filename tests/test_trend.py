@@ -90,7 +90,10 @@ def test_local_trend_bank_matches_dense_random_walks(rng, device):
     np.testing.assert_allclose(bank.prior_variance(X2, w), np.diag(full)[n:], atol=1e-10)
 
 
-def test_season_bank_matches_dense_pattern_and_walk(rng):
+@pytest.mark.parametrize("device", ["cpu", "torch:cpu"])
+def test_season_bank_matches_dense_pattern_and_walk(rng, device):
+    if device != "cpu":
+        pytest.importorskip("torch")
     n, period = 36, 12
     x = np.arange(n, dtype=float)
     X = ((x - x.mean()) / x.std())[:, None]  # standardised, as the bank sees them
@@ -98,7 +101,8 @@ def test_season_bank_matches_dense_pattern_and_walk(rng):
     trend = TrendBasis.named("local", 1, season=period * step, step=step)
     assert trend.labels()[-2:] == ["seasonal pattern", "seasonal walk"] and trend.size == 4
     grid = data_grid(n, 1, components=8)
-    bank = TrendBank(X, grid, trend)
+    bank = TrendBank(X, grid, trend, device=device)
+    ops = bank.ops
     same = (x[:, None] - x[None, :]) % period == 0
     s = walk_times(X)
     np.testing.assert_allclose(bank.component(bank.M - 2), same.astype(float), atol=1e-12)
@@ -107,24 +111,25 @@ def test_season_bank_matches_dense_pattern_and_walk(rng):
     )
     w = rng.uniform(size=bank.M)
     dense = sum(w[m] * bank.component(m) for m in range(bank.M))
-    np.testing.assert_allclose(bank.gram(w), dense, atol=1e-10)
+    np.testing.assert_allclose(ops.numpy(bank.gram(w)), dense, atol=1e-10)
     A = rng.normal(size=(n, n))
     A = A + A.T
     alpha = rng.normal(size=n)
     idx = np.array([bank.M - 1, 0, bank.M - 2, bank.M - 3])
-    traces, quads = bank.products(idx, np.asfortranarray(np.tril(A)), alpha)
+    lower = np.asfortranarray(np.tril(A)) if device == "cpu" else A  # what fits pass
+    traces, quads = bank.products(idx, ops.asarray(lower), ops.asarray(alpha))
     for k, m in enumerate(idx):
         K = bank.component(int(m))
         assert traces[k] == pytest.approx(np.sum(A * K), rel=1e-9, abs=1e-9)
         assert quads[k] == pytest.approx(alpha @ K @ alpha, rel=1e-9, abs=1e-9)
     X2 = X[-period:] + period * step  # the next season: each point shares a phase
     full = TrendBank(np.vstack([X, X2]), grid, trend).gram(w)
-    np.testing.assert_allclose(bank.cross(X2, w), full[n:, :n], atol=1e-10)
+    np.testing.assert_allclose(ops.numpy(bank.cross(X2, w)), full[n:, :n], atol=1e-10)
     np.testing.assert_allclose(bank.prior_variance(X2, w), np.diag(full)[n:], atol=1e-10)
     # between steps the pattern interpolates the neighbouring phases linearly
     pattern = np.zeros(bank.M)
     pattern[bank.M - 2] = 1.0
-    quarter = bank.cross(X[:1] + 0.25 * step, pattern)[0]
+    quarter = ops.numpy(bank.cross(X[:1] + 0.25 * step, pattern))[0]
     np.testing.assert_allclose(quarter[:2], [0.75, 0.25], atol=1e-12)
     np.testing.assert_allclose(quarter[period : period + 2], [0.75, 0.25], atol=1e-12)
     assert np.linalg.eigvalsh(bank.component(bank.M - 2)).min() > -1e-10
