@@ -166,9 +166,9 @@ class KernelConfig:
     )
     season: float = setting(
         0.0,
-        help="period of a seasonal random walk learned with the weights, in input units (one "
-        "evenly spaced input: each phase of the season its own random walk, forecast by its "
-        "last value as a seasonal naive forecast is; 0: none)",
+        help="period of a season learned with the weights, in input units (one evenly spaced "
+        "input: a seasonal pattern and a seasonal random walk, each phase of the season "
+        "forecast from its last seasons as seasonal naive does; 0: none)",
         rule=non_negative(),
         metavar="P",
     )

@@ -205,7 +205,7 @@ def fit(
         check_shard_settings(config, shards, backend)
         parts: list[Shard] = list(shards)
     else:
-        step = series_step(X) if config.kernel.season else step
+        step = series_step(X) if config.kernel.season else 0.0
         # a trend the inputs cannot hold
         TrendBasis.named(config.kernel.trend, X.shape[1], config.kernel.season, step)
         if config.kernel.transform != "none":

@@ -50,7 +50,7 @@ def seasonal_period(X: np.ndarray, y: np.ndarray) -> float | None:
     level = norm.ppf(1.0 - SIGNIFICANCE / len(lags)) / math.sqrt(n)
     if acf[best] <= level:
         return None
-    return float(lags[best] * np.median(np.diff(x[order])))
+    return float(lags[best] * series_step(X))
 
 
 def series_step(X: np.ndarray) -> float:

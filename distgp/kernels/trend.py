@@ -155,7 +155,9 @@ class TrendBasis:
 
     @classmethod
     def named(cls, kind: str, dims: int, season: float = 0.0, step: float = 0.0) -> TrendBasis:
-        """The basis of a trend family (``none``, ``constant``, ``linear``, ``quadratic``).
+        """The basis of a trend family (``none``, ``constant``, ``linear``, ``quadratic``,
+        ``local``), with a ``season`` of that period over a series of that ``step``
+        (standardised units; ``0``: none).
 
         ``auto`` (the family when no outer choice ran, see :mod:`distgp.tune`) is ``linear``
         for one input dimension and ``none`` otherwise: on the shared multi-dimensional sets a
