@@ -31,7 +31,9 @@ PARAMETERS = {
     "grid": "kernel.grid",
     "levels": "kernel.levels",
     "trend": "kernel.trend",
+    "season": "kernel.season",
     "output_transform": "kernel.transform",
+    "horizon": "tune.horizon",
     "tune": "tune.budget",
     "noise_floor": "learn.noise_floor",
     "solver": "learn.solver",
@@ -74,8 +76,13 @@ class GSMPRegressor(RegressorMixin, BaseEstimator):
             choice of :func:`distgp.tune.fit_selected`; else linear for one input, none for
             several), ``none``, ``constant``, ``linear``, ``quadratic`` or ``local`` (one
             input: a random-walk level and slope) (:mod:`distgp.kernels.trend`).
+        season: period of a seasonal pattern and walk in input units (one evenly spaced
+            input; 0, the default: none, and a series whose changes repeat with a significant
+            period gets a candidate with that season in the ``auto`` choice).
         output_transform: output transform ``none`` (default), ``log``, ``boxcox`` or
             ``boxcox:LAMBDA`` (:mod:`distgp.transforms`); predictions are on ``y``'s scale.
+        horizon: points held out per rolling origin of a series (default: 10% of ``n``, at
+            least 4; ``fit`` sees no prediction inputs, so set the forecast's own horizon).
         tune: BKB evaluations over outer settings scored on held-out training data
             (:func:`distgp.tune.tune`; 0, the default, is off).
         noise_floor: lower bound of the noise variance as a fraction of ``var(y)``.
@@ -137,7 +144,9 @@ class GSMPRegressor(RegressorMixin, BaseEstimator):
         grid: str = KernelConfig.grid,
         levels: int | None = KernelConfig.levels,
         trend: str = KernelConfig.trend,
+        season: float = KernelConfig.season,
         output_transform: str = KernelConfig.transform,
+        horizon: int | None = TuneConfig.horizon,
         tune: int = TuneConfig.budget,
         noise_floor: float = LearnConfig.noise_floor,
         solver: str = LearnConfig.solver,
@@ -163,7 +172,9 @@ class GSMPRegressor(RegressorMixin, BaseEstimator):
         self.grid = grid
         self.levels = levels
         self.trend = trend
+        self.season = season
         self.output_transform = output_transform
+        self.horizon = horizon
         self.tune = tune
         self.noise_floor = noise_floor
         self.solver = solver

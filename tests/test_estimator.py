@@ -120,3 +120,15 @@ def test_private_predictions_carry_the_held_out_variance_factor_and_their_interv
     np.testing.assert_allclose(upper, transform.inverse(latent_mean + 1.959964 * latent_std))
     narrow = model.predict_interval(x[64:], level=0.5)
     assert np.all(narrow[0] > lower) and np.all(narrow[1] < upper)
+
+
+def test_a_series_is_scored_at_the_horizon_and_with_the_season_it_is_given():
+    x = np.arange(1.0, 73.0)[:, None]
+    y = 5 + 0.05 * x[:, 0] + np.sin(2 * np.pi * x[:, 0] / 12)
+    model = GSMPRegressor(components=20, horizon=12, random_state=0).fit(x, y)
+    assert all(e.counts == [12, 12] for e in model.tune_evaluations_)  # two origins of 12
+    assert model.tune_evaluations_[-1].overrides["kernel.season"] == 12.0  # found in the data
+    fixed = GSMPRegressor(components=1, trend="linear", season=12.0, random_state=0).fit(x, y)
+    assert fixed.model_.trend.labels()[-2:] == ["seasonal pattern", "seasonal walk"]
+    assert fixed.tune_evaluations_ == []  # a fixed trend: no choice
+    assert np.mean((fixed.predict(x[-12:] + 12) - y[-12:] - 0.6) ** 2) < 0.05
