@@ -158,6 +158,26 @@ def test_a_seasonal_walk_forecasts_each_phase_from_its_last_season():
     assert result.model.trend is not None and result.model.weights[-1] > 0
 
 
+def test_a_season_in_admm_fit_model_file_and_private_prediction(tmp_path):
+    X, y = _series(n=84)
+    config = _config("linear", agents=2)
+    config.kernel.components = 1
+    config.kernel.season = 12.0
+    config.predict = "pooled"
+    Xs = np.arange(85.0, 97.0)[:, None]
+    result = fit(X, y, config, X_test=Xs)
+    model = result.model
+    assert model.trend.season > 0 and result.rounds >= 1
+    loaded = GSMPModel.load(model.save(tmp_path / "model.npz"))
+    assert loaded.trend == model.trend
+    np.testing.assert_allclose(loaded.predict(Xs), model.predict(Xs))
+    truth = 5 + 0.08 * Xs[:, 0] + np.sin(2 * np.pi * Xs[:, 0] / 12)
+    assert np.mean((model.predict(Xs) - truth) ** 2) < 0.05
+    config.predict = "private"
+    private = fit(X, y, config, X_test=Xs).prediction[0]
+    assert np.mean((private - truth) ** 2) < 0.1
+
+
 def test_a_season_needs_one_input_and_the_data_grid():
     with pytest.raises(ConfigError, match="one input"):
         TrendBasis.named("none", 2, season=1.0)
