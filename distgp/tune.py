@@ -118,11 +118,12 @@ def seasonal_candidates(config: FitConfig, period: float | None) -> dict[str, di
     (:func:`~distgp.seasonality.seasonal_period`, input units): ``linear trend, season``, the
     grid's few zero-frequency components (``flat``'s) with a linear trend and the seasonal
     pattern and walk of that period (:mod:`distgp.kernels.trend`): a fixed season and one that
-    evolves, each phase forecast from its recent seasons. Nothing when no period was found or
-    the user set a season (every candidate then has it). Chosen on training data only, against
-    the local trend, no trend, a quadratic trend, the noise floor at 0.1 and the log model with
-    the season (``python benchmarks/candidate_backtest.py``, docs/forecasting.md)."""
-    if not period or config.kernel.season:
+    evolves, each phase forecast from its recent seasons. Nothing when no period was found, the
+    user set a season (every candidate then has it) or on the reference grid (raw inputs: a
+    season needs the data grid's). Chosen on training data only, against the local trend, no
+    trend, a quadratic trend, the noise floor at 0.1 and the log model with the season
+    (``python benchmarks/candidate_backtest.py``, docs/forecasting.md)."""
+    if not period or config.kernel.season or config.kernel.grid != "data":
         return {}
     return {
         SEASONAL_CANDIDATE: {
@@ -487,7 +488,7 @@ def default_candidates(
         candidates.update(LOG_CANDIDATES)
     if series:
         candidates.update(smoother_candidates(config, log, n))
-    if series and config.kernel.grid == "data":
+    if series:
         candidates.update(seasonal_candidates(config, period))
     if config.kernel.grid == "data":
         return candidates
@@ -589,10 +590,10 @@ def _select_and_fit(
         splits = in_input_order(splits, X)
     backend, groups = fit_options.get("backend"), fit_options.get("groups")
     period = seasonal_period(X, y) if series else None
-    if period and config.kernel.grid == "data" and not config.kernel.season:
-        report("season", {"period": period})
     positive = bool(np.all(y > 0))
     candidates = list(default_candidates(config, series, positive, len(y), period).items())
+    if any(name == SEASONAL_CANDIDATE for name, _ in candidates):
+        report("season", {"period": period})
     with flops.excluded():  # a benchmark's flops per iteration are the final fit's
         evaluations = evaluate_many(X, y, config, candidates, splits, backend, groups=groups)
     for evaluation in evaluations:

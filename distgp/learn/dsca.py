@@ -234,7 +234,8 @@ def _dsca(objective, theta0, solver, options, penalty, callback, state) -> DSCAR
         settled = _stationarity(grad / c, theta[active], objective.lower[active]) <= options.kkt_tol
         # a slow tail that no longer gains what matters counts as settled: pruned weights may
         # still re-enter (the large drops after a plateau are such entries), then it stops
-        if settled or (penalty is None and _gained_little(earlier + history, options.min_gain)):
+        recent = _window(earlier, history)
+        if settled or (penalty is None and _gained_little(recent, options.min_gain)):
             revived = None
             if revivals < MAX_REVIVALS:
                 revived = _revive(objective, theta, fac, value, total, penalty, options)
@@ -272,7 +273,7 @@ def _dsca(objective, theta0, solver, options, penalty, callback, state) -> DSCAR
         converged=converged,
         history=history,
         factorization=fac,
-        state=SolveState(tuple((earlier + history)[-GAIN_WINDOW - 1 :]), eta, revivals),
+        state=SolveState(tuple(_window(earlier, history)), eta, revivals),
     )
 
 
@@ -301,6 +302,12 @@ def _step(objective, theta, proposal, value, total, options, eta):
             return trial, fac, trial_value, eta
         gamma *= 0.5
     return theta, objective.factorize(theta), value, eta
+
+
+def _window(earlier: list[float], history: list[float]) -> list[float]:
+    """The last ``GAIN_WINDOW + 1`` objective values: ``earlier`` calls' (a chunked solve),
+    then this call's ``history``; ``min_gain``'s window (no copy of the whole history)."""
+    return (earlier + history[-GAIN_WINDOW - 1 :])[-GAIN_WINDOW - 1 :]
 
 
 def _gained_little(history: list[float], min_gain: float) -> bool:
