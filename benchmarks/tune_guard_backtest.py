@@ -55,9 +55,10 @@ def pseudo_tests(folder, regression: list[str]) -> dict[str, tuple]:
 
 def rules(evaluations: list, series: bool, config: FitConfig) -> dict:
     """Each rule's pick among one tuning run's evaluations."""
-    first = [e for e in evaluations[:6] if "=" not in e.name] or evaluations[:1]
+    searched = next((i for i, e in enumerate(evaluations) if "=" in e.name), 0) or 1
+    first = evaluations[:searched]  # the default path's candidates (or its one setting)
     default = tuning.default_choice(first, config.tune.origins, len(first[0].folds), series)
-    lowest = min(evaluations, key=lambda e: e.mse)
+    lowest = min((e for e in evaluations if not e.stopped), key=lambda e: e.mse)
 
     def wins_every_fold(e) -> bool:
         same = len(e.folds) == len(default.folds)

@@ -133,22 +133,25 @@ def prediction(model, dataset, path: str | Path) -> None:
 
 
 def tuning(evaluations, path: str | Path) -> None:
-    """Held-out MSE of every outer setting scored (``distgp.tune``), the best so far, and the
-    chosen setting (the lowest, or the default path's choice when the lowest is not clearly
-    better), with its per-fold spread."""
+    """Held-out MSE of every outer setting scored (``distgp.tune``; hollow: stopped early, over
+    its first folds), the best so far among those scored on every fold, and the chosen setting
+    (the lowest, or the default path's choice when the lowest is not clearly better), with its
+    per-fold spread."""
     plt = pyplot()
     mse = np.array([e.mse for e in evaluations], float)
+    stopped = np.array([e.stopped for e in evaluations], bool)
     fig, ax = plt.subplots(figsize=(7, 3.4))
     steps = np.arange(1, len(mse) + 1)
-    ax.semilogy(steps, mse, "o", ms=4, label="held-out MSE of the setting")
-    ax.semilogy(
-        steps,
-        np.minimum.accumulate(np.where(np.isfinite(mse), mse, np.inf)),
-        "-",
-        label="best so far",
-    )
+    ax.semilogy(steps[~stopped], mse[~stopped], "o", ms=4, label="held-out MSE of the setting")
+    if stopped.any():
+        ax.semilogy(
+            steps[stopped], mse[stopped], "o", ms=4, mfc="none", color="C0",
+            label="stopped early: its first folds",
+        )  # fmt: skip
+    complete = np.where(np.isfinite(mse) & ~stopped, mse, np.inf)
+    ax.semilogy(steps, np.minimum.accumulate(complete), "-", label="best so far")
     chosen = [i for i, e in enumerate(evaluations) if e.chosen]
-    best = chosen[0] if chosen else int(np.nanargmin(np.where(np.isfinite(mse), mse, np.nan)))
+    best = chosen[0] if chosen else int(np.argmin(complete))
     folds = np.asarray(evaluations[best].folds, float)
     if folds.size > 1 and np.all(np.isfinite(folds)):
         ax.vlines(best + 1, folds.min(), folds.max(), color="C3", lw=1, label="chosen: fold range")

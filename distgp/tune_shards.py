@@ -36,7 +36,7 @@ from distgp.tune import (
     MIN_TRAIN,
     VALIDATION_ITERATIONS,
     Evaluation,
-    evaluate,
+    evaluate_many,
     holdout_splits,
 )
 
@@ -99,9 +99,11 @@ def score_shard(
     config_text: str,
     candidates: list[dict[str, Any]],
     rule: dict[str, Any],
+    bars: list[list[float] | None] | None = None,
 ) -> list[list]:
     """An agent's part of a batch: per candidate ``[per-fold held-out MSEs, per-fold held-out
-    points, seconds, per-fold sums of squared z-scores]``.
+    points, seconds, per-fold sums of squared z-scores]`` (fewer folds for a candidate that
+    stopped behind its bar).
 
     Args:
         X, y: the agent's shard (raw units), ``n_j x P`` and ``n_j``.
@@ -109,6 +111,8 @@ def score_shard(
         config_text: the run's settings as JSON (:func:`distgp.checkpoint.config_json`).
         candidates: dotted config overrides, one map per candidate.
         rule: from :func:`validation_rule`.
+        bars: per candidate, ``None`` or the bar's per-fold MSEs on this shard's folds
+            (:func:`distgp.tune.evaluate_many`).
     """
     config = build(FitConfig, json.loads(config_text), "")
     config.consensus.agents = 1  # a stand-alone fit in this process
@@ -124,8 +128,10 @@ def score_shard(
         X, y = X[order], y[order]
     splits = shard_splits(len(y), shard, rule)
     out = []
-    for overrides in candidates:
-        e = evaluate(X, y, config, "", overrides, splits, iterations=rule["iterations"])
+    for overrides, bar in zip(candidates, bars or [None] * len(candidates), strict=True):
+        (e,) = evaluate_many(
+            X, y, config, [("", overrides)], splits, iterations=rule["iterations"], bars=[bar]
+        )
         out.append([e.folds, e.counts, e.seconds, e.z2])
     return out
 
@@ -142,6 +148,7 @@ def score_on_agents(
     batch: list[tuple[str, dict[str, Any]]],
     rule: dict[str, Any],
     shards: int,
+    bars: list[list[float] | None] | None = None,
 ) -> list[Evaluation]:
     """Score a batch of ``(name, overrides)`` on a backend started with :func:`replicas`
     copies of ``shards`` shards (actor ``r * shards + j`` holds shard ``j``); candidate ``i``
@@ -149,6 +156,9 @@ def score_on_agents(
 
     Each evaluation's ``seconds`` is its share of the batch's wall time (so the seconds of a
     tuning run add up to its wall time), ``folds`` the held-out MSE of each fold of each shard.
+    ``bars``: per candidate, ``None`` or an evaluation's ``folds`` on the same shards, each
+    agent racing the candidate against its own shard's part (:func:`distgp.tune.evaluate_many`);
+    a candidate any agent stopped is ``stopped``.
     """
     from distgp.agents.backends import AgentFailure
     from distgp.checkpoint import config_json
@@ -156,11 +166,25 @@ def score_on_agents(
     tic = time.perf_counter()
     copies = replicas(shards, config.tune.batch)
     text = config_json(config)
+    bars = bars or [None] * len(batch)
     share = {
         r: [dict(o) for i, (_, o) in enumerate(batch) if i % copies == r] for r in range(copies)
     }
+
+    def own(bar: list[float] | None, j: int) -> list[float] | None:  # shard j's folds of a bar
+        if bar is None or len(bar) % shards:
+            return None
+        K = len(bar) // shards
+        return list(bar[j * K : (j + 1) * K])
+
     calls = {
-        r * shards + j: (text, share[r], rule, j)
+        r * shards + j: (
+            text,
+            share[r],
+            rule,
+            j,
+            [own(bar, j) for i, bar in enumerate(bars) if i % copies == r],
+        )
         for r in range(copies)
         if share[r]
         for j in range(shards)
@@ -180,5 +204,7 @@ def score_on_agents(
         folds = [float(v) for a in answers for v in a[0]]
         counts = [int(v) for a in answers for v in a[1]]
         z2 = [float(v) for a in answers for v in a[3]]
-        out.append(Evaluation.scored(name, overrides, folds, counts, wall / len(batch), z2))
+        e = Evaluation.scored(name, overrides, folds, counts, wall / len(batch), z2)
+        e.stopped = bars[i] is not None and len(folds) < len(bars[i])
+        out.append(e)
     return out

@@ -129,7 +129,7 @@ def test_tuning_over_shard_files_is_scored_by_their_agents(tmp_path, ray_local, 
     assert metrics["tune_evaluations"] == 4 and metrics["agents"] == SITES
     rows = (out / "tune.csv").read_text().splitlines()[1:]
     assert len(rows) == 4
-    chosen = [row for row in rows if row.endswith(",yes")]
+    chosen = [row for row in rows if row.rsplit(",", 2)[1] == "yes"]
     assert len(chosen) == 1 and metrics["tune_chosen"]["setting"] in chosen[0]
     assert not any("transform" in row for row in rows)  # outputs never reach the driver
     assert metrics["transform"] == "none" and metrics["mse"] is not None

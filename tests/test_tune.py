@@ -133,8 +133,9 @@ def test_bkb_tuning_scores_the_default_candidates_first_and_refits_the_best(tmp_
     assert evaluations[k - 2].overrides["kernel.trend"] == "quadratic"
     assert evaluations[k - 1].name == SEASONAL_CANDIDATE
     assert evaluations[k - 1].overrides["kernel.season"] == 12.0
-    lowest = min(evaluations, key=lambda e: e.mse)
+    lowest = min((e for e in evaluations if not e.stopped), key=lambda e: e.mse)
     default = simplest_best(evaluations[:k])
+    assert not any(e.stopped for e in evaluations[:k])  # the default path's are never raced
     assert best is (lowest if lowest.clearly_better_than(default) else default)
     kept = [f for e, f in events if e == "kept"]  # said when a lower score is not taken
     assert kept == ([] if best is lowest else [{"evaluation": default, "lowest": lowest}])
@@ -142,8 +143,12 @@ def test_bkb_tuning_scores_the_default_candidates_first_and_refits_the_best(tmp_
     assert [e.chosen for e in evaluations].count(True) == 1 and best.chosen
     seasonal = result.model.trend is not None and result.model.trend.season > 0
     assert seasonal == ("kernel.season" in best.overrides)
-    text = evaluations_csv(evaluations)
-    assert text.count("\n") == 10 and text.count(",yes\n") == 1
+    rows = evaluations_csv(evaluations).splitlines()
+    assert len(rows) == 10 and rows[0].endswith(",chosen,stopped")
+    assert [r.rsplit(",", 2)[1] for r in rows[1:]] == [
+        "yes" if e.chosen else "" for e in evaluations
+    ]
+    assert [r.endswith(",yes") for r in rows[1:]] == [e.stopped for e in evaluations]
 
 
 def test_a_budget_of_the_first_batch_says_it_does_not_search():
@@ -227,6 +232,41 @@ def test_agents_score_a_batch_as_the_count_weighted_mean_of_their_shards():
         assert e.name == name and e.mse == pytest.approx(expected, rel=1e-12)
         assert e.folds == pytest.approx(folds, rel=1e-12) and len(folds) == 2 * rule["origins"]
     assert len({e.mse for e in scored}) == 3  # the candidates were told apart
+    # raced against a bar no fit reaches, every agent stops each candidate after its first
+    # fold; against one every fit beats, none stops
+    K = rule["origins"]
+    low, high = [1e-9] * (2 * K), [1e9] * (2 * K)
+    raced = score_on_agents(backend, config, batch, rule, 2, [low, high, None])
+    assert [e.stopped for e in raced] == [True, False, False]
+    assert raced[0].folds == pytest.approx(scored[0].folds[::K], rel=1e-12)
+    assert [e.mse for e in raced[1:]] == pytest.approx([e.mse for e in scored[1:]], rel=1e-12)
+
+
+def test_a_setting_behind_its_bar_stops_after_the_fold_that_shows_it():
+    """The race of --tune's search: folds in order, a candidate whose squared error so far
+    exceeds RACE_FACTOR times its bar's stops; the others score as without a race."""
+    from distgp.tune import RACE_FACTOR, behind, evaluate_many
+
+    assert not behind([1.0], [1.0, 1.0], [5, 5])
+    assert behind([RACE_FACTOR * 1.01], [1.0, 1.0], [5, 5])
+    assert not behind([9.0, 9.0], [1.0, 1.0], [5, 5])  # nothing left to save on the last fold
+    assert behind([math.inf], [1.0, 1.0], [5, 5]) and behind([math.nan], [1.0, 1.0], [5, 5])
+    weights = [1, 3, 1]  # held-out points: 3 + 3 <= RACE_FACTOR x (1 + 6); 3 + 7.5 is not
+    assert not behind([3.0, 1.0], [1.0, 2.0, 1.0], weights)
+    assert behind([3.0, 2.5], [1.0, 2.0, 1.0], weights)
+
+    x, y = _seasonal(80)
+    config = FitConfig()
+    config.kernel.components = 20
+    splits = holdout_splits(80, True, origins=3)
+    batch = [("linear", {"kernel.trend": "linear"}), ("none", {"kernel.trend": "none"})]
+    plain = evaluate_many(x, y, config, batch, splits)
+    assert not any(e.stopped for e in plain)
+    bar = [0.5 * m / RACE_FACTOR for m in plain[1].folds]  # "none" is behind on fold 1
+    raced = evaluate_many(x, y, config, batch, splits, bars=[None, bar])
+    assert raced[0].folds == plain[0].folds and not raced[0].stopped
+    assert raced[1].stopped and raced[1].folds == plain[1].folds[:1]
+    assert raced[1].counts == plain[1].counts[:1]
 
 
 def test_a_shard_of_a_series_is_scored_in_time_order_and_too_short_a_shard_is_refused():
@@ -395,6 +435,45 @@ def test_a_positive_series_also_scores_models_of_log_y():
     _, tuned, _ = tune(x, y, config, True, 10, ["trend", "transform"])
     assert [e.name for e in tuned[:9]] == [*both, SEASONAL_CANDIDATE]
     assert len({e.name for e in tuned}) == 10  # no setting scored twice
+
+
+def test_the_search_offers_the_season_where_a_series_has_a_period():
+    """``season`` is searched (without a season, or with the period) only for a series on the
+    data grid with a period: the user's kernel.season, else the one the data show; its arms
+    carry the period in input units and the first evaluations are the default path's."""
+    from distgp.tune import (
+        _arm_label,
+        _first_candidates,
+        arm_overrides,
+        configured,
+        tune,
+        tune_arms,
+    )
+
+    names, grid = tune_arms(["trend", "season"], False, seasonal=True)
+    assert names == ["trend", "season"] and grid.shape == (10, 2)
+    assert tune_arms(["trend", "season"], False, seasonal=False)[0] == ["trend"]
+    config = FitConfig()
+    assert arm_overrides(names, np.array([2.0, 1.0]), config, 1, 12.0) == {
+        "kernel.trend": "linear",
+        "kernel.season": 12.0,
+    }
+    assert arm_overrides(names, np.array([2.0, 0.0]), config, 1, 12.0)["kernel.season"] == 0.0
+    assert _arm_label(names, np.array([4.0, 1.0]), 12.0) == "trend=local, season=12"
+    seeds = _first_candidates(names, grid, config, True, 1, 200, period=12.0)
+    assert seeds[-1][0] == SEASONAL_CANDIDATE and seeds[-1][2] is None  # one component: off grid
+    assert all(o.get("kernel.season", 0.0) == 0.0 for _, o, _ in seeds[:-1])
+    user = configured(config, {"kernel.season": 6.0})  # every default candidate has the season
+    seeds = _first_candidates(names, grid, user, True, 1, 200, period=12.0)
+    assert all(o["kernel.season"] == 6.0 for _, o, a in seeds if a is not None)
+
+    x, y = _seasonal(120)
+    config.kernel.components = 20
+    _, evaluations, _ = tune(x, y, config, True, 10, ["trend", "season"])
+    searched = [e for e in evaluations[len(seeds) :] if "season=" in e.name]
+    assert searched and {e.overrides["kernel.season"] for e in searched} <= {0.0, 12.0}
+    _, evaluations, _ = tune(x[:, [0, 0]], y, config, False, 3, ["trend", "season"])
+    assert all("season" not in e.name for e in evaluations)  # two inputs: no season
 
 
 def test_prediction_inputs_past_the_end_are_scored_as_a_forecast():

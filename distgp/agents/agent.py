@@ -381,15 +381,21 @@ class Agent:
         return [mean, variance]
 
     def score(
-        self, config: str, candidates: list[dict[str, Any]], rule: dict[str, Any], shard: int
+        self,
+        config: str,
+        candidates: list[dict[str, Any]],
+        rule: dict[str, Any],
+        shard: int,
+        bars: list[list[float] | None] | None = None,
     ) -> list[list]:
         """Score outer settings on this shard alone (:mod:`distgp.tune_shards`; ``shard``: its
-        index among the run's shards): per candidate ``[per-fold held-out MSEs (raw units),
-        per-fold held-out points, seconds]``."""
+        index among the run's shards; ``bars``: per candidate, the folds to race it against,
+        or ``None``): per candidate ``[per-fold held-out MSEs (raw units), per-fold held-out
+        points, seconds, per-fold sums of squared z-scores]``."""
         from distgp.tune_shards import score_shard
 
         X, y, _ = self._shard_data()
-        return score_shard(X, y, shard, config, candidates, rule)
+        return score_shard(X, y, shard, config, candidates, rule, bars)
 
     def memory(self) -> list:
         """Peak resident memory of this agent's process (MiB) and the bytes its shard and cached
