@@ -153,10 +153,10 @@ so far exceeds this many times that of the default path's choice on the same fol
 (:func:`behind`; a race, as in successive halving, which keeps a fixed fraction instead). The
 search replaces that choice only by a setting :meth:`~Evaluation.clearly_better_than` it: with
 two folds, one lost fold rules that out; with four, a setting behind after the first folds
-would need the others to win by far more than their spread. On the ``--tune 32`` runs of
-airfoil600, ale80, hoteldata and unemployment (before the race; their ``tune.csv`` replayed)
-it left 48, 107, 75 and 74 of 128 fold fits and the same choice on each; a factor of 1.1 left
-95, 120, 78 and 80."""
+would need the others to win by far more than their spread. Replayed on un-raced ``--tune 32``
+runs of airfoil600, ale80, hoteldata, unemployment and cccp1000 (``python
+benchmarks/race_replay.py``) it left 48, 107, 75, 74 and 65 of 128 fold fits and the same
+choice on each; a factor of 1.1 left 95, 120, 78, 80 and 104."""
 
 
 @dataclass
@@ -173,8 +173,8 @@ class Evaluation:
         z2: per fold, the sum of the held-out points' squared standardised errors
             ``((g(y) - mean) / std)^2`` (Gaussian predictive of the transformed output, noise
             included); see :attr:`mean_z2`.
-        stopped: scored on its first folds only, so far behind the best setting that the
-            rest could not make it the choice (:func:`behind`); never chosen.
+        stopped: scored on its first folds only: behind the default path's choice on them
+            (:func:`behind`); never chosen.
     """
 
     name: str
@@ -412,10 +412,9 @@ def evaluate_many(
     (one BLAS thread per call). Each evaluation's ``seconds`` is its share of the wall time, so
     they add up to it.
 
-    ``bars``: per candidate, ``None`` or the per-fold MSEs of the best setting so far on the
-    same splits; with any, the folds are scored one at a time, in order, and a candidate
-    :func:`behind` its bar after a fold stops there (a race: most of a search's settings lose
-    on their first fold already)."""
+    ``bars``: per candidate, ``None`` or a bar's per-fold MSEs on the same splits (in
+    ``--tune``, the default path's choice's); with any, the folds are scored one at a time, in
+    order, and a candidate :func:`behind` its bar after a fold stops there (a race)."""
     K = len(splits)
     bars = list(bars) if bars is not None else [None] * len(candidates)
     racing = any(bar is not None for bar in bars)
