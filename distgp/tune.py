@@ -567,10 +567,17 @@ def applies(config: FitConfig, series: bool, n: int, *, dims: int) -> bool:
     return has_room(n, t.origins, rolling_horizon(n))
 
 
-def check_data(config: FitConfig, X: np.ndarray, y: np.ndarray, series: bool) -> None:
+def check_data(
+    config: FitConfig,
+    X: np.ndarray,
+    y: np.ndarray,
+    series: bool,
+    names: list[str] | None = None,
+) -> None:
     """Fail fast on outer settings the training data cannot support: a trend family or a
     season its ``n x P`` inputs ``X`` cannot hold, a transform that needs positive data, a
-    rolling origin longer than the series."""
+    rolling origin longer than the series, and with ``tune.budget`` set, tunables
+    (``names``, else ``tune.tunables``) none of which applies (:func:`search_space`)."""
     from distgp.transforms import OutputTransform, parse_transform
 
     dims = X.shape[1]
@@ -579,6 +586,15 @@ def check_data(config: FitConfig, X: np.ndarray, y: np.ndarray, series: bool) ->
     OutputTransform.fitted(*parse_transform(config.kernel.transform), y)
     if series:
         applies(config, series, len(y), dims=1)
+    if config.tune.budget or names:
+        names = names or [n.strip() for n in config.tune.tunables.split(",") if n.strip()]
+        search_space(names, config, training_facts(X, y, series))
+
+
+def training_facts(X: np.ndarray, y: np.ndarray, series: bool) -> TrainingFacts:
+    """The :class:`TrainingFacts` of training data in the driver (``n x P`` inputs ``X``)."""
+    period = seasonal_period(X, y) if series else None
+    return TrainingFacts(len(y), X.shape[1], bool(series), bool(np.all(y > 0)), period)
 
 
 def fit_selected(
@@ -754,6 +770,26 @@ def tune_arms(
     return names, grid
 
 
+def search_space(
+    names: list[str], config: FitConfig, facts: TrainingFacts
+) -> tuple[list[str], np.ndarray, float | None]:
+    """``(names, grid, period)``: the tunables that apply to the training data, their
+    :func:`tune_arms` grid and the searched season's period (input units; ``None`` without).
+
+    Raises:
+        ConfigError: none of ``names`` applies (fewer than two arms)."""
+    local = facts.dims == 1 and config.kernel.grid == "data"
+    period = (config.kernel.season or facts.period) if facts.series and local else None
+    searched, grid = tune_arms(names, facts.positive, local, seasonal=bool(period))
+    if len(grid) < 2:
+        raise ConfigError(
+            f"no tunable among {', '.join(names)} applies to this data (transform: positive "
+            "outputs; season: a series on the data grid with a period; trend, levels, "
+            "components and noise_floor: any data); add one to --tunables"
+        )
+    return searched, grid, period
+
+
 def arm_overrides(
     names: list[str], row: np.ndarray, config: FitConfig, dims: int, period: float | None = None
 ) -> dict[str, Any]:
@@ -821,11 +857,9 @@ def tune(
     if shards is None:
         series = as_forecast(series, X, fit_options.get("X_test"), report)
         config = horizon_reported(config, X, series, fit_options.get("X_test"), report)
-    with _scoring(X, y, config, series, shards, fit_options) as scoring:
+    with _scoring(X, y, config, series, shards, fit_options, names) as scoring:
         facts = scoring.facts
-        local = facts.dims == 1 and config.kernel.grid == "data"
-        period = (config.kernel.season or facts.period) if facts.series and local else None
-        names, grid = tune_arms(names, facts.positive, local, seasonal=bool(period))
+        names, grid, period = search_space(names, config, facts)
         seeds = _first_candidates(
             names, grid, config, facts.series, facts.dims, facts.n, facts.positive, facts.period
         )
@@ -996,6 +1030,7 @@ def _scoring(
     series: bool | None,
     shards: list | None,
     fit_options: dict[str, Any],
+    names: list[str],
 ) -> Iterator[Scoring]:
     """The :class:`Scoring` of a tuning run; sets ``config.tune.origins`` (:func:`tune_origins`).
 
@@ -1012,9 +1047,8 @@ def _scoring(
     backend, groups = fit_options.get("backend"), fit_options.get("groups")
     name = backend.name if backend is not None else config.backend_name
     if shards is None:
-        check_data(config, X, y, series)
-        period = seasonal_period(X, y) if series else None
-        facts = TrainingFacts(len(y), X.shape[1], bool(series), bool(np.all(y > 0)), period)
+        check_data(config, X, y, series, names)  # before any agent starts
+        facts = training_facts(X, y, series)
         t.origins = tune_origins(config, facts.series, facts.n)
         splits = holdout_splits(facts.n, facts.series, t.horizon, t.origins, t.folds, config.seed)
         if facts.series:

@@ -219,6 +219,10 @@ CLI_CASES = {
         "fit --data {good} --tune 4 --tunables trend,speed",
         "unknown tunable",
     ),
+    "fit: no tunable that applies": (
+        "fit --data {good} --tune 4 --tunables transform",
+        "no tunable among transform applies to this data",
+    ),
     "fit: rolling origin longer than the series": (
         "fit --data {good} --horizon 10",
         "rolling origin",
@@ -231,6 +235,10 @@ CLI_CASES = {
     "fit: unknown tunable over Ray": (
         "fit --data {good} --tune 4 --agents 2 --tunables trend,speed",
         "unknown tunable",
+    ),
+    "fit: no tunable that applies over Ray": (
+        "fit --data {good} --tune 4 --agents 2 --tunables transform",
+        "no tunable among transform applies to this data",
     ),
     "fit: tune rolling origin longer than the series over Ray": (
         "fit --data {good} --tune 4 --backend ray --horizon 10",
