@@ -35,6 +35,7 @@ PARAMETERS = {
     "output_transform": "kernel.transform",
     "horizon": "tune.horizon",
     "tune": "tune.budget",
+    "tunables": "tune.tunables",
     "noise_floor": "learn.noise_floor",
     "solver": "learn.solver",
     "blocks": "learn.blocks",
@@ -85,6 +86,9 @@ class GSMPRegressor(RegressorMixin, BaseEstimator):
             least 4; ``fit`` sees no prediction inputs, so set the forecast's own horizon).
         tune: BKB evaluations over outer settings scored on held-out training data
             (:func:`distgp.tune.tune`; 0, the default, is off).
+        tunables: the outer settings ``tune`` searches, comma-separated (default every one:
+            trend, levels, components, noise_floor, transform, season; those that do not apply
+            to the data are left out).
         noise_floor: lower bound of the noise variance as a fraction of ``var(y)``.
         solver: ``closed_form`` (default) or ``cvxpy`` block solver.
         blocks: DSCA blocks ``S``.
@@ -148,6 +152,7 @@ class GSMPRegressor(RegressorMixin, BaseEstimator):
         output_transform: str = KernelConfig.transform,
         horizon: int | None = TuneConfig.horizon,
         tune: int = TuneConfig.budget,
+        tunables: str = TuneConfig.tunables,
         noise_floor: float = LearnConfig.noise_floor,
         solver: str = LearnConfig.solver,
         blocks: int = LearnConfig.blocks,
@@ -176,6 +181,7 @@ class GSMPRegressor(RegressorMixin, BaseEstimator):
         self.output_transform = output_transform
         self.horizon = horizon
         self.tune = tune
+        self.tunables = tunables
         self.noise_floor = noise_floor
         self.solver = solver
         self.blocks = blocks
@@ -231,7 +237,10 @@ class GSMPRegressor(RegressorMixin, BaseEstimator):
         config = self._config()
         initial = self.theta_ if self.warm_start and hasattr(self, "theta_") else None
         if self.tune:
-            result, self.tune_evaluations_, _ = tune(X, y, config, is_series(X), self.tune)
+            names = [n.strip() for n in config.tune.tunables.split(",") if n.strip()]
+            result, self.tune_evaluations_, _ = tune(
+                X, y, config, is_series(X), self.tune, names
+            )
         else:
             result, self.tune_evaluations_ = fit_selected(
                 X, y, config, is_series(X), initial=initial

@@ -132,3 +132,18 @@ def test_a_series_is_scored_at_the_horizon_and_with_the_season_it_is_given():
     assert fixed.model_.trend.labels()[-2:] == ["seasonal pattern", "seasonal walk"]
     assert fixed.tune_evaluations_ == []  # a fixed trend: no choice
     assert np.mean((fixed.predict(x[-12:] + 12) - y[-12:] - 0.6) ** 2) < 0.05
+
+
+def test_tune_searches_the_tunables_it_is_given():
+    """``GSMPRegressor(tune=B, tunables=...)``: BKB searches only those settings after the
+    default path's candidates; an unknown name is refused naming the parameter."""
+    x = np.arange(1.0, 61.0)[:, None]
+    y = 5 + 0.05 * x[:, 0] + np.sin(2 * np.pi * x[:, 0] / 12)
+    model = GSMPRegressor(components=20, tune=9, tunables="trend,season", random_state=0)
+    model.fit(x, y)
+    assert len(model.tune_evaluations_) == 9
+    searched = [e.name for e in model.tune_evaluations_ if "=" in e.name]
+    assert searched and all(n.startswith("trend=") and ", season=" in n for n in searched)
+    assert sum(e.chosen for e in model.tune_evaluations_) == 1
+    with pytest.raises(ConfigError, match="tunables"):
+        GSMPRegressor(tune=4, tunables="trend,speed").fit(x, y)
