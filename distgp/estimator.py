@@ -238,9 +238,7 @@ class GSMPRegressor(RegressorMixin, BaseEstimator):
         initial = self.theta_ if self.warm_start and hasattr(self, "theta_") else None
         if self.tune:
             names = [n.strip() for n in config.tune.tunables.split(",") if n.strip()]
-            result, self.tune_evaluations_, _ = tune(
-                X, y, config, is_series(X), self.tune, names
-            )
+            result, self.tune_evaluations_, _ = tune(X, y, config, is_series(X), self.tune, names)
         else:
             result, self.tune_evaluations_ = fit_selected(
                 X, y, config, is_series(X), initial=initial

@@ -175,6 +175,8 @@ class Evaluation:
             included); see :attr:`mean_z2`.
         stopped: scored on its first folds only: behind the default path's choice on them
             (:func:`behind`); never chosen.
+        bar_mse: of a stopped evaluation, its bar's MSE over the same folds (see
+            :func:`reward`).
     """
 
     name: str
@@ -186,6 +188,7 @@ class Evaluation:
     chosen: bool = False
     z2: list[float] = field(default_factory=list)
     stopped: bool = False
+    bar_mse: float | None = None
 
     @classmethod
     def scored(
@@ -463,7 +466,9 @@ def evaluate_many(
         seconds = wall * sum(s for _, _, s in mine) / busy
         errors, z2 = [m for m, _, _ in mine], [z for _, z, _ in mine]
         e = Evaluation.scored(name, overrides, errors, counts[: len(mine)], seconds, z2)
-        e.stopped = len(mine) < K
+        if len(mine) < K:
+            e.stopped = True
+            e.bar_mse = float(np.average(bars[i][: len(mine)], weights=e.counts))
         out.append(e)
     return out
 
@@ -894,10 +899,7 @@ def tune(
                 report("candidate", {"evaluation": e})
             told = [(a, e) for (_, _, a), e in zip(batch, scored, strict=True) if a is not None]
             if told:
-                rewards = [
-                    -math.log(e.mse) if math.isfinite(e.mse) and e.mse > 0 else math.nan
-                    for _, e in told
-                ]
+                rewards = [reward(e, default) for _, e in told]
                 bandit.tell(np.array([a for a, _ in told]), np.array(rewards))
         first = evaluations[: min(len(seeds), budget)]
         default = default_choice(first, origins, t.origins, series)
@@ -910,6 +912,18 @@ def tune(
         report("selected", {"evaluation": best})
         result = scoring.fit(configured(config, best.overrides), report)
     return calibrated(result, best, config, report), evaluations, best
+
+
+def reward(e: Evaluation, default: Evaluation | None) -> float:
+    """BKB's reward for an evaluation: ``-log`` of its held-out MSE (``nan`` if not finite);
+    for a stopped one, of its MSE projected to every fold by the ratio to the default path's
+    choice on the folds it ran (``mse / bar_mse * default.mse``): the early folds of a rolling
+    origin may be easier or harder than the rest, and an unprojected score would rate a setting
+    that lost to the default on them above the default's own score on all folds."""
+    mse = e.mse
+    if e.stopped and default is not None and e.bar_mse:
+        mse = e.mse / e.bar_mse * default.mse
+    return -math.log(mse) if math.isfinite(mse) and mse > 0 else math.nan
 
 
 def default_choice(

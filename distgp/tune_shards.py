@@ -205,6 +205,9 @@ def score_on_agents(
         counts = [int(v) for a in answers for v in a[1]]
         z2 = [float(v) for a in answers for v in a[3]]
         e = Evaluation.scored(name, overrides, folds, counts, wall / len(batch), z2)
-        e.stopped = bars[i] is not None and len(folds) < len(bars[i])
+        if bars[i] is not None and len(folds) < len(bars[i]):
+            e.stopped = True  # the bar over the folds each agent ran
+            ran = [b for j, a in enumerate(answers) for b in own(bars[i], j)[: len(a[0])]]
+            e.bar_mse = float(np.average(ran, weights=counts))
         out.append(e)
     return out

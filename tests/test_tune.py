@@ -239,6 +239,7 @@ def test_agents_score_a_batch_as_the_count_weighted_mean_of_their_shards():
     raced = score_on_agents(backend, config, batch, rule, 2, [low, high, None])
     assert [e.stopped for e in raced] == [True, False, False]
     assert raced[0].folds == pytest.approx(scored[0].folds[::K], rel=1e-12)
+    assert raced[0].bar_mse == pytest.approx(1e-9, rel=1e-12)
     assert [e.mse for e in raced[1:]] == pytest.approx([e.mse for e in scored[1:]], rel=1e-12)
 
 
@@ -267,6 +268,21 @@ def test_a_setting_behind_its_bar_stops_after_the_fold_that_shows_it():
     assert raced[0].folds == plain[0].folds and not raced[0].stopped
     assert raced[1].stopped and raced[1].folds == plain[1].folds[:1]
     assert raced[1].counts == plain[1].counts[:1]
+    assert raced[1].bar_mse == pytest.approx(bar[0], rel=1e-12) and raced[0].bar_mse is None
+
+
+def test_a_stopped_setting_tells_bkb_its_score_relative_to_the_default_on_its_folds():
+    """The reward of a stopped setting projects its early-fold MSE by the default's own ratio
+    of all folds to those folds: behind the default on easy early folds is still behind."""
+    from distgp.tune import Evaluation, reward
+
+    default = Evaluation.scored("default", {}, [1.0, 9.0], [10, 10], 0.0)  # MSE 5
+    behind_early = Evaluation.scored("x", {}, [2.0], [10], 0.0)
+    behind_early.stopped, behind_early.bar_mse = True, 1.0
+    assert reward(behind_early, default) == pytest.approx(-math.log(10.0))
+    assert reward(behind_early, default) < reward(default, default)
+    assert reward(default, None) == pytest.approx(-math.log(5.0))
+    assert math.isnan(reward(Evaluation.scored("inf", {}, [math.inf], [10], 0.0), default))
 
 
 def test_a_shard_of_a_series_is_scored_in_time_order_and_too_short_a_shard_is_refused():
