@@ -12,10 +12,7 @@ scored on the pseudo-test:
 * ``K-SE``: the lowest held-out MSE when it beats the default by more than ``K`` standard errors
   of the paired per-fold differences (1: Breiman's rule; 2: ``GUARD_ERRORS``, the default);
 * ``every fold``: the lowest when it beats the default on every fold;
-* ``lowest``: the lowest held-out MSE, unguarded;
-* ``2-SE, confirmed``: the 2-SE pick when it also has the lower held-out MSE than the default
-  on the confirmation splits (``distgp.tune.confirmation_splits``: a series' rolling origins
-  before the search's, another random partition otherwise), as ``--tune`` now does.
+* ``lowest``: the lowest held-out MSE, unguarded.
 
 ::
 
@@ -76,21 +73,6 @@ def rules(evaluations: list, series: bool, config: FitConfig) -> dict:
     return {"default": default, **{k: lowest if ok else default for k, ok in guarded.items()}}
 
 
-def confirmed(default, pick, X, y, Xp, series: bool):
-    """``pick`` if it beats ``default`` on the confirmation splits of ``--tune``, else
-    ``default`` (``default`` where they do not fit)."""
-    if pick is default:
-        return default
-    config = tuning.horizon_reported(FitConfig(), X, series, Xp, lambda event, fields: None)
-    config.tune.origins = tuning.tune_origins(config, series, len(y))
-    splits = tuning.confirmation_splits(len(y), series, config)
-    if splits is None:
-        return default
-    batch = [(default.name, default.overrides), (pick.name, pick.overrides)]
-    fresh_default, fresh_pick = tuning.evaluate_many(X, y, config, batch, splits)
-    return pick if fresh_pick.mse < fresh_default.mse else default
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data-dir", default=None, help="SLIM-KL data folder")
@@ -99,7 +81,7 @@ def main() -> None:
     args = parser.parse_args()
     sets = pseudo_tests(data_dir(args.data_dir), [d for d in args.datasets.split(",") if d])
     table: dict[str, dict[str, float]] = {}
-    names = ["default", "1-SE", "2-SE", "every fold", "lowest", "2-SE, confirmed"]
+    names = ["default", "1-SE", "2-SE", "every fold", "lowest"]
     print("| dataset | tuning s | " + " | ".join(names) + " |")
     print("|---" * (2 + len(names)) + "|")
     for name, (X, y, Xp, yp, series) in sets.items():
@@ -109,9 +91,7 @@ def main() -> None:
         seconds = time.perf_counter() - tic
         scored: dict[str, float] = {}
         row = {}
-        picks = rules(evaluations, series, config)
-        picks["2-SE, confirmed"] = confirmed(picks["default"], picks["2-SE"], X, y, Xp, series)
-        for rule, pick in picks.items():
+        for rule, pick in rules(evaluations, series, config).items():
             key = json.dumps(pick.overrides, sort_keys=True)
             if key not in scored:
                 result = fit(X, y, tuning.configured(FitConfig(), pick.overrides), X_test=Xp)

@@ -241,10 +241,8 @@ def holdout_splits(
     seed: int | list[int] = 0,
     min_horizon: int = MIN_HORIZON,
     min_train: int = MIN_TRAIN,
-    skip: int = 0,
 ) -> list[tuple[np.ndarray, np.ndarray]]:
-    """``(train, held-out)`` index pairs within ``n`` training points; ``skip``: rolling
-    origins of a series left out at its end (the folds then end ``skip * h`` points earlier).
+    """``(train, held-out)`` index pairs within ``n`` training points.
 
     Raises:
         InputDataError: the rolling origin needs more points than the series has.
@@ -253,15 +251,15 @@ def holdout_splits(
         h = rolling_horizon(n, horizon, min_horizon)
         if h < 1 or origins < 1:
             raise ConfigError("the rolling-origin horizon and number of origins must be >= 1")
-        if not has_room(n, origins + skip, h, min_train):
+        if not has_room(n, origins, h, min_train):
             raise InputDataError(
-                f"a rolling origin of {origins + skip} x {h} held-out points leaves "
-                f"{n - (origins + skip) * h} of the series' {n} training points (at least "
-                f"{min_train} needed); use a shorter horizon or fewer origins"
+                f"a rolling origin of {origins} x {h} held-out points leaves {n - origins * h} "
+                f"of the series' {n} training points (at least {min_train} needed); use a "
+                "shorter horizon or fewer origins"
             )
         return [
             (np.arange(n - k * h), np.arange(n - k * h, n - (k - 1) * h))
-            for k in range(origins + skip, skip, -1)
+            for k in range(origins, 0, -1)
         ]
     if folds < 2 or n < 2 * folds:
         raise InputDataError(f"{folds}-fold validation needs at least {2 * folds} points, got {n}")
@@ -910,31 +908,10 @@ def tune(
             if best is not default:
                 report("kept", {"evaluation": default, "lowest": best})
             best = default
-        elif best is not default:
-            best = _confirmed(scoring, best, default, report)
         best.chosen = True
         report("selected", {"evaluation": best})
         result = scoring.fit(configured(config, best.overrides), report)
     return calibrated(result, best, config, report), evaluations, best
-
-
-def _confirmed(
-    scoring: Scoring, best: Evaluation, default: Evaluation, report: Callable
-) -> Evaluation:
-    """``best`` if it also has the lower held-out MSE than ``default`` on the confirmation
-    splits (:func:`confirmation_splits`), else ``default``: the search chose ``best`` as the
-    lowest of many scores on its own splits, a choice biased low there, not on fresh ones."""
-    scored = scoring.confirm([(default.name, default.overrides), (best.name, best.overrides)])
-    if scored is None:
-        report("not confirmed", {"evaluation": default, "lowest": best, "fresh": None})
-        return default
-    fresh_default, fresh_best = scored
-    fields = {"evaluation": best, "default": fresh_default.mse, "fresh": fresh_best.mse}
-    if fresh_best.mse < fresh_default.mse:
-        report("confirmed", fields)
-        return best
-    report("not confirmed", {**fields, "evaluation": default, "lowest": best})
-    return default
 
 
 def reward(e: Evaluation, default: Evaluation | None) -> float:
@@ -964,28 +941,6 @@ def default_choice(
         for e in first
     ]
     return first[own.index(simplest_best(own))]
-
-
-CONFIRM_ORIGINS = 2
-"""Rolling origins of a series' confirmation (:func:`confirmation_splits`), before the
-search's own; fewer where the series has no room for them."""
-
-
-def confirmation_splits(
-    n: int, series: bool, config: FitConfig
-) -> list[tuple[np.ndarray, np.ndarray]] | None:
-    """Held-out splits of ``n`` training points that the search's splits did not choose on:
-    for a series, up to :data:`CONFIRM_ORIGINS` rolling origins ending where the search's
-    ``tune.origins`` begin (``None`` without room for one); otherwise ``tune.folds`` folds of
-    another random partition (seed ``[seed, 1]``)."""
-    t = config.tune
-    if not series:
-        return holdout_splits(n, False, folds=t.folds, seed=[config.seed, 1])
-    h = rolling_horizon(n, t.horizon)
-    for origins in range(CONFIRM_ORIGINS, 0, -1):
-        if has_room(n, origins + t.origins, h):
-            return holdout_splits(n, True, t.horizon, origins, skip=t.origins)
-    return None
 
 
 def tune_origins(config: FitConfig, series: bool, n: int) -> int:
@@ -1074,14 +1029,11 @@ class Scoring:
             raced against its bar (``None``, or the per-fold MSEs of the default path's
             choice: :func:`evaluate_many`).
         fit: ``fit(config, report)``: the final fit of the chosen setting on all training data.
-        confirm: ``confirm(batch)`` scores a batch on the :func:`confirmation_splits` (the
-            same rule on each agent's shard), or returns ``None`` where they do not fit.
     """
 
     facts: TrainingFacts
     score: Callable[[list[tuple[str, dict[str, Any]]], list], list[Evaluation]]
     fit: Callable[[FitConfig, Callable], Any]
-    confirm: Callable[[list[tuple[str, dict[str, Any]]]], list[Evaluation] | None]
 
 
 @contextlib.contextmanager
@@ -1103,13 +1055,7 @@ def _scoring(
     The final fit reuses the backend."""
     from distgp.agents.agent import ShardArrays
     from distgp.driver import check_shard_settings, fit, make_run_backend, preflight
-    from distgp.tune_shards import (
-        confirmation_rule,
-        replicas,
-        score_on_agents,
-        shard_splits,
-        validation_rule,
-    )
+    from distgp.tune_shards import replicas, score_on_agents, shard_splits, validation_rule
 
     t = config.tune
     backend, groups = fit_options.get("backend"), fit_options.get("groups")
@@ -1126,18 +1072,8 @@ def _scoring(
         def in_process(batch: list, bars: list) -> list[Evaluation]:
             return evaluate_many(X, y, config, batch, splits, backend, groups=groups, bars=bars)
 
-        def confirm_in_process(batch: list) -> list[Evaluation] | None:
-            fresh = confirmation_splits(facts.n, facts.series, config)
-            if fresh is None:
-                return None
-            fresh = in_input_order(fresh, X) if facts.series else fresh
-            return evaluate_many(X, y, config, batch, fresh, backend, groups=groups)
-
         yield Scoring(
-            facts,
-            in_process,
-            lambda c, report: fit(X, y, c, report=report, **fit_options),
-            confirm_in_process,
+            facts, in_process, lambda c, report: fit(X, y, c, report=report, **fit_options)
         )
         return
     if shards is None:
@@ -1160,17 +1096,10 @@ def _scoring(
         for j, size in enumerate(sizes):  # bad input before any agent scores
             shard_splits(size, j, rule)
 
-        def confirm_on_agents(batch: list) -> list[Evaluation] | None:
-            fresh = confirmation_rule(rule, sizes)
-            if fresh is None:
-                return None
-            return score_on_agents(backend, config, batch, fresh, len(parts))
-
         yield Scoring(
             facts,
             lambda batch, bars: score_on_agents(backend, config, batch, rule, len(parts), bars),
             lambda c, report: fit(X, y, c, report=report, shards=shards, **options),
-            confirm_on_agents,
         )
 
 

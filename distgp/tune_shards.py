@@ -32,7 +32,6 @@ import numpy as np
 from distgp.config import FitConfig, build
 from distgp.exceptions import BackendError, InputDataError
 from distgp.tune import (
-    CONFIRM_ORIGINS,
     MIN_HORIZON,
     MIN_TRAIN,
     VALIDATION_ITERATIONS,
@@ -76,9 +75,6 @@ def shard_splits(n: int, agent: int, rule: dict[str, Any]) -> list[tuple[np.ndar
     if rule["local"] and rule["fraction"] is not None:
         horizon = max(1, round(rule["fraction"] * n))
     local = rule["local"]
-    seed = [rule["seed"], agent] if local else rule["seed"]
-    if rule.get("confirm"):  # another partition than the search's (distgp.tune)
-        seed = [*seed, 1] if local else [seed, 1]
     try:
         return holdout_splits(
             n,
@@ -86,33 +82,14 @@ def shard_splits(n: int, agent: int, rule: dict[str, Any]) -> list[tuple[np.ndar
             horizon,
             rule["origins"],
             rule["folds"],
-            seed=seed,
+            seed=[rule["seed"], agent] if local else rule["seed"],
             min_horizon=LOCAL_MIN_HORIZON if local else MIN_HORIZON,
             min_train=LOCAL_MIN_TRAIN if local else MIN_TRAIN,
-            skip=rule.get("skip", 0),
         )
     except InputDataError as exc:
         raise InputDataError(
             f"tuning on agent {agent}'s shard of {n} points: {exc}, or fewer agents"
         ) from None
-
-
-def confirmation_rule(rule: dict[str, Any], sizes: list[int]) -> dict[str, Any] | None:
-    """The rule of :func:`distgp.tune.confirmation_splits` on every shard (``sizes``: their
-    points): another partition into folds, or up to ``CONFIRM_ORIGINS`` rolling origins
-    before the search's; ``None`` where a shard has no room for one."""
-    fresh = {**rule, "confirm": True}
-    if not rule["series"]:
-        return fresh
-    for origins in range(CONFIRM_ORIGINS, 0, -1):
-        trial = {**fresh, "origins": origins, "skip": rule["origins"]}
-        try:
-            for j, size in enumerate(sizes):
-                shard_splits(size, j, trial)
-        except InputDataError:
-            continue
-        return trial
-    return None
 
 
 def score_shard(

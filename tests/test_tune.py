@@ -285,63 +285,6 @@ def test_a_stopped_setting_tells_bkb_its_score_relative_to_the_default_on_its_fo
     assert math.isnan(reward(Evaluation.scored("inf", {}, [math.inf], [10], 0.0), default))
 
 
-def test_a_search_choice_must_also_win_on_splits_it_did_not_choose_on():
-    """Confirmation: a series' origins before the search's (fewer, or none, without room),
-    another random partition otherwise; the same splits on one agent's shard; the search's
-    lowest replaces the default path's choice only with the lower MSE there too."""
-    from distgp.tune import (
-        CONFIRM_ORIGINS,
-        Evaluation,
-        Scoring,
-        _confirmed,
-        configured,
-        confirmation_splits,
-    )
-    from distgp.tune_shards import confirmation_rule, shard_splits, validation_rule
-
-    config = configured(FitConfig(), {"tune.origins": 4, "tune.horizon": 10})
-    fresh = confirmation_splits(100, True, config)
-    assert len(fresh) == CONFIRM_ORIGINS
-    assert [(len(a), h[0], h[-1]) for a, h in fresh] == [(40, 40, 49), (50, 50, 59)]
-    searched = holdout_splits(100, True, 10, 4)
-    assert searched[0][1][0] == 60  # the search's first origin starts where they end
-    assert len(confirmation_splits(66, True, config)) == 1  # room for one: 66 - 50 >= 16
-    assert confirmation_splits(60, True, config) is None
-    plain = configured(FitConfig(), {})
-    other = confirmation_splits(40, False, plain)
-    first = holdout_splits(40, False, folds=plain.tune.folds, seed=plain.seed)
-    assert [len(h) for _, h in other] == [len(h) for _, h in first]
-    assert any(not np.array_equal(a[1], b[1]) for a, b in zip(other, first, strict=True))
-    for series, n in ((True, 100), (False, 40)):  # one agent: the in-process splits
-        c = config if series else plain
-        rule = confirmation_rule(validation_rule(c, n, series, 1), [n])
-        for (a, b), (p, q) in zip(
-            shard_splits(n, 0, rule), confirmation_splits(n, series, c), strict=True
-        ):
-            np.testing.assert_array_equal(a, p)
-            np.testing.assert_array_equal(b, q)
-    assert confirmation_rule(validation_rule(config, 60, True, 1), [60]) is None
-
-    default = Evaluation.scored("default", {}, [2.0, 2.0], [5, 5], 0.0)
-    best = Evaluation.scored("best", {"kernel.trend": "linear"}, [1.0, 1.0], [5, 5], 0.0)
-
-    def scoring(fresh_default: float | None, fresh_best: float = 1.0) -> Scoring:
-        def confirm(batch):
-            assert [name for name, _ in batch] == ["default", "best"]
-            if fresh_default is None:
-                return None
-            return [Evaluation.scored(n, o, [v], [5], 0.0) for (n, o), v in
-                    zip(batch, [fresh_default, fresh_best], strict=True)]  # fmt: skip
-
-        return Scoring(None, None, None, confirm)
-
-    events = []
-    assert _confirmed(scoring(2.0), best, default, lambda e, f: events.append(e)) is best
-    assert _confirmed(scoring(0.5), best, default, lambda e, f: events.append(e)) is default
-    assert _confirmed(scoring(None), best, default, lambda e, f: events.append(e)) is default
-    assert events == ["confirmed", "not confirmed", "not confirmed"]
-
-
 def test_a_shard_of_a_series_is_scored_in_time_order_and_too_short_a_shard_is_refused():
     from distgp.tune_shards import shard_splits, validation_rule
 

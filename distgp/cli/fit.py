@@ -64,19 +64,6 @@ OUTER_CHOICE_LINES: dict[str, Callable[[dict[str, Any]], str]] = {
         f"{f['lowest'].name}) is not lower by more than two standard errors of the per-fold "
         "differences"
     ),
-    "confirmed": lambda f: (
-        f"confirmed {f['evaluation'].name}: held-out MSE {f['fresh']:.5g} against the default "
-        f"path's {f['default']:.5g} on splits the search did not choose on"
-    ),
-    "not confirmed": lambda f: (
-        f"kept {f['evaluation'].name}: {f['lowest'].name} "
-        + (
-            "cannot be checked on splits the search did not choose on (no room for them)"
-            if f["fresh"] is None
-            else f"scores {f['fresh']:.5g} against its {f['default']:.5g} on splits the search "
-            "did not choose on"
-        )
-    ),
     "no choice": lambda f: (
         f"no held-out choice of the model: {f['n']} points are "
         + (
