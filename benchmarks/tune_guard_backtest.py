@@ -17,7 +17,7 @@ scored on the pseudo-test:
 ::
 
     python benchmarks/tune_guard_backtest.py [--data-dir ../shared/data/slimkl]
-        [--datasets ale80,airfoil600]
+        [--datasets ale80,airfoil600] [--tunables trend,levels,...]
 """
 
 from __future__ import annotations
@@ -78,6 +78,9 @@ def main() -> None:
     parser.add_argument("--data-dir", default=None, help="SLIM-KL data folder")
     parser.add_argument("--datasets", default="ale80,airfoil600", help="regression datasets")
     parser.add_argument("--json", default=None, help="write the pseudo-test MSEs here")
+    parser.add_argument(
+        "--tunables", default=None, help="what --tune searches (default: tune.tunables)"
+    )
     args = parser.parse_args()
     sets = pseudo_tests(data_dir(args.data_dir), [d for d in args.datasets.split(",") if d])
     table: dict[str, dict[str, float]] = {}
@@ -87,7 +90,8 @@ def main() -> None:
     for name, (X, y, Xp, yp, series) in sets.items():
         config = FitConfig()
         tic = time.perf_counter()
-        _, evaluations, _ = tuning.tune(X, y, config, series, BUDGET, X_test=Xp)
+        searched = (args.tunables or config.tune.tunables).split(",")
+        _, evaluations, _ = tuning.tune(X, y, config, series, BUDGET, searched, X_test=Xp)
         seconds = time.perf_counter() - tic
         scored: dict[str, float] = {}
         row = {}
