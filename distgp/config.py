@@ -388,9 +388,10 @@ class TuneConfig:
         "--no-calibrate: the evidence's own variance)",
     )
     tunables: str = setting(
-        "trend,levels,components,noise_floor,transform,season",
-        help="settings the tune searches, comma-separated (transform: positive outputs only; "
-        "season: a series on the data grid with a period, kernel.season or the one found)",
+        "trend,levels,components,noise_floor,transform",
+        help="settings the tune searches, comma-separated, among trend, levels, components, "
+        "noise_floor, transform (positive outputs only) and season (a series on the data grid "
+        "with a period, kernel.season or the one found; not searched unless named here)",
         rule=checked_by(_valid_tunables, "known tunables"),
         metavar="A,B",
     )
