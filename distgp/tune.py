@@ -155,8 +155,9 @@ search replaces that choice only by a setting :meth:`~Evaluation.clearly_better_
 two folds, one lost fold rules that out; with four, a setting behind after the first folds
 would need the others to win by far more than their spread. Replayed on un-raced ``--tune 32``
 runs of airfoil600, ale80, hoteldata, unemployment and cccp1000 (``python
-benchmarks/race_replay.py`` at commit 78fe082, the season then searched too) it left 48, 107, 75, 74 and 65 of 128 fold fits and the same
-choice on each; a factor of 1.1 left 95, 120, 78, 80 and 104."""
+benchmarks/race_replay.py`` at commit 78fe082, the season then searched too) it left 48, 107,
+75, 74 and 65 of 128 fold fits and the same choice on each; a factor of 1.1 left 95, 120, 78,
+80 and 104."""
 
 
 @dataclass
