@@ -53,7 +53,8 @@ class GSMPModel:
         transform: the output transform ``g``; the GP models ``g(y)`` (:mod:`distgp.transforms`).
         variance_scale: factor on every predictive variance (1: the evidence's own scale),
             set from held-out errors by :func:`distgp.tune.calibrated`; equivalent to scaling
-            every weight and the noise by it (the predictive mean does not change).
+            every weight and the noise by it (the predictive mean of ``g(y)`` does not
+            change; on ``y``'s scale a log or Box-Cox mean, which includes the variance, does).
         input_names: the input columns of a CSV the model was fitted on, in order (``None``
             for other data); prediction files are matched to them by name.
         target_name: that CSV's output column (``None`` for other data).
