@@ -86,9 +86,9 @@ class GSMPRegressor(RegressorMixin, BaseEstimator):
             least 4; ``fit`` sees no prediction inputs, so set the forecast's own horizon).
         tune: BKB evaluations over outer settings scored on held-out training data
             (:func:`distgp.tune.tune`; 0, the default, is off).
-        tunables: the outer settings ``tune`` searches, comma-separated (default every one:
-            trend, levels, components, noise_floor, transform, season; those that do not apply
-            to the data are left out).
+        tunables: the outer settings ``tune`` searches, comma-separated (default trend,
+            levels, components, noise_floor, transform; ``season`` is searched when named;
+            those that do not apply to the data are left out).
         noise_floor: lower bound of the noise variance as a fraction of ``var(y)``.
         solver: ``closed_form`` (default) or ``cvxpy`` block solver.
         blocks: DSCA blocks ``S``.
@@ -230,14 +230,14 @@ class GSMPRegressor(RegressorMixin, BaseEstimator):
             ``self``.
         """
         from distgp.data import is_series
-        from distgp.tune import fit_selected, tune
+        from distgp.tune import fit_selected, tunable_names, tune
 
         X, y = _validated(self, X, y, reset=True)
         X, y = check_X_y(X, y)  # distgp's own limits (magnitudes whose squares overflow)
         config = self._config()
         initial = self.theta_ if self.warm_start and hasattr(self, "theta_") else None
         if self.tune:
-            names = [n.strip() for n in config.tune.tunables.split(",") if n.strip()]
+            names = tunable_names(config)
             result, self.tune_evaluations_, _ = tune(X, y, config, is_series(X), self.tune, names)
         else:
             result, self.tune_evaluations_ = fit_selected(

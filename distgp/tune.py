@@ -582,8 +582,8 @@ def check_data(
 ) -> None:
     """Fail fast on outer settings the training data cannot support: a trend family or a
     season its ``n x P`` inputs ``X`` cannot hold, a transform that needs positive data, a
-    rolling origin longer than the series, and with ``tune.budget`` set, tunables
-    (``names``, else ``tune.tunables``) none of which applies (:func:`search_space`)."""
+    rolling origin longer than the series, and with ``names`` (a tuning run's tunables), none
+    of them applying (:func:`search_space`)."""
     from distgp.transforms import OutputTransform, parse_transform
 
     dims = X.shape[1]
@@ -592,8 +592,7 @@ def check_data(
     OutputTransform.fitted(*parse_transform(config.kernel.transform), y)
     if series:
         applies(config, series, len(y), dims=1)
-    if config.tune.budget or names:
-        names = names or [n.strip() for n in config.tune.tunables.split(",") if n.strip()]
+    if names:
         search_space(names, config, training_facts(X, y, series))
 
 
@@ -758,6 +757,11 @@ employmentdata 5.4x)."""
 TUNE_BETA = 2.0  # UCB width in GP standard deviations
 
 
+def tunable_names(config: FitConfig) -> list[str]:
+    """The tunables ``tune.tunables`` names (comma-separated), in order."""
+    return [name.strip() for name in config.tune.tunables.split(",") if name.strip()]
+
+
 def check_tunables(names: list[str]) -> list[str]:
     """The tunable names, checked; an unknown one is a :class:`ConfigError`."""
     unknown = [n for n in names if n not in TUNABLES]
@@ -863,7 +867,7 @@ def tune(
     if budget < 2:
         raise ConfigError(f"tune budget must be at least 2 evaluations, got {budget}")
     report = report or (lambda event, fields: None)
-    names = check_tunables(list(names or config.tune.tunables.split(",")))
+    names = check_tunables(list(names or tunable_names(config)))
     config = copy.deepcopy(config)
     origins = config.tune.origins  # the default path's; the search may use more
     if shards is None:
@@ -882,7 +886,7 @@ def tune(
         evaluations: list[Evaluation] = []
         pending = list(seeds)  # what the default path fits comes first, batch after batch
         default: Evaluation | None = None  # the default path's choice, once its seeds are in
-        t, series = config.tune, facts.series
+        t = config.tune
         while len(evaluations) < budget:
             size = min(config.tune.batch, budget - len(evaluations))
             chosen, pending = pending[:size], pending[size:]
@@ -898,7 +902,8 @@ def tune(
                 for a in arms
             ]
             if default is None and len(evaluations) >= len(seeds):
-                default = default_choice(evaluations[: len(seeds)], origins, t.origins, series)
+                scored_seeds = evaluations[: len(seeds)]
+                default = default_choice(scored_seeds, origins, t.origins, facts.series)
             bars = [None if default is None or a is None else default.folds for _, _, a in batch]
             scored = scoring.score([(label, overrides) for label, overrides, _ in batch], bars)
             for e in scored:
@@ -909,7 +914,7 @@ def tune(
                 rewards = [reward(e, default) for _, e in told]
                 bandit.tell(np.array([a for a, _ in told]), np.array(rewards))
         first = evaluations[: min(len(seeds), budget)]
-        default = default_choice(first, origins, t.origins, series)
+        default = default_choice(first, origins, t.origins, facts.series)
         best = min((e for e in evaluations if not e.stopped), key=lambda e: e.mse)
         if not best.clearly_better_than(default):
             if best is not default:
@@ -1059,7 +1064,8 @@ def _scoring(
     set. Data in the driver, Ray backend: agents holding the run's shards
     (:func:`~distgp.tune_shards.replicas` copies of each, so a batch runs at once), started
     once. Shard files: their agents, on any backend, started once to summarise their shards.
-    The final fit reuses the backend."""
+    The final fit reuses the backend. ``names`` (the tunables asked for) are checked against
+    data in the driver before any agent starts (:func:`search_space`)."""
     from distgp.agents.agent import ShardArrays
     from distgp.driver import check_shard_settings, fit, make_run_backend, preflight
     from distgp.tune_shards import replicas, score_on_agents, shard_splits, validation_rule
@@ -1068,8 +1074,9 @@ def _scoring(
     backend, groups = fit_options.get("backend"), fit_options.get("groups")
     name = backend.name if backend is not None else config.backend_name
     if shards is None:
-        check_data(config, X, y, series, names)  # before any agent starts
+        check_data(config, X, y, series)
         facts = training_facts(X, y, series)
+        search_space(names, config, facts)  # tunables that do not apply: before any agent
         t.origins = tune_origins(config, facts.series, facts.n)
         splits = holdout_splits(facts.n, facts.series, t.horizon, t.origins, t.folds, config.seed)
         if facts.series:

@@ -108,7 +108,7 @@ def run_fit(args: argparse.Namespace) -> int:
     from distgp.data import ShardSummary, load_dataset, varying_columns, with_test_file
     from distgp.driver import preflight
     from distgp.io import check_output_dir
-    from distgp.tune import check_data
+    from distgp.tune import check_data, tunable_names
 
     config = _resumed_config(args) if args.resume else _config(args)
     config.validate()
@@ -147,7 +147,8 @@ def run_fit(args: argparse.Namespace) -> int:
             f"{config.consensus.agents} agents, one per value of {shard_column} (--agents sets it)"
         )
     preflight(config, len(dataset.y_train), dataset.groups_train)
-    check_data(config, dataset.X_train, dataset.y_train, dataset.series)
+    names = tunable_names(config) if config.tune.budget else None
+    check_data(config, dataset.X_train, dataset.y_train, dataset.series, names)
     progress(
         f"data {dataset.name}: {len(dataset.y_train)} training / {len(dataset.y_test)} test "
         f"points, "
@@ -241,7 +242,7 @@ def _learn(dataset, config, progress, checkpoint=None, resume=False, X_test=None
     default selection with one input in one file); ``dataset`` is None with shard files. Returns
     ``(FitResult, evaluations)``."""
     from distgp.driver import fit, shard_files
-    from distgp.tune import fit_selected, tune
+    from distgp.tune import fit_selected, tunable_names, tune
 
     def report(event, fields):
         if event in ("candidate", "selected"):
@@ -284,7 +285,7 @@ def _learn(dataset, config, progress, checkpoint=None, resume=False, X_test=None
     if shards is None:
         options["groups"] = dataset.groups_train
     if config.tune.budget and not resume:
-        names = [s.strip() for s in config.tune.tunables.split(",") if s.strip()]
+        names = tunable_names(config)
         X, y, series = (
             (None, None, None)
             if dataset is None
