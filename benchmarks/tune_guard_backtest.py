@@ -12,7 +12,9 @@ scored on the pseudo-test:
 * ``K-SE``: the lowest held-out MSE when it beats the default by more than ``K`` standard errors
   of the paired per-fold differences (1: Breiman's rule; 2: ``GUARD_ERRORS``, the default);
 * ``every fold``: the lowest when it beats the default on every fold;
-* ``lowest``: the lowest held-out MSE, unguarded.
+* ``lowest``: the lowest held-out MSE, unguarded;
+* ``mix K``: the equal-weight average of the forecasts of the default path's choice and the
+  ``K - 1`` other settings with the lowest held-out MSE (a forecast combination).
 
 ::
 
@@ -70,7 +72,25 @@ def rules(evaluations: list, series: bool, config: FitConfig) -> dict:
         "every fold": lowest.mse < default.mse and wins_every_fold(lowest),
         "lowest": True,
     }
-    return {"default": default, **{k: lowest if ok else default for k, ok in guarded.items()}}
+    picks = {"default": default, **{k: lowest if ok else default for k, ok in guarded.items()}}
+    return {k: [v] for k, v in picks.items()} | {
+        f"mix {k}": [default, *others(evaluations, default)[: k - 1]] for k in MIXES
+    }
+
+
+MIXES = (2, 3)
+
+
+def others(evaluations: list, default) -> list:
+    """The fully scored settings other than ``default``, lowest held-out MSE first, each once."""
+    seen = {json.dumps(default.overrides, sort_keys=True)}
+    out = []
+    for e in sorted((e for e in evaluations if not e.stopped), key=lambda e: e.mse):
+        key = json.dumps(e.overrides, sort_keys=True)
+        if key not in seen and np.isfinite(e.mse):
+            seen.add(key)
+            out.append(e)
+    return out
 
 
 def main() -> None:
@@ -84,7 +104,7 @@ def main() -> None:
     args = parser.parse_args()
     sets = pseudo_tests(data_dir(args.data_dir), [d for d in args.datasets.split(",") if d])
     table: dict[str, dict[str, float]] = {}
-    names = ["default", "1-SE", "2-SE", "every fold", "lowest"]
+    names = ["default", "1-SE", "2-SE", "every fold", "lowest", *(f"mix {k}" for k in MIXES)]
     print("| dataset | tuning s | " + " | ".join(names) + " |")
     print("|---" * (2 + len(names)) + "|")
     for name, (X, y, Xp, yp, series) in sets.items():
@@ -93,14 +113,16 @@ def main() -> None:
         searched = (args.tunables or config.tune.tunables).split(",")
         _, evaluations, _ = tuning.tune(X, y, config, series, BUDGET, searched, X_test=Xp)
         seconds = time.perf_counter() - tic
-        scored: dict[str, float] = {}
+        forecasts: dict[str, np.ndarray] = {}
         row = {}
-        for rule, pick in rules(evaluations, series, config).items():
-            key = json.dumps(pick.overrides, sort_keys=True)
-            if key not in scored:
-                result = fit(X, y, tuning.configured(FitConfig(), pick.overrides), X_test=Xp)
-                scored[key] = float(np.mean((result.forecast() - yp) ** 2))
-            row[rule] = scored[key]
+        for rule, picks in rules(evaluations, series, config).items():
+            for pick in picks:
+                key = json.dumps(pick.overrides, sort_keys=True)
+                if key not in forecasts:
+                    trial = tuning.configured(FitConfig(), pick.overrides)
+                    forecasts[key] = fit(X, y, trial, X_test=Xp).forecast()
+            mean = np.mean([forecasts[json.dumps(p.overrides, sort_keys=True)] for p in picks], 0)
+            row[rule] = float(np.mean((mean - yp) ** 2))
         table[name] = row
         cells = " | ".join(f"{row[r]:.4g}" for r in names)
         print(f"| {name} | {seconds:.0f} | {cells} |", flush=True)
