@@ -21,7 +21,8 @@ from horizon_backtest import backtest_series
 
 from distgp.config import FitConfig
 from distgp.gp import regression_metrics
-from distgp.tune import configured, fit_selected
+from distgp.holdout import configured
+from distgp.selection import fit_selected
 
 RULES = ("none", "scaled", "widen")
 

@@ -32,7 +32,8 @@ import numpy as np
 from horizon_backtest import ratio_row, shared_series, statsmodels_series
 from local_trend_backtest import best_trivial
 
-import distgp.tune as tuning
+import distgp.holdout as holdout
+import distgp.selection as selection
 from distgp.bench.report import data_dir
 from distgp.config import FitConfig
 from distgp.driver import fit
@@ -41,32 +42,32 @@ from distgp.seasonality import seasonal_period
 
 def scored(x: np.ndarray, y: np.ndarray, T: int, extra: dict, seasonal: dict) -> dict:
     """Per candidate: its evaluation on the default path's two rolling origins
-    (``tune.evaluate_many``, the held-out MSE it chooses by) and the pseudo-test MSE of a fit on
+    (``holdout.evaluate_many``, the held-out MSE it chooses by) and the pseudo-test MSE of a fit on
     the whole fitting part; the ``seasonal`` extras with the series' period, if it has one."""
     xf, yf = x[:-T], y[:-T]
-    h = max(T, tuning.MIN_HORIZON)
-    if not tuning.has_room(len(yf), 2, h):
-        h = tuning.rolling_horizon(len(yf))
-    config = tuning.configured(FitConfig(), {"tune.horizon": h})
-    splits = tuning.holdout_splits(len(yf), True, h, 2)
+    h = max(T, holdout.MIN_HORIZON)
+    if not holdout.has_room(len(yf), 2, h):
+        h = holdout.rolling_horizon(len(yf))
+    config = holdout.configured(FitConfig(), {"tune.horizon": h})
+    splits = holdout.holdout_splits(len(yf), True, h, 2)
     period = seasonal_period(xf, yf)
     positive = bool(np.all(y > 0))
-    candidates = {**tuning.default_candidates(config, True, positive, len(yf), period), **extra}
+    candidates = {**selection.default_candidates(config, True, positive, len(yf), period), **extra}
     for name, overrides in seasonal.items() if period else ():
         if positive or "kernel.transform" not in overrides:  # a transform: positive series only
             candidates[name] = {**overrides, "kernel.season": period}
-    evaluations = tuning.evaluate_many(xf, yf, config, list(candidates.items()), splits)
+    evaluations = holdout.evaluate_many(xf, yf, config, list(candidates.items()), splits)
     out = {}
     for e in evaluations:
-        forecast = fit(xf, yf, tuning.configured(config, e.overrides), X_test=x[-T:]).forecast()
+        forecast = fit(xf, yf, holdout.configured(config, e.overrides), X_test=x[-T:]).forecast()
         out[e.name] = (e, float(np.mean((forecast - y[-T:]) ** 2)))
     return out
 
 
 def chosen(cands: dict, names: list[str]) -> str:
-    """The default path's rule (``tune.simplest_best``) over ``names``, in the order of
+    """The default path's rule (``selection.simplest_best``) over ``names``, in the order of
     ``cands``."""
-    return tuning.simplest_best([e for n, (e, _) in cands.items() if n in names]).name
+    return selection.simplest_best([e for n, (e, _) in cands.items() if n in names]).name
 
 
 def main() -> None:

@@ -57,7 +57,8 @@ from horizon_backtest import shared_series, statsmodels_series
 from distgp.bench.report import data_dir
 from distgp.config import FitConfig
 from distgp.data import load_dataset
-from distgp.tune import configured, fit_selected
+from distgp.holdout import configured
+from distgp.selection import fit_selected
 assert Path(distgp.__file__).resolve().is_relative_to(Path.cwd().resolve()), distgp.__file__
 name, folder = sys.argv[1].split("|")
 overrides = {"learn.threads": int(sys.argv[2]), **json.loads(sys.argv[3])}

@@ -23,7 +23,8 @@ from distgp.bench.kernel import DATASETS
 from distgp.bench.report import data_dir
 from distgp.config import FitConfig
 from distgp.data import load_dataset
-from distgp.tune import configured, fit_selected, rolling_horizon
+from distgp.holdout import configured, rolling_horizon
+from distgp.selection import fit_selected
 
 
 def shared_series(folder) -> dict[str, tuple[np.ndarray, np.ndarray, int]]:

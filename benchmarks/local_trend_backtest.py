@@ -19,7 +19,7 @@ import time
 import numpy as np
 from horizon_backtest import backtest_series
 
-import distgp.tune as tuning
+import distgp.selection as selection
 from distgp.bench import baselines, forecasts
 from distgp.config import FitConfig
 from distgp.data import Dataset
@@ -44,14 +44,16 @@ def swapped(candidates: dict, before: bool) -> dict:
 
 def backtest(x: np.ndarray, y: np.ndarray, T: int, before: bool) -> tuple[float, str, float]:
     """Pseudo-test MSE, the chosen candidate and the seconds of the default path."""
-    tables = (tuning.DEFAULT_CANDIDATES, tuning.LOG_CANDIDATES)
+    tables = (selection.DEFAULT_CANDIDATES, selection.LOG_CANDIDATES)
     saved = [dict(table) for table in tables]
     for table, original in zip(tables, saved, strict=True):
         table.clear()
         table.update(swapped(original, before))
     try:
         tic = time.perf_counter()
-        result, evaluations = tuning.fit_selected(x[:-T], y[:-T], FitConfig(), True, X_test=x[-T:])
+        result, evaluations = selection.fit_selected(
+            x[:-T], y[:-T], FitConfig(), True, X_test=x[-T:]
+        )
         seconds = time.perf_counter() - tic
     finally:
         for table, original in zip(tables, saved, strict=True):

@@ -17,21 +17,23 @@ import time
 import numpy as np
 from horizon_backtest import backtest_series
 
-import distgp.tune as tuning
+import distgp.selection as selection
 from distgp.config import FitConfig
 
 
 def backtest(x: np.ndarray, y: np.ndarray, T: int, log: bool) -> tuple[float, str, float]:
     """Pseudo-test MSE, the chosen candidate and the seconds of the default path."""
-    added = dict(tuning.LOG_CANDIDATES)
+    added = dict(selection.LOG_CANDIDATES)
     if not log:
-        tuning.LOG_CANDIDATES.clear()
+        selection.LOG_CANDIDATES.clear()
     try:
         tic = time.perf_counter()
-        result, evaluations = tuning.fit_selected(x[:-T], y[:-T], FitConfig(), True, X_test=x[-T:])
+        result, evaluations = selection.fit_selected(
+            x[:-T], y[:-T], FitConfig(), True, X_test=x[-T:]
+        )
         seconds = time.perf_counter() - tic
     finally:
-        tuning.LOG_CANDIDATES.update(added)
+        selection.LOG_CANDIDATES.update(added)
     chosen = next(e.name for e in evaluations if e.chosen)
     return float(np.mean((result.forecast() - y[-T:]) ** 2)), chosen, seconds
 

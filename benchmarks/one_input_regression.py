@@ -21,7 +21,7 @@ import numpy as np
 
 from distgp.config import FitConfig
 from distgp.driver import fit
-from distgp.tune import fit_selected
+from distgp.selection import fit_selected
 
 FUNCTIONS = {
     "smooth": lambda x: np.sin(x) + 0.5 * np.cos(2.3 * x),

@@ -6,7 +6,7 @@ Three measurements on this machine, each the best of ``--repeats``, wall seconds
    after another and then in two threads, with scipy's wrappers (which hold the GIL) and with
    :mod:`distgp.kernels.lapack` (which does not); one BLAS thread per call.
 2. **The held-out fits.** The default path's candidates of a series (``distgp.tune``) scored on
-   its rolling origins by :func:`distgp.tune.evaluate_many` with ``learn.threads`` 1 (one fit
+   its rolling origins by :func:`distgp.holdout.evaluate_many` with ``learn.threads`` 1 (one fit
    at a time) and 2 (two at a time); the scores must be equal.
 3. **The whole fit.** ``distgp fit``'s default path (``fit_selected``) with ``learn.threads`` 1
    and as installed.
@@ -26,7 +26,8 @@ import numpy as np
 import scipy.linalg
 from threadpoolctl import threadpool_limits
 
-import distgp.tune as tuning
+import distgp.holdout as holdout
+import distgp.selection as selection
 from distgp.bench.report import data_dir
 from distgp.config import FitConfig
 from distgp.data import load_dataset
@@ -69,17 +70,17 @@ def calls(n: int, repeats: int) -> list[str]:
 def held_out(name: str, folder, repeats: int) -> str:
     data = load_dataset(str(folder / f"{name}.mat"))
     X, y = data.X_train, data.y_train
-    horizon = tuning.rolling_horizon(len(y))
-    splits = tuning.in_input_order(tuning.holdout_splits(len(y), True, horizon, 2), X)
+    horizon = holdout.rolling_horizon(len(y))
+    splits = holdout.in_input_order(holdout.holdout_splits(len(y), True, horizon, 2), X)
     positive = bool(np.all(y > 0))
-    candidates = list(tuning.default_candidates(FitConfig(), True, positive, len(y)).items())
+    candidates = list(selection.default_candidates(FitConfig(), True, positive, len(y)).items())
     seconds, scores = {}, {}
     for threads in (1, 2):
         config = FitConfig()
         config.learn.threads = threads
 
         def score(config=config, threads=threads) -> None:
-            evaluations = tuning.evaluate_many(X, y, config, candidates, splits)
+            evaluations = holdout.evaluate_many(X, y, config, candidates, splits)
             scores[threads] = [e.folds for e in evaluations]
 
         seconds[threads] = best_of(repeats, score)
@@ -99,7 +100,7 @@ def whole_fit(name: str, folder, repeats: int) -> str:
         config.learn.threads = threads
 
         def run(config=config, threads=threads) -> None:
-            result, _ = tuning.fit_selected(
+            result, _ = selection.fit_selected(
                 data.X_train, data.y_train, config, data.series, X_test=data.X_test
             )
             mse[threads] = float(np.mean((result.forecast() - data.y_test) ** 2))

@@ -3,10 +3,10 @@ and test inputs only: no test output is read.)
 
 For each dataset, ``distgp fit --tune BUDGET`` (inline backend) runs twice on the training set,
 with the test inputs setting a series' forecast horizon as the CLI does: once with the race
-off (``distgp.tune.RACE_FACTOR`` set to infinity: every setting scored on every fold), once as
+off (``distgp.holdout.RACE_FACTOR`` set to infinity: every setting scored on every fold), once as
 installed. The un-raced run's ``tune.csv`` is then replayed: each searched setting stops after
 the first fold where its squared error so far exceeds ``factor`` times the default path's
-choice's (``distgp.tune.behind``), and the guard picks among the settings left; the table gives
+choice's (``distgp.holdout.behind``), and the guard picks among the settings left; the table gives
 the fold fits each factor leaves and whether its choice is the un-raced one. The last columns
 are the raced run's own fold fits, seconds and choice (its BKB proposals may differ: a stopped
 setting tells BKB its score on fewer folds)::
@@ -21,6 +21,7 @@ import argparse
 import math
 import time
 
+import distgp.holdout as holdout
 import distgp.tune as tuning
 from distgp.bench.report import data_dir
 from distgp.config import FitConfig
@@ -47,7 +48,7 @@ def replay(evaluations: list, default, searched: int, factor: float) -> tuple[in
     fits += sum(len(e.folds) for e in complete)
     for e in evaluations[searched:]:
         k = 1
-        while k < K and not tuning.behind(e.folds[:k], default.folds, e.counts, factor):
+        while k < K and not holdout.behind(e.folds[:k], default.folds, e.counts, factor):
             k += 1
         fits += k
         complete += [e] if k == K else []
@@ -68,14 +69,14 @@ def main() -> None:
         "raced choice = un-raced |"
     )
     print("|---|---|---|---|" + "---|---|" * len(FACTORS) + "---|---|---|")
-    installed = tuning.RACE_FACTOR
+    installed = holdout.RACE_FACTOR
     for name in args.datasets.split(","):
         data = load_dataset(str(folder / f"{name}.mat"))
-        tuning.RACE_FACTOR = math.inf
+        holdout.RACE_FACTOR = math.inf
         try:
             plain, plain_best, plain_s = tuned(data, args.budget)
         finally:
-            tuning.RACE_FACTOR = installed
+            holdout.RACE_FACTOR = installed
         searched = next((i for i, e in enumerate(plain) if "=" in e.name), len(plain)) or 1
         default = tuning.default_choice(
             plain[:searched], FitConfig().tune.origins, len(plain[0].folds), data.series

@@ -29,7 +29,8 @@ import time
 import numpy as np
 from horizon_backtest import ratio_row, shared_series, statsmodels_series
 
-import distgp.tune as tuning
+import distgp.holdout as holdout
+import distgp.selection as selection
 from distgp.bench.report import data_dir
 from distgp.config import FitConfig
 from distgp.driver import fit
@@ -39,17 +40,17 @@ def scored(x: np.ndarray, y: np.ndarray, T: int, origins: int) -> dict:
     """Per candidate: per-origin held-out MSEs (oldest origin first) and the pseudo-test
     forecast of a fit on the whole fitting part."""
     xf, yf = x[:-T], y[:-T]
-    h = max(T, tuning.MIN_HORIZON)
-    while origins > 2 and not tuning.has_room(len(yf), origins, h):
+    h = max(T, holdout.MIN_HORIZON)
+    while origins > 2 and not holdout.has_room(len(yf), origins, h):
         origins -= 1
-    config = tuning.configured(FitConfig(), {"tune.horizon": h, "tune.origins": origins})
-    splits = tuning.holdout_splits(len(yf), True, h, origins)
+    config = holdout.configured(FitConfig(), {"tune.horizon": h, "tune.origins": origins})
+    splits = holdout.holdout_splits(len(yf), True, h, origins)
     out = {}
     positive = bool(np.all(y > 0))
-    for name, overrides in tuning.default_candidates(config, True, positive, len(yf)).items():
+    for name, overrides in selection.default_candidates(config, True, positive, len(yf)).items():
         tic = time.perf_counter()
-        e = tuning.evaluate(xf, yf, config, name, overrides, splits)
-        result = fit(xf, yf, tuning.configured(config, overrides), X_test=x[-T:])
+        e = holdout.evaluate(xf, yf, config, name, overrides, splits)
+        result = fit(xf, yf, holdout.configured(config, overrides), X_test=x[-T:])
         out[name] = {
             "folds": e.folds,
             "forecast": result.forecast().tolist(),
@@ -67,7 +68,7 @@ def forecast_by(rule: str, k: int, cands: dict) -> np.ndarray | None:
     mse = np.where(np.isfinite(mse), mse, np.inf)
     f = np.array([cands[n]["forecast"] for n in names])
     if rule == "select":
-        return f[int(np.argmax(mse <= mse.min() * (1 + tuning.SIMPLER_TOLERANCE)))]
+        return f[int(np.argmax(mse <= mse.min() * (1 + selection.SIMPLER_TOLERANCE)))]
     if rule == "top-2 mean":
         return f[np.argsort(mse, kind="stable")[:2]].mean(axis=0)
     if rule == "inverse-MSE":

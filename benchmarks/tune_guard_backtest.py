@@ -31,6 +31,7 @@ import time
 import numpy as np
 from horizon_backtest import ratio_row, shared_series
 
+import distgp.holdout as holdout
 import distgp.tune as tuning
 from distgp.bench.report import data_dir
 from distgp.config import FitConfig
@@ -119,7 +120,7 @@ def main() -> None:
             for pick in picks:
                 key = json.dumps(pick.overrides, sort_keys=True)
                 if key not in forecasts:
-                    trial = tuning.configured(FitConfig(), pick.overrides)
+                    trial = holdout.configured(FitConfig(), pick.overrides)
                     forecasts[key] = fit(X, y, trial, X_test=Xp).forecast()
             mean = np.mean([forecasts[json.dumps(p.overrides, sort_keys=True)] for p in picks], 0)
             row[rule] = float(np.mean((mean - yp) ** 2))

@@ -74,7 +74,7 @@ class GSMPRegressor(RegressorMixin, BaseEstimator):
         grid: ``data`` (data-driven, default) or ``reference`` (the SLIM-KL code's grid).
         levels: bandwidth levels of the data grid.
         trend: trend part ``auto`` (default: a 1-D evenly spaced ``X`` gets the rolling-origin
-            choice of :func:`distgp.tune.fit_selected`; else linear for one input, none for
+            choice of :func:`distgp.selection.fit_selected`; else linear for one input, none for
             several), ``none``, ``constant``, ``linear``, ``quadratic`` or ``local`` (one
             input: a random-walk level and slope) (:mod:`distgp.kernels.trend`).
         season: period of a seasonal pattern and walk in input units (one evenly spaced
@@ -119,7 +119,7 @@ class GSMPRegressor(RegressorMixin, BaseEstimator):
             walk); ``kernel_`` holds the spectral part only (the gpytorch kernel has no trend
             part yet).
         tune_evaluations_: outer settings scored on held-out training data
-            (:class:`distgp.tune.Evaluation`; empty when no choice ran).
+            (:class:`distgp.holdout.Evaluation`; empty when no choice ran).
         noise_variance_: learned noise variance (raw output units squared).
         variance_scale_: factor on the predictive variance from the held-out errors of the
             outer choice (1 without one; ``tune.calibrate``, docs/forecasting.md).
@@ -230,7 +230,8 @@ class GSMPRegressor(RegressorMixin, BaseEstimator):
             ``self``.
         """
         from distgp.data import is_series
-        from distgp.tune import fit_selected, tunable_names, tune
+        from distgp.selection import fit_selected
+        from distgp.tune import tunable_names, tune
 
         X, y = _validated(self, X, y, reset=True)
         X, y = check_X_y(X, y)  # distgp's own limits (magnitudes whose squares overflow)

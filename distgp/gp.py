@@ -52,7 +52,7 @@ class GSMPModel:
         trend: the trend basis (``None``: no trend part).
         transform: the output transform ``g``; the GP models ``g(y)`` (:mod:`distgp.transforms`).
         variance_scale: factor on every predictive variance (1: the evidence's own scale),
-            set from held-out errors by :func:`distgp.tune.calibrated`; equivalent to scaling
+            set from held-out errors by :func:`distgp.selection.calibrated`; equivalent to scaling
             every weight and the noise by it (the predictive mean of ``g(y)`` does not
             change; on ``y``'s scale a log or Box-Cox mean, which includes the variance, does).
         input_names: the input columns of a CSV the model was fitted on, in order (``None``

@@ -1,22 +1,9 @@
-"""Outer model choice: settings DSCA cannot learn, scored on data held out from the training set.
+"""BKB on top of the learner: ``distgp fit --tune BUDGET`` chooses outer settings DSCA cannot
+learn (trend family, grid levels and size, noise floor, transform, season).
 
-DSCA learns the weights of a fixed grid by the evidence; the grid, the trend family, the
-transform and the noise floor are outer settings. Each candidate setting is scored by full fits
-on part of the **training** data and the error of their predictions on the rest (the test split
-is never seen):
-
-* a 1-D series: rolling origin (FPP3 5.10). With ``origins`` origins and horizon ``h``, fold
-  ``k`` trains on the first ``n - k h`` points and predicts the next ``h``;
-* other data: ``folds`` random folds (K-fold cross-validation).
-
-The score is the held-out mean squared error in raw units over all folds (each fold weighted
-by its held-out points).
-
-:func:`fit_selected` is the default path of ``distgp fit`` for data with one input (a series or
-not): it scores the few candidates of :func:`default_candidates` (trend family, the log
-transform for a positive series, a smoother local trend for a series, and near-constant models
-that predict about the training mean or the recent level) and refits the best on all training
-data, so a model whose held-out predictions lose to a flat one is not chosen.
+Each evaluation is a full fit per split of the training data, scored on the held-out part
+(:mod:`distgp.holdout`); the first ones are the default path's (:mod:`distgp.selection`), and
+the search's best replaces the default path's choice only when it is clearly better.
 """
 
 from __future__ import annotations
@@ -24,717 +11,29 @@ from __future__ import annotations
 import contextlib
 import copy
 import math
-import time
-from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
-from distgp import flops
 from distgp.config import FitConfig
-from distgp.exceptions import ConfigError, InputDataError
+from distgp.exceptions import ConfigError
+from distgp.holdout import (
+    Evaluation,
+    as_forecast,
+    configured,
+    evaluate_many,
+    has_room,
+    holdout_splits,
+    horizon_reported,
+    in_input_order,
+    rolling_horizon,
+)
 from distgp.kernels.grid import default_components, default_levels
-from distgp.kernels.lapack import GIL_FREE_MIN_N
 from distgp.kernels.trend import TrendBasis
-from distgp.seasonality import seasonal_period, series_step
-from distgp.settings import put
-from distgp.threads import blas_threads, default_threads
-
-if TYPE_CHECKING:
-    from distgp.driver import FitResult
-
-DEFAULT_CANDIDATES: dict[str, dict[str, Any]] = {
-    "level": {
-        "kernel.trend": "constant",
-        "kernel.components": 1,
-        "kernel.slow_components": 0,
-        "kernel.frequency_scale": 4.0,
-    },
-    "flat": {"kernel.trend": "constant", "kernel.components": 1},
-    "local trend": {"kernel.trend": "local"},
-    "quadratic trend": {"kernel.trend": "quadratic"},
-}
-"""Candidates of the default selection for data with one input (overrides of the user's
-config), simplest first. ``level``: a constant and one zero-frequency component narrower than
-the data's spacing (nearly white), a model that forecasts the training mean, the fallback when
-every richer model forecasts worse on held-out data (a short noisy series); ``flat``: a constant
-and the grid's few zero-frequency components (one broad one and the slow ones), a model that
-forecasts about the recent level and, between inputs, a smooth mixture of a few bandwidths;
-``local trend``: the full grid with the random-walk level and slope of the ``local`` trend
-family (:mod:`distgp.kernels.trend`; it nests the full grid alone: the evidence may give the
-walks no weight); ``quadratic trend``: the full grid with a quadratic trend part (it nests the
-linear one: every coefficient has its own weight, learned by the evidence). ``local trend``
-replaced the full grid alone, chosen on training data only (``python
-benchmarks/local_trend_backtest.py``, docs/forecasting.md)."""
-
-LOG_CANDIDATES: dict[str, dict[str, Any]] = {
-    "local trend, log": {"kernel.trend": "local", "kernel.transform": "log"},
-    "quadratic trend, log": {"kernel.trend": "quadratic", "kernel.transform": "log"},
-}
-"""Candidates the default selection adds for a series of positive values with no transform set
-(after :data:`DEFAULT_CANDIDATES`, so they count as the more complex): the full grid with the
-local or the quadratic trend, fitted to ``log y``, for growth and seasonality that scale with
-the level. Chosen on training data only (``python benchmarks/log_candidates_backtest.py``,
-docs/forecasting.md)."""
-
-SMOOTHER_FLOOR = 0.1
-"""Noise floor (fraction of ``var(y)``) of :func:`smoother_candidates`."""
-SMOOTHER_MIN_N = 100
-"""Fewest training points of a series that gets :func:`smoother_candidates` (issue 10's bound
-of a short series)."""
-
-
-def smoother_candidates(config: FitConfig, log: bool, n: int) -> dict[str, dict[str, Any]]:
-    """Candidates the default selection adds last for a series of at least
-    :data:`SMOOTHER_MIN_N` points: the local trend (and, with ``log``, its log model) with the
-    noise floor raised to :data:`SMOOTHER_FLOOR`, so that at least a tenth of the variance is
-    noise. With hundreds of weights the evidence can explain a noisy series almost exactly and
-    forecast from its last wiggles; a higher floor makes the fit smoother. Chosen on training
-    data only (``python benchmarks/candidate_backtest.py``, docs/forecasting.md). A shorter
-    series keeps the candidates chosen for short series: two origins of a few points each cannot
-    tell eight candidates apart (statsmodels' El Nino December temperatures, 49 points: one of
-    these won by one origin's luck and forecast twice as badly as the training mean). A floor
-    the user set at or above it leaves nothing to add (the candidates only ever raise it)."""
-    if config.learn.noise_floor >= SMOOTHER_FLOOR or n < SMOOTHER_MIN_N:
-        return {}
-    floor = {"learn.noise_floor": SMOOTHER_FLOOR}
-    out = {f"local trend, floor {SMOOTHER_FLOOR:g}": {"kernel.trend": "local", **floor}}
-    if log:
-        out[f"local trend, log, floor {SMOOTHER_FLOOR:g}"] = {
-            "kernel.trend": "local",
-            "kernel.transform": "log",
-            **floor,
-        }
-    return out
-
-
-SEASONAL_CANDIDATE = "linear trend, season"
-
-
-def seasonal_candidates(config: FitConfig, period: float | None) -> dict[str, dict[str, Any]]:
-    """The candidate the default selection adds last for a series with a seasonal ``period``
-    (:func:`~distgp.seasonality.seasonal_period`, input units): ``linear trend, season``, the
-    grid's few zero-frequency components (``flat``'s) with a linear trend and the seasonal
-    pattern and walk of that period (:mod:`distgp.kernels.trend`): a fixed season and one that
-    evolves, each phase forecast from its recent seasons. Nothing when no period was found, the
-    user set a season (every candidate then has it) or on the reference grid (raw inputs: a
-    season needs the data grid's). Chosen on training data only, against the local trend, no
-    trend, a quadratic trend, the noise floor at 0.1 and the log model with the season
-    (``python benchmarks/candidate_backtest.py``, docs/forecasting.md)."""
-    if not period or config.kernel.season or config.kernel.grid != "data":
-        return {}
-    return {
-        SEASONAL_CANDIDATE: {
-            "kernel.components": 1,
-            "kernel.trend": "linear",
-            "kernel.season": float(period),
-        }
-    }
-
-
-SIMPLER_TOLERANCE = 0.01  # a simpler candidate within 1% of the best held-out MSE is chosen
-SELECT_MAX_N = 1000  # the default selection runs on data with one input up to this many points
-HORIZON_FRACTION = 0.1  # default held-out points per origin, as a fraction of n
-MIN_HORIZON = 4
-MIN_TRAIN = 16  # a fold trains on at least this many points
-VALIDATION_ITERATIONS = 150  # DSCA iterations of a validation fit (the final fit runs in full)
-GUARD_ERRORS = 2.0
-"""Standard errors of the paired per-fold differences by which ``--tune``'s lowest held-out
-score must beat the default path's choice to replace it (:meth:`Evaluation.clearly_better_than`).
-Two, not Breiman's one: the lowest of 32 scores is biased low, and on training-only pseudo-tests
-(``python benchmarks/tune_guard_backtest.py``) one standard error replaced the default for the
-worse on 3 of 11 datasets, two on none."""
-
-RACE_FACTOR = 1.0
-"""A setting ``--tune``'s search proposes stops after a fold where its held-out squared error
-so far exceeds this many times that of the default path's choice on the same folds
-(:func:`behind`; a race, as in successive halving, which keeps a fixed fraction instead). The
-search replaces that choice only by a setting :meth:`~Evaluation.clearly_better_than` it: with
-two folds, one lost fold rules that out; with four, a setting behind after the first folds
-would need the others to win by far more than their spread. Replayed on un-raced ``--tune 32``
-runs of airfoil600, ale80, hoteldata, unemployment and cccp1000 (``python
-benchmarks/race_replay.py`` at commit 78fe082, the season then searched too) it left 48, 107,
-75, 74 and 65 of 128 fold fits and the same choice on each; a factor of 1.1 left 95, 120, 78,
-80 and 104."""
-
-
-@dataclass
-class Evaluation:
-    """One scored setting.
-
-    Attributes:
-        name: the candidate's label.
-        overrides: dotted config overrides of the candidate.
-        mse: held-out mean squared error (raw units), over all folds.
-        seconds: wall time of the candidate's fits.
-        folds: per-fold MSE (with several shards: shard by shard, each shard's folds in turn).
-        counts: held-out points of each fold.
-        z2: per fold, the sum of the held-out points' squared standardised errors
-            ``((g(y) - mean) / std)^2`` (Gaussian predictive of the transformed output, noise
-            included); see :attr:`mean_z2`.
-        stopped: scored on its first folds only: behind the default path's choice on them
-            (:func:`behind`); never chosen.
-        bar_mse: of a stopped evaluation, its bar's MSE over the same folds (see
-            :func:`reward`).
-    """
-
-    name: str
-    overrides: dict[str, Any]
-    mse: float
-    seconds: float
-    folds: list[float] = field(default_factory=list)
-    counts: list[int] = field(default_factory=list)
-    chosen: bool = False
-    z2: list[float] = field(default_factory=list)
-    stopped: bool = False
-    bar_mse: float | None = None
-
-    @classmethod
-    def scored(
-        cls,
-        name: str,
-        overrides: dict[str, Any],
-        folds: list[float],
-        counts: list[int],
-        seconds: float,
-        z2: Sequence[float] = (),
-    ) -> Evaluation:
-        """An evaluation from its per-fold MSEs and held-out counts (``inf`` if any fold is)."""
-        finite = all(map(math.isfinite, folds))
-        mse = float(np.average(folds, weights=counts)) if finite else math.inf
-        return cls(name, dict(overrides), mse, seconds, list(folds), list(counts), z2=list(z2))
-
-    @property
-    def mean_z2(self) -> float | None:
-        """Mean squared standardised held-out error ``sum(z2) / sum(counts)`` (``None`` without
-        finite ``z2``): about 1 for calibrated intervals. It is the factor on the predictive
-        variance that maximises the held-out log predictive density: scaling the whole
-        covariance (every weight and the noise) leaves the predictive mean unchanged and
-        multiplies the predictive variance (Sundararajan and Keerthi 2001, for leave-one-out)."""
-        if not self.z2 or len(self.z2) != len(self.counts):
-            return None
-        total = float(np.sum(self.z2))
-        return total / float(np.sum(self.counts)) if math.isfinite(total) and total > 0 else None
-
-    def clearly_better_than(self, other: Evaluation, errors: float = GUARD_ERRORS) -> bool:
-        """Whether this setting's held-out error is below ``other``'s by more than ``errors``
-        standard errors of their paired per-fold differences (Breiman et al.'s
-        one-standard-error rule, widened: ``other`` is the simpler model, and the best of many
-        noisy scores is biased low)."""
-        if not math.isfinite(self.mse) or self.mse >= other.mse:
-            return False
-        if not math.isfinite(other.mse):
-            return True
-        if len(self.folds) != len(other.folds) or len(self.folds) < 2:
-            return True
-        d = np.subtract(self.folds, other.folds)
-        return bool(d.mean() + errors * d.std(ddof=1) / math.sqrt(len(d)) < 0)
-
-
-def holdout_splits(
-    n: int,
-    series: bool,
-    horizon: int | None = None,
-    origins: int = 2,
-    folds: int = 4,
-    seed: int | list[int] = 0,
-    min_horizon: int = MIN_HORIZON,
-    min_train: int = MIN_TRAIN,
-) -> list[tuple[np.ndarray, np.ndarray]]:
-    """``(train, held-out)`` index pairs within ``n`` training points.
-
-    Raises:
-        InputDataError: the rolling origin needs more points than the series has.
-    """
-    if series:
-        h = rolling_horizon(n, horizon, min_horizon)
-        if h < 1 or origins < 1:
-            raise ConfigError("the rolling-origin horizon and number of origins must be >= 1")
-        if not has_room(n, origins, h, min_train):
-            raise InputDataError(
-                f"a rolling origin of {origins} x {h} held-out points leaves {n - origins * h} "
-                f"of the series' {n} training points (at least {min_train} needed); use a "
-                "shorter horizon or fewer origins"
-            )
-        return [
-            (np.arange(n - k * h), np.arange(n - k * h, n - (k - 1) * h))
-            for k in range(origins, 0, -1)
-        ]
-    if folds < 2 or n < 2 * folds:
-        raise InputDataError(f"{folds}-fold validation needs at least {2 * folds} points, got {n}")
-    order = np.random.default_rng(seed).permutation(n)
-    parts = np.array_split(order, folds)
-    return [
-        (np.sort(np.concatenate(parts[:k] + parts[k + 1 :])), np.sort(parts[k]))
-        for k in range(folds)
-    ]
-
-
-def past_the_end(X: np.ndarray, X_test: np.ndarray | None) -> bool:
-    """Whether every prediction input lies past the last input of one-input training data
-    ``X`` (``n x 1``): a forecast, also of unevenly spaced times, to be scored by rolling
-    origin in input order."""
-    return (
-        X_test is not None
-        and len(X_test) > 0
-        and X.shape[1] == 1
-        and float(np.min(X_test[:, 0])) > float(np.max(X[:, 0]))
-    )
-
-
-def as_forecast(
-    series: bool,
-    X: np.ndarray,
-    X_test: np.ndarray | None,
-    report: Callable[[str, dict[str, Any]], None],
-) -> bool:
-    """``series``, or ``True`` (said through ``report``) when the prediction inputs all lie
-    :func:`past_the_end` of one-input training data: scored by rolling origin then."""
-    if not series and past_the_end(X, X_test):
-        report("past the end", {})
-        return True
-    return series
-
-
-def in_input_order(
-    splits: list[tuple[np.ndarray, np.ndarray]], X: np.ndarray
-) -> list[tuple[np.ndarray, np.ndarray]]:
-    """Rolling-origin ``splits`` of positions in input order mapped to rows of one-input ``X``
-    (the identity for a series already in time order)."""
-    order = np.argsort(X[:, 0], kind="stable")
-    return [(np.sort(order[train]), np.sort(order[held])) for train, held in splits]
-
-
-def rolling_horizon(n: int, horizon: int | None = None, min_horizon: int = MIN_HORIZON) -> int:
-    """Held-out points per rolling origin: ``horizon`` if set, else :data:`HORIZON_FRACTION`
-    of ``n`` (at least ``min_horizon``)."""
-    return horizon if horizon is not None else max(min_horizon, math.ceil(HORIZON_FRACTION * n))
-
-
-def forecast_horizon(X: np.ndarray, X_test: np.ndarray | None) -> int | None:
-    """Steps (of the training series' median spacing) from the end of a 1-D series ``X``
-    (``n x 1``) to its furthest prediction input in ``X_test``; ``None`` when there are no
-    prediction inputs beyond the end (interpolation, or none given)."""
-    if X_test is None or len(X_test) == 0 or X.shape[1] != 1:
-        return None
-    x = np.unique(X[:, 0])
-    if len(x) < 2:
-        return None
-    lead = (float(np.max(X_test[:, 0])) - x[-1]) / float(np.median(np.diff(x)))
-    return round(lead) if lead >= 0.5 else None
-
-
-def with_forecast_horizon(
-    config: FitConfig, X: np.ndarray, series: bool, X_test: np.ndarray | None
-) -> tuple[FitConfig, int | None]:
-    """``config`` with ``tune.horizon`` set to the forecast horizon the prediction inputs ask
-    for (at least :data:`MIN_HORIZON`), so the rolling origins score the lead times the
-    forecast needs (FPP3 5.10); and that horizon. ``(config, None)`` unchanged when the user
-    set a horizon, the data is not a series, nothing is forecast past its end, or the series
-    has no room for ``tune.origins`` origins of that horizon."""
-    t = config.tune
-    steps = None if t.horizon is not None or not series else forecast_horizon(X, X_test)
-    if steps is None:
-        return config, None
-    horizon = max(steps, MIN_HORIZON)
-    if not has_room(len(X), t.origins, horizon):
-        return config, None
-    return configured(config, {"tune.horizon": horizon}), horizon
-
-
-def horizon_reported(
-    config: FitConfig,
-    X: np.ndarray,
-    series: bool,
-    X_test: np.ndarray | None,
-    report: Callable[[str, dict[str, Any]], None],
-) -> FitConfig:
-    """:func:`with_forecast_horizon`, saying through ``report`` which horizon the rolling
-    origins hold out, or that the forecast's own does not fit in the series."""
-    config, horizon = with_forecast_horizon(config, X, series, X_test)
-    if horizon is not None:
-        report("horizon", {"horizon": horizon})
-        return config
-    steps = forecast_horizon(X, X_test) if series and config.tune.horizon is None else None
-    if steps is not None:  # the forecast asked for a horizon the series has no room for
-        wanted, used = max(steps, MIN_HORIZON), rolling_horizon(len(X))
-        report("horizon too long", {"wanted": wanted, "used": used})
-    return config
-
-
-def has_room(n: int, origins: int, horizon: int, min_train: int = MIN_TRAIN) -> bool:
-    """Whether ``origins`` origins of ``horizon`` points leave ``min_train`` training points."""
-    return n - origins * horizon >= min_train
-
-
-def configured(config: FitConfig, overrides: dict[str, Any]) -> FitConfig:
-    """A copy of ``config`` with dotted ``overrides`` applied and checked."""
-    out = copy.deepcopy(config)
-    for key, value in overrides.items():
-        put(out, key, value)
-    return out.validate()
-
-
-def evaluate(
-    X: np.ndarray,
-    y: np.ndarray,
-    config: FitConfig,
-    name: str,
-    overrides: dict[str, Any],
-    splits: list[tuple[np.ndarray, np.ndarray]],
-    backend=None,
-    iterations: int | None = VALIDATION_ITERATIONS,
-    groups: np.ndarray | None = None,
-) -> Evaluation:
-    """Score one setting: a full fit per split on its training part, MSE on its held-out part.
-
-    ``groups`` (shard labels of ``shard: column:NAME``) are split with the data."""
-    candidates = [(name, overrides)]
-    return evaluate_many(X, y, config, candidates, splits, backend, iterations, groups)[0]
-
-
-def evaluate_many(
-    X: np.ndarray,
-    y: np.ndarray,
-    config: FitConfig,
-    candidates: Sequence[tuple[str, dict[str, Any]]],
-    splits: list[tuple[np.ndarray, np.ndarray]],
-    backend=None,
-    iterations: int | None = VALIDATION_ITERATIONS,
-    groups: np.ndarray | None = None,
-    bars: Sequence[Sequence[float] | None] | None = None,
-) -> list[Evaluation]:
-    """Score ``(name, overrides)`` settings on the same splits (:func:`evaluate` for each).
-
-    The fits are independent, so without a shared backend they run side by side in threads,
-    as many at once as :func:`parallel_fits` allows, each with that share of the thread budget
-    (the dense calls release the GIL: :mod:`distgp.kernels.lapack`). The scores are those of
-    one fit after another: each fit is deterministic, and below
-    :data:`~distgp.threads.BLAS_PARALLEL_N` rows its thread count changes none of its numbers
-    (one BLAS thread per call). Each evaluation's ``seconds`` is its share of the wall time, so
-    they add up to it.
-
-    ``bars``: per candidate, ``None`` or a bar's per-fold MSEs on the same splits (in
-    ``--tune``, the default path's choice's); with any, the folds are scored one at a time, in
-    order, and a candidate :func:`behind` its bar after a fold stops there (a race)."""
-    K = len(splits)
-    bars = list(bars) if bars is not None else [None] * len(candidates)
-    racing = any(bar is not None for bar in bars)
-    rows = max((len(train) for train, _ in splits), default=0)
-    width, share = parallel_fits(config, len(candidates) * (1 if racing else K), rows, backend)
-    trials = []
-    for _, overrides in candidates:
-        trial = configured(config, overrides)
-        if iterations is not None:
-            trial.learn.max_iterations = min(trial.learn.max_iterations, iterations)
-        if width > 1:
-            trial.learn.threads = share
-        trials.append(trial)
-
-    def score(task: tuple[int, int]) -> tuple[float, float, float]:
-        i, k = task
-        return _split_score(X, y, trials[i], splits[k], backend, groups)
-
-    counts = [len(held) for _, held in splits]
-    scores: dict[tuple[int, int], tuple[float, float, float]] = {}
-    alive = list(range(len(candidates)))
-    tic = time.perf_counter()
-    with contextlib.ExitStack() as stack:
-        pool = None
-        if width > 1:
-            # the process-wide BLAS limit is ``share`` for the whole batch, so the limit a task
-            # sets and restores on its way goes back to ``share``, not to this thread's own
-            stack.enter_context(blas_threads(share))
-            pool = stack.enter_context(ThreadPoolExecutor(width))
-        for folds in [[k] for k in range(K)] if racing else [list(range(K))]:
-            tasks = [(i, k) for i in alive for k in folds]
-            results = pool.map(score, tasks) if pool else map(score, tasks)
-            scores.update(zip(tasks, results, strict=True))
-            done = folds[-1] + 1
-            alive = [
-                i
-                for i in alive
-                if bars[i] is None
-                or not behind([scores[i, k][0] for k in range(done)], bars[i], counts)
-            ]
-    wall = time.perf_counter() - tic
-    busy = sum(seconds for _, _, seconds in scores.values()) or 1.0
-    out = []
-    for i, (name, overrides) in enumerate(candidates):
-        mine = [scores[i, k] for k in range(K) if (i, k) in scores]
-        seconds = wall * sum(s for _, _, s in mine) / busy
-        errors, z2 = [m for m, _, _ in mine], [z for _, z, _ in mine]
-        e = Evaluation.scored(name, overrides, errors, counts[: len(mine)], seconds, z2)
-        if len(mine) < K:
-            e.stopped = True
-            e.bar_mse = float(np.average(bars[i][: len(mine)], weights=e.counts))
-        out.append(e)
-    return out
-
-
-def behind(
-    folds: Sequence[float], bar: Sequence[float], counts: Sequence[int], factor: float = 0
-) -> bool:
-    """Whether a setting's held-out squared error on its first ``len(folds)`` folds (per-fold
-    MSEs, ``counts`` held-out points each) exceeds ``factor`` (:data:`RACE_FACTOR` by default)
-    times the bar's on the same folds, with folds left to score."""
-    k = len(folds)
-    if k >= len(bar):
-        return False
-    ours = float(np.dot(folds, counts[:k]))
-    theirs = float(np.dot(bar[:k], counts[:k]))
-    return not ours <= (factor or RACE_FACTOR) * theirs  # a non-finite score is behind
-
-
-def parallel_fits(config: FitConfig, tasks: int, rows: int, backend=None) -> tuple[int, int]:
-    """``(width, threads)``: how many of ``tasks`` independent held-out fits on up to ``rows``
-    training points run at once and the threads of each, the run's thread budget
-    (``learn.threads``, else the idle cores) split among them. ``(1, budget)`` when a shared
-    backend (a Ray instance) runs the fits, their agents are not in this process, or the fits
-    are smaller than :data:`~distgp.kernels.lapack.GIL_FREE_MIN_N` rows: their dense calls then
-    hold the GIL, and two at a time were slower than one after another (0.78x on hoteldata's
-    148 points at commit d0d25df, ``benchmarks/parallel_fits.py``)."""
-    total = config.learn.threads or default_threads()
-    if backend is not None or config.backend_name != "inline" or rows < GIL_FREE_MIN_N:
-        return 1, total
-    width = max(1, min(total, tasks))
-    return width, max(1, total // width)
-
-
-def _split_score(
-    X: np.ndarray,
-    y: np.ndarray,
-    trial: FitConfig,
-    split: tuple[np.ndarray, np.ndarray],
-    backend,
-    groups: np.ndarray | None,
-) -> tuple[float, float, float]:
-    """One split's held-out MSE (raw units), sum of squared z-scores and seconds, from a fit on
-    its training part (``inf`` scores if that cannot be factorised)."""
-    from distgp.driver import fit
-
-    train, held = split
-    tic = time.perf_counter()
-    try:
-        part = None if groups is None else groups[train]
-        # predicted while the agents live: a private model's agents hold only this split
-        result = fit(X[train], y[train], trial, groups=part, backend=backend, X_test=X[held])
-        mse = float(np.mean((y[held] - result.forecast()) ** 2))
-        mean, std = result.prediction
-        z = (result.model.transform.forward(y[held]) - mean) / std
-        z2 = float(np.sum(z**2))
-    except np.linalg.LinAlgError:  # a setting that cannot be factorised scores inf
-        mse = z2 = math.inf
-    return mse, z2, time.perf_counter() - tic
-
-
-def default_candidates(
-    config: FitConfig, series: bool, positive: bool, n: int, period: float | None = None
-) -> dict[str, dict]:
-    """The default selection's candidates for ``n`` training points, simplest first:
-    :data:`DEFAULT_CANDIDATES`, :data:`LOG_CANDIDATES` for a series of ``positive`` outputs
-    with no transform set, then for a series :func:`smoother_candidates` and, with a seasonal
-    ``period`` (input units), :func:`seasonal_candidates`; on the reference grid (raw inputs)
-    the full grid alone stands in for the local trend, and there is no seasonal walk."""
-    candidates = dict(DEFAULT_CANDIDATES)
-    log = series and positive and config.kernel.transform == "none"
-    if log:
-        candidates.update(LOG_CANDIDATES)
-    if series:
-        candidates.update(smoother_candidates(config, log, n))
-    if series:
-        candidates.update(seasonal_candidates(config, period))
-    if config.kernel.grid == "data":
-        return candidates
-    return {  # the local trend needs the data grid's standardised inputs: the full grid alone
-        name.replace("local trend", "stationary"): (
-            {**overrides, "kernel.trend": "none"}
-            if overrides.get("kernel.trend") == "local"
-            else overrides
-        )
-        for name, overrides in candidates.items()
-    }
-
-
-def applies(config: FitConfig, series: bool, n: int, *, dims: int) -> bool:
-    """Whether the default selection runs: trend ``auto``, one input, at most
-    ``SELECT_MAX_N`` points, and room for the held-out data (the rolling origin of a series;
-    otherwise ``tune.folds`` folds, each training on at least ``MIN_TRAIN`` points)."""
-    t = config.tune
-    if not (config.kernel.trend == "auto" and dims == 1 and n <= SELECT_MAX_N):
-        return False
-    if not series:
-        return n >= 2 * t.folds and n - math.ceil(n / t.folds) >= MIN_TRAIN
-    if t.horizon is not None:
-        holdout_splits(n, True, t.horizon, t.origins)  # a horizon the user set must fit
-        return True
-    return has_room(n, t.origins, rolling_horizon(n))
-
-
-def check_data(
-    config: FitConfig,
-    X: np.ndarray,
-    y: np.ndarray,
-    series: bool,
-    names: list[str] | None = None,
-) -> None:
-    """Fail fast on outer settings the training data cannot support: a trend family or a
-    season its ``n x P`` inputs ``X`` cannot hold, a transform that needs positive data, a
-    rolling origin longer than the series, and with ``names`` (a tuning run's tunables), none
-    of them applying (:func:`search_space`)."""
-    from distgp.transforms import OutputTransform, parse_transform
-
-    dims = X.shape[1]
-    step = series_step(X) if config.kernel.season else 0.0
-    TrendBasis.named(config.kernel.trend, dims, config.kernel.season, step)
-    OutputTransform.fitted(*parse_transform(config.kernel.transform), y)
-    if series:
-        applies(config, series, len(y), dims=1)
-    if names:
-        search_space(names, config, training_facts(X, y, series))
-
-
-def training_facts(X: np.ndarray, y: np.ndarray, series: bool) -> TrainingFacts:
-    """The :class:`TrainingFacts` of training data in the driver (``n x P`` inputs ``X``)."""
-    period = seasonal_period(X, y) if series else None
-    return TrainingFacts(len(y), X.shape[1], bool(series), bool(np.all(y > 0)), period)
-
-
-def fit_selected(
-    X: np.ndarray,
-    y: np.ndarray,
-    config: FitConfig,
-    series: bool,
-    report: Callable[[str, dict[str, Any]], None] | None = None,
-    **fit_options: Any,
-):
-    """``driver.fit`` after choosing among :func:`default_candidates` on held-out training
-    data: by rolling origin for a series, by ``tune.folds`` random folds for other data with
-    one input.
-
-    Returns:
-        ``(FitResult, evaluations)``; ``evaluations`` is empty when no selection ran (several
-        inputs, a trend family fixed by the user, or too little data), and the fit then uses
-        ``config`` as is (trend ``auto`` is then linear with one input, none with several).
-    """
-    from distgp.driver import fit
-
-    report = report or (lambda event, fields: None)
-    if config.kernel.trend == "auto":  # a fixed trend family: no selection to score
-        series = as_forecast(series, X, fit_options.get("X_test"), report)
-    check_data(config, X, y, series)
-    if not applies(config, series, len(y), dims=X.shape[1]):
-        if X.shape[1] == 1 and config.kernel.trend == "auto":
-            report("no choice", {"n": len(y), "many": len(y) > SELECT_MAX_N})
-        return fit(X, y, config, report=report, **fit_options), []
-    if fit_options.get("backend") is None and config.backend_name == "ray":
-        # one Ray instance for every candidate's fits and the final fit (ray.init takes seconds)
-        from distgp.driver import make_run_backend, preflight
-
-        preflight(config, len(y), fit_options.get("groups"))
-        with make_run_backend(config) as backend:
-            return _select_and_fit(
-                X, y, config, series, report, {**fit_options, "backend": backend}
-            )
-    return _select_and_fit(X, y, config, series, report, fit_options)
-
-
-def _select_and_fit(
-    X: np.ndarray,
-    y: np.ndarray,
-    config: FitConfig,
-    series: bool,
-    report: Callable[[str, dict[str, Any]], None],
-    fit_options: dict[str, Any],
-):
-    """:func:`fit_selected`'s choice and final fit, on ``fit_options``'s backend if any."""
-    from distgp.driver import fit
-
-    config = horizon_reported(config, X, series, fit_options.get("X_test"), report)
-    t = config.tune
-    if not series:
-        report("folds", {"folds": t.folds})
-    splits = holdout_splits(len(y), series, t.horizon, t.origins, t.folds, config.seed)
-    if series:
-        splits = in_input_order(splits, X)
-    backend, groups = fit_options.get("backend"), fit_options.get("groups")
-    period = seasonal_period(X, y) if series else None
-    positive = bool(np.all(y > 0))
-    candidates = list(default_candidates(config, series, positive, len(y), period).items())
-    if any(name == SEASONAL_CANDIDATE for name, _ in candidates):
-        report("season", {"period": period})
-    with flops.excluded():  # a benchmark's flops per iteration are the final fit's
-        evaluations = evaluate_many(X, y, config, candidates, splits, backend, groups=groups)
-    for evaluation in evaluations:
-        report("candidate", {"evaluation": evaluation})
-    best = simplest_best(evaluations)
-    best.chosen = True
-    report("selected", {"evaluation": best})
-    lowest = min(evaluations, key=lambda e: e.mse)
-    if lowest is not best:
-        report("simpler", {"evaluation": best, "lowest": lowest})
-    # no warm start from a fold: DSCA is a local method, and the final fit should be the fit
-    # the candidate's own settings give (a fold's optimum can lead it elsewhere)
-    result = fit(X, y, configured(config, best.overrides), report=report, **fit_options)
-    return calibrated(result, best, config, report), evaluations
-
-
-def calibrated(
-    result: FitResult,
-    chosen: Evaluation,
-    config: FitConfig,
-    report: Callable[[str, dict[str, Any]], None] | None = None,
-) -> FitResult:
-    """``result`` with its predictive variance widened by the chosen setting's held-out
-    :attr:`~Evaluation.mean_z2` where that exceeds 1 (``tune.calibrate``; the predictive mean
-    is unchanged).
-
-    The evidence fixes the kernel's overall scale from the training data alone; with the noise
-    at its floor, or a forecast further out than the data's own correlations reach, its
-    intervals are too narrow. The held-out folds measure that where the forecast is made (a
-    rolling origin's lead times). Intervals are only widened: narrowing them on a few dozen
-    held-out points under-covered more often than it helped (docs/forecasting.md,
-    ``benchmarks/calibration_backtest.py``)."""
-    z2 = chosen.mean_z2
-    if not config.tune.calibrate or z2 is None:
-        return result
-    scale = max(1.0, z2)
-    result.model.variance_scale = scale
-    if result.prediction is not None:
-        mean, std = result.prediction
-        result.prediction = (mean, std * math.sqrt(scale))
-    if report is not None:
-        report("calibrated", {"mean_z2": z2, "scale": scale, "points": int(sum(chosen.counts))})
-    return result
-
-
-def simplest_best(evaluations: list[Evaluation]) -> Evaluation:
-    """The first (simplest) evaluation within :data:`SIMPLER_TOLERANCE` of the lowest MSE."""
-    lowest = min(e.mse for e in evaluations)
-    return next(e for e in evaluations if e.mse <= lowest * (1 + SIMPLER_TOLERANCE))
-
-
-def evaluations_csv(evaluations: list[Evaluation]) -> str:
-    """One row per scored setting: name, held-out MSE, seconds, per-fold MSEs and held-out
-    points, overrides, whether it was chosen and whether it stopped early (its MSE then over
-    the folds it was scored on)."""
-    lines = ["evaluation,setting,heldout_mse,seconds,fold_mse,fold_points,overrides,chosen,stopped"]
-    for i, e in enumerate(evaluations):
-        folds = " ".join(f"{v:.6g}" for v in e.folds)
-        points = " ".join(str(c) for c in e.counts)
-        settings = " ".join(f"{k}={v}" for k, v in e.overrides.items())
-        chosen, stopped = "yes" if e.chosen else "", "yes" if e.stopped else ""
-        lines.append(
-            f'{i},"{e.name}",{e.mse:.8g},{e.seconds:.3f},{folds},{points},"{settings}",{chosen},'
-            f"{stopped}"
-        )
-    return "\n".join(lines) + "\n"
-
-
-# ----------------------------------------------------------------------------------------------
-# BKB on top of the learner (``distgp fit --tune BUDGET``)
+from distgp.seasonality import seasonal_period
+from distgp.selection import applies, calibrated, check_data, default_candidates, simplest_best
 
 TUNABLES: dict[str, tuple[str, tuple[Any, ...]]] = {
     "trend": ("kernel.trend", ("none", "constant", "linear", "quadratic", "local")),
@@ -753,6 +52,7 @@ the data grid with a period (the user's ``kernel.season``, else the one
 ``benchmarks/tune_guard_backtest.py`` searching it turned the nine series' geometric mean
 ratio to the default path's choice from 1.00 (no switch) to 1.20 (clay 0.93x,
 employmentdata 5.4x)."""
+
 
 TUNE_BETA = 2.0  # UCB width in GP standard deviations
 
@@ -842,17 +142,17 @@ def tune(
     room for them (more held-out data than the default selection's, as the best of many
     candidates is chosen).
     Once those are scored, each setting BKB proposes races the default path's choice fold by
-    fold (:data:`RACE_FACTOR`; BKB is told its :func:`reward`). The best setting scored on
-    every fold replaces the default path's choice only when it is
+    fold (:data:`~distgp.holdout.RACE_FACTOR`; BKB is told its :func:`reward`). The best
+    setting scored on every fold replaces the default path's choice only when it is
     :meth:`~Evaluation.clearly_better_than` it (by more than two standard errors of the paired
     per-fold differences: the lowest of many noisy scores is biased low), and the chosen
     setting is refitted on all training data.
 
     With the inline backend the evaluations run one after another in this process, each a full
-    fit per split of the training set (:func:`evaluate`). With a Ray backend agents score each
-    batch at once, each on its own shard (:mod:`distgp.tune_shards`): with one agent, four
-    copies of it each run one evaluation of the batch (the same numbers as inline); with ``N``
-    agents, each scores every candidate on its own shard.
+    fit per split of the training set (:func:`~distgp.holdout.evaluate`). With a Ray backend
+    agents score each batch at once, each on its own shard (:mod:`distgp.tune_shards`): with
+    one agent, four copies of it each run one evaluation of the batch (the same numbers as
+    inline); with ``N`` agents, each scores every candidate on its own shard.
 
     With ``shards`` (shard files the agents read; ``X``, ``y`` and ``series`` are then None)
     the agents score on any backend, and the driver learns only what their summaries say: the
@@ -1029,6 +329,22 @@ class TrainingFacts:
     series: bool
     positive: bool
     period: float | None = None
+
+
+def training_facts(X: np.ndarray, y: np.ndarray, series: bool) -> TrainingFacts:
+    """The :class:`TrainingFacts` of training data in the driver (``n x P`` inputs ``X``)."""
+    period = seasonal_period(X, y) if series else None
+    return TrainingFacts(len(y), X.shape[1], bool(series), bool(np.all(y > 0)), period)
+
+
+def check_search(
+    config: FitConfig, X: np.ndarray, y: np.ndarray, series: bool, names: list[str]
+) -> None:
+    """:func:`~distgp.selection.check_data`, and that some of the tunables ``names`` apply to
+    the training data (:func:`search_space`): a tuning run's bad input, found before any agent
+    starts."""
+    check_data(config, X, y, series)
+    search_space(check_tunables(list(names)), config, training_facts(X, y, series))
 
 
 @dataclass

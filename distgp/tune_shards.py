@@ -14,7 +14,7 @@ all agents: the pooled held-out MSE of shard-local models. No raw data and no pr
 an agent, only two numbers per fold (and its seconds) per candidate.
 
 With one agent the shard is the whole training set and the splits are those of
-:func:`distgp.tune.holdout_splits`, so every score equals the sequential path's. With ``N``
+:func:`distgp.holdout.holdout_splits`, so every score equals the sequential path's. With ``N``
 agents each local fit sees about ``n / N`` points (a shard of a series is a thinned series
 over the same span), so a batch of ``B`` candidates costs about ``B / N^2`` of the sequential
 path's dense algebra, and the score rates a candidate by how its shard-sized models forecast,
@@ -31,7 +31,7 @@ import numpy as np
 
 from distgp.config import FitConfig, build
 from distgp.exceptions import BackendError, InputDataError
-from distgp.tune import (
+from distgp.holdout import (
     MIN_HORIZON,
     MIN_TRAIN,
     VALIDATION_ITERATIONS,
@@ -112,7 +112,7 @@ def score_shard(
         candidates: dotted config overrides, one map per candidate.
         rule: from :func:`validation_rule`.
         bars: per candidate, ``None`` or the bar's per-fold MSEs on this shard's folds
-            (:func:`distgp.tune.evaluate_many`).
+            (:func:`distgp.holdout.evaluate_many`).
     """
     config = build(FitConfig, json.loads(config_text), "")
     config.consensus.agents = 1  # a stand-alone fit in this process
@@ -157,7 +157,7 @@ def score_on_agents(
     Each evaluation's ``seconds`` is its share of the batch's wall time (so the seconds of a
     tuning run add up to its wall time), ``folds`` the held-out MSE of each fold of each shard.
     ``bars``: per candidate, ``None`` or an evaluation's ``folds`` on the same shards, each
-    agent racing the candidate against its own shard's part (:func:`distgp.tune.evaluate_many`);
+    agent racing the candidate against its own shard's part (:func:`distgp.holdout.evaluate_many`);
     a candidate any agent stopped is ``stopped``.
     """
     from distgp.agents.backends import AgentFailure

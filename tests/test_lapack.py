@@ -1,5 +1,5 @@
 """The GIL-free BLAS/LAPACK calls (distgp.kernels.lapack) and the held-out fits they let run
-side by side (distgp.tune.evaluate_many)."""
+side by side (distgp.holdout.evaluate_many)."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ import scipy.linalg
 from threadpoolctl import threadpool_limits
 
 from distgp.config import FitConfig
+from distgp.holdout import evaluate_many, holdout_splits, in_input_order, parallel_fits
 from distgp.kernels import lapack
 from distgp.kernels.compute import NumpyOps
-from distgp.tune import evaluate_many, holdout_splits, in_input_order, parallel_fits
 
 
 @pytest.fixture

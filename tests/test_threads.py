@@ -216,7 +216,7 @@ def test_the_held_out_fits_of_the_default_path_are_not_counted():
     """The floor is per iteration of the final fit: the outer choice's fits before it (two
     rolling origins of several candidates) must not add their flops."""
     from distgp.config import FitConfig
-    from distgp.tune import fit_selected
+    from distgp.selection import fit_selected
 
     x = np.arange(80.0)[:, None]
     y = np.sin(2 * np.pi * x[:, 0] / 12) + 0.02 * x[:, 0]
@@ -228,7 +228,7 @@ def test_the_held_out_fits_of_the_default_path_are_not_counted():
     chosen = next(e for e in evaluations if e.chosen)
     with flops.counting() as alone:  # the final fit on its own, the chosen setting's config
         from distgp.driver import fit
-        from distgp.tune import configured
+        from distgp.holdout import configured
 
         fit(x, y, configured(config, chosen.overrides))
     assert counted == pytest.approx(alone)

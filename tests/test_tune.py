@@ -10,15 +10,15 @@ import pytest
 from distgp import GSMPRegressor
 from distgp.config import FitConfig
 from distgp.exceptions import InputDataError
+from distgp.holdout import holdout_splits
 from distgp.seasonality import seasonal_period
-from distgp.tune import (
+from distgp.selection import (
     DEFAULT_CANDIDATES,
     LOG_CANDIDATES,
     SEASONAL_CANDIDATE,
     applies,
     default_candidates,
     fit_selected,
-    holdout_splits,
 )
 
 
@@ -50,7 +50,7 @@ def test_rolling_origin_longer_than_the_series_is_refused():
 def test_rolling_origins_score_the_forecast_horizon_of_the_test_inputs():
     """Backtests score the lead times the forecast needs: with prediction inputs past the end of
     a series, each origin holds out as many points as they reach ahead (FPP3 5.10)."""
-    from distgp.tune import forecast_horizon, with_forecast_horizon
+    from distgp.holdout import forecast_horizon, with_forecast_horizon
 
     x = np.arange(0.0, 120.0, 0.5)[:, None]  # spacing 0.5
     ahead = 120.0 + 0.5 * np.arange(30.0)[:, None]  # 30 steps, the last one 30 steps ahead
@@ -113,7 +113,9 @@ def test_selection_falls_back_to_a_flat_model_on_noise():
 
 
 def test_bkb_tuning_scores_the_default_candidates_first_and_refits_the_best(tmp_path):
-    from distgp.tune import evaluations_csv, simplest_best, tune
+    from distgp.holdout import evaluations_csv
+    from distgp.selection import simplest_best
+    from distgp.tune import tune
 
     x = np.arange(1.0, 61.0)[:, None]
     y = 3 + 0.05 * x[:, 0] + np.sin(2 * np.pi * x[:, 0] / 12)
@@ -166,7 +168,7 @@ def test_a_budget_of_the_first_batch_says_it_does_not_search():
 def test_a_tuned_setting_replaces_the_default_only_when_clearly_better():
     """Two standard errors of the paired fold differences: a lower mean from one lucky fold is
     not enough, nor is a margin that clears one standard error only."""
-    from distgp.tune import Evaluation
+    from distgp.holdout import Evaluation
 
     default = Evaluation.scored("default", {}, [10.0, 10.0, 10.0, 10.0], [5] * 4, 1.0)
     lucky = Evaluation.scored("lucky", {}, [1.0, 12.0, 12.0, 12.0], [5] * 4, 1.0)
@@ -246,7 +248,7 @@ def test_agents_score_a_batch_as_the_count_weighted_mean_of_their_shards():
 def test_a_setting_behind_its_bar_stops_after_the_fold_that_shows_it():
     """The race of --tune's search: folds in order, a candidate whose squared error so far
     exceeds RACE_FACTOR times its bar's stops; the others score as without a race."""
-    from distgp.tune import RACE_FACTOR, behind, evaluate_many
+    from distgp.holdout import RACE_FACTOR, behind, evaluate_many
 
     assert not behind([1.0], [1.0, 1.0], [5, 5])
     assert behind([RACE_FACTOR * 1.01], [1.0, 1.0], [5, 5])
@@ -274,7 +276,8 @@ def test_a_setting_behind_its_bar_stops_after_the_fold_that_shows_it():
 def test_a_stopped_setting_tells_bkb_its_score_relative_to_the_default_on_its_folds():
     """The reward of a stopped setting projects its early-fold MSE by the default's own ratio
     of all folds to those folds: behind the default on easy early folds is still behind."""
-    from distgp.tune import Evaluation, reward
+    from distgp.holdout import Evaluation
+    from distgp.tune import reward
 
     default = Evaluation.scored("default", {}, [1.0, 9.0], [10, 10], 0.0)  # MSE 5
     behind_early = Evaluation.scored("x", {}, [2.0], [10], 0.0)
@@ -322,7 +325,8 @@ def test_tuning_over_ray_agents_makes_the_sequential_choice(ray_local):
 
 
 def test_the_smoother_candidates_only_ever_raise_the_noise_floor():
-    from distgp.tune import SMOOTHER_FLOOR, configured, smoother_candidates
+    from distgp.holdout import configured
+    from distgp.selection import SMOOTHER_FLOOR, smoother_candidates
 
     config = FitConfig()
     (local,) = smoother_candidates(config, False, 100).values()
@@ -367,7 +371,8 @@ def test_held_out_z_scores_widen_the_intervals_they_show_too_narrow(tmp_path):
     predictive std, set a factor on the final predictive variance when their mean square
     exceeds 1; the predictive mean does not change, and the model keeps the factor."""
     from distgp.gp import GSMPModel
-    from distgp.tune import calibrated, configured, evaluate
+    from distgp.holdout import configured, evaluate
+    from distgp.selection import calibrated
 
     rng = np.random.default_rng(5)
     x = np.arange(1.0, 81.0)[:, None]
@@ -422,7 +427,8 @@ def test_a_positive_series_also_scores_models_of_log_y():
     as the more complex), unless a transform is set or a value is not positive; a series then
     adds the smoother local trends (a log one where the log candidates joined); --tune's first
     evaluations are the same candidates, over as many batches as they need."""
-    from distgp.tune import _first_candidates, configured, tune_arms
+    from distgp.holdout import configured
+    from distgp.tune import _first_candidates, tune_arms
 
     config = FitConfig()
     smoother = ["local trend, floor 0.1", "local trend, log, floor 0.1"]
@@ -457,14 +463,8 @@ def test_the_search_offers_the_season_where_a_series_has_a_period():
     """``season`` is searched (without a season, or with the period) only for a series on the
     data grid with a period: the user's kernel.season, else the one the data show; its arms
     carry the period in input units and the first evaluations are the default path's."""
-    from distgp.tune import (
-        _arm_label,
-        _first_candidates,
-        arm_overrides,
-        configured,
-        tune,
-        tune_arms,
-    )
+    from distgp.holdout import configured
+    from distgp.tune import _arm_label, _first_candidates, arm_overrides, tune, tune_arms
 
     names, grid = tune_arms(["trend", "season"], False, seasonal=True)
     assert names == ["trend", "season"] and grid.shape == (10, 2)
@@ -496,7 +496,7 @@ def test_prediction_inputs_past_the_end_are_scored_as_a_forecast():
     """Unevenly spaced times, rows in any order, prediction inputs past the last one: the
     candidates are scored by rolling origin in input order (random folds would score
     interpolation and pick a model that cannot follow the trend)."""
-    from distgp.tune import in_input_order, past_the_end
+    from distgp.holdout import in_input_order, past_the_end
 
     rng = np.random.default_rng(7)
     t = np.sort(rng.uniform(0, 100, 120))
@@ -522,7 +522,8 @@ def test_prediction_inputs_past_the_end_are_scored_as_a_forecast():
 def test_tune_compares_with_the_choice_the_default_path_makes_on_its_own_origins():
     """A search scores 4 rolling origins where the default path scores the last 2: the
     default it must clearly beat is the one the default path would fit, by its own folds."""
-    from distgp.tune import Evaluation, default_choice
+    from distgp.holdout import Evaluation
+    from distgp.tune import default_choice
 
     a = Evaluation.scored("a", {}, [1.0, 1.0, 5.0, 5.0], [10] * 4, 0.0)  # best on all four
     b = Evaluation.scored("b", {}, [9.0, 9.0, 4.0, 4.0], [10] * 4, 0.0)  # best on the last two
@@ -585,7 +586,7 @@ def test_the_reference_grid_scores_the_full_grid_alone_in_place_of_the_local_tre
 
 
 def test_a_seasonal_series_also_scores_a_linear_trend_with_its_season():
-    from distgp.tune import configured
+    from distgp.holdout import configured
 
     config = FitConfig()
     candidates = default_candidates(config, True, True, 200, 12.0)

@@ -96,7 +96,8 @@ def gsmp_run(dataset, overrides: dict[str, Any], backend=None) -> dict[str, Any]
     from distgp import flops
     from distgp.config import FitConfig
     from distgp.gp import regression_metrics
-    from distgp.tune import configured, fit_selected
+    from distgp.holdout import configured
+    from distgp.selection import fit_selected
 
     config = configured(FitConfig(), overrides)
     tic = time.perf_counter()

@@ -104,7 +104,8 @@ def measure(
 
     from distgp.config import FitConfig
     from distgp.data import load_dataset
-    from distgp.tune import fit_selected, tune
+    from distgp.selection import fit_selected
+    from distgp.tune import tune
 
     data = load_dataset(path)
     X, y, series = data.X_train, data.y_train, data.series

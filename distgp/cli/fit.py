@@ -18,12 +18,12 @@ CUSTOM_FLAGS = {"data.shards": "shards"}  # globs and NAME@RESOURCE, expanded by
 OPTIONAL_OUTPUTS = {"spectrum.png", "prediction.png", "convergence.png", "tune.csv", "tune.png"}
 
 
-def _tuning():
-    """:mod:`distgp.tune`, imported when a line needs its constants (not at start-up: it
+def _selection():
+    """:mod:`distgp.selection`, imported when a line needs its constants (not at start-up: it
     imports the kernels and scipy)."""
-    from distgp import tune
+    from distgp import selection
 
-    return tune
+    return selection
 
 
 OUTER_CHOICE_LINES: dict[str, Callable[[dict[str, Any]], str]] = {
@@ -33,17 +33,17 @@ OUTER_CHOICE_LINES: dict[str, Callable[[dict[str, Any]], str]] = {
     ),
     "horizon too long": lambda f: (
         f"the test inputs reach {f['wanted']} steps ahead, too far for the rolling origins in "
-        f"this series (each leaves {_tuning().MIN_TRAIN} or more training points): they hold out "
-        f"{f['used']} each"
+        f"this series (each leaves {_selection().MIN_TRAIN} or more training points): they hold "
+        f"out {f['used']} each"
     ),
     "simpler": lambda f: (
         f"chose {f['evaluation'].name}: the simplest candidate within "
-        f"{100 * _tuning().SIMPLER_TOLERANCE:g}% of the lowest held-out MSE "
+        f"{100 * _selection().SIMPLER_TOLERANCE:g}% of the lowest held-out MSE "
         f"({f['lowest'].mse:.5g}, {f['lowest'].name})"
     ),
     "season": lambda f: (
         f"the training data's changes repeat every {f['period']:g} input units (their "
-        f"autocorrelation): the candidate {_tuning().SEASONAL_CANDIDATE} has a season of that "
+        f"autocorrelation): the candidate {_selection().SEASONAL_CANDIDATE} has a season of that "
         "period (--season sets one for every fit)"
     ),
     "folds": lambda f: (
@@ -67,9 +67,9 @@ OUTER_CHOICE_LINES: dict[str, Callable[[dict[str, Any]], str]] = {
     "no choice": lambda f: (
         f"no held-out choice of the model: {f['n']} points are "
         + (
-            f"more than it runs on ({_tuning().SELECT_MAX_N}); --tune BUDGET searches"
+            f"more than it runs on ({_selection().SELECT_MAX_N}); --tune BUDGET searches"
             if f["many"]
-            else f"too few for it (each fold trains on {_tuning().MIN_TRAIN} or more)"
+            else f"too few for it (each fold trains on {_selection().MIN_TRAIN} or more)"
         )
         + "; a linear trend (--trend sets the family)"
     ),
@@ -108,7 +108,8 @@ def run_fit(args: argparse.Namespace) -> int:
     from distgp.data import ShardSummary, load_dataset, varying_columns, with_test_file
     from distgp.driver import preflight
     from distgp.io import check_output_dir
-    from distgp.tune import check_data, tunable_names
+    from distgp.selection import check_data
+    from distgp.tune import check_search, tunable_names
 
     config = _resumed_config(args) if args.resume else _config(args)
     config.validate()
@@ -147,8 +148,11 @@ def run_fit(args: argparse.Namespace) -> int:
             f"{config.consensus.agents} agents, one per value of {shard_column} (--agents sets it)"
         )
     preflight(config, len(dataset.y_train), dataset.groups_train)
-    names = tunable_names(config) if config.tune.budget else None
-    check_data(config, dataset.X_train, dataset.y_train, dataset.series, names)
+    X, y, series = dataset.X_train, dataset.y_train, dataset.series
+    if config.tune.budget:
+        check_search(config, X, y, series, tunable_names(config))
+    else:
+        check_data(config, X, y, series)
     progress(
         f"data {dataset.name}: {len(dataset.y_train)} training / {len(dataset.y_test)} test "
         f"points, "
@@ -242,7 +246,8 @@ def _learn(dataset, config, progress, checkpoint=None, resume=False, X_test=None
     default selection with one input in one file); ``dataset`` is None with shard files. Returns
     ``(FitResult, evaluations)``."""
     from distgp.driver import fit, shard_files
-    from distgp.tune import fit_selected, tunable_names, tune
+    from distgp.selection import fit_selected
+    from distgp.tune import tunable_names, tune
 
     def report(event, fields):
         if event in ("candidate", "selected"):
@@ -391,7 +396,7 @@ def _write_outputs(out, dataset, config, result, progress, plots: bool, evaluati
             figures.convergence(result.history, out / "convergence.png")
             written.add("convergence.png")
     if evaluations:
-        from distgp.tune import evaluations_csv
+        from distgp.holdout import evaluations_csv
 
         write_text(out / "tune.csv", evaluations_csv(evaluations))
         written.add("tune.csv")
