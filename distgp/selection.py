@@ -1,5 +1,4 @@
-"""The default path's outer choice (``distgp fit`` without ``--tune``) for data with one input
-and for small data with several.
+"""The default path's outer choice for data with one input (``distgp fit`` without ``--tune``).
 
 :func:`fit_selected` scores the few candidates of :func:`default_candidates` (trend family, the
 log transform for a positive series, a smoother local trend and a season for a series, and
@@ -60,25 +59,6 @@ linear one: every coefficient has its own weight, learned by the evidence). ``lo
 replaced the full grid alone, chosen on training data only (``python
 benchmarks/local_trend_backtest.py``, docs/forecasting.md)."""
 
-
-MULTI_INPUT_CANDIDATES: dict[str, dict[str, Any]] = {
-    "level": DEFAULT_CANDIDATES["level"],
-    "linear": {**DEFAULT_CANDIDATES["level"], "kernel.trend": "linear"},
-    "stationary": {"kernel.trend": "none"},
-    "linear trend": {"kernel.trend": "linear"},
-}
-"""Candidates of the default selection for small data with several inputs (fewer than
-:data:`SMALL_MULTI_INPUT_N` points), simplest first: ``level`` (a constant and a few narrow,
-nearly white components: it predicts about the training mean), ``linear`` (the same with a
-linear trend in each input: Bayesian linear regression), ``stationary`` (the full grid, the
-default for several inputs) and ``linear trend`` (the full grid and the linear trend). On a
-few dozen points the evidence of hundreds of components can explain the training data almost
-exactly and predict worse than its mean; K-fold scores on the training data tell."""
-
-SMALL_MULTI_INPUT_N = 100
-"""Data with several inputs gets the default selection below this many training points (issue
-10's bound of small data): above it the full grid's evidence has the data to choose its own
-weights, and the folds' fits would cost a multiple of the fit."""
 
 LOG_CANDIDATES: dict[str, dict[str, Any]] = {
     "local trend, log": {"kernel.trend": "local", "kernel.transform": "log"},
@@ -154,21 +134,13 @@ SELECT_MAX_N = 1000  # the default selection runs on data with one input up to t
 
 
 def default_candidates(
-    config: FitConfig,
-    series: bool,
-    positive: bool,
-    n: int,
-    period: float | None = None,
-    dims: int = 1,
+    config: FitConfig, series: bool, positive: bool, n: int, period: float | None = None
 ) -> dict[str, dict]:
-    """The default selection's candidates for ``n`` training points with ``dims`` inputs,
-    simplest first: with several, :data:`MULTI_INPUT_CANDIDATES`; with one,
+    """The default selection's candidates for ``n`` training points, simplest first:
     :data:`DEFAULT_CANDIDATES`, :data:`LOG_CANDIDATES` for a series of ``positive`` outputs
     with no transform set, then for a series :func:`smoother_candidates` and, with a seasonal
     ``period`` (input units), :func:`seasonal_candidates`; on the reference grid (raw inputs)
     the full grid alone stands in for the local trend, and there is no seasonal walk."""
-    if dims > 1:
-        return dict(MULTI_INPUT_CANDIDATES)
     candidates = dict(DEFAULT_CANDIDATES)
     log = series and positive and config.kernel.transform == "none"
     if log:
@@ -190,13 +162,11 @@ def default_candidates(
 
 
 def applies(config: FitConfig, series: bool, n: int, *, dims: int) -> bool:
-    """Whether the default selection runs: trend ``auto``, at most ``SELECT_MAX_N`` points with
-    one input or fewer than ``SMALL_MULTI_INPUT_N`` with several, and room for the held-out
-    data (the rolling origin of a series; otherwise ``tune.folds`` folds, each training on at
-    least ``MIN_TRAIN`` points)."""
+    """Whether the default selection runs: trend ``auto``, one input, at most
+    ``SELECT_MAX_N`` points, and room for the held-out data (the rolling origin of a series;
+    otherwise ``tune.folds`` folds, each training on at least ``MIN_TRAIN`` points)."""
     t = config.tune
-    small = n <= SELECT_MAX_N if dims == 1 else n < SMALL_MULTI_INPUT_N
-    if not (config.kernel.trend == "auto" and small):
+    if not (config.kernel.trend == "auto" and dims == 1 and n <= SELECT_MAX_N):
         return False
     if not series:
         return n >= 2 * t.folds and n - math.ceil(n / t.folds) >= MIN_TRAIN
@@ -230,14 +200,13 @@ def fit_selected(
     **fit_options: Any,
 ):
     """``driver.fit`` after choosing among :func:`default_candidates` on held-out training
-    data: by rolling origin for a series, by ``tune.folds`` random folds for other data (one
-    input, or several on fewer than :data:`SMALL_MULTI_INPUT_N` points).
+    data: by rolling origin for a series, by ``tune.folds`` random folds for other data with
+    one input.
 
     Returns:
         ``(FitResult, evaluations)``; ``evaluations`` is empty when no selection ran (several
-        inputs on more points, a trend family fixed by the user, or too little data), and the
-        fit then uses ``config`` as is (trend ``auto`` is then linear with one input, none with
-        several).
+        inputs, a trend family fixed by the user, or too little data), and the fit then uses
+        ``config`` as is (trend ``auto`` is then linear with one input, none with several).
     """
     from distgp.driver import fit
 
@@ -282,8 +251,7 @@ def _select_and_fit(
     backend, groups = fit_options.get("backend"), fit_options.get("groups")
     period = seasonal_period(X, y) if series else None
     positive = bool(np.all(y > 0))
-    candidates = default_candidates(config, series, positive, len(y), period, dims=X.shape[1])
-    candidates = list(candidates.items())
+    candidates = list(default_candidates(config, series, positive, len(y), period).items())
     if any(name == SEASONAL_CANDIDATE for name, _ in candidates):
         report("season", {"period": period})
     with flops.excluded():  # a benchmark's flops per iteration are the final fit's

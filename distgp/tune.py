@@ -276,7 +276,7 @@ def _first_candidates(
     period: float | None = None,
 ) -> list[tuple[str, dict[str, Any], int | None]]:
     """``(label, overrides, arm or None)`` of what the default path would fit: the selection's
-    candidates where it applies (:func:`default_candidates` for ``dims`` inputs, ``positive``
+    candidates where it applies (one input; :func:`default_candidates` for ``positive``
     outputs and a seasonal ``period``), else the default setting (an arm)."""
     default_row = np.array([_default_position(name, config, dims) for name in names], float)
     season = config.kernel.season or period  # the searched season's period
@@ -288,8 +288,7 @@ def _first_candidates(
         ]
     keys = {TUNABLES[name][0]: i for i, name in enumerate(names)}
     out = []
-    candidates = default_candidates(config, series, positive, n, period, dims=dims)
-    for label, overrides in candidates.items():
+    for label, overrides in default_candidates(config, series, positive, n, period).items():
         row, arm = default_row.copy(), None
         on_grid = (  # component counts are not on the grid (it holds fractions of M)
             k in keys and k != "kernel.components" and v in TUNABLES[names[keys[k]]][1]
