@@ -42,3 +42,9 @@ class SlowQuadratic:
 
         time.sleep(0.02)
         return float(np.sum((np.asarray(x) - 0.3) ** 2))
+
+
+def trending_season(n: int = 60):
+    """A linear trend plus a period-12 sine on the integer index ``1..n`` (no noise)."""
+    x = np.arange(1.0, n + 1.0)[:, None]
+    return x, 3 + 0.05 * x[:, 0] + np.sin(2 * np.pi * x[:, 0] / 12)
