@@ -108,6 +108,39 @@ def test_same_seed_same_weights_inline_and_ray(ray_local):
     audit(backend.recorder, X, y)
 
 
+def test_a_ray_backend_serving_several_fits_reuses_its_actors(ray_local):
+    """A second start with as many shards hands them to the same actors (no new worker
+    process), each a fresh agent of its new shard: the fit is the one fresh actors give. A
+    killed actor is replaced by new ones."""
+    from distgp.agents.agent import ShardArrays
+
+    X, y = smooth_regression(n=60, dims=2)
+    config = small_config(3, "ray")
+    with RayBackend() as backend:
+        fresh = fit(X, y, config, backend=backend)
+        actors = list(backend._actors)
+        again = fit(X, y, config, backend=backend)
+        assert backend._actors == actors  # the same actor handles
+        assert np.array_equal(again.theta, fresh.theta) and again.bits_sent == fresh.bits_sent
+        backend.start([ShardArrays(X[:20], y[:20]), ShardArrays(X[20:31], y[20:31])])
+        assert backend._actors != actors  # another count: new actors
+        sizes = backend.broadcast("summary", 10)
+        assert [sizes[j]["n"] for j in range(2)] == [20, 11]
+        backend.kill(0)
+        actors = list(backend._actors)
+        backend.start([ShardArrays(X[:30], y[:30]), ShardArrays(X[30:], y[30:])])
+        assert backend._actors[1] != actors[1]  # one killed: all started afresh
+        assert backend.broadcast("summary", 10)[0]["n"] == 30
+    with RayBackend(cpus_per_agent=0.5) as backend:  # the same share for any count
+        backend.start([ShardArrays(X[k::3], y[k::3]) for k in range(3)])
+        actors = list(backend._actors)
+        backend.start([ShardArrays(X[k::2], y[k::2]) for k in range(2)])
+        assert backend._actors == actors[:2] and len(backend.nodes()) == 2
+        assert [backend.broadcast("summary", 10)[j]["n"] for j in range(2)] == [30, 30]
+        with pytest.raises(ray_local.exceptions.RayActorError):  # the one left over stopped
+            ray_local.get(actors[2].node_id.remote(), timeout=30)
+
+
 def test_quantized_run_reaches_the_float64_objective_with_fewer_bits():
     X, y = smooth_regression(n=90, dims=2)
     quantized = fit(X, y, small_config(3, max_rounds=40))

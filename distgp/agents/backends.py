@@ -115,7 +115,8 @@ class Backend(ABC):
         the simulation's hand-over and are not.
 
         Starting again replaces the previous agents (the transport, e.g. a Ray instance, is
-        kept), so one backend can serve several runs."""
+        kept; :class:`RayBackend` hands the new shards to its live actors where it can), so one
+        backend can serve several runs."""
 
     @abstractmethod
     def _send(self, messages: dict[int, bytes], timeout: float | None) -> dict[int, Any]:
@@ -262,12 +263,19 @@ class RayBackend(Backend):
         self._nodes: list[str] = []
 
     def start(self, shards):
+        """Start one actor per shard; the actors of the last start hold the new shards instead
+        when they can (:meth:`_reload`): a new actor costs a worker process (about 1.5 s here),
+        and a backend that serves several fits (the default path's held-out fits) would pay it
+        for each."""
         import ray
         from ray.exceptions import GetTimeoutError
 
         self._owns_ray = connect(self.address, self.num_cpus) or self._owns_ray
+        shards = list(shards)
+        if self._reload(shards):
+            return
         self._release_agents()
-        self._shards = list(shards)
+        self._shards = shards
         check_placements(self._shards)
         total = cluster_cpus()
         share = cpu_share(len(shards), self.cpus_per_agent, self.share_fraction)
@@ -296,6 +304,41 @@ class RayBackend(Backend):
                 "nodes"
             ) from None
         self._nodes = [str(n) for n in nodes]
+
+    def _reload(self, shards: list[Shard]) -> bool:
+        """Hand ``shards`` to the first live actors of the last start, each as a new agent (its
+        process, threads, GPU share and node kept; the actors left over stop). Only as many
+        shards as actors or fewer, each actor's CPU share unchanged, and none pinned to nodes (a
+        placement is an actor's, fixed at its start); ``False`` when these do not hold or an
+        actor does not answer (the caller then starts new ones)."""
+        import ray
+        from ray.exceptions import GetTimeoutError, RayActorError
+
+        pinned = any(isinstance(s, ShardFile) and s.resources for s in [*shards, *self._shards])
+        if not shards or len(shards) > len(self._actors) or pinned:
+            return False
+        if cpu_share(len(shards), self.cpus_per_agent, self.share_fraction) != self._share:
+            return False
+        refs = [
+            (ray.put(s.X), ray.put(s.y)) if isinstance(s, ShardArrays) else None for s in shards
+        ]
+        calls = []
+        for j, (actor, shard, ref) in enumerate(zip(self._actors, shards, refs, strict=False)):
+            if ref is None:
+                self.count_spec(j, shard)
+                calls.append(actor.reload.remote(j, None, None, shard))
+            else:
+                calls.append(actor.reload.remote(j, *ref))
+        try:
+            ray.get(calls, timeout=START_TIMEOUT)
+        except (GetTimeoutError, RayActorError):  # a killed or hung actor: start afresh
+            return False
+        for actor in self._actors[len(shards) :]:
+            with contextlib.suppress(Exception):
+                ray.kill(actor, no_restart=True)
+        del self._actors[len(shards) :], self._nodes[len(shards) :]
+        self._shards, self._refs = list(shards), refs
+        return True
 
     def _spawn(self, j: int):
         shard = self._shards[j]
@@ -410,6 +453,11 @@ class _RayAgent(Agent):
 
         set_process_threads(self.threads)  # the budget of every solve in this process
         threadpool_limits(self.threads)  # and of anything outside the solves
+        super().__init__(agent_id, shard if shard is not None else ShardArrays(X, y))
+
+    def reload(self, agent_id: int, X: np.ndarray | None, y: np.ndarray | None, shard=None) -> None:
+        """Become agent ``agent_id`` of a new shard, as a freshly started actor would be (the
+        process's thread budget is kept)."""
         super().__init__(agent_id, shard if shard is not None else ShardArrays(X, y))
 
     def node_id(self) -> str:
