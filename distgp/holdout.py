@@ -307,6 +307,7 @@ def evaluate_many(
     iterations: int | None = VALIDATION_ITERATIONS,
     groups: np.ndarray | None = None,
     bars: Sequence[Sequence[float] | None] | None = None,
+    done: Callable[[Evaluation], None] | None = None,
 ) -> list[Evaluation]:
     """Score ``(name, overrides)`` settings on the same splits (:func:`evaluate` for each).
 
@@ -320,7 +321,11 @@ def evaluate_many(
 
     ``bars``: per candidate, ``None`` or a bar's per-fold MSEs on the same splits (in
     ``--tune``, the default path's choice's); with any, the folds are scored one at a time, in
-    order, and a candidate :func:`behind` its bar after a fold stops there (a race)."""
+    order, and a candidate :func:`behind` its bar after a fold stops there (a race).
+
+    ``done``: called with each candidate's evaluation as soon as it is scored (progress), in
+    candidate order; its ``seconds`` are then its own fits' (side by side, they add up to more
+    than the wall time: the returned evaluations hold the shares)."""
     K = len(splits)
     bars = list(bars) if bars is not None else [None] * len(candidates)
     racing = any(bar is not None for bar in bars)
@@ -341,7 +346,22 @@ def evaluate_many(
 
     counts = [len(held) for _, held in splits]
     scores: dict[tuple[int, int], tuple[float, float, float]] = {}
+
+    def evaluation(i: int, share_of: float | None = None) -> Evaluation:
+        """Candidate ``i`` from its scored folds; ``seconds`` its fits' own, times
+        ``share_of`` (wall time over the fits' total) when given."""
+        name, overrides = candidates[i]
+        mine = [scores[i, k] for k in range(K) if (i, k) in scores]
+        seconds = sum(s for _, _, s in mine) * (1.0 if share_of is None else share_of)
+        errors, z2 = [m for m, _, _ in mine], [z for _, z, _ in mine]
+        e = Evaluation.scored(name, overrides, errors, counts[: len(mine)], seconds, z2)
+        if len(mine) < K:
+            e.stopped = True
+            e.bar_mse = float(np.average(bars[i][: len(mine)], weights=e.counts))
+        return e
+
     alive = list(range(len(candidates)))
+    reported = 0  # candidates handed to ``done`` so far (in order)
     tic = time.perf_counter()
     with contextlib.ExitStack() as stack:
         pool = None
@@ -353,26 +373,24 @@ def evaluate_many(
         for folds in [[k] for k in range(K)] if racing else [list(range(K))]:
             tasks = [(i, k) for i in alive for k in folds]
             results = pool.map(score, tasks) if pool else map(score, tasks)
-            scores.update(zip(tasks, results, strict=True))
-            done = folds[-1] + 1
+            for task, result in zip(tasks, results, strict=True):
+                scores[task] = result
+                if done is not None and not racing and task[1] == K - 1:
+                    done(evaluation(task[0]))
+                    reported += 1
+            scored = folds[-1] + 1
             alive = [
                 i
                 for i in alive
                 if bars[i] is None
-                or not behind([scores[i, k][0] for k in range(done)], bars[i], counts)
+                or not behind([scores[i, k][0] for k in range(scored)], bars[i], counts)
             ]
     wall = time.perf_counter() - tic
     busy = sum(seconds for _, _, seconds in scores.values()) or 1.0
-    out = []
-    for i, (name, overrides) in enumerate(candidates):
-        mine = [scores[i, k] for k in range(K) if (i, k) in scores]
-        seconds = wall * sum(s for _, _, s in mine) / busy
-        errors, z2 = [m for m, _, _ in mine], [z for _, z, _ in mine]
-        e = Evaluation.scored(name, overrides, errors, counts[: len(mine)], seconds, z2)
-        if len(mine) < K:
-            e.stopped = True
-            e.bar_mse = float(np.average(bars[i][: len(mine)], weights=e.counts))
-        out.append(e)
+    out = [evaluation(i, wall / busy) for i in range(len(candidates))]
+    if done is not None:
+        for e in out[reported:]:  # a race's: once every fold is in
+            done(e)
     return out
 
 

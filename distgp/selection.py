@@ -254,10 +254,14 @@ def _select_and_fit(
     candidates = list(default_candidates(config, series, positive, len(y), period).items())
     if any(name == SEASONAL_CANDIDATE for name, _ in candidates):
         report("season", {"period": period})
-    with flops.excluded():  # a benchmark's flops per iteration are the final fit's
-        evaluations = evaluate_many(X, y, config, candidates, splits, backend, groups=groups)
-    for evaluation in evaluations:
+
+    def scored(evaluation: Evaluation) -> None:  # each as it is scored: progress
         report("candidate", {"evaluation": evaluation})
+
+    with flops.excluded():  # a benchmark's flops per iteration are the final fit's
+        evaluations = evaluate_many(
+            X, y, config, candidates, splits, backend, groups=groups, done=scored
+        )
     best = simplest_best(evaluations)
     best.chosen = True
     report("selected", {"evaluation": best})

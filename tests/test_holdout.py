@@ -107,10 +107,14 @@ def test_a_setting_behind_its_bar_stops_after_the_fold_that_shows_it():
     config.kernel.components = 20
     splits = holdout_splits(80, True, origins=3)
     batch = [("linear", {"kernel.trend": "linear"}), ("none", {"kernel.trend": "none"})]
-    plain = evaluate_many(x, y, config, batch, splits)
+    seen = []  # progress: each candidate as soon as all its folds are in, in order
+    plain = evaluate_many(x, y, config, batch, splits, done=seen.append)
     assert not any(e.stopped for e in plain)
+    assert [(e.name, e.folds) for e in seen] == [(e.name, e.folds) for e in plain]
     bar = [0.5 * m / RACE_FACTOR for m in plain[1].folds]  # "none" is behind on fold 1
-    raced = evaluate_many(x, y, config, batch, splits, bars=[None, bar])
+    seen.clear()
+    raced = evaluate_many(x, y, config, batch, splits, bars=[None, bar], done=seen.append)
+    assert seen == raced  # a race's, once every fold is in
     assert raced[0].folds == plain[0].folds and not raced[0].stopped
     assert raced[1].stopped and raced[1].folds == plain[1].folds[:1]
     assert raced[1].counts == plain[1].counts[:1]

@@ -253,8 +253,8 @@ def _learn(dataset, config, progress, checkpoint=None, resume=False, X_test=None
         if event in ("candidate", "selected"):
             e = fields["evaluation"]
             verb = "candidate" if event == "candidate" else "selected "
-            early = f", stopped after {len(e.folds)} fold(s)" if e.stopped else ""
-            progress(f"{verb} {e.name:27s} held-out MSE {e.mse:.5g}  ({e.seconds:.1f} s{early})")
+            early = f"  (stopped after {len(e.folds)} fold(s))" if e.stopped else ""
+            progress(f"{verb} {e.name:27s} held-out MSE {e.mse:.5g}{early}")
         elif event in OUTER_CHOICE_LINES:
             progress(OUTER_CHOICE_LINES[event](fields))
         elif event == "start":
