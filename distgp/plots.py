@@ -68,16 +68,21 @@ def spectrum(model, path: str | Path) -> None:
                 )
         ax.set_xlabel(f"frequency, cycles per unit of {_dim_name(model, p)}")
         ax.set_ylabel(f"weight ({units})")
-        ax.set_yscale(
-            "symlog", linthresh=max(float(w[w > 0].min()) if np.any(w > 0) else 1e-6, 1e-12)
-        )
-        if len(levels) > 1 and p == 0:
+        if not np.any(w > 0):  # the trend part (or the noise) explains everything
+            ax.text(0.5, 0.5, "no spectral weight above zero", ha="center", transform=ax.transAxes)
+            continue
+        ax.set_yscale("symlog", linthresh=max(float(w[w > 0].min()), 1e-12))
+        if p == 0 and ax.get_legend_handles_labels()[0]:
             ax.legend(fontsize=7)
     if trend:
         ax = axes[dims // cols][dims % cols]
         tw = w_all[grid.components :]
         ax.bar(range(trend), tw, color="tab:orange")
-        ax.set_xticks(range(trend), model.trend.labels(), rotation=90 if trend > 8 else 0)
+        labels = model.trend.labels()
+        crowded = trend > 8 or sum(map(len, labels)) > 8 * trend
+        ax.set_xticks(
+            range(trend), labels, rotation=30 if crowded else 0, ha="right" if crowded else "center"
+        )
         ax.set_xlabel("trend component (standardised inputs)")
         ax.set_ylabel(f"weight ({units})")
     for q in range(panels, rows * cols):
