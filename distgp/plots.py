@@ -49,37 +49,41 @@ def spectrum(model, path: str | Path) -> None:
     widths = np.sqrt(grid.variances.max(axis=1))
     levels = np.unique(widths)
     colours = plt.cm.viridis(np.linspace(0, 0.85, len(levels)))
+    legend_of = None
+    base = 0.3 * float(w[w > 0].min()) if np.any(w > 0) else 1.0  # stems rise from here
     for p in range(dims):
         ax = axes[p // cols][p % cols]
         freq = grid.means[:, p] / model.scaler.x_scale[p]
         for level, colour in zip(levels, colours, strict=True):
             sel = (widths == level) & (w > 0) & ((grid.means[:, p] > 0) | (grid.means.sum(1) == 0))
             if np.any(sel):
-                ax.vlines(freq[sel], 0, w[sel], color=colour, lw=1.2)
+                ax.vlines(freq[sel], base, w[sel], color=colour, lw=1.2)
                 ax.plot(
                     freq[sel],
                     w[sel],
                     "o",
                     color=colour,
                     ms=3,
-                    label=f"bandwidth {level / model.scaler.x_scale[p]:.2g}"
-                    if len(levels) > 1
-                    else None,
+                    # the same colour in every panel: the width in the grid's own units
+                    label=f"spectral width {level:.2g} cycles per sd" if len(levels) > 1 else None,
                 )
         ax.set_xlabel(f"frequency, cycles per unit of {_dim_name(model, p)}")
+        ax.xaxis.set_major_locator(plt.MaxNLocator(5))  # inputs in large units: tiny numbers
+        ax.ticklabel_format(axis="x", style="sci", scilimits=(-3, 4), useMathText=True)
         ax.set_ylabel(f"weight ({units})")
         if not np.any(w > 0):  # the trend part (or the noise) explains everything
             ax.text(0.5, 0.5, "no spectral weight above zero", ha="center", transform=ax.transAxes)
             continue
-        ax.set_yscale("symlog", linthresh=max(float(w[w > 0].min()), 1e-12))
+        ax.set_yscale("log")  # weights span decades; zero weights are not drawn
+        ax.set_ylim(bottom=base)
         if p == 0 and ax.get_legend_handles_labels()[0]:
-            ax.legend(fontsize=7)
+            legend_of = ax
     if trend:
         ax = axes[dims // cols][dims % cols]
         tw = w_all[grid.components :]
         ax.bar(range(trend), tw, color="tab:orange")
         labels = model.trend.labels()
-        crowded = trend > 8 or sum(map(len, labels)) > 8 * trend
+        crowded = trend > 8 or max(map(len, labels)) > 40 / trend  # about 40 characters wide
         ax.set_xticks(
             range(trend), labels, rotation=30 if crowded else 0, ha="right" if crowded else "center"
         )
@@ -87,6 +91,12 @@ def spectrum(model, path: str | Path) -> None:
         ax.set_ylabel(f"weight ({units})")
     for q in range(panels, rows * cols):
         axes[q // cols][q % cols].axis("off")
+    if legend_of is not None:  # in a free panel where there is one, not over the first's data
+        free = axes[panels // cols][panels % cols] if panels < rows * cols else None
+        handles, labels = legend_of.get_legend_handles_labels()
+        (free or legend_of).legend(
+            handles, labels, fontsize=7, loc="upper left" if free else "best"
+        )
     fig.suptitle(
         f"Learned GSMP spectrum: {int(np.count_nonzero(w_all))} of {len(w_all)} components active"
         + (
