@@ -138,6 +138,8 @@ def prediction(model, dataset, path: str | Path) -> None:
     ax.plot(x_train, dataset.y_train, ".", color="black", ms=3, label="training data")
     if len(dataset.y_test):
         ax.plot(dataset.X_test[:, 0], dataset.y_test, ".", color="tab:red", ms=5, label="test data")
+        if dataset.X_test[:, 0].min() > x_train.max():  # a forecast: mark where the data end
+            ax.axvline(x_train.max(), color="gray", ls=":", lw=1, label="end of training data")
     ax.set_xlabel(dataset.feature_names[0] if dataset.feature_names else "x")
     ax.set_ylabel(dataset.target_name or "y")
     ax.set_title(f"{dataset.name}: GSMP GP")
