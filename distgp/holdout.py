@@ -34,20 +34,15 @@ from distgp.settings import put
 from distgp.threads import blas_threads, default_threads
 
 HORIZON_FRACTION = 0.1  # default held-out points per origin, as a fraction of n
-
 MIN_HORIZON = 4
-
 MIN_TRAIN = 16  # a fold trains on at least this many points
-
 VALIDATION_ITERATIONS = 150  # DSCA iterations of a validation fit (the final fit runs in full)
-
 GUARD_ERRORS = 2.0
 """Standard errors of the paired per-fold differences by which ``--tune``'s lowest held-out
 score must beat the default path's choice to replace it (:meth:`Evaluation.clearly_better_than`).
 Two, not Breiman's one: the lowest of 32 scores is biased low, and on training-only pseudo-tests
 (``python benchmarks/tune_guard_backtest.py``) one standard error replaced the default for the
 worse on 3 of 11 datasets, two on none."""
-
 
 RACE_FACTOR = 1.0
 """A setting ``--tune``'s search proposes stops after a fold where its held-out squared error

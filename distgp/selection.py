@@ -59,7 +59,6 @@ linear one: every coefficient has its own weight, learned by the evidence). ``lo
 replaced the full grid alone, chosen on training data only (``python
 benchmarks/local_trend_backtest.py``, docs/forecasting.md)."""
 
-
 LOG_CANDIDATES: dict[str, dict[str, Any]] = {
     "local trend, log": {"kernel.trend": "local", "kernel.transform": "log"},
     "quadratic trend, log": {"kernel.trend": "quadratic", "kernel.transform": "log"},
@@ -70,11 +69,8 @@ local or the quadratic trend, fitted to ``log y``, for growth and seasonality th
 the level. Chosen on training data only (``python benchmarks/log_candidates_backtest.py``,
 docs/forecasting.md)."""
 
-
 SMOOTHER_FLOOR = 0.1
 """Noise floor (fraction of ``var(y)``) of :func:`smoother_candidates`."""
-
-
 SMOOTHER_MIN_N = 100
 """Fewest training points of a series that gets :func:`smoother_candidates` (issue 10's bound
 of a short series)."""
@@ -129,7 +125,6 @@ def seasonal_candidates(config: FitConfig, period: float | None) -> dict[str, di
 
 
 SIMPLER_TOLERANCE = 0.01  # a simpler candidate within 1% of the best held-out MSE is chosen
-
 SELECT_MAX_N = 1000  # the default selection runs on data with one input up to this many points
 
 

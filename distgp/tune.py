@@ -53,7 +53,6 @@ the data grid with a period (the user's ``kernel.season``, else the one
 ratio to the default path's choice from 1.00 (no switch) to 1.20 (clay 0.93x,
 employmentdata 5.4x)."""
 
-
 TUNE_BETA = 2.0  # UCB width in GP standard deviations
 
 
