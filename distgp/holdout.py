@@ -390,7 +390,7 @@ def evaluate_many(
 
 
 def behind(
-    folds: Sequence[float], bar: Sequence[float], counts: Sequence[int], factor: float = 0
+    folds: Sequence[float], bar: Sequence[float], counts: Sequence[int], factor: float | None = None
 ) -> bool:
     """Whether a setting's held-out squared error on its first ``len(folds)`` folds (per-fold
     MSEs, ``counts`` held-out points each) exceeds ``factor`` (:data:`RACE_FACTOR` by default)
@@ -400,7 +400,8 @@ def behind(
         return False
     ours = float(np.dot(folds, counts[:k]))
     theirs = float(np.dot(bar[:k], counts[:k]))
-    return not ours <= (factor or RACE_FACTOR) * theirs  # a non-finite score is behind
+    factor = RACE_FACTOR if factor is None else factor  # read when called (race_replay sets it)
+    return not ours <= factor * theirs  # a non-finite score is behind
 
 
 def parallel_fits(config: FitConfig, tasks: int, rows: int, backend=None) -> tuple[int, int]:

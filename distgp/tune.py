@@ -212,8 +212,9 @@ def tune(
             if told:
                 rewards = [reward(e, default) for _, e in told]
                 bandit.tell(np.array([a for a, _ in told]), np.array(rewards))
-        first = evaluations[: min(len(seeds), budget)]
-        default = default_choice(first, origins, t.origins, facts.series)
+        if default is None:  # a budget within the first batches: the choice among what ran
+            first = evaluations[: min(len(seeds), budget)]
+            default = default_choice(first, origins, t.origins, facts.series)
         best = min((e for e in evaluations if not e.stopped), key=lambda e: e.mse)
         if not best.clearly_better_than(default):
             if best is not default:
@@ -338,12 +339,14 @@ def training_facts(X: np.ndarray, y: np.ndarray, series: bool) -> TrainingFacts:
 
 def check_search(
     config: FitConfig, X: np.ndarray, y: np.ndarray, series: bool, names: list[str]
-) -> None:
+) -> TrainingFacts:
     """:func:`~distgp.selection.check_data`, and that some of the tunables ``names`` apply to
     the training data (:func:`search_space`): a tuning run's bad input, found before any agent
-    starts."""
+    starts. Returns the data's :class:`TrainingFacts`."""
     check_data(config, X, y, series)
-    search_space(check_tunables(list(names)), config, training_facts(X, y, series))
+    facts = training_facts(X, y, series)
+    search_space(check_tunables(list(names)), config, facts)
+    return facts
 
 
 @dataclass
@@ -389,9 +392,7 @@ def _scoring(
     backend, groups = fit_options.get("backend"), fit_options.get("groups")
     name = backend.name if backend is not None else config.backend_name
     if shards is None:
-        check_data(config, X, y, series)
-        facts = training_facts(X, y, series)
-        search_space(names, config, facts)  # tunables that do not apply: before any agent
+        facts = check_search(config, X, y, series, names)  # before any agent starts
         t.origins = tune_origins(config, facts.series, facts.n)
         splits = holdout_splits(facts.n, facts.series, t.horizon, t.origins, t.folds, config.seed)
         if facts.series:

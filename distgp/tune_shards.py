@@ -127,13 +127,9 @@ def score_shard(
         order = np.argsort(X[:, 0], kind="stable")
         X, y = X[order], y[order]
     splits = shard_splits(len(y), shard, rule)
-    out = []
-    for overrides, bar in zip(candidates, bars or [None] * len(candidates), strict=True):
-        (e,) = evaluate_many(
-            X, y, config, [("", overrides)], splits, iterations=rule["iterations"], bars=[bar]
-        )
-        out.append([e.folds, e.counts, e.seconds, e.z2])
-    return out
+    named = [("", overrides) for overrides in candidates]
+    scored = evaluate_many(X, y, config, named, splits, iterations=rule["iterations"], bars=bars)
+    return [[e.folds, e.counts, e.seconds, e.z2] for e in scored]
 
 
 def replicas(agents: int, batch: int) -> int:

@@ -337,7 +337,7 @@ class RayBackend(Backend):
             with contextlib.suppress(Exception):
                 ray.kill(actor, no_restart=True)
         del self._actors[len(shards) :], self._nodes[len(shards) :]
-        self._shards, self._refs = list(shards), refs
+        self._shards, self._refs = shards, refs
         return True
 
     def _spawn(self, j: int):
