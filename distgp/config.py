@@ -293,7 +293,10 @@ class ConsensusConfig:
     )
     balance_rounds: int = setting(
         30,
-        help="last round in which residual balancing may rescale the penalty (0: never)",
+        help=(
+            "last round in which residual balancing may raise the penalty; after it the penalty "
+            "only halves, while the agents agree and the consensus still creeps (0: fixed)"
+        ),
         rule=at_least(0),
         metavar="R",
     )

@@ -158,6 +158,35 @@ def test_residual_balancing_ends_at_balance_rounds(balance_rounds, doubled):
     before = coordinator.penalty.scale
     coordinator._balance(10.0, 1.0)  # the primal residual dominates: the penalty would double
     assert (coordinator.penalty.scale == 2 * before) == doubled
+    coordinator._last_change = 0
+    coordinator._balance(0.1, 5.0)  # a creeping consensus: halved, unless balancing is off
+    assert (coordinator.penalty.scale < before) == (balance_rounds > 0 and not doubled)
+
+
+@pytest.mark.parametrize(
+    ("residuals", "loosen_late", "factor"),
+    [
+        ((0.1, 5.0), True, 0.5),  # agents agree, the consensus still moves: halve the penalty
+        ((0.1, 5.0), False, 1.0),  # frozen as before
+        ((2.0, 9.0), True, 1.0),  # the agents do not agree yet: no loosening
+        ((0.9, 2.0), True, 1.0),  # the dual residual does not dominate threefold
+        ((0.1, 0.9), True, 1.0),  # both within their tolerances: nothing to loosen
+        ((10.0, 1.0), True, 1.0),  # never stiffened after balance_rounds
+    ],
+)
+def test_after_balance_rounds_the_penalty_only_loosens_when_the_consensus_creeps(
+    residuals, loosen_late, factor
+):
+    options = ADMMOptions(balance_rounds=30, loosen_late=loosen_late)
+    coordinator = ADMMCoordinator(np.full(3, 0.5), np.zeros(3), 2, DeltaCoder(), options, 1.0)
+    coordinator.round = 40
+    before = coordinator.penalty.scale
+    coordinator._balance(*residuals)
+    assert coordinator.penalty.scale == factor * before
+    if factor != 1.0:  # at most every balance_every rounds
+        coordinator.round += options.balance_every - 1
+        coordinator._balance(*residuals)
+        assert coordinator.penalty.scale == factor * before
 
 
 def test_dropped_agent_leaves_the_consensus():

@@ -25,7 +25,12 @@ diagonal), which the agents send in the rounds listed in ``curvature_rounds``: G
 orders of magnitude, and a single penalty is far too stiff for some and too loose for others.
 On top of it, residual balancing scales the whole vector, on relative residuals and damped (only
 when one residual exceeds the other by ``balance_mu``, at most every ``balance_every`` rounds)
-and frozen after ``balance_rounds``, so the fixed-penalty theory applies to the rest of the run.
+until ``balance_rounds``. After that the penalty only ever halves, and only while the agents
+agree within the primal tolerance and the dual residual alone, more than ``balance_mu`` times
+its tolerance-relative size, keeps the run from stopping: a penalty too stiff makes the consensus
+creep (each halving lets ``z`` move twice as far per round). The dual residual is the penalty
+times the consensus's move, so it falls below that bound after finitely many halvings, and the
+fixed-penalty theory covers the rest of the run. ``balance_rounds = 0`` keeps the penalty fixed.
 Agents rescale their duals whenever the penalty changes.
 
 Result: the consensus the stopping rule accepted; otherwise (round cap, divergence) the
@@ -66,6 +71,10 @@ class ADMMOptions:
         balance_every: rounds between penalty changes.
         balance_rounds: no penalty change after this round.
         balance_down: also lower the penalty when the dual residual dominates.
+        loosen_late: after ``balance_rounds`` (if not 0), still halve the penalty (never raise
+            it) when the agents agree within the primal tolerance while the dual residual, more
+            than ``balance_mu`` times larger relative to its tolerance, keeps the run from
+            stopping (a penalty too stiff: the consensus creeps).
         curvature_rounds: rounds whose replies carry the agents' curvature (empty: one scalar
             penalty for every parameter).
         curvature_scale: penalty as a multiple of the mean curvature.
@@ -81,6 +90,7 @@ class ADMMOptions:
     balance_every: int = 5
     balance_rounds: int = ConsensusConfig.balance_rounds
     balance_down: bool = True
+    loosen_late: bool = True
     curvature_rounds: tuple[int, ...] = (2, 10, 20)
     curvature_scale: float = 2.0
     min_rounds: int = 3
@@ -420,10 +430,16 @@ class ADMMCoordinator:
         self._last_change = self.round
 
     def _balance(self, r: float, s: float) -> None:
+        """Residual balancing on the residuals over their tolerances ``r`` and ``s``."""
         o = self.options
-        if self.round > o.balance_rounds or self.round - self._last_change < o.balance_every:
+        if self.round - self._last_change < o.balance_every:
             return
-        if r > o.balance_mu * s:
+        if self.round > o.balance_rounds:
+            late = o.loosen_late and o.balance_rounds > 0
+            if not (late and r <= 1.0 < s and s > o.balance_mu * r):
+                return
+            factor = 1.0 / o.balance_tau
+        elif r > o.balance_mu * s:
             factor = o.balance_tau
         elif o.balance_down and s > o.balance_mu * r:
             factor = 1.0 / o.balance_tau
