@@ -2,10 +2,13 @@
 
 A series that repeats itself every ``p`` steps has changes ``y_t - y_(t-1)`` that correlate at
 lag ``p`` (differencing first removes a trend's slow drift, which would otherwise correlate at
-every lag). The period is the lag of the largest autocorrelation of the changes, if it is
-significant: above the level that the largest of the ``m`` lags tried reaches with probability
-5% for white-noise changes (Bonferroni over the lags; the autocorrelation of white noise is
-about ``N(0, 1/n)`` at each lag, Box and Jenkins 1976).
+every lag). The period is the lag of the largest autocorrelation of the changes among the
+lags where it peaks (at least as high as at the lags either side), if that peak is significant:
+both its height and its rise above the lowest autocorrelation at the shorter lags exceed the
+level that the largest of the ``m`` lags tried reaches with probability 5% for white-noise
+changes (Bonferroni over the lags; the autocorrelation of white noise is about ``N(0, 1/n)`` at
+each lag, Box and Jenkins 1976). A repeat dips and rises again; the changes of a smooth series
+correlate most at short lags and less at each longer one, a decline with no repeat in it.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ SIGNIFICANCE = 0.05
 
 def seasonal_period(X: np.ndarray, y: np.ndarray) -> float | None:
     """The seasonal period of an evenly spaced one-input series, in input units, or ``None``
-    when no lag from :data:`MIN_LAG` to ``n / MIN_CYCLES`` steps has a significant
+    when no lag from :data:`MIN_LAG` to ``n / MIN_CYCLES`` steps has a significant peak of the
     autocorrelation of the changes, or the inputs are not evenly spaced (lags in steps would
     mean nothing).
 
@@ -45,13 +48,19 @@ def seasonal_period(X: np.ndarray, y: np.ndarray) -> float | None:
     energy = float(changes @ changes)
     if len(lags) == 0 or energy <= 1e-12 * float(raw @ raw):  # constant changes: a line
         return None
-    acf = _autocovariance(changes)[lags] / energy
-    best = int(np.argmax(acf))
+    acf = _autocovariance(changes)[: lags[-1] + 2] / energy  # lags 0 .. last + 1
     # the normal quantile from the standard library: scipy.stats costs 0.3-0.5 s to import
     level = NormalDist().inv_cdf(1.0 - SIGNIFICANCE / len(lags)) / math.sqrt(n)
-    if acf[best] <= level:
+    trough = np.minimum.accumulate(acf[1:])[lags - 2]  # lowest at lags 1 .. k - 1
+    peaks = lags[
+        (acf[lags] >= acf[lags - 1])
+        & (acf[lags] >= acf[lags + 1])
+        & (acf[lags] > level)
+        & (acf[lags] - trough > level)
+    ]
+    if len(peaks) == 0:
         return None
-    return float(lags[best] * series_step(X))
+    return float(peaks[int(np.argmax(acf[peaks]))] * series_step(X))
 
 
 def _autocovariance(v: np.ndarray) -> np.ndarray:
