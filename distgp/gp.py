@@ -330,14 +330,16 @@ def regression_metrics(
     central 95% predictive interval, in raw units.
 
     Without ``transform``, ``mean`` and ``std`` describe a Gaussian predictive for ``y``. With
-    one, they describe the Gaussian predictive of ``g(y)``: the MSE uses the mean of
-    ``g^-1(w)``, the NLPD the density of ``y``, ``N(g(y); mean, std^2) g'(y)``, and the interval
-    is ``g^-1(mean -+ 1.96 std)``.
+    one, they describe the Gaussian predictive of ``g(y)``: the MSE uses the point prediction of
+    :meth:`~distgp.transforms.OutputTransform.moments` (the mean of ``g^-1(w)``), the NLPD the
+    density of ``y``, ``N(g(y); mean, std^2) g'(y)`` (0 at an output ``g`` cannot reach, a
+    non-positive one: the NLPD is then infinite), and the interval ``g^-1(mean -+ 1.96 std)``.
     """
     y = np.asarray(y, float)
     if transform is not None and not transform.identity:
         point, _ = transform.moments(mean, std)
-        w = transform.forward(y) if np.all(y > 0) else np.full_like(y, np.nan)
+        inside = y > 0  # outputs the transform can reach; the density is 0 at the others
+        w = np.where(inside, transform.forward(np.where(inside, y, 1.0)), np.nan)
         jacobian = transform.log_derivative(np.maximum(y, 1e-300))
     else:
         point, w, jacobian = mean, y, np.zeros_like(y)

@@ -96,8 +96,23 @@ def _umask() -> int:
 
 
 def write_json(path: str | os.PathLike, data: Any) -> Path:
-    text = json.dumps(data, indent=2, sort_keys=False, default=_json_default) + "\n"
+    """``data`` as JSON, atomically; non-finite numbers (an infinite NLPD) become ``null``, as
+    JSON has no NaN or infinity."""
+    text = json.dumps(_finite(data), indent=2, sort_keys=False, default=_json_default) + "\n"
     return atomic_write(path, lambda h: h.write(text.encode()))
+
+
+def _finite(value: Any) -> Any:
+    """``value`` with every non-finite float (in dicts, lists, tuples) replaced by ``None``."""
+    if isinstance(value, float | np.floating):
+        return float(value) if np.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    if isinstance(value, np.ndarray) and value.dtype.kind == "f":
+        return _finite(value.tolist())
+    return value
 
 
 def write_text(path: str | os.PathLike, text: str) -> Path:

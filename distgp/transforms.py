@@ -11,8 +11,12 @@ not the median ``g^-1(mu)``):
 
 * log: mean ``exp(mu + s^2 / 2)`` and standard deviation ``mean sqrt(exp(s^2) - 1)``
   (log-normal moments);
-* Box-Cox: the mean and standard deviation of ``g^-1(w)`` by Gauss-Hermite quadrature
-  (``g^-1`` clipped at ``w = -1 / lam`` for ``lam > 0``, where ``y`` reaches 0).
+* Box-Cox with ``lam > 0``: the mean and standard deviation of ``g^-1(w)`` by Gauss-Hermite
+  quadrature (``g^-1`` clipped at ``w = -1 / lam``, where ``y`` reaches 0);
+* Box-Cox with ``lam < 0``: ``y`` grows without bound as ``w`` nears ``-1 / lam`` (no ``y``
+  lies beyond), so under a Gaussian ``w`` the mean of ``y`` does not exist; the point prediction
+  is then the **median** ``g^-1(mu)`` and the spread half the central 68% interval,
+  ``(g^-1(mu + s) - g^-1(mu - s)) / 2`` (infinite when ``mu + s`` passes the pole).
 
 * the central predictive interval: ``g^-1(mu -+ z s)`` (``z = 1.96`` at 95%), exact because
   ``g`` is monotone, and not symmetric about the mean under log or Box-Cox.
@@ -101,6 +105,8 @@ class OutputTransform:
             return np.exp(np.minimum(w, 700.0))
         base = np.maximum(self.lam * w + 1.0, 0.0)
         with np.errstate(divide="ignore", over="ignore"):
+            if self.lam < 0:  # y -> inf at the pole w = -1 / lam, and beyond it
+                return np.where(base > 0, base ** (1.0 / self.lam), np.inf)
             return np.minimum(base ** (1.0 / self.lam), 1e300)
 
     def log_derivative(self, y: np.ndarray) -> np.ndarray:
@@ -120,6 +126,8 @@ class OutputTransform:
             s2 = std**2
             m = np.exp(np.minimum(mean + 0.5 * s2, 700.0))
             return m, m * np.sqrt(np.expm1(np.minimum(s2, 700.0)))
+        if self.lam < 0:  # no mean (module docstring): the median and a quantile spread
+            return self.inverse(mean), 0.5 * (self.inverse(mean + std) - self.inverse(mean - std))
         nodes, weights = np.polynomial.hermite_e.hermegauss(_HERMITE_POINTS)
         weights = weights / weights.sum()
         values = self.inverse(mean[:, None] + std[:, None] * nodes[None, :])

@@ -40,6 +40,13 @@ def make_files(folder: Path) -> dict[str, str]:
             xtest=x_good[24:],
             ytest=y_good[24:, None],
         ),
+        "positive_train": _mat(  # positive training outputs, a test output of 0
+            folder / "positive_train.mat",
+            xtrain=x_good[:24],
+            ytrain=2 + y_good[:24, None],
+            xtest=x_good[24:],
+            ytest=np.r_[0.0, 2 + y_good[25:]][:, None],
+        ),
         "wrongkeys": _mat(folder / "wrongkeys.mat", X=x, Y=y),
         "nan": _mat(
             folder / "nan.mat",
@@ -196,6 +203,10 @@ CLI_CASES = {
     "fit: log transform of data with values <= 0": (
         "fit --data {good} --transform log",
         "needs positive outputs",
+    ),
+    "fit: log transform of test outputs <= 0": (
+        "fit --data {positive_train} --transform log",
+        "test outputs y hold 1 value(s) <= 0",
     ),
     "fit: unknown output transform": ("fit --data {good} --transform sqrt", "unknown output"),
     "fit: tune budget below 2": ("fit --data {good} --tune 1", "at least 2 evaluations"),

@@ -55,6 +55,34 @@ def test_interval_holds_its_probability_and_is_not_symmetric_under_a_transform(t
         transform.interval(mean, std, 1.0)
 
 
+@pytest.mark.parametrize("lam", [-5.0, -1.0, -0.5])
+def test_a_negative_boxcox_lambda_predicts_the_median_and_a_quantile_spread(lam):
+    """Below 0, ``g^-1`` has a pole at ``w = -1 / lam``: the mean of ``y`` does not exist, so
+    the point prediction is the median and nothing is infinite until ``mu + s`` passes it."""
+    t = OutputTransform("boxcox", lam)
+    y = np.array([0.5, 1.0, 1.2])
+    mu, s = t.forward(y), np.array([1e-3, 1e-3, 1e-3])
+    m, spread = t.moments(mu, s)
+    np.testing.assert_allclose(m, y)  # the median g^-1(mu)
+    np.testing.assert_allclose(spread, (t.inverse(mu + s) - t.inverse(mu - s)) / 2)
+    assert np.all(np.isfinite(spread)) and np.all(spread > 0)
+    pole = -1.0 / lam
+    assert t.inverse(np.array([pole, pole + 1.0])).tolist() == [math.inf, math.inf]
+    assert math.isinf(t.moments(np.array([pole - 0.1]), np.array([1.0]))[1][0])
+    scores = regression_metrics(y, mu, s, t)
+    assert scores["mse"] == pytest.approx(0.0, abs=1e-20) and math.isfinite(scores["nlpd"])
+
+
+def test_an_output_the_transform_cannot_reach_has_zero_density_not_nan_scores():
+    """A test output <= 0 under log: infinite NLPD (zero density), outside the interval, and
+    the other points scored as they are."""
+    mu, s = np.log(np.array([2.0, 3.0, 4.0])), np.full(3, 0.1)
+    scores = regression_metrics(np.array([2.0, 3.0, 0.0]), mu, s, OutputTransform("log"))
+    assert math.isinf(scores["nlpd"])
+    assert scores["coverage95"] == pytest.approx(2 / 3)
+    assert math.isfinite(scores["mse"])
+
+
 def test_boxcox_with_lambda_one_is_a_shift():
     y = np.array([5.5, 6.0, 8.0])
     t = OutputTransform("boxcox", 1.0)
@@ -96,3 +124,16 @@ def test_boxcox_estimates_lambda_and_refuses_non_positive_data():
     with pytest.raises(ConfigError):
         parse_transform("sqrt")
     assert parse_transform("boxcox:0.5") == ("boxcox", 0.5)
+
+
+def test_metrics_json_writes_an_infinite_nlpd_as_null(tmp_path):
+    """JSON has no infinity: ``write_json`` writes non-finite numbers as ``null`` (valid JSON)."""
+    import json
+
+    from distgp.io import write_json
+
+    path = write_json(tmp_path / "m.json", {"nlpd": math.inf, "x": [1.0, np.float64("nan")]})
+    assert json.loads(path.read_text(), parse_constant=lambda c: pytest.fail(c)) == {
+        "nlpd": None,
+        "x": [1.0, None],
+    }

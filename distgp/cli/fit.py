@@ -109,6 +109,7 @@ def run_fit(args: argparse.Namespace) -> int:
     from distgp.driver import preflight
     from distgp.io import check_output_dir
     from distgp.selection import check_data
+    from distgp.transforms import OutputTransform, parse_transform
     from distgp.tune import check_search, tunable_names
 
     config = _resumed_config(args) if args.resume else _config(args)
@@ -153,6 +154,8 @@ def run_fit(args: argparse.Namespace) -> int:
         check_search(config, X, y, series, tunable_names(config))
     else:
         check_data(config, X, y, series)
+    kind, lam = parse_transform(config.kernel.transform)  # test outputs it cannot reach
+    OutputTransform(kind, lam or 0.0).check(dataset.y_test, "test outputs y")
     progress(
         f"data {dataset.name}: {len(dataset.y_train)} training / {len(dataset.y_test)} test "
         f"points, "
