@@ -656,6 +656,7 @@ def load_prediction_inputs(
     dims: int,
     target: str | None = None,
     inputs: Sequence[str] | None = None,
+    require_target: bool = False,
 ) -> tuple[np.ndarray, np.ndarray | None, list[str]]:
     """Inputs (and outputs when known) to predict at, checked against the model's ``dims``.
 
@@ -663,11 +664,17 @@ def load_prediction_inputs(
     name to the model's ``inputs`` (the columns of the CSV it was fitted on, when it was: other
     columns, such as a shard column, are ignored) and its ``target`` column is taken as the
     known outputs; without names, the columns are taken in order, and the target is the named
-    column or an extra last one.
+    column or an extra last one. ``require_target``: a CSV without the ``target`` column is an
+    error (a column the user named), not a file of inputs only.
     """
     if source.endswith(".csv") and not source.startswith("builtin:"):
         path = Path(source)
         frame = _read_csv(path)
+        if require_target and target not in frame.columns:
+            raise InputDataError(
+                f"target column {target!r} is not in {path.name}; its columns are: "
+                f"{', '.join(map(str, frame.columns))}"
+            )
         if inputs is not None:
             X, y = _named_columns(frame, path, inputs, target)
             return X, y, list(inputs)

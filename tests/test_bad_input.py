@@ -306,6 +306,14 @@ CLI_CASES = {
         "not allowed with",
     ),
     "predict: --ahead 0": ("predict --model {model} --ahead 0", "at least 1"),
+    "predict: --out holding a fit's outputs": (
+        "predict --model {model} --data {good} --out {folder}/model",
+        "holds a fit's outputs (model.npz)",
+    ),
+    "predict: --target the CSV lacks": (
+        "predict --model {table_model} --data {table} --target nope",
+        "target column 'nope' is not in table.csv",
+    ),
     "predict: --ahead with a model fitted on no series": (
         "predict --model {table_model} --ahead 3",
         "not fitted on a series",

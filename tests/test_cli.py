@@ -302,7 +302,15 @@ def test_test_and_prediction_files_are_matched_to_the_training_columns_by_name(t
     rows = list(csv.reader((pred / "predictions.csv").open()))
     header = [odd, "b", "mean", "std", "lower95", "upper95", "y"]
     assert rows[0] == header and {len(r) for r in rows} == {7}
-    assert float(rows[1][0]) == pytest.approx(X[50, 0])
+    assert float(rows[1][0]) == X[50, 0]  # inputs and outputs to the last bit
+    assert float(rows[1][-1]) == y[50]
+    # the fit's output folder stands for its model.npz
+    code, _, err = run(
+        ["predict", "--model", str(tmp_path / "a"), "--data", str(shuffled), "--out", str(pred)],
+        capsys,
+    )
+    assert code == 0, err
+    assert list(csv.reader((pred / "predictions.csv").open())) == rows
     # a file without one of the model's inputs is refused, naming it
     partial = _write_csv(tmp_path / "partial.csv", [odd, "y"], [X[50:, 0], y[50:]])
     code, _, err = run(

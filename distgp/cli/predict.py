@@ -6,10 +6,12 @@ from __future__ import annotations
 import argparse
 import csv
 import io
+from pathlib import Path
 
 import numpy as np
 
 from distgp.cli.common import Progress, at_least
+from distgp.exceptions import ConfigError
 
 PREDICTION_LEVEL = 0.95  # coverage of the interval columns lower95 and upper95
 
@@ -28,7 +30,10 @@ def add_parser(commands) -> None:
         ),
     )
     p.add_argument(
-        "--model", required=True, metavar="MODEL.npz", help="model file written by distgp fit"
+        "--model",
+        required=True,
+        metavar="MODEL.npz",
+        help="model file written by distgp fit (or the fit's output folder)",
     )
     where = p.add_mutually_exclusive_group(required=True)
     where.add_argument(
@@ -61,12 +66,21 @@ def run_predict(args: argparse.Namespace) -> int:
 
     progress = Progress(args.quiet)
     out = check_output_dir(args.out)
-    model = GSMPModel.load(args.model)
+    if (out / "model.npz").exists():
+        raise ConfigError(
+            f"--out {args.out} holds a fit's outputs (model.npz), whose metrics.json the "
+            "predictions would replace; choose another folder (default runs/predict)"
+        )
+    model = GSMPModel.load(_model_file(args.model))
     if args.ahead is not None:
         X, y, names = model.ahead(args.ahead), None, list(model.input_names or ["x0"])
     else:
         X, y, names = load_prediction_inputs(
-            args.data, model.dims, args.target or model.target_name, model.input_names
+            args.data,
+            model.dims,
+            args.target or model.target_name,
+            model.input_names,
+            require_target=args.target is not None,
         )
     latent = model.predict_latent(X, return_std=True)
     mean, std = model.transform.moments(*latent)
@@ -79,7 +93,7 @@ def run_predict(args: argparse.Namespace) -> int:
     text = io.StringIO()
     writer = csv.writer(text, lineterminator="\n")  # quotes names holding commas or quotes
     writer.writerow(header)
-    writer.writerows([f"{v:.10g}" for v in row] for row in table)
+    writer.writerows([repr(float(v)) for v in row] for row in table)  # round-trip precision
     if y is not None:
         scores = regression_metrics(y, *latent, model.transform)
         write_json(out / "metrics.json", {**scores, "n": len(y), "model": str(args.model)})
@@ -95,6 +109,12 @@ def run_predict(args: argparse.Namespace) -> int:
         _plot_forecast(model, X, names, out / "forecast.png")
         progress(f"wrote {out}/forecast.png")
     return 0
+
+
+def _model_file(path: str) -> Path:
+    """``path``, or the ``model.npz`` inside it when it is a fit's output folder."""
+    given = Path(path)
+    return given / "model.npz" if given.is_dir() else given
 
 
 def _plot_forecast(model, X_ahead: np.ndarray, names: list[str], path) -> None:
