@@ -13,6 +13,7 @@ import contextlib
 import dataclasses
 import json
 import math
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -275,7 +276,7 @@ def fit(
         X_train=scaler.x(X) if pooled else None,
         y_train=scaler.y(y) if pooled else None,
         recipe=recipe,
-        run_config=config_json(config),
+        run_config=config_json(located(config)),
         trend=trend if trend.size else None,
         transform=transform,
         data_digest=None if shards is not None else data_digest(parts),
@@ -309,6 +310,21 @@ def fit(
     )
 
 
+def located(config: FitConfig) -> FitConfig:
+    """``config`` with its data and test files as absolute paths: a private model rebuilds its
+    agents from them wherever ``distgp predict`` runs (shard specs stay as written: their
+    ``$VARS`` expand on the agents' nodes)."""
+    d = config.data
+    paths = {}
+    for key in ("source", "test"):
+        value = getattr(d, key)
+        if value and not value.startswith(("builtin:", "<")) and os.path.exists(value):
+            paths[key] = os.path.abspath(value)
+    if not paths:
+        return config
+    return dataclasses.replace(config, data=dataclasses.replace(d, **paths))
+
+
 def predict_with_agents(
     model: GSMPModel,
     X: np.ndarray,
@@ -337,6 +353,11 @@ def predict_with_agents(
             )
         d = config.data
         column = d.shard.split(":", 1)[1] if d.shard.startswith("column:") else None
+        if not d.source.startswith("builtin:") and not os.path.exists(d.source):
+            raise ModelFileError(
+                f"this private model's agents are rebuilt from its training file {d.source}, "
+                "which does not exist here: restore it, or refit with --predict pooled"
+            )
         data = load_dataset(  # as the fit read it: whole when a --test file was the test split
             d.source,
             target=d.target,

@@ -414,3 +414,25 @@ def test_a_constant_input_column_is_named(tmp_path, capsys):
     )
     assert code == 0, err
     assert "input column(s) unit are constant in the training data (to rounding)" in err
+
+
+def test_a_private_model_predicts_from_another_folder_and_names_a_lost_training_file(
+    table_csv, tmp_path, capsys, monkeypatch
+):
+    """Its agents are rebuilt from the training file, recorded as an absolute path: predict
+    works from any folder, and a file gone since says so (not 'data file ... does not exist')."""
+    monkeypatch.chdir(tmp_path)
+    fit = ["fit", "--data", table_csv.name, "--target", "target", "--agents", "2"]
+    fit += ["--backend", "inline", "--components", "20", "--no-plots", "--out", "run"]
+    code, _, err = run(fit, capsys)
+    assert code == 0, err
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    predict = ["predict", "--model", "../run", "--data", "../table.csv", "--out", "p"]
+    code, _, err = run(predict, capsys)
+    assert code == 0, err
+    assert (tmp_path / "elsewhere" / "p" / "predictions.csv").is_file()
+    table_csv.rename(tmp_path / "moved.csv")
+    moved = ["predict", "--model", "../run", "--data", "../moved.csv", "--out", "p2"]
+    code, _, err = run(moved, capsys)
+    assert code == 2 and f"training file {table_csv} which" in err.replace(",", ""), err
