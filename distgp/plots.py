@@ -111,7 +111,9 @@ def spectrum(model, path: str | Path) -> None:
 
 
 def _dim_name(model, p: int) -> str:
-    return f"x{p}"
+    """Input ``p``'s column name (a model fitted on a CSV), else ``x<p>``."""
+    names = model.input_names
+    return str(names[p]) if names is not None and p < len(names) else f"x{p}"
 
 
 def prediction(model, dataset, path: str | Path) -> None:

@@ -285,3 +285,23 @@ def test_spectrum_plot_of_a_model_whose_trend_explains_everything(tmp_path):
         warnings.simplefilter("error")
         plots.spectrum(model, tmp_path / "spectrum.png")
     assert (tmp_path / "spectrum.png").stat().st_size > 0
+
+
+def test_spectrum_panels_are_named_after_the_csv_columns(tmp_path, monkeypatch):
+    from distgp import plots
+
+    rng = np.random.default_rng(0)
+    X = rng.uniform(size=(40, 2))
+    config = FitConfig()
+    config.kernel.components = 20
+    model = fit(X, np.sin(4 * X[:, 0]) + X[:, 1], config).model
+    model.input_names = ("température", "load")
+    labels = []
+    monkeypatch.setattr(
+        plots, "save_figure", lambda fig, path: labels.extend(a.get_xlabel() for a in fig.axes)
+    )
+    plots.spectrum(model, tmp_path / "spectrum.png")
+    assert labels[:2] == [
+        "frequency, cycles per unit of température",
+        "frequency, cycles per unit of load",
+    ]
