@@ -10,6 +10,8 @@ Unknown keys and values of the wrong type are errors that name the key and what 
 from __future__ import annotations
 
 import dataclasses
+import functools
+import re
 import types
 import typing
 from dataclasses import dataclass
@@ -511,7 +513,9 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
     if not p.is_file():
         raise ConfigError(f"config file {p} does not exist")
     try:
-        content = yaml.safe_load(p.read_text())
+        content = yaml.load(p.read_text(), Loader=_config_loader())
+    except _DuplicateKeyError as exc:
+        raise ConfigError(f"config file {p} sets {exc} twice; keep one") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" (line {mark.line + 1})" if mark is not None else ""
@@ -523,6 +527,36 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
             f"config file {p} must hold a mapping of sections, not a {type(content).__name__}"
         )
     return content
+
+
+class _DuplicateKeyError(Exception):
+    """A YAML mapping that names a key twice (``yaml.safe_load`` keeps the last silently)."""
+
+
+@functools.cache
+def _config_loader():
+    """PyYAML's safe loader with YAML 1.2 numbers (``1e-5`` is a float, not the string YAML
+    1.1 makes of it) and duplicate keys refused."""
+    import yaml
+
+    class Loader(yaml.SafeLoader):
+        def construct_mapping(self, node, deep=False):
+            seen = set()
+            for key_node, _ in node.value:
+                key = self.construct_object(key_node, deep=deep)
+                if not isinstance(key, str | int | float | bool):
+                    continue  # a complex key: the mapping's own construction judges it
+                if key in seen:
+                    raise _DuplicateKeyError(f"{key!r} (line {key_node.start_mark.line + 1})")
+                seen.add(key)
+            return super().construct_mapping(node, deep=deep)
+
+    Loader.add_implicit_resolver(
+        "tag:yaml.org,2002:float",
+        re.compile(r"^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9_]+)[eE][-+]?[0-9]+$"),
+        list("-+0123456789."),
+    )
+    return Loader
 
 
 def build(cls: type, mapping: dict[str, Any], where: str = "") -> Any:

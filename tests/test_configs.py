@@ -40,3 +40,21 @@ def test_fit_config_runs(config, tmp_path, monkeypatch, data_dir, ray_local):
     assert main(argv) == 0
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["n_train"] > 0 and metrics["components"] > 0
+
+
+def test_yaml_numbers_in_exponent_form_are_numbers(tmp_path):
+    """YAML 1.1 reads ``1e-5`` (no dot) as a string; the config reader takes it as YAML 1.2
+    does, a float, in every section."""
+    from distgp.bandit.config import load_optimize_config
+    from distgp.config import load_fit_config
+
+    path = tmp_path / "c.yaml"
+    path.write_text("learn:\n  tol: 1e-5\n  prune_tol: 2E-4\nconsensus:\n  abs_tol: +3e-6\n")
+    config = load_fit_config(path)
+    assert (config.learn.tol, config.learn.prune_tol, config.consensus.abs_tol) == (
+        1e-5,
+        2e-4,
+        3e-6,
+    )
+    path.write_text("budget: 5\nbandit:\n  noise_variance: 1e-3\n")
+    assert load_optimize_config(path).bandit.noise_variance == 1e-3

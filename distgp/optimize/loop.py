@@ -168,8 +168,8 @@ def optimize(
             if bandit.exhausted:  # a small discrete space, every point evaluated (or failed)
                 events.append(
                     f"stopped after {len(records)} of {config.budget} evaluations: every point of "
-                    "the search space has been evaluated (or failed); bandit.repeat (--repeat) "
-                    "evaluates points again"
+                    "the search space has been evaluated (or failed); 'bandit: {repeat: true}' in "
+                    "the config evaluates points again"
                 )
                 break
             remaining = config.budget - len(records)
