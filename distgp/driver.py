@@ -488,18 +488,24 @@ def preflight(
         The training indices of each agent's shard.
     """
     method = "column" if config.data.shard.startswith("column:") else config.data.shard
-    shards = shard_indices(n, config.consensus.agents, method, groups, config.seed)
-    minimum = config.data.min_shard_size
-    if config.consensus.agents > 1:
+    agents, minimum = config.consensus.agents, config.data.min_shard_size
+
+    def too_small(j: int, size: int) -> ConfigError:
+        return ConfigError(
+            f"shard of agent {j} would hold {size} point(s), below the minimum shard size "
+            f"{minimum}; use at most {max(n // minimum, 1)} agents or lower "
+            "data.min_shard_size",
+            setting="data.min_shard_size",
+        )
+
+    if agents > 1 and method != "column" and n // agents < minimum:  # before any 2-point check
+        # near-equal splits: the first n % agents shards hold one point more than the rest
+        raise too_small(n % agents if n // agents + 1 >= minimum else 0, n // agents)
+    shards = shard_indices(n, agents, method, groups, config.seed)
+    if agents > 1:
         small = [j for j, idx in enumerate(shards) if len(idx) < minimum]
         if small:
-            j = small[0]
-            raise ConfigError(
-                f"shard of agent {j} would hold {len(shards[j])} point(s), below the minimum "
-                f"shard size {minimum}; use at most {max(n // minimum, 1)} agents or lower "
-                "data.min_shard_size",
-                setting="data.min_shard_size",
-            )
+            raise too_small(small[0], len(shards[small[0]]))
     if check_address and config.backend_name == "ray":
         check_ray_address(config.backend.address)
     return shards

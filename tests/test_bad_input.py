@@ -170,9 +170,13 @@ CLI_CASES = {
         "fit --data {good} --agents 2 --gpus-per-agent 0.5 --device cpu",
         "set learn.device to cuda",
     ),
-    "fit: more agents than points": (
+    "fit: more agents than points": (  # one step: the advice already counts the minimum
         "fit --data {small} --agents 4 --backend inline",
-        "use at most 3",
+        "use at most 1 agents or lower data.min_shard_size",
+    ),
+    "fit: more agents than points at a lower minimum shard size": (
+        "fit --data {small} --agents 4 --min-shard-size 2 --backend inline",
+        "use at most 3 agents",
     ),
     "fit: bits outside 2..32": ("fit --data {good} --agents 2 --bits 33 --backend inline", "2..32"),
     "fit: delta <= 0": ("fit --data {good} --agents 2 --delta -0.5 --backend inline", "positive"),
