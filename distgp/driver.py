@@ -221,8 +221,7 @@ def fit(
         backend.traffic = type(backend.traffic)()
         backend.start(parts)
         start = time.perf_counter()
-        summaries = answered(backend.broadcast("summary", config.data.min_shard_size))
-        summary = merge_summaries(summaries)
+        _, summary = gather_summaries(backend, config.data.min_shard_size)
         scaler = Scaler.from_summary(summary, standardize_inputs=config.kernel.grid == "data")
         scale = float(scaler.x_scale[0])
         season = config.kernel.season / scale
@@ -387,7 +386,7 @@ def predict_with_agents(
         )
     with backend if owned else contextlib.nullcontext(backend):
         backend.start(parts)
-        answered(backend.broadcast("summary", config.data.min_shard_size))
+        gather_summaries(backend, config.data.min_shard_size)
         settings = agent_settings(config)
         answered(
             backend.broadcast("setup", model.scaler.to_dict(), model.recipe, settings.to_wire())
@@ -454,8 +453,25 @@ def prediction_mode(config: FitConfig) -> str:
     return "private" if config.consensus.agents > 1 else "pooled"
 
 
+def gather_summaries(backend: Backend, min_points: int) -> tuple[dict[int, dict], ShardSummary]:
+    """Every agent's summary and their merge. A shard with the lowest agent's input columns in
+    another order is asked to take them in that order (shard files are matched to each other
+    by column name, as ``--test`` files and ``distgp predict`` inputs are to the training
+    data)."""
+    replies = answered(backend.broadcast("summary", min_points))
+    first = list(replies[min(replies)]["columns"])
+    reordered = {
+        j: (min_points, first)
+        for j, r in replies.items()
+        if list(r["columns"]) != first and sorted(r["columns"]) == sorted(first)
+    }
+    if reordered:
+        replies.update(answered(backend.call("summary", reordered)))
+    return replies, merge_summaries(replies)
+
+
 def merge_summaries(replies: dict[int, dict]) -> ShardSummary:
-    """Merge the agents' summaries; shards must have the same columns."""
+    """Merge the agents' summaries; shards must have the same columns, in the same order."""
     columns = {j: list(r["columns"]) for j, r in replies.items()}
     first = columns[min(columns)]
     for j, names in sorted(columns.items()):

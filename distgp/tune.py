@@ -436,9 +436,9 @@ def _scoring(
 def _shard_facts(backend, config: FitConfig, shards: int) -> tuple[TrainingFacts, list[int]]:
     """The training facts and shard sizes from the summaries of the agents holding
     ``shards`` shard files (agent ``j`` holds shard ``j``; further agents are copies)."""
-    from distgp.driver import answered, merge_summaries
+    from distgp.driver import gather_summaries, merge_summaries
 
-    replies = answered(backend.broadcast("summary", config.data.min_shard_size))
+    replies, _ = gather_summaries(backend, config.data.min_shard_size)
     own = {j: replies[j] for j in range(shards)}
     summary = merge_summaries(own)
     series = all(bool(r["series"]) for r in own.values())

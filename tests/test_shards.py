@@ -232,3 +232,24 @@ def test_private_model_refuses_a_data_source_that_changed(tmp_path, capsys):
     )
     assert code == 2
     assert "does not give the data this model's agents were fitted on" in capsys.readouterr().err
+
+
+def test_shards_holding_the_same_columns_in_another_order_give_the_same_fit(tmp_path):
+    """Shard files are matched by column name, as --test files and predict inputs are: a site
+    that wrote its columns in another order is asked to take them in the first shard's."""
+    write_sites(tmp_path)
+    first = tmp_path / "first"
+    assert main(fit_args(tmp_path, first)) == 0
+    frame = pd.read_csv(tmp_path / "site-1.csv")
+    frame[["y", "b", "a"]].to_csv(tmp_path / "site-1.csv", index=False)
+    swapped = tmp_path / "swapped"
+    assert main(fit_args(tmp_path, swapped)) == 0
+    a, b = (json.loads((d / "metrics.json").read_text()) for d in (first, swapped))
+    assert b["mse"] == pytest.approx(a["mse"], rel=1e-9)
+    assert b["objective"] == pytest.approx(a["objective"], rel=1e-9)
+    predicted = tmp_path / "predicted"
+    predict = ["predict", "--model", str(swapped), "--data", str(tmp_path / "test.csv")]
+    assert main([*predict, "--out", str(predicted), "--quiet"]) == 0
+    mean = pd.read_csv(predicted / "predictions.csv")["mean"].to_numpy()
+    truth = pd.read_csv(tmp_path / "test.csv")["y"].to_numpy()
+    assert np.mean((mean - truth) ** 2) == pytest.approx(b["mse"], rel=1e-6)

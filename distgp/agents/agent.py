@@ -186,11 +186,19 @@ class Agent:
             self._data = self._shard.load()
         return self._data
 
-    def summary(self, min_points: int) -> dict[str, Any]:
+    def summary(self, min_points: int, columns: list[str] | None = None) -> dict[str, Any]:
         """Aggregate statistics of the shard (:class:`ShardSummary`), its column names and
         whether it is a time series (one input, evenly spaced once sorted: the outer choice
-        validates a series by rolling origin); refused below ``min_points`` points."""
+        validates a series by rolling origin); refused below ``min_points`` points.
+
+        ``columns``: the input columns in the order the run uses (another shard's), when this
+        shard holds the same ones in another order; the agent takes its inputs in that order
+        from now on."""
         X, y, names = self._shard_data()
+        if columns is not None and list(columns) != names:
+            order = [names.index(c) for c in columns]  # the driver checked they are the same
+            X, names = X[:, order], list(columns)
+            self._data = (X, y, names)
         if len(y) < min_points:
             raise InputDataError(
                 f"shard of agent {self.agent_id} holds {len(y)} point(s), below the minimum of "
