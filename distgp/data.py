@@ -353,6 +353,8 @@ def _load_csv(
         )
     X = frame[features].to_numpy(dtype=np.float64)
     y = frame[target].to_numpy(dtype=np.float64)
+    _check_values(X, f"input columns of {path.name}")  # the whole file, before any split
+    _check_values(y, f"column {target} of {path.name}")
     X, y, groups = _time_ordered(X, y, groups)
     series = X.shape[1] == 1 and _is_index(X[:, 0])
     fraction = 0.2 if test_fraction is None else test_fraction

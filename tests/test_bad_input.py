@@ -78,6 +78,7 @@ def make_files(folder: Path) -> dict[str, str]:
         "text_column.csv": "a,b,y\n" + "".join(f"{i},red,{i * 0.5}\n" for i in range(10)),
         "no_header.csv": "".join(f"{i},{i * 2},{i * 0.5}\n" for i in range(10)),
         "inf.csv": "a,y\n" + "".join(f"{'inf' if i == 3 else i},{i * 0.5}\n" for i in range(10)),
+        "nan_y.csv": "a,y\n" + "".join(f"{i},{'' if i in (2, 7) else i}\n" for i in range(10)),
         "series.csv": "t,y\n" + "".join(f"{i},{np.sin(i)}\n" for i in range(30)),
         "renamed.csv": "t,value\n" + "".join(f"{i},{np.sin(i)}\n" for i in range(30, 36)),
         "table.csv": "a,site,y\n" + "".join(f"{i},{i % 3},{np.sin(i)}\n" for i in range(30)),
@@ -115,6 +116,10 @@ CLI_CASES = {
     "fit: .mat with wrong keys": ("fit --data {wrongkeys}", "lacks xtrain"),
     "fit: NaN in y": ("fit --data {nan}", "NaN"),
     "fit: inf in X (CSV)": ("fit --data {inf}", "NaN or infinite"),
+    "fit: empty outputs in a CSV, counted over the file, not one split": (
+        "fit --data {nan_y}",
+        "column y of nan_y.csv: 2 NaN",
+    ),
     "fit: mismatched lengths": ("fit --data {mismatch}", "have 7"),
     "fit: fewer than 2 training points": ("fit --data {single}", "at least 2"),
     "fit: a single distinct y value": ("fit --data {constant}", "single distinct value"),
