@@ -514,6 +514,12 @@ def preflight(
             setting="data.min_shard_size",
         )
 
+    if agents == 1 and n < minimum:
+        raise ConfigError(
+            f"the training data holds {n} point(s), below the minimum shard size {minimum} "
+            "(the fewest an agent sends anything about); lower data.min_shard_size",
+            setting="data.min_shard_size",
+        )
     if agents > 1 and method != "column" and n // agents < minimum:  # before any 2-point check
         # near-equal splits: the first n % agents shards hold one point more than the rest
         raise too_small(n % agents if n // agents + 1 >= minimum else 0, n // agents)

@@ -175,6 +175,10 @@ CLI_CASES = {
         "fit --data {good} --agents 2 --gpus-per-agent 0.5 --device cpu",
         "set learn.device to cuda",
     ),
+    "fit: one agent's data below the minimum shard size": (
+        "fit --data {small} --backend inline",
+        "the training data holds 6 point(s), below the minimum shard size 10",
+    ),
     "fit: more agents than points": (  # one step: the advice already counts the minimum
         "fit --data {small} --agents 4 --backend inline",
         "use at most 1 agents or lower data.min_shard_size",
