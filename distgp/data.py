@@ -327,6 +327,7 @@ def _load_csv(
 
     frame = _read_csv(path)
     columns = list(frame.columns)
+    target_given = target is not None
     target = target or columns[-1]
     if target not in columns:
         raise InputDataError(
@@ -341,7 +342,11 @@ def _load_csv(
                 + ", ".join(columns)
             )
         if shard_column == target:
-            raise InputDataError("the shard column cannot be the target column")
+            raise InputDataError(
+                f"the shard column {shard_column!r} is also the target column"
+                + ("" if target_given else " (the last column, by default)")
+                + "; name the output column with --target"
+            )
         groups = frame[shard_column].to_numpy()
         features.remove(shard_column)
     if not features:

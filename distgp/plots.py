@@ -183,6 +183,7 @@ def tuning(evaluations, path: str | Path) -> None:
         textcoords="offset points",
     )
     ax.set_xlabel("evaluation")
+    ax.xaxis.set_major_locator(plt.MaxNLocator(integer=True))  # evaluations are counted
     ax.set_ylabel("held-out MSE (raw units)")
     ax.legend(fontsize=7)
     fig.tight_layout()

@@ -78,6 +78,7 @@ def make_files(folder: Path) -> dict[str, str]:
         "text_column.csv": "a,b,y\n" + "".join(f"{i},red,{i * 0.5}\n" for i in range(10)),
         "no_header.csv": "".join(f"{i},{i * 2},{i * 0.5}\n" for i in range(10)),
         "inf.csv": "a,y\n" + "".join(f"{'inf' if i == 3 else i},{i * 0.5}\n" for i in range(10)),
+        "site_last.csv": "a,y,site\n" + "".join(f"{i},{np.sin(i)},{i % 3}\n" for i in range(30)),
         "nan_y.csv": "a,y\n" + "".join(f"{i},{'' if i in (2, 7) else i}\n" for i in range(10)),
         "series.csv": "t,y\n" + "".join(f"{i},{np.sin(i)}\n" for i in range(30)),
         "renamed.csv": "t,value\n" + "".join(f"{i},{np.sin(i)}\n" for i in range(30, 36)),
@@ -189,6 +190,10 @@ CLI_CASES = {
     ),
     "fit: bits outside 2..32": ("fit --data {good} --agents 2 --bits 33 --backend inline", "2..32"),
     "fit: delta <= 0": ("fit --data {good} --agents 2 --delta -0.5 --backend inline", "positive"),
+    "fit: shard column that is the default target": (
+        "fit --data {site_last} --shard column:site",
+        "shard column 'site' is also the target column (the last column, by default); name",
+    ),
     "fit: shard column that does not exist": (
         "fit --data {table} --shard column:region",
         "shard column 'region'",
