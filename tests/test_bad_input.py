@@ -330,6 +330,10 @@ CLI_CASES = {
         "predict --model {model} --data {good} --out {folder}/model",
         "holds a fit's outputs (model.npz)",
     ),
+    "predict: --config that does not exist": (
+        "predict --model {model} --data {good} --config {folder}/none.yaml",
+        "config file",
+    ),
     "predict: --target the CSV lacks": (
         "predict --model {table_model} --data {table} --target nope",
         "target column 'nope' is not in table.csv",

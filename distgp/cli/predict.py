@@ -53,7 +53,9 @@ def add_parser(commands) -> None:
         "--out", metavar="DIR", default="runs/predict", help="output folder (default: runs/predict)"
     )
     p.add_argument(
-        "--config", metavar="FILE.yaml", help="accepted for symmetry; predict needs no settings"
+        "--config",
+        metavar="FILE.yaml",
+        help="accepted for symmetry (checked like fit's); predict needs no settings",
     )
     p.add_argument("--quiet", action="store_true", help="no progress output")
     p.set_defaults(handler=run_predict)
@@ -65,6 +67,10 @@ def run_predict(args: argparse.Namespace) -> int:
     from distgp.io import check_output_dir, ensure_output_dir, write_json, write_text
 
     progress = Progress(args.quiet)
+    if args.config is not None:  # a missing or broken file is a mistake worth naming
+        from distgp.config import load_fit_config
+
+        load_fit_config(args.config)
     out = check_output_dir(args.out)
     if (out / "model.npz").exists():
         raise ConfigError(
