@@ -1,4 +1,4 @@
-# distgp developer commands. `make run` and `make test` work on a fresh machine with Python 3.11.
+# distgp developer commands. `make run` and `make test` work on a fresh machine with Python 3.10+ (CI: 3.11).
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin

@@ -271,7 +271,7 @@ class ConsensusConfig:
     )
     quantize: bool = setting(
         True,
-        help="quantised messages (false, --no-quantize: float64 messages)",
+        help="quantised messages (default); --no-quantize (false) sends float64 messages",
         exclusive="quantisation",
     )
     rho: float | None = setting(
@@ -388,9 +388,9 @@ class TuneConfig:
     )
     calibrate: bool = setting(
         True,
-        help="widen the predictive variance by the chosen setting's held-out mean squared "
-        "z-score where that exceeds 1, wherever held-out data chose the setting (false, "
-        "--no-calibrate: the evidence's own variance)",
+        help="wherever held-out data chose the setting, widen the predictive variance by its "
+        "held-out mean squared z-score where that exceeds 1 (default); --no-calibrate (false) "
+        "keeps the evidence's own variance",
     )
     tunables: str = setting(
         "trend,levels,components,noise_floor,transform",

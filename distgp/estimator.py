@@ -73,8 +73,10 @@ class GSMPRegressor(RegressorMixin, BaseEstimator):
         components: number of GSMP sub-kernels ``M`` (default 500 in 1-D, 100 per dimension).
         grid: ``data`` (data-driven, default) or ``reference`` (the SLIM-KL code's grid).
         levels: bandwidth levels of the data grid.
-        trend: trend part ``auto`` (default: a 1-D evenly spaced ``X`` gets the rolling-origin
-            choice of :func:`distgp.selection.fit_selected`; else linear for one input, none for
+        trend: trend part ``auto`` (default: with one input and at most 1000 points, the choice
+            of :func:`distgp.selection.fit_selected` among the default candidates on held-out
+            training data, by rolling origin for an evenly spaced series, else by random folds;
+            otherwise, or with too little data to hold out, linear for one input and none for
             several), ``none``, ``constant``, ``linear``, ``quadratic`` or ``local`` (one
             input: a random-walk level and slope) (:mod:`distgp.kernels.trend`).
         season: period of a seasonal pattern and walk in input units (one evenly spaced
@@ -103,7 +105,8 @@ class GSMPRegressor(RegressorMixin, BaseEstimator):
         delta: uniform quantisation step instead of ``bits``.
         rounds: ADMM round cap.
         local_iterations: DSCA iterations per agent per round.
-        rho: initial ADMM penalty (default: mean shard size).
+        rho: initial ADMM penalty (default: the mean shard size); after round 2 the agents'
+            curvature sets it, one value per parameter.
         shard: ``random`` or ``contiguous``.
         random_state: seed of sharding and quantisation noise (an int, a
             :class:`numpy.random.RandomState`, or ``None`` for a fresh seed per fit).

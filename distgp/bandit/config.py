@@ -157,7 +157,8 @@ class KernelSection:
 
     name: str = setting(
         "gsmp",
-        help="gsmp (re-learned by the agents every refit_every evaluations) or a fixed rbf",
+        help="gsmp (re-learned by the agents every refit_every evaluations) or rbf, fitted to the "
+        "evidence (kernel.evidence: false keeps it fixed)",
         rule=one_of(*KERNELS),
         flag="kernel",
         metavar="gsmp|rbf",
