@@ -148,7 +148,11 @@ class KernelConfig:
         default_text="1 in 1-D, else 4",
     )
     frequency_scale: float = setting(
-        1.0, help="scale of the grid's frequencies", rule=positive(), metavar="F"
+        1.0,
+        help="scale of the grid's frequencies (1: up to the Nyquist frequency of as many evenly "
+        "spaced points; at most 100)",
+        rule=between(0.0, 100.0, open_low=True),
+        metavar="F",
     )
     slow_components: int = setting(
         3,

@@ -137,6 +137,10 @@ CLI_CASES = {
     "fit: config file with broken YAML": ("fit --config {bad_syntax}", "not valid YAML"),
     "fit: missing config file": ("fit --config {folder}/none.yaml", "does not exist"),
     "fit: values whose squares overflow": ("fit --data {overflow}", "rescale them"),
+    "fit: grid frequencies far past what the data resolves": (
+        "fit --data {good} --frequency-scale 1e300",
+        "kernel.frequency_scale must be in (0, 100]",
+    ),
     "fit: M < 1": ("fit --data {good} --components 0", "components must be in 1..100000"),
     "fit: M absurdly large": ("fit --data {good} --components 100000000", "1..100000, got"),
     "fit: negative seed": ("fit --data {good} --seed -1", "seed must be a non-negative"),
