@@ -69,7 +69,7 @@ class ADMMOptions:
         abs_tol, rel_tol: Boyd et al.'s absolute and relative tolerances.
         balance_mu, balance_tau: residual-balancing ratio and factor.
         balance_every: rounds between penalty changes.
-        balance_rounds: no penalty change after this round.
+        balance_rounds: last round of two-way balancing (0: none, and no late halving).
         balance_down: also lower the penalty when the dual residual dominates.
         loosen_late: after ``balance_rounds`` (if not 0), still halve the penalty (never raise
             it) when the agents agree within the primal tolerance while the dual residual, more
