@@ -135,14 +135,15 @@ class KernelConfig:
     )
     components: int | None = setting(
         None,
-        help="number of sub-kernels M; each DSCA iteration costs O(M n^2)",
+        help="number of sub-kernels M, rounded to the grid's levels and frequencies, plus "
+        "kernel.slow_components; each DSCA iteration costs O(M n^2)",
         rule=between(1, MAX_COMPONENTS),
         metavar="M",
         default_text="500 in 1-D, 100 per input dimension",
     )
     levels: int | None = setting(
         None,
-        help="bandwidth levels of the data grid",
+        help="bandwidth levels of the data grid (at most as many as M has room for)",
         rule=at_least(1),
         metavar="L",
         default_text="1 in 1-D, else 4",

@@ -328,3 +328,11 @@ def test_one_kernel_maths_for_numpy_and_torch(rng):
     bank_gram = SubKernelBank(X, grid).gram(w)
     kernel = GSMPKernel(grid, weights=w, dtype=torch.float64)
     np.testing.assert_allclose(kernel(Xt).to_dense().detach().numpy(), bank_gram, rtol=1e-10)
+
+
+def test_more_levels_than_the_components_have_room_for_are_capped():
+    """``--levels 1000`` with 200 components over 2 inputs: about 200 components (each level
+    holds one envelope and a frequency per input), not 3000; 1-D caps at one per level."""
+    assert data_grid(100, 2, components=200, levels=1000, slow=3).components == 201
+    assert data_grid(100, 2, components=200, levels=4, slow=3).components == 199
+    assert data_grid(100, 1, components=50, levels=1000, slow=3).components == 53

@@ -130,7 +130,8 @@ def data_grid(
         n: number of training points (over all agents).
         dims: number of input dimensions ``P``.
         components: target number of components ``M`` (default :func:`default_components`).
-        levels: bandwidth levels (default 1 in 1-D, 4 otherwise).
+        levels: bandwidth levels (default 1 in 1-D, 4 otherwise), at most as many as
+            ``components`` has room for (one component per level in 1-D, ``1 + P`` otherwise).
         frequency_scale: multiplies the frequency bounds.
         slow: extra zero-frequency components with sub-spacing bandwidths.
         constant: input dimensions whose data do not vary (``P > 1``): no frequencies along
@@ -160,6 +161,7 @@ def data_grid(
         return _with_slow(means, variances, np.array([spacing]), slow)
     # Multi-dimensional: per level, one pure envelope plus (Q - 1) frequencies in each dimension.
     varying = sorted(set(range(dims)) - set(constant))
+    L = min(L, max(1, M // (1 + len(varying))))  # a level holds at least 1 + P' components
     per_level = max(1, M // L)
     Q = max(2, round((per_level - 1) / max(len(varying), 1)) + 1)
     spacing = F / (Q - 1)
