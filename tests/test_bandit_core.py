@@ -413,3 +413,45 @@ def test_a_batch_of_pulls_at_once_equals_one_by_one(arms):
     many.pull_many(picks, ys)  # 40 pulls > rank / 2: the matrix-product path
     np.testing.assert_allclose(many.variance(), one.variance(), rtol=1e-8, atol=1e-8)
     np.testing.assert_allclose(many.mean(0.1, 2.0), one.mean(0.1, 2.0), rtol=0, atol=1e-8)
+
+
+def test_a_constant_added_to_every_reward_changes_nothing():
+    """Rewards are standardised with Welford's update: at an offset of 1e9 the scale is the
+    rewards' own standard deviation (running sums of squares lost it) and the search picks the
+    same arms."""
+    rng = np.random.default_rng(0)
+    arms = rng.uniform(size=(200, 1))
+
+    def run(offset: float) -> tuple[list[int], float]:
+        bandit = BKB(arms, seed=0)
+        picked = []
+        for _ in range(12):
+            arm = int(bandit.ask()[0])
+            picked.append(arm)
+            bandit.tell(arm, offset - (arms[arm, 0] - 0.3) ** 2)
+        return picked, bandit._y_standardisation()[1]
+
+    base, scale = run(0.0)
+    rewards = -((arms[base, 0] - 0.3) ** 2)
+    assert scale == pytest.approx(float(np.std(rewards)), rel=1e-12)
+    shifted, shifted_scale = run(1e9)
+    assert shifted_scale == pytest.approx(scale, rel=1e-6)
+    assert shifted == base
+
+
+def test_a_bandit_saved_with_running_sums_loads_their_mean_and_spread(tmp_path):
+    """Files written before Welford's update hold ``y_total`` and ``y_sumsq``."""
+    import json
+
+    arms = np.random.default_rng(1).uniform(size=(50, 2))
+    bandit = BKB(arms, seed=0)
+    bandit.tell([3, 7, 11], [1.0, 2.0, 4.0])
+    state = dict(bandit.state_dict())
+    meta = json.loads(str(state["meta"]))
+    mean, m2 = meta.pop("y_mean"), meta.pop("y_m2")
+    meta["y_total"], meta["y_sumsq"] = 7.0, 21.0
+    state["meta"] = np.asarray(json.dumps(meta))
+    np.savez(tmp_path / "old.npz", **state)
+    old = BKB.load(tmp_path / "old.npz")
+    assert old._y_standardisation() == pytest.approx(bandit._y_standardisation())
+    assert (old._y_mean, old._y_m2) == pytest.approx((mean, m2))

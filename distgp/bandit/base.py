@@ -221,8 +221,8 @@ class ArmBandit(ABC):
         self._counts = np.zeros(A, dtype=np.int64)
         self._ysum = np.zeros(A)  # raw reward sum per arm
         self._blocked = np.zeros(A, dtype=bool)
-        self._y_total = 0.0
-        self._y_sumsq = 0.0
+        self._y_mean = 0.0  # mean of the model's rewards and their sum of squared deviations,
+        self._y_m2 = 0.0  # updated one at a time (Welford): exact at any offset of the rewards
         self._history: list[tuple[int, float, int]] = []  # (arm, raw reward or NaN, batch id)
         self._model_y: list[float] = []  # per history entry, the reward the model uses (or NaN)
         self._pending: list[tuple[int, int]] = []  # (arm, batch id)
@@ -445,8 +445,9 @@ class ArmBandit(ABC):
             if model == model:
                 self._counts[arm] += 1
                 self._ysum[arm] += model
-                self._y_total += model
-                self._y_sumsq += model * model
+                delta = model - self._y_mean
+                self._y_mean += delta / self.fitted
+                self._y_m2 += delta * (model - self._y_mean)
                 self._new_data = True
                 self._stale = True
             self._history.append((arm, value, batch_id))
@@ -554,9 +555,8 @@ class ArmBandit(ABC):
         t = self.fitted
         if not self.normalize_y or t == 0:
             return 0.0, 1.0
-        mean = self._y_total / t
-        var = max(self._y_sumsq / t - mean * mean, 0.0)
-        scale = math.sqrt(var)
+        mean = self._y_mean
+        scale = math.sqrt(max(self._y_m2 / t, 0.0))
         return mean, (scale if scale > MIN_Y_SCALE * max(1.0, abs(mean)) else 1.0)
 
     def _standardised_sums(self) -> np.ndarray:
@@ -636,8 +636,8 @@ class ArmBandit(ABC):
             "class": type(self).__name__,
             "settings": self._settings(),
             "rng": self._rng.bit_generator.state,
-            "y_total": self._y_total,
-            "y_sumsq": self._y_sumsq,
+            "y_mean": self._y_mean,
+            "y_m2": self._y_m2,
             "batches": self._batches,
             "new_data": self._new_data,
             "logdet": self._logdet,
@@ -689,8 +689,12 @@ class ArmBandit(ABC):
             bandit._counts = np.asarray(state["counts"], dtype=np.int64).copy()
             bandit._ysum = np.asarray(state["ysum"], dtype=float).copy()
             bandit._blocked = np.asarray(state["blocked"], dtype=bool).copy()
-            bandit._y_total = float(meta["y_total"])
-            bandit._y_sumsq = float(meta["y_sumsq"])
+            if "y_mean" in meta:
+                bandit._y_mean, bandit._y_m2 = float(meta["y_mean"]), float(meta["y_m2"])
+            else:  # a file of distgp before Welford's update: running sums
+                t = max(bandit.fitted, 1)
+                bandit._y_mean = float(meta["y_total"]) / t
+                bandit._y_m2 = max(float(meta["y_sumsq"]) - t * bandit._y_mean**2, 0.0)
             bandit._batches = int(meta["batches"])
             bandit._new_data = bool(meta["new_data"])
             bandit._logdet = float(meta["logdet"])
