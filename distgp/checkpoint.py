@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from distgp.exceptions import ModelFileError
-from distgp.io import read_npz, save_npz
+from distgp.io import json_default, read_npz, save_npz
 
 CHECKPOINT_FORMAT = "distgp-checkpoint"
 CHECKPOINT_NAME = "checkpoint.npz"
@@ -80,4 +80,4 @@ def config_json(config: Any) -> str:
     """The run's settings as canonical JSON (the output folder excluded)."""
     data = dataclasses.asdict(config)
     data.pop("out", None)
-    return json.dumps(data, sort_keys=True)
+    return json.dumps(data, sort_keys=True, default=json_default)

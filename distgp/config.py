@@ -25,6 +25,7 @@ from distgp.settings import (
     between,
     check_settings,
     checked_by,
+    entry,
     non_negative,
     one_of,
     positive,
@@ -582,6 +583,18 @@ def build(cls: type, mapping: dict[str, Any], where: str = "") -> Any:
         key = f"{where}.{name}" if where else name
         values[name] = _coerce(hints[name], raw, key)
     return cls(**values)
+
+
+def typed_setting(path: str, value: Any) -> Any:
+    """``value`` for the :class:`FitConfig` setting ``path``, with the config file's type checks
+    (``2.5`` is not an integer); numpy scalars (``np.int64(30)``, a grid search over
+    ``np.arange``) become Python numbers. A :class:`ConfigError` names ``path``."""
+    if hasattr(value, "item") and getattr(value, "ndim", None) == 0:  # a numpy scalar
+        value = value.item()
+    try:
+        return _coerce(entry(FitConfig, path).hint, value, path)
+    except ConfigError as exc:
+        raise ConfigError(str(exc).removeprefix("config key "), setting=path) from None
 
 
 def _coerce(hint: Any, value: Any, key: str) -> Any:

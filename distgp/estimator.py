@@ -19,6 +19,7 @@ from distgp.config import (
     KernelConfig,
     LearnConfig,
     TuneConfig,
+    typed_setting,
 )
 from distgp.data import check_X, check_X_y
 from distgp.exceptions import ConfigError, InputDataError, NotFittedError
@@ -210,11 +211,11 @@ class GSMPRegressor(RegressorMixin, BaseEstimator):
         parameter."""
         config = FitConfig()
         config.data.source = "<array>"
-        for parameter, path in PARAMETERS.items():
-            put(config, path, getattr(self, parameter))
-        config.consensus.quantize = self.bits is not None or self.delta is not None
-        config.seed = _seed(self.random_state)
         try:
+            for parameter, path in PARAMETERS.items():
+                put(config, path, typed_setting(path, getattr(self, parameter)))
+            config.consensus.quantize = self.bits is not None or self.delta is not None
+            config.seed = _seed(self.random_state)
             return config.validate()
         except ConfigError as exc:
             names = {path: parameter for parameter, path in PARAMETERS.items()}

@@ -98,7 +98,7 @@ def _umask() -> int:
 def write_json(path: str | os.PathLike, data: Any) -> Path:
     """``data`` as JSON, atomically; non-finite numbers (an infinite NLPD) become ``null``, as
     JSON has no NaN or infinity."""
-    text = json.dumps(_finite(data), indent=2, sort_keys=False, default=_json_default) + "\n"
+    text = json.dumps(_finite(data), indent=2, sort_keys=False, default=json_default) + "\n"
     return atomic_write(path, lambda h: h.write(text.encode()))
 
 
@@ -123,7 +123,9 @@ def save_npz(path: str | os.PathLike, arrays: dict[str, np.ndarray]) -> Path:
     return atomic_write(path, lambda h: np.savez(h, **arrays))
 
 
-def _json_default(value: Any) -> Any:
+def json_default(value: Any) -> Any:
+    """``json.dumps``'s ``default``: numpy scalars and arrays as Python numbers and lists, paths
+    as strings."""
     if isinstance(value, np.generic):
         return value.item()
     if isinstance(value, np.ndarray):

@@ -455,3 +455,11 @@ def test_a_bandit_saved_with_running_sums_loads_their_mean_and_spread(tmp_path):
     old = BKB.load(tmp_path / "old.npz")
     assert old._y_standardisation() == pytest.approx(bandit._y_standardisation())
     assert (old._y_mean, old._y_m2) == pytest.approx((mean, m2))
+
+
+def test_a_bandit_with_numpy_integer_settings_saves(tmp_path):
+    arms = np.random.default_rng(0).uniform(size=(30, 2))
+    bandit = BKB(arms, seed=np.int64(0), batch=True, max_batch=np.int64(3))
+    bandit.tell([1, 2], [0.5, 0.7])
+    bandit.save(tmp_path / "b.npz")
+    assert BKB.load(tmp_path / "b.npz").fitted == 2

@@ -147,3 +147,22 @@ def test_tune_searches_the_tunables_it_is_given():
     assert sum(e.chosen for e in model.tune_evaluations_) == 1
     with pytest.raises(ConfigError, match="tunables"):
         GSMPRegressor(tune=4, tunables="trend,speed").fit(x, y)
+
+
+def test_numpy_scalar_parameters_work_and_fractions_of_counts_are_refused():
+    """A grid search over ``np.arange`` hands numpy scalars in; ``components=2.5`` is not
+    silently truncated."""
+    from sklearn.model_selection import GridSearchCV
+
+    rng = np.random.default_rng(0)
+    x = rng.uniform(size=(40, 1))
+    y = np.sin(5 * x[:, 0])
+    search = GridSearchCV(
+        GSMPRegressor(trend="linear", tol=np.float32(1e-6), rounds=np.int32(20)),
+        {"components": np.arange(20, 41, 20)},
+        cv=2,
+        error_score="raise",
+    ).fit(x, y)
+    assert search.best_estimator_.model_.grid.components >= 20
+    with pytest.raises(ConfigError, match=r"components must be an integer, got 2\.5"):
+        GSMPRegressor(components=2.5).fit(x, y)

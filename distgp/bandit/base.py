@@ -57,7 +57,7 @@ import numpy as np
 
 from distgp.bandit.kernels import BanditKernel, RBFKernel, kernel_from_state
 from distgp.exceptions import ConfigError, InputDataError, ModelFileError
-from distgp.io import read_npz, save_npz
+from distgp.io import json_default, read_npz, save_npz
 
 STATE_FORMAT = "distgp-bandit-state"
 STATE_VERSION = 2  # 2: incremental BKB state, batch logdet
@@ -647,7 +647,7 @@ class ArmBandit(ABC):
         arrays = {
             "format": np.asarray(STATE_FORMAT),
             "version": np.asarray(STATE_VERSION),
-            "meta": np.asarray(json.dumps(meta)),
+            "meta": np.asarray(json.dumps(meta, default=json_default)),
             "arms": self.arms,
             "counts": self._counts,
             "ysum": self._ysum,
