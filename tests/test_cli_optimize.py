@@ -50,7 +50,8 @@ def test_branin_writes_result_history_and_plot(tmp_path, capsys):
     rows = read_history(out)
     assert len(rows) == 40 and {"x0", "x1", "value", "regret", "failed"} <= set(rows[0])
     cumulative = sum(float(r["regret"]) for r in rows)
-    assert result["cumulative_regret"] == pytest.approx(cumulative, rel=1e-6)
+    assert result["cumulative_regret"] == pytest.approx(cumulative, rel=1e-12)
+    assert min(float(r["value"]) for r in rows) == result["best_value"]  # every digit
     assert (out / "regret.png").stat().st_size > 1000
     assert "evaluation    40/40" in err and "wrote" in err
 

@@ -210,8 +210,8 @@ def history_csv(problem, result) -> str:
 def _cell(value) -> str:
     if value is None:
         return ""
-    if isinstance(value, float):
-        return "nan" if math.isnan(value) else f"{value:.10g}"
+    if isinstance(value, float):  # round-trip precision: 10 digits merged 1e9 + small values
+        return "nan" if math.isnan(value) else repr(value)
     return str(value)
 
 
