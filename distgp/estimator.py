@@ -239,6 +239,7 @@ class GSMPRegressor(RegressorMixin, BaseEstimator):
 
         X, y = _validated(self, X, y, reset=True)
         X, y = check_X_y(X, y)  # distgp's own limits (magnitudes whose squares overflow)
+        X, y = _in_time_order(X, y)
         config = self._config()
         initial = self.theta_ if self.warm_start and hasattr(self, "theta_") else None
         if self.tune:
@@ -331,6 +332,18 @@ def _validated(estimator: GSMPRegressor, X, y="no_validation", *, reset: bool):
         raise
     except ValueError as exc:
         raise InputDataError(" ".join(str(exc).split())) from None
+
+
+def _in_time_order(X: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Rows sorted by the one input when, sorted, it is an evenly spaced index: a series given
+    reversed or shuffled gets the same rolling-origin choice as in time order (the GP itself
+    does not depend on the row order)."""
+    from distgp.data import is_series
+
+    if X.shape[1] != 1:
+        return X, y
+    order = np.argsort(X[:, 0], kind="stable")
+    return (X[order], y[order]) if is_series(X[order]) else (X, y)
 
 
 def _seed(random_state) -> int:

@@ -166,3 +166,19 @@ def test_numpy_scalar_parameters_work_and_fractions_of_counts_are_refused():
     assert search.best_estimator_.model_.grid.components >= 20
     with pytest.raises(ConfigError, match=r"components must be an integer, got 2\.5"):
         GSMPRegressor(components=2.5).fit(x, y)
+
+
+def test_a_series_given_reversed_or_shuffled_is_fitted_as_in_time_order():
+    """The rolling-origin choice needs the series in time order; the estimator sorts an evenly
+    spaced one-input ``X`` (the CLI reverses a newest-first file the same way)."""
+    t = np.arange(60.0)
+    y = 0.05 * t + np.sin(2 * np.pi * t / 12) + 0.1 * np.random.default_rng(0).normal(size=60)
+    X = t[:, None]
+    shuffled = np.random.default_rng(1).permutation(60)
+    new = np.arange(60.0, 66.0)[:, None]
+    ordered = GSMPRegressor(components=40).fit(X, y)
+    for rows in (shuffled, np.arange(60)[::-1]):
+        other = GSMPRegressor(components=40).fit(X[rows], y[rows])
+        chosen = [e.name for e in other.tune_evaluations_ if e.chosen]
+        assert chosen == [e.name for e in ordered.tune_evaluations_ if e.chosen]
+        np.testing.assert_allclose(other.predict(new), ordered.predict(new), rtol=1e-9)
