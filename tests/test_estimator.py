@@ -182,3 +182,19 @@ def test_a_series_given_reversed_or_shuffled_is_fitted_as_in_time_order():
         chosen = [e.name for e in other.tune_evaluations_ if e.chosen]
         assert chosen == [e.name for e in ordered.tune_evaluations_ if e.chosen]
         np.testing.assert_allclose(other.predict(new), ordered.predict(new), rtol=1e-9)
+
+
+def test_rejected_over_relaxed_trials_warn_nothing():
+    """An over-relaxed DSCA trial can blow weights up so far that the covariance needs jitter;
+    it is a failed try, rejected silently (it used to warn 'added jitter 1.15e+16')."""
+    import warnings
+
+    from distgp.exceptions import NumericsWarning
+
+    t = np.arange(60.0)
+    y = np.sin(2 * np.pi * t / 12) + 0.02 * t + 0.05 * np.random.default_rng(0).normal(size=60)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", NumericsWarning)
+        model = GSMPRegressor(components=30, agents=2, backend="inline", random_state=2)
+        model.fit(t[:, None], y)
+    assert np.all(np.isfinite(model.predict(np.array([[60.0], [61.0]]))))

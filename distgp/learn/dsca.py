@@ -21,14 +21,20 @@ that lowers the objective, so the objective never increases; without an entry th
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from distgp.config import FitConfig, LearnConfig
-from distgp.exceptions import ConfigError
-from distgp.learn.objective import Factorization, LocalObjective, ProximalTerm
+from distgp.exceptions import ConfigError, NumericsWarning
+from distgp.learn.objective import (
+    Factorization,
+    LocalObjective,
+    NotPositiveDefiniteError,
+    ProximalTerm,
+)
 from distgp.learn.solvers import BlockSolver, BlockSubproblem, ClosedFormSolver
 from distgp.settings import require
 from distgp.threads import check_threads, owned_threads
@@ -291,8 +297,15 @@ def _step(objective, theta, proposal, value, total, options, eta):
         both = (theta > 0) & (proposal > 0)
         trial = proposal.copy()
         trial[both] = theta[both] * (proposal[both] / theta[both]) ** eta
-        trial, fac, trial_value, ok = attempt(trial)
-        if ok:
+        # an extrapolation can blow weights up to 1e30: a covariance that needs jitter (or
+        # overflows) is a failed try, and a silent one
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", NumericsWarning)
+            try:
+                trial, fac, trial_value, ok = attempt(trial)
+            except NotPositiveDefiniteError:
+                fac, ok = None, False
+        if ok and fac.jitter == 0.0:
             return trial, fac, trial_value, min(2.0 * eta, MAX_OVERRELAXATION)
         eta = max(1.0, 0.5 * eta)
     gamma = 1.0
