@@ -77,6 +77,16 @@ def check_X_y(
     return X, y
 
 
+def check_varying_inputs(X: np.ndarray) -> None:
+    """Refuse training inputs that never vary: a kernel of constant inputs is constant, and
+    the model could only learn the mean (some constant columns among varying ones are fine)."""
+    if len(X) > 1 and not np.any(np.ptp(X, axis=0) > 0):
+        raise InputDataError(
+            "training inputs X take a single value in every column; there is nothing to learn "
+            "from them: add an input that varies"
+        )
+
+
 def check_X(X, *, dims: int | None = None, what: str = "inputs X") -> np.ndarray:
     """Validate prediction inputs; ``dims`` is the number of features seen in ``fit``."""
     X = _as_float_matrix(X, what)
@@ -198,6 +208,7 @@ def _finish(
         raise InputDataError(
             "training outputs y have a single distinct value; there is nothing to learn"
         )
+    check_varying_inputs(X_train)
     if series is None:
         series = X_train.shape[1] == 1 and _is_index(X_train[:, 0])
     names = list(feature_names) if feature_names else [f"x{p}" for p in range(X_train.shape[1])]

@@ -21,7 +21,7 @@ from distgp.config import (
     TuneConfig,
     typed_setting,
 )
-from distgp.data import check_X, check_X_y
+from distgp.data import check_varying_inputs, check_X, check_X_y
 from distgp.exceptions import ConfigError, InputDataError, NotFittedError
 from distgp.settings import put
 
@@ -239,6 +239,7 @@ class GSMPRegressor(RegressorMixin, BaseEstimator):
 
         X, y = _validated(self, X, y, reset=True)
         X, y = check_X_y(X, y)  # distgp's own limits (magnitudes whose squares overflow)
+        check_varying_inputs(X)
         X, y = _in_time_order(X, y)
         config = self._config()
         initial = self.theta_ if self.warm_start and hasattr(self, "theta_") else None

@@ -79,6 +79,7 @@ def make_files(folder: Path) -> dict[str, str]:
         "no_header.csv": "".join(f"{i},{i * 2},{i * 0.5}\n" for i in range(10)),
         "inf.csv": "a,y\n" + "".join(f"{'inf' if i == 3 else i},{i * 0.5}\n" for i in range(10)),
         "site_last.csv": "a,y,site\n" + "".join(f"{i},{np.sin(i)},{i % 3}\n" for i in range(30)),
+        "constant_x.csv": "a,y\n" + "".join(f"3,{np.sin(i)}\n" for i in range(20)),
         "nan_y.csv": "a,y\n" + "".join(f"{i},{'' if i in (2, 7) else i}\n" for i in range(10)),
         "series.csv": "t,y\n" + "".join(f"{i},{np.sin(i)}\n" for i in range(30)),
         "renamed.csv": "t,value\n" + "".join(f"{i},{np.sin(i)}\n" for i in range(30, 36)),
@@ -116,6 +117,7 @@ CLI_CASES = {
     "fit: missing data file": ("fit --data {folder}/missing.mat", "does not exist"),
     "fit: .mat with wrong keys": ("fit --data {wrongkeys}", "lacks xtrain"),
     "fit: NaN in y": ("fit --data {nan}", "NaN"),
+    "fit: an input that never varies": ("fit --data {constant_x}", "single value in every"),
     "fit: inf in X (CSV)": ("fit --data {inf}", "NaN or infinite"),
     "fit: empty outputs in a CSV, counted over the file, not one split": (
         "fit --data {nan_y}",
@@ -404,6 +406,10 @@ API_CASES = {
     ),
     "API: y of another length": (
         lambda: GSMPRegressor().fit(np.zeros((4, 1)), np.ones(3)),
+        InputDataError,
+    ),
+    "API: inputs that never vary": (
+        lambda: GSMPRegressor().fit(np.ones((20, 2)), np.sin(np.arange(20.0))),
         InputDataError,
     ),
     "API: M < 1": (
