@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 
 import numpy as np
 import pytest
@@ -463,3 +464,19 @@ def test_a_bandit_with_numpy_integer_settings_saves(tmp_path):
     bandit.tell([1, 2], [0.5, 0.7])
     bandit.save(tmp_path / "b.npz")
     assert BKB.load(tmp_path / "b.npz").fitted == 2
+
+
+@pytest.mark.parametrize(
+    ("call", "error", "message"),
+    [
+        (lambda a: BKB(a, seed=-1), ConfigError, "seed must be a non-negative integer"),
+        (lambda a: BKB(a, beta=math.inf), ConfigError, "positive, finite number"),
+        (lambda a: BKB(a).ask(2.5), ConfigError, "whole number n >= 1, got 2.5"),
+        (lambda a: BKB(a).tell(5, "abc"), InputDataError, "numeric rewards, got 'abc'"),
+        (lambda a: BKB(a).tell(5.0, 1.0), InputDataError, "integer arm indices"),
+    ],
+)
+def test_misuse_of_the_bandit_is_named(call, error, message):
+    arms = np.random.default_rng(0).uniform(size=(20, 2))
+    with pytest.raises(error, match=re.escape(message)):
+        call(arms)

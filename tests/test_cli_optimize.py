@@ -235,7 +235,7 @@ BAD_INPUTS = [
     (["--function", "no_such_module_xyz:f"], "cannot import module 'no_such_module_xyz'"),
     (["--function", "math:no_such_function"], "has no attribute"),
     (["--function", "math:sqrt"], "no bounds attribute"),
-    (["--beta", "loose"], "bandit.beta must be practical, theory or a positive number"),
+    (["--beta", "loose"], "bandit.beta must be practical, theory or a positive, finite number"),
     (["--budget", "ten"], "expected an integer"),
     (["--function", "math:sqrt", "--noise", "1"], "noise_std adds noise to the built-in"),
 ]

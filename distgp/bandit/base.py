@@ -215,6 +215,8 @@ class ArmBandit(ABC):
         self.impute_failed = bool(impute_failed)
         self.repeat = bool(repeat)
         self._lam_follows_noise = not lam_given
+        if seed is not None and (not isinstance(seed, int | np.integer) or seed < 0):
+            raise ConfigError(f"seed must be a non-negative integer or None, got {seed!r}")
         self.seed = seed
         self._rng = np.random.default_rng(seed)
         A = len(X)
@@ -320,8 +322,8 @@ class ArmBandit(ABC):
             ``k`` arm indices (``1 <= k <= n``), an int array. An arm may repeat within a batch
             when its frozen UCB stays highest (a repeated noisy evaluation).
         """
-        if n is not None and n < 1:
-            raise ConfigError(f"ask needs n >= 1, got {n}")
+        if n is not None and (not isinstance(n, int | np.integer) or n < 1):
+            raise ConfigError(f"ask needs a whole number n >= 1, got {n!r}")
         if self.batch:
             limit = self._batch_cap() if n is None else min(n, self._batch_cap())
         else:
@@ -418,14 +420,19 @@ class ArmBandit(ABC):
             y: one reward or ``k`` rewards, raw units.
         """
         idx = np.atleast_1d(np.asarray(arms))
-        values = np.atleast_1d(np.asarray(y, dtype=float))
+        try:
+            values = np.atleast_1d(np.asarray(y, dtype=float))
+        except (TypeError, ValueError):
+            raise InputDataError(f"tell needs numeric rewards, got {y!r}") from None
+        if idx.size and not np.issubdtype(idx.dtype, np.integer):
+            raise InputDataError(
+                f"tell needs integer arm indices (as ask returns them), got {idx.tolist()}"
+            )
         if idx.ndim != 1 or values.shape != idx.shape:
             raise InputDataError(
                 f"tell needs one reward per arm, got {idx.size} arm(s) and {values.size} reward(s)"
             )
-        if idx.size and (
-            not np.issubdtype(idx.dtype, np.integer) or idx.min() < 0 or idx.max() >= len(self.arms)
-        ):
+        if idx.size and (idx.min() < 0 or idx.max() >= len(self.arms)):
             raise InputDataError(
                 f"tell got arm indices {idx.tolist()} outside 0..{len(self.arms) - 1}; "
                 "add new points with add_arms first"

@@ -46,7 +46,7 @@ KERNELS = ("rbf", "gsmp")
 
 
 def _valid_beta(beta: str | float) -> bool:
-    return beta in BETA_MODES if isinstance(beta, str) else beta > 0
+    return beta in BETA_MODES if isinstance(beta, str) else 0 < beta < math.inf
 
 
 @dataclass
@@ -100,7 +100,7 @@ class BanditConfig:
     beta: str | float = setting(
         3.0,
         help="UCB width: practical, theory, or a number of GP standard deviations",
-        rule=Rule(_valid_beta, "practical, theory or a positive number"),
+        rule=Rule(_valid_beta, "practical, theory or a positive, finite number"),
         metavar="B",
     )
     noise_variance: float = setting(
