@@ -216,6 +216,8 @@ class GSMPRegressor(RegressorMixin, BaseEstimator):
                 put(config, path, typed_setting(path, getattr(self, parameter)))
             config.consensus.quantize = self.bits is not None or self.delta is not None
             config.seed = _seed(self.random_state)
+            if config.consensus.agents == 1:  # the data is in this process: no shard to guard
+                config.data.min_shard_size = MIN_SAMPLES
             return config.validate()
         except ConfigError as exc:
             names = {path: parameter for parameter, path in PARAMETERS.items()}

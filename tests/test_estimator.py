@@ -198,3 +198,11 @@ def test_rejected_over_relaxed_trials_warn_nothing():
         model = GSMPRegressor(components=30, agents=2, backend="inline", random_state=2)
         model.fit(t[:, None], y)
     assert np.all(np.isfinite(model.predict(np.array([[60.0], [61.0]]))))
+
+
+def test_one_agent_fits_as_few_points_as_the_docstring_says():
+    """The minimum shard size guards what agents send about their shards; one agent in the
+    caller's process guards nothing, so a handful of points fit (it refused fewer than 10)."""
+    x = np.arange(5.0)[:, None]
+    model = GSMPRegressor(components=20).fit(x, np.sin(x[:, 0]))
+    assert np.all(np.isfinite(model.predict(x)))
