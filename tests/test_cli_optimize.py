@@ -129,6 +129,16 @@ def broken(x):
 
 broken.bounds = bounds
 
+def flat(x):
+    return float(x[0])
+
+flat.bounds = [0.0, 1.0, 2.0, 3.0]  # two parameters, or four? ambiguous
+
+def huge(x):
+    return float(x[0])
+
+huge.bounds = [[-1e308, 1e308]]
+
 def tuned(params):
     lr, layers, act = params["lr"], params["layers"], params["act"]
     return (math.log10(lr) + 2) ** 2 + (layers - 2) ** 2 + (act == "tanh")
@@ -334,3 +344,15 @@ def test_ray_agents_evaluate_batches(tmp_path, capsys, ray_local):
     # the learning agents fit beside the evaluating ones: the GSMP re-fit ran, nothing skipped
     assert result["kernel"] == "gsmp" and result["kernel_refits"] == 1
     assert result["events"] == []
+
+
+@pytest.mark.parametrize(
+    ("name", "message"),
+    [
+        ("flat", "flat.bounds must be a d x 2 array of (low, high) rows"),
+        ("huge", "spans more than float64 holds"),
+    ],
+)
+def test_bounds_that_are_ambiguous_or_too_wide_are_refused(name, message, capsys, user_module):
+    code, err = run_cli(["--function", f"{user_module}:{name}", "--budget", "3"], capsys)
+    assert code == 2 and err.count("\n") == 1 and message in err, err

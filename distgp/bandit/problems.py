@@ -135,9 +135,13 @@ def make_problem(config: OptimizeConfig) -> Problem:
         objective: Callable = DictObjective(func)
     elif bounds is not None:
         try:
-            box = np.asarray(bounds, dtype=float).reshape(-1, 2)
+            box = np.asarray(bounds, dtype=float)
         except (TypeError, ValueError):
-            raise ConfigError(f"{spec}.bounds must be a d x 2 array of (low, high)") from None
+            box = None
+        if box is None or box.ndim != 2 or box.shape[1] != 2:  # a flat list is ambiguous
+            raise ConfigError(
+                f"{spec}.bounds must be a d x 2 array of (low, high) rows, one per parameter"
+            )
         space = ParamSpace.box(box, arms.count, config.seed, arms.method)
         objective = ArrayObjective(func, space.names, config.seed)
     else:

@@ -137,6 +137,10 @@ Param = FloatParam | IntParam | CategoricalParam
 def _check_range(name: str, low: float, high: float, log: bool) -> None:
     if not (math.isfinite(low) and math.isfinite(high)):
         raise ConfigError(f"parameter {name}: bounds must be finite, got [{low}, {high}]")
+    if not math.isfinite(high - low):
+        raise ConfigError(
+            f"parameter {name}: [{low}, {high}] spans more than float64 holds; rescale it"
+        )
     if low == high:
         raise ConfigError(
             f"parameter {name} has zero width (low = high = {low}); widen its range or drop it"
