@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import numbers
+import re
 
 import numpy as np
 from sklearn.base import BaseEstimator, RegressorMixin
@@ -220,11 +221,7 @@ class GSMPRegressor(RegressorMixin, BaseEstimator):
                 config.data.min_shard_size = MIN_SAMPLES
             return config.validate()
         except ConfigError as exc:
-            names = {path: parameter for parameter, path in PARAMETERS.items()}
-            if exc.setting not in names:
-                raise
-            message = str(exc).replace(exc.setting, names[exc.setting], 1)
-            raise ConfigError(message, setting=exc.setting) from None
+            raise _in_parameter_names(exc) from None
 
     def fit(self, X, y) -> GSMPRegressor:
         """Learn the kernel weights and condition the GP on ``(X, y)``.
@@ -245,13 +242,18 @@ class GSMPRegressor(RegressorMixin, BaseEstimator):
         X, y = _in_time_order(X, y)
         config = self._config()
         initial = self.theta_ if self.warm_start and hasattr(self, "theta_") else None
-        if self.tune:
-            names = tunable_names(config)
-            result, self.tune_evaluations_, _ = tune(X, y, config, is_series(X), self.tune, names)
-        else:
-            result, self.tune_evaluations_ = fit_selected(
-                X, y, config, is_series(X), initial=initial
-            )
+        try:
+            if self.tune:
+                names = tunable_names(config)
+                result, self.tune_evaluations_, _ = tune(
+                    X, y, config, is_series(X), self.tune, names
+                )
+            else:
+                result, self.tune_evaluations_ = fit_selected(
+                    X, y, config, is_series(X), initial=initial
+                )
+        except ConfigError as exc:
+            raise _in_parameter_names(exc) from None
         model = result.model
         y_var = model.scaler.y_scale**2
         self.model_ = model
@@ -335,6 +337,15 @@ def _validated(estimator: GSMPRegressor, X, y="no_validation", *, reset: bool):
         raise
     except ValueError as exc:
         raise InputDataError(" ".join(str(exc).split())) from None
+
+
+def _in_parameter_names(exc: ConfigError) -> ConfigError:
+    """``exc`` with the config keys it names written as this estimator's parameters
+    (``kernel.season`` -> ``season``); keys with no parameter stay as they are."""
+    message = str(exc)
+    for parameter, path in sorted(PARAMETERS.items(), key=lambda item: -len(item[1])):
+        message = re.sub(rf"(?<![\w.]){re.escape(path)}(?![\w])", parameter, message)
+    return ConfigError(message, setting=exc.setting)
 
 
 def _in_time_order(X: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -206,3 +206,12 @@ def test_one_agent_fits_as_few_points_as_the_docstring_says():
     x = np.arange(5.0)[:, None]
     model = GSMPRegressor(components=20).fit(x, np.sin(x[:, 0]))
     assert np.all(np.isfinite(model.predict(x)))
+
+
+def test_errors_raised_during_the_fit_name_the_estimators_parameters():
+    """A setting conflict found while fitting names ``season``, not the config key
+    ``kernel.season`` the command line uses."""
+    x = np.arange(30.0)
+    with pytest.raises(ConfigError, match="set season to 0") as caught:
+        GSMPRegressor(season=12, backend="inline").fit(np.c_[x, x**2], np.sin(x))
+    assert "kernel.season" not in str(caught.value)
