@@ -436,3 +436,14 @@ def test_a_private_model_predicts_from_another_folder_and_names_a_lost_training_
     moved = ["predict", "--model", "../run", "--data", "../moved.csv", "--out", "p2"]
     code, _, err = run(moved, capsys)
     assert code == 2 and f"training file {table_csv} which" in err.replace(",", ""), err
+
+
+def test_a_fit_into_a_folder_of_the_users_own_files_removes_none(series_mat, tmp_path, capsys):
+    """Only an earlier fit's optional outputs are stale; a user's own tune.csv in a folder that
+    held no fit stays (it was deleted as if a fit had written it)."""
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "tune.csv").write_text("my notes\n")
+    fit = ["fit", "--data", str(series_mat), "--components", "40", "--no-plots"]
+    assert run([*fit, "--trend", "linear", "--out", str(out)], capsys)[0] == 0
+    assert (out / "tune.csv").read_text() == "my notes\n"

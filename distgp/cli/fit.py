@@ -373,6 +373,7 @@ def _write_outputs(out, dataset, config, result, progress, plots: bool, evaluati
     from distgp.io import ensure_output_dir, write_json, write_text
 
     ensure_output_dir(out)
+    earlier_fit = (out / "metrics.json").exists()  # whose optional outputs may be stale
     record = metrics_record(dataset, config, result)
     # the outer choice (distgp.tune): its fits' wall time comes on top of "seconds"
     record["tune_evaluations"] = len(evaluations)
@@ -407,8 +408,8 @@ def _write_outputs(out, dataset, config, result, progress, plots: bool, evaluati
             figures.tuning(evaluations, out / "tune.png")
             written.add("tune.png")
     write_json(out / "metrics.json", record)
-    for name in OPTIONAL_OUTPUTS - written:  # an earlier fit's, which this one did not rewrite
-        (out / name).unlink(missing_ok=True)
+    for name in OPTIONAL_OUTPUTS - written if earlier_fit else ():  # an earlier fit's, which
+        (out / name).unlink(missing_ok=True)  # this one did not rewrite (not a user's own file)
     if record["mse"] is not None:
         progress(
             f"test MSE {record['mse']:.5g}  RMSE {record['rmse']:.4g}  NLPD {record['nlpd']:.4g}  "
