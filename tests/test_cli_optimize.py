@@ -129,6 +129,13 @@ def broken(x):
 
 broken.bounds = bounds
 
+def quits(x):
+    if x[0] > 0.5:
+        raise SystemExit(3)
+    return float(x[0])
+
+quits.bounds = bounds
+
 def flat(x):
     return float(x[0])
 
@@ -356,3 +363,12 @@ def test_ray_agents_evaluate_batches(tmp_path, capsys, ray_local):
 def test_bounds_that_are_ambiguous_or_too_wide_are_refused(name, message, capsys, user_module):
     code, err = run_cli(["--function", f"{user_module}:{name}", "--budget", "3"], capsys)
     assert code == 2 and err.count("\n") == 1 and message in err, err
+
+
+def test_an_objective_that_calls_sys_exit_fails_that_evaluation(tmp_path, capsys, user_module):
+    out = tmp_path / "run"
+    argv = ["--function", f"{user_module}:quits", "--budget", "12", "--quiet", "--out", str(out)]
+    code, _ = run_cli(argv, capsys)
+    assert code == 0
+    failed = [r for r in read_history(out) if r["failed"] == "1"]
+    assert failed and all(r["error"] == "SystemExit: 3" for r in failed)

@@ -74,8 +74,8 @@ class EvaluationAgent:
                 value = float(self._objective(params, index))
                 if not math.isfinite(value):
                     error = f"the objective returned {value}"
-            except Exception as exc:
-                value = math.nan
+            except (Exception, SystemExit) as exc:  # a sys.exit() in the objective fails
+                value = math.nan  # that evaluation; it does not end the whole run unannounced
                 first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
                 error = f"{type(exc).__name__}: {first}".rstrip(": ")
             if error is not None:
