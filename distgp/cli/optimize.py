@@ -152,7 +152,8 @@ def result_record(problem, config, result) -> dict:
         "algorithm": ("batch-" if config.bandit.batch else "") + config.bandit.algorithm,
         "kernel": config.kernel.name,
         "kernel_refits": result.refits,
-        "arms": len(problem.space),
+        "arms": result.arms,  # at the end, with the arms added near the best point
+        "arms_initial": len(problem.space),
         "agents": config.agents.count,
         "backend": config.backend_name,
         "maximize": problem.maximize,

@@ -75,6 +75,7 @@ class OptimizeResult:
     refits: int = 0
     events: list[str] = field(default_factory=list)
     best_regret: float | None = None  # the true regret of best_params (noise can make it larger)
+    arms: int = 0  # arms at the end: the initial ones plus those added near the best point
 
     @property
     def evaluations(self) -> int:
@@ -278,6 +279,7 @@ def optimize(
         batch_sizes=batch_sizes,
         refits=0 if refitter is None else refitter.fits,
         events=events,
+        arms=len(bandit.arms),
     )
 
 
