@@ -305,3 +305,19 @@ def test_spectrum_panels_are_named_after_the_csv_columns(tmp_path, monkeypatch):
         "frequency, cycles per unit of température",
         "frequency, cycles per unit of load",
     ]
+
+
+def test_column_names_the_font_lacks_warn_nothing(tmp_path):
+    """CJK column names show as boxes (DejaVu Sans has no such glyphs), without a matplotlib
+    warning per character and drawing call."""
+    import warnings
+
+    from distgp import plots
+
+    X, y = _series(n=40)
+    model = fit(X, y, _config("linear")).model
+    model.input_names = ("时间",)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        plots.spectrum(model, tmp_path / "spectrum.png")
+    assert (tmp_path / "spectrum.png").stat().st_size > 0
