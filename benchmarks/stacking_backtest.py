@@ -18,13 +18,11 @@ the settings refitted on the fitting part is scored on the pseudo-test (MSE). ``
 from __future__ import annotations
 
 import argparse
-import json
 import time
 
 import cvxpy as cp
 import numpy as np
-from horizon_backtest import ratio_row
-from tune_guard_backtest import BUDGET, others, pseudo_tests, rules
+from tune_guard_backtest import BUDGET, others, pseudo_tests, rules, summarise
 
 import distgp.holdout as holdout
 import distgp.tune as tuning
@@ -99,14 +97,7 @@ def main() -> None:
         cells = " | ".join(f"{row[r]:.4g}" for r in names)
         w3 = ", ".join(f"{v:.2f}" for v in weights[max(SIZES)])
         print(f"| {name} | {seconds:.0f} | {cells} | {w3} |", flush=True)
-    print("\n| rule | datasets | better than default | worse | geometric mean ratio |")
-    print("|---|---|---|---|---|")
-    base = np.array([table[n]["default"] for n in table])
-    for rule in names[1:]:
-        print(ratio_row(rule, np.array([table[n][rule] for n in table]) / base))
-    if args.json:
-        with open(args.json, "w") as fh:
-            json.dump(table, fh)
+    summarise(table, names[1:], args.json)
 
 
 if __name__ == "__main__":

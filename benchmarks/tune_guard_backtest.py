@@ -127,13 +127,18 @@ def main() -> None:
         table[name] = row
         cells = " | ".join(f"{row[r]:.4g}" for r in names)
         print(f"| {name} | {seconds:.0f} | {cells} |", flush=True)
+    summarise(table, names[1:], args.json)
+
+
+def summarise(table: dict[str, dict[str, float]], rules: list[str], path: str | None) -> None:
+    """Print each rule's pseudo-test MSE against the default's; write ``table`` to ``path``."""
     print("\n| rule | datasets | better than default | worse | geometric mean ratio |")
     print("|---|---|---|---|---|")
     base = np.array([table[n]["default"] for n in table])
-    for rule in names[1:]:
+    for rule in rules:
         print(ratio_row(rule, np.array([table[n][rule] for n in table]) / base))
-    if args.json:
-        with open(args.json, "w") as fh:
+    if path:
+        with open(path, "w") as fh:
             json.dump(table, fh)
 
 
