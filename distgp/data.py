@@ -562,6 +562,16 @@ class ShardSummary:
         return total
 
 
+def has_spread(y: np.ndarray) -> bool:
+    """Whether outputs ``y`` (``n``) vary beyond rounding: a model can be learned from them."""
+    y = np.asarray(y, float)
+    return bool(len(y)) and _real_spread(float(np.std(y)), float(np.mean(y)))
+
+
+def _real_spread(scale: float, mean: float) -> bool:
+    return scale > 0 and scale > _RELATIVE_TINY * abs(mean)
+
+
 def varying_columns(s: ShardSummary) -> np.ndarray:
     """``P`` booleans: whether each input column varies beyond rounding (a constant column
     carries no signal)."""
@@ -586,7 +596,7 @@ class Scaler:
         if not standardize_inputs:
             x_mean, x_scale = np.zeros_like(x_mean), np.ones_like(x_scale)
         y_scale = float(np.sqrt(s.y_m2 / s.n))
-        if not (y_scale > 0 and y_scale > _RELATIVE_TINY * abs(s.y_mean)):
+        if not _real_spread(y_scale, s.y_mean):
             raise InputDataError(
                 "training outputs y have (numerically) zero variance: constant (nothing to "
                 f"learn), or so small (mean {s.y_mean:.3g}) that their squares underflow "
@@ -685,7 +695,7 @@ def load_prediction_inputs(
     column or an extra last one. ``require_target``: a CSV without the ``target`` column is an
     error (a column the user named), not a file of inputs only.
     """
-    if source.endswith(".csv") and not source.startswith("builtin:"):
+    if Path(source).suffix.lower() == ".csv" and not source.startswith("builtin:"):
         path = Path(source)
         frame = _read_csv(path)
         if require_target and target not in frame.columns:

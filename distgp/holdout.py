@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from distgp.config import FitConfig
+from distgp.data import has_spread
 from distgp.exceptions import ConfigError, InputDataError
 from distgp.kernels.lapack import GIL_FREE_MIN_N
 from distgp.settings import put
@@ -167,6 +168,21 @@ def holdout_splits(
         (np.sort(np.concatenate(parts[:k] + parts[k + 1 :])), np.sort(parts[k]))
         for k in range(folds)
     ]
+
+
+FLAT_SPLITS = (
+    "the outputs of every held-out split's training part are constant, so no setting can be "
+    "scored; tune on more data or without --tune"
+)
+
+
+def learnable(
+    splits: list[tuple[np.ndarray, np.ndarray]], y: np.ndarray
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """The ``(train, held-out)`` splits whose training outputs ``y[train]`` vary: from a
+    constant training part (a series that starts flat) no setting can be learned, and each
+    would forecast that constant alike, so such a split scores none of them."""
+    return [(train, held) for train, held in splits if has_spread(y[train])]
 
 
 def past_the_end(X: np.ndarray, X_test: np.ndarray | None) -> bool:

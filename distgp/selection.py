@@ -27,6 +27,7 @@ from distgp.holdout import (
     holdout_splits,
     horizon_reported,
     in_input_order,
+    learnable,
     rolling_horizon,
 )
 from distgp.kernels.trend import TrendBasis
@@ -211,7 +212,7 @@ def fit_selected(
     check_data(config, X, y, series)
     if not applies(config, series, len(y), dims=X.shape[1]):
         if X.shape[1] == 1 and config.kernel.trend == "auto":
-            report("no choice", {"n": len(y), "many": len(y) > SELECT_MAX_N})
+            report("no choice", {"n": len(y), "why": "many" if len(y) > SELECT_MAX_N else "few"})
         return fit(X, y, config, report=report, **fit_options), []
     if fit_options.get("backend") is None and config.backend_name == "ray":
         # one Ray instance for every candidate's fits and the final fit (ray.init takes seconds)
@@ -243,6 +244,10 @@ def _select_and_fit(
     splits = holdout_splits(len(y), series, t.horizon, t.origins, t.folds, config.seed)
     if series:
         splits = in_input_order(splits, X)
+    splits = learnable(splits, y)
+    if not splits:
+        report("no choice", {"n": len(y), "why": "flat"})
+        return fit(X, y, config, report=report, **fit_options), []
     backend, groups = fit_options.get("backend"), fit_options.get("groups")
     period = seasonal_period(X, y) if series else None
     positive = bool(np.all(y > 0))

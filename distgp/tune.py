@@ -18,8 +18,9 @@ from typing import Any
 import numpy as np
 
 from distgp.config import FitConfig
-from distgp.exceptions import ConfigError
+from distgp.exceptions import ConfigError, InputDataError
 from distgp.holdout import (
+    FLAT_SPLITS,
     Evaluation,
     as_forecast,
     configured,
@@ -28,6 +29,7 @@ from distgp.holdout import (
     holdout_splits,
     horizon_reported,
     in_input_order,
+    learnable,
     rolling_horizon,
 )
 from distgp.kernels.grid import default_components, default_levels
@@ -397,6 +399,9 @@ def _scoring(
         splits = holdout_splits(facts.n, facts.series, t.horizon, t.origins, t.folds, config.seed)
         if facts.series:
             splits = in_input_order(splits, X)
+        splits = learnable(splits, y)
+        if not splits:
+            raise InputDataError(FLAT_SPLITS)
     if shards is None and name != "ray":
 
         def in_process(batch: list, bars: list) -> list[Evaluation]:

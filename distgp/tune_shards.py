@@ -32,12 +32,14 @@ import numpy as np
 from distgp.config import FitConfig, build
 from distgp.exceptions import BackendError, InputDataError
 from distgp.holdout import (
+    FLAT_SPLITS,
     MIN_HORIZON,
     MIN_TRAIN,
     VALIDATION_ITERATIONS,
     Evaluation,
     evaluate_many,
     holdout_splits,
+    learnable,
 )
 
 LOCAL_MIN_HORIZON = 2  # with several agents: held-out points per origin within a shard, at least
@@ -126,7 +128,9 @@ def score_shard(
     if rule["series"]:  # a shard of a series, in time order
         order = np.argsort(X[:, 0], kind="stable")
         X, y = X[order], y[order]
-    splits = shard_splits(len(y), shard, rule)
+    splits = learnable(shard_splits(len(y), shard, rule), y)
+    if not splits:
+        raise InputDataError(f"on agent {shard}'s shard: {FLAT_SPLITS}")
     named = [("", overrides) for overrides in candidates]
     scored = evaluate_many(X, y, config, named, splits, iterations=rule["iterations"], bars=bars)
     return [[e.folds, e.counts, e.seconds, e.z2] for e in scored]

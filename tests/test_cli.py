@@ -216,6 +216,30 @@ def test_fit_says_when_a_series_is_too_short_for_the_held_out_choice(tmp_path, c
     assert "no held-out choice of the model: 11 points are too few for it" in err
 
 
+@pytest.mark.parametrize("flat", [40, 50])
+def test_a_series_that_starts_flat_is_fitted_without_scoring_its_flat_splits(
+    flat, tmp_path, capsys
+):
+    t = np.arange(1, 81)
+    y = np.where(t <= flat, 5.0, 5.0 + 0.3 * (t - flat))
+    data = _write_csv(tmp_path / "ramp.csv", ["t", "y"], [t, y])
+    fit = ["fit", "--data", str(data), "--no-plots"]
+    code, _, err = run([*fit, "--out", str(tmp_path / "a")], capsys)
+    assert code == 0, err
+    # the earlier origin trains on the first 32 points (flat either way), the later on 48
+    if flat == 50:
+        assert "training part are constant; a linear trend" in err
+    else:
+        assert "selected" in err and "constant" not in err
+    code, _, err = run([*fit, "--tune", "4", "--out", str(tmp_path / "b")], capsys)
+    if flat == 50:
+        last = err.splitlines()[-1]
+        assert code == 2 and last.startswith("distgp fit: error: the outputs of every held-out")
+        assert not (tmp_path / "b").exists()
+    else:
+        assert code == 0, err
+
+
 def test_argparse_errors_are_one_line(capsys):
     with pytest.raises(SystemExit) as exc:
         main(["fit", "--agents", "many"])
@@ -309,6 +333,12 @@ def test_test_and_prediction_files_are_matched_to_the_training_columns_by_name(t
         ["predict", "--model", str(tmp_path / "a"), "--data", str(shuffled), "--out", str(pred)],
         capsys,
     )
+    assert code == 0, err
+    assert list(csv.reader((pred / "predictions.csv").open())) == rows
+    # the suffix is matched whatever its case (not read as a data set with a random test split)
+    upper = tmp_path / "SHUFFLED.CSV"
+    upper.write_bytes(shuffled.read_bytes())
+    code, _, err = run(["predict", "--model", model, "--data", str(upper), "--out", str(pred)], capsys)
     assert code == 0, err
     assert list(csv.reader((pred / "predictions.csv").open())) == rows
     # a file without one of the model's inputs is refused, naming it

@@ -65,12 +65,14 @@ OUTER_CHOICE_LINES: dict[str, Callable[[dict[str, Any]], str]] = {
         "differences"
     ),
     "no choice": lambda f: (
-        f"no held-out choice of the model: {f['n']} points are "
-        + (
-            f"more than it runs on ({_selection().SELECT_MAX_N}); --tune BUDGET searches"
-            if f["many"]
-            else f"too few for it (each fold trains on {_selection().MIN_TRAIN} or more)"
-        )
+        "no held-out choice of the model: "
+        + {
+            "many": f"{f['n']} points are more than it runs on ({_selection().SELECT_MAX_N}); "
+            "--tune BUDGET searches",
+            "few": f"{f['n']} points are too few for it (each fold trains on "
+            f"{_selection().MIN_TRAIN} or more)",
+            "flat": "the outputs of every held-out split's training part are constant",
+        }[f["why"]]
         + "; a linear trend (--trend sets the family)"
     ),
     "calibrated": lambda f: (
