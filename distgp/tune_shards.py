@@ -150,9 +150,9 @@ def score_on_agents(
     shards: int,
     bars: list[list[float] | None] | None = None,
 ) -> list[Evaluation]:
-    """Score a batch of ``(name, overrides)`` on a backend started with :func:`replicas`
-    copies of ``shards`` shards (actor ``r * shards + j`` holds shard ``j``); candidate ``i``
-    goes to copy ``i mod R`` of every shard.
+    """Score a batch of ``(name, overrides)`` on a backend started with ``R`` copies of
+    ``shards`` shards (actor ``r * shards + j`` holds shard ``j``; :func:`replicas` on Ray, one
+    copy in process); candidate ``i`` goes to copy ``i mod R`` of every shard.
 
     Each evaluation's ``seconds`` is its share of the batch's wall time (so the seconds of a
     tuning run add up to its wall time), ``folds`` the held-out MSE of each fold of each shard.
@@ -164,7 +164,7 @@ def score_on_agents(
     from distgp.checkpoint import config_json
 
     tic = time.perf_counter()
-    copies = replicas(shards, config.tune.batch)
+    copies = max(1, backend.agents // shards)
     text = config_json(config)
     bars = bars or [None] * len(batch)
     share = {

@@ -338,7 +338,9 @@ def test_test_and_prediction_files_are_matched_to_the_training_columns_by_name(t
     # the suffix is matched whatever its case (not read as a data set with a random test split)
     upper = tmp_path / "SHUFFLED.CSV"
     upper.write_bytes(shuffled.read_bytes())
-    code, _, err = run(["predict", "--model", model, "--data", str(upper), "--out", str(pred)], capsys)
+    code, _, err = run(
+        ["predict", "--model", model, "--data", str(upper), "--out", str(pred)], capsys
+    )
     assert code == 0, err
     assert list(csv.reader((pred / "predictions.csv").open())) == rows
     # a file without one of the model's inputs is refused, naming it

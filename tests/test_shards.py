@@ -109,9 +109,13 @@ def test_bad_shards_are_one_line_errors_and_nothing_is_written(
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
 
 
-def test_tuning_over_shard_files_is_scored_by_their_agents(tmp_path, ray_local, monkeypatch):
+@pytest.mark.parametrize("backend", ["ray", "inline"])
+def test_tuning_over_shard_files_is_scored_by_their_agents(backend, tmp_path, request, monkeypatch):
     """``--tune`` with shard files: each agent scores the candidates on its own file, the
-    driver reads only the test file, and the choice and its history reach the output folder."""
+    driver reads only the test file, and the choice and its history reach the output folder
+    (in process too: one agent per shard, no copies)."""
+    if backend == "ray":
+        request.getfixturevalue("ray_local")
     write_sites(tmp_path)
     opened = []
     real = pd.read_csv
@@ -122,9 +126,12 @@ def test_tuning_over_shard_files_is_scored_by_their_agents(tmp_path, ray_local, 
 
     monkeypatch.setattr(pd, "read_csv", spy)
     out = tmp_path / "out"
-    extra = ("--tune", "4", "--tune-batch", "2", "--tunables", "trend,noise_floor,transform")
-    assert main(fit_args(tmp_path, out, *extra, backend="ray")) == 0
-    assert opened == [str(tmp_path / "test.csv")]
+    # in process a batch of two per shard still runs on one agent per shard
+    batch = "2" if backend == "ray" else "6"
+    extra = ("--tune", "4", "--tune-batch", batch, "--tunables", "trend,noise_floor,transform")
+    assert main(fit_args(tmp_path, out, *extra, backend=backend)) == 0
+    if backend == "ray":  # in process, the agents' reads are this process's too
+        assert opened == [str(tmp_path / "test.csv")]
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["tune_evaluations"] == 4 and metrics["agents"] == SITES
     rows = (out / "tune.csv").read_text().splitlines()[1:]
