@@ -21,6 +21,7 @@ from typing import Any
 from distgp.exceptions import ConfigError
 from distgp.settings import (
     Rule,
+    a_seed,
     at_least,
     between,
     check_settings,
@@ -426,9 +427,7 @@ class FitConfig:
         default_text="private for more than one agent",
     )
     tune: TuneConfig = section(TuneConfig)
-    seed: int = setting(
-        0, help="random seed", rule=Rule(lambda v: v >= 0, "a non-negative integer")
-    )
+    seed: int = setting(0, help="random seed", rule=a_seed())
     out: str = setting("runs/fit", help="output folder", metavar="DIR")
 
     def validate(self) -> FitConfig:
@@ -519,7 +518,11 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
     if not p.is_file():
         raise ConfigError(f"config file {p} does not exist")
     try:
-        content = yaml.load(p.read_text(), Loader=_config_loader())
+        content = yaml.load(p.read_text(encoding="utf-8"), Loader=_config_loader())
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"config file {p} is not UTF-8 text (byte {exc.start}); save it as UTF-8"
+        ) from None
     except _DuplicateKeyError as exc:
         raise ConfigError(f"config file {p} sets {exc} twice; keep one") from None
     except yaml.YAMLError as exc:
@@ -571,7 +574,7 @@ def build(cls: type, mapping: dict[str, Any], where: str = "") -> Any:
         raise ConfigError(f"config section {where or 'top level'} must be a mapping")
     hints = typing.get_type_hints(cls)
     names = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(mapping) - names)
+    unknown = sorted(map(str, set(mapping) - names))
     if unknown:
         prefix = f"{where}." if where else ""
         raise ConfigError(

@@ -49,6 +49,11 @@ def non_negative() -> Rule:
     return Rule(lambda v: v >= 0 and math.isfinite(v), "non-negative")
 
 
+def a_seed() -> Rule:
+    """A random seed: a non-negative integer that fits the signed 64 bits it travels in."""
+    return Rule(lambda v: 0 <= v <= 2**63 - 1, "a non-negative integer below 2^63")
+
+
 def between(low: float, high: float, *, open_low: bool = False, open_high: bool = False) -> Rule:
     """``low <= v <= high`` (strict at an open end); integers read ``in 2..32``."""
 

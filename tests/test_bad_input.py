@@ -90,6 +90,7 @@ def make_files(folder: Path) -> dict[str, str]:
         "bad_type.yaml": "kernel:\n  components: many\n",
         "duplicate_key.yaml": "learn:\n  tol: 1e-5\n  tol: 1e-3\n",
         "bad_syntax.yaml": "kernel: [components: 3\n",
+        "mixed_keys.yaml": "learn:\n  tol: 1e-5\n  1: 2\n  speed: 3\n",
         "log_space.yaml": "function: json:dumps\nspace:\n  lr: {low: 0.0, high: 0.5, log: true}\n",
         "empty_range.yaml": "function: json:dumps\nspace:\n  lr: {low: 1.0, high: 0.5}\n",
         "zero_width.yaml": "function: json:dumps\nspace:\n  lr: {low: 0.5, high: 0.5}\n",
@@ -103,6 +104,8 @@ def make_files(folder: Path) -> dict[str, str]:
         if content is not None:
             path.write_text(content)
         files[name.split(".")[0]] = str(path)
+    (folder / "latin1.yaml").write_bytes("learn:\n  # caf\u00e9\n  tol: 1e-5\n".encode("latin-1"))
+    files["latin1"] = str(folder / "latin1.yaml")
     np.savez(folder / "foreign.npz", a=np.ones(3))
     np.savez(folder / "pickled.npz", a=np.array([{"x": 1}], dtype=object))
     files["pickled"] = str(folder / "pickled.npz")
@@ -137,6 +140,19 @@ CLI_CASES = {
     "fit: config value of the wrong type": ("fit --config {bad_type}", "must be an integer"),
     "fit: config key set twice": ("fit --config {duplicate_key}", "sets 'tol' (line 3) twice"),
     "fit: config file with broken YAML": ("fit --config {bad_syntax}", "not valid YAML"),
+    "fit: config file not in UTF-8": ("fit --config {latin1}", "is not UTF-8 text (byte 14)"),
+    "fit: unknown config keys of mixed types": (
+        "fit --config {mixed_keys}",
+        "unknown config key learn.1;",
+    ),
+    "fit: a seed past 64 bits": (
+        "fit --data {good} --seed 9223372036854775808",
+        "seed must be a non-negative integer below 2^63",
+    ),
+    "optimize: a seed past 64 bits": (
+        "optimize --seed 9223372036854775808",
+        "seed must be a non-negative integer below 2^63",
+    ),
     "fit: missing config file": ("fit --config {folder}/none.yaml", "does not exist"),
     "fit: values whose squares overflow": ("fit --data {overflow}", "rescale them"),
     "fit: grid frequencies far past what the data resolves": (

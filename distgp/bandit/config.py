@@ -31,6 +31,7 @@ from distgp.config import DEVICE_RULE, build, check_device_setting, read_yaml
 from distgp.exceptions import ConfigError
 from distgp.settings import (
     Rule,
+    a_seed,
     at_least,
     between,
     check_settings,
@@ -226,9 +227,7 @@ class OptimizeConfig:
         flag="noise",
         metavar="STD",
     )
-    seed: int = setting(
-        0, help="random seed", rule=Rule(lambda v: v >= 0, "a non-negative integer")
-    )
+    seed: int = setting(0, help="random seed", rule=a_seed())
     out: str = setting("runs/optimize", help="output folder", metavar="DIR")
     arms: ArmsConfig = section(ArmsConfig)
     bandit: BanditConfig = section(BanditConfig)
