@@ -55,6 +55,25 @@ def check_output_dir(path: str | os.PathLike) -> Path:
     return out
 
 
+def check_output_file(path: str | os.PathLike, flag: str) -> Path:
+    """Check, before any work, that ``path`` (given by ``flag``) can be written: not a folder,
+    in an existing folder that takes a new file (tried, as in :func:`check_output_dir`), and
+    readable if it exists (a file may be updated in place)."""
+    target = Path(path)
+    if target.is_dir():
+        raise ConfigError(f"{flag} {target} is a folder; give a file name")
+    if not target.parent.is_dir():
+        raise ConfigError(f"{flag} {target}: folder {target.parent} does not exist; create it")
+    try:
+        with tempfile.TemporaryFile(dir=target.parent):
+            pass
+        if target.exists():
+            target.open("rb").close()
+    except OSError as exc:
+        raise ConfigError(f"{flag} {target} cannot be written ({exc.strerror})") from None
+    return target
+
+
 def ensure_output_dir(path: str | os.PathLike) -> Path:
     """Create ``path`` if needed and check that it is a writable folder."""
     out = Path(path)

@@ -153,6 +153,14 @@ CLI_CASES = {
         "optimize --seed 9223372036854775808",
         "seed must be a non-negative integer below 2^63",
     ),
+    "bench: --json names a folder (checked before the run)": (
+        "bench kernel --quick --json {folder}",
+        "is a folder; give a file name",
+    ),
+    "bench: --results in a folder that does not exist": (
+        "bench admm --quick --results {folder}/none/RESULTS.md",
+        "none does not exist; create it",
+    ),
     "fit: missing config file": ("fit --config {folder}/none.yaml", "does not exist"),
     "fit: values whose squares overflow": ("fit --data {overflow}", "rescale them"),
     "fit: grid frequencies far past what the data resolves": (
@@ -382,7 +390,8 @@ def prepare(folder: Path) -> dict[str, str]:
 
 def case_argv(template: str, found: dict[str, str], out: Path) -> list[str]:
     argv = template.format(**found).split()
-    if "--out" not in argv and "--resume" not in argv:  # every command writes into --out
+    # every command but bench writes into --out
+    if argv[0] != "bench" and "--out" not in argv and "--resume" not in argv:
         argv += ["--out", str(out)]
     return argv
 

@@ -7,6 +7,7 @@ import importlib.util
 
 from distgp.bench import SUITES
 from distgp.cli.common import OneLineParser
+from distgp.io import check_output_file
 
 
 def add_parser(commands) -> None:
@@ -27,6 +28,9 @@ def add_parser(commands) -> None:
 
 def _runner(module: str):
     def run(args) -> int:
+        for flag in ("json", "results"):  # before a run that may take hours
+            if getattr(args, flag, None):
+                check_output_file(getattr(args, flag), f"--{flag}")
         return importlib.import_module(module).run(args)
 
     return run
