@@ -330,9 +330,13 @@ class ADMMCoordinator:
         self.v_hat[agent] = 0.0
 
     def drop(self, agent: int) -> None:
-        """Agent ``agent`` leaves the run for good (its data is gone)."""
+        """Agent ``agent`` leaves the run for good (its data is gone). The objective is then a
+        sum over fewer shards and the residuals over fewer agents, so the best round and the
+        smallest residual start afresh (an earlier, larger sum is no bar to the new one)."""
         self.active[agent] = False
         self.heard[agent] = False
+        self.best_objective, self.best_round, self.best_z = math.inf, self.round, None
+        self.min_primal = math.inf
 
     # --- one round -----------------------------------------------------------------------------
 
