@@ -521,8 +521,8 @@ def preflight(
             setting="data.min_shard_size",
         )
     if agents > 1 and method != "column" and n // agents < minimum:  # before any 2-point check
-        # near-equal splits: the first n % agents shards hold one point more than the rest
-        raise too_small(n % agents if n // agents + 1 >= minimum else 0, n // agents)
+        # near-equal splits: the first n % agents shards hold one point more, the last the fewest
+        raise too_small(agents - 1, n // agents)
     shards = shard_indices(n, agents, method, groups, config.seed)
     if agents > 1:
         small = [j for j, idx in enumerate(shards) if len(idx) < minimum]

@@ -341,8 +341,11 @@ def _validated(estimator: GSMPRegressor, X, y="no_validation", *, reset: bool):
 
 def _in_parameter_names(exc: ConfigError) -> ConfigError:
     """``exc`` with the config keys it names written as this estimator's parameters
-    (``kernel.season`` -> ``season``); keys with no parameter stay as they are."""
+    (``kernel.season`` -> ``season``); keys with no parameter stay as they are, and a fix
+    that needs one (a smaller ``data.min_shard_size``) is left out."""
     message = str(exc)
+    if exc.setting == "data.min_shard_size":  # no parameter sets it: fewer agents is the fix
+        message = message.replace(" or lower data.min_shard_size", "")
     for parameter, path in sorted(PARAMETERS.items(), key=lambda item: -len(item[1])):
         message = re.sub(rf"(?<![\w.]){re.escape(path)}(?![\w])", parameter, message)
     return ConfigError(message, setting=exc.setting)

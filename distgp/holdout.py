@@ -170,19 +170,42 @@ def holdout_splits(
     ]
 
 
-FLAT_SPLITS = (
-    "the outputs of every held-out split's training part are constant, so no setting can be "
-    "scored; tune on more data or without --tune"
-)
+NO_SPLIT = {
+    "flat": "the outputs of every held-out split's training part are constant",
+    "agents": "every held-out split's training part is too small to share among the agents "
+    "(each shard at least data.min_shard_size points)",
+}
+"""Why no split scores a setting (:func:`unlearnable`), in words."""
 
 
 def learnable(
-    splits: list[tuple[np.ndarray, np.ndarray]], y: np.ndarray
+    splits: list[tuple[np.ndarray, np.ndarray]],
+    y: np.ndarray,
+    config: FitConfig | None = None,
+    groups: np.ndarray | None = None,
 ) -> list[tuple[np.ndarray, np.ndarray]]:
-    """The ``(train, held-out)`` splits whose training outputs ``y[train]`` vary: from a
-    constant training part (a series that starts flat) no setting can be learned, and each
-    would forecast that constant alike, so such a split scores none of them."""
-    return [(train, held) for train, held in splits if has_spread(y[train])]
+    """The ``(train, held-out)`` splits a setting can be scored on: those whose training
+    outputs ``y[train]`` vary (from a constant training part, a series that starts flat,
+    nothing is learned and every setting would forecast that constant alike) and, with the
+    run's ``config`` (and shard labels ``groups``), whose training part its agents can share
+    (:func:`distgp.driver.preflight`: an earlier origin may leave too few points per agent)."""
+    from distgp.driver import preflight
+
+    def shareable(train: np.ndarray) -> bool:
+        if config is None or config.consensus.agents == 1:
+            return True
+        try:
+            preflight(config, len(train), None if groups is None else groups[train], False)
+        except (ConfigError, InputDataError):
+            return False
+        return True
+
+    return [(tr, held) for tr, held in splits if has_spread(y[tr]) and shareable(tr)]
+
+
+def unlearnable(splits: list[tuple[np.ndarray, np.ndarray]], y: np.ndarray) -> str:
+    """Why :func:`learnable` kept none of ``splits``: a key of :data:`NO_SPLIT`."""
+    return "agents" if any(has_spread(y[train]) for train, _ in splits) else "flat"
 
 
 def past_the_end(X: np.ndarray, X_test: np.ndarray | None) -> bool:

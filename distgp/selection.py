@@ -19,6 +19,7 @@ from distgp import flops
 from distgp.config import FitConfig
 from distgp.holdout import (
     MIN_TRAIN,
+    NO_SPLIT,
     Evaluation,
     as_forecast,
     configured,
@@ -29,6 +30,7 @@ from distgp.holdout import (
     in_input_order,
     learnable,
     rolling_horizon,
+    unlearnable,
 )
 from distgp.kernels.trend import TrendBasis
 from distgp.seasonality import seasonal_period, series_step
@@ -157,6 +159,16 @@ def default_candidates(
     }
 
 
+def no_choice(why: str, n: int) -> str:
+    """Why the default path made no held-out choice on ``n`` points, in words: ``why`` is
+    ``"many"``, ``"few"`` or a key of :data:`~distgp.holdout.NO_SPLIT`."""
+    if why == "many":
+        return f"{n} points are more than it runs on ({SELECT_MAX_N}); --tune BUDGET searches"
+    if why == "few":
+        return f"{n} points are too few for it (each fold trains on {MIN_TRAIN} or more)"
+    return NO_SPLIT[why]
+
+
 def applies(config: FitConfig, series: bool, n: int, *, dims: int) -> bool:
     """Whether the default selection runs: trend ``auto``, one input, at most
     ``SELECT_MAX_N`` points, and room for the held-out data (the rolling origin of a series;
@@ -244,11 +256,12 @@ def _select_and_fit(
     splits = holdout_splits(len(y), series, t.horizon, t.origins, t.folds, config.seed)
     if series:
         splits = in_input_order(splits, X)
-    splits = learnable(splits, y)
-    if not splits:
-        report("no choice", {"n": len(y), "why": "flat"})
-        return fit(X, y, config, report=report, **fit_options), []
     backend, groups = fit_options.get("backend"), fit_options.get("groups")
+    scorable = learnable(splits, y, config, groups)
+    if not scorable:
+        report("no choice", {"n": len(y), "why": unlearnable(splits, y)})
+        return fit(X, y, config, report=report, **fit_options), []
+    splits = scorable
     period = seasonal_period(X, y) if series else None
     positive = bool(np.all(y > 0))
     candidates = list(default_candidates(config, series, positive, len(y), period).items())

@@ -20,7 +20,7 @@ import numpy as np
 from distgp.config import FitConfig
 from distgp.exceptions import ConfigError, InputDataError
 from distgp.holdout import (
-    FLAT_SPLITS,
+    NO_SPLIT,
     Evaluation,
     as_forecast,
     configured,
@@ -31,6 +31,7 @@ from distgp.holdout import (
     in_input_order,
     learnable,
     rolling_horizon,
+    unlearnable,
 )
 from distgp.kernels.grid import default_components, default_levels
 from distgp.kernels.trend import TrendBasis
@@ -399,9 +400,13 @@ def _scoring(
         splits = holdout_splits(facts.n, facts.series, t.horizon, t.origins, t.folds, config.seed)
         if facts.series:
             splits = in_input_order(splits, X)
-        splits = learnable(splits, y)
-        if not splits:
-            raise InputDataError(FLAT_SPLITS)
+        scorable = learnable(splits, y, config, groups)
+        if not scorable:
+            raise InputDataError(
+                f"{NO_SPLIT[unlearnable(splits, y)]}, so no setting can be scored; tune on "
+                "more data, with fewer agents, or without --tune"
+            )
+        splits = scorable
     if shards is None and name != "ray":
 
         def in_process(batch: list, bars: list) -> list[Evaluation]:

@@ -32,9 +32,9 @@ import numpy as np
 from distgp.config import FitConfig, build
 from distgp.exceptions import BackendError, InputDataError
 from distgp.holdout import (
-    FLAT_SPLITS,
     MIN_HORIZON,
     MIN_TRAIN,
+    NO_SPLIT,
     VALIDATION_ITERATIONS,
     Evaluation,
     evaluate_many,
@@ -118,6 +118,9 @@ def score_shard(
     """
     config = build(FitConfig, json.loads(config_text), "")
     config.consensus.agents = 1  # a stand-alone fit in this process
+    # its folds' fits send nothing: the shard, which met data.min_shard_size, is what its
+    # scores are about
+    config.data.min_shard_size = 1
     config.backend.name, config.backend.address, config.backend.gpus_per_agent = (
         "inline",
         None,
@@ -130,7 +133,10 @@ def score_shard(
         X, y = X[order], y[order]
     splits = learnable(shard_splits(len(y), shard, rule), y)
     if not splits:
-        raise InputDataError(f"on agent {shard}'s shard: {FLAT_SPLITS}")
+        raise InputDataError(
+            f"on agent {shard}'s shard: {NO_SPLIT['flat']}, so no setting can be scored; tune "
+            "on more data or without --tune"
+        )
     named = [("", overrides) for overrides in candidates]
     scored = evaluate_many(X, y, config, named, splits, iterations=rule["iterations"], bars=bars)
     return [[e.folds, e.counts, e.seconds, e.z2] for e in scored]

@@ -153,7 +153,7 @@ def test_quantized_run_reaches_the_float64_objective_with_fewer_bits():
 def test_shards_below_the_minimum_size_are_refused():
     X, y = smooth_regression(n=40, dims=2)
     # a setting conflict (agents against data.min_shard_size): the message names the setting
-    with pytest.raises(ConfigError, match="shard of agent 0 would hold 8 point") as caught:
+    with pytest.raises(ConfigError, match="shard of agent 4 would hold 8 point") as caught:
         fit(X, y, small_config(5))
     assert caught.value.setting == "data.min_shard_size"
 

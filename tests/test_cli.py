@@ -240,6 +240,19 @@ def test_a_series_that_starts_flat_is_fitted_without_scoring_its_flat_splits(
         assert code == 0, err
 
 
+def test_agents_that_a_fold_cannot_feed_make_no_held_out_choice(tmp_path, capsys):
+    """60 points over 5 agents fit (12 each), but the rolling origin's training parts of 30
+    and 45 points would leave shards below data.min_shard_size (10)."""
+    t = np.arange(1, 76)
+    data = _write_csv(tmp_path / "s.csv", ["t", "y"], [t, np.sin(t / 3) + 0.02 * t])
+    fit = ["fit", "--data", str(data), "--no-plots", "--agents", "5", "--backend", "inline"]
+    code, _, err = run([*fit, "--out", str(tmp_path / "a")], capsys)
+    assert code == 0, err
+    assert "training part is too small to share among the agents" in err
+    code, _, err = run([*fit, "--tune", "4", "--out", str(tmp_path / "b")], capsys)
+    assert code == 2 and "with fewer agents, or without --tune" in err.splitlines()[-1]
+
+
 def test_argparse_errors_are_one_line(capsys):
     with pytest.raises(SystemExit) as exc:
         main(["fit", "--agents", "many"])

@@ -208,6 +208,14 @@ def test_one_agent_fits_as_few_points_as_the_docstring_says():
     assert np.all(np.isfinite(model.predict(x)))
 
 
+def test_too_many_agents_for_the_data_names_a_fix_the_estimator_has():
+    x = np.arange(40.0)[:, None]
+    with pytest.raises(ConfigError, match="shard of agent 4 would hold 8 point") as caught:
+        GSMPRegressor(components=20, agents=5, backend="inline").fit(x, np.sin(x[:, 0]))
+    assert str(caught.value).endswith("use at most 4 agents")
+    assert "data.min_shard_size" not in str(caught.value)
+
+
 def test_errors_raised_during_the_fit_name_the_estimators_parameters():
     """A setting conflict found while fitting names ``season``, not the config key
     ``kernel.season`` the command line uses."""

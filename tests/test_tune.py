@@ -149,6 +149,30 @@ def test_a_shard_of_a_series_is_scored_in_time_order_and_too_short_a_shard_is_re
         np.testing.assert_array_equal(b, d)
 
 
+def test_an_agent_scores_folds_smaller_than_the_minimum_shard_and_reports_a_bad_setting():
+    """The folds of a shard that met ``data.min_shard_size`` train on fewer points within the
+    agent (nothing about them leaves it but the shard's scores); a setting the agent refuses
+    comes back as a one-line error naming it, not a remote traceback."""
+    from distgp.agents.agent import ShardArrays
+    from distgp.agents.backends import InlineBackend
+    from distgp.checkpoint import config_json
+    from distgp.tune_shards import score_shard, validation_rule
+    from tests.helpers import smooth_regression
+
+    X, y = smooth_regression(n=48, dims=2)
+    config = FitConfig()
+    config.kernel.components = 20
+    rule = validation_rule(config, 48, False, 4)  # shards of 12: folds train on 9
+    assert config.data.min_shard_size == 10
+    (folds, counts, _, _) = score_shard(X[:12], y[:12], 0, config_json(config), [{}], rule)[0]
+    assert sum(counts) == 12 and all(np.isfinite(folds))
+    backend = InlineBackend()
+    backend.start([ShardArrays(X[:12], y[:12])])
+    bad = {"kernel.components": 0}
+    with pytest.raises(InputDataError, match=r"agent 0 on node local: .*components must be in"):
+        backend.call("score", {0: (config_json(config), [bad], rule, 0, [None])})
+
+
 def test_tuning_over_ray_agents_makes_the_sequential_choice(ray_local):
     """One agent over Ray: four copies of it score each batch side by side, with the same
     splits and fits as the inline path, so the scores and the choice are the same."""

@@ -29,7 +29,7 @@ from distgp.consensus.admm import Penalty, RoundReply, RoundRequest
 from distgp.consensus.quantizer import DeltaCoder
 from distgp.consensus.wire import decode, encode
 from distgp.data import Scaler, ShardSummary, is_series, load_dataset
-from distgp.exceptions import DistGPError, InputDataError
+from distgp.exceptions import ConfigError, DistGPError, InputDataError
 from distgp.io import read_npz, save_npz
 from distgp.kernels.trend import bank_from_recipe, prior_variance
 from distgp.learn.dsca import DSCAOptions, SolveState, dsca
@@ -165,8 +165,9 @@ class Agent:
         (``evaluate``, the objective at ``z`` of an ADMM round, set-up): with the BLAS pools' own
         thread count the woken OpenBLAS threads of a small shard spin for 0.1-0.3 CPU seconds
         after each call (``distgp fit`` of a 100-point series: 0.7 of its 2.1 CPU seconds).
-        Bad input (an unreadable shard, a shard too small) comes back as ``{"error": text}`` so
-        that the driver can report it in one line; other exceptions propagate.
+        Bad input or a setting the shard cannot support (an unreadable shard, a shard too
+        small) comes back as ``{"error": text}`` so that the driver can report it in one line;
+        other exceptions propagate.
         """
         method, args = decode(message)
         if method not in _METHODS:
@@ -176,7 +177,7 @@ class Agent:
         try:
             with owned_threads(size, threads):
                 return encode(getattr(self, method)(*args))
-        except InputDataError as exc:
+        except (InputDataError, ConfigError) as exc:
             return encode({"error": str(exc)})
 
     # --- set-up --------------------------------------------------------------------------------

@@ -20,7 +20,7 @@ OPTIONAL_OUTPUTS = {"spectrum.png", "prediction.png", "convergence.png", "tune.c
 
 def _selection():
     """:mod:`distgp.selection`, imported when a line needs its constants (not at start-up: it
-    imports the kernels and scipy)."""
+    imports the kernels and scipy; :mod:`distgp.holdout`'s are its ``holdout``)."""
     from distgp import selection
 
     return selection
@@ -65,15 +65,8 @@ OUTER_CHOICE_LINES: dict[str, Callable[[dict[str, Any]], str]] = {
         "differences"
     ),
     "no choice": lambda f: (
-        "no held-out choice of the model: "
-        + {
-            "many": f"{f['n']} points are more than it runs on ({_selection().SELECT_MAX_N}); "
-            "--tune BUDGET searches",
-            "few": f"{f['n']} points are too few for it (each fold trains on "
-            f"{_selection().MIN_TRAIN} or more)",
-            "flat": "the outputs of every held-out split's training part are constant",
-        }[f["why"]]
-        + "; a linear trend (--trend sets the family)"
+        f"no held-out choice of the model: {_selection().no_choice(f['why'], f['n'])}; a "
+        "linear trend (--trend sets the family)"
     ),
     "calibrated": lambda f: (
         f"held-out errors of the chosen setting: mean squared z-score {f['mean_z2']:.3g} on "
