@@ -715,7 +715,7 @@ def _admm(
             else:
                 answered[j] = RoundReply.from_wire(r)
         if not answered and not coordinator.heard.any():
-            raise BackendError("no agent answered the first round; check the backend and agents")
+            _no_first_round(replies, config.backend.round_timeout)
         if not coordinator.active.any():
             raise BackendError("every agent has left the run; nothing to learn from")
         record = coordinator.update(answered)
@@ -765,6 +765,19 @@ def _record(fields: dict):
     from distgp.consensus.admm import RoundRecord
 
     return RoundRecord(**fields)
+
+
+def _no_first_round(replies: dict[int, Any], timeout: float) -> None:
+    """Raise the error of a first ADMM round that no agent answered: the round timeout when
+    every agent was late (a setting to raise), else the backend."""
+    reasons = {r.reason for r in replies.values() if isinstance(r, AgentFailure)}
+    if reasons == {"timeout"}:
+        raise ConfigError(
+            f"no agent answered the first round within backend.round_timeout ({timeout:g} s); "
+            "raise it",
+            setting="backend.round_timeout",
+        )
+    raise BackendError("no agent answered the first round; check the backend and agents")
 
 
 def _recover(

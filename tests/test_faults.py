@@ -100,3 +100,35 @@ def test_hung_agent_is_skipped_for_its_round_and_the_run_goes_on(clean):
     assert all(r.participants == AGENTS for r in result.history[hang_round:])
     assert seconds < seconds0 + hang_seconds / 2
     assert abs(mse - mse0) / mse0 < MSE_TOLERANCE, (mse, mse0)
+
+
+def test_a_first_round_every_agent_misses_names_the_round_timeout(tmp_path, monkeypatch, capsys):
+    """Every agent late in round 1 (a round timeout shorter than a round): the error names the
+    setting to raise, and the output folder keeps no agents' state of a run with nothing to
+    resume."""
+    from distgp.consensus import wire
+    from distgp.agents.backends import AgentFailure, InlineBackend
+    from distgp.cli import main
+
+    send = InlineBackend._send
+
+    def late_rounds(self, messages, timeout=None):  # each agent runs its round, too late
+        answers = send(self, messages, timeout)
+        if wire.decode(next(iter(messages.values())))[0] == "round":
+            return {j: AgentFailure(j, "timeout", "no answer within 0.01 s") for j in messages}
+        return answers
+
+    monkeypatch.setattr(InlineBackend, "_send", late_rounds)
+    X, y = sinusoids(80, seed=1)
+    config = FitConfig()
+    config.consensus.agents, config.kernel.components = 2, 20
+    config.backend.name = "inline"
+    with pytest.raises(ConfigError, match=r"within backend.round_timeout \(600 s\); raise it"):
+        fit(X, y, config)
+    data = tmp_path / "s.csv"
+    data.write_text("t,y\n" + "".join(f"{a},{b}\n" for a, b in zip(X[:, 0], y, strict=True)))
+    out = tmp_path / "out"
+    argv = ["fit", "--data", str(data), "--agents", "2", "--trend", "linear", "--out", str(out)]
+    assert main([*argv, "--backend", "inline", "--round-timeout", "0.01", "--quiet"]) == 2
+    assert "raise it (flag --round-timeout)" in capsys.readouterr().err
+    assert not out.exists() or not any(out.iterdir())

@@ -48,6 +48,9 @@ def run_command(args: argparse.Namespace) -> int:
         sys.stderr.write(f"distgp {args.command}: error: {_one_line(exc)}\n")
         return EXIT_FAILURE
     except DistGPError as exc:
+        checkpoint = getattr(args, "checkpoint", None)
+        if checkpoint is not None and not checkpoint.path.is_file():
+            checkpoint.remove()  # agents' round state of a run that saved nothing to resume
         sys.stderr.write(f"distgp {args.command}: error: {_one_line(exc)}{_flag_hint(args, exc)}\n")
         return EXIT_USAGE
     except OSError as exc:  # e.g. a full disk while writing results: one line, not a traceback
