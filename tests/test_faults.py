@@ -106,9 +106,9 @@ def test_a_first_round_every_agent_misses_names_the_round_timeout(tmp_path, monk
     """Every agent late in round 1 (a round timeout shorter than a round): the error names the
     setting to raise, and the output folder keeps no agents' state of a run with nothing to
     resume."""
-    from distgp.consensus import wire
     from distgp.agents.backends import AgentFailure, InlineBackend
     from distgp.cli import main
+    from distgp.consensus import wire
 
     send = InlineBackend._send
 
