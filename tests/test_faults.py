@@ -6,6 +6,8 @@ the test MSE only slightly, since the replacement agent is warm-started from its
 
 from __future__ import annotations
 
+import re
+import signal
 import time
 
 import numpy as np
@@ -132,3 +134,37 @@ def test_a_first_round_every_agent_misses_names_the_round_timeout(tmp_path, monk
     assert main([*argv, "--backend", "inline", "--round-timeout", "0.01", "--quiet"]) == 2
     assert "raise it (flag --round-timeout)" in capsys.readouterr().err
     assert not out.exists() or not any(out.iterdir())
+
+
+def test_sigterm_stops_a_ray_fit_as_ctrl_c_does(tmp_path):
+    """SIGTERM mid-run (a scheduler's stop): one line naming the resume command, exit status
+    143, the checkpoint kept; not the C++ stack trace of the handler ``ray.init`` installs."""
+    import os
+    import subprocess
+    import sys
+
+    X, y = sinusoids(400, seed=2)
+    data = tmp_path / "s.csv"
+    data.write_text("t,y\n" + "".join(f"{a},{b}\n" for a, b in zip(X[:, 0], y, strict=True)))
+    out = tmp_path / "out"
+    argv = ["fit", "--data", str(data), "--agents", "2", "--backend", "ray", "--trend", "linear"]
+    argv += ["--rounds", "100000", "--abs-tol", "1e-300", "--rel-tol", "1e-300", "--no-plots"]
+    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
+    command = [sys.executable, "-m", "distgp", *argv, "--out", str(out)]
+    proc = subprocess.Popen(command, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        lines = []
+        for line in proc.stderr:  # until ADMM has saved a round (Ray started, agents set up)
+            lines.append(line)
+            if re.search(r"\] round +3 ", line):
+                break
+        proc.send_signal(signal.SIGTERM)
+        _, rest = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    err = "".join(lines) + rest
+    assert proc.returncode == 143, err
+    assert err.rstrip().endswith(f"terminated; 'distgp fit --resume {out}' continues it")
+    assert "SIGTERM received" not in err and (out / "checkpoint.npz").is_file()

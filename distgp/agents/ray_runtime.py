@@ -7,6 +7,8 @@ starts Ray the same way and reports a failure the same way.
 from __future__ import annotations
 
 import os
+import signal
+import threading
 
 from distgp.exceptions import BackendError, ConfigError
 
@@ -27,6 +29,7 @@ def connect(address: str | None = None, num_cpus: int | None = None) -> bool:
     if ray.is_initialized():
         return False
     quiet = {"log_to_driver": False, "configure_logging": False}
+    on_sigterm = _sigterm_handler()
     try:
         if address is None:
             # "local" always starts a new instance: never join a cluster the user did not name.
@@ -45,7 +48,17 @@ def connect(address: str | None = None, num_cpus: int | None = None) -> bool:
             f"cannot start or reach {where} ({first}); check the address, or start a cluster "
             "with 'ray start --head'"
         ) from None
+    if on_sigterm is not None:  # ray.init's own handler dumps a C++ stack trace on SIGTERM
+        signal.signal(signal.SIGTERM, on_sigterm)
     return True
+
+
+def _sigterm_handler():
+    """This process's SIGTERM handler, or ``None`` outside the main thread (where it cannot be
+    set back)."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    return signal.getsignal(signal.SIGTERM)
 
 
 def disconnect(owned: bool) -> None:

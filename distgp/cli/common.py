@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import signal
 import sys
+import threading
 import time
 import warnings
 from collections.abc import Callable
@@ -36,12 +38,32 @@ class OneLineParser(argparse.ArgumentParser):
         raise SystemExit(EXIT_USAGE)
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where the command is, so that it stops as on Ctrl-C (checkpoint kept,
+    agents and Ray shut down)."""
+
+
+def _terminate(signum: int, frame: Any) -> None:
+    raise Terminated
+
+
 def run_command(args: argparse.Namespace) -> int:
     """Run the chosen command, mapping distgp errors to one line: exit status 2 for bad input,
-    1 for a numerical failure or an output that cannot be written."""
+    1 for a numerical failure or an output that cannot be written; 130 on Ctrl-C, 143 on
+    SIGTERM."""
     warnings.simplefilter("once", NumericsWarning)
     if getattr(args, "quiet", False):  # Ray's notice that token auth is on (it stays on)
         logging.getLogger(RAY_AUTH_LOGGER).setLevel(logging.ERROR)
+    main_thread = threading.current_thread() is threading.main_thread()
+    before = signal.signal(signal.SIGTERM, _terminate) if main_thread else None
+    try:
+        return _run(args)
+    finally:
+        if main_thread:
+            signal.signal(signal.SIGTERM, before)
+
+
+def _run(args: argparse.Namespace) -> int:
     try:
         return int(args.handler(args) or 0)
     except NumericalError as exc:
@@ -57,13 +79,16 @@ def run_command(args: argparse.Namespace) -> int:
         where = f" ({exc.filename})" if exc.filename else ""
         sys.stderr.write(f"distgp {args.command}: error: {exc.strerror or _one_line(exc)}{where}\n")
         return EXIT_FAILURE
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
         checkpoint = getattr(args, "checkpoint", None)
         hint = ""
         if checkpoint is not None and checkpoint.path.is_file():
             hint = f"; 'distgp {args.command} --resume {checkpoint.path.parent}' continues it"
-        sys.stderr.write(f"distgp {args.command}: interrupted{hint}\n")
-        return 130
+        terminated = isinstance(exc, Terminated)
+        sys.stderr.write(
+            f"distgp {args.command}: {'terminated' if terminated else 'interrupted'}{hint}\n"
+        )
+        return 128 + (signal.SIGTERM if terminated else signal.SIGINT)
 
 
 def _flag_hint(args: argparse.Namespace, exc: DistGPError) -> str:
