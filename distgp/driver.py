@@ -310,17 +310,20 @@ def fit(
 
 
 def located(config: FitConfig) -> FitConfig:
-    """``config`` with its data and test files as absolute paths: a private model rebuilds its
-    agents from them wherever ``distgp predict`` runs (shard specs stay as written: their
-    ``$VARS`` expand on the agents' nodes)."""
+    """``config`` with its data, test and shard files as absolute paths: a private model
+    rebuilds its agents from them wherever ``distgp predict`` runs. A shard path with ``$VARS``
+    or ``~`` stays as written (it expands on its agent's node), as does one not found from here
+    (a file only another node has)."""
     d = config.data
-    paths = {}
-    for key in ("source", "test"):
-        value = getattr(d, key)
+
+    def absolute(value: str | None) -> str | None:
         if value and not value.startswith(("builtin:", "<")) and os.path.exists(value):
-            paths[key] = os.path.abspath(value)
-    if not paths:
-        return config
+            return os.path.abspath(value)
+        return value
+
+    paths: dict[str, Any] = {key: absolute(getattr(d, key)) for key in ("source", "test")}
+    if d.shards is not None:
+        paths["shards"] = [s if "$" in s or s.startswith("~") else absolute(s) for s in d.shards]
     return dataclasses.replace(config, data=dataclasses.replace(d, **paths))
 
 

@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 
 from distgp.cli import main
+from distgp.config import FitConfig
 from distgp.io import read_npz
 from tests.helpers import smooth_regression
 
@@ -200,6 +201,27 @@ def test_private_model_predicts_through_rebuilt_agents(tmp_path):
     assert np.mean((frame["mean"].to_numpy() - truth) ** 2) == pytest.approx(
         metrics["mse"], rel=1e-6
     )
+
+
+def test_a_model_of_relative_shard_paths_predicts_from_another_folder(tmp_path, monkeypatch):
+    """The model records the shard files as absolute paths (a ``$VAR`` path as written)."""
+    from distgp.driver import located
+
+    write_sites(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    args = fit_args(tmp_path, tmp_path / "out")
+    args[args.index("--shards") + 1] = "site-*.csv"
+    assert main(args) == 0
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    predict = ["predict", "--model", "../out", "--data", "../test.csv", "--out", "p", "--quiet"]
+    assert main(predict) == 0
+    assert len(pd.read_csv(tmp_path / "elsewhere" / "p" / "predictions.csv")) == 20
+    config = FitConfig()
+    config.data.shards = ["$NODE_DATA/site-0.csv", "~/site-1.csv", "test.csv"]
+    monkeypatch.chdir(tmp_path)
+    shards = located(config).data.shards
+    assert shards == ["$NODE_DATA/site-0.csv", "~/site-1.csv", str(tmp_path / "test.csv")]
 
 
 def test_private_model_refuses_a_data_source_that_changed(tmp_path, capsys):
