@@ -77,12 +77,15 @@ def _valid_shard(how: str) -> bool:
     return how in ("random", "contiguous") or (how.startswith("column:") and len(how) > 7)
 
 
+DEFAULT_SOURCE = "builtin:co2"
+
+
 @dataclass
 class DataConfig:
     """Data: where it comes from and how it is split over agents."""
 
     source: str = setting(
-        "builtin:co2", help="a .mat/.csv/.npz file or builtin:co2", flag="data", metavar="SOURCE"
+        DEFAULT_SOURCE, help="a .mat/.csv/.npz file or builtin:co2", flag="data", metavar="SOURCE"
     )
     target: str | None = setting(
         None, help="output column of a CSV", metavar="COLUMN", default_text="the last column"
@@ -449,6 +452,17 @@ class FitConfig:
                 "reads shard files; use private prediction (the default)",
                 "predict",
             )
+            for key, unset, what in (
+                ("source", d.source == DEFAULT_SOURCE, "names training data in the driver"),
+                ("test_fraction", d.test_fraction is None, "splits a data.source file"),
+                ("shard", d.shard == "random", "splits a data.source file over agents"),
+            ):
+                _check(
+                    unset,
+                    f"data.{key} {what}, but with data.shards each agent trains on its whole "
+                    f"file; drop data.{key} (data.test names the driver's evaluation file)",
+                    f"data.{key}",
+                )
             _check(
                 d.placements is None or len(d.placements) == len(d.shards),
                 f"data.placements must have one entry per shard file ({len(d.shards)})",

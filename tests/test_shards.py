@@ -89,6 +89,9 @@ def test_agents_read_their_own_files_and_the_driver_never_does(tmp_path, ray_loc
         ("ok", ("--tune", "4", "--transform", "log"), "output transforms need the training"),
         ("ok", ("--season", "12"), "a season needs the series' step"),
         ("ok", ("--tune", "4", "--tunables", "trend,speed"), "unknown tunable"),
+        ("ok", ("--data", "x.csv"), "drop data.source (data.test names the driver's"),
+        ("ok", ("--test-fraction", "0.3"), "data.test_fraction splits a data.source file"),
+        ("ok", ("--shard", "contiguous"), "drop data.shard (data.test"),
     ],
 )
 def test_bad_shards_are_one_line_errors_and_nothing_is_written(
