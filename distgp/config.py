@@ -427,7 +427,7 @@ class FitConfig:
         "rBCM) or pooled (exact: moves every training point to the driver)",
         rule=one_of("private", "pooled"),
         metavar="private|pooled",
-        default_text="private for more than one agent",
+        default_text="private for more than one agent or for shard files",
     )
     tune: TuneConfig = section(TuneConfig)
     seed: int = setting(0, help="random seed", rule=a_seed())

@@ -450,10 +450,12 @@ def data_digest(parts: list[Shard]) -> str:
 
 
 def prediction_mode(config: FitConfig) -> str:
-    """``private`` or ``pooled``: as configured, else private for more than one agent."""
+    """``private`` or ``pooled``: as configured, else private for more than one agent or for
+    shard files (whose data the driver never holds)."""
     if config.predict is not None:
         return config.predict
-    return "private" if config.consensus.agents > 1 else "pooled"
+    private = config.consensus.agents > 1 or config.data.shards is not None
+    return "private" if private else "pooled"
 
 
 def gather_summaries(backend: Backend, min_points: int) -> tuple[dict[int, dict], ShardSummary]:

@@ -227,6 +227,19 @@ def test_a_model_of_relative_shard_paths_predicts_from_another_folder(tmp_path, 
     assert shards == ["$NODE_DATA/site-0.csv", "~/site-1.csv", str(tmp_path / "test.csv")]
 
 
+def test_one_shard_file_is_fitted_and_predicted_privately(tmp_path):
+    write_sites(tmp_path)
+    args = fit_args(tmp_path, tmp_path / "out")
+    args[args.index("--shards") + 1] = str(tmp_path / "site-0.csv")
+    assert main(args) == 0
+    metrics = json.loads((tmp_path / "out" / "metrics.json").read_text())
+    assert metrics["agents"] == 1 and metrics["prediction"] == "private"
+    predict = ["predict", "--model", str(tmp_path / "out"), "--data", str(tmp_path / "test.csv")]
+    assert main([*predict, "--out", str(tmp_path / "p"), "--quiet"]) == 0
+    predicted = json.loads((tmp_path / "p" / "metrics.json").read_text())
+    assert predicted["mse"] == pytest.approx(metrics["mse"], rel=1e-9)
+
+
 def test_private_model_refuses_a_data_source_that_changed(tmp_path, capsys):
     X, y = smooth_regression(n=80, dims=2, seed=4)
     data = tmp_path / "data.csv"
