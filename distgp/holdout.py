@@ -152,9 +152,9 @@ def holdout_splits(
             raise ConfigError("the rolling-origin horizon and number of origins must be >= 1")
         if not has_room(n, origins, h, min_train):
             raise InputDataError(
-                f"a rolling origin of {origins} x {h} held-out points leaves {n - origins * h} "
-                f"of the series' {n} training points (at least {min_train} needed); use a "
-                "shorter horizon or fewer origins"
+                f"a rolling origin of {origins} x {h} held-out points needs at least "
+                f"{origins * h + min_train} training points (each fold trains on {min_train} or "
+                f"more); the series has {n}: use a shorter horizon or fewer origins"
             )
         return [
             (np.arange(n - k * h), np.arange(n - k * h, n - (k - 1) * h))

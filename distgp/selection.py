@@ -16,7 +16,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from distgp import flops
-from distgp.config import FitConfig
+from distgp.config import FitConfig, TuneConfig
+from distgp.exceptions import ConfigError
 from distgp.holdout import (
     MIN_TRAIN,
     NO_SPLIT,
@@ -159,6 +160,9 @@ def default_candidates(
     }
 
 
+DEFAULT_ORIGINS = TuneConfig().origins
+
+
 def no_choice(why: str, n: int) -> str:
     """Why the default path made no held-out choice on ``n`` points, in words: ``why`` is
     ``"many"``, ``"few"`` or a key of :data:`~distgp.holdout.NO_SPLIT`."""
@@ -178,8 +182,8 @@ def applies(config: FitConfig, series: bool, n: int, *, dims: int) -> bool:
         return False
     if not series:
         return n >= 2 * t.folds and n - math.ceil(n / t.folds) >= MIN_TRAIN
-    if t.horizon is not None:
-        holdout_splits(n, True, t.horizon, t.origins)  # a horizon the user set must fit
+    if t.horizon is not None or t.origins != DEFAULT_ORIGINS:
+        holdout_splits(n, True, t.horizon, t.origins)  # a rolling origin the user set must fit
         return True
     return has_room(n, t.origins, rolling_horizon(n))
 
@@ -192,8 +196,16 @@ def check_data(config: FitConfig, X: np.ndarray, y: np.ndarray, series: bool) ->
     from distgp.transforms import OutputTransform, parse_transform
 
     dims = X.shape[1]
-    step = series_step(X) if config.kernel.season else 0.0
-    TrendBasis.named(config.kernel.trend, dims, config.kernel.season, step)
+    season = config.kernel.season
+    step = series_step(X) if season else 0.0
+    TrendBasis.named(config.kernel.trend, dims, season, step)
+    span = float(np.ptp(X[:, 0])) if dims == 1 and len(X) else math.inf
+    if season > span:
+        raise ConfigError(
+            f"kernel.season ({season:g}) is longer than the training inputs span ({span:g}): "
+            "no cycle of it is seen to repeat; set a shorter one, or 0",
+            setting="kernel.season",
+        )
     OutputTransform.fitted(*parse_transform(config.kernel.transform), y)
     if series:
         applies(config, series, len(y), dims=1)

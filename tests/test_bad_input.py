@@ -161,6 +161,14 @@ CLI_CASES = {
         "bench admm --quick --results {folder}/none/RESULTS.md",
         "none does not exist; create it",
     ),
+    "fit: more rolling origins than the series holds": (
+        "fit --data {series} --origins 100",
+        "a rolling origin of 100 x",
+    ),
+    "fit: a season longer than the series": (
+        "fit --data {series} --season 1000",
+        "kernel.season (1000) is longer than the training inputs span",
+    ),
     "fit: missing config file": ("fit --config {folder}/none.yaml", "does not exist"),
     "fit: values whose squares overflow": ("fit --data {overflow}", "rescale them"),
     "fit: grid frequencies far past what the data resolves": (

@@ -417,9 +417,10 @@ def test_a_batch_of_pulls_at_once_equals_one_by_one(arms):
 
 
 def test_a_constant_added_to_every_reward_changes_nothing():
-    """Rewards are standardised with Welford's update: at an offset of 1e9 the scale is the
-    rewards' own standard deviation (running sums of squares lost it) and the search picks the
-    same arms."""
+    """Rewards are standardised with Welford's update: at an offset of 1e6 the scale is the
+    rewards' own standard deviation (running sums of squares lose it to a relative error near
+    0.3) and the search picks the same arms. (At 1e9 the rewards themselves keep only 1e-7 of
+    their spread, and a near-tie in the scores can pick another arm.)"""
     rng = np.random.default_rng(0)
     arms = rng.uniform(size=(200, 1))
 
@@ -435,8 +436,8 @@ def test_a_constant_added_to_every_reward_changes_nothing():
     base, scale = run(0.0)
     rewards = -((arms[base, 0] - 0.3) ** 2)
     assert scale == pytest.approx(float(np.std(rewards)), rel=1e-12)
-    shifted, shifted_scale = run(1e9)
-    assert shifted_scale == pytest.approx(scale, rel=1e-6)
+    shifted, shifted_scale = run(1e6)
+    assert shifted_scale == pytest.approx(scale, rel=1e-8)
     assert shifted == base
 
 
