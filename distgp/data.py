@@ -79,12 +79,24 @@ def check_X_y(
 
 def check_varying_inputs(X: np.ndarray) -> None:
     """Refuse training inputs that never vary: a kernel of constant inputs is constant, and
-    the model could only learn the mean (some constant columns among varying ones are fine)."""
-    if len(X) > 1 and not np.any(np.ptp(X, axis=0) > 0):
+    the model could only learn the mean (some constant columns among varying ones are fine).
+    Columns that vary only at rounding level (a spread below ``1e-12`` of their values, as in
+    :func:`varying_columns`) count as constant."""
+    if len(X) < 2:
+        return
+    spread, level = np.std(X, axis=0), np.abs(np.mean(X, axis=0))
+    if np.any((spread > 0) & (spread > _RELATIVE_TINY * level)):
+        return
+    if np.any(np.ptp(X, axis=0) > 0):
         raise InputDataError(
-            "training inputs X take a single value in every column; there is nothing to learn "
-            "from them: add an input that varies"
+            "training inputs X vary only at rounding level in every column (a spread below "
+            f"{_RELATIVE_TINY:g} of their values); subtract an offset, such as their first "
+            "value, from them"
         )
+    raise InputDataError(
+        "training inputs X take a single value in every column; there is nothing to learn "
+        "from them: add an input that varies"
+    )
 
 
 def check_X(X, *, dims: int | None = None, what: str = "inputs X") -> np.ndarray:

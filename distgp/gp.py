@@ -207,8 +207,12 @@ class GSMPModel:
             Ks = bank.cross(chunk, self.weights)
             means.append(ops.numpy(Ks @ alpha))
             if return_std:
-                prior = prior_variance(bank, chunk, self.weights)
-                latent = prior - ops.numpy((ops.solve_lower(L, Ks.T) ** 2).sum(0))
+                with np.errstate(over="ignore", invalid="ignore"):
+                    prior = prior_variance(bank, chunk, self.weights)
+                    latent = prior - ops.numpy((ops.solve_lower(L, Ks.T) ** 2).sum(0))
+                # a trend's prior variance past float64 (inputs ~1e77 standardised units
+                # beyond the data and further): the variance is unbounded there, not NaN
+                latent = np.where(np.isfinite(prior), latent, np.inf)
                 if np.any(latent < -1e-8 * np.maximum(prior, 1e-300)):
                     warnings.warn(
                         "negative predictive variances clipped to 0", NumericsWarning, stacklevel=3

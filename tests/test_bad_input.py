@@ -80,6 +80,8 @@ def make_files(folder: Path) -> dict[str, str]:
         "inf.csv": "a,y\n" + "".join(f"{'inf' if i == 3 else i},{i * 0.5}\n" for i in range(10)),
         "site_last.csv": "a,y,site\n" + "".join(f"{i},{np.sin(i)},{i % 3}\n" for i in range(30)),
         "constant_x.csv": "a,y\n" + "".join(f"3,{np.sin(i)}\n" for i in range(20)),
+        "rounding_x.csv": "a,y\n"
+        + "".join(f"{1e149 + i * 1e135!r},{np.sin(i)}\n" for i in range(20)),
         "nan_y.csv": "a,y\n" + "".join(f"{i},{'' if i in (2, 7) else i}\n" for i in range(10)),
         "series.csv": "t,y\n" + "".join(f"{i},{np.sin(i)}\n" for i in range(30)),
         "renamed.csv": "t,value\n" + "".join(f"{i},{np.sin(i)}\n" for i in range(30, 36)),
@@ -121,6 +123,10 @@ CLI_CASES = {
     "fit: .mat with wrong keys": ("fit --data {wrongkeys}", "lacks xtrain"),
     "fit: NaN in y": ("fit --data {nan}", "NaN"),
     "fit: an input that never varies": ("fit --data {constant_x}", "single value in every"),
+    "fit: inputs that vary only at rounding level": (
+        "fit --data {rounding_x}",
+        "vary only at rounding level in every column",
+    ),
     "fit: inf in X (CSV)": ("fit --data {inf}", "NaN or infinite"),
     "fit: empty outputs in a CSV, counted over the file, not one split": (
         "fit --data {nan_y}",

@@ -253,6 +253,23 @@ def test_agents_that_a_fold_cannot_feed_make_no_held_out_choice(tmp_path, capsys
     assert code == 2 and "with fewer agents, or without --tune" in err.splitlines()[-1]
 
 
+def test_predict_says_why_a_model_of_log_y_scores_outputs_below_zero_as_impossible(
+    tmp_path, capsys
+):
+    t = np.arange(1, 41)
+    y = np.exp(0.02 * t + 0.1 * np.sin(t))
+    train = _write_csv(tmp_path / "train.csv", ["t", "y"], [t, y])
+    fit = ["fit", "--data", str(train), "--transform", "log", "--trend", "linear", "--no-plots"]
+    assert run([*fit, "--out", str(tmp_path / "m")], capsys)[0] == 0
+    odd = _write_csv(tmp_path / "odd.csv", ["t", "y"], [t[:4], [1.0, 0.0, -2.0, 1.1]])
+    predict = ["predict", "--model", str(tmp_path / "m"), "--data", str(odd)]
+    code, _, err = run([*predict, "--out", str(tmp_path / "p")], capsys)
+    assert code == 0, err
+    assert "2 of the 4 outputs are <= 0, which the model of log(y) gives no density" in err
+    metrics = json.loads((tmp_path / "p" / "metrics.json").read_text())
+    assert metrics["nlpd"] is None and metrics["coverage95"] <= 0.5
+
+
 def test_argparse_errors_are_one_line(capsys):
     with pytest.raises(SystemExit) as exc:
         main(["fit", "--agents", "many"])

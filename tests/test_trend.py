@@ -216,6 +216,20 @@ def test_linear_trend_extrapolates_where_stationary_kernel_reverts():
     assert np.all(weights >= 0)
 
 
+@pytest.mark.parametrize("trend", ["quadratic", "local"])
+def test_a_trends_variance_past_float64_is_infinite_not_nan(trend):
+    """At 1e149 a quadratic's prior variance (z^4) and a local trend's (z^3) overflow: the
+    std there is unbounded, with no NaN and no overflow warning; nearer inputs keep theirs."""
+    import warnings
+
+    X, y = _series(40)
+    model = fit(X, y, _config(trend)).model
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        mean, std = model.predict(np.array([[41.0], [1e149]]), return_std=True)
+    assert np.all(np.isfinite(mean)) and np.isfinite(std[0]) and std[1] == np.inf
+
+
 def test_local_trend_follows_the_recent_slope_where_a_global_polynomial_does_not():
     """A series whose slope sets in halfway: the random-walk slope continues it; a line fitted
     to the whole span under-forecasts, and the stationary grid reverts."""

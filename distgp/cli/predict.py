@@ -107,6 +107,13 @@ def run_predict(args: argparse.Namespace) -> int:
             f"MSE {scores['mse']:.5g}  NLPD {scores['nlpd']:.4g}  95% coverage "
             f"{scores['coverage95']:.3g} on {len(y)} points"
         )
+        unreachable = int(np.sum(y <= 0)) if not model.transform.identity else 0
+        if unreachable:
+            progress(
+                f"{unreachable} of the {len(y)} outputs are <= 0, which the model of "
+                f"{model.transform.kind}(y) gives no density: the NLPD is infinite (null in "
+                "metrics.json) and they lie outside every interval"
+            )
     else:  # an earlier prediction's scores would not describe this one
         (out / "metrics.json").unlink(missing_ok=True)
     write_text(out / "predictions.csv", text.getvalue())
