@@ -21,6 +21,7 @@ from typing import Any
 from distgp.exceptions import ConfigError
 from distgp.settings import (
     Rule,
+    a_folder,
     a_seed,
     at_least,
     between,
@@ -431,7 +432,7 @@ class FitConfig:
     )
     tune: TuneConfig = section(TuneConfig)
     seed: int = setting(0, help="random seed", rule=a_seed())
-    out: str = setting("runs/fit", help="output folder", metavar="DIR")
+    out: str = setting("runs/fit", help="output folder", rule=a_folder(), metavar="DIR")
 
     def validate(self) -> FitConfig:
         """Check every value (:func:`~distgp.settings.check_settings`) and the rules between

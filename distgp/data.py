@@ -401,6 +401,17 @@ def _load_csv(
     return dataset
 
 
+def _repeated_names(path: Path) -> list[str]:
+    """Column names the header row of CSV ``path`` holds more than once (pandas would read
+    ``x,x`` as ``x`` and ``x.1``)."""
+    import csv
+    from collections import Counter
+
+    with path.open(newline="", encoding="utf-8", errors="replace") as f:
+        header = next(csv.reader(f), [])
+    return [name for name, count in Counter(header).items() if count > 1]
+
+
 def _read_csv(path: Path):
     """``path`` as a pandas frame with string column names; one-line errors for an unreadable,
     empty or header-less file."""
@@ -416,6 +427,12 @@ def _read_csv(path: Path):
         raise InputDataError(f"cannot read {path} as CSV: {exc}") from None
     if frame.shape[0] == 0:
         raise InputDataError(f"{path} has a header but no data rows")
+    twice = _repeated_names(path)
+    if twice:
+        raise InputDataError(
+            f"{path} names column(s) {', '.join(map(repr, twice))} more than once in its "
+            "header; give each column its own name"
+        )
     columns = [str(c) for c in frame.columns]
     frame.columns = columns
     numeric_like = [c for c in columns if _looks_numeric(c)]
@@ -716,6 +733,11 @@ def load_prediction_inputs(
                 f"{', '.join(map(str, frame.columns))}"
             )
         if inputs is not None:
+            if target is not None and target in inputs:
+                raise InputDataError(
+                    f"target column {target!r} is one of the model's inputs "
+                    f"({', '.join(map(str, inputs))}); name the output column"
+                )
             X, y = _named_columns(frame, path, inputs, target)
             return X, y, list(inputs)
         columns = list(frame.columns)

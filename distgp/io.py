@@ -25,6 +25,8 @@ def check_output_dir(path: str | os.PathLike) -> Path:
     so the check tries: a temporary file in an existing folder, or creating the missing folders
     and removing them again.
     """
+    if not str(path).strip():  # Path("") is the working folder
+        raise ConfigError("the output folder is empty; give a folder path", setting="out")
     out = Path(path)
     if out.exists():
         if not out.is_dir():

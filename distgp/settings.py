@@ -54,6 +54,11 @@ def a_seed() -> Rule:
     return Rule(lambda v: 0 <= v <= 2**63 - 1, "a non-negative integer below 2^63")
 
 
+def a_folder() -> Rule:
+    """An output folder: a path, not an empty string (which would mean the working folder)."""
+    return Rule(lambda v: bool(str(v).strip()), "a folder path, not empty")
+
+
 def between(low: float, high: float, *, open_low: bool = False, open_high: bool = False) -> Rule:
     """``low <= v <= high`` (strict at an open end); integers read ``in 2..32``."""
 

@@ -79,6 +79,7 @@ def make_files(folder: Path) -> dict[str, str]:
         "no_header.csv": "".join(f"{i},{i * 2},{i * 0.5}\n" for i in range(10)),
         "inf.csv": "a,y\n" + "".join(f"{'inf' if i == 3 else i},{i * 0.5}\n" for i in range(10)),
         "site_last.csv": "a,y,site\n" + "".join(f"{i},{np.sin(i)},{i % 3}\n" for i in range(30)),
+        "twice.csv": "x,x,y\n" + "".join(f"{i},{i % 3},{np.sin(i)}\n" for i in range(20)),
         "constant_x.csv": "a,y\n" + "".join(f"3,{np.sin(i)}\n" for i in range(20)),
         "rounding_x.csv": "a,y\n"
         + "".join(f"{1e149 + i * 1e135!r},{np.sin(i)}\n" for i in range(20)),
@@ -126,6 +127,19 @@ CLI_CASES = {
     "fit: inputs that vary only at rounding level": (
         "fit --data {rounding_x}",
         "vary only at rounding level in every column",
+    ),
+    "fit: a CSV header naming a column twice": ("fit --data {twice}", "names column(s) 'x' more"),
+    "fit: an empty output folder (not the working folder)": (
+        "fit --data {good} --out=",
+        "out must be a folder path, not empty",
+    ),
+    "predict: an empty output folder": (
+        "predict --model {model} --data {good} --out=",
+        "the output folder is empty",
+    ),
+    "predict: --target naming one of the model's inputs": (
+        "predict --model {table_model} --data {table} --target a",
+        "target column 'a' is one of the model's inputs",
     ),
     "fit: inf in X (CSV)": ("fit --data {inf}", "NaN or infinite"),
     "fit: empty outputs in a CSV, counted over the file, not one split": (
@@ -405,7 +419,8 @@ def prepare(folder: Path) -> dict[str, str]:
 def case_argv(template: str, found: dict[str, str], out: Path) -> list[str]:
     argv = template.format(**found).split()
     # every command but bench writes into --out
-    if argv[0] != "bench" and "--out" not in argv and "--resume" not in argv:
+    given = any(a == "--out" or a.startswith("--out=") for a in argv)
+    if argv[0] != "bench" and not given and "--resume" not in argv:
         argv += ["--out", str(out)]
     return argv
 

@@ -125,6 +125,10 @@ def test_fit_writes_metrics_model_history_and_plots(series_mat, tmp_path, capsys
     np.testing.assert_array_equal(forecast[:, 0], np.arange(51.0, 63.0))
     np.testing.assert_allclose(forecast[:10, 1:5], table[:, 1:5])
     assert not (ahead / "metrics.json").exists() and (ahead / "forecast.png").is_file()
+    # a later prediction into the folder leaves no figure of the earlier forecast
+    again = ["predict", "--model", str(out), "--data", str(series_mat), "--out", str(ahead)]
+    assert run(again, capsys)[0] == 0
+    assert not (ahead / "forecast.png").exists() and (ahead / "metrics.json").is_file()
 
 
 def test_fit_with_agents_by_site_column_and_config_file(table_csv, tmp_path, capsys):

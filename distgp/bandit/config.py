@@ -31,6 +31,7 @@ from distgp.config import DEVICE_RULE, build, check_device_setting, read_yaml
 from distgp.exceptions import ConfigError
 from distgp.settings import (
     Rule,
+    a_folder,
     a_seed,
     at_least,
     between,
@@ -228,7 +229,7 @@ class OptimizeConfig:
         metavar="STD",
     )
     seed: int = setting(0, help="random seed", rule=a_seed())
-    out: str = setting("runs/optimize", help="output folder", metavar="DIR")
+    out: str = setting("runs/optimize", help="output folder", rule=a_folder(), metavar="DIR")
     arms: ArmsConfig = section(ArmsConfig)
     bandit: BanditConfig = section(BanditConfig)
     kernel: KernelSection = section(KernelSection)

@@ -121,6 +121,8 @@ def run_predict(args: argparse.Namespace) -> int:
     if args.ahead is not None and not model.private:
         _plot_forecast(model, X, names, out / "forecast.png")
         progress(f"wrote {out}/forecast.png")
+    else:  # an earlier forecast's figure would not show this prediction
+        (out / "forecast.png").unlink(missing_ok=True)
     return 0
 
 
