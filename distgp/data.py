@@ -427,12 +427,6 @@ def _read_csv(path: Path):
         raise InputDataError(f"cannot read {path} as CSV: {exc}") from None
     if frame.shape[0] == 0:
         raise InputDataError(f"{path} has a header but no data rows")
-    twice = _repeated_names(path)
-    if twice:
-        raise InputDataError(
-            f"{path} names column(s) {', '.join(map(repr, twice))} more than once in its "
-            "header; give each column its own name"
-        )
     columns = [str(c) for c in frame.columns]
     frame.columns = columns
     numeric_like = [c for c in columns if _looks_numeric(c)]
@@ -445,6 +439,12 @@ def _read_csv(path: Path):
         raise InputDataError(
             f"{path} has one column named {columns[0]!r}; distgp reads comma-separated files: "
             "convert the semicolons to commas"
+        )
+    twice = _repeated_names(path)
+    if twice:
+        raise InputDataError(
+            f"{path} names column(s) {', '.join(map(repr, twice))} more than once in its "
+            "header; give each column its own name"
         )
     return frame
 
