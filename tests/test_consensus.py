@@ -204,47 +204,46 @@ def test_dropped_agent_leaves_the_consensus():
     assert record.participants == 1 and np.allclose(coordinator.z_target, 1.0)
 
 
+def _tracked_round(coordinator: ADMMCoordinator, objective: float, primal: float) -> None:
+    """A round whose consensus is all ``round`` and whose objective and primal residual are
+    given, as far as the best-round tracking sees it."""
+    from distgp.consensus.admm import RoundRecord
+
+    coordinator.round += 1
+    coordinator.z_used = np.full(3, float(coordinator.round))
+    record = RoundRecord(coordinator.round, 1.0, primal, 1.0, 0.1, 0.1, 0, 0, 3, 2, objective)
+    coordinator._track_best(record)
+
+
 def test_after_an_agent_leaves_the_best_round_is_one_of_the_remaining_agents():
     """The objective is a sum over the agents in the run: a larger sum over three agents is no
     bar to the rounds of the two left, and their residuals start a new minimum."""
-    from distgp.consensus.admm import DIVERGENCE_GROWTH, DIVERGENCE_ROUNDS, RoundRecord
+    from distgp.consensus.admm import DIVERGENCE_GROWTH, DIVERGENCE_ROUNDS
 
     coordinator = ADMMCoordinator(np.full(3, 0.5), np.zeros(3), 3, DeltaCoder(), ADMMOptions(), 1.0)
 
-    def round_with(objective: float, primal: float) -> None:
-        coordinator.round += 1
-        coordinator.z_used = np.full(3, float(coordinator.round))
-        record = RoundRecord(coordinator.round, 1.0, primal, 1.0, 0.1, 0.1, 0, 0, 3, 2, objective)
-        coordinator._track_best(record)
-
-    round_with(-30.0, 1e-3)  # three agents: a sum of three losses
+    _tracked_round(coordinator, -30.0, 1e-3)  # three agents: a sum of three losses
     coordinator.drop(2)
     assert np.all(coordinator.consensus == 1.0)  # nothing newer yet
     for objective in (-18.0, -19.0, -19.5):  # two agents: sums of two, the last the lowest
-        round_with(objective, 1.0)
+        _tracked_round(coordinator, objective, 1.0)
     assert coordinator.best_round == 4 and np.all(coordinator.consensus == 4.0)
     for _ in range(DIVERGENCE_ROUNDS - 1):  # residuals measured against the two agents' own
-        round_with(-19.0, 0.5 * DIVERGENCE_GROWTH)
+        _tracked_round(coordinator, -19.0, 0.5 * DIVERGENCE_GROWTH)
     assert not coordinator.diverged
 
 
 def test_an_unconverged_run_ends_on_its_lowest_objective_and_stops_when_it_diverges():
-    from distgp.consensus.admm import DIVERGENCE_GROWTH, DIVERGENCE_ROUNDS, RoundRecord
+    from distgp.consensus.admm import DIVERGENCE_GROWTH, DIVERGENCE_ROUNDS
 
     coordinator = ADMMCoordinator(np.full(3, 0.5), np.zeros(3), 2, DeltaCoder(), ADMMOptions(), 1.0)
 
-    def round_with(objective: float, primal: float) -> None:
-        coordinator.round += 1
-        coordinator.z_used = np.full(3, float(coordinator.round))
-        record = RoundRecord(coordinator.round, 1.0, primal, 1.0, 0.1, 0.1, 0, 0, 3, 2, objective)
-        coordinator._track_best(record)
-
-    round_with(10.0, 1.0)
-    round_with(5.0, 1.0)  # the lowest objective: round 2
+    _tracked_round(coordinator, 10.0, 1.0)
+    _tracked_round(coordinator, 5.0, 1.0)  # the lowest objective: round 2
     for _ in range(DIVERGENCE_ROUNDS - 1):
-        round_with(50.0, 10 * DIVERGENCE_GROWTH)
+        _tracked_round(coordinator, 50.0, 10 * DIVERGENCE_GROWTH)
     assert not coordinator.done and np.all(coordinator.consensus == 2.0)
-    round_with(60.0, 10 * DIVERGENCE_GROWTH)
+    _tracked_round(coordinator, 60.0, 10 * DIVERGENCE_GROWTH)
     assert coordinator.diverged and coordinator.done and np.all(coordinator.consensus == 2.0)
     clone = ADMMCoordinator(np.full(3, 0.5), np.zeros(3), 2, DeltaCoder(), ADMMOptions(), 1.0)
     clone.restore(coordinator.state(), coordinator.history)
