@@ -99,6 +99,14 @@ def check_varying_inputs(X: np.ndarray) -> None:
     )
 
 
+def check_y(y, n: int, what: str = "outputs y") -> np.ndarray:
+    """Validate ``n`` known outputs (a vector, or an ``n x 1`` column) against predictions."""
+    v = _as_float_vector(y, what)
+    if len(v) != n:
+        raise InputDataError(f"{what} have {len(v)} values for {n} predictions")
+    return v
+
+
 def check_X(X, *, dims: int | None = None, what: str = "inputs X") -> np.ndarray:
     """Validate prediction inputs; ``dims`` is the number of features seen in ``fit``."""
     X = _as_float_matrix(X, what)
@@ -283,17 +291,22 @@ def is_series(X: np.ndarray) -> bool:
 
 
 def _is_index(x: np.ndarray) -> bool:
+    """Increasing, evenly spaced to a relative 1e-5 (whatever the unit of the steps)."""
     steps = np.diff(x)
-    return len(x) > 2 and bool(np.all(steps > 0)) and bool(np.allclose(steps, steps[0]))
+    return len(x) > 2 and bool(np.all(steps > 0)) and bool(np.allclose(steps, steps[0], atol=0.0))
 
 
-def _time_ordered(X: np.ndarray, y: np.ndarray, groups: np.ndarray | None = None):
-    """Rows reversed when the one input is an evenly spaced, decreasing time index (a file
-    listing the newest first), so that a series is in time order: its test split is then the
-    latest points and its rolling origins run forward."""
-    if X.shape[1] == 1 and _is_index(X[::-1, 0]):
-        return X[::-1].copy(), y[::-1].copy(), None if groups is None else groups[::-1].copy()
-    return X, y, groups
+def in_time_order(X: np.ndarray, y: np.ndarray, groups: np.ndarray | None = None):
+    """Rows sorted by the one input when, sorted, it is an evenly spaced time index (a file
+    listing the newest first, or its rows shuffled), so that a series is in time order: its
+    test split is then the latest points and its rolling origins run forward. Other data as
+    given (the GP itself does not depend on the row order)."""
+    if X.shape[1] != 1:
+        return X, y, groups
+    order = np.argsort(X[:, 0], kind="stable")
+    if not _is_index(X[order, 0]) or np.array_equal(order, np.arange(len(order))):
+        return X, y, groups
+    return X[order], y[order], None if groups is None else groups[order]
 
 
 def _read_mat(path: Path) -> dict:
@@ -383,7 +396,7 @@ def _load_csv(
     y = frame[target].to_numpy(dtype=np.float64)
     _check_values(X, f"input columns of {path.name}")  # the whole file, before any split
     _check_values(y, f"column {target} of {path.name}")
-    X, y, groups = _time_ordered(X, y, groups)
+    X, y, groups = in_time_order(X, y, groups)
     series = X.shape[1] == 1 and _is_index(X[:, 0])
     fraction = 0.2 if test_fraction is None else test_fraction
     train, test = _split(len(y), fraction, seed, series)
@@ -487,7 +500,7 @@ def _load_npz(path: Path, test_fraction: float | None, seed: int) -> Dataset:
         return _finish(*(arrays[k] for k in MAT_KEYS), name=path.stem)
     if "X" in arrays and "y" in arrays:
         X, y = check_X_y(arrays["X"], arrays["y"])
-        X, y, _ = _time_ordered(X, y)
+        X, y, _ = in_time_order(X, y)
         series = X.shape[1] == 1 and _is_index(X[:, 0])
         fraction = 0.2 if test_fraction is None else test_fraction
         train, test = _split(len(y), fraction, seed, series)

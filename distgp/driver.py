@@ -116,6 +116,14 @@ def grid_recipe(config: FitConfig, summary: ShardSummary) -> dict[str, Any]:
     }
 
 
+WARM_FLOOR = 0.1
+"""Fraction of the cold start's weights below which a warm start's weights are raised
+(``GSMPRegressor(warm_start=True)``, ``distgp optimize``'s refits). From exact zeros DSCA kept
+every pruned component at 0: refitted to data whose structure lay along another input, a warm
+start ended at objective 83.0 (R^2 0.00004) where a cold fit reached 45.2 (R^2 0.9998); with the
+floor it reaches the cold fit's 45.2."""
+
+
 def initial_theta(components: int) -> np.ndarray:
     """Equal weights summing to ``1 - INITIAL_NOISE`` (``var(y) = 1``), then the noise."""
     return np.r_[np.full(components, (1.0 - INITIAL_NOISE) / components), INITIAL_NOISE]
@@ -243,8 +251,11 @@ def fit(
         report("setup", {"components": components, "dims": grid.dims, "n": summary.n})
         theta0 = initial_theta(components)
         if initial is not None and np.shape(initial) == theta0.shape:
+            # a warm start keeps every weight at least WARM_FLOOR of the cold start's: a
+            # component the earlier data pruned to 0 can still grow for the new data
             theta0 = np.maximum(
-                np.asarray(initial, float), np.r_[np.zeros(components), settings.noise_floor]
+                np.asarray(initial, float),
+                np.r_[WARM_FLOOR * theta0[:components], settings.noise_floor],
             )
         saver = _Saver(checkpoint, config, start, saved)
         if c.agents == 1:

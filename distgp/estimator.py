@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import numbers
 import re
+from typing import TYPE_CHECKING
 
 import numpy as np
 from sklearn.base import BaseEstimator, RegressorMixin
@@ -22,9 +23,12 @@ from distgp.config import (
     TuneConfig,
     typed_setting,
 )
-from distgp.data import check_varying_inputs, check_X, check_X_y
+from distgp.data import check_varying_inputs, check_X, check_X_y, in_time_order
 from distgp.exceptions import ConfigError, InputDataError, NotFittedError
 from distgp.settings import put
+
+if TYPE_CHECKING:
+    from distgp.gp import GSMPModel
 
 MIN_SAMPLES = 2  # a GP fit needs two points to standardise y
 
@@ -112,7 +116,9 @@ class GSMPRegressor(RegressorMixin, BaseEstimator):
         shard: ``random`` or ``contiguous``.
         random_state: seed of sharding and quantisation noise (an int, a
             :class:`numpy.random.RandomState`, or ``None`` for a fresh seed per fit).
-        warm_start: start ``fit`` from the previous fit's weights when the grid size matches.
+        warm_start: start ``fit`` from the previous fit's weights when the grid size matches
+            (each at least :data:`~distgp.driver.WARM_FLOOR` of the cold start's); not with
+            ``tune``, whose search scores each setting from a cold start.
         threads: threads of each process (``None``: distgp chooses, whatever the environment).
         device: ``cpu`` (numpy) or ``cuda`` (torch float64 on a GPU) for learning and prediction.
 
@@ -217,6 +223,8 @@ class GSMPRegressor(RegressorMixin, BaseEstimator):
                 put(config, path, typed_setting(path, getattr(self, parameter)))
             config.consensus.quantize = self.bits is not None or self.delta is not None
             config.seed = _seed(self.random_state)
+            if not isinstance(self.warm_start, bool | np.bool_):
+                raise ConfigError(f"warm_start must be True or False, got {self.warm_start!r}")
             if config.consensus.agents == 1:  # the data is in this process: no shard to guard
                 config.data.min_shard_size = MIN_SAMPLES
             return config.validate()
@@ -236,10 +244,11 @@ class GSMPRegressor(RegressorMixin, BaseEstimator):
         from distgp.selection import fit_selected
         from distgp.tune import tunable_names, tune
 
+        target = getattr(y, "name", None)  # a pandas Series' column name
         X, y = _validated(self, X, y, reset=True)
         X, y = check_X_y(X, y)  # distgp's own limits (magnitudes whose squares overflow)
         check_varying_inputs(X)
-        X, y = _in_time_order(X, y)
+        X, y, _ = in_time_order(X, y)
         config = self._config()
         initial = self.theta_ if self.warm_start and hasattr(self, "theta_") else None
         try:
@@ -255,6 +264,13 @@ class GSMPRegressor(RegressorMixin, BaseEstimator):
         except ConfigError as exc:
             raise _in_parameter_names(exc) from None
         model = result.model
+        # as a CLI fit of a CSV records them: `distgp predict` matches columns by name, and
+        # a series' model forecasts past its end (--ahead)
+        if hasattr(self, "feature_names_in_"):
+            model.input_names = tuple(str(name) for name in self.feature_names_in_)
+            model.target_name = str(target) if target is not None else None
+        if is_series(X):
+            model.mark_series(X)
         y_var = model.scaler.y_scale**2
         self.model_ = model
         self._parts = result.parts  # each agent's shard: private prediction asks them
@@ -286,14 +302,22 @@ class GSMPRegressor(RegressorMixin, BaseEstimator):
         """Predictive mean (``n_*``) in raw output units, and the standard deviation of a new
         observation (noise included) if ``return_std``."""
         self._check_fitted()
-        return self.model_.predict(self._inputs(X), return_std=return_std, parts=self._parts)
+        return self._model().predict(self._inputs(X), return_std=return_std, parts=self._parts)
 
     def predict_interval(self, X, level: float = 0.95) -> tuple[np.ndarray, np.ndarray]:
         """Lower and upper ends (each ``n_*``, raw output units) of the central ``level``
         predictive interval of a new observation, noise included (exact under an output
         transform, where it is not symmetric about the mean)."""
         self._check_fitted()
-        return self.model_.predict_interval(self._inputs(X), level, parts=self._parts)
+        return self._model().predict_interval(self._inputs(X), level, parts=self._parts)
+
+    def _model(self) -> GSMPModel:
+        """The fitted model, predicting on this estimator's ``device`` now (``set_params``
+        after fitting, or unpickled where the fit's GPU is absent: then the CPU)."""
+        from distgp.driver import prediction_device
+
+        self.model_.device = prediction_device(self.device)
+        return self.model_
 
     def _inputs(self, X) -> np.ndarray:
         X = _validated(self, X, reset=False)
@@ -344,6 +368,8 @@ def _in_parameter_names(exc: ConfigError) -> ConfigError:
     (``kernel.season`` -> ``season``); keys with no parameter stay as they are, and a fix
     that needs one (a smaller ``data.min_shard_size``) is left out."""
     message = str(exc)
+    if exc.setting == "seed":
+        message = re.sub(r"^seed\b", "random_state", message)
     if exc.setting == "data.min_shard_size":  # no parameter sets it: fewer agents is the fix
         message = message.replace(" or lower data.min_shard_size", "")
     for parameter, path in sorted(PARAMETERS.items(), key=lambda item: -len(item[1])):
@@ -351,20 +377,19 @@ def _in_parameter_names(exc: ConfigError) -> ConfigError:
     return ConfigError(message, setting=exc.setting)
 
 
-def _in_time_order(X: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Rows sorted by the one input when, sorted, it is an evenly spaced index: a series given
-    reversed or shuffled gets the same rolling-origin choice as in time order (the GP itself
-    does not depend on the row order)."""
-    from distgp.data import is_series
-
-    if X.shape[1] != 1:
-        return X, y
-    order = np.argsort(X[:, 0], kind="stable")
-    return (X[order], y[order]) if is_series(X[order]) else (X, y)
-
-
 def _seed(random_state) -> int:
-    """A non-negative int seed from scikit-learn's ``random_state`` convention."""
+    """A non-negative int seed from scikit-learn's ``random_state`` convention (a numpy
+    ``Generator`` too)."""
     if isinstance(random_state, numbers.Integral) and not isinstance(random_state, bool):
         return int(random_state)
-    return int(check_random_state(random_state).randint(np.iinfo(np.int32).max))
+    top = np.iinfo(np.int32).max
+    if isinstance(random_state, np.random.Generator):
+        return int(random_state.integers(top))
+    try:
+        return int(check_random_state(random_state).randint(top))
+    except ValueError:
+        raise ConfigError(
+            "random_state must be None, a non-negative int, a numpy RandomState or Generator, "
+            f"got {random_state!r}",
+            setting="seed",
+        ) from None

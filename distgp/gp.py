@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from distgp.data import Scaler, check_X
+from distgp.data import Scaler, check_X, check_y
 from distgp.exceptions import DistGPError, ModelFileError, NumericsWarning
 from distgp.io import read_npz, save_npz
 from distgp.kernels.bank import SubKernelBank
@@ -339,7 +339,7 @@ def regression_metrics(
     density of ``y``, ``N(g(y); mean, std^2) g'(y)`` (0 at an output ``g`` cannot reach, a
     non-positive one: the NLPD is then infinite), and the interval ``g^-1(mean -+ 1.96 std)``.
     """
-    y = np.asarray(y, float)
+    y = check_y(y, len(mean))  # an n x 1 column would broadcast to n x n
     if transform is not None and not transform.identity:
         point, _ = transform.moments(mean, std)
         inside = y > 0  # outputs the transform can reach; the density is 0 at the others

@@ -127,7 +127,10 @@ class OutputTransform:
             m = np.exp(np.minimum(mean + 0.5 * s2, 700.0))
             return m, m * np.sqrt(np.expm1(np.minimum(s2, 700.0)))
         if self.lam < 0:  # no mean (module docstring): the median and a quantile spread
-            return self.inverse(mean), 0.5 * (self.inverse(mean + std) - self.inverse(mean - std))
+            upper, lower = self.inverse(mean + std), self.inverse(mean - std)
+            with np.errstate(invalid="ignore"):  # both past the pole: inf - inf
+                spread = np.where(np.isinf(upper), np.inf, 0.5 * (upper - lower))
+            return self.inverse(mean), spread
         nodes, weights = np.polynomial.hermite_e.hermegauss(_HERMITE_POINTS)
         weights = weights / weights.sum()
         values = self.inverse(mean[:, None] + std[:, None] * nodes[None, :])

@@ -210,6 +210,26 @@ def test_a_series_file_listing_the_newest_first_forecasts_its_latest_points(tmp_
     assert metrics["n_train"] == 60 and metrics["n_test"] == 6
     assert by_mat["mse"] == pytest.approx(metrics["mse"], rel=1e-9)
     assert "rolling origins hold out 6 points each" in err
+    # its rows shuffled: the same series, so the same fit as in time order
+    shuffled = tmp_path / "shuffled.csv"
+    rows = data.read_text().splitlines()
+    order = np.random.default_rng(0).permutation(60)
+    shuffled.write_text("\n".join([rows[0], *(rows[1 + i] for i in order)]) + "\n")
+    ordered = json.loads((out / "metrics.json").read_text())
+    mixed = ["--data", str(shuffled), "--test-fraction", "0.2", "--out", str(tmp_path / "s")]
+    code, _, err = run([*args[:1], *mixed, *args[3:]], capsys)
+    assert code == 0 and "rolling origins hold out 12 points each" in err, err
+    assert json.loads((tmp_path / "s" / "metrics.json").read_text())["mse"] == ordered["mse"]
+
+
+def test_an_unevenly_spaced_input_is_no_series_in_any_unit():
+    """The steps are compared relatively: inputs in tiny units are not evenly spaced by an
+    absolute tolerance."""
+    from distgp.data import is_series
+
+    x = np.sort(np.random.default_rng(3).uniform(0, 100, 80))[:, None]
+    assert not is_series(x) and not is_series(x * 1e-10)
+    assert is_series(np.arange(80.0)[:, None] * 1e-10)
 
 
 def test_fit_says_when_a_series_is_too_short_for_the_held_out_choice(tmp_path, capsys):

@@ -223,3 +223,73 @@ def test_errors_raised_during_the_fit_name_the_estimators_parameters():
     with pytest.raises(ConfigError, match="set season to 0") as caught:
         GSMPRegressor(season=12, backend="inline").fit(np.c_[x, x**2], np.sin(x))
     assert "kernel.season" not in str(caught.value)
+
+
+def test_a_warm_start_can_regrow_the_components_the_earlier_data_pruned():
+    """Refitted to data whose structure lies along the other input, a warm start reaches the
+    cold fit's objective (from exact zeros it stayed at 83.0 against 45.2)."""
+    rng = np.random.default_rng(0)
+    X = rng.uniform(0, 10, (80, 2))
+    first = np.sin(X[:, 0]) + 0.05 * rng.normal(size=80)
+    second = np.sin(3 * X[:, 1]) + 0.05 * rng.normal(size=80)
+    cold = GSMPRegressor(components=20).fit(X, second)
+    warm = GSMPRegressor(components=20, warm_start=True).fit(X, first).fit(X, second)
+    assert warm.objective_ == pytest.approx(cold.objective_, rel=1e-3)
+    assert warm.score(X, second) > 0.99
+
+
+def test_the_model_of_a_frame_matches_prediction_files_by_column_name(tmp_path):
+    """``model_`` records the frame's column names and a series' end, as a CLI fit of a CSV
+    does: ``distgp predict`` reads a file with its columns swapped by name, and ``--ahead``
+    forecasts a series past its end."""
+    import pandas as pd
+
+    from distgp.cli import main
+
+    X, y = smooth_regression(n=70, dims=2, seed=4)
+    frame = pd.DataFrame({"a": X[:, 0], "b": X[:, 1], "y": y})
+    model = GSMPRegressor(components=30).fit(frame[["a", "b"]], frame["y"])
+    model.model_.save(tmp_path / "m.npz")
+    frame[["b", "y", "a"]].to_csv(tmp_path / "swapped.csv", index=False)
+    predict = ["predict", "--model", str(tmp_path / "m.npz"), "--quiet"]
+    swapped = ["--data", str(tmp_path / "swapped.csv"), "--out", str(tmp_path / "p")]
+    assert main([*predict, *swapped]) == 0
+    table = pd.read_csv(tmp_path / "p" / "predictions.csv")
+    np.testing.assert_allclose(table["mean"], model.predict(frame[["a", "b"]]), rtol=1e-10)
+    assert list(table.columns[:2]) == ["a", "b"] and "y" in table.columns
+    x, s = sinusoids(60)
+    series = GSMPRegressor(components=20).fit(x, s)
+    series.model_.save(tmp_path / "s.npz")
+    ahead = ["predict", "--model", str(tmp_path / "s.npz"), "--ahead", "3", "--quiet"]
+    assert main([*ahead, "--out", str(tmp_path / "q")]) == 0
+    assert pd.read_csv(tmp_path / "q" / "predictions.csv")["x0"].tolist() == [61.0, 62.0, 63.0]
+
+
+def test_model_scores_take_a_column_of_outputs_and_refuse_another_length():
+    x, y = sinusoids(40)
+    model = GSMPRegressor(components=20).fit(x, y).model_
+    assert model.score(x, y[:, None]) == model.score(x, y)
+    with pytest.raises(InputDataError, match="have 5 values for 40 predictions"):
+        model.score(x, y[:5])
+
+
+@pytest.mark.parametrize(
+    ("parameters", "message"),
+    [
+        ({"random_state": -1}, "random_state must be a non-negative integer"),
+        ({"random_state": 1.5}, "random_state must be None, a non-negative int"),
+        ({"warm_start": "no"}, "warm_start must be True or False"),
+    ],
+)
+def test_bad_seed_and_warm_start_values_name_the_parameter(parameters, message):
+    x, y = sinusoids(30)
+    with pytest.raises(ConfigError, match=message):
+        GSMPRegressor(components=10, **parameters).fit(x, y)
+
+
+def test_a_generator_seeds_the_fit_and_a_lost_gpu_predicts_on_the_cpu():
+    x, y = sinusoids(30)
+    model = GSMPRegressor(components=10, random_state=np.random.default_rng(0)).fit(x, y)
+    expected = model.predict(x[:3])
+    model.model_.device = "cuda"  # as unpickled on a machine without the fit's GPU
+    np.testing.assert_array_equal(model.predict(x[:3]), expected)

@@ -77,6 +77,19 @@ def test_dtype_follows_default_and_to(dtype):
     assert torch.allclose(diag, full.diagonal(), rtol=1e-5)
 
 
+def test_the_diagonal_of_two_input_sets_is_their_pairs_covariance():
+    """``diag=True`` with ``x1 != x2``: ``k(x1_i, x2_i)``, not ``k(0)``, as gpytorch's own
+    kernels give."""
+    kernel = GSMPKernel(reference_grid(dims=1, components=20), dtype=torch.float64)
+    a, b = (
+        torch.randn(4, 1, dtype=torch.float64, generator=torch.Generator().manual_seed(s))
+        for s in (0, 1)
+    )
+    full = kernel(a, b).to_dense().diagonal()
+    assert torch.allclose(kernel(a, b, diag=True), full, rtol=1e-12)
+    assert not torch.allclose(full, kernel(a, a, diag=True))
+
+
 def test_isotropic_grid_equals_repeated_reference_grid():
     x = torch.randn(7, 3, dtype=torch.float64)
     w = torch.rand(8, dtype=torch.float64) + 0.1

@@ -69,6 +69,8 @@ def test_a_negative_boxcox_lambda_predicts_the_median_and_a_quantile_spread(lam)
     pole = -1.0 / lam
     assert t.inverse(np.array([pole, pole + 1.0])).tolist() == [math.inf, math.inf]
     assert math.isinf(t.moments(np.array([pole - 0.1]), np.array([1.0]))[1][0])
+    # both ends past the pole: the spread is infinite too, not inf - inf
+    assert t.moments(np.array([pole + 1.0]), np.array([0.1]))[1].tolist() == [math.inf]
     scores = regression_metrics(y, mu, s, t)
     assert scores["mse"] == pytest.approx(0.0, abs=1e-20) and math.isfinite(scores["nlpd"])
 
