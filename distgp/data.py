@@ -84,8 +84,7 @@ def check_varying_inputs(X: np.ndarray) -> None:
     :func:`varying_columns`) count as constant."""
     if len(X) < 2:
         return
-    spread, level = np.std(X, axis=0), np.abs(np.mean(X, axis=0))
-    if np.any((spread > 0) & (spread > _RELATIVE_TINY * level)):
+    if np.any(_real_spread(np.std(X, axis=0), np.mean(X, axis=0))):
         return
     if np.any(np.ptp(X, axis=0) > 0):
         raise InputDataError(
@@ -607,18 +606,18 @@ class ShardSummary:
 def has_spread(y: np.ndarray) -> bool:
     """Whether outputs ``y`` (``n``) vary beyond rounding: a model can be learned from them."""
     y = np.asarray(y, float)
-    return bool(len(y)) and _real_spread(float(np.std(y)), float(np.mean(y)))
+    return bool(len(y)) and bool(_real_spread(np.std(y), np.mean(y)))
 
 
-def _real_spread(scale: float, mean: float) -> bool:
-    return scale > 0 and scale > _RELATIVE_TINY * abs(mean)
+def _real_spread(scale, mean):
+    """Whether spreads ``scale`` exceed rounding at values around ``mean`` (elementwise)."""
+    return (scale > 0) & (scale > _RELATIVE_TINY * np.abs(mean))
 
 
 def varying_columns(s: ShardSummary) -> np.ndarray:
     """``P`` booleans: whether each input column varies beyond rounding (a constant column
     carries no signal)."""
-    x_scale = np.sqrt(np.asarray(s.x_m2, float) / s.n)
-    return (x_scale > 0) & (x_scale > _RELATIVE_TINY * np.abs(np.asarray(s.x_mean, float)))
+    return _real_spread(np.sqrt(np.asarray(s.x_m2, float) / s.n), np.asarray(s.x_mean, float))
 
 
 @dataclass(frozen=True)
@@ -638,7 +637,7 @@ class Scaler:
         if not standardize_inputs:
             x_mean, x_scale = np.zeros_like(x_mean), np.ones_like(x_scale)
         y_scale = float(np.sqrt(s.y_m2 / s.n))
-        if not _real_spread(y_scale, s.y_mean):
+        if not bool(_real_spread(y_scale, s.y_mean)):
             raise InputDataError(
                 "training outputs y have (numerically) zero variance: constant (nothing to "
                 f"learn), or so small (mean {s.y_mean:.3g}) that their squares underflow "

@@ -208,6 +208,15 @@ def unlearnable(splits: list[tuple[np.ndarray, np.ndarray]], y: np.ndarray) -> s
     return "agents" if any(has_spread(y[train]) for train, _ in splits) else "flat"
 
 
+def no_split_error(why: str, where: str = "") -> InputDataError:
+    """``--tune``'s error when no split can score a setting (``why``: a key of
+    :data:`NO_SPLIT`; ``where``: a prefix naming the shard)."""
+    return InputDataError(
+        f"{where}{NO_SPLIT[why]}, so no setting can be scored; tune on more data, with fewer "
+        "agents, or without --tune"
+    )
+
+
 def past_the_end(X: np.ndarray, X_test: np.ndarray | None) -> bool:
     """Whether every prediction input lies past the last input of one-input training data
     ``X`` (``n x 1``): a forecast, also of unevenly spaced times, to be scored by rolling

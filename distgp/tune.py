@@ -18,9 +18,8 @@ from typing import Any
 import numpy as np
 
 from distgp.config import FitConfig
-from distgp.exceptions import ConfigError, InputDataError
+from distgp.exceptions import ConfigError
 from distgp.holdout import (
-    NO_SPLIT,
     Evaluation,
     as_forecast,
     configured,
@@ -30,6 +29,7 @@ from distgp.holdout import (
     horizon_reported,
     in_input_order,
     learnable,
+    no_split_error,
     rolling_horizon,
     unlearnable,
 )
@@ -402,10 +402,7 @@ def _scoring(
             splits = in_input_order(splits, X)
         scorable = learnable(splits, y, config, groups)
         if not scorable:
-            raise InputDataError(
-                f"{NO_SPLIT[unlearnable(splits, y)]}, so no setting can be scored; tune on "
-                "more data, with fewer agents, or without --tune"
-            )
+            raise no_split_error(unlearnable(splits, y))
         splits = scorable
     if shards is None and name != "ray":
 

@@ -34,12 +34,12 @@ from distgp.exceptions import BackendError, InputDataError
 from distgp.holdout import (
     MIN_HORIZON,
     MIN_TRAIN,
-    NO_SPLIT,
     VALIDATION_ITERATIONS,
     Evaluation,
     evaluate_many,
     holdout_splits,
     learnable,
+    no_split_error,
 )
 
 LOCAL_MIN_HORIZON = 2  # with several agents: held-out points per origin within a shard, at least
@@ -133,10 +133,7 @@ def score_shard(
         X, y = X[order], y[order]
     splits = learnable(shard_splits(len(y), shard, rule), y)
     if not splits:
-        raise InputDataError(
-            f"on agent {shard}'s shard: {NO_SPLIT['flat']}, so no setting can be scored; tune "
-            "on more data or without --tune"
-        )
+        raise no_split_error("flat", f"on agent {shard}'s shard: ")
     named = [("", overrides) for overrides in candidates]
     scored = evaluate_many(X, y, config, named, splits, iterations=rule["iterations"], bars=bars)
     return [[e.folds, e.counts, e.seconds, e.z2] for e in scored]

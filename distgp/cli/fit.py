@@ -20,7 +20,7 @@ OPTIONAL_OUTPUTS = {"spectrum.png", "prediction.png", "convergence.png", "tune.c
 
 def _selection():
     """:mod:`distgp.selection`, imported when a line needs its constants (not at start-up: it
-    imports the kernels and scipy; :mod:`distgp.holdout`'s are its ``holdout``)."""
+    imports the kernels and scipy)."""
     from distgp import selection
 
     return selection
