@@ -19,6 +19,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
+import numbers
 import typing
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -214,6 +215,10 @@ def _check(e: Entry, value: Any, name: str) -> None:
     rule = e.spec.rule
     if value is None or rule is None:
         return
+    if _integer_only(e.hint) and (
+        isinstance(value, bool) or not isinstance(value, numbers.Integral)
+    ):  # a value set from Python (a config file's types are checked when it is read)
+        raise ConfigError(f"{name} must be a whole number, got {value!r}", setting=e.path)
     try:
         holds = rule.holds(value)
     except ConfigError as exc:
@@ -222,3 +227,9 @@ def _check(e: Entry, value: Any, name: str) -> None:
         holds = False
     if not holds:
         raise ConfigError(f"{name} must be {rule.requirement}, got {value!r}", setting=e.path)
+
+
+def _integer_only(hint: Any) -> bool:
+    """Whether a type hint admits integers and nothing else numeric (``int``, ``int | None``)."""
+    options = set(typing.get_args(hint)) if typing.get_args(hint) else {hint}
+    return int in options and not options & {float, str, bool}

@@ -48,3 +48,19 @@ def trending_season(n: int = 60):
     """A linear trend plus a period-12 sine on the integer index ``1..n`` (no noise)."""
     x = np.arange(1.0, n + 1.0)[:, None]
     return x, 3 + 0.05 * x[:, 0] + np.sin(2 * np.pi * x[:, 0] / 12)
+
+
+class InterruptedOnce:
+    """A dict objective that raises ``KeyboardInterrupt`` (a Ctrl-C) at its ``at``-th call, once."""
+
+    def __init__(self, at: int = 6) -> None:
+        self.at, self.calls = at, 0
+
+    def __call__(self, params: dict) -> float:
+        self.calls += 1
+        if self.calls == self.at:
+            raise KeyboardInterrupt
+        return (params["x"] - 0.3) ** 2 + (params["act"] == "tanh")
+
+
+interrupted_once = InterruptedOnce()

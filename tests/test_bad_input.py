@@ -98,6 +98,11 @@ def make_files(folder: Path) -> dict[str, str]:
         "empty_range.yaml": "function: json:dumps\nspace:\n  lr: {low: 1.0, high: 0.5}\n",
         "zero_width.yaml": "function: json:dumps\nspace:\n  lr: {low: 0.5, high: 0.5}\n",
         "resparsify.yaml": "bandit:\n  resparsify: 0.5\n",
+        "date_choice.yaml": "function: json:dumps\nspace:\n  day: {choices: [2024-01-05, x]}\n",
+        "equal_choices.yaml": "function: json:dumps\nspace:\n  flag: {choices: [1, true]}\n",
+        "nan_choice.yaml": "function: json:dumps\nspace:\n  v: {choices: [.nan, 1.0]}\n",
+        "column_name.yaml": "function: json:dumps\nspace:\n  value: {low: 0.0, high: 1.0}\n",
+        "late_evidence.yaml": "kernel:\n  warmup: 10\n  evidence_from: 12\n",
         "foreign.npz": None,
         "corrupt.npz": "not a zip file",
         "a_file": "occupied\n",
@@ -340,7 +345,7 @@ CLI_CASES = {
     "optimize: budget < 1": ("optimize --budget 0", "budget must be at least 1"),
     "optimize: unreachable --address": (
         "optimize --budget 2 --agents 2 --address 127.0.0.1:9",
-        "cannot reach",
+        "check the address (agents.address)",
     ),
     "optimize: negative seed": ("optimize --seed -3", "seed must be a non-negative"),
     "optimize: unknown function name": ("optimize --function nosuch", "unknown function 'nosuch'"),
@@ -360,6 +365,17 @@ CLI_CASES = {
     "optimize: --device with the exact baseline": (
         "optimize --device torch:cpu --algorithm gpucb",
         "gpucb baseline runs on the cpu",
+    ),
+    "optimize: a YAML date as a choice": ("optimize --config {date_choice}", "quote it"),
+    "optimize: choices that compare equal": ("optimize --config {equal_choices}", "are equal"),
+    "optimize: a NaN choice": ("optimize --config {nan_choice}", "cannot be NaN"),
+    "optimize: a parameter named like a history.csv column": (
+        "optimize --config {column_name}",
+        "'value' is also a column of history.csv",
+    ),
+    "optimize: evidence fits after the warm-up": (
+        "optimize --config {late_evidence}",
+        "evidence_from (12) is after kernel.warmup (10)",
     ),
     "optimize: log scale with low <= 0": ("optimize --config {log_space}", "needs low > 0"),
     "optimize: callable without bounds or space": ("optimize --function os:getcwd", "no bounds"),

@@ -78,6 +78,22 @@ def test_exact_gpucb_matches_a_dense_gp(arms):
     np.testing.assert_allclose(v, var, atol=1e-8)
 
 
+def test_exact_gpucb_dictionary_counts_every_pull_across_a_kernel_change(arms):
+    """Its factor is rebuilt lazily after a new kernel: the largest dictionary read 0."""
+    gp = GPUCB(arms, RBFKernel(0.3), seed=0)
+    run(gp, smooth, 6)
+    gp.set_kernel(RBFKernel(0.2))
+    assert gp.dictionary_size == gp.dictionary_size_max == 6
+
+
+def test_bandit_arguments_of_the_wrong_kind_and_empty_arm_sets():
+    arms = np.random.default_rng(0).uniform(size=(10, 2))
+    with pytest.raises(ConfigError, match=r"max_batch must be a whole number, got 1\.5"):
+        BKB(arms, batch=True, max_batch=1.5)
+    bandit = BKB(arms, max_batch=np.int64(3))
+    assert bandit.add_arms(np.empty((0, 2))).size == 0 and len(bandit.arms) == 10
+
+
 # --- dictionary --------------------------------------------------------------------------------
 
 
@@ -450,13 +466,32 @@ def test_a_bandit_saved_with_running_sums_loads_their_mean_and_spread(tmp_path):
     bandit.tell([3, 7, 11], [1.0, 2.0, 4.0])
     state = dict(bandit.state_dict())
     meta = json.loads(str(state["meta"]))
-    mean, m2 = meta.pop("y_mean"), meta.pop("y_m2")
+    mean, spread = meta.pop("y_mean"), meta.pop("y_spread")
     meta["y_total"], meta["y_sumsq"] = 7.0, 21.0
     state["meta"] = np.asarray(json.dumps(meta))
     np.savez(tmp_path / "old.npz", **state)
     old = BKB.load(tmp_path / "old.npz")
     assert old._y_standardisation() == pytest.approx(bandit._y_standardisation())
-    assert (old._y_mean, old._y_m2) == pytest.approx((mean, m2))
+    assert (old._y_mean, old._y_spread) == pytest.approx((mean, spread))
+    meta["y_mean"], meta["y_m2"] = mean, spread**2  # a file with Welford's sum of squares
+    state["meta"] = np.asarray(json.dumps(meta))
+    np.savez(tmp_path / "m2.npz", **state)
+    assert BKB.load(tmp_path / "m2.npz")._y_standardisation() == pytest.approx(
+        bandit._y_standardisation()
+    )
+
+
+def test_rewards_near_the_float64_limit_keep_a_finite_scale():
+    """Squared deviations of rewards above 1e154 overflowed Welford's sum into an inf scale."""
+    arms = np.random.default_rng(2).uniform(size=(40, 2))
+    rewards = np.array([1.0, 2.0, 4.0])
+    small, huge = BKB(arms, seed=0), BKB(arms, seed=0)
+    small.tell([3, 7, 11], rewards)
+    huge.tell([3, 7, 11], rewards * 1e200)
+    _, scale = huge._y_standardisation()
+    assert np.isfinite(scale)
+    assert scale / 1e200 == pytest.approx(small._y_standardisation()[1], rel=1e-12)
+    assert np.isfinite(huge.ask()).all()
 
 
 def test_a_bandit_with_numpy_integer_settings_saves(tmp_path):

@@ -70,6 +70,12 @@ def test_small_discrete_spaces_are_enumerated():
         (lambda: ParamSpace([FloatParam("x", 0, 1), FloatParam("x", 0, 2)]), "unique"),
         (lambda: space_from_mapping({"x": {"low": 0, "high": 1, "scale": 2}}, 10), "unknown key"),
         (lambda: space_from_mapping({"x": {"type": "bool"}}, 10), "float, int or categorical"),
+        (lambda: CategoricalParam("c", (1, 1.0)), "choices 1 and 1.0 are equal"),
+        (lambda: CategoricalParam("c", (float("nan"), 2.0)), "cannot be NaN"),
+        (
+            lambda: ParamSpace([FloatParam(f"x{i}", 0, 1) for i in range(21202)], count=2),
+            "at most 21201 encoded dimensions.*arms.method: random",
+        ),
     ],
 )
 def test_bad_spaces_raise_one_line_config_errors(make, message):

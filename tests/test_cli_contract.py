@@ -145,7 +145,7 @@ def test_errors_name_the_setting_the_parameter_and_the_flag(make, setting, param
     with pytest.raises(ConfigError, match=r"^learn.blocks must be at least 1"):
         DSCAOptions(blocks=0)  # the algorithm class runs the same check
     config.learn.blocks = "2"  # a value of the wrong type, set from Python
-    with pytest.raises(ConfigError, match=r"^learn.blocks must be at least 1, got '2'$"):
+    with pytest.raises(ConfigError, match=r"^learn.blocks must be a whole number, got '2'$"):
         config.validate()
 
 

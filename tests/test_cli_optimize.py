@@ -146,6 +146,18 @@ def huge(x):
 
 huge.bounds = [[-1e308, 1e308]]
 
+def unknown_optimum(x):
+    return float(x[0])
+
+unknown_optimum.bounds = bounds
+unknown_optimum.optimal_value = float("nan")
+
+def numpy_optimum(x):
+    return float(x[0])
+
+numpy_optimum.bounds = bounds
+numpy_optimum.optimal_value = np.float32(0.0)
+
 def tuned(params):
     lr, layers, act = params["lr"], params["layers"], params["act"]
     return (math.log10(lr) + 2) ** 2 + (layers - 2) ** 2 + (act == "tanh")
@@ -243,6 +255,22 @@ def test_a_value_beyond_the_stated_optimum_is_flagged(tmp_path, capsys, user_mod
     argv = ["--function", f"{user_module}:flaky", "--maximize", "--budget", "3"]
     code, err = run_cli([*argv, "--no-plots", "--out", str(out)], capsys)
     assert code == 0 and "better than the stated optimal_value 0" in err
+
+
+def test_an_optimum_given_as_a_numpy_number_gives_regrets(tmp_path, capsys, user_module):
+    out = tmp_path / "run"
+    argv = ["--function", f"{user_module}:numpy_optimum", "--budget", "3", "--no-plots"]
+    code, err = run_cli([*argv, "--out", str(out)], capsys)
+    assert code == 0, err
+    result = json.loads((out / "result.json").read_text())
+    assert result["optimal_value"] == 0.0 and result["simple_regret"] is not None
+
+
+def test_a_non_finite_optimum_is_refused(tmp_path, capsys, user_module):
+    out = tmp_path / "run"
+    code, err = run_cli(["--function", f"{user_module}:unknown_optimum", "--out", str(out)], capsys)
+    assert code == 2 and err.count("\n") == 1 and "optimal_value must be finite" in err
+    assert not out.exists()
 
 
 BAD_INPUTS = [

@@ -298,3 +298,21 @@ def test_tune_pruned_missing_metric_and_points_to_evaluate(tmp_path):
 
     with pytest.raises(ConfigError, match=r"points_to_evaluate\[0\] does not set 'opt/k'"):
         BKBSearch(space, metric="loss", mode="min", points_to_evaluate=[{"x": 0.5}])
+
+
+def test_tune_searcher_finishes_when_every_arm_is_used():
+    """It raised once every arm was pending or evaluated; Tune expects None, then FINISHED."""
+    pytest.importorskip("ray.tune")
+    from ray import tune
+    from ray.tune.search import Searcher
+
+    from distgp.integrations.tune import BKBSearch
+
+    space = {"c": tune.choice(["a", "b", "c"])}
+    searcher = BKBSearch(space, metric="m", mode="max", seed=0, repeat=False)
+    given = [searcher.suggest(f"t{i}") for i in range(3)]
+    assert sorted(g["c"] for g in given) == ["a", "b", "c"]
+    assert searcher.suggest("t3") is None  # the last arms are running
+    for i in range(3):
+        searcher.on_trial_complete(f"t{i}", {"m": float(i)})
+    assert searcher.suggest("t4") == Searcher.FINISHED

@@ -118,3 +118,25 @@ def test_killed_optimisation_resumes_to_the_same_result(tmp_path, monkeypatch):
     assert history == [
         line.split(",")[3:5] for line in (clean / "history.csv").read_text().splitlines()
     ]
+
+
+def test_an_interrupted_optimisation_over_a_space_resumes(tmp_path, monkeypatch, capsys):
+    """The checkpoint's settings hold the free-form ``space`` section (it failed to load)."""
+    from tests import helpers
+
+    monkeypatch.chdir(Path(__file__).resolve().parents[1])
+    monkeypatch.setattr(helpers, "interrupted_once", helpers.InterruptedOnce(at=6))
+    config = tmp_path / "space.yaml"
+    config.write_text(
+        "function: tests.helpers:interrupted_once\nbudget: 10\nspace:\n"
+        "  x: {low: -1.0, high: 1.0}\n  act: {choices: [relu, tanh]}\n"
+    )
+    out = tmp_path / "run"
+    assert main(["optimize", "--config", str(config), "--out", str(out), "--quiet"]) == 130
+    assert (out / "checkpoint.npz").is_file()
+    assert main(["optimize", "--resume", str(out), "--quiet", "--no-plots"]) == 0, (
+        capsys.readouterr().err
+    )
+    result = json.loads((out / "result.json").read_text())
+    assert result["evaluations"] == 10
+    assert set(result["best_params"]) == {"x", "act"}

@@ -9,8 +9,12 @@ from distgp.exceptions import BackendError, ConfigError
 CONNECT_TIMEOUT = 3.0  # seconds
 
 
-def check_ray_address(address: str | None, timeout: float = CONNECT_TIMEOUT) -> None:
+def check_ray_address(
+    address: str | None, timeout: float = CONNECT_TIMEOUT, setting: str = "backend.address"
+) -> None:
     """Check that ``address`` is well formed and, for ``HOST:PORT``, that something listens there.
+
+    ``setting`` is the key the error names (``agents.address`` for ``distgp optimize``).
 
     ``None``, ``auto`` and ``local`` are left to Ray (``auto`` fails quickly by itself when no
     cluster was started on this machine).
@@ -35,5 +39,5 @@ def check_ray_address(address: str | None, timeout: float = CONNECT_TIMEOUT) -> 
         reason = exc.strerror or type(exc).__name__
         raise BackendError(
             f"cannot reach the Ray cluster at {address} ({reason}); start it with "
-            "'ray start --head' or check the address (backend.address)"
+            f"'ray start --head' or check the address ({setting})"
         ) from None

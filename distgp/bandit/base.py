@@ -223,8 +223,9 @@ class ArmBandit(ABC):
         self._counts = np.zeros(A, dtype=np.int64)
         self._ysum = np.zeros(A)  # raw reward sum per arm
         self._blocked = np.zeros(A, dtype=bool)
-        self._y_mean = 0.0  # mean of the model's rewards and their sum of squared deviations,
-        self._y_m2 = 0.0  # updated one at a time (Welford): exact at any offset of the rewards
+        self._y_mean = 0.0  # mean of the model's rewards and the root of their sum of squared
+        self._y_spread = 0.0  # deviations, updated one at a time (Welford; the root keeps
+        # rewards up to float64's limit from overflowing the squares): exact at any offset
         self._history: list[tuple[int, float, int]] = []  # (arm, raw reward or NaN, batch id)
         self._model_y: list[float] = []  # per history entry, the reward the model uses (or NaN)
         self._pending: list[tuple[int, int]] = []  # (arm, batch id)
@@ -454,7 +455,8 @@ class ArmBandit(ABC):
                 self._ysum[arm] += model
                 delta = model - self._y_mean
                 self._y_mean += delta / self.fitted
-                self._y_m2 += delta * (model - self._y_mean)
+                gain = math.sqrt(abs(delta)) * math.sqrt(abs(model - self._y_mean))
+                self._y_spread = math.hypot(self._y_spread, gain)
                 self._new_data = True
                 self._stale = True
             self._history.append((arm, value, batch_id))
@@ -498,6 +500,8 @@ class ArmBandit(ABC):
             )
         start = len(self.arms)
         k = len(P)
+        if k == 0:
+            return np.arange(start, start)
         self.arms = np.vstack((self.arms, P))
         self._counts = np.r_[self._counts, np.zeros(k, dtype=np.int64)]
         self._ysum = np.r_[self._ysum, np.zeros(k)]
@@ -563,7 +567,7 @@ class ArmBandit(ABC):
         if not self.normalize_y or t == 0:
             return 0.0, 1.0
         mean = self._y_mean
-        scale = math.sqrt(max(self._y_m2 / t, 0.0))
+        scale = self._y_spread / math.sqrt(t)
         return mean, (scale if scale > MIN_Y_SCALE * max(1.0, abs(mean)) else 1.0)
 
     def _standardised_sums(self) -> np.ndarray:
@@ -644,7 +648,7 @@ class ArmBandit(ABC):
             "settings": self._settings(),
             "rng": self._rng.bit_generator.state,
             "y_mean": self._y_mean,
-            "y_m2": self._y_m2,
+            "y_spread": self._y_spread,
             "batches": self._batches,
             "new_data": self._new_data,
             "logdet": self._logdet,
@@ -696,12 +700,16 @@ class ArmBandit(ABC):
             bandit._counts = np.asarray(state["counts"], dtype=np.int64).copy()
             bandit._ysum = np.asarray(state["ysum"], dtype=float).copy()
             bandit._blocked = np.asarray(state["blocked"], dtype=bool).copy()
-            if "y_mean" in meta:
-                bandit._y_mean, bandit._y_m2 = float(meta["y_mean"]), float(meta["y_m2"])
+            if "y_spread" in meta:
+                bandit._y_mean, bandit._y_spread = float(meta["y_mean"]), float(meta["y_spread"])
+            elif "y_mean" in meta:  # a file of distgp before the root: the sum of squares
+                bandit._y_mean = float(meta["y_mean"])
+                bandit._y_spread = math.sqrt(max(float(meta["y_m2"]), 0.0))
             else:  # a file of distgp before Welford's update: running sums
                 t = max(bandit.fitted, 1)
                 bandit._y_mean = float(meta["y_total"]) / t
-                bandit._y_m2 = max(float(meta["y_sumsq"]) - t * bandit._y_mean**2, 0.0)
+                m2 = float(meta["y_sumsq"]) - t * bandit._y_mean**2
+                bandit._y_spread = math.sqrt(max(m2, 0.0))
             bandit._batches = int(meta["batches"])
             bandit._new_data = bool(meta["new_data"])
             bandit._logdet = float(meta["logdet"])

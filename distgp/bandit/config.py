@@ -263,6 +263,13 @@ class OptimizeConfig:
             f"kernel.warmup must be at least 2 per agent ({2 * g.count}), got {self.kernel.warmup}",
             "kernel.warmup",
         )
+        k = self.kernel
+        _check(
+            not (k.evidence and k.lengthscale is None) or k.evidence_from <= k.warmup,
+            f"kernel.evidence_from ({k.evidence_from}) is after kernel.warmup ({k.warmup}), so "
+            "the evidence fits after every batch never run; lower evidence_from or raise warmup",
+            "kernel.evidence_from",
+        )
         return self
 
 

@@ -56,12 +56,12 @@ class GPUCB(ArmBandit):
 
     @property
     def dictionary_size(self) -> int:
-        """Exact GP-UCB keeps every pull: ``t``."""
-        return len(self._rows)
+        """Exact GP-UCB keeps every pull: ``t`` (the factor is rebuilt lazily after a refit)."""
+        return self.fitted
 
     @property
     def dictionary_size_max(self) -> int:
-        return len(self._rows)
+        return self.fitted
 
     def _sketch_epsilon(self) -> float:
         return 0.0

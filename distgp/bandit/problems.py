@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import importlib
 import math
+import numbers
 import os
 import sys
 from collections.abc import Callable
@@ -148,9 +149,23 @@ def make_problem(config: OptimizeConfig) -> Problem:
         raise ConfigError(
             f"{spec} has no bounds attribute; describe its parameters in the config's space section"
         )
+    return Problem(spec, space, objective, config.maximize, _stated_optimum(spec, func))
+
+
+def _stated_optimum(spec: str, func: Callable) -> float | None:
+    """A callable's ``optimal_value`` attribute as a float (``None`` when it has none)."""
     optimum = getattr(func, "optimal_value", None)
-    optimum = float(optimum) if isinstance(optimum, (int, float)) else None
-    return Problem(spec, space, objective, config.maximize, optimum)
+    if optimum is None:
+        return None
+    if isinstance(optimum, bool) or not isinstance(optimum, numbers.Real):
+        raise ConfigError(
+            f"{spec}.optimal_value must be a real number, got {optimum!r}; set it or remove it"
+        )
+    if not math.isfinite(float(optimum)):
+        raise ConfigError(
+            f"{spec}.optimal_value must be finite, got {optimum!r}; remove it if it is unknown"
+        )
+    return float(optimum)
 
 
 def import_callable(spec: str) -> Callable:

@@ -29,6 +29,8 @@ from distgp.exceptions import ConfigError, InputDataError
 
 ARM_METHODS = ("sobol", "random")
 _MATCH_TOL = 1e-9  # encoded distance below which a point is the same arm
+SOBOL_MAX_DIMS = 21201  # scipy's Sobol direction numbers cover this many dimensions
+_CHOICE_TYPES = (str, int, float, bool, type(None))  # JSON scalars
 LOCAL_SCALE_STEPS = np.array([1.0, 0.25, 0.0625])  # step sizes of local arms, times the scale
 
 
@@ -108,8 +110,15 @@ class CategoricalParam:
     def __post_init__(self) -> None:
         if len(self.choices) < 1:
             raise ConfigError(f"categorical parameter {self.name} needs at least one choice")
-        if len(set(map(repr, self.choices))) != len(self.choices):
-            raise ConfigError(f"categorical parameter {self.name} has repeated choices")
+        for k, choice in enumerate(self.choices):
+            if isinstance(choice, float) and math.isnan(choice):
+                raise ConfigError(f"categorical parameter {self.name}: a choice cannot be NaN")
+            twins = [c for c in self.choices[:k] if c == choice]
+            if twins:
+                raise ConfigError(
+                    f"categorical parameter {self.name}: choices {twins[0]!r} and {choice!r} are "
+                    "equal (as 1, 1.0 and true are); keep one of them"
+                )
 
     @property
     def width(self) -> int:
@@ -308,6 +317,13 @@ class ParamSpace(Space):
             return np.random.default_rng(self.seed).random((n, d))
         from scipy.stats import qmc
 
+        if d > SOBOL_MAX_DIMS:
+            raise ConfigError(
+                f"Sobol arms support at most {SOBOL_MAX_DIMS} encoded dimensions, this space has "
+                f"{d}; set arms.method: random",
+                setting="arms.method",
+            )
+
         sampler = qmc.Sobol(d, scramble=True, seed=self.seed)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)  # a non power of 2 count is fine here
@@ -375,6 +391,12 @@ def space_from_mapping(
             choices = spec.get("choices")
             if not isinstance(choices, (list, tuple)):
                 raise ConfigError(f"space.{name}.choices must be a list")
+            odd = next((c for c in choices if not isinstance(c, _CHOICE_TYPES)), None)
+            if odd is not None:  # results and checkpoints store choices as JSON
+                raise ConfigError(
+                    f"space.{name}.choices holds {odd!r} ({type(odd).__name__}); choices must be "
+                    "strings, numbers, booleans or null (quote it to make it a string)"
+                )
             params.append(CategoricalParam(str(name), tuple(choices)))
         elif kind in ("float", "int"):
             if "low" not in spec or "high" not in spec:

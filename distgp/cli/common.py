@@ -172,6 +172,10 @@ def resumed_config(args: argparse.Namespace, cls: type, kind: str) -> Any:
         raise ConfigError(
             f"--resume continues a run with its own settings; drop {given[0] if given else out}"
         )
-    config = build(cls, Checkpoint(args.resume, kind=kind).load()["config_json"])
+    mapping = dict(Checkpoint(args.resume, kind=kind).load()["config_json"])
+    space = mapping.pop("space", None)  # a free-form mapping (optimize), not a typed section
+    config = build(cls, mapping)
+    if space is not None:
+        config.space = space
     config.out = args.resume
     return config

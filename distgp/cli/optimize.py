@@ -10,6 +10,7 @@ import sys
 
 from distgp.cli.common import EXIT_FAILURE, Progress, add_common, resumed_config
 from distgp.cli.flags import add_setting_flags
+from distgp.exceptions import ConfigError
 
 
 def add_parser(commands) -> None:
@@ -44,8 +45,11 @@ def run_optimize(args: argparse.Namespace) -> int:
     config = _resumed_config(args) if args.resume else _config(args)
     config.validate()
     problem = make_problem(config)  # every input check happens before --out is touched
+    check_parameter_names(problem.space.names)
     if config.backend_name == "ray":
-        check_ray_address(config.agents.address)  # fail fast, not after Ray's minutes of retries
+        check_ray_address(
+            config.agents.address, setting="agents.address"
+        )  # fail fast, not after Ray's minutes of retries
     progress = Progress(args.quiet)
     out = ensure_output_dir(config.out)
     checkpoint = args.checkpoint = Checkpoint(out, kind="optimize")
@@ -164,27 +168,34 @@ def result_record(problem, config, result) -> dict:
     }
 
 
+HISTORY_LEADING = ("evaluation", "batch", "agent")  # history.csv columns before the parameters
+HISTORY_TRAILING = (  # and after them
+    "value",
+    "regret",
+    "best_value",
+    "failed",
+    "error",
+    "seconds",
+    "dictionary_size",
+    "arms",
+)
+
+
+def check_parameter_names(names: list[str]) -> None:
+    """Refuse parameter names that would repeat a fixed column of ``history.csv``."""
+    clash = [n for n in names if n in HISTORY_LEADING + HISTORY_TRAILING]
+    if clash:
+        raise ConfigError(
+            f"parameter name {clash[0]!r} is also a column of history.csv; rename the parameter"
+        )
+
+
 def history_csv(problem, result) -> str:
     """One row per evaluation: parameters, value, regret, best so far, failure and timing."""
     names = problem.space.names
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(
-        [
-            "evaluation",
-            "batch",
-            "agent",
-            *names,
-            "value",
-            "regret",
-            "best_value",
-            "failed",
-            "error",
-            "seconds",
-            "dictionary_size",
-            "arms",
-        ]
-    )
+    writer.writerow([*HISTORY_LEADING, *names, *HISTORY_TRAILING])
     best = None
     for r in result.records:
         if r.error is None and (best is None or problem.sign * (r.value - best) > 0):

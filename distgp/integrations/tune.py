@@ -10,6 +10,8 @@ The Tune ``param_space`` (``tune.uniform``, ``tune.loguniform``, ``tune.randint`
   out one configuration per call; while a batch is running, ``suggest`` returns ``None`` (Tune
   asks again later), so batches are synchronous. Use ``max_concurrent`` (or a
   ``ConcurrencyLimiter``) to bound the parallelism.
+* once every arm failed (or, with ``repeat=False``, was evaluated), ``suggest`` returns
+  ``None`` while trials still run and then ``Searcher.FINISHED``, so Tune stops asking.
 
 Results, as Tune defines them (and as its ``OptunaSearch`` records them):
 
@@ -161,6 +163,8 @@ class BKBSearch(Searcher):
         if not self._queue:
             if self._settings["batch"] and self._live:
                 return None  # a batch is running: wait for it
+            if self._bandit.exhausted:  # every arm evaluated, failed or running
+                return None if self._live else Searcher.FINISHED
             self._queue = self._bandit.ask()
         arm, params = self._queue.pop(0)
         self._live[trial_id] = arm
