@@ -275,8 +275,15 @@ class ConsensusConfig:
     )
     delta: float | None = setting(
         None,
-        help="uniform quantisation step instead of bits (takes precedence over bits)",
-        rule=positive(),
+        help=(
+            "uniform quantisation step of the weights, instead of bits (takes precedence); the "
+            "weights are variances of the standardised output, which sum to about 1"
+        ),
+        rule=Rule(
+            lambda v: 0 < v < 1,
+            "in (0, 1), e.g. 0.01 (the weights sum to about 1 on the standardised output, so "
+            "a coarser step rounds them all to 0)",
+        ),
         metavar="D",
         exclusive="quantisation",
     )

@@ -115,6 +115,7 @@ def check_X(X, *, dims: int | None = None, what: str = "inputs X") -> np.ndarray
 
 
 def _as_float_matrix(X, what: str) -> np.ndarray:
+    _refuse_complex(X, what)
     try:
         A = np.asarray(X, dtype=np.float64)
     except (TypeError, ValueError) as exc:
@@ -127,6 +128,14 @@ def _as_float_matrix(X, what: str) -> np.ndarray:
         raise InputDataError(f"{what} is empty")
     _check_values(A, what)
     return A
+
+
+def _refuse_complex(values, what: str) -> None:
+    """Complex numbers would lose their imaginary part in the float64 cast, silently."""
+    if np.iscomplexobj(values):
+        raise InputDataError(
+            f"{what} are complex numbers; pass real values (e.g. their real part or modulus)"
+        )
 
 
 def _check_values(values: np.ndarray, what: str) -> None:
@@ -145,6 +154,7 @@ def _check_values(values: np.ndarray, what: str) -> None:
 
 
 def _as_float_vector(y, what: str) -> np.ndarray:
+    _refuse_complex(y, what)
     try:
         v = np.asarray(y, dtype=np.float64)
     except (TypeError, ValueError) as exc:
@@ -328,10 +338,7 @@ def _mat_test_split(path: Path) -> tuple[np.ndarray, np.ndarray]:
             f"{path.name} lacks xtest or ytest; a .mat test file needs both "
             f"(found: {', '.join(found) or 'nothing'})"
         )
-    xtest = np.asarray(content["xtest"], dtype=np.float64)
-    return check_X_y(
-        xtest, np.asarray(content["ytest"], dtype=np.float64), what="test", min_points=1
-    )
+    return check_X_y(content["xtest"], content["ytest"], what="test", min_points=1)
 
 
 def _load_mat(path: Path) -> Dataset:
@@ -343,8 +350,7 @@ def _load_mat(path: Path) -> Dataset:
             f"{path.name} lacks {', '.join(missing)}; a .mat file needs xtrain, ytrain, xtest, "
             f"ytest (found: {', '.join(found) or 'nothing'})"
         )
-    arrays = [np.asarray(content[k], dtype=np.float64) for k in MAT_KEYS]
-    return _finish(*arrays, name=path.stem)
+    return _finish(*(content[k] for k in MAT_KEYS), name=path.stem)
 
 
 def _split(n: int, test_fraction: float, seed: int, series: bool) -> tuple[np.ndarray, np.ndarray]:
@@ -420,7 +426,7 @@ def _repeated_names(path: Path) -> list[str]:
     from collections import Counter
 
     with path.open(newline="", encoding="utf-8", errors="replace") as f:
-        header = next(csv.reader(f), [])
+        header = [name.strip() for name in next(csv.reader(f), [])]
     return [name for name, count in Counter(header).items() if count > 1]
 
 
@@ -439,7 +445,7 @@ def _read_csv(path: Path):
         raise InputDataError(f"cannot read {path} as CSV: {exc}") from None
     if frame.shape[0] == 0:
         raise InputDataError(f"{path} has a header but no data rows")
-    columns = [str(c) for c in frame.columns]
+    columns = [str(c).strip() for c in frame.columns]  # "t, y" names "y", not " y"
     frame.columns = columns
     numeric_like = [c for c in columns if _looks_numeric(c)]
     if numeric_like and len(numeric_like) == len(columns):

@@ -32,8 +32,11 @@ def rbcm_combine(
         Mean and latent variance, each ``n_*``.
     """
     means = np.asarray(means, float)
-    prior = np.broadcast_to(np.asarray(prior_variance, float), means.shape[1:])
-    variances = np.maximum(np.asarray(variances, float), VARIANCE_FLOOR)
+    # floored like the experts' variances: a kernel with every weight at 0 has no latent variance
+    prior = np.maximum(
+        np.broadcast_to(np.asarray(prior_variance, float), means.shape[1:]), VARIANCE_FLOOR
+    )
+    variances = np.minimum(np.maximum(np.asarray(variances, float), VARIANCE_FLOOR), prior)
     beta = 0.5 * (np.log(prior)[None, :] - np.log(variances))
     precision = (beta / variances).sum(0) + (1.0 - beta.sum(0)) / prior
     precision = np.maximum(precision, VARIANCE_FLOOR / prior)

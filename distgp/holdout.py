@@ -161,7 +161,10 @@ def holdout_splits(
             for k in range(origins, 0, -1)
         ]
     if folds < 2 or n < 2 * folds:
-        raise InputDataError(f"{folds}-fold validation needs at least {2 * folds} points, got {n}")
+        raise InputDataError(
+            f"{folds}-fold validation needs at least {2 * folds} points, got {n}: set "
+            f"tune.folds (--folds) to at most {max(n // 2, 2)}"
+        )
     order = np.random.default_rng(seed).permutation(n)
     parts = np.array_split(order, folds)
     return [

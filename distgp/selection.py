@@ -161,6 +161,7 @@ def default_candidates(
 
 
 DEFAULT_ORIGINS = TuneConfig().origins
+DEFAULT_FOLDS = TuneConfig().folds
 
 
 def no_choice(why: str, n: int) -> str:
@@ -209,6 +210,14 @@ def check_data(config: FitConfig, X: np.ndarray, y: np.ndarray, series: bool) ->
     OutputTransform.fitted(*parse_transform(config.kernel.transform), y)
     if series:
         applies(config, series, len(y), dims=1)
+    if config.tune.folds != DEFAULT_FOLDS:  # folds the user set must apply, and fit
+        if series:
+            raise ConfigError(
+                "tune.folds is for regression data; a series is held out by rolling origin: "
+                "set tune.origins (--origins) or tune.horizon (--horizon) instead",
+                setting="tune.folds",
+            )
+        holdout_splits(len(y), False, folds=config.tune.folds)
 
 
 def fit_selected(

@@ -140,9 +140,10 @@ def tune(
     The first evaluations are what the default path would fit: where it selects (one input),
     the candidates of :func:`default_candidates` (``level`` and ``flat`` are not on the grid:
     they are scored, not told to BKB), otherwise the default setting; rewards are ``-log``
-    held-out MSE. A series is scored on ``tune.search_origins`` rolling origins where it has
-    room for them (more held-out data than the default selection's, as the best of many
-    candidates is chosen).
+    held-out MSE. They all run, even past a smaller ``budget``, so that the choice is never
+    one the default path would not make. A series is scored on ``tune.search_origins``
+    rolling origins where it has room for them (more held-out data than the default
+    selection's, as the best of many candidates is chosen).
     Once those are scored, each setting BKB proposes races the default path's choice fold by
     fold (:data:`~distgp.holdout.RACE_FACTOR`; BKB is told its :func:`reward`). The best
     setting scored on every fold replaces the default path's choice only when it is
@@ -181,8 +182,9 @@ def tune(
         seeds = _first_candidates(
             names, grid, config, facts.series, facts.dims, facts.n, facts.positive, facts.period
         )
-        if budget <= len(seeds):
+        if budget <= len(seeds):  # never below the default path: all of its candidates run
             report("no search", {"budget": budget, "first": len(seeds)})
+            budget = len(seeds)
         span = np.maximum(grid.max(0), 1.0)
         bandit = BKB(grid / span, beta=TUNE_BETA, batch=False, seed=config.seed)
         evaluations: list[Evaluation] = []
@@ -215,9 +217,8 @@ def tune(
             if told:
                 rewards = [reward(e, default) for _, e in told]
                 bandit.tell(np.array([a for a, _ in told]), np.array(rewards))
-        if default is None:  # a budget within the first batches: the choice among what ran
-            first = evaluations[: min(len(seeds), budget)]
-            default = default_choice(first, origins, t.origins, facts.series)
+        if default is None:  # a budget of the default path's candidates only
+            default = default_choice(evaluations, origins, t.origins, facts.series)
         best = min((e for e in evaluations if not e.stopped), key=lambda e: e.mse)
         if not best.clearly_better_than(default):
             if best is not default:

@@ -117,6 +117,16 @@ def make_files(folder: Path) -> dict[str, str]:
     np.savez(folder / "foreign.npz", a=np.ones(3))
     np.savez(folder / "pickled.npz", a=np.array([{"x": 1}], dtype=object))
     files["pickled"] = str(folder / "pickled.npz")
+    t = np.arange(1.0, 31.0)
+    np.savez(folder / "complex.npz", X=t[:, None], y=np.sin(t) + 1j * np.cos(t))
+    files["complex"] = str(folder / "complex.npz")
+    files["regression"] = _mat(  # 24 training points that are not a series (two inputs)
+        folder / "regression.mat",
+        xtrain=np.c_[t[:24], np.cos(t[:24])],
+        ytrain=np.sin(t[:24])[:, None],
+        xtest=np.c_[t[24:], np.cos(t[24:])],
+        ytest=np.sin(t[24:])[:, None],
+    )
     (folder / "broken_run").mkdir()
     (folder / "broken_run" / "checkpoint.npz").write_text("truncated")
     files["broken_run"] = str(folder / "broken_run")
@@ -252,7 +262,17 @@ CLI_CASES = {
         "use at most 3 agents",
     ),
     "fit: bits outside 2..32": ("fit --data {good} --agents 2 --bits 33 --backend inline", "2..32"),
-    "fit: delta <= 0": ("fit --data {good} --agents 2 --delta -0.5 --backend inline", "positive"),
+    "fit: delta <= 0": ("fit --data {good} --agents 2 --delta -0.5 --backend inline", "in (0, 1)"),
+    "fit: complex outputs": ("fit --data {complex}", "are complex numbers; pass real values"),
+    "fit: more folds than the data holds": (
+        "fit --data {regression} --folds 20",
+        "set tune.folds (--folds) to at most 12",
+    ),
+    "fit: folds for a series": ("fit --data {good} --folds 3", "a series is held out by rolling"),
+    "fit: delta coarser than the weights": (
+        "fit --data {good} --agents 2 --delta 100 --backend inline",
+        "consensus.delta must be in (0, 1), e.g. 0.01",
+    ),
     "fit: shard column that is the default target": (
         "fit --data {site_last} --shard column:site",
         "shard column 'site' is also the target column (the last column, by default); name",

@@ -132,3 +132,12 @@ def test_bench_admm_quick_cli(data_dir, tmp_path):
     for record in grid:
         assert "error" not in record["quantized"]
         assert "error" not in record["rbcm"]
+
+
+def test_rbcm_combine_with_no_prior_variance_is_the_prior_mean():
+    # A kernel whose weights are all 0 gives every expert and the prior zero latent variance:
+    # the combination is the prior (mean 0, floored variance), not 0/0.
+    with np.errstate(all="raise"):
+        mean, var = baselines.rbcm_combine(np.zeros((2, 3)), np.zeros((2, 3)), np.zeros(3))
+    assert np.all(mean == 0.0)
+    assert np.all(np.isfinite(var)) and np.all(var > 0)

@@ -533,3 +533,34 @@ def test_a_fit_into_a_folder_of_the_users_own_files_removes_none(series_mat, tmp
     fit = ["fit", "--data", str(series_mat), "--components", "40", "--no-plots"]
     assert run([*fit, "--trend", "linear", "--out", str(out)], capsys)[0] == 0
     assert (out / "tune.csv").read_text() == "my notes\n"
+
+
+def test_prediction_columns_never_share_a_name_with_an_input(tmp_path, capsys):
+    import csv
+
+    rng = np.random.default_rng(3)
+    X = rng.uniform(-2, 2, size=(40, 2))
+    z = np.sin(X[:, 0]) + 0.5 * X[:, 1]
+    data = _write_csv(tmp_path / "clash.csv", ["mean", "y", "z"], [X[:, 0], X[:, 1], z])
+    fit = ["fit", "--components", "20", "--no-plots", "--data", str(data), "--target", "z"]
+    code, _, err = run([*fit, "--out", str(tmp_path / "fit")], capsys)
+    assert code == 0, err
+    pred = tmp_path / "pred"
+    argv = ["predict", "--model", str(tmp_path / "fit"), "--data", str(data), "--target", "z"]
+    code, _, err = run([*argv, "--out", str(pred)], capsys)
+    assert code == 0, err
+    assert "input column 'mean' is written as 'mean_input'" in err
+    rows = list(csv.reader((pred / "predictions.csv").open()))
+    assert rows[0] == ["mean_input", "y_input", "mean", "std", "lower95", "upper95", "y"]
+    assert float(rows[1][0]) == X[0, 0] and float(rows[1][-1]) == z[0]
+
+
+def test_csv_column_names_are_read_without_surrounding_spaces(tmp_path, capsys):
+    t = np.arange(40.0)
+    path = tmp_path / "spaced.csv"
+    path.write_text(" t , y\n" + "".join(f"{a}, {np.sin(a / 3)}\n" for a in t))
+    from distgp.data import load_dataset
+
+    dataset = load_dataset(str(path), target="y")
+    assert dataset.feature_names == ["t"] and dataset.target_name == "y"
+    assert len(dataset.y_train) + len(dataset.y_test) == 40

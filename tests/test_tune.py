@@ -63,15 +63,19 @@ def test_bkb_tuning_scores_the_default_candidates_first_and_refits_the_best(tmp_
 
 
 def test_a_budget_of_the_first_batch_says_it_does_not_search():
-    from distgp.tune import tune
+    from distgp.tune import default_choice, tune
 
     x, y = trending_season()
     config = FitConfig()
     config.kernel.components = 20
     events = []
-    tune(x, y, config, True, 4, ["trend"], report=lambda e, f: events.append((e, f)))
-    # a positive series of 60 with a season: 7 (no smoother ones)
+    _, evaluations, best = tune(
+        x, y, config, True, 4, ["trend"], report=lambda e, f: events.append((e, f))
+    )
+    # a positive series of 60 with a season: 7 (no smoother ones), all of them scored and
+    # chosen among as the default path does, although the budget is smaller
     assert ("no search", {"budget": 4, "first": 7}) in events
+    assert len(evaluations) == 7 and best is default_choice(evaluations, 2, 2, True)
 
 
 def test_agents_score_a_batch_as_the_count_weighted_mean_of_their_shards():

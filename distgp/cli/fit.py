@@ -55,9 +55,9 @@ OUTER_CHOICE_LINES: dict[str, Callable[[dict[str, Any]], str]] = {
         "in input order (a forecast), not by random folds"
     ),
     "no search": lambda f: (
-        f"a budget of {f['budget']} scores only the default path's candidates "
-        f"({min(f['budget'], f['first'])} of {f['first']}); BKB searches from evaluation "
-        f"{f['first'] + 1}"
+        f"a budget of {f['budget']} scores only the default path's {f['first']} candidates "
+        f"(all of them, whatever the budget: what a fit without --tune does); BKB searches "
+        f"from evaluation {f['first'] + 1}"
     ),
     "kept": lambda f: (
         f"kept {f['evaluation'].name}: the lowest held-out MSE ({f['lowest'].mse:.5g}, "

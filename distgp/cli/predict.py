@@ -92,7 +92,14 @@ def run_predict(args: argparse.Namespace) -> int:
     mean, std = model.transform.moments(*latent)
     lower, upper = model.transform.interval(*latent, PREDICTION_LEVEL)
     ensure_output_dir(out)
-    header = [*names, "mean", "std", "lower95", "upper95"] + (["y"] if y is not None else [])
+    outputs = ["mean", "std", "lower95", "upper95"] + (["y"] if y is not None else [])
+    inputs = _distinct_inputs(names, outputs)
+    for old_name, new_name in zip(names, inputs, strict=True):
+        if old_name != new_name:
+            progress(
+                f"input column {old_name!r} is written as {new_name!r} ({old_name} is an output)"
+            )
+    header = [*inputs, *outputs]
     columns = [X, mean[:, None], std[:, None], lower[:, None], upper[:, None]]
     columns += [y[:, None]] if y is not None else []
     table = np.hstack(columns)
@@ -141,3 +148,18 @@ def _plot_forecast(model, X_ahead: np.ndarray, names: list[str], path) -> None:
     empty = np.empty(0)
     series = Dataset(X, y, X_ahead, empty, "forecast", names, target_name=model.target_name)
     figures.prediction(model, series, path)
+
+
+def _distinct_inputs(names: list[str], outputs: list[str]) -> list[str]:
+    """Input column names, each one that equals an output column (or an earlier name) suffixed
+    with ``_input`` (then a number) so that every column of predictions.csv has its own name."""
+    taken = set(outputs)
+    distinct = []
+    for name in names:
+        candidate, k = name, 1
+        while candidate in taken:
+            candidate = f"{name}_input" + (f"{k}" if k > 1 else "")
+            k += 1
+        taken.add(candidate)
+        distinct.append(candidate)
+    return distinct
