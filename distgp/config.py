@@ -440,6 +440,10 @@ class FitConfig:
     tune: TuneConfig = section(TuneConfig)
     seed: int = setting(0, help="random seed", rule=a_seed())
     out: str = setting("runs/fit", help="output folder", rule=a_folder(), metavar="DIR")
+    plots: bool = setting(
+        True,
+        help="write figures (default); --no-plots (false) writes none; --resume keeps it",
+    )
 
     def validate(self) -> FitConfig:
         """Check every value (:func:`~distgp.settings.check_settings`) and the rules between

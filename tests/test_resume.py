@@ -71,8 +71,9 @@ def test_killed_driver_resumes_to_the_same_result(data_dir, tmp_path, capsys, ex
         pytest.skip("the run finished before it could be killed")
     assert code == -signal.SIGKILL
     assert (killed / "checkpoint.npz").is_file() and not (killed / "metrics.json").exists()
-    assert main(["fit", "--resume", str(killed), "--no-plots", "--quiet"]) == 0
+    assert main(["fit", "--resume", str(killed), "--quiet"]) == 0
     assert not (killed / "checkpoint.npz").exists()
+    assert not list(killed.glob("*.png"))  # the interrupted run's --no-plots holds
     clean = tmp_path / "clean"
     assert main([*common, "--out", str(clean)]) == 0
     resumed = json.loads((killed / "metrics.json").read_text())
@@ -88,6 +89,8 @@ def test_resume_refuses_other_settings_and_missing_checkpoints(tmp_path, capsys)
     assert "nothing to resume" in capsys.readouterr().err
     assert main(["fit", "--resume", str(tmp_path), "--agents", "4"]) == 2
     assert "drop --agents" in capsys.readouterr().err
+    assert main(["fit", "--resume", str(tmp_path), "--no-plots"]) == 2  # kept from the run
+    assert "drop --no-plots" in capsys.readouterr().err
 
 
 def test_killed_optimisation_resumes_to_the_same_result(tmp_path, monkeypatch):
@@ -106,8 +109,8 @@ def test_killed_optimisation_resumes_to_the_same_result(tmp_path, monkeypatch):
     if code == 0:
         pytest.skip("the run finished before it could be killed")
     assert code == -signal.SIGKILL and (killed / "checkpoint.npz").is_file()
-    assert main(["optimize", "--resume", str(killed), "--quiet", "--no-plots"]) == 0
-    assert not (killed / "checkpoint.npz").exists()
+    assert main(["optimize", "--resume", str(killed), "--quiet"]) == 0
+    assert not (killed / "checkpoint.npz").exists() and not (killed / "regret.png").exists()
     clean = tmp_path / "clean"
     assert main([*common, "--out", str(clean)]) == 0
     resumed = json.loads((killed / "result.json").read_text())
@@ -134,7 +137,7 @@ def test_an_interrupted_optimisation_over_a_space_resumes(tmp_path, monkeypatch,
     out = tmp_path / "run"
     assert main(["optimize", "--config", str(config), "--out", str(out), "--quiet"]) == 130
     assert (out / "checkpoint.npz").is_file()
-    assert main(["optimize", "--resume", str(out), "--quiet", "--no-plots"]) == 0, (
+    assert main(["optimize", "--resume", str(out), "--quiet"]) == 0, (
         capsys.readouterr().err
     )
     result = json.loads((out / "result.json").read_text())

@@ -230,6 +230,10 @@ class OptimizeConfig:
     )
     seed: int = setting(0, help="random seed", rule=a_seed())
     out: str = setting("runs/optimize", help="output folder", rule=a_folder(), metavar="DIR")
+    plots: bool = setting(
+        True,
+        help="write regret.png (default); --no-plots (false) does not; --resume keeps it",
+    )
     arms: ArmsConfig = section(ArmsConfig)
     bandit: BanditConfig = section(BanditConfig)
     kernel: KernelSection = section(KernelSection)

@@ -93,7 +93,6 @@ def add_parser(commands) -> None:
         ),
     )
     add_common(p)
-    p.add_argument("--no-plots", action="store_true", help="do not write figures")
     add_setting_flags(p, FitConfig, custom=CUSTOM_FLAGS)
     p.set_defaults(handler=run_fit)
 
@@ -168,7 +167,7 @@ def run_fit(args: argparse.Namespace) -> int:
     result, evaluations = _learn(
         dataset, config, progress, checkpoint, bool(args.resume), dataset.X_test
     )
-    _write_outputs(out, dataset, config, result, progress, not args.no_plots, evaluations)
+    _write_outputs(out, dataset, config, result, progress, config.plots, evaluations)
     checkpoint.remove()
     return 0
 
@@ -230,7 +229,7 @@ def _run_shard_fit(args: argparse.Namespace, config) -> int:
         y_test if y_test is not None else np.zeros(0),
         "shards",
     )
-    _write_outputs(out, dataset, config, result, progress, not args.no_plots, evaluations)
+    _write_outputs(out, dataset, config, result, progress, config.plots, evaluations)
     checkpoint.remove()
     return 0
 

@@ -28,7 +28,6 @@ def add_parser(commands) -> None:
         ),
     )
     add_common(p)
-    p.add_argument("--no-plots", action="store_true", help="do not write regret.png")
     add_setting_flags(p, OptimizeConfig)
     p.set_defaults(handler=run_optimize)
 
@@ -103,7 +102,7 @@ def run_optimize(args: argparse.Namespace) -> int:
             save=lambda s: checkpoint.save(config, s),
             resume=state,
         )
-    _write_outputs(out, problem, config, result, progress, plots=not args.no_plots)
+    _write_outputs(out, problem, config, result, progress, plots=config.plots)
     checkpoint.remove()
     if result.best_value is None:  # results are written, but the objective never worked
         first = next((r.error for r in result.records if r.error), "no error message")
