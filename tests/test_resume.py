@@ -137,9 +137,7 @@ def test_an_interrupted_optimisation_over_a_space_resumes(tmp_path, monkeypatch,
     out = tmp_path / "run"
     assert main(["optimize", "--config", str(config), "--out", str(out), "--quiet"]) == 130
     assert (out / "checkpoint.npz").is_file()
-    assert main(["optimize", "--resume", str(out), "--quiet"]) == 0, (
-        capsys.readouterr().err
-    )
+    assert main(["optimize", "--resume", str(out), "--quiet"]) == 0, capsys.readouterr().err
     result = json.loads((out / "result.json").read_text())
     assert result["evaluations"] == 10
     assert set(result["best_params"]) == {"x", "act"}
