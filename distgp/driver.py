@@ -229,7 +229,7 @@ def fit(
         backend.traffic = type(backend.traffic)()
         backend.start(parts)
         start = time.perf_counter()
-        _, summary = gather_summaries(backend, config.data.min_shard_size)
+        replies, summary = gather_summaries(backend, config.data.min_shard_size)
         scaler = Scaler.from_summary(summary, standardize_inputs=config.kernel.grid == "data")
         scale = float(scaler.x_scale[0])
         season = config.kernel.season / scale
@@ -293,6 +293,10 @@ def fit(
         device=prediction_device(config.learn.device),
         threads=config.learn.threads,
     )
+    first = replies[min(replies)]
+    if shards is not None and first.get("target") is not None:  # CSV shards: names, as a CSV's
+        model.input_names = tuple(first["columns"])
+        model.target_name = str(first["target"])
     if X_test is not None and len(X_test) and pooled:
         prediction = model.predict_latent(X_test, return_std=True)
     before = saved["traffic"] if saved is not None and "traffic" in saved else np.zeros(3)

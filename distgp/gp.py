@@ -147,8 +147,9 @@ class GSMPModel:
         a series."""
         if self.series_end is None or self.series_step is None:
             raise ModelFileError(
-                "this model was not fitted on a series (one evenly spaced input column), so it "
-                "has no steps to forecast ahead; predict at the inputs of a file with --data"
+                "this model records no series end to forecast from (it was not fitted on one "
+                "evenly spaced input column, or it was fitted on shard files, whose inputs stay "
+                "with their agents); predict at the inputs of a file with --data"
             )
         return (self.series_end + self.series_step * np.arange(1, steps + 1, dtype=float))[:, None]
 

@@ -21,6 +21,9 @@ not the median ``g^-1(mu)``):
 * the central predictive interval: ``g^-1(mu -+ z s)`` (``z = 1.96`` at 95%), exact because
   ``g`` is monotone, and not symmetric about the mean under log or Box-Cox.
 
+Far from the data a prediction on the original scale can pass float64's range (``exp(710)``):
+it is then ``inf``, never a capped number presented as a mean.
+
 The density of ``y`` is that of ``w`` times ``g'(y)``, so the NLPD on the original scale is
 ``-log N(g(y); mu, s^2) - log g'(y)`` with ``log g'(y) = (lam - 1) log y`` (``-log y`` for log).
 """
@@ -101,13 +104,13 @@ class OutputTransform:
         w = np.asarray(w, float)
         if self.identity:
             return w
-        if self.kind == "log" or self.lam == 0.0:
-            return np.exp(np.minimum(w, 700.0))
-        base = np.maximum(self.lam * w + 1.0, 0.0)
-        with np.errstate(divide="ignore", over="ignore"):
+        with np.errstate(divide="ignore", over="ignore"):  # beyond float64: inf, not a cap
+            if self.kind == "log" or self.lam == 0.0:
+                return np.exp(w)
+            base = np.maximum(self.lam * w + 1.0, 0.0)
             if self.lam < 0:  # y -> inf at the pole w = -1 / lam, and beyond it
                 return np.where(base > 0, base ** (1.0 / self.lam), np.inf)
-            return np.minimum(base ** (1.0 / self.lam), 1e300)
+            return base ** (1.0 / self.lam)
 
     def log_derivative(self, y: np.ndarray) -> np.ndarray:
         """``log g'(y)``: ``(lam - 1) log y`` (``-log y`` for log, 0 for none)."""
@@ -122,10 +125,11 @@ class OutputTransform:
         mean, std = np.asarray(mean, float), np.asarray(std, float)
         if self.identity:
             return mean, std
-        if self.kind == "log" or self.lam == 0.0:
+        if self.kind == "log" or self.lam == 0.0:  # in logs: inf only past float64's range
             s2 = std**2
-            m = np.exp(np.minimum(mean + 0.5 * s2, 700.0))
-            return m, m * np.sqrt(np.expm1(np.minimum(s2, 700.0)))
+            with np.errstate(divide="ignore", over="ignore"):
+                log_expm1 = s2 + np.log(-np.expm1(-s2))  # log(exp(s2) - 1); -inf at s2 = 0
+                return np.exp(mean + 0.5 * s2), np.exp(mean + 0.5 * s2 + 0.5 * log_expm1)
         if self.lam < 0:  # no mean (module docstring): the median and a quantile spread
             upper, lower = self.inverse(mean + std), self.inverse(mean - std)
             with np.errstate(invalid="ignore"):  # both past the pole: inf - inf
@@ -134,9 +138,13 @@ class OutputTransform:
         nodes, weights = np.polynomial.hermite_e.hermegauss(_HERMITE_POINTS)
         weights = weights / weights.sum()
         values = self.inverse(mean[:, None] + std[:, None] * nodes[None, :])
-        m = values @ weights
-        var = np.maximum((values**2) @ weights - m**2, 0.0)
-        return m, np.sqrt(var)
+        with np.errstate(over="ignore", invalid="ignore"):
+            m = values @ weights  # inf where a node lies past float64's range
+            top = np.max(values, axis=1, keepdims=True)  # scaled: squares of 1e200 are finite
+            unit = np.divide(values, top, out=np.zeros_like(values), where=top > 0)
+            spread = np.maximum((unit**2) @ weights - (unit @ weights) ** 2, 0.0)
+            std_out = np.where(np.isfinite(m), top[:, 0] * np.sqrt(spread), np.inf)
+        return m, std_out
 
     def interval(
         self, mean: np.ndarray, std: np.ndarray, level: float = 0.95

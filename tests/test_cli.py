@@ -564,3 +564,17 @@ def test_csv_column_names_are_read_without_surrounding_spaces(tmp_path, capsys):
     dataset = load_dataset(str(path), target="y")
     assert dataset.feature_names == ["t"] and dataset.target_name == "y"
     assert len(dataset.y_train) + len(dataset.y_test) == 40
+
+
+def test_predict_says_when_a_model_without_column_names_takes_a_csv_by_position(tmp_path, capsys):
+    rng = np.random.default_rng(4)
+    X = rng.uniform(-2, 2, size=(40, 2))
+    y = np.sin(X[:, 0]) + 0.5 * X[:, 1]
+    np.savez(tmp_path / "train.npz", X=X, y=y)
+    fit = ["fit", "--data", str(tmp_path / "train.npz"), "--components", "20", "--no-plots"]
+    assert run([*fit, "--out", str(tmp_path / "m")], capsys)[0] == 0
+    data = _write_csv(tmp_path / "p.csv", ["b", "a", "y"], [X[:5, 1], X[:5, 0], y[:5]])
+    argv = ["predict", "--model", str(tmp_path / "m"), "--data", str(data)]
+    code, _, err = run([*argv, "--out", str(tmp_path / "p")], capsys)
+    assert code == 0, err
+    assert "inputs are taken by position, the file's columns b, a" in err

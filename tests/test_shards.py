@@ -11,6 +11,7 @@ import pytest
 
 from distgp.cli import main
 from distgp.config import FitConfig
+from distgp.gp import GSMPModel
 from distgp.io import read_npz
 from tests.helpers import smooth_regression
 
@@ -204,6 +205,16 @@ def test_private_model_predicts_through_rebuilt_agents(tmp_path):
     assert np.mean((frame["mean"].to_numpy() - truth) ** 2) == pytest.approx(
         metrics["mse"], rel=1e-6
     )
+    # the model records the shards' column names: a file with its columns in another order
+    # is read by name, as for a model fitted on one CSV
+    model = GSMPModel.load(out / "model.npz")
+    assert model.input_names == ("a", "b") and model.target_name == "y"
+    reordered = tmp_path / "reordered.csv"
+    pd.read_csv(test)[["y", "b", "a"]].to_csv(reordered, index=False)
+    again = tmp_path / "again"
+    argv = ["predict", "--model", str(out), "--data", str(reordered), "--out", str(again)]
+    assert main([*argv, "--quiet"]) == 0
+    assert pd.read_csv(again / "predictions.csv")["mean"].tolist() == frame["mean"].tolist()
 
 
 def test_a_model_of_relative_shard_paths_predicts_from_another_folder(tmp_path, monkeypatch):

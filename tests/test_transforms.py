@@ -139,3 +139,16 @@ def test_metrics_json_writes_an_infinite_nlpd_as_null(tmp_path):
         "nlpd": None,
         "x": [1.0, None],
     }
+
+
+@pytest.mark.parametrize("spec", [("log", 0.0), ("boxcox", 0.5), ("boxcox", -0.5)])
+def test_predictions_past_float64_are_infinite_not_capped_or_nan(spec):
+    transform = OutputTransform(*spec)
+    mean, std = np.array([1e200, 1.0]), np.array([1.0, 0.1])  # g^-1(1e200) > 1e308
+    with np.errstate(all="raise"):  # no warning reaches the user either
+        m, s = transform.moments(mean, std)
+        _, upper = transform.interval(mean, std)
+    assert not np.isnan(m).any() and not np.isnan(s).any()
+    assert np.isinf(upper[0]) and np.isfinite(m[1]) and np.isfinite(s[1])
+    if spec[1] >= 0:  # a mean exists: past float64 it is inf
+        assert np.isinf(m[0]) and np.isinf(s[0])

@@ -38,6 +38,17 @@ from distgp.learn.solvers import make_solver
 from distgp.threads import owned_threads
 
 
+@dataclass
+class ShardData:
+    """A shard as its agent holds it: ``n x P`` inputs, ``n`` outputs, the ``P`` input column
+    names and the output column's (``None`` for arrays and .npz files)."""
+
+    X: np.ndarray
+    y: np.ndarray
+    names: list[str]
+    target: str | None = None
+
+
 @dataclass(frozen=True)
 class ShardArrays:
     """A shard handed to the agent at start (the one-file simulation)."""
@@ -45,9 +56,9 @@ class ShardArrays:
     X: np.ndarray
     y: np.ndarray
 
-    def load(self) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    def load(self) -> ShardData:
         X = np.asarray(self.X, float)
-        return X, np.asarray(self.y, float), [f"x{p}" for p in range(X.shape[1])]
+        return ShardData(X, np.asarray(self.y, float), [f"x{p}" for p in range(X.shape[1])])
 
 
 @dataclass(frozen=True)
@@ -66,12 +77,12 @@ class ShardFile:
     target: str | None = None
     resources: tuple[tuple[str, float], ...] = ()
 
-    def load(self) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    def load(self) -> ShardData:
         path = os.path.expanduser(os.path.expandvars(self.path))
         if not Path(path).is_file():
             raise InputDataError(f"cannot read shard file {path}: no such file")
         data = load_dataset(path, target=self.target, test_fraction=0.0)
-        return data.X_train, data.y_train, list(data.feature_names)
+        return ShardData(data.X_train, data.y_train, list(data.feature_names), data.target_name)
 
 
 @dataclass(frozen=True)
@@ -182,7 +193,7 @@ class Agent:
 
     # --- set-up --------------------------------------------------------------------------------
 
-    def _shard_data(self) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    def _shard_data(self) -> ShardData:
         if self._data is None:
             self._data = self._shard.load()
         return self._data
@@ -195,11 +206,12 @@ class Agent:
         ``columns``: the input columns in the order the run uses (another shard's), when this
         shard holds the same ones in another order; the agent takes its inputs in that order
         from now on."""
-        X, y, names = self._shard_data()
+        data = self._shard_data()
+        X, y, names = data.X, data.y, data.names
         if columns is not None and list(columns) != names:
             order = [names.index(c) for c in columns]  # the driver checked they are the same
             X, names = X[:, order], list(columns)
-            self._data = (X, y, names)
+            self._data = ShardData(X, y, names, data.target)
         if len(y) < min_points:
             raise InputDataError(
                 f"shard of agent {self.agent_id} holds {len(y)} point(s), below the minimum of "
@@ -207,11 +219,17 @@ class Agent:
                 "another shard or lower data.min_shard_size (--min-shard-size)"
             )
         series = is_series(np.sort(X, axis=0))
-        return {**ShardSummary.of(X, y).to_wire(), "columns": names, "series": series}
+        return {
+            **ShardSummary.of(X, y).to_wire(),
+            "columns": names,
+            "target": data.target,
+            "series": series,
+        }
 
     def setup(self, scaler: dict, grid: dict, settings: dict) -> int:
         """Build the shard's sub-kernel bank once; return the shard size."""
-        X, y, _ = self._shard_data()
+        data = self._shard_data()
+        X, y = data.X, data.y
         scaler_ = Scaler.from_dict(scaler)
         settings_ = AgentSettings.from_wire(settings)
         bank = bank_from_recipe(scaler_.x(X), grid, device=settings_.device)
@@ -403,8 +421,8 @@ class Agent:
         points, seconds, per-fold sums of squared z-scores]``."""
         from distgp.tune_shards import score_shard
 
-        X, y, _ = self._shard_data()
-        return score_shard(X, y, shard, config, candidates, rule, bars)
+        data = self._shard_data()
+        return score_shard(data.X, data.y, shard, config, candidates, rule, bars)
 
     def memory(self) -> list:
         """Peak resident memory of this agent's process (MiB) and the bytes its shard and cached

@@ -88,9 +88,21 @@ def run_predict(args: argparse.Namespace) -> int:
             model.input_names,
             require_target=args.target is not None,
         )
+    if model.input_names is None and str(args.data or "").lower().endswith(".csv"):
+        progress(
+            "the model records no column names (fitted on arrays, .npz or .mat data): its "
+            f"inputs are taken by position, the file's columns {', '.join(names)}"
+        )
     latent = model.predict_latent(X, return_std=True)
     mean, std = model.transform.moments(*latent)
     lower, upper = model.transform.interval(*latent, PREDICTION_LEVEL)
+    beyond = int(np.count_nonzero(~np.isfinite(mean) | ~np.isfinite(std)))
+    if beyond:
+        progress(
+            f"{beyond} of the {len(mean)} predictions pass float64's range on the original "
+            f"scale of {model.transform.kind}(y) (written as inf): their inputs lie far beyond "
+            "the training data"
+        )
     ensure_output_dir(out)
     outputs = ["mean", "std", "lower95", "upper95"] + (["y"] if y is not None else [])
     inputs = _distinct_inputs(names, outputs)
