@@ -644,6 +644,12 @@ class Scaler:
             x_mean, x_scale = np.zeros_like(x_mean), np.ones_like(x_scale)
         y_scale = float(np.sqrt(s.y_m2 / s.n))
         if not bool(_real_spread(y_scale, s.y_mean)):
+            if y_scale > 0 and abs(s.y_mean) >= 1.0:  # a spread lost against a large offset
+                raise InputDataError(
+                    f"training outputs y vary too little (std {y_scale:.3g}) against their "
+                    f"mean ({s.y_mean:.3g}) to be told from rounding; subtract an offset "
+                    "(e.g. their mean) first"
+                )
             raise InputDataError(
                 "training outputs y have (numerically) zero variance: constant (nothing to "
                 f"learn), or so small (mean {s.y_mean:.3g}) that their squares underflow "

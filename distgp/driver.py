@@ -364,9 +364,9 @@ def predict_with_agents(
     elif parts is None:
         if config.data.source.startswith("<"):
             raise ModelFileError(
-                "this private model was fitted from arrays in memory; its agents cannot be "
-                "rebuilt from the file: predict with the fitted estimator, or refit with "
-                "--predict pooled"
+                "this private model was fitted from arrays in memory (several agents); its "
+                "agents cannot be rebuilt from the file: predict with the fitted estimator, or "
+                "fit with one agent (agents=1) for a model that predicts on its own"
             )
         d = config.data
         column = d.shard.split(":", 1)[1] if d.shard.startswith("column:") else None

@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import numbers
 import re
+import warnings
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -117,8 +118,9 @@ class GSMPRegressor(RegressorMixin, BaseEstimator):
         random_state: seed of sharding and quantisation noise (an int, a
             :class:`numpy.random.RandomState`, or ``None`` for a fresh seed per fit).
         warm_start: start ``fit`` from the previous fit's weights when the grid size matches
-            (each at least :data:`~distgp.driver.WARM_FLOOR` of the cold start's); not with
-            ``tune``, whose search scores each setting from a cold start.
+            (each at least :data:`~distgp.driver.WARM_FLOOR` of the cold start's) and the
+            kernel and noise-floor settings are the same (otherwise a warning, and a cold
+            start); not with ``tune``, whose search scores each setting from a cold start.
         threads: threads of each process (``None``: distgp chooses, whatever the environment).
         device: ``cpu`` (numpy) or ``cuda`` (torch float64 on a GPU) for learning and prediction.
 
@@ -250,7 +252,24 @@ class GSMPRegressor(RegressorMixin, BaseEstimator):
         check_varying_inputs(X)
         X, y, _ = in_time_order(X, y)
         config = self._config()
-        initial = self.theta_ if self.warm_start and hasattr(self, "theta_") else None
+        if self.warm_start and self.tune:
+            raise ConfigError(
+                "warm_start does not apply with tune (each setting the search scores starts "
+                "cold); set warm_start=False or tune=0",
+                setting="warm_start",
+            )
+        objective = _objective_settings(config)
+        initial = None
+        if self.warm_start and hasattr(self, "theta_"):
+            if objective == getattr(self, "_objective_settings", None):
+                initial = self.theta_
+            else:
+                warnings.warn(
+                    "warm_start: the kernel or noise-floor settings changed since the last fit, "
+                    "whose weights belong to another model; this fit starts cold",
+                    UserWarning,
+                    stacklevel=2,
+                )
         try:
             if self.tune:
                 names = tunable_names(config)
@@ -274,6 +293,7 @@ class GSMPRegressor(RegressorMixin, BaseEstimator):
         y_var = model.scaler.y_scale**2
         self.model_ = model
         self._parts = result.parts  # each agent's shard: private prediction asks them
+        self._objective_settings = objective  # what a warm start must share
         self.theta_ = result.theta.copy()
         self.weights_ = model.weights[: model.grid.components] * y_var
         self.trend_weights_ = model.weights[model.grid.components :] * y_var
@@ -375,6 +395,16 @@ def _in_parameter_names(exc: ConfigError) -> ConfigError:
     for parameter, path in sorted(PARAMETERS.items(), key=lambda item: -len(item[1])):
         message = re.sub(rf"(?<![\w.]){re.escape(path)}(?![\w])", parameter, message)
     return ConfigError(message, setting=exc.setting)
+
+
+def _objective_settings(config: FitConfig) -> str:
+    """The settings that define the learned weights' meaning (the kernel section and the noise
+    floor), as JSON: a warm start from weights of other settings ends at a worse optimum."""
+    import dataclasses
+    import json
+
+    kernel = dataclasses.asdict(config.kernel)
+    return json.dumps({"kernel": kernel, "noise_floor": config.learn.noise_floor}, sort_keys=True)
 
 
 def _seed(random_state) -> int:

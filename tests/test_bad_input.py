@@ -103,6 +103,7 @@ def make_files(folder: Path) -> dict[str, str]:
         "nan_choice.yaml": "function: json:dumps\nspace:\n  v: {choices: [.nan, 1.0]}\n",
         "column_name.yaml": "function: json:dumps\nspace:\n  value: {low: 0.0, high: 1.0}\n",
         "late_evidence.yaml": "kernel:\n  warmup: 10\n  evidence_from: 12\n",
+        "bad_value.yaml": "kernel:\n  components: -5\n",
         "foreign.npz": None,
         "corrupt.npz": "not a zip file",
         "a_file": "occupied\n",
@@ -195,6 +196,28 @@ CLI_CASES = {
     "bench: --results in a folder that does not exist": (
         "bench admm --quick --results {folder}/none/RESULTS.md",
         "none does not exist; create it",
+    ),
+    "bench: an empty dataset list (it ran every dataset)": (
+        "bench kernel --datasets ,,",
+        "--datasets ',,' names no dataset",
+    ),
+    "bench: an empty agent list": ("bench admm --quick --agents ,", "--agents must list"),
+    "bench: --jsonl in a folder that does not exist": (
+        "bench tune --jsonl {folder}/none/t.jsonl",
+        "none does not exist; create it",
+    ),
+    "bench: --from-jsonl of a file that is not JSON lines": (
+        "bench tune --from-jsonl {bad_key}",
+        "line 1 is not JSON",
+    ),
+    "predict: a config file with a bad value (checked like fit's)": (
+        "predict --model {table_model} --ahead 3 --config {bad_value}",
+        "kernel.components must be in 1..100000",
+    ),
+    "bench: two bkb parts at once": ("bench bkb --scale --functions", "each run one part"),
+    "bench: a bkb option of another part": (
+        "bench bkb --memory-gb 4",
+        "--memory-gb applies only with --scale",
     ),
     "fit: more rolling origins than the series holds": (
         "fit --data {series} --origins 100",
@@ -432,6 +455,14 @@ CLI_CASES = {
         "predict --model {table_model} --data {table} --target nope",
         "target column 'nope' is not in table.csv",
     ),
+    "predict: --ahead past the cap": (
+        "predict --model {table_model} --ahead 100000000",
+        "--ahead 100000000 is more steps than predict writes (1000000)",
+    ),
+    "predict: --target with --ahead": (
+        "predict --model {table_model} --ahead 3 --target y",
+        "a forecast --ahead has none: drop --target",
+    ),
     "predict: --ahead with a model fitted on no series": (
         "predict --model {table_model} --ahead 3",
         "not fitted on one evenly spaced input column",
@@ -516,6 +547,12 @@ API_CASES = {
         InputDataError,
     ),
 }
+
+
+def test_outputs_on_a_large_offset_are_told_to_subtract_it():
+    x = np.arange(30.0)[:, None]
+    with pytest.raises(InputDataError, match="subtract an offset"):
+        GSMPRegressor().fit(x, 1e13 + 0.7 * np.sin(x[:, 0]))
 
 
 @pytest.mark.parametrize("case", list(API_CASES))

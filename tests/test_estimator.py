@@ -293,3 +293,17 @@ def test_a_generator_seeds_the_fit_and_a_lost_gpu_predicts_on_the_cpu():
     expected = model.predict(x[:3])
     model.model_.device = "cuda"  # as unpickled on a machine without the fit's GPU
     np.testing.assert_array_equal(model.predict(x[:3]), expected)
+
+
+def test_a_warm_start_after_a_change_of_kernel_settings_starts_cold():
+    rng = np.random.default_rng(7)
+    X = rng.uniform(-2, 2, size=(100, 2))
+    y = np.exp(np.sin(2 * X[:, 0]) + 0.5 * X[:, 1] ** 2 + 0.05 * rng.standard_normal(100))
+    warm = GSMPRegressor(components=40, trend="none", warm_start=True).fit(X, y)
+    warm.set_params(output_transform="log")
+    with pytest.warns(UserWarning, match="this fit starts cold"):
+        warm.fit(X, y)
+    cold = GSMPRegressor(components=40, trend="none", output_transform="log").fit(X, y)
+    assert warm.objective_ == pytest.approx(cold.objective_, rel=1e-9)
+    with pytest.raises(ConfigError, match="warm_start does not apply with tune"):
+        GSMPRegressor(warm_start=True, tune=4).fit(X, y)

@@ -108,13 +108,14 @@ def run(args: argparse.Namespace) -> int:
     folder = data_dir(args.data_dir)
     names = choose_datasets(args.datasets, QUICK_DATASETS if args.quick else DATASETS, folder)
     counts = _agent_counts(args.agents, QUICK_AGENTS if args.quick else AGENTS)
+    if not (args.quick or args.skip_ray):  # checked before the grid, which takes a while
+        choose_datasets(LARGE_DATASET, (), folder)
     progress = Progress()
     load_start = os.getloadavg()[0]
     grid = agents_grid(folder, names, counts, args, progress)
     payload: dict[str, Any] = {"suite": "admm", "quick": args.quick, "grid": grid}
     parts = [render_grid(grid, args.quick)]
     if not (args.quick or args.skip_ray):
-        choose_datasets(LARGE_DATASET, (), folder)
         large, scaling = ray_runs(folder / f"{LARGE_DATASET}.mat", args, progress)
         payload.update(large=large, scaling=scaling)
         parts += [render_large(large), render_scaling(scaling)]
@@ -129,7 +130,7 @@ def run(args: argparse.Namespace) -> int:
 def _agent_counts(option: str | None, default: Sequence[int]) -> list[int]:
     from distgp.exceptions import ConfigError
 
-    if not option:
+    if option is None:
         return list(default)
     try:
         counts = [int(s) for s in option.split(",") if s.strip()]

@@ -67,16 +67,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--memory-gb",
         type=positive_number,
-        default=8.0,
         metavar="GB",
-        help="--scale: run exact GP-UCB only when its t x A factor fits in GB (default 8)",
+        help=f"--scale: exact GP-UCB only if its t x A factor fits in GB (default {MEMORY_GB:g})",
     )
     parser.add_argument(
         "--time-limit",
         type=positive_number,
-        default=3600.0,
         metavar="S",
-        help="--scale: stop a run after the batch that passes S seconds (default 3600)",
+        help=f"--scale: stop a run after the batch that passes S seconds (default {TIME_LIMIT:g})",
     )
     parser.add_argument(
         "--functions",
@@ -112,11 +110,35 @@ def _methods(text: str) -> list[str]:
     return [METHOD_KEYS[k] for k in keys]
 
 
+MEMORY_GB = 8.0  # --scale: exact GP-UCB's t x A factor must fit in this
+TIME_LIMIT = 3600.0  # --scale: seconds after which a run stops
+
+
+def check_parts(args: argparse.Namespace) -> None:
+    """One part at most (``--scale``, ``--functions``, ``--side-by-side``), and options only
+    with the part they belong to: a :class:`ConfigError` otherwise."""
+    from distgp.exceptions import ConfigError
+
+    chosen = [f for f in ("scale", "functions", "side_by_side") if getattr(args, f)]
+    flag = {"scale": "--scale", "functions": "--functions", "side_by_side": "--side-by-side"}
+    if len(chosen) > 1:
+        raise ConfigError(f"{flag[chosen[0]]} and {flag[chosen[1]]} each run one part; give one")
+    if chosen and args.skip_functions:
+        raise ConfigError(f"--skip-functions applies to the default run, not {flag[chosen[0]]}")
+    owners = {"memory_gb": "scale", "time_limit": "scale", "methods": "functions"}
+    owners["reference"] = "side_by_side"
+    for option, part in owners.items():
+        if getattr(args, option) is not None and part not in chosen:
+            name = "--" + option.replace("_", "-")
+            raise ConfigError(f"{name} applies only with {flag[part]}; add it or drop {name}")
+
+
 def run(args: argparse.Namespace) -> int:
     from distgp.bench.report import load_note, publish
     from distgp.cli.common import Progress
     from distgp.threads import blas_threads
 
+    check_parts(args)
     progress = Progress()
     load_start = os.getloadavg()[0]
     if args.scale or args.side_by_side or args.functions:
@@ -161,7 +183,8 @@ def run_part(args: argparse.Namespace, progress, load_start: float) -> int:
         elif args.scale:
             arms = [args.arms] if args.arms else list(SCALE_ARMS)
             budget = args.budget or SCALE_BUDGET
-            payload = scale_part(args.memory_gb, args.time_limit, budget, arms, args.seed, progress)
+            memory, limit = args.memory_gb or MEMORY_GB, args.time_limit or TIME_LIMIT
+            payload = scale_part(memory, limit, budget, arms, args.seed, progress)
             suite, body = "bkb-scale", render_scale(payload)
         else:
             seeds = [args.seed + s for s in range(args.seeds or SIDE["seeds"])]
@@ -185,9 +208,9 @@ def command_line(args: argparse.Namespace) -> str:
         value = getattr(args, flag, None)
         if value is not None:
             parts.append(f"--{flag.replace('_', '-')} {value}")
-    if args.scale and args.memory_gb != 8.0:
+    if args.memory_gb is not None:
         parts.append(f"--memory-gb {args.memory_gb:g}")
-    if args.scale and args.time_limit != 3600.0:
+    if args.time_limit is not None:
         parts.append(f"--time-limit {args.time_limit:g}")
     return " ".join(parts + (["--skip-functions"] if args.skip_functions else []))
 

@@ -18,6 +18,7 @@ import contextlib
 import math
 import multiprocessing
 import os
+import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -252,27 +253,41 @@ class Task:
     options: dict[str, Any] = field(default_factory=dict)
 
 
+STOP_POLL_SECONDS = 0.2  # how often a model run's thread checks whether the suite stopped
+
+
 def run_isolated(
     tasks: Sequence[Task], jobs: int, timeout: float, progress: Callable[[str], None]
 ) -> list[dict[str, Any]]:
     """Run each task in its own spawned process, ``jobs`` at a time; results in task order.
 
-    A task that runs past ``timeout`` seconds is killed and reported as an error.
+    A task that runs past ``timeout`` seconds is killed and reported as an error. When the
+    suite stops (Ctrl-C, SIGTERM) the runs in progress are killed at once.
     """
     context = multiprocessing.get_context("spawn")
+    stop = threading.Event()
 
     def one(task: Task) -> dict[str, Any]:
-        with context.Pool(1) as pool:
+        with context.Pool(1) as pool:  # leaving it kills the run if it is still going
             pending = pool.apply_async(execute, (task.runner, task.path, task.options))
-            try:
-                out = pending.get(timeout)
-            except multiprocessing.TimeoutError:
+            deadline = time.monotonic() + timeout
+            while not pending.ready() and not stop.is_set() and time.monotonic() < deadline:
+                pending.wait(STOP_POLL_SECONDS)
+            if stop.is_set():
+                return {"error": "stopped"}
+            if not pending.ready():
                 out = {"error": f"killed after the {timeout:.0f} s limit (--timeout)"}
+            else:
+                out = pending.get()
         progress(f"{task.dataset:16s} {task.method:14s} {_brief(out)}")
         return out
 
-    with ThreadPoolExecutor(max(1, jobs)) as pool:
-        return list(pool.map(one, tasks))
+    executor = ThreadPoolExecutor(max(1, jobs))
+    try:
+        return list(executor.map(one, tasks))
+    finally:  # after an interruption: the runs stop, and no queued one starts
+        stop.set()
+        executor.shutdown(wait=True, cancel_futures=True)
 
 
 def _brief(result: dict[str, Any]) -> str:
@@ -352,13 +367,15 @@ def choose_datasets(option: str | None, default: Sequence[str], folder: Path) ->
     """Dataset stems from ``--datasets`` (or ``default``), checked against the folder's files."""
     from distgp.exceptions import InputDataError
 
-    names = [s.strip() for s in option.split(",") if s.strip()] if option else list(default)
+    names = [s.strip() for s in option.split(",") if s.strip()] if option is not None else []
+    if option is not None and not names:
+        raise InputDataError(f"--datasets {option!r} names no dataset; drop it to run them all")
+    names = names or list(default)
     available = sorted(p.stem for p in folder.glob("*.mat"))
     missing = [s for s in names if s not in available and s not in BUILTIN_DATASETS]
     if missing:
-        raise InputDataError(
-            f"dataset {missing[0]} is not in {folder}; available: {', '.join(available)}"
-        )
+        listed = ", ".join(available) or "none (no .mat file there: set --data-dir)"
+        raise InputDataError(f"dataset {missing[0]} is not in {folder}; available: {listed}")
     return names
 
 

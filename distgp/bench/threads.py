@@ -78,7 +78,7 @@ def run(args: argparse.Namespace) -> int:
             if not text.strip().isdigit() or int(text) < 1:
                 raise ConfigError(f"--threads takes integers of at least 1, got {text!r}")
             settings[f"--threads {int(text)}"] = (None, int(text))
-    if args.datasets:
+    if args.datasets is not None:
         names = choose_datasets(args.datasets, (), folder)
     else:
         default = QUICK_DATASETS if args.quick else small_datasets(folder, every_dataset(folder))

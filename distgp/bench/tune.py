@@ -73,7 +73,7 @@ def run(args: argparse.Namespace) -> int:
 
     budget = args.budget or (QUICK_BUDGET if args.quick else BUDGET)
     if args.from_jsonl:
-        rows = [json.loads(line) for line in Path(args.from_jsonl).read_text().splitlines()]
+        rows = read_records(Path(args.from_jsonl))
         body = render(rows)
         publish(args, "tune", command_line(args, budget), body, {"datasets": rows})
         return 0
@@ -153,6 +153,49 @@ def measure(
         "agents": agents,
         "budget": budget,
     }
+
+
+RECORD_KEYS = (  # what render() reads of each record
+    "dataset",
+    "n",
+    "dims",
+    "agents",
+    "budget",
+    "default_mse",
+    "default_seconds",
+    "tuned_mse",
+    "tuned_seconds",
+    "time_ratio",
+    "tuned_better",
+    "tuned_better_than_sharded",
+    "chosen",
+)
+
+
+def read_records(path: Path) -> list[dict[str, Any]]:
+    """The records of an earlier ``--jsonl`` (one JSON object per line); a file that is not
+    one is an :class:`InputDataError` naming the line."""
+    from distgp.exceptions import InputDataError
+
+    if not path.is_file():
+        raise InputDataError(f"--from-jsonl {path} is not a file; give an earlier --jsonl")
+    rows = []
+    lines = path.read_text(errors="replace").splitlines()
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise InputDataError(f"{path} line {number} is not JSON ({exc.msg})") from None
+        missing = [k for k in RECORD_KEYS if not isinstance(row, dict) or k not in row]
+        if missing:
+            raise InputDataError(
+                f"{path} line {number} is not a record of distgp bench tune --jsonl "
+                f"(no {missing[0]!r})"
+            )
+        rows.append(row)
+    return rows
 
 
 def render(rows: Sequence[dict[str, Any]]) -> str:

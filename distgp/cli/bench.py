@@ -28,7 +28,7 @@ def add_parser(commands) -> None:
 
 def _runner(module: str):
     def run(args) -> int:
-        for flag in ("json", "results"):  # before a run that may take hours
+        for flag in ("json", "results", "jsonl"):  # before a run that may take hours
             if getattr(args, flag, None):
                 check_output_file(getattr(args, flag), f"--{flag}")
         return importlib.import_module(module).run(args)

@@ -14,6 +14,7 @@ from distgp.cli.common import Progress, at_least
 from distgp.exceptions import ConfigError
 
 PREDICTION_LEVEL = 0.95  # coverage of the interval columns lower95 and upper95
+MAX_AHEAD = 1_000_000  # forecast steps of --ahead (1e8 took 10 minutes and 12 GiB)
 
 
 def add_parser(commands) -> None:
@@ -70,7 +71,17 @@ def run_predict(args: argparse.Namespace) -> int:
     if args.config is not None:  # a missing or broken file is a mistake worth naming
         from distgp.config import load_fit_config
 
-        load_fit_config(args.config)
+        load_fit_config(args.config).validate()
+    if args.ahead is not None and args.ahead > MAX_AHEAD:
+        raise ConfigError(
+            f"--ahead {args.ahead} is more steps than predict writes ({MAX_AHEAD}); forecast "
+            "fewer, or predict at the inputs of a file with --data"
+        )
+    if args.ahead is not None and args.target is not None:
+        raise ConfigError(
+            "--target names the known outputs of a --data file; a forecast --ahead has none: "
+            "drop --target"
+        )
     out = check_output_dir(args.out)
     if (out / "model.npz").exists():
         raise ConfigError(
