@@ -578,3 +578,13 @@ def test_predict_says_when_a_model_without_column_names_takes_a_csv_by_position(
     code, _, err = run([*argv, "--out", str(tmp_path / "p")], capsys)
     assert code == 0, err
     assert "inputs are taken by position, the file's columns b, a" in err
+    # and the other way round: a model of named columns, a file without names
+    named = _write_csv(tmp_path / "named.csv", ["a", "b", "y"], [X[:, 0], X[:, 1], y])
+    fit = ["fit", "--data", str(named), "--components", "20", "--no-plots"]
+    assert run([*fit, "--out", str(tmp_path / "n")], capsys)[0] == 0
+    argv = ["predict", "--model", str(tmp_path / "n"), "--data", str(tmp_path / "train.npz")]
+    code, _, err = run([*argv, "--out", str(tmp_path / "q")], capsys)
+    assert code == 0, err
+    assert (
+        "has no named columns to match: its inputs are taken by position as the model's a, b" in err
+    )

@@ -99,10 +99,16 @@ def run_predict(args: argparse.Namespace) -> int:
             model.input_names,
             require_target=args.target is not None,
         )
-    if model.input_names is None and str(args.data or "").lower().endswith(".csv"):
+    csv_file = str(args.data or "").lower().endswith(".csv")
+    if model.input_names is None and csv_file:
         progress(
             "the model records no column names (fitted on arrays, .npz or .mat data): its "
             f"inputs are taken by position, the file's columns {', '.join(names)}"
+        )
+    elif model.input_names is not None and args.data is not None and not csv_file:
+        progress(
+            f"{args.data} has no named columns to match: its inputs are taken by position as "
+            f"the model's {', '.join(model.input_names)}"
         )
     latent = model.predict_latent(X, return_std=True)
     mean, std = model.transform.moments(*latent)
