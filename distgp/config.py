@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import math
 import re
 import types
 import typing
@@ -294,13 +295,20 @@ class ConsensusConfig:
     )
     rho: float | None = setting(
         None,
-        help="initial ADMM penalty",
-        rule=positive(),
+        help=(
+            "ADMM penalty of the first rounds; from round 2 on the agents' curvature sets it "
+            "(one value per weight, again at rounds 10 and 20)"
+        ),
+        rule=Rule(lambda v: 0 < v < math.inf, "positive and finite"),
         metavar="RHO",
         default_text="from the agents' curvature",
     )
     max_rounds: int = setting(
-        200, help="ADMM round cap", rule=at_least(1), flag="rounds", metavar="R"
+        200,
+        help="ADMM round cap",
+        rule=Rule(lambda v: v >= 2, "at least 2 (round 1 only sends the starting point)"),
+        flag="rounds",
+        metavar="R",
     )
     local_iterations: int = setting(
         5, help="DSCA iterations per agent per round", rule=at_least(1), metavar="K"
@@ -315,7 +323,8 @@ class ConsensusConfig:
         30,
         help=(
             "last round in which residual balancing may raise the penalty; after it the penalty "
-            "only halves, while the agents agree and the consensus still creeps (0: fixed)"
+            "only halves, while the agents agree and the consensus still creeps (0: neither; "
+            "the curvature still sets it at rounds 2, 10 and 20)"
         ),
         rule=at_least(0),
         metavar="R",

@@ -388,6 +388,13 @@ def _load_csv(
                 + ("" if target_given else " (the last column, by default)")
                 + "; name the output column with --target"
             )
+        missing = frame[shard_column].isna() | (frame[shard_column].astype(str).str.strip() == "")
+        if missing.any():
+            raise InputDataError(
+                f"shard column {shard_column!r} has no value in {int(missing.sum())} row(s) "
+                f"(first: row {int(np.flatnonzero(missing.to_numpy())[0]) + 2} of {path.name}); "
+                "fill them with a site, or drop those rows"
+            )
         groups = frame[shard_column].to_numpy()
         features.remove(shard_column)
     if not features:
@@ -705,7 +712,7 @@ def shard_indices(
     if method == "column":
         if groups is None:
             raise InputDataError("sharding by column needs a CSV with that column")
-        labels = list(dict.fromkeys(groups.tolist()))
+        labels = site_labels(groups)
         if len(labels) < agents:
             raise InputDataError(
                 f"the shard column has {len(labels)} distinct value(s) but {agents} agents were "
@@ -727,9 +734,21 @@ def shard_indices(
             f"unknown shard method {method!r}; use random, contiguous or column:NAME"
         )
     small = [i for i, s in enumerate(shards) if len(s) < 2]
+    if small and method == "column":
+        sites = ", ".join(map(str, labels[small[0] :: agents]))
+        raise InputDataError(
+            f"shard of agent {small[0]} (site {sites}) holds fewer than 2 points; use fewer "
+            "agents (sites are pooled), or drop that site's rows"
+        )
     if small:
         raise InputDataError(f"shard(s) {small} hold fewer than 2 points; use fewer agents")
     return shards
+
+
+def site_labels(groups: np.ndarray) -> list:
+    """The distinct values of a shard column, in order of first appearance (agent ``a`` of
+    ``N`` gets sites ``a, a + N, ...``)."""
+    return list(dict.fromkeys(np.asarray(groups).tolist()))
 
 
 def load_prediction_inputs(

@@ -28,7 +28,7 @@ from distgp.checkpoint import Checkpoint, config_json
 from distgp.config import FitConfig
 from distgp.consensus.admm import ADMMCoordinator, ADMMOptions, RoundReply
 from distgp.consensus.quantizer import DeltaCoder
-from distgp.data import Scaler, ShardSummary, shard_indices, varying_columns
+from distgp.data import Scaler, ShardSummary, shard_indices, site_labels, varying_columns
 from distgp.exceptions import BackendError, ConfigError, InputDataError, ModelFileError
 from distgp.experts import combine_experts
 from distgp.gp import GSMPModel
@@ -222,6 +222,12 @@ def fit(
             y_raw, y = y, transform.forward(y)
         indices = preflight(config, len(y), groups, check_address=backend is None)
         parts = [ShardArrays(X[idx], y[idx]) for idx in indices]
+    digest = None if shards is not None else data_digest(parts)
+    if saved is not None and "data_digest" in saved and digest != str(saved["data_digest"]):
+        raise ModelFileError(
+            "the training data changed since the checkpoint was written; start a new run "
+            "(without --resume)"
+        )
     owned = backend is None
     backend = backend or make_run_backend(config)
     with backend if owned else contextlib.nullcontext(backend):
@@ -257,7 +263,7 @@ def fit(
                 np.asarray(initial, float),
                 np.r_[WARM_FLOOR * theta0[:components], settings.noise_floor],
             )
-        saver = _Saver(checkpoint, config, start, saved)
+        saver = _Saver(checkpoint, config, start, saved, digest)
         if c.agents == 1:
             run = _single_agent(backend, theta0, config, report, saver, saved)
         else:
@@ -289,7 +295,7 @@ def fit(
         run_config=config_json(located(config)),
         trend=trend if trend.size else None,
         transform=transform,
-        data_digest=None if shards is not None else data_digest(parts),
+        data_digest=digest,
         device=prediction_device(config.learn.device),
         threads=config.learn.threads,
     )
@@ -527,6 +533,14 @@ def preflight(
     agents, minimum = config.consensus.agents, config.data.min_shard_size
 
     def too_small(j: int, size: int) -> ConfigError:
+        if method == "column":  # sites are dealt to agents round-robin: fewer agents pool them
+            sites = ", ".join(map(str, site_labels(groups)[j::agents]))
+            return ConfigError(
+                f"shard of agent {j} (site {sites}) would hold {size} point(s), below the "
+                f"minimum shard size {minimum}; use fewer agents (sites are pooled), drop that "
+                "site's rows, or lower data.min_shard_size",
+                setting="data.min_shard_size",
+            )
         return ConfigError(
             f"shard of agent {j} would hold {size} point(s), below the minimum shard size "
             f"{minimum}; use at most {max(n // minimum, 1)} agents or lower "
@@ -568,10 +582,16 @@ class _Saver:
     """Checkpoint writer that also carries the learning time across a resume."""
 
     def __init__(
-        self, checkpoint: Checkpoint | None, config: FitConfig, start: float, saved
+        self,
+        checkpoint: Checkpoint | None,
+        config: FitConfig,
+        start: float,
+        saved,
+        digest: str | None = None,
     ) -> None:
         self.checkpoint = checkpoint
         self.config = config
+        self.digest = digest  # of the training data (None for shard files): a resume checks it
         self.start = start
         self.before = float(saved["seconds"]) if saved is not None else 0.0
 
@@ -580,7 +600,8 @@ class _Saver:
 
     def __call__(self, state: dict[str, Any]) -> None:
         if self.checkpoint is not None:
-            self.checkpoint.save(self.config, {**state, "seconds": self.elapsed()})
+            extra = {} if self.digest is None else {"data_digest": self.digest}
+            self.checkpoint.save(self.config, {**state, "seconds": self.elapsed(), **extra})
 
 
 def _evaluate(

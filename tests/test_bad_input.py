@@ -87,6 +87,10 @@ def make_files(folder: Path) -> dict[str, str]:
         "series.csv": "t,y\n" + "".join(f"{i},{np.sin(i)}\n" for i in range(30)),
         "renamed.csv": "t,value\n" + "".join(f"{i},{np.sin(i)}\n" for i in range(30, 36)),
         "table.csv": "a,site,y\n" + "".join(f"{i},{i % 3},{np.sin(i)}\n" for i in range(30)),
+        "site_gap.csv": "a,site,y\n"
+        + "".join(f"{i},{'' if i == 7 else 'ab'[i % 2]},{np.sin(i)}\n" for i in range(30)),
+        "small_site.csv": "a,site,y\n"
+        + "".join(f"{i},{'rare' if i < 5 else 'ab'[i % 2]},{np.sin(i)}\n" for i in range(40)),
         "overflow.csv": "a,y\n" + "".join(f"{i},{i}e300\n" for i in range(10)),
         "notes.txt": "hello\n",
         "bad_key.yaml": "learn:\n  speed: 3\n",
@@ -299,6 +303,23 @@ CLI_CASES = {
     "fit: shard column that is the default target": (
         "fit --data {site_last} --shard column:site",
         "shard column 'site' is also the target column (the last column, by default); name",
+    ),
+    "fit: --shards naming a folder": ("fit --shards {broken_run}", "--shards names the folder"),
+    "fit: one ADMM round (it can only return the starting point)": (
+        "fit --data {good} --agents 2 --rounds 1 --backend inline",
+        "consensus.max_rounds must be at least 2 (round 1 only sends the starting point)",
+    ),
+    "fit: an infinite penalty": (
+        "fit --data {good} --agents 2 --rho inf --backend inline",
+        "consensus.rho must be positive and finite",
+    ),
+    "fit: shard column with a missing value (its rows reached no agent)": (
+        "fit --data {site_gap} --target y --shard column:site --agents 2 --backend inline",
+        "shard column 'site' has no value in 1 row(s) (first: row 9 of site_gap.csv)",
+    ),
+    "fit: a site below the minimum shard size": (
+        "fit --data {small_site} --target y --shard column:site --agents 3 --backend inline",
+        "shard of agent 0 (site rare) would hold 5 point(s)",
     ),
     "fit: shard column that does not exist": (
         "fit --data {table} --shard column:region",

@@ -588,3 +588,18 @@ def test_predict_says_when_a_model_without_column_names_takes_a_csv_by_position(
     assert (
         "has no named columns to match: its inputs are taken by position as the model's a, b" in err
     )
+
+
+def test_an_admm_result_that_is_the_starting_point_is_said_so(tmp_path, capsys):
+    """40 agents of three points each: no round after the first lowers the sum of their
+    objectives at the consensus, so the model is the starting point."""
+    rng = np.random.default_rng(5)
+    X = rng.uniform(-2, 2, size=(120, 2))
+    y = np.sin(2 * X[:, 0]) + 0.5 * X[:, 1] + 0.1 * rng.standard_normal(120)
+    data = _write_csv(tmp_path / "d.csv", ["a", "b", "y"], [X[:, 0], X[:, 1], y])
+    argv = ["fit", "--data", str(data), "--backend", "inline", "--agents", "40"]
+    argv += ["--min-shard-size", "1", "--trend", "none", "--components", "30", "--rounds", "2"]
+    code, _, err = run([*argv, "--no-plots", "--out", str(tmp_path / "r")], capsys)
+    assert code == 0, err
+    assert json.loads((tmp_path / "r" / "metrics.json").read_text())["stop"]["result_round"] == 1
+    assert "the model is the starting point (round 1's consensus)" in err

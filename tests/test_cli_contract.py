@@ -125,7 +125,11 @@ def test_defaults_agree_between_config_estimator_driver_and_agents():
 @pytest.mark.parametrize(
     ("make", "setting", "parameter"),
     [
-        (lambda: __import__("distgp").GSMPRegressor(rounds=0), "consensus.max_rounds", "rounds"),
+        (
+            lambda: __import__("distgp").GSMPRegressor(local_iterations=0),
+            "consensus.local_iterations",
+            "local_iterations",
+        ),
         (lambda: __import__("distgp").GSMPRegressor(blocks=0), "learn.blocks", "blocks"),
     ],
 )

@@ -141,3 +141,30 @@ def test_an_interrupted_optimisation_over_a_space_resumes(tmp_path, monkeypatch,
     result = json.loads((out / "result.json").read_text())
     assert result["evaluations"] == 10
     assert set(result["best_params"]) == {"x", "act"}
+
+
+def test_resume_refuses_training_data_that_changed_since_the_checkpoint(tmp_path):
+    from distgp.checkpoint import Checkpoint
+    from distgp.config import FitConfig
+    from distgp.driver import fit
+    from distgp.exceptions import ModelFileError
+    from tests.helpers import smooth_regression
+
+    X, y = smooth_regression(n=80, dims=2, seed=1)
+    config = FitConfig()
+    config.kernel.components = 30
+    config.consensus.agents = 2
+    config.backend.name = "inline"
+    checkpoint = Checkpoint(tmp_path)
+
+    def interrupt(event, fields):
+        if event == "round" and fields["record"].round == 3:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        fit(X, y, config, report=interrupt, checkpoint=checkpoint)
+    assert checkpoint.path.is_file()
+    with pytest.raises(ModelFileError, match="the training data changed since the checkpoint"):
+        fit(X, 3 * y + 5, config, checkpoint=checkpoint, resume=True)
+    resumed = fit(X, y, config, checkpoint=checkpoint, resume=True)
+    assert resumed.rounds > 3

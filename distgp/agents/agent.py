@@ -79,6 +79,8 @@ class ShardFile:
 
     def load(self) -> ShardData:
         path = os.path.expanduser(os.path.expandvars(self.path))
+        if Path(path).is_dir():
+            raise InputDataError(f"shard file {path} is a folder; name the files in it")
         if not Path(path).is_file():
             raise InputDataError(f"cannot read shard file {path}: no such file")
         data = load_dataset(path, target=self.target, test_fraction=0.0)

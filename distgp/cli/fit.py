@@ -99,7 +99,13 @@ def add_parser(commands) -> None:
 
 def run_fit(args: argparse.Namespace) -> int:
     from distgp.checkpoint import Checkpoint
-    from distgp.data import ShardSummary, load_dataset, varying_columns, with_test_file
+    from distgp.data import (
+        ShardSummary,
+        load_dataset,
+        site_labels,
+        varying_columns,
+        with_test_file,
+    )
     from distgp.driver import preflight
     from distgp.io import check_output_dir
     from distgp.selection import check_data
@@ -138,7 +144,7 @@ def run_fit(args: argparse.Namespace) -> int:
             config.data.test_fraction,
         )
     if shard_column is not None and args.consensus__agents is None and config.consensus.agents == 1:
-        config.consensus.agents = len(np.unique(dataset.groups_train))
+        config.consensus.agents = len(site_labels(dataset.groups_train))
         progress(
             f"{config.consensus.agents} agents, one per value of {shard_column} (--agents sets it)"
         )
@@ -188,6 +194,7 @@ def shard_list(text: str) -> tuple[list[str], list[str] | None]:
     """Shard files from ``--shards``: a glob or a comma-separated list; ``PATH@RESOURCE`` pins a
     shard. Globs are expanded here only to list names (sorted); the files are not opened."""
     import glob
+    import os
 
     from distgp.exceptions import InputDataError
 
@@ -198,6 +205,12 @@ def shard_list(text: str) -> tuple[list[str], list[str] | None]:
         names = sorted(glob.glob(path)) if glob.has_magic(path) else [path]
         if not names:
             raise InputDataError(f"--shards pattern {path!r} matches no file; check the path")
+        folders = [name for name in names if os.path.isdir(name)]
+        if folders:
+            raise InputDataError(
+                f"--shards names the folder {folders[0]}; give its files, e.g. "
+                f"'{os.path.join(folders[0], '*.csv')}'"
+            )
         paths += names
         places += [place] * len(names)
     return paths, places if any(places) else None
@@ -429,6 +442,12 @@ def _write_outputs(out, dataset, config, result, progress, plots: bool, evaluati
                 "DSCA's tests",
             )
         progress(f"stopped at the {cap} before {test} held (converged: false in metrics.json)")
+    if result.rounds and not result.converged and result.stop.get("result_round") == 1:
+        progress(
+            "the model is the starting point (round 1's consensus): no later round lowered the "
+            "agents' objective at the consensus; try fewer agents, larger shards or a smaller "
+            "--rho"
+        )
     if result.rounds:
         ratio = record["bits_sent"] / max(record["bits_float64"], 1)
         progress(

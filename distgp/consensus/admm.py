@@ -30,7 +30,8 @@ agree within the primal tolerance and the dual residual alone, more than ``balan
 its tolerance-relative size, keeps the run from stopping: a penalty too stiff makes the consensus
 creep (each halving lets ``z`` move twice as far per round). The dual residual is the penalty
 times the consensus's move, so it falls below that bound after finitely many halvings, and the
-fixed-penalty theory covers the rest of the run. ``balance_rounds = 0`` keeps the penalty fixed.
+fixed-penalty theory covers the rest of the run. ``balance_rounds = 0`` leaves the penalty to
+the curvature rounds alone.
 Agents rescale their duals whenever the penalty changes.
 
 Result: the consensus the stopping rule accepted; otherwise (round cap, divergence) the
