@@ -193,3 +193,20 @@ def test_sharding_errors_name_the_fix(n, agents, method, match):
 def test_column_sharding_needs_enough_sites():
     with pytest.raises(InputDataError, match="2 distinct value"):
         shard_indices(4, 3, "column", groups=np.array([1, 1, 2, 2]))
+
+
+def test_signals_are_held_while_ray_starts_and_given_back():
+    """Ctrl-C inside ray.init would leave Ray's processes running: it is held, then acts."""
+    import signal
+
+    from distgp.agents.ray_runtime import _HeldSignals
+
+    before = signal.getsignal(signal.SIGINT)
+    held = _HeldSignals()
+    signal.raise_signal(signal.SIGINT)  # no KeyboardInterrupt while held
+    held.release()
+    held.release()
+    assert held.caught == [signal.SIGINT] and held.interrupted
+    assert signal.getsignal(signal.SIGINT) is before
+    with pytest.raises(KeyboardInterrupt):
+        signal.raise_signal(held.caught[0])

@@ -29,7 +29,7 @@ def connect(address: str | None = None, num_cpus: int | None = None) -> bool:
     if ray.is_initialized():
         return False
     quiet = {"log_to_driver": False, "configure_logging": False}
-    on_sigterm = _sigterm_handler()
+    held = _HeldSignals()  # Ctrl-C inside ray.init would orphan the processes it started
     try:
         if address is None:
             # "local" always starts a new instance: never join a cluster the user did not name.
@@ -41,24 +41,68 @@ def connect(address: str | None = None, num_cpus: int | None = None) -> bool:
             )
         else:
             ray.init(address=address, **quiet)
-    except (ConnectionError, RuntimeError, ValueError) as exc:
+    except Exception as exc:
+        held.release()
+        if held.interrupted:  # a signal to the whole process group stopped Ray's own processes
+            signal.raise_signal(held.caught[0])
+            raise KeyboardInterrupt from None
         where = "a local Ray instance" if address is None else f"the Ray cluster at {address}"
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise BackendError(
             f"cannot start or reach {where} ({first}); check the address, or start a cluster "
             "with 'ray start --head'"
         ) from None
-    if on_sigterm is not None:  # ray.init's own handler dumps a C++ stack trace on SIGTERM
-        signal.signal(signal.SIGTERM, on_sigterm)
+    finally:
+        held.release()  # ray.init's own SIGTERM handler dumps a C++ stack trace: ours again
+    if held.interrupted:  # a complete instance shuts down cleanly; then the signal acts
+        ray.shutdown()
+        signal.raise_signal(held.caught[0])
+        raise KeyboardInterrupt  # a handler that did not raise: Ray is gone all the same
     return True
 
 
-def _sigterm_handler():
-    """This process's SIGTERM handler, or ``None`` outside the main thread (where it cannot be
-    set back)."""
-    if threading.current_thread() is not threading.main_thread():
-        return None
-    return signal.getsignal(signal.SIGTERM)
+class _HeldSignals:
+    """SIGINT and SIGTERM held back while Ray starts, then given back (in the main thread
+    only, where handlers can be set): interrupted mid-start, ``ray.init`` leaves processes
+    that nothing can stop. ``caught``: the signals that arrived meanwhile."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self) -> None:
+        self.caught: list[int] = []
+        self.previous: dict[int, object] = {}
+        self._ray_setter = None
+        self._released = False
+        if threading.current_thread() is threading.main_thread():
+            for number in self.SIGNALS:
+                self.previous[number] = signal.signal(number, self._hold)
+            # ray.init first sets a SIGTERM handler of its own (sys.exit), which would end it
+            # half-way: it sets none while held (a private helper; left alone if it moved)
+            from ray._private import utils as ray_utils
+
+            self._ray_setter = getattr(ray_utils, "set_sigterm_handler", None)
+            if self._ray_setter is not None:
+                ray_utils.set_sigterm_handler = lambda handler: None
+
+    def _hold(self, number: int, frame) -> None:
+        self.caught.append(number)
+
+    def release(self) -> None:
+        """Give the handlers back (once; later calls do nothing)."""
+        if self._released:
+            return
+        self._released = True
+        if self._ray_setter is not None:
+            from ray._private import utils as ray_utils
+
+            ray_utils.set_sigterm_handler = self._ray_setter
+        for number, handler in self.previous.items():
+            signal.signal(number, handler)
+
+    @property
+    def interrupted(self) -> bool:
+        """Whether a signal arrived whose own handler does not ignore it."""
+        return any(self.previous.get(n) is not signal.SIG_IGN for n in self.caught)
 
 
 def disconnect(owned: bool) -> None:
