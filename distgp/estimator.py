@@ -227,6 +227,13 @@ class GSMPRegressor(RegressorMixin, BaseEstimator):
             config.seed = _seed(self.random_state)
             if not isinstance(self.warm_start, bool | np.bool_):
                 raise ConfigError(f"warm_start must be True or False, got {self.warm_start!r}")
+            if config.data.shard.startswith("column:"):
+                raise ConfigError(
+                    f"shard {config.data.shard!r} needs a CSV's column, which arrays do not "
+                    "have: use shard='random' or 'contiguous' (or distgp fit --data FILE.csv "
+                    "--shard column:NAME)",
+                    setting="data.shard",
+                )
             if config.consensus.agents == 1:  # the data is in this process: no shard to guard
                 config.data.min_shard_size = MIN_SAMPLES
             return config.validate()

@@ -562,6 +562,10 @@ API_CASES = {
         lambda: GSMPRegressor(solver="magic").fit(np.arange(6.0)[:, None], np.arange(6.0)),
         ConfigError,
     ),
+    "API: shard by a column of arrays": (
+        lambda: GSMPRegressor(shard="column:site").fit(np.arange(6.0)[:, None], np.arange(6.0)),
+        ConfigError,
+    ),
     "API: predict before fit": (lambda: GSMPRegressor().predict(np.zeros((2, 1))), NotFittedError),
     "API: 3-D input": (
         lambda: GSMPRegressor().fit(np.zeros((2, 2, 2)), np.ones(2)),
