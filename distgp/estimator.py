@@ -143,6 +143,8 @@ class GSMPRegressor(RegressorMixin, BaseEstimator):
         history_: per-round ADMM records, or per-iteration objectives of a single agent.
         rounds_, iterations_, converged_, bits_sent_, bits_float64_, objective_, seconds_,
         events_: run statistics.
+        bits_sent_held_out_: bits of the held-out fits' messages before the final fit (the
+            default path's choice, ``tune``), counted as ``bits_sent_`` is.
         model_: the fitted :class:`~distgp.gp.GSMPModel`.
 
     Example:
@@ -314,6 +316,7 @@ class GSMPRegressor(RegressorMixin, BaseEstimator):
         self.converged_ = result.converged
         self.bits_sent_ = result.bits_sent
         self.bits_float64_ = result.bits_float64
+        self.bits_sent_held_out_ = int(sum(e.bits for e in self.tune_evaluations_))
         self.objective_ = result.objective
         self.seconds_ = result.seconds
         self.events_ = list(result.events)

@@ -76,6 +76,8 @@ class Evaluation:
             (:func:`behind`); never chosen.
         bar_mse: of a stopped evaluation, its bar's MSE over the same folds (see
             :func:`distgp.tune.reward`).
+        bits: 8 x the bytes its fits' messages took between the driver and the agents (the
+            ``bits_sent`` of each fit), or its share of a batch the agents scored.
     """
 
     name: str
@@ -88,6 +90,7 @@ class Evaluation:
     z2: list[float] = field(default_factory=list)
     stopped: bool = False
     bar_mse: float | None = None
+    bits: int = 0
 
     @classmethod
     def scored(
@@ -386,21 +389,22 @@ def evaluate_many(
             trial.learn.threads = share
         trials.append(trial)
 
-    def score(task: tuple[int, int]) -> tuple[float, float, float]:
+    def score(task: tuple[int, int]) -> tuple[float, float, float, int]:
         i, k = task
         return _split_score(X, y, trials[i], splits[k], backend, groups)
 
     counts = [len(held) for _, held in splits]
-    scores: dict[tuple[int, int], tuple[float, float, float]] = {}
+    scores: dict[tuple[int, int], tuple[float, float, float, int]] = {}
 
     def evaluation(i: int, share_of: float | None = None) -> Evaluation:
         """Candidate ``i`` from its scored folds; ``seconds`` its fits' own, times
         ``share_of`` (wall time over the fits' total) when given."""
         name, overrides = candidates[i]
         mine = [scores[i, k] for k in range(K) if (i, k) in scores]
-        seconds = sum(s for _, _, s in mine) * (1.0 if share_of is None else share_of)
-        errors, z2 = [m for m, _, _ in mine], [z for _, z, _ in mine]
+        seconds = sum(s for _, _, s, _ in mine) * (1.0 if share_of is None else share_of)
+        errors, z2 = [m for m, _, _, _ in mine], [z for _, z, _, _ in mine]
         e = Evaluation.scored(name, overrides, errors, counts[: len(mine)], seconds, z2)
+        e.bits = sum(b for _, _, _, b in mine)
         if len(mine) < K:
             e.stopped = True
             e.bar_mse = float(np.average(bars[i][: len(mine)], weights=e.counts))
@@ -432,7 +436,7 @@ def evaluate_many(
                 or not behind([scores[i, k][0] for k in range(scored)], bars[i], counts)
             ]
     wall = time.perf_counter() - tic
-    busy = sum(seconds for _, _, seconds in scores.values()) or 1.0
+    busy = sum(seconds for _, _, seconds, _ in scores.values()) or 1.0
     out = [evaluation(i, wall / busy) for i in range(len(candidates))]
     if done is not None:
         for e in out[reported:]:  # a race's: once every fold is in
@@ -477,24 +481,26 @@ def _split_score(
     split: tuple[np.ndarray, np.ndarray],
     backend,
     groups: np.ndarray | None,
-) -> tuple[float, float, float]:
-    """One split's held-out MSE (raw units), sum of squared z-scores and seconds, from a fit on
-    its training part (``inf`` scores if that cannot be factorised)."""
+) -> tuple[float, float, float, int]:
+    """One split's held-out MSE (raw units), sum of squared z-scores, seconds and bits sent,
+    from a fit on its training part (``inf`` scores if that cannot be factorised)."""
     from distgp.driver import fit
 
     train, held = split
     tic = time.perf_counter()
+    bits = 0
     try:
         part = None if groups is None else groups[train]
         # predicted while the agents live: a private model's agents hold only this split
         result = fit(X[train], y[train], trial, groups=part, backend=backend, X_test=X[held])
+        bits = int(result.bits_sent)
         mse = float(np.mean((y[held] - result.forecast()) ** 2))
         mean, std = result.prediction
         z = (result.model.transform.forward(y[held]) - mean) / std
         z2 = float(np.sum(z**2))
     except np.linalg.LinAlgError:  # a setting that cannot be factorised scores inf
         mse = z2 = math.inf
-    return mse, z2, time.perf_counter() - tic
+    return mse, z2, time.perf_counter() - tic, bits
 
 
 def evaluations_csv(evaluations: list[Evaluation]) -> str:

@@ -167,6 +167,7 @@ def score_on_agents(
     from distgp.checkpoint import config_json
 
     tic = time.perf_counter()
+    sent = backend.traffic.bytes
     copies = max(1, backend.agents // shards)
     text = config_json(config)
     bars = bars or [None] * len(batch)
@@ -200,6 +201,7 @@ def score_on_agents(
                 f"{reply.detail}); rerun, or tune with --backend inline"
             )
     wall = time.perf_counter() - tic
+    total = 8 * (backend.traffic.bytes - sent)  # the batch's messages, shared out equally
     out = []
     for i, (name, overrides) in enumerate(batch):
         r, position = i % copies, i // copies
@@ -208,6 +210,7 @@ def score_on_agents(
         counts = [int(v) for a in answers for v in a[1]]
         z2 = [float(v) for a in answers for v in a[3]]
         e = Evaluation.scored(name, overrides, folds, counts, wall / len(batch), z2)
+        e.bits = total // len(batch) + (i < total % len(batch))
         if bars[i] is not None and len(folds) < len(bars[i]):
             e.stopped = True  # the bar over the folds each agent ran
             ran = [b for j, a in enumerate(answers) for b in own(bars[i], j)[: len(a[0])]]

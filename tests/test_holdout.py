@@ -146,3 +146,32 @@ def test_prediction_inputs_past_the_end_are_scored_as_a_forecast():
     truth = 0.05 * ahead[:, 0] + np.sin(ahead[:, 0] / 3)
     flat = np.mean((y[-20:].mean() - truth) ** 2)
     assert np.mean((result.forecast() - truth) ** 2) < flat
+
+
+def test_held_out_fits_count_their_messages_as_the_final_fit_does(tmp_path, capsys):
+    """An evaluation's bits are its fits' ``bits_sent``; metrics.json reports their sum."""
+    import json
+
+    from distgp.cli import main
+    from distgp.driver import fit
+    from distgp.holdout import evaluate_many
+
+    x, y = trending_season(64)
+    config = FitConfig()
+    config.kernel.components = 20
+    config.consensus.agents = 2
+    config.backend.name = "inline"
+    splits = holdout_splits(len(y), True, origins=2)
+    candidates = [("linear", {"kernel.trend": "linear"})]
+    (e,) = evaluate_many(x, y, config, candidates, splits)
+    trial = FitConfig()
+    trial.kernel.components, trial.kernel.trend = 20, "linear"
+    trial.consensus.agents, trial.backend.name = 2, "inline"
+    direct = [fit(x[train], y[train], trial, X_test=x[held]).bits_sent for train, held in splits]
+    assert e.bits == sum(direct) > 0
+    data = tmp_path / "s.csv"
+    data.write_text("t,y\n" + "".join(f"{a},{b}\n" for a, b in zip(x[:, 0], y, strict=True)))
+    argv = ["fit", "--data", str(data), "--agents", "2", "--backend", "inline", "--no-plots"]
+    assert main([*argv, "--components", "20", "--quiet", "--out", str(tmp_path / "o")]) == 0
+    metrics = json.loads((tmp_path / "o" / "metrics.json").read_text())
+    assert metrics["tune_evaluations"] > 1 and metrics["bits_sent_held_out"] > metrics["bits_sent"]

@@ -101,7 +101,9 @@ def test_agents_score_a_batch_as_the_count_weighted_mean_of_their_shards():
     copies = replicas(2, config.tune.batch)
     assert copies == 2
     backend.start([ShardArrays(x[i], y[i]) for _ in range(copies) for i in shards])
+    sent = backend.traffic.bytes
     scored = score_on_agents(backend, config, batch, rule, 2)
+    assert sum(e.bits for e in scored) == 8 * (backend.traffic.bytes - sent) > 0
     for (name, overrides), e in zip(batch, scored, strict=True):
         parts = [
             score_shard(x[i], y[i], j, config_json(config), [overrides], rule)[0]

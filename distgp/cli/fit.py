@@ -385,6 +385,7 @@ def _write_outputs(out, dataset, config, result, progress, plots: bool, evaluati
     # the outer choice (distgp.tune): its fits' wall time comes on top of "seconds"
     record["tune_evaluations"] = len(evaluations)
     record["tune_seconds"] = round(sum(e.seconds for e in evaluations), 3)
+    record["bits_sent_held_out"] = int(sum(e.bits for e in evaluations))  # before the final fit
     chosen = next((e for e in evaluations if e.chosen), None)
     if chosen is not None:  # the settings fitted on all training data: config plus these
         record["tune_chosen"] = {"setting": chosen.name, "overrides": chosen.overrides}
