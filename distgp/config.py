@@ -61,7 +61,7 @@ def valid_device_name(name: str) -> bool:
     return name in ("cpu", "torch:cpu", "cuda") or (name.startswith("cuda:") and name[5:].isdigit())
 
 
-DEVICE_RULE = Rule(valid_device_name, "cpu, cuda or cuda:N")  # of every device setting
+DEVICE_RULE = Rule(valid_device_name, "cpu, cuda, cuda:N or torch:cpu")  # of every device setting
 
 
 def check_device_setting(device: str, setting: str) -> None:
@@ -249,14 +249,20 @@ class LearnConfig:
     )
     threads: int | None = setting(
         None,
-        help="threads of each process (driver or agent), whatever OMP_NUM_THREADS says",
+        help=(
+            "threads of each process (driver or agent), whatever OMP_NUM_THREADS says; at most "
+            "the cores it may run on"
+        ),
         rule=at_least(1),
         metavar="N",
         default_text="distgp chooses from the cores (or the agent's CPU share)",
     )
     device: str = setting(
         "cpu",
-        help="where the dense work runs: cpu (numpy) or cuda, cuda:N (torch float64 on a GPU)",
+        help=(
+            "where the dense work runs: cpu (numpy) or cuda, cuda:N (torch float64 on a GPU); "
+            "torch:cpu runs the GPU path's torch code on the CPU (to check it without a GPU)"
+        ),
         rule=DEVICE_RULE,
         metavar="cpu|cuda",
     )

@@ -32,7 +32,7 @@ from distgp.data import has_spread
 from distgp.exceptions import ConfigError, InputDataError
 from distgp.kernels.lapack import GIL_FREE_MIN_N
 from distgp.settings import put
-from distgp.threads import blas_threads, default_threads
+from distgp.threads import blas_threads, thread_budget
 
 HORIZON_FRACTION = 0.1  # default held-out points per origin, as a fraction of n
 MIN_HORIZON = 4
@@ -419,7 +419,8 @@ def evaluate_many(
             # the process-wide BLAS limit is ``share`` for the whole batch, so the limit a task
             # sets and restores on its way goes back to ``share``, not to this thread's own
             stack.enter_context(blas_threads(share))
-            pool = stack.enter_context(ThreadPoolExecutor(width))
+            pool = ThreadPoolExecutor(width)  # interrupted: the fits not yet started never do
+            stack.callback(pool.shutdown, wait=True, cancel_futures=True)
         for folds in [[k] for k in range(K)] if racing else [list(range(K))]:
             tasks = [(i, k) for i in alive for k in folds]
             results = pool.map(score, tasks) if pool else map(score, tasks)
@@ -467,7 +468,7 @@ def parallel_fits(config: FitConfig, tasks: int, rows: int, backend=None) -> tup
     are smaller than :data:`~distgp.kernels.lapack.GIL_FREE_MIN_N` rows: their dense calls then
     hold the GIL, and two at a time were slower than one after another (0.78x on hoteldata's
     148 points at commit d0d25df, ``benchmarks/parallel_fits.py``)."""
-    total = config.learn.threads or default_threads()
+    total = thread_budget(config.learn.threads)
     if backend is not None or config.backend_name != "inline" or rows < GIL_FREE_MIN_N:
         return 1, total
     width = max(1, min(total, tasks))

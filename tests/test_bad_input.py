@@ -266,7 +266,7 @@ CLI_CASES = {
     "fit: --device cuda without that GPU": ("fit --data {good} --device cuda:99", "cuda:99"),
     "fit: unknown --device": (
         "fit --data {good} --device gpu",
-        "learn.device must be cpu, cuda or cuda:N",
+        "learn.device must be cpu, cuda, cuda:N or torch:cpu",
     ),
     "fit: --gpus-per-agent without Ray": (
         "fit --data {good} --gpus-per-agent 0.5 --device cuda --backend inline",

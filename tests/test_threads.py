@@ -7,8 +7,11 @@ import numpy as np
 import pytest
 from threadpoolctl import threadpool_info
 
+import distgp.threads as threads_module
 from distgp import flops
+from distgp.config import FitConfig
 from distgp.exceptions import BackendError, ConfigError
+from distgp.holdout import parallel_fits
 from distgp.kernels import SubKernelBank, data_grid
 from distgp.learn import LocalObjective
 from distgp.threads import (
@@ -22,11 +25,22 @@ from distgp.threads import (
 )
 
 
-def test_plans_use_one_blas_thread_on_small_matrices_and_all_threads_on_large():
+def test_plans_use_one_blas_thread_on_small_matrices_and_all_threads_on_large(monkeypatch):
+    monkeypatch.setattr(threads_module, "available_cores", lambda: 16)
     assert ThreadPlan.for_size(PARALLEL_MIN_N - 1, 8) == ThreadPlan(blas=1, workers=1)
     assert ThreadPlan.for_size(PARALLEL_MIN_N, 8) == ThreadPlan(blas=1, workers=8)
     assert ThreadPlan.for_size(BLAS_PARALLEL_N, 8) == ThreadPlan(blas=8, workers=1)
     assert ThreadPlan.for_size(BLAS_PARALLEL_N, 1) == ThreadPlan(blas=1, workers=1)
+
+
+def test_explicit_counts_above_the_cores_are_capped(monkeypatch):
+    """36 threads on 2 cores (18 held-out fits of 2 BLAS threads each) ran for minutes."""
+    monkeypatch.setattr(threads_module, "available_cores", lambda: 2)
+    assert threads_module.thread_budget(36) == 2 and threads_module.thread_budget(1) == 1
+    assert ThreadPlan.for_size(BLAS_PARALLEL_N, 36) == ThreadPlan(blas=2, workers=1)
+    config = FitConfig()
+    config.learn.threads = 36
+    assert parallel_fits(config, 18, 480) == (2, 1)
 
 
 def test_explicit_counts_are_checked():

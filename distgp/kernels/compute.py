@@ -46,7 +46,7 @@ def check_device(device: str) -> str:
                 f"device {name} does not exist: torch sees {torch.cuda.device_count()} GPU(s)"
             )
         return name
-    raise ConfigError(f"unknown device {name!r}; choose cpu or cuda (or cuda:N)")
+    raise ConfigError(f"unknown device {name!r}; choose cpu or cuda (or cuda:N, torch:cpu)")
 
 
 def ops_for(device: str) -> NumpyOps | TorchOps:
