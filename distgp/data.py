@@ -199,7 +199,7 @@ def load_dataset(
         return _load_co2(test_fraction)
     path = Path(source)
     if not path.exists():
-        raise InputDataError(f"data file {source} does not exist; check the path")
+        raise InputDataError(f"data file {source} does not exist{_from_here(path)}; check the path")
     if not path.is_file():
         raise InputDataError(f"data source {source} is not a file")
     suffix = path.suffix.lower()
@@ -327,10 +327,16 @@ def _read_mat(path: Path) -> dict:
         raise InputDataError(f"cannot read {path} as a MATLAB file: {exc}") from None
 
 
+def _from_here(path: Path) -> str:
+    """`` (read from FOLDER)`` for a relative path: relative paths, those of a config file
+    too, are read from the current folder."""
+    return "" if Path(path).is_absolute() else f" (relative paths are read from {Path.cwd()})"
+
+
 def _mat_test_split(path: Path) -> tuple[np.ndarray, np.ndarray]:
     """``xtest``, ``ytest`` of a .mat file (its training arrays may be absent)."""
     if not path.is_file():
-        raise InputDataError(f"test file {path} does not exist; check the path")
+        raise InputDataError(f"test file {path} does not exist{_from_here(path)}; check the path")
     content = _read_mat(path)
     if "xtest" not in content or "ytest" not in content:
         found = sorted(k for k in content if not k.startswith("__"))
