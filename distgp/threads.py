@@ -13,7 +13,8 @@ sets its own limits with threadpoolctl and ``torch.set_num_threads`` for its dur
 
 The thread budget of a process is :func:`default_threads`: the cores this process may run on (or
 what an agent's CPU reservation allows) that other work is not already using (from the load
-average; waking a thread on a busy core costs a scheduler time slice at every synchronisation),
+average, or the tasks runnable now where fewer; waking a thread on a busy core costs a
+scheduler time slice at every synchronisation),
 unless a call is given ``threads`` explicitly.
 """
 
@@ -64,13 +65,27 @@ def set_process_threads(threads: int | None) -> None:
 
 
 def idle_cores(cores: int) -> int:
-    """Of ``cores``, those that other work leaves idle (1-minute load average, this process's
-    own running thread not counted), at least one."""
+    """Of ``cores``, those that other work leaves idle, at least one. Other work is the
+    1-minute load average, or the tasks runnable right now where that is less (the average
+    lags: just after a busy process ends it still counts it); this thread not counted."""
     try:
-        load = os.getloadavg()[0]
+        others = os.getloadavg()[0] - 1.0
     except (AttributeError, OSError):  # Windows
         return cores
-    return max(1, min(cores, round(available_cores() + 1.0 - load)))
+    now = _runnable_now()
+    if now is not None:
+        others = min(others, now - 1.0)
+    return max(1, min(cores, round(available_cores() - others)))
+
+
+def _runnable_now() -> int | None:
+    """Tasks runnable on the machine at this instant (Linux's ``/proc/loadavg``), this one
+    included; ``None`` where the OS does not say."""
+    try:
+        with open("/proc/loadavg") as f:
+            return int(f.read().split()[3].split("/")[0])
+    except (OSError, ValueError, IndexError):
+        return None
 
 
 def thread_budget(threads: int | None = None) -> int:

@@ -246,3 +246,16 @@ def test_the_held_out_fits_of_the_default_path_are_not_counted():
 
         fit(x, y, configured(config, chosen.overrides))
     assert counted == pytest.approx(alone)
+
+
+def test_idle_cores_trust_the_instant_when_the_load_average_lags(monkeypatch):
+    """Just after a busy process ends the 1-minute average still counts it; the tasks
+    runnable now do not. Sustained other work shows in both."""
+    monkeypatch.setattr(threads_module, "available_cores", lambda: 2)
+    monkeypatch.setattr(threads_module.os, "getloadavg", lambda: (1.9, 1.5, 1.0))
+    monkeypatch.setattr(threads_module, "_runnable_now", lambda: 1)  # only this thread
+    assert threads_module.idle_cores(2) == 2
+    monkeypatch.setattr(threads_module, "_runnable_now", lambda: 3)  # two busy processes
+    assert threads_module.idle_cores(2) == 1
+    monkeypatch.setattr(threads_module, "_runnable_now", lambda: None)  # no /proc/loadavg
+    assert threads_module.idle_cores(2) == 1
