@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import math
 import re
 import types
 import typing
@@ -305,7 +304,7 @@ class ConsensusConfig:
             "ADMM penalty of the first rounds; from round 2 on the agents' curvature sets it "
             "(one value per weight, again at rounds 10 and 20)"
         ),
-        rule=Rule(lambda v: 0 < v < math.inf, "positive and finite"),
+        rule=positive(),
         metavar="RHO",
         default_text="from the agents' curvature",
     )

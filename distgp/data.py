@@ -741,10 +741,9 @@ def shard_indices(
         )
     small = [i for i, s in enumerate(shards) if len(s) < 2]
     if small and method == "column":
-        sites = ", ".join(map(str, labels[small[0] :: agents]))
         raise InputDataError(
-            f"shard of agent {small[0]} (site {sites}) holds fewer than 2 points; use fewer "
-            "agents (sites are pooled), or drop that site's rows"
+            f"shard of agent {small[0]} (site {agent_sites(groups, agents, small[0])}) holds "
+            "fewer than 2 points; use fewer agents (sites are pooled), or drop that site's rows"
         )
     if small:
         raise InputDataError(f"shard(s) {small} hold fewer than 2 points; use fewer agents")
@@ -755,6 +754,16 @@ def site_labels(groups: np.ndarray) -> list:
     """The distinct values of a shard column, in order of first appearance (agent ``a`` of
     ``N`` gets sites ``a, a + N, ...``)."""
     return list(dict.fromkeys(np.asarray(groups).tolist()))
+
+
+def agent_sites(groups: np.ndarray, agents: int, agent: int) -> str:
+    """The sites dealt to ``agent`` of ``agents`` (:func:`shard_indices`), for messages."""
+    return ", ".join(map(str, site_labels(groups)[agent::agents]))
+
+
+def is_csv_source(source: str) -> bool:
+    """Whether a data source is a CSV file (named columns), whatever the suffix's case."""
+    return Path(source).suffix.lower() == ".csv" and not source.startswith("builtin:")
 
 
 def load_prediction_inputs(
@@ -773,7 +782,7 @@ def load_prediction_inputs(
     column or an extra last one. ``require_target``: a CSV without the ``target`` column is an
     error (a column the user named), not a file of inputs only.
     """
-    if Path(source).suffix.lower() == ".csv" and not source.startswith("builtin:"):
+    if is_csv_source(source):
         path = Path(source)
         frame = _read_csv(path)
         if require_target and target not in frame.columns:

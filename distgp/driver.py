@@ -28,7 +28,7 @@ from distgp.checkpoint import Checkpoint, config_json
 from distgp.config import FitConfig
 from distgp.consensus.admm import ADMMCoordinator, ADMMOptions, RoundReply
 from distgp.consensus.quantizer import DeltaCoder
-from distgp.data import Scaler, ShardSummary, shard_indices, site_labels, varying_columns
+from distgp.data import Scaler, ShardSummary, agent_sites, shard_indices, varying_columns
 from distgp.exceptions import BackendError, ConfigError, InputDataError, ModelFileError
 from distgp.experts import combine_experts
 from distgp.gp import GSMPModel
@@ -534,11 +534,10 @@ def preflight(
 
     def too_small(j: int, size: int) -> ConfigError:
         if method == "column":  # sites are dealt to agents round-robin: fewer agents pool them
-            sites = ", ".join(map(str, site_labels(groups)[j::agents]))
             return ConfigError(
-                f"shard of agent {j} (site {sites}) would hold {size} point(s), below the "
-                f"minimum shard size {minimum}; use fewer agents (sites are pooled), drop that "
-                "site's rows, or lower data.min_shard_size",
+                f"shard of agent {j} (site {agent_sites(groups, agents, j)}) would hold {size} "
+                f"point(s), below the minimum shard size {minimum}; use fewer agents (sites are "
+                "pooled), drop that site's rows, or lower data.min_shard_size",
                 setting="data.min_shard_size",
             )
         return ConfigError(

@@ -407,14 +407,12 @@ def _in_parameter_names(exc: ConfigError) -> ConfigError:
     return ConfigError(message, setting=exc.setting)
 
 
-def _objective_settings(config: FitConfig) -> str:
+def _objective_settings(config: FitConfig) -> tuple[str, float]:
     """The settings that define the learned weights' meaning (the kernel section and the noise
-    floor), as JSON: a warm start from weights of other settings ends at a worse optimum."""
-    import dataclasses
-    import json
+    floor): a warm start from weights of other settings ends at a worse optimum."""
+    from distgp.checkpoint import config_json
 
-    kernel = dataclasses.asdict(config.kernel)
-    return json.dumps({"kernel": kernel, "noise_floor": config.learn.noise_floor}, sort_keys=True)
+    return config_json(config.kernel), config.learn.noise_floor
 
 
 def _seed(random_state) -> int:

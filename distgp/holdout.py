@@ -23,7 +23,7 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -389,22 +389,22 @@ def evaluate_many(
             trial.learn.threads = share
         trials.append(trial)
 
-    def score(task: tuple[int, int]) -> tuple[float, float, float, int]:
+    def score(task: tuple[int, int]) -> SplitScore:
         i, k = task
         return _split_score(X, y, trials[i], splits[k], backend, groups)
 
     counts = [len(held) for _, held in splits]
-    scores: dict[tuple[int, int], tuple[float, float, float, int]] = {}
+    scores: dict[tuple[int, int], SplitScore] = {}
 
     def evaluation(i: int, share_of: float | None = None) -> Evaluation:
         """Candidate ``i`` from its scored folds; ``seconds`` its fits' own, times
         ``share_of`` (wall time over the fits' total) when given."""
         name, overrides = candidates[i]
         mine = [scores[i, k] for k in range(K) if (i, k) in scores]
-        seconds = sum(s for _, _, s, _ in mine) * (1.0 if share_of is None else share_of)
-        errors, z2 = [m for m, _, _, _ in mine], [z for _, z, _, _ in mine]
+        seconds = sum(s.seconds for s in mine) * (1.0 if share_of is None else share_of)
+        errors, z2 = [s.mse for s in mine], [s.z2 for s in mine]
         e = Evaluation.scored(name, overrides, errors, counts[: len(mine)], seconds, z2)
-        e.bits = sum(b for _, _, _, b in mine)
+        e.bits = sum(s.bits for s in mine)
         if len(mine) < K:
             e.stopped = True
             e.bar_mse = float(np.average(bars[i][: len(mine)], weights=e.counts))
@@ -434,10 +434,10 @@ def evaluate_many(
                 i
                 for i in alive
                 if bars[i] is None
-                or not behind([scores[i, k][0] for k in range(scored)], bars[i], counts)
+                or not behind([scores[i, k].mse for k in range(scored)], bars[i], counts)
             ]
     wall = time.perf_counter() - tic
-    busy = sum(seconds for _, _, seconds, _ in scores.values()) or 1.0
+    busy = sum(s.seconds for s in scores.values()) or 1.0
     out = [evaluation(i, wall / busy) for i in range(len(candidates))]
     if done is not None:
         for e in out[reported:]:  # a race's: once every fold is in
@@ -475,6 +475,16 @@ def parallel_fits(config: FitConfig, tasks: int, rows: int, backend=None) -> tup
     return width, max(1, total // width)
 
 
+class SplitScore(NamedTuple):
+    """One held-out split of one setting: MSE (raw units), sum of squared z-scores, seconds of
+    its fit, and the bits of its fit's messages (``bits_sent``)."""
+
+    mse: float
+    z2: float
+    seconds: float
+    bits: int
+
+
 def _split_score(
     X: np.ndarray,
     y: np.ndarray,
@@ -482,9 +492,9 @@ def _split_score(
     split: tuple[np.ndarray, np.ndarray],
     backend,
     groups: np.ndarray | None,
-) -> tuple[float, float, float, int]:
-    """One split's held-out MSE (raw units), sum of squared z-scores, seconds and bits sent,
-    from a fit on its training part (``inf`` scores if that cannot be factorised)."""
+) -> SplitScore:
+    """One split's scores from a fit on its training part (``inf`` if that cannot be
+    factorised)."""
     from distgp.driver import fit
 
     train, held = split
@@ -501,7 +511,7 @@ def _split_score(
         z2 = float(np.sum(z**2))
     except np.linalg.LinAlgError:  # a setting that cannot be factorised scores inf
         mse = z2 = math.inf
-    return mse, z2, time.perf_counter() - tic, bits
+    return SplitScore(mse, z2, time.perf_counter() - tic, bits)
 
 
 def evaluations_csv(evaluations: list[Evaluation]) -> str:

@@ -43,7 +43,7 @@ def at_least(low: float, unit: str = "") -> Rule:
 
 
 def positive() -> Rule:
-    return Rule(lambda v: v > 0 and math.isfinite(v), "positive")
+    return Rule(lambda v: v > 0 and math.isfinite(v), "positive and finite")
 
 
 def non_negative() -> Rule:

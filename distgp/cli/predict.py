@@ -63,7 +63,7 @@ def add_parser(commands) -> None:
 
 
 def run_predict(args: argparse.Namespace) -> int:
-    from distgp.data import load_prediction_inputs
+    from distgp.data import is_csv_source, load_prediction_inputs
     from distgp.gp import GSMPModel, regression_metrics
     from distgp.io import check_output_dir, ensure_output_dir, write_json, write_text
 
@@ -99,7 +99,7 @@ def run_predict(args: argparse.Namespace) -> int:
             model.input_names,
             require_target=args.target is not None,
         )
-    csv_file = str(args.data or "").lower().endswith(".csv")
+    csv_file = args.data is not None and is_csv_source(args.data)
     if model.input_names is None and csv_file:
         progress(
             "the model records no column names (fitted on arrays, .npz or .mat data): its "
