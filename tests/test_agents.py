@@ -210,3 +210,24 @@ def test_signals_are_held_while_ray_starts_and_given_back():
     assert signal.getsignal(signal.SIGINT) is before
     with pytest.raises(KeyboardInterrupt):
         signal.raise_signal(held.caught[0])
+
+
+def test_a_held_signal_acts_through_its_own_handler_even_if_ray_reset_it():
+    """ray.shutdown() puts SIGTERM's default action back; the held signal must still reach the
+    handler distgp had (there: Terminated, exit 143), not the reset one."""
+    import signal
+
+    from distgp.agents.ray_runtime import _HeldSignals
+
+    before = signal.getsignal(signal.SIGINT)
+    held = _HeldSignals()
+    signal.raise_signal(signal.SIGINT)
+    held.release()
+    reset = []
+    signal.signal(signal.SIGINT, lambda number, frame: reset.append(number))  # as Ray's reset
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            held.deliver()
+        assert reset == [] and signal.getsignal(signal.SIGINT) is before
+    finally:
+        signal.signal(signal.SIGINT, before)

@@ -31,33 +31,30 @@ def connect(address: str | None = None, num_cpus: int | None = None) -> bool:
     quiet = {"log_to_driver": False, "configure_logging": False}
     held = _HeldSignals()  # Ctrl-C inside ray.init would orphan the processes it started
     try:
-        if address is None:
-            # "local" always starts a new instance: never join a cluster the user did not name.
-            ray.init(
-                address="local",
-                num_cpus=num_cpus or os.cpu_count() or 1,
-                include_dashboard=False,
-                **quiet,
-            )
-        else:
-            ray.init(address=address, **quiet)
+        try:
+            if address is None:
+                # "local" always starts a new instance: never join a cluster the user did not name.
+                ray.init(
+                    address="local",
+                    num_cpus=num_cpus or os.cpu_count() or 1,
+                    include_dashboard=False,
+                    **quiet,
+                )
+            else:
+                ray.init(address=address, **quiet)
+        finally:
+            held.release()  # ray.init's own SIGTERM handler dumps a C++ stack trace: ours again
     except Exception as exc:
-        held.release()
-        if held.interrupted:  # a signal to the whole process group stopped Ray's own processes
-            signal.raise_signal(held.caught[0])
-            raise KeyboardInterrupt from None
+        held.deliver()  # a signal to the whole process group stopped Ray's own processes
         where = "a local Ray instance" if address is None else f"the Ray cluster at {address}"
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise BackendError(
             f"cannot start or reach {where} ({first}); check the address, or start a cluster "
             "with 'ray start --head'"
         ) from None
-    finally:
-        held.release()  # ray.init's own SIGTERM handler dumps a C++ stack trace: ours again
     if held.interrupted:  # a complete instance shuts down cleanly; then the signal acts
         ray.shutdown()
-        signal.raise_signal(held.caught[0])
-        raise KeyboardInterrupt  # a handler that did not raise: Ray is gone all the same
+        held.deliver()
     return True
 
 
@@ -72,7 +69,6 @@ class _HeldSignals:
         self.caught: list[int] = []
         self.previous: dict[int, object] = {}
         self._ray_setter = None
-        self._released = False
         if threading.current_thread() is threading.main_thread():
             for number in self.SIGNALS:
                 self.previous[number] = signal.signal(number, self._hold)
@@ -88,10 +84,7 @@ class _HeldSignals:
         self.caught.append(number)
 
     def release(self) -> None:
-        """Give the handlers back (once; later calls do nothing)."""
-        if self._released:
-            return
-        self._released = True
+        """Give the handlers back."""
         if self._ray_setter is not None:
             from ray._private import utils as ray_utils
 
@@ -103,6 +96,15 @@ class _HeldSignals:
     def interrupted(self) -> bool:
         """Whether a signal arrived whose own handler does not ignore it."""
         return any(self.previous.get(n) is not signal.SIG_IGN for n in self.caught)
+
+    def deliver(self) -> None:
+        """Let the first signal that arrived act (Ctrl-C raises KeyboardInterrupt, SIGTERM
+        distgp's Terminated); KeyboardInterrupt if its handler did not raise. Nothing when no
+        signal arrived, or only ignored ones."""
+        if self.interrupted:
+            self.release()  # again: ray.shutdown() puts SIGTERM's default action back
+            signal.raise_signal(self.caught[0])
+            raise KeyboardInterrupt
 
 
 def disconnect(owned: bool) -> None:
