@@ -304,7 +304,7 @@ class ConsensusConfig:
             "ADMM penalty of the first rounds; from round 2 on the agents' curvature sets it "
             "(one value per weight, again at rounds 10 and 20)"
         ),
-        rule=positive(),
+        rule=between(0, 1e12, open_low=True),
         metavar="RHO",
         default_text="from the agents' curvature",
     )

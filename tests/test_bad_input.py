@@ -311,7 +311,11 @@ CLI_CASES = {
     ),
     "fit: an infinite penalty": (
         "fit --data {good} --agents 2 --rho inf --backend inline",
-        "consensus.rho must be positive and finite",
+        "consensus.rho must be in (0, 1e+12], got inf",
+    ),
+    "fit: a penalty whose squares overflow": (
+        "fit --data {good} --agents 2 --rho 1e300 --backend inline",
+        "consensus.rho must be in (0, 1e+12], got 1e+300",
     ),
     "fit: shard column with a missing value (its rows reached no agent)": (
         "fit --data {site_gap} --target y --shard column:site --agents 2 --backend inline",

@@ -90,7 +90,11 @@ def run_predict(args: argparse.Namespace) -> int:
         )
     model = GSMPModel.load(_model_file(args.model))
     if args.ahead is not None:
-        X, y, names = model.ahead(args.ahead), None, list(model.input_names or ["x0"])
+        X, y, names = (
+            model.ahead(args.ahead),
+            None,
+            list(model.input_names or [model.series_input or "x0"]),
+        )
     else:
         X, y, names = load_prediction_inputs(
             args.data,
