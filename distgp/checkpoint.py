@@ -9,6 +9,7 @@ Either way a resumed run ends exactly where an uninterrupted one would.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 from pathlib import Path
@@ -16,11 +17,12 @@ from typing import Any
 
 import numpy as np
 
-from distgp.exceptions import ModelFileError
+from distgp.exceptions import ConfigError, ModelFileError
 from distgp.io import json_default, read_npz, save_npz
 
 CHECKPOINT_FORMAT = "distgp-checkpoint"
 CHECKPOINT_NAME = "checkpoint.npz"
+AGENT_STATE_DIR = "agents"  # beside the checkpoint: each agent's round state, for --resume
 
 
 class Checkpoint:
@@ -34,6 +36,11 @@ class Checkpoint:
     def __init__(self, folder: str | Path, kind: str = "fit") -> None:
         self.path = Path(folder) / CHECKPOINT_NAME
         self.kind = kind
+
+    @property
+    def agent_state_dir(self) -> str:
+        """Where the agents keep their round state (on their own nodes' disks)."""
+        return str(self.path.parent / AGENT_STATE_DIR)
 
     def save(self, config: Any, state: dict[str, Any]) -> None:
         """Write ``state`` (arrays, or JSON-able values under keys ending in ``_json``)."""
@@ -68,12 +75,31 @@ class Checkpoint:
             )
         return {k: json.loads(str(v)) if k.endswith("_json") else v for k, v in raw.items()}
 
-    def remove(self) -> None:
-        """Remove the checkpoint and the agents' round state kept beside it."""
-        import shutil
+    def check_replaceable(self) -> None:
+        """Before a new run over the folder: refuse a ``checkpoint.npz`` that is not a distgp
+        checkpoint of this kind (a file of the user's, which :meth:`remove` would delete)."""
+        if not self.path.exists():
+            return
+        try:
+            self.load()
+        except ModelFileError:
+            raise ConfigError(
+                f"--out {self.path.parent} holds a {CHECKPOINT_NAME} that is not a distgp "
+                f"{self.kind} checkpoint; choose another output folder"
+            ) from None
 
+    def remove(self) -> None:
+        """Remove the checkpoint and the agents' round-state files kept beside it
+        (``agents/agent-J.npz``, :meth:`distgp.agents.agent.Agent._state_file`), and that folder
+        if nothing else is in it: never a file distgp did not write."""
         self.path.unlink(missing_ok=True)
-        shutil.rmtree(self.path.parent / "agents", ignore_errors=True)
+        folder = self.path.parent / AGENT_STATE_DIR
+        if not folder.is_dir():
+            return
+        for written in (*folder.glob("agent-*.npz"), *folder.glob(".agent-*.npz.*.tmp")):
+            written.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):  # it holds files of the user's
+            folder.rmdir()
 
 
 def config_json(config: Any) -> str:

@@ -249,7 +249,7 @@ def fit(
         }
         grid = grid_from_recipe(recipe)
         components = grid.components + trend.size
-        state_dir = str(checkpoint.path.parent / "agents") if checkpoint is not None else None
+        state_dir = checkpoint.agent_state_dir if checkpoint is not None else None
         settings = agent_settings(config, state_dir)
         setup_args = (scaler.to_dict(), recipe, settings.to_wire())
         sizes = answered(backend.broadcast("setup", *setup_args))

@@ -168,3 +168,31 @@ def test_resume_refuses_training_data_that_changed_since_the_checkpoint(tmp_path
         fit(X, 3 * y + 5, config, checkpoint=checkpoint, resume=True)
     resumed = fit(X, y, config, checkpoint=checkpoint, resume=True)
     assert resumed.rounds > 3
+
+
+def test_runs_remove_only_the_files_they_wrote(tmp_path, capsys):
+    """The agents' round state goes to ``OUT/agents``; a run removes its own files there, never
+    a folder or file of the user's, and refuses a ``checkpoint.npz`` that is not distgp's."""
+    from scipy.io import savemat
+
+    x = np.arange(1.0, 41.0)[:, None]
+    data = tmp_path / "series.mat"
+    savemat(data, {"xtrain": x[:32], "ytrain": np.sin(x[:32]), "xtest": x[32:], "ytest": x[32:]})
+    out = tmp_path / "run"
+    users = out / "agents" / "notes.py"
+    users.parent.mkdir(parents=True)
+    users.write_text("keep")
+    missing = ["fit", "--data", str(tmp_path / "missing.csv"), "--out", str(out), "--quiet"]
+    assert main(missing) == 2
+    fit = ["fit", "--data", str(data), "--agents", "2", "--backend", "inline", "--rounds", "4"]
+    assert main([*fit, "--no-plots", "--quiet", "--out", str(out)]) == 0
+    assert users.read_text() == "keep" and not list(users.parent.glob("agent-*"))
+    capsys.readouterr()
+    foreign = out / "checkpoint.npz"
+    foreign.write_bytes(b"the user's own file")
+    assert main([*fit, "--no-plots", "--out", str(out)]) == 2
+    assert "holds a checkpoint.npz that is not a distgp fit checkpoint" in capsys.readouterr().err
+    optimize = ["optimize", "--function", "branin", "--budget", "4", "--out", str(out), "--quiet"]
+    assert main(optimize) == 2
+    assert "not a distgp optimize checkpoint" in capsys.readouterr().err
+    assert foreign.read_bytes() == b"the user's own file" and users.read_text() == "keep"

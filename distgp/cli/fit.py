@@ -120,6 +120,7 @@ def run_fit(args: argparse.Namespace) -> int:
     out = check_output_dir(config.out)
     checkpoint = args.checkpoint = Checkpoint(out)
     if not args.resume and checkpoint.path.is_file():
+        checkpoint.check_replaceable()
         progress(
             f"replacing an interrupted run's checkpoint in {out} (--resume {out} would continue it)"
         )
@@ -225,6 +226,8 @@ def _run_shard_fit(args: argparse.Namespace, config) -> int:
     progress = Progress(args.quiet)
     out = check_output_dir(config.out)
     checkpoint = args.checkpoint = Checkpoint(out)
+    if not args.resume:
+        checkpoint.check_replaceable()
     X_test = y_test = None
     if config.data.test is not None:
         X_test, y_test = load_test_file(config.data.test, config.data.target, dims=None)

@@ -53,6 +53,8 @@ def run_optimize(args: argparse.Namespace) -> int:
     out = ensure_output_dir(config.out)
     checkpoint = args.checkpoint = Checkpoint(out, kind="optimize")
     state = checkpoint.load() if args.resume else None
+    if not args.resume:
+        checkpoint.check_replaceable()
     if not args.resume and (out / "result.json").is_file():
         progress(f"replacing the results of an earlier run in {out}")
     b = config.bandit
