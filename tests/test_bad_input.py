@@ -309,6 +309,10 @@ CLI_CASES = {
         "fit --data {good} --agents 2 --rounds 1 --backend inline",
         "consensus.max_rounds must be at least 2 (round 1 only sends the starting point)",
     ),
+    "fit: a target column for data without named columns": (
+        "fit --data {good} --target y",
+        "data.target names a CSV column, but",
+    ),
     "fit: an infinite penalty": (
         "fit --data {good} --agents 2 --rho inf --backend inline",
         "consensus.rho must be in (0, 1e+12], got inf",

@@ -5,7 +5,10 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import inspect
+import os
 import re
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -36,6 +39,7 @@ def test_every_parser_refuses_abbreviations():
         ["fit", "--max-iter", "5"],  # of --max-iterations
         ["fit", "--local", "3"],  # of --local-iterations
         ["optimize", "--budg", "10"],  # of --budget
+        ["bench", "kernel", "--dataset", "ale80"],  # of --datasets
     ],
 )
 def test_flag_prefixes_are_refused(argv, capsys):
@@ -43,7 +47,37 @@ def test_flag_prefixes_are_refused(argv, capsys):
         main(argv)
     assert exc.value.code == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and f"unrecognized arguments: {argv[1]}" in err[0]
+    command = " ".join(
+        a for a in argv if not a.startswith("-") and a in ("fit", "optimize", "bench", "kernel")
+    )
+    assert len(err) == 1 and err[0].startswith(f"distgp {command}: error: unrecognized arguments: ")
+    assert err[0].endswith(f"(see 'distgp {command} --help')")
+
+
+def test_progress_is_best_effort(data_dir, tmp_path):
+    """Progress goes to stderr; a closed pipe there (``distgp fit ... 2>&1 | head -2``) or a
+    closed stderr does not stop the run or its outputs."""
+    command = [sys.executable, "-m", "distgp", "fit", "--data", str(data_dir / "ale80.mat")]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
+    proc = subprocess.Popen(
+        [*command, "--out", str(tmp_path / "piped"), "--no-plots"],
+        stderr=subprocess.PIPE,
+        env=env,
+    )
+    proc.stderr.close()  # the reader went away before the first line
+    assert proc.wait(timeout=120) == 0
+    closed = subprocess.run(
+        [*command, "--out", str(tmp_path / "closed"), "--no-plots"],
+        env=env,
+        timeout=120,
+        stderr=None,
+        preexec_fn=lambda: os.close(2),
+    )
+    assert closed.returncode == 0
+    for run in ("piped", "closed"):
+        assert (tmp_path / run / "metrics.json").is_file() and (
+            tmp_path / run / "model.npz"
+        ).is_file()
 
 
 def help_entry(help_text: str, flag: str) -> str:

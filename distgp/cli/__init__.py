@@ -7,6 +7,7 @@ for another reason (an output that cannot be written) ends with one line and exi
 
 from __future__ import annotations
 
+import os
 import sys
 
 from distgp.cli.common import OneLineParser, run_command
@@ -58,9 +59,14 @@ def quiet_blas_at_import(argv: list[str]) -> bool:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``distgp`` script; returns the exit status."""
+    if sys.stderr is None:  # started with stderr closed (2>&-): progress and errors go nowhere
+        sys.stderr = open(os.devnull, "w")  # noqa: SIM115 (for the life of the process)
     quiet_blas_at_import(sys.argv[1:] if argv is None else list(argv))
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:  # named by the command they were given to: 'distgp fit: error: ...'
+        prog = " ".join(["distgp", *filter(None, (args.command, getattr(args, "suite", None)))])
+        OneLineParser(prog=prog).error(f"unrecognized arguments: {' '.join(unknown)}")
     if args.command is None:
         parser.print_help()
         return 2
