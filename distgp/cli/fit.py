@@ -430,8 +430,9 @@ def _write_outputs(out, dataset, config, result, progress, plots: bool, evaluati
     if result.stop.get("diverged"):
         c = config.consensus
         fix = "a smaller --rho or fewer agents"
-        if c.quantize and c.delta is None and c.bits is not None and c.bits < 32:
-            fix = f"more bits per weight (--bits {min(c.bits + 2, 32)})"
+        if c.quantize:  # quantisation may be the cause: float64 messages tell
+            more = f"more bits per weight (--bits {c.bits + 2}) or " if (c.bits or 32) < 16 else ""
+            fix = f"{more}--no-quantize; if float64 messages diverge too, {fix}"
         progress(
             f"ADMM diverged by round {result.rounds}; the model is round "
             f"{result.stop['result_round']}'s consensus, the lowest objective seen (converged: "
