@@ -138,13 +138,23 @@ def _refuse_complex(values, what: str) -> None:
         )
 
 
-def _check_values(values: np.ndarray, what: str) -> None:
+def _check_values(
+    values: np.ndarray, what: str, columns: list[str] | None = None, first_row: int = 1
+) -> None:
     """Refuse NaN or infinite values, and values whose squares overflow float64 (variances and
-    kernels would be inf)."""
+    kernels would be inf). The error names the first bad value's row (the first row numbered
+    ``first_row``: 2 for the line of a CSV file under its header) and, given ``columns``, its
+    column."""
     finite = np.isfinite(values)
     if not finite.all():
         bad = int(values.size - np.count_nonzero(finite))
-        raise InputDataError(f"{what}: {bad} NaN or infinite value(s); remove or impute them")
+        where = np.argwhere(~finite.reshape(len(values), -1))[0]
+        at = f"row {int(where[0]) + first_row}"
+        if columns is not None:
+            at += f", column {columns[int(where[1])]}"
+        raise InputDataError(
+            f"{what}: {bad} NaN or infinite value(s) (first: {at}); remove or impute them"
+        )
     largest = float(np.abs(values).max())
     if largest > MAX_ABS_VALUE:
         raise InputDataError(
@@ -412,8 +422,10 @@ def _load_csv(
         )
     X = frame[features].to_numpy(dtype=np.float64)
     y = frame[target].to_numpy(dtype=np.float64)
-    _check_values(X, f"input columns of {path.name}")  # the whole file, before any split
-    _check_values(y, f"column {target} of {path.name}")
+    # the whole file, before any split; rows numbered as the file's lines
+    _check_values(
+        np.column_stack([X, y]), f"columns of {path.name}", [*features, target], first_row=2
+    )
     X, y, groups = in_time_order(X, y, groups)
     series = X.shape[1] == 1 and _is_index(X[:, 0])
     fraction = 0.2 if test_fraction is None else test_fraction

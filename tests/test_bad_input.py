@@ -161,10 +161,13 @@ CLI_CASES = {
         "predict --model {table_model} --data {table} --target a",
         "target column 'a' is one of the model's inputs",
     ),
-    "fit: inf in X (CSV)": ("fit --data {inf}", "NaN or infinite"),
+    "fit: inf in X (CSV)": (
+        "fit --data {inf}",
+        "1 NaN or infinite value(s) (first: row 5, column a)",
+    ),
     "fit: empty outputs in a CSV, counted over the file, not one split": (
         "fit --data {nan_y}",
-        "column y of nan_y.csv: 2 NaN",
+        "columns of nan_y.csv: 2 NaN or infinite value(s) (first: row 4, column y)",
     ),
     "fit: mismatched lengths": ("fit --data {mismatch}", "have 7"),
     "fit: fewer than 2 training points": ("fit --data {single}", "at least 2"),

@@ -149,7 +149,7 @@ class TrendBasis:
         if self.season and not 0 < 2 * self.season_step <= self.season * (1 + 1e-9):
             raise ConfigError(
                 f"a season must span at least two steps of the series (period {self.season:.6g}"
-                f", step {self.season_step:.6g}, standardised units); set kernel.season to a "
+                f", step {self.season_step:.6g}, input units); set kernel.season to a "
                 "longer period, or 0"
             )
 
