@@ -494,14 +494,6 @@ class FitConfig:
                 f"data.placements must have one entry per shard file ({len(d.shards)})",
                 "data.placements",
             )
-        elif d.target is not None:  # the output of .mat, .npz and built-in data is fixed
-            named = Path(d.source).suffix.lower() == ".csv" and not d.source.startswith("builtin:")
-            _check(
-                named,
-                f"data.target names a CSV column, but {d.source} has no named columns (its "
-                "output is fixed); drop data.target",
-                "data.target",
-            )
         _check(
             not self.kernel.season or self.kernel.grid == "data",
             "kernel.season needs the data grid's standardised inputs; set kernel.grid to data, "

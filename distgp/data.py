@@ -41,7 +41,8 @@ class Dataset:
         feature_names: ``P`` column names.
         groups_train: optional ``n`` labels (a site id) used to shard by column.
         series: True when the single input is a time index (forecasting task).
-        target_name: the output column of a CSV (``None`` for other files).
+        target_name: the output column of a CSV or built-in dataset (``None`` for files
+            without named columns).
     """
 
     X_train: np.ndarray
@@ -250,8 +251,13 @@ def _finish(
     check_varying_inputs(X_train)
     if series is None:
         series = X_train.shape[1] == 1 and _is_index(X_train[:, 0])
-    names = list(feature_names) if feature_names else [f"x{p}" for p in range(X_train.shape[1])]
+    names = list(feature_names) if feature_names else default_input_names(X_train.shape[1])
     return Dataset(X_train, y_train, X_test, y_test, name, names, groups, bool(series))
+
+
+def default_input_names(dims: int) -> list[str]:
+    """The names of inputs that have none (arrays, .mat, .npz): ``x0 .. x{dims-1}``."""
+    return [f"x{p}" for p in range(dims)]
 
 
 def load_test_file(
@@ -555,7 +561,9 @@ def _load_co2(test_fraction: float | None) -> Dataset:
     x = np.arange(1.0, len(monthly) + 1.0)[:, None]
     fraction = 0.1 if test_fraction is None else test_fraction
     train, test = _split(len(monthly), fraction, 0, series=True)
-    return _finish(x[train], monthly[train], x[test], monthly[test], "co2", ["month"], series=True)
+    data = _finish(x[train], monthly[train], x[test], monthly[test], "co2", ["month"], series=True)
+    data.target_name = "co2"  # statsmodels' name: prediction files are matched by column name
+    return data
 
 
 # ----------------------------------------------------------------------------------------------
@@ -788,11 +796,14 @@ def load_prediction_inputs(
     """Inputs (and outputs when known) to predict at, checked against the model's ``dims``.
 
     Files with a stored test split give that split; a CSV gives all rows. A CSV is matched by
-    name to the model's ``inputs`` (the columns of the CSV it was fitted on, when it was: other
-    columns, such as a shard column, are ignored) and its ``target`` column is taken as the
-    known outputs; without names, the columns are taken in order, and the target is the named
-    column or an extra last one. ``require_target``: a CSV without the ``target`` column is an
-    error (a column the user named), not a file of inputs only.
+    name to the model's ``inputs`` (the columns of the data it was fitted on, when they had
+    names: other columns, such as a shard column, are ignored) and its ``target`` column is
+    taken as the known outputs. A model without names (fitted on arrays, .mat or .npz data)
+    matches the columns ``x0 .. x{dims-1}`` that ``distgp predict`` writes, with ``y`` (or the
+    named ``target``) as the outputs, where the file has them all; otherwise the columns are
+    taken in order, and the target is the named column or an extra last one. A built-in
+    dataset must have the model's ``inputs``. ``require_target``: a CSV without the ``target``
+    column is an error (a column the user named), not a file of inputs only.
     """
     if is_csv_source(source):
         path = Path(source)
@@ -811,6 +822,10 @@ def load_prediction_inputs(
             X, y = _named_columns(frame, path, inputs, target)
             return X, y, list(inputs)
         columns = list(frame.columns)
+        unnamed = default_input_names(dims)  # what distgp writes for a model without names
+        if set(unnamed) <= set(columns):
+            X, y = _named_columns(frame, path, unnamed, target or "y")
+            return X, y, unnamed
         y = None
         if target is not None or len(columns) == dims + 1:
             name = target or columns[-1]
@@ -821,6 +836,15 @@ def load_prediction_inputs(
         X = check_X(frame[columns].to_numpy(), dims=dims, what=f"inputs of {path.name}")
         return X, y, columns
     dataset = load_dataset(source, test_fraction=None)
+    if (
+        inputs is not None
+        and dataset.target_name is not None
+        and (list(inputs) != dataset.feature_names)
+    ):
+        raise InputDataError(
+            f"{source} has the input(s) {', '.join(dataset.feature_names)}, the model "
+            f"{', '.join(map(str, inputs))}; predict at a CSV file with those columns"
+        )
     if len(dataset.y_test):
         X, y = dataset.X_test, dataset.y_test
     else:

@@ -578,6 +578,19 @@ def test_predict_says_when_a_model_without_column_names_takes_a_csv_by_position(
     code, _, err = run([*argv, "--out", str(tmp_path / "p")], capsys)
     assert code == 0, err
     assert "inputs are taken by position, the file's columns b, a" in err
+    ordered = _write_csv(tmp_path / "o.csv", ["a", "b", "y"], [X[:5, 0], X[:5, 1], y[:5]])
+    argv = ["predict", "--model", str(tmp_path / "m"), "--data", str(ordered)]
+    assert run([*argv, "--out", str(tmp_path / "po")], capsys)[0] == 0
+    by_position = np.loadtxt(tmp_path / "po" / "predictions.csv", delimiter=",", skiprows=1)
+    # the columns distgp writes for such a model (x0, x1; y the outputs) match by name, in
+    # any order, with no note
+    data = _write_csv(tmp_path / "x.csv", ["y", "x1", "x0"], [y[:5], X[:5, 1], X[:5, 0]])
+    argv = ["predict", "--model", str(tmp_path / "m"), "--data", str(data)]
+    code, _, err = run([*argv, "--out", str(tmp_path / "px")], capsys)
+    assert code == 0 and "by position" not in err, err
+    rows = (tmp_path / "px" / "predictions.csv").read_text().splitlines()
+    assert rows[0] == "x0,x1,mean,std,lower95,upper95,y"
+    np.testing.assert_allclose(np.loadtxt(rows[1:], delimiter=","), by_position)
     # and the other way round: a model of named columns, a file without names
     named = _write_csv(tmp_path / "named.csv", ["a", "b", "y"], [X[:, 0], X[:, 1], y])
     fit = ["fit", "--data", str(named), "--components", "20", "--no-plots"]
@@ -619,3 +632,43 @@ def test_a_diverged_admm_run_points_to_float64_messages_before_more_bits(tmp_pat
     err = capsys.readouterr().err
     assert "ADMM diverged" in err, err
     assert "(--bits 10) or --no-quantize; if float64 messages diverge too, a smaller --rho" in err
+
+
+def test_a_builtin_model_matches_prediction_columns_by_name(tmp_path, capsys):
+    """builtin:co2 has named columns (month, co2): a model fitted on it takes a CSV's columns by
+    name, and a model of other columns does not predict at it by position."""
+    out = tmp_path / "co2"
+    fit = ["fit", "--data", "builtin:co2", "--trend", "linear", "--components", "20"]
+    assert run([*fit, "--no-plots", "--quiet", "--out", str(out)], capsys)[0] == 0
+    month = np.arange(474.0, 479.0)
+    data = _write_csv(tmp_path / "later.csv", ["co2", "month"], [month / 2 + 140, month])
+    code, _, err = run(
+        ["predict", "--model", str(out), "--data", str(data), "--out", str(tmp_path / "p")], capsys
+    )
+    assert code == 0, err
+    rows = (tmp_path / "p" / "predictions.csv").read_text().splitlines()
+    assert rows[0] == "month,mean,std,lower95,upper95,y"
+    assert [float(r.split(",")[0]) for r in rows[1:]] == list(month)
+    year = np.arange(1900.0, 1960.0)
+    other = _write_csv(tmp_path / "other.csv", ["year", "volume"], [year, np.sin(year / 5)])
+    assert (
+        run(
+            ["fit", "--data", str(other), "--no-plots", "--quiet", "--out", str(tmp_path / "o")],
+            capsys,
+        )[0]
+        == 0
+    )
+    code, _, err = run(
+        [
+            "predict",
+            "--model",
+            str(tmp_path / "o"),
+            "--data",
+            "builtin:co2",
+            "--out",
+            str(tmp_path / "q"),
+        ],
+        capsys,
+    )
+    assert code == 2
+    assert "builtin:co2 has the input(s) month, the model year; predict at a CSV file" in err

@@ -12,6 +12,7 @@ import numpy as np
 from distgp.cli.common import Progress, add_common, resumed_config
 from distgp.cli.flags import add_setting_flags
 from distgp.config import FitConfig
+from distgp.exceptions import ConfigError
 
 CUSTOM_FLAGS = {"data.shards": "shards"}  # globs and NAME@RESOURCE, expanded by shard_list
 # outputs a fit writes only with some settings; a refit into the same folder removes stale ones
@@ -101,6 +102,7 @@ def run_fit(args: argparse.Namespace) -> int:
     from distgp.checkpoint import Checkpoint
     from distgp.data import (
         ShardSummary,
+        is_csv_source,
         load_dataset,
         site_labels,
         varying_columns,
@@ -116,6 +118,12 @@ def run_fit(args: argparse.Namespace) -> int:
     config.validate()
     if config.data.shards is not None:
         return _run_shard_fit(args, config)
+    if config.data.target is not None and not is_csv_source(config.data.source):
+        raise ConfigError(  # the output of .mat, .npz and built-in data is fixed
+            f"data.target names a CSV column, but {config.data.source} has no columns to choose "
+            "from; drop data.target",
+            setting="data.target",
+        )
     progress = Progress(args.quiet)
     out = check_output_dir(config.out)
     checkpoint = args.checkpoint = Checkpoint(out)
@@ -393,7 +401,7 @@ def _write_outputs(out, dataset, config, result, progress, plots: bool, evaluati
     if chosen is not None:  # the settings fitted on all training data: config plus these
         record["tune_chosen"] = {"setting": chosen.name, "overrides": chosen.overrides}
     record["config"] = dataclasses.asdict(config)
-    if dataset.target_name is not None:  # a CSV: prediction files are matched by column name
+    if dataset.target_name is not None:  # named columns: prediction files are matched by name
         result.model.input_names = tuple(dataset.feature_names)
         result.model.target_name = dataset.target_name
     if dataset.series:  # distgp predict --ahead H forecasts past its end

@@ -63,7 +63,7 @@ def add_parser(commands) -> None:
 
 
 def run_predict(args: argparse.Namespace) -> int:
-    from distgp.data import is_csv_source, load_prediction_inputs
+    from distgp.data import default_input_names, is_csv_source, load_prediction_inputs
     from distgp.gp import GSMPModel, regression_metrics
     from distgp.io import check_output_dir, ensure_output_dir, write_json, write_text
 
@@ -104,7 +104,7 @@ def run_predict(args: argparse.Namespace) -> int:
             require_target=args.target is not None,
         )
     csv_file = args.data is not None and is_csv_source(args.data)
-    if model.input_names is None and csv_file:
+    if model.input_names is None and csv_file and names != default_input_names(model.dims):
         progress(
             "the model records no column names (fitted on arrays, .npz or .mat data): its "
             f"inputs are taken by position, the file's columns {', '.join(names)}"
