@@ -13,6 +13,7 @@ regression data, or the last points for a 1-D series.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -488,6 +489,13 @@ def _read_csv(path: Path):
         raise InputDataError(
             f"{path} has one column named {columns[0]!r}; distgp reads comma-separated files: "
             "convert the semicolons to commas"
+        )
+    unnamed = [i for i, c in enumerate(columns) if re.fullmatch(r"Unnamed: \d+", c)]
+    if unnamed:  # pandas' name for an empty header field
+        raise InputDataError(
+            f"column {unnamed[0] + 1} of {path.name} has no name in the header (pandas writes "
+            "its row index so: DataFrame.to_csv(path, index=False) leaves it out); drop it, or "
+            "name it to use it"
         )
     twice = _repeated_names(path)
     if twice:

@@ -79,6 +79,7 @@ def make_files(folder: Path) -> dict[str, str]:
         "no_header.csv": "".join(f"{i},{i * 2},{i * 0.5}\n" for i in range(10)),
         "inf.csv": "a,y\n" + "".join(f"{'inf' if i == 3 else i},{i * 0.5}\n" for i in range(10)),
         "site_last.csv": "a,y,site\n" + "".join(f"{i},{np.sin(i)},{i % 3}\n" for i in range(30)),
+        "with_index.csv": ",t,y\n" + "".join(f"{i},{i + 1900},{np.sin(i)}\n" for i in range(30)),
         "twice.csv": "x,x,y\n" + "".join(f"{i},{i % 3},{np.sin(i)}\n" for i in range(20)),
         "constant_x.csv": "a,y\n" + "".join(f"3,{np.sin(i)}\n" for i in range(20)),
         "rounding_x.csv": "a,y\n"
@@ -160,6 +161,14 @@ CLI_CASES = {
     "predict: --target naming one of the model's inputs": (
         "predict --model {table_model} --data {table} --target a",
         "target column 'a' is one of the model's inputs",
+    ),
+    "fit: pandas' unnamed index column": (
+        "fit --data {with_index}",
+        "column 1 of with_index.csv has no name in the header (pandas writes its row index so",
+    ),
+    "predict: pandas' unnamed index column": (
+        "predict --model {model} --data {with_index}",
+        "column 1 of with_index.csv has no name in the header",
     ),
     "fit: inf in X (CSV)": (
         "fit --data {inf}",
