@@ -256,6 +256,17 @@ def _finish(
     return Dataset(X_train, y_train, X_test, y_test, name, names, groups, bool(series))
 
 
+def array_digest(*arrays: np.ndarray) -> str:
+    """SHA-256 (hex) of the float64 values of ``arrays``, in order: one-way, it reveals no
+    value, and tells whether data changed."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for array in arrays:
+        digest.update(np.ascontiguousarray(array, float).tobytes())
+    return digest.hexdigest()
+
+
 def default_input_names(dims: int) -> list[str]:
     """The names of inputs that have none (arrays, .mat, .npz): ``x0 .. x{dims-1}``."""
     return [f"x{p}" for p in range(dims)]
@@ -311,19 +322,49 @@ def with_test_file(
     return dataclasses.replace(dataset, X_test=X, y_test=y)
 
 
+STEP_TOLERANCE = 0.1
+"""A series' step may differ from a whole number of its median step by this fraction of it:
+calendar months in days (28 to 31), years with leap days, a missing observation."""
+MIN_UNEVEN_SERIES = 8  # fewer points are a series only when evenly spaced
+
+
 def is_series(X: np.ndarray) -> bool:
-    """Whether ``n x P`` inputs are a time index: one column, evenly spaced, increasing."""
+    """Whether ``n x P`` inputs are a time index: one increasing column whose steps are whole
+    numbers of a common step (:func:`step_multiples`)."""
     return X.shape[1] == 1 and _is_index(X[:, 0])
 
 
 def _is_index(x: np.ndarray) -> bool:
-    """Increasing, evenly spaced to a relative 1e-5 (whatever the unit of the steps)."""
+    return step_multiples(x) is not None
+
+
+def step_multiples(x: np.ndarray) -> np.ndarray | None:
+    """How many steps of the series each of increasing ``x``'s ``n - 1`` gaps spans (1: the
+    next point, 2: one point missing), or ``None`` when ``x`` is no series.
+
+    Evenly spaced to a relative 1e-5 (whatever the unit), with more than two points; or, from
+    :data:`MIN_UNEVEN_SERIES` points, every gap within :data:`STEP_TOLERANCE` of a whole number
+    of the median gap and no more points missing than present (dates as numbers: months in
+    days, a year with a gap). Scattered inputs fail the second rule (their gaps spread far
+    more), so they are scored by random folds, not as a forecast."""
+    x = np.asarray(x, float)
     steps = np.diff(x)
-    return len(x) > 2 and bool(np.all(steps > 0)) and bool(np.allclose(steps, steps[0], atol=0.0))
+    if len(x) <= 2 or not np.all(steps > 0):
+        return None
+    if np.allclose(steps, steps[0], atol=0.0):
+        return np.ones(len(steps))
+    if len(x) < MIN_UNEVEN_SERIES:
+        return None
+    multiples = np.rint(steps / np.median(steps))
+    spans = multiples * np.median(steps)
+    regular = np.all(multiples >= 1) and np.all(np.abs(steps - spans) <= STEP_TOLERANCE * spans)
+    if not regular or float(np.sum(multiples - 1)) > len(x):
+        return None
+    return multiples
 
 
 def in_time_order(X: np.ndarray, y: np.ndarray, groups: np.ndarray | None = None):
-    """Rows sorted by the one input when, sorted, it is an evenly spaced time index (a file
+    """Rows sorted by the one input when, sorted, it is a time index (:func:`is_series`; a file
     listing the newest first, or its rows shuffled), so that a series is in time order: its
     test split is then the latest points and its rolling origins run forward. Other data as
     given (the GP itself does not depend on the row order)."""

@@ -28,7 +28,14 @@ from distgp.checkpoint import Checkpoint, config_json
 from distgp.config import FitConfig
 from distgp.consensus.admm import ADMMCoordinator, ADMMOptions, RoundReply
 from distgp.consensus.quantizer import DeltaCoder
-from distgp.data import Scaler, ShardSummary, agent_sites, shard_indices, varying_columns
+from distgp.data import (
+    Scaler,
+    ShardSummary,
+    agent_sites,
+    array_digest,
+    shard_indices,
+    varying_columns,
+)
 from distgp.exceptions import BackendError, ConfigError, InputDataError, ModelFileError
 from distgp.experts import combine_experts
 from distgp.gp import GSMPModel
@@ -303,6 +310,8 @@ def fit(
     if shards is not None and first.get("target") is not None:  # CSV shards: names, as a CSV's
         model.input_names = tuple(first["columns"])
         model.target_name = str(first["target"])
+    if shards is not None:  # what a private prediction checks the agents' files against
+        model.data_digest = shard_files_digest(replies)
     if X_test is not None and len(X_test) and pooled:
         prediction = model.predict_latent(X_test, return_std=True)
     before = saved["traffic"] if saved is not None and "traffic" in saved else np.zeros(3)
@@ -410,7 +419,13 @@ def predict_with_agents(
         )
     with backend if owned else contextlib.nullcontext(backend):
         backend.start(parts)
-        gather_summaries(backend, config.data.min_shard_size)
+        summaries, _ = gather_summaries(backend, config.data.min_shard_size)
+        files = model.data_digest is not None and model.data_digest.startswith("shards:")
+        if files and shard_files_digest(summaries) != model.data_digest:
+            raise ModelFileError(
+                "the shard files do not give the data this model's agents were fitted on (a "
+                "file changed since the fit); restore them, or refit on them"
+            )
         settings = agent_settings(config)
         answered(
             backend.broadcast("setup", model.scaler.to_dict(), model.recipe, settings.to_wire())
@@ -461,13 +476,18 @@ def check_shard_settings(config: FitConfig, shards: list[ShardFile], backend=Non
 def data_digest(parts: list[Shard]) -> str:
     """SHA-256 of the simulation's shards (one-way: it reveals no point), so that a private
     model can check that its data source still gives the data its agents were fitted on."""
+    return array_digest(*(a for part in parts for a in (part.X, part.y)))
+
+
+def shard_files_digest(summaries: dict[int, dict]) -> str:
+    """The digest of shard files, from the one each agent sends in its summary (the driver
+    never reads the files): a private model checks them before it predicts."""
     import hashlib
 
     digest = hashlib.sha256()
-    for part in parts:
-        digest.update(np.ascontiguousarray(part.X, float).tobytes())
-        digest.update(np.ascontiguousarray(part.y, float).tobytes())
-    return digest.hexdigest()
+    for j in sorted(summaries):
+        digest.update(str(summaries[j]["digest"]).encode())
+    return "shards:" + digest.hexdigest()
 
 
 def prediction_mode(config: FitConfig) -> str:

@@ -82,7 +82,8 @@ class GSMPRegressor(RegressorMixin, BaseEstimator):
         levels: bandwidth levels of the data grid.
         trend: trend part ``auto`` (default: with one input and at most 1000 points, the choice
             of :func:`distgp.selection.fit_selected` among the default candidates on held-out
-            training data, by rolling origin for an evenly spaced series, else by random folds;
+            training data, by rolling origin for a series (:func:`distgp.data.is_series`), else
+            by random folds;
             otherwise, or with too little data to hold out, linear for one input and none for
             several), ``none``, ``constant``, ``linear``, ``quadratic`` or ``local`` (one
             input: a random-walk level and slope) (:mod:`distgp.kernels.trend`).

@@ -151,8 +151,8 @@ class GSMPModel:
         a series."""
         if self.series_end is None or self.series_step is None:
             raise ModelFileError(
-                "this model records no series end to forecast from (it was not fitted on one "
-                "evenly spaced input column, or it was fitted on shard files, whose inputs stay "
+                "this model records no series end to forecast from (it was not fitted on a "
+                "series of one input column, or it was fitted on shard files, whose inputs stay "
                 "with their agents); predict at the inputs of a file with --data"
             )
         return (self.series_end + self.series_step * np.arange(1, steps + 1, dtype=float))[:, None]

@@ -18,7 +18,7 @@ from statistics import NormalDist
 
 import numpy as np
 
-from distgp.data import is_series
+from distgp.data import step_multiples
 
 MIN_CYCLES = 3
 """The series must hold this many periods (a seasonal walk learns a phase from its earlier
@@ -28,9 +28,10 @@ SIGNIFICANCE = 0.05
 
 
 def seasonal_period(X: np.ndarray, y: np.ndarray) -> float | None:
-    """The seasonal period of an evenly spaced one-input series, in input units, or ``None``
-    when no lag from :data:`MIN_LAG` to ``n / MIN_CYCLES`` steps has a significant peak of the
-    autocorrelation of the changes, or the inputs are not evenly spaced (lags in steps would
+    """The seasonal period of a one-input series with no missing points, in input units (the
+    lag times the mean step: months in days give 365.25 for a year), or ``None`` when no lag
+    from :data:`MIN_LAG` to ``n / MIN_CYCLES`` steps has a significant peak of the
+    autocorrelation of the changes, or the series has gaps or is none (lags in steps would
     mean nothing).
 
     Args:
@@ -39,7 +40,8 @@ def seasonal_period(X: np.ndarray, y: np.ndarray) -> float | None:
     """
     x = np.asarray(X, float)[:, 0]
     order = np.argsort(x, kind="stable")
-    if not is_series(x[order, None]):
+    multiples = step_multiples(x[order])
+    if multiples is None or np.any(multiples != 1):
         return None
     raw = np.diff(np.asarray(y, float)[order])
     changes = raw - raw.mean()
@@ -60,7 +62,9 @@ def seasonal_period(X: np.ndarray, y: np.ndarray) -> float | None:
     ]
     if len(peaks) == 0:
         return None
-    return float(peaks[int(np.argmax(acf[peaks]))] * series_step(X))
+    even = np.allclose(np.diff(x[order]), x[order][1] - x[order][0], atol=0.0)
+    step = series_step(X) if even else float(np.ptp(x)) / (len(x) - 1)
+    return float(peaks[int(np.argmax(acf[peaks]))] * step)
 
 
 def _autocovariance(v: np.ndarray) -> np.ndarray:

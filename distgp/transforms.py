@@ -146,6 +146,30 @@ class OutputTransform:
             std_out = np.where(np.isfinite(m), top[:, 0] * np.sqrt(spread), np.inf)
         return m, std_out
 
+    def unmappable(self, mean: np.ndarray, std: np.ndarray, level: float = 0.95) -> str | None:
+        """A note on predictions ``w ~ N(mean, std^2)`` that a Box-Cox transform cannot give
+        back on ``y``'s scale, or ``None``: with ``lam < 0``, ``g(y) < -1/lam`` for every ``y``
+        and a median at or past that pole is infinite; with ``lam > 0``, ``g(y) > -1/lam``, and
+        a central interval wholly below it is ``[0, 0]``."""
+        if self.kind != "boxcox" or self.lam == 0.0:
+            return None
+        edge = -1.0 / self.lam
+        mean, std = np.asarray(mean, float), np.asarray(std, float)
+        if self.lam < 0:
+            count, bound = int(np.sum(mean >= edge)), f"below {edge:.4g}"
+            effect = "their point forecasts are inf"
+        else:
+            upper = mean + central_quantile(level) * std
+            count, bound = int(np.sum(upper <= edge)), f"above {edge:.4g}"
+            effect = f"their central {level:.0%} intervals are [0, 0]"
+        if not count:
+            return None
+        return (
+            f"{count} of the {len(mean)} predictions fall where Box-Cox lambda {self.lam:.4g} "
+            f"has no y (it maps y to g(y) {bound}): {effect}; a lambda nearer 1, or log, leaves "
+            "the forecast room"
+        )
+
     def interval(
         self, mean: np.ndarray, std: np.ndarray, level: float = 0.95
     ) -> tuple[np.ndarray, np.ndarray]:

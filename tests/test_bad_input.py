@@ -506,7 +506,7 @@ CLI_CASES = {
     ),
     "predict: --ahead with a model fitted on no series": (
         "predict --model {table_model} --ahead 3",
-        "not fitted on one evenly spaced input column",
+        "not fitted on a series of one input column",
     ),
 }
 

@@ -232,6 +232,29 @@ def test_an_unevenly_spaced_input_is_no_series_in_any_unit():
     assert is_series(np.arange(80.0)[:, None] * 1e-10)
 
 
+def test_dates_as_numbers_and_series_with_gaps_are_series():
+    """Steps that are whole numbers of the median step to within 10%: months in days, years in
+    nanoseconds (leap days), a missing year; the season of months in days is read in days."""
+    import pandas as pd
+
+    from distgp.data import is_series
+    from distgp.seasonality import seasonal_period
+
+    months = pd.date_range("2000-01-01", periods=120, freq="MS")
+    days = ((months - months[0]) / pd.Timedelta(days=1)).to_numpy(float)[:, None]
+    years = pd.date_range("1871-01-01", periods=100, freq="YS")
+    nanoseconds = ((years - years[0]) / pd.Timedelta(1, "ns")).to_numpy(float)[:, None]
+    gap = np.delete(np.arange(1871.0, 1971.0), 30)[:, None]
+    assert is_series(days) and is_series(nanoseconds) and is_series(gap)
+    y = np.sin(2 * np.pi * np.arange(120) / 12) + 0.1 * np.random.default_rng(0).normal(size=120)
+    assert seasonal_period(days, y) == pytest.approx(365.25, abs=0.1)
+    assert seasonal_period(gap, np.sin(gap[:, 0])) is None  # lags in steps need every point
+    rng = np.random.default_rng(1)
+    for n in (8, 20, 80, 500):  # scattered inputs stay regression data
+        assert not any(is_series(np.sort(rng.uniform(0, 100, (n, 1)), 0)) for _ in range(200))
+    assert not is_series(np.array([[0.0], [1.0], [2.0], [4.0], [5.0]]))  # short and uneven
+
+
 def test_fit_says_when_a_series_is_too_short_for_the_held_out_choice(tmp_path, capsys):
     data = tmp_path / "short.csv"
     data.write_text("t,y\n" + "".join(f"{i},{np.sin(i)}\n" for i in range(14)))

@@ -64,6 +64,24 @@ def test_agents_that_cannot_be_scheduled_fail_with_one_clear_error(ray_local, mo
         _fit(RayBackend(cpus_per_agent=too_big))
 
 
+def test_agents_a_local_instance_of_its_own_cannot_hold_are_refused_at_once(ray_local):
+    """A local Ray instance the backend started gets no more nodes: agents that need more CPUs
+    than it has are refused before any starts, not after START_TIMEOUT."""
+    from distgp.agents import ShardArrays
+
+    cpus = ray_local.cluster_resources()["CPU"]
+    backend = RayBackend(cpus_per_agent=cpus)
+    backend._owns_ray = True  # as if it had started the session's instance itself
+    shards = [ShardArrays(np.zeros((4, 1)), np.zeros(4)) for _ in range(2)]
+    tic = time.perf_counter()
+    try:
+        with pytest.raises(BackendError, match=f"need {cpus:g} CPU each, the local Ray"):
+            backend.start(shards)
+    finally:
+        backend._owns_ray = False  # the session's instance is not this test's to stop
+    assert time.perf_counter() - tic < backends.START_TIMEOUT and backend._actors == []
+
+
 def test_killed_agent_is_restarted_and_the_run_completes(clean):
     result0, mse0, _ = clean
     assert result0.events == []

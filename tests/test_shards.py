@@ -238,7 +238,7 @@ def test_a_model_of_relative_shard_paths_predicts_from_another_folder(tmp_path, 
     assert shards == ["$NODE_DATA/site-0.csv", "~/site-1.csv", str(tmp_path / "test.csv")]
 
 
-def test_one_shard_file_is_fitted_and_predicted_privately(tmp_path):
+def test_one_shard_file_is_fitted_and_predicted_privately(tmp_path, capsys):
     write_sites(tmp_path)
     args = fit_args(tmp_path, tmp_path / "out")
     args[args.index("--shards") + 1] = str(tmp_path / "site-0.csv")
@@ -249,6 +249,15 @@ def test_one_shard_file_is_fitted_and_predicted_privately(tmp_path):
     assert main([*predict, "--out", str(tmp_path / "p"), "--quiet"]) == 0
     predicted = json.loads((tmp_path / "p" / "metrics.json").read_text())
     assert predicted["mse"] == pytest.approx(metrics["mse"], rel=1e-9)
+    # the agent tells a file that changed since the fit (here its outputs shuffled)
+    site = pd.read_csv(tmp_path / "site-0.csv")
+    site["y"] = site["y"].sample(frac=1.0, random_state=0).to_numpy()
+    site.to_csv(tmp_path / "site-0.csv", index=False)
+    assert main([*predict, "--out", str(tmp_path / "q"), "--quiet"]) == 2
+    assert "the shard files do not give the data this model's agents were fitted on" in (
+        capsys.readouterr().err
+    )
+    assert not (tmp_path / "q").exists()
 
 
 def test_private_model_refuses_a_data_source_that_changed(tmp_path, capsys):

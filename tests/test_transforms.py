@@ -155,3 +155,21 @@ def test_predictions_past_float64_are_infinite_not_capped_or_nan(spec):
     assert np.isinf(upper[0]) and np.isfinite(m[1]) and np.isfinite(s[1])
     if spec[1] >= 0:  # a mean exists: past float64 it is inf
         assert np.isinf(m[0]) and np.isinf(s[0])
+
+
+def test_predictions_a_box_cox_cannot_give_back_are_named():
+    """lam < 0 maps every y below -1/lam (a median past it is inf); lam > 0 above -1/lam (an
+    interval wholly below it is [0, 0]). Log and other predictions need no note."""
+    t = OutputTransform("boxcox", -1.0)
+    mean, std = np.array([0.5, 1.0, 2.0]), np.array([0.1, 0.1, 0.1])
+    assert np.isinf(t.moments(mean, std)[0][1:]).all() and np.isfinite(t.moments(mean, std)[0][0])
+    note = t.unmappable(mean, std)
+    assert note.startswith("2 of the 3 predictions fall where Box-Cox lambda -1 has no y")
+    assert "their point forecasts are inf" in note
+    t = OutputTransform("boxcox", 2.0)  # g(y) > -0.5
+    lower, upper = t.interval(np.array([-1.0, 0.0]), np.array([0.1, 0.1]))
+    assert lower[0] == upper[0] == 0.0 and upper[1] > 0
+    note = t.unmappable(np.array([-1.0, 0.0]), np.array([0.1, 0.1]))
+    assert note.startswith("1 of the 2 predictions") and "central 95% intervals are [0, 0]" in note
+    assert OutputTransform("log").unmappable(np.array([50.0]), np.array([1.0])) is None
+    assert OutputTransform("boxcox", 0.5).unmappable(np.array([1.0]), np.array([0.1])) is None

@@ -28,7 +28,7 @@ from distgp.config import ConsensusConfig, LearnConfig
 from distgp.consensus.admm import Penalty, RoundReply, RoundRequest
 from distgp.consensus.quantizer import DeltaCoder
 from distgp.consensus.wire import decode, encode
-from distgp.data import Scaler, ShardSummary, is_series, load_dataset
+from distgp.data import Scaler, ShardSummary, array_digest, is_series, load_dataset
 from distgp.exceptions import ConfigError, DistGPError, InputDataError
 from distgp.io import read_npz, save_npz
 from distgp.kernels.trend import bank_from_recipe, prior_variance
@@ -202,7 +202,7 @@ class Agent:
 
     def summary(self, min_points: int, columns: list[str] | None = None) -> dict[str, Any]:
         """Aggregate statistics of the shard (:class:`ShardSummary`), its column names and
-        whether it is a time series (one input, evenly spaced once sorted: the outer choice
+        whether it is a time series (one input, a series once sorted: the outer choice
         validates a series by rolling origin); refused below ``min_points`` points.
 
         ``columns``: the input columns in the order the run uses (another shard's), when this
@@ -226,6 +226,7 @@ class Agent:
             "columns": names,
             "target": data.target,
             "series": series,
+            "digest": array_digest(X, y),  # one-way: a model checks its shards did not change
         }
 
     def setup(self, scaler: dict, grid: dict, settings: dict) -> int:

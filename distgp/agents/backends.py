@@ -285,6 +285,12 @@ class RayBackend(Backend):
                 f"backend.gpus_per_agent {self.gpus_per_agent:g} asks for GPUs, but the Ray "
                 "cluster has none; add GPU nodes (cluster/ has a GPU worker type) or drop it"
             )
+        if self._owns_ray and len(shards) * share > total * (1 + 1e-9):
+            self._release_agents()  # a local instance of distgp's own: no node will join it
+            raise BackendError(
+                f"the {len(shards)} agents need {share:g} CPU each, the local Ray instance has "
+                f"{total:g}; lower backend.cpus_per_agent or the number of agents"
+            )
         threads = self.threads or max(1, int(share))
         bases = (_RayAgent,) if self.agent_class is Agent else (_RayAgent, self.agent_class)
         actor = type(f"_Ray{self.agent_class.__name__}", bases, {"threads": threads})

@@ -429,6 +429,10 @@ def _write_outputs(out, dataset, config, result, progress, plots: bool, evaluati
     write_json(out / "metrics.json", record)
     for name in OPTIONAL_OUTPUTS - written if earlier_fit else ():  # an earlier fit's, which
         (out / name).unlink(missing_ok=True)  # this one did not rewrite (not a user's own file)
+    if result.prediction is not None and len(dataset.y_test):
+        note = result.model.transform.unmappable(*result.prediction)
+        if note:
+            progress(note)
     if record["mse"] is not None:
         progress(
             f"test MSE {record['mse']:.5g}  RMSE {record['rmse']:.4g}  NLPD {record['nlpd']:.4g}  "

@@ -118,7 +118,10 @@ def run_predict(args: argparse.Namespace) -> int:
     mean, std = model.transform.moments(*latent)
     lower, upper = model.transform.interval(*latent, PREDICTION_LEVEL)
     beyond = int(np.count_nonzero(~np.isfinite(mean) | ~np.isfinite(std)))
-    if beyond:
+    unmappable = model.transform.unmappable(*latent, PREDICTION_LEVEL)
+    if unmappable:
+        progress(unmappable)
+    elif beyond:
         progress(
             f"{beyond} of the {len(mean)} predictions pass float64's range on the original "
             f"scale of {model.transform.kind}(y) (written as inf): their inputs lie far beyond "
