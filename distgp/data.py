@@ -560,10 +560,22 @@ def _named_columns(
             f"training data; its columns are: {', '.join(columns)}"
         )
     X = check_X(frame[list(inputs)].to_numpy(), what=f"inputs of {path.name}")
-    y = None
-    if target is not None and target in columns:
-        y = _as_float_vector(frame[target].to_numpy(), f"column {target} of {path.name}")
-    return X, y
+    return X, _known_outputs(frame, path, target)
+
+
+def _known_outputs(frame, path: Path, target: str | None) -> np.ndarray | None:
+    """The ``target`` column of a prediction file, or ``None`` where it has none or it is
+    empty (the outputs of future rows are not known yet)."""
+    if target is None or target not in frame.columns or frame[target].isna().all():
+        return None
+    blank = frame[target].isna().to_numpy()
+    if blank.any():
+        raise InputDataError(
+            f"column {target} of {path.name} is empty in {int(blank.sum())} of {len(blank)} "
+            f"row(s) (first: row {int(np.flatnonzero(blank)[0]) + 2}): predict the rows with "
+            "outputs and those without in two files, or drop the column"
+        )
+    return _as_float_vector(frame[target].to_numpy(), f"column {target} of {path.name}")
 
 
 def _looks_numeric(text: str) -> bool:
@@ -880,7 +892,7 @@ def load_prediction_inputs(
             name = target or columns[-1]
             if name not in columns:
                 raise InputDataError(f"target column {name!r} is not in {path.name}")
-            y = _as_float_vector(frame[name].to_numpy(), f"column {name}")
+            y = _known_outputs(frame, path, name)
             columns.remove(name)
         X = check_X(frame[columns].to_numpy(), dims=dims, what=f"inputs of {path.name}")
         return X, y, columns

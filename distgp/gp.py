@@ -285,7 +285,7 @@ class GSMPModel:
             raise ModelFileError(
                 f"{path} is not a distgp model file; pass the model.npz that 'distgp fit' wrote"
             )
-        if int(data.get("version", -1)) != MODEL_VERSION:
+        if str(data.get("version", "")).strip() != str(MODEL_VERSION):
             raise ModelFileError(
                 f"{path} has model version {data.get('version')}; this distgp reads "
                 f"version {MODEL_VERSION}"

@@ -504,6 +504,10 @@ CLI_CASES = {
         "predict --model {table_model} --ahead 3 --target y",
         "a forecast --ahead has none: drop --target",
     ),
+    "predict: a model file of another version": (
+        "predict --model {odd_version} --data {good}",
+        "has model version 1.x; this distgp reads version",
+    ),
     "predict: --ahead with a model fitted on no series": (
         "predict --model {table_model} --ahead 3",
         "not fitted on a series of one input column",
@@ -521,6 +525,10 @@ def prepare(folder: Path) -> dict[str, str]:
     found["table_model"] = str(folder / "table-model" / "model.npz")
     argv = ["fit", "--data", found["table"], "--components", "20", "--quiet", "--no-plots"]
     assert main([*argv, "--out", str(folder / "table-model")]) == 0
+    with np.load(found["model"]) as model:  # a model file whose version is not a number
+        arrays = dict(model) | {"version": np.asarray("1.x")}
+    found["odd_version"] = str(folder / "odd_version.npz")
+    np.savez(found["odd_version"], **arrays)
     return found
 
 

@@ -420,6 +420,21 @@ def test_test_and_prediction_files_are_matched_to_the_training_columns_by_name(t
     )
     assert code == 0, err
     assert list(csv.reader((pred / "predictions.csv").open())) == rows
+    # rows whose outputs are not known yet (an empty output column) are predicted, unscored
+    future = _write_csv(tmp_path / "future.csv", [odd, "b", "y"], [X[50:, 0], X[50:, 1], [""] * 20])
+    code, _, err = run(
+        ["predict", "--model", model, "--data", str(future), "--out", str(pred)], capsys
+    )
+    assert code == 0, err
+    assert [r[:-1] for r in rows] == list(csv.reader((pred / "predictions.csv").open()))
+    assert not (pred / "metrics.json").exists()
+    some = _write_csv(
+        tmp_path / "some.csv", [odd, "b", "y"], [X[50:, 0], X[50:, 1], [1.0] + [""] * 19]
+    )
+    code, _, err = run(
+        ["predict", "--model", model, "--data", str(some), "--out", str(pred)], capsys
+    )
+    assert code == 2 and "column y of some.csv is empty in 19 of 20 row(s) (first: row 3)" in err
     # a file without one of the model's inputs is refused, naming it
     partial = _write_csv(tmp_path / "partial.csv", [odd, "y"], [X[50:, 0], y[50:]])
     code, _, err = run(

@@ -344,7 +344,7 @@ def metrics_record(dataset, config, result) -> dict:
         mean, std = result.prediction
         scores = regression_metrics(dataset.y_test, mean, std, result.model.transform)
     else:
-        scores = {"mse": None, "rmse": None, "nlpd": None}
+        scores = {"mse": None, "rmse": None, "nlpd": None, "coverage95": None}
     y_var = model.scaler.y_scale**2
     return {
         **scores,
