@@ -464,6 +464,13 @@ def _load_csv(
     if not features:
         raise InputDataError(f"{path.name} has no input columns besides the target {target!r}")
     bad = [c for c in [*features, target] if not pd.api.types.is_numeric_dtype(frame[c])]
+    dates = [c for c in bad if c != target and _dates(frame[c])]
+    if dates:
+        raise InputDataError(
+            f"column(s) {', '.join(dates)} of {path.name} hold dates (e.g. "
+            f"{frame[dates[0]].iloc[0]!r}); write them as numbers: a period index (1, 2, ...) or "
+            "days since a start (a series may skip a period)"
+        )
     if bad:
         raise InputDataError(
             f"column(s) {', '.join(bad)} of {path.name} are not numeric; encode or drop them"
@@ -576,6 +583,17 @@ def _known_outputs(frame, path: Path, target: str | None) -> np.ndarray | None:
             "outputs and those without in two files, or drop the column"
         )
     return _as_float_vector(frame[target].to_numpy(), f"column {target} of {path.name}")
+
+
+def _dates(column) -> bool:
+    """Whether every value of a text column reads as a date or time (ISO 8601)."""
+    import pandas as pd
+
+    try:
+        pd.to_datetime(column, format="ISO8601")
+    except (ValueError, TypeError, OverflowError):
+        return False
+    return True
 
 
 def _looks_numeric(text: str) -> bool:

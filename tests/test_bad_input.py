@@ -75,6 +75,8 @@ def make_files(folder: Path) -> dict[str, str]:
     text = {
         "empty.csv": "",
         "header_only.csv": "a,b,y\n",
+        "date_column.csv": "date,y\n"
+        + "".join(f"2000-{m:02d}-01,{m * 0.5}\n" for m in range(1, 13)),
         "text_column.csv": "a,b,y\n" + "".join(f"{i},red,{i * 0.5}\n" for i in range(10)),
         "no_header.csv": "".join(f"{i},{i * 2},{i * 0.5}\n" for i in range(10)),
         "inf.csv": "a,y\n" + "".join(f"{'inf' if i == 3 else i},{i * 0.5}\n" for i in range(10)),
@@ -184,6 +186,10 @@ CLI_CASES = {
     "fit: empty CSV file": ("fit --data {empty}", "is empty"),
     "fit: CSV with a header only": ("fit --data {header_only}", "no data rows"),
     "fit: CSV with a non-numeric column": ("fit --data {text_column}", "not numeric"),
+    "fit: CSV with a date column": (
+        "fit --data {date_column}",
+        "column(s) date of date_column.csv hold dates (e.g. '2000-01-01'); write them as numbers",
+    ),
     "fit: CSV without a header row": ("fit --data {no_header}", "no header row"),
     "fit: unsupported file type": ("fit --data {notes}", "unsupported type"),
     "fit: unknown built-in dataset": ("fit --data builtin:sunspots", "unknown built-in"),
