@@ -7,6 +7,7 @@ for another reason (an output that cannot be written) ends with one line and exi
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 
@@ -57,10 +58,34 @@ def quiet_blas_at_import(argv: list[str]) -> bool:
     return True
 
 
+class _BestEffort:
+    """stderr whose writes never fail the run: after a closed pipe (``| head``) or a full
+    device, progress, warnings and errors are dropped (a write elsewhere, a warning say, would
+    otherwise end the command with exit 1)."""
+
+    def __init__(self, stream) -> None:
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        try:
+            return self._stream.write(text)
+        except (OSError, ValueError):
+            return len(text)
+
+    def flush(self) -> None:
+        with contextlib.suppress(OSError, ValueError):
+            self._stream.flush()
+
+    def __getattr__(self, name: str):
+        return getattr(self._stream, name)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``distgp`` script; returns the exit status."""
     if sys.stderr is None:  # started with stderr closed (2>&-): progress and errors go nowhere
         sys.stderr = open(os.devnull, "w")  # noqa: SIM115 (for the life of the process)
+    elif not isinstance(sys.stderr, _BestEffort):
+        sys.stderr = _BestEffort(sys.stderr)
     quiet_blas_at_import(sys.argv[1:] if argv is None else list(argv))
     parser = build_parser()
     args, unknown = parser.parse_known_args(argv)
