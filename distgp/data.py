@@ -251,7 +251,7 @@ def _finish(
         )
     check_varying_inputs(X_train)
     if series is None:
-        series = X_train.shape[1] == 1 and _is_index(X_train[:, 0])
+        series = is_series(X_train)
     names = list(feature_names) if feature_names else default_input_names(X_train.shape[1])
     return Dataset(X_train, y_train, X_test, y_test, name, names, groups, bool(series))
 
@@ -331,11 +331,7 @@ MIN_UNEVEN_SERIES = 8  # fewer points are a series only when evenly spaced
 def is_series(X: np.ndarray) -> bool:
     """Whether ``n x P`` inputs are a time index: one increasing column whose steps are whole
     numbers of a common step (:func:`step_multiples`)."""
-    return X.shape[1] == 1 and _is_index(X[:, 0])
-
-
-def _is_index(x: np.ndarray) -> bool:
-    return step_multiples(x) is not None
+    return X.shape[1] == 1 and step_multiples(X[:, 0]) is not None
 
 
 def step_multiples(x: np.ndarray) -> np.ndarray | None:
@@ -355,8 +351,9 @@ def step_multiples(x: np.ndarray) -> np.ndarray | None:
         return np.ones(len(steps))
     if len(x) < MIN_UNEVEN_SERIES:
         return None
-    multiples = np.rint(steps / np.median(steps))
-    spans = multiples * np.median(steps)
+    step = np.median(steps)
+    multiples = np.rint(steps / step)
+    spans = multiples * step
     regular = np.all(multiples >= 1) and np.all(np.abs(steps - spans) <= STEP_TOLERANCE * spans)
     if not regular or float(np.sum(multiples - 1)) > len(x):
         return None
@@ -371,7 +368,7 @@ def in_time_order(X: np.ndarray, y: np.ndarray, groups: np.ndarray | None = None
     if X.shape[1] != 1:
         return X, y, groups
     order = np.argsort(X[:, 0], kind="stable")
-    if not _is_index(X[order, 0]) or np.array_equal(order, np.arange(len(order))):
+    if step_multiples(X[order, 0]) is None or np.array_equal(order, np.arange(len(order))):
         return X, y, groups
     return X[order], y[order], None if groups is None else groups[order]
 
@@ -482,7 +479,7 @@ def _load_csv(
         np.column_stack([X, y]), f"columns of {path.name}", [*features, target], first_row=2
     )
     X, y, groups = in_time_order(X, y, groups)
-    series = X.shape[1] == 1 and _is_index(X[:, 0])
+    series = is_series(X)
     fraction = 0.2 if test_fraction is None else test_fraction
     train, test = _split(len(y), fraction, seed, series)
     dataset = _finish(
@@ -616,7 +613,7 @@ def _load_npz(path: Path, test_fraction: float | None, seed: int) -> Dataset:
     if "X" in arrays and "y" in arrays:
         X, y = check_X_y(arrays["X"], arrays["y"])
         X, y, _ = in_time_order(X, y)
-        series = X.shape[1] == 1 and _is_index(X[:, 0])
+        series = is_series(X)
         fraction = 0.2 if test_fraction is None else test_fraction
         train, test = _split(len(y), fraction, seed, series)
         return _finish(X[train], y[train], X[test], y[test], path.stem, series=series)

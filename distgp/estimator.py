@@ -299,7 +299,7 @@ class GSMPRegressor(RegressorMixin, BaseEstimator):
             model.input_names = tuple(str(name) for name in self.feature_names_in_)
             model.target_name = str(target) if target is not None else None
         if is_series(X):
-            model.mark_series(X, model.input_names[0] if model.input_names else None)
+            model.mark_series(X)
         y_var = model.scaler.y_scale**2
         self.model_ = model
         self._parts = result.parts  # each agent's shard: private prediction asks them

@@ -61,7 +61,6 @@ class GSMPModel:
         series_end: the last training input of a series (one evenly spaced input; raw units),
             ``None`` for other data; with ``series_step`` it places :meth:`ahead`'s inputs.
         series_step: that series' spacing (raw input units).
-        series_input: the name of that series' input (``month``), for :meth:`ahead`'s column.
         device: where prediction computes (``cpu`` or ``cuda``; not saved with the model).
         threads: thread budget of prediction (``None``: distgp chooses; not saved).
     """
@@ -82,7 +81,6 @@ class GSMPModel:
     target_name: str | None = None
     series_end: float | None = None
     series_step: float | None = None
-    series_input: str | None = None
     device: str = field(default="cpu", compare=False)
     threads: int | None = field(default=None, compare=False)
 
@@ -137,13 +135,11 @@ class GSMPModel:
         mean, std = self.transform.moments(*self.predict_latent(X, return_std=True, parts=parts))
         return (mean, std) if return_std else mean
 
-    def mark_series(self, X: np.ndarray, name: str | None = None) -> None:
+    def mark_series(self, X: np.ndarray) -> None:
         """Record where the ``n x 1`` training inputs of a series end and their spacing (the
-        median step), so that :meth:`ahead` can place forecast inputs past them, and the
-        input's ``name`` where the data has one."""
+        median step), so that :meth:`ahead` can place forecast inputs past them."""
         x = np.sort(np.asarray(X, float)[:, 0])
         self.series_end, self.series_step = float(x[-1]), float(np.median(np.diff(x)))
-        self.series_input = name
 
     def ahead(self, steps: int) -> np.ndarray:
         """``steps x 1`` raw inputs ``1 .. steps`` spacings past the last training input of a
@@ -262,8 +258,6 @@ class GSMPModel:
         if self.series_end is not None:
             arrays["series_end"] = np.asarray(self.series_end)
             arrays["series_step"] = np.asarray(self.series_step)
-        if self.series_input is not None:
-            arrays["series_input"] = np.asarray(self.series_input)
         for key, value in (metadata or {}).items():
             arrays[f"meta_{key}"] = np.asarray(value)
         return save_npz(path, arrays)
@@ -314,7 +308,6 @@ class GSMPModel:
                 target_name=str(data["target_name"]) if "target_name" in data else None,
                 series_end=float(data["series_end"]) if "series_end" in data else None,
                 series_step=float(data["series_step"]) if "series_step" in data else None,
-                series_input=str(data["series_input"]) if "series_input" in data else None,
             )
         except (KeyError, ValueError, DistGPError) as exc:
             raise ModelFileError(

@@ -108,10 +108,11 @@ def test_log_fit_of_multiplicative_series_round_trips(tmp_path):
     assert model.transform.kind == "log"
     mean, std = model.predict(x[84:, None], return_std=True)
     assert np.all(mean > 0) and np.all(std > 0)
-    model.mark_series(x[:84, None], "month")  # as distgp fit does for a series
+    model.mark_series(x[:84, None])  # as distgp fit does for a series of a named input
+    model.input_names = ("month",)
     loaded = GSMPModel.load(model.save(tmp_path / "m.npz"))
     np.testing.assert_allclose(loaded.predict(x[84:, None]), mean)
-    assert loaded.series_input == "month"  # distgp predict --ahead names its column so
+    assert loaded.input_names == ("month",)  # distgp predict --ahead names its column so
     np.testing.assert_array_equal(loaded.ahead(12)[:, 0], x[84:])
     X_raw, y_raw = loaded.training_data()  # back on y's scale, through the transform
     np.testing.assert_allclose(X_raw[:, 0], x[:84])

@@ -286,7 +286,7 @@ class RayBackend(Backend):
                 "cluster has none; add GPU nodes (cluster/ has a GPU worker type) or drop it"
             )
         if self._owns_ray and len(shards) * share > total * (1 + 1e-9):
-            self._release_agents()  # a local instance of distgp's own: no node will join it
+            # a local instance of distgp's own: no node will join it (no actor started yet)
             raise BackendError(
                 f"the {len(shards)} agents need {share:g} CPU each, the local Ray instance has "
                 f"{total:g}; lower backend.cpus_per_agent or the number of agents"

@@ -125,15 +125,10 @@ class Progress:
         self.start = time.perf_counter()
 
     def __call__(self, message: str) -> None:
-        if self.quiet:
-            return
-        elapsed = time.perf_counter() - self.start
-        try:
+        if not self.quiet:  # best-effort: main() makes stderr writes never fail the run
+            elapsed = time.perf_counter() - self.start
             sys.stderr.write(f"[{elapsed:7.1f}s] {message}\n")
             sys.stderr.flush()
-        except (OSError, ValueError):  # a closed pipe (| head) or a full device: the run goes on
-            self.quiet = True
-            sys.stderr = open(os.devnull, "w")  # noqa: SIM115 (later messages and warnings)
 
 
 def at_least(low: int) -> Callable[[str], int]:

@@ -405,7 +405,7 @@ def _write_outputs(out, dataset, config, result, progress, plots: bool, evaluati
         result.model.input_names = tuple(dataset.feature_names)
         result.model.target_name = dataset.target_name
     if dataset.series:  # distgp predict --ahead H forecasts past its end
-        result.model.mark_series(dataset.X_train, dataset.feature_names[0])
+        result.model.mark_series(dataset.X_train)
     result.model.save(out / "model.npz", {"dataset": dataset.name})
     write_text(out / "history.csv", history_csv(result))
     written = set()

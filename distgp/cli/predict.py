@@ -90,11 +90,8 @@ def run_predict(args: argparse.Namespace) -> int:
         )
     model = GSMPModel.load(_model_file(args.model))
     if args.ahead is not None:
-        X, y, names = (
-            model.ahead(args.ahead),
-            None,
-            list(model.input_names or [model.series_input or "x0"]),
-        )
+        names = list(model.input_names or default_input_names(model.dims))
+        X, y = model.ahead(args.ahead), None
     else:
         X, y, names = load_prediction_inputs(
             args.data,
