@@ -516,3 +516,15 @@ def test_misuse_of_the_bandit_is_named(call, error, message):
     arms = np.random.default_rng(0).uniform(size=(20, 2))
     with pytest.raises(error, match=re.escape(message)):
         call(arms)
+
+
+@pytest.mark.parametrize("batch", [False, True])
+def test_random_start_draws_distinct_arms(batch):
+    """The initial random pulls never repeat an arm while others are open (one bandit in 150
+    drew a told arm again: a wasted pull, and batch BKB's beta then started one pull late)."""
+    arms = np.random.default_rng(0).random((12, 2))
+    for seed in range(150):
+        bandit = BKB(arms, RBFKernel(0.3), batch=batch, initial=6, seed=seed)
+        run(bandit, smooth, 6)
+        first = [a for a, _, _ in bandit._history][:6]
+        assert len(set(first)) == 6, (seed, first)

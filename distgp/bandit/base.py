@@ -36,7 +36,8 @@ Lifecycle (ask / tell):
   before any reward teaches nothing.
 * The posterior (and, for BKB, the dictionary) is refreshed lazily at the next ``ask`` after a
   ``tell``; the arrays passed to ``tell`` are copied, so the caller may reuse them.
-* Until ``initial`` rewards are known (or pending), ``ask`` draws arms uniformly at random.
+* Until ``initial`` rewards are known (or pending), ``ask`` draws arms uniformly at random
+  from those not yet told or pending (from all open arms once none is left).
 
 Batches (bkb.md 2.1, global rule): with ``batch=True``, ``ask()`` keeps choosing arms with a
 frozen mean and hallucinated variances while ``1 + sum_s sigma_fb^2(x_s) <= ratio_threshold``
@@ -350,7 +351,10 @@ class ArmBandit(ABC):
         picks: list[int] = []
         while len(picks) < limit:
             if random_left > 0:
-                taken = {a for a, _ in self._pending} | set(picks)
+                # a random start explores: arms already told or chosen are drawn only when
+                # every open arm is
+                taken = {a for a, _, _ in self._history} | {a for a, _ in self._pending}
+                taken.update(picks)
                 choices = np.array([a for a in open_arms if a not in taken] or open_arms)
                 arm = int(choices[self._rng.integers(len(choices))])
                 random_left -= 1
