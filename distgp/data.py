@@ -14,7 +14,7 @@ regression data, or the last points for a 1-D series.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -44,6 +44,8 @@ class Dataset:
         series: True when the single input is a time index (forecasting task).
         target_name: the output column of a CSV or built-in dataset (``None`` for files
             without named columns).
+        time_units: input columns that held dates, each with the calendar unit its numbers
+            count since 1970-01-01 (:mod:`distgp.calendar`).
     """
 
     X_train: np.ndarray
@@ -55,6 +57,7 @@ class Dataset:
     groups_train: np.ndarray | None = None
     series: bool = False
     target_name: str | None = None
+    time_units: dict[str, str] = field(default_factory=dict)
 
     @property
     def dims(self) -> int:
@@ -273,15 +276,20 @@ def default_input_names(dims: int) -> list[str]:
 
 
 def load_test_file(
-    path: str, target: str | None, dims: int | None, inputs: Sequence[str] | None = None
+    path: str,
+    target: str | None,
+    dims: int | None,
+    inputs: Sequence[str] | None = None,
+    time_units: Mapping[str, str] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """The evaluation data of ``--test``: every row of a CSV or ``X``/``y`` .npz, the test
     split of an .npz that has one, or the ``xtest``/``ytest`` arrays of a .mat file (its
     training arrays may be absent); ``n_test x P`` inputs and ``n_test`` outputs, ``P``
     checked against ``dims`` when given. A CSV's columns are matched by name to the training
-    file's ``inputs`` and ``target`` when they are known."""
+    file's ``inputs`` and ``target`` when they are known, its dates read in the training
+    data's ``time_units``."""
     if inputs is not None and target is not None and Path(path).suffix.lower() == ".csv":
-        X, y = _named_columns(_read_csv(Path(path)), Path(path), inputs, target)
+        X, y = _named_columns(_read_csv(Path(path)), Path(path), inputs, target, time_units)
         if y is None:
             raise InputDataError(
                 f"test file {path} has no column {target!r}, the training data's output; "
@@ -318,7 +326,9 @@ def with_test_file(
             f"{source} has its own test split, and --test {path} gives another; pass one of them"
         )
     named = dataset.feature_names if dataset.target_name is not None else None
-    X, y = load_test_file(path, target or dataset.target_name, dataset.dims, named)
+    X, y = load_test_file(
+        path, target or dataset.target_name, dataset.dims, named, dataset.time_units
+    )
     return dataclasses.replace(dataset, X_test=X, y_test=y)
 
 
@@ -460,14 +470,9 @@ def _load_csv(
         features.remove(shard_column)
     if not features:
         raise InputDataError(f"{path.name} has no input columns besides the target {target!r}")
+    frame, time_units = _read_dates(frame, path, features)
     bad = [c for c in [*features, target] if not pd.api.types.is_numeric_dtype(frame[c])]
-    dates = [c for c in bad if c != target and _dates(frame[c])]
-    if dates:
-        raise InputDataError(
-            f"column(s) {', '.join(dates)} of {path.name} hold dates (e.g. "
-            f"{frame[dates[0]].iloc[0]!r}); write them as numbers: a period index (1, 2, ...) or "
-            "days since a start (a series may skip a period)"
-        )
+    _refuse_other_dates(frame, path, [c for c in bad if c != target])
     if bad:
         raise InputDataError(
             f"column(s) {', '.join(bad)} of {path.name} are not numeric; encode or drop them"
@@ -493,7 +498,46 @@ def _load_csv(
         series,
     )
     dataset.target_name = target
+    dataset.time_units = time_units
     return dataset
+
+
+def _read_dates(frame, path: Path, columns: Sequence[str]):
+    """``frame`` with its text ``columns`` of ISO 8601 dates as numbers, each in the calendar
+    unit of its spacing (:mod:`distgp.calendar`), and those units by column."""
+    import pandas as pd
+
+    from distgp import calendar
+
+    units = {}
+    for column in columns:
+        if pd.api.types.is_numeric_dtype(frame[column]):
+            continue
+        dates = calendar.parse_dates(frame[column], f"column {column} of {path.name}")
+        if dates is not None:
+            units[column] = calendar.unit_of(dates)
+            frame = frame.assign(**{column: calendar.to_numbers(dates, units[column])})
+    return frame, units
+
+
+def _refuse_other_dates(frame, path: Path, columns: Sequence[str]) -> None:
+    """A one-line error for a text column of dates not written as ISO 8601 (``03/01/2020``)."""
+    import warnings
+
+    import pandas as pd
+
+    for column in columns:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # pandas warns when it guesses a format per value
+            try:
+                pd.to_datetime(frame[column], format="mixed")
+            except (ValueError, TypeError, OverflowError):
+                continue
+        raise InputDataError(
+            f"column {column} of {path.name} holds dates not written in ISO 8601 (e.g. "
+            f"{frame[column].iloc[0]!r}); write them as YYYY-MM-DD (times as "
+            "YYYY-MM-DDTHH:MM:SS), which distgp reads as a time axis"
+        )
 
 
 def _repeated_names(path: Path) -> list[str]:
@@ -552,10 +596,15 @@ def _read_csv(path: Path):
 
 
 def _named_columns(
-    frame, path: Path, inputs: Sequence[str], target: str | None
+    frame,
+    path: Path,
+    inputs: Sequence[str],
+    target: str | None,
+    time_units: Mapping[str, str] | None = None,
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """The columns ``inputs`` of a CSV frame, in that order, and its ``target`` column when it
-    has one (``None`` otherwise); other columns are ignored."""
+    has one (``None`` otherwise); other columns are ignored. The columns of ``time_units`` hold
+    dates, read in those units."""
     columns = list(frame.columns)
     missing = [c for c in inputs if c not in columns]
     if missing:
@@ -563,6 +612,7 @@ def _named_columns(
             f"{path.name} lacks the input column(s) {', '.join(map(repr, missing))} of the "
             f"training data; its columns are: {', '.join(columns)}"
         )
+    frame = _dates_in_units(frame, path, time_units or {})
     X = check_X(frame[list(inputs)].to_numpy(), what=f"inputs of {path.name}")
     return X, _known_outputs(frame, path, target)
 
@@ -582,15 +632,20 @@ def _known_outputs(frame, path: Path, target: str | None) -> np.ndarray | None:
     return _as_float_vector(frame[target].to_numpy(), f"column {target} of {path.name}")
 
 
-def _dates(column) -> bool:
-    """Whether every value of a text column reads as a date or time (ISO 8601)."""
-    import pandas as pd
+def _dates_in_units(frame, path: Path, time_units: Mapping[str, str]):
+    """``frame`` with the date columns of ``time_units`` as numbers in their units."""
+    from distgp import calendar
 
-    try:
-        pd.to_datetime(column, format="ISO8601")
-    except (ValueError, TypeError, OverflowError):
-        return False
-    return True
+    for column, unit in time_units.items():
+        dates = calendar.parse_dates(frame[column], f"column {column} of {path.name}")
+        if dates is None:
+            raise InputDataError(
+                f"column {column} of {path.name} does not hold ISO 8601 dates (e.g. "
+                f"{frame[column].iloc[0]!r}), but the training data's {column} did; write its "
+                "values as YYYY-MM-DD (times as YYYY-MM-DDTHH:MM:SS)"
+            )
+        frame = frame.assign(**{column: calendar.to_numbers(dates, unit)})
+    return frame
 
 
 def _looks_numeric(text: str) -> bool:
@@ -868,6 +923,7 @@ def load_prediction_inputs(
     target: str | None = None,
     inputs: Sequence[str] | None = None,
     require_target: bool = False,
+    time_units: Mapping[str, str] | None = None,
 ) -> tuple[np.ndarray, np.ndarray | None, list[str]]:
     """Inputs (and outputs when known) to predict at, checked against the model's ``dims``.
 
@@ -879,7 +935,8 @@ def load_prediction_inputs(
     named ``target``) as the outputs, where the file has them all; otherwise the columns are
     taken in order, and the target is the named column or an extra last one. A built-in
     dataset must have the model's ``inputs``. ``require_target``: a CSV without the ``target``
-    column is an error (a column the user named), not a file of inputs only.
+    column is an error (a column the user named), not a file of inputs only. The columns of
+    ``time_units`` hold dates, read in those units.
     """
     if is_csv_source(source):
         path = Path(source)
@@ -895,7 +952,7 @@ def load_prediction_inputs(
                     f"target column {target!r} is one of the model's inputs "
                     f"({', '.join(map(str, inputs))}); name the output column"
                 )
-            X, y = _named_columns(frame, path, inputs, target)
+            X, y = _named_columns(frame, path, inputs, target, time_units)
             return X, y, list(inputs)
         columns = list(frame.columns)
         unnamed = default_input_names(dims)  # what distgp writes for a model without names

@@ -107,6 +107,21 @@ class FitResult:
 Reporter = Callable[[str, dict[str, Any]], None]
 
 
+@dataclass(frozen=True)
+class ShardColumns:
+    """What the agents' shard files hold, as the agents read them: input ``columns`` in the
+    run's order, the output column (``None`` for .npz shards) and the calendar units of input
+    columns that held dates."""
+
+    columns: list[str]
+    target: str | None
+    time_units: dict[str, str]
+
+
+TestInputs = Callable[[ShardColumns], np.ndarray]
+"""Raw test inputs read to match the agents' shard files (their columns known only then)."""
+
+
 def grid_recipe(config: FitConfig, summary: ShardSummary) -> dict[str, Any]:
     """What agents need to build the spectral grid themselves (from merged statistics only)."""
     k = config.kernel
@@ -185,7 +200,7 @@ def fit(
     checkpoint: Checkpoint | None = None,
     resume: bool = False,
     shards: list[ShardFile] | None = None,
-    X_test: np.ndarray | None = None,
+    X_test: np.ndarray | TestInputs | None = None,
 ) -> FitResult:
     """Learn GSMP weights from validated raw data ``X`` (``n x P``) and ``y`` (``n``), or from
     shard files that the agents read themselves (``shards``; then ``X`` and ``y`` are None).
@@ -202,7 +217,9 @@ def fit(
         resume: continue from ``checkpoint`` instead of starting afresh.
         shards: one shard file per agent (``config.consensus.agents`` must match).
         X_test: raw inputs to predict at before the agents leave (``FitResult.prediction``):
-            privately (rBCM over the agents) or pooled, as ``config.predict`` says.
+            privately (rBCM over the agents) or pooled, as ``config.predict`` says; with
+            ``shards``, a function of the shards' :class:`ShardColumns` that reads them (called
+            before the fit, so a test file that does not match fails early).
     """
     config.validate()
     saved = None
@@ -243,6 +260,11 @@ def fit(
         backend.start(parts)
         start = time.perf_counter()
         replies, summary = gather_summaries(backend, config.data.min_shard_size)
+        if callable(X_test):
+            first = replies[min(replies)]
+            X_test = X_test(
+                ShardColumns(list(first["columns"]), first.get("target"), first["time_units"])
+            )
         scaler = Scaler.from_summary(summary, standardize_inputs=config.kernel.grid == "data")
         scale = float(scaler.x_scale[0])
         season = config.kernel.season / scale
@@ -310,6 +332,7 @@ def fit(
     if shards is not None and first.get("target") is not None:  # CSV shards: names, as a CSV's
         model.input_names = tuple(first["columns"])
         model.target_name = str(first["target"])
+        model.time_units = dict(first["time_units"])
     if shards is not None:  # what a private prediction checks the agents' files against
         model.data_digest = shard_files_digest(replies)
     if X_test is not None and len(X_test) and pooled:
@@ -526,7 +549,19 @@ def merge_summaries(replies: dict[int, dict]) -> ShardSummary:
                 f"shard of agent {j} has columns {', '.join(names)} but agent {min(columns)}'s "
                 f"has {', '.join(first)}; every shard needs the same input columns"
             )
+    units = {j: r["time_units"] for j, r in replies.items()}
+    for j, read in sorted(units.items()):
+        if read != units[min(units)]:
+            raise InputDataError(
+                f"shard of agent {j} reads its dates in {_units_text(read)} but agent "
+                f"{min(units)}'s in {_units_text(units[min(units)])} (units follow each file's "
+                "spacing); give every shard the same spacing of dates"
+            )
     return ShardSummary.merge([ShardSummary.from_wire(replies[j]) for j in sorted(replies)])
+
+
+def _units_text(units: dict[str, str]) -> str:
+    return ", ".join(f"{unit}s ({column})" for column, unit in units.items()) or "no dates"
 
 
 def prediction_device(device: str) -> str:

@@ -58,6 +58,8 @@ class GSMPModel:
         input_names: the input columns of a CSV the model was fitted on, in order (``None``
             for other data); prediction files are matched to them by name.
         target_name: that CSV's output column (``None`` for other data).
+        time_units: input columns of that CSV that held dates, with the calendar unit their
+            numbers count since 1970-01-01 (:mod:`distgp.calendar`); empty for other data.
         series_end: the last training input of a series (one evenly spaced input; raw units),
             ``None`` for other data; with ``series_step`` it places :meth:`ahead`'s inputs.
         series_step: that series' spacing (raw input units).
@@ -79,6 +81,7 @@ class GSMPModel:
     variance_scale: float = 1.0
     input_names: tuple[str, ...] | None = None
     target_name: str | None = None
+    time_units: dict[str, str] = field(default_factory=dict)
     series_end: float | None = None
     series_step: float | None = None
     device: str = field(default="cpu", compare=False)
@@ -255,6 +258,8 @@ class GSMPModel:
             arrays["input_names"] = np.asarray(self.input_names, dtype=str)
         if self.target_name is not None:
             arrays["target_name"] = np.asarray(self.target_name)
+        if self.time_units:
+            arrays["time_units_json"] = np.asarray(json.dumps(self.time_units))
         if self.series_end is not None:
             arrays["series_end"] = np.asarray(self.series_end)
             arrays["series_step"] = np.asarray(self.series_step)
@@ -306,6 +311,7 @@ class GSMPModel:
                     tuple(str(c) for c in data["input_names"]) if "input_names" in data else None
                 ),
                 target_name=str(data["target_name"]) if "target_name" in data else None,
+                time_units=_time_units(data),
                 series_end=float(data["series_end"]) if "series_end" in data else None,
                 series_step=float(data["series_step"]) if "series_step" in data else None,
             )
@@ -356,3 +362,15 @@ def regression_metrics(
     half = Z95 * np.sqrt(var)
     coverage = float(np.mean(np.abs(w - mean) <= half))  # g is monotone: same event for y
     return {"mse": mse, "rmse": math.sqrt(mse), "nlpd": nlpd, "coverage95": coverage}
+
+
+def _time_units(data: dict) -> dict[str, str]:
+    """A model file's date columns and their units (none in files without dates)."""
+    from distgp.calendar import UNITS
+
+    if "time_units_json" not in data:
+        return {}
+    units = json.loads(str(data["time_units_json"]))
+    if not isinstance(units, dict) or not set(units.values()) <= set(UNITS):
+        raise ValueError(f"time units {units!r} are not columns and units")
+    return {str(k): str(v) for k, v in units.items()}

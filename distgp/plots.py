@@ -74,7 +74,7 @@ def spectrum(model, path: str | Path) -> None:
                     # the same colour in every panel: the width in the grid's own units
                     label=f"spectral width {level:.2g} cycles per sd" if len(levels) > 1 else None,
                 )
-        ax.set_xlabel(f"frequency, cycles per unit of {_dim_name(model, p)}")
+        ax.set_xlabel(f"frequency, cycles per {_unit_of(model, p)}")
         ax.xaxis.set_major_locator(plt.MaxNLocator(5))  # inputs in large units: tiny numbers
         ax.ticklabel_format(axis="x", style="sci", scilimits=(-3, 4), useMathText=True)
         ax.set_ylabel(f"weight ({units})")
@@ -123,6 +123,24 @@ def _dim_name(model, p: int) -> str:
     return str(names[p]) if names is not None and p < len(names) else f"x{p}"
 
 
+def _unit_of(model, p: int) -> str:
+    """The unit of input ``p``'s frequencies: ``month (date)`` for a column of dates, else
+    ``unit of <name>``."""
+    name = _dim_name(model, p)
+    unit = model.time_units.get(name)
+    return f"{unit} ({name})" if unit else f"unit of {name}"
+
+
+def _time_axis(model, name: str):
+    """Raw inputs of column ``name`` as drawn: dates for a column that held them."""
+    unit = model.time_units.get(name)
+    if unit is None:
+        return lambda x: x
+    from distgp import calendar
+
+    return lambda x: calendar.to_dates(x, unit).to_numpy()
+
+
 def prediction(model, dataset, path: str | Path) -> None:
     """1-D data with the predictive mean and the central 95% interval of a new observation
     (noise included; ``g^-1`` of the latent interval under an output transform). A model with a
@@ -141,15 +159,19 @@ def prediction(model, dataset, path: str | Path) -> None:
     latent = model.predict_latent(xs[:, None], return_std=True)
     mean, _ = model.transform.moments(*latent)
     lower, upper = model.transform.interval(*latent, 0.95)
+    name = dataset.feature_names[0] if dataset.feature_names else "x"
+    at = _time_axis(model, name)
     fig, ax = plt.subplots(figsize=(10, 4))
-    ax.fill_between(xs, lower, upper, color="tab:blue", alpha=0.2, label="95% interval")
-    ax.plot(xs, mean, color="tab:blue", lw=1.2, label="predictive mean")
-    ax.plot(x_train, dataset.y_train, ".", color="black", ms=3, label="training data")
+    ax.fill_between(at(xs), lower, upper, color="tab:blue", alpha=0.2, label="95% interval")
+    ax.plot(at(xs), mean, color="tab:blue", lw=1.2, label="predictive mean")
+    ax.plot(at(x_train), dataset.y_train, ".", color="black", ms=3, label="training data")
     if len(dataset.y_test):
-        ax.plot(dataset.X_test[:, 0], dataset.y_test, ".", color="tab:red", ms=5, label="test data")
-        if dataset.X_test[:, 0].min() > x_train.max():  # a forecast: mark where the data end
-            ax.axvline(x_train.max(), color="gray", ls=":", lw=1, label="end of training data")
-    ax.set_xlabel(dataset.feature_names[0] if dataset.feature_names else "x")
+        x_test = dataset.X_test[:, 0]
+        ax.plot(at(x_test), dataset.y_test, ".", color="tab:red", ms=5, label="test data")
+        if x_test.min() > x_train.max():  # a forecast: mark where the data end
+            end = at(np.array([x_train.max()]))[0]
+            ax.axvline(end, color="gray", ls=":", lw=1, label="end of training data")
+    ax.set_xlabel(name)
     ax.set_ylabel(dataset.target_name or "y")
     ax.set_title(f"{dataset.name}: GSMP GP")
     ax.legend(loc="best", fontsize=8)

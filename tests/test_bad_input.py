@@ -75,8 +75,9 @@ def make_files(folder: Path) -> dict[str, str]:
     text = {
         "empty.csv": "",
         "header_only.csv": "a,b,y\n",
-        "date_column.csv": "date,y\n"
-        + "".join(f"2000-{m:02d}-01,{m * 0.5}\n" for m in range(1, 13)),
+        "us_dates.csv": "date,y\n" + "".join(f"{m:02d}/15/2000,{m * 0.5}\n" for m in range(1, 13)),
+        "blank_date.csv": "date,y\n"
+        + "".join(f"{'' if m == 4 else f'2000-{m:02d}-01'},{m * 0.5}\n" for m in range(1, 13)),
         "text_column.csv": "a,b,y\n" + "".join(f"{i},red,{i * 0.5}\n" for i in range(10)),
         "no_header.csv": "".join(f"{i},{i * 2},{i * 0.5}\n" for i in range(10)),
         "inf.csv": "a,y\n" + "".join(f"{'inf' if i == 3 else i},{i * 0.5}\n" for i in range(10)),
@@ -186,9 +187,14 @@ CLI_CASES = {
     "fit: empty CSV file": ("fit --data {empty}", "is empty"),
     "fit: CSV with a header only": ("fit --data {header_only}", "no data rows"),
     "fit: CSV with a non-numeric column": ("fit --data {text_column}", "not numeric"),
-    "fit: CSV with a date column": (
-        "fit --data {date_column}",
-        "column(s) date of date_column.csv hold dates (e.g. '2000-01-01'); write them as numbers",
+    "fit: CSV with dates not in ISO 8601": (
+        "fit --data {us_dates}",
+        "column date of us_dates.csv holds dates not written in ISO 8601 (e.g. '01/15/2000'); "
+        "write them as YYYY-MM-DD",
+    ),
+    "fit: CSV with a date missing": (
+        "fit --data {blank_date}",
+        "column date of blank_date.csv has no date in 1 row(s) (first: row 5)",
     ),
     "fit: CSV without a header row": ("fit --data {no_header}", "no header row"),
     "fit: unsupported file type": ("fit --data {notes}", "unsupported type"),

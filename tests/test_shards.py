@@ -318,3 +318,51 @@ def test_shards_holding_the_same_columns_in_another_order_give_the_same_fit(tmp_
     mean = pd.read_csv(predicted / "predictions.csv")["mean"].to_numpy()
     truth = pd.read_csv(tmp_path / "test.csv")["y"].to_numpy()
     assert np.mean((mean - truth) ** 2) == pytest.approx(b["mse"], rel=1e-6)
+
+
+def test_a_test_file_is_matched_to_the_shards_by_column_name(tmp_path):
+    """The --test file of a shard fit is read once the agents have told their columns: one
+    with its columns in another order scores the same (it was read by position)."""
+    write_sites(tmp_path)
+    first = tmp_path / "first"
+    assert main(fit_args(tmp_path, first)) == 0
+    test = pd.read_csv(tmp_path / "test.csv")
+    test[["b", "y", "a"]].to_csv(tmp_path / "test.csv", index=False)
+    swapped = tmp_path / "swapped"
+    assert main(fit_args(tmp_path, swapped)) == 0
+    a, b = (json.loads((d / "metrics.json").read_text()) for d in (first, swapped))
+    assert b["mse"] == pytest.approx(a["mse"], rel=1e-12)
+
+
+def write_dated_sites(folder, first_days=(1, 1)):
+    """Two sites of a monthly series (dates on day ``first_days[j]`` of the month) and a test
+    file of the months after them."""
+    months = pd.date_range("2001-01-01", periods=60, freq="MS")
+    y = 10 + 0.1 * np.arange(60) + np.sin(2 * np.pi * np.arange(60) / 12)
+    for j, day in enumerate(first_days):
+        part = slice(24 * j, 24 * (j + 1))
+        dates = months[part] + pd.Timedelta(days=day - 1)
+        pd.DataFrame({"date": dates.strftime("%Y-%m-%d"), "y": y[part]}).to_csv(
+            folder / f"site-{j}.csv", index=False
+        )
+    pd.DataFrame({"date": months[48:].strftime("%Y-%m-%d"), "y": y[48:]}).to_csv(
+        folder / "test.csv", index=False
+    )
+
+
+def test_shards_of_dates_agree_on_their_unit_and_the_model_keeps_it(tmp_path, capsys):
+    write_dated_sites(tmp_path)
+    out = tmp_path / "out"
+    assert main(fit_args(tmp_path, out)) == 0
+    model = GSMPModel.load(out / "model.npz")
+    assert model.time_units == {"date": "month"}
+    assert json.loads((out / "metrics.json").read_text())["mse"] < 1.0
+    weekly = pd.read_csv(tmp_path / "site-1.csv")
+    weekly["date"] = pd.date_range("2003-01-05", periods=len(weekly), freq="W").strftime("%Y-%m-%d")
+    weekly.to_csv(tmp_path / "site-1.csv", index=False)
+    assert main(fit_args(tmp_path, tmp_path / "mixed")) == 2
+    assert (
+        "shard of agent 1 reads its dates in weeks (date) but agent 0's in months (date)"
+        in capsys.readouterr().err
+    )
+    assert not (tmp_path / "mixed").exists()

@@ -41,12 +41,14 @@ from distgp.threads import owned_threads
 @dataclass
 class ShardData:
     """A shard as its agent holds it: ``n x P`` inputs, ``n`` outputs, the ``P`` input column
-    names and the output column's (``None`` for arrays and .npz files)."""
+    names, the output column's (``None`` for arrays and .npz files) and the calendar units of
+    input columns that held dates (:mod:`distgp.calendar`)."""
 
     X: np.ndarray
     y: np.ndarray
     names: list[str]
     target: str | None = None
+    time_units: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -84,7 +86,9 @@ class ShardFile:
         if not Path(path).is_file():
             raise InputDataError(f"cannot read shard file {path}: no such file")
         data = load_dataset(path, target=self.target, test_fraction=0.0)
-        return ShardData(data.X_train, data.y_train, list(data.feature_names), data.target_name)
+        return ShardData(
+            data.X_train, data.y_train, list(data.feature_names), data.target_name, data.time_units
+        )
 
 
 @dataclass(frozen=True)
@@ -213,7 +217,7 @@ class Agent:
         if columns is not None and list(columns) != names:
             order = [names.index(c) for c in columns]  # the driver checked they are the same
             X, names = X[:, order], list(columns)
-            self._data = ShardData(X, y, names, data.target)
+            self._data = ShardData(X, y, names, data.target, data.time_units)
         if len(y) < min_points:
             raise InputDataError(
                 f"shard of agent {self.agent_id} holds {len(y)} point(s), below the minimum of "
@@ -225,6 +229,7 @@ class Agent:
             **ShardSummary.of(X, y).to_wire(),
             "columns": names,
             "target": data.target,
+            "time_units": data.time_units,
             "series": series,
             "digest": array_digest(X, y),  # one-way: a model checks its shards did not change
         }

@@ -229,6 +229,7 @@ def _run_shard_fit(args: argparse.Namespace, config) -> int:
     """``distgp fit --shards``: the agents read their files; the driver reads only ``--test``."""
     from distgp.checkpoint import Checkpoint
     from distgp.data import Dataset, load_test_file
+    from distgp.driver import ShardColumns
     from distgp.io import check_output_dir
 
     progress = Progress(args.quiet)
@@ -236,23 +237,26 @@ def _run_shard_fit(args: argparse.Namespace, config) -> int:
     checkpoint = args.checkpoint = Checkpoint(out)
     if not args.resume:
         checkpoint.check_replaceable()
-    X_test = y_test = None
-    if config.data.test is not None:
-        X_test, y_test = load_test_file(config.data.test, config.data.target, dims=None)
+    test: dict[str, np.ndarray] = {}
+
+    def read_test(shards: ShardColumns) -> np.ndarray:
+        """The --test file, its columns matched to the shard files' (by name for CSVs)."""
+        named = shards.columns if shards.target is not None else None
+        target = config.data.target or shards.target
+        test["X"], test["y"] = load_test_file(
+            config.data.test, target, len(shards.columns), named, shards.time_units
+        )
+        return test["X"]
+
     progress(
         f"{len(config.data.shards)} shard files, read by their agents; test: "
         f"{config.data.test or 'none'}"
     )
-    result, evaluations = _learn(None, config, progress, checkpoint, bool(args.resume), X_test)
-    dims = result.model.dims
-    empty = np.zeros((0, dims))
-    dataset = Dataset(
-        empty,
-        np.zeros(0),
-        X_test if X_test is not None else empty,
-        y_test if y_test is not None else np.zeros(0),
-        "shards",
-    )
+    reader = read_test if config.data.test is not None else None
+    result, evaluations = _learn(None, config, progress, checkpoint, bool(args.resume), reader)
+    empty = np.zeros((0, result.model.dims))
+    X_test, y_test = test.get("X", empty), test.get("y", np.zeros(0))
+    dataset = Dataset(empty, np.zeros(0), X_test, y_test, "shards")
     _write_outputs(out, dataset, config, result, progress, config.plots, evaluations)
     checkpoint.remove()
     return 0
@@ -264,7 +268,8 @@ def _resumed_config(args: argparse.Namespace):
 
 def _learn(dataset, config, progress, checkpoint=None, resume=False, X_test=None):
     """One fit, after the outer choice of :mod:`distgp.tune` where it runs (``--tune``; the
-    default selection with one input in one file); ``dataset`` is None with shard files. Returns
+    default selection with one input in one file); ``dataset`` is None with shard files, and
+    ``X_test`` then a reader of the test inputs (:data:`distgp.driver.TestInputs`). Returns
     ``(FitResult, evaluations)``."""
     from distgp.driver import fit, shard_files
     from distgp.selection import fit_selected
@@ -305,7 +310,7 @@ def _learn(dataset, config, progress, checkpoint=None, resume=False, X_test=None
     options = {
         "report": report,
         "checkpoint": checkpoint,
-        "X_test": X_test if X_test is not None and len(X_test) else None,
+        "X_test": X_test if callable(X_test) or (X_test is not None and len(X_test)) else None,
     }
     shards = shard_files(config) if dataset is None else None
     if shards is None:
@@ -404,6 +409,7 @@ def _write_outputs(out, dataset, config, result, progress, plots: bool, evaluati
     if dataset.target_name is not None:  # named columns: prediction files are matched by name
         result.model.input_names = tuple(dataset.feature_names)
         result.model.target_name = dataset.target_name
+        result.model.time_units = dict(dataset.time_units)
     if dataset.series:  # distgp predict --ahead H forecasts past its end
         result.model.mark_series(dataset.X_train)
     result.model.save(out / "model.npz", {"dataset": dataset.name})

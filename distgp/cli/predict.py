@@ -91,7 +91,7 @@ def run_predict(args: argparse.Namespace) -> int:
     model = GSMPModel.load(_model_file(args.model))
     if args.ahead is not None:
         names = list(model.input_names or default_input_names(model.dims))
-        X, y = model.ahead(args.ahead), None
+        X, y = _ahead(model, names[0], args.ahead), None
     else:
         X, y, names = load_prediction_inputs(
             args.data,
@@ -99,6 +99,7 @@ def run_predict(args: argparse.Namespace) -> int:
             args.target or model.target_name,
             model.input_names,
             require_target=args.target is not None,
+            time_units=model.time_units,
         )
     csv_file = args.data is not None and is_csv_source(args.data)
     if model.input_names is None and csv_file and names != default_input_names(model.dims):
@@ -133,13 +134,12 @@ def run_predict(args: argparse.Namespace) -> int:
                 f"input column {old_name!r} is written as {new_name!r} ({old_name} is an output)"
             )
     header = [*inputs, *outputs]
-    columns = [X, mean[:, None], std[:, None], lower[:, None], upper[:, None]]
-    columns += [y[:, None]] if y is not None else []
-    table = np.hstack(columns)
+    columns = [_input_texts(model, name, X[:, p]) for p, name in enumerate(names)]
+    columns += [_texts(v) for v in (mean, std, lower, upper, *([y] if y is not None else []))]
     text = io.StringIO()
     writer = csv.writer(text, lineterminator="\n")  # quotes names holding commas or quotes
     writer.writerow(header)
-    writer.writerows([repr(float(v)) for v in row] for row in table)  # round-trip precision
+    writer.writerows(zip(*columns, strict=True))
     if y is not None:
         scores = regression_metrics(y, *latent, model.transform)
         write_json(out / "metrics.json", {**scores, "n": len(y), "model": str(args.model)})
@@ -164,6 +164,35 @@ def run_predict(args: argparse.Namespace) -> int:
     else:  # an earlier forecast's figure would not show this prediction
         (out / "forecast.png").unlink(missing_ok=True)
     return 0
+
+
+def _ahead(model, name: str, steps: int) -> np.ndarray:
+    """``steps x 1`` raw inputs after a series' end: on the calendar for a series of dates
+    (month ends stay month ends), else at the series' spacing."""
+    unit = model.time_units.get(name)
+    X = model.ahead(steps)  # refuses a model without a series end
+    if unit is None:
+        return X
+    from distgp import calendar
+
+    last = calendar.to_dates([model.series_end], unit)[0]
+    dates = calendar.following(last, unit, model.series_step, steps)
+    return calendar.to_numbers(dates, unit)[:, None]
+
+
+def _texts(values: np.ndarray) -> list[str]:
+    """Numbers at round-trip precision."""
+    return [repr(float(v)) for v in values]
+
+
+def _input_texts(model, name: str, values: np.ndarray) -> list[str]:
+    """An input column as written: dates for a column that held them, else numbers."""
+    unit = model.time_units.get(name)
+    if unit is None:
+        return _texts(values)
+    from distgp import calendar
+
+    return calendar.format_dates(calendar.to_dates(values, unit))
 
 
 def _model_file(path: str) -> Path:
