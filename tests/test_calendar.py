@@ -95,8 +95,9 @@ def test_a_csv_of_dates_is_a_series_in_months(tmp_path):
 
 def test_fit_and_predict_speak_dates(tmp_path, capsys):
     monthly_csv(tmp_path / "sales.csv")
-    fit = ["fit", "--data", str(tmp_path / "sales.csv"), "--test-fraction", "0", "--quiet"]
+    fit = ["fit", "--data", str(tmp_path / "sales.csv"), "--test-fraction", "0"]
     assert main([*fit, "--out", str(tmp_path / "fit")]) == 0
+    assert "changes repeat every 12 months" in capsys.readouterr().err
     model = GSMPModel.load(tmp_path / "fit" / "model.npz")
     assert model.time_units == {"month": "month"}
     ahead = tmp_path / "ahead"

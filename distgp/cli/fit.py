@@ -43,9 +43,10 @@ OUTER_CHOICE_LINES: dict[str, Callable[[dict[str, Any]], str]] = {
         f"({f['lowest'].mse:.5g}, {f['lowest'].name})"
     ),
     "season": lambda f: (
-        f"the training data's changes repeat every {f['period']:g} input units (their "
-        f"autocorrelation): the candidate {_selection().SEASONAL_CANDIDATE} has a season of that "
-        "period (--season sets one for every fit)"
+        f"the training data's changes repeat every {f['period']:g} "
+        f"{f.get('unit', 'input unit')}s (their autocorrelation): the candidate "
+        f"{_selection().SEASONAL_CANDIDATE} has a season of that period (--season sets one for "
+        "every fit)"
     ),
     "folds": lambda f: (
         f"candidates scored on {f['folds']} random folds of the training data (one input, not "
@@ -282,6 +283,8 @@ def _learn(dataset, config, progress, checkpoint=None, resume=False, X_test=None
             early = f"  (stopped after {len(e.folds)} fold(s))" if e.stopped else ""
             progress(f"{verb} {e.name:27s} held-out MSE {e.mse:.5g}{early}")
         elif event in OUTER_CHOICE_LINES:
+            if dataset is not None and dataset.time_units:  # a series of dates: its unit
+                fields = {**fields, "unit": next(iter(dataset.time_units.values()))}
             progress(OUTER_CHOICE_LINES[event](fields))
         elif event == "start":
             progress(f"starting {fields['agents']} agent(s) on the {fields['backend']} backend")
