@@ -89,7 +89,7 @@ def spectrum(model, path: str | Path) -> None:
         ax = axes[dims // cols][dims % cols]
         tw = w_all[grid.components :]
         ax.bar(range(trend), tw, color="tab:orange")
-        labels = model.trend.labels()
+        labels = model.trend.labels([_dim_name(model, p) for p in range(dims)])
         crowded = trend > 8 or max(map(len, labels)) > 40 / trend  # about 40 characters wide
         ax.set_xticks(
             range(trend), labels, rotation=30 if crowded else 0, ha="right" if crowded else "center"

@@ -335,3 +335,9 @@ def test_column_names_the_font_lacks_warn_nothing(tmp_path):
         warnings.simplefilter("error")
         plots.spectrum(model, tmp_path / "spectrum.png")
     assert (tmp_path / "spectrum.png").stat().st_size > 0
+
+
+def test_polynomial_labels_take_the_inputs_names():
+    trend = TrendBasis.named("quadratic", 2)
+    assert trend.labels() == ["x0", "x1", "x0^2", "x1^2"]
+    assert trend.labels(["age", "dose"]) == ["age", "dose", "age^2", "dose^2"]

@@ -52,6 +52,7 @@ evolving season.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -193,13 +194,15 @@ class TrendBasis:
         """Number of trend components ``T``: the polynomial's, then the random walks."""
         return self.polynomial_size + self.walk_count
 
-    def labels(self) -> list[str]:
-        """A name per component: ``1``, or ``x0``, ``x1``, ..., ``x0^2``, ...; then the walks."""
+    def labels(self, names: Sequence[str] | None = None) -> list[str]:
+        """A name per component: ``1``, or the inputs' ``names`` (default ``x0``, ``x1``, ...),
+        then their squares (``x0^2``, ...); then the walks."""
         walks = list(WALK_LABELS[: self.walks]) + list(SEASON_LABELS) * bool(self.season)
         if self.degree <= 0:
             return ["1"][: self.polynomial_size] + walks
+        names = list(names) if names is not None else [f"x{p}" for p in range(self.dims)]
         return [
-            f"x{p}" + (f"^{k}" if k > 1 else "")
+            names[p] + (f"^{k}" if k > 1 else "")
             for k in range(1, self.degree + 1)
             for p in range(self.dims)
         ] + walks
