@@ -64,3 +64,30 @@ class InterruptedOnce:
 
 
 interrupted_once = InterruptedOnce()
+
+
+class ExitsProcess:
+    """An array objective that ends its process (``os._exit``, as a crash or the OOM killer
+    would) at the ``at``-th evaluation of the run and, unless ``once``, at every one after it.
+    Evaluations are counted in ``folder`` (each Ray actor holds its own copy of the object)."""
+
+    bounds = np.array([[0.0, 1.0], [0.0, 1.0]])
+
+    def __init__(self, folder, at: int = 3, once: bool = True) -> None:
+        self.folder, self.at, self.once = str(folder), at, once
+
+    def __call__(self, x: np.ndarray) -> float:
+        import os
+
+        log, died = os.path.join(self.folder, "calls"), os.path.join(self.folder, "died")
+        with open(log, "a") as handle:
+            handle.write("x\n")
+        with open(log) as handle:
+            calls = len(handle.readlines())
+        if calls >= self.at and not (self.once and os.path.exists(died)):
+            open(died, "w").close()
+            os._exit(1)
+        return float(np.sum((np.asarray(x) - 0.3) ** 2))
+
+
+exits_process = ExitsProcess(".")

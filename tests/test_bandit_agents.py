@@ -8,11 +8,16 @@ import math
 import numpy as np
 import pytest
 
-from distgp.agents.evaluators import InlineEvaluator, RayEvaluator, make_evaluator
+from distgp.agents.evaluators import (
+    InlineEvaluator,
+    RayEvaluator,
+    _RayEvaluationAgent,
+    make_evaluator,
+)
 from distgp.bandit import BKB
 from distgp.bandit.config import OptimizeConfig
 from distgp.bandit.problems import make_problem
-from distgp.exceptions import ConfigError
+from distgp.exceptions import BackendError, ConfigError
 from distgp.optimize.loop import optimize
 
 
@@ -45,6 +50,27 @@ def test_ray_agents_evaluate_and_keep_their_observations(ray_local):
     with RayEvaluator(picky, agents=2) as evaluator:
         check_evaluations(evaluator)
     assert ray_local.is_initialized()  # the session's Ray instance is left running
+
+
+def test_a_dead_ray_agent_is_restarted_and_its_jobs_run_again(ray_local):
+    with RayEvaluator(picky, agents=2) as evaluator:
+        ray_local.kill(evaluator._actors[0], no_restart=True)  # its process is lost
+        results = evaluator.evaluate(JOBS)
+        assert [r.value for r in results[::2]] == [0.0, 4.0, 8.0]  # not failed evaluations
+        assert results[1].error == "ZeroDivisionError: division by zero"  # still a failure
+        assert len(evaluator.observations(0)) == 3
+
+
+def test_a_ray_agent_whose_replacement_does_not_start_stops_the_run(ray_local, monkeypatch):
+    from distgp.agents import backends
+
+    monkeypatch.setattr(backends, "START_TIMEOUT", 0.5)
+    with RayEvaluator(picky, agents=1) as evaluator:
+        never = ray_local.remote(_RayEvaluationAgent).options(num_cpus=1000)  # not schedulable
+        evaluator._remote = never
+        ray_local.kill(evaluator._actors[0], no_restart=True)
+        with pytest.raises(BackendError, match="agent 0 died and its replacement did not start"):
+            evaluator.evaluate(JOBS[:1])
 
 
 def test_make_evaluator_checks_its_arguments():

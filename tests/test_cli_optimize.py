@@ -400,3 +400,38 @@ def test_an_objective_that_calls_sys_exit_fails_that_evaluation(tmp_path, capsys
     assert code == 0
     failed = [r for r in read_history(out) if r["failed"] == "1"]
     assert failed and all(r["error"] == "SystemExit: 3" for r in failed)
+
+
+def run_exits_process(tmp_path, capsys, monkeypatch, once: bool) -> tuple[int, str, Path]:
+    """A 6-evaluation Ray run whose objective ends its actor's process at the 4th evaluation
+    (and, unless ``once``, at every later one)."""
+    from tests import helpers
+
+    monkeypatch.chdir(REPO)
+    monkeypatch.setattr(helpers, "exits_process", helpers.ExitsProcess(tmp_path, 4, once))
+    out = tmp_path / "run"
+    argv = ["--function", "tests.helpers:exits_process", "--budget", "6", "--backend", "ray"]
+    code, err = run_cli(
+        [*argv, "--kernel", "rbf", "--quiet", "--no-plots", "--out", str(out)], capsys
+    )
+    return code, err, out
+
+
+def test_a_ray_agent_that_dies_is_restarted_and_no_evaluation_fails(
+    tmp_path, capsys, monkeypatch, ray_local
+):
+    code, err, out = run_exits_process(tmp_path, capsys, monkeypatch, once=True)
+    assert code == 0, err
+    assert (tmp_path / "died").is_file()
+    rows = read_history(out)
+    assert len(rows) == 6 and all(r["failed"] == "0" for r in rows)
+
+
+def test_a_ray_agent_that_dies_again_stops_the_run_and_keeps_its_checkpoint(
+    tmp_path, capsys, monkeypatch, ray_local
+):
+    code, err, out = run_exits_process(tmp_path, capsys, monkeypatch, once=False)
+    assert code == 2 and err.count("\n") == 1, err
+    assert "agent 0 died twice running evaluation 3" in err
+    assert f"'distgp optimize --resume {out}' continues the run" in err
+    assert (out / "checkpoint.npz").is_file() and not (out / "result.json").exists()

@@ -12,7 +12,9 @@ it and whether it failed. Each agent also **keeps the observations it made**
   store and each actor evaluates its share of a batch while the others do theirs.
 
 An objective that raises, or returns NaN or infinity, gives a *failed* evaluation (``value`` NaN,
-``error`` set); the run goes on. Only :class:`RayEvaluator` imports Ray, and only when started.
+``error`` set); the run goes on. A Ray actor that dies is restarted and its jobs run again
+(:class:`RayEvaluator`): a lost process is not a failed evaluation. Only :class:`RayEvaluator`
+imports Ray, and only when started.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from distgp.agents.ray_runtime import check_share_fraction, connect, cpu_share, disconnect
-from distgp.exceptions import ConfigError
+from distgp.exceptions import BackendError, ConfigError
 
 Objective = Callable[[dict[str, Any], int], float]  # (params, evaluation index) -> value
 
@@ -152,13 +154,20 @@ class InlineEvaluator(Evaluator):
 class RayEvaluator(Evaluator):
     """One Ray actor per agent.
 
+    An agent whose actor dies (its process or node lost) is restarted, as ``distgp fit``
+    restarts an agent (:meth:`distgp.agents.backends.RayBackend.recover`), and its jobs run again
+    on the replacement, which starts with no observations; an actor death is not a failed
+    evaluation. A replacement that does not start, or that dies on the same jobs, stops the run
+    with :class:`BackendError` (the checkpoint is kept for ``--resume``).
+
     Args:
         objective: must be picklable (a module-level function or a built-in test function).
         agents: number of actors.
         address: ``None`` starts a local Ray instance (unless one is running); else a cluster
             address (``auto``, ``HOST:PORT``).
         cpus_per_agent: CPUs reserved per actor (default: share the cluster's CPUs).
-        timeout: seconds to wait for a batch; agents that do not answer fail their jobs.
+        timeout: seconds to wait for a batch; agents that do not answer fail their jobs and are
+            restarted (so that no later job queues behind a hung one).
         share_fraction: fraction of the fair CPU share each actor reserves when
             ``cpus_per_agent`` is ``None`` (0.5 leaves room for the learning agents of a GSMP
             kernel, which run between batches).
@@ -181,26 +190,47 @@ class RayEvaluator(Evaluator):
 
         self._owns_ray = connect(address)
         share = cpu_share(self.agents, cpus_per_agent, share_fraction)
-        remote = ray.remote(_RayEvaluationAgent).options(num_cpus=share, max_restarts=0)
-        ref = ray.put(objective)
-        self._actors = [remote.remote(j, ref) for j in range(self.agents)]
+        self._remote = ray.remote(_RayEvaluationAgent).options(num_cpus=share, max_restarts=0)
+        self._objective_ref = ray.put(objective)
+        self._actors = [self._remote.remote(j, self._objective_ref) for j in range(self.agents)]
         self.timeout = timeout
 
     def evaluate(self, jobs):
+        done: dict[int, Evaluation] = {}
+        shares = self._split(jobs)
+        died = self._run(shares, done)
+        for j in died:
+            self.restart(j)
+        if died and self._run({j: shares[j] for j in died}, done):
+            first = shares[died[0]][0][0]
+            raise BackendError(
+                f"agent {died[0]} died twice running evaluation {first} (and the rest of its "
+                "share of the batch): the objective may end its process (os._exit, a crash, "
+                "memory); fix it, or raise the memory of the nodes"
+            )
+        return [done[index] for index, _ in jobs]
+
+    def _run(self, shares: dict[int, list], done: dict[int, Evaluation]) -> list[int]:
+        """Send each agent its share; put the evaluations into ``done`` and return the agents
+        whose actor died (their jobs are not done)."""
         import ray
         from ray.exceptions import RayActorError, RayTaskError
 
-        shares = self._split(jobs)
         refs = {self._actors[j].run.remote(share): (j, share) for j, share in shares.items()}
         ready, late = ray.wait(list(refs), num_returns=len(refs), timeout=self.timeout)
-        done: dict[int, Evaluation] = {}
+        died = []
         for ref in list(ready) + list(late):
             j, share = refs[ref]
             try:
                 if ref in late:
                     raise TimeoutError(f"agent {j} gave no answer within {self.timeout} s")
                 results = ray.get(ref)
-            except (RayActorError, RayTaskError, TimeoutError) as exc:
+            except RayActorError:
+                died.append(j)
+                continue
+            except (RayTaskError, TimeoutError) as exc:
+                if ref in late:
+                    self.restart(j)  # later jobs must not queue behind a hung one
                 reason = str(exc).strip().splitlines()[0] if str(exc).strip() else "agent lost"
                 results = [
                     Evaluation(i, dict(p), math.nan, f"agent {j} failed: {reason}", j, 0.0)
@@ -208,7 +238,28 @@ class RayEvaluator(Evaluator):
                 ]
             for ev in results:
                 done[ev.index] = ev
-        return [done[index] for index, _ in jobs]
+        return sorted(died)
+
+    def restart(self, agent: int) -> None:
+        """Replace agent ``agent``'s actor by a fresh one; :class:`BackendError` when the
+        replacement does not start within ``START_TIMEOUT`` seconds."""
+        import ray
+        from ray.exceptions import GetTimeoutError, RayActorError
+
+        from distgp.agents.backends import START_TIMEOUT
+
+        with contextlib.suppress(Exception):  # already gone
+            ray.kill(self._actors[agent], no_restart=True)
+        self._actors[agent] = self._remote.remote(agent, self._objective_ref)
+        try:
+            ray.get(self._actors[agent].observations.remote(), timeout=START_TIMEOUT)
+        except (GetTimeoutError, RayActorError) as exc:
+            with contextlib.suppress(Exception):
+                ray.kill(self._actors[agent], no_restart=True)
+            raise BackendError(
+                f"agent {agent} died and its replacement did not start ({type(exc).__name__}); "
+                "check the Ray cluster's nodes and CPUs"
+            ) from None
 
     def observations(self, agent):
         import ray

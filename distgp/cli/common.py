@@ -14,7 +14,13 @@ from collections.abc import Callable
 from typing import Any
 
 from distgp.cli.flags import integer, number
-from distgp.exceptions import ConfigError, DistGPError, NumericalError, NumericsWarning
+from distgp.exceptions import (
+    BackendError,
+    ConfigError,
+    DistGPError,
+    NumericalError,
+    NumericsWarning,
+)
 
 EXIT_USAGE = 2
 EXIT_FAILURE = 1  # the run itself failed (numerical failure, an output that cannot be written)
@@ -73,7 +79,10 @@ def _run(args: argparse.Namespace) -> int:
         checkpoint = getattr(args, "checkpoint", None)
         if checkpoint is not None and not checkpoint.path.is_file():
             checkpoint.remove()  # agents' round state of a run that saved nothing to resume
-        sys.stderr.write(f"distgp {args.command}: error: {_one_line(exc)}{_flag_hint(args, exc)}\n")
+        hint = _flag_hint(args, exc)
+        if isinstance(exc, BackendError) and checkpoint is not None and checkpoint.path.is_file():
+            hint += f"; 'distgp {args.command} --resume {checkpoint.path.parent}' continues the run"
+        sys.stderr.write(f"distgp {args.command}: error: {_one_line(exc)}{hint}\n")
         return EXIT_USAGE
     except OSError as exc:  # e.g. a full disk while writing results: one line, not a traceback
         where = f" ({exc.filename})" if exc.filename else ""
