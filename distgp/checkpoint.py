@@ -103,7 +103,12 @@ class Checkpoint:
 
 
 def config_json(config: Any) -> str:
-    """The run's settings as canonical JSON (the output folder excluded)."""
+    """The run's settings as canonical JSON (the output folder excluded); an optimisation's
+    ``space`` mapping keeps its order, which is the order of the encoded columns."""
     data = dataclasses.asdict(config)
     data.pop("out", None)
-    return json.dumps(data, sort_keys=True, default=json_default)
+    space = data.pop("space", None)
+    text = json.dumps(data, sort_keys=True, default=json_default)
+    if space is None:
+        return text
+    return json.dumps({**json.loads(text), "space": space}, default=json_default)

@@ -124,7 +124,8 @@ def test_killed_optimisation_resumes_to_the_same_result(tmp_path, monkeypatch):
 
 
 def test_an_interrupted_optimisation_over_a_space_resumes(tmp_path, monkeypatch, capsys):
-    """The checkpoint's settings hold the free-form ``space`` section (it failed to load)."""
+    """The checkpoint's settings hold the free-form ``space`` section (it failed to load), in its
+    order: sorted, the resumed space named its parameters in another order than its arms."""
     from tests import helpers
 
     monkeypatch.chdir(Path(__file__).resolve().parents[1])
@@ -196,3 +197,45 @@ def test_runs_remove_only_the_files_they_wrote(tmp_path, capsys):
     assert main(optimize) == 2
     assert "not a distgp optimize checkpoint" in capsys.readouterr().err
     assert foreign.read_bytes() == b"the user's own file" and users.read_text() == "keep"
+
+
+CHANGING_MODULE = """
+calls = 0
+
+def moving(x):
+    global calls
+    calls += 1
+    if calls == 5:
+        raise KeyboardInterrupt
+    return float(sum(x))
+
+moving.bounds = {bounds}
+"""
+
+
+@pytest.mark.parametrize(
+    ("bounds", "message"),
+    [
+        ("[[0.0, 2.0], [0.0, 1.0]]", "(x0 was float [0.0, 1.0], is float [0.0, 2.0] now)"),
+        ("[[0.0, 1.0]] * 3", "(parameters ['x0', 'x1'] then, ['x0', 'x1', 'x2'] now)"),
+    ],
+)
+def test_resume_refuses_a_search_space_that_changed_since_the_checkpoint(
+    tmp_path, monkeypatch, capsys, bounds, message
+):
+    module = tmp_path / "bkb_moving_bounds.py"
+    module.write_text(CHANGING_MODULE.format(bounds="[[0.0, 1.0], [0.0, 1.0]]"))
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delitem(sys.modules, "bkb_moving_bounds", raising=False)
+    out = tmp_path / "run"
+    argv = ["optimize", "--function", "bkb_moving_bounds:moving", "--budget", "8", "--quiet"]
+    assert main([*argv, "--kernel", "rbf", "--no-plots", "--out", str(out)]) == 130
+    capsys.readouterr()
+    module.write_text(CHANGING_MODULE.format(bounds=bounds))
+    sys.modules.pop("bkb_moving_bounds")
+    before = {p.name: p.stat().st_mtime_ns for p in out.iterdir()}
+    assert main(["optimize", "--resume", str(out), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and message in err, err
+    assert "start a new run without --resume" in err
+    assert {p.name: p.stat().st_mtime_ns for p in out.iterdir()} == before

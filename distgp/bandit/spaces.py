@@ -143,6 +143,20 @@ class CategoricalParam:
 Param = FloatParam | IntParam | CategoricalParam
 
 
+def _describe(p: Param) -> dict[str, Any]:
+    if isinstance(p, CategoricalParam):
+        return {"name": p.name, "type": "categorical", "choices": list(p.choices)}
+    kind = "int" if isinstance(p, IntParam) else "float"
+    return {"name": p.name, "type": kind, "low": float(p.low), "high": float(p.high), "log": p.log}
+
+
+def describe_param(d: dict[str, Any]) -> str:
+    """One line for a parameter of :meth:`Space.describe`: ``float [0.0, 1.0]``."""
+    if d["type"] == "categorical":
+        return f"choices {d['choices']}"
+    return f"{d['type']} [{d['low']}, {d['high']}]" + (" log" if d["log"] else "")
+
+
 def _check_range(name: str, low: float, high: float, log: bool) -> None:
     if not (math.isfinite(low) and math.isfinite(high)):
         raise ConfigError(f"parameter {name}: bounds must be finite, got [{low}, {high}]")
@@ -224,6 +238,11 @@ class Space:
         noise = rng.standard_normal((count, int(numeric.sum())))
         moved[:, numeric] = np.clip(moved[:, numeric] + steps[:, None] * noise, 0.0, 1.0)
         return np.array([self.encode(self.decode_row(m)) for m in moved])
+
+    def describe(self) -> list[dict[str, Any]]:
+        """Each parameter as JSON values (name, type, bounds and scale, or choices): spaces
+        with the same description encode and decode alike (a checkpoint records it)."""
+        return [_describe(p) for p in self.params]
 
     def find(self, row: np.ndarray) -> int | None:
         """Index of the arm equal to ``row`` (up to round-off), or ``None``."""

@@ -38,7 +38,7 @@ def run_optimize(args: argparse.Namespace) -> int:
     from distgp.bandit.problems import make_problem
     from distgp.checkpoint import Checkpoint
     from distgp.io import ensure_output_dir
-    from distgp.optimize.loop import optimize
+    from distgp.optimize.loop import check_space, optimize
     from distgp.optimize.refit import evaluator_cpu_share
 
     config = _resumed_config(args) if args.resume else _config(args)
@@ -53,6 +53,8 @@ def run_optimize(args: argparse.Namespace) -> int:
     out = ensure_output_dir(config.out)
     checkpoint = args.checkpoint = Checkpoint(out, kind="optimize")
     state = checkpoint.load() if args.resume else None
+    if state is not None:
+        check_space(state, problem.space)  # before any agent starts
     if not args.resume:
         checkpoint.check_replaceable()
     if not args.resume and (out / "result.json").is_file():

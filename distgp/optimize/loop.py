@@ -18,6 +18,7 @@ The evaluator is any object with ``evaluate(jobs) -> evaluations`` and an ``agen
 
 from __future__ import annotations
 
+import json
 import math
 import time
 from collections.abc import Callable
@@ -33,8 +34,8 @@ from distgp.bandit.evidence import MIN_NOISE, fit_rbf
 from distgp.bandit.gpucb import GPUCB
 from distgp.bandit.kernels import RBFKernel
 from distgp.bandit.problems import Problem
-from distgp.bandit.spaces import Space, add_local_arms
-from distgp.exceptions import DistGPError
+from distgp.bandit.spaces import Space, add_local_arms, describe_param
+from distgp.exceptions import ConfigError, DistGPError
 from distgp.optimize.refit import GSMPRefitter
 
 Reporter = Callable[[str, dict[str, Any]], None]
@@ -149,6 +150,7 @@ def optimize(
     next_fit = config.kernel.warmup
     before = 0.0
     if resume is not None:
+        check_space(resume, space)
         loop = resume["loop_json"]
         bandit = ArmBandit.from_state(
             {k[len("bandit_") :]: v for k, v in resume.items() if k.startswith("bandit_")}
@@ -235,6 +237,7 @@ def optimize(
                     {
                         **{f"bandit_{k}": v for k, v in bandit.state_dict().items()},
                         "loop_json": {
+                            "space": space.describe(),
                             "records": [_jsonable(asdict(r)) for r in records],
                             "batch_sizes": batch_sizes,
                             "events": events,
@@ -280,6 +283,26 @@ def optimize(
         refits=0 if refitter is None else refitter.fits,
         events=events,
         arms=len(bandit.arms),
+    )
+
+
+def check_space(state: dict[str, Any], space: Space) -> None:
+    """Refuse to resume ``state`` over a search space other than the one it was saved with
+    (the callable's bounds or the space changed); a state saved before spaces were recorded
+    is taken as it is."""
+    saved = state["loop_json"].get("space")
+    now = space.describe()
+    if saved is None or saved == json.loads(json.dumps(now)):
+        return
+    names = [p["name"] for p in saved]
+    if names != space.names:
+        detail = f"parameters {names} then, {space.names} now"
+    else:
+        then, new = next((a, b) for a, b in zip(saved, now, strict=True) if a != b)
+        detail = f"{then['name']} was {describe_param(then)}, is {describe_param(new)} now"
+    raise ConfigError(
+        f"the search space changed since the checkpoint ({detail}); restore it to resume, or "
+        "start a new run without --resume"
     )
 
 
