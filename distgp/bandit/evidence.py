@@ -29,9 +29,7 @@ def fit_rbf(
     """The evidence-maximising RBF (``variance`` = ``s_f^2``) and noise variance ``s_n^2``,
     both in the units of ``y`` standardised."""
     X = np.asarray(X, float)
-    y = np.asarray(y, float)
-    scale = y.std()
-    y = (y - y.mean()) / (scale if scale > 0 else 1.0)
+    y = standardise(np.asarray(y, float))
     D = X.shape[1]
     diff2 = (X[:, None, :] - X[None, :, :]) ** 2  # n x n x D
     lo = [math.log(LENGTHSCALE_BOUNDS[0])] * D + [math.log(SIGNAL_BOUNDS[0]), math.log(min_noise)]
@@ -54,6 +52,18 @@ def fit_rbf(
     assert best is not None
     ls = np.exp(best.x[:D])
     return RBFKernel(ls, float(np.exp(best.x[D]))), float(np.exp(best.x[D + 1]))
+
+
+def standardise(y: np.ndarray) -> np.ndarray:
+    """``y`` less its mean, over its standard deviation (zeros when ``y`` is constant), for any
+    finite float64 ``y``: divided by ``max |y|`` first, rewards of 1e200 do not overflow the
+    squares and rewards of 1e-300 do not underflow them."""
+    peak = float(np.abs(y).max(initial=0.0))
+    if peak > 0:
+        y = y / peak
+    centred = y - y.mean()
+    scale = float(np.sqrt(np.mean(centred**2)))
+    return centred / scale if scale > 0 else centred
 
 
 def _neg_log_evidence(
