@@ -158,6 +158,18 @@ def numpy_optimum(x):
 numpy_optimum.bounds = bounds
 numpy_optimum.optimal_value = np.float32(0.0)
 
+calls = 0
+stop_at = 1
+
+def stops(x):  # Ctrl-C at the stop_at-th evaluation
+    global calls
+    calls += 1
+    if calls == stop_at:
+        raise KeyboardInterrupt
+    return float(x[0])
+
+stops.bounds = bounds
+
 def tuned(params):
     lr, layers, act = params["lr"], params["layers"], params["act"]
     return (math.log10(lr) + 2) ** 2 + (layers - 2) ** 2 + (act == "tanh")
@@ -435,3 +447,53 @@ def test_a_ray_agent_that_dies_again_stops_the_run_and_keeps_its_checkpoint(
     assert "agent 0 died twice running evaluation 3" in err
     assert f"'distgp optimize --resume {out}' continues the run" in err
     assert (out / "checkpoint.npz").is_file() and not (out / "result.json").exists()
+
+
+def run_stops(user_module, monkeypatch, capsys, out: Path, stop_at: int, *flags: str):
+    """``stops`` with a Ctrl-C at evaluation ``stop_at`` (0: never); exit code and stderr."""
+    import importlib
+
+    monkeypatch.syspath_prepend(".")
+    module = importlib.import_module(user_module)
+    monkeypatch.setattr(module, "calls", 0)
+    monkeypatch.setattr(module, "stop_at", stop_at)
+    argv = ["--function", f"{user_module}:stops", "--budget", "4", "--kernel", "rbf"]
+    return run_cli([*argv, *flags, "--out", str(out)], capsys)
+
+
+def test_a_run_interrupted_at_its_first_evaluation_leaves_no_folder(
+    tmp_path, capsys, monkeypatch, user_module
+):
+    out = tmp_path / "new" / "run"
+    code, err = run_stops(user_module, monkeypatch, capsys, out, 1, "--quiet")
+    assert code == 130 and "interrupted" in err and "--resume" not in err
+    assert not (tmp_path / "new").exists()
+
+
+def test_a_new_run_replaces_an_earlier_runs_outputs_and_says_so(
+    tmp_path, capsys, monkeypatch, user_module
+):
+    out = tmp_path / "run"
+    assert run_stops(user_module, monkeypatch, capsys, out, 0)[0] == 0
+    (out / "notes.txt").write_text("the user's own file")
+    assert {p.name for p in out.iterdir()} == {
+        "result.json",
+        "history.csv",
+        "regret.png",
+        "notes.txt",
+    }
+    code, err = run_stops(user_module, monkeypatch, capsys, out, 1, "--no-plots")
+    assert code == 130 and f"replacing the results of an earlier run in {out}" in err
+    assert {p.name for p in out.iterdir()} == {"notes.txt"}  # no run's outputs mixed with another's
+
+
+def test_a_new_run_over_an_interrupted_one_says_so_and_names_resume(
+    tmp_path, capsys, monkeypatch, user_module
+):
+    out = tmp_path / "run"
+    assert run_stops(user_module, monkeypatch, capsys, out, 3)[0] == 130
+    assert (out / "checkpoint.npz").is_file()
+    code, err = run_stops(user_module, monkeypatch, capsys, out, 0, "--no-plots")
+    assert code == 0
+    assert f"replacing an interrupted run's checkpoint in {out} (--resume {out} would" in err
+    assert {p.name for p in out.iterdir()} == {"result.json", "history.csv"}

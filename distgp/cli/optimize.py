@@ -7,6 +7,7 @@ import csv
 import io
 import math
 import sys
+from pathlib import Path
 
 from distgp.cli.common import EXIT_FAILURE, Progress, add_common, resumed_config
 from distgp.cli.flags import add_setting_flags
@@ -37,7 +38,7 @@ def run_optimize(args: argparse.Namespace) -> int:
     from distgp.agents.evaluators import make_evaluator
     from distgp.bandit.problems import make_problem
     from distgp.checkpoint import Checkpoint
-    from distgp.io import ensure_output_dir
+    from distgp.io import check_output_dir
     from distgp.optimize.loop import check_space, optimize
     from distgp.optimize.refit import evaluator_cpu_share
 
@@ -50,15 +51,13 @@ def run_optimize(args: argparse.Namespace) -> int:
             config.agents.address, setting="agents.address"
         )  # fail fast, not after Ray's minutes of retries
     progress = Progress(args.quiet)
-    out = ensure_output_dir(config.out)
+    out = check_output_dir(config.out)  # created at the first write: none on an early Ctrl-C
     checkpoint = args.checkpoint = Checkpoint(out, kind="optimize")
     state = checkpoint.load() if args.resume else None
     if state is not None:
         check_space(state, problem.space)  # before any agent starts
-    if not args.resume:
-        checkpoint.check_replaceable()
-    if not args.resume and (out / "result.json").is_file():
-        progress(f"replacing the results of an earlier run in {out}")
+    else:
+        _clear_earlier_run(out, checkpoint, progress)
     b = config.bandit
     progress(
         f"{problem.name}: {len(problem.space)} arms in {problem.space.dims} encoded dimension(s); "
@@ -263,9 +262,32 @@ def regret_plot(problem, result, path) -> None:
     plt.close(fig)
 
 
-def _write_outputs(out, problem, config, result, progress, plots: bool) -> None:
-    from distgp.io import write_json, write_text
+OUTPUTS = ("result.json", "history.csv", "regret.png")  # what a run writes beside its checkpoint
 
+
+def _clear_earlier_run(out: Path, checkpoint, progress: Progress) -> None:
+    """Before a new run over ``out``: remove an earlier run's outputs and checkpoint (only in a
+    folder that holds an optimisation's result or checkpoint, never a user's own files), so that
+    the folder never mixes two runs."""
+    interrupted = checkpoint.path.exists()
+    if interrupted:
+        checkpoint.check_replaceable()
+        progress(
+            f"replacing an interrupted run's checkpoint in {out} (--resume {out} would continue it)"
+        )
+    elif (out / "result.json").is_file():
+        progress(f"replacing the results of an earlier run in {out}")
+    else:
+        return
+    checkpoint.remove()
+    for name in OUTPUTS:
+        (out / name).unlink(missing_ok=True)
+
+
+def _write_outputs(out, problem, config, result, progress, plots: bool) -> None:
+    from distgp.io import ensure_output_dir, write_json, write_text
+
+    ensure_output_dir(out)
     write_text(out / "history.csv", history_csv(problem, result))
     if plots:
         regret_plot(problem, result, out / "regret.png")
