@@ -42,6 +42,11 @@ class BackendError(DistGPError, RuntimeError):
     """The execution backend (for instance a Ray cluster) cannot be reached or used."""
 
 
+class ObjectiveError(DistGPError, TypeError):
+    """An objective of ``distgp optimize`` that broke its contract (a reward that is not a real
+    number): an error in its code, not a failed evaluation of one point; the run stops."""
+
+
 class NumericalError(DistGPError, ArithmeticError):
     """A computation on valid input failed numerically (a covariance that stays indefinite, a
     solver that does not converge); the message names the setting that may help."""

@@ -73,6 +73,27 @@ def test_a_ray_agent_whose_replacement_does_not_start_stops_the_run(ray_local, m
             evaluator.evaluate(JOBS[:1])
 
 
+def test_a_reward_is_a_real_number_and_nothing_else():
+    from fractions import Fraction
+
+    from distgp.agents.evaluators import reward
+    from distgp.exceptions import ObjectiveError
+
+    numbers = [1, 1.5, np.float32(2.0), np.int64(3), np.array(4.0), Fraction(1, 2)]
+    assert [reward(v) for v in numbers] == [1.0, 1.5, 2.0, 3.0, 4.0, 0.5]
+    assert math.isnan(reward(math.nan))
+    wrong = [("1.5", "str"), (True, "bool"), (np.array(True), "bool"), (None, "NoneType")]
+    wrong += [([1.0], "list"), ((1.0,), "tuple"), (1j, "complex"), (np.ones(1), "ndarray")]
+    for value, kind in wrong:
+        with pytest.raises(ObjectiveError, match=f"returned {kind} .*, not a real number"):
+            reward(value)
+
+
+def test_an_evaluation_of_the_wrong_type_is_marked_to_stop_the_run():
+    ev = InlineEvaluator(lambda params, index: "1.5").evaluate([(0, {"x": 0.0})])[0]
+    assert ev.stop and ev.failed and "returned str '1.5'" in ev.error
+
+
 def test_make_evaluator_checks_its_arguments():
     with pytest.raises(ConfigError, match="needs the ray backend"):
         make_evaluator("inline", picky, address="auto")

@@ -170,6 +170,18 @@ def stops(x):  # Ctrl-C at the stop_at-th evaluation
 
 stops.bounds = bounds
 
+def text(x):
+    return "1.5"
+
+text.bounds = bounds
+
+def late_none(x):  # None from the third evaluation on
+    global calls
+    calls += 1
+    return None if calls >= 3 else float(x[0])
+
+late_none.bounds = bounds
+
 def tuned(params):
     lr, layers, act = params["lr"], params["layers"], params["act"]
     return (math.log10(lr) + 2) ** 2 + (layers - 2) ** 2 + (act == "tanh")
@@ -497,3 +509,43 @@ def test_a_new_run_over_an_interrupted_one_says_so_and_names_resume(
     assert code == 0
     assert f"replacing an interrupted run's checkpoint in {out} (--resume {out} would" in err
     assert {p.name for p in out.iterdir()} == {"result.json", "history.csv"}
+
+
+@pytest.mark.parametrize(
+    ("returned", "message"),
+    [("'1.5'", "returned str '1.5', not a real number"), ("True", "returned bool True, not a")],
+)
+def test_an_objective_that_returns_no_number_stops_the_run_at_once(
+    tmp_path, capsys, returned, message
+):
+    (tmp_path / "bkb_returns.py").write_text(
+        f"def wrong(x):\n    return {returned}\n\nwrong.bounds = [[0.0, 1.0]]\n"
+    )
+    out = tmp_path / "run"
+    argv = ["--function", "bkb_returns:wrong", "--budget", "3", "--out", str(out)]
+    import sys
+
+    sys.modules.pop("bkb_returns", None)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(tmp_path)
+        code, err = run_cli([*argv, "--quiet"], capsys)
+    sys.modules.pop("bkb_returns", None)
+    assert code == 2 and err.count("\n") == 1, err
+    assert f"error: evaluation 0: the objective {message}" in err and "return a float" in err
+    assert not out.exists()
+
+
+def test_an_objective_that_returns_none_later_stops_and_keeps_the_checkpoint(
+    tmp_path, capsys, monkeypatch, user_module
+):
+    import importlib
+
+    monkeypatch.syspath_prepend(".")
+    monkeypatch.setattr(importlib.import_module(user_module), "calls", 0)
+    out = tmp_path / "run"
+    argv = ["--function", f"{user_module}:late_none", "--budget", "5", "--kernel", "rbf"]
+    code, err = run_cli([*argv, "--quiet", "--out", str(out)], capsys)
+    assert code == 2 and err.count("\n") == 1, err
+    assert "evaluation 2: the objective returned NoneType None, not a real number" in err
+    assert f"'distgp optimize --resume {out}' continues the run" in err
+    assert {p.name for p in out.iterdir()} == {"checkpoint.npz"}

@@ -12,9 +12,11 @@ it and whether it failed. Each agent also **keeps the observations it made**
   store and each actor evaluates its share of a batch while the others do theirs.
 
 An objective that raises, or returns NaN or infinity, gives a *failed* evaluation (``value`` NaN,
-``error`` set); the run goes on. A Ray actor that dies is restarted and its jobs run again
-(:class:`RayEvaluator`): a lost process is not a failed evaluation. Only :class:`RayEvaluator`
-imports Ray, and only when started.
+``error`` set); the run goes on. One that returns anything but a real number (a bool, a string,
+``None``, a sequence, an array with dimensions) has an error in its code: that evaluation is
+marked ``stop`` and the optimisation loop stops the run (:func:`reward`). A Ray actor that dies
+is restarted and its jobs run again (:class:`RayEvaluator`): a lost process is not a failed
+evaluation. Only :class:`RayEvaluator` imports Ray, and only when started.
 """
 
 from __future__ import annotations
@@ -27,10 +29,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from distgp.agents.ray_runtime import check_share_fraction, connect, cpu_share, disconnect
-from distgp.exceptions import BackendError, ConfigError
+import numpy as np
 
-Objective = Callable[[dict[str, Any], int], float]  # (params, evaluation index) -> value
+from distgp.agents.ray_runtime import check_share_fraction, connect, cpu_share, disconnect
+from distgp.exceptions import BackendError, ConfigError, ObjectiveError
+
+Objective = Callable[[dict[str, Any], int], Any]  # (params, evaluation index) -> a number
 
 
 @dataclass(frozen=True)
@@ -44,6 +48,8 @@ class Evaluation:
         error: ``None``, or one line saying why it failed.
         agent: the agent that evaluated it.
         seconds: wall time of the evaluation.
+        stop: the objective returned something other than a real number (``error`` says
+            what): an error in the objective, which stops the run.
     """
 
     index: int
@@ -52,10 +58,32 @@ class Evaluation:
     error: str | None
     agent: int
     seconds: float
+    stop: bool = False
 
     @property
     def failed(self) -> bool:
         return self.error is not None
+
+
+def reward(returned: Any) -> float:
+    """An objective's return value as a float: any real number (int, float, a numpy scalar or
+    0-d array, anything with ``__float__`` and no dimensions); :class:`ObjectiveError` for a bool,
+    a string, ``None``, a complex number, a sequence or an array with dimensions."""
+    if isinstance(returned, np.ndarray) and returned.ndim == 0:
+        returned = returned[()]  # the numpy scalar
+    kind = type(returned)
+    if (
+        isinstance(returned, bool | np.bool_ | complex | np.complexfloating)
+        or getattr(returned, "ndim", 0)
+        or not hasattr(kind, "__float__")
+    ):
+        shown = repr(returned)
+        shown = shown if len(shown) <= 40 else shown[:37] + "..."
+        raise ObjectiveError(
+            f"the objective returned {kind.__name__} {shown}, not a real number; return a float "
+            "(NaN, or an exception, fails an evaluation)"
+        )
+    return float(returned)
 
 
 class EvaluationAgent:
@@ -71,22 +99,33 @@ class EvaluationAgent:
         out = []
         for index, params in jobs:
             start = time.perf_counter()
-            error = None
+            error, stop, value = None, False, math.nan
             try:
-                value = float(self._objective(params, index))
-                if not math.isfinite(value):
-                    error = f"the objective returned {value}"
+                returned = self._objective(params, index)
             except (Exception, SystemExit) as exc:  # a sys.exit() in the objective fails
-                value = math.nan  # that evaluation; it does not end the whole run unannounced
-                first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-                error = f"{type(exc).__name__}: {first}".rstrip(": ")
+                first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""  # that
+                error = f"{type(exc).__name__}: {first}".rstrip(": ")  # evaluation, not the run
+            else:
+                try:
+                    value = reward(returned)
+                except ObjectiveError as exc:
+                    error, stop = str(exc), True
+                else:
+                    if not math.isfinite(value):
+                        error = f"the objective returned {value}"
             if error is not None:
                 value = math.nan
             else:
                 self._observations.append((dict(params), value))
             out.append(
                 Evaluation(
-                    index, dict(params), value, error, self.agent_id, time.perf_counter() - start
+                    index,
+                    dict(params),
+                    value,
+                    error,
+                    self.agent_id,
+                    time.perf_counter() - start,
+                    stop,
                 )
             )
         return out

@@ -41,11 +41,11 @@ class ArrayObjective:
     def point(self, params: dict[str, Any]) -> np.ndarray:
         return np.array([params[n] for n in self.names], dtype=float)
 
-    def __call__(self, params: dict[str, Any], index: int) -> float:
+    def __call__(self, params: dict[str, Any], index: int) -> Any:
         x = self.point(params)
         if isinstance(self.func, TestFunction):
             return float(self.func(x, rng=np.random.default_rng((self.seed, index))))
-        return float(np.asarray(self.func(x)).reshape(()))
+        return self.func(x)  # the agent checks that it is a number
 
 
 class DictObjective:
@@ -54,8 +54,8 @@ class DictObjective:
     def __init__(self, func: Callable) -> None:
         self.func = func
 
-    def __call__(self, params: dict[str, Any], index: int) -> float:
-        return float(self.func(dict(params)))
+    def __call__(self, params: dict[str, Any], index: int) -> Any:
+        return self.func(dict(params))  # the agent checks that it is a number
 
 
 @dataclass

@@ -20,6 +20,7 @@ from distgp.exceptions import (
     DistGPError,
     NumericalError,
     NumericsWarning,
+    ObjectiveError,
 )
 
 EXIT_USAGE = 2
@@ -80,7 +81,8 @@ def _run(args: argparse.Namespace) -> int:
         if checkpoint is not None and not checkpoint.path.is_file():
             checkpoint.remove()  # agents' round state of a run that saved nothing to resume
         hint = _flag_hint(args, exc)
-        if isinstance(exc, BackendError) and checkpoint is not None and checkpoint.path.is_file():
+        resumable = checkpoint is not None and checkpoint.path.is_file()
+        if resumable and isinstance(exc, BackendError | ObjectiveError):  # once fixed, it resumes
             hint += f"; 'distgp {args.command} --resume {checkpoint.path.parent}' continues the run"
         sys.stderr.write(f"distgp {args.command}: error: {_one_line(exc)}{hint}\n")
         return EXIT_USAGE

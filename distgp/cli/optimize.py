@@ -22,7 +22,9 @@ def add_parser(commands) -> None:
         help="maximise a reward / minimise a function with BKB (budgeted kernelized bandit)",
         description=(
             "Optimise a built-in test function (branin, hartmann6, ackley[D], levy[D]; "
-            "minimised) or MODULE:CALLABLE over a finite set of arms with BKB. With --batch the "
+            "minimised) or MODULE:CALLABLE over a finite set of arms with BKB. A callable returns "
+            "a real number; one that raises or returns NaN fails that evaluation, one that "
+            "returns another type (bool, str, None, a list) stops the run. With --batch the "
             "arms of an adaptive batch are evaluated in parallel by the agents. Writes "
             "result.json, history.csv and regret.png into --out. Every setting flag is also a "
             "key of the --config file, which holds the rest (docs/configuration.md)."

@@ -35,7 +35,7 @@ from distgp.bandit.gpucb import GPUCB
 from distgp.bandit.kernels import RBFKernel
 from distgp.bandit.problems import Problem
 from distgp.bandit.spaces import Space, add_local_arms, describe_param
-from distgp.exceptions import ConfigError, DistGPError
+from distgp.exceptions import ConfigError, DistGPError, ObjectiveError
 from distgp.optimize.refit import GSMPRefitter
 
 Reporter = Callable[[str, dict[str, Any]], None]
@@ -181,6 +181,9 @@ def optimize(
                 (len(records) + k, space.decode_row(bandit.arms[a])) for k, a in enumerate(arms)
             ]
             evaluations = evaluator.evaluate(jobs)
+            wrong = next((ev for ev in evaluations if ev.stop), None)
+            if wrong is not None:  # an error in the objective's code, not in one point
+                raise ObjectiveError(f"evaluation {wrong.index}: {wrong.error}")
             rewards = [problem.sign * ev.value for ev in evaluations]
             bandit.tell(arms, rewards)
             for arm, ev, reward in zip(arms.tolist(), evaluations, rewards, strict=True):
