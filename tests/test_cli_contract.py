@@ -215,6 +215,46 @@ def test_optimize_switches_and_renamed_flags_set_their_settings():
     assert config.consensus.max_rounds == 7 and config.tune.budget == 4
 
 
+def test_true_false_settings_of_a_config_file_can_be_undone_by_flags(tmp_path, capsys):
+    from distgp.cli.optimize import _config
+
+    path = tmp_path / "on.yaml"
+    path.write_text("function: m:f\nmaximize: true\nplots: false\nbandit: {batch: true}\n")
+    parser = build_parser()
+    config = _config(parser.parse_args(["optimize", "--config", str(path)]))
+    assert config.maximize and config.bandit.batch and not config.plots
+    argv = ["optimize", "--config", str(path), "--no-maximize", "--no-batch", "--plots"]
+    config = _config(parser.parse_args(argv))
+    assert not config.maximize and not config.bandit.batch and config.plots
+    config = _config(parser.parse_args(["optimize", "--no-plots", "--plots", "--batch"]))
+    assert config.plots and config.bandit.batch  # the last one given wins
+    assert main(["optimize", "--resume", str(tmp_path), "--no-batch"]) == 2
+    assert "drop --no-batch" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["optimize", "--help"])
+    help_text = " ".join(capsys.readouterr().out.split())
+    assert "--no-plots draw no regret.png (plots: false;" in help_text
+    assert "--plots set plots back to true, over a --config file" in help_text
+
+
+@pytest.mark.parametrize("where", ["flag", "config"])
+def test_maximize_is_refused_on_a_built_in_function(tmp_path, capsys, where):
+    out = tmp_path / "out"
+    argv = ["optimize", "--function", "hartmann6", "--out", str(out)]
+    if where == "flag":
+        argv.append("--maximize")
+    else:
+        (tmp_path / "c.yaml").write_text("maximize: true\n")
+        argv += ["--config", str(tmp_path / "c.yaml")]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and not out.exists()
+    assert (
+        "error: the built-in function hartmann6 is minimised (its known optimum gives the " in err
+    )
+    assert "drop maximize, or give a MODULE:CALLABLE to maximise (flag --maximize)" in err
+
+
 def test_numerical_failure_is_exit_1_with_one_line(tmp_path, capsys, monkeypatch):
     x = np.arange(1.0, 41.0)[:, None]
     y = np.sin(x[:, 0] / 3.0)

@@ -4,7 +4,7 @@ Sections (every key optional)::
 
     function: branin          # built-in NAME or MODULE:CALLABLE
     budget: 100               # evaluations T
-    maximize: false           # built-ins are minimised; set true for a reward to maximise
+    maximize: false           # true maximises a MODULE:CALLABLE; built-ins are minimised
     noise_std: 0.0            # Gaussian noise added to a built-in function
     seed: 0
     out: runs/optimize
@@ -220,7 +220,11 @@ class OptimizeConfig:
         metavar="NAME",
     )
     budget: int = setting(100, help="evaluations", rule=at_least(1), metavar="T")
-    maximize: bool = setting(False, help="maximise the callable's value")
+    maximize: bool = setting(
+        False,
+        help="maximise a MODULE:CALLABLE's value (the built-in functions are minimised, with "
+        "a known optimum for the regret)",
+    )
     noise_std: float = setting(
         0.0,
         help="noise added to a built-in function",
@@ -232,7 +236,8 @@ class OptimizeConfig:
     out: str = setting("runs/optimize", help="output folder", rule=a_folder(), metavar="DIR")
     plots: bool = setting(
         True,
-        help="write regret.png (default); --no-plots (false) does not; --resume keeps it",
+        help="draw no regret.png (plots: false; by default it shows the regret, or the best "
+        "value, against evaluations); a --resume run keeps the interrupted run's choice",
     )
     arms: ArmsConfig = section(ArmsConfig)
     bandit: BanditConfig = section(BanditConfig)
@@ -261,6 +266,12 @@ class OptimizeConfig:
             g.address is None or g.backend != "inline",
             "agents.address needs the ray backend; set agents.backend to ray",
             "agents.address",
+        )
+        _check(
+            not (self.maximize and ":" not in self.function),
+            f"the built-in function {self.function} is minimised (its known optimum gives the "
+            "regret); drop maximize, or give a MODULE:CALLABLE to maximise",
+            "maximize",
         )
         _check(
             self.kernel.warmup >= 2 * g.count,

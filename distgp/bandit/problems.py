@@ -114,13 +114,12 @@ def make_problem(config: OptimizeConfig) -> Problem:
             raise ConfigError("space applies to MODULE:CALLABLE functions, not built-in ones")
         fn = get_function(spec, noise_std=config.noise_std)
         space = ParamSpace.box(fn.bounds, arms.count, config.seed, arms.method)
-        optimum = None if config.maximize else fn.optimal_value
-        return Problem(
+        return Problem(  # minimised: OptimizeConfig.validate refuses maximize
             fn.name,
             space,
             ArrayObjective(fn, space.names, config.seed),
-            config.maximize,
-            optimum,
+            False,
+            fn.optimal_value,
             _TrueValue(fn, space.names),
         )
     if config.noise_std > 0:

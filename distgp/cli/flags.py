@@ -1,7 +1,10 @@
 """Command-line flags generated from the settings (:mod:`distgp.settings`).
 
 Each setting with a flag becomes one ``--flag`` in the argument group of its section, typed
-from the field's type hint, with the setting's help text and its default from the dataclass.
+from the field's type hint, with the setting's help text and its default from the dataclass. A
+true/false setting becomes a pair: the flag that flips its default (``--batch``,
+``--no-plots``) and its inverse (``--no-batch``, ``--plots``), which undoes a ``--config`` file's
+value; the last one given wins.
 Values are checked by the settings' rules once the config is built, so a flag and a config
 file key fail with the same message; the command line adds the flag's name to it.
 """
@@ -18,11 +21,22 @@ from distgp.settings import Entry, entries, put
 
 @dataclass(frozen=True)
 class Flag:
-    """One generated flag: ``--name`` sets the setting ``entry.path``."""
+    """One generated flag: ``--name`` sets the setting ``entry.path``; a true/false setting's
+    ``--inverse`` sets it back to its default."""
 
     name: str
     dest: str
     entry: Entry
+    inverse: str | None = None
+
+    def given(self, value: Any) -> str:
+        """``--name`` of the form that gave ``value``."""
+        inverse = self.inverse is not None and value == self.entry.default
+        return f"--{self.inverse if inverse else self.name}"
+
+    def forms(self) -> list[str]:
+        """``--name`` and, for a true/false setting, ``--inverse``."""
+        return [f"--{self.name}"] + ([f"--{self.inverse}"] if self.inverse else [])
 
 
 class FlagTable:
@@ -33,11 +47,16 @@ class FlagTable:
         self.custom = custom  # setting path -> flag whose text the command converts itself
 
     def flag_of(self, path: str) -> str | None:
-        """``--name`` of the flag that sets ``path``, or ``None``."""
+        """``--name`` of the flag that sets ``path`` (flips its default), or ``None``."""
+        forms = self.forms_of(path)
+        return forms[0] if forms else None
+
+    def forms_of(self, path: str) -> list[str]:
+        """Every ``--name`` that sets ``path`` (a true/false setting has two)."""
         for f in self.flags:
             if f.entry.path == path:
-                return f"--{f.name}"
-        return f"--{self.custom[path]}" if path in self.custom else None
+                return f.forms()
+        return [f"--{self.custom[path]}"] if path in self.custom else []
 
     def apply(self, config: Any, args: argparse.Namespace) -> None:
         """Copy each flag that was given into ``config``."""
@@ -48,7 +67,9 @@ class FlagTable:
 
     def given(self, args: argparse.Namespace) -> list[str]:
         """``--name`` of every setting flag given on the command line."""
-        named = [f"--{f.name}" for f in self.flags if getattr(args, f.dest) is not None]
+        named = [
+            f.given(getattr(args, f.dest)) for f in self.flags if getattr(args, f.dest) is not None
+        ]
         return named + [f"--{name}" for name in self.custom.values() if getattr(args, name, None)]
 
 
@@ -87,13 +108,15 @@ def add_setting_flags(
         if e.path in custom:
             target.add_argument(f"--{custom[e.path]}", metavar=e.spec.metavar, help=e.spec.help)
         else:
-            flags.append(_add(target, e))
+            flags.append(_add(target, e, groups[section]))
     table = FlagTable(flags, custom)
     parser.set_defaults(flag_table=table)
     return table
 
 
-def _add(group: Any, e: Entry) -> Flag:
+def _add(group: Any, e: Entry, section: Any) -> Flag:
+    """Add ``e``'s flag to ``group``; a true/false setting's inverse goes to ``section`` (the
+    inverse excludes nothing: ``--quantize`` goes with ``--bits``)."""
     name = e.spec.flag or e.path.rpartition(".")[2].replace("_", "-")
     dest = e.path.replace(".", "__")
     help_text = e.spec.help
@@ -102,16 +125,19 @@ def _add(group: Any, e: Entry) -> Flag:
     help_text = help_text.replace("%", "%%")
     kind = _base_type(e.hint)
     if kind is bool:
-        name = e.spec.flag or (f"no-{name}" if e.default else name)
+        flip, inverse = (f"no-{name}", name) if e.default else (name, f"no-{name}")
         group.add_argument(
-            f"--{name}",
+            f"--{flip}", dest=dest, action="store_const", const=not e.default, help=help_text
+        )
+        section.add_argument(
+            f"--{inverse}",
             dest=dest,
             action="store_const",
-            const=not e.default,
-            default=None,
-            help=help_text,
+            const=e.default,
+            help=f"set {e.path} back to {str(e.default).lower()}, over a --config file (the "
+            f"opposite of --{flip})",
         )
-        return Flag(name, dest, e)
+        return Flag(flip, dest, e, inverse)
     group.add_argument(
         f"--{name}", dest=dest, type=_PARSERS[kind], metavar=e.spec.metavar, help=help_text
     )
