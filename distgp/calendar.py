@@ -1,66 +1,120 @@
-"""Dates as a time axis: a CSV column of ISO 8601 dates is read as the number of calendar units
-(years, quarters, months, weeks, days, hours, minutes or seconds) since 1970-01-01, the unit
-chosen from the column's spacing, and written back as dates.
+"""Dates as a time axis: a CSV column of ISO 8601 dates is read as the number of units (years,
+quarters, months, weeks, days, hours, minutes or seconds) since 1970-01-01, the unit chosen
+from the column's spacing, and written back as dates.
 
-Months, quarters and years are calendar units: a date's value is its month's index plus its
-day's place in a 31-day month, the last day of every month counting as the 31st, so that a
-series on the 15th, or at month ends, is whole steps apart however long the months; the others
-are fixed lengths of time. The epoch is fixed, so shards of one series
-read on different nodes agree without exchanging anything but the unit's name.
+Months, quarters and years are calendar units, used for dates that keep to one day of the month
+(the 15th; the 31st standing for every month's last day): a date's value is its month's index
+plus its day's place in a 31-day month, the last day of every month counting as the 31st, so
+that such a series is whole steps apart however long the months. Other dates (every 28 or 45
+days, business days) are counted in fixed lengths of time. The epoch is fixed, so shards of one
+series read on different nodes agree without exchanging anything but the unit's name.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from distgp.exceptions import InputDataError
+from distgp.exceptions import ConfigError, InputDataError
 
 MONTHS_PER_UNIT = {"year": 12, "quarter": 3, "month": 1}
 SECONDS_PER_UNIT = {"week": 604_800, "day": 86_400, "hour": 3_600, "minute": 60, "second": 1}
 UNITS = (*MONTHS_PER_UNIT, *SECONDS_PER_UNIT)
-# the unit of a spacing: the longest unit the median spacing (in days) is at least this share of
-SPACING_DAYS = (
-    ("year", 300.0),
-    ("quarter", 80.0),
-    ("month", 26.0),
-    ("week", 6.0),
-    ("day", 0.9),
-    ("hour", 0.9 / 24),
-    ("minute", 0.9 / 1440),
-)
+CALENDAR_DAYS = 26.0  # a median spacing of this many days or more may be counted in months
+# the fixed unit of a spacing: the longest whose length the median spacing (days) reaches this
+# share of
+FIXED_SPACING_DAYS = (("week", 6.0), ("day", 0.9), ("hour", 0.9 / 24), ("minute", 0.9 / 1440))
 EPOCH_YEAR = 1970
+LAST_YEAR = 9999  # four-digit years (and matplotlib's dates) end here
 MONTH_DAYS = 31  # a calendar unit's days: the last day of every month is the 31st
+MIN_WEEKDAY_SERIES = 10  # daily dates with no weekend among at least these many are weekdays
+WEEKDAYS_RULE = "weekdays"
+SNAP_MICROSECONDS = 5  # float rounding far from 1970; a timestamp this close to a second is one
 
 
 def parse_dates(values, what: str):
-    """``values`` (texts) as timezone-naive UTC timestamps (a pandas ``DatetimeIndex``), or
-    ``None`` when some value is not an ISO 8601 date or time; an empty value is an error naming
-    its row (``what``: the column, for the message; rows numbered as a CSV file's lines)."""
+    """A CSV column's texts as timezone-naive UTC timestamps (a pandas ``DatetimeIndex``);
+    ``None`` for numbers, or where fewer than half of the values are ISO 8601 dates or times
+    (not a date column). Surrounding spaces are ignored. An empty or impossible value
+    (``2010-02-30``) in a date column is an error naming its first row (``what``: the column,
+    for the message; rows numbered as a CSV file's lines)."""
     import pandas as pd
 
     if pd.api.types.is_numeric_dtype(values):  # numbers are not dates written out
         return None
+    texts = pd.Series(values).astype("string").str.strip()
     try:
-        dates = pd.DatetimeIndex(pd.to_datetime(values, format="ISO8601", utc=True))
+        parsed = pd.to_datetime(texts, format="ISO8601", utc=True, errors="coerce")
     except (ValueError, TypeError, OverflowError):
         return None
-    missing = np.flatnonzero(dates.isna())
-    if missing.size:
+    read = parsed.notna().to_numpy()
+    if 2 * read.sum() < len(read) or not read.any():
+        return None
+    if not read.all():
+        blank = (texts.isna() | (texts == "")).to_numpy()
+        if blank.any():
+            raise InputDataError(
+                f"{what} has no date in {int(blank.sum())} row(s) (first: row "
+                f"{int(np.flatnonzero(blank)[0]) + 2}); fill them in or drop those rows"
+            )
+        row = int(np.flatnonzero(~read)[0])
         raise InputDataError(
-            f"{what} has no date in {missing.size} row(s) (first: row {missing[0] + 2}); fill "
-            "them in or drop those rows"
+            f"{what}, row {row + 2}: {texts.iloc[row]!r} is not an ISO 8601 date or time "
+            "(YYYY-MM-DD, YYYY-MM-DDTHH:MM:SS); correct it or drop the row"
         )
-    return dates.tz_convert(None)
+    return pd.DatetimeIndex(parsed).tz_convert(None)
+
+
+def first_unreadable(values) -> tuple[int, str]:
+    """The first value of a column that is not an ISO 8601 date: its row (as a CSV file's
+    line) and text."""
+    import pandas as pd
+
+    texts = pd.Series(values).astype("string").str.strip()
+    parsed = pd.to_datetime(texts, format="ISO8601", errors="coerce", utc=True)
+    row = int(np.flatnonzero(parsed.isna().to_numpy())[0])
+    return row + 2, str(texts.iloc[row])
+
+
+def calendar_day(dates) -> int | None:
+    """The day of the month every date falls on (31: each month's last day, so the 30th of a
+    30th series counts in February as its 28th), or ``None`` when they keep to no one day."""
+    days = dates.day.to_numpy()
+    ends = dates.is_month_end
+    if ends.all():
+        return MONTH_DAYS
+    values, counts = np.unique(days[~ends], return_counts=True)
+    day = int(values[np.argmax(counts)])
+    fits = (days == day) | (ends & (dates.days_in_month.to_numpy() < day))
+    return day if fits.all() else None
 
 
 def unit_of(dates) -> str:
-    """The calendar unit of a column of dates: the longest whose length the median spacing of
-    its distinct dates reaches (26 days or more is monthly, 6 or more weekly, ...)."""
+    """The unit a column of dates is counted in: a calendar unit for dates on one day of the
+    month at least :data:`CALENDAR_DAYS` apart (years for steps of whole years, quarters for
+    whole quarters, else months), else the longest fixed unit the median spacing of the
+    distinct dates reaches (6 days or more: weeks, ...)."""
     distinct = np.unique(_seconds(dates))
     if distinct.size < 2:
         return "day"
     days = float(np.median(np.diff(distinct))) / SECONDS_PER_UNIT["day"]
-    return next((unit for unit, least in SPACING_DAYS if days >= least), "second")
+    if days >= CALENDAR_DAYS and calendar_day(dates) is not None:
+        months = np.unique(dates.year.to_numpy() * 12 + dates.month.to_numpy())
+        step = int(np.median(np.diff(months))) if months.size > 1 else 1
+        return "year" if step % 12 == 0 else "quarter" if step % 3 == 0 else "month"
+    return next((unit for unit, least in FIXED_SPACING_DAYS if days >= least), "second")
+
+
+def series_rule(dates, unit: str) -> str | None:
+    """How a series of these dates continues past its end (:func:`following`): ``day N`` for
+    a calendar unit (its day of the month, 31 for month ends), ``weekdays`` for daily dates
+    with no weekend among :data:`MIN_WEEKDAY_SERIES` or more, else ``None`` (even steps)."""
+    if unit in MONTHS_PER_UNIT:
+        day = calendar_day(dates)
+        return None if day is None else f"day {day}"
+    weekend = dates.day_of_week.to_numpy() >= 5
+    if unit == "day" and len(dates) >= MIN_WEEKDAY_SERIES and not weekend.any():
+        return WEEKDAYS_RULE
+    return None
 
 
 def to_numbers(dates, unit: str) -> np.ndarray:
@@ -83,14 +137,16 @@ def _seconds(dates) -> np.ndarray:
 
 
 def to_dates(values: np.ndarray, unit: str):
-    """Float ``unit``s since 1970-01-01 as timestamps to the microsecond (:func:`to_numbers`'s
-    inverse)."""
+    """Float ``unit``s since 1970-01-01 as timestamps (:func:`to_numbers`'s inverse), to the
+    microsecond, and to the second where within :data:`SNAP_MICROSECONDS` of one (float
+    rounding of dates far from 1970)."""
     import pandas as pd
 
     values = np.asarray(values, dtype=float)
     if unit in SECONDS_PER_UNIT:
         micro = np.round(values * SECONDS_PER_UNIT[unit] * 1e6)
-        return pd.DatetimeIndex(pd.Timestamp(EPOCH_YEAR, 1, 1) + pd.to_timedelta(micro, unit="us"))
+        dates = pd.DatetimeIndex(pd.Timestamp(EPOCH_YEAR, 1, 1) + pd.to_timedelta(micro, "us"))
+        return _snapped(dates)
     months = values * MONTHS_PER_UNIT[unit]
     whole = np.floor(months + 1e-9)
     start = pd.DatetimeIndex(
@@ -105,24 +161,57 @@ def to_dates(values: np.ndarray, unit: str):
     micro = np.round((months - whole).clip(min=0.0) * MONTH_DAYS * SECONDS_PER_UNIT["day"] * 1e6)
     days, time_of_day = np.divmod(micro, SECONDS_PER_UNIT["day"] * 1e6)
     days = np.minimum(days, start.days_in_month.to_numpy() - 1)  # the 31st: the month's last day
-    return start + pd.to_timedelta(days, unit="D") + pd.to_timedelta(time_of_day, unit="us")
+    return _snapped(start + pd.to_timedelta(days, unit="D") + pd.to_timedelta(time_of_day, "us"))
 
 
-def following(last, unit: str, step: float, count: int):
-    """The ``count`` dates after ``last`` at ``step`` units apart, on the calendar: a series of
-    month ends continues at month ends, one on the 15th on the 15th (calendar units step by
-    the nearest whole number of months)."""
+def _snapped(dates):
+    import pandas as pd
+
+    seconds = dates.round(pd.Timedelta(seconds=1))
+    near = abs(dates - seconds) <= pd.Timedelta(microseconds=SNAP_MICROSECONDS)
+    return dates.where(~near, seconds)
+
+
+def following(last, unit: str, step: float, count: int, rule: str | None = None):
+    """The ``count`` dates after ``last``, ``step`` units apart, as the series' ``rule``
+    (:func:`series_rule`) continues it: on its day of the month (month ends stay month ends, a
+    30th series on the 30th, in February on its last day), on weekdays, or at even steps.
+    Dates past :data:`LAST_YEAR` are a :class:`ConfigError`."""
     import pandas as pd
 
     k = np.arange(1, count + 1)
-    if unit in SECONDS_PER_UNIT:
-        return last + pd.to_timedelta(np.round(k * step * SECONDS_PER_UNIT[unit]), unit="s")
-    months = max(1, round(step * MONTHS_PER_UNIT[unit]))
-    if last.is_month_end:
-        ahead = [last + pd.offsets.MonthEnd(months * int(i)) for i in k]
-    else:
-        ahead = [last + pd.DateOffset(months=months * int(i)) for i in k]
-    return pd.DatetimeIndex(ahead)
+    try:
+        if unit in MONTHS_PER_UNIT:
+            ahead = _on_day(last, max(1, round(step * MONTHS_PER_UNIT[unit])) * k, rule)
+        elif rule == WEEKDAYS_RULE:
+            days = max(1, round(step))
+            ahead = pd.DatetimeIndex([last + pd.offsets.BDay(days * int(i)) for i in k])
+        else:
+            micro = np.round(k * step * SECONDS_PER_UNIT[unit] * 1e6)
+            ahead = _snapped(pd.DatetimeIndex(last + pd.to_timedelta(micro, unit="us")))
+    except (OverflowError, ValueError, pd.errors.OutOfBoundsDatetime):
+        ahead = None
+    if ahead is None or ahead.max().year > LAST_YEAR:
+        raise ConfigError(
+            f"{count} steps after {format_dates(pd.DatetimeIndex([last]))[0]} pass the last date "
+            f"ISO 8601 writes (year {LAST_YEAR}); "
+            "forecast fewer steps"
+        )
+    return ahead
+
+
+def _on_day(last, months: np.ndarray, rule: str | None):
+    """``last`` moved on by ``months`` whole months, each on the rule's day of the month (that
+    month's last day where it is shorter), at ``last``'s time of day."""
+    import pandas as pd
+
+    day = int(rule.split()[1]) if rule else MONTH_DAYS if last.is_month_end else last.day
+    index = last.year * 12 + last.month - 1 + months
+    start = pd.DatetimeIndex(
+        pd.to_datetime({"year": index // 12, "month": index % 12 + 1, "day": 1})
+    )
+    offset = np.minimum(day, start.days_in_month.to_numpy()) - 1
+    return start + pd.to_timedelta(offset, unit="D") + (last - last.normalize())
 
 
 def format_dates(dates) -> list[str]:
@@ -137,9 +226,3 @@ def format_dates(dates) -> list[str]:
     else:
         pattern = "%Y-%m-%dT%H:%M:%S.%f"
     return [str(d) for d in dates.strftime(pattern)]
-
-
-def unit_label(unit: str) -> str:
-    """``months since 1970-01`` and the like, for axis labels and messages."""
-    since = "1970-01" if unit in MONTHS_PER_UNIT else "1970-01-01"
-    return f"{unit}s since {since}"

@@ -526,17 +526,20 @@ def _refuse_other_dates(frame, path: Path, columns: Sequence[str]) -> None:
 
     import pandas as pd
 
+    from distgp import calendar
+
     for column in columns:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # pandas warns when it guesses a format per value
             try:
-                pd.to_datetime(frame[column], format="mixed")
+                pd.to_datetime(frame[column].astype("string").str.strip(), format="mixed")
             except (ValueError, TypeError, OverflowError):
                 continue
+        row, text = calendar.first_unreadable(frame[column])
         raise InputDataError(
-            f"column {column} of {path.name} holds dates not written in ISO 8601 (e.g. "
-            f"{frame[column].iloc[0]!r}); write them as YYYY-MM-DD (times as "
-            "YYYY-MM-DDTHH:MM:SS), which distgp reads as a time axis"
+            f"column {column} of {path.name} holds dates not written in ISO 8601 (row {row}: "
+            f"{text!r}); write them as YYYY-MM-DD (times as YYYY-MM-DDTHH:MM:SS), which distgp "
+            "reads as a time axis"
         )
 
 
@@ -633,16 +636,28 @@ def _known_outputs(frame, path: Path, target: str | None) -> np.ndarray | None:
 
 
 def _dates_in_units(frame, path: Path, time_units: Mapping[str, str]):
-    """``frame`` with the date columns of ``time_units`` as numbers in their units."""
+    """``frame`` with the date columns of ``time_units`` as numbers in their units; dates in
+    another column (the model's numbers) are an error."""
+    import pandas as pd
+
     from distgp import calendar
 
+    for column in frame.columns:
+        if column in time_units or pd.api.types.is_numeric_dtype(frame[column]):
+            continue
+        if calendar.parse_dates(frame[column], f"column {column} of {path.name}") is not None:
+            raise InputDataError(
+                f"column {column} of {path.name} holds dates, but the model was fitted on "
+                f"numbers in {column}; write them as the training data did"
+            )
     for column, unit in time_units.items():
         dates = calendar.parse_dates(frame[column], f"column {column} of {path.name}")
         if dates is None:
+            row, text = calendar.first_unreadable(frame[column])
             raise InputDataError(
-                f"column {column} of {path.name} does not hold ISO 8601 dates (e.g. "
-                f"{frame[column].iloc[0]!r}), but the training data's {column} did; write its "
-                "values as YYYY-MM-DD (times as YYYY-MM-DDTHH:MM:SS)"
+                f"column {column} of {path.name} does not hold ISO 8601 dates (row {row}: "
+                f"{text}), but the training data's {column} did; write its values as "
+                "YYYY-MM-DD (times as YYYY-MM-DDTHH:MM:SS)"
             )
         frame = frame.assign(**{column: calendar.to_numbers(dates, unit)})
     return frame

@@ -526,17 +526,37 @@ def gather_summaries(backend: Backend, min_points: int) -> tuple[dict[int, dict]
     """Every agent's summary and their merge. A shard with the lowest agent's input columns in
     another order is asked to take them in that order (shard files are matched to each other
     by column name, as ``--test`` files and ``distgp predict`` inputs are to the training
-    data)."""
+    data), and one whose dates are counted in a coarser unit than another's (a weekly site
+    beside a daily one) to count them in the finest."""
     replies = answered(backend.broadcast("summary", min_points))
     first = list(replies[min(replies)]["columns"])
-    reordered = {
-        j: (min_points, first)
+    units = finest_units([r["time_units"] for r in replies.values()])
+    asked = {
+        j: (min_points, first, units)
         for j, r in replies.items()
-        if list(r["columns"]) != first and sorted(r["columns"]) == sorted(first)
+        if sorted(r["columns"]) == sorted(first)
+        and (list(r["columns"]) != first or _coarser(r["time_units"], units))
     }
-    if reordered:
-        replies.update(answered(backend.call("summary", reordered)))
+    if asked:
+        replies.update(answered(backend.call("summary", asked)))
     return replies, merge_summaries(replies)
+
+
+def finest_units(units: list[dict[str, str]]) -> dict[str, str]:
+    """Per date column, the finest of the shards' units (days before weeks before months)."""
+    from distgp.calendar import UNITS
+
+    finest: dict[str, str] = {}
+    for read in units:
+        for column, unit in read.items():
+            known = finest.get(column)
+            if known is None or UNITS.index(unit) > UNITS.index(known):
+                finest[column] = unit
+    return finest
+
+
+def _coarser(read: dict[str, str], units: dict[str, str]) -> bool:
+    return any(unit != units[column] for column, unit in read.items())
 
 
 def merge_summaries(replies: dict[int, dict]) -> ShardSummary:
@@ -550,18 +570,23 @@ def merge_summaries(replies: dict[int, dict]) -> ShardSummary:
                 f"has {', '.join(first)}; every shard needs the same input columns"
             )
     units = {j: r["time_units"] for j, r in replies.items()}
+    lowest = min(units)
     for j, read in sorted(units.items()):
-        if read != units[min(units)]:
-            raise InputDataError(
-                f"shard of agent {j} reads its dates in {_units_text(read)} but agent "
-                f"{min(units)}'s in {_units_text(units[min(units)])} (units follow each file's "
-                "spacing); give every shard the same spacing of dates"
+        for column in first:
+            mine, theirs = read.get(column), units[lowest].get(column)
+            if mine == theirs:
+                continue
+            if mine is None or theirs is None:
+                raise InputDataError(
+                    f"column {column} holds {'numbers' if mine is None else 'dates'} in the "
+                    f"shard of agent {j} but {'numbers' if theirs is None else 'dates'} in "
+                    f"agent {lowest}'s; write it the same way in every shard"
+                )
+            raise InputDataError(  # gather_summaries asks every shard for the finest unit
+                f"the dates of column {column} are counted in {mine}s in the shard of agent "
+                f"{j} but in {theirs}s in agent {lowest}'s"
             )
     return ShardSummary.merge([ShardSummary.from_wire(replies[j]) for j in sorted(replies)])
-
-
-def _units_text(units: dict[str, str]) -> str:
-    return ", ".join(f"{unit}s ({column})" for column, unit in units.items()) or "no dates"
 
 
 def prediction_device(device: str) -> str:

@@ -63,6 +63,8 @@ class GSMPModel:
         series_end: the last training input of a series (one evenly spaced input; raw units),
             ``None`` for other data; with ``series_step`` it places :meth:`ahead`'s inputs.
         series_step: that series' spacing (raw input units).
+        series_rule: how a series of dates continues on the calendar
+            (:func:`distgp.calendar.series_rule`; ``None``: even steps).
         device: where prediction computes (``cpu`` or ``cuda``; not saved with the model).
         threads: thread budget of prediction (``None``: distgp chooses; not saved).
     """
@@ -84,6 +86,7 @@ class GSMPModel:
     time_units: dict[str, str] = field(default_factory=dict)
     series_end: float | None = None
     series_step: float | None = None
+    series_rule: str | None = None
     device: str = field(default="cpu", compare=False)
     threads: int | None = field(default=None, compare=False)
 
@@ -263,6 +266,8 @@ class GSMPModel:
         if self.series_end is not None:
             arrays["series_end"] = np.asarray(self.series_end)
             arrays["series_step"] = np.asarray(self.series_step)
+        if self.series_rule is not None:
+            arrays["series_rule"] = np.asarray(self.series_rule)
         for key, value in (metadata or {}).items():
             arrays[f"meta_{key}"] = np.asarray(value)
         return save_npz(path, arrays)
@@ -314,6 +319,7 @@ class GSMPModel:
                 time_units=_time_units(data),
                 series_end=float(data["series_end"]) if "series_end" in data else None,
                 series_step=float(data["series_step"]) if "series_step" in data else None,
+                series_rule=str(data["series_rule"]) if "series_rule" in data else None,
             )
         except (KeyError, ValueError, DistGPError) as exc:
             raise ModelFileError(

@@ -189,7 +189,7 @@ CLI_CASES = {
     "fit: CSV with a non-numeric column": ("fit --data {text_column}", "not numeric"),
     "fit: CSV with dates not in ISO 8601": (
         "fit --data {us_dates}",
-        "column date of us_dates.csv holds dates not written in ISO 8601 (e.g. '01/15/2000'); "
+        "column date of us_dates.csv holds dates not written in ISO 8601 (row 2: '01/15/2000'); "
         "write them as YYYY-MM-DD",
     ),
     "fit: CSV with a date missing": (

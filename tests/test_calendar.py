@@ -11,6 +11,7 @@ import pytest
 from distgp import calendar
 from distgp.cli import main
 from distgp.data import load_dataset
+from distgp.exceptions import ConfigError, InputDataError
 from distgp.gp import GSMPModel
 
 
@@ -65,6 +66,81 @@ def test_times_with_an_offset_are_read_in_utc():
 def test_following_dates_keep_to_the_calendar(last, unit, step, want):
     after = calendar.following(dates([last])[0], unit, step, 3)
     assert calendar.format_dates(after) == want
+
+
+def series_after(start: str, freq: str, periods: int, count: int) -> tuple[str, list[str]]:
+    """A series' unit and the ``count`` dates following it as fit and predict find them."""
+    if freq == "30th":  # the 30th of every month, the last day where shorter
+        read = pd.DatetimeIndex(
+            [pd.Timestamp(start) + pd.DateOffset(months=i) for i in range(periods)]
+        )
+    else:
+        read = pd.DatetimeIndex(pd.date_range(start, periods=periods, freq=freq))
+    unit = calendar.unit_of(read)
+    values = calendar.to_numbers(read, unit)
+    step = float(np.median(np.diff(values)))
+    last = calendar.to_dates(values[-1:], unit)[0]
+    rule = calendar.series_rule(calendar.to_dates(values, unit), unit)
+    return unit, calendar.format_dates(calendar.following(last, unit, step, count, rule))
+
+
+@pytest.mark.parametrize(
+    ("start", "freq", "periods", "unit", "want"),
+    [
+        # the 30th, ending on April's last day: the 30th again, not May 31
+        ("2011-05-30", "30th", 48, "month", ["2015-05-30", "2015-06-30", "2015-07-30"]),
+        # 45 or 28 days apart is no whole number of months: counted in weeks, stepped in days
+        ("2018-01-07", "45D", 50, "week", ["2024-03-06", "2024-04-20", "2024-06-04"]),
+        ("2018-01-07", "28D", 60, "week", ["2022-08-14", "2022-09-11", "2022-10-09"]),
+        # business days continue on weekdays
+        ("2024-05-01", "B", 33, "day", ["2024-06-17", "2024-06-18", "2024-06-19"]),
+        # sub-second steps keep their microseconds
+        (
+            "2024-05-01T12:00:00",
+            "100ms",
+            100,
+            "second",
+            [
+                "2024-05-01T12:00:10.000000",
+                "2024-05-01T12:00:10.100000",
+                "2024-05-01T12:00:10.200000",
+            ],
+        ),
+    ],
+)
+def test_a_series_continues_as_it_went(start, freq, periods, unit, want):
+    assert series_after(start, freq, periods, 3) == (unit, want)
+
+
+def test_a_28_day_series_of_dates_is_a_series(tmp_path):
+    days = pd.date_range("2018-01-07", periods=60, freq="28D")
+    frame = pd.DataFrame({"date": days.strftime("%Y-%m-%d"), "y": np.sin(np.arange(60) / 3)})
+    frame.to_csv(tmp_path / "four_weekly.csv", index=False)
+    data = load_dataset(str(tmp_path / "four_weekly.csv"))
+    assert data.series and data.time_units == {"date": "week"}
+
+
+def test_dates_far_from_1970_come_back_exactly():
+    read = dates(["2200-01-16T10:00:00", "2250-01-05T15:00:00", "2255-03-01", "2437-11-30"])
+    for unit in ("month", "quarter", "year", "week", "day", "second"):
+        back = calendar.to_dates(calendar.to_numbers(read, unit), unit)
+        assert back.equals(read), unit
+
+
+def test_a_forecast_past_year_9999_is_refused():
+    with pytest.raises(ConfigError, match="pass the last date ISO 8601 writes"):
+        calendar.following(dates(["2019-01-01"])[0], "year", 1.0, 8000)
+
+
+def test_a_bad_value_in_a_date_column_is_named_by_row():
+    with pytest.raises(InputDataError, match=r"column date, row 4: '2015-02-30' is not an ISO"):
+        dates(["2015-01-30", "2015-03-30", "2015-02-30"])
+    with pytest.raises(InputDataError, match=r"has no date in 1 row\(s\) \(first: row 3\)"):
+        dates(["2015-01-30", None, "2015-03-30"])
+    assert calendar.format_dates(dates([" 2015-01-30 ", "2015-02-28"])) == [
+        "2015-01-30",
+        "2015-02-28",
+    ]
 
 
 def test_text_that_is_not_dates_is_not_read_as_dates():
@@ -134,3 +210,24 @@ def test_a_test_file_of_dates_is_read_in_the_training_units(tmp_path):
     assert main([*args, "--quiet", "--no-plots", "--out", str(tmp_path / "fit")]) == 0
     metrics = json.loads((tmp_path / "fit" / "metrics.json").read_text())
     assert metrics["mse"] < 1.0  # a test split read in other units would miss the season
+
+
+def test_dates_given_to_a_model_of_numbers_are_named(tmp_path, capsys):
+    frame = pd.DataFrame({"t": np.arange(30.0), "y": np.sin(np.arange(30) / 3)})
+    frame.to_csv(tmp_path / "numbers.csv", index=False)
+    fit = ["fit", "--data", str(tmp_path / "numbers.csv"), "--quiet", "--no-plots"]
+    assert main([*fit, "--out", str(tmp_path / "fit")]) == 0
+    pd.DataFrame({"t": ["2015-03-01", "2015-04-01"]}).to_csv(tmp_path / "d.csv", index=False)
+    predict = ["predict", "--model", str(tmp_path / "fit"), "--data", str(tmp_path / "d.csv")]
+    assert main([*predict, "--out", str(tmp_path / "p"), "--quiet"]) == 2
+    assert "column t of d.csv holds dates, but the model was fitted on numbers in t" in (
+        capsys.readouterr().err
+    )
+
+
+def test_a_builtin_source_is_matched_by_name_without_a_note(tmp_path, capsys):
+    fit = ["fit", "--data", "builtin:co2", "--trend", "linear", "--max-iterations", "5"]
+    assert main([*fit, "--no-plots", "--quiet", "--out", str(tmp_path / "fit")]) == 0
+    predict = ["predict", "--model", str(tmp_path / "fit"), "--data", "builtin:co2"]
+    assert main([*predict, "--out", str(tmp_path / "p")]) == 0
+    assert "no named columns" not in capsys.readouterr().err

@@ -356,13 +356,31 @@ def test_shards_of_dates_agree_on_their_unit_and_the_model_keeps_it(tmp_path, ca
     assert main(fit_args(tmp_path, out)) == 0
     model = GSMPModel.load(out / "model.npz")
     assert model.time_units == {"date": "month"}
-    assert json.loads((out / "metrics.json").read_text())["mse"] < 1.0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["mse"] < 1.0 and metrics["time_units"] == {"date": "month"}
+    # a site that measured weekly beside a monthly one: both count their dates in weeks
     weekly = pd.read_csv(tmp_path / "site-1.csv")
     weekly["date"] = pd.date_range("2003-01-05", periods=len(weekly), freq="W").strftime("%Y-%m-%d")
     weekly.to_csv(tmp_path / "site-1.csv", index=False)
-    assert main(fit_args(tmp_path, tmp_path / "mixed")) == 2
+    assert main(fit_args(tmp_path, tmp_path / "mixed")) == 0
+    assert GSMPModel.load(tmp_path / "mixed" / "model.npz").time_units == {"date": "week"}
+    # numbers in one shard, dates in the other: refused
+    numbers = pd.read_csv(tmp_path / "site-1.csv")
+    numbers["date"] = np.arange(len(numbers), dtype=float)
+    numbers.to_csv(tmp_path / "site-1.csv", index=False)
+    assert main(fit_args(tmp_path, tmp_path / "numbers")) == 2
     assert (
-        "shard of agent 1 reads its dates in weeks (date) but agent 0's in months (date)"
+        "column date holds numbers in the shard of agent 1 but dates in agent 0's"
         in capsys.readouterr().err
     )
-    assert not (tmp_path / "mixed").exists()
+    assert not (tmp_path / "numbers").exists()
+
+
+def test_a_one_input_shard_fit_with_a_test_file_writes_its_plots(tmp_path):
+    """The driver of a shard fit holds no training points to draw: prediction.png is left out
+    (drawing it crashed after the fit, leaving a checkpoint and no metrics.json)."""
+    write_dated_sites(tmp_path)
+    args = [a for a in fit_args(tmp_path, tmp_path / "out") if a != "--no-plots"]
+    assert main(args) == 0
+    written = {p.name for p in (tmp_path / "out").iterdir()}
+    assert {"metrics.json", "spectrum.png"} <= written and "checkpoint.npz" not in written

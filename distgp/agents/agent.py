@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from distgp import calendar
 from distgp.config import ConsensusConfig, LearnConfig
 from distgp.consensus.admm import Penalty, RoundReply, RoundRequest
 from distgp.consensus.quantizer import DeltaCoder
@@ -204,20 +205,34 @@ class Agent:
             self._data = self._shard.load()
         return self._data
 
-    def summary(self, min_points: int, columns: list[str] | None = None) -> dict[str, Any]:
+    def summary(
+        self,
+        min_points: int,
+        columns: list[str] | None = None,
+        time_units: dict[str, str] | None = None,
+    ) -> dict[str, Any]:
         """Aggregate statistics of the shard (:class:`ShardSummary`), its column names and
         whether it is a time series (one input, a series once sorted: the outer choice
         validates a series by rolling origin); refused below ``min_points`` points.
 
         ``columns``: the input columns in the order the run uses (another shard's), when this
-        shard holds the same ones in another order; the agent takes its inputs in that order
-        from now on."""
+        shard holds the same ones in another order; ``time_units``: the units the run counts
+        its date columns in (the finest of the shards'), where this shard's spacing gave
+        another. The agent keeps its inputs so from now on."""
         data = self._shard_data()
-        X, y, names = data.X, data.y, data.names
+        X, y, names, units = data.X, data.y, data.names, dict(data.time_units)
         if columns is not None and list(columns) != names:
             order = [names.index(c) for c in columns]  # the driver checked they are the same
             X, names = X[:, order], list(columns)
-            self._data = ShardData(X, y, names, data.target, data.time_units)
+        for column, unit in (time_units or {}).items():
+            if units.get(column) not in (None, unit):  # the same dates in the run's unit
+                p = names.index(column)
+                X = X.copy()
+                X[:, p] = calendar.to_numbers(calendar.to_dates(X[:, p], units[column]), unit)
+                units[column] = unit
+        if (names, units) != (data.names, data.time_units):
+            self._data = ShardData(X, y, names, data.target, units)
+            data = self._data
         if len(y) < min_points:
             raise InputDataError(
                 f"shard of agent {self.agent_id} holds {len(y)} point(s), below the minimum of "

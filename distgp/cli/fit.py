@@ -366,6 +366,8 @@ def metrics_record(dataset, config, result) -> dict:
         "season": (
             float(model.trend.season * model.scaler.x_scale[0]) if model.trend is not None else 0.0
         ),
+        # input columns of dates and the units they (and the season) are counted in
+        "time_units": {**model.time_units, **dataset.time_units},
         "transform": model.transform.kind,
         "transform_lambda": model.transform.lam,
         "noise_variance": float(model.noise_variance * y_var),
@@ -395,6 +397,7 @@ def metrics_record(dataset, config, result) -> dict:
 def _write_outputs(out, dataset, config, result, progress, plots: bool, evaluations=()) -> None:
     import dataclasses
 
+    from distgp import calendar
     from distgp import plots as figures
     from distgp.io import ensure_output_dir, write_json, write_text
 
@@ -415,13 +418,17 @@ def _write_outputs(out, dataset, config, result, progress, plots: bool, evaluati
         result.model.time_units = dict(dataset.time_units)
     if dataset.series:  # distgp predict --ahead H forecasts past its end
         result.model.mark_series(dataset.X_train)
+        unit = dataset.time_units.get(dataset.feature_names[0])
+        if unit is not None:  # a series of dates continues on the calendar
+            dates = calendar.to_dates(dataset.X_train[:, 0], unit)
+            result.model.series_rule = calendar.series_rule(dates, unit)
     result.model.save(out / "model.npz", {"dataset": dataset.name})
     write_text(out / "history.csv", history_csv(result))
     written = set()
     if plots:
         figures.spectrum(result.model, out / "spectrum.png")
         written.add("spectrum.png")
-        if dataset.dims == 1:
+        if dataset.dims == 1 and len(dataset.y_train):  # shard files: no data to draw
             figures.prediction(result.model, dataset, out / "prediction.png")
             written.add("prediction.png")
         if result.rounds:

@@ -107,7 +107,14 @@ def run_predict(args: argparse.Namespace) -> int:
             "the model records no column names (fitted on arrays, .npz or .mat data): its "
             f"inputs are taken by position, the file's columns {', '.join(names)}"
         )
-    elif model.input_names is not None and args.data is not None and not csv_file:
+    elif (
+        model.input_names is not None
+        and args.data is not None
+        and not csv_file
+        and not (
+            args.data.startswith("builtin:")  # named columns, matched by name
+        )
+    ):
         progress(
             f"{args.data} has no named columns to match: its inputs are taken by position as "
             f"the model's {', '.join(model.input_names)}"
@@ -176,7 +183,7 @@ def _ahead(model, name: str, steps: int) -> np.ndarray:
     from distgp import calendar
 
     last = calendar.to_dates([model.series_end], unit)[0]
-    dates = calendar.following(last, unit, model.series_step, steps)
+    dates = calendar.following(last, unit, model.series_step, steps, model.series_rule)
     return calendar.to_numbers(dates, unit)[:, None]
 
 
