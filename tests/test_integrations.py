@@ -316,3 +316,45 @@ def test_tune_searcher_finishes_when_every_arm_is_used():
     for i in range(3):
         searcher.on_trial_complete(f"t{i}", {"m": float(i)})
     assert searcher.suggest("t4") == Searcher.FINISHED
+
+
+def test_tune_searcher_with_a_space_takes_tune_metric_and_mode_and_keeps_constants():
+    """A space given to the constructor refused Tune's metric/mode and dropped its constants."""
+    pytest.importorskip("ray.tune")
+    from ray import tune
+
+    from distgp.integrations.tune import BKBSearch
+
+    space = {"x": tune.uniform(0, 1), "c": 5, "opt": {"k": tune.randint(0, 3), "name": "s"}}
+    point = {"x": 0.5, "opt": {"k": 1}}
+    searcher = BKBSearch(space, seed=0, arms=50, points_to_evaluate=[point])
+    assert searcher.set_search_properties("loss", "min", {"seed": 1}) is True  # constants only
+    assert (searcher.metric, searcher.mode) == ("loss", "min")
+    assert searcher.set_search_properties("m", "max", {"y": tune.uniform(0, 1)}) is False
+    assert (searcher.metric, searcher.mode) == ("loss", "min")  # already set: kept
+    first = searcher.suggest("t0")
+    assert first == {"x": 0.5, "c": 5, "opt": {"k": 1, "name": "s"}}
+    second = searcher.suggest("t1")
+    assert second["c"] == 5 and second["opt"]["name"] == "s" and set(second["opt"]) == {"k", "name"}
+    own = BKBSearch(space, metric="m", mode="max", seed=0)
+    assert own.set_search_properties("loss", "min", {"seed": 1}) is True
+    assert (own.metric, own.mode) == ("m", "max")
+
+
+def test_tune_searcher_refuses_a_metric_that_is_not_a_number():
+    pytest.importorskip("ray.tune")
+    from ray import tune
+
+    from distgp.exceptions import InputDataError
+    from distgp.integrations.tune import BKBSearch
+
+    searcher = BKBSearch({"x": tune.uniform(0, 1)}, metric="loss", mode="min", seed=0, arms=20)
+    searcher.suggest("t0")
+    with pytest.raises(InputDataError, match=r"the metric 'loss' is 'abc', not a number"):
+        searcher.on_trial_complete("t0", {"loss": "abc"})
+    with pytest.raises(InputDataError, match=r"the metric 'loss' is \[0.5\], not a number"):
+        searcher.add_evaluated_point({"x": 0.5}, [0.5])
+    bandit = searcher.bandit.bandit
+    assert bandit.observations == 0 and bandit.pending  # nothing told: the trial still runs
+    searcher.on_trial_complete("t0", {"loss": 0.5})
+    assert bandit.observations == 1 and max(bandit.history["y"]) == -0.5

@@ -55,7 +55,7 @@ from ray.tune.search.variant_generator import parse_spec_vars
 from ray.tune.utils.util import flatten_dict, unflatten_dict
 
 from distgp.bandit.spaces import CategoricalParam, FloatParam, IntParam, Param
-from distgp.exceptions import ConfigError
+from distgp.exceptions import ConfigError, InputDataError
 from distgp.integrations.common import ParamBandit
 from distgp.io import atomic_write
 
@@ -65,7 +65,8 @@ class BKBSearch(Searcher):
 
     Args:
         space: a Tune search space; ``None`` to take the ``Tuner``'s ``param_space``.
-        metric, mode: the metric to optimise and ``min`` or ``max`` (or from ``TuneConfig``).
+        metric, mode: the metric to optimise and ``min`` or ``max``; those unset here are taken
+            from ``TuneConfig``, which Tune passes only along with a ``param_space``.
         arms: number of arms the space is discretised into.
         batch: batch BKB (adaptive synchronous batches).
         max_concurrent: cap on trials running at once (``None``: Tune's limit).
@@ -101,6 +102,7 @@ class BKBSearch(Searcher):
         }
         self.max_concurrent = max_concurrent
         self._bandit: ParamBandit | None = None
+        self._constants: dict[str, Any] = {}
         self._queue: list[tuple[int, dict[str, Any]]] = []
         self._live: dict[str, int] = {}
         if space:
@@ -112,6 +114,8 @@ class BKBSearch(Searcher):
             raise ConfigError("the Tune search space has no tune.uniform/randint/choice domain")
         s = dict(self._settings)
         self._bandit = ParamBandit(params, s.pop("arms"), s.pop("seed"), s.pop("algorithm"), **s)
+        flat = flatten_dict(space, prevent_delimiter=True)
+        self._constants = {k: v for k, v in flat.items() if not _searched({k: v})}
         self._points = [self._point_params(k, p) for k, p in enumerate(self._points)]
 
     def _point_params(self, k: int, point: dict[str, Any]) -> dict[str, Any]:
@@ -132,13 +136,17 @@ class BKBSearch(Searcher):
     def set_search_properties(
         self, metric: str | None, mode: str | None, config: dict, **spec: Any
     ) -> bool:
-        if self._bandit is not None:
+        """Tune's metric and mode (where not set here) and its ``param_space`` as the space.
+
+        Refused (``False``) only for a second search space; Tune calls this only when it has
+        a ``param_space`` (constants alone are fine: Tune adds them to every config itself).
+        """
+        self._metric = self._metric or metric
+        self._mode = self._mode or mode
+        if self._bandit is None:
+            self._setup(config)
+        elif _searched(config):
             return False
-        self._setup(config)
-        if metric:
-            self._metric = metric
-        if mode:
-            self._mode = mode
         return True
 
     def set_max_concurrency(self, max_concurrent: int) -> bool:
@@ -153,13 +161,16 @@ class BKBSearch(Searcher):
         if self._bandit is None:
             raise RuntimeError("BKBSearch has no search space; pass space= or a Tuner param_space")
         if self._metric is None or self._mode is None:
-            raise RuntimeError("BKBSearch needs metric and mode (here or in tune.TuneConfig)")
+            raise RuntimeError(
+                "BKBSearch needs metric and mode: pass them to BKBSearch (Tune passes those of "
+                "tune.TuneConfig only along with a param_space)"
+            )
         if self.max_concurrent is not None and len(self._live) >= self.max_concurrent:
             return None
         if self._points:
             params = self._points.pop(0)
             self._live[trial_id] = self._bandit.arm_of(params)
-            return unflatten_dict(params)
+            return self._config(params)
         if not self._queue:
             if self._settings["batch"] and self._live:
                 return None  # a batch is running: wait for it
@@ -168,24 +179,34 @@ class BKBSearch(Searcher):
             self._queue = self._bandit.ask()
         arm, params = self._queue.pop(0)
         self._live[trial_id] = arm
-        return unflatten_dict(params)
+        return self._config(params)
+
+    def _config(self, params: dict[str, Any]) -> dict[str, Any]:
+        """The trial configuration: the space's constants and the searched ``params``."""
+        return unflatten_dict({**self._constants, **params})
 
     def on_trial_complete(
         self, trial_id: str, result: dict | None = None, error: bool = False
     ) -> None:
-        arm = self._live.pop(trial_id, None)
-        if arm is None or self._bandit is None:
+        if trial_id not in self._live or self._bandit is None:
             return
-        self._record(arm, None if result is None else result.get(self._metric), error)
+        reward = self._reward(None if result is None else result.get(self._metric))
+        self._bandit.tell(self._live.pop(trial_id), reward)
 
-    def _record(self, arm: int, value: Any, error: bool) -> None:
-        """Tell ``value`` (Tune's metric) of ``arm``; see the module docstring for the cases."""
-        assert self._bandit is not None
-        if value is not None:
-            reward = float(value) if math.isfinite(float(value)) else math.nan
-            self._bandit.tell(arm, -reward if self._mode == "min" else reward)
-        else:  # errored, or stopped early (pruned) without the metric: a failed evaluation
-            self._bandit.tell(arm, math.nan)
+    def _reward(self, value: Any) -> float:
+        """The reward of Tune's metric ``value``; see the module docstring for the cases."""
+        if value is None:  # errored, or stopped early (pruned) without the metric: a failure
+            return math.nan
+        try:
+            reward = float(value)
+        except (TypeError, ValueError):
+            raise InputDataError(
+                f"the metric {self._metric!r} is {value!r}, not a number; report a number "
+                "(or nothing for a failed trial)"
+            ) from None
+        if not math.isfinite(reward):
+            return math.nan
+        return -reward if self._mode == "min" else reward
 
     def add_evaluated_point(
         self,
@@ -200,8 +221,9 @@ class BKBSearch(Searcher):
         if pruned and not error:
             return  # no final value: nothing for BKB to learn
         flat = flatten_dict(parameters, prevent_delimiter=True)
+        reward = self._reward(None if error else value)
         arm = self._bandit.arm_of({p.name: flat[p.name] for p in self._bandit.space.params})
-        self._record(arm, None if error else value, error)
+        self._bandit.tell(arm, reward)
 
     def get_state(self) -> dict[str, Any]:
         return {
@@ -210,6 +232,7 @@ class BKBSearch(Searcher):
             "settings": self._settings,
             "max_concurrent": self.max_concurrent,
             "bandit": self._bandit,
+            "constants": self._constants,
             "queue": self._queue,
             "live": self._live,
             "points": self._points,
@@ -220,6 +243,7 @@ class BKBSearch(Searcher):
         self._settings = state["settings"]
         self.max_concurrent = state["max_concurrent"]
         self._bandit, self._queue, self._live = state["bandit"], state["queue"], state["live"]
+        self._constants = state.get("constants", {})  # absent from older saved states
         self._points = state["points"]
 
     def save(self, checkpoint_path: str) -> None:
@@ -238,6 +262,12 @@ def tune_params(space: dict[str, Any]) -> list[Param]:
         raise ConfigError("BKBSearch cannot take tune.grid_search parameters")
     _, domains, _ = parse_spec_vars(flatten_dict(space, prevent_delimiter=True))
     return [_param("/".join(path), domain) for path, domain in domains]
+
+
+def _searched(spec: dict[str, Any]) -> bool:
+    """Whether a Tune spec has a domain to search (not only constants)."""
+    _, domains, grid = parse_spec_vars(spec)
+    return bool(domains or grid)
 
 
 def _param(name: str, domain: Domain) -> Param:
