@@ -26,7 +26,7 @@ from distgp.kernels.grid import SpectralGrid
 from distgp.kernels.trend import TrendBank, TrendBasis, kernel_bank, prior_variance
 from distgp.learn.objective import robust_cholesky
 from distgp.threads import owned_threads
-from distgp.transforms import OutputTransform
+from distgp.transforms import OutputTransform, central_quantile
 
 MODEL_FORMAT = "distgp-gsmp-model"
 MODEL_VERSION = 1
@@ -180,6 +180,7 @@ class GSMPModel:
             level: coverage probability, ``0 < level < 1``.
             parts: a private model's shards, when the caller holds them.
         """
+        central_quantile(level)  # a bad level fails before the prediction, not after
         mean, std = self.predict_latent(X, return_std=True, parts=parts)
         return self.transform.interval(mean, std, level)
 

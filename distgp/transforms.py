@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from numbers import Real
 from statistics import NormalDist
 
 import numpy as np
@@ -192,10 +193,13 @@ class OutputTransform:
 
 def central_quantile(level: float) -> float:
     """``z`` with ``P(|N(0, 1)| <= z) = level``: 1.96 at 0.95. Raises :class:`ConfigError`
-    unless ``0 < level < 1``."""
-    if not 0.0 < level < 1.0:
-        raise ConfigError(f"interval level must lie strictly between 0 and 1, got {level}")
-    return NormalDist().inv_cdf(0.5 + 0.5 * level)
+    unless ``level`` is a number with ``0 < level < 1``."""
+    if isinstance(level, bool) or not isinstance(level, Real) or not 0.0 < level < 1.0:
+        raise ConfigError(
+            f"interval level must be a number strictly between 0 and 1 (0.95 for a 95% "
+            f"interval), got {level!r}"
+        )
+    return NormalDist().inv_cdf(0.5 + 0.5 * float(level))
 
 
 def parse_transform(text: str) -> tuple[str, float | None]:

@@ -45,6 +45,10 @@ def test_predict_before_fit_and_wrong_shapes():
     model = GSMPRegressor(components=10, max_iterations=20).fit(x, y)
     with pytest.raises(InputDataError, match="X has 3 features, but GSMPRegressor is expecting 2"):
         model.predict(np.zeros((3, 3)))
+    with pytest.raises(ConfigError, match=r"strictly between 0 and 1 .*, got '0.9'"):
+        model.predict_interval(x, level="0.9")
+    with pytest.raises(ConfigError, match=r"strictly between 0 and 1 .*, got None"):
+        model.predict_interval(x, level=None)
     with pytest.raises(InputDataError, match="NaN"):
         GSMPRegressor().fit(np.array([[0.0], [np.nan], [1.0]]), np.ones(3))
     with pytest.raises(InputDataError, match="inconsistent numbers of samples"):
