@@ -223,6 +223,16 @@ def test_tell_of_an_arm_that_was_not_asked_is_recorded(arms):
         bandit.tell(len(arms), 1.0)
     with pytest.raises(InputDataError, match="one reward per arm"):
         bandit.tell([1, 2], [1.0])
+    bandit.tell([3, 4], np.array([[0.3], [0.4]]))  # a column of rewards is one per arm
+    assert bandit.history["y"].tolist() == [0.1, 0.2, 0.3, 0.4]
+    shapes = {(1, 2): [[1.0, 2.0]], (2, 2): np.ones((2, 2)), (2, 1, 1): np.ones((2, 1, 1))}
+    for shape, rewards in shapes.items():
+        expected = f"rewards as shape (2,) or a column (2, 1), one per arm; got shape {shape}"
+        with pytest.raises(InputDataError, match=re.escape(expected)):
+            bandit.tell([1, 2], rewards)
+    with pytest.raises(InputDataError, match=r"1-D sequence of them .*got shape \(2, 1\)"):
+        bandit.tell([[1], [2]], [1.0, 2.0])
+    assert bandit.observations == 4  # nothing recorded by a refused call
 
 
 def test_failed_evaluations_are_recorded_and_skipped(arms):

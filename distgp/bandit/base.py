@@ -422,7 +422,7 @@ class ArmBandit(ABC):
 
         Args:
             arms: one index or ``k`` indices into ``arms``.
-            y: one reward or ``k`` rewards, raw units.
+            y: one reward or ``k`` rewards (shape ``(k,)``, or a column ``(k, 1)``), raw units.
         """
         idx = np.atleast_1d(np.asarray(arms))
         try:
@@ -433,7 +433,19 @@ class ArmBandit(ABC):
             raise InputDataError(
                 f"tell needs integer arm indices (as ask returns them), got {idx.tolist()}"
             )
-        if idx.ndim != 1 or values.shape != idx.shape:
+        if idx.ndim != 1:
+            raise InputDataError(
+                f"tell needs one arm index or a 1-D sequence of them (as ask returns them), got "
+                f"shape {idx.shape}"
+            )
+        if values.ndim == 2 and values.shape[1] == 1:
+            values = values[:, 0]
+        if values.ndim != 1:
+            raise InputDataError(
+                f"tell needs the rewards as shape ({idx.size},) or a column ({idx.size}, 1), "
+                f"one per arm; got shape {values.shape}"
+            )
+        if values.shape != idx.shape:
             raise InputDataError(
                 f"tell needs one reward per arm, got {idx.size} arm(s) and {values.size} reward(s)"
             )
