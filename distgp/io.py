@@ -94,8 +94,19 @@ def ensure_output_dir(path: str | os.PathLike) -> Path:
 
 
 def atomic_write(path: str | os.PathLike, write: Callable[[IO[bytes]], None]) -> Path:
-    """Call ``write(handle)`` on a temporary file next to ``path``, then rename it to ``path``."""
+    """Call ``write(handle)`` on a temporary file next to ``path``, then rename it to ``path``.
+
+    Raises:
+        FileNotFoundError: the folder of ``path`` does not exist.
+        IsADirectoryError: ``path`` is a folder.
+    """
     target = Path(path)
+    if not target.parent.is_dir():
+        raise FileNotFoundError(
+            f"cannot write {target}: folder {target.parent} does not exist; create it first"
+        )
+    if target.is_dir():
+        raise IsADirectoryError(f"cannot write {target}: it is a folder; give a file name")
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     try:
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the usual permissions

@@ -395,6 +395,21 @@ def test_save_and_load_resume_the_same_run(tmp_path, arms, cls, options):
     np.testing.assert_array_equal(v_a, v_b)
 
 
+def test_saving_into_a_missing_folder_or_onto_a_folder_is_named(tmp_path, arms):
+    """A missing folder gave FileNotFoundError naming the internal temporary file."""
+    bandit = BKB(arms, RBFKernel(0.3), seed=0)
+    missing = tmp_path / "missing"
+    with pytest.raises(
+        FileNotFoundError, match=re.escape(f"folder {missing} does not exist; create it")
+    ):
+        bandit.save(missing / "state.npz")
+    with pytest.raises(
+        IsADirectoryError, match=re.escape(f"cannot write {tmp_path}: it is a folder")
+    ):
+        bandit.save(tmp_path)
+    assert list(tmp_path.iterdir()) == []  # nothing written
+
+
 def test_loading_something_else_is_a_model_file_error(tmp_path):
     np.savez(tmp_path / "other.npz", x=np.zeros(3))
     with pytest.raises(ModelFileError, match="not a distgp bandit state"):
