@@ -416,6 +416,20 @@ def test_loading_something_else_is_a_model_file_error(tmp_path):
         ArmBandit.load(tmp_path / "other.npz")
     with pytest.raises(ModelFileError, match="does not exist"):
         ArmBandit.load(tmp_path / "missing.npz")
+    with pytest.raises(ModelFileError, match=re.escape(f"{tmp_path} is a folder; pass the")):
+        BKB.load(tmp_path)  # it said the file does not exist
+
+
+def test_a_bandit_class_refuses_the_state_of_another(tmp_path, arms):
+    """GPUCB.load of a BKB's file gave back a BKB."""
+    bkb = BKB(arms, RBFKernel(0.3), seed=0).save(tmp_path / "bkb.npz")
+    gpucb = GPUCB(arms, RBFKernel(0.3), seed=0).save(tmp_path / "gpucb.npz")
+    with pytest.raises(ModelFileError, match=r"by a BKB, not a GPUCB; load it with BKB\.load"):
+        GPUCB.load(bkb)
+    with pytest.raises(ModelFileError, match=r"by a GPUCB, not a BKB; load it with GPUCB\.load"):
+        BKB.load(gpucb)
+    assert type(BKB.load(bkb)) is BKB and type(GPUCB.load(gpucb)) is GPUCB
+    assert type(ArmBandit.load(bkb)) is BKB and type(ArmBandit.load(gpucb)) is GPUCB
 
 
 @pytest.mark.parametrize("cls", [BKB, GPUCB])

@@ -698,7 +698,9 @@ class ArmBandit(ABC):
 
     @classmethod
     def from_state(cls, state: dict[str, np.ndarray]) -> ArmBandit:
-        """Rebuild a bandit (of the saved class) from :meth:`state_dict`; same RNG stream."""
+        """Rebuild a bandit (of the saved class) from :meth:`state_dict`; same RNG stream.
+
+        A subclass refuses the state of another class (:class:`ArmBandit` takes any)."""
         if str(state.get("format", "")) != STATE_FORMAT:
             raise ModelFileError("not a distgp bandit state; pass a file written by save()")
         if int(state.get("version", -1)) != STATE_VERSION:
@@ -708,6 +710,14 @@ class ArmBandit(ABC):
         try:
             meta = json.loads(str(state["meta"]))
             target = _REGISTRY[meta["class"]]
+        except (KeyError, ValueError, TypeError) as exc:
+            raise ModelFileError(f"bandit state is incomplete or corrupt ({exc})") from None
+        if not issubclass(target, cls):
+            raise ModelFileError(
+                f"the state was saved by a {target.__name__}, not a {cls.__name__}; load it with "
+                f"{target.__name__}.load (ArmBandit.load reads any bandit's state)"
+            )
+        try:
             kernel = kernel_from_state(
                 {k[len("kernel_") :]: v for k, v in state.items() if k.startswith("kernel_")}
             )
@@ -752,8 +762,12 @@ class ArmBandit(ABC):
 
     @classmethod
     def load(cls, path: str | Path) -> ArmBandit:
-        """Read a state written by :meth:`save`."""
+        """Read a state written by :meth:`save` (see :meth:`from_state`)."""
         path = Path(path)
+        if path.is_dir():
+            raise ModelFileError(
+                f"{path} is a folder; pass the bandit state file (.npz) that save() wrote"
+            )
         if not path.is_file():
             raise ModelFileError(f"bandit state file {path} does not exist")
         try:
