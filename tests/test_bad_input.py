@@ -229,6 +229,10 @@ CLI_CASES = {
         "bench kernel --datasets ,,",
         "--datasets ',,' names no dataset",
     ),
+    "bench: a dataset named twice (it ran twice, the first row of the table blank)": (
+        "bench kernel --datasets ale80,ale80",
+        "--datasets names ale80 twice; give each dataset once",
+    ),
     "bench: an empty agent list": ("bench admm --quick --agents ,", "--agents must list"),
     "bench: --jsonl in a folder that does not exist": (
         "bench tune --jsonl {folder}/none/t.jsonl",

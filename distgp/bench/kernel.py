@@ -370,6 +370,9 @@ def choose_datasets(option: str | None, default: Sequence[str], folder: Path) ->
     names = [s.strip() for s in option.split(",") if s.strip()] if option is not None else []
     if option is not None and not names:
         raise InputDataError(f"--datasets {option!r} names no dataset; drop it to run them all")
+    twice = [s for k, s in enumerate(names) if s in names[:k]]
+    if twice:
+        raise InputDataError(f"--datasets names {twice[0]} twice; give each dataset once")
     names = names or list(default)
     available = sorted(p.stem for p in folder.glob("*.mat"))
     missing = [s for s in names if s not in available and s not in BUILTIN_DATASETS]
