@@ -247,6 +247,11 @@ CLI_CASES = {
         "kernel.components must be in 1..100000",
     ),
     "bench: two bkb parts at once": ("bench bkb --scale --functions", "each run one part"),
+    "bench: a bkb scaling budget too small for its targets (one printed nan)": (
+        "bench bkb --budget 10 --arms 50 --seeds 1 --skip-functions",
+        "--budget 10 is too small for the scaling part, whose step-time target compares steps "
+        "101-200 with the last 100; give at least 300",
+    ),
     "bench: a bkb option of another part": (
         "bench bkb --memory-gb 4",
         "--memory-gb applies only with --scale",

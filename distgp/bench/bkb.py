@@ -37,6 +37,7 @@ FUNCTIONS_BUDGET, FUNCTIONS_SEEDS = 100, 5  # --functions (issue 11: T = 100 and
 SEEDS, QUICK_SEEDS = 3, 1
 TARGET_TIME_RATIO = 0.1  # BKB total <= 1/10 of exact GP-UCB
 TARGET_STEP_GROWTH = 3.0  # per-step time, last 100 steps vs steps 101-200
+MIN_SCALING_BUDGET = 300  # T for those two windows to be full and apart
 TARGET_BATCH_SPEEDUP = 5.0
 TARGET_REGRET_CHANGE = 0.10
 TARGET_WINS = 3
@@ -49,7 +50,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
     add_common_arguments(parser)
     parser.add_argument("--arms", type=at_least(2), metavar="A", help="arms of the scaling part")
-    parser.add_argument("--budget", type=at_least(1), metavar="T", help="pulls of the scaling part")
+    parser.add_argument(
+        "--budget",
+        type=at_least(1),
+        metavar="T",
+        help=f"pulls of the scaling part (at least {MIN_SCALING_BUDGET})",
+    )
     parser.add_argument(
         "--function-budget", type=at_least(1), metavar="T", help="evaluations per test-function run"
     )
@@ -115,8 +121,9 @@ TIME_LIMIT = 3600.0  # --scale: seconds after which a run stops
 
 
 def check_parts(args: argparse.Namespace) -> None:
-    """One part at most (``--scale``, ``--functions``, ``--side-by-side``), and options only
-    with the part they belong to: a :class:`ConfigError` otherwise."""
+    """One part at most (``--scale``, ``--functions``, ``--side-by-side``), options only with
+    the part they belong to, and a scaling ``--budget`` its targets can use: a
+    :class:`ConfigError` otherwise."""
     from distgp.exceptions import ConfigError
 
     chosen = [f for f in ("scale", "functions", "side_by_side") if getattr(args, f)]
@@ -125,6 +132,11 @@ def check_parts(args: argparse.Namespace) -> None:
         raise ConfigError(f"{flag[chosen[0]]} and {flag[chosen[1]]} each run one part; give one")
     if chosen and args.skip_functions:
         raise ConfigError(f"--skip-functions applies to the default run, not {flag[chosen[0]]}")
+    if not chosen and args.budget is not None and args.budget < MIN_SCALING_BUDGET:
+        raise ConfigError(
+            f"--budget {args.budget} is too small for the scaling part, whose step-time target "
+            f"compares steps 101-200 with the last 100; give at least {MIN_SCALING_BUDGET}"
+        )
     owners = {"memory_gb": "scale", "time_limit": "scale", "methods": "functions"}
     owners["reference"] = "side_by_side"
     for option, part in owners.items():
