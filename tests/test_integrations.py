@@ -341,6 +341,19 @@ def test_tune_searcher_with_a_space_takes_tune_metric_and_mode_and_keeps_constan
     assert (own.metric, own.mode) == ("m", "max")
 
 
+def test_tune_searcher_refuses_a_domain_inside_a_list():
+    """It raised a raw TypeError (sequence item 1: expected str instance, int found)."""
+    pytest.importorskip("ray.tune")
+    from ray import tune
+
+    from distgp.exceptions import ConfigError
+    from distgp.integrations.tune import BKBSearch
+
+    space = {"x": tune.uniform(0, 1), "opt": {"layers": [8, tune.randint(1, 4)]}}
+    with pytest.raises(ConfigError, match=r"inside a list \('opt/layers', item 1\); put the"):
+        BKBSearch(space, metric="m", mode="max")
+
+
 def test_tune_searcher_refuses_a_metric_that_is_not_a_number():
     pytest.importorskip("ray.tune")
     from ray import tune

@@ -261,7 +261,13 @@ def tune_params(space: dict[str, Any]) -> list[Param]:
     if grid:
         raise ConfigError("BKBSearch cannot take tune.grid_search parameters")
     _, domains, _ = parse_spec_vars(flatten_dict(space, prevent_delimiter=True))
-    return [_param("/".join(path), domain) for path, domain in domains]
+    in_list = [path for path, _ in domains if len(path) > 1]  # flat keys: only a list index
+    if in_list:
+        raise ConfigError(
+            f"BKBSearch cannot search inside a list ({in_list[0][0]!r}, item {in_list[0][1]}); "
+            "put the domain in a dict"
+        )
+    return [_param(path[0], domain) for path, domain in domains]
 
 
 def _searched(spec: dict[str, Any]) -> bool:
