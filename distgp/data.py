@@ -502,6 +502,44 @@ def _load_csv(
     return dataset
 
 
+def time_input_note(dataset: Dataset) -> str | None:
+    """A note on one input that reads as time but is not used as a series: a column of dates
+    that is no series (repeated dates: a local clock's autumn hour, say), or integers written
+    as YYYYMM or YYYYMMDD dates; ``None`` otherwise."""
+    from distgp import calendar
+
+    if dataset.dims != 1 or dataset.series:
+        return None
+    name = dataset.feature_names[0]
+    x = np.concatenate([dataset.X_train[:, 0], dataset.X_test[:, 0]])
+    unit = dataset.time_units.get(name)
+    if unit is not None:
+        values, counts = np.unique(x, return_counts=True)
+        why = (
+            f"{int((counts > 1).sum())} date(s) appear more than once (first: "
+            f"{calendar.format_dates(calendar.to_dates(values[counts > 1][:1], unit))[0]})"
+            if (counts > 1).any()
+            else "their steps are not whole numbers of one step"
+        )
+        return (
+            f"the dates in {name} are no series ({why}): points are split and scored at random, "
+            "and predict --ahead is not available"
+        )
+    if np.all(x == np.round(x)) and (_yyyymm(x) or _yyyymm(x // 100)):
+        return (
+            f"{name} looks like dates written as numbers (YYYYMM or YYYYMMDD), whose steps "
+            "jump at each year's end; write them as YYYY-MM or YYYY-MM-DD to read them as dates"
+        )
+    return None
+
+
+def _yyyymm(x: np.ndarray) -> bool:
+    """Whether integers read as YYYYMM: years 1000-2999, months 1-12, more than one year."""
+    years, months = x // 100, x % 100
+    plausible = (years >= 1000) & (years <= 2999) & (months >= 1) & (months <= 12)
+    return bool(plausible.all() and np.ptp(years) > 0)
+
+
 def _read_dates(frame, path: Path, columns: Sequence[str]):
     """``frame`` with its text ``columns`` of ISO 8601 dates as numbers, each in the calendar
     unit of its spacing (:mod:`distgp.calendar`), and those units by column."""

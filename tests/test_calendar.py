@@ -231,3 +231,24 @@ def test_a_builtin_source_is_matched_by_name_without_a_note(tmp_path, capsys):
     predict = ["predict", "--model", str(tmp_path / "fit"), "--data", "builtin:co2"]
     assert main([*predict, "--out", str(tmp_path / "p")]) == 0
     assert "no named columns" not in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("column", "note"),
+    [
+        (
+            [f"2024-10-{d}T{h:02d}:00" for d in (26, 27) for h in range(24)]
+            + ["2024-10-27T02:00"],  # the autumn hour of a local clock, twice
+            "the dates in t are no series (1 date(s) appear more than once (first: "
+            "2024-10-27T02:00:00))",
+        ),
+        ([201001 + 100 * (m // 12) + m % 12 for m in range(24)], "t looks like dates written "),
+        ([20100101 + 10000 * (m // 12) + 100 * (m % 12) for m in range(24)], "t looks like dates"),
+    ],
+)
+def test_an_input_that_reads_as_time_but_is_no_series_is_noted(tmp_path, capsys, column, note):
+    frame = pd.DataFrame({"t": column, "y": np.sin(np.arange(len(column)))})
+    frame.to_csv(tmp_path / "t.csv", index=False)
+    fit = ["fit", "--data", str(tmp_path / "t.csv"), "--max-iterations", "3", "--no-plots"]
+    assert main([*fit, "--out", str(tmp_path / "fit")]) == 0
+    assert note in capsys.readouterr().err

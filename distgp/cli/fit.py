@@ -106,6 +106,7 @@ def run_fit(args: argparse.Namespace) -> int:
         is_csv_source,
         load_dataset,
         site_labels,
+        time_input_note,
         varying_columns,
         with_test_file,
     )
@@ -171,6 +172,9 @@ def run_fit(args: argparse.Namespace) -> int:
         f"points, "
         f"{dataset.dims} input dimension(s)"
     )
+    note = time_input_note(dataset)
+    if note is not None:
+        progress(note)
     varying = varying_columns(ShardSummary.of(dataset.X_train, dataset.y_train))
     constant = [n for n, v in zip(dataset.feature_names, varying, strict=True) if not v]
     if constant and len(constant) < dataset.dims:
