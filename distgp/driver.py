@@ -535,7 +535,7 @@ def gather_summaries(backend: Backend, min_points: int) -> tuple[dict[int, dict]
         j: (min_points, first, units)
         for j, r in replies.items()
         if sorted(r["columns"]) == sorted(first)
-        and (list(r["columns"]) != first or _coarser(r["time_units"], units))
+        and (list(r["columns"]) != first or _in_other_units(r["time_units"], units))
     }
     if asked:
         replies.update(answered(backend.call("summary", asked)))
@@ -555,7 +555,7 @@ def finest_units(units: list[dict[str, str]]) -> dict[str, str]:
     return finest
 
 
-def _coarser(read: dict[str, str], units: dict[str, str]) -> bool:
+def _in_other_units(read: dict[str, str], units: dict[str, str]) -> bool:
     return any(unit != units[column] for column, unit in read.items())
 
 

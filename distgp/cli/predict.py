@@ -107,13 +107,11 @@ def run_predict(args: argparse.Namespace) -> int:
             "the model records no column names (fitted on arrays, .npz or .mat data): its "
             f"inputs are taken by position, the file's columns {', '.join(names)}"
         )
-    elif (
+    elif (  # a built-in dataset has named columns, matched by name
         model.input_names is not None
         and args.data is not None
         and not csv_file
-        and not (
-            args.data.startswith("builtin:")  # named columns, matched by name
-        )
+        and not args.data.startswith("builtin:")
     ):
         progress(
             f"{args.data} has no named columns to match: its inputs are taken by position as "
