@@ -36,6 +36,12 @@ class Checkpoint:
     def __init__(self, folder: str | Path, kind: str = "fit") -> None:
         self.path = Path(folder) / CHECKPOINT_NAME
         self.kind = kind
+        self.outer_choice: list[dict[str, Any]] | None = None  # saved with every state
+
+    def resumed_outer_choice(self) -> list[dict[str, Any]]:
+        """The outer choice the interrupted fit was made after (its scored settings, as
+        :attr:`outer_choice` held them; empty when none ran)."""
+        return list(self.load().get("outer_choice_json") or [])
 
     @property
     def agent_state_dir(self) -> str:
@@ -49,9 +55,13 @@ class Checkpoint:
             "kind": np.asarray(self.kind),
             "config_json": np.asarray(config_json(config)),
         }
+        if self.outer_choice is not None:  # a fit's held-out choice, made before it started
+            state = {**state, "outer_choice_json": self.outer_choice}
         for key, value in state.items():
             arrays[key] = (
-                np.asarray(json.dumps(value)) if key.endswith("_json") else np.asarray(value)
+                np.asarray(json.dumps(value, default=json_default))
+                if key.endswith("_json")
+                else np.asarray(value)
             )
         self.path.parent.mkdir(parents=True, exist_ok=True)
         save_npz(self.path, arrays)

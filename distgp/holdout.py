@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import dataclasses
 import math
 import time
 from collections.abc import Callable, Sequence
@@ -118,6 +119,14 @@ class Evaluation:
             return None
         total = float(np.sum(self.z2))
         return total / float(np.sum(self.counts)) if math.isfinite(total) and total > 0 else None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The evaluation as JSON-able fields (:meth:`from_dict` reads them back)."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, fields: dict[str, Any]) -> Evaluation:
+        return cls(**fields)
 
     def clearly_better_than(self, other: Evaluation, errors: float = GUARD_ERRORS) -> bool:
         """Whether this setting's held-out error is below ``other``'s by more than ``errors``
@@ -529,3 +538,11 @@ def evaluations_csv(evaluations: list[Evaluation]) -> str:
             f"{stopped}"
         )
     return "\n".join(lines) + "\n"
+
+
+def keep_for_resume(evaluations: list[Evaluation], fit_options: dict[str, Any]) -> None:
+    """Record an outer choice in the run's checkpoint (``fit_options["checkpoint"]``) before
+    its final fit starts, so that ``--resume`` ends with the same calibration and records."""
+    checkpoint = fit_options.get("checkpoint")
+    if checkpoint is not None:
+        checkpoint.outer_choice = [e.to_dict() for e in evaluations]

@@ -29,6 +29,7 @@ from distgp.holdout import (
     holdout_splits,
     horizon_reported,
     in_input_order,
+    keep_for_resume,
     learnable,
     rolling_horizon,
     unlearnable,
@@ -304,6 +305,7 @@ def _select_and_fit(
         report("simpler", {"evaluation": best, "lowest": lowest})
     # no warm start from a fold: DSCA is a local method, and the final fit should be the fit
     # the candidate's own settings give (a fold's optimum can lead it elsewhere)
+    keep_for_resume(evaluations, fit_options)
     result = fit(X, y, configured(config, best.overrides), report=report, **fit_options)
     return calibrated(result, best, config, report), evaluations
 

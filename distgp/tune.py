@@ -28,6 +28,7 @@ from distgp.holdout import (
     holdout_splits,
     horizon_reported,
     in_input_order,
+    keep_for_resume,
     learnable,
     no_split_error,
     rolling_horizon,
@@ -226,6 +227,7 @@ def tune(
             best = default
         best.chosen = True
         report("selected", {"evaluation": best})
+        keep_for_resume(evaluations, fit_options)
         result = scoring.fit(configured(config, best.overrides), report)
     return calibrated(result, best, config, report), evaluations, best
 

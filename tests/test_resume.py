@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from distgp.cli import main
@@ -239,3 +240,35 @@ def test_resume_refuses_a_search_space_that_changed_since_the_checkpoint(
     assert err.count("\n") == 1 and message in err, err
     assert "start a new run without --resume" in err
     assert {p.name: p.stat().st_mtime_ns for p in out.iterdir()} == before
+
+
+def test_an_interrupted_final_fit_keeps_its_outer_choice(data_dir, tmp_path, monkeypatch):
+    """A series' default path scores its candidates, then fits the chosen one: interrupted
+    there, --resume ends with the same calibrated variance, scores and records (it lost the
+    choice's calibration, tune_* fields and tune.csv)."""
+    from distgp import driver
+
+    common = ["fit", "--data", str(data_dir / "passengerdata.mat"), "--no-plots", "--quiet"]
+    clean, killed = tmp_path / "clean", tmp_path / "killed"
+    assert main([*common, "--out", str(clean)]) == 0
+    save = driver._Saver.__call__
+    calls = []
+
+    def interrupted_once(self, state):  # at the final fit's first checkpoint (candidates have none)
+        save(self, state)
+        if self.checkpoint is not None and not calls:
+            calls.append(1)
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(driver._Saver, "__call__", interrupted_once)
+    assert main([*common, "--out", str(killed)]) == 130
+    assert (killed / "checkpoint.npz").is_file() and not (killed / "metrics.json").exists()
+    assert main(["fit", "--resume", str(killed), "--quiet"]) == 0
+    resumed = json.loads((killed / "metrics.json").read_text())
+    uninterrupted = json.loads((clean / "metrics.json").read_text())
+    assert uninterrupted["variance_scale"] > 1.0 and uninterrupted["tune_evaluations"] > 1
+    for field in ("mse", "nlpd", "coverage95", "variance_scale", "tune_evaluations", "trend"):
+        assert resumed[field] == uninterrupted[field], field
+    assert resumed["tune_chosen"] == uninterrupted["tune_chosen"]
+    untimed = [pd.read_csv(d / "tune.csv").drop(columns="seconds") for d in (killed, clean)]
+    pd.testing.assert_frame_equal(*untimed)

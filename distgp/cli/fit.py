@@ -277,7 +277,8 @@ def _learn(dataset, config, progress, checkpoint=None, resume=False, X_test=None
     ``X_test`` then a reader of the test inputs (:data:`distgp.driver.TestInputs`). Returns
     ``(FitResult, evaluations)``."""
     from distgp.driver import fit, shard_files
-    from distgp.selection import fit_selected
+    from distgp.holdout import Evaluation, keep_for_resume
+    from distgp.selection import calibrated, fit_selected
     from distgp.tune import tunable_names, tune
 
     def report(event, fields):
@@ -333,16 +334,20 @@ def _learn(dataset, config, progress, checkpoint=None, resume=False, X_test=None
             X, y, config, series, config.tune.budget, names, shards=shards, **options
         )
         return result, evaluations
+    if resume:  # the final fit of an outer choice made before the interruption, if one ran
+        choice = [Evaluation.from_dict(e) for e in checkpoint.resumed_outer_choice()]
+        keep_for_resume(choice, options)  # for a second interruption
+        if shards is not None:
+            result = fit(None, None, config, resume=True, shards=shards, **options)
+        else:
+            result = fit(dataset.X_train, dataset.y_train, config, resume=True, **options)
+        chosen = next((e for e in choice if e.chosen), None)
+        if chosen is not None:  # as the uninterrupted run would have it
+            result = calibrated(result, chosen, config, report)
+        return result, choice
     if shards is not None:
-        return fit(None, None, config, resume=resume, shards=shards, **options), []
-    return fit_selected(
-        dataset.X_train,
-        dataset.y_train,
-        config,
-        dataset.series and not resume,
-        resume=resume,
-        **options,
-    )
+        return fit(None, None, config, shards=shards, **options), []
+    return fit_selected(dataset.X_train, dataset.y_train, config, dataset.series, **options)
 
 
 def metrics_record(dataset, config, result) -> dict:
