@@ -282,6 +282,7 @@ def fit(
         settings = agent_settings(config, state_dir)
         setup_args = (scaler.to_dict(), recipe, settings.to_wire())
         sizes = answered(backend.broadcast("setup", *setup_args))
+        rebuild_args = {j: (*setup_args, shard_view(r)) for j, r in replies.items()}
         shard_sizes = [int(sizes[j]) for j in range(c.agents)]
         report("setup", {"components": components, "dims": grid.dims, "n": summary.n})
         theta0 = initial_theta(components)
@@ -297,11 +298,11 @@ def fit(
             run = _single_agent(backend, theta0, config, report, saver, saved)
         else:
             rho = float(np.mean(shard_sizes))  # curvature scale of l_j
-            run = _admm(backend, theta0, config, settings, setup_args, rho, report, saver, saved)
+            run = _admm(backend, theta0, config, settings, rebuild_args, rho, report, saver, saved)
         theta = run["theta"]
         members = run["members"]
         held = run["held"]
-        losses = _evaluate(backend, theta, setup_args, members, run["events"], held)
+        losses = _evaluate(backend, theta, rebuild_args, members, run["events"], held)
         seconds = saver.elapsed()
         prediction = None
         if X_test is not None and len(X_test) and not pooled:
@@ -542,6 +543,13 @@ def gather_summaries(backend: Backend, min_points: int) -> tuple[dict[int, dict]
     return replies, merge_summaries(replies)
 
 
+def shard_view(summary: dict) -> dict:
+    """How the run holds an agent's shard, from its summary: what a rebuilt agent is set up
+    with (:meth:`distgp.agents.agent.Agent.setup`), so that it takes its file as the run did
+    and refuses one that changed."""
+    return {k: summary[k] for k in ("columns", "time_units", "digest")}
+
+
 def finest_units(units: list[dict[str, str]]) -> dict[str, str]:
     """Per date column, the finest of the shards' units (days before weeks before months)."""
     from distgp.calendar import UNITS
@@ -686,7 +694,7 @@ class _Saver:
 def _evaluate(
     backend: Backend,
     theta: np.ndarray,
-    setup_args: tuple,
+    rebuild_args: dict[int, tuple],
     members: list[int],
     events: list[str],
     held: list[int] = (),
@@ -697,7 +705,7 @@ def _evaluate(
     for j, reply in list(replies.items()):
         if isinstance(reply, AgentFailure):
             backend.recover(j)
-            answered(backend.call("setup", {j: setup_args}))
+            answered(backend.call("setup", {j: rebuild_args[j]}))
             replies[j] = backend.call("evaluate", {j: (theta,)})[j]
             events.append(f"evaluation: agent {j} {reply.reason}; restarted from its shard")
     return answered(replies)
@@ -786,7 +794,7 @@ def _admm(
     theta0: np.ndarray,
     config: FitConfig,
     settings: AgentSettings,
-    setup_args: tuple,
+    rebuild_args: dict[int, tuple],
     rho: float,
     report: Reporter,
     save: _Saver,
@@ -831,7 +839,7 @@ def _admm(
                 round_events.append(
                     f"round {coordinator.round + 1}: agent {j} {r.reason}; left out"
                 )
-                _recover(backend, j, coordinator, setup_args, round_events, missing)
+                _recover(backend, j, coordinator, rebuild_args[j], round_events, missing)
             else:
                 answered[j] = RoundReply.from_wire(r)
         if not answered and not coordinator.heard.any():
@@ -908,8 +916,10 @@ def _recover(
     events: list[str],
     missing: list[str],
 ) -> None:
-    """Rebuild agent ``j`` from its shard; it starts afresh next round. An agent whose shard
-    cannot be reached any more (its node is gone) leaves the run."""
+    """Rebuild agent ``j`` from its shard (``setup_args``: its set-up with the run's view of
+    its shard, :func:`shard_view`); it starts afresh next round. An agent whose shard cannot
+    be reached any more (its node is gone), or changed since the run started, leaves the
+    run."""
     where = f"round {coordinator.round + 1}: agent {j}"
     try:
         backend.recover(j)

@@ -384,3 +384,25 @@ def test_a_one_input_shard_fit_with_a_test_file_writes_its_plots(tmp_path):
     assert main(args) == 0
     written = {p.name for p in (tmp_path / "out").iterdir()}
     assert {"metrics.json", "spectrum.png"} <= written and "checkpoint.npz" not in written
+
+
+def test_a_rebuilt_agent_takes_its_file_as_the_run_did_and_refuses_a_changed_one(tmp_path):
+    """An agent restarted during a run reads its shard file again: it takes the columns in the
+    run's order and its dates in the run's unit, and refuses a file that changed since the run
+    started (it was used silently: the rest of the fit learnt from other data)."""
+    from distgp.agents.agent import Agent, ShardFile
+    from distgp.driver import shard_view
+    from distgp.exceptions import InputDataError
+
+    write_dated_sites(tmp_path)
+    frame = pd.read_csv(tmp_path / "site-1.csv")
+    frame[["y", "date"]].to_csv(tmp_path / "site-1.csv", index=False)  # another column order
+    shard = ShardFile(str(tmp_path / "site-1.csv"), target="y")
+    first = Agent(1, shard).summary(1, ["date"], {"date": "day"})  # the run's unit: days
+    rebuilt = Agent(1, shard)
+    setup = ({"x_mean": [0.0], "x_scale": [1.0], "y_mean": 0.0, "y_scale": 1.0}, None, None)
+    view = shard_view(first)
+    assert rebuilt.summary(1, view["columns"], view["time_units"])["digest"] == view["digest"]
+    frame.assign(y=frame["y"] + 1.0).to_csv(tmp_path / "site-1.csv", index=False)
+    with pytest.raises(InputDataError, match="the shard of agent 1 changed since the run started"):
+        Agent(1, shard).setup(*setup, view)

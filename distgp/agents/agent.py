@@ -249,8 +249,20 @@ class Agent:
             "digest": array_digest(X, y),  # one-way: a model checks its shards did not change
         }
 
-    def setup(self, scaler: dict, grid: dict, settings: dict) -> int:
-        """Build the shard's sub-kernel bank once; return the shard size."""
+    def setup(self, scaler: dict, grid: dict, settings: dict, shard: dict | None = None) -> int:
+        """Build the shard's sub-kernel bank once; return the shard size.
+
+        ``shard``: for an agent rebuilt during a run, how the run holds its shard (``columns``
+        and ``time_units``, as :meth:`summary` takes them) and the ``digest`` it sent at the
+        start: a shard file that changed since is refused."""
+        if shard is not None:
+            now = self.summary(0, shard["columns"], shard["time_units"])["digest"]
+            if now != shard["digest"]:
+                raise InputDataError(
+                    f"the shard of agent {self.agent_id} changed since the run started (its "
+                    "SHA-256 differs from the one it sent then); restore the file, or start a "
+                    "new run to learn from the new data"
+                )
         data = self._shard_data()
         X, y = data.X, data.y
         scaler_ = Scaler.from_dict(scaler)
