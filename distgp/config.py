@@ -171,9 +171,9 @@ class KernelConfig:
     trend: str = setting(
         "auto",
         help="trend part learned with the weights: auto (with one input chosen on held-out "
-        "training data, by rolling origin for a series and by K folds otherwise; none for "
-        "several inputs), none, constant, linear, quadratic, or local (one input: random-walk "
-        "level and slope)",
+        "training data, by rolling origin for a series and by K folds otherwise; linear for "
+        "shard files, which --tune scores on the agents' shards; none for several inputs), "
+        "none, constant, linear, quadratic, or local (one input: random-walk level and slope)",
         rule=Rule(_valid_trend, "auto, none, constant, linear, quadratic or local"),
         metavar="T",
     )

@@ -167,11 +167,13 @@ DEFAULT_FOLDS = TuneConfig().folds
 
 def no_choice(why: str, n: int) -> str:
     """Why the default path made no held-out choice on ``n`` points, in words: ``why`` is
-    ``"many"``, ``"few"`` or a key of :data:`~distgp.holdout.NO_SPLIT`."""
+    ``"many"``, ``"few"``, ``"shards"`` or a key of :data:`~distgp.holdout.NO_SPLIT`."""
     if why == "many":
         return f"{n} points are more than it runs on ({SELECT_MAX_N}); --tune BUDGET searches"
     if why == "few":
         return f"{n} points are too few for it (each fold trains on {MIN_TRAIN} or more)"
+    if why == "shards":
+        return "shard files are scored only by --tune BUDGET (on the agents' own shards)"
     return NO_SPLIT[why]
 
 

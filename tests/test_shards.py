@@ -376,12 +376,16 @@ def test_shards_of_dates_agree_on_their_unit_and_the_model_keeps_it(tmp_path, ca
     assert not (tmp_path / "numbers").exists()
 
 
-def test_a_one_input_shard_fit_with_a_test_file_writes_its_plots(tmp_path):
+def test_a_one_input_shard_fit_with_a_test_file_writes_its_plots(tmp_path, capsys):
     """The driver of a shard fit holds no training points to draw: prediction.png is left out
-    (drawing it crashed after the fit, leaving a checkpoint and no metrics.json)."""
+    (drawing it crashed after the fit, leaving a checkpoint and no metrics.json). It says that
+    its trend was not chosen on held-out data (a series through --data would be)."""
     write_dated_sites(tmp_path)
-    args = [a for a in fit_args(tmp_path, tmp_path / "out") if a != "--no-plots"]
+    args = [a for a in fit_args(tmp_path, tmp_path / "out") if a not in ("--no-plots", "--quiet")]
     assert main(args) == 0
+    assert "no held-out choice of the model: shard files are scored only by --tune" in (
+        capsys.readouterr().err
+    )
     written = {p.name for p in (tmp_path / "out").iterdir()}
     assert {"metrics.json", "spectrum.png"} <= written and "checkpoint.npz" not in written
 

@@ -294,6 +294,9 @@ def _learn(dataset, config, progress, checkpoint=None, resume=False, X_test=None
         elif event == "start":
             progress(f"starting {fields['agents']} agent(s) on the {fields['backend']} backend")
         elif event == "setup":
+            auto = config.kernel.trend == "auto" and not config.tune.budget
+            if dataset is None and fields["dims"] == 1 and auto:  # shard files
+                progress(OUTER_CHOICE_LINES["no choice"]({"why": "shards", "n": fields["n"]}))
             progress(
                 f"agents ready: {fields['components']} GSMP components over "
                 f"{fields['dims']} dimension(s); the objective below is y'C^-1 y + log det C "
