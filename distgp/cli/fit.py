@@ -58,8 +58,8 @@ OUTER_CHOICE_LINES: dict[str, Callable[[dict[str, Any]], str]] = {
     ),
     "no search": lambda f: (
         f"a budget of {f['budget']} scores only the default path's {f['first']} candidates "
-        f"(all of them, whatever the budget: what a fit without --tune does); BKB searches "
-        f"from evaluation {f['first'] + 1}"
+        f"(all of them, whatever the budget, on --tune's held-out splits); BKB searches from "
+        f"evaluation {f['first'] + 1}"
     ),
     "kept": lambda f: (
         f"kept {f['evaluation'].name}: the lowest held-out MSE ({f['lowest'].mse:.5g}, "
