@@ -336,6 +336,9 @@ def fit(
         model.time_units = dict(first["time_units"])
     if shards is not None:  # what a private prediction checks the agents' files against
         model.data_digest = shard_files_digest(replies)
+        model.shard_digests = [str(replies[j]["digest"]) for j in sorted(replies)]
+    if len(members) < c.agents:  # a private model's experts: the agents that stayed
+        model.members = list(members)
     if X_test is not None and len(X_test) and pooled:
         prediction = model.predict_latent(X_test, return_std=True)
     before = saved["traffic"] if saved is not None and "traffic" in saved else np.zeros(3)
@@ -441,21 +444,46 @@ def predict_with_agents(
             gpus_per_agent=config.backend.gpus_per_agent if name == "ray" else None,
             threads=config.learn.threads,
         )
+    members = model.members if model.members is not None else list(range(len(parts)))
+    if model.shard_digests is not None:  # each file checked on its own: the members' suffice
+        parts = [parts[j] for j in members]
     with backend if owned else contextlib.nullcontext(backend):
         backend.start(parts)
         summaries, _ = gather_summaries(backend, config.data.min_shard_size)
-        files = model.data_digest is not None and model.data_digest.startswith("shards:")
-        if files and shard_files_digest(summaries) != model.data_digest:
-            raise ModelFileError(
-                "the shard files do not give the data this model's agents were fitted on (a "
-                "file changed since the fit); restore them, or refit on them"
-            )
+        _check_shard_files(model, summaries, members, parts)
+        if model.shard_digests is not None:
+            members = list(range(len(parts)))  # the started agents are the members
         settings = agent_settings(config)
         answered(
             backend.broadcast("setup", model.scaler.to_dict(), model.recipe, settings.to_wire())
         )
-        members = list(range(len(parts)))
         return _predict_private(backend, model.scaler, theta, X, members, model.recipe)
+
+
+def _check_shard_files(
+    model: GSMPModel, summaries: dict[int, dict], members: list[int], parts: list[Shard]
+) -> None:
+    """Refuse shard files whose digests differ from the fit's: file by file where the model
+    records each (its members' files were started, in order), else all together."""
+    if model.shard_digests is not None:
+        changed = [
+            (members[i], getattr(parts[i], "path", "?"))
+            for i, r in sorted(summaries.items())
+            if r["digest"] != model.shard_digests[members[i]]
+        ]
+        if changed:
+            raise ModelFileError(
+                "shard file(s) changed since the fit, so they do not give the data this model's "
+                f"agents were fitted on: {', '.join(f'{path} (agent {j})' for j, path in changed)}"
+                "; restore them, or refit on them"
+            )
+    elif (model.data_digest or "").startswith("shards:") and (
+        shard_files_digest(summaries) != model.data_digest
+    ):  # a model of an earlier version: one digest of all files
+        raise ModelFileError(
+            "the shard files do not give the data this model's agents were fitted on (a "
+            "file changed since the fit); restore them, or refit on them"
+        )
 
 
 def shard_files(config: FitConfig) -> list[ShardFile]:

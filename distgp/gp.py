@@ -47,6 +47,10 @@ class GSMPModel:
         X_train: ``n x P`` standardised training inputs (``None`` for a private model).
         y_train: ``n`` standardised training outputs (``None`` for a private model).
         recipe: the grid's recipe (what agents rebuild it from).
+        members: the agents whose shards the model holds (a private model's experts: those
+            that left the fit are not asked); ``None``: all of them.
+        shard_digests: per agent, the SHA-256 of its shard file at the fit (private models
+            of shard files; what a rebuilt agent's file is checked against).
         run_config: the fit's settings as JSON (a private model's agents are rebuilt from it).
         data_digest: SHA-256 of a one-file simulation's shards (checked when they are rebuilt).
         trend: the trend basis (``None``: no trend part).
@@ -76,6 +80,8 @@ class GSMPModel:
     X_train: np.ndarray | None
     y_train: np.ndarray | None
     recipe: dict | None = None
+    members: list[int] | None = None
+    shard_digests: list[str] | None = None
     run_config: str | None = None
     data_digest: str | None = None
     trend: TrendBasis | None = None
@@ -255,6 +261,9 @@ class GSMPModel:
             arrays["X_train"], arrays["y_train"] = self.X_train, self.y_train
         else:
             arrays["recipe_json"] = np.asarray(json.dumps(self.recipe))
+            arrays["agents_json"] = np.asarray(
+                json.dumps({"members": self.members, "shard_digests": self.shard_digests})
+            )
             arrays["run_config_json"] = np.asarray(self.run_config or "{}")
             if self.data_digest is not None:
                 arrays["data_digest"] = np.asarray(self.data_digest)
@@ -308,6 +317,7 @@ class GSMPModel:
                 X_train=np.asarray(data["X_train"], float) if "X_train" in data else None,
                 y_train=np.asarray(data["y_train"], float) if "y_train" in data else None,
                 recipe=json.loads(str(data["recipe_json"])) if "recipe_json" in data else None,
+                **_agents(data),
                 run_config=str(data["run_config_json"]) if "run_config_json" in data else None,
                 data_digest=str(data["data_digest"]) if "data_digest" in data else None,
                 trend=TrendBasis.from_dict(data, grid.dims),
@@ -381,3 +391,9 @@ def _time_units(data: dict) -> dict[str, str]:
     if not isinstance(units, dict) or not set(units.values()) <= set(UNITS):
         raise ValueError(f"time units {units!r} are not columns and units")
     return {str(k): str(v) for k, v in units.items()}
+
+
+def _agents(data: dict) -> dict[str, Any]:
+    """A private model's ``members`` and ``shard_digests`` (``None`` in files before them)."""
+    agents = json.loads(str(data["agents_json"])) if "agents_json" in data else {}
+    return {"members": agents.get("members"), "shard_digests": agents.get("shard_digests")}

@@ -254,10 +254,32 @@ def test_one_shard_file_is_fitted_and_predicted_privately(tmp_path, capsys):
     site["y"] = site["y"].sample(frac=1.0, random_state=0).to_numpy()
     site.to_csv(tmp_path / "site-0.csv", index=False)
     assert main([*predict, "--out", str(tmp_path / "q"), "--quiet"]) == 2
-    assert "the shard files do not give the data this model's agents were fitted on" in (
-        capsys.readouterr().err
-    )
+    err = capsys.readouterr().err
+    assert "shard file(s) changed since the fit, so they do not give the data" in err
+    assert f"{tmp_path / 'site-0.csv'} (agent 0)" in err
     assert not (tmp_path / "q").exists()
+
+
+def test_a_private_model_asks_only_the_agents_that_stayed_in_its_fit(tmp_path):
+    """An agent that left the fit (its node or file lost) is no expert of the model: prediction
+    neither needs its file nor counts it (it was brought back once its file returned, and the
+    predictions then disagreed with the fit's)."""
+    from distgp.driver import predict_with_agents
+
+    write_sites(tmp_path)
+    out = tmp_path / "out"
+    assert main(fit_args(tmp_path, out)) == 0
+    model = GSMPModel.load(out / "model.npz")
+    assert model.members is None and len(model.shard_digests) == SITES
+    X = pd.read_csv(tmp_path / "test.csv")[["a", "b"]].to_numpy()
+    everyone = predict_with_agents(model, X)[0]
+    model.members = [1, 2]  # as a fit in which agent 0 left records it
+    model.save(out / "stayed.npz")
+    (tmp_path / "site-0.csv").rename(tmp_path / "gone.csv")
+    stayed = predict_with_agents(GSMPModel.load(out / "stayed.npz"), X)[0]
+    assert np.all(np.isfinite(stayed)) and not np.allclose(stayed, everyone)
+    (tmp_path / "gone.csv").rename(tmp_path / "site-0.csv")
+    assert np.array_equal(predict_with_agents(GSMPModel.load(out / "stayed.npz"), X)[0], stayed)
 
 
 def test_private_model_refuses_a_data_source_that_changed(tmp_path, capsys):
