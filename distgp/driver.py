@@ -854,6 +854,8 @@ def _admm(
         for j in np.flatnonzero(coordinator.active & ~coordinator.resync):
             if not backend.call("restore", {int(j): (coordinator.round,)})[int(j)]:
                 coordinator.restart(int(j))
+    unanswered: list[str] = []  # events of rounds in a row that no agent answered
+    silent = 0  # how many such rounds
     while not coordinator.done:
         tic = time.perf_counter()
         before = backend.traffic.snapshot()
@@ -861,7 +863,7 @@ def _admm(
         requests = coordinator.requests(members)
         replies = backend.call("round", {j: (requests[j].to_wire(),) for j in members})
         answered: dict[int, RoundReply] = {}
-        round_events: list[str] = []
+        round_events: list[str] = unanswered
         for j, r in replies.items():
             if isinstance(r, AgentFailure):
                 round_events.append(
@@ -870,10 +872,20 @@ def _admm(
                 _recover(backend, j, coordinator, rebuild_args[j], round_events, missing)
             else:
                 answered[j] = RoundReply.from_wire(r)
-        if not answered and not coordinator.heard.any():
+        if not answered and coordinator.round == 0:
             _no_first_round(replies, config.backend.round_timeout)
         if not coordinator.active.any():
             raise BackendError("every agent has left the run; nothing to learn from")
+        if not answered:  # every agent failed at once: the restarted ones take the round again
+            silent += 1
+            if silent >= MAX_UNANSWERED:
+                raise BackendError(
+                    f"no agent answered round {coordinator.round + 1} in {silent} tries; check "
+                    "the backend and the agents' nodes, then --resume"
+                )
+            unanswered = round_events
+            continue
+        silent, unanswered = 0, []
         record = coordinator.update(answered)
         after = backend.traffic
         record.bits = 8 * (after.bytes - before.bytes)
@@ -921,6 +933,9 @@ def _record(fields: dict):
     from distgp.consensus.admm import RoundRecord
 
     return RoundRecord(**fields)
+
+
+MAX_UNANSWERED = 3  # rounds in a row that no agent answers before a run stops
 
 
 def _no_first_round(replies: dict[int, Any], timeout: float) -> None:

@@ -104,6 +104,22 @@ def test_killed_agent_is_restarted_and_the_run_completes(clean):
     assert abs(mse - mse0) / mse0 < MSE_TOLERANCE, (mse, mse0)
 
 
+def test_every_agent_killed_in_one_round_is_restarted_and_the_run_completes(clean):
+    """A round no agent answers after the first (every actor died at once) is taken again by
+    the restarted agents (it stopped the run as if no agent had ever answered)."""
+    _, mse0, _ = clean
+    backend = RayBackend(round_timeout=ROUND_TIMEOUT)
+
+    def kill_all(event: str, fields: dict) -> None:
+        if event == "round" and fields["record"].round == 3:
+            for j in range(AGENTS):
+                backend.kill(j)
+
+    result, mse, _ = _fit(backend, kill_all)
+    assert sum("restarted from its shard" in e for e in result.events) == AGENTS, result.events
+    assert abs(mse - mse0) / mse0 < MSE_TOLERANCE, (mse, mse0)
+
+
 def test_hung_agent_is_skipped_for_its_round_and_the_run_goes_on(clean):
     _, mse0, seconds0 = clean
     hang_round, hang_seconds = 2, 60.0
