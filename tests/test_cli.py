@@ -710,3 +710,31 @@ def test_a_builtin_model_matches_prediction_columns_by_name(tmp_path, capsys):
     )
     assert code == 2
     assert "builtin:co2 has the input(s) month, the model year; predict at a CSV file" in err
+
+
+def test_a_failure_of_the_ray_runtime_is_one_line_with_the_resume_hint(tmp_path, capsys):
+    """Ray's own errors (its raylet or node died) end the command with distgp's line after
+    Ray's story, exit status 1, and the resume hint where a checkpoint was written (it was a
+    traceback)."""
+    import argparse
+
+    from distgp.checkpoint import Checkpoint
+    from distgp.cli.common import run_command
+
+    class RaySystemError(Exception):
+        pass
+
+    RaySystemError.__module__ = "ray.exceptions"
+    checkpoint = Checkpoint(tmp_path)
+    checkpoint.path.write_bytes(b"a checkpoint")  # only its presence matters here
+
+    def lost(args):
+        raise RaySystemError("\x1b[31mSystem error: the raylet died\x1b[0m\nmore of Ray's text")
+
+    args = argparse.Namespace(command="fit", handler=lost, checkpoint=checkpoint, quiet=True)
+    assert run_command(args) == 1
+    err = capsys.readouterr().err.strip()
+    assert err == (
+        "distgp fit: error: the Ray runtime failed (RaySystemError: System error: the raylet "
+        f"died); 'distgp fit --resume {tmp_path}' continues the run"
+    )

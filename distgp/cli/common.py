@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import re
 import signal
 import sys
 import threading
@@ -90,6 +91,20 @@ def _run(args: argparse.Namespace) -> int:
         where = f" ({exc.filename})" if exc.filename else ""
         sys.stderr.write(f"distgp {args.command}: error: {exc.strerror or _one_line(exc)}{where}\n")
         return EXIT_FAILURE
+    except Exception as exc:
+        if not type(exc).__module__.startswith("ray."):
+            raise
+        # the Ray runtime itself failed (its node or raylet died): Ray has printed its story
+        checkpoint = getattr(args, "checkpoint", None)
+        hint = ""
+        if checkpoint is not None and checkpoint.path.is_file():
+            hint = f"; 'distgp {args.command} --resume {checkpoint.path.parent}' continues the run"
+        first = _one_line(ANSI_ESCAPE.sub("", str(exc).split("\n", 1)[0]))[:200]
+        sys.stderr.write(
+            f"distgp {args.command}: error: the Ray runtime failed ({type(exc).__name__}: "
+            f"{first}){hint}\n"
+        )
+        return EXIT_FAILURE
     except KeyboardInterrupt as exc:
         checkpoint = getattr(args, "checkpoint", None)
         hint = ""
@@ -100,6 +115,9 @@ def _run(args: argparse.Namespace) -> int:
             f"distgp {args.command}: {'terminated' if terminated else 'interrupted'}{hint}\n"
         )
         return 128 + (signal.SIGTERM if terminated else signal.SIGINT)
+
+
+ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")  # terminal colours in Ray's messages
 
 
 def _flag_hint(args: argparse.Namespace, exc: DistGPError) -> str:
