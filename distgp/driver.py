@@ -911,10 +911,15 @@ def _admm(
         "dual_residual": last.dual_residual,
         "dual_tol": last.dual_tol,
         "rho": last.rho,
-        "objective_at_z": last.objective,
+        "objective_at_z": last.objective,  # the last round's
         "diverged": coordinator.diverged,
         "result_round": coordinator.round if coordinator.converged else coordinator.best_round,
     }
+    # the objective of the consensus returned (the lowest seen, when not converged)
+    stop["result_objective"] = next(
+        (r.objective for r in coordinator.history if r.round == stop["result_round"]),
+        last.objective,
+    )
     return {
         "theta": coordinator.consensus,
         "rounds": coordinator.round,

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import scipy.io
 
@@ -738,3 +739,18 @@ def test_a_failure_of_the_ray_runtime_is_one_line_with_the_resume_hint(tmp_path,
         "distgp fit: error: the Ray runtime failed (RaySystemError: System error: the raylet "
         f"died); 'distgp fit --resume {tmp_path}' continues the run"
     )
+
+
+def test_a_capped_admm_run_names_the_round_it_returns(data_dir, tmp_path, capsys):
+    """At the round cap the model is the consensus of the lowest objective seen: metrics.json's
+    stop gives that round's objective beside the last round's, and the stop line names it."""
+    out = tmp_path / "run"
+    args = ["fit", "--data", str(data_dir / "ale80.mat"), "--agents", "2", "--bits", "4"]
+    args += ["--rounds", "30", "--backend", "inline", "--no-plots", "--out", str(out)]
+    assert main(args) == 0
+    stop = json.loads((out / "metrics.json").read_text())["stop"]
+    history = pd.read_csv(out / "history.csv")
+    lowest = history.loc[history["objective_at_z"].idxmin()]
+    assert stop["result_round"] == lowest["round"] < 30
+    assert stop["result_objective"] == pytest.approx(lowest["objective_at_z"], rel=1e-8)
+    assert f"the model is round {stop['result_round']}'s consensus" in capsys.readouterr().err

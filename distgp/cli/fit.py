@@ -486,7 +486,15 @@ def _write_outputs(out, dataset, config, result, progress, plots: bool, evaluati
                 f"iteration cap ({config.learn.max_iterations}; --max-iterations)",
                 "DSCA's tests",
             )
-        progress(f"stopped at the {cap} before {test} held (converged: false in metrics.json)")
+        returned = result.stop.get("result_round")
+        kept = (
+            f"; the model is round {returned}'s consensus, the lowest objective seen"
+            if result.rounds and returned not in (None, result.rounds, 1)
+            else ""
+        )
+        progress(
+            f"stopped at the {cap} before {test} held (converged: false in metrics.json){kept}"
+        )
     if result.rounds and not result.converged and result.stop.get("result_round") == 1:
         progress(
             "the model is the starting point (round 1's consensus): no later round lowered the "
