@@ -754,3 +754,16 @@ def test_a_capped_admm_run_names_the_round_it_returns(data_dir, tmp_path, capsys
     assert stop["result_round"] == lowest["round"] < 30
     assert stop["result_objective"] == pytest.approx(lowest["objective_at_z"], rel=1e-8)
     assert f"the model is round {stop['result_round']}'s consensus" in capsys.readouterr().err
+
+
+def test_a_private_forecast_says_why_it_draws_no_figure(tmp_path, capsys):
+    t = np.arange(60.0)
+    frame = pd.DataFrame({"t": t, "y": np.sin(2 * np.pi * t / 12) + 0.05 * t})
+    frame.to_csv(tmp_path / "series.csv", index=False)
+    fit = ["fit", "--data", str(tmp_path / "series.csv"), "--agents", "2", "--backend", "inline"]
+    fit += ["--rounds", "5", "--test-fraction", "0", "--no-plots", "--quiet"]
+    assert main([*fit, "--out", str(tmp_path / "fit")]) == 0
+    predict = ["predict", "--model", str(tmp_path / "fit"), "--ahead", "3"]
+    assert main([*predict, "--out", str(tmp_path / "p")]) == 0
+    assert "no forecast.png: a private model holds no training data" in capsys.readouterr().err
+    assert not (tmp_path / "p" / "forecast.png").exists()

@@ -168,6 +168,11 @@ def run_predict(args: argparse.Namespace) -> int:
         progress(f"wrote {out}/forecast.png")
     else:  # an earlier forecast's figure would not show this prediction
         (out / "forecast.png").unlink(missing_ok=True)
+        if args.ahead is not None:
+            progress(
+                "no forecast.png: a private model holds no training data to draw the series "
+                "from (its agents keep it)"
+            )
     return 0
 
 
