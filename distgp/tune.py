@@ -177,7 +177,7 @@ def tune(
     if shards is None:
         series = as_forecast(series, X, fit_options.get("X_test"), report)
         config = horizon_reported(config, X, series, fit_options.get("X_test"), report)
-    with _scoring(X, y, config, series, shards, fit_options, names) as scoring:
+    with _scoring(X, y, config, series, shards, fit_options, names, report) as scoring:
         facts = scoring.facts
         names, grid, period = search_space(names, config, facts)
         seeds = _first_candidates(
@@ -381,6 +381,7 @@ def _scoring(
     shards: list | None,
     fit_options: dict[str, Any],
     names: list[str],
+    report: Callable[[str, dict[str, Any]], None],
 ) -> Iterator[Scoring]:
     """The :class:`Scoring` of a tuning run; sets ``config.tune.origins`` (:func:`tune_origins`).
 
@@ -433,8 +434,17 @@ def _scoring(
             facts, sizes = _shard_facts(backend, config, len(parts))
             t.origins = tune_origins(config, facts.series, facts.n)
         rule = validation_rule(config, facts.n, facts.series, len(parts))
-        for j, size in enumerate(sizes):  # bad input before any agent scores
-            shard_splits(size, j, rule)
+        splits = [shard_splits(size, j, rule) for j, size in enumerate(sizes)]  # bad input first
+        if rule["local"]:
+            report(
+                "agent splits",
+                {
+                    "agents": len(parts),
+                    "series": facts.series,
+                    "splits": len(splits[0]),
+                    "held_out": sorted({len(held) for own in splits for _, held in own}),
+                },
+            )
 
         yield Scoring(
             facts,

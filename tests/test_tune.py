@@ -200,6 +200,24 @@ def test_tuning_over_ray_agents_makes_the_sequential_choice(ray_local):
     assert ray_local.is_initialized()  # the session's Ray instance is left running
 
 
+def test_tuning_over_several_agents_says_how_they_split_their_shards(ray_local):
+    """With several agents each scores on its own shard, with a horizon in proportion to it:
+    the run says so (it only printed the pooled horizon, which no agent used)."""
+    from distgp.tune import tune
+
+    x, y = trending_season()
+    config = FitConfig()
+    config.kernel.components = 20
+    config.consensus.agents = 2
+    config.consensus.max_rounds = 3
+    config.backend.name = "ray"
+    config.tune.horizon = 10
+    events = []
+    tune(x, y, config, True, 2, ["trend"], report=lambda e, f: events.append((e, f)))
+    splits = [f for e, f in events if e == "agent splits"]
+    assert splits == [{"agents": 2, "series": True, "splits": 4, "held_out": [5]}]  # 10 x 30 / 60
+
+
 def test_first_batch_holds_what_the_default_path_fits():
     from distgp.tune import _first_candidates, tune_arms, tune_origins
 

@@ -48,6 +48,12 @@ OUTER_CHOICE_LINES: dict[str, Callable[[dict[str, Any]], str]] = {
         f"{_selection().SEASONAL_CANDIDATE} has a season of that period (--season sets one for "
         "every fit)"
     ),
+    "agent splits": lambda f: (
+        f"--tune scores each setting on the {f['agents']} agents' own shards: "
+        + ("rolling origins" if f["series"] else "folds")
+        + f" ({f['splits']} per shard) of {', '.join(map(str, f['held_out']))} held-out "
+        "point(s) each, a horizon in proportion to the shard's size"
+    ),
     "folds": lambda f: (
         f"candidates scored on {f['folds']} random folds of the training data (one input, not "
         "a series; --folds sets them)"
