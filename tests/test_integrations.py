@@ -157,6 +157,19 @@ def test_optuna_trial_sampled_before_the_bandit_is_told_when_it_completes():
     assert sorted(-bandit.history["y"]) == [1.0, 2.0, 3.0]
 
 
+def test_optuna_enqueued_value_outside_the_distribution_is_left_out_of_the_model(caplog):
+    from distgp.integrations.optuna import BKBSampler
+
+    study = optuna.create_study(sampler=BKBSampler(seed=0, arms=100))
+    study.enqueue_trial({"x": 5.0})  # Optuna completes it, with a warning
+    with caplog.at_level("WARNING"):
+        study.optimize(lambda t: (t.suggest_float("x", 0, 1) - 0.3) ** 2, n_trials=4, catch=())
+    assert [t.state.name for t in study.trials] == ["COMPLETE"] * 4
+    assert all(0 <= t.params["x"] <= 1 for t in study.trials[1:])
+    assert study.sampler.bandit.bandit.observations == 3  # trials 1-3; trial 0 stays out
+    assert caplog.text.count("leaves completed trial 0 out of its model") == 1
+
+
 STUDIES = 200  # threaded studies in the race test (about 1 in 20 broke before the lock)
 
 

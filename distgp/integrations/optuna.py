@@ -6,7 +6,9 @@ trial gets the arm with the highest UCB. Every distribution is handled jointly: 
 on a linear or log scale, stepped floats and ints (as integers counting steps), categoricals
 (one-hot, see :mod:`distgp.bandit.spaces`). Parameters outside the joint space (those first seen
 in this trial, or conditional ones) are drawn by ``independent_sampler``, with a warning
-(``warn_independent_sampling=False`` silences it). Algorithm: ``docs/bkb.md``.
+(``warn_independent_sampling=False`` silences it). A completed trial holding a value outside
+its distribution (enqueued: Optuna completes it with a warning) is left out of the model, with
+a warning. Algorithm: ``docs/bkb.md``.
 
 Lifecycle (Optuna's call order within a trial), all under one lock so that ``n_jobs`` worker
 threads share the sampler safely:
@@ -64,12 +66,17 @@ from optuna.study import Study, StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
 from distgp.bandit.spaces import CategoricalParam, FloatParam, IntParam, Param
+from distgp.exceptions import InputDataError
 from distgp.integrations.common import ParamBandit
 
 _INDEPENDENT_WARNING = (
     "BKBSampler samples parameter '{param}' of trial {trial} with {sampler} because it is not in "
     "the joint search space of the completed trials. Set warn_independent_sampling=False to "
     "silence this warning."
+)
+_OUTSIDE_WARNING = (
+    "BKBSampler leaves completed trial {trial} out of its model: {error} (an enqueued value "
+    "outside the distribution)"
 )
 
 
@@ -109,6 +116,7 @@ class BKBSampler(BaseSampler):
         self._codecs: dict[str, _Codec] = {}
         self._key: tuple | None = None
         self._told: set[int] = set()
+        self._outside: set[int] = set()  # completed trials with a value outside the space
         self._pending: dict[int, tuple[ParamBandit, int]] = {}  # trial number -> (bandit, arm)
         self._study: tuple[str, int] | None = None  # the one study this sampler serves
 
@@ -251,11 +259,21 @@ class BKBSampler(BaseSampler):
 
     def _arm_of(self, trial: FrozenTrial) -> int | None:
         """The current bandit's arm of ``trial``'s parameters, or ``None`` when the trial lacks
-        a parameter of the joint space or drew it from another distribution."""
+        a parameter of the joint space, drew it from another distribution or holds a value
+        outside it (an enqueued one; warned once per trial)."""
         assert self._bandit is not None
         if not all(trial.distributions.get(n) == c.distribution for n, c in self._codecs.items()):
             return None
-        return self._bandit.arm_of({n: c.encode(trial.params[n]) for n, c in self._codecs.items()})
+        try:
+            params = {n: c.encode(trial.params[n]) for n, c in self._codecs.items()}
+            return self._bandit.arm_of(params)
+        except InputDataError as error:
+            if trial.number not in self._outside:
+                self._outside.add(trial.number)
+                optuna.logging.get_logger(__name__).warning(
+                    _OUTSIDE_WARNING.format(trial=trial.number, error=error)
+                )
+            return None
 
 
 def _sign(study: Study) -> float:
