@@ -331,6 +331,33 @@ def test_tune_searcher_finishes_when_every_arm_is_used():
     assert searcher.suggest("t4") == Searcher.FINISHED
 
 
+def test_tune_searcher_proposes_no_configuration_twice_by_default():
+    """BKBSearch kept the bandit's repeat=True: 12 of 30 trials re-ran an evaluated point."""
+    pytest.importorskip("ray.tune")
+    from ray import tune
+
+    from distgp.integrations.tune import BKBSearch
+
+    def distinct(**options) -> int:
+        searcher = BKBSearch(
+            {"x": tune.uniform(0, 1), "c": 5},
+            metric="loss",
+            mode="min",
+            seed=0,
+            arms=50,
+            **options,
+        )
+        xs = []
+        for i in range(20):
+            config = searcher.suggest(f"t{i}")
+            xs.append(config["x"])
+            searcher.on_trial_complete(f"t{i}", {"loss": (config["x"] - 0.3) ** 2})
+        return len(set(xs))
+
+    assert distinct() == 20
+    assert distinct(repeat=True) < 20  # asked for: repeats allowed
+
+
 def test_tune_searcher_with_a_space_takes_tune_metric_and_mode_and_keeps_constants():
     """A space given to the constructor refused Tune's metric/mode and dropped its constants."""
     pytest.importorskip("ray.tune")

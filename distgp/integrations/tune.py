@@ -10,7 +10,9 @@ The Tune ``param_space`` (``tune.uniform``, ``tune.loguniform``, ``tune.randint`
   out one configuration per call; while a batch is running, ``suggest`` returns ``None`` (Tune
   asks again later), so batches are synchronous. Use ``max_concurrent`` (or a
   ``ConcurrencyLimiter``) to bound the parallelism.
-* once every arm failed (or, with ``repeat=False``, was evaluated), ``suggest`` returns
+* no configuration is proposed twice (``repeat=False``: a repeated configuration of a
+  deterministic trainable teaches nothing); pass ``repeat=True`` for a noisy one;
+* once every arm was evaluated (or, with ``repeat=True``, failed), ``suggest`` returns
   ``None`` while trials still run and then ``Searcher.FINISHED``, so Tune stops asking.
 
 Results, as Tune defines them (and as its ``OptunaSearch`` records them):
@@ -74,7 +76,8 @@ class BKBSearch(Searcher):
         algorithm: ``bkb`` or ``gpucb``.
         points_to_evaluate: configurations to run first (each sets every searched parameter;
             nested dicts as in the space).
-        **options: bandit options (:class:`~distgp.bandit.base.ArmBandit`, ``qbar``, ``kernel``).
+        **options: bandit options (:class:`~distgp.bandit.base.ArmBandit`, ``qbar``, ``kernel``);
+            ``repeat`` defaults to ``False`` here.
     """
 
     def __init__(
@@ -98,6 +101,7 @@ class BKBSearch(Searcher):
             "seed": seed,
             "algorithm": algorithm,
             "batch": batch,
+            "repeat": False,
             **options,
         }
         self.max_concurrent = max_concurrent
