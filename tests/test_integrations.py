@@ -381,6 +381,23 @@ def test_tune_searcher_with_a_space_takes_tune_metric_and_mode_and_keeps_constan
     assert (own.metric, own.mode) == ("m", "max")
 
 
+def test_tune_searcher_saves_a_lambda_constant(tmp_path):
+    """save used plain pickle: a lambda constant made Tuner.fit() raise PicklingError."""
+    pytest.importorskip("ray.tune")
+    from ray import tune
+
+    from distgp.integrations.tune import BKBSearch
+
+    space = {"x": tune.uniform(0, 1), "fn": lambda v: (v - 0.3) ** 2}
+    searcher = BKBSearch(space, metric="loss", mode="min", seed=0, arms=20)
+    path = tmp_path / "searcher.pkl"
+    searcher.save(str(path))
+    restored = BKBSearch()
+    restored.restore(str(path))
+    config = restored.suggest("t0")
+    assert config["fn"](0.3) == 0.0 and config["x"] == searcher.suggest("t0")["x"]
+
+
 def test_tune_searcher_refuses_a_domain_inside_a_list():
     """It raised a raw TypeError (sequence item 1: expected str instance, int found)."""
     pytest.importorskip("ray.tune")

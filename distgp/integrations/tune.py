@@ -30,7 +30,8 @@ Results, as Tune defines them (and as its ``OptunaSearch`` records them):
 other trial. ``add_evaluated_point`` accepts results obtained elsewhere (``pruned=True``
 records nothing, ``intermediate_values`` are not used: BKB models final values only).
 ``save``/``restore`` pickle the whole state (including the random generator and the points
-still to evaluate), so a restored searcher continues the same run. Algorithm: ``docs/bkb.md``.
+still to evaluate) with ``ray.cloudpickle``, so constants may be lambdas or local functions,
+and a restored searcher continues the same run. Algorithm: ``docs/bkb.md``.
 
 Example::
 
@@ -48,9 +49,9 @@ Example::
 from __future__ import annotations
 
 import math
-import pickle
 from typing import Any
 
+from ray import cloudpickle
 from ray.tune.search import Searcher
 from ray.tune.search.sample import Categorical, Domain, Float, Integer, LogUniform, Quantized
 from ray.tune.search.variant_generator import parse_spec_vars
@@ -251,12 +252,12 @@ class BKBSearch(Searcher):
         self._points = state["points"]
 
     def save(self, checkpoint_path: str) -> None:
-        data = pickle.dumps(self.get_state())
+        data = cloudpickle.dumps(self.get_state())  # constants may be lambdas
         atomic_write(checkpoint_path, lambda handle: handle.write(data))
 
     def restore(self, checkpoint_path: str) -> None:
         with open(checkpoint_path, "rb") as handle:
-            self.set_state(pickle.load(handle))
+            self.set_state(cloudpickle.load(handle))
 
 
 def tune_params(space: dict[str, Any]) -> list[Param]:
