@@ -473,6 +473,50 @@ def run_stops(user_module, monkeypatch, capsys, out: Path, stop_at: int, *flags:
     return run_cli([*argv, *flags, "--out", str(out)], capsys)
 
 
+def test_resuming_a_checkpoint_without_a_recorded_space_in_another_order_is_refused(
+    tmp_path, capsys, monkeypatch, user_module
+):
+    """Checkpoints older than the recorded space kept the config's space with sorted keys: the
+    resumed run decoded the saved arms in the wrong column order, silently."""
+    import importlib
+
+    import numpy as np
+
+    monkeypatch.syspath_prepend(".")
+    module = importlib.import_module(user_module)
+    calls, tuned = [], module.tuned
+
+    def tuned_stops(params):
+        calls.append(params)
+        if len(calls) == 4:
+            raise KeyboardInterrupt
+        return tuned(params)
+
+    monkeypatch.setattr(module, "tuned", tuned_stops)
+    code, err, out = run_config(
+        tmp_path,
+        capsys,
+        f"function: {user_module}:tuned\nbudget: 6\nkernel: {{name: rbf}}\n"
+        "space:\n  lr: {type: float, low: 1.0e-4, high: 1.0, log: true}\n"
+        "  act: {choices: [relu, tanh]}\n",
+    )
+    assert code == 130, err
+    with np.load(out / "checkpoint.npz") as saved:  # as the older code wrote it
+        arrays = dict(saved)
+    loop = json.loads(str(arrays["loop_json"]))
+    del loop["space"]
+    arrays["loop_json"] = np.array(json.dumps(loop))
+    arrays["config_json"] = np.array(
+        json.dumps(json.loads(str(arrays["config_json"])), sort_keys=True)
+    )
+    np.savez(out / "checkpoint.npz", **arrays)
+    code, err = run_cli(["--resume", str(out)], capsys)
+    assert code == 2 and err.count("\n") == 1, err
+    assert "predates recorded search spaces" in err and "['lr', 'act'] then" in err
+    assert "start a new run without --resume" in err
+    assert {p.name for p in out.iterdir()} == {"checkpoint.npz"}
+
+
 def test_a_run_interrupted_at_its_first_evaluation_leaves_no_folder(
     tmp_path, capsys, monkeypatch, user_module
 ):

@@ -291,11 +291,22 @@ def optimize(
 
 def check_space(state: dict[str, Any], space: Space) -> None:
     """Refuse to resume ``state`` over a search space other than the one it was saved with
-    (the callable's bounds or the space changed); a state saved before spaces were recorded
-    is taken as it is."""
+    (the callable's bounds or the space changed). A state saved before spaces were recorded
+    kept its config's ``space`` with sorted keys, so it is taken only when its records show
+    the parameters in the order the space has now (its arms were encoded in the first)."""
     saved = state["loop_json"].get("space")
+    if saved is None:
+        records = state["loop_json"].get("records", [])
+        then = list(records[0]["params"]) if records else None
+        if then != space.names and (then is not None or len(space.names) > 1):
+            order = f"parameters {then} then, {space.names} now" if then else "no evaluation"
+            raise ConfigError(
+                "this checkpoint predates recorded search spaces and its order of parameters "
+                f"cannot be taken ({order}); start a new run without --resume"
+            )
+        return
     now = space.describe()
-    if saved is None or saved == json.loads(json.dumps(now)):
+    if saved == json.loads(json.dumps(now)):
         return
     names = [p["name"] for p in saved]
     if names != space.names:
