@@ -248,6 +248,15 @@ def test_failed_evaluations_are_recorded_and_skipped(arms):
         bandit.tell(nxt, smooth(arms[nxt]))
 
 
+def test_rewards_of_every_real_kind_are_taken_and_a_huge_int_is_a_failure():
+    bandit = BKB(np.random.default_rng(0).uniform(size=(20, 2)), seed=0)
+    bandit.tell([0, 1, 2], [np.float32(0.5), 2, np.array(1.5)])
+    bandit.tell(np.array([3, 4]), np.array([[1], [2]]))
+    bandit.tell(5, 10**400)  # an int beyond the float range: inf, a failed evaluation
+    assert bandit.history["y"][:5].tolist() == [0.5, 2.0, 1.5, 1.0, 2.0]
+    assert bandit.failures == 1 and math.isnan(bandit.history["y"][-1])
+
+
 @pytest.mark.parametrize("cls", [BKB, GPUCB])
 def test_failures_count_as_the_worst_reward_so_the_search_leaves_a_failing_region(cls):
     grid = np.linspace(0, 1, 200)[:, None]
@@ -547,7 +556,11 @@ def test_a_bandit_with_numpy_integer_settings_saves(tmp_path):
         (lambda a: BKB(a, seed=-1), ConfigError, "seed must be a non-negative integer"),
         (lambda a: BKB(a, beta=math.inf), ConfigError, "positive, finite number"),
         (lambda a: BKB(a).ask(2.5), ConfigError, "whole number n >= 1, got 2.5"),
-        (lambda a: BKB(a).tell(5, "abc"), InputDataError, "numeric rewards, got 'abc'"),
+        (lambda a: BKB(a).tell(5, "abc"), InputDataError, "real-number rewards, got str 'abc'"),
+        (lambda a: BKB(a).tell(5, "1.5"), InputDataError, "got str '1.5'; pass a float"),
+        (lambda a: BKB(a).tell(5, None), InputDataError, "got NoneType None"),
+        (lambda a: BKB(a).tell([5, 6], [0.5, True]), InputDataError, "got bool True"),
+        (lambda a: BKB(a).tell(5, np.True_), InputDataError, "got bool np.True_"),
         (lambda a: BKB(a).tell(5.0, 1.0), InputDataError, "integer arm indices"),
     ],
 )

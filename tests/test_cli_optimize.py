@@ -129,6 +129,11 @@ def broken(x):
 
 broken.bounds = bounds
 
+def too_big(x):
+    return 10**400 if x[0] > 0.5 else float(x[0])
+
+too_big.bounds = bounds
+
 def quits(x):
     if x[0] > 0.5:
         raise SystemExit(3)
@@ -232,6 +237,18 @@ def test_a_run_where_every_evaluation_fails_writes_results_and_exits_1(
     assert len(err) == 1 and "all 3 evaluations failed" in err[0]
     assert "RuntimeError: licence server down" in err[0]
     assert json.loads((out / "result.json").read_text())["failures"] == 3
+
+
+def test_an_int_too_large_for_a_float_fails_that_evaluation(tmp_path, capsys, user_module):
+    """10**400 gave a traceback (OverflowError in float())."""
+    out = tmp_path / "run"
+    argv = ["--function", f"{user_module}:too_big", "--budget", "6", "--kernel", "rbf"]
+    code, err = run_cli([*argv, "--quiet", "--out", str(out)], capsys)
+    assert code == 0, err
+    failed = [r for r in read_history(out) if r["failed"] == "1"]
+    assert failed and all(
+        r["error"] == "the objective returned an int too large for a float" for r in failed
+    )
 
 
 def run_config(tmp_path: Path, capsys, text: str) -> tuple[int, str, Path]:

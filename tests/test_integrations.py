@@ -424,7 +424,13 @@ def test_tune_searcher_refuses_a_metric_that_is_not_a_number():
         searcher.on_trial_complete("t0", {"loss": "abc"})
     with pytest.raises(InputDataError, match=r"the metric 'loss' is \[0.5\], not a number"):
         searcher.add_evaluated_point({"x": 0.5}, [0.5])
+    for value in ("0.5", True):  # taken as 0.5 and 1.0 once
+        with pytest.raises(InputDataError, match=f"the metric 'loss' is {value!r}, not a"):
+            searcher.on_trial_complete("t0", {"loss": value})
     bandit = searcher.bandit.bandit
     assert bandit.observations == 0 and bandit.pending  # nothing told: the trial still runs
     searcher.on_trial_complete("t0", {"loss": 0.5})
     assert bandit.observations == 1 and max(bandit.history["y"]) == -0.5
+    searcher.suggest("t1")
+    searcher.on_trial_complete("t1", {"loss": 10**400})  # an OverflowError once
+    assert bandit.failures == 1

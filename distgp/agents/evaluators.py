@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 
 from distgp.agents.ray_runtime import check_share_fraction, connect, cpu_share, disconnect
+from distgp.bandit.base import real_number
 from distgp.exceptions import BackendError, ConfigError, ObjectiveError
 
 Objective = Callable[[dict[str, Any], int], Any]  # (params, evaluation index) -> a number
@@ -66,24 +67,21 @@ class Evaluation:
 
 
 def reward(returned: Any) -> float:
-    """An objective's return value as a float: any real number (int, float, a numpy scalar or
-    0-d array, anything with ``__float__`` and no dimensions); :class:`ObjectiveError` for a bool,
-    a string, ``None``, a complex number, a sequence or an array with dimensions."""
+    """An objective's return value as a float: any real number (see
+    :func:`~distgp.bandit.base.real_number`; an int too large for a float is ``±inf``, a failed
+    evaluation); :class:`ObjectiveError` for a bool, a string, ``None``, a complex number, a
+    sequence or an array with dimensions."""
     if isinstance(returned, np.ndarray) and returned.ndim == 0:
-        returned = returned[()]  # the numpy scalar
-    kind = type(returned)
-    if (
-        isinstance(returned, bool | np.bool_ | complex | np.complexfloating)
-        or getattr(returned, "ndim", 0)
-        or not hasattr(kind, "__float__")
-    ):
+        returned = returned[()]  # the numpy scalar, named as such
+    value = real_number(returned)
+    if value is None:
         shown = repr(returned)
         shown = shown if len(shown) <= 40 else shown[:37] + "..."
         raise ObjectiveError(
-            f"the objective returned {kind.__name__} {shown}, not a real number; return a float "
-            "(NaN, or an exception, fails an evaluation)"
+            f"the objective returned {type(returned).__name__} {shown}, not a real number; "
+            "return a float (NaN, or an exception, fails an evaluation)"
         )
-    return float(returned)
+    return value
 
 
 class EvaluationAgent:
@@ -113,6 +111,8 @@ class EvaluationAgent:
                 else:
                     if not math.isfinite(value):
                         error = f"the objective returned {value}"
+                        if isinstance(returned, int):
+                            error = "the objective returned an int too large for a float"
             if error is not None:
                 value = math.nan
             else:

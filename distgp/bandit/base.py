@@ -68,6 +68,45 @@ LAZY_BLOCK = 32  # stale UCBs recomputed at a time by lazy hallucination
 _REGISTRY: dict[str, type[ArmBandit]] = {}
 
 
+def real_number(value: Any) -> float | None:
+    """``value`` as a float when it is a real number: an int, a float, a numpy scalar or 0-d
+    array, anything with ``__float__`` and no dimensions (an int too large for a float is
+    ``±inf``); ``None`` for a bool, a string, ``None``, a complex number or anything with
+    dimensions."""
+    if isinstance(value, np.ndarray) and value.ndim == 0:
+        value = value[()]  # the numpy scalar
+    if (
+        isinstance(value, bool | np.bool_ | complex | np.complexfloating)
+        or getattr(value, "ndim", 0)
+        or not hasattr(type(value), "__float__")
+    ):
+        return None
+    try:
+        return float(value)
+    except OverflowError:  # an int beyond the float range
+        return math.inf if value > 0 else -math.inf
+
+
+def _rewards(y: Any) -> np.ndarray:
+    """``tell``'s rewards as floats (same shape); :class:`InputDataError` for one that is not a
+    real number."""
+    if isinstance(y, np.ndarray) and y.dtype.kind in "iuf":
+        return y.astype(float)
+    if isinstance(y, list | tuple) or (isinstance(y, np.ndarray) and y.ndim):
+        rows = [_rewards(v) for v in y]
+        try:
+            return np.array(rows, dtype=float)
+        except ValueError:  # ragged
+            raise InputDataError(f"tell needs rewards of one shape, got {y!r}") from None
+    value = real_number(y)
+    if value is None:
+        raise InputDataError(
+            f"tell needs real-number rewards, got {type(y).__name__} {y!r}; pass a float "
+            "(NaN or inf marks a failed evaluation)"
+        )
+    return np.float64(value)
+
+
 def default_lengthscale(dims: int) -> float:
     """RBF lengthscale for arms encoded in ``[0, 1]^D``: ``0.2 * sqrt(D)`` (typical distances
     between random points grow like ``sqrt(D / 6)``)."""
@@ -418,17 +457,15 @@ class ArmBandit(ABC):
         return self.max_batch if self.max_batch is not None else len(self.arms)
 
     def tell(self, arms: int | Sequence[int] | np.ndarray, y: float | Sequence[float]) -> None:
-        """Record rewards (to be maximised) for arms; NaN or inf marks a failed evaluation.
+        """Record rewards (to be maximised) for arms; NaN or inf marks a failed evaluation (an int
+        too large for a float is inf). A bool, string or ``None`` is refused.
 
         Args:
             arms: one index or ``k`` indices into ``arms``.
             y: one reward or ``k`` rewards (shape ``(k,)``, or a column ``(k, 1)``), raw units.
         """
         idx = np.atleast_1d(np.asarray(arms))
-        try:
-            values = np.atleast_1d(np.asarray(y, dtype=float))
-        except (TypeError, ValueError):
-            raise InputDataError(f"tell needs numeric rewards, got {y!r}") from None
+        values = np.atleast_1d(_rewards(y))
         if idx.size and not np.issubdtype(idx.dtype, np.integer):
             raise InputDataError(
                 f"tell needs integer arm indices (as ask returns them), got {idx.tolist()}"

@@ -18,7 +18,9 @@ The Tune ``param_space`` (``tune.uniform``, ``tune.loguniform``, ``tune.randint`
 Results, as Tune defines them (and as its ``OptunaSearch`` records them):
 
 * a trial that reports ``metric`` is told its value (negated for ``mode="min"``: BKB
-  maximises), even when it then errored; a NaN or infinite value is a failed evaluation;
+  maximises), even when it then errored; a NaN or infinite value (or an int too large for a
+  float) is a failed evaluation, and a value that is not a real number (a string or a bool
+  too) is an ``InputDataError``;
 * an errored trial without the metric is a failed evaluation (BKB does not propose that arm
   again);
 * a trial that ends without the metric and without an error was stopped early (pruned): it is
@@ -57,6 +59,7 @@ from ray.tune.search.sample import Categorical, Domain, Float, Integer, LogUnifo
 from ray.tune.search.variant_generator import parse_spec_vars
 from ray.tune.utils.util import flatten_dict, unflatten_dict
 
+from distgp.bandit.base import real_number
 from distgp.bandit.spaces import CategoricalParam, FloatParam, IntParam, Param
 from distgp.exceptions import ConfigError, InputDataError
 from distgp.integrations.common import ParamBandit
@@ -202,14 +205,13 @@ class BKBSearch(Searcher):
         """The reward of Tune's metric ``value``; see the module docstring for the cases."""
         if value is None:  # errored, or stopped early (pruned) without the metric: a failure
             return math.nan
-        try:
-            reward = float(value)
-        except (TypeError, ValueError):
+        reward = real_number(value)
+        if reward is None:  # a string or a bool too: optimize and BKB.tell refuse them
             raise InputDataError(
                 f"the metric {self._metric!r} is {value!r}, not a number; report a number "
                 "(or nothing for a failed trial)"
-            ) from None
-        if not math.isfinite(reward):
+            )
+        if not math.isfinite(reward):  # an int too large for a float too
             return math.nan
         return -reward if self._mode == "min" else reward
 
