@@ -555,9 +555,28 @@ def test_a_new_run_replaces_an_earlier_runs_outputs_and_says_so(
         "regret.png",
         "notes.txt",
     }
-    code, err = run_stops(user_module, monkeypatch, capsys, out, 1, "--no-plots")
-    assert code == 130 and f"replacing the results of an earlier run in {out}" in err
-    assert {p.name for p in out.iterdir()} == {"notes.txt"}  # no run's outputs mixed with another's
+    earlier = (out / "result.json").read_text()
+    code, err = run_stops(user_module, monkeypatch, capsys, out, 1, "--no-plots", "--quiet")
+    assert code == 130 and "replacing" not in err  # nothing written: the earlier run is kept
+    assert (out / "result.json").read_text() == earlier and (out / "regret.png").is_file()
+    code, err = run_stops(user_module, monkeypatch, capsys, out, 3, "--no-plots", "--quiet")
+    assert code == 130 and f"replacing the results of an earlier run in {out}" in err  # --quiet
+    assert {p.name for p in out.iterdir()} == {"notes.txt", "checkpoint.npz"}  # not mixed
+
+
+def test_a_new_run_refuses_a_result_json_that_distgp_did_not_write(
+    tmp_path, capsys, monkeypatch, user_module
+):
+    """Any result.json was taken as an earlier run's and deleted with history.csv."""
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "result.json").write_text('{"my": "important"}')
+    (out / "history.csv").write_text("a,b\n")
+    code, err = run_stops(user_module, monkeypatch, capsys, out, 0, "--quiet")
+    assert code == 2 and err.count("\n") == 1, err
+    assert "holds a result.json that distgp optimize did not write" in err
+    assert (out / "result.json").read_text() == '{"my": "important"}'
+    assert (out / "history.csv").read_text() == "a,b\n"
 
 
 def test_a_new_run_over_an_interrupted_one_says_so_and_names_resume(
@@ -594,6 +613,13 @@ def test_an_objective_that_returns_no_number_stops_the_run_at_once(
     assert code == 2 and err.count("\n") == 1, err
     assert f"error: evaluation 0: the objective {message}" in err and "return a float" in err
     assert not out.exists()
+    out.mkdir()
+    (out / "result.json").write_text('{"function": "f", "evaluations": 3, "version": "1"}')
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(tmp_path)
+        code, err = run_cli([*argv, "--quiet"], capsys)
+    sys.modules.pop("bkb_returns", None)
+    assert code == 2 and (out / "result.json").is_file()  # the earlier results are kept
 
 
 def test_an_objective_that_returns_none_later_stops_and_keeps_the_checkpoint(

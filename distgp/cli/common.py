@@ -159,6 +159,12 @@ class Progress:
             sys.stderr.write(f"[{elapsed:7.1f}s] {message}\n")
             sys.stderr.flush()
 
+    def notice(self, message: str) -> None:
+        """A line written even with ``--quiet`` (e.g. files about to be deleted)."""
+        elapsed = time.perf_counter() - self.start
+        sys.stderr.write(f"[{elapsed:7.1f}s] {message}\n")
+        sys.stderr.flush()
+
 
 def at_least(low: int) -> Callable[[str], int]:
     """An argparse type: an integer of at least ``low``."""

@@ -5,8 +5,10 @@ from __future__ import annotations
 import argparse
 import csv
 import io
+import json
 import math
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from distgp.cli.common import EXIT_FAILURE, Progress, add_common, resumed_config
@@ -58,8 +60,7 @@ def run_optimize(args: argparse.Namespace) -> int:
     state = checkpoint.load() if args.resume else None
     if state is not None:
         check_space(state, problem.space)  # before any agent starts
-    else:
-        _clear_earlier_run(out, checkpoint, progress)
+    clear = (lambda: None) if state is not None else _earlier_run(out, checkpoint, progress)
     b = config.bandit
     progress(
         f"{problem.name}: {len(problem.space)} arms in {problem.space.dims} encoded dimension(s); "
@@ -104,9 +105,10 @@ def run_optimize(args: argparse.Namespace) -> int:
             config,
             evaluator,
             report,
-            save=lambda s: checkpoint.save(config, s),
+            save=lambda s: (clear(), checkpoint.save(config, s)),
             resume=state,
         )
+    clear()
     _write_outputs(out, problem, config, result, progress, plots=config.plots)
     checkpoint.remove()
     if result.best_value is None:  # results are written, but the objective never worked
@@ -267,23 +269,46 @@ def regret_plot(problem, result, path) -> None:
 OUTPUTS = ("result.json", "history.csv", "regret.png")  # what a run writes beside its checkpoint
 
 
-def _clear_earlier_run(out: Path, checkpoint, progress: Progress) -> None:
-    """Before a new run over ``out``: remove an earlier run's outputs and checkpoint (only in a
-    folder that holds an optimisation's result or checkpoint, never a user's own files), so that
-    the folder never mixes two runs."""
-    interrupted = checkpoint.path.exists()
-    if interrupted:
+def _earlier_run(out: Path, checkpoint, progress: Progress) -> Callable[[], None]:
+    """Before a new run over ``out``: check what an earlier run left there and return what
+    removes it (its outputs and checkpoint), for the new run's first write, so the folder never
+    mixes two runs and keeps the earlier run when the new one writes nothing. Only an
+    optimisation's checkpoint or ``result.json`` counts as an earlier run; any other is refused,
+    never deleted. The notice is written even with ``--quiet``: files are deleted."""
+    if checkpoint.path.exists():
         checkpoint.check_replaceable()
-        progress(
+        notice = (
             f"replacing an interrupted run's checkpoint in {out} (--resume {out} would continue it)"
         )
     elif (out / "result.json").is_file():
-        progress(f"replacing the results of an earlier run in {out}")
+        _check_result(out / "result.json")
+        notice = f"replacing the results of an earlier run in {out}"
     else:
-        return
-    checkpoint.remove()
-    for name in OUTPUTS:
-        (out / name).unlink(missing_ok=True)
+        return lambda: None
+    pending = [notice]
+
+    def clear() -> None:
+        if pending:
+            progress.notice(pending.pop())
+            checkpoint.remove()
+            for name in OUTPUTS:
+                (out / name).unlink(missing_ok=True)
+
+    return clear
+
+
+def _check_result(path: Path) -> None:
+    """Refuse a ``result.json`` that ``distgp optimize`` did not write (a new run replaces
+    it)."""
+    try:
+        record = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        record = None
+    if not (isinstance(record, dict) and {"function", "evaluations", "version"} <= set(record)):
+        raise ConfigError(
+            f"--out {path.parent} holds a result.json that distgp optimize did not write; "
+            "choose another output folder"
+        )
 
 
 def _write_outputs(out, problem, config, result, progress, plots: bool) -> None:
