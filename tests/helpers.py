@@ -91,3 +91,31 @@ class ExitsProcess:
 
 
 exits_process = ExitsProcess(".")
+
+
+class Halt(BaseException):
+    """A BaseException that is neither an Exception nor a KeyboardInterrupt."""
+
+
+class RaisesAt:
+    """An array objective raising ``error`` from the ``at``-th evaluation of the run on
+    (counted in ``folder``, as :class:`ExitsProcess`)."""
+
+    bounds = np.array([[0.0, 1.0], [0.0, 1.0]])
+
+    def __init__(self, folder, at: int, error: type[BaseException]) -> None:
+        self.folder, self.at, self.error = str(folder), at, error
+
+    def __call__(self, x: np.ndarray) -> float:
+        import os
+
+        log = os.path.join(self.folder, "calls")
+        with open(log, "a") as handle:
+            handle.write("x\n")
+        with open(log) as handle:
+            if len(handle.readlines()) >= self.at:
+                raise self.error("stop")
+        return float(np.sum((np.asarray(x) - 0.3) ** 2))
+
+
+raises_at = RaisesAt(".", 1, Halt)

@@ -458,6 +458,41 @@ def run_exits_process(tmp_path, capsys, monkeypatch, once: bool) -> tuple[int, s
     return code, err, out
 
 
+def run_raises_at(tmp_path, capsys, monkeypatch, at: int, error) -> tuple[int, str, Path]:
+    """A 6-evaluation Ray run (2 agents) whose objective raises ``error`` from evaluation
+    ``at`` on."""
+    from tests import helpers
+
+    monkeypatch.chdir(REPO)
+    monkeypatch.setattr(helpers, "raises_at", helpers.RaisesAt(tmp_path, at, error))
+    out = tmp_path / "run"
+    argv = ["--function", "tests.helpers:raises_at", "--budget", "6", "--backend", "ray"]
+    argv += ["--agents", "2", "--kernel", "rbf", "--quiet", "--no-plots", "--out", str(out)]
+    code, err = run_cli(argv, capsys)
+    return code, err, out
+
+
+def test_a_keyboard_interrupt_in_a_ray_agent_interrupts_the_run_as_inline(
+    tmp_path, capsys, monkeypatch, ray_local
+):
+    """Ray took it for a cancelled task: every evaluation failed, with a colour-coded ray::
+    line as the error."""
+    code, err, out = run_raises_at(tmp_path, capsys, monkeypatch, 4, KeyboardInterrupt)
+    assert code == 130 and "interrupted" in err, err
+    assert (out / "checkpoint.npz").is_file() and not (out / "history.csv").exists()
+
+
+def test_a_ray_agents_failure_names_the_exception_without_colour_codes(
+    tmp_path, capsys, monkeypatch, ray_local
+):
+    from tests.helpers import Halt
+
+    code, err, out = run_raises_at(tmp_path, capsys, monkeypatch, 1, Halt)
+    assert code == 1 and "\x1b" not in err and "ray::" not in err, err
+    errors = {r["error"] for r in read_history(out)}
+    assert errors <= {"agent 0 failed: Halt: stop", "agent 1 failed: Halt: stop"}, errors
+
+
 def test_a_ray_agent_that_dies_is_restarted_and_no_evaluation_fails(
     tmp_path, capsys, monkeypatch, ray_local
 ):

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import re
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable
@@ -268,9 +269,11 @@ class RayEvaluator(Evaluator):
                 died.append(j)
                 continue
             except (RayTaskError, TimeoutError) as exc:
+                if isinstance(getattr(exc, "cause", None), ObjectiveInterruptError):
+                    raise KeyboardInterrupt from None  # as inline: the run is interrupted
                 if ref in late:
                     self.restart(j)  # later jobs must not queue behind a hung one
-                reason = str(exc).strip().splitlines()[0] if str(exc).strip() else "agent lost"
+                reason = _error_text(exc)
                 results = [
                     Evaluation(i, dict(p), math.nan, f"agent {j} failed: {reason}", j, 0.0)
                     for i, p in share
@@ -316,6 +319,26 @@ class RayEvaluator(Evaluator):
         self._owns_ray = False
 
 
+def _error_text(exc: BaseException) -> str:
+    """One line for an agent's failure: the cause's type and first line, without Ray's
+    ``ray::...`` header or terminal colour codes."""
+    cause = getattr(exc, "cause", None)
+    if isinstance(cause, BaseException):
+        first = str(cause).strip().splitlines()[0] if str(cause).strip() else ""
+        text = f"{type(cause).__name__}: {first}".rstrip(": ")
+    else:
+        text = str(exc).strip().splitlines()[0] if str(exc).strip() else "agent lost"
+    return _ANSI.sub("", text)
+
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+
+
+class ObjectiveInterruptError(Exception):
+    """A ``KeyboardInterrupt`` raised by the objective inside a Ray agent (which Ray would
+    report as a cancelled task): the driver interrupts the run, as the inline backend does."""
+
+
 class _RayEvaluationAgent(EvaluationAgent):
     """The agent inside a Ray actor, with one BLAS thread."""
 
@@ -324,6 +347,12 @@ class _RayEvaluationAgent(EvaluationAgent):
 
         threadpool_limits(1)
         super().__init__(agent_id, objective)
+
+    def run(self, jobs: list[tuple[int, dict[str, Any]]]) -> list[Evaluation]:
+        try:
+            return super().run(jobs)
+        except KeyboardInterrupt:
+            raise ObjectiveInterruptError from None
 
 
 def make_evaluator(
