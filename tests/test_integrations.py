@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import importlib.util
 import pickle
+import re
 
 import numpy as np
 import pytest
@@ -168,6 +170,29 @@ def test_optuna_enqueued_value_outside_the_distribution_is_left_out_of_the_model
     assert all(0 <= t.params["x"] <= 1 for t in study.trials[1:])
     assert study.sampler.bandit.bandit.observations == 3  # trials 1-3; trial 0 stays out
     assert caplog.text.count("leaves completed trial 0 out of its model") == 1
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"algorithm": "ucb"}, "algorithm must be one of bkb, gpucb, got 'ucb'"),
+        ({"seed": 1.5}, "seed must be a non-negative integer or None, got 1.5"),
+        ({"foo": 1}, "unknown option 'foo' for algorithm bkb; the options are batch, beta,"),
+        ({"algorithm": "gpucb", "qbar": 2}, "unknown option 'qbar' for algorithm gpucb"),
+    ],
+)
+def test_adapters_check_their_options_at_construction(options, message):
+    """A raw KeyError/TypeError came out of the first trial (or the middle of Tuner.fit)."""
+    from distgp.exceptions import ConfigError
+    from distgp.integrations.optuna import BKBSampler
+
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        BKBSampler(**options)
+    if importlib.util.find_spec("ray.tune") is not None:
+        from distgp.integrations.tune import BKBSearch
+
+        with pytest.raises(ConfigError, match=re.escape(message)):
+            BKBSearch(metric="m", mode="max", **options)  # no space yet
 
 
 STUDIES = 200  # threaded studies in the race test (about 1 in 20 broke before the lock)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -13,9 +14,42 @@ from distgp.bandit.config import ArmsConfig, KernelSection
 from distgp.bandit.evidence import fit_rbf
 from distgp.bandit.gpucb import GPUCB
 from distgp.bandit.spaces import Param, ParamSpace, add_local_arms
+from distgp.exceptions import ConfigError
 
 ALGORITHMS = {"bkb": BKB, "gpucb": GPUCB}
 DEFAULT_BETA = 3.0  # GP standard deviations, the command line's default
+
+
+OWN_OPTIONS = ("kernel", "evidence", "local")  # taken by ParamBandit, not the bandit
+
+
+def check_options(seed: Any, algorithm: Any, options: Mapping[str, Any]) -> None:
+    """Refuse an adapter's unknown ``algorithm``, a ``seed`` that is not a non-negative
+    integer, or a bandit option the algorithm does not take (at construction, not at the first
+    trial)."""
+    if not isinstance(algorithm, str) or algorithm not in ALGORITHMS:
+        raise ConfigError(f"algorithm must be one of {', '.join(ALGORITHMS)}, got {algorithm!r}")
+    if seed is not None and (
+        isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0
+    ):
+        raise ConfigError(f"seed must be a non-negative integer or None, got {seed!r}")
+    accepted = {*OWN_OPTIONS, *_keywords(ALGORITHMS[algorithm])}
+    unknown = sorted(set(options) - accepted)
+    if unknown:
+        raise ConfigError(
+            f"unknown option {unknown[0]!r} for algorithm {algorithm}; the options are "
+            f"{', '.join(sorted(accepted))}"
+        )
+
+
+def _keywords(cls: type) -> set[str]:
+    """The keyword-only arguments of ``cls`` and the classes it passes ``**options`` to."""
+    names: set[str] = set()
+    for klass in cls.__mro__:
+        if "__init__" in vars(klass) and issubclass(klass, ArmBandit):
+            params = inspect.signature(klass.__init__).parameters.values()
+            names |= {p.name for p in params if p.kind is p.KEYWORD_ONLY}
+    return names - {"seed"}
 
 
 class ParamBandit:
@@ -45,6 +79,7 @@ class ParamBandit:
         algorithm: str = "bkb",
         **options: Any,
     ) -> None:
+        check_options(seed, algorithm, options)
         self.space = ParamSpace(params, arms, 0 if seed is None else seed)
         kernel = options.pop("kernel", None)
         self.evidence = bool(options.pop("evidence", kernel is None))

@@ -67,7 +67,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from distgp.bandit.spaces import CategoricalParam, FloatParam, IntParam, Param
 from distgp.exceptions import InputDataError
-from distgp.integrations.common import ParamBandit
+from distgp.integrations.common import ParamBandit, check_options
 
 _INDEPENDENT_WARNING = (
     "BKBSampler samples parameter '{param}' of trial {trial} with {sampler} because it is not in "
@@ -104,6 +104,7 @@ class BKBSampler(BaseSampler):
         warn_independent_sampling: bool = True,
         **options: Any,
     ) -> None:
+        check_options(seed, algorithm, options)
         self._arms = arms
         self._seed = seed
         self._algorithm = algorithm

@@ -62,7 +62,7 @@ from ray.tune.utils.util import flatten_dict, unflatten_dict
 from distgp.bandit.base import real_number
 from distgp.bandit.spaces import CategoricalParam, FloatParam, IntParam, Param
 from distgp.exceptions import ConfigError, InputDataError
-from distgp.integrations.common import ParamBandit
+from distgp.integrations.common import ParamBandit, check_options
 from distgp.io import atomic_write
 
 
@@ -98,6 +98,7 @@ class BKBSearch(Searcher):
         points_to_evaluate: list[dict[str, Any]] | None = None,
         **options: Any,
     ) -> None:
+        check_options(seed, algorithm, {"batch": batch, **options})
         super().__init__(metric=metric, mode=mode)
         self._points = [dict(p) for p in points_to_evaluate or ()]
         self._settings = {
