@@ -501,6 +501,8 @@ def test_a_ray_agent_that_dies_is_restarted_and_no_evaluation_fails(
     assert (tmp_path / "died").is_file()
     rows = read_history(out)
     assert len(rows) == 6 and all(r["failed"] == "0" for r in rows)
+    line = "agent 0 died running evaluation(s) 3; restarted, and they run again"
+    assert json.loads((out / "result.json").read_text())["events"] == [line]  # it was []
 
 
 def test_a_ray_agent_that_dies_again_stops_the_run_and_keeps_its_checkpoint(

@@ -146,6 +146,7 @@ class Evaluator(ABC):
             raise ConfigError(f"agents must be at least 1, got {agents}")
         self.objective = objective
         self.agents = int(agents)
+        self.events: list[str] = []  # what happened to the agents (a restart), for the run
 
     @abstractmethod
     def evaluate(self, jobs: list[tuple[int, dict[str, Any]]]) -> list[Evaluation]:
@@ -241,6 +242,10 @@ class RayEvaluator(Evaluator):
         died = self._run(shares, done)
         for j in died:
             self.restart(j)
+            indices = ", ".join(str(index) for index, _ in shares[j])
+            self.events.append(
+                f"agent {j} died running evaluation(s) {indices}; restarted, and they run again"
+            )
         if died and self._run({j: shares[j] for j in died}, done):
             first = shares[died[0]][0][0]
             raise BackendError(

@@ -71,6 +71,9 @@ def run_optimize(args: argparse.Namespace) -> int:
     shown = [0]
 
     def report(event: str, fields: dict) -> None:
+        if event == "event":
+            progress(fields["message"])
+            return
         if fields["evaluations"] - shown[0] < step and fields["evaluations"] < config.budget:
             return
         shown[0] = fields["evaluations"]

@@ -181,6 +181,11 @@ def optimize(
                 (len(records) + k, space.decode_row(bandit.arms[a])) for k, a in enumerate(arms)
             ]
             evaluations = evaluator.evaluate(jobs)
+            news = getattr(evaluator, "events", [])  # an agent restarted, say
+            for line in news:
+                events.append(line)
+                report("event", {"message": line})
+            news.clear()
             wrong = next((ev for ev in evaluations if ev.stop), None)
             if wrong is not None:  # an error in the objective's code, not in one point
                 raise ObjectiveError(f"evaluation {wrong.index}: {wrong.error}")
