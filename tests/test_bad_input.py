@@ -450,7 +450,7 @@ CLI_CASES = {
     "optimize: budget < 1": ("optimize --budget 0", "budget must be at least 1"),
     "optimize: unreachable --address": (
         "optimize --budget 2 --agents 2 --address 127.0.0.1:9",
-        "check the address (agents.address)",
+        "check the address (flag --address)",
     ),
     "optimize: negative seed": ("optimize --seed -3", "seed must be a non-negative"),
     "optimize: unknown function name": ("optimize --function nosuch", "unknown function 'nosuch'"),

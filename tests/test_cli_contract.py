@@ -252,7 +252,9 @@ def test_maximize_is_refused_on_a_built_in_function(tmp_path, capsys, where):
     assert (
         "error: the built-in function hartmann6 is minimised (its known optimum gives the " in err
     )
-    assert "drop maximize, or give a MODULE:CALLABLE to maximise (flag --maximize)" in err
+    fix = "drop --maximize" if where == "flag" else "drop maximize: true from the config (or pass"
+    assert f"regret); {fix}" in err and "or give a MODULE:CALLABLE to maximise\n" in err
+    assert ("--no-maximize" in err) == (where == "config")
 
 
 def test_numerical_failure_is_exit_1_with_one_line(tmp_path, capsys, monkeypatch):

@@ -47,13 +47,15 @@ def run_optimize(args: argparse.Namespace) -> int:
     from distgp.optimize.refit import evaluator_cpu_share
 
     config = _resumed_config(args) if args.resume else _config(args)
+    _check_maximize(config, args)
     config.validate()
     problem = make_problem(config)  # every input check happens before --out is touched
     check_parameter_names(problem.space.names)
     if config.backend_name == "ray":
-        check_ray_address(
-            config.agents.address, setting="agents.address"
-        )  # fail fast, not after Ray's minutes of retries
+        flag = args.flag_table.flag_of("agents.address")
+        check_ray_address(  # fail fast, not after Ray's minutes of retries
+            config.agents.address, setting=f"flag {flag}" if flag else "agents.address"
+        )
     progress = Progress(args.quiet)
     out = check_output_dir(config.out)  # created at the first write: none on an early Ctrl-C
     checkpoint = args.checkpoint = Checkpoint(out, kind="optimize")
@@ -122,6 +124,21 @@ def run_optimize(args: argparse.Namespace) -> int:
         )
         return EXIT_FAILURE
     return 0
+
+
+def _check_maximize(config, args: argparse.Namespace) -> None:
+    """Refuse ``maximize`` on a built-in function, naming where it came from (the flag or the
+    config) and how to undo it."""
+    if not config.maximize or ":" in config.function:
+        return
+    if "--maximize" in args.flag_table.given(args):
+        fix = "drop --maximize"
+    else:
+        fix = "drop maximize: true from the config (or pass --no-maximize)"
+    raise ConfigError(
+        f"the built-in function {config.function} is minimised (its known optimum gives the "
+        f"regret); {fix}, or give a MODULE:CALLABLE to maximise"
+    )
 
 
 def _config(args: argparse.Namespace):
