@@ -193,7 +193,9 @@ class OutputTransform:
 
 def central_quantile(level: float) -> float:
     """``z`` with ``P(|N(0, 1)| <= z) = level``: 1.96 at 0.95. Raises :class:`ConfigError`
-    unless ``level`` is a number with ``0 < level < 1``."""
+    unless ``level`` is a number (a 0-d array too) with ``0 < level < 1``."""
+    if isinstance(level, np.ndarray) and level.ndim == 0:
+        level = level[()]  # the numpy scalar
     if isinstance(level, bool) or not isinstance(level, Real) or not 0.0 < level < 1.0:
         raise ConfigError(
             f"interval level must be a number strictly between 0 and 1 (0.95 for a 95% "

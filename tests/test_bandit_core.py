@@ -419,6 +419,18 @@ def test_saving_into_a_missing_folder_or_onto_a_folder_is_named(tmp_path, arms):
     assert list(tmp_path.iterdir()) == []  # nothing written
 
 
+def test_save_appends_npz_as_numpy_does_and_a_kernel_is_checked(tmp_path, arms):
+    """save("state") wrote 'state', which load("state.npz") could not find; kernel=1.0 was an
+    AttributeError ('float' object has no attribute 'diag')."""
+    bandit = BKB(arms, RBFKernel(0.3), seed=0)
+    assert bandit.save(tmp_path / "state") == tmp_path / "state.npz"
+    assert BKB.load(tmp_path / "state.npz").seed == 0
+    with pytest.raises(ConfigError, match=r"kernel must be a bandit kernel .* got float 1.0"):
+        BKB(arms, kernel=1.0)
+    with pytest.raises(ConfigError, match="kernel must be a bandit kernel"):
+        bandit.set_kernel("rbf")
+
+
 def test_loading_something_else_is_a_model_file_error(tmp_path):
     np.savez(tmp_path / "other.npz", x=np.zeros(3))
     with pytest.raises(ModelFileError, match="not a distgp bandit state"):

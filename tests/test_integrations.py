@@ -423,6 +423,18 @@ def test_tune_searcher_saves_a_lambda_constant(tmp_path):
     assert config["fn"](0.3) == 0.0 and config["x"] == searcher.suggest("t0")["x"]
 
 
+def test_tune_searcher_names_an_empty_randint_as_written():
+    """It said 'low (1.0) must be below high (0.0)', a 0 the user never wrote."""
+    pytest.importorskip("ray.tune")
+    from ray import tune
+
+    from distgp.exceptions import ConfigError
+    from distgp.integrations.tune import BKBSearch
+
+    with pytest.raises(ConfigError, match=re.escape("parameter a: tune.randint(1, 1) is empty")):
+        BKBSearch({"a": tune.randint(1, 1)}, metric="m", mode="max")
+
+
 def test_tune_searcher_refuses_a_domain_inside_a_list():
     """It raised a raw TypeError (sequence item 1: expected str instance, int found)."""
     pytest.importorskip("ray.tune")

@@ -52,11 +52,14 @@ def test_interval_holds_its_probability_and_is_not_symmetric_under_a_transform(t
     assert regression_metrics(y, mu, s, transform)["coverage95"] == pytest.approx(2 / 6)
     assert central_quantile(0.95) == pytest.approx(1.959963984540054)
     assert central_quantile(np.float32(0.5)) == pytest.approx(0.6744897501960817)
+    assert central_quantile(np.array(0.5)) == pytest.approx(0.6744897501960817)  # was refused
     with pytest.raises(ConfigError, match="between 0 and 1"):
         transform.interval(mean, std, 1.0)
 
 
-@pytest.mark.parametrize("level", ["0.9", None, True, math.nan, 0, 1.0, [0.9]])
+@pytest.mark.parametrize(
+    "level", ["0.9", None, True, math.nan, 0, 1.0, [0.9], np.array([0.9]), np.array(True)]
+)
 def test_an_interval_level_that_is_not_a_number_in_0_1_is_named(level):
     """A string or None gave a raw TypeError ('<' not supported between 'float' and 'str')."""
     with pytest.raises(ConfigError, match=r"level must be a number strictly between 0 and 1"):

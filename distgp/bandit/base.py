@@ -107,6 +107,14 @@ def _rewards(y: Any) -> np.ndarray:
     return np.float64(value)
 
 
+def _check_kernel(kernel: Any) -> None:
+    if not (callable(kernel) and callable(getattr(kernel, "diag", None))):
+        raise ConfigError(
+            f"kernel must be a bandit kernel (RBFKernel, or an object with __call__(A, B) and "
+            f"diag(A)), got {type(kernel).__name__} {kernel!r}"
+        )
+
+
 def default_lengthscale(dims: int) -> float:
     """RBF lengthscale for arms encoded in ``[0, 1]^D``: ``0.2 * sqrt(D)`` (typical distances
     between random points grow like ``sqrt(D / 6)``)."""
@@ -240,6 +248,7 @@ class ArmBandit(ABC):
         check_bandit_settings(given)
         self.arms = X
         self.kernel = kernel if kernel is not None else RBFKernel(default_lengthscale(X.shape[1]))
+        _check_kernel(self.kernel)
         self.noise_variance = float(noise_variance)
         self.lam = float(lam)
         self.fnorm = float(fnorm)
@@ -579,6 +588,7 @@ class ArmBandit(ABC):
             self.noise_variance = float(noise_variance)
             if self._lam_follows_noise:
                 self.lam = self.noise_variance
+        _check_kernel(kernel)
         self.kernel = kernel
         self._kdiag = kernel.diag(self.arms)
         self._kernel_changed()
@@ -730,7 +740,11 @@ class ArmBandit(ABC):
         return arrays
 
     def save(self, path: str | Path) -> Path:
-        """Write the state to ``path`` (``.npz``) atomically; :meth:`load` resumes the same run."""
+        """Write the state to ``path`` atomically (``.npz`` appended when missing, as
+        ``np.savez`` does) and return that path; :meth:`load` resumes the same run."""
+        path = Path(path)
+        if path.suffix != ".npz" and not path.is_dir():  # a folder is refused by name
+            path = path.with_name(path.name + ".npz")
         return save_npz(path, self.state_dict())
 
     @classmethod

@@ -292,6 +292,12 @@ def _param(name: str, domain: Domain) -> Param:
     if isinstance(domain, Float):
         return FloatParam(name, float(domain.lower), float(domain.upper), log)
     if isinstance(domain, Integer):  # Tune's upper bound is exclusive
+        if domain.upper <= domain.lower:
+            kind = "lograndint" if log else "randint"
+            raise ConfigError(
+                f"parameter {name}: tune.{kind}({domain.lower}, {domain.upper}) is empty (the "
+                f"upper bound is exclusive); raise the upper bound above {domain.lower}"
+            )
         return IntParam(name, float(domain.lower), float(domain.upper - 1), log)
     if isinstance(domain, Categorical):
         return CategoricalParam(name, tuple(domain.categories))
