@@ -336,6 +336,10 @@ def test_tune_pruned_missing_metric_and_points_to_evaluate(tmp_path):
 
     with pytest.raises(ConfigError, match=r"points_to_evaluate\[0\] does not set 'opt/k'"):
         BKBSearch(space, metric="loss", mode="min", points_to_evaluate=[{"x": 0.5}])
+    with pytest.raises(
+        ConfigError, match="point given to add_evaluated_point does not set 'opt/k'"
+    ):  # KeyError
+        searcher.add_evaluated_point({"x": 0.5}, 1.0)
 
 
 def test_tune_searcher_finishes_when_every_arm_is_used():

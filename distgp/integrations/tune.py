@@ -125,19 +125,18 @@ class BKBSearch(Searcher):
         self._bandit = ParamBandit(params, s.pop("arms"), s.pop("seed"), s.pop("algorithm"), **s)
         flat = flatten_dict(space, prevent_delimiter=True)
         self._constants = {k: v for k, v in flat.items() if not _searched({k: v})}
-        self._points = [self._point_params(k, p) for k, p in enumerate(self._points)]
+        self._points = [
+            self._point_params(f"points_to_evaluate[{k}]", p) for k, p in enumerate(self._points)
+        ]
 
-    def _point_params(self, k: int, point: dict[str, Any]) -> dict[str, Any]:
-        """The searched parameters of ``points_to_evaluate[k]`` (flat names), checked."""
+    def _point_params(self, what: str, point: dict[str, Any]) -> dict[str, Any]:
+        """The searched parameters of ``point`` (flat names), checked; ``what`` names it."""
         assert self._bandit is not None
         flat = flatten_dict(point, prevent_delimiter=True)
         names = [p.name for p in self._bandit.space.params]
         missing = [n for n in names if n not in flat]
         if missing:
-            raise ConfigError(
-                f"points_to_evaluate[{k}] does not set {missing[0]!r}; give every searched "
-                "parameter"
-            )
+            raise ConfigError(f"{what} does not set {missing[0]!r}; give every searched parameter")
         params = {n: flat[n] for n in names}
         self._bandit.space.encode(params)  # a value outside the space is refused here
         return params
@@ -228,9 +227,9 @@ class BKBSearch(Searcher):
             raise RuntimeError("BKBSearch has no search space yet")
         if pruned and not error:
             return  # no final value: nothing for BKB to learn
-        flat = flatten_dict(parameters, prevent_delimiter=True)
+        params = self._point_params("the point given to add_evaluated_point", parameters)
         reward = self._reward(None if error else value)
-        arm = self._bandit.arm_of({p.name: flat[p.name] for p in self._bandit.space.params})
+        arm = self._bandit.arm_of(params)
         self._bandit.tell(arm, reward)
 
     def get_state(self) -> dict[str, Any]:
