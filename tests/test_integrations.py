@@ -340,6 +340,8 @@ def test_tune_pruned_missing_metric_and_points_to_evaluate(tmp_path):
         ConfigError, match="point given to add_evaluated_point does not set 'opt/k'"
     ):  # KeyError
         searcher.add_evaluated_point({"x": 0.5}, 1.0)
+    with pytest.raises(ConfigError, match=r"points_to_evaluate\[0\] sets 'x' to '0.5'; give a"):
+        BKBSearch(space, metric="m", mode="min", points_to_evaluate=[{"x": "0.5", "opt": {"k": 1}}])
 
 
 def test_tune_searcher_finishes_when_every_arm_is_used():

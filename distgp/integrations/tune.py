@@ -138,6 +138,11 @@ class BKBSearch(Searcher):
         if missing:
             raise ConfigError(f"{what} does not set {missing[0]!r}; give every searched parameter")
         params = {n: flat[n] for n in names}
+        for p in self._bandit.space.params:
+            if not isinstance(p, CategoricalParam) and real_number(params[p.name]) is None:
+                raise ConfigError(  # encode converts '0.5', and the trial got the string
+                    f"{what} sets {p.name!r} to {params[p.name]!r}; give a number"
+                )
         self._bandit.space.encode(params)  # a value outside the space is refused here
         return params
 
