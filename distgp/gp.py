@@ -284,7 +284,15 @@ class GSMPModel:
 
     @classmethod
     def load(cls, path: str | Path) -> GSMPModel:
+        """The model saved at ``path``: a ``model.npz``, or a fit's output folder holding one."""
         path = Path(path)
+        if path.is_dir():
+            if not (path / "model.npz").is_file():
+                raise ModelFileError(
+                    f"{path} is a folder without a model.npz; pass the model.npz that "
+                    "'distgp fit' wrote, or its output folder"
+                )
+            path = path / "model.npz"
         if not path.is_file():
             raise ModelFileError(
                 f"model file {path} does not exist; pass the model.npz that 'distgp fit' wrote"

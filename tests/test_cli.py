@@ -767,3 +767,17 @@ def test_a_private_forecast_says_why_it_draws_no_figure(tmp_path, capsys):
     assert main([*predict, "--out", str(tmp_path / "p")]) == 0
     assert "no forecast.png: a private model holds no training data" in capsys.readouterr().err
     assert not (tmp_path / "p" / "forecast.png").exists()
+
+
+def test_a_model_loads_from_its_fit_folder(tmp_path):
+    from distgp.exceptions import ModelFileError
+    from distgp.gp import GSMPModel
+
+    t = np.arange(40.0)
+    pd.DataFrame({"t": t, "y": np.sin(t / 3)}).to_csv(tmp_path / "s.csv", index=False)
+    fit = ["fit", "--data", str(tmp_path / "s.csv"), "--max-iterations", "5", "--no-plots"]
+    assert main([*fit, "--quiet", "--out", str(tmp_path / "fit")]) == 0
+    folder, file = GSMPModel.load(tmp_path / "fit"), GSMPModel.load(tmp_path / "fit" / "model.npz")
+    assert np.array_equal(folder.weights, file.weights)
+    with pytest.raises(ModelFileError, match=r"is a folder without a model\.npz"):
+        GSMPModel.load(tmp_path)

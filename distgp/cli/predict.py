@@ -6,7 +6,6 @@ from __future__ import annotations
 import argparse
 import csv
 import io
-from pathlib import Path
 
 import numpy as np
 
@@ -88,7 +87,7 @@ def run_predict(args: argparse.Namespace) -> int:
             f"--out {args.out} holds a fit's outputs (model.npz), whose metrics.json the "
             "predictions would replace; choose another folder (default runs/predict)"
         )
-    model = GSMPModel.load(_model_file(args.model))
+    model = GSMPModel.load(args.model)  # the file, or the fit's output folder
     if args.ahead is not None:
         names = list(model.input_names or default_input_names(model.dims))
         X, y = _ahead(model, names[0], args.ahead), None
@@ -203,12 +202,6 @@ def _input_texts(model, name: str, values: np.ndarray) -> list[str]:
     from distgp import calendar
 
     return calendar.format_dates(calendar.to_dates(values, unit))
-
-
-def _model_file(path: str) -> Path:
-    """``path``, or the ``model.npz`` inside it when it is a fit's output folder."""
-    given = Path(path)
-    return given / "model.npz" if given.is_dir() else given
 
 
 def _plot_forecast(model, X_ahead: np.ndarray, names: list[str], path) -> None:
