@@ -653,7 +653,7 @@ def _named_columns(
             f"{path.name} lacks the input column(s) {', '.join(map(repr, missing))} of the "
             f"training data; its columns are: {', '.join(columns)}"
         )
-    frame = _dates_in_units(frame, path, time_units or {})
+    frame = _dates_in_units(frame, path, inputs, time_units or {})
     X = check_X(frame[list(inputs)].to_numpy(), what=f"inputs of {path.name}")
     return X, _known_outputs(frame, path, target)
 
@@ -673,14 +673,15 @@ def _known_outputs(frame, path: Path, target: str | None) -> np.ndarray | None:
     return _as_float_vector(frame[target].to_numpy(), f"column {target} of {path.name}")
 
 
-def _dates_in_units(frame, path: Path, time_units: Mapping[str, str]):
+def _dates_in_units(frame, path: Path, inputs: Sequence[str], time_units: Mapping[str, str]):
     """``frame`` with the date columns of ``time_units`` as numbers in their units; dates in
-    another column (the model's numbers) are an error."""
+    another of the model's ``inputs`` (numbers in its fit) are an error, while columns the
+    model does not read are left as they are."""
     import pandas as pd
 
     from distgp import calendar
 
-    for column in frame.columns:
+    for column in inputs:
         if column in time_units or pd.api.types.is_numeric_dtype(frame[column]):
             continue
         if calendar.parse_dates(frame[column], f"column {column} of {path.name}") is not None:

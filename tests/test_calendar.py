@@ -252,3 +252,14 @@ def test_an_input_that_reads_as_time_but_is_no_series_is_noted(tmp_path, capsys,
     fit = ["fit", "--data", str(tmp_path / "t.csv"), "--max-iterations", "3", "--no-plots"]
     assert main([*fit, "--out", str(tmp_path / "fit")]) == 0
     assert note in capsys.readouterr().err
+
+
+def test_a_date_column_the_model_does_not_read_is_left_alone(tmp_path):
+    frame = pd.DataFrame({"t": np.arange(30.0), "y": np.sin(np.arange(30) / 3)})
+    frame.to_csv(tmp_path / "numbers.csv", index=False)
+    fit = ["fit", "--data", str(tmp_path / "numbers.csv"), "--quiet", "--no-plots"]
+    assert main([*fit, "--out", str(tmp_path / "fit")]) == 0
+    extra = pd.DataFrame({"t": [30.0, 31.0], "recorded": ["2015-03-01", "2015-04-01"]})
+    extra.to_csv(tmp_path / "extra.csv", index=False)
+    predict = ["predict", "--model", str(tmp_path / "fit"), "--data", str(tmp_path / "extra.csv")]
+    assert main([*predict, "--out", str(tmp_path / "p"), "--quiet"]) == 0
