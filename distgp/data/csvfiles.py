@@ -1,0 +1,182 @@
+"""CSV files: reading with one-line errors, columns matched by name, dates read as numbers."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from distgp.data.checks import as_float_vector, check_X
+from distgp.exceptions import InputDataError
+
+
+def read_dates(frame, path: Path, columns: Sequence[str]):
+    """``frame`` with its text ``columns`` of ISO 8601 dates as numbers, each in the calendar
+    unit of its spacing (:mod:`distgp.calendar`), and those units by column."""
+    import pandas as pd
+
+    from distgp import calendar
+
+    units = {}
+    for column in columns:
+        if pd.api.types.is_numeric_dtype(frame[column]):
+            continue
+        dates = calendar.parse_dates(frame[column], f"column {column} of {path.name}")
+        if dates is not None:
+            units[column] = calendar.unit_of(dates)
+            frame = frame.assign(**{column: calendar.to_numbers(dates, units[column])})
+    return frame, units
+
+
+def refuse_other_dates(frame, path: Path, columns: Sequence[str]) -> None:
+    """A one-line error for a text column of dates not written as ISO 8601 (``03/01/2020``)."""
+    import warnings
+
+    import pandas as pd
+
+    from distgp import calendar
+
+    for column in columns:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # pandas warns when it guesses a format per value
+            try:
+                pd.to_datetime(frame[column].astype("string").str.strip(), format="mixed")
+            except (ValueError, TypeError, OverflowError):
+                continue
+        row, text = calendar.first_unreadable(frame[column])
+        raise InputDataError(
+            f"column {column} of {path.name} holds dates not written in ISO 8601 (row {row}: "
+            f"{text!r}); write them as YYYY-MM-DD (times as YYYY-MM-DDTHH:MM:SS), which distgp "
+            "reads as a time axis"
+        )
+
+
+def _repeated_names(path: Path) -> list[str]:
+    """Column names the header row of CSV ``path`` holds more than once (pandas would read
+    ``x,x`` as ``x`` and ``x.1``)."""
+    import csv
+    from collections import Counter
+
+    with path.open(newline="", encoding="utf-8", errors="replace") as f:
+        header = [name.strip() for name in next(csv.reader(f), [])]
+    return [name for name, count in Counter(header).items() if count > 1]
+
+
+def read_csv_frame(path: Path):
+    """``path`` as a pandas frame with string column names; one-line errors for an unreadable,
+    empty or header-less file."""
+    import pandas as pd
+
+    if not path.is_file():
+        raise InputDataError(f"data file {path} does not exist; check the path")
+    try:
+        frame = pd.read_csv(path)
+    except pd.errors.EmptyDataError:
+        raise InputDataError(f"{path} is empty; a CSV needs a header row and data rows") from None
+    except Exception as exc:
+        raise InputDataError(f"cannot read {path} as CSV: {exc}") from None
+    if frame.shape[0] == 0:
+        raise InputDataError(f"{path} has a header but no data rows")
+    columns = [str(c).strip() for c in frame.columns]  # "t, y" names "y", not " y"
+    frame.columns = columns
+    numeric_like = [c for c in columns if _looks_numeric(c)]
+    if numeric_like and len(numeric_like) == len(columns):
+        raise InputDataError(
+            f"{path} seems to have no header row (column names {numeric_like[:3]} are numbers); "
+            "add a header line naming the columns"
+        )
+    if len(columns) == 1 and ";" in columns[0]:
+        raise InputDataError(
+            f"{path} has one column named {columns[0]!r}; distgp reads comma-separated files: "
+            "convert the semicolons to commas"
+        )
+    unnamed = [i for i, c in enumerate(columns) if re.fullmatch(r"Unnamed: \d+", c)]
+    if unnamed:  # pandas' name for an empty header field
+        raise InputDataError(
+            f"column {unnamed[0] + 1} of {path.name} has no name in the header (pandas writes "
+            "its row index so: DataFrame.to_csv(path, index=False) leaves it out); drop it, or "
+            "name it to use it"
+        )
+    twice = _repeated_names(path)
+    if twice:
+        raise InputDataError(
+            f"{path} names column(s) {', '.join(map(repr, twice))} more than once in its "
+            "header; give each column its own name"
+        )
+    return frame
+
+
+def named_columns(
+    frame,
+    path: Path,
+    inputs: Sequence[str],
+    target: str | None,
+    time_units: Mapping[str, str] | None = None,
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """The columns ``inputs`` of a CSV frame, in that order, and its ``target`` column when it
+    has one (``None`` otherwise); other columns are ignored. The columns of ``time_units`` hold
+    dates, read in those units."""
+    columns = list(frame.columns)
+    missing = [c for c in inputs if c not in columns]
+    if missing:
+        raise InputDataError(
+            f"{path.name} lacks the input column(s) {', '.join(map(repr, missing))} of the "
+            f"training data; its columns are: {', '.join(columns)}"
+        )
+    frame = _dates_in_units(frame, path, inputs, time_units or {})
+    X = check_X(frame[list(inputs)].to_numpy(), what=f"inputs of {path.name}")
+    return X, known_outputs(frame, path, target)
+
+
+def known_outputs(frame, path: Path, target: str | None) -> np.ndarray | None:
+    """The ``target`` column of a prediction file, or ``None`` where it has none or it is
+    empty (the outputs of future rows are not known yet)."""
+    if target is None or target not in frame.columns or frame[target].isna().all():
+        return None
+    blank = frame[target].isna().to_numpy()
+    if blank.any():
+        raise InputDataError(
+            f"column {target} of {path.name} is empty in {int(blank.sum())} of {len(blank)} "
+            f"row(s) (first: row {int(np.flatnonzero(blank)[0]) + 2}): predict the rows with "
+            "outputs and those without in two files, or drop the column"
+        )
+    return as_float_vector(frame[target].to_numpy(), f"column {target} of {path.name}")
+
+
+def _dates_in_units(frame, path: Path, inputs: Sequence[str], time_units: Mapping[str, str]):
+    """``frame`` with the date columns of ``time_units`` as numbers in their units; dates in
+    another of the model's ``inputs`` (numbers in its fit) are an error, while columns the
+    model does not read are left as they are."""
+    import pandas as pd
+
+    from distgp import calendar
+
+    for column in inputs:
+        if column in time_units or pd.api.types.is_numeric_dtype(frame[column]):
+            continue
+        if calendar.parse_dates(frame[column], f"column {column} of {path.name}") is not None:
+            raise InputDataError(
+                f"column {column} of {path.name} holds dates, but the model was fitted on "
+                f"numbers in {column}; write them as the training data did"
+            )
+    for column, unit in time_units.items():
+        dates = calendar.parse_dates(frame[column], f"column {column} of {path.name}")
+        if dates is None:
+            row, text = calendar.first_unreadable(frame[column])
+            raise InputDataError(
+                f"column {column} of {path.name} does not hold ISO 8601 dates (row {row}: "
+                f"{text}), but the training data's {column} did; write its values as "
+                "YYYY-MM-DD (times as YYYY-MM-DDTHH:MM:SS)"
+            )
+        frame = frame.assign(**{column: calendar.to_numbers(dates, unit)})
+    return frame
+
+
+def _looks_numeric(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True

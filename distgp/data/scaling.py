@@ -1,0 +1,146 @@
+"""Standardisation from per-shard summaries: no raw data leaves a shard."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from distgp.data.checks import real_spread
+from distgp.exceptions import InputDataError
+
+
+@dataclass(frozen=True)
+class ShardSummary:
+    """Aggregate statistics of one shard: all an agent reveals about its data before learning.
+
+    Only counts, means and sums of squared deviations (merged with Chan et al.'s parallel
+    formulas, stable for data far from zero): no data point, not even an extreme one, can be read
+    off a summary.
+
+    Attributes:
+        n: number of points.
+        x_mean, x_m2: per-input-dimension means and sums of squared deviations (P).
+        y_mean, y_m2: mean and sum of squared deviations of the outputs.
+    """
+
+    n: int
+    x_mean: np.ndarray
+    x_m2: np.ndarray
+    y_mean: float
+    y_m2: float
+
+    @classmethod
+    def of(cls, X: np.ndarray, y: np.ndarray) -> ShardSummary:
+        x_mean = X.mean(0)
+        y_mean = float(y.mean())
+        return cls(
+            n=int(X.shape[0]),
+            x_mean=x_mean,
+            x_m2=((X - x_mean) ** 2).sum(0),
+            y_mean=y_mean,
+            y_m2=float(((y - y_mean) ** 2).sum()),
+        )
+
+    @property
+    def dims(self) -> int:
+        return int(self.x_mean.shape[0])
+
+    def to_wire(self) -> dict:
+        return {
+            "n": self.n,
+            "x_mean": self.x_mean,
+            "x_m2": self.x_m2,
+            "y_mean": self.y_mean,
+            "y_m2": self.y_m2,
+        }
+
+    @classmethod
+    def from_wire(cls, fields: dict) -> ShardSummary:
+        return cls(
+            int(fields["n"]),
+            np.asarray(fields["x_mean"], float),
+            np.asarray(fields["x_m2"], float),
+            float(fields["y_mean"]),
+            float(fields["y_m2"]),
+        )
+
+    @classmethod
+    def merge(cls, parts: list[ShardSummary]) -> ShardSummary:
+        total = parts[0]
+        for part in parts[1:]:
+            n = total.n + part.n
+            dx = part.x_mean - total.x_mean
+            dy = part.y_mean - total.y_mean
+            total = cls(
+                n=n,
+                x_mean=total.x_mean + dx * part.n / n,
+                x_m2=total.x_m2 + part.x_m2 + dx**2 * total.n * part.n / n,
+                y_mean=total.y_mean + dy * part.n / n,
+                y_m2=total.y_m2 + part.y_m2 + dy**2 * total.n * part.n / n,
+            )
+        return total
+
+
+def varying_columns(s: ShardSummary) -> np.ndarray:
+    """``P`` booleans: whether each input column varies beyond rounding (a constant column
+    carries no signal)."""
+    return real_spread(np.sqrt(np.asarray(s.x_m2, float) / s.n), np.asarray(s.x_mean, float))
+
+
+@dataclass(frozen=True)
+class Scaler:
+    """Affine maps between raw and standardised units: ``x_std = (x - x_mean) / x_scale``."""
+
+    x_mean: np.ndarray
+    x_scale: np.ndarray
+    y_mean: float
+    y_scale: float
+
+    @classmethod
+    def from_summary(cls, s: ShardSummary, standardize_inputs: bool = True) -> Scaler:
+        x_mean = np.asarray(s.x_mean, float)
+        # A column that does not vary beyond rounding keeps unit scale (it carries no signal).
+        x_scale = np.where(varying_columns(s), np.sqrt(np.asarray(s.x_m2, float) / s.n), 1.0)
+        if not standardize_inputs:
+            x_mean, x_scale = np.zeros_like(x_mean), np.ones_like(x_scale)
+        y_scale = float(np.sqrt(s.y_m2 / s.n))
+        if not bool(real_spread(y_scale, s.y_mean)):
+            if y_scale > 0 and abs(s.y_mean) >= 1.0:  # a spread lost against a large offset
+                raise InputDataError(
+                    f"training outputs y vary too little (std {y_scale:.3g}) against their "
+                    f"mean ({s.y_mean:.3g}) to be told from rounding; subtract an offset "
+                    "(e.g. their mean) first"
+                )
+            raise InputDataError(
+                "training outputs y have (numerically) zero variance: constant (nothing to "
+                f"learn), or so small (mean {s.y_mean:.3g}) that their squares underflow "
+                "float64; rescale them (e.g. multiply by a power of 10)"
+            )
+        return cls(x_mean, x_scale, float(s.y_mean), y_scale)
+
+    def x(self, X: np.ndarray) -> np.ndarray:
+        return (X - self.x_mean) / self.x_scale
+
+    def y(self, y: np.ndarray) -> np.ndarray:
+        return (y - self.y_mean) / self.y_scale
+
+    def y_back(self, y_std: np.ndarray) -> np.ndarray:
+        return y_std * self.y_scale + self.y_mean
+
+    def to_dict(self) -> dict[str, np.ndarray]:
+        return {
+            "x_mean": self.x_mean,
+            "x_scale": self.x_scale,
+            "y_mean": np.asarray(self.y_mean),
+            "y_scale": np.asarray(self.y_scale),
+        }
+
+    @classmethod
+    def from_dict(cls, d) -> Scaler:
+        return cls(
+            np.asarray(d["x_mean"], float),
+            np.asarray(d["x_scale"], float),
+            float(d["y_mean"]),
+            float(d["y_scale"]),
+        )
