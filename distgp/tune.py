@@ -456,7 +456,7 @@ def _scoring(
 def _shard_facts(backend, config: FitConfig, shards: int) -> tuple[TrainingFacts, list[int]]:
     """The training facts and shard sizes from the summaries of the agents holding
     ``shards`` shard files (agent ``j`` holds shard ``j``; further agents are copies)."""
-    from distgp.driver import gather_summaries, merge_summaries
+    from distgp.agents.summaries import gather_summaries, merge_summaries
 
     replies, _ = gather_summaries(backend, config.data.min_shard_size)
     own = {j: replies[j] for j in range(shards)}

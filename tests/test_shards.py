@@ -417,7 +417,7 @@ def test_a_rebuilt_agent_takes_its_file_as_the_run_did_and_refuses_a_changed_one
     run's order and its dates in the run's unit, and refuses a file that changed since the run
     started (it was used silently: the rest of the fit learnt from other data)."""
     from distgp.agents.agent import Agent, ShardFile
-    from distgp.driver import shard_view
+    from distgp.agents.summaries import shard_view
     from distgp.exceptions import InputDataError
 
     write_dated_sites(tmp_path)
