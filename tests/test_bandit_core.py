@@ -425,6 +425,7 @@ def test_save_appends_npz_as_numpy_does_and_a_kernel_is_checked(tmp_path, arms):
     bandit = BKB(arms, RBFKernel(0.3), seed=0)
     assert bandit.save(tmp_path / "state") == tmp_path / "state.npz"
     assert BKB.load(tmp_path / "state.npz").seed == 0
+    assert BKB.load(tmp_path / "state").seed == 0  # the path given to save, as np.load users do
     with pytest.raises(ConfigError, match=r"kernel must be a bandit kernel .* got float 1.0"):
         BKB(arms, kernel=1.0)
     with pytest.raises(ConfigError, match="kernel must be a bandit kernel"):

@@ -813,8 +813,12 @@ class ArmBandit(ABC):
 
     @classmethod
     def load(cls, path: str | Path) -> ArmBandit:
-        """Read a state written by :meth:`save` (see :meth:`from_state`)."""
+        """Read a state written by :meth:`save` (see :meth:`from_state`); ``path`` may omit
+        the ``.npz`` that :meth:`save` appends."""
         path = Path(path)
+        appended = path.with_name(path.name + ".npz")
+        if not path.exists() and path.suffix != ".npz" and appended.is_file():
+            path = appended
         if path.is_dir():
             raise ModelFileError(
                 f"{path} is a folder; pass the bandit state file (.npz) that save() wrote"
