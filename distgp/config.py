@@ -295,7 +295,7 @@ class ConsensusConfig:
     )
     quantize: bool = setting(
         True,
-        help="quantised messages (default); --no-quantize (false) sends float64 messages",
+        help="false (--no-quantize) sends float64 messages; true (the default) quantises them",
         exclusive="quantisation",
     )
     rho: float | None = setting(
@@ -420,9 +420,9 @@ class TuneConfig:
     )
     calibrate: bool = setting(
         True,
-        help="wherever held-out data chose the setting, widen the predictive variance by its "
-        "held-out mean squared z-score where that exceeds 1 (default); --no-calibrate (false) "
-        "keeps the evidence's own variance",
+        help="false (--no-calibrate) keeps the evidence's own predictive variance; true (the "
+        "default) widens it, wherever held-out data chose the setting, by its held-out mean "
+        "squared z-score where that exceeds 1",
     )
     tunables: str = setting(
         "trend,levels,components,noise_floor,transform",
@@ -456,7 +456,8 @@ class FitConfig:
     out: str = setting("runs/fit", help="output folder", rule=a_folder(), metavar="DIR")
     plots: bool = setting(
         True,
-        help="write figures (default); --no-plots (false) writes none; --resume keeps it",
+        help="false (--no-plots) writes no figures; true (the default) writes them; --resume "
+        "keeps the setting",
     )
 
     def validate(self) -> FitConfig:

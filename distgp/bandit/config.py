@@ -181,7 +181,11 @@ class KernelSection:
         25, help="evaluations between GSMP re-fits", rule=at_least(1), flag=""
     )
     warmup: int = setting(
-        10, help="successful evaluations before the first GSMP fit", rule=at_least(2), flag=""
+        10,
+        help="successful evaluations before the first GSMP fit (with several agents, the fit "
+        "also waits for 10 per agent: the fewest an agent learns from)",
+        rule=at_least(2),
+        flag="",
     )
     max_iterations: int = setting(
         50, help="DSCA iterations of a single-agent re-fit", rule=at_least(1), flag=""
