@@ -434,8 +434,35 @@ def test_test_and_prediction_files_are_matched_to_the_training_columns_by_name(t
     )
     code, _, err = run(
         ["predict", "--model", model, "--data", str(some), "--out", str(pred)], capsys
+    )  # known rows and future ones in one file: every row predicted, the known one scored
+    assert code == 0, err
+    assert "19 of the 20 rows have no output yet: predicted, not scored" in err
+    written = list(csv.reader((pred / "predictions.csv").open()))
+    assert [r[:-1] for r in written] == [r[:-1] for r in rows]
+    assert [r[-1] for r in written[1:]] == ["1.0"] + [""] * 19
+    scored = json.loads((pred / "metrics.json").read_text())
+    assert scored["n"] == 1 and scored["mse"] == pytest.approx((float(rows[1][2]) - 1.0) ** 2)
+    # a --test file needs every output
+    code, _, err = run(
+        [
+            "fit",
+            "--data",
+            str(train),
+            "--test",
+            str(some),
+            "--max-iterations",
+            "2",
+            "--no-plots",
+            "--out",
+            str(tmp_path / "t"),
+        ],
+        capsys,
     )
-    assert code == 2 and "column y of some.csv is empty in 19 of 20 row(s) (first: row 3)" in err
+    assert (
+        code == 2
+        and "column y of some.csv is empty in 19 of 20 row(s) (first: row 3); a test" in err
+    )
+    assert not (tmp_path / "t").exists()
     # a file without one of the model's inputs is refused, naming it
     partial = _write_csv(tmp_path / "partial.csv", [odd, "y"], [X[50:, 0], y[50:]])
     code, _, err = run(

@@ -139,13 +139,22 @@ def run_predict(args: argparse.Namespace) -> int:
             )
     header = [*inputs, *outputs]
     columns = [_input_texts(model, name, X[:, p]) for p, name in enumerate(names)]
-    columns += [_texts(v) for v in (mean, std, lower, upper, *([y] if y is not None else []))]
+    columns += [_texts(v) for v in (mean, std, lower, upper)]
+    if y is not None:  # rows whose outputs are not known yet stay empty
+        columns.append(["" if np.isnan(v) else repr(float(v)) for v in y])
     text = io.StringIO()
     writer = csv.writer(text, lineterminator="\n")  # quotes names holding commas or quotes
     writer.writerow(header)
     writer.writerows(zip(*columns, strict=True))
     if y is not None:
-        scores = regression_metrics(y, *latent, model.transform)
+        known = ~np.isnan(y)
+        if not known.all():
+            progress(
+                f"{int((~known).sum())} of the {len(y)} rows have no output yet: predicted, "
+                "not scored"
+            )
+        y, latent_known = y[known], tuple(v[known] for v in latent)
+        scores = regression_metrics(y, *latent_known, model.transform)
         write_json(out / "metrics.json", {**scores, "n": len(y), "model": str(args.model)})
         progress(
             f"MSE {scores['mse']:.5g}  NLPD {scores['nlpd']:.4g}  95% coverage "

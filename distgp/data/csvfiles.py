@@ -114,10 +114,11 @@ def named_columns(
     inputs: Sequence[str],
     target: str | None,
     time_units: Mapping[str, str] | None = None,
+    unknown_rows: bool = False,
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """The columns ``inputs`` of a CSV frame, in that order, and its ``target`` column when it
-    has one (``None`` otherwise); other columns are ignored. The columns of ``time_units`` hold
-    dates, read in those units."""
+    has one (``None`` otherwise; see :func:`known_outputs` for ``unknown_rows``); other columns
+    are ignored. The columns of ``time_units`` hold dates, read in those units."""
     columns = list(frame.columns)
     missing = [c for c in inputs if c not in columns]
     if missing:
@@ -127,22 +128,29 @@ def named_columns(
         )
     frame = _dates_in_units(frame, path, inputs, time_units or {})
     X = check_X(frame[list(inputs)].to_numpy(), what=f"inputs of {path.name}")
-    return X, known_outputs(frame, path, target)
+    return X, known_outputs(frame, path, target, unknown_rows)
 
 
-def known_outputs(frame, path: Path, target: str | None) -> np.ndarray | None:
-    """The ``target`` column of a prediction file, or ``None`` where it has none or it is
-    empty (the outputs of future rows are not known yet)."""
+def known_outputs(
+    frame, path: Path, target: str | None, unknown_rows: bool = False
+) -> np.ndarray | None:
+    """The ``target`` column of a file (``n``), or ``None`` where it has none or it is empty
+    (the outputs of future rows are not known yet). ``unknown_rows``: rows left empty among
+    filled ones are NaN (a prediction file appending future rows to known ones); otherwise
+    they are an error (a test file needs every output)."""
     if target is None or target not in frame.columns or frame[target].isna().all():
         return None
     blank = frame[target].isna().to_numpy()
-    if blank.any():
+    if blank.any() and not unknown_rows:
         raise InputDataError(
             f"column {target} of {path.name} is empty in {int(blank.sum())} of {len(blank)} "
-            f"row(s) (first: row {int(np.flatnonzero(blank)[0]) + 2}): predict the rows with "
-            "outputs and those without in two files, or drop the column"
+            f"row(s) (first: row {int(np.flatnonzero(blank)[0]) + 2}); a test file needs the "
+            "output of every row: fill those rows, or drop them"
         )
-    return as_float_vector(frame[target].to_numpy(), f"column {target} of {path.name}")
+    values = np.where(blank, 0.0, frame[target].to_numpy())  # rows keep their numbers
+    y = as_float_vector(values, f"column {target} of {path.name}")
+    y[blank] = np.nan
+    return y
 
 
 def _dates_in_units(frame, path: Path, inputs: Sequence[str], time_units: Mapping[str, str]):

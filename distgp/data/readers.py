@@ -393,19 +393,19 @@ def load_prediction_inputs(
                     f"target column {target!r} is one of the model's inputs "
                     f"({', '.join(map(str, inputs))}); name the output column"
                 )
-            X, y = named_columns(frame, path, inputs, target, time_units)
+            X, y = named_columns(frame, path, inputs, target, time_units, unknown_rows=True)
             return X, y, list(inputs)
         columns = list(frame.columns)
         unnamed = default_input_names(dims)  # what distgp writes for a model without names
         if set(unnamed) <= set(columns):
-            X, y = named_columns(frame, path, unnamed, target or "y")
+            X, y = named_columns(frame, path, unnamed, target or "y", unknown_rows=True)
             return X, y, unnamed
         y = None
         if target is not None or len(columns) == dims + 1:
             name = target or columns[-1]
             if name not in columns:
                 raise InputDataError(f"target column {name!r} is not in {path.name}")
-            y = known_outputs(frame, path, name)
+            y = known_outputs(frame, path, name, unknown_rows=True)
             columns.remove(name)
         X = check_X(frame[columns].to_numpy(), dims=dims, what=f"inputs of {path.name}")
         return X, y, columns
