@@ -233,6 +233,29 @@ def test_after_an_agent_leaves_the_best_round_is_one_of_the_remaining_agents():
     assert not coordinator.diverged
 
 
+def test_a_passing_jump_of_the_primal_residual_is_no_divergence():
+    """A settled 8-bit run (primal residual 3.5e-7) whose penalty halved late jumped to 2.3e-3
+    for a round and was stopped as diverged, telling the user to add bits, although the next
+    rounds brought the residual back (the audit's run then converged at round 136). A residual
+    within its tolerance is agreement, however far above its smallest."""
+    from distgp.consensus.admm import DIVERGENCE_GROWTH, DIVERGENCE_PERSIST, DIVERGENCE_ROUNDS
+
+    coordinator = ADMMCoordinator(np.full(3, 0.5), np.zeros(3), 2, DeltaCoder(), ADMMOptions(), 1.0)
+    _tracked_round(coordinator, -10.0, 1e-4)  # the lowest objective: round 1
+    for _ in range(DIVERGENCE_ROUNDS):
+        _tracked_round(coordinator, -9.0, 1e-4)
+    for _ in range(DIVERGENCE_PERSIST - 1):  # far above its smallest, above its tolerance
+        _tracked_round(coordinator, -9.0, 10 * DIVERGENCE_GROWTH * 1e-4)
+    _tracked_round(coordinator, -9.0, 1e-3)  # back down before it counts
+    assert not coordinator.diverged
+    for _ in range(3 * DIVERGENCE_PERSIST):  # above its smallest, within its tolerance (0.1)
+        _tracked_round(coordinator, -9.0, 0.05)
+    assert not coordinator.diverged
+    for _ in range(DIVERGENCE_PERSIST):  # persistently apart: diverged
+        _tracked_round(coordinator, -9.0, 1.0)
+    assert coordinator.diverged and coordinator.best_round == 1
+
+
 def test_an_unconverged_run_ends_on_its_lowest_objective_and_stops_when_it_diverges():
     from distgp.consensus.admm import DIVERGENCE_GROWTH, DIVERGENCE_ROUNDS
 

@@ -37,8 +37,10 @@ Agents rescale their duals whenever the penalty changes.
 Result: the consensus the stopping rule accepted; otherwise (round cap, divergence) the
 consensus of the round with the lowest objective ``sum_j l_j(z^t)``, which every round measures.
 A run stops as diverged when the objective has not improved for ``DIVERGENCE_ROUNDS`` rounds
-while the primal residual has grown ``DIVERGENCE_GROWTH``-fold over its smallest (with 2-bit
-messages residual balancing can drive the penalty so low that the agents drift apart).
+while the primal residual has stayed above its tolerance and ``DIVERGENCE_GROWTH`` times its
+smallest for the last ``DIVERGENCE_PERSIST`` rounds (with 2-bit messages residual balancing can
+drive the penalty so low that the agents drift apart; a one-round jump after a penalty change,
+which the next rounds undo, is no divergence).
 """
 
 from __future__ import annotations
@@ -57,6 +59,7 @@ from distgp.settings import require
 
 DIVERGENCE_ROUNDS = 20  # rounds without a lower objective at z ...
 DIVERGENCE_GROWTH = 1e3  # ... while the primal residual exceeds its smallest this many times
+DIVERGENCE_PERSIST = 10  # ... (and its tolerance) in each of this many rounds in a row
 
 
 @dataclass(frozen=True)
@@ -294,6 +297,7 @@ class ADMMCoordinator:
         self.best_round = 0
         self.best_z: np.ndarray | None = None
         self.min_primal = math.inf
+        self.rounds_apart = 0  # complete rounds in a row with a diverging primal residual
         self._last_change = 0
 
     # --- messages ------------------------------------------------------------------------------
@@ -337,7 +341,7 @@ class ADMMCoordinator:
         self.active[agent] = False
         self.heard[agent] = False
         self.best_objective, self.best_round, self.best_z = math.inf, self.round, None
-        self.min_primal = math.inf
+        self.min_primal, self.rounds_apart = math.inf, 0
 
     # --- one round -----------------------------------------------------------------------------
 
@@ -411,16 +415,20 @@ class ADMMCoordinator:
         if not math.isfinite(r) or self.converged:
             return
         self.min_primal = min(self.min_primal, r)
+        apart = r > DIVERGENCE_GROWTH * self.min_primal and r > record.primal_tol
+        self.rounds_apart = self.rounds_apart + 1 if apart else 0
         if (
             self.best_z is not None
             and self.round - self.best_round >= DIVERGENCE_ROUNDS
-            and r > DIVERGENCE_GROWTH * self.min_primal
+            and self.rounds_apart >= DIVERGENCE_PERSIST
         ):
             self.diverged = True
             record.events.append(
-                f"diverged: the primal residual is {r / self.min_primal:.3g} times its smallest "
-                f"and the objective at z has not improved for {self.round - self.best_round} "
-                f"rounds; the result is round {self.best_round}'s consensus"
+                f"diverged: the primal residual has stayed above its tolerance and "
+                f"{DIVERGENCE_GROWTH:g} times its smallest for {self.rounds_apart} rounds (now "
+                f"{r / self.min_primal:.3g} times) and the objective at z has not improved for "
+                f"{self.round - self.best_round} rounds; the result is round {self.best_round}'s "
+                "consensus"
             )
 
     def _set_penalty(self, curvature: np.ndarray) -> None:
@@ -493,6 +501,7 @@ class ADMMCoordinator:
         "best_objective",
         "best_round",
         "min_primal",
+        "rounds_apart",
         "_last_change",
     )
 
@@ -514,6 +523,7 @@ class ADMMCoordinator:
             value = np.asarray(state[f"admm_{name.strip('_')}"])
             setattr(self, name, value.copy() if value.ndim else value.item())
         self.round, self._last_change = int(self.round), int(self._last_change)
+        self.rounds_apart = int(self.rounds_apart)
         self.rho = np.asarray(self.rho, float)
         self.penalty = Penalty(
             np.asarray(state["admm_penalty_codes"], np.uint8), *map(float, state["admm_penalty"])
