@@ -37,32 +37,55 @@ PARAMETERS = {
     "components": "kernel.components",
     "grid": "kernel.grid",
     "levels": "kernel.levels",
+    "frequency_scale": "kernel.frequency_scale",
+    "slow_components": "kernel.slow_components",
     "trend": "kernel.trend",
     "season": "kernel.season",
     "output_transform": "kernel.transform",
     "horizon": "tune.horizon",
+    "origins": "tune.origins",
+    "folds": "tune.folds",
     "tune": "tune.budget",
+    "tune_batch": "tune.batch",
+    "search_origins": "tune.search_origins",
+    "calibrate": "tune.calibrate",
     "tunables": "tune.tunables",
     "noise_floor": "learn.noise_floor",
     "solver": "learn.solver",
+    "inner_iterations": "learn.inner_iterations",
     "blocks": "learn.blocks",
     "max_iterations": "learn.max_iterations",
     "tol": "learn.tol",
+    "kkt_tol": "learn.kkt_tol",
     "min_gain": "learn.min_gain",
+    "prune_tol": "learn.prune_tol",
     "agents": "consensus.agents",
     "backend": "backend.name",
     "address": "backend.address",
+    "cpus_per_agent": "backend.cpus_per_agent",
+    "gpus_per_agent": "backend.gpus_per_agent",
+    "round_timeout": "backend.round_timeout",
     "bits": "consensus.bits",
     "delta": "consensus.delta",
     "rounds": "consensus.max_rounds",
     "local_iterations": "consensus.local_iterations",
     "rho": "consensus.rho",
+    "abs_tol": "consensus.abs_tol",
+    "rel_tol": "consensus.rel_tol",
+    "balance_rounds": "consensus.balance_rounds",
     "shard": "data.shard",
+    "prediction": "predict",
     "threads": "learn.threads",
     "device": "learn.device",
 }
 """Constructor parameter -> the setting it sets (:mod:`distgp.config`), whose default, check and
-meaning it takes; ``random_state`` becomes ``seed``, ``warm_start`` is the estimator's own."""
+meaning it takes. A parameter is named as the setting's ``distgp fit`` flag (``--tune-batch``:
+``tune_batch``) unless scikit-learn reads that name as a method (``--transform``:
+``output_transform``, ``--predict``: ``prediction``). ``random_state`` becomes ``seed``,
+``bits=None`` with ``delta`` unset turns ``consensus.quantize`` off, and ``warm_start`` is the
+estimator's own. The settings of files and folders do not apply to arrays, and
+``data.min_shard_size`` keeps its default (2 with one agent, whose data never leaves the
+caller's process)."""
 
 
 class GSMPRegressor(RegressorMixin, BaseEstimator):
@@ -71,7 +94,8 @@ class GSMPRegressor(RegressorMixin, BaseEstimator):
     A scikit-learn estimator: ``__init__`` only stores its arguments, ``fit(X, y)`` validates
     with scikit-learn's helpers and returns ``self``, fitted attributes end with ``_``, and
     ``score`` is R^2 (:class:`~sklearn.base.RegressorMixin`). The execution options
-    (``agents``, ``backend``, ``address``) are parameters like scikit-learn's ``n_jobs``: with
+    (``agents``, ``backend``, ``address``, ``cpus_per_agent``, ``gpus_per_agent``,
+    ``round_timeout``) are parameters like scikit-learn's ``n_jobs``: with
     one agent the fit is a centralised DSCA solve, with more the agents run quantised consensus
     ADMM, each on a private shard. Invalid settings raise :class:`~distgp.exceptions.ConfigError`
     when ``fit`` starts.
@@ -80,6 +104,9 @@ class GSMPRegressor(RegressorMixin, BaseEstimator):
         components: number of GSMP sub-kernels ``M`` (default 500 in 1-D, 100 per dimension).
         grid: ``data`` (data-driven, default) or ``reference`` (the SLIM-KL code's grid).
         levels: bandwidth levels of the data grid.
+        frequency_scale: scale of the grid's frequencies (1: up to the Nyquist frequency of as
+            many evenly spaced points).
+        slow_components: zero-frequency components of the data grid, below its spacing.
         trend: trend part ``auto`` (default: with one input and at most 1000 points, the choice
             of :func:`distgp.selection.fit_selected` among the default candidates on held-out
             training data, by rolling origin for a series (:func:`distgp.data.is_series`), else
@@ -94,28 +121,46 @@ class GSMPRegressor(RegressorMixin, BaseEstimator):
             ``boxcox:LAMBDA`` (:mod:`distgp.transforms`); predictions are on ``y``'s scale.
         horizon: points held out per rolling origin of a series (default: 10% of ``n``, at
             least 4; ``fit`` sees no prediction inputs, so set the forecast's own horizon).
+        origins: rolling origins of a 1-D series.
+        folds: ``K`` of the K-fold validation of other data.
         tune: BKB evaluations over outer settings scored on held-out training data
             (:func:`distgp.tune.tune`; 0, the default, is off).
+        tune_batch: evaluations BKB proposes at a time.
+        search_origins: rolling origins of a ``tune`` search on a series, where they fit.
+        calibrate: widen the predictive variance by the held-out mean squared z-score of the
+            outer choice where that exceeds 1 (default ``True``).
         tunables: the outer settings ``tune`` searches, comma-separated (default trend,
             levels, components, noise_floor, transform; ``season`` is searched when named;
             those that do not apply to the data are left out).
         noise_floor: lower bound of the noise variance as a fraction of ``var(y)``.
         solver: ``closed_form`` (default) or ``cvxpy`` block solver.
+        inner_iterations: closed-form alternations per block.
         blocks: DSCA blocks ``S``.
         max_iterations: DSCA iterations of a single-agent fit.
         tol: relative objective decrease at which DSCA stops.
+        kkt_tol: accuracy of the scaled KKT conditions at which DSCA stops.
         min_gain: nats of log marginal likelihood that 10 DSCA iterations must gain for it
             to go on (0: off).
+        prune_tol: weights below this times the largest become exactly zero.
         agents: number of agents ``N``.
         backend: ``inline`` or ``ray`` (default: inline for one agent, ray otherwise).
         address: Ray cluster address; ``None`` starts a local Ray instance.
+        cpus_per_agent: CPUs each Ray agent reserves (``None``: the agents share the machine).
+        gpus_per_agent: GPUs each Ray agent reserves, fractional allowed (needs
+            ``device='cuda'``).
+        round_timeout: seconds after which a slower agent is left out of the round.
         bits: bits per weight in ADMM messages (``None`` with ``delta`` unset: float64).
         delta: uniform quantisation step instead of ``bits``.
         rounds: ADMM round cap.
         local_iterations: DSCA iterations per agent per round.
         rho: initial ADMM penalty (default: the mean shard size); after round 2 the agents'
             curvature sets it, one value per parameter.
+        abs_tol, rel_tol: absolute and relative tolerances of ADMM's stopping rule.
+        balance_rounds: last round in which residual balancing may raise the penalty.
         shard: ``random`` or ``contiguous``.
+        prediction: ``private`` (each agent predicts from its own shard, combined by rBCM;
+            the default with more than one agent) or ``pooled`` (exact, on every training
+            point).
         random_state: seed of sharding and quantisation noise (an int, a
             :class:`numpy.random.RandomState`, or ``None`` for a fresh seed per fit).
         warm_start: start ``fit`` from the previous fit's weights when the grid size matches
@@ -136,7 +181,7 @@ class GSMPRegressor(RegressorMixin, BaseEstimator):
             (:class:`distgp.holdout.Evaluation`; empty when no choice ran).
         noise_variance_: learned noise variance (raw output units squared).
         variance_scale_: factor on the predictive variance from the held-out errors of the
-            outer choice (1 without one; ``tune.calibrate``, docs/forecasting.md).
+            outer choice (1 without one, or with ``calibrate=False``; docs/forecasting.md).
         spectrum_: ``M x P`` frequencies (cycles per raw input unit) of the components.
         active_components_: number of non-zero weights.
         n_features_in_: number of input dimensions.
@@ -163,27 +208,44 @@ class GSMPRegressor(RegressorMixin, BaseEstimator):
         components: int | None = KernelConfig.components,
         grid: str = KernelConfig.grid,
         levels: int | None = KernelConfig.levels,
+        frequency_scale: float = KernelConfig.frequency_scale,
+        slow_components: int = KernelConfig.slow_components,
         trend: str = KernelConfig.trend,
         season: float = KernelConfig.season,
         output_transform: str = KernelConfig.transform,
         horizon: int | None = TuneConfig.horizon,
+        origins: int = TuneConfig.origins,
+        folds: int = TuneConfig.folds,
         tune: int = TuneConfig.budget,
+        tune_batch: int = TuneConfig.batch,
+        search_origins: int = TuneConfig.search_origins,
+        calibrate: bool = TuneConfig.calibrate,
         tunables: str = TuneConfig.tunables,
         noise_floor: float = LearnConfig.noise_floor,
         solver: str = LearnConfig.solver,
+        inner_iterations: int = LearnConfig.inner_iterations,
         blocks: int = LearnConfig.blocks,
         max_iterations: int = LearnConfig.max_iterations,
         tol: float = LearnConfig.tol,
+        kkt_tol: float = LearnConfig.kkt_tol,
         min_gain: float = LearnConfig.min_gain,
+        prune_tol: float = LearnConfig.prune_tol,
         agents: int = ConsensusConfig.agents,
         backend: str | None = BackendConfig.name,
         address: str | None = BackendConfig.address,
+        cpus_per_agent: float | None = BackendConfig.cpus_per_agent,
+        gpus_per_agent: float | None = BackendConfig.gpus_per_agent,
+        round_timeout: float | None = BackendConfig.round_timeout,
         bits: int | None = ConsensusConfig.bits,
         delta: float | None = ConsensusConfig.delta,
         rounds: int = ConsensusConfig.max_rounds,
         local_iterations: int = ConsensusConfig.local_iterations,
         rho: float | None = ConsensusConfig.rho,
+        abs_tol: float = ConsensusConfig.abs_tol,
+        rel_tol: float = ConsensusConfig.rel_tol,
+        balance_rounds: int = ConsensusConfig.balance_rounds,
         shard: str = DataConfig.shard,
+        prediction: str | None = FitConfig.predict,
         random_state: int | np.random.RandomState | None = FitConfig.seed,
         warm_start: bool = False,
         threads: int | None = LearnConfig.threads,
@@ -192,27 +254,44 @@ class GSMPRegressor(RegressorMixin, BaseEstimator):
         self.components = components
         self.grid = grid
         self.levels = levels
+        self.frequency_scale = frequency_scale
+        self.slow_components = slow_components
         self.trend = trend
         self.season = season
         self.output_transform = output_transform
         self.horizon = horizon
+        self.origins = origins
+        self.folds = folds
         self.tune = tune
+        self.tune_batch = tune_batch
+        self.search_origins = search_origins
+        self.calibrate = calibrate
         self.tunables = tunables
         self.noise_floor = noise_floor
         self.solver = solver
+        self.inner_iterations = inner_iterations
         self.blocks = blocks
         self.max_iterations = max_iterations
         self.tol = tol
+        self.kkt_tol = kkt_tol
         self.min_gain = min_gain
+        self.prune_tol = prune_tol
         self.agents = agents
         self.backend = backend
         self.address = address
+        self.cpus_per_agent = cpus_per_agent
+        self.gpus_per_agent = gpus_per_agent
+        self.round_timeout = round_timeout
         self.bits = bits
         self.delta = delta
         self.rounds = rounds
         self.local_iterations = local_iterations
         self.rho = rho
+        self.abs_tol = abs_tol
+        self.rel_tol = rel_tol
+        self.balance_rounds = balance_rounds
         self.shard = shard
+        self.prediction = prediction
         self.random_state = random_state
         self.warm_start = warm_start
         self.threads = threads
@@ -399,12 +478,14 @@ def _in_parameter_names(exc: ConfigError) -> ConfigError:
     (``kernel.season`` -> ``season``); keys with no parameter stay as they are, and a fix
     that needs one (a smaller ``data.min_shard_size``) is left out."""
     message = str(exc)
-    if exc.setting == "seed":
-        message = re.sub(r"^seed\b", "random_state", message)
     if exc.setting == "data.min_shard_size":  # no parameter sets it: fewer agents is the fix
         message = message.replace(" or lower data.min_shard_size", "")
-    for parameter, path in sorted(PARAMETERS.items(), key=lambda item: -len(item[1])):
-        message = re.sub(rf"(?<![\w.]){re.escape(path)}(?![\w])", parameter, message)
+    names = {**PARAMETERS, "random_state": "seed"}
+    for parameter, path in sorted(names.items(), key=lambda item: -len(item[1])):
+        if "." in path:
+            message = re.sub(rf"(?<![\w.]){re.escape(path)}(?![\w])", parameter, message)
+        elif exc.setting == path:  # a top-level key is a word too: only as the subject
+            message = re.sub(rf"^{path}\b", parameter, message)
     return ConfigError(message, setting=exc.setting)
 
 

@@ -311,3 +311,57 @@ def test_a_warm_start_after_a_change_of_kernel_settings_starts_cold():
     assert warm.objective_ == pytest.approx(cold.objective_, rel=1e-9)
     with pytest.raises(ConfigError, match="warm_start does not apply with tune"):
         GSMPRegressor(warm_start=True, tune=4).fit(X, y)
+
+
+# The settings of `distgp fit` GSMPRegressor has no parameter for: they do not apply to arrays
+# in memory, or another parameter sets them. A new setting goes here or in PARAMETERS.
+NO_PARAMETER = {
+    "data.source",  # a file or builtin: the data is fit's X and y
+    "data.target",  # a CSV's output column: fit takes y
+    "data.test_fraction",  # a file's held-out split: the caller splits its arrays
+    "data.test",  # an evaluation file: score(X, y) takes arrays
+    "data.shards",  # shard files, read where the agents run
+    "data.placements",  # where the agents of those files run
+    "data.min_shard_size",  # its default, or 2 for one agent (the data stays in the process)
+    "consensus.quantize",  # off with bits=None and delta=None
+    "seed",  # random_state
+    "out",  # the output folder: fit writes no files
+    "plots",  # the figures in that folder
+}
+# parameters not named as their flag, which is an estimator's method (scikit-learn took an
+# estimator with a `transform` attribute for a transformer)
+RENAMED = {"output_transform": "transform", "prediction": "predict"}
+
+
+def test_every_fit_setting_that_applies_to_arrays_is_a_parameter_named_as_its_flag():
+    """So that a new setting cannot be left out of the estimator unnoticed (17 were); the
+    defaults are checked in tests/test_cli_contract.py."""
+    from distgp.config import FitConfig
+    from distgp.estimator import PARAMETERS
+    from distgp.settings import entries, entry
+
+    reached = set(PARAMETERS.values())
+    assert not reached & NO_PARAMETER
+    assert reached | NO_PARAMETER == {e.path for e in entries(FitConfig)}
+    for parameter, path in PARAMETERS.items():
+        flag = entry(FitConfig, path).spec.flag or path.rpartition(".")[2].replace("_", "-")
+        assert RENAMED.get(parameter, parameter) == flag.replace("-", "_"), parameter
+
+
+def test_execution_prediction_and_grid_parameters_reach_the_fit():
+    """``prediction``, ``round_timeout``, ``slow_components`` and ``calibrate`` change the fit
+    as their flags do, and a bad value names the parameter."""
+    import json
+
+    x, y = smooth_regression(n=60, dims=2)
+    common = {"components": 10, "agents": 2, "backend": "inline", "rounds": 4}
+    private = GSMPRegressor(**common, round_timeout=7.5).fit(x, y)
+    pooled = GSMPRegressor(**common, prediction="pooled", slow_components=0).fit(x, y)
+    assert private.model_.private and not pooled.model_.private
+    assert json.loads(private.model_.run_config)["backend"]["round_timeout"] == 7.5
+    assert len(private.weights_) == len(pooled.weights_) + 3  # the default 3 slow components
+    with pytest.raises(ConfigError, match=r"^prediction must be one of private, pooled"):
+        GSMPRegressor(prediction="exact").fit(x, y)
+    x, y = sinusoids(60, noise=0.3)  # its held-out errors widen the predictive variance
+    assert GSMPRegressor(components=20).fit(x, y).variance_scale_ > 1.0
+    assert GSMPRegressor(components=20, calibrate=False).fit(x, y).variance_scale_ == 1.0
