@@ -6,10 +6,11 @@ directly, the Ray backend wraps it in an actor). Every call arrives as bytes
 
 What leaves an agent: a :class:`~distgp.data.ShardSummary` of at least ``min_shard_size`` points
 (counts, means, sums of squared deviations, column names), per ADMM round the change of one
-weight-sized vector ``x_j + u_j`` and four scalars, and at prediction time its expert's latent
-mean and variance at the driver's test inputs; when tuning outer settings, the pooled held-out
-MSE of its shard-local fits (:mod:`distgp.tune_shards`). Raw inputs and outputs never do, and
-neither does the dual ``u_j``.
+weight-sized vector ``x_j + u_j`` and four scalars (from two of which the driver can recover
+``x_j`` and the dual ``u_j``: weight vectors), its curvature in three rounds, and at prediction
+time its expert's latent mean and variance at the driver's test inputs; when tuning outer
+settings, the pooled held-out MSE of its shard-local fits (:mod:`distgp.tune_shards`). Raw
+inputs and outputs never do.
 
 The shard is either handed over at start (the one-file simulation, :class:`ShardArrays`) or read
 by the agent itself where it runs (:class:`ShardFile`); the driver then never opens the file.

@@ -7,7 +7,8 @@ Round ``t``:
 1. the coordinator sends the change of the consensus ``z^t`` (a :class:`Packed` message against
    the copy ``z_hat`` every agent keeps) and the penalty ``rho``;
 2. agent ``j`` updates its own scaled dual ``u_j += x_j - z^t`` (it knows ``x_j``, ``z^t`` and
-   ``rho``, so duals never travel), solves ``x_j ~ argmin l_j(x) + rho/2 ||x - z^t + u_j||^2``
+   ``rho``, so duals need not travel; the coordinator could recover ``x_j`` and ``u_j`` from two
+   consecutive ``v_j``), solves ``x_j ~ argmin l_j(x) + rho/2 ||x - z^t + u_j||^2``
    with warm-started DSCA steps, and sends the change of ``v_j = x_j + u_j`` against its copy
    ``v_hat_j``, plus four scalars: ``||x_j^(t-1) - z^t||^2`` (its share of the primal residual),
    ``||x_j||^2``, ``||rho u_j||^2`` (for the tolerances) and ``l_j(z^t)`` (the objective at z);
