@@ -462,7 +462,9 @@ class FitConfig:
 
     def validate(self) -> FitConfig:
         """Check every value (:func:`~distgp.settings.check_settings`) and the rules between
-        settings; raise :class:`ConfigError` naming the first bad setting."""
+        settings; raise :class:`ConfigError` naming the first bad setting. The quantisation
+        settings that do not apply are cleared (``bits`` beside ``delta``, both with ``quantize``
+        false), so that the settings a run records are those it used."""
         check_settings(self)
         c, d, b = self.consensus, self.data, self.backend
         _check(
@@ -471,6 +473,10 @@ class FitConfig:
             "it to false",
             "consensus.quantize",
         )
+        if not c.quantize:  # float64 messages
+            c.bits = c.delta = None
+        elif c.delta is not None:  # the step takes precedence over bits
+            c.bits = None
         if d.shards is not None:
             _check(len(d.shards) >= 1, "data.shards must list at least one file", "data.shards")
             _check(

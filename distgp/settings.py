@@ -99,7 +99,8 @@ class Setting:
             ``""``: set in config files only.
         metavar: the placeholder in ``--help``.
         default_text: how ``--help`` describes a default that is ``None`` or computed.
-        exclusive: flags with the same group name cannot be given together.
+        exclusive: flags with the same group name cannot be given together; one given replaces a
+            config file's choice among them (the others go back to their defaults).
     """
 
     help: str

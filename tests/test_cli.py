@@ -701,6 +701,32 @@ def test_a_diverged_admm_run_points_to_float64_messages_before_more_bits(tmp_pat
     assert "(--bits 4) or --no-quantize; if float64 messages diverge too, a smaller --rho" in err
 
 
+def test_a_quantisation_flag_replaces_the_config_files_choice(data_dir, tmp_path, capsys):
+    """--bits, --delta and --no-quantize exclude each other: one given over a config file's
+    delta or quantize: false replaces the file's choice (the flag was ignored while metrics.json
+    recorded it), and metrics.json records only the quantisation that ran."""
+    argv = ["fit", "--data", str(data_dir / "ale80.mat"), "--agents", "2", "--backend", "inline"]
+    argv += ["--rounds", "3", "--components", "20", "--trend", "none", "--no-plots", "--quiet"]
+
+    def ran(name: str, *flags: str, config: str | None = None) -> tuple[int, dict]:
+        extra = list(flags)
+        if config is not None:
+            (tmp_path / f"{name}.yaml").write_text(config)
+            extra += ["--config", str(tmp_path / f"{name}.yaml")]
+        code, _, err = run([*argv, *extra, "--out", str(tmp_path / name)], capsys)
+        assert code == 0, err
+        metrics = json.loads((tmp_path / name / "metrics.json").read_text())
+        return metrics["bits_sent"], metrics["config"]["consensus"]
+
+    bits4 = ran("a", "--bits", "4")  # names of one length: --out's length counts in bits_sent
+    assert bits4 == ran("b", "--bits", "4", config="consensus:\n  delta: 0.01\n")
+    assert bits4 == ran("c", "--bits", "4", config="consensus:\n  quantize: false\n")
+    _, delta = ran("d", "--delta", "0.01", config="consensus:\n  bits: 4\n")
+    assert (delta["bits"], delta["delta"], delta["quantize"]) == (None, 0.01, True)
+    _, float64 = ran("e", "--no-quantize", config="consensus:\n  delta: 0.01\n")
+    assert (float64["bits"], float64["delta"], float64["quantize"]) == (None, None, False)
+
+
 def test_a_builtin_model_matches_prediction_columns_by_name(tmp_path, capsys):
     """builtin:co2 has named columns (month, co2): a model fitted on it takes a CSV's columns by
     name, and a model of other columns does not predict at it by position."""

@@ -4,7 +4,9 @@ Each setting with a flag becomes one ``--flag`` in the argument group of its sec
 from the field's type hint, with the setting's help text and its default from the dataclass. A
 true/false setting becomes a pair: the flag that flips its default (``--batch``,
 ``--no-plots``) and its inverse (``--no-batch``, ``--plots``), which undoes a ``--config`` file's
-value; the last one given wins.
+value; the last one given wins. A flag of a mutually exclusive group (``--bits``, ``--delta``,
+``--no-quantize``) replaces a config file's choice among them: the group's other settings go
+back to their defaults.
 Values are checked by the settings' rules once the config is built, so a flag and a config
 file key fail with the same message; the command line adds the flag's name to it.
 """
@@ -59,11 +61,18 @@ class FlagTable:
         return [f"--{self.custom[path]}"] if path in self.custom else []
 
     def apply(self, config: Any, args: argparse.Namespace) -> None:
-        """Copy each flag that was given into ``config``."""
+        """Copy each flag that was given into ``config``; one of an exclusive group first sets
+        the group's settings back to their defaults (``--bits 4`` over a file's ``delta``)."""
         for f in self.flags:
             value = getattr(args, f.dest)
-            if value is not None:
-                put(config, f.entry.path, value)
+            if value is None:
+                continue
+            group = f.entry.spec.exclusive
+            if group is not None and f.given(value) == f"--{f.name}":  # not an inverse
+                for other in self.flags:
+                    if other.entry.spec.exclusive == group:
+                        put(config, other.entry.path, other.entry.default)
+            put(config, f.entry.path, value)
 
     def given(self, args: argparse.Namespace) -> list[str]:
         """``--name`` of every setting flag given on the command line."""
