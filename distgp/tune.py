@@ -66,10 +66,13 @@ def tunable_names(config: FitConfig) -> list[str]:
 
 
 def check_tunables(names: list[str]) -> list[str]:
-    """The tunable names, checked; an unknown one is a :class:`ConfigError`."""
+    """The tunable names, checked; an unknown or repeated one is a :class:`ConfigError`."""
     unknown = [n for n in names if n not in TUNABLES]
     if unknown:
         raise ConfigError(f"unknown tunable {unknown[0]!r}; choose among: {', '.join(TUNABLES)}")
+    repeated = [n for i, n in enumerate(names) if n in names[:i]]
+    if repeated:
+        raise ConfigError(f"tunes {repeated[0]} twice; name each tunable once")
     if not names:
         raise ConfigError(f"tune needs at least one tunable among: {', '.join(TUNABLES)}")
     return names

@@ -112,6 +112,7 @@ def make_files(folder: Path) -> dict[str, str]:
         "column_name.yaml": "function: json:dumps\nspace:\n  value: {low: 0.0, high: 1.0}\n",
         "late_evidence.yaml": "kernel:\n  warmup: 10\n  evidence_from: 12\n",
         "bad_value.yaml": "kernel:\n  components: -5\n",
+        "twice_tunable.yaml": "tune:\n  budget: 4\n  tunables: levels, trend,levels\n",
         "foreign.npz": None,
         "corrupt.npz": "not a zip file",
         "a_file": "occupied\n",
@@ -417,6 +418,14 @@ CLI_CASES = {
     "fit: unknown tunable": (
         "fit --data {good} --tune 4 --tunables trend,speed",
         "unknown tunable",
+    ),
+    "fit: a tunable named twice (scored twice, tune.csv naming a setting that did not run)": (
+        "fit --data {good} --tune 4 --tunables trend,trend",
+        "tune.tunables: tunes trend twice; name each tunable once (flag --tunables)",
+    ),
+    "fit: a config file's tunable named twice": (
+        "fit --data {good} --config {twice_tunable}",
+        "tune.tunables: tunes levels twice; name each tunable once",
     ),
     "fit: no tunable that applies": (
         "fit --data {good} --tune 4 --tunables transform",

@@ -153,6 +153,13 @@ def test_tune_searches_the_tunables_it_is_given():
         GSMPRegressor(tune=4, tunables="trend,speed").fit(x, y)
 
 
+def test_a_tunable_named_twice_is_refused_naming_it():
+    """BKB searched two axes of one setting and scored the same fit twice."""
+    x = np.arange(1.0, 31.0)[:, None]
+    with pytest.raises(ConfigError, match=r"^tunables: tunes trend twice; name each tunable once$"):
+        GSMPRegressor(tune=4, tunables="trend, trend").fit(x, np.sin(x[:, 0]))
+
+
 def test_numpy_scalar_parameters_work_and_fractions_of_counts_are_refused():
     """A grid search over ``np.arange`` hands numpy scalars in; ``components=2.5`` is not
     silently truncated."""
