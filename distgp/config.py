@@ -108,14 +108,16 @@ class DataConfig:
     )
     shards: list[str] | None = setting(
         None,
-        help="shard files, one per agent, that the agents read where they run (a glob, or a "
-        "comma-separated list; NAME@RESOURCE pins a shard to nodes with that Ray resource); "
-        "the driver never opens them",
+        help="shard files that the agents read where they run, one agent per file unless "
+        "consensus.agents is set (a glob, or a comma-separated list; in a config file, a list "
+        "of files or globs; NAME@RESOURCE pins a shard to nodes with that Ray resource); the "
+        "driver never opens them",
         metavar="FILES",
     )
     placements: list[str] | None = setting(
         None,
-        help="per shard file: the Ray resource(s) of the nodes it runs on (from NAME@RESOURCE)",
+        help="per shard file of data.shards: the Ray resource(s) of the nodes it runs on "
+        "(NAME@RESOURCE in data.shards sets them)",
         flag="",
     )
     test: str | None = setting(
@@ -477,6 +479,12 @@ class FitConfig:
             c.bits = c.delta = None
         elif c.delta is not None:  # the step takes precedence over bits
             c.bits = None
+        _check(
+            d.placements is None or d.shards is not None,
+            "data.placements pins shard files, but data.shards lists none; list them in "
+            "data.shards (NAME@RESOURCE pins one) or drop data.placements",
+            "data.placements",
+        )
         if d.shards is not None:
             _check(len(d.shards) >= 1, "data.shards must list at least one file", "data.shards")
             _check(

@@ -432,3 +432,56 @@ def test_a_rebuilt_agent_takes_its_file_as_the_run_did_and_refuses_a_changed_one
     frame.assign(y=frame["y"] + 1.0).to_csv(tmp_path / "site-1.csv", index=False)
     with pytest.raises(InputDataError, match="the shard of agent 1 changed since the run started"):
         Agent(1, shard).setup(*setup, view)
+
+
+def test_a_config_files_shards_are_read_as_the_flags_are(tmp_path, capsys):
+    """data.shards in a config file: globs expanded, NAME@RESOURCE split into placements and
+    one agent per file unless the agent count is set, as with --shards (the file's list was
+    used as written: a glob was a file name and there was one agent)."""
+    from distgp.cli import build_parser
+    from distgp.cli.fit import _config
+
+    write_sites(tmp_path)
+    glob = str(tmp_path / "site-*.csv")
+    config = tmp_path / "shards.yaml"
+
+    def resolved(yaml_text: str, *flags: str):
+        config.write_text(yaml_text)
+        args = build_parser().parse_args(["fit", "--config", str(config), *flags])
+        return _config(args)
+
+    files = [str(tmp_path / f"site-{j}.csv") for j in range(SITES)]
+    for pinned, placements in ((glob, None), (f"{glob}@rack", ["rack"] * SITES)):
+        from_file = resolved(f"data:\n  shards: ['{pinned}']\n")
+        from_flag = resolved("{}\n", "--shards", pinned)
+        assert from_file == from_flag
+        assert from_file.data.shards == files and from_file.data.placements == placements
+        assert from_file.consensus.agents == SITES
+    assert resolved(f"data:\n  shards: ['{glob}']\nconsensus:\n  agents: 2\n").consensus.agents == 2
+    assert resolved(f"data:\n  shards: ['{glob}']\n", "--agents", "2").consensus.agents == 2
+    args = fit_args(tmp_path, tmp_path / "out")
+    args[args.index("--shards") : args.index("--shards") + 2] = ["--config", str(config)]
+    config.write_text(f"data:\n  shards: ['{glob}']\n")
+    assert main(args) == 0, capsys.readouterr().err
+    assert json.loads((tmp_path / "out" / "metrics.json").read_text())["agents"] == SITES
+
+
+@pytest.mark.parametrize(
+    "yaml_text,message",
+    [
+        ("data:\n  placements: [rack]\n", "data.placements pins shard files, but data.shards"),
+        (
+            "data:\n  shards: ['{folder}/site-0.csv@rack']\n  placements: [rack]\n",
+            "data.placements and NAME@RESOURCE in data.shards both pin shard files",
+        ),
+        ("data:\n  shards: ['{folder}/none-*.csv']\n", "data.shards pattern '"),
+    ],
+)
+def test_bad_shards_of_a_config_file_are_one_line_errors(tmp_path, capsys, yaml_text, message):
+    write_sites(tmp_path)
+    (tmp_path / "c.yaml").write_text(yaml_text.format(folder=tmp_path))
+    out = tmp_path / "out"
+    assert main(["fit", "--config", str(tmp_path / "c.yaml"), "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and message in err, err
+    assert not out.exists()

@@ -198,42 +198,59 @@ def run_fit(args: argparse.Namespace) -> int:
     return 0
 
 
-def _config(args: argparse.Namespace):
-    from distgp.config import load_fit_config
+def _config(args: argparse.Namespace) -> FitConfig:
+    from distgp.config import build, read_yaml
 
-    config = load_fit_config(args.config)
+    mapping = read_yaml(args.config) if args.config is not None else {}
+    config = build(FitConfig, mapping)
     args.flag_table.apply(config, args)
-    if args.shards is not None:
-        config.data.shards, config.data.placements = shard_list(args.shards)
-        if args.consensus__agents is None:
-            config.consensus.agents = len(config.data.shards)
+    d = config.data
+    if args.shards is not None:  # the flag's files (and their resources) replace the file's
+        d.shards, d.placements = args.shards.split(","), None
+    if d.shards is not None:
+        name = "--shards" if args.shards is not None else "data.shards"
+        d.shards, d.placements = shard_list(d.shards, d.placements, name)
+        given = args.consensus__agents is not None or "agents" in (mapping.get("consensus") or {})
+        if not given:  # one agent per file
+            config.consensus.agents = len(d.shards)
     return config
 
 
-def shard_list(text: str) -> tuple[list[str], list[str] | None]:
-    """Shard files from ``--shards``: a glob or a comma-separated list; ``PATH@RESOURCE`` pins a
-    shard. Globs are expanded here only to list names (sorted); the files are not opened."""
+def shard_list(
+    entries: list[str], placements: list[str] | None, name: str
+) -> tuple[list[str], list[str] | None]:
+    """Shard files and their placements from ``--shards`` (split at commas) or a config's
+    ``data.shards`` (``name``): each entry a file or a glob, ``PATH@RESOURCE`` pinning its files;
+    a config's own ``placements`` stay where no entry names a resource. Globs are expanded here
+    only to list names (sorted); the files are not opened."""
     import glob
     import os
 
     from distgp.exceptions import InputDataError
 
-    entries = [e.strip() for e in text.split(",") if e.strip()]
     paths, places = [], []
-    for entry in entries:
+    for entry in filter(None, (e.strip() for e in entries)):
         path, _, place = entry.partition("@")
         names = sorted(glob.glob(path)) if glob.has_magic(path) else [path]
         if not names:
-            raise InputDataError(f"--shards pattern {path!r} matches no file; check the path")
-        folders = [name for name in names if os.path.isdir(name)]
+            raise InputDataError(f"{name} pattern {path!r} matches no file; check the path")
+        folders = [n for n in names if os.path.isdir(n)]
         if folders:
             raise InputDataError(
-                f"--shards names the folder {folders[0]}; give its files, e.g. "
+                f"{name} names the folder {folders[0]}; give its files, e.g. "
                 f"'{os.path.join(folders[0], '*.csv')}'"
             )
         paths += names
         places += [place] * len(names)
-    return paths, places if any(places) else None
+    if not any(places):
+        return paths, placements
+    if placements is not None:
+        raise ConfigError(
+            f"data.placements and NAME@RESOURCE in {name} both pin shard files; pin them in one "
+            "of the two",
+            setting="data.placements",
+        )
+    return paths, places
 
 
 def _run_shard_fit(args: argparse.Namespace, config) -> int:
