@@ -93,7 +93,8 @@ class DataConfig:
     )
     test_fraction: float | None = setting(
         None,
-        help="held-out fraction when the file has no test split",
+        help="held-out fraction of a file without a test split (a .csv, an .npz of X and y, "
+        "builtin:co2); a .mat or an .npz with xtest and ytest refuses it",
         rule=between(0, 1, open_high=True),
         metavar="F",
         default_text="0.2; 0.1 for builtin:co2",

@@ -130,6 +130,10 @@ def make_files(folder: Path) -> dict[str, str]:
     t = np.arange(1.0, 31.0)
     np.savez(folder / "complex.npz", X=t[:, None], y=np.sin(t) + 1j * np.cos(t))
     files["complex"] = str(folder / "complex.npz")
+    np.savez(
+        folder / "split.npz", xtrain=t[:24, None], ytrain=t[:24], xtest=t[24:, None], ytest=t[24:]
+    )
+    files["split"] = str(folder / "split.npz")
     files["regression"] = _mat(  # 24 training points that are not a series (two inputs)
         folder / "regression.mat",
         xtrain=np.c_[t[:24], np.cos(t[:24])],
@@ -406,6 +410,14 @@ CLI_CASES = {
     "fit: --test file without the training output column": (
         "fit --data {series} --test {renamed}",
         "renamed.csv has no column 'y', the training data's output",
+    ),
+    "fit: --test-fraction for a .mat, which has its own test split (it was ignored)": (
+        "fit --data {good} --test-fraction 0.5",
+        "data.test_fraction splits a file without a test split, but",
+    ),
+    "fit: --test-fraction for an .npz with its own test split": (
+        "fit --data {split} --test-fraction 0",
+        "split.npz has its own (xtest, ytest); drop data.test_fraction (flag --test-fraction)",
     ),
     "fit: --test-fraction beside --test": (
         "fit --data {series} --test {series} --test-fraction 0.3",

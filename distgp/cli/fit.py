@@ -152,6 +152,12 @@ def run_fit(args: argparse.Namespace) -> int:
         shard_column=shard_column,
         seed=config.seed,
     )
+    if config.data.test_fraction is not None and dataset.own_split:
+        raise ConfigError(
+            f"data.test_fraction splits a file without a test split, but {config.data.source} "
+            "has its own (xtest, ytest); drop data.test_fraction",
+            setting="data.test_fraction",
+        )
     if config.data.test is not None:  # the whole --data file trains
         dataset = with_test_file(
             dataset,

@@ -42,6 +42,8 @@ class Dataset:
             without named columns).
         time_units: input columns that held dates, each with the calendar unit its numbers
             count since 1970-01-01 (:mod:`distgp.calendar`).
+        own_split: the test split is the file's own (a .mat file, an .npz with ``xtest`` and
+            ``ytest``), not one made by ``test_fraction``.
     """
 
     X_train: np.ndarray
@@ -54,6 +56,7 @@ class Dataset:
     series: bool = False
     target_name: str | None = None
     time_units: dict[str, str] = field(default_factory=dict)
+    own_split: bool = False
 
     @property
     def dims(self) -> int:
@@ -107,7 +110,15 @@ def load_dataset(
 
 
 def _finish(
-    X_train, y_train, X_test, y_test, name, feature_names=None, groups=None, series=None
+    X_train,
+    y_train,
+    X_test,
+    y_test,
+    name,
+    feature_names=None,
+    groups=None,
+    series=None,
+    own_split: bool = False,
 ) -> Dataset:
     X_train, y_train = check_X_y(X_train, y_train, what="training")
     if X_test is None or len(X_test) == 0:
@@ -128,7 +139,9 @@ def _finish(
     if series is None:
         series = is_series(X_train)
     names = list(feature_names) if feature_names else default_input_names(X_train.shape[1])
-    return Dataset(X_train, y_train, X_test, y_test, name, names, groups, bool(series))
+    return Dataset(
+        X_train, y_train, X_test, y_test, name, names, groups, bool(series), own_split=own_split
+    )
 
 
 def default_input_names(dims: int) -> list[str]:
@@ -231,7 +244,7 @@ def _load_mat(path: Path) -> Dataset:
             f"{path.name} lacks {', '.join(missing)}; a .mat file needs xtrain, ytrain, xtest, "
             f"ytest (found: {', '.join(found) or 'nothing'})"
         )
-    return _finish(*(content[k] for k in MAT_KEYS), name=path.stem)
+    return _finish(*(content[k] for k in MAT_KEYS), name=path.stem, own_split=True)
 
 
 def _split(n: int, test_fraction: float, seed: int, series: bool) -> tuple[np.ndarray, np.ndarray]:
@@ -320,7 +333,7 @@ def _load_npz(path: Path, test_fraction: float | None, seed: int) -> Dataset:
             f"cannot read {path} ({exc}); pass an .npz written by numpy.savez"
         ) from None
     if all(k in arrays for k in MAT_KEYS):
-        return _finish(*(arrays[k] for k in MAT_KEYS), name=path.stem)
+        return _finish(*(arrays[k] for k in MAT_KEYS), name=path.stem, own_split=True)
     if "X" in arrays and "y" in arrays:
         X, y = check_X_y(arrays["X"], arrays["y"])
         X, y, _ = in_time_order(X, y)
