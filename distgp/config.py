@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import math
 import re
 import types
 import typing
@@ -27,6 +28,7 @@ from distgp.settings import (
     between,
     check_settings,
     checked_by,
+    entries,
     entry,
     non_negative,
     one_of,
@@ -624,24 +626,49 @@ def _config_loader():
     return Loader
 
 
-def build(cls: type, mapping: dict[str, Any], where: str = "") -> Any:
-    """Instantiate the dataclass ``cls`` from a nested mapping, checking keys and types."""
+def build(cls: type, mapping: dict[str, Any], where: str = "", root: type | None = None) -> Any:
+    """Instantiate the dataclass ``cls`` from a nested mapping, checking keys and types;
+    ``root``: the top-level class (``cls`` itself at the top), whose flags tell the key to use
+    where a flag's name was written as a key (``rounds: 5``)."""
+    root = root or cls
     if not isinstance(mapping, dict):
-        raise ConfigError(f"config section {where or 'top level'} must be a mapping")
+        raise ConfigError(
+            _flag_written(root, where, mapping, "is a section")
+            or f"config section {where or 'top level'} must be a mapping"
+        )
     hints = typing.get_type_hints(cls)
     names = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(map(str, set(mapping) - names))
+    unknown = sorted(set(mapping) - names, key=str)
     if unknown:
         prefix = f"{where}." if where else ""
+        key = f"{prefix}{unknown[0]}"
         raise ConfigError(
-            f"unknown config key {prefix}{unknown[0]}; known keys"
+            _flag_written(root, key, mapping[unknown[0]], "is unknown")
+            or f"unknown config key {key}; known keys"
             f"{' of ' + where if where else ''}: {', '.join(sorted(names))}"
         )
     values = {}
     for name, raw in mapping.items():
         key = f"{where}.{name}" if where else name
-        values[name] = _coerce(hints[name], raw, key)
+        values[name] = _coerce(hints[name], raw, key, root)
     return cls(**values)
+
+
+def _flag_written(root: type, key: str, value: Any, what: str) -> str | None:
+    """The message for the config ``key`` (a dotted path) that names a flag of ``root``'s
+    settings (``tune: 4``, ``rounds: 5``): the setting that flag sets, written as YAML; ``None``
+    for another key."""
+    import yaml
+
+    name = key.rpartition(".")[2].replace("_", "-")
+    e = next((e for e in entries(root) if e.flag == name), None)
+    if e is None:
+        return None
+    nested: Any = value
+    for part in reversed(e.path.split(".")):
+        nested = {part: nested}
+    written = yaml.safe_dump(nested, default_flow_style=True, width=math.inf).strip()[1:-1]
+    return f"config key {key} {what}; the flag --{e.flag} is {e.path}: write {written}"
 
 
 def typed_setting(path: str, value: Any) -> Any:
@@ -656,9 +683,9 @@ def typed_setting(path: str, value: Any) -> Any:
         raise ConfigError(str(exc).removeprefix("config key "), setting=path) from None
 
 
-def _coerce(hint: Any, value: Any, key: str) -> Any:
+def _coerce(hint: Any, value: Any, key: str, root: type | None = None) -> Any:
     if dataclasses.is_dataclass(hint):
-        return build(hint, value if value is not None else {}, key)
+        return build(hint, value if value is not None else {}, key, root)
     options = typing.get_args(hint) if _is_union(hint) else (hint,)
     if value is None:
         if type(None) in options:

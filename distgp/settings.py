@@ -149,6 +149,14 @@ class Entry:
     spec: Setting
     section: str
 
+    @property
+    def flag(self) -> str | None:
+        """The name of the setting's command-line flag, without dashes (``None``: config files
+        only)."""
+        if self.spec.flag == "":
+            return None
+        return self.spec.flag or self.path.rpartition(".")[2].replace("_", "-")
+
     def describe_default(self) -> str | None:
         """The default as ``--help`` shows it, or ``None`` when there is nothing to show."""
         if self.spec.default_text is not None:

@@ -112,6 +112,12 @@ def make_files(folder: Path) -> dict[str, str]:
         "column_name.yaml": "function: json:dumps\nspace:\n  value: {low: 0.0, high: 1.0}\n",
         "late_evidence.yaml": "kernel:\n  warmup: 10\n  evidence_from: 12\n",
         "bad_value.yaml": "kernel:\n  components: -5\n",
+        "tune_flag.yaml": "tune: 4\n",
+        "backend_flag.yaml": "backend: ray\n",
+        "rounds_flag.yaml": "rounds: 5\n",
+        "data_flag.yaml": "data: file.csv\n",
+        "misplaced_flag.yaml": "learn:\n  agents: 2\n",
+        "arms_flag.yaml": "arms: 30\n",
         "twice_tunable.yaml": "tune:\n  budget: 4\n  tunables: levels, trend,levels\n",
         "foreign.npz": None,
         "corrupt.npz": "not a zip file",
@@ -206,6 +212,33 @@ CLI_CASES = {
     "fit: unknown built-in dataset": ("fit --data builtin:sunspots", "unknown built-in"),
     "fit: test fraction >= 1": ("fit --data {table} --test-fraction 1.5", "test_fraction"),
     "fit: unknown config key": ("fit --config {bad_key}", "unknown config key learn.speed"),
+    # a flag's name written as a key: the error names the key that flag sets
+    "fit: a flag's name as a config section": (
+        "fit --config {tune_flag}",
+        "config key tune is a section; the flag --tune is tune.budget: write tune: {budget: 4}",
+    ),
+    "fit: the --backend flag as a config section": (
+        "fit --config {backend_flag}",
+        "the flag --backend is backend.name: write backend: {name: ray}",
+    ),
+    "fit: the --data flag as a config section": (
+        "fit --config {data_flag}",
+        "the flag --data is data.source: write data: {source: file.csv}",
+    ),
+    "fit: a flag's name as a top-level config key": (
+        "fit --config {rounds_flag}",
+        "config key rounds is unknown; the flag --rounds is consensus.max_rounds: write "
+        "consensus: {max_rounds: 5}",
+    ),
+    "fit: a flag's name in another section": (
+        "fit --config {misplaced_flag}",
+        "config key learn.agents is unknown; the flag --agents is consensus.agents: write "
+        "consensus: {agents: 2}",
+    ),
+    "optimize: a flag's name as a config section": (
+        "optimize --config {arms_flag}",
+        "config key arms is a section; the flag --arms is arms.count: write arms: {count: 30}",
+    ),
     "fit: config value of the wrong type": ("fit --config {bad_type}", "must be an integer"),
     "fit: config key set twice": ("fit --config {duplicate_key}", "sets 'tol' (line 3) twice"),
     "fit: config file with broken YAML": ("fit --config {bad_syntax}", "not valid YAML"),

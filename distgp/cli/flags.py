@@ -103,7 +103,7 @@ def add_setting_flags(
     groups: dict[str, argparse._ArgumentGroup] = {}
     exclusive: dict[str, argparse._MutuallyExclusiveGroup] = {}
     for e in entries(cls):
-        if e.spec.flag == "":
+        if e.flag is None:
             continue
         section = e.path.rpartition(".")[0]
         if section not in groups:
@@ -126,7 +126,7 @@ def add_setting_flags(
 def _add(group: Any, e: Entry, section: Any) -> Flag:
     """Add ``e``'s flag to ``group``; a true/false setting's inverse goes to ``section`` (the
     inverse excludes nothing: ``--quantize`` goes with ``--bits``)."""
-    name = e.spec.flag or e.path.rpartition(".")[2].replace("_", "-")
+    name = str(e.flag)
     dest = e.path.replace(".", "__")
     help_text = e.spec.help
     if e.describe_default() is not None:
