@@ -60,7 +60,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="seeded runs with a killed agent (default 10)",
     )
     parser.add_argument(
-        "--rounds", type=at_least(1), metavar="R", help="ADMM round cap (default 50)"
+        "--rounds", type=at_least(2), metavar="R", help="ADMM round cap, at least 2 (default 50)"
     )
     parser.add_argument(
         "--round-timeout",
