@@ -32,3 +32,10 @@ def test_faults_rounds_of_one_refused_by_the_parser(tmp_path):
         ["bench", "faults", "--rounds", "1", "--data-dir", str(tmp_path)],
         "argument --rounds: expected an integer of at least 2, got 1",
     )
+
+
+def test_admm_repeated_agent_count_refused(data_dir):
+    refused(
+        ["bench", "admm", "--quick", "--agents", "2,2", "--data-dir", str(data_dir)],
+        "--agents names 2 twice; give each agent count once",
+    )

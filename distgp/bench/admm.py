@@ -138,6 +138,9 @@ def _agent_counts(option: str | None, default: Sequence[int]) -> list[int]:
         raise ConfigError(f"--agents must be comma-separated integers, got {option!r}") from None
     if not counts or min(counts) < 1:
         raise ConfigError(f"--agents must list positive integers, got {option!r}")
+    twice = [c for k, c in enumerate(counts) if c in counts[:k]]
+    if twice:
+        raise ConfigError(f"--agents names {twice[0]} twice; give each agent count once")
     return counts
 
 
