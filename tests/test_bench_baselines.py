@@ -91,12 +91,21 @@ def test_rbcm_combine_by_hand():
 
 def test_sm_median_over_seeds():
     runs = [
-        {"mse": m, "nlpd": 1.0 + m, "seconds": 2.0, "n_hyper": 5, "n_condition": 5, "init": "data"}
+        {
+            "mse": m,
+            "nlpd": 1.0 + m,
+            "coverage95": 0.9 + m / 100,
+            "seconds": 2.0,
+            "n_hyper": 5,
+            "n_condition": 5,
+            "init": "data",
+        }
         for m in (3.0, 1.0, 2.0)
     ]
     summary = baselines.median_over_seeds([*runs, {"error": "boom"}])
     assert summary["mse"] == 2.0
     assert summary["nlpd"] == 3.0
+    assert summary["coverage95"] == pytest.approx(0.92)  # the table's SM(10) coverage column
     assert summary["failed_seeds"] == 1
 
 

@@ -39,3 +39,32 @@ def test_admm_repeated_agent_count_refused(data_dir):
         ["bench", "admm", "--quick", "--agents", "2,2", "--data-dir", str(data_dir)],
         "--agents names 2 twice; give each agent count once",
     )
+
+
+def test_kernel_timeout_below_a_second_is_named_as_given(data_dir):
+    from distgp.bench.kernel import Task, run_isolated
+
+    path = str(data_dir / "cccp9500.mat")  # a one-agent fit of 9500 points: minutes
+    task = Task("cccp9500", "gsmp-data", "gsmp", path, {"overrides": {}})
+    [result] = run_isolated([task], 1, 0.5, lambda _: None)
+    assert result["error"] == "killed after the 0.5 s limit (--timeout)"
+
+
+def test_kernel_failed_fit_is_not_the_slowest():
+    from distgp.bench.kernel import summary_lines
+
+    def row(name: str, gsmp: dict) -> dict:
+        return {
+            "dataset": name,
+            "n": 80,
+            "series": False,
+            "paper_mse": None,
+            "models": {"gsmp-data": gsmp},
+            "trivial": {"mean": {"mse": 1.0}},
+            "skipped": {},
+        }
+
+    rows = [row("a", {"mse": 0.5, "seconds": 3.0}), row("b", {"error": "killed"})]
+    lines = "\n".join(summary_lines(rows))
+    assert "learns in < 60 s on 1 of 2 datasets with n <= 1000 (slowest: a, 3.0 s)" in lines
+    assert "slowest" not in "\n".join(summary_lines(rows[1:]))

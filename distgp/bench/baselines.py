@@ -331,7 +331,8 @@ def gpytorch_sm(
 
 
 def median_over_seeds(results: Sequence[dict[str, Any]]) -> dict[str, Any]:
-    """Median ``mse``, ``nlpd`` and ``seconds`` over seeds, with every seed's MSE kept.
+    """Median ``mse``, ``nlpd``, ``coverage95`` and ``seconds`` over seeds, with every seed's
+    MSE kept.
 
     Args:
         results: one result dict per seed; entries with an ``error`` key are left out.
@@ -341,7 +342,8 @@ def median_over_seeds(results: Sequence[dict[str, Any]]) -> dict[str, Any]:
         errors = "; ".join(str(r["error"]) for r in results)
         return {"error": errors or "no seeds ran"}
     summary: dict[str, Any] = {
-        key: float(np.median([r[key] for r in good])) for key in ("mse", "nlpd", "seconds")
+        key: float(np.median([r[key] for r in good]))
+        for key in ("mse", "nlpd", "coverage95", "seconds")
     }
     summary.update(
         seeds=len(good),

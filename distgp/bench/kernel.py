@@ -276,7 +276,7 @@ def run_isolated(
             if stop.is_set():
                 return {"error": "stopped"}
             if not pending.ready():
-                out = {"error": f"killed after the {timeout:.0f} s limit (--timeout)"}
+                out = {"error": f"killed after the {timeout:g} s limit (--timeout)"}
             else:
                 out = pending.get()
         progress(f"{task.dataset:16s} {task.method:14s} {_brief(out)}")
@@ -800,7 +800,8 @@ def summary_lines(rows: Sequence[dict[str, Any]]) -> list[str]:
     small = [r for r in rows if r["n"] <= FAST_FIT_N]
     times = {r["dataset"]: _number(_value(r, "gsmp-data", "seconds")) for r in small}
     fast = [name for name, s in times.items() if s < FAST_FIT_SECONDS]
-    slowest = max(times.items(), key=lambda kv: -1.0 if math.isnan(kv[1]) else kv[1], default=None)
+    measured = [(name, s) for name, s in times.items() if not math.isnan(s)]  # failed runs out
+    slowest = max(measured, key=lambda kv: kv[1], default=None)
     lines = [
         "Targets (GSMP with the data grid, one agent, default settings):",
         "",
