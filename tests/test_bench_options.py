@@ -68,3 +68,15 @@ def test_kernel_failed_fit_is_not_the_slowest():
     lines = "\n".join(summary_lines(rows))
     assert "learns in < 60 s on 1 of 2 datasets with n <= 1000 (slowest: a, 3.0 s)" in lines
     assert "slowest" not in "\n".join(summary_lines(rows[1:]))
+
+
+def test_results_file_not_utf8_refused_before_the_run(tmp_path):
+    results = tmp_path / "RESULTS.md"
+    results.write_bytes(b"# R\n\xe9t\xe9\n")
+    json_path = tmp_path / "out.json"
+    argv = ["bench", "tune", "--from-jsonl", str(tmp_path / "none.jsonl")]
+    refused(
+        [*argv, "--results", str(results), "--json", str(json_path)],
+        f"results file {results} is not UTF-8 text (byte 4); save it as UTF-8",
+    )
+    assert not json_path.exists()

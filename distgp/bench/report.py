@@ -75,14 +75,26 @@ def save_json(path: str | None, payload: dict[str, Any]) -> None:
         write_json(path, {"date": stamp(), "machine": machine(), **payload})
 
 
+def read_results(path: str | Path) -> str:
+    """The text of a RESULTS.md file (a new file's heading when it is missing); a file that is
+    not UTF-8 is a :class:`ConfigError`. Run before a suite too, which may take hours."""
+    from distgp.exceptions import ConfigError
+
+    path = Path(path)
+    if not path.exists():
+        return "# Benchmark results\n\nLatest tables printed by each `distgp bench` suite.\n"
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"results file {path} is not UTF-8 text (byte {exc.start}); save it as UTF-8 or "
+            "give another file"
+        ) from None
+
+
 def update_results(path: str | Path, suite: str, command: str, body: str) -> None:
     """Replace the ``suite`` section of a RESULTS.md file (created if missing)."""
-    path = Path(path)
-    text = (
-        path.read_text()
-        if path.exists()
-        else "# Benchmark results\n\nLatest tables printed by each `distgp bench` suite.\n"
-    )
+    text = read_results(path)
     start, end = f"<!-- {suite}:start -->", f"<!-- {suite}:end -->"
     section = (
         f"{start}\n## {suite}\n\n`{command}` on {stamp()}, {machine()}.\n\n{body.rstrip()}\n{end}"

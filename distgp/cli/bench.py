@@ -6,6 +6,7 @@ import importlib
 import importlib.util
 
 from distgp.bench import SUITES
+from distgp.bench.report import read_results
 from distgp.cli.common import OneLineParser
 from distgp.io import check_output_file
 
@@ -31,6 +32,8 @@ def _runner(module: str):
         for flag in ("json", "results", "jsonl"):  # before a run that may take hours
             if getattr(args, flag, None):
                 check_output_file(getattr(args, flag), f"--{flag}")
+        if getattr(args, "results", None):
+            read_results(args.results)
         return importlib.import_module(module).run(args)
 
     return run
