@@ -5,7 +5,11 @@ from __future__ import annotations
 import contextlib
 import io
 
+import pytest
+
+from distgp.bench.report import update_results
 from distgp.cli import main
+from distgp.exceptions import ConfigError
 
 
 def run_cli(argv: list[str]) -> tuple[int, str, str]:
@@ -80,3 +84,38 @@ def test_results_file_not_utf8_refused_before_the_run(tmp_path):
         f"results file {results} is not UTF-8 text (byte 4); save it as UTF-8",
     )
     assert not json_path.exists()
+
+
+@pytest.mark.parametrize(
+    ("text", "needle"),
+    [
+        (
+            "# R\n\n<!-- kernel:start -->\nold\n\n<!-- admm:start -->\nA\n<!-- admm:end -->\n",
+            "has `<!-- kernel:start -->` without its end before `<!-- admm:start -->`; fix the "
+            "file: add `<!-- kernel:end -->` or remove the start",
+        ),
+        ("# R\n<!-- admm:start -->\nA\n", "`<!-- admm:start -->` without its end; fix the file"),
+        ("# R\nA\n<!-- admm:end -->\n", "`<!-- admm:end -->` without its start; fix the file"),
+        (
+            "<!-- admm:start -->\nA\n<!-- admm:end -->\n<!-- admm:start -->\nB\n<!-- admm:end -->",
+            "`<!-- admm:start -->` twice; fix the file: keep one",
+        ),
+    ],
+)
+def test_results_file_with_unmatched_markers_refused_before_the_run(tmp_path, text, needle):
+    results = tmp_path / "RESULTS.md"
+    results.write_text(text)
+    argv = ["bench", "tune", "--from-jsonl", str(tmp_path / "none.jsonl")]
+    refused([*argv, "--results", str(results)], needle)
+    with pytest.raises(ConfigError, match="fix the file"):
+        update_results(results, "kernel", "distgp bench kernel", "NEW")
+    assert results.read_text() == text
+
+
+def test_results_sections_replaced_in_place(tmp_path):
+    results = tmp_path / "RESULTS.md"
+    update_results(results, "kernel", "c", "K1")
+    update_results(results, "admm", "c", "A1")
+    update_results(results, "kernel", "c", "K2")
+    text = results.read_text()
+    assert "K2" in text and "A1" in text and "K1" not in text

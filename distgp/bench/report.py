@@ -84,12 +84,49 @@ def read_results(path: str | Path) -> str:
     if not path.exists():
         return "# Benchmark results\n\nLatest tables printed by each `distgp bench` suite.\n"
     try:
-        return path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError as exc:
         raise ConfigError(
             f"results file {path} is not UTF-8 text (byte {exc.start}); save it as UTF-8 or "
             "give another file"
         ) from None
+    check_markers(text, path)
+    return text
+
+
+MARKER = re.compile(r"<!-- (\S+?):(start|end) -->")
+
+
+def check_markers(text: str, path: Path) -> None:
+    """Each section of a RESULTS.md file between its own start and end marker, once, none
+    inside another (a section is replaced from its start to its end marker): a
+    :class:`ConfigError` naming the first marker out of place otherwise."""
+    from distgp.exceptions import ConfigError
+
+    seen: set[str] = set()
+    inside: str | None = None
+    for match in MARKER.finditer(text):
+        name, kind = match.groups()
+        marker = f"`{match.group(0)}`"
+        if inside is not None and kind == "start":
+            raise ConfigError(
+                f"results file {path} has `<!-- {inside}:start -->` without its end before "
+                f"{marker}; fix the file: add `<!-- {inside}:end -->` or remove the start"
+            )
+        if kind == "start" and name in seen:
+            raise ConfigError(f"results file {path} has {marker} twice; fix the file: keep one")
+        if kind == "end" and inside != name:
+            raise ConfigError(
+                f"results file {path} has {marker} without its start; fix the file: add "
+                f"`<!-- {name}:start -->` or remove the end"
+            )
+        inside = name if kind == "start" else None
+        seen.add(name)
+    if inside is not None:
+        raise ConfigError(
+            f"results file {path} has `<!-- {inside}:start -->` without its end; fix the file: "
+            f"add `<!-- {inside}:end -->` or remove the start"
+        )
 
 
 def update_results(path: str | Path, suite: str, command: str, body: str) -> None:
