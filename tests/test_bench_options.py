@@ -119,3 +119,53 @@ def test_results_sections_replaced_in_place(tmp_path):
     update_results(results, "kernel", "c", "K2")
     text = results.read_text()
     assert "K2" in text and "A1" in text and "K1" not in text
+
+
+def parsed(argv: list[str]):
+    from distgp.cli import build_parser
+
+    return build_parser().parse_args(argv)
+
+
+@pytest.mark.parametrize(
+    ("argv", "command"),
+    [
+        (
+            "faults --quick --data d.mat --agents 2 --runs 2 --rounds 6 --round-timeout 2 "
+            "--seed 3 --data-dir x --json j.json --results R.md",
+            "distgp bench faults --data d.mat --agents 2 --runs 2 --rounds 6 --round-timeout 2 "
+            "--seed 3 --quick",
+        ),
+        (
+            "kernel --quick --datasets ale80 --seed 1 --timeout 0.5 --jobs 1 --sm-seeds 2",
+            "distgp bench kernel --quick --datasets ale80 --seed 1 --timeout 0.5 --sm-seeds 2 "
+            "--jobs 1",
+        ),
+        (
+            "admm --agents 2,4 --seed 2 --timeout 60 --skip-ray",
+            "distgp bench admm --seed 2 --timeout 60 --agents 2,4 --skip-ray",
+        ),
+        (
+            "bkb --functions --methods random,tpe --function-budget 20 --seed 4",
+            "distgp bench bkb --function-budget 20 --seed 4 --functions --methods random,tpe",
+        ),
+        ("threads --repeats 2 --load 1", "distgp bench threads --repeats 2 --load 1"),
+    ],
+)
+def test_recorded_command_line_carries_every_option_that_shaped_the_run(argv, command):
+    from distgp.bench.report import command_line
+
+    assert command_line(parsed(["bench", *argv.split()])) == command
+
+
+def test_json_payload_records_the_command_and_options(tmp_path, capsys):
+    import json
+
+    from distgp.bench.report import publish
+
+    args = parsed(["bench", "faults", "--rounds", "6", "--json", str(tmp_path / "f.json")])
+    publish(args, "faults", "TABLE", {"suite": "faults"})
+    payload = json.loads((tmp_path / "f.json").read_text())
+    assert payload["command"] == "distgp bench faults --rounds 6"
+    assert payload["options"] == {"rounds": 6}
+    assert capsys.readouterr().out == "TABLE\n"

@@ -99,7 +99,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from distgp.bench.kernel import choose_datasets, command_line
+    from distgp.bench.kernel import choose_datasets
     from distgp.bench.report import data_dir, load_note, publish
     from distgp.cli.common import Progress
     from distgp.threads import set_thread_env
@@ -123,7 +123,7 @@ def run(args: argparse.Namespace) -> int:
         parts.append("Ray runs (cccp9500, scaling) skipped (--quick or --skip-ray).")
     payload["load"] = (load_start, os.getloadavg()[0])
     parts.append(load_note(*payload["load"]))
-    publish(args, "admm", command_line(args), "\n\n".join(parts), payload)
+    publish(args, "admm", "\n\n".join(parts), payload)
     return 0
 
 

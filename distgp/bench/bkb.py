@@ -106,6 +106,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _methods(text: str) -> list[str]:
+    """Method keys (``optimize,random``) of :data:`METHOD_KEYS`."""
     keys = [k.strip() for k in text.split(",") if k.strip()]
     unknown = [k for k in keys if k not in METHOD_KEYS]
     if unknown or not keys:
@@ -113,7 +114,7 @@ def _methods(text: str) -> list[str]:
             f"unknown method {unknown[0] if unknown else text!r}; choose from "
             + ", ".join(METHOD_KEYS)
         )
-    return [METHOD_KEYS[k] for k in keys]
+    return keys
 
 
 MEMORY_GB = 8.0  # --scale: exact GP-UCB's t x A factor must fit in this
@@ -173,7 +174,7 @@ def run(args: argparse.Namespace) -> int:
             parts.append(render_functions(functions, budget, len(seeds)))
     payload["load"] = (load_start, os.getloadavg()[0])
     parts.append(load_note(*payload["load"]))
-    publish(args, "bkb", command_line(args), "\n\n".join(parts), payload)
+    publish(args, "bkb", "\n\n".join(parts), payload)
     return 0
 
 
@@ -188,7 +189,8 @@ def run_part(args: argparse.Namespace, progress, load_start: float) -> int:
         if args.functions:
             budget = args.function_budget or FUNCTIONS_BUDGET
             seeds = args.seeds or FUNCTIONS_SEEDS
-            payload = functions_part(budget, seeds, args.seed, progress, args.methods)
+            methods = [METHOD_KEYS[k] for k in args.methods] if args.methods else None
+            payload = functions_part(budget, seeds, args.seed, progress, methods)
             suite = f"bkb-functions-{budget}"
             body = render_functions(payload, budget, seeds)
             payload = {"budget": budget, "seeds": seeds, "functions": payload}
@@ -204,27 +206,8 @@ def run_part(args: argparse.Namespace, progress, load_start: float) -> int:
             payload = side_by_side(args.reference, seeds, budget, progress)
             suite, body = "bkb-side", render_side_by_side(payload)
     note = load_note(load_start, os.getloadavg()[0])
-    publish(args, suite, command_line(args), f"{body}\n\n{note}", {"suite": suite, **payload})
+    publish(args, suite, f"{body}\n\n{note}", {"suite": suite, **payload})
     return 0
-
-
-def command_line(args: argparse.Namespace) -> str:
-    parts = ["distgp bench bkb"] + (["--quick"] if args.quick else [])
-    parts += ["--scale"] if args.scale else []
-    parts += ["--side-by-side"] if args.side_by_side else []
-    parts += ["--functions"] if args.functions else []
-    if args.methods:
-        keys = {v: k for k, v in METHOD_KEYS.items()}
-        parts.append("--methods " + ",".join(keys[m] for m in args.methods))
-    for flag in ("arms", "budget", "function_budget", "seeds", "reference"):
-        value = getattr(args, flag, None)
-        if value is not None:
-            parts.append(f"--{flag.replace('_', '-')} {value}")
-    if args.memory_gb is not None:
-        parts.append(f"--memory-gb {args.memory_gb:g}")
-    if args.time_limit is not None:
-        parts.append(f"--time-limit {args.time_limit:g}")
-    return " ".join(parts + (["--skip-functions"] if args.skip_functions else []))
 
 
 # ----------------------------------------------------------------------------------------------

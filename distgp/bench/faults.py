@@ -20,7 +20,7 @@ import argparse
 import time
 from typing import Any
 
-from distgp.bench.report import add_common_arguments, data_dir, markdown_table, save_json
+from distgp.bench.report import add_common_arguments, data_dir, markdown_table, publish
 from distgp.cli.common import at_least, positive_number
 
 TARGET_MSE_CHANGE = 0.02
@@ -95,7 +95,6 @@ def run(args: argparse.Namespace) -> int:
     import numpy as np
 
     from distgp.agents.ray_runtime import connect, disconnect
-    from distgp.bench.report import update_results
     from distgp.data import load_dataset
     from distgp.exceptions import BackendError
 
@@ -145,21 +144,20 @@ def run(args: argparse.Namespace) -> int:
         f"clean run: MSE {clean['mse']:.5g} in {clean['rounds']} rounds. Target (all runs "
         f"complete, MSE within {TARGET_MSE_CHANGE:.0%}): {'met' if met else 'NOT met'}."
     )
-    print(table)
-    print(summary)
     payload: dict[str, Any] = {
+        "suite": "faults",
         "data": dataset.name,
         "agents": args.agents,
+        "runs": runs,
+        "rounds": rounds,
         "round_timeout": timeout,
+        "seed": args.seed,
         "clean": clean,
         "killed": killed,
         "hung": hung,
         "target_met": met,
     }
-    save_json(args.json, payload)
-    if args.results:
-        command = f"distgp bench faults --runs {runs}" + (" --quick" if args.quick else "")
-        update_results(args.results, "faults", command, f"{table}\n\n{summary}\n")
+    publish(args, "faults", f"{table}\n\n{summary}", payload)
     return 0
 
 

@@ -347,7 +347,7 @@ def run(args: argparse.Namespace) -> int:
     load = (load_start, os.getloadavg()[0])
     body = render(rows, settings) + "\n\n" + load_note(*load)
     payload = {"suite": "kernel", "settings": settings.__dict__, "load": load, "datasets": rows}
-    publish(args, "kernel", command_line(args), body, payload)
+    publish(args, "kernel", body, payload)
     return 0
 
 
@@ -380,19 +380,6 @@ def choose_datasets(option: str | None, default: Sequence[str], folder: Path) ->
         listed = ", ".join(available) or "none (no .mat file there: set --data-dir)"
         raise InputDataError(f"dataset {missing[0]} is not in {folder}; available: {listed}")
     return names
-
-
-def command_line(args: argparse.Namespace) -> str:
-    """The command that produced a table, for RESULTS.md."""
-    parts = ["distgp bench", args.suite]
-    for flag in ("quick", "skip_baselines", "defaults_only", "skip_ray"):
-        if getattr(args, flag, False):
-            parts.append("--" + flag.replace("_", "-"))
-    for flag in ("datasets", "agents", "sm_seeds"):
-        value = getattr(args, flag, None)
-        if value is not None:
-            parts.append(f"--{flag.replace('_', '-')} {value}")
-    return " ".join(parts)
 
 
 @dataclass

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import datetime as _dt
 import math
 import os
@@ -186,9 +187,57 @@ def load_note(start: float, end: float) -> str:
     )
 
 
-def publish(args, suite: str, command: str, body: str, payload: dict[str, Any]) -> None:
-    """Print a suite's tables, and write them to ``--json`` and ``--results`` when asked."""
+WHERE_OPTIONS = frozenset({"json", "results", "jsonl", "data_dir", "address"})
+"""Options that say where the data, the cluster and the outputs are, not what is measured:
+left out of the recorded command line."""
+
+
+def run_options(args: argparse.Namespace, always: Sequence[str] = ()) -> dict[str, Any]:
+    """The options of the suite's parser (``args.suite_parser``) that shape its numbers and
+    differ from their defaults, by flag in the parser's order; those named in ``always`` (by
+    destination) also at their default."""
+    options = {}
+    for action in args.suite_parser._actions:
+        flags = [f for f in action.option_strings if f.startswith("--")]
+        if not flags or action.dest in WHERE_OPTIONS or action.dest == "help":
+            continue
+        value = getattr(args, action.dest)
+        if action.dest in always or value != action.default:
+            options[flags[0]] = value
+    return options
+
+
+def command_line(args: argparse.Namespace, always: Sequence[str] = ()) -> str:
+    """``distgp bench SUITE`` with every option of :func:`run_options`: the command that
+    measures the same numbers."""
+    parts = ["distgp bench", args.suite]
+    for flag, value in run_options(args, always).items():
+        parts.append(flag if value is True else f"{flag} {_option_text(value)}")
+    return " ".join(parts)
+
+
+def _option_text(value: Any) -> str:
+    if isinstance(value, list | tuple):
+        return ",".join(map(_option_text, value))
+    if isinstance(value, float):
+        short = f"{value:g}"
+        return short if float(short) == value else repr(value)
+    return str(value)
+
+
+def publish(
+    args: argparse.Namespace,
+    suite: str,
+    body: str,
+    payload: dict[str, Any],
+    always: Sequence[str] = (),
+) -> None:
+    """Print a suite's tables, and write them to ``--json`` and the ``suite`` section of
+    ``--results`` when asked, with the command line and the options that shaped them
+    (:func:`run_options`; ``always``: also these at their default)."""
+    command = command_line(args, always)
     print(body)
-    save_json(args.json, payload)
+    options = {flag[2:]: value for flag, value in run_options(args, always).items()}
+    save_json(args.json, {**payload, "command": command, "options": options})
     if args.results:
         update_results(args.results, suite, command, body)

@@ -95,18 +95,9 @@ def run(args: argparse.Namespace) -> int:
             f" The end value includes the {args.load} busy process(es) of --load; the start "
             "value was read before they started."
         )
-    command = "distgp bench threads" + (" --quick" if args.quick else "")
-    if args.datasets:
-        command += f" --datasets {args.datasets}"
-    if args.repeats:
-        command += f" --repeats {args.repeats}"
-    if args.threads:
-        command += f" --threads {args.threads}"
-    if args.load:
-        command += f" --load {args.load}"
     suite = "threads-load" if args.load else "threads"
     payload = {"suite": suite, "load": load, "busy_processes": args.load, "datasets": rows}
-    publish(args, suite, command, body, payload)
+    publish(args, suite, body, payload)
     return 0
 
 

@@ -75,7 +75,7 @@ def run(args: argparse.Namespace) -> int:
     if args.from_jsonl:
         rows = read_records(Path(args.from_jsonl))
         body = render(rows)
-        publish(args, "tune", command_line(args, budget), body, {"datasets": rows})
+        publish(args, "tune", body, {"datasets": rows})
         return 0
     folder = data_dir(args.data_dir)
     names = kernel.choose_datasets(
@@ -92,7 +92,7 @@ def run(args: argparse.Namespace) -> int:
                 out.write(json.dumps(row) + "\n")
     body = render(rows) + "\n\n" + load_note(load_start, os.getloadavg()[0])
     payload = {"suite": "tune", "budget": budget, "agents": args.agents, "datasets": rows}
-    publish(args, "tune", command_line(args, budget), body, payload)
+    publish(args, "tune", body, payload)
     return 0
 
 
@@ -255,13 +255,3 @@ def render(rows: Sequence[dict[str, Any]]) -> str:
         f"{len(rows)} (slowest: {slowest['dataset']}, {slowest['time_ratio']:.1f}x)",
     ]
     return "\n".join(lines)
-
-
-def command_line(args: argparse.Namespace, budget: int) -> str:
-    parts = ["distgp bench tune"]
-    if args.quick:
-        parts.append("--quick")
-    if args.datasets:
-        parts.append(f"--datasets {args.datasets}")
-    parts.append(f"--budget {budget} --agents {args.agents}")
-    return " ".join(parts)

@@ -23,7 +23,7 @@ def add_parser(commands) -> None:
             continue
         sp = suites.add_parser(name, help=help_text, description=help_text)
         importlib.import_module(module).add_arguments(sp)
-        sp.set_defaults(handler=_runner(module))
+        sp.set_defaults(handler=_runner(module), suite_parser=sp)
     p.set_defaults(handler=lambda args: p.error("choose a suite: " + ", ".join(SUITES)))
 
 
