@@ -169,3 +169,38 @@ def test_json_payload_records_the_command_and_options(tmp_path, capsys):
     assert payload["command"] == "distgp bench faults --rounds 6"
     assert payload["options"] == {"rounds": 6}
     assert capsys.readouterr().out == "TABLE\n"
+
+
+@pytest.mark.parametrize(
+    ("argv", "needle"),
+    [
+        (
+            "--functions --budget 5",
+            "--budget has no effect on --functions (it applies to the default run, --scale, "
+            "--side-by-side); drop it",
+        ),
+        ("--functions --arms 7", "--arms has no effect on --functions"),
+        ("--scale --quick", "--quick has no effect on --scale"),
+        ("--scale --seeds 2", "--seeds has no effect on --scale"),
+        ("--scale --function-budget 5", "--function-budget has no effect on --scale"),
+        ("--side-by-side --quick", "--quick has no effect on --side-by-side"),
+        ("--side-by-side --arms 5", "--arms has no effect on --side-by-side"),
+        ("--side-by-side --function-budget 5", "--function-budget has no effect on --side-by"),
+        ("--skip-functions --function-budget 5", "--function-budget sets the test functions"),
+        ("--methods random", "--methods applies only with --functions; add it or drop --methods"),
+    ],
+)
+def test_bkb_option_without_effect_on_the_part_refused(argv, needle):
+    refused(["bench", "bkb", *argv.split()], needle)
+
+
+def test_bkb_functions_quick_is_honoured(tmp_path):
+    import json
+
+    out, results = tmp_path / "f.json", tmp_path / "R.md"
+    argv = ["bench", "bkb", "--functions", "--quick", "--methods", "random"]
+    code, _, err = run_cli([*argv, "--json", str(out), "--results", str(results)])
+    assert code == 0, err
+    payload = json.loads(out.read_text())
+    assert (payload["budget"], payload["seeds"]) == (40, 1)
+    assert "`distgp bench bkb --quick --functions --methods random`" in results.read_text()

@@ -85,7 +85,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--functions",
         action="store_true",
-        help="only the test-function part (5 seeds, T = 100 unless --function-budget)",
+        help=f"only the test-function part ({FUNCTIONS_SEEDS} seeds, T = {FUNCTIONS_BUDGET}; "
+        f"--quick: {QUICK_SEEDS} seed, T = {QUICK_FUNCTION_BUDGET}; --seeds and "
+        "--function-budget override)",
     )
     parser.add_argument(
         "--methods",
@@ -121,29 +123,54 @@ MEMORY_GB = 8.0  # --scale: exact GP-UCB's t x A factor must fit in this
 TIME_LIMIT = 3600.0  # --scale: seconds after which a run stops
 
 
+PART_FLAGS = {"scale": "--scale", "functions": "--functions", "side_by_side": "--side-by-side"}
+OPTION_PARTS = {  # option -> the parts that use it ("default": the run without a part flag)
+    "quick": ("default", "functions"),
+    "arms": ("default", "scale"),
+    "budget": ("default", "scale", "side_by_side"),
+    "function_budget": ("default", "functions"),
+    "seeds": ("default", "functions", "side_by_side"),
+    "memory_gb": ("scale",),
+    "time_limit": ("scale",),
+    "methods": ("functions",),
+    "reference": ("side_by_side",),
+}
+
+
 def check_parts(args: argparse.Namespace) -> None:
     """One part at most (``--scale``, ``--functions``, ``--side-by-side``), options only with
-    the part they belong to, and a scaling ``--budget`` its targets can use: a
-    :class:`ConfigError` otherwise."""
+    the part that uses them (:data:`OPTION_PARTS`), and a scaling ``--budget`` its targets can
+    use: a :class:`ConfigError` otherwise."""
     from distgp.exceptions import ConfigError
 
-    chosen = [f for f in ("scale", "functions", "side_by_side") if getattr(args, f)]
-    flag = {"scale": "--scale", "functions": "--functions", "side_by_side": "--side-by-side"}
+    chosen = [f for f in PART_FLAGS if getattr(args, f)]
     if len(chosen) > 1:
-        raise ConfigError(f"{flag[chosen[0]]} and {flag[chosen[1]]} each run one part; give one")
+        raise ConfigError(
+            f"{PART_FLAGS[chosen[0]]} and {PART_FLAGS[chosen[1]]} each run one part; give one"
+        )
     if chosen and args.skip_functions:
-        raise ConfigError(f"--skip-functions applies to the default run, not {flag[chosen[0]]}")
+        raise ConfigError(
+            f"--skip-functions applies to the default run, not {PART_FLAGS[chosen[0]]}"
+        )
+    if args.skip_functions and args.function_budget is not None:
+        raise ConfigError("--function-budget sets the test functions --skip-functions leaves out")
     if not chosen and args.budget is not None and args.budget < MIN_SCALING_BUDGET:
         raise ConfigError(
             f"--budget {args.budget} is too small for the scaling part, whose step-time target "
             f"compares steps 101-200 with the last 100; give at least {MIN_SCALING_BUDGET}"
         )
-    owners = {"memory_gb": "scale", "time_limit": "scale", "methods": "functions"}
-    owners["reference"] = "side_by_side"
-    for option, part in owners.items():
-        if getattr(args, option) is not None and part not in chosen:
-            name = "--" + option.replace("_", "-")
-            raise ConfigError(f"{name} applies only with {flag[part]}; add it or drop {name}")
+    part = chosen[0] if chosen else "default"
+    for option, parts in OPTION_PARTS.items():
+        if getattr(args, option) in (None, False) or part in parts:
+            continue
+        name = "--" + option.replace("_", "-")
+        if parts == (parts[0],):
+            raise ConfigError(
+                f"{name} applies only with {PART_FLAGS[parts[0]]}; add it or drop {name}"
+            )
+        where = ", ".join("the default run" if p == "default" else PART_FLAGS[p] for p in parts)
+        used = "the default run" if part == "default" else PART_FLAGS[part]
+        raise ConfigError(f"{name} has no effect on {used} (it applies to {where}); drop it")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -179,7 +206,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def run_part(args: argparse.Namespace, progress, load_start: float) -> int:
-    """``--scale`` or ``--side-by-side``: one part, published as its own section."""
+    """``--functions``, ``--scale`` or ``--side-by-side``: one part, published as its own
+    section."""
     from distgp.bench.bkb_scale import SCALE_ARMS, SCALE_BUDGET, render_scale, scale_part
     from distgp.bench.bkb_side import SIDE, render_side_by_side, side_by_side
     from distgp.bench.report import load_note, publish
@@ -187,8 +215,10 @@ def run_part(args: argparse.Namespace, progress, load_start: float) -> int:
 
     with blas_threads(1):
         if args.functions:
-            budget = args.function_budget or FUNCTIONS_BUDGET
-            seeds = args.seeds or FUNCTIONS_SEEDS
+            budget = args.function_budget or (
+                QUICK_FUNCTION_BUDGET if args.quick else FUNCTIONS_BUDGET
+            )
+            seeds = args.seeds or (QUICK_SEEDS if args.quick else FUNCTIONS_SEEDS)
             methods = [METHOD_KEYS[k] for k in args.methods] if args.methods else None
             payload = functions_part(budget, seeds, args.seed, progress, methods)
             suite = f"bkb-functions-{budget}"
