@@ -204,3 +204,53 @@ def test_bkb_functions_quick_is_honoured(tmp_path):
     payload = json.loads(out.read_text())
     assert (payload["budget"], payload["seeds"]) == (40, 1)
     assert "`distgp bench bkb --quick --functions --methods random`" in results.read_text()
+
+
+def tune_record(dataset: str, budget: int = 2, agents: int = 1) -> dict:
+    from distgp.bench.tune import RECORD_KEYS
+
+    record = dict.fromkeys(RECORD_KEYS, 1.0) | {"dataset": dataset, "chosen": "trend=none"}
+    return record | {"budget": budget, "agents": agents, "tuned_better_than_sharded": None}
+
+
+def write_jsonl(path, records: list[dict]) -> str:
+    import json
+
+    path.write_text("".join(json.dumps(r) + "\n" for r in records))
+    return str(path)
+
+
+def test_tune_from_jsonl_records_the_rows_budget_and_agents(tmp_path):
+    import json
+
+    jsonl = write_jsonl(tmp_path / "t.jsonl", [tune_record("ale80"), tune_record("clay")])
+    out, results = tmp_path / "t.json", tmp_path / "R.md"
+    argv = ["bench", "tune", "--from-jsonl", jsonl, "--json", str(out), "--results", str(results)]
+    code, _, err = run_cli(argv)
+    assert code == 0, err
+    command = "distgp bench tune --datasets ale80,clay --budget 2 --agents 1"
+    assert f"`{command}`" in results.read_text()
+    payload = json.loads(out.read_text())
+    assert (payload["suite"], payload["budget"], payload["agents"]) == ("tune", 2, 1)
+    assert payload["command"] == command
+
+
+@pytest.mark.parametrize(
+    ("records", "needle"),
+    [
+        ([tune_record("ale80"), tune_record("clay", agents=4)], "line 2 has agents 4, line 1 1"),
+        ([tune_record("ale80"), tune_record("clay", budget=16)], "line 2 has budget 16, line 1 2"),
+        ([tune_record("ale80"), tune_record("ale80")], "records ale80 on lines 1 and 2; keep"),
+        ([], "holds no record"),
+    ],
+)
+def test_tune_from_jsonl_of_more_than_one_run_refused(tmp_path, records, needle):
+    jsonl = write_jsonl(tmp_path / "t.jsonl", records)
+    refused(["bench", "tune", "--from-jsonl", jsonl], needle)
+
+
+@pytest.mark.parametrize("option", ["--quick", "--budget 4", "--agents 2", "--datasets ale80"])
+def test_tune_from_jsonl_refuses_options_of_a_measured_run(tmp_path, option):
+    jsonl = write_jsonl(tmp_path / "t.jsonl", [tune_record("ale80")])
+    needle = f"{option.split()[0]} has no effect with --from-jsonl"
+    refused(["bench", "tune", "--from-jsonl", jsonl, *option.split()], needle)

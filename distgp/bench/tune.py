@@ -63,7 +63,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--jsonl", metavar="PATH", help="append each dataset's record to this file when measured"
     )
     parser.add_argument(
-        "--from-jsonl", metavar="PATH", help="render the records of an earlier --jsonl; run nothing"
+        "--from-jsonl",
+        metavar="PATH",
+        help="render the records of one earlier --jsonl run (one budget and agent count, each "
+        "dataset once); run nothing",
     )
 
 
@@ -71,12 +74,9 @@ def run(args: argparse.Namespace) -> int:
     from distgp.bench.report import data_dir, load_note, publish
     from distgp.cli.common import Progress
 
-    budget = args.budget or (QUICK_BUDGET if args.quick else BUDGET)
     if args.from_jsonl:
-        rows = read_records(Path(args.from_jsonl))
-        body = render(rows)
-        publish(args, "tune", body, {"datasets": rows})
-        return 0
+        return from_jsonl(args)
+    budget = args.budget or (QUICK_BUDGET if args.quick else BUDGET)
     folder = data_dir(args.data_dir)
     names = kernel.choose_datasets(
         args.datasets, QUICK_DATASETS if args.quick else DATASETS, folder
@@ -92,7 +92,37 @@ def run(args: argparse.Namespace) -> int:
                 out.write(json.dumps(row) + "\n")
     body = render(rows) + "\n\n" + load_note(load_start, os.getloadavg()[0])
     payload = {"suite": "tune", "budget": budget, "agents": args.agents, "datasets": rows}
-    publish(args, "tune", body, payload)
+    recorded = argparse.Namespace(**{**vars(args), "budget": budget})
+    publish(recorded, "tune", body, payload, always=("budget", "agents"))
+    return 0
+
+
+def from_jsonl(args: argparse.Namespace) -> int:
+    """``--from-jsonl``: render saved records, recorded with the command that measures them
+    (their datasets, budget and agents). Options that would change a measured run have no
+    effect here and are refused."""
+    from distgp.bench.report import publish, run_options
+    from distgp.exceptions import ConfigError
+
+    ignored = [f for f in run_options(args) if f != "--from-jsonl"]
+    where = (("--jsonl", args.jsonl), ("--data-dir", args.data_dir))
+    ignored += [flag for flag, value in where if value is not None]
+    if ignored:
+        raise ConfigError(
+            f"{ignored[0]} has no effect with --from-jsonl, whose records carry their own "
+            "settings; drop it"
+        )
+    rows = read_records(Path(args.from_jsonl))
+    budget, agents = rows[0]["budget"], rows[0]["agents"]
+    measured = {
+        "from_jsonl": None,
+        "datasets": ",".join(r["dataset"] for r in rows),
+        "budget": budget,
+        "agents": agents,
+    }
+    recorded = argparse.Namespace(**{**vars(args), **measured})
+    payload = {"suite": "tune", "budget": budget, "agents": agents, "datasets": rows}
+    publish(recorded, "tune", render(rows), payload, always=("budget", "agents"))
     return 0
 
 
@@ -173,13 +203,15 @@ RECORD_KEYS = (  # what render() reads of each record
 
 
 def read_records(path: Path) -> list[dict[str, Any]]:
-    """The records of an earlier ``--jsonl`` (one JSON object per line); a file that is not
-    one is an :class:`InputDataError` naming the line."""
+    """The records of one earlier ``--jsonl`` run (one JSON object per line): a file that is
+    not one, holds no record, records a dataset twice (``--jsonl`` appends: a re-run) or mixes
+    budgets or agent counts is an :class:`InputDataError` naming the line."""
     from distgp.exceptions import InputDataError
 
     if not path.is_file():
         raise InputDataError(f"--from-jsonl {path} is not a file; give an earlier --jsonl")
-    rows = []
+    rows: list[dict[str, Any]] = []
+    numbers: dict[str, int] = {}  # dataset -> line
     lines = path.read_text(errors="replace").splitlines()
     for number, line in enumerate(lines, 1):
         if not line.strip():
@@ -194,7 +226,21 @@ def read_records(path: Path) -> list[dict[str, Any]]:
                 f"{path} line {number} is not a record of distgp bench tune --jsonl "
                 f"(no {missing[0]!r})"
             )
+        if row["dataset"] in numbers:
+            raise InputDataError(
+                f"{path} records {row['dataset']} on lines {numbers[row['dataset']]} and "
+                f"{number}; keep the lines of one run"
+            )
+        for key in ("budget", "agents"):
+            if rows and row[key] != rows[0][key]:
+                raise InputDataError(
+                    f"{path} line {number} has {key} {row[key]}, line {numbers[rows[0]['dataset']]}"
+                    f" {rows[0][key]}; keep the lines of one run"
+                )
+        numbers[row["dataset"]] = number
         rows.append(row)
+    if not rows:
+        raise InputDataError(f"{path} holds no record; give an earlier --jsonl")
     return rows
 
 
@@ -202,8 +248,6 @@ def render(rows: Sequence[dict[str, Any]]) -> str:
     """The table and the target lines."""
     from distgp.bench.report import markdown_table
 
-    if not rows:
-        return "No dataset measured."
     agents, budget = rows[0]["agents"], rows[0]["budget"]
     table = [
         {
