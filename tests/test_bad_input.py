@@ -609,7 +609,7 @@ def prepare(folder: Path) -> dict[str, str]:
 
 def case_argv(template: str, found: dict[str, str], out: Path) -> list[str]:
     argv = template.format(**found).split()
-    # every command but bench writes into --out
+    # every command but bench (whose --out is optional) writes into --out
     given = any(a == "--out" or a.startswith("--out=") for a in argv)
     if argv[0] != "bench" and not given and "--resume" not in argv:
         argv += ["--out", str(out)]

@@ -254,3 +254,53 @@ def test_tune_from_jsonl_refuses_options_of_a_measured_run(tmp_path, option):
     jsonl = write_jsonl(tmp_path / "t.jsonl", [tune_record("ale80")])
     needle = f"{option.split()[0]} has no effect with --from-jsonl"
     refused(["bench", "tune", "--from-jsonl", jsonl, *option.split()], needle)
+
+
+def test_config_file_gives_options_and_flags_override_it(tmp_path):
+    from distgp.bench.report import command_line
+
+    config = tmp_path / "k.yaml"
+    config.write_text("datasets: [ale80, clay]\nsm-seeds: 3\nquick: true\ntimeout: 0.5\njobs: 1\n")
+    args = parsed(["bench", "kernel", "--config", str(config), "--sm-seeds", "4", "--jobs", "2"])
+    assert (args.datasets, args.sm_seeds, args.quick, args.timeout) == ("ale80,clay", 4, True, 0.5)
+    assert args.jobs == 2
+    expected = "distgp bench kernel --quick --datasets ale80,clay --timeout 0.5 --sm-seeds 4"
+    assert command_line(args) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "needle"),
+    [
+        (
+            "speed: 2\n",
+            "unknown key speed; known keys: out, json, results, quick, datasets, data-dir, seed, "
+            "timeout, skip-baselines, defaults-only, sm-seeds, jobs",
+        ),
+        ("jobs: 0\n", ": jobs: expected an integer of at least 1, got 0"),
+        ("quick: 'yes'\n", ": quick must be true or false, got 'yes'"),
+        ("seed: null\n", ": seed takes the value of --seed, got None"),
+        ("jobs: 1\njobs: 2\n", "sets 'jobs' (line 2) twice"),
+    ],
+)
+def test_bad_config_file_refused(tmp_path, text, needle):
+    config = tmp_path / "k.yaml"
+    config.write_text(text)
+    refused(["bench", "kernel", "--config", str(config)], needle)
+
+
+def test_out_folder_holds_the_json_and_the_section(tmp_path):
+    import json
+
+    jsonl = write_jsonl(tmp_path / "t.jsonl", [tune_record("ale80")])
+    out = tmp_path / "run"
+    code, _, err = run_cli(["bench", "tune", "--from-jsonl", jsonl, "--out", str(out)])
+    assert code == 0, err
+    assert json.loads((out / "tune.json").read_text())["budget"] == 2
+    text = (out / "RESULTS.md").read_text()
+    assert "<!-- tune:start -->" in text
+    assert "`distgp bench tune --datasets ale80 --budget 2 --agents 1`" in text
+
+
+def test_out_that_is_a_file_refused_before_the_run(tmp_path):
+    jsonl = write_jsonl(tmp_path / "t.jsonl", [tune_record("ale80")])
+    refused(["bench", "tune", "--from-jsonl", jsonl, "--out", jsonl], "is not a folder")

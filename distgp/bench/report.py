@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from distgp.io import write_json, write_text
+from distgp.io import ensure_output_dir, write_json, write_text
 
 DEFAULT_DATA_DIR = "../shared/data/slimkl"
 
@@ -145,7 +145,22 @@ def update_results(path: str | Path, suite: str, command: str, body: str) -> Non
     write_text(path, text)
 
 
+OUT_RESULTS = "RESULTS.md"  # the section file of --out DIR, beside SECTION.json
+
+
 def add_common_arguments(parser) -> None:
+    parser.add_argument(
+        "--config",
+        metavar="FILE.yaml",
+        help="this suite's options by their long names (datasets: a,b; sm_seeds: 3; quick: "
+        "true); flags given override the file",
+    )
+    parser.add_argument(
+        "--out",
+        metavar="DIR",
+        help=f"write the JSON (SECTION.json) and the table (this suite's section of "
+        f"DIR/{OUT_RESULTS}) into DIR",
+    )
     parser.add_argument("--json", metavar="PATH", help="also write the results as JSON")
     parser.add_argument(
         "--results", metavar="RESULTS.md", help="replace this suite's section of a RESULTS.md file"
@@ -187,7 +202,7 @@ def load_note(start: float, end: float) -> str:
     )
 
 
-WHERE_OPTIONS = frozenset({"json", "results", "jsonl", "data_dir", "address"})
+WHERE_OPTIONS = frozenset({"config", "out", "json", "results", "jsonl", "data_dir", "address"})
 """Options that say where the data, the cluster and the outputs are, not what is measured:
 left out of the recorded command line."""
 
@@ -233,11 +248,17 @@ def publish(
     always: Sequence[str] = (),
 ) -> None:
     """Print a suite's tables, and write them to ``--json`` and the ``suite`` section of
-    ``--results`` when asked, with the command line and the options that shaped them
+    ``--results`` when asked, and into ``--out DIR`` (``suite.json`` and the section of
+    ``DIR/RESULTS.md``), with the command line and the options that shaped them
     (:func:`run_options`; ``always``: also these at their default)."""
     command = command_line(args, always)
     print(body)
     options = {flag[2:]: value for flag, value in run_options(args, always).items()}
-    save_json(args.json, {**payload, "command": command, "options": options})
+    payload = {**payload, "command": command, "options": options}
+    save_json(args.json, payload)
     if args.results:
         update_results(args.results, suite, command, body)
+    if args.out:
+        out = ensure_output_dir(args.out)
+        save_json(str(out / f"{suite}.json"), payload)
+        update_results(out / OUT_RESULTS, suite, command, body)
