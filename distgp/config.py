@@ -351,7 +351,7 @@ class BackendConfig:
         rule=one_of("inline", "ray"),
         flag="backend",
         metavar="inline|ray",
-        default_text="inline for 1 agent, ray otherwise",
+        default_text="ray for several agents or shard files, inline otherwise",
     )
     address: str | None = setting(
         None,
@@ -554,8 +554,9 @@ class FitConfig:
     def backend_name(self) -> str:
         if self.backend.name is not None:
             return self.backend.name
-        if self.backend.address is not None or self.consensus.agents > 1:
-            return "ray"
+        private = self.consensus.agents > 1 or self.data.shards is not None
+        if self.backend.address is not None or private:
+            return "ray"  # shard files are read by their agents, each in its own process
         return "inline"
 
 

@@ -238,11 +238,28 @@ def test_a_model_of_relative_shard_paths_predicts_from_another_folder(tmp_path, 
     assert shards == ["$NODE_DATA/site-0.csv", "~/site-1.csv", str(tmp_path / "test.csv")]
 
 
+def test_shard_files_default_to_the_ray_backend_even_one():
+    """One shard file defaulted to the inline backend, whose agent runs in the driver's process:
+    the driver opened the file that only its agent should read."""
+    from distgp.config import FitConfig
+
+    config = FitConfig()
+    assert config.backend_name == "inline"
+    config.data.shards = ["site-0.csv"]
+    assert config.backend_name == "ray"
+    config.backend.name = "inline"  # asked for: the simulation, which says so
+    assert config.backend_name == "inline"
+
+
 def test_one_shard_file_is_fitted_and_predicted_privately(tmp_path, capsys):
     write_sites(tmp_path)
     args = fit_args(tmp_path, tmp_path / "out")
     args[args.index("--shards") + 1] = str(tmp_path / "site-0.csv")
+    args.remove("--quiet")
     assert main(args) == 0
+    assert (
+        "1 shard files, read by their agents in this process (the inline" in capsys.readouterr().err
+    )
     metrics = json.loads((tmp_path / "out" / "metrics.json").read_text())
     assert metrics["agents"] == 1 and metrics["prediction"] == "private"
     predict = ["predict", "--model", str(tmp_path / "out"), "--data", str(tmp_path / "test.csv")]

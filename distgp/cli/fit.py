@@ -282,8 +282,13 @@ def _run_shard_fit(args: argparse.Namespace, config) -> int:
         )
         return test["X"]
 
+    where = (
+        " in this process (the inline backend simulates agents; ray gives each its own)"
+        if config.backend_name == "inline"
+        else ""
+    )
     progress(
-        f"{len(config.data.shards)} shard files, read by their agents; test: "
+        f"{len(config.data.shards)} shard files, read by their agents{where}; test: "
         f"{config.data.test or 'none'}"
     )
     reader = read_test if config.data.test is not None else None
