@@ -432,6 +432,7 @@ def _scoring(
     copies = replicas(len(parts), t.batch) if name == "ray" else 1
     options = {**fit_options, "backend": backend}
     with backend if owned else contextlib.nullcontext(backend):
+        counted = [backend.traffic.bytes]  # the scoring agents' set-up counts with the first batch
         backend.start([part for _ in range(copies) for part in parts])
         if shards is not None:
             facts, sizes = _shard_facts(backend, config, len(parts))
@@ -449,9 +450,14 @@ def _scoring(
                 },
             )
 
+        def on_agents(batch: list, bars: list) -> list[Evaluation]:
+            scored = score_on_agents(backend, config, batch, rule, len(parts), bars, counted[0])
+            counted[0] = backend.traffic.bytes
+            return scored
+
         yield Scoring(
             facts,
-            lambda batch, bars: score_on_agents(backend, config, batch, rule, len(parts), bars),
+            on_agents,
             lambda c, report: fit(X, y, c, report=report, shards=shards, **options),
         )
 

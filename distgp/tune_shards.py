@@ -152,6 +152,7 @@ def score_on_agents(
     rule: dict[str, Any],
     shards: int,
     bars: list[list[float] | None] | None = None,
+    since: int | None = None,
 ) -> list[Evaluation]:
     """Score a batch of ``(name, overrides)`` on a backend started with ``R`` copies of
     ``shards`` shards (actor ``r * shards + j`` holds shard ``j``; :func:`replicas` on Ray, one
@@ -161,13 +162,15 @@ def score_on_agents(
     tuning run add up to its wall time), ``folds`` the held-out MSE of each fold of each shard.
     ``bars``: per candidate, ``None`` or an evaluation's ``folds`` on the same shards, each
     agent racing the candidate against its own shard's part (:func:`distgp.holdout.evaluate_many`);
-    a candidate any agent stopped is ``stopped``.
+    a candidate any agent stopped is ``stopped``. Each evaluation's ``bits`` is its share of
+    the messages since ``since`` (bytes of ``backend.traffic``; default: this call's start), so
+    that the set-up of the scoring agents counts with the first batch.
     """
     from distgp.agents.backends import AgentFailure
     from distgp.checkpoint import config_json
 
     tic = time.perf_counter()
-    sent = backend.traffic.bytes
+    sent = backend.traffic.bytes if since is None else since
     copies = max(1, backend.agents // shards)
     text = config_json(config)
     bars = bars or [None] * len(batch)

@@ -502,3 +502,27 @@ def test_bad_shards_of_a_config_file_are_one_line_errors(tmp_path, capsys, yaml_
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and message in err, err
     assert not out.exists()
+
+
+def test_tuning_on_shard_files_counts_the_scoring_agents_set_up(tmp_path, monkeypatch):
+    """--tune on shard files: the scoring agents' shard specs and summaries crossed before the
+    first batch and were counted neither in bits_sent nor in bits_sent_held_out."""
+    import distgp.driver
+
+    write_sites(tmp_path)
+    made = []
+    original = distgp.driver.make_run_backend
+
+    def recorded(config):
+        backend = original(config)
+        if not made:  # the run's own backend, not those of fits nested in agents
+            backend.recorder = []
+            made.append(backend)
+        return backend
+
+    monkeypatch.setattr(distgp.driver, "make_run_backend", recorded)
+    args = fit_args(tmp_path, tmp_path / "out", "--tune", "2", "--tune-batch", "2")
+    assert main(args) == 0
+    metrics = json.loads((tmp_path / "out" / "metrics.json").read_text())
+    crossed = 8 * sum(len(data) for _, _, data in made[0].recorder)
+    assert metrics["bits_sent"] + metrics["bits_sent_held_out"] == crossed
