@@ -96,6 +96,8 @@ def make_files(folder: Path) -> dict[str, str]:
         "small_site.csv": "a,site,y\n"
         + "".join(f"{i},{'rare' if i < 5 else 'ab'[i % 2]},{np.sin(i)}\n" for i in range(40)),
         "overflow.csv": "a,y\n" + "".join(f"{i},{i}e300\n" for i in range(10)),
+        "inf_output.csv": "x0,y\n1,inf\n2,3\n",
+        "inf_input.csv": "x0\ninf\n2\n",
         "notes.txt": "hello\n",
         "bad_key.yaml": "learn:\n  speed: 3\n",
         "bad_type.yaml": "kernel:\n  components: many\n",
@@ -582,6 +584,14 @@ CLI_CASES = {
     "predict: a model file of another version": (
         "predict --model {odd_version} --data {good}",
         "has model version 1.x; this distgp reads version",
+    ),
+    "predict: an infinite output, numbered as its file line": (
+        "predict --model {model} --data {inf_output}",
+        "column y of inf_output.csv: 1 NaN or infinite value(s) (first: row 2)",
+    ),
+    "predict: an infinite input, numbered as its file line": (
+        "predict --model {model} --data {inf_input}",
+        "inputs of inf_input.csv: 1 NaN or infinite value(s) (first: row 2, column x0)",
     ),
     "predict: --ahead with a model fitted on no series": (
         "predict --model {table_model} --ahead 3",

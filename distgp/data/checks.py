@@ -58,15 +58,26 @@ def check_y(y, n: int, what: str = "outputs y") -> np.ndarray:
     return v
 
 
-def check_X(X, *, dims: int | None = None, what: str = "inputs X") -> np.ndarray:
-    """Validate prediction inputs; ``dims`` is the number of features seen in ``fit``."""
-    X = _as_float_matrix(X, what)
+def check_X(
+    X,
+    *,
+    dims: int | None = None,
+    what: str = "inputs X",
+    columns: list[str] | None = None,
+    first_row: int = 1,
+) -> np.ndarray:
+    """Validate prediction inputs; ``dims`` is the number of features seen in ``fit``. Bad
+    values are named by row (the first numbered ``first_row``) and, given ``columns``, column,
+    as in :func:`check_values`."""
+    X = _as_float_matrix(X, what, columns, first_row)
     if dims is not None and X.shape[1] != dims:
         raise InputDataError(f"{what} have {X.shape[1]} columns but the model expects {dims}")
     return X
 
 
-def _as_float_matrix(X, what: str) -> np.ndarray:
+def _as_float_matrix(
+    X, what: str, columns: list[str] | None = None, first_row: int = 1
+) -> np.ndarray:
     _refuse_complex(X, what)
     try:
         A = np.asarray(X, dtype=np.float64)
@@ -78,7 +89,7 @@ def _as_float_matrix(X, what: str) -> np.ndarray:
         raise InputDataError(f"{what} must be a 2-D array (n x P), got shape {A.shape}")
     if A.shape[0] == 0:
         raise InputDataError(f"{what} is empty")
-    check_values(A, what)
+    check_values(A, what, columns, first_row)
     return A
 
 
@@ -115,7 +126,7 @@ def check_values(
         )
 
 
-def as_float_vector(y, what: str) -> np.ndarray:
+def as_float_vector(y, what: str, first_row: int = 1) -> np.ndarray:
     _refuse_complex(y, what)
     try:
         v = np.asarray(y, dtype=np.float64)
@@ -127,7 +138,7 @@ def as_float_vector(y, what: str) -> np.ndarray:
         raise InputDataError(f"{what} must be a vector, got shape {v.shape}")
     if v.size == 0:
         raise InputDataError(f"{what} is empty")
-    check_values(v, what)
+    check_values(v, what, first_row=first_row)
     return v
 
 

@@ -127,7 +127,12 @@ def named_columns(
             f"training data; its columns are: {', '.join(columns)}"
         )
     frame = _dates_in_units(frame, path, inputs, time_units or {})
-    X = check_X(frame[list(inputs)].to_numpy(), what=f"inputs of {path.name}")
+    X = check_X(
+        frame[list(inputs)].to_numpy(),
+        what=f"inputs of {path.name}",
+        columns=list(inputs),
+        first_row=2,
+    )
     return X, known_outputs(frame, path, target, unknown_rows)
 
 
@@ -148,7 +153,7 @@ def known_outputs(
             "output of every row: fill those rows, or drop them"
         )
     values = np.where(blank, 0.0, frame[target].to_numpy())  # rows keep their numbers
-    y = as_float_vector(values, f"column {target} of {path.name}")
+    y = as_float_vector(values, f"column {target} of {path.name}", first_row=2)
     y[blank] = np.nan
     return y
 

@@ -420,7 +420,13 @@ def load_prediction_inputs(
                 raise InputDataError(f"target column {name!r} is not in {path.name}")
             y = known_outputs(frame, path, name, unknown_rows=True)
             columns.remove(name)
-        X = check_X(frame[columns].to_numpy(), dims=dims, what=f"inputs of {path.name}")
+        X = check_X(
+            frame[columns].to_numpy(),
+            dims=dims,
+            what=f"inputs of {path.name}",
+            columns=columns,
+            first_row=2,
+        )
         return X, y, columns
     dataset = load_dataset(source, test_fraction=None)
     if (
