@@ -98,6 +98,7 @@ def make_files(folder: Path) -> dict[str, str]:
         "overflow.csv": "a,y\n" + "".join(f"{i},{i}e300\n" for i in range(10)),
         "inf_output.csv": "x0,y\n1,inf\n2,3\n",
         "inf_input.csv": "x0\ninf\n2\n",
+        "blank_outputs.csv": "t,y\n30,\n31,\n",
         "notes.txt": "hello\n",
         "bad_key.yaml": "learn:\n  speed: 3\n",
         "bad_type.yaml": "kernel:\n  components: many\n",
@@ -453,6 +454,10 @@ CLI_CASES = {
     "fit: --test-fraction for an .npz with its own test split": (
         "fit --data {split} --test-fraction 0",
         "split.npz has its own (xtest, ytest); drop data.test_fraction (flag --test-fraction)",
+    ),
+    "fit: --test file whose output column is blank": (
+        "fit --data {series} --test {blank_outputs}",
+        "column 'y' of test file",
     ),
     "fit: --test-fraction beside --test": (
         "fit --data {series} --test {series} --test-fraction 0.3",

@@ -163,7 +163,13 @@ def load_test_file(
     file's ``inputs`` and ``target`` when they are known, its dates read in the training
     data's ``time_units``."""
     if inputs is not None and target is not None and Path(path).suffix.lower() == ".csv":
-        X, y = named_columns(read_csv_frame(Path(path)), Path(path), inputs, target, time_units)
+        frame = read_csv_frame(Path(path))
+        X, y = named_columns(frame, Path(path), inputs, target, time_units)
+        if y is None and target in frame.columns:
+            raise InputDataError(
+                f"column {target!r} of test file {path} is empty; a test file needs known "
+                "outputs: fill them in, or predict at its inputs with distgp predict"
+            )
         if y is None:
             raise InputDataError(
                 f"test file {path} has no column {target!r}, the training data's output; "
