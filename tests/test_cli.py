@@ -13,6 +13,7 @@ import pytest
 import scipy.io
 
 from distgp.cli import main
+from distgp.data import load_prediction_inputs
 
 REQUIRED_METRICS = {
     "mse",
@@ -835,3 +836,11 @@ def test_a_model_loads_from_its_fit_folder(tmp_path):
     assert np.array_equal(folder.weights, file.weights)
     with pytest.raises(ModelFileError, match=r"is a folder without a model\.npz"):
         GSMPModel.load(tmp_path)
+
+
+def test_predict_at_an_npz_of_X_and_y_predicts_every_row(tmp_path):
+    x = np.linspace(0.0, 10.0, 50)[:, None]
+    np.savez(tmp_path / "points.npz", X=x, y=np.sin(x[:, 0]))
+    X, y, _ = load_prediction_inputs(str(tmp_path / "points.npz"), dims=1)
+    np.testing.assert_array_equal(X, x)
+    np.testing.assert_array_equal(y, np.sin(x[:, 0]))

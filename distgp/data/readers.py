@@ -434,7 +434,8 @@ def load_prediction_inputs(
             first_row=2,
         )
         return X, y, columns
-    dataset = load_dataset(source, test_fraction=None)
+    # a file without its own test split is predicted whole (builtin:co2 has its fixed split)
+    dataset = load_dataset(source, test_fraction=None if source.startswith("builtin:") else 0.0)
     if (
         inputs is not None
         and dataset.target_name is not None
