@@ -14,6 +14,7 @@ import scipy.io
 
 from distgp.cli import main
 from distgp.data import load_prediction_inputs
+from distgp.exceptions import InputDataError
 
 REQUIRED_METRICS = {
     "mse",
@@ -844,3 +845,24 @@ def test_predict_at_an_npz_of_X_and_y_predicts_every_row(tmp_path):
     X, y, _ = load_prediction_inputs(str(tmp_path / "points.npz"), dims=1)
     np.testing.assert_array_equal(X, x)
     np.testing.assert_array_equal(y, np.sin(x[:, 0]))
+
+
+def test_predict_reads_only_the_test_split_or_the_inputs_of_a_mat_or_npz(tmp_path):
+    x = np.linspace(0.0, 10.0, 20)[:, None]
+    files = {
+        "test_only.mat": dict(xtest=x, ytest=np.sin(x)),
+        "constant_training.mat": dict(xtrain=x, ytrain=np.ones_like(x), xtest=x, ytest=np.sin(x)),
+        "inputs_only.npz": dict(X=x),
+    }
+    for name, arrays in files.items():
+        path = tmp_path / name
+        if name.endswith(".npz"):
+            np.savez(path, **arrays)
+        else:
+            scipy.io.savemat(path, arrays)
+        X, y, _ = load_prediction_inputs(str(path), dims=1)
+        np.testing.assert_array_equal(X, x)
+        assert y is None if name == "inputs_only.npz" else np.allclose(y, np.sin(x[:, 0]))
+    scipy.io.savemat(tmp_path / "training_only.mat", dict(xtrain=x, ytrain=np.sin(x)))
+    with pytest.raises(InputDataError, match=r"predict reads the inputs xtest of a \.mat file"):
+        load_prediction_inputs(str(tmp_path / "training_only.mat"), dims=1)

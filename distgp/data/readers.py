@@ -9,7 +9,13 @@ from pathlib import Path
 
 import numpy as np
 
-from distgp.data.checks import check_values, check_varying_inputs, check_X, check_X_y
+from distgp.data.checks import (
+    check_values,
+    check_varying_inputs,
+    check_X,
+    check_X_y,
+    check_y,
+)
 from distgp.data.csvfiles import (
     known_outputs,
     named_columns,
@@ -87,11 +93,7 @@ def load_dataset(
         if shard_column is not None:
             raise InputDataError("built-in datasets have no shard column; use random or contiguous")
         return _load_co2(test_fraction)
-    path = Path(source)
-    if not path.exists():
-        raise InputDataError(f"data file {source} does not exist{_from_here(path)}; check the path")
-    if not path.is_file():
-        raise InputDataError(f"data source {source} is not a file")
+    path = _existing_file(source)
     suffix = path.suffix.lower()
     if suffix == ".mat":
         if shard_column is not None:
@@ -107,6 +109,16 @@ def load_dataset(
         f"data file {source} has an unsupported type {suffix or '(none)'}; "
         "use .mat, .csv, .npz or builtin:co2"
     )
+
+
+def _existing_file(source: str) -> Path:
+    """``source`` as a path; refused unless it names a file."""
+    path = Path(source)
+    if not path.exists():
+        raise InputDataError(f"data file {source} does not exist{_from_here(path)}; check the path")
+    if not path.is_file():
+        raise InputDataError(f"data source {source} is not a file")
+    return path
 
 
 def _finish(
@@ -331,13 +343,17 @@ def _load_csv(
     return dataset
 
 
-def _load_npz(path: Path, test_fraction: float | None, seed: int) -> Dataset:
+def _read_npz(path: Path) -> dict[str, np.ndarray]:
     try:
-        arrays = read_npz(path)
+        return read_npz(path)
     except ValueError as exc:
         raise InputDataError(
             f"cannot read {path} ({exc}); pass an .npz written by numpy.savez"
         ) from None
+
+
+def _load_npz(path: Path, test_fraction: float | None, seed: int) -> Dataset:
+    arrays = _read_npz(path)
     if all(k in arrays for k in MAT_KEYS):
         return _finish(*(arrays[k] for k in MAT_KEYS), name=path.stem, own_split=True)
     if "X" in arrays and "y" in arrays:
@@ -434,8 +450,10 @@ def load_prediction_inputs(
             first_row=2,
         )
         return X, y, columns
-    # a file without its own test split is predicted whole (builtin:co2 has its fixed split)
-    dataset = load_dataset(source, test_fraction=None if source.startswith("builtin:") else 0.0)
+    if not source.startswith("builtin:") and Path(source).suffix.lower() in (".mat", ".npz"):
+        X, y = _prediction_arrays(_existing_file(source), dims)
+        return X, y, default_input_names(dims)
+    dataset = load_dataset(source, test_fraction=None)
     if (
         inputs is not None
         and dataset.target_name is not None
@@ -450,3 +468,26 @@ def load_prediction_inputs(
     else:
         X, y = dataset.X_train, dataset.y_train
     return check_X(X, dims=dims, what=f"inputs of {source}"), y, dataset.feature_names
+
+
+def _prediction_arrays(path: Path, dims: int) -> tuple[np.ndarray, np.ndarray | None]:
+    """The inputs to predict at in a .mat or .npz file, checked against the model's ``dims``,
+    and their outputs where the file holds them: its test split ``xtest`` (``ytest``) when it
+    has one, otherwise every row of an .npz's ``X`` (``y``). Training arrays are not read."""
+    npz = path.suffix.lower() == ".npz"
+    arrays = _read_npz(path) if npz else _read_mat(path)
+    if "xtest" in arrays:
+        x_key, y_key = "xtest", "ytest"
+    elif npz and "X" in arrays:
+        x_key, y_key = "X", "y"
+    else:
+        found = sorted(k for k in arrays if not k.startswith("__"))
+        raise InputDataError(
+            f"{path.name} holds {', '.join(found) or 'nothing'}; predict reads the inputs "
+            + ("xtest or X of an .npz" if npz else "xtest of a .mat file")
+            + " (their outputs, ytest or y, are optional)"
+        )
+    X = check_X(arrays[x_key], dims=dims, what=f"inputs {x_key} of {path.name}")
+    if y_key not in arrays:
+        return X, None
+    return X, check_y(arrays[y_key], len(X), f"outputs {y_key} of {path.name}")
