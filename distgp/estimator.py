@@ -338,7 +338,7 @@ class GSMPRegressor(RegressorMixin, BaseEstimator):
         target = getattr(y, "name", None)  # a pandas Series' column name
         X, y = _validated(self, X, y, reset=True)
         X, y = check_X_y(X, y)  # distgp's own limits (magnitudes whose squares overflow)
-        check_varying_inputs(X)
+        check_varying_inputs(X, getattr(self, "feature_names_in_", None))
         X, y, _ = in_time_order(X, y)
         config = self._config()
         if self.warm_start and self.tune:

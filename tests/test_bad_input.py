@@ -99,6 +99,7 @@ def make_files(folder: Path) -> dict[str, str]:
         "inf_output.csv": "x0,y\n1,inf\n2,3\n",
         "inf_input.csv": "x0\ninf\n2\n",
         "blank_outputs.csv": "t,y\n30,\n31,\n",
+        "tiny_input.csv": "t,y\n" + "".join(f"{i}e-170,{np.sin(i / 3)}\n" for i in range(30)),
         "notes.txt": "hello\n",
         "bad_key.yaml": "learn:\n  speed: 3\n",
         "bad_type.yaml": "kernel:\n  components: many\n",
@@ -403,6 +404,11 @@ CLI_CASES = {
         "fit --data {small_site} --target y --shard column:site --agents 3 --backend inline",
         "shard of agent 0 (site rare) would hold 5 point(s)",
     ),
+    "fit: an input column whose spread underflows when squared (it starts at 0)": (
+        "fit --data {tiny_input}",
+        "training input column t varies by only 2.3e-169, so little that squares of its spread "
+        "underflow float64; multiply it by a power of 10 (e.g. 1e169)",
+    ),
     "fit: shard column that does not exist": (
         "fit --data {table} --shard column:region",
         "shard column 'region'",
@@ -670,6 +676,12 @@ API_CASES = {
     ),
     "API: inputs that never vary": (
         lambda: GSMPRegressor().fit(np.ones((20, 2)), np.sin(np.arange(20.0))),
+        InputDataError,
+    ),
+    "API: an input column whose spread underflows beside one that varies": (
+        lambda: GSMPRegressor().fit(
+            np.c_[np.arange(20.0) * 1e-170, np.cos(np.arange(20.0))], np.sin(np.arange(20.0))
+        ),
         InputDataError,
     ),
     "API: M < 1": (

@@ -3,12 +3,16 @@ inputs that never vary and outputs without spread."""
 
 from __future__ import annotations
 
+import math
+from collections.abc import Sequence
+
 import numpy as np
 
 from distgp.exceptions import InputDataError
 
 MAX_ABS_VALUE = 1e150  # squares of larger values overflow float64 (max ~1.8e308)
 RELATIVE_TINY = 1e-12  # spreads below this fraction of the mean are rounding noise
+MIN_SPREAD = 1e-150  # squares of smaller spreads underflow float64 (min normal ~2.2e-308)
 
 
 def check_X_y(
@@ -29,13 +33,26 @@ def check_X_y(
     return X, y
 
 
-def check_varying_inputs(X: np.ndarray) -> None:
+def check_varying_inputs(X: np.ndarray, names: Sequence[str] | None = None) -> None:
     """Refuse training inputs that never vary: a kernel of constant inputs is constant, and
     the model could only learn the mean (some constant columns among varying ones are fine).
     Columns that vary only at rounding level (a spread below ``1e-12`` of their values, as in
-    :func:`distgp.data.scaling.varying_columns`) count as constant."""
+    :func:`distgp.data.scaling.varying_columns`) count as constant. A column whose spread is
+    so small (below ``1e-150``) that its square underflows float64 is refused by its ``names``
+    entry (``x0 ..`` without names): its variance would read 0, and it would be dropped."""
     if len(X) < 2:
         return
+    spread = np.ptp(X, axis=0)
+    tiny = np.flatnonzero((spread > 0) & (spread < MIN_SPREAD))
+    if tiny.size:
+        p = int(tiny[0])
+        name = names[p] if names is not None else f"x{p}"
+        power = -math.floor(math.log10(spread[p]))
+        raise InputDataError(
+            f"training input column {name} varies by only {spread[p]:.3g}, so little that "
+            f"squares of its spread underflow float64; multiply it by a power of 10 (e.g. "
+            f"1e{power})"
+        )
     if np.any(real_spread(np.std(X, axis=0), np.mean(X, axis=0))):
         return
     if np.any(np.ptp(X, axis=0) > 0):

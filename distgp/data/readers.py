@@ -147,10 +147,10 @@ def _finish(
         raise InputDataError(
             "training outputs y have a single distinct value; there is nothing to learn"
         )
-    check_varying_inputs(X_train)
+    names = list(feature_names) if feature_names else default_input_names(X_train.shape[1])
+    check_varying_inputs(X_train, names)
     if series is None:
         series = is_series(X_train)
-    names = list(feature_names) if feature_names else default_input_names(X_train.shape[1])
     return Dataset(
         X_train, y_train, X_test, y_test, name, names, groups, bool(series), own_split=own_split
     )
