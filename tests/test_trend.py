@@ -224,10 +224,25 @@ def test_a_trends_variance_past_float64_is_infinite_not_nan(trend):
 
     X, y = _series(40)
     model = fit(X, y, _config(trend)).model
+    trend_weights = model.weights[model.grid.components :]  # every term weighted
+    model.weights[model.grid.components :] = np.maximum(trend_weights, 1e-3)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         mean, std = model.predict(np.array([[41.0], [1e149]]), return_std=True)
     assert np.all(np.isfinite(mean)) and np.isfinite(std[0]) and std[1] == np.inf
+
+
+@pytest.mark.parametrize("trend", ["quadratic", "local"])
+def test_a_trend_of_weight_zero_leaves_the_std_far_out_finite(trend):
+    """0 times a trend's overflowing prior variance is 0, not NaN (reported as inf): with
+    every trend weight 0 the std and mean far out are the stationary part's, at 1e100 as at
+    1e149."""
+    X, y = _series(40)
+    model = fit(X, y, _config(trend)).model
+    model.weights[model.grid.components :] = 0.0
+    mean, std = model.predict(np.array([[1e100], [1e149]]), return_std=True)
+    assert np.all(np.isfinite(std)) and std[0] == pytest.approx(std[1])
+    assert np.all(np.isfinite(mean))
 
 
 def test_local_trend_follows_the_recent_slope_where_a_global_polynomial_does_not():

@@ -222,16 +222,21 @@ class TrendBasis:
         return walks
 
     def prior_variance(self, Z: np.ndarray, weights: np.ndarray) -> np.ndarray:
-        """The trend part's ``k(z, z)`` at standardised ``Z`` for its ``T`` weights."""
+        """The trend part's ``k(z, z)`` at standardised ``Z`` for its ``T`` weights. Terms of
+        weight 0 are left out: far out their variance overflows, and ``0 * inf`` is NaN."""
         weights = np.asarray(weights, float)
         poly = self.polynomial_size
-        out = (self.features(Z) ** 2) @ weights[:poly]
+        used = weights[:poly] != 0
+        out = (self.features(Z)[:, used] ** 2) @ weights[:poly][used]
         s = walk_times(Z) if self.walk_count else None
         for order in range(self.walks):
-            out = out + weights[poly + order] * walk_variance(order, s)
+            if weights[poly + order]:
+                out = out + weights[poly + order] * walk_variance(order, s)
         if self.season:  # the pattern's variance is 1, each phase's walk the level walk's
             pattern, walk = weights[poly + self.walks : poly + self.walks + 2]
-            out = out + pattern + walk * walk_variance(0, s)
+            out = out + pattern
+            if walk:
+                out = out + walk * walk_variance(0, s)
         return out
 
     def to_dict(self) -> dict[str, np.ndarray]:
@@ -328,10 +333,12 @@ class TrendBank:
         return K
 
     def cross(self, X2: np.ndarray, weights: np.ndarray):
-        """``sum_m w_m K_m(X2, X)`` (``n2 x n``, on the bank's device)."""
+        """``sum_m w_m K_m(X2, X)`` (``n2 x n``, on the bank's device); polynomial terms of
+        weight 0 are left out (their features overflow far out, and ``0 * inf`` is NaN)."""
         spectral, poly, walks = self._split(weights)
         X2 = np.asarray(X2, float)
-        part = (self.trend.features(X2) * poly) @ self.H.T
+        used = poly != 0
+        part = (self.trend.features(X2)[:, used] * poly[used]) @ self.H[:, used].T
         for w, W in zip(walks, self.trend.walk_kernels(X2, self.X), strict=True):
             part = part + w * W
         return self.spectral.cross(X2, spectral) + self.ops.asarray(part)
