@@ -2,8 +2,13 @@
 
 * ``none``: ``g(y) = y``.
 * ``log``: ``g(y) = log y``; multiplicative seasonality and growth become additive.
-* ``boxcox``: ``g(y) = (y^lam - 1) / lam`` (``log y`` at ``lam = 0``). ``lam`` is given, or
-  estimated from the training outputs by maximum likelihood (scipy's ``boxcox_normmax``).
+* ``boxcox``: ``g(y) = ((y / c)^lam - 1) / lam`` (``log(y / c)`` at ``lam = 0``), ``c`` the
+  training outputs' geometric mean (Box and Cox's normalised transform): an affine change of
+  ``(y^lam - 1) / lam``, which the standardisation of ``g(y)`` undoes, so the model is the same,
+  but ``g(y)`` keeps the outputs' relative precision where ``y^lam`` of outputs far from 1
+  (``1e-100``, or ``1e6`` plus a small signal) is ``1`` or ``0`` to float64 and ``g(y)`` a
+  constant. ``lam`` is given, or estimated from ``y / c`` by maximum likelihood (scipy's
+  ``boxcox_normmax``; the estimate does not depend on ``c``).
 
 With a Gaussian predictive ``N(mu, s^2)`` for ``w`` (noise included), the predictions on the
 original scale are (documented choice: the **mean**, which minimises the expected squared error,
@@ -28,7 +33,8 @@ Far from the data a prediction on the original scale can pass float64's range (`
 it is then ``inf``, never a capped number presented as a mean.
 
 The density of ``y`` is that of ``w`` times ``g'(y)``, so the NLPD on the original scale is
-``-log N(g(y); mu, s^2) - log g'(y)`` with ``log g'(y) = (lam - 1) log y`` (``-log y`` for log).
+``-log N(g(y); mu, s^2) - log g'(y)`` with ``log g'(y) = (lam - 1) log y - lam log c``
+(``-log y`` for log).
 """
 
 from __future__ import annotations
@@ -57,10 +63,12 @@ class OutputTransform:
     Attributes:
         kind: ``none``, ``log`` or ``boxcox``.
         lam: the Box-Cox exponent (0 for log, unused for none).
+        scale: ``c``, the outputs are transformed as ``y / c`` (Box-Cox; 1 otherwise).
     """
 
     kind: str = "none"
     lam: float = 0.0
+    scale: float = 1.0
 
     def __post_init__(self) -> None:
         if self.kind not in TRANSFORMS:
@@ -69,6 +77,8 @@ class OutputTransform:
             )
         if not math.isfinite(self.lam) or abs(self.lam) > 5:
             raise ConfigError(f"Box-Cox lambda must be in [-5, 5], got {self.lam}")
+        if not (math.isfinite(self.scale) and self.scale > 0):
+            raise ConfigError(f"the transform's scale must be positive, got {self.scale}")
 
     @property
     def identity(self) -> bool:
@@ -80,12 +90,16 @@ class OutputTransform:
         it is not given. Raises :class:`InputDataError` when ``y`` is not positive."""
         transform = cls(kind, 0.0 if lam is None else float(lam))
         transform.check(y, "training outputs y")
-        if kind == "boxcox" and lam is None:
+        if kind != "boxcox":
+            return transform
+        y = np.asarray(y, float)
+        scale = float(np.exp(np.mean(np.log(y))))
+        if lam is None:
             import scipy.stats
 
-            estimate = float(scipy.stats.boxcox_normmax(np.asarray(y, float), method="mle"))
-            transform = cls(kind, float(np.clip(estimate, -2.0, 2.0)))
-        return transform
+            estimate = float(scipy.stats.boxcox_normmax(y / scale, method="mle"))
+            lam = float(np.clip(estimate, -2.0, 2.0))
+        return cls(kind, lam, scale)
 
     def check(self, y: np.ndarray, what: str) -> None:
         """Refuse non-positive values for the log and Box-Cox transforms."""
@@ -104,8 +118,8 @@ class OutputTransform:
         if self.identity:
             return y
         if self.kind == "log" or self.lam == 0.0:
-            return np.log(y)
-        return (y**self.lam - 1.0) / self.lam
+            return np.log(y / self.scale)
+        return ((y / self.scale) ** self.lam - 1.0) / self.lam
 
     def inverse(self, w: np.ndarray) -> np.ndarray:
         """``y = g^-1(w)`` (clipped to the transform's range)."""
@@ -114,19 +128,19 @@ class OutputTransform:
             return w
         with np.errstate(divide="ignore", over="ignore"):  # beyond float64: inf, not a cap
             if self.kind == "log" or self.lam == 0.0:
-                return np.exp(w)
+                return np.exp(w + math.log(self.scale))
             base = np.maximum(self.lam * w + 1.0, 0.0)
             if self.lam < 0:  # y -> inf at the pole w = -1 / lam, and beyond it
-                return np.where(base > 0, base ** (1.0 / self.lam), np.inf)
-            return base ** (1.0 / self.lam)
+                return np.where(base > 0, self.scale * base ** (1.0 / self.lam), np.inf)
+            return self.scale * base ** (1.0 / self.lam)
 
     def log_derivative(self, y: np.ndarray) -> np.ndarray:
-        """``log g'(y)``: ``(lam - 1) log y`` (``-log y`` for log, 0 for none)."""
+        """``log g'(y)``: ``(lam - 1) log y - lam log c`` (``-log y`` for log, 0 for none)."""
         y = np.asarray(y, float)
         if self.identity:
             return np.zeros_like(y)
         lam = 0.0 if self.kind == "log" else self.lam
-        return (lam - 1.0) * np.log(y)
+        return (lam - 1.0) * np.log(y) - lam * math.log(self.scale)
 
     def moments(self, mean: np.ndarray, std: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Mean and standard deviation of ``g^-1(w)`` for ``w ~ N(mean, std^2)``."""
@@ -137,7 +151,8 @@ class OutputTransform:
             s2 = std**2
             with np.errstate(divide="ignore", over="ignore"):
                 log_expm1 = s2 + np.log(-np.expm1(-s2))  # log(exp(s2) - 1); -inf at s2 = 0
-                return np.exp(mean + 0.5 * s2), np.exp(mean + 0.5 * s2 + 0.5 * log_expm1)
+                log_mean = mean + math.log(self.scale) + 0.5 * s2
+                return np.exp(log_mean), np.exp(log_mean + 0.5 * log_expm1)
         if self.lam < 0:  # no mean (module docstring): the median and a quantile spread
             upper, lower = self.inverse(mean + std), self.inverse(mean - std)
             with np.errstate(invalid="ignore"):  # both past the pole: inf - inf
@@ -165,8 +180,8 @@ class OutputTransform:
     ) -> tuple[np.ndarray, np.ndarray]:
         """Box-Cox (``lam > 0``) mean and std of ``y`` for ``w ~ N(mean, std^2)``, the mean
         ``reach`` standard deviations above the edge ``-1 / lam``: with ``t = (w + 1/lam) / std
-        ~ N(reach, 1)``, ``y = (lam std t)^(1/lam)`` above the edge and 0 below, so
-        ``E[y^k] = (lam std)^(k/lam) E[max(t, 0)^(k/lam)]``, and for ``t ~ N(d, 1)``
+        ~ N(reach, 1)``, ``y = c (lam std t)^(1/lam)`` above the edge and 0 below, so
+        ``E[y^k] = (c (lam std)^(1/lam))^k E[max(t, 0)^(k/lam)]``, and for ``t ~ N(d, 1)``
         ``E[max(t, 0)^q] = Gamma(q + 1) exp(-d^2 / 4) D_{-q-1}(-d) / sqrt(2 pi)`` (``D`` the
         parabolic cylinder function)."""
         from scipy.special import gamma, pbdv
@@ -177,7 +192,7 @@ class OutputTransform:
 
         p = 1.0 / self.lam
         first, second = power_moment(p), power_moment(2 * p)
-        unit = (self.lam * std) ** p
+        unit = self.scale * (self.lam * std) ** p
         return unit * first, unit * np.sqrt(np.maximum(second - first**2, 0.0))
 
     def unmappable(self, mean: np.ndarray, std: np.ndarray, level: float = 0.95) -> str | None:
@@ -214,14 +229,20 @@ class OutputTransform:
         return self.inverse(mean - z * std), self.inverse(mean + z * std)
 
     def to_dict(self) -> dict[str, np.ndarray]:
-        return {"transform_kind": np.asarray(self.kind), "transform_lam": np.asarray(self.lam)}
+        return {
+            "transform_kind": np.asarray(self.kind),
+            "transform_lam": np.asarray(self.lam),
+            "transform_scale": np.asarray(self.scale),
+        }
 
     @classmethod
     def from_dict(cls, d) -> OutputTransform:
-        """The transform saved by :meth:`to_dict`; files without one have none."""
+        """The transform saved by :meth:`to_dict`; files without one have none, and files
+        without a scale (written before it) the scale 1."""
         if "transform_kind" not in d:
             return cls()
-        return cls(str(d["transform_kind"]), float(d["transform_lam"]))
+        scale = float(d["transform_scale"]) if "transform_scale" in d else 1.0
+        return cls(str(d["transform_kind"]), float(d["transform_lam"]), scale)
 
 
 def central_quantile(level: float) -> float:

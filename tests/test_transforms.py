@@ -212,3 +212,17 @@ def test_boxcox_moments_near_the_edge_match_adaptive_quadrature(lam, mus, sd):
         e1, e2 = _quad_moment(t, 1, mu, sd), _quad_moment(t, 2, mu, sd)
         assert mean == pytest.approx(e1, rel=1e-10)
         assert std == pytest.approx(math.sqrt(e2 - e1**2), rel=1e-10)
+
+
+@pytest.mark.parametrize("offset, factor", [(1e6, 1.0), (0.0, 1e-100)])
+def test_an_estimated_boxcox_keeps_outputs_far_from_one_apart(offset, factor):
+    """(y^lam - 1) / lam of 1e6 + a signal (lam estimated -2) or of 1e-100 times one (y^lam
+    ~ 1e-38) was a constant in float64, and the fit was refused as y of zero variance; on
+    y / c (c the geometric mean) g(y) follows log y, and g^-1 gives y back."""
+    rng = np.random.default_rng(3)
+    y = offset + factor * np.exp(np.sin(np.arange(60.0) / 3) + 0.1 * rng.normal(size=60))
+    t = OutputTransform.fitted("boxcox", None, y)
+    w = t.forward(y)
+    assert np.corrcoef(w, np.log(y))[0, 1] > 0.999
+    np.testing.assert_allclose(t.inverse(w), y, rtol=1e-12)
+    assert OutputTransform.from_dict(t.to_dict()) == t
