@@ -266,7 +266,11 @@ def fit(
             X_test = X_test(
                 ShardColumns(list(first["columns"]), first.get("target"), first["time_units"])
             )
-        scaler = Scaler.from_summary(summary, standardize_inputs=config.kernel.grid == "data")
+        scaler = Scaler.from_summary(
+            summary,
+            standardize_inputs=config.kernel.grid == "data",
+            outputs=transform.outputs_named,
+        )
         scale = float(scaler.x_scale[0])
         season = config.kernel.season / scale
         trend = TrendBasis.named(config.kernel.trend, summary.dims, season, step / scale)

@@ -1,14 +1,18 @@
 """Output transforms for positive data: the GP models ``w = g(y)`` and scores on ``y``'s scale.
 
 * ``none``: ``g(y) = y``.
-* ``log``: ``g(y) = log y``; multiplicative seasonality and growth become additive.
-* ``boxcox``: ``g(y) = ((y / c)^lam - 1) / lam`` (``log(y / c)`` at ``lam = 0``), ``c`` the
-  training outputs' geometric mean (Box and Cox's normalised transform): an affine change of
-  ``(y^lam - 1) / lam``, which the standardisation of ``g(y)`` undoes, so the model is the same,
-  but ``g(y)`` keeps the outputs' relative precision where ``y^lam`` of outputs far from 1
-  (``1e-100``, or ``1e6`` plus a small signal) is ``1`` or ``0`` to float64 and ``g(y)`` a
-  constant. ``lam`` is given, or estimated from ``y / c`` by maximum likelihood (scipy's
-  ``boxcox_normmax``; the estimate does not depend on ``c``).
+* ``log``: ``g(y) = log(y / c)``; multiplicative seasonality and growth become additive.
+* ``boxcox``: ``g(y) = ((y / c)^lam - 1) / lam`` (``log(y / c)`` at ``lam = 0``). ``lam`` is
+  given, or estimated from ``y / c`` by maximum likelihood (scipy's ``boxcox_normmax``; the
+  estimate does not depend on ``c``).
+
+``c`` is the training outputs' geometric mean (Box and Cox's normalised transform): an affine
+change of ``log y`` and ``(y^lam - 1) / lam``, which the standardisation of ``g(y)`` undoes, so
+the model is the same, but ``g(y)`` keeps the outputs' relative precision: ``log y`` of
+``1e11`` plus a signal of 1 varies by ``1e-13`` of its mean, rounding to the scaler, and
+``y^lam`` of outputs far from 1 (``1e-100``, or ``1e6`` plus a small signal) is ``1`` or ``0`` to
+float64, ``g(y)`` a constant. Outputs that vary only at rounding level (as under ``none``) are
+refused before they are transformed.
 
 With a Gaussian predictive ``N(mu, s^2)`` for ``w`` (noise included), the predictions on the
 original scale are (documented choice: the **mean**, which minimises the expected squared error,
@@ -46,6 +50,7 @@ from statistics import NormalDist
 
 import numpy as np
 
+from distgp.data.scaling import refuse_flat_outputs
 from distgp.exceptions import ConfigError, InputDataError
 
 TRANSFORMS = ("none", "log", "boxcox")
@@ -63,7 +68,7 @@ class OutputTransform:
     Attributes:
         kind: ``none``, ``log`` or ``boxcox``.
         lam: the Box-Cox exponent (0 for log, unused for none).
-        scale: ``c``, the outputs are transformed as ``y / c`` (Box-Cox; 1 otherwise).
+        scale: ``c``, the outputs are transformed as ``y / c`` (1 for none).
     """
 
     kind: str = "none"
@@ -84,22 +89,35 @@ class OutputTransform:
     def identity(self) -> bool:
         return self.kind == "none"
 
+    @property
+    def outputs_named(self) -> str:
+        """The outputs the GP models, as errors name them: the transformed outputs, not y."""
+        if self.identity:
+            return "training outputs y"
+        if self.kind == "log" or self.lam == 0.0:
+            return "training outputs transformed to log(y / c) (c their geometric mean)"
+        return (
+            f"training outputs transformed by Box-Cox lambda {self.lam:.4g} to ((y / c)^lambda "
+            "- 1) / lambda (c their geometric mean)"
+        )
+
     @classmethod
     def fitted(cls, kind: str, lam: float | None, y: np.ndarray) -> OutputTransform:
         """The transform ``kind`` for training outputs ``y``; Box-Cox estimates ``lam`` when
         it is not given. Raises :class:`InputDataError` when ``y`` is not positive."""
         transform = cls(kind, 0.0 if lam is None else float(lam))
         transform.check(y, "training outputs y")
-        if kind != "boxcox":
+        if transform.identity:
             return transform
         y = np.asarray(y, float)
+        refuse_flat_outputs(float(np.std(y)), float(np.mean(y)), "training outputs y")
         scale = float(np.exp(np.mean(np.log(y))))
-        if lam is None:
+        if kind == "boxcox" and lam is None:
             import scipy.stats
 
             estimate = float(scipy.stats.boxcox_normmax(y / scale, method="mle"))
             lam = float(np.clip(estimate, -2.0, 2.0))
-        return cls(kind, lam, scale)
+        return cls(kind, transform.lam if lam is None else lam, scale)
 
     def check(self, y: np.ndarray, what: str) -> None:
         """Refuse non-positive values for the log and Box-Cox transforms."""

@@ -7,6 +7,7 @@ import pytest
 
 from distgp import GSMPRegressor
 from distgp.config import FitConfig
+from distgp.exceptions import InputDataError
 from distgp.holdout import holdout_splits
 from distgp.selection import (
     DEFAULT_CANDIDATES,
@@ -184,3 +185,23 @@ def test_a_seasonal_series_also_scores_a_linear_trend_with_its_season():
         assert SEASONAL_CANDIDATE not in default_candidates(
             configured(config, setting), True, True, 200, 12.0
         )
+
+
+def test_the_log_candidates_fit_a_positive_series_on_a_large_offset():
+    """log y of 1e11 plus a signal of 1 varied by 1e-13 of its mean, and the log candidates'
+    standardisation refused it, aborting a default fit that never asked for a log; on
+    log(y / c) they score beside the others, and the fit succeeds."""
+    x = np.arange(60.0)
+    y = 1e11 + np.sin(x / 3) + 0.1 * np.random.default_rng(3).normal(size=60)
+    model = GSMPRegressor().fit(x[:, None], y)
+    assert "quadratic trend, log" in {e.name for e in model.tune_evaluations_}
+    assert np.mean((model.predict(x[:, None]) - y) ** 2) < 0.05
+
+
+def test_outputs_at_rounding_level_are_refused_as_y_before_a_transform():
+    """Outputs whose spread is rounding against their mean are refused as y (not as their
+    logs, which the message used to quote as y)."""
+    x = np.arange(30.0)[:, None]
+    y = 1e11 * (1 + 1e-15 * np.arange(30.0))
+    with pytest.raises(InputDataError, match=r"training outputs y vary too little .* \(1e\+11\)"):
+        GSMPRegressor(output_transform="log").fit(x, y)

@@ -88,6 +88,23 @@ def varying_columns(s: ShardSummary) -> np.ndarray:
     return real_spread(np.sqrt(np.asarray(s.x_m2, float) / s.n), np.asarray(s.x_mean, float))
 
 
+def refuse_flat_outputs(std: float, mean: float, outputs: str) -> None:
+    """Refuse ``outputs`` of standard deviation ``std`` and ``mean`` whose spread does not
+    exceed rounding: nothing can be learned from them."""
+    if bool(real_spread(std, mean)):
+        return
+    if std > 0 and abs(mean) >= 1.0:  # a spread lost against a large offset
+        raise InputDataError(
+            f"{outputs} vary too little (std {std:.3g}) against their mean ({mean:.3g}) to be "
+            "told from rounding; subtract an offset (e.g. their mean) first"
+        )
+    raise InputDataError(
+        f"{outputs} have (numerically) zero variance: constant (nothing to learn), or so small "
+        f"(mean {mean:.3g}) that their squares underflow float64; rescale them (e.g. multiply "
+        "by a power of 10)"
+    )
+
+
 @dataclass(frozen=True)
 class Scaler:
     """Affine maps between raw and standardised units: ``x_std = (x - x_mean) / x_scale``."""
@@ -98,25 +115,18 @@ class Scaler:
     y_scale: float
 
     @classmethod
-    def from_summary(cls, s: ShardSummary, standardize_inputs: bool = True) -> Scaler:
+    def from_summary(
+        cls, s: ShardSummary, standardize_inputs: bool = True, outputs: str = "training outputs y"
+    ) -> Scaler:
+        """The scaler of summary ``s``; ``outputs`` names its outputs in errors (the
+        transformed outputs, under a transform)."""
         x_mean = np.asarray(s.x_mean, float)
         # A column that does not vary beyond rounding keeps unit scale (it carries no signal).
         x_scale = np.where(varying_columns(s), np.sqrt(np.asarray(s.x_m2, float) / s.n), 1.0)
         if not standardize_inputs:
             x_mean, x_scale = np.zeros_like(x_mean), np.ones_like(x_scale)
         y_scale = float(np.sqrt(s.y_m2 / s.n))
-        if not bool(real_spread(y_scale, s.y_mean)):
-            if y_scale > 0 and abs(s.y_mean) >= 1.0:  # a spread lost against a large offset
-                raise InputDataError(
-                    f"training outputs y vary too little (std {y_scale:.3g}) against their "
-                    f"mean ({s.y_mean:.3g}) to be told from rounding; subtract an offset "
-                    "(e.g. their mean) first"
-                )
-            raise InputDataError(
-                "training outputs y have (numerically) zero variance: constant (nothing to "
-                f"learn), or so small (mean {s.y_mean:.3g}) that their squares underflow "
-                "float64; rescale them (e.g. multiply by a power of 10)"
-            )
+        refuse_flat_outputs(y_scale, float(s.y_mean), outputs)
         return cls(x_mean, x_scale, float(s.y_mean), y_scale)
 
     def x(self, X: np.ndarray) -> np.ndarray:
