@@ -327,7 +327,9 @@ def calibrated(
     intervals are too narrow. The held-out folds measure that where the forecast is made (a
     rolling origin's lead times). Intervals are only widened: narrowing them on a few dozen
     held-out points under-covered more often than it helped (docs/forecasting.md,
-    ``benchmarks/calibration_backtest.py``)."""
+    ``benchmarks/calibration_backtest.py``). Each held-out ``z^2`` is winsorised at 5 robust
+    sigmas of its split (:func:`~distgp.holdout.winsorised_z2`): one outlier, predicted by a
+    fold that never saw it, does not set the factor alone."""
     z2 = chosen.mean_z2
     if not config.tune.calibrate or z2 is None:
         return result

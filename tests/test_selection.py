@@ -205,3 +205,20 @@ def test_outputs_at_rounding_level_are_refused_as_y_before_a_transform():
     y = 1e11 * (1 + 1e-15 * np.arange(30.0))
     with pytest.raises(InputDataError, match=r"training outputs y vary too little .* \(1e\+11\)"):
         GSMPRegressor(output_transform="log").fit(x, y)
+
+
+def test_one_outlier_does_not_set_the_calibration_factor():
+    """The fold holding out y = 1e12 among values of 1 was fitted without it (z ~ 1e13), and
+    its z^2 alone made the factor 7e22 (std 4e22 for data bounded by 1e12); winsorised at 5
+    robust sigmas the factor is of order 1, and ordinary z-scores keep their plain sum."""
+    rng = np.random.default_rng(0)
+    x = np.sort(rng.uniform(0, 10, 60))
+    y = np.sin(x) + 0.1 * rng.normal(size=60)
+    y[10] = 1e12
+    model = GSMPRegressor().fit(x[:, None], y)
+    assert 1.0 <= model.model_.variance_scale < 5.0
+    assert model.predict(np.array([[5.0]]), return_std=True)[1][0] < 1e12
+    from distgp.holdout import winsorised_z2
+
+    z = rng.normal(size=40)
+    assert winsorised_z2(z) == pytest.approx(float(np.sum(z**2)))
