@@ -29,7 +29,11 @@ from distgp.threads import owned_threads
 from distgp.transforms import OutputTransform, central_quantile
 
 MODEL_FORMAT = "distgp-gsmp-model"
-MODEL_VERSION = 1
+MODEL_VERSION = 2
+READABLE_VERSIONS = ("1", "2")
+"""Model file versions this distgp reads: version 1 has no ``transform_scale`` (read as 1: its
+log and Box-Cox transforms were of ``y`` itself); a reader of version 1 alone, which would
+ignore the scale, refuses version 2."""
 _PREDICT_CHUNK = 4096
 Z95 = 1.959963984540054  # half-width of the central 95% interval of N(0, 1)
 
@@ -307,10 +311,10 @@ class GSMPModel:
             raise ModelFileError(
                 f"{path} is not a distgp model file; pass the model.npz that 'distgp fit' wrote"
             )
-        if str(data.get("version", "")).strip() != str(MODEL_VERSION):
+        if str(data.get("version", "")).strip() not in READABLE_VERSIONS:
             raise ModelFileError(
                 f"{path} has model version {data.get('version')}; this distgp reads "
-                f"version {MODEL_VERSION}"
+                f"versions {', '.join(READABLE_VERSIONS)}"
             )
         try:
             grid = SpectralGrid.from_dict(data)

@@ -130,6 +130,14 @@ def test_log_fit_of_multiplicative_series_round_trips(tmp_path):
     np.testing.assert_allclose(y_raw, y[:84])
     scores = model.score(x[84:, None], y[84:])
     assert scores["mse"] < 0.05 * np.var(y)
+    # the transform's scale c is in version 2 files, which a reader of version 1 (that
+    # would ignore c) refuses; a version 1 file is read with c = 1
+    with np.load(tmp_path / "m.npz") as saved:
+        arrays = dict(saved)
+    assert int(arrays["version"]) == 2 and float(arrays["transform_scale"]) != 1.0
+    del arrays["transform_scale"]
+    np.savez(tmp_path / "v1.npz", **(arrays | {"version": np.asarray(1)}))
+    assert GSMPModel.load(tmp_path / "v1.npz").transform.scale == 1.0
 
 
 def test_boxcox_estimates_lambda_and_refuses_non_positive_data():
