@@ -307,7 +307,12 @@ def fit(
         theta = run["theta"]
         members = run["members"]
         held = run["held"]
-        losses = _evaluate(backend, theta, rebuild_args, members, run["events"], held)
+        several = c.agents > 1
+        losses = _evaluate(backend, theta, rebuild_args, members, run["events"], held, several)
+        if several:  # how near the consensus is to a stationary point of sum_j l_j
+            lower = np.r_[np.zeros(len(theta) - 1), settings.noise_floor]
+            losses, kkt = summed_stationarity(losses, theta, lower, config.learn.prune_tol)
+            run["stop"]["stationarity"] = kkt
         seconds = saver.elapsed()
         prediction = None
         if X_test is not None and len(X_test) and not pooled:
@@ -646,17 +651,37 @@ def _evaluate(
     members: list[int],
     events: list[str],
     held: list[int] = (),
+    gradient: bool = False,
 ) -> dict:
     """Every remaining agent's local objective at the final weights (not sent again to the
-    agents in ``held``, which hold them from the last round); a dead agent is rebuilt once."""
-    replies = backend.call("evaluate", {j: (None if j in held else theta,) for j in members})
+    agents in ``held``, which hold them from the last round); a dead agent is rebuilt once.
+    ``gradient``: each reply is ``[l_j, dl_j/dtheta, log codes of its scale]``
+    (:meth:`distgp.agents.agent.Agent.evaluate`)."""
+    args = {j: (None if j in held else theta, gradient) for j in members}
+    replies = backend.call("evaluate", args)
     for j, reply in list(replies.items()):
         if isinstance(reply, AgentFailure):
             backend.recover(j)
             answered(backend.call("setup", {j: rebuild_args[j]}))
-            replies[j] = backend.call("evaluate", {j: (theta,)})[j]
+            replies[j] = backend.call("evaluate", {j: (theta, gradient)})[j]
             events.append(f"evaluation: agent {j} {reply.reason}; restarted from its shard")
     return answered(replies)
+
+
+def summed_stationarity(replies: dict, theta: np.ndarray, lower: np.ndarray, prune_tol: float):
+    """The agents' local objectives at ``theta`` and the scaled KKT violation of their sum
+    there (:func:`distgp.learn.dsca.stationarity`; weights DSCA would prune count as zero),
+    from :func:`_evaluate`'s replies with gradients."""
+    from distgp.consensus.admm import from_log_codes
+    from distgp.learn.dsca import stationarity
+
+    losses = {j: float(r[0]) for j, r in replies.items()}
+    gradient = np.sum([np.asarray(r[1], float) for r in replies.values()], axis=0)
+    scale = np.sum([from_log_codes(*r[2]) for r in replies.values()], axis=0)
+    pruned = theta.copy()
+    weights = pruned[:-1]
+    weights[weights < prune_tol * weights.max(initial=0.0)] = 0.0
+    return losses, stationarity(gradient / scale, np.maximum(pruned, lower), lower)
 
 
 def _predict_private(

@@ -27,7 +27,7 @@ import numpy as np
 
 from distgp import calendar
 from distgp.config import ConsensusConfig, LearnConfig
-from distgp.consensus.admm import Penalty, RoundReply, RoundRequest
+from distgp.consensus.admm import Penalty, RoundReply, RoundRequest, log_codes
 from distgp.consensus.quantizer import DeltaCoder
 from distgp.consensus.wire import decode, encode
 from distgp.data import Scaler, ShardSummary, array_digest, is_series, load_dataset
@@ -411,11 +411,18 @@ class Agent:
             theta = self._z_hat
         return np.maximum(np.asarray(theta, float), objective.lower)
 
-    def evaluate(self, theta: np.ndarray | None) -> float:
+    def evaluate(self, theta: np.ndarray | None, gradient: bool = False) -> float | list:
         """Local objective ``l_j(theta)`` (standardised units); ``None``: at the held consensus,
-        so the final weights need not travel again."""
+        so the final weights need not travel again. ``gradient``: also ``dl_j/dtheta`` (``D``,
+        float32) and its positive part ``tr(C_j^-1 K_m)`` (8-bit log codes), from which the
+        driver tells how near the result is to a stationary point of ``sum_j l_j``."""
         objective, _ = self._require()
-        return float(objective.value(self._held(theta)))
+        theta = self._held(theta)
+        if not gradient:
+            return float(objective.value(theta))
+        fac = objective.factorize(theta)
+        scale, q = objective.linearization(fac, np.arange(objective.dim))
+        return [float(fac.value), np.asarray(scale - q, np.float32), list(log_codes(scale))]
 
     def predict(
         self, Z: np.ndarray, weights: np.ndarray | None = None, noise: float | None = None

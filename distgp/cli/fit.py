@@ -537,8 +537,16 @@ def _write_outputs(out, dataset, config, result, progress, plots: bool, evaluati
         )
     if result.rounds:
         ratio = record["bits_sent"] / max(record["bits_float64"], 1)
+        kkt = result.stop.get("stationarity")
+        settled = (
+            f"; at the result the summed objective's gradient is {kkt:.3g} of its scale from "
+            f"stationary (DSCA's own test: {config.learn.kkt_tol:g})"
+            if kkt is not None
+            else ""
+        )
         progress(
             f"{result.rounds} rounds, {record['bits_sent']} bits sent ({ratio:.3f} of float64)"
+            + settled
         )
     progress(f"wrote {out}/metrics.json, model.npz, history.csv" + (" and plots" if plots else ""))
 

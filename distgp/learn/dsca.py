@@ -147,8 +147,9 @@ def block_partition(indices: np.ndarray, blocks: int) -> list[np.ndarray]:
     ]
 
 
-def _stationarity(scaled_grad: np.ndarray, theta: np.ndarray, lower: np.ndarray) -> float:
-    """Largest scaled KKT violation: ``|g|`` above the bound, ``max(0, -g)`` at it."""
+def stationarity(scaled_grad: np.ndarray, theta: np.ndarray, lower: np.ndarray) -> float:
+    """Largest scaled KKT violation of ``min f, theta >= lower``: ``|g|`` above the bound,
+    ``max(0, -g)`` at it (``g``: the gradient of ``f`` over its scale, ``tr(C^-1 K_m)``)."""
     at_bound = theta <= lower * (1 + 1e-12)
     free = np.abs(scaled_grad[~at_bound])
     bound = -scaled_grad[at_bound]
@@ -237,7 +238,7 @@ def _dsca(objective, theta0, solver, options, penalty, callback, state) -> DSCAR
         )
         anchor = np.zeros(len(active)) if penalty is None else penalty.anchor[active]
         grad = linear - q + rho * (theta[active] - anchor)
-        settled = _stationarity(grad / c, theta[active], objective.lower[active]) <= options.kkt_tol
+        settled = stationarity(grad / c, theta[active], objective.lower[active]) <= options.kkt_tol
         # a slow tail that no longer gains what matters counts as settled: pruned weights may
         # still re-enter (the large drops after a plateau are such entries), then it stops
         recent = _window(earlier, history)
