@@ -228,12 +228,13 @@ def fit(
         if checkpoint is None:
             raise ModelFileError("resuming needs a checkpoint")
         saved = checkpoint.load()
-        if saved["config_json"] != json.loads(config_json(config)):
+        if _as_validated(saved["config_json"]) != json.loads(config_json(config)):
             raise ModelFileError("the checkpoint was written with other settings; start a new run")
     report = report or (lambda event, fields: None)
     c = config.consensus
     pooled = prediction_mode(config) == "pooled"
     transform = OutputTransform()
+    y_raw, indices = y, []  # the outputs as given, and each agent's rows (none with shard files)
     step = 0.0  # the series' step, for a season (none with shard files)
     if shards is not None:
         check_shard_settings(config, shards, backend)
@@ -248,7 +249,12 @@ def fit(
         indices = preflight(config, len(y), groups, check_address=backend is None)
         parts = [ShardArrays(X[idx], y[idx]) for idx in indices]
     digest = None if shards is not None else data_digest(parts)
-    if saved is not None and "data_digest" in saved and digest != str(saved["data_digest"]):
+    stored = None if saved is None else saved.get("data_digest")
+    if (
+        stored is not None
+        and digest != str(stored)
+        and not _legacy_digest(stored, X, y_raw, indices, transform)
+    ):
         raise ModelFileError(
             "the training data changed since the checkpoint was written; start a new run "
             "(without --resume)"
@@ -374,6 +380,29 @@ def fit(
         parts=parts,
         n_train=n_total,
     )
+
+
+def _legacy_digest(stored, X, y_raw, indices, transform: OutputTransform) -> bool:
+    """Whether a checkpoint's data digest is that of an earlier version, which transformed
+    ``y`` and not ``y / c``: the same data, and the same model once standardised."""
+    if transform.identity:
+        return False
+    unscaled = dataclasses.replace(transform, scale=1.0).forward(y_raw)
+    legacy = [ShardArrays(X[idx], unscaled[idx]) for idx in indices]
+    return data_digest(legacy) == str(stored)
+
+
+def _as_validated(stored: dict) -> Any:
+    """A checkpoint's recorded settings as :meth:`FitConfig.validate` leaves them (an earlier
+    version recorded ``bits`` beside ``delta`` or float64 messages), for comparison."""
+    from distgp.config import build
+
+    try:
+        config = build(FitConfig, dict(stored), "")
+        config.validate()
+    except ConfigError:
+        return stored
+    return json.loads(config_json(config))
 
 
 def located(config: FitConfig) -> FitConfig:

@@ -47,10 +47,6 @@ Two, not Breiman's one: the lowest of 32 scores is biased low, and on training-o
 worse on 3 of 11 datasets, two on none."""
 
 RACE_FACTOR = 1.0
-OUTLIER_Z2 = 25.0
-"""A held-out point's squared z-score counts at most this many times its split's robust
-variance (:func:`winsorised_z2`): as a 5-sigma error."""
-CHI2_1_MEDIAN = 0.45493642311957283  # median of z^2 for z ~ N(0, 1)
 """A setting ``--tune``'s search proposes stops after a fold where its held-out squared error
 so far exceeds this many times that of the default path's choice on the same folds
 (:func:`behind`; a race, as in successive halving, which keeps a fixed fraction instead). The
@@ -61,6 +57,10 @@ runs of airfoil600, ale80, hoteldata, unemployment and cccp1000 (``python
 benchmarks/race_replay.py`` at commit 78fe082, the season then searched too) it left 48, 107,
 75, 74 and 65 of 128 fold fits and the same choice on each; a factor of 1.1 left 95, 120, 78,
 80 and 104."""
+OUTLIER_Z2 = 25.0
+"""A held-out point's squared z-score counts at most this many times its split's robust
+variance (:func:`winsorised_z2`), never below the nominal 1: as a 5-sigma error."""
+CHI2_1_MEDIAN = 0.45493642311957283  # median of z^2 for z ~ N(0, 1)
 
 
 @dataclass
@@ -534,9 +534,11 @@ def winsorised_z2(z: np.ndarray) -> float:
     the calibration factor alone, on a final model whose variance already absorbs it. Errors
     of Gaussian scale are never clipped in practice (``|z| > 5 s``: probability 6e-7), and a
     split whose errors are all too large for its intervals keeps them (the cap scales with
-    them)."""
+    them). The robust variance is at least 1, a z-score's nominal variance: a split whose
+    errors are mostly 0 (a model that fits most points exactly) keeps its misses. A split of
+    one or two points has the outlier in its median and clips nothing."""
     z2 = np.asarray(z, float) ** 2
-    cap = OUTLIER_Z2 * np.median(z2) / CHI2_1_MEDIAN
+    cap = OUTLIER_Z2 * max(1.0, float(np.median(z2)) / CHI2_1_MEDIAN)
     return float(np.sum(np.minimum(z2, cap)))
 
 

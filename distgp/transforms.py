@@ -55,6 +55,10 @@ from distgp.exceptions import ConfigError, InputDataError
 
 TRANSFORMS = ("none", "log", "boxcox")
 _HERMITE_POINTS = 40
+CLOSED_FORM_GAMMA = 170.0
+"""The closed form's ``Gamma(2 / lam + 1)`` overflows float64 past this argument (``lam`` below
+about 0.012, nearly the log): there Gauss-Hermite's moments stand (finite, if less accurate near
+the edge, which such a ``lam`` puts hundreds of units of ``g`` below the data)."""
 CLOSED_FORM_REACH = 10.0
 """Box-Cox with ``lam > 0``: a predictive mean fewer than this many standard deviations above
 the edge ``w = -1 / lam`` has its moments in closed form; further out Gauss-Hermite's error is
@@ -189,7 +193,7 @@ class OutputTransform:
         # below -40 deviations y > 0 has probability under e^-800: both moments are 0, as
         # Gauss-Hermite gives them (and the cylinder function is NaN far out)
         near = (reach > -40.0) & (reach < CLOSED_FORM_REACH)
-        if np.any(near):
+        if np.any(near) and 2.0 / self.lam + 1.0 < CLOSED_FORM_GAMMA:
             m[near], std_out[near] = self._moments_near_edge(reach[near], std[near])
         return m, std_out
 

@@ -272,3 +272,32 @@ def test_an_interrupted_final_fit_keeps_its_outer_choice(data_dir, tmp_path, mon
     assert resumed["tune_chosen"] == uninterrupted["tune_chosen"]
     untimed = [pd.read_csv(d / "tune.csv").drop(columns="seconds") for d in (killed, clean)]
     pd.testing.assert_frame_equal(*untimed)
+
+
+def test_checkpoints_of_the_earlier_settings_and_transform_records_still_resume():
+    """Checkpoints written before bits was cleared beside delta or float64 messages recorded
+    bits 8 there, and those of log or Box-Cox fits digested g(y), not g(y / c): --resume refused
+    both ('other settings', 'the training data changed') though nothing had changed."""
+    import json
+
+    from distgp.agents.agent import ShardArrays
+    from distgp.checkpoint import config_json
+    from distgp.config import FitConfig
+    from distgp.driver import _as_validated, _legacy_digest, data_digest
+    from distgp.transforms import OutputTransform
+
+    for field, value in (("quantize", False), ("delta", 0.05)):
+        config = FitConfig()
+        setattr(config.consensus, field, value)
+        earlier = json.loads(config_json(config))  # bits 8 still recorded
+        assert earlier["consensus"]["bits"] == 8
+        config.validate()
+        assert _as_validated(earlier) == json.loads(config_json(config))
+    X = np.arange(50.0)[:, None]
+    y = 100 + np.sin(X[:, 0])
+    indices = [np.arange(25), np.arange(25, 50)]
+    transform = OutputTransform.fitted("log", None, y)
+    assert transform.scale != 1.0
+    earlier = data_digest([ShardArrays(X[i], np.log(y)[i]) for i in indices])
+    assert _legacy_digest(earlier, X, y, indices, transform)
+    assert not _legacy_digest(earlier, X, y + 1.0, indices, transform)  # data that changed

@@ -222,3 +222,6 @@ def test_one_outlier_does_not_set_the_calibration_factor():
 
     z = rng.normal(size=40)
     assert winsorised_z2(z) == pytest.approx(float(np.sum(z**2)))
+    # a split fitted exactly but for one miss keeps the miss (its median z^2 is 0): at most 25
+    assert winsorised_z2(np.array([0.0, 0.0, 0.0, 3.0])) == pytest.approx(9.0)
+    assert winsorised_z2(np.array([0.0, 0.0, 0.0, 30.0])) == pytest.approx(25.0)

@@ -234,3 +234,12 @@ def test_an_estimated_boxcox_keeps_outputs_far_from_one_apart(offset, factor):
     assert np.corrcoef(w, np.log(y))[0, 1] > 0.999
     np.testing.assert_allclose(t.inverse(w), y, rtol=1e-12)
     assert OutputTransform.from_dict(t.to_dict()) == t
+
+
+def test_box_cox_moments_stay_finite_for_a_lambda_near_zero():
+    """The closed form near the edge takes Gamma(2 / lam + 1), which overflows below lam ~
+    0.012: lam 0.01 gave a std of inf and lam 0.005 a mean of inf and a NaN std where the
+    moments are finite."""
+    for lam, mean, std in ((0.01, 0.0, 20.0), (0.005, 0.0, 30.0)):
+        m, s = OutputTransform("boxcox", lam).moments(np.array([mean]), np.array([std]))
+        assert np.isfinite(m).all() and np.isfinite(s).all() and m[0] > 0 and s[0] > 0
