@@ -266,6 +266,10 @@ def test_config_file_gives_options_and_flags_override_it(tmp_path):
     assert args.jobs == 2
     expected = "distgp bench kernel --quick --datasets ale80,clay --timeout 0.5 --sm-seeds 4"
     assert command_line(args) == expected
+    # an on/off option the file turns on is undone by its --no- flag (there was none)
+    args = parsed(["bench", "kernel", "--config", str(config), "--no-quick"])
+    assert args.quick is False and "--quick" not in command_line(args)
+    assert parsed(["bench", "kernel", "--quick"]).quick is True
 
 
 @pytest.mark.parametrize(

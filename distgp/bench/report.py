@@ -211,11 +211,12 @@ def run_options(args: argparse.Namespace, always: Sequence[str] = ()) -> dict[st
     """The options of the suite's parser (``args.suite_parser``) that shape its numbers and
     differ from their defaults, by flag in the parser's order; those named in ``always`` (by
     destination) also at their default."""
-    options = {}
+    options, seen = {}, set()
     for action in args.suite_parser._actions:
         flags = [f for f in action.option_strings if f.startswith("--")]
-        if not flags or action.dest in WHERE_OPTIONS or action.dest == "help":
-            continue
+        if not flags or action.dest in WHERE_OPTIONS | seen or action.dest == "help":
+            continue  # an option's --no- inverse (same destination) is not a second option
+        seen.add(action.dest)
         value = getattr(args, action.dest)
         if action.dest in always or value != action.default:
             options[flags[0]] = value

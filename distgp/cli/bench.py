@@ -17,7 +17,8 @@ DESCRIPTION = """Run a benchmark suite on this machine and print its table.
 
 Every suite takes --config FILE.yaml, a mapping of the suite's options by their long names
 (underscores or dashes: 'datasets: ale80,clay' or a list, 'sm-seeds: 3', 'quick: true'); flags
-given on the command line override the file. --out DIR writes the suite's JSON (SECTION.json)
+given on the command line override the file (each on/off option --X has a --no-X that undoes
+the file's 'X: true'). --out DIR writes the suite's JSON (SECTION.json)
 and its table (the suite's section of DIR/RESULTS.md) into DIR; --json and --results write the
 same to a file of your choice. The command line recorded with the table names every option that
 shaped the numbers, whether from the file or the command line."""
@@ -49,9 +50,10 @@ def config_values(parser: argparse.ArgumentParser, path: str) -> dict[str, Any]:
         mapping = read_yaml(path)
     except ConfigError as exc:
         parser.error(str(exc))
-    actions = {
-        a.dest: a for a in parser._actions if a.option_strings and a.dest not in ("help", "config")
-    }
+    actions: dict[str, argparse.Action] = {}
+    for a in parser._actions:  # the first of a destination: --X, not its --no-X inverse
+        if a.option_strings and a.dest not in ("help", "config"):
+            actions.setdefault(a.dest, a)
     values = {}
     for key, value in mapping.items():
         action = actions.get(str(key).replace("-", "_"))
@@ -93,8 +95,24 @@ def add_parser(commands) -> None:
             continue
         sp = suites.add_parser(name, help=help_text, description=help_text)
         importlib.import_module(module).add_arguments(sp)
+        _add_inverses(sp)
         sp.set_defaults(handler=_runner(module), suite_parser=sp)
     p.set_defaults(handler=lambda args: p.error("choose a suite: " + ", ".join(SUITES)))
+
+
+def _add_inverses(parser: argparse.ArgumentParser) -> None:
+    """``--no-X`` for each on/off option ``--X``, so that a flag undoes a config file's
+    ``X: true`` (listed in the command's description, not one by one)."""
+    for action in list(parser._actions):
+        if isinstance(action, argparse._StoreTrueAction):
+            flag = next(f for f in action.option_strings if f.startswith("--"))
+            parser.add_argument(
+                f"--no-{flag[2:]}",
+                dest=action.dest,
+                action="store_false",
+                default=action.default,
+                help=argparse.SUPPRESS,
+            )
 
 
 def _runner(module: str):
