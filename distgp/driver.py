@@ -702,14 +702,13 @@ def summed_stationarity(replies: dict, theta: np.ndarray, lower: np.ndarray, pru
     there (:func:`distgp.learn.dsca.stationarity`; weights DSCA would prune count as zero),
     from :func:`_evaluate`'s replies with gradients."""
     from distgp.consensus.admm import from_log_codes
-    from distgp.learn.dsca import stationarity
+    from distgp.learn.dsca import prune, stationarity
 
     losses = {j: float(r[0]) for j, r in replies.items()}
     gradient = np.sum([np.asarray(r[1], float) for r in replies.values()], axis=0)
     scale = np.sum([from_log_codes(*r[2]) for r in replies.values()], axis=0)
     pruned = theta.copy()
-    weights = pruned[:-1]
-    weights[weights < prune_tol * weights.max(initial=0.0)] = 0.0
+    prune(pruned, len(theta) - 1, prune_tol)
     return losses, stationarity(gradient / scale, np.maximum(pruned, lower), lower)
 
 

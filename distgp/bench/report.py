@@ -104,16 +104,19 @@ def check_markers(text: str, path: Path) -> None:
     :class:`ConfigError` naming the first marker out of place otherwise."""
     from distgp.exceptions import ConfigError
 
+    def unclosed(name: str, before: str = "") -> ConfigError:
+        return ConfigError(
+            f"results file {path} has `<!-- {name}:start -->` without its end{before}; fix the "
+            f"file: add `<!-- {name}:end -->` or remove the start"
+        )
+
     seen: set[str] = set()
     inside: str | None = None
     for match in MARKER.finditer(text):
         name, kind = match.groups()
         marker = f"`{match.group(0)}`"
         if inside is not None and kind == "start":
-            raise ConfigError(
-                f"results file {path} has `<!-- {inside}:start -->` without its end before "
-                f"{marker}; fix the file: add `<!-- {inside}:end -->` or remove the start"
-            )
+            raise unclosed(inside, f" before {marker}")
         if kind == "start" and name in seen:
             raise ConfigError(f"results file {path} has {marker} twice; fix the file: keep one")
         if kind == "end" and inside != name:
@@ -124,10 +127,7 @@ def check_markers(text: str, path: Path) -> None:
         inside = name if kind == "start" else None
         seen.add(name)
     if inside is not None:
-        raise ConfigError(
-            f"results file {path} has `<!-- {inside}:start -->` without its end; fix the file: "
-            f"add `<!-- {inside}:end -->` or remove the start"
-        )
+        raise unclosed(inside)
 
 
 def update_results(path: str | Path, suite: str, command: str, body: str) -> None:
@@ -223,11 +223,13 @@ def run_options(args: argparse.Namespace, always: Sequence[str] = ()) -> dict[st
     return options
 
 
-def command_line(args: argparse.Namespace, always: Sequence[str] = ()) -> str:
-    """``distgp bench SUITE`` with every option of :func:`run_options`: the command that
-    measures the same numbers."""
+def command_line(
+    args: argparse.Namespace, always: Sequence[str] = (), options: dict[str, Any] | None = None
+) -> str:
+    """``distgp bench SUITE`` with every option of :func:`run_options` (``options``, when
+    already found): the command that measures the same numbers."""
     parts = ["distgp bench", args.suite]
-    for flag, value in run_options(args, always).items():
+    for flag, value in (run_options(args, always) if options is None else options).items():
         parts.append(flag if value is True else f"{flag} {_option_text(value)}")
     return " ".join(parts)
 
@@ -252,10 +254,11 @@ def publish(
     ``--results`` when asked, and into ``--out DIR`` (``suite.json`` and the section of
     ``DIR/RESULTS.md``), with the command line and the options that shaped them
     (:func:`run_options`; ``always``: also these at their default)."""
-    command = command_line(args, always)
+    options = run_options(args, always)
+    command = command_line(args, options=options)
     print(body)
-    options = {flag[2:]: value for flag, value in run_options(args, always).items()}
-    payload = {**payload, "command": command, "options": options}
+    named = {flag[2:]: value for flag, value in options.items()}
+    payload = {**payload, "command": command, "options": named}
     save_json(args.json, payload)
     if args.results:
         update_results(args.results, suite, command, body)

@@ -289,7 +289,7 @@ def _step(objective, theta, proposal, value, total, options, eta):
 
     def attempt(trial):
         trial = np.maximum(trial, objective.lower)
-        _prune(trial, objective.M, options.prune_tol)
+        prune(trial, objective.M, options.prune_tol)
         fac = objective.factorize(trial)
         trial_value = total(fac, trial)
         return trial, fac, trial_value, trial_value <= value + 1e-12 * abs(value)
@@ -332,7 +332,8 @@ def _gained_little(history: list[float], min_gain: float) -> bool:
     return history[-GAIN_WINDOW - 1] - history[-1] < 2.0 * min_gain
 
 
-def _prune(theta: np.ndarray, M: int, prune_tol: float) -> None:
+def prune(theta: np.ndarray, M: int, prune_tol: float) -> None:
+    """Set the weights (``theta[:M]``, in place) below ``prune_tol`` times the largest to 0."""
     weights = theta[:M]
     top = weights.max(initial=0.0)
     if top > 0:
