@@ -225,7 +225,7 @@ def _dsca(objective, theta0, solver, options, penalty, callback, state) -> DSCAR
     iteration = 0
     while iteration < options.max_iterations:
         iteration += 1
-        active = np.union1d(np.flatnonzero(theta > 0), [M])
+        active = np.append(np.flatnonzero(theta[:M] > 0), M)  # sorted; the noise last
         if penalty is not None:  # zero weights that the consensus or the dual pull up
             pulled = (penalty.anchor[:M] > 0) | (penalty.dual[:M] < 0)
             active = np.union1d(active, np.flatnonzero(pulled))
@@ -258,7 +258,7 @@ def _dsca(objective, theta0, solver, options, penalty, callback, state) -> DSCAR
         # a separable solver's update is the same for any partition: one call for all blocks
         blocks = [active] if solver.separable else block_partition(active, options.blocks)
         for block in blocks:
-            sel = np.searchsorted(active, block)  # positions in active (sorted by np.union1d)
+            sel = np.searchsorted(active, block)  # positions in active (sorted)
             sub = BlockSubproblem(block, theta, linear[sel], q[sel], rho[sel], anchor[sel])
             proposal[block] = solver.solve(objective, sub)
         theta_new, fac_new, value_new, eta = _step(
