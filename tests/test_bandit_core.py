@@ -63,6 +63,40 @@ def test_hallucinated_asks_match_exact_gp_bucb(arms):
         exact.tell(b, smooth(arms[b]))
 
 
+def _dtc_variance(K: np.ndarray, S: list[int], n: np.ndarray, lam: float) -> np.ndarray:
+    """The DTC variance (divided by lam) of every arm on dictionary ``S``, from scratch."""
+    s, U = np.linalg.eigh(K[np.ix_(S, S)])
+    keep = s > s[-1] * len(s) * np.finfo(float).eps
+    Z = K[:, S] @ (U[:, keep] / np.sqrt(s[keep]))
+    V = Z.T @ (Z * n[:, None]) + lam * np.eye(Z.shape[1])
+    resid = np.diag(K) - (Z**2).sum(1)
+    return np.maximum(resid / lam + ((Z @ np.linalg.inv(V)) * Z).sum(1), 0.0)
+
+
+@pytest.mark.parametrize("seed", [189, 217])
+def test_hallucinated_asks_with_a_sparse_dictionary_match_a_greedy_ucb_from_scratch(seed):
+    """lam = 1 and qbar = 1 keep the dictionary sparse, so hallucinated pulls grow the working
+    span, which can raise other arms' variances: the lazy search's stale UCBs were no upper
+    bounds and it proposed arms below the argmax (these seeds did)."""
+    rng = np.random.default_rng(seed)
+    X = rng.random((300, 2))
+    kernel = RBFKernel(0.4)
+    bandit = BKB(X, kernel, noise_variance=1.0, beta=3.0, qbar=1.0, initial=2, seed=seed)
+    for _ in range(40):
+        i = bandit.ask()
+        bandit.tell(i, smooth(X[i]) + 0.1 * rng.standard_normal(1))
+    mean, var = bandit.posterior()
+    S, n = bandit.dictionary.tolist(), bandit._counts.astype(float)
+    want = []
+    for _ in range(6):
+        arm = int(np.argmax(ucb_scores(mean, var, bandit.beta)))
+        want.append(arm)
+        n[arm] += 1
+        S += [] if arm in S else [arm]
+        var = _dtc_variance(kernel(X, X), S, n, bandit.lam)
+    assert bandit.ask(6).tolist() == want
+
+
 def test_exact_gpucb_matches_a_dense_gp(arms):
     lam = 0.01
     gp = GPUCB(arms, RBFKernel(0.3), noise_variance=lam, normalize_y=False, seed=0)

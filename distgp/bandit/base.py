@@ -304,7 +304,8 @@ class ArmBandit(ABC):
 
     @abstractmethod
     def _hallucinate(self, arm: int, variance: np.ndarray) -> None:
-        """Update ``variance`` (in place) as if ``arm`` had been pulled once more."""
+        """Update ``variance`` (in place) as if ``arm`` had been pulled once more; a lazy
+        subclass may leave it an upper bound of every arm's variance instead."""
 
     @property
     def dictionary_size(self) -> int:
@@ -390,8 +391,8 @@ class ArmBandit(ABC):
         self._begin_hallucination()
         for arm, _ in self._pending:
             self._hallucinate(arm, work_var)
-        # lazy bandits leave work_var stale after a hallucination: variances only shrink, so a
-        # stale UCB is an upper bound and only the top ones are recomputed (bkb.md 2.1)
+        # lazy bandits keep work_var an upper bound after a hallucination (a pull inside the
+        # working span only shrinks variances) and recompute only the top UCBs (bkb.md 2.1)
         fresh = None if not (self._lazy and self._pending) else np.zeros(len(self.arms), bool)
         scores = self._scores(work_var, [a for a, _ in self._pending])
         bound = 1.0 + float(sum(max(fb_var[a], 0.0) for a, _ in self._pending))
@@ -417,12 +418,9 @@ class ArmBandit(ABC):
                     break
             if len(picks) < limit:
                 self._hallucinate(arm, work_var)
+                scores = self._scores(work_var, [a for a, _ in self._pending] + picks)
                 if self._lazy:
                     fresh = np.zeros(len(self.arms), bool)
-                    if not self.repeat:
-                        scores[arm] = -np.inf
-                else:
-                    scores = self._scores(work_var, [a for a, _ in self._pending] + picks)
         if not picks:
             raise InputDataError(
                 "every arm not yet evaluated is pending (repeat=False); tell some results first"
@@ -443,7 +441,8 @@ class ArmBandit(ABC):
 
     def _best(self, scores: np.ndarray, variance: np.ndarray, fresh: np.ndarray | None) -> int:
         """Arm of the largest UCB; with ``fresh`` (lazy hallucination), stale scores are upper
-        bounds: the top :data:`LAZY_BLOCK` stale ones are recomputed until the best is fresh."""
+        bounds (see :meth:`_hallucinate`): the top :data:`LAZY_BLOCK` stale ones are recomputed
+        until the best is fresh."""
         while True:
             arm = int(np.argmax(scores))
             if fresh is None or fresh[arm] or scores[arm] == -np.inf:

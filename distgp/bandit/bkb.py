@@ -25,11 +25,13 @@ Memory: the embedding of every arm, ``A x r`` floats (``r <= m``), and ``O(A)`` 
 kernel evaluations go through the arms in chunks.
 
 Hallucinated pulls (pending arms, several arms per ``ask``, batches) update a working copy of
-``V^-1`` (Sherman-Morrison, ``O(r^2)``); variances only shrink, so the arms' stale UCBs are upper
-bounds and only the top ones are recomputed (``O(r^2)`` each) until the best is current, as the
-reference code does (bkb.md 2.1). A hallucinated arm outside the span of ``S`` first joins the
-working span (one Gram-Schmidt coordinate, computed only for the arms whose variance is asked),
-so its own variance, and its neighbours', do shrink; the dictionary is unchanged.
+``V^-1`` (Sherman-Morrison, ``O(r^2)``); a pull inside the working span only shrinks variances, so
+the arms' stale UCBs are upper bounds and only the top ones are recomputed (``O(r^2)`` each) until
+the best is current, as the reference code does (bkb.md 2.1). A hallucinated arm outside the span
+of ``S`` first joins the working span (one Gram-Schmidt coordinate, ``A`` floats for one ``ask``;
+the dictionary is unchanged), so its own variance does shrink; but a larger span can *raise*
+other arms' DTC variances, so the exact change of every arm's variance is added to the stale ones
+(``O(A r')`` per such arm), which stay upper bounds.
 """
 
 from __future__ import annotations
@@ -40,7 +42,7 @@ from typing import Any
 import numpy as np
 
 from distgp.bandit.base import ArmBandit, check_bandit_settings
-from distgp.bandit.nystrom import SPAN_RTOL, DTCState, check_arm_memory
+from distgp.bandit.nystrom import SPAN_RTOL, DTCState, check_arm_memory, kernel_columns
 
 
 class BKB(ArmBandit):
@@ -197,7 +199,7 @@ class BKB(ArmBandit):
         work = self._working()
         z, resid = work.rows(np.array([arm]))
         if resid[0] > SPAN_RTOL * self._kdiag[arm]:
-            work.extend(arm, z[0], math.sqrt(resid[0]))
+            variance += work.extend(arm, z[0], math.sqrt(resid[0]))  # stays an upper bound
             z, _ = work.rows(np.array([arm]))
         z = z[0]
         h = work.Vinv @ z
@@ -240,40 +242,54 @@ class BKB(ArmBandit):
 class _Working:
     """Hallucination state of one ``ask``: ``V^-1`` and pull counts including hallucinated
     pulls, and the arms added to the working span (one Gram-Schmidt coordinate each, for arms
-    outside the span of ``S``), whose coordinates are computed only for the rows asked for."""
+    outside the span of ``S``) with their coordinate of every arm (``A`` floats each)."""
 
     def __init__(self, bandit: BKB) -> None:
         self.bandit = bandit
         self.state = bandit._state
         self.Vinv = self.state.Vinv.copy()
         self.counts = self.state.n.copy()
-        self.ext: list[tuple[int, np.ndarray, float]] = []  # (arm, its working row, d)
+        self.ext: list[np.ndarray] = []  # per arm added to the span, every arm's coordinate
 
     def rows(self, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Working embedding (``len(idx) x r'``) and residual ``k - |z|^2`` of arms ``idx``."""
-        b, st = self.bandit, self.state
-        Zw = st.rows(idx)
-        resid = st.resid[idx].copy()
-        for arm, zrow, d in self.ext:
-            col = (b.kernel(b.arms[idx], b.arms[arm : arm + 1])[:, 0] - Zw @ zrow) / d
-            col[idx == arm] = d
-            Zw = np.column_stack((Zw, col))
-            resid = np.maximum(resid - col**2, 0.0)
+        Zw = self.state.rows(idx)
+        resid = self.state.resid[idx].copy()
+        if self.ext:
+            cols = np.column_stack([col[idx] for col in self.ext])
+            Zw = np.column_stack((Zw, cols))
+            for col in cols.T:
+                resid = np.maximum(resid - col**2, 0.0)
         return Zw, resid
 
-    def extend(self, arm: int, zrow: np.ndarray, d: float) -> None:
-        """Add ``arm`` (working row ``zrow``, residual ``d^2``) to the working span."""
-        self.ext.append((arm, zrow, d))
+    def times(self, h: np.ndarray) -> np.ndarray:
+        """Working embedding of every arm times the ``r'``-vector ``h``."""
+        r = self.state.rank
+        out = self.state.times(h[:r]) if r else np.zeros(len(self.bandit.arms))
+        for j, col in enumerate(self.ext):
+            out += col * h[r + j]
+        return out
+
+    def extend(self, arm: int, zrow: np.ndarray, d: float) -> np.ndarray:
+        """Add ``arm`` (working row ``zrow``, residual ``d^2``) to the working span; returns the
+        change of every arm's working variance, ``(z^T h - e)^2 / w - e^2 / lam`` (``e``: the new
+        coordinate, ``h``, ``w``: as in :meth:`DTCState.insert`), which may be positive: the
+        DTC variance is not monotone in the span. ``O(A r')``."""
+        b = self.bandit
+        e = (kernel_columns(b.kernel, b.arms, b.arms[arm : arm + 1])[:, 0] - self.times(zrow)) / d
+        e[arm] = d
         data = np.flatnonzero(self.counts)
         Zd = self.rows(data)[0]
-        c, Zd = Zd[:, -1], Zd[:, :-1]
-        weighted = self.counts[data] * c
-        b = Zd.T @ weighted
-        h = self.Vinv @ b
-        schur = c @ weighted + self.bandit.lam - b @ h
+        weighted = self.counts[data] * e[data]
+        v = Zd.T @ weighted
+        h = self.Vinv @ v
+        schur = e[data] @ weighted + b.lam - v @ h
+        change = (self.times(h) - e) ** 2 / schur - e * e / b.lam
         r = self.Vinv.shape[0]
         Vinv = np.empty((r + 1, r + 1))
         Vinv[:r, :r] = self.Vinv + np.outer(h, h) / schur
         Vinv[:r, r] = Vinv[r, :r] = -h / schur
         Vinv[r, r] = 1.0 / schur
         self.Vinv = Vinv
+        self.ext.append(e)
+        return change
