@@ -576,6 +576,21 @@ def test_a_bandit_saved_with_running_sums_loads_their_mean_and_spread(tmp_path):
     )
 
 
+def test_a_state_with_the_old_new_data_flag_loads_and_a_new_state_has_none(tmp_path):
+    """``new_data`` was written and loaded but never read; files that hold it still load."""
+    import json
+
+    bandit = BKB(np.random.default_rng(1).uniform(size=(50, 2)), seed=0)
+    bandit.tell([3, 7], [1.0, 2.0])
+    state = dict(bandit.state_dict())
+    meta = json.loads(str(state["meta"]))
+    assert "new_data" not in meta
+    meta["new_data"] = True
+    state["meta"] = np.asarray(json.dumps(meta))
+    np.savez(tmp_path / "old.npz", **state)
+    np.testing.assert_array_equal(BKB.load(tmp_path / "old.npz").ask(3), bandit.ask(3))
+
+
 def test_rewards_near_the_float64_limit_keep_a_finite_scale():
     """Squared deviations of rewards above 1e154 overflowed Welford's sum into an inf scale."""
     arms = np.random.default_rng(2).uniform(size=(40, 2))

@@ -279,7 +279,6 @@ class ArmBandit(ABC):
         self._model_y: list[float] = []  # per history entry, the reward the model uses (or NaN)
         self._pending: list[tuple[int, int]] = []  # (arm, batch id)
         self._batches = 0
-        self._new_data = False  # told rewards since the last refresh
         self._stale = True  # posterior not computed for the current data and kernel
         self._kdiag = self.kernel.diag(X)
         self._mean = np.zeros(A)
@@ -518,7 +517,6 @@ class ArmBandit(ABC):
                 self._y_mean += delta / self.fitted
                 gain = math.sqrt(abs(delta)) * math.sqrt(abs(model - self._y_mean))
                 self._y_spread = math.hypot(self._y_spread, gain)
-                self._new_data = True
                 self._stale = True
             self._history.append((arm, value, batch_id))
             self._model_y.append(model)
@@ -603,7 +601,6 @@ class ArmBandit(ABC):
         if self._stale:
             gain = self._batch_information_gain()
             self._refresh()
-            self._new_data = False
             self._stale = False
             self._beta = self._compute_beta(gain)
 
@@ -712,7 +709,6 @@ class ArmBandit(ABC):
             "y_mean": self._y_mean,
             "y_spread": self._y_spread,
             "batches": self._batches,
-            "new_data": self._new_data,
             "logdet": self._logdet,
             "logdet_seen": self._logdet_seen,
             "extra": extra_meta,
@@ -787,7 +783,6 @@ class ArmBandit(ABC):
                 m2 = float(meta["y_sumsq"]) - t * bandit._y_mean**2
                 bandit._y_spread = math.sqrt(max(m2, 0.0))
             bandit._batches = int(meta["batches"])
-            bandit._new_data = bool(meta["new_data"])
             bandit._logdet = float(meta["logdet"])
             bandit._mean = np.asarray(state["mean"], dtype=float).copy()
             bandit._var = np.asarray(state["variance"], dtype=float).copy()
