@@ -128,6 +128,20 @@ def test_bandit_arguments_of_the_wrong_kind_and_empty_arm_sets():
     assert bandit.add_arms(np.empty((0, 2))).size == 0 and len(bandit.arms) == 10
 
 
+@pytest.mark.parametrize("value", [True, np.bool_(True)])
+@pytest.mark.parametrize("name", ["beta", "noise_variance", "lam", "qbar", "fnorm"])
+def test_a_bool_is_no_bandit_setting(name, value):
+    with pytest.raises(ConfigError, match=rf"^bandit\.{name} must be a number, got (np\.)?True_?$"):
+        BKB(np.random.default_rng(0).uniform(size=(10, 2)), **{name: value})
+
+
+@pytest.mark.parametrize("n", [True, np.bool_(True)])
+def test_ask_refuses_a_bool_count(n):
+    bandit = BKB(np.random.default_rng(0).uniform(size=(10, 2)), seed=0)
+    with pytest.raises(ConfigError, match="ask needs a whole number n >= 1"):
+        bandit.ask(n)
+
+
 # --- dictionary --------------------------------------------------------------------------------
 
 

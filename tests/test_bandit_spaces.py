@@ -101,6 +101,12 @@ def test_space_from_mapping():
         space.encode({"lr": 0.01})
 
 
+@pytest.mark.parametrize("low", [True, np.bool_(False)])
+def test_a_bool_bound_is_no_number(low):
+    with pytest.raises(InputDataError, match=r"^space\.x\.low=\S+ is not a number$"):
+        space_from_mapping({"x": {"low": low, "high": 3}}, 10)
+
+
 def test_local_arms_stay_valid_and_near():
     space = mixed_space()
     row = space.arms[5]

@@ -343,6 +343,7 @@ def test_bad_input_is_one_line_exit_2_and_no_output(tmp_path, capsys, args, mess
         ("x: {low: 0.0, high: 1.0, log: true}", "log scale needs low > 0"),
         ("x: {choices: [only]}", "at least 2 arms"),
         ("k: {type: int, low: 0.5, high: 3.5}", "integer parameter k needs integer bounds"),
+        ("x: {low: true, high: 3}", "space.x.low=True is not a number"),
     ],
 )
 def test_bad_space_is_one_line_exit_2(tmp_path, capsys, user_module, space, message):

@@ -372,7 +372,7 @@ class ArmBandit(ABC):
             ``k`` arm indices (``1 <= k <= n``), an int array. An arm may repeat within a batch
             when its frozen UCB stays highest (a repeated noisy evaluation).
         """
-        if n is not None and (not isinstance(n, int | np.integer) or n < 1):
+        if n is not None and (isinstance(n, bool) or not isinstance(n, int | np.integer) or n < 1):
             raise ConfigError(f"ask needs a whole number n >= 1, got {n!r}")
         if self.batch:
             limit = self._batch_cap() if n is None else min(n, self._batch_cap())
@@ -828,9 +828,11 @@ class ArmBandit(ABC):
 
 def check_bandit_settings(values: dict[str, Any]) -> None:
     """Check bandit arguments with the rules of their settings (``bandit.<name>`` of
-    :class:`~distgp.bandit.config.OptimizeConfig`)."""
+    :class:`~distgp.bandit.config.OptimizeConfig`); a bool is no number."""
     from distgp.bandit.config import OptimizeConfig
     from distgp.settings import require
 
     for name, value in values.items():
+        if isinstance(value, bool | np.bool_):  # a config file's types are checked when read
+            raise ConfigError(f"bandit.{name} must be a number, got {value!r}", f"bandit.{name}")
         require(OptimizeConfig, f"bandit.{name}", value)

@@ -175,6 +175,8 @@ def _check_range(name: str, low: float, high: float, log: bool) -> None:
 
 
 def _number(name: str, value: Any) -> float:
+    if isinstance(value, bool | np.bool_):
+        raise InputDataError(f"{name}={value!r} is not a number")
     try:
         v = float(value)
     except (TypeError, ValueError):
