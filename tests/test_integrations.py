@@ -121,6 +121,23 @@ def test_optuna_search_leaves_the_region_where_trials_fail():
     assert failed <= 8 and study.best_params["x"] > 0.5
 
 
+def test_optuna_categorical_choices_that_python_calls_equal():
+    """Choices 1, True and 1.0 are equal in Python; encoded by index, they no longer make the
+    bandit's space refuse the study (a ConfigError out of study.optimize)."""
+    from distgp.integrations.optuna import BKBSampler
+
+    study = optuna.create_study(sampler=BKBSampler(seed=0, arms=50))
+    study.optimize(
+        lambda t: (
+            t.suggest_float("x", 0, 1) + (t.suggest_categorical("c", [1, True, 1.0, "x"]) == "x")
+        ),
+        n_trials=10,
+    )
+    assert all(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials)
+    assert {t.params["c"] for t in study.trials} <= {1, "x"}  # Optuna stores True as 1
+    assert study.sampler.bandit.bandit.observations == 10
+
+
 def test_optuna_small_spaces_and_a_second_study():
     from distgp.integrations.optuna import BKBSampler
 

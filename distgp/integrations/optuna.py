@@ -285,7 +285,9 @@ class _Codec:
     """One Optuna distribution as a bandit parameter, and back.
 
     Stepped floats and ints become integer step counts ``k`` (value ``low + k * step``), so
-    arms sit on the grid; everything else maps one to one.
+    arms sit on the grid; categorical choices become their indices (Optuna's internal
+    representation), so choices that Python calls equal (``1`` and ``True``) stay apart;
+    everything else maps one to one.
     """
 
     def __init__(self, name: str, d: BaseDistribution) -> None:
@@ -293,7 +295,7 @@ class _Codec:
         self.step: float | None = None
         self.param: Param
         if isinstance(d, CategoricalDistribution):
-            self.param = CategoricalParam(name, tuple(d.choices))
+            self.param = CategoricalParam(name, tuple(range(len(d.choices))))
         elif d.step is not None and not (isinstance(d, IntDistribution) and d.step == 1):
             self.step = float(d.step)
             steps = math.floor((d.high - d.low) / self.step + 1e-9)
@@ -305,14 +307,17 @@ class _Codec:
             self.param = FloatParam(name, float(d.low), float(d.high), bool(d.log))
 
     def encode(self, value: Any) -> Any:
+        d = self.distribution
+        if isinstance(d, CategoricalDistribution):
+            return int(d.to_internal_repr(value))
         if self.step is None:
             return value
-        return round((float(value) - self.distribution.low) / self.step)
+        return round((float(value) - d.low) / self.step)
 
     def decode(self, value: Any) -> Any:
         d = self.distribution
         if isinstance(d, CategoricalDistribution):
-            return value
+            return d.to_external_repr(value)
         if self.step is not None:
             value = min(d.low + int(value) * self.step, d.high)
         if isinstance(d, IntDistribution):
