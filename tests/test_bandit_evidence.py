@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import scipy.optimize
 
+from distgp.bandit import evidence
 from distgp.bandit.evidence import _neg_log_evidence, fit_rbf, standardise
 
 
@@ -45,6 +46,25 @@ def test_evidence_is_the_same_for_rewards_at_the_ends_of_float64(scale):
     np.testing.assert_allclose(kernel.lengthscale, reference.lengthscale, rtol=1e-4)
     assert kernel.variance == pytest.approx(reference.variance, rel=1e-4)
     assert noise == pytest.approx(reference_noise, rel=1e-4) and 0 < noise < 0.1
+
+
+def test_evidence_beyond_the_cap_is_fitted_on_a_seeded_subset_of_the_cap(monkeypatch):
+    """The fit is O(n^3) with an n x n x D array: beyond MAX_POINTS it uses MAX_POINTS."""
+    rng = np.random.default_rng(2)
+    X = rng.random((evidence.MAX_POINTS + 40, 2))
+    y = np.sin(6 * X[:, 0]) + 0.1 * rng.standard_normal(len(X))
+    sizes = []
+
+    def recorded(theta, diff2, ys):
+        sizes.append((diff2.shape, len(ys)))
+        return _neg_log_evidence(theta, diff2, ys)
+
+    monkeypatch.setattr(evidence, "_neg_log_evidence", recorded)
+    kernel, noise = fit_rbf(X, y, seed=4)
+    assert set(sizes) == {((evidence.MAX_POINTS, evidence.MAX_POINTS, 2), evidence.MAX_POINTS)}
+    again, again_noise = fit_rbf(X, y, seed=4)
+    np.testing.assert_array_equal(again.lengthscale, kernel.lengthscale)
+    assert again_noise == noise and kernel.lengthscale[0] < 0.5
 
 
 def test_constant_rewards_standardise_to_zeros():
