@@ -133,16 +133,14 @@ def practical_beta(
     noise_variance: float,
     fnorm: float,
     delta: float,
-    batch_factor: float = 1.0,
 ) -> float:
-    """The reference code's beta (bkb.md 3.4).
+    """The reference code's beta without batches (bkb.md 3.4; batches: :func:`batch_beta`).
 
-    ``sqrt(lam) F + sqrt(xi^2 (C log(t) I + log(1/delta)))`` with ``I = sum_i n_i sigma^2(x_i)``
-    over pulled arms (``information``), ``t`` successful pulls and ``C`` the batch factor
-    (``ratio_threshold`` in batch mode, else 1).
+    ``sqrt(lam) F + sqrt(xi^2 (log(t) I + log(1/delta)))`` with ``I = sum_i n_i sigma^2(x_i)``
+    over pulled arms (``information``) and ``t`` successful pulls.
     """
     logdet = math.log(max(t, 1)) * information
-    return batch_beta(logdet, lam, noise_variance, fnorm, delta, batch_factor)
+    return batch_beta(logdet, lam, noise_variance, fnorm, delta, 1.0)
 
 
 def batch_beta(
@@ -652,7 +650,7 @@ class ArmBandit(ABC):
             )
         if self.beta_mode == "practical":
             return practical_beta(
-                t, information, self.lam, self.noise_variance, self.fnorm, self.delta, factor
+                t, information, self.lam, self.noise_variance, self.fnorm, self.delta
             )
         return theory_beta(
             t,
