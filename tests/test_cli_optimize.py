@@ -187,6 +187,20 @@ def late_none(x):  # None from the third evaluation on
 
 late_none.bounds = bounds
 
+def as_dict(x):  # reads its array as a dict: an error in its code, at every point
+    return float(x["x0"])
+
+as_dict.bounds = bounds
+
+def late_start(x):  # the same code error in its first 4 evaluations only
+    global calls
+    calls += 1
+    if calls <= 4:
+        raise IndexError("index 2 is out of bounds")
+    return float(x[0])
+
+late_start.bounds = bounds
+
 def tuned(params):
     lr, layers, act = params["lr"], params["layers"], params["act"]
     return (math.log10(lr) + 2) ** 2 + (layers - 2) ** 2 + (act == "tanh")
@@ -237,6 +251,36 @@ def test_a_run_where_every_evaluation_fails_writes_results_and_exits_1(
     assert len(err) == 1 and "all 3 evaluations failed" in err[0]
     assert "RuntimeError: licence server down" in err[0]
     assert json.loads((out / "result.json").read_text())["failures"] == 3
+
+
+def test_a_code_error_in_the_first_evaluations_stops_the_run_early(tmp_path, capsys, user_module):
+    """A callable with bounds that reads its array as a dict spent the whole budget on errors."""
+    out = tmp_path / "run"
+    argv = ["--function", f"{user_module}:as_dict", "--budget", "40", "--quiet", "--out", str(out)]
+    code, err = run_cli(argv, capsys)
+    lines = err.strip().splitlines()
+    assert code == 1 and len(lines) == 1, err
+    assert "stopped after 5 of 40 evaluations, all failed with IndexError" in lines[0]
+    assert "called with a 1-D numpy array x" in lines[0]
+    result = json.loads((out / "result.json").read_text())
+    assert result["evaluations"] == result["failures"] == 5
+    assert any("the first 5 all raised IndexError" in e for e in result["events"])
+    assert not (out / "checkpoint.npz").exists()
+
+
+def test_code_errors_in_fewer_than_the_first_five_evaluations_do_not_stop_the_run(
+    tmp_path, capsys, monkeypatch, user_module
+):
+    import importlib
+
+    monkeypatch.syspath_prepend(".")
+    monkeypatch.setattr(importlib.import_module(user_module), "calls", 0)
+    out = tmp_path / "run"
+    argv = ["--function", f"{user_module}:late_start", "--budget", "8", "--kernel", "rbf"]
+    code, err = run_cli([*argv, "--quiet", "--out", str(out)], capsys)
+    assert code == 0, err
+    result = json.loads((out / "result.json").read_text())
+    assert result["evaluations"] == 8 and result["failures"] == 4
 
 
 def test_an_int_too_large_for_a_float_fails_that_evaluation(tmp_path, capsys, user_module):
@@ -320,7 +364,8 @@ BAD_INPUTS = [
     (["--function", "rosenbrock"], "unknown function 'rosenbrock'"),
     (["--function", "no_such_module_xyz:f"], "cannot import module 'no_such_module_xyz'"),
     (["--function", "math:no_such_function"], "has no attribute"),
-    (["--function", "math:sqrt"], "no bounds attribute"),
+    (["--function", "math:sqrt"], "called with a 1-D array x; a module-level bounds is not"),
+    (["--function", "math:sqrt"], "space: section (it is then called with a dict"),
     (["--beta", "loose"], "bandit.beta must be practical, theory or a positive, finite number"),
     (["--budget", "ten"], "expected an integer"),
     (["--function", "math:sqrt", "--noise", "1"], "noise_std adds noise to the built-in"),

@@ -145,8 +145,12 @@ def make_problem(config: OptimizeConfig) -> Problem:
         space = ParamSpace.box(box, arms.count, config.seed, arms.method)
         objective = ArrayObjective(func, space.names, config.seed)
     else:
+        name = spec.partition(":")[2]
         raise ConfigError(
-            f"{spec} has no bounds attribute; describe its parameters in the config's space section"
+            f"{spec} has no bounds attribute and the config no space: section; give the "
+            f"callable one ({name}.bounds = [[low, high], ...]: it is then called with a 1-D "
+            "array x; a module-level bounds is not read) or describe its parameters in the "
+            "config's space: section (it is then called with a dict {name: value})"
         )
     return Problem(spec, space, objective, config.maximize, _stated_optimum(spec, func))
 

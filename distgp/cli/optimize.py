@@ -25,8 +25,10 @@ def add_parser(commands) -> None:
         description=(
             "Optimise a built-in test function (branin, hartmann6, ackley[D], levy[D]; "
             "minimised) or MODULE:CALLABLE over a finite set of arms with BKB. A callable returns "
-            "a real number; one that raises or returns NaN fails that evaluation, one that "
-            "returns another type (bool, str, None, a list) stops the run. With --batch the "
+            "a real number; one that raises or returns NaN fails that evaluation (the first 5 "
+            "all raising one TypeError, IndexError, KeyError, AttributeError or NameError stop "
+            "the run), one that returns another type (bool, str, None, a list) stops it at "
+            "once. With --batch the "
             "arms of an adaptive batch are evaluated in parallel by the agents. Writes "
             "result.json, history.csv and regret.png into --out. Every setting flag is also a "
             "key of the --config file, which holds the rest (docs/configuration.md)."
@@ -118,12 +120,29 @@ def run_optimize(args: argparse.Namespace) -> int:
     checkpoint.remove()
     if result.best_value is None:  # results are written, but the objective never worked
         first = next((r.error for r in result.records if r.error), "no error message")
+        if result.code_error is not None:
+            sys.stderr.write(
+                f"distgp optimize: error: stopped after {len(result.records)} of "
+                f"{config.budget} evaluations, all failed with {result.code_error} (the first: "
+                f"{first}): an error in the objective's code, not at some points; "
+                f"{_called_with(problem)}; fix it and run again (see {out / 'history.csv'})\n"
+            )
+            return EXIT_FAILURE
         sys.stderr.write(
             f"distgp optimize: error: all {len(result.records)} evaluations failed (the first: "
             f"{first}); see {out / 'history.csv'}\n"
         )
         return EXIT_FAILURE
     return 0
+
+
+def _called_with(problem) -> str:
+    """How the objective is called, in words (the cause of most errors in its first lines)."""
+    from distgp.bandit.problems import ArrayObjective
+
+    if isinstance(problem.objective, ArrayObjective):
+        return "with a bounds attribute it is called with a 1-D numpy array x (x[0], x[1], ...)"
+    return "with a space: section it is called with a dict {name: value}"
 
 
 def _check_maximize(config, args: argparse.Namespace) -> None:

@@ -40,6 +40,10 @@ from distgp.optimize.refit import GSMPRefitter
 
 Reporter = Callable[[str, dict[str, Any]], None]
 
+EARLY_FAILURES = 5  # a run whose first this many evaluations raise one of CODE_ERRORS stops
+CODE_ERRORS = ("TypeError", "IndexError", "KeyError", "AttributeError", "NameError")
+"""Exceptions that point at the objective's code (how it reads its argument), not at a point."""
+
 
 @dataclass
 class EvaluationRecord:
@@ -77,6 +81,7 @@ class OptimizeResult:
     events: list[str] = field(default_factory=list)
     best_regret: float | None = None  # the true regret of best_params (noise can make it larger)
     arms: int = 0  # arms at the end: the initial ones plus those added near the best point
+    code_error: str | None = None  # the exception type that stopped the run early (CODE_ERRORS)
 
     @property
     def evaluations(self) -> int:
@@ -147,6 +152,7 @@ def optimize(
     batch_sizes: list[int] = []
     events: list[str] = []
     best: tuple[float, int] | None = None  # (reward, arm)
+    code_error: str | None = None
     next_fit = config.kernel.warmup
     before = 0.0
     if resume is not None:
@@ -271,6 +277,14 @@ def optimize(
                     "failed": sum(ev.failed for ev in evaluations),
                 },
             )
+            kind = early_code_error(records)
+            if kind is not None and len(records) < config.budget:
+                code_error = kind
+                events.append(
+                    f"stopped after {len(records)} of {config.budget} evaluations: the first "
+                    f"{EARLY_FAILURES} all raised {kind}, an error in the objective's code"
+                )
+                break
     finally:
         if refitter is not None:
             refitter.close()
@@ -291,7 +305,18 @@ def optimize(
         refits=0 if refitter is None else refitter.fits,
         events=events,
         arms=len(bandit.arms),
+        code_error=code_error,
     )
+
+
+def early_code_error(records: list[EvaluationRecord]) -> str | None:
+    """The exception type of :data:`CODE_ERRORS` that each of the first :data:`EARLY_FAILURES`
+    evaluations raised (``None`` when one succeeded, failed otherwise, or fewer ran)."""
+    first = records[:EARLY_FAILURES]
+    if len(first) < EARLY_FAILURES or any(r.error is None for r in first):
+        return None
+    kinds = {r.error.partition(":")[0] for r in first}
+    return kinds.pop() if len(kinds) == 1 and kinds <= set(CODE_ERRORS) else None
 
 
 def check_space(state: dict[str, Any], space: Space) -> None:
