@@ -214,6 +214,11 @@ CLI_CASES = {
     "fit: CSV without a header row": ("fit --data {no_header}", "no header row"),
     "fit: unsupported file type": ("fit --data {notes}", "unsupported type"),
     "fit: unknown built-in dataset": ("fit --data builtin:sunspots", "unknown built-in"),
+    "fit: --target naming no column of a built-in": (
+        "fit --data builtin:co2 --target month",
+        "builtin:co2's columns are month, co2 and its output is fixed (co2); set data.target",
+    ),
+    "fit: --target on a .mat file": ("fit --data {regression} --target y", "has no columns"),
     "fit: test fraction >= 1": ("fit --data {table} --test-fraction 1.5", "test_fraction"),
     "fit: unknown config key": ("fit --config {bad_key}", "unknown config key learn.speed"),
     # a flag's name written as a key: the error names the key that flag sets

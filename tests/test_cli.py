@@ -731,9 +731,11 @@ def test_a_quantisation_flag_replaces_the_config_files_choice(data_dir, tmp_path
 
 def test_a_builtin_model_matches_prediction_columns_by_name(tmp_path, capsys):
     """builtin:co2 has named columns (month, co2): a model fitted on it takes a CSV's columns by
-    name, and a model of other columns does not predict at it by position."""
+    name, and a model of other columns does not predict at it by position. Its output column
+    is accepted as --target, as predict accepts it."""
     out = tmp_path / "co2"
-    fit = ["fit", "--data", "builtin:co2", "--trend", "linear", "--components", "20"]
+    fit = ["fit", "--data", "builtin:co2", "--target", "co2", "--trend", "linear"]
+    fit += ["--components", "20"]
     assert run([*fit, "--no-plots", "--quiet", "--out", str(out)], capsys)[0] == 0
     month = np.arange(474.0, 479.0)
     data = _write_csv(tmp_path / "later.csv", ["co2", "month"], [month / 2 + 140, month])

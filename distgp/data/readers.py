@@ -28,7 +28,8 @@ from distgp.exceptions import InputDataError
 from distgp.io import read_npz
 
 MAT_KEYS = ("xtrain", "ytrain", "xtest", "ytest")
-BUILTINS = ("co2",)
+BUILTIN_COLUMNS = {"co2": ("month", "co2")}  # each built-in's input and output columns
+BUILTINS = tuple(BUILTIN_COLUMNS)
 
 
 @dataclass
