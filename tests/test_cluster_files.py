@@ -130,6 +130,8 @@ def test_runtime_env_is_valid():
     assert "working_dir" not in config  # given by `ray job submit --working-dir .`
     env = runtime_env.RuntimeEnv(working_dir=".", **config)
     assert env.env_vars()["OMP_NUM_THREADS"] == "1"
+    submit = (CLUSTER / "runtime_env.yaml").read_text()
+    assert "-- python -m distgp fit" in submit and "-- distgp fit" not in submit  # as README.md
 
 
 def test_dockerfile_pins_the_ray_image_and_cpu_torch():
@@ -138,6 +140,12 @@ def test_dockerfile_pins_the_ray_image_and_cpu_torch():
     assert "torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu" in text
     assert "-c constraints.txt" in text
     assert ".git" in (CLUSTER / "Dockerfile.dockerignore").read_text().split()
+    readme = (CLUSTER.parent / "README.md").read_text()  # the same CPU build outside CI
+    assert (
+        ".venv/bin/pip install torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu"
+        in readme
+    )
+    assert "CPU build of torch first" not in (CLUSTER.parent / "Makefile").read_text()
 
 
 def _cluster_files() -> list[Path]:
