@@ -1,4 +1,5 @@
-# distgp developer commands. `make run` and `make test` work on a fresh machine with Python 3.10+ (CI: 3.11).
+# distgp developer commands. `make run` and `make test` work on a fresh machine with Python 3.10+ (CI: 3.11);
+# for a CPU-only install outside CI, see the torch step below.
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -13,7 +14,9 @@ ONE_THREAD := OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	# CPU build of torch first (a plain `torch` requirement would pull a multi-GB CUDA build).
+	# torch first, pinned. It is a CPU build only where pip finds one (the CI machines' local
+	# wheelhouse); from PyPI alone torch==2.13.0 is the multi-GB CUDA build on Linux. Elsewhere,
+	# put the CPU build into $(VENV) first (README, Quick start); this step then keeps it.
 	$(BIN)/python -m pip install --quiet -c constraints.txt torch==2.13.0
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[dev]"
 	touch $(STAMP)
