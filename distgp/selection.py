@@ -220,7 +220,22 @@ def check_data(config: FitConfig, X: np.ndarray, y: np.ndarray, series: bool) ->
                 "set tune.origins (--origins) or tune.horizon (--horizon) instead",
                 setting="tune.folds",
             )
-        holdout_splits(len(y), False, folds=config.tune.folds)
+        if unused_folds(config, dims, len(y)) is None:
+            holdout_splits(len(y), False, folds=config.tune.folds)
+
+
+def unused_folds(config: FitConfig, dims: int, n: int) -> str | None:
+    """Why ``tune.folds`` scores nothing on regression data of ``n`` points with ``dims``
+    inputs (``None`` where K folds score settings: ``--tune``, or the default selection)."""
+    if config.tune.budget:
+        return None
+    if config.kernel.trend != "auto":
+        return "the trend family is fixed (--trend), so no held-out choice runs"
+    if dims != 1:
+        return f"the default held-out choice runs on one input, these data have {dims}"
+    if n > SELECT_MAX_N:
+        return f"the default held-out choice runs on up to {SELECT_MAX_N} points, not {n}"
+    return None
 
 
 def fit_selected(
@@ -246,6 +261,9 @@ def fit_selected(
     if config.kernel.trend == "auto":  # a fixed trend family: no selection to score
         series = as_forecast(series, X, fit_options.get("X_test"), report)
     check_data(config, X, y, series)
+    unused = unused_folds(config, X.shape[1], len(y))
+    if config.tune.folds != DEFAULT_FOLDS and not series and unused is not None:
+        report("unused folds", {"why": unused})
     if not applies(config, series, len(y), dims=X.shape[1]):
         if X.shape[1] == 1 and config.kernel.trend == "auto":
             report("no choice", {"n": len(y), "why": "many" if len(y) > SELECT_MAX_N else "few"})

@@ -372,7 +372,7 @@ CLI_CASES = {
     "fit: delta <= 0": ("fit --data {good} --agents 2 --delta -0.5 --backend inline", "in (0, 1)"),
     "fit: complex outputs": ("fit --data {complex}", "are complex numbers; pass real values"),
     "fit: more folds than the data holds": (
-        "fit --data {regression} --folds 20",
+        "fit --data {regression} --folds 20 --tune 4",
         "set tune.folds (--folds) to at most 12",
     ),
     "fit: folds for a series": ("fit --data {good} --folds 3", "a series is held out by rolling"),

@@ -868,3 +868,26 @@ def test_predict_reads_only_the_test_split_or_the_inputs_of_a_mat_or_npz(tmp_pat
     scipy.io.savemat(tmp_path / "training_only.mat", dict(xtrain=x, ytrain=np.sin(x)))
     with pytest.raises(InputDataError, match=r"predict reads the inputs xtest of a \.mat file"):
         load_prediction_inputs(str(tmp_path / "training_only.mat"), dims=1)
+
+
+def test_folds_and_rounds_that_do_not_apply_are_noted_not_refused(tmp_path, capsys):
+    """--folds 64 on data with two inputs (no K-fold choice runs) was refused as too many folds
+    while --folds 3 was silently unused; --rounds with one agent was silently unused."""
+    rng = np.random.default_rng(2)
+    X = rng.uniform(size=(40, 2))
+    data = _write_csv(tmp_path / "two.csv", ["a", "b", "y"], [X[:, 0], X[:, 1], X.sum(axis=1)])
+    argv = ["fit", "--data", str(data), "--components", "20", "--backend", "inline"]
+    code, _, err = run(
+        [*argv, "--folds", "64", "--rounds", "5", "--no-plots", "--out", str(tmp_path / "o")],
+        capsys,
+    )
+    assert code == 0, err
+    assert (
+        "--folds (tune.folds) does not apply: the default held-out choice runs on one input, "
+        "these data have 2" in err
+    )
+    assert "--rounds (consensus.max_rounds) does not apply" in err
+    code, _, err = run(
+        [*argv, "--folds", "64", "--tune", "4", "--out", str(tmp_path / "t")], capsys
+    )
+    assert code == 2 and "set tune.folds (--folds) to at most" in err

@@ -11,11 +11,12 @@ import numpy as np
 
 from distgp.cli.common import Progress, add_common, resumed_config
 from distgp.cli.flags import add_setting_flags
-from distgp.config import FitConfig
+from distgp.config import ConsensusConfig, FitConfig
 from distgp.exceptions import ConfigError
 
 CUSTOM_FLAGS = {"data.shards": "shards"}  # globs and NAME@RESOURCE, expanded by shard_list
 # outputs a fit writes only with some settings; a refit into the same folder removes stale ones
+DEFAULT_ROUNDS = ConsensusConfig().max_rounds
 OPTIONAL_OUTPUTS = {"spectrum.png", "prediction.png", "convergence.png", "tune.csv", "tune.png"}
 
 
@@ -57,6 +58,9 @@ OUTER_CHOICE_LINES: dict[str, Callable[[dict[str, Any]], str]] = {
     "folds": lambda f: (
         f"candidates scored on {f['folds']} random folds of the training data (one input, not "
         "a series; --folds sets them)"
+    ),
+    "unused folds": lambda f: (
+        f"--folds (tune.folds) does not apply: {f['why']}; --tune BUDGET scores settings on folds"
     ),
     "past the end": lambda f: (
         "the test inputs all lie past the training inputs: candidates scored by rolling origin "
@@ -334,6 +338,12 @@ def _learn(dataset, config, progress, checkpoint=None, resume=False, X_test=None
     from distgp.holdout import Evaluation, keep_for_resume
     from distgp.selection import calibrated, fit_selected
     from distgp.tune import tunable_names, tune
+
+    if config.consensus.agents == 1 and config.consensus.max_rounds != DEFAULT_ROUNDS:
+        progress(
+            "--rounds (consensus.max_rounds) does not apply: it caps the ADMM rounds of several "
+            "agents, and one agent learns alone (--max-iterations caps its DSCA iterations)"
+        )
 
     def report(event, fields):
         if event in ("candidate", "selected"):
