@@ -267,6 +267,9 @@ def fit(
         backend.start(parts)
         start = time.perf_counter()
         replies, summary = gather_summaries(backend, config.data.min_shard_size)
+        twins = None if shards is None else same_data(replies, [s.path for s in shards])
+        if twins is not None:
+            report("same data", {"files": twins})
         if callable(X_test):
             first = replies[min(replies)]
             X_test = X_test(
@@ -523,6 +526,15 @@ def _check_shard_files(
             "the shard files do not give the data this model's agents were fitted on (a "
             "file changed since the fit); restore them, or refit on them"
         )
+
+
+def same_data(replies: dict[int, dict], paths: list[str]) -> list[str] | None:
+    """The first shard files (of agents ``j``: ``paths[j]``) whose agents sent one digest in
+    their summaries ``replies``: the same data under other names; ``None`` when all differ."""
+    named: dict[str, list[str]] = {}
+    for j in sorted(replies):
+        named.setdefault(str(replies[j]["digest"]), []).append(paths[j])
+    return next((files for files in named.values() if len(files) > 1), None)
 
 
 def shard_files(config: FitConfig) -> list[ShardFile]:

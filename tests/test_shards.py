@@ -114,6 +114,38 @@ def test_bad_shards_are_one_line_errors_and_nothing_is_written(
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
 
 
+@pytest.mark.parametrize("pinned", ["", "@rack"])
+def test_a_shard_file_listed_twice_is_refused(tmp_path, capsys, monkeypatch, pinned):
+    """The same file twice ran two agents on it, its data counted twice in the evidence."""
+    write_sites(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    args = fit_args(tmp_path, tmp_path / "out")
+    args[args.index("--shards") + 1] = f"site-0.csv{pinned},site-1.csv,./site-0.csv{pinned}"
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == (
+        "distgp fit: error: --shards lists the shard file site-0.csv twice (as site-0.csv and "
+        "./site-0.csv): two agents would count its data twice; give each file once"
+    )
+    assert not (tmp_path / "out").exists()
+
+
+def test_shard_files_holding_the_same_data_are_warned_of(tmp_path, capsys):
+    """Other names, one content: the agents' digests show it."""
+    write_sites(tmp_path)
+    (tmp_path / "copy.csv").write_bytes((tmp_path / "site-1.csv").read_bytes())
+    args = fit_args(tmp_path, tmp_path / "out")
+    args.remove("--quiet")
+    files = [tmp_path / "site-0.csv", tmp_path / "site-1.csv", tmp_path / "copy.csv"]
+    args[args.index("--shards") + 1] = ",".join(map(str, files))
+    assert main(args) == 0
+    err = capsys.readouterr().err
+    assert (
+        f"warning: shard files {files[1]}, {files[2]} hold the same data (one SHA-256 digest): "
+        "the fit counts it 2 times; give each agent its own shard" in err
+    ), err
+
+
 @pytest.mark.parametrize("backend", ["ray", "inline"])
 def test_tuning_over_shard_files_is_scored_by_their_agents(backend, tmp_path, request, monkeypatch):
     """``--tune`` with shard files: each agent scores the candidates on its own file, the

@@ -240,6 +240,7 @@ def _config(args: argparse.Namespace) -> FitConfig:
     if d.shards is not None:
         name = "--shards" if args.shards is not None else "data.shards"
         d.shards, d.placements = shard_list(d.shards, d.placements, name)
+        check_distinct(d.shards, d.placements, name)
         given = args.consensus__agents is not None or "agents" in (mapping.get("consensus") or {})
         if not given:  # one agent per file
             config.consensus.agents = len(d.shards)
@@ -281,6 +282,27 @@ def shard_list(
             setting="data.placements",
         )
     return paths, places
+
+
+def check_distinct(paths: list[str], placements: list[str] | None, name: str) -> None:
+    """Refuse a shard file listed twice (one resolved path, pinned to the same nodes or to
+    none): two agents would hold its data, counted twice."""
+    import os
+
+    from distgp.exceptions import InputDataError
+
+    places = placements if placements and len(placements) == len(paths) else [""] * len(paths)
+    seen: dict[tuple[str, str], str] = {}
+    for path, place in zip(paths, places, strict=True):
+        key = (os.path.realpath(path), place)
+        if key in seen:
+            first = seen[key]
+            also = "" if first == path else f" (as {first} and {path})"
+            raise InputDataError(
+                f"{name} lists the shard file {first} twice{also}: two agents would count its "
+                "data twice; give each file once"
+            )
+        seen[key] = path
 
 
 def _run_shard_fit(args: argparse.Namespace, config) -> int:
@@ -357,6 +379,12 @@ def _learn(dataset, config, progress, checkpoint=None, resume=False, X_test=None
             progress(OUTER_CHOICE_LINES[event](fields))
         elif event == "start":
             progress(f"starting {fields['agents']} agent(s) on the {fields['backend']} backend")
+        elif event == "same data":
+            files = fields["files"]
+            progress(
+                f"warning: shard files {', '.join(files)} hold the same data (one SHA-256 digest): "
+                f"the fit counts it {len(files)} times; give each agent its own shard"
+            )
         elif event == "setup":
             auto = config.kernel.trend == "auto" and not config.tune.budget
             if dataset is None and fields["dims"] == 1 and auto:  # shard files
