@@ -5,11 +5,13 @@ A run that fails or is killed never leaves a half-written result behind.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import shutil
 import tempfile
 import zipfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
@@ -74,6 +76,46 @@ def check_output_file(path: str | os.PathLike, flag: str) -> Path:
     except OSError as exc:
         raise ConfigError(f"{flag} {target} cannot be written ({exc.strerror})") from None
     return target
+
+
+def check_output_names(out: Path, names: Iterable[str], command: str) -> None:
+    """Refuse, before any work, an output ``--out``/NAME that exists as a folder (the run could
+    write everything but that file)."""
+    folders = [name for name in sorted(names) if (out / name).is_dir()]
+    if folders:
+        raise ConfigError(
+            f"--out {out} holds a folder named {folders[0]}, where distgp {command} writes a "
+            "file; move or rename that folder, or choose another --out",
+            setting="out",
+        )
+
+
+@contextlib.contextmanager
+def staged_outputs(folder: Path) -> Iterator[Path]:
+    """A hidden temporary folder in ``folder`` to write a run's outputs into before
+    :func:`publish_outputs` moves them into place; removed on leaving, with whatever it still
+    holds (everything, after a failure)."""
+    stage = Path(tempfile.mkdtemp(prefix=".distgp-partial-", dir=folder))
+    try:
+        yield stage
+    except OSError as exc:  # named as the output it was for: the staging folder goes
+        if exc.filename and Path(exc.filename).parent == stage:
+            exc.filename = str(folder / Path(exc.filename).name)
+        raise
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
+
+
+def publish_outputs(stage: Path, folder: Path, names: list[str], stale: Iterable[str] = ()) -> None:
+    """Move the files ``names`` from ``stage`` into ``folder``; the last of them (a fit's
+    ``metrics.json``, which marks a complete set) goes last, its earlier version removed first,
+    and after the rest the earlier outputs ``stale`` that the new ones do not replace."""
+    (folder / names[-1]).unlink(missing_ok=True)
+    for name in names[:-1]:
+        os.replace(stage / name, folder / name)
+    for name in stale:
+        (folder / name).unlink(missing_ok=True)
+    os.replace(stage / names[-1], folder / names[-1])
 
 
 def ensure_output_dir(path: str | os.PathLike) -> Path:

@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from unittest.mock import ANY
 
 import numpy as np
 import pandas as pd
@@ -362,6 +363,69 @@ def test_a_write_failure_mid_run_is_one_line_not_a_traceback(
     assert err.strip().splitlines() == [
         f"distgp fit: error: No space left on device ({out / 'checkpoint.npz'})"
     ]
+
+
+def _contents(folder: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in folder.iterdir() if p.is_file()}
+
+
+def test_a_failed_output_write_leaves_the_earlier_results_whole(
+    series_mat, tmp_path, capsys, monkeypatch
+):
+    """Outputs are staged and moved into place at the end: a write failure after the fit
+    leaves the folder's earlier results as they were (nothing of the new run but the
+    checkpoint, which --resume finishes from); a predict likewise."""
+    out = tmp_path / "run"
+    fit = ["fit", "--data", str(series_mat), "--trend", "linear", "--out", str(out)]
+    assert run([*fit, "--quiet"], capsys)[0] == 0
+    earlier = _contents(out)
+    pred = tmp_path / "pred"
+    predict = ["predict", "--model", str(out), "--data", str(series_mat), "--out", str(pred)]
+    assert run([*predict, "--quiet"], capsys)[0] == 0
+    predicted = _contents(pred)
+
+    def full_disk(path):
+        raise OSError(28, "No space left on device", str(path))
+
+    monkeypatch.setattr("distgp.plots.spectrum", lambda model, path: full_disk(path))
+    code, _, err = run([*fit[:3], "--trend", "none", "--out", str(out)], capsys)
+    assert code == 1
+    assert err.strip().splitlines()[-1] == (
+        f"distgp fit: error: No space left on device ({out / 'spectrum.png'}); once it is "
+        f"fixed, 'distgp fit --resume {out}' finishes the run and writes its outputs"
+    )
+    assert _contents(out) == {**earlier, "checkpoint.npz": ANY}
+    assert sorted(p.name for p in out.iterdir()) == sorted([*earlier, "checkpoint.npz"])
+    monkeypatch.undo()
+    assert run(["fit", "--resume", str(out), "--quiet"], capsys)[0] == 0
+    assert json.loads((out / "metrics.json").read_text())["trend"] == "none"
+    assert not (out / "checkpoint.npz").exists()
+    monkeypatch.setattr("distgp.io.write_json", lambda path, data: full_disk(path))
+    code, _, err = run([*predict, "--quiet"], capsys)
+    assert code == 1 and "No space left on device" in err
+    assert sorted(p.name for p in pred.iterdir()) == sorted(predicted)
+    assert _contents(pred) == predicted
+
+
+@pytest.mark.parametrize("command", ["fit", "predict"])
+def test_an_output_name_taken_by_a_folder_is_refused_before_the_run(
+    command, series_mat, tmp_path, capsys
+):
+    name = {"fit": "spectrum.png", "predict": "predictions.csv"}[command]
+    out = tmp_path / "out"
+    (out / name).mkdir(parents=True)
+    argv = ["fit", "--data", str(series_mat)]
+    if command == "predict":
+        model = tmp_path / "model"
+        assert run([*argv, "--trend", "linear", "--quiet", "--out", str(model)], capsys)[0] == 0
+        argv = ["predict", "--model", str(model), "--data", str(series_mat)]
+    code, _, err = run([*argv, "--out", str(out)], capsys)
+    assert code == 2
+    assert err.strip().splitlines() == [
+        f"distgp {command}: error: --out {out} holds a folder named {name}, where distgp "
+        f"{command} writes a file; move or rename that folder, or choose another --out"
+    ]
+    assert [p.name for p in out.iterdir()] == [name]
 
 
 def _write_csv(path: Path, header: list[str], columns: list[np.ndarray]) -> Path:

@@ -89,6 +89,12 @@ def _run(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     except OSError as exc:  # e.g. a full disk while writing results: one line, not a traceback
         where = f" ({exc.filename})" if exc.filename else ""
+        checkpoint = getattr(args, "checkpoint", None)
+        if checkpoint is not None and checkpoint.path.is_file():  # kept: the run is not lost
+            where += (
+                f"; once it is fixed, 'distgp {args.command} --resume {checkpoint.path.parent}' "
+                "finishes the run and writes its outputs"
+            )
         sys.stderr.write(f"distgp {args.command}: error: {exc.strerror or _one_line(exc)}{where}\n")
         return EXIT_FAILURE
     except Exception as exc:

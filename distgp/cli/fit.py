@@ -18,6 +18,7 @@ CUSTOM_FLAGS = {"data.shards": "shards"}  # globs and NAME@RESOURCE, expanded by
 # outputs a fit writes only with some settings; a refit into the same folder removes stale ones
 DEFAULT_ROUNDS = ConsensusConfig().max_rounds
 OPTIONAL_OUTPUTS = {"spectrum.png", "prediction.png", "convergence.png", "tune.csv", "tune.png"}
+OUTPUTS = {"model.npz", "history.csv", "metrics.json", *OPTIONAL_OUTPUTS}
 
 
 def _selection():
@@ -121,7 +122,7 @@ def run_fit(args: argparse.Namespace) -> int:
         with_test_file,
     )
     from distgp.driver import preflight
-    from distgp.io import check_output_dir
+    from distgp.io import check_output_dir, check_output_names
     from distgp.selection import check_data
     from distgp.transforms import OutputTransform, parse_transform
     from distgp.tune import check_search, tunable_names
@@ -134,6 +135,7 @@ def run_fit(args: argparse.Namespace) -> int:
         _check_fixed_target(config.data.source, config.data.target)
     progress = Progress(args.quiet)
     out = check_output_dir(config.out)
+    check_output_names(out, OUTPUTS, "fit")
     checkpoint = args.checkpoint = Checkpoint(out)
     if not args.resume and checkpoint.path.is_file():
         checkpoint.check_replaceable()
@@ -310,10 +312,11 @@ def _run_shard_fit(args: argparse.Namespace, config) -> int:
     from distgp.checkpoint import Checkpoint
     from distgp.data import Dataset, load_test_file
     from distgp.driver import ShardColumns
-    from distgp.io import check_output_dir
+    from distgp.io import check_output_dir, check_output_names
 
     progress = Progress(args.quiet)
     out = check_output_dir(config.out)
+    check_output_names(out, OUTPUTS, "fit")
     checkpoint = args.checkpoint = Checkpoint(out)
     if not args.resume:
         checkpoint.check_replaceable()
@@ -499,11 +502,13 @@ def metrics_record(dataset, config, result) -> dict:
 
 
 def _write_outputs(out, dataset, config, result, progress, plots: bool, evaluations=()) -> None:
+    """Write the fit's outputs into a staging folder in ``out``, then move them into place
+    (``metrics.json`` last): a failure leaves ``out`` as it was."""
     import dataclasses
 
     from distgp import calendar
     from distgp import plots as figures
-    from distgp.io import ensure_output_dir, write_json, write_text
+    from distgp.io import ensure_output_dir, publish_outputs, staged_outputs, write_json, write_text
 
     ensure_output_dir(out)
     earlier_fit = (out / "metrics.json").exists()  # whose optional outputs may be stale
@@ -526,29 +531,31 @@ def _write_outputs(out, dataset, config, result, progress, plots: bool, evaluati
         if unit is not None:  # a series of dates continues on the calendar
             dates = calendar.to_dates(dataset.X_train[:, 0], unit)
             result.model.series_rule = calendar.series_rule(dates, unit)
-    result.model.save(out / "model.npz", {"dataset": dataset.name})
-    write_text(out / "history.csv", history_csv(result))
-    written = set()
-    if plots:
-        figures.spectrum(result.model, out / "spectrum.png")
-        written.add("spectrum.png")
-        if dataset.dims == 1 and len(dataset.y_train):  # shard files: no data to draw
-            figures.prediction(result.model, dataset, out / "prediction.png")
-            written.add("prediction.png")
-        if result.rounds:
-            figures.convergence(result.history, out / "convergence.png")
-            written.add("convergence.png")
-    if evaluations:
-        from distgp.holdout import evaluations_csv
-
-        write_text(out / "tune.csv", evaluations_csv(evaluations))
-        written.add("tune.csv")
+    with staged_outputs(out) as stage:
+        result.model.save(stage / "model.npz", {"dataset": dataset.name})
+        write_text(stage / "history.csv", history_csv(result))
+        written = ["model.npz", "history.csv"]
         if plots:
-            figures.tuning(evaluations, out / "tune.png")
-            written.add("tune.png")
-    write_json(out / "metrics.json", record)
-    for name in OPTIONAL_OUTPUTS - written if earlier_fit else ():  # an earlier fit's, which
-        (out / name).unlink(missing_ok=True)  # this one did not rewrite (not a user's own file)
+            figures.spectrum(result.model, stage / "spectrum.png")
+            written.append("spectrum.png")
+            if dataset.dims == 1 and len(dataset.y_train):  # shard files: no data to draw
+                figures.prediction(result.model, dataset, stage / "prediction.png")
+                written.append("prediction.png")
+            if result.rounds:
+                figures.convergence(result.history, stage / "convergence.png")
+                written.append("convergence.png")
+        if evaluations:
+            from distgp.holdout import evaluations_csv
+
+            write_text(stage / "tune.csv", evaluations_csv(evaluations))
+            written.append("tune.csv")
+            if plots:
+                figures.tuning(evaluations, stage / "tune.png")
+                written.append("tune.png")
+        write_json(stage / "metrics.json", record)
+        # an earlier fit's optional outputs that this one did not rewrite (not a user's own file)
+        stale = sorted(OPTIONAL_OUTPUTS - set(written)) if earlier_fit else []
+        publish_outputs(stage, out, [*written, "metrics.json"], stale)
     if result.prediction is not None and len(dataset.y_test):
         note = result.model.transform.unmappable(*result.prediction)
         if note:

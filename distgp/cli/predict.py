@@ -14,6 +14,7 @@ from distgp.exceptions import ConfigError
 
 PREDICTION_LEVEL = 0.95  # coverage of the interval columns lower95 and upper95
 MAX_AHEAD = 1_000_000  # forecast steps of --ahead (1e8 took 10 minutes and 12 GiB)
+OUTPUTS = ("forecast.png", "predictions.csv", "metrics.json")  # in the order they are published
 
 
 def add_parser(commands) -> None:
@@ -64,7 +65,15 @@ def add_parser(commands) -> None:
 def run_predict(args: argparse.Namespace) -> int:
     from distgp.data import default_input_names, is_csv_source, load_prediction_inputs
     from distgp.gp import GSMPModel, regression_metrics
-    from distgp.io import check_output_dir, ensure_output_dir, write_json, write_text
+    from distgp.io import (
+        check_output_dir,
+        check_output_names,
+        ensure_output_dir,
+        publish_outputs,
+        staged_outputs,
+        write_json,
+        write_text,
+    )
 
     progress = Progress(args.quiet)
     if args.config is not None:  # a missing or broken file is a mistake worth naming
@@ -87,6 +96,7 @@ def run_predict(args: argparse.Namespace) -> int:
             f"--out {args.out} holds a fit's outputs (model.npz), whose metrics.json the "
             "predictions would replace; choose another folder (default runs/predict)"
         )
+    check_output_names(out, OUTPUTS, "predict")
     model = GSMPModel.load(args.model)  # the file, or the fit's output folder
     if args.ahead is not None:
         names = list(model.input_names or default_input_names(model.dims))
@@ -146,6 +156,7 @@ def run_predict(args: argparse.Namespace) -> int:
     writer = csv.writer(text, lineterminator="\n")  # quotes names holding commas or quotes
     writer.writerow(header)
     writer.writerows(zip(*columns, strict=True))
+    scores = None
     if y is not None:
         known = ~np.isnan(y)
         if not known.all():
@@ -155,7 +166,6 @@ def run_predict(args: argparse.Namespace) -> int:
             )
         y, latent_known = y[known], tuple(v[known] for v in latent)
         scores = regression_metrics(y, *latent_known, model.transform)
-        write_json(out / "metrics.json", {**scores, "n": len(y), "model": str(args.model)})
         progress(
             f"MSE {scores['mse']:.5g}  NLPD {scores['nlpd']:.4g}  95% coverage "
             f"{scores['coverage95']:.3g} on {len(y)} points"
@@ -167,20 +177,26 @@ def run_predict(args: argparse.Namespace) -> int:
                 f"{model.transform.kind}(y) gives no density: the NLPD is infinite (null in "
                 "metrics.json) and they lie outside every interval"
             )
-    else:  # an earlier prediction's scores would not describe this one
-        (out / "metrics.json").unlink(missing_ok=True)
-    write_text(out / "predictions.csv", text.getvalue())
+    plot = args.ahead is not None and not model.private
+    with staged_outputs(out) as stage:
+        written = ["predictions.csv"]
+        write_text(stage / "predictions.csv", text.getvalue())
+        if plot:
+            _plot_forecast(model, X, names, stage / "forecast.png")
+            written.insert(0, "forecast.png")
+        if scores is not None:
+            write_json(stage / "metrics.json", {**scores, "n": len(y), "model": str(args.model)})
+            written.append("metrics.json")
+        # an earlier prediction's scores or figure would not describe this one
+        publish_outputs(stage, out, written, [n for n in OUTPUTS if n not in written])
     progress(f"wrote {len(mean)} predictions to {out}/predictions.csv")
-    if args.ahead is not None and not model.private:
-        _plot_forecast(model, X, names, out / "forecast.png")
+    if plot:
         progress(f"wrote {out}/forecast.png")
-    else:  # an earlier forecast's figure would not show this prediction
-        (out / "forecast.png").unlink(missing_ok=True)
-        if args.ahead is not None:
-            progress(
-                "no forecast.png: a private model holds no training data to draw the series "
-                "from (its agents keep it)"
-            )
+    elif args.ahead is not None:
+        progress(
+            "no forecast.png: a private model holds no training data to draw the series from "
+            "(its agents keep it)"
+        )
     return 0
 
 
