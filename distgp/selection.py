@@ -193,10 +193,11 @@ def applies(config: FitConfig, series: bool, n: int, *, dims: int) -> bool:
 
 
 def check_data(config: FitConfig, X: np.ndarray, y: np.ndarray, series: bool) -> None:
-    """Fail fast on outer settings the training data cannot support: a trend family or a
-    season its ``n x P`` inputs ``X`` cannot hold, a transform that needs positive data, a
-    rolling origin longer than the series (``--tune``'s tunables:
+    """Fail fast on training data and outer settings it cannot support: outputs that do not
+    vary, a trend family or a season its ``n x P`` inputs ``X`` cannot hold, a transform that
+    needs positive data, a rolling origin longer than the series (``--tune``'s tunables:
     :func:`distgp.tune.check_search`)."""
+    from distgp.data.scaling import refuse_flat_outputs
     from distgp.transforms import OutputTransform, parse_transform
 
     dims = X.shape[1]
@@ -211,6 +212,8 @@ def check_data(config: FitConfig, X: np.ndarray, y: np.ndarray, series: bool) ->
             setting="kernel.season",
         )
     OutputTransform.fitted(*parse_transform(config.kernel.transform), y)
+    if len(y):  # before the held-out splits' progress lines
+        refuse_flat_outputs(float(np.std(y)), float(np.mean(y)), "training outputs y")
     if series:
         applies(config, series, len(y), dims=1)
     if config.tune.folds != DEFAULT_FOLDS:  # folds the user set must apply, and fit

@@ -99,6 +99,10 @@ def make_files(folder: Path) -> dict[str, str]:
         "inf_output.csv": "x0,y\n1,inf\n2,3\n",
         "inf_input.csv": "x0\ninf\n2\n",
         "blank_outputs.csv": "t,y\n30,\n31,\n",
+        "near_constant.csv": "x,y\n"  # a spread of rounding below 1
+        + "".join(
+            f"{i},{('0.9999999999999999', '0.9999999999999998', '1.0')[i % 3]}\n" for i in range(40)
+        ),
         "tiny_input.csv": "t,y\n" + "".join(f"{i}e-170,{np.sin(i / 3)}\n" for i in range(30)),
         "notes.txt": "hello\n",
         "bad_key.yaml": "learn:\n  speed: 3\n",
@@ -199,6 +203,11 @@ CLI_CASES = {
     "fit: mismatched lengths": ("fit --data {mismatch}", "have 7"),
     "fit: fewer than 2 training points": ("fit --data {single}", "at least 2"),
     "fit: a single distinct y value": ("fit --data {constant}", "single distinct value"),
+    "fit: outputs lost against a mean below 1 (were told to rescale; before the held-out stage)": (
+        "fit --data {near_constant}",
+        "vary too little (std 8.99e-17) against their mean (1) to be told from rounding; "
+        "subtract an offset",
+    ),
     "fit: empty CSV file": ("fit --data {empty}", "is empty"),
     "fit: CSV with a header only": ("fit --data {header_only}", "no data rows"),
     "fit: CSV with a non-numeric column": ("fit --data {text_column}", "not numeric"),

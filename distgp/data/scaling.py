@@ -93,7 +93,7 @@ def refuse_flat_outputs(std: float, mean: float, outputs: str) -> None:
     exceed rounding: nothing can be learned from them."""
     if bool(real_spread(std, mean)):
         return
-    if std > 0 and abs(mean) >= 1.0:  # a spread lost against a large offset
+    if std > 0:  # a spread, lost against the offset |mean|: rescaling would not recover it
         raise InputDataError(
             f"{outputs} vary too little (std {std:.3g}) against their mean ({mean:.3g}) to be "
             "told from rounding; subtract an offset (e.g. their mean) first"
