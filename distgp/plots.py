@@ -6,6 +6,15 @@ from pathlib import Path
 
 import numpy as np
 
+DRAWABLE = 1e300
+"""Largest magnitude a figure draws: matplotlib's axis arithmetic overflows near float64's
+maximum."""
+
+
+def drawable(*values: np.ndarray) -> np.ndarray:
+    """Where every one of ``values`` is finite and within :data:`DRAWABLE`."""
+    return np.logical_and.reduce([np.abs(v) < DRAWABLE for v in values])
+
 
 def pyplot():
     """matplotlib.pyplot with the headless Agg backend. A column name with characters the
@@ -159,6 +168,8 @@ def prediction(model, dataset, path: str | Path) -> None:
     latent = model.predict_latent(xs[:, None], return_std=True)
     mean, _ = model.transform.moments(*latent)
     lower, upper = model.transform.interval(*latent, 0.95)
+    hidden = ~drawable(mean, lower, upper)  # far beyond the data, past float64's range
+    mean, lower, upper = (np.where(hidden, np.nan, v) for v in (mean, lower, upper))
     name = dataset.feature_names[0] if dataset.feature_names else "x"
     at = _time_axis(model, name)
     fig, ax = plt.subplots(figsize=(10, 4))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -955,3 +956,41 @@ def test_folds_and_rounds_that_do_not_apply_are_noted_not_refused(tmp_path, caps
         [*argv, "--folds", "64", "--tune", "4", "--out", str(tmp_path / "t")], capsys
     )
     assert code == 2 and "set tune.folds (--folds) to at most" in err
+
+
+def test_a_forecast_past_float64s_range_draws_only_its_drawable_part(tmp_path, capsys):
+    """--ahead far past an exponential series: the rows past float64's range are written as inf;
+    forecast.png shows the steps it can draw, says so, and matplotlib's axis arithmetic warns
+    of no overflow."""
+    import warnings
+
+    t = np.arange(60.0)
+    data = tmp_path / "growth.csv"
+    data.write_text(
+        "t,y\n" + "".join(f"{a},{np.exp(0.3 * a) * (1 + 0.05 * np.sin(a))}\n" for a in t)
+    )
+    model = tmp_path / "model"
+    fit = ["fit", "--data", str(data), "--transform", "log", "--trend", "linear"]
+    assert (
+        run([*fit, "--test-fraction", "0", "--no-plots", "--quiet", "--out", str(model)], capsys)[0]
+        == 0
+    )
+    out = tmp_path / "forecast"
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        code, _, err = run(
+            ["predict", "--model", str(model), "--ahead", "5000", "--out", str(out)], capsys
+        )
+    assert code == 0, err
+    assert [str(w.message) for w in seen] == []
+    assert "of the 5000 predictions pass float64's range" in err
+    drawn = re.search(
+        r"forecast\.png \(its first (\d+) steps: the mean or the 95% interval of the rest is "
+        r"too large to draw\)",
+        err,
+    )
+    assert drawn is not None, err
+    rows = pd.read_csv(out / "predictions.csv")
+    largest = rows[["mean", "lower95", "upper95"]].abs().max(axis=1).to_numpy()
+    steps = int(drawn[1])
+    assert np.all(largest[:steps] < 1e300) and not largest[steps] < 1e300

@@ -178,11 +178,16 @@ def run_predict(args: argparse.Namespace) -> int:
                 "metrics.json) and they lie outside every interval"
             )
     plot = args.ahead is not None and not model.private
+    if plot:  # a forecast is drawn up to its first step too large to draw
+        from distgp.plots import drawable
+
+        shown = drawable(mean, lower, upper)
+        drawn = len(mean) if shown.all() else int(np.argmin(shown))
     with staged_outputs(out) as stage:
         written = ["predictions.csv"]
         write_text(stage / "predictions.csv", text.getvalue())
         if plot:
-            _plot_forecast(model, X, names, stage / "forecast.png")
+            _plot_forecast(model, X[:drawn], names, stage / "forecast.png")
             written.insert(0, "forecast.png")
         if scores is not None:
             write_json(stage / "metrics.json", {**scores, "n": len(y), "model": str(args.model)})
@@ -191,7 +196,13 @@ def run_predict(args: argparse.Namespace) -> int:
         publish_outputs(stage, out, written, [n for n in OUTPUTS if n not in written])
     progress(f"wrote {len(mean)} predictions to {out}/predictions.csv")
     if plot:
-        progress(f"wrote {out}/forecast.png")
+        part = (
+            f" (its first {drawn} steps: the mean or the 95% interval of the rest is too "
+            "large to draw)"
+            if drawn < len(mean)
+            else ""
+        )
+        progress(f"wrote {out}/forecast.png{part}")
     elif args.ahead is not None:
         progress(
             "no forecast.png: a private model holds no training data to draw the series from "
