@@ -75,6 +75,9 @@ def make_files(folder: Path) -> dict[str, str]:
     text = {
         "empty.csv": "",
         "header_only.csv": "a,b,y\n",
+        "dates.csv": "date,y\n" + "".join(f"2000-{m:02d}-15,{m * 0.5}\n" for m in range(1, 13)),
+        "dates_last.csv": "y,date\n"
+        + "".join(f"{m * 0.5},2000-{m:02d}-15\n" for m in range(1, 13)),
         "us_dates.csv": "date,y\n" + "".join(f"{m:02d}/15/2000,{m * 0.5}\n" for m in range(1, 13)),
         "blank_date.csv": "date,y\n"
         + "".join(f"{'' if m == 4 else f'2000-{m:02d}-01'},{m * 0.5}\n" for m in range(1, 13)),
@@ -202,6 +205,15 @@ CLI_CASES = {
     ),
     "fit: mismatched lengths": ("fit --data {mismatch}", "have 7"),
     "fit: fewer than 2 training points": ("fit --data {single}", "at least 2"),
+    "fit: a date column named as --target (was: not numeric; encode or drop them)": (
+        "fit --data {dates} --target date",
+        "column date of dates.csv holds dates, which distgp reads as a time axis (an input), not "
+        "an output; name the output column with --target",
+    ),
+    "fit: a date column last, the output by default": (
+        "fit --data {dates_last}",
+        "column date of dates_last.csv (the output, by default: the last column) holds dates",
+    ),
     "fit: a single distinct y value": ("fit --data {constant}", "single distinct value"),
     "fit: outputs lost against a mean below 1 (were told to rescale; before the held-out stage)": (
         "fit --data {near_constant}",

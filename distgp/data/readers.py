@@ -274,6 +274,16 @@ def _split(n: int, test_fraction: float, seed: int, series: bool) -> tuple[np.nd
     return np.sort(order[: n - n_test]), np.sort(order[n - n_test :])
 
 
+def _holds_dates(values) -> bool:
+    """Whether a text column is one of ISO 8601 dates (a bad value or two included)."""
+    from distgp import calendar
+
+    try:
+        return calendar.parse_dates(values, "") is not None
+    except InputDataError:  # a date column with an empty or impossible value
+        return True
+
+
 def _load_csv(
     path: Path, target: str | None, test_fraction: float | None, shard_column: str | None, seed: int
 ) -> Dataset:
@@ -315,6 +325,13 @@ def _load_csv(
     frame, time_units = read_dates(frame, path, features)
     bad = [c for c in [*features, target] if not pd.api.types.is_numeric_dtype(frame[c])]
     refuse_other_dates(frame, path, [c for c in bad if c != target])
+    if target in bad and _holds_dates(frame[target]):
+        raise InputDataError(
+            f"column {target} of {path.name}"
+            + ("" if target_given else " (the output, by default: the last column)")
+            + " holds dates, which distgp reads as a time axis (an input), not an output; name "
+            "the output column with --target"
+        )
     if bad:
         raise InputDataError(
             f"column(s) {', '.join(bad)} of {path.name} are not numeric; encode or drop them"
