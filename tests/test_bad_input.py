@@ -141,6 +141,9 @@ def make_files(folder: Path) -> dict[str, str]:
         files[name.split(".")[0]] = str(path)
     (folder / "latin1.yaml").write_bytes("learn:\n  # caf\u00e9\n  tol: 1e-5\n".encode("latin-1"))
     files["latin1"] = str(folder / "latin1.yaml")
+    rows = "".join(f"{i},{i % 3},{np.sin(i)}\n" for i in range(20))
+    (folder / "latin1.csv").write_bytes(("t,b,y\n" + rows + "21,1,r\u00e9el\n").encode("latin-1"))
+    files["latin1_csv"] = str(folder / "latin1.csv")
     np.savez(folder / "foreign.npz", a=np.ones(3))
     np.savez(folder / "pickled.npz", a=np.array([{"x": 1}], dtype=object))
     files["pickled"] = str(folder / "pickled.npz")
@@ -272,6 +275,10 @@ CLI_CASES = {
     "fit: config value of the wrong type": ("fit --config {bad_type}", "must be an integer"),
     "fit: config key set twice": ("fit --config {duplicate_key}", "sets 'tol' (line 3) twice"),
     "fit: config file with broken YAML": ("fit --config {bad_syntax}", "not valid YAML"),
+    "fit: a CSV file not in UTF-8 (was: the codec's error)": (
+        "fit --data {latin1_csv}",
+        "latin1.csv is not UTF-8 text (byte 0xe9 at position 477, line 22); save it as UTF-8",
+    ),
     "fit: config file not in UTF-8": ("fit --config {latin1}", "is not UTF-8 text (byte 14)"),
     "fit: unknown config keys of mixed types": (
         "fit --config {mixed_keys}",

@@ -64,6 +64,20 @@ def _repeated_names(path: Path) -> list[str]:
     return [name for name, count in Counter(header).items() if count > 1]
 
 
+def _first_bad_byte(path: Path, error: UnicodeDecodeError) -> str:
+    """Where a file stops being UTF-8: its first undecodable byte, position and line (pandas'
+    ``error`` counts in the block it read)."""
+    content = path.read_bytes()
+    try:
+        content.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        lines = content.count(b"\n", 0, exc.start) + 1
+        error, line = exc, f", line {lines}"
+    else:
+        line = ""
+    return f"byte 0x{error.object[error.start]:02x} at position {error.start}{line}"
+
+
 def read_csv_frame(path: Path):
     """``path`` as a pandas frame with string column names; one-line errors for an unreadable,
     empty or header-less file."""
@@ -75,6 +89,10 @@ def read_csv_frame(path: Path):
         frame = pd.read_csv(path)
     except pd.errors.EmptyDataError:
         raise InputDataError(f"{path} is empty; a CSV needs a header row and data rows") from None
+    except UnicodeDecodeError as exc:
+        raise InputDataError(
+            f"{path} is not UTF-8 text ({_first_bad_byte(path, exc)}); save it as UTF-8"
+        ) from None
     except Exception as exc:
         raise InputDataError(f"cannot read {path} as CSV: {exc}") from None
     if frame.shape[0] == 0:
