@@ -598,7 +598,10 @@ CLI_CASES = {
         "holds Python objects",
     ),
     "predict: foreign .npz": ("predict --model {foreign} --data {good}", "not a distgp model"),
-    "predict: data with other columns": ("predict --model {model} --data {table}", "expects 1"),
+    "predict: data with other columns": (
+        "predict --model {model} --data {table}",
+        "table.csv has 3 columns (a, site, y), but the model was fitted on 1 unnamed input(s)",
+    ),
     "predict: neither --data nor --ahead": ("predict --model {model}", "--ahead is required"),
     "predict: --data and --ahead": (
         "predict --model {model} --data {good} --ahead 3",
@@ -801,3 +804,14 @@ if __name__ == "__main__":  # print the report table
                 seen = f"{type(exc).__name__}: {exc}"
             print(f"| {case} | {error.__name__} | {seen} |")
     sys.exit(0)
+
+
+def test_prediction_inputs_of_another_width_are_told_the_model_s_count():
+    from distgp.data.checks import check_X
+
+    with pytest.raises(
+        InputDataError,
+        match=r"^inputs xtest of a\.mat have 3 column\(s\) but the model was fitted on 5 "
+        r"input\(s\); give 5 input columns$",
+    ):
+        check_X(np.zeros((2, 3)), dims=5, what="inputs xtest of a.mat")

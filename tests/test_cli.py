@@ -724,6 +724,18 @@ def test_predict_says_when_a_model_without_column_names_takes_a_csv_by_position(
     rows = (tmp_path / "px" / "predictions.csv").read_text().splitlines()
     assert rows[0] == "x0,x1,mean,std,lower95,upper95,y"
     np.testing.assert_allclose(np.loadtxt(rows[1:], delimiter=","), by_position)
+    # a file with another number of columns: the file's columns, counted right, and the fix
+    wide = _write_csv(tmp_path / "w.csv", ["a", "b", "c", "d"], [X[:5, 0], X[:5, 1], y[:5], y[:5]])
+    argv = ["predict", "--model", str(tmp_path / "m"), "--data", str(wide)]
+    code, _, err = run([*argv, "--out", str(tmp_path / "pw")], capsys)
+    assert code == 2 and not (tmp_path / "pw").exists()
+    assert err.strip().splitlines() == [
+        "distgp predict: error: w.csv has 4 columns (a, b, c, d), but the model was fitted on 2 "
+        "unnamed input(s) (arrays, .mat or .npz data): give a file with the columns x0, x1 (and y "
+        "to score), or with 2 input columns in the model's order (then the output)"
+    ]
+    code, _, err = run([*argv, "--target", "d", "--out", str(tmp_path / "pw")], capsys)
+    assert code == 2 and "w.csv has 3 input column(s) (a, b, c), but the model was" in err
     # and the other way round: a model of named columns, a file without names
     named = _write_csv(tmp_path / "named.csv", ["a", "b", "y"], [X[:, 0], X[:, 1], y])
     fit = ["fit", "--data", str(named), "--components", "20", "--no-plots"]

@@ -88,7 +88,10 @@ def check_X(
     as in :func:`check_values`."""
     X = _as_float_matrix(X, what, columns, first_row)
     if dims is not None and X.shape[1] != dims:
-        raise InputDataError(f"{what} have {X.shape[1]} columns but the model expects {dims}")
+        raise InputDataError(
+            f"{what} have {X.shape[1]} column(s) but the model was fitted on {dims} input(s); "
+            f"give {dims} input columns"
+        )
     return X
 
 

@@ -460,6 +460,17 @@ def load_prediction_inputs(
                 raise InputDataError(f"target column {name!r} is not in {path.name}")
             y = known_outputs(frame, path, name, unknown_rows=True)
             columns.remove(name)
+        if len(columns) != dims:
+            found = (
+                f"{len(columns)} input column(s)" if y is not None else f"{len(columns)} columns"
+            )
+            expected = ", ".join(unnamed) if dims <= 3 else f"x0, ..., x{dims - 1}"
+            raise InputDataError(
+                f"{path.name} has {found} ({', '.join(columns)}), but the model was fitted on "
+                f"{dims} unnamed input(s) (arrays, .mat or .npz data): give a file with the "
+                f"columns {expected} (and y to score), or with {dims} input columns in the "
+                "model's order (then the output)"
+            )
         X = check_X(
             frame[columns].to_numpy(),
             dims=dims,
