@@ -12,6 +12,8 @@ series read on different nodes agree without exchanging anything but the unit's 
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 
 from distgp.exceptions import ConfigError, InputDataError
@@ -29,6 +31,8 @@ MONTH_DAYS = 31  # a calendar unit's days: the last day of every month is the 31
 MIN_WEEKDAY_SERIES = 10  # daily dates with no weekend among at least these many are weekdays
 WEEKDAYS_RULE = "weekdays"
 SNAP_MICROSECONDS = 5  # float rounding far from 1970; a timestamp this close to a second is one
+UTC_OFFSET = re.compile(r"[T ]\d{2}(:?\d{2}(:?\d{2}([.,]\d+)?)?)?\s*(Z|[+-]\d{2}(:?\d{2})?)$", re.I)
+"""A time of day followed by a UTC offset (``T13:00+02:00``, ``T13:00:00Z``)."""
 
 
 def parse_dates(values, what: str):
@@ -62,6 +66,14 @@ def parse_dates(values, what: str):
             "(YYYY-MM-DD, YYYY-MM-DDTHH:MM:SS); correct it or drop the row"
         )
     return pd.DatetimeIndex(parsed).tz_convert(None)
+
+
+def has_offsets(values) -> bool:
+    """Whether any text of a date column gives a UTC offset (the column is read in UTC)."""
+    import pandas as pd
+
+    texts = pd.Series(values).astype("string").str.strip().dropna()
+    return any(UTC_OFFSET.search(text) for text in texts)
 
 
 def first_unreadable(values) -> tuple[int, str]:
@@ -214,15 +226,16 @@ def _on_day(last, months: np.ndarray, rule: str | None):
     return start + pd.to_timedelta(offset, unit="D") + (last - last.normalize())
 
 
-def format_dates(dates) -> list[str]:
+def format_dates(dates, utc: bool = False) -> list[str]:
     """ISO 8601 texts, as fine as the timestamps need: dates only when all fall at midnight,
-    then whole seconds, then microseconds."""
+    then whole seconds, then microseconds; ``utc``: times in UTC, marked ``Z`` (for a column
+    read with offsets: naive times would read as local ones)."""
     import pandas as pd
 
-    if bool((dates == dates.normalize()).all()):
+    if bool((dates == dates.normalize()).all()) and not utc:
         pattern = "%Y-%m-%d"
     elif bool((dates == dates.floor(pd.Timedelta(seconds=1))).all()):
         pattern = "%Y-%m-%dT%H:%M:%S"
     else:
         pattern = "%Y-%m-%dT%H:%M:%S.%f"
-    return [str(d) for d in dates.strftime(pattern)]
+    return [str(d) + ("Z" if utc else "") for d in dates.strftime(pattern)]

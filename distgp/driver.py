@@ -353,6 +353,8 @@ def fit(
         model.input_names = tuple(first["columns"])
         model.target_name = str(first["target"])
         model.time_units = dict(first["time_units"])
+        offsets = {c for r in replies.values() for c in r.get("utc_inputs", ())}
+        model.utc_inputs = tuple(c for c in model.input_names if c in offsets)
     if shards is not None:  # what a private prediction checks the agents' files against
         model.data_digest = shard_files_digest(replies)
         model.shard_digests = [str(replies[j]["digest"]) for j in sorted(replies)]

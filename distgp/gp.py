@@ -68,6 +68,7 @@ class GSMPModel:
         target_name: that CSV's output column (``None`` for other data).
         time_units: input columns of that CSV that held dates, with the calendar unit their
             numbers count since 1970-01-01 (:mod:`distgp.calendar`); empty for other data.
+        utc_inputs: those of them read with UTC offsets: their dates are written in UTC (``Z``).
         series_end: the last training input of a series (one evenly spaced input; raw units),
             ``None`` for other data; with ``series_step`` it places :meth:`ahead`'s inputs.
         series_step: that series' spacing (raw input units).
@@ -94,6 +95,7 @@ class GSMPModel:
     input_names: tuple[str, ...] | None = None
     target_name: str | None = None
     time_units: dict[str, str] = field(default_factory=dict)
+    utc_inputs: tuple[str, ...] = ()
     series_end: float | None = None
     series_step: float | None = None
     series_rule: str | None = None
@@ -277,6 +279,8 @@ class GSMPModel:
             arrays["target_name"] = np.asarray(self.target_name)
         if self.time_units:
             arrays["time_units_json"] = np.asarray(json.dumps(self.time_units))
+        if self.utc_inputs:
+            arrays["utc_inputs"] = np.asarray(self.utc_inputs, dtype=str)
         if self.series_end is not None:
             arrays["series_end"] = np.asarray(self.series_end)
             arrays["series_step"] = np.asarray(self.series_step)
@@ -340,6 +344,7 @@ class GSMPModel:
                 ),
                 target_name=str(data["target_name"]) if "target_name" in data else None,
                 time_units=_time_units(data),
+                utc_inputs=tuple(str(c) for c in data.get("utc_inputs", ())),
                 series_end=float(data["series_end"]) if "series_end" in data else None,
                 series_step=float(data["series_step"]) if "series_step" in data else None,
                 series_rule=str(data["series_rule"]) if "series_rule" in data else None,

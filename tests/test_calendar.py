@@ -49,8 +49,54 @@ def test_the_epoch_is_fixed_so_files_read_apart_agree():
 
 
 def test_times_with_an_offset_are_read_in_utc():
-    read = dates(["2024-01-01T00:00:00+02:00", "2024-01-02T00:00:00+02:00"])
+    texts = ["2024-01-01T00:00:00+02:00", "2024-01-02T00:00:00+02:00"]
+    read = dates(texts)
     assert calendar.format_dates(read) == ["2023-12-31T22:00:00", "2024-01-01T22:00:00"]
+    assert calendar.has_offsets(pd.Series(texts))
+    assert calendar.format_dates(read, utc=True) == ["2023-12-31T22:00:00Z", "2024-01-01T22:00:00Z"]
+    midnights = dates(["2024-01-01T02:00+02:00", "2024-01-02T02:00+02:00"])  # dates alone: local
+    assert calendar.format_dates(midnights, utc=True) == [
+        "2024-01-01T00:00:00Z",
+        "2024-01-02T00:00:00Z",
+    ]
+    for naive in (["2024-01-01", "2024-01-02"], ["2024-01-01T13:00", "2024-01-01 14:00:00"]):
+        assert not calendar.has_offsets(pd.Series(naive))
+
+
+def test_predictions_of_times_read_with_an_offset_are_written_in_utc(tmp_path):
+    """Times given with offsets come back marked Z (UTC); naive ones stay naive."""
+    hours = pd.date_range("2021-06-01", periods=48, freq="h")
+    y = 5 + np.sin(np.arange(48) / 4)
+    for name, texts in (
+        ("tz", hours.strftime("%Y-%m-%dT%H:%M+02:00")),
+        ("naive", hours.strftime("%Y-%m-%dT%H:%M")),
+    ):
+        pd.DataFrame({"date": texts, "y": y}).to_csv(tmp_path / f"{name}.csv", index=False)
+        fit = ["fit", "--data", str(tmp_path / f"{name}.csv"), "--test-fraction", "0"]
+        assert main([*fit, "--no-plots", "--quiet", "--out", str(tmp_path / name)]) == 0
+        out = tmp_path / f"{name}-ahead"
+        assert (
+            main(
+                [
+                    "predict",
+                    "--model",
+                    str(tmp_path / name),
+                    "--ahead",
+                    "2",
+                    "--quiet",
+                    "--out",
+                    str(out),
+                ]
+            )
+            == 0
+        )
+        written = pd.read_csv(out / "predictions.csv")["date"].tolist()
+        if name == "tz":  # the last point, 2021-06-02T23:00+02:00, is 21:00 UTC
+            assert written == ["2021-06-02T22:00:00Z", "2021-06-02T23:00:00Z"]
+        else:
+            assert written == ["2021-06-03T00:00:00", "2021-06-03T01:00:00"]
+    assert GSMPModel.load(tmp_path / "tz").utc_inputs == ("date",)
+    assert GSMPModel.load(tmp_path / "naive").utc_inputs == ()
 
 
 @pytest.mark.parametrize(

@@ -43,14 +43,16 @@ from distgp.threads import owned_threads
 @dataclass
 class ShardData:
     """A shard as its agent holds it: ``n x P`` inputs, ``n`` outputs, the ``P`` input column
-    names, the output column's (``None`` for arrays and .npz files) and the calendar units of
-    input columns that held dates (:mod:`distgp.calendar`)."""
+    names, the output column's (``None`` for arrays and .npz files), the calendar units of
+    input columns that held dates (:mod:`distgp.calendar`) and those whose times gave UTC
+    offsets."""
 
     X: np.ndarray
     y: np.ndarray
     names: list[str]
     target: str | None = None
     time_units: dict[str, str] = field(default_factory=dict)
+    utc_inputs: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -89,7 +91,12 @@ class ShardFile:
             raise InputDataError(f"cannot read shard file {path}: no such file")
         data = load_dataset(path, target=self.target, test_fraction=0.0)
         return ShardData(
-            data.X_train, data.y_train, list(data.feature_names), data.target_name, data.time_units
+            data.X_train,
+            data.y_train,
+            list(data.feature_names),
+            data.target_name,
+            data.time_units,
+            data.utc_inputs,
         )
 
 
@@ -232,7 +239,7 @@ class Agent:
                 X[:, p] = calendar.to_numbers(calendar.to_dates(X[:, p], units[column]), unit)
                 units[column] = unit
         if (names, units) != (data.names, data.time_units):
-            self._data = ShardData(X, y, names, data.target, units)
+            self._data = ShardData(X, y, names, data.target, units, data.utc_inputs)
             data = self._data
         if len(y) < min_points:
             raise InputDataError(
@@ -246,6 +253,7 @@ class Agent:
             "columns": names,
             "target": data.target,
             "time_units": data.time_units,
+            "utc_inputs": data.utc_inputs,
             "series": series,
             "digest": array_digest(X, y),  # one-way: a model checks its shards did not change
         }

@@ -525,6 +525,7 @@ def _write_outputs(out, dataset, config, result, progress, plots: bool, evaluati
         result.model.input_names = tuple(dataset.feature_names)
         result.model.target_name = dataset.target_name
         result.model.time_units = dict(dataset.time_units)
+        result.model.utc_inputs = tuple(dataset.utc_inputs)
     if dataset.series:  # distgp predict --ahead H forecasts past its end
         result.model.mark_series(dataset.X_train)
         unit = dataset.time_units.get(dataset.feature_names[0])

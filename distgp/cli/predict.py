@@ -237,7 +237,8 @@ def _input_texts(model, name: str, values: np.ndarray) -> list[str]:
         return _texts(values)
     from distgp import calendar
 
-    return calendar.format_dates(calendar.to_dates(values, unit))
+    dates = calendar.to_dates(values, unit)
+    return calendar.format_dates(dates, utc=name in model.utc_inputs)
 
 
 def _plot_forecast(model, X_ahead: np.ndarray, names: list[str], path) -> None:

@@ -14,20 +14,23 @@ from distgp.exceptions import InputDataError
 
 def read_dates(frame, path: Path, columns: Sequence[str]):
     """``frame`` with its text ``columns`` of ISO 8601 dates as numbers, each in the calendar
-    unit of its spacing (:mod:`distgp.calendar`), and those units by column."""
+    unit of its spacing (:mod:`distgp.calendar`), those units by column, and the columns whose
+    times gave UTC offsets (read in UTC)."""
     import pandas as pd
 
     from distgp import calendar
 
-    units = {}
+    units, utc = {}, []
     for column in columns:
         if pd.api.types.is_numeric_dtype(frame[column]):
             continue
         dates = calendar.parse_dates(frame[column], f"column {column} of {path.name}")
         if dates is not None:
             units[column] = calendar.unit_of(dates)
+            if calendar.has_offsets(frame[column]):
+                utc.append(column)
             frame = frame.assign(**{column: calendar.to_numbers(dates, units[column])})
-    return frame, units
+    return frame, units, utc
 
 
 def refuse_other_dates(frame, path: Path, columns: Sequence[str]) -> None:

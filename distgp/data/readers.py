@@ -49,6 +49,7 @@ class Dataset:
             without named columns).
         time_units: input columns that held dates, each with the calendar unit its numbers
             count since 1970-01-01 (:mod:`distgp.calendar`).
+        utc_inputs: those of them whose times gave UTC offsets (read, and written back, in UTC).
         own_split: the test split is the file's own (a .mat file, an .npz with ``xtest`` and
             ``ytest``), not one made by ``test_fraction``.
     """
@@ -63,6 +64,7 @@ class Dataset:
     series: bool = False
     target_name: str | None = None
     time_units: dict[str, str] = field(default_factory=dict)
+    utc_inputs: list[str] = field(default_factory=list)
     own_split: bool = False
 
     @property
@@ -322,7 +324,7 @@ def _load_csv(
         features.remove(shard_column)
     if not features:
         raise InputDataError(f"{path.name} has no input columns besides the target {target!r}")
-    frame, time_units = read_dates(frame, path, features)
+    frame, time_units, utc_inputs = read_dates(frame, path, features)
     bad = [c for c in [*features, target] if not pd.api.types.is_numeric_dtype(frame[c])]
     refuse_other_dates(frame, path, [c for c in bad if c != target])
     if target in bad and _holds_dates(frame[target]):
@@ -358,6 +360,7 @@ def _load_csv(
     )
     dataset.target_name = target
     dataset.time_units = time_units
+    dataset.utc_inputs = utc_inputs
     return dataset
 
 
