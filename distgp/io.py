@@ -90,12 +90,17 @@ def check_output_names(out: Path, names: Iterable[str], command: str) -> None:
         )
 
 
+STAGE_PREFIX = ".distgp-partial-"  # then the writing process's id, then a random part
+
+
 @contextlib.contextmanager
 def staged_outputs(folder: Path) -> Iterator[Path]:
     """A hidden temporary folder in ``folder`` to write a run's outputs into before
     :func:`publish_outputs` moves them into place; removed on leaving, with whatever it still
-    holds (everything, after a failure)."""
-    stage = Path(tempfile.mkdtemp(prefix=".distgp-partial-", dir=folder))
+    holds (everything, after a failure). Staging folders that a killed run (SIGKILL) left in
+    ``folder`` are removed first."""
+    _remove_abandoned_stages(folder)
+    stage = Path(tempfile.mkdtemp(prefix=f"{STAGE_PREFIX}{os.getpid()}-", dir=folder))
     try:
         yield stage
     except OSError as exc:  # named as the output it was for: the staging folder goes
@@ -104,6 +109,23 @@ def staged_outputs(folder: Path) -> Iterator[Path]:
         raise
     finally:
         shutil.rmtree(stage, ignore_errors=True)
+
+
+def _remove_abandoned_stages(folder: Path) -> None:
+    """Remove the staging folders in ``folder`` whose writing process no longer runs (one killed
+    before it could clean up); a live run's, or one whose process cannot be checked, stays."""
+    if os.name != "posix":  # os.kill(pid, 0) tests for a process only on POSIX systems
+        return
+    for stage in folder.glob(f"{STAGE_PREFIX}*"):
+        pid = stage.name[len(STAGE_PREFIX) :].split("-", 1)[0]
+        if not pid.isdigit():
+            continue
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            shutil.rmtree(stage, ignore_errors=True)
+        except (PermissionError, OverflowError):  # another user's process, or no such id
+            continue
 
 
 def publish_outputs(stage: Path, folder: Path, names: list[str], stale: Iterable[str] = ()) -> None:

@@ -408,6 +408,32 @@ def test_a_failed_output_write_leaves_the_earlier_results_whole(
     assert _contents(pred) == predicted
 
 
+def test_staging_folders_of_killed_runs_are_removed_and_live_ones_kept(tmp_path):
+    """A run killed by SIGKILL cannot remove its staging folder; the next run into the same
+    --out removes it (its process is gone) and leaves a live run's alone."""
+    import os
+    import subprocess
+    import sys
+
+    from distgp.io import STAGE_PREFIX, staged_outputs
+
+    ended = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    killed = tmp_path / f"{STAGE_PREFIX}{int(ended.stdout)}-abc"
+    live = tmp_path / f"{STAGE_PREFIX}{os.getpid()}-def"
+    other = tmp_path / f"{STAGE_PREFIX}notapid"
+    for folder in (killed, live, other):
+        (folder / "model.npz").parent.mkdir()
+        (folder / "model.npz").write_bytes(b"partial")
+    with staged_outputs(tmp_path) as stage:
+        assert stage.name.startswith(f"{STAGE_PREFIX}{os.getpid()}-")
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([live.name, other.name])
+
+
 @pytest.mark.parametrize("command", ["fit", "predict"])
 def test_an_output_name_taken_by_a_folder_is_refused_before_the_run(
     command, series_mat, tmp_path, capsys
