@@ -872,6 +872,32 @@ def test_a_builtin_model_matches_prediction_columns_by_name(tmp_path, capsys):
     )
     assert code == 2
     assert "builtin:co2 has the input(s) month, the model year; predict at a CSV file" in err
+    predict = ["predict", "--model", str(out), "--data", "builtin:co2"]
+    assert (
+        run([*predict, "--target", "co2", "--quiet", "--out", str(tmp_path / "r")], capsys)[0] == 0
+    )
+    code, _, err = run([*predict, "--target", "month", "--out", str(tmp_path / "s")], capsys)
+    assert (code, err.strip()) == (
+        2,
+        "distgp predict: error: builtin:co2's columns are month, co2 and its output is fixed "
+        "(co2); name it with --target or drop --target",
+    )
+    assert not (tmp_path / "s").exists()
+
+
+def test_predict_refuses_a_target_for_a_file_without_named_columns(series_mat, tmp_path, capsys):
+    """A .mat/.npz file's outputs are its arrays: --target names nothing there (it was ignored)."""
+    model = tmp_path / "model"
+    fit = ["fit", "--data", str(series_mat), "--trend", "linear", "--no-plots", "--quiet"]
+    assert run([*fit, "--out", str(model)], capsys)[0] == 0
+    predict = ["predict", "--model", str(model), "--data", str(series_mat), "--target", "y"]
+    code, _, err = run([*predict, "--out", str(tmp_path / "p")], capsys)
+    assert (code, err.strip()) == (
+        2,
+        f"distgp predict: error: {series_mat.name} has no named columns (its outputs are its "
+        "ytest or y array); drop --target",
+    )
+    assert not (tmp_path / "p").exists()
 
 
 def test_a_failure_of_the_ray_runtime_is_one_line_with_the_resume_hint(tmp_path, capsys):

@@ -483,9 +483,20 @@ def load_prediction_inputs(
         )
         return X, y, columns
     if not source.startswith("builtin:") and Path(source).suffix.lower() in (".mat", ".npz"):
+        if require_target:
+            raise InputDataError(
+                f"{Path(source).name} has no named columns (its outputs are its ytest or y "
+                "array); drop --target"
+            )
         X, y = _prediction_arrays(_existing_file(source), dims)
         return X, y, default_input_names(dims)
     dataset = load_dataset(source, test_fraction=None)
+    if require_target and target != dataset.target_name:
+        columns = ", ".join([*dataset.feature_names, str(dataset.target_name)])
+        raise InputDataError(
+            f"{source}'s columns are {columns} and its output is fixed "
+            f"({dataset.target_name}); name it with --target or drop --target"
+        )
     if (
         inputs is not None
         and dataset.target_name is not None
