@@ -10,6 +10,7 @@ import json
 import os
 import shutil
 import tempfile
+import time
 import zipfile
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
@@ -90,17 +91,19 @@ def check_output_names(out: Path, names: Iterable[str], command: str) -> None:
         )
 
 
-STAGE_PREFIX = ".distgp-partial-"  # then the writing process's id, then a random part
+STAGE_PREFIX = ".distgp-partial-"
+ABANDONED_STAGE_SECONDS = 3600.0  # a staging folder lives while outputs are written: seconds
 
 
 @contextlib.contextmanager
 def staged_outputs(folder: Path) -> Iterator[Path]:
     """A hidden temporary folder in ``folder`` to write a run's outputs into before
     :func:`publish_outputs` moves them into place; removed on leaving, with whatever it still
-    holds (everything, after a failure). Staging folders that a killed run (SIGKILL) left in
-    ``folder`` are removed first."""
+    holds (everything, after a failure). Staging folders untouched for
+    :data:`ABANDONED_STAGE_SECONDS` (left by a run killed outright, SIGKILL, on any host that
+    shares ``folder``) are removed first."""
     _remove_abandoned_stages(folder)
-    stage = Path(tempfile.mkdtemp(prefix=f"{STAGE_PREFIX}{os.getpid()}-", dir=folder))
+    stage = Path(tempfile.mkdtemp(prefix=STAGE_PREFIX, dir=folder))
     try:
         yield stage
     except OSError as exc:  # named as the output it was for: the staging folder goes
@@ -112,20 +115,16 @@ def staged_outputs(folder: Path) -> Iterator[Path]:
 
 
 def _remove_abandoned_stages(folder: Path) -> None:
-    """Remove the staging folders in ``folder`` whose writing process no longer runs (one killed
-    before it could clean up); a live run's, or one whose process cannot be checked, stays."""
-    if os.name != "posix":  # os.kill(pid, 0) tests for a process only on POSIX systems
-        return
+    """Remove the staging folders in ``folder`` last modified over
+    :data:`ABANDONED_STAGE_SECONDS` ago (a live run writes into its own within seconds)."""
+    now = time.time()
     for stage in folder.glob(f"{STAGE_PREFIX}*"):
-        pid = stage.name[len(STAGE_PREFIX) :].split("-", 1)[0]
-        if not pid.isdigit():
-            continue
         try:
-            os.kill(int(pid), 0)
-        except ProcessLookupError:
-            shutil.rmtree(stage, ignore_errors=True)
-        except (PermissionError, OverflowError):  # another user's process, or no such id
+            abandoned = now - stage.stat().st_mtime > ABANDONED_STAGE_SECONDS
+        except OSError:  # removed meanwhile
             continue
+        if abandoned:
+            shutil.rmtree(stage, ignore_errors=True)
 
 
 def publish_outputs(stage: Path, folder: Path, names: list[str], stale: Iterable[str] = ()) -> None:

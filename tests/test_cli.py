@@ -408,30 +408,23 @@ def test_a_failed_output_write_leaves_the_earlier_results_whole(
     assert _contents(pred) == predicted
 
 
-def test_staging_folders_of_killed_runs_are_removed_and_live_ones_kept(tmp_path):
+def test_staging_folders_of_killed_runs_are_removed_and_fresh_ones_kept(tmp_path):
     """A run killed by SIGKILL cannot remove its staging folder; the next run into the same
-    --out removes it (its process is gone) and leaves a live run's alone."""
+    --out removes it once it is an hour old, and leaves a fresh one (a live run's) alone."""
     import os
-    import subprocess
-    import sys
+    import time
 
-    from distgp.io import STAGE_PREFIX, staged_outputs
+    from distgp.io import ABANDONED_STAGE_SECONDS, STAGE_PREFIX, staged_outputs
 
-    ended = subprocess.run(
-        [sys.executable, "-c", "import os; print(os.getpid())"],
-        check=True,
-        capture_output=True,
-        text=True,
-    )
-    killed = tmp_path / f"{STAGE_PREFIX}{int(ended.stdout)}-abc"
-    live = tmp_path / f"{STAGE_PREFIX}{os.getpid()}-def"
-    other = tmp_path / f"{STAGE_PREFIX}notapid"
-    for folder in (killed, live, other):
+    killed, live = tmp_path / f"{STAGE_PREFIX}abc", tmp_path / f"{STAGE_PREFIX}def"
+    for folder in (killed, live):
         (folder / "model.npz").parent.mkdir()
         (folder / "model.npz").write_bytes(b"partial")
+    old = time.time() - ABANDONED_STAGE_SECONDS - 60
+    os.utime(killed, (old, old))
     with staged_outputs(tmp_path) as stage:
-        assert stage.name.startswith(f"{STAGE_PREFIX}{os.getpid()}-")
-    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([live.name, other.name])
+        assert stage.name.startswith(STAGE_PREFIX)
+    assert [p.name for p in tmp_path.iterdir()] == [live.name]
 
 
 @pytest.mark.parametrize("command", ["fit", "predict"])
