@@ -192,10 +192,13 @@ def as_dict(x):  # reads its array as a dict: an error in its code, at every poi
 
 as_dict.bounds = bounds
 
-def late_start(x):  # the same code error in its first 4 evaluations only
+failing = 4
+
+
+def late_start(x):  # the same code error in its first `failing` evaluations only
     global calls
     calls += 1
-    if calls <= 4:
+    if calls <= failing:
         raise IndexError("index 2 is out of bounds")
     return float(x[0])
 
@@ -260,7 +263,10 @@ def test_a_code_error_in_the_first_evaluations_stops_the_run_early(tmp_path, cap
     code, err = run_cli(argv, capsys)
     lines = err.strip().splitlines()
     assert code == 1 and len(lines) == 1, err
-    assert "stopped after 5 of 40 evaluations, all failed with IndexError" in lines[0]
+    assert (
+        "stopped after 5 of 40 evaluations, none worked and the first 5 failed with IndexError"
+        in lines[0]
+    )
     assert "called with a 1-D numpy array x" in lines[0]
     result = json.loads((out / "result.json").read_text())
     assert result["evaluations"] == result["failures"] == 5
@@ -281,6 +287,31 @@ def test_code_errors_in_fewer_than_the_first_five_evaluations_do_not_stop_the_ru
     assert code == 0, err
     result = json.loads((out / "result.json").read_text())
     assert result["evaluations"] == 8 and result["failures"] == 4
+
+
+def test_code_errors_in_the_first_five_of_a_batch_with_successes_do_not_stop_the_run(
+    tmp_path, capsys, monkeypatch, user_module
+):
+    """A first batch of 8 whose first 5 evaluations raised one code error and whose other 3
+    worked stopped the run there (exit 0, no line): the stop is for objectives that never work."""
+    import importlib
+
+    monkeypatch.syspath_prepend(".")
+    module = importlib.import_module(user_module)
+    monkeypatch.setattr(module, "calls", 0)
+    monkeypatch.setattr(module, "failing", 5)
+    code, err, out = run_config(
+        tmp_path,
+        capsys,
+        f"function: {user_module}:late_start\nbudget: 16\nagents: {{backend: inline}}\n"
+        "kernel: {name: rbf}\nbandit: {batch: true, noise_variance: 100.0, "
+        "ratio_threshold: 50.0, max_batch: 8}\n",
+    )
+    assert code == 0, err
+    result = json.loads((out / "result.json").read_text())
+    assert result["batch_size_max"] > 5  # the fifth evaluation and a success in one batch
+    assert result["evaluations"] == 16 and result["failures"] == 5
+    assert not any("stopped after" in e for e in result["events"])
 
 
 def test_an_int_too_large_for_a_float_fails_that_evaluation(tmp_path, capsys, user_module):

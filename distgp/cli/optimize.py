@@ -26,9 +26,9 @@ def add_parser(commands) -> None:
             "Optimise a built-in test function (branin, hartmann6, ackley[D], levy[D]; "
             "minimised) or MODULE:CALLABLE over a finite set of arms with BKB. A callable returns "
             "a real number; one that raises or returns NaN fails that evaluation (the first 5 "
-            "all raising one TypeError, IndexError, KeyError, AttributeError or NameError stop "
-            "the run), one that returns another type (bool, str, None, a list) stops it at "
-            "once. With --batch the "
+            "all raising one TypeError, IndexError, KeyError, AttributeError or NameError, and "
+            "none working, stop the run), one that returns another type (bool, str, None, a "
+            "list) stops it at once. With --batch the "
             "arms of an adaptive batch are evaluated in parallel by the agents. Writes "
             "result.json, history.csv and regret.png into --out. Every setting flag is also a "
             "key of the --config file, which holds the rest (docs/configuration.md)."
@@ -121,10 +121,13 @@ def run_optimize(args: argparse.Namespace) -> int:
     if result.best_value is None:  # results are written, but the objective never worked
         first = next((r.error for r in result.records if r.error), "no error message")
         if result.code_error is not None:
+            from distgp.optimize.loop import EARLY_FAILURES
+
             sys.stderr.write(
                 f"distgp optimize: error: stopped after {len(result.records)} of "
-                f"{config.budget} evaluations, all failed with {result.code_error} (the first: "
-                f"{first}): an error in the objective's code, not at some points; "
+                f"{config.budget} evaluations, none worked and the first {EARLY_FAILURES} "
+                f"failed with {result.code_error} (the first: {first}): an error in the "
+                "objective's code, not at some points; "
                 f"{_called_with(problem)}; fix it and run again (see {out / 'history.csv'})\n"
             )
             return EXIT_FAILURE

@@ -277,7 +277,9 @@ def optimize(
                     "failed": sum(ev.failed for ev in evaluations),
                 },
             )
-            kind = early_code_error(records)
+            # only while nothing has worked, and once: in the batch that ran the fifth
+            reached = len(records) - len(arms) < EARLY_FAILURES <= len(records)
+            kind = early_code_error(records) if best is None and reached else None
             if kind is not None and len(records) < config.budget:
                 code_error = kind
                 events.append(
