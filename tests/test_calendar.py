@@ -97,6 +97,26 @@ def test_predictions_of_times_read_with_an_offset_are_written_in_utc(tmp_path):
             assert written == ["2021-06-03T00:00:00", "2021-06-03T01:00:00"]
     assert GSMPModel.load(tmp_path / "tz").utc_inputs == ("date",)
     assert GSMPModel.load(tmp_path / "naive").utc_inputs == ()
+    # at a file's inputs, that file's times decide (the model's training file did before: an
+    # offset time came back naive, 2 hours off; a naive one came back claiming UTC)
+    later = pd.date_range("2021-06-03T12:00", periods=2, freq="h")
+    queries = {
+        "tz": later.strftime("%Y-%m-%dT%H:%M+02:00"),
+        "naive": later.strftime("%Y-%m-%dT%H:%M"),
+    }
+    for model in ("tz", "naive"):
+        for query, texts in queries.items():
+            path = tmp_path / f"query-{query}.csv"
+            pd.DataFrame({"date": texts}).to_csv(path, index=False)
+            out = tmp_path / f"{model}-at-{query}"
+            predict = ["predict", "--model", str(tmp_path / model), "--data", str(path)]
+            assert main([*predict, "--quiet", "--out", str(out)]) == 0
+            written = pd.read_csv(out / "predictions.csv")["date"].tolist()
+            assert written == (
+                ["2021-06-03T10:00:00Z", "2021-06-03T11:00:00Z"]
+                if query == "tz"
+                else ["2021-06-03T12:00:00", "2021-06-03T13:00:00"]
+            ), (model, query)
 
 
 @pytest.mark.parametrize(

@@ -64,6 +64,7 @@ def add_parser(commands) -> None:
 
 def run_predict(args: argparse.Namespace) -> int:
     from distgp.data import default_input_names, is_csv_source, load_prediction_inputs
+    from distgp.data.readers import utc_columns
     from distgp.gp import GSMPModel, regression_metrics
     from distgp.io import (
         check_output_dir,
@@ -148,7 +149,10 @@ def run_predict(args: argparse.Namespace) -> int:
                 f"input column {old_name!r} is written as {new_name!r} ({old_name} is an output)"
             )
     header = [*inputs, *outputs]
-    columns = [_input_texts(model, name, X[:, p]) for p, name in enumerate(names)]
+    # times are written in UTC (marked Z) where the file predicted at gave offsets; a
+    # forecast --ahead continues the training file's
+    utc = utc_columns(args.data, model.time_units) if csv_file else set(model.utc_inputs)
+    columns = [_input_texts(model, name, X[:, p], name in utc) for p, name in enumerate(names)]
     columns += [_texts(v) for v in (mean, std, lower, upper)]
     if y is not None:  # rows whose outputs are not known yet stay empty
         columns.append(["" if np.isnan(v) else repr(float(v)) for v in y])
@@ -230,15 +234,16 @@ def _texts(values: np.ndarray) -> list[str]:
     return [repr(float(v)) for v in values]
 
 
-def _input_texts(model, name: str, values: np.ndarray) -> list[str]:
-    """An input column as written: dates for a column that held them, else numbers."""
+def _input_texts(model, name: str, values: np.ndarray, utc: bool) -> list[str]:
+    """An input column as written: dates for a column that held them (in UTC, marked ``Z``,
+    with ``utc``), else numbers."""
     unit = model.time_units.get(name)
     if unit is None:
         return _texts(values)
     from distgp import calendar
 
     dates = calendar.to_dates(values, unit)
-    return calendar.format_dates(dates, utc=name in model.utc_inputs)
+    return calendar.format_dates(dates, utc=utc)
 
 
 def _plot_forecast(model, X_ahead: np.ndarray, names: list[str], path) -> None:

@@ -3,7 +3,7 @@ model's columns."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -511,6 +511,15 @@ def load_prediction_inputs(
     else:
         X, y = dataset.X_train, dataset.y_train
     return check_X(X, dims=dims, what=f"inputs of {source}"), y, dataset.feature_names
+
+
+def utc_columns(source: str, columns: Iterable[str]) -> set[str]:
+    """Of ``columns`` (date columns) of the CSV ``source``, those whose times give UTC offsets
+    (read in UTC, so written back marked ``Z``)."""
+    from distgp import calendar
+
+    frame = read_csv_frame(Path(source))
+    return {c for c in columns if c in frame.columns and calendar.has_offsets(frame[c])}
 
 
 def _prediction_arrays(path: Path, dims: int) -> tuple[np.ndarray, np.ndarray | None]:
