@@ -78,6 +78,8 @@ def make_files(folder: Path) -> dict[str, str]:
         "dates.csv": "date,y\n" + "".join(f"2000-{m:02d}-15,{m * 0.5}\n" for m in range(1, 13)),
         "dates_last.csv": "y,date\n"
         + "".join(f"{m * 0.5},2000-{m:02d}-15\n" for m in range(1, 13)),
+        "years_typo.csv": "x,y\n"
+        + "".join(f"{i},{'NA?' if i == 3 else 2019 + i}\n" for i in range(8)),
         "us_dates.csv": "date,y\n" + "".join(f"{m:02d}/15/2000,{m * 0.5}\n" for m in range(1, 13)),
         "blank_date.csv": "date,y\n"
         + "".join(f"{'' if m == 4 else f'2000-{m:02d}-01'},{m * 0.5}\n" for m in range(1, 13)),
@@ -216,6 +218,10 @@ CLI_CASES = {
     "fit: a date column last, the output by default": (
         "fit --data {dates_last}",
         "column date of dates_last.csv (the output, by default: the last column) holds dates",
+    ),
+    "fit: numbers with a typo as output (2019, NA?: ISO 8601 reads 2019 as a year)": (
+        "fit --data {years_typo}",
+        "column(s) y of years_typo.csv are not numeric; encode or drop them",
     ),
     "fit: a single distinct y value": ("fit --data {constant}", "single distinct value"),
     "fit: outputs lost against a mean below 1 (were told to rescale; before the held-out stage)": (

@@ -277,9 +277,16 @@ def _split(n: int, test_fraction: float, seed: int, series: bool) -> tuple[np.nd
 
 
 def _holds_dates(values) -> bool:
-    """Whether a text column is one of ISO 8601 dates (a bad value or two included)."""
+    """Whether a text column is one of ISO 8601 dates (a bad value or two included); a column
+    of numbers with a bad value (``2019, 2020, NA?``: ISO 8601 reads ``2019`` as a year) is
+    not."""
+    import pandas as pd
+
     from distgp import calendar
 
+    numbers = pd.to_numeric(pd.Series(values).astype("string").str.strip(), errors="coerce")
+    if 2 * int(numbers.notna().sum()) >= len(values):
+        return False
     try:
         return calendar.parse_dates(values, "") is not None
     except InputDataError:  # a date column with an empty or impossible value
