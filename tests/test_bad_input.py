@@ -248,7 +248,10 @@ CLI_CASES = {
         "fit --data builtin:co2 --target month",
         "builtin:co2's columns are month, co2 and its output is fixed (co2); set data.target",
     ),
-    "fit: --target on a .mat file": ("fit --data {regression} --target y", "has no columns"),
+    "fit: --target on a .mat file": (
+        "fit --data {regression} --target y",
+        "has none: its outputs are its arrays; drop data.target",
+    ),
     "fit: test fraction >= 1": ("fit --data {table} --test-fraction 1.5", "test_fraction"),
     "fit: unknown config key": ("fit --config {bad_key}", "unknown config key learn.speed"),
     # a flag's name written as a key: the error names the key that flag sets

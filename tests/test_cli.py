@@ -873,7 +873,7 @@ def test_a_builtin_model_matches_prediction_columns_by_name(tmp_path, capsys):
     assert (code, err.strip()) == (
         2,
         "distgp predict: error: builtin:co2's columns are month, co2 and its output is fixed "
-        "(co2); name it with --target or drop --target",
+        "(co2); set --target to co2 or drop it",
     )
     assert not (tmp_path / "s").exists()
 
@@ -887,8 +887,8 @@ def test_predict_refuses_a_target_for_a_file_without_named_columns(series_mat, t
     code, _, err = run([*predict, "--out", str(tmp_path / "p")], capsys)
     assert (code, err.strip()) == (
         2,
-        f"distgp predict: error: {series_mat.name} has no named columns (its outputs are its "
-        "ytest or y array); drop --target",
+        f"distgp predict: error: --target names a CSV column, but {series_mat.name} has none: "
+        "its outputs are its arrays; drop --target",
     )
     assert not (tmp_path / "p").exists()
 

@@ -114,13 +114,13 @@ def run_fit(args: argparse.Namespace) -> int:
     from distgp.checkpoint import Checkpoint
     from distgp.data import (
         ShardSummary,
-        is_csv_source,
         load_dataset,
         site_labels,
         time_input_note,
         varying_columns,
         with_test_file,
     )
+    from distgp.data.readers import check_fixed_target
     from distgp.driver import preflight
     from distgp.io import check_output_dir, check_output_names
     from distgp.selection import check_data
@@ -131,8 +131,8 @@ def run_fit(args: argparse.Namespace) -> int:
     config.validate()
     if config.data.shards is not None:
         return _run_shard_fit(args, config)
-    if config.data.target is not None and not is_csv_source(config.data.source):
-        _check_fixed_target(config.data.source, config.data.target)
+    if config.data.target is not None:
+        check_fixed_target(config.data.source, config.data.target, "data.target")
     progress = Progress(args.quiet)
     out = check_output_dir(config.out)
     check_output_names(out, OUTPUTS, "fit")
@@ -204,30 +204,6 @@ def run_fit(args: argparse.Namespace) -> int:
     _write_outputs(out, dataset, config, result, progress, config.plots, evaluations)
     checkpoint.remove()
     return 0
-
-
-def _check_fixed_target(source: str, target: str) -> None:
-    """Refuse ``data.target`` on data whose output is fixed (.mat, .npz, a built-in) unless it
-    names a built-in's own output column."""
-    from distgp.data.readers import BUILTIN_COLUMNS
-
-    name = source.partition(":")[2].lower() if source.startswith("builtin:") else None
-    if name is not None and name not in BUILTIN_COLUMNS:
-        return  # loading it names the built-ins
-    if name is not None:
-        columns = BUILTIN_COLUMNS[name]
-        if target == columns[-1]:
-            return
-        raise ConfigError(
-            f"{source}'s columns are {', '.join(columns)} and its output is fixed "
-            f"({columns[-1]}); set data.target to {columns[-1]} or drop it",
-            setting="data.target",
-        )
-    raise ConfigError(
-        f"data.target names a CSV column, but {source} has no columns to choose from; drop "
-        "data.target",
-        setting="data.target",
-    )
 
 
 def _config(args: argparse.Namespace) -> FitConfig:

@@ -24,7 +24,7 @@ from distgp.data.csvfiles import (
     refuse_other_dates,
 )
 from distgp.data.series import in_time_order, is_series
-from distgp.exceptions import InputDataError
+from distgp.exceptions import ConfigError, InputDataError
 from distgp.io import read_npz
 
 MAT_KEYS = ("xtrain", "ytrain", "xtest", "ytest")
@@ -491,19 +491,12 @@ def load_prediction_inputs(
         return X, y, columns
     if not source.startswith("builtin:") and Path(source).suffix.lower() in (".mat", ".npz"):
         if require_target:
-            raise InputDataError(
-                f"{Path(source).name} has no named columns (its outputs are its ytest or y "
-                "array); drop --target"
-            )
+            check_fixed_target(source, str(target), "--target")
         X, y = _prediction_arrays(_existing_file(source), dims)
         return X, y, default_input_names(dims)
+    if require_target:
+        check_fixed_target(source, str(target), "--target")
     dataset = load_dataset(source, test_fraction=None)
-    if require_target and target != dataset.target_name:
-        columns = ", ".join([*dataset.feature_names, str(dataset.target_name)])
-        raise InputDataError(
-            f"{source}'s columns are {columns} and its output is fixed "
-            f"({dataset.target_name}); name it with --target or drop --target"
-        )
     if (
         inputs is not None
         and dataset.target_name is not None
@@ -518,6 +511,31 @@ def load_prediction_inputs(
     else:
         X, y = dataset.X_train, dataset.y_train
     return check_X(X, dims=dims, what=f"inputs of {source}"), y, dataset.feature_names
+
+
+def check_fixed_target(source: str, target: str, named_by: str) -> None:
+    """Refuse an output column ``target`` (set by ``named_by``: ``--target``, ``data.target``)
+    for data whose output is fixed (.mat, .npz, a built-in), unless it names a built-in's own
+    output column; for a CSV, nothing to check here."""
+    if is_csv_source(source):
+        return
+    builtin = source.partition(":")[2].lower() if source.startswith("builtin:") else None
+    if builtin is not None and builtin not in BUILTIN_COLUMNS:
+        return  # loading it names the built-ins
+    if builtin is not None:
+        columns = BUILTIN_COLUMNS[builtin]
+        if target == columns[-1]:
+            return
+        raise ConfigError(
+            f"{source}'s columns are {', '.join(columns)} and its output is fixed "
+            f"({columns[-1]}); set {named_by} to {columns[-1]} or drop it",
+            setting="data.target",
+        )
+    raise ConfigError(
+        f"{named_by} names a CSV column, but {Path(source).name} has none: its outputs are its "
+        f"arrays; drop {named_by}",
+        setting="data.target",
+    )
 
 
 def utc_columns(source: str, columns: Iterable[str]) -> set[str]:
