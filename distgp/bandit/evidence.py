@@ -7,8 +7,7 @@ variance 1, maximise ``log N(y; 0, s_f^2 K_l + s_n^2 I)`` over one lengthscale p
 few starts (``0.2 sqrt(D)`` and random). Cost ``O(n^3 + n^2 D)`` per iteration and an
 ``n x n x D`` array, so beyond :data:`MAX_POINTS` evaluations the evidence is that of a uniform
 random subset of them (seeded; "subset of data", Rasmussen and Williams 2006, 8.3.2), in the
-units of all the rewards: a fit then costs the same whatever the number of evaluations (about
-1 s on one core for D = 6), where all 800 took 16 s.
+units of all the rewards: a fit then costs the same whatever the number of evaluations.
 """
 
 from __future__ import annotations

@@ -67,8 +67,8 @@ class ParamBandit:
             (one per encoded column), variance and noise follow the evidence of the rewards
             told, on ``distgp optimize --kernel rbf``'s schedule (after every reward from the
             5th to the 10th, then every 25th), each fit ``O(n^3)`` in the ``n`` rewards up to
-            300 and on a random 300 of them beyond (:mod:`distgp.bandit.evidence`; about 1 s
-            on one core in 6 dimensions). ``local`` (default 30): new arms added near the
+            300 and on a random 300 of them beyond (:mod:`distgp.bandit.evidence`).
+            ``local`` (default 30): new arms added near the
             best point after every reward, at ``distgp optimize``'s steps (a fixed set of
             Sobol arms is sparse in several dimensions).
     """
