@@ -136,6 +136,8 @@ def test_optuna_categorical_choices_that_python_calls_equal():
     assert all(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials)
     assert {t.params["c"] for t in study.trials} <= {1, "x"}  # Optuna stores True as 1
     assert study.sampler.bandit.bandit.observations == 10
+    # one arm per choice Optuna can record: proposing True would be recorded as 1 (index 0)
+    assert study.sampler._codecs["c"].param.choices == (0, 3)
 
 
 def test_optuna_small_spaces_and_a_second_study():

@@ -286,8 +286,9 @@ class _Codec:
 
     Stepped floats and ints become integer step counts ``k`` (value ``low + k * step``), so
     arms sit on the grid; categorical choices become their indices (Optuna's internal
-    representation), so choices that Python calls equal (``1`` and ``True``) stay apart;
-    everything else maps one to one.
+    representation), so choices that Python calls equal (``1`` and ``True``), which Optuna
+    records as the first of them, are one arm and refuse nothing; everything else maps one to
+    one.
     """
 
     def __init__(self, name: str, d: BaseDistribution) -> None:
@@ -295,7 +296,11 @@ class _Codec:
         self.step: float | None = None
         self.param: Param
         if isinstance(d, CategoricalDistribution):
-            self.param = CategoricalParam(name, tuple(range(len(d.choices))))
+            # Optuna's index of a choice is that of the first equal one (1, True and 1.0 are
+            # one choice to it): one arm per index it can record
+            self.param = CategoricalParam(
+                name, tuple(sorted({int(d.to_internal_repr(c)) for c in d.choices}))
+            )
         elif d.step is not None and not (isinstance(d, IntDistribution) and d.step == 1):
             self.step = float(d.step)
             steps = math.floor((d.high - d.low) / self.step + 1e-9)
