@@ -22,14 +22,15 @@ Dictionary ``S`` (``m`` atoms, arms pulled so far), two modes set by ``resparsif
   ``log(T) / log(rho)`` times in a run.
 
 Memory: the embedding of every arm, ``A x r`` floats (``r <= m``), and ``O(A)`` per-arm vectors;
+during an ``ask``, ``A`` more floats per hallucinated arm outside the span of ``S`` (below);
 kernel evaluations go through the arms in chunks.
 
 Hallucinated pulls (pending arms, several arms per ``ask``, batches) update a working copy of
 ``V^-1`` (Sherman-Morrison, ``O(r^2)``); a pull inside the working span only shrinks variances, so
 the arms' stale UCBs are upper bounds and only the top ones are recomputed (``O(r^2)`` each) until
 the best is current, as the reference code does (bkb.md 2.1). A hallucinated arm outside the span
-of ``S`` first joins the working span (one Gram-Schmidt coordinate, ``A`` floats for one ``ask``;
-the dictionary is unchanged), so its own variance does shrink; but a larger span can *raise*
+of ``S`` first joins the working span (one Gram-Schmidt coordinate of every arm, ``A`` floats
+kept until the ``ask`` returns; the dictionary is unchanged), so its own variance does shrink; but a larger span can *raise*
 other arms' DTC variances, so the exact change of every arm's variance is added to the stale ones
 (``O(A r')`` per such arm), which stay upper bounds.
 """
