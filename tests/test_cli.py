@@ -1015,6 +1015,23 @@ def test_folds_and_rounds_that_do_not_apply_are_noted_not_refused(tmp_path, caps
     assert code == 2 and "set tune.folds (--folds) to at most" in err
 
 
+def test_a_forecast_whose_first_step_cannot_be_drawn_writes_no_figure(
+    series_mat, tmp_path, capsys, monkeypatch
+):
+    """It drew an empty forecast.png (its first 0 steps)."""
+    model = tmp_path / "model"
+    fit = ["fit", "--data", str(series_mat), "--trend", "linear"]
+    assert run([*fit, "--no-plots", "--quiet", "--out", str(model)], capsys)[0] == 0
+    monkeypatch.setattr("distgp.plots.drawable", lambda mean, lower, upper: mean < -np.inf)
+    out = tmp_path / "ahead"
+    code, _, err = run(
+        ["predict", "--model", str(model), "--ahead", "3", "--out", str(out)], capsys
+    )
+    assert code == 0, err
+    assert "no forecast.png: the mean or the 95% interval of its first step" in err
+    assert sorted(p.name for p in out.iterdir()) == ["predictions.csv"]
+
+
 def test_a_forecast_past_float64s_range_draws_only_its_drawable_part(tmp_path, capsys):
     """--ahead far past an exponential series: the rows past float64's range are written as inf;
     forecast.png shows the steps it can draw, says so, and matplotlib's axis arithmetic warns

@@ -30,9 +30,9 @@ Hallucinated pulls (pending arms, several arms per ``ask``, batches) update a wo
 the arms' stale UCBs are upper bounds and only the top ones are recomputed (``O(r^2)`` each) until
 the best is current, as the reference code does (bkb.md 2.1). A hallucinated arm outside the span
 of ``S`` first joins the working span (one Gram-Schmidt coordinate of every arm, ``A`` floats
-kept until the ``ask`` returns; the dictionary is unchanged), so its own variance does shrink; but a larger span can *raise*
-other arms' DTC variances, so the exact change of every arm's variance is added to the stale ones
-(``O(A r')`` per such arm), which stay upper bounds.
+kept until the ``ask`` returns; the dictionary is unchanged), so its own variance does shrink;
+but a larger span can *raise* other arms' DTC variances, so the exact change of every arm's
+variance is added to the stale ones (``O(A r')`` per such arm), which stay upper bounds.
 """
 
 from __future__ import annotations

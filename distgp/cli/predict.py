@@ -187,6 +187,7 @@ def run_predict(args: argparse.Namespace) -> int:
 
         shown = drawable(mean, lower, upper)
         drawn = len(mean) if shown.all() else int(np.argmin(shown))
+        plot = drawn > 0
     with staged_outputs(out) as stage:
         written = ["predictions.csv"]
         write_text(stage / "predictions.csv", text.getvalue())
@@ -207,6 +208,11 @@ def run_predict(args: argparse.Namespace) -> int:
             else ""
         )
         progress(f"wrote {out}/forecast.png{part}")
+    elif args.ahead is not None and not model.private:
+        progress(
+            "no forecast.png: the mean or the 95% interval of its first step is already too "
+            "large to draw"
+        )
     elif args.ahead is not None:
         progress(
             "no forecast.png: a private model holds no training data to draw the series from "
