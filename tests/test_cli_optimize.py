@@ -217,6 +217,18 @@ def user_module(tmp_path, monkeypatch):
     return "bkb_user_objectives"
 
 
+def imported(user_module: str, monkeypatch, **values):
+    """The user module, imported from the working directory, its ``calls`` counter at 0 and
+    the module-level ``values`` set for this test."""
+    import importlib
+
+    monkeypatch.syspath_prepend(".")
+    module = importlib.import_module(user_module)
+    for name, value in {"calls": 0, **values}.items():
+        monkeypatch.setattr(module, name, value)
+    return module
+
+
 def test_failed_evaluations_are_recorded_and_the_run_goes_on(tmp_path, capsys, user_module):
     out = tmp_path / "run"
     code, _ = run_cli(
@@ -277,10 +289,7 @@ def test_a_code_error_in_the_first_evaluations_stops_the_run_early(tmp_path, cap
 def test_code_errors_in_fewer_than_the_first_five_evaluations_do_not_stop_the_run(
     tmp_path, capsys, monkeypatch, user_module
 ):
-    import importlib
-
-    monkeypatch.syspath_prepend(".")
-    monkeypatch.setattr(importlib.import_module(user_module), "calls", 0)
+    imported(user_module, monkeypatch)
     out = tmp_path / "run"
     argv = ["--function", f"{user_module}:late_start", "--budget", "8", "--kernel", "rbf"]
     code, err = run_cli([*argv, "--quiet", "--out", str(out)], capsys)
@@ -294,12 +303,7 @@ def test_code_errors_in_the_first_five_of_a_batch_with_successes_do_not_stop_the
 ):
     """A first batch of 8 whose first 5 evaluations raised one code error and whose other 3
     worked stopped the run there (exit 0, no line): the stop is for objectives that never work."""
-    import importlib
-
-    monkeypatch.syspath_prepend(".")
-    module = importlib.import_module(user_module)
-    monkeypatch.setattr(module, "calls", 0)
-    monkeypatch.setattr(module, "failing", 5)
+    imported(user_module, monkeypatch, failing=5)
     code, err, out = run_config(
         tmp_path,
         capsys,
@@ -594,12 +598,7 @@ def test_a_ray_agent_that_dies_again_stops_the_run_and_keeps_its_checkpoint(
 
 def run_stops(user_module, monkeypatch, capsys, out: Path, stop_at: int, *flags: str):
     """``stops`` with a Ctrl-C at evaluation ``stop_at`` (0: never); exit code and stderr."""
-    import importlib
-
-    monkeypatch.syspath_prepend(".")
-    module = importlib.import_module(user_module)
-    monkeypatch.setattr(module, "calls", 0)
-    monkeypatch.setattr(module, "stop_at", stop_at)
+    imported(user_module, monkeypatch, stop_at=stop_at)
     argv = ["--function", f"{user_module}:stops", "--budget", "4", "--kernel", "rbf"]
     return run_cli([*argv, *flags, "--out", str(out)], capsys)
 
@@ -739,10 +738,7 @@ def test_an_objective_that_returns_no_number_stops_the_run_at_once(
 def test_an_objective_that_returns_none_later_stops_and_keeps_the_checkpoint(
     tmp_path, capsys, monkeypatch, user_module
 ):
-    import importlib
-
-    monkeypatch.syspath_prepend(".")
-    monkeypatch.setattr(importlib.import_module(user_module), "calls", 0)
+    imported(user_module, monkeypatch)
     out = tmp_path / "run"
     argv = ["--function", f"{user_module}:late_none", "--budget", "5", "--kernel", "rbf"]
     code, err = run_cli([*argv, "--quiet", "--out", str(out)], capsys)
