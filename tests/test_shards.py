@@ -146,6 +146,17 @@ def test_shard_files_holding_the_same_data_are_warned_of(tmp_path, capsys):
     ), err
 
 
+def test_folds_on_shard_files_without_tune_are_noted_as_unused(tmp_path, capsys):
+    write_sites(tmp_path)
+    args = fit_args(tmp_path, tmp_path / "out")
+    args.remove("--quiet")
+    assert main([*args, "--folds", "3"]) == 0
+    assert (
+        "--folds (tune.folds) does not apply: shard files get no default held-out choice (the "
+        "driver holds no data); --tune BUDGET scores settings on folds" in capsys.readouterr().err
+    )
+
+
 @pytest.mark.parametrize("backend", ["ray", "inline"])
 def test_tuning_over_shard_files_is_scored_by_their_agents(backend, tmp_path, request, monkeypatch):
     """``--tune`` with shard files: each agent scores the candidates on its own file, the
