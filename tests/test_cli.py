@@ -687,6 +687,20 @@ def test_a_fit_into_a_folder_of_the_users_own_files_removes_none(series_mat, tmp
     assert (out / "tune.csv").read_text() == "my notes\n"
 
 
+def test_a_fit_interrupted_while_publishing_still_has_its_stale_outputs_removed(
+    series_mat, tmp_path, capsys
+):
+    """Outputs move into place with metrics.json last: a fit stopped between the moves leaves a
+    model.npz without it, and the next fit took the folder's earlier tune.csv for a user's."""
+    out = tmp_path / "run"
+    fit = ["fit", "--data", str(series_mat), "--components", "40", "--no-plots", "--quiet"]
+    assert run([*fit, "--out", str(out)], capsys)[0] == 0  # the default choice: a tune.csv
+    assert (out / "tune.csv").is_file()
+    (out / "metrics.json").unlink()  # as if interrupted before its move
+    assert run([*fit, "--trend", "linear", "--out", str(out)], capsys)[0] == 0
+    assert not (out / "tune.csv").exists()
+
+
 def test_prediction_columns_never_share_a_name_with_an_input(tmp_path, capsys):
     import csv
 

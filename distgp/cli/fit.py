@@ -491,7 +491,9 @@ def _write_outputs(out, dataset, config, result, progress, plots: bool, evaluati
     from distgp.io import ensure_output_dir, publish_outputs, staged_outputs, write_json, write_text
 
     ensure_output_dir(out)
-    earlier_fit = (out / "metrics.json").exists()  # whose optional outputs may be stale
+    # an earlier fit's optional outputs may be stale (model.npz alone: one interrupted while
+    # its outputs were moved into place, metrics.json going last)
+    earlier_fit = (out / "metrics.json").exists() or (out / "model.npz").exists()
     record = metrics_record(dataset, config, result)
     # the outer choice (distgp.tune): its fits' wall time comes on top of "seconds"
     record["tune_evaluations"] = len(evaluations)
