@@ -6,16 +6,31 @@ import numpy as np
 import pytest
 
 from distgp.bandit import BKB
+from distgp.config import FitConfig
 from distgp.data import Scaler
+from distgp.driver import fit
 from distgp.exceptions import ConfigError
 from distgp.gp import GSMPModel
 from distgp.kernels import SubKernelBank, data_grid
 from distgp.kernels.compute import check_device
+from distgp.kernels.trend import TrendBank, TrendBasis
 from distgp.learn import DSCAOptions, LocalObjective, dsca
 
 torch = pytest.importorskip("torch")
 DEVICES = ["torch:cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 RTOL = 1e-8
+
+
+@pytest.fixture(autouse=True)
+def no_implicit_numpy(monkeypatch):
+    """Make every implicit numpy conversion of a torch tensor (``np.asarray(tensor)``) fail,
+    as it does for a CUDA tensor, so that ``torch:cpu`` tests catch what only a GPU would
+    (every test here)."""
+
+    def refuse(self, *args, **kwargs):
+        raise TypeError("implicit numpy conversion of a torch tensor (fails on CUDA)")
+
+    monkeypatch.setattr(torch.Tensor, "__array__", refuse)
 
 
 def _problem(rng, n=70, dims=2):
@@ -69,6 +84,52 @@ def test_dsca_fit_and_prediction_match_numpy(rng, device):
     mean_cpu, std_cpu = models["cpu"].predict(Xs, return_std=True)
     mean_dev, std_dev = models[device].predict(Xs, return_std=True)
     assert _close(mean_dev, mean_cpu) and _close(std_dev, std_cpu)
+
+
+def _series(n=60, seed=0):
+    rng = np.random.default_rng(seed)
+    x = np.arange(1.0, n + 1.0)
+    y = 0.05 * x + np.sin(2 * np.pi * x / 12) + 0.1 * rng.normal(size=n)
+    return x[:, None], (y - y.mean()) / y.std()
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("kind", ["quadratic", "local"])
+def test_trend_bank_apply_and_curvature_on_device_match_numpy(rng, device, kind):
+    X, y = _series()
+    X = (X - X.mean()) / X.std()
+    grid = data_grid(len(y), 1, components=12)
+    trend = TrendBasis.named(kind, 1)
+    objectives = {
+        d: LocalObjective(TrendBank(X, grid, trend, device=d), y, 1e-3) for d in ("cpu", device)
+    }
+    cpu, dev = objectives["cpu"], objectives[device]
+    theta = np.r_[rng.uniform(0.01, 0.1, cpu.M), 0.1]
+    assert _close(dev.curvature(theta), cpu.curvature(theta))  # alpha stays a device tensor
+    v = rng.standard_normal(len(y))
+    idx = np.arange(cpu.M)
+    assert _close(dev.bank.apply(dev.bank.ops.asarray(v), idx), cpu.bank.apply(v, idx))
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_admm_fit_with_a_trend_on_device_matches_numpy(device):
+    """Two agents (curvature rounds included) on a series with a trend, on the device."""
+    X, y = _series(80)
+    results = {}
+    for d in ("cpu", device):
+        config = FitConfig()
+        config.kernel.components = 12
+        config.kernel.trend = "local"
+        config.consensus.agents = 2
+        config.consensus.max_rounds = 12  # past the curvature rounds 2 and 10
+        config.consensus.local_iterations = 4
+        config.backend.name = "inline"
+        config.learn.device = d
+        results[d] = fit(X, y, config)
+    ref, got = results["cpu"], results[device]
+    assert got.rounds == ref.rounds and ref.rounds >= 10
+    assert _close(got.theta, ref.theta)
+    assert abs(got.objective - ref.objective) <= RTOL * abs(ref.objective)
 
 
 def test_device_names_are_checked():

@@ -81,7 +81,7 @@ def test_local_trend_bank_matches_dense_random_walks(rng, device):
         K = bank.component(int(m))
         assert traces[k] == pytest.approx(np.sum(A * K), rel=1e-9, abs=1e-9)
         assert quads[k] == pytest.approx(alpha @ K @ alpha, rel=1e-9, abs=1e-9)
-    applied = bank.apply(alpha, idx)
+    applied = bank.apply(bank.ops.asarray(alpha), idx)  # as curvature passes it: on the device
     for k, m in enumerate(idx):
         np.testing.assert_allclose(applied[:, k], bank.component(int(m)) @ alpha, atol=1e-9)
     X2 = np.array([[-3.0], [0.2], [2.5]])  # before the walks' origin, inside, past the end

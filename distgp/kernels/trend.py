@@ -360,20 +360,25 @@ class TrendBank:
 
     def apply(self, v: np.ndarray, components: np.ndarray) -> np.ndarray:
         """``K_m v`` for each listed component: ``n x len(components)``; a polynomial column
-        is ``h_t (h_t^T v)``, a random walk's ``W v``."""
+        is ``h_t (h_t^T v)``, a random walk's ``W v``.
+
+        ``v`` may be a tensor on the bank's device (as ``Factorization.alpha`` is): it is
+        copied to the host once, never converted implicitly (a CUDA tensor would refuse)."""
         components = np.asarray(components, dtype=int)
-        v = np.asarray(v, float)
+        ops = self.ops
+        v_dev = ops.asarray(v)  # on the device (no copy when it is there already)
+        v_host = ops.numpy(v_dev)
         spectral = components < self.spectral.M
         out = np.empty((self.n, len(components)))
-        out[:, spectral] = self.spectral.apply(v, components[spectral])
+        out[:, spectral] = self.spectral.apply(v_dev, components[spectral])
         for i in np.flatnonzero(~spectral):
             t = components[i] - self.spectral.M
             poly = self.trend.polynomial_size
             if t < poly:
-                out[:, i] = self.H[:, t] * (self.H[:, t] @ v)
+                out[:, i] = self.H[:, t] * (self.H[:, t] @ v_host)
             else:
-                Wv = self.ops.symm_lower(self._walks[t - poly], self.ops.asarray(v[:, None]))
-                out[:, i] = self.ops.numpy(Wv)[:, 0]
+                Wv = ops.symm_lower(self._walks[t - poly], v_dev[:, None])
+                out[:, i] = ops.numpy(Wv)[:, 0]
         return out
 
     def _full(self, P) -> np.ndarray:
