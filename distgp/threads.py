@@ -153,6 +153,8 @@ def blas_threads(threads: int | None = 1) -> Iterator[None]:
         yield
         return
     torch = sys.modules.get("torch")  # agents never import torch just to set its threads
+    if torch is not None and getattr(getattr(torch, "__spec__", None), "_initializing", False):
+        torch = None  # still being imported by another thread: its functions may not exist yet
     previous = torch.get_num_threads() if torch is not None else None
     if torch is not None:
         torch.set_num_threads(count)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -336,6 +337,40 @@ def test_console_script_help_lists_commands():
     )
     for command in ("fit", "predict", "bench"):
         assert command in result.stdout
+
+
+def test_a_torch_device_fit_with_parallel_held_out_fits_matches_the_cpu_fit(tmp_path):
+    """``--device torch:cpu`` on a series whose held-out trend/season choice runs fits in a
+    thread pool (256+ rows, 2 threads): torch is imported before the pool, not by its first
+    fit while another thread reads the half-imported module. Each run in a fresh process, so
+    that no earlier test has imported torch."""
+    pytest.importorskip("torch")
+    n = 300
+    x = np.arange(1.0, n + 1.0)[:, None]
+    y = 100 + 10 * np.sin(2 * np.pi * x[:, 0] / 12.0) + 0.03 * x[:, 0]
+    y += np.random.default_rng(0).normal(size=n)
+    data = tmp_path / "long.mat"
+    scipy.io.savemat(
+        data, {"xtrain": x[:280], "ytrain": y[:280, None], "xtest": x[280:], "ytest": y[280:, None]}
+    )
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    metrics = {}
+    for device in ("cpu", "torch:cpu"):
+        out = tmp_path / device.replace(":", "_")
+        argv = ["fit", "--data", str(data), "--components", "16", "--threads", "2"]
+        argv += ["--device", device, "--backend", "inline", "--no-plots", "--quiet"]
+        result = subprocess.run(
+            [sys.executable, "-m", "distgp", *argv, "--out", str(out)],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=300,
+        )
+        assert result.returncode == 0, result.stderr[-2000:]
+        metrics[device] = json.loads((out / "metrics.json").read_text())
+    ref, got = metrics["cpu"], metrics["torch:cpu"]
+    for key in ("mse", "nlpd", "objective", "noise_variance"):
+        assert got[key] == pytest.approx(ref[key], rel=1e-8), key
 
 
 def test_every_config_file_parses():

@@ -26,11 +26,16 @@ DEVICES = ("cpu", "cuda")
 
 
 def check_device(device: str) -> str:
-    """Validate a device name; ``cuda`` without a visible GPU is a :class:`ConfigError`."""
+    """Validate a device name; ``cuda`` without a visible GPU is a :class:`ConfigError`.
+
+    A torch device imports torch here, on the validating (main) thread: imported first by the
+    held-out fits' thread pool, another thread could see the half-imported module."""
     name = str(device)
     if name == "cpu":
         return name
     if name == "torch:cpu":
+        import torch
+
         return name
     if name == "cuda" or (name.startswith("cuda:") and name[5:].isdigit()):
         import torch
