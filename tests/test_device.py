@@ -12,7 +12,7 @@ from distgp.driver import fit
 from distgp.exceptions import ConfigError
 from distgp.gp import GSMPModel
 from distgp.kernels import SubKernelBank, data_grid
-from distgp.kernels.compute import check_device
+from distgp.kernels.compute import check_device, ops_for
 from distgp.kernels.trend import TrendBank, TrendBasis
 from distgp.learn import DSCAOptions, LocalObjective, dsca
 
@@ -130,6 +130,42 @@ def test_admm_fit_with_a_trend_on_device_matches_numpy(device):
     assert got.rounds == ref.rounds and ref.rounds >= 10
     assert _close(got.theta, ref.theta)
     assert abs(got.objective - ref.objective) <= RTOL * abs(ref.objective)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_gram_and_apply_copy_no_matrix_to_the_device(rng, device, monkeypatch):
+    """Once built, a trend bank's ``gram`` (the polynomial part) and ``apply`` (the sum by
+    owner) copy no host matrix to the device: they ran once per factorisation / chunk."""
+    X, y = _series()
+    X = (X - X.mean()) / X.std()
+    grid = data_grid(len(y), 1, components=12)
+    cpu = TrendBank(X, grid, TrendBasis.named("quadratic", 1))
+    dev = TrendBank(X, grid, TrendBasis.named("quadratic", 1), device=device)
+    w = rng.uniform(0.01, 0.1, cpu.M)
+    v = rng.standard_normal(len(y))
+    idx = np.arange(cpu.M)
+    dev.gram(w), dev.apply(dev.ops.asarray(v), idx)  # fill the caches (features, envelopes)
+    copied = []
+    to_device = dev.ops.asarray
+
+    def spy(a):
+        if not isinstance(a, torch.Tensor) and np.ndim(a) >= 2:
+            copied.append(np.shape(a))
+        return to_device(a)
+
+    monkeypatch.setattr(dev.ops, "asarray", spy)
+    assert _close(dev.ops.numpy(dev.gram(w)), cpu.gram(w))
+    assert _close(dev.apply(dev.ops.asarray(v), idx), cpu.apply(v, idx))
+    assert copied == []
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_solve_lower_takes_a_vector_as_numpy_does(rng, device):
+    ops, ref = ops_for(device), ops_for("cpu")
+    L = np.tril(rng.standard_normal((6, 6))) + 6 * np.eye(6)
+    b = rng.standard_normal(6)
+    x = ops.solve_lower(ops.asarray(L), ops.asarray(b))
+    assert tuple(x.shape) == (6,) and _close(ops.numpy(x), ref.solve_lower(L, b))
 
 
 def test_device_names_are_checked():

@@ -389,7 +389,7 @@ class SubKernelBank:
             acc = ops.zeros(self.n, size)
             for Phi, owner in self._share_features(selection, share):
                 columns = Phi * ops.symm_lower(E, Phi * v[:, None])
-                acc += columns @ ops.asarray(np.eye(size)[owner])
+                ops.add_columns(acc, columns, owner)
             out[:, share.order] = ops.numpy(acc)[:, share.positions]
         return out
 

@@ -122,6 +122,11 @@ class NumpyOps:
     def bincount(self, owner: np.ndarray, values: np.ndarray, size: int) -> np.ndarray:
         return np.bincount(owner, values, minlength=size)
 
+    def add_columns(self, acc: np.ndarray, columns: np.ndarray, owner: np.ndarray) -> None:
+        """``acc[:, k] += sum of columns[:, j] with owner[j] == k``, in place (a product with
+        the one-hot matrix: one BLAS call)."""
+        acc += columns @ np.eye(acc.shape[1])[owner]
+
     def column_dots(self, A: np.ndarray, B: np.ndarray) -> np.ndarray:
         """``sum_i A_ij B_ij`` per column ``j`` (no ``A o B`` temporary: half the time)."""
         return np.einsum("ij,ij->j", A, B)
@@ -262,6 +267,10 @@ class TorchOps:
         out.index_add_(0, self.index(owner), values)
         return out.cpu().numpy()
 
+    def add_columns(self, acc, columns, owner: np.ndarray) -> None:
+        """As :meth:`NumpyOps.add_columns`, summed on the device (no one-hot matrix)."""
+        acc.index_add_(1, self.index(owner), columns)
+
     def column_dots(self, A, B):
         return (A * B).sum(0)
 
@@ -304,8 +313,10 @@ class TorchOps:
         return x[:, 0] if vec else x
 
     def solve_lower(self, L, B):
-        flops.add("solve", float(L.shape[0]) ** 2 * (1 if B.ndim == 1 else B.shape[1]))
-        return self.torch.linalg.solve_triangular(L, B, upper=False)
+        vec = B.ndim == 1  # accepted as NumpyOps accepts it (torch wants a matrix)
+        flops.add("solve", float(L.shape[0]) ** 2 * (1 if vec else B.shape[1]))
+        x = self.torch.linalg.solve_triangular(L, B[:, None] if vec else B, upper=False)
+        return x[:, 0] if vec else x
 
     def cholesky_inverse_lower(self, L):
         flops.add("inverse", 2.0 * L.shape[0] ** 3 / 3.0)

@@ -287,6 +287,7 @@ class TrendBank:
         self.n = self.spectral.n
         self.X = np.asarray(X, float)
         self.H = trend.features(self.X)
+        self._H_dev = self.ops.asarray(self.H) if self.ops.is_torch else self.H  # copied once
         # each random walk kept as ``ops.lower_part`` stores it (the lower triangle on the CPU)
         walks = trend.walk_kernels(self.X, self.X)
         self._walks = [self.ops.lower_part(self.ops.asarray(W)) for W in walks]
@@ -310,7 +311,8 @@ class TrendBank:
 
     @property
     def nbytes(self) -> int:
-        return self.spectral.nbytes + self.H.nbytes + 8 * self.n**2 * len(self._walks)
+        device_copy = self.H.nbytes if self.ops.is_torch else 0
+        return self.spectral.nbytes + self.H.nbytes + device_copy + 8 * self.n**2 * len(self._walks)
 
     def _split(self, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Spectral, polynomial and random-walk weights."""
@@ -324,7 +326,11 @@ class TrendBank:
         spectral, poly, walks = self._split(weights)
         K = self.spectral.gram(spectral, lower=lower)
         if np.any(poly):
-            K += self.ops.asarray((self.H * poly) @ self.H.T)
+            if self.ops.is_torch:  # on the device: no n x n product on the host, no copy
+                H = self._H_dev
+                K.addmm_(H * self.ops.asarray(poly), H.T)
+            else:
+                K += (self.H * poly) @ self.H.T
         for w, P in zip(walks, self._walks, strict=True):
             if w > 0:
                 self.ops.add_scaled(K, P, float(w))
