@@ -549,6 +549,12 @@ class FitConfig:
             "to cuda",
             "backend.gpus_per_agent",
         )
+        _check(  # Ray shows each actor only the GPU(s) it assigned it, the first as cuda:0
+            self.learn.device in ("cuda", "cuda:0"),
+            f"learn.device {self.learn.device} with backend.gpus_per_agent: Ray picks each "
+            "agent's GPU, which the agent sees as cuda:0; set learn.device to cuda",
+            "learn.device",
+        )
 
     @property
     def backend_name(self) -> str:

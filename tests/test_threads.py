@@ -134,6 +134,46 @@ def test_gpus_per_agent_on_a_cluster_without_gpus_is_refused(ray_local):
     backend._release_agents()
 
 
+def test_more_gpu_shares_than_the_cluster_has_name_gpus(ray_local, monkeypatch):
+    """On a local instance of distgp's own: refused at once; on a cluster, a start that times
+    out names the GPUs, not the CPUs (Ray reserves GPUs logically: a fake count suffices)."""
+    from distgp.agents import backends
+    from distgp.agents.backends import RayBackend
+
+    if ray_local.cluster_resources().get("GPU", 0):
+        pytest.skip("this machine's Ray instance has GPUs")
+    monkeypatch.setattr(backends, "cluster_gpus", lambda: 1.0)
+    shards = [(np.zeros((4, 1)), np.arange(4.0))] * 3
+    backend = RayBackend(gpus_per_agent=0.5, cpus_per_agent=0.1)
+    backend._owns_ray = True  # as if it had started the instance itself
+    try:
+        with pytest.raises(BackendError, match=r"need 0\.5 GPU each, the local Ray instance has 1"):
+            backend.start(shards)
+    finally:
+        backend._owns_ray = False  # the session's instance stays up
+        backend._release_agents()
+    monkeypatch.setattr(backends, "START_TIMEOUT", 2.0)
+    backend = RayBackend(gpus_per_agent=0.5, cpus_per_agent=0.1)
+    try:
+        with pytest.raises(BackendError, match=r"each needs 0\.5 GPU .* add GPU nodes"):
+            backend.start(shards[:1])  # the real cluster has no GPU: the actor never starts
+    finally:
+        backend._release_agents()
+
+
+def test_a_numbered_gpu_with_ray_gpu_agents_is_refused():
+    """Ray shows each actor only its own GPU(s), as cuda:0: cuda:1 would fail in every agent."""
+    config = FitConfig()
+    config.backend.name = "ray"
+    config.backend.gpus_per_agent = 1.0
+    config.learn.device = "cuda:1"
+    with pytest.raises(ConfigError, match="Ray picks each agent's GPU"):
+        config.validate()
+    for device in ("cuda", "cuda:0"):
+        config.learn.device = device
+        config.validate()  # the agents' GPUs are checked where they run
+
+
 def test_bench_threads_default_datasets_include_the_builtin_series(tmp_path):
     """``distgp bench threads`` without --datasets sizes every dataset, builtin:co2 included."""
     import scipy.io

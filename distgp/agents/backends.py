@@ -280,10 +280,20 @@ class RayBackend(Backend):
         total = cluster_cpus()
         share = cpu_share(len(shards), self.cpus_per_agent, self.share_fraction)
         self._share = share
-        if self.gpus_per_agent and not cluster_gpus():
+        gpus = cluster_gpus() if self.gpus_per_agent else 0.0
+        if self.gpus_per_agent and not gpus:
             raise BackendError(
                 f"backend.gpus_per_agent {self.gpus_per_agent:g} asks for GPUs, but the Ray "
-                "cluster has none; add GPU nodes (cluster/ has a GPU worker type) or drop it"
+                "cluster has none; start GPU nodes first (cluster/README.md section 5) or drop it"
+            )
+        if (
+            self._owns_ray
+            and self.gpus_per_agent
+            and (len(shards) * self.gpus_per_agent > gpus * (1 + 1e-9))
+        ):
+            raise BackendError(
+                f"the {len(shards)} agents need {self.gpus_per_agent:g} GPU each, the local Ray "
+                f"instance has {gpus:g}; lower backend.gpus_per_agent or the number of agents"
             )
         if self._owns_ray and len(shards) * share > total * (1 + 1e-9):
             # a local instance of distgp's own: no node will join it (no actor started yet)
@@ -304,6 +314,13 @@ class RayBackend(Backend):
             nodes = ray.get([a.node_id.remote() for a in self._actors], timeout=START_TIMEOUT)
         except GetTimeoutError:
             self._release_agents()  # pending actors would hold on to the cluster's CPUs
+            if self.gpus_per_agent:
+                raise BackendError(
+                    f"the {len(shards)} agents did not start within {START_TIMEOUT:g} s (each "
+                    f"needs {self.gpus_per_agent:g} GPU and {share:g} CPU, the cluster has "
+                    f"{gpus:g} GPU and {total:g} CPU); lower backend.gpus_per_agent or add GPU "
+                    "nodes"
+                ) from None
             raise BackendError(
                 f"the {len(shards)} agents did not start within {START_TIMEOUT:g} s (each needs "
                 f"{share:g} CPU, the cluster has {total:g}); lower backend.cpus_per_agent or add "
