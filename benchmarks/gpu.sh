@@ -23,7 +23,7 @@ set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 OUT="${OUT:?set OUT to the folder for the results}"
-DATA_DIR="${DATA_DIR:-$ROOT/data/slimkl}"
+DATA_DIR="${DATA_DIR:-$ROOT/../shared/data/slimkl}"
 PY="${PYTHON:-python3}"
 DEVICE="${DEVICE:-cuda}"
 QUICK="${QUICK:-0}"

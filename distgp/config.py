@@ -465,11 +465,13 @@ class FitConfig:
         "keeps the setting",
     )
 
-    def validate(self) -> FitConfig:
+    def validate(self, devices: bool = True) -> FitConfig:
         """Check every value (:func:`~distgp.settings.check_settings`) and the rules between
         settings; raise :class:`ConfigError` naming the first bad setting. The quantisation
         settings that do not apply are cleared (``bits`` beside ``delta``, both with ``quantize``
-        false), so that the settings a run records are those it used."""
+        false), so that the settings a run records are those it used. ``devices=False``: the
+        device's name is checked, not that this machine has it (for commands that never use
+        it, as ``distgp predict``)."""
         check_settings(self)
         c, d, b = self.consensus, self.data, self.backend
         _check(
@@ -529,13 +531,14 @@ class FitConfig:
             "backend.address needs the ray backend; set backend.name to ray",
             "backend.address",
         )
-        self._validate_device()
+        self._validate_device(devices)
         return self
 
-    def _validate_device(self) -> None:
+    def _validate_device(self, available: bool = True) -> None:
         """``device`` and ``gpus_per_agent`` (GPUs of Ray agents are checked where they run)."""
         if self.backend.gpus_per_agent is None:
-            check_device_setting(self.learn.device, "learn.device")  # agents run on this machine
+            if available:  # agents run on this machine
+                check_device_setting(self.learn.device, "learn.device")
             return
         _check(
             self.backend_name == "ray",

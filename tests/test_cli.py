@@ -373,6 +373,26 @@ def test_a_torch_device_fit_with_parallel_held_out_fits_matches_the_cpu_fit(tmp_
         assert got[key] == pytest.approx(ref[key], rel=1e-8), key
 
 
+def test_predict_with_the_config_of_a_gpu_fit_needs_no_gpu(series_mat, tmp_path, capsys):
+    """``predict --config`` checks the names in the file, not that this machine has the GPU
+    a fit there used: predict runs on the CPU."""
+    torch = pytest.importorskip("torch")
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    out = tmp_path / "run"
+    argv = ["fit", "--data", str(series_mat), "--components", "20", "--trend", "linear"]
+    code, _, err = run([*argv, "--no-plots", "--quiet", "--out", str(out)], capsys)
+    assert code == 0, err
+    config = tmp_path / "gpu.yaml"
+    config.write_text("learn:\n  device: cuda\n")
+    predict = ["predict", "--model", str(out), "--data", str(series_mat), "--quiet"]
+    code, _, err = run([*predict, "--config", str(config), "--out", str(tmp_path / "p")], capsys)
+    assert code == 0, err
+    config.write_text("learn:\n  device: tpu\n")
+    code, _, err = run([*predict, "--config", str(config), "--out", str(tmp_path / "q")], capsys)
+    assert code == 2 and "learn.device" in err
+
+
 def test_every_config_file_parses():
     from distgp.config import load_fit_config, read_yaml
 

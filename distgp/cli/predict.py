@@ -80,7 +80,7 @@ def run_predict(args: argparse.Namespace) -> int:
     if args.config is not None:  # a missing or broken file is a mistake worth naming
         from distgp.config import load_fit_config
 
-        load_fit_config(args.config).validate()
+        load_fit_config(args.config).validate(devices=False)  # predict runs on the CPU
     if args.ahead is not None and args.ahead > MAX_AHEAD:
         raise ConfigError(
             f"--ahead {args.ahead} is more steps than predict writes ({MAX_AHEAD}); forecast "
