@@ -217,6 +217,13 @@ def user_module(tmp_path, monkeypatch):
     return "bkb_user_objectives"
 
 
+def run_objective(user_module: str, name: str, budget: int, out: Path, capsys, *flags: str):
+    """``distgp optimize`` of the user module's ``name`` with the RBF kernel into ``out``; exit
+    code and stderr."""
+    argv = ["--function", f"{user_module}:{name}", "--budget", str(budget), "--kernel", "rbf"]
+    return run_cli([*argv, *flags, "--out", str(out)], capsys)
+
+
 def imported(user_module: str, monkeypatch, **values):
     """The user module, imported from the working directory, its ``calls`` counter at 0 and
     the module-level ``values`` set for this test."""
@@ -291,8 +298,7 @@ def test_code_errors_in_fewer_than_the_first_five_evaluations_do_not_stop_the_ru
 ):
     imported(user_module, monkeypatch)
     out = tmp_path / "run"
-    argv = ["--function", f"{user_module}:late_start", "--budget", "8", "--kernel", "rbf"]
-    code, err = run_cli([*argv, "--quiet", "--out", str(out)], capsys)
+    code, err = run_objective(user_module, "late_start", 8, out, capsys, "--quiet")
     assert code == 0, err
     result = json.loads((out / "result.json").read_text())
     assert result["evaluations"] == 8 and result["failures"] == 4
@@ -321,8 +327,7 @@ def test_code_errors_in_the_first_five_of_a_batch_with_successes_do_not_stop_the
 def test_an_int_too_large_for_a_float_fails_that_evaluation(tmp_path, capsys, user_module):
     """10**400 gave a traceback (OverflowError in float())."""
     out = tmp_path / "run"
-    argv = ["--function", f"{user_module}:too_big", "--budget", "6", "--kernel", "rbf"]
-    code, err = run_cli([*argv, "--quiet", "--out", str(out)], capsys)
+    code, err = run_objective(user_module, "too_big", 6, out, capsys, "--quiet")
     assert code == 0, err
     failed = [r for r in read_history(out) if r["failed"] == "1"]
     assert failed and all(
@@ -599,8 +604,7 @@ def test_a_ray_agent_that_dies_again_stops_the_run_and_keeps_its_checkpoint(
 def run_stops(user_module, monkeypatch, capsys, out: Path, stop_at: int, *flags: str):
     """``stops`` with a Ctrl-C at evaluation ``stop_at`` (0: never); exit code and stderr."""
     imported(user_module, monkeypatch, stop_at=stop_at)
-    argv = ["--function", f"{user_module}:stops", "--budget", "4", "--kernel", "rbf"]
-    return run_cli([*argv, *flags, "--out", str(out)], capsys)
+    return run_objective(user_module, "stops", 4, out, capsys, *flags)
 
 
 def test_resuming_a_checkpoint_without_a_recorded_space_in_another_order_is_refused(
@@ -740,8 +744,7 @@ def test_an_objective_that_returns_none_later_stops_and_keeps_the_checkpoint(
 ):
     imported(user_module, monkeypatch)
     out = tmp_path / "run"
-    argv = ["--function", f"{user_module}:late_none", "--budget", "5", "--kernel", "rbf"]
-    code, err = run_cli([*argv, "--quiet", "--out", str(out)], capsys)
+    code, err = run_objective(user_module, "late_none", 5, out, capsys, "--quiet")
     assert code == 2 and err.count("\n") == 1, err
     assert "evaluation 2: the objective returned NoneType None, not a real number" in err
     assert f"'distgp optimize --resume {out}' continues the run" in err

@@ -300,9 +300,10 @@ class ArmBandit(ABC):
         """Start a working copy of the posterior variance state for one ``ask``."""
 
     @abstractmethod
-    def _hallucinate(self, arm: int, variance: np.ndarray) -> None:
+    def _hallucinate(self, arm: int, variance: np.ndarray) -> bool:
         """Update ``variance`` (in place) as if ``arm`` had been pulled once more; a lazy
-        subclass may leave it an upper bound of every arm's variance instead."""
+        subclass may leave it an upper bound of every arm's variance instead. Returns whether
+        ``variance`` changed (a lazy one's stale scores then need recomputing)."""
 
     @property
     def dictionary_size(self) -> int:
@@ -414,8 +415,10 @@ class ArmBandit(ABC):
                 if bound > self.ratio_threshold:
                     break
             if len(picks) < limit:
-                self._hallucinate(arm, work_var)
-                scores = self._scores(work_var, [a for a, _ in self._pending] + picks)
+                if self._hallucinate(arm, work_var) or not self._lazy:
+                    scores = self._scores(work_var, [a for a, _ in self._pending] + picks)
+                elif not self.repeat:  # the other stale scores stay upper bounds
+                    scores[arm] = -np.inf
                 if self._lazy:
                     fresh = np.zeros(len(self.arms), bool)
         if not picks:

@@ -196,16 +196,18 @@ class BKB(ArmBandit):
             self._work = _Working(self)
         return self._work
 
-    def _hallucinate(self, arm: int, variance: np.ndarray) -> None:
+    def _hallucinate(self, arm: int, variance: np.ndarray) -> bool:
         work = self._working()
         z, resid = work.rows(np.array([arm]))
-        if resid[0] > SPAN_RTOL * self._kdiag[arm]:
+        extends = bool(resid[0] > SPAN_RTOL * self._kdiag[arm])
+        if extends:
             variance += work.extend(arm, z[0], math.sqrt(resid[0]))  # stays an upper bound
             z, _ = work.rows(np.array([arm]))
         z = z[0]
         h = work.Vinv @ z
         work.Vinv -= np.outer(h, h) / (1.0 + z @ h)
         work.counts[arm] += 1.0
+        return extends
 
     def _working_variance(self, idx: np.ndarray) -> np.ndarray:
         Zw, resid = self._working().rows(idx)

@@ -107,10 +107,11 @@ class GPUCB(ArmBandit):
     def _begin_hallucination(self) -> None:
         self._t_work = len(self._rows)
 
-    def _hallucinate(self, arm: int, variance: np.ndarray) -> None:
+    def _hallucinate(self, arm: int, variance: np.ndarray) -> bool:
         gp_var = variance * self.lam
         self._append_row(arm, gp_var)
         variance[:] = gp_var / self.lam
+        return True
 
     def _arms_added(self, k: int) -> None:
         """New columns ``L^-1 k_t(new)``: ``L`` is read back from ``W`` (``L[i, :i]`` is

@@ -223,13 +223,11 @@ def run_options(args: argparse.Namespace, always: Sequence[str] = ()) -> dict[st
     return options
 
 
-def command_line(
-    args: argparse.Namespace, always: Sequence[str] = (), options: dict[str, Any] | None = None
-) -> str:
+def command_line(args: argparse.Namespace, options: dict[str, Any] | None = None) -> str:
     """``distgp bench SUITE`` with every option of :func:`run_options` (``options``, when
     already found): the command that measures the same numbers."""
     parts = ["distgp bench", args.suite]
-    for flag, value in (run_options(args, always) if options is None else options).items():
+    for flag, value in (run_options(args) if options is None else options).items():
         parts.append(flag if value is True else f"{flag} {_option_text(value)}")
     return " ".join(parts)
 

@@ -11,13 +11,12 @@ import numpy as np
 
 from distgp.cli.common import Progress, add_common, resumed_config
 from distgp.cli.flags import add_setting_flags
-from distgp.config import ConsensusConfig, FitConfig, TuneConfig
+from distgp.config import ConsensusConfig, FitConfig
 from distgp.exceptions import ConfigError
 
 CUSTOM_FLAGS = {"data.shards": "shards"}  # globs and NAME@RESOURCE, expanded by shard_list
 # outputs a fit writes only with some settings; a refit into the same folder removes stale ones
 DEFAULT_ROUNDS = ConsensusConfig().max_rounds
-DEFAULT_FOLDS = TuneConfig().folds
 OPTIONAL_OUTPUTS = {"spectrum.png", "prediction.png", "convergence.png", "tune.csv", "tune.png"}
 OUTPUTS = {"model.npz", "history.csv", "metrics.json", *OPTIONAL_OUTPUTS}
 
@@ -317,7 +316,7 @@ def _run_shard_fit(args: argparse.Namespace, config) -> int:
         f"{len(config.data.shards)} shard files, read by their agents{where}; test: "
         f"{config.data.test or 'none'}"
     )
-    if config.tune.folds != DEFAULT_FOLDS and not config.tune.budget:
+    if config.tune.folds != _selection().DEFAULT_FOLDS and not config.tune.budget:
         why = "shard files get no default held-out choice (the driver holds no data)"
         progress(OUTER_CHOICE_LINES["unused folds"]({"why": why}))
     reader = read_test if config.data.test is not None else None

@@ -64,7 +64,6 @@ def add_parser(commands) -> None:
 
 def run_predict(args: argparse.Namespace) -> int:
     from distgp.data import default_input_names, is_csv_source, load_prediction_inputs
-    from distgp.data.readers import utc_columns
     from distgp.gp import GSMPModel, regression_metrics
     from distgp.io import (
         check_output_dir,
@@ -99,6 +98,10 @@ def run_predict(args: argparse.Namespace) -> int:
         )
     check_output_names(out, OUTPUTS, "predict")
     model = GSMPModel.load(args.model)  # the file, or the fit's output folder
+    # times are written in UTC (marked Z) where the file predicted at gave offsets; a
+    # forecast --ahead continues the training file's
+    csv_file = args.data is not None and is_csv_source(args.data)
+    utc = set() if csv_file else set(model.utc_inputs)  # a CSV's own fill it when read
     if args.ahead is not None:
         names = list(model.input_names or default_input_names(model.dims))
         X, y = _ahead(model, names[0], args.ahead), None
@@ -110,8 +113,8 @@ def run_predict(args: argparse.Namespace) -> int:
             model.input_names,
             require_target=args.target is not None,
             time_units=model.time_units,
+            utc=utc,
         )
-    csv_file = args.data is not None and is_csv_source(args.data)
     if model.input_names is None and csv_file and names != default_input_names(model.dims):
         progress(
             "the model records no column names (fitted on arrays, .npz or .mat data): its "
@@ -149,9 +152,6 @@ def run_predict(args: argparse.Namespace) -> int:
                 f"input column {old_name!r} is written as {new_name!r} ({old_name} is an output)"
             )
     header = [*inputs, *outputs]
-    # times are written in UTC (marked Z) where the file predicted at gave offsets; a
-    # forecast --ahead continues the training file's
-    utc = utc_columns(args.data, model.time_units) if csv_file else set(model.utc_inputs)
     columns = [_input_texts(model, name, X[:, p], name in utc) for p, name in enumerate(names)]
     columns += [_texts(v) for v in (mean, std, lower, upper)]
     if y is not None:  # rows whose outputs are not known yet stay empty

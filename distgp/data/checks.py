@@ -55,7 +55,7 @@ def check_varying_inputs(X: np.ndarray, names: Sequence[str] | None = None) -> N
         )
     if np.any(real_spread(np.std(X, axis=0), np.mean(X, axis=0))):
         return
-    if np.any(np.ptp(X, axis=0) > 0):
+    if np.any(spread > 0):
         raise InputDataError(
             "training inputs X vary only at rounding level in every column (a spread below "
             f"{RELATIVE_TINY:g} of their values); subtract an offset, such as their first "

@@ -3,7 +3,7 @@ model's columns."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -428,6 +428,7 @@ def load_prediction_inputs(
     inputs: Sequence[str] | None = None,
     require_target: bool = False,
     time_units: Mapping[str, str] | None = None,
+    utc: set[str] | None = None,
 ) -> tuple[np.ndarray, np.ndarray | None, list[str]]:
     """Inputs (and outputs when known) to predict at, checked against the model's ``dims``.
 
@@ -440,11 +441,17 @@ def load_prediction_inputs(
     taken in order, and the target is the named column or an extra last one. A built-in
     dataset must have the model's ``inputs``. ``require_target``: a CSV without the ``target``
     column is an error (a column the user named), not a file of inputs only. The columns of
-    ``time_units`` hold dates, read in those units.
+    ``time_units`` hold dates, read in those units; those whose times give UTC offsets are
+    added to ``utc`` when given (to be written back in UTC).
     """
     if is_csv_source(source):
         path = Path(source)
         frame = read_csv_frame(path)
+        if utc is not None:
+            from distgp import calendar
+
+            dated = [c for c in time_units or {} if c in frame.columns]
+            utc.update(c for c in dated if calendar.has_offsets(frame[c]))
         if require_target and target not in frame.columns:
             raise InputDataError(
                 f"target column {target!r} is not in {path.name}; its columns are: "
@@ -489,13 +496,11 @@ def load_prediction_inputs(
             first_row=2,
         )
         return X, y, columns
-    if not source.startswith("builtin:") and Path(source).suffix.lower() in (".mat", ".npz"):
-        if require_target:
-            check_fixed_target(source, str(target), "--target")
-        X, y = _prediction_arrays(_existing_file(source), dims)
-        return X, y, default_input_names(dims)
     if require_target:
         check_fixed_target(source, str(target), "--target")
+    if not source.startswith("builtin:") and Path(source).suffix.lower() in (".mat", ".npz"):
+        X, y = _prediction_arrays(_existing_file(source), dims)
+        return X, y, default_input_names(dims)
     dataset = load_dataset(source, test_fraction=None)
     if (
         inputs is not None
@@ -536,15 +541,6 @@ def check_fixed_target(source: str, target: str, named_by: str) -> None:
         f"arrays; drop {named_by}",
         setting="data.target",
     )
-
-
-def utc_columns(source: str, columns: Iterable[str]) -> set[str]:
-    """Of ``columns`` (date columns) of the CSV ``source``, those whose times give UTC offsets
-    (read in UTC, so written back marked ``Z``)."""
-    from distgp import calendar
-
-    frame = read_csv_frame(Path(source))
-    return {c for c in columns if c in frame.columns and calendar.has_offsets(frame[c])}
 
 
 def _prediction_arrays(path: Path, dims: int) -> tuple[np.ndarray, np.ndarray | None]:

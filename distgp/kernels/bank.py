@@ -157,10 +157,6 @@ class SubKernelBank:
             for g, group in enumerate(self.groups)
             if not np.any(group.directions)
         }
-        self._one_direction = [
-            bool(np.array_equal(group.owner, np.arange(len(group.components))))
-            for group in self.groups
-        ]
         self._cache = cache_envelopes
         self._envelopes: dict[int, np.ndarray] = {}
         self._feature_cache: dict[int, np.ndarray] = {}
@@ -230,12 +226,9 @@ class SubKernelBank:
         for g in np.flatnonzero(counts).tolist():
             order = by_group[ends[g] - counts[g] : ends[g]]
             positions = self._position_of[components[order]]
-            if self._one_direction[g]:  # direction j is component j: its positions, in order
-                idx = np.sort(positions)
-            else:
-                owned = np.zeros(len(self.groups[g].components), dtype=bool)
-                owned[positions] = True
-                idx = np.flatnonzero(owned[self.groups[g].owner])
+            owned = np.zeros(len(self.groups[g].components), dtype=bool)
+            owned[positions] = True
+            idx = np.flatnonzero(owned[self.groups[g].owner])
             chunks = tuple(
                 idx[start : start + _CHUNK_DIRECTIONS]
                 for start in range(0, len(idx), _CHUNK_DIRECTIONS)
@@ -289,10 +282,7 @@ class SubKernelBank:
         J = len(group.coef)
         if len(block) == J:  # every direction, in order: no copy
             return cached, owners
-        columns = np.concatenate((block, block + J))
-        if self.ops.is_torch:
-            return cached[:, self.ops.index(columns)], owners
-        return cached.T[columns].T, owners  # rows of the C-ordered transpose: a faster gather
+        return self.ops.take_columns(cached, np.concatenate((block, block + J))), owners
 
     def _column_major(self, Phi):
         """Feature columns as the BLAS calls read them (CPU): column-major, so that scaling

@@ -79,6 +79,11 @@ class NumpyOps:
     def index(self, idx: np.ndarray) -> np.ndarray:
         return np.asarray(idx, dtype=np.intp)
 
+    def take_columns(self, A: np.ndarray, idx: np.ndarray) -> np.ndarray:
+        """Columns ``idx`` of a column-major ``A``, column-major: rows of its C-ordered
+        transpose (a faster gather than ``A[:, idx]``)."""
+        return A.T[idx].T
+
     # --- dense algebra (the kernel's own maths: distgp.kernels.bank.envelope, features) ------
     def syrk_lower(
         self, inner: np.ndarray | None, B: np.ndarray, n: int, out: np.ndarray | None = None
@@ -240,6 +245,9 @@ class TorchOps:
 
     def index(self, idx: np.ndarray):
         return self.torch.as_tensor(np.asarray(idx, dtype=np.int64), device=self.device)
+
+    def take_columns(self, A, idx: np.ndarray):
+        return A[:, self.index(idx)]
 
     # --- dense algebra ---------------------------------------------------------------------------
     def syrk_lower(self, inner, B, n: int, out=None):
