@@ -111,10 +111,10 @@ class DataConfig:
     )
     shards: list[str] | None = setting(
         None,
-        help="shard files that the agents read where they run, one agent per file unless "
-        "consensus.agents is set (a glob, or a comma-separated list; in a config file, a list "
-        "of files or globs; NAME@RESOURCE pins a shard to nodes with that Ray resource); the "
-        "driver never opens them",
+        help="shard files that the agents read where they run, one agent per file (an "
+        "agent count given with them must equal the number of files; a glob, or a "
+        "comma-separated list; in a config file, a list of files or globs; NAME@RESOURCE pins "
+        "a shard to nodes with that Ray resource); the driver never opens them",
         metavar="FILES",
     )
     placements: list[str] | None = setting(

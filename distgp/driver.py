@@ -753,11 +753,13 @@ def _single_agent(
     theta = theta0
     history: list[float] = []
     iterations, converged, state = 0, False, None
+    events: list[str] = []
     if saved is not None:
         theta = np.asarray(saved["theta"], float)
         history = list(saved["history_json"])
         iterations = int(saved["iterations"])
         state = saved.get("solve_state_json")
+        events = [*saved.get("events_json", []), resumed_event("iteration", iterations)]
     budget = config.learn.max_iterations
     while iterations < budget and not converged:
         chunk = min(SOLVE_CHUNK, budget - iterations)
@@ -782,6 +784,7 @@ def _single_agent(
                     "iterations": iterations,
                     "history_json": history,
                     "solve_state_json": list(state),
+                    "events_json": events,
                     "traffic": _traffic(backend),
                 }
             )
@@ -791,12 +794,20 @@ def _single_agent(
         "iterations": iterations,
         "converged": bool(converged),
         "history": history,
-        "events": [],
+        "events": events,
         "members": [0],
         "held": [],
         "missing": [],
         "stop": {},
     }
+
+
+def resumed_event(step: str, done: int) -> str:
+    """The event line of a run resumed from its checkpoint after ``done`` of its ``step``s."""
+    return (
+        f"resumed from the checkpoint after {step} {done}: the agents were set up again "
+        "(their set-up messages count in the bits a second time)"
+    )
 
 
 def _traffic(backend: Backend) -> np.ndarray:
@@ -836,7 +847,7 @@ def _admm(
     if saved is not None:
         history = [_record(r) for r in saved["history_json"]]
         coordinator.restore(saved, history)
-        events = list(saved["events_json"])
+        events = [*saved["events_json"], resumed_event("round", coordinator.round)]
         missing = list(saved["missing_json"])
         for j in np.flatnonzero(coordinator.active & ~coordinator.resync):
             if not backend.call("restore", {int(j): (coordinator.round,)})[int(j)]:

@@ -81,6 +81,10 @@ def test_killed_driver_resumes_to_the_same_result(data_dir, tmp_path, capsys, ex
     uninterrupted = json.loads((clean / "metrics.json").read_text())
     for field in ("mse", "nlpd", "rounds", "iterations", "active_components", "objective"):
         assert resumed[field] == uninterrupted[field], field
+    # the resume is recorded, and its second set-up of the agents is counted in the bits
+    assert uninterrupted["events"] == [] and len(resumed["events"]) == 1
+    assert resumed["events"][0].startswith("resumed from the checkpoint after ")
+    assert resumed["bits_sent"] > uninterrupted["bits_sent"]
     with np.load(killed / "model.npz") as a, np.load(clean / "model.npz") as b:
         assert np.array_equal(a["weights"], b["weights"])
 

@@ -17,7 +17,9 @@ flag that sets it (flags override the file; "-" means config file only), its def
 values it accepts. Each is defined once, in `distgp/config.py` and `distgp/bandit/config.py`;
 `GSMPRegressor`'s parameters take the same defaults and checks (`distgp.estimator.PARAMETERS`):
 one for every setting that applies to arrays, named as its flag (`--tune-batch`: `tune_batch`),
-except `output_transform` (`--transform`) and `prediction` (`--predict`).
+except `output_transform` (`--transform`) and `prediction` (`--predict`); `--seed` is
+`random_state`, `--no-quantize` is `bits=None` (with `delta` unset), and `data.min_shard_size`
+keeps its default.
 Errors name the setting's key; the command line adds its flag. A flag's name written as a key
 (`rounds: 5`, `tune: 4`) is refused with the key that flag sets (`consensus: {max_rounds: 5}`,
 `tune: {budget: 4}`). Relative paths in a config file (`data.source`, `data.test`, `data.shards`,
