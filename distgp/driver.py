@@ -64,6 +64,8 @@ class FitResult:
         bits_float64: the same messages with float64 fields in the same sparse coding.
         bits_float64_dense: the same messages with dense float64 vectors.
         seconds: wall time of learning (agents' set-up to the final consensus).
+        cpu_seconds: this process's CPU time over the same span (the agents' own with the
+            inline backend, whose agents run in it; the driver's alone with Ray).
         objective: final negative log marginal likelihood summed over agents, raw units.
         history: per-round records (ADMM) or per-iteration objectives (single agent).
         events: faults and recoveries, one line each.
@@ -90,6 +92,7 @@ class FitResult:
     seconds: float
     objective: float
     agents: int
+    cpu_seconds: float = 0.0
     history: list[Any] = field(default_factory=list)
     events: list[str] = field(default_factory=list)
     nodes: list[str] = field(default_factory=list)
@@ -265,7 +268,7 @@ def fit(
         report("start", {"agents": c.agents, "backend": backend.name})
         backend.traffic = type(backend.traffic)()
         backend.start(parts)
-        start = time.perf_counter()
+        start, cpu_start = time.perf_counter(), time.process_time()
         replies, summary = gather_summaries(backend, config.data.min_shard_size)
         twins = None if shards is None else same_data(replies, [s.path for s in shards])
         if twins is not None:
@@ -307,7 +310,7 @@ def fit(
                 np.asarray(initial, float),
                 np.r_[WARM_FLOOR * theta0[:components], settings.noise_floor],
             )
-        saver = _Saver(checkpoint, config, start, saved, digest)
+        saver = _Saver(checkpoint, config, (start, cpu_start), saved, digest)
         if c.agents == 1:
             run = _single_agent(backend, theta0, config, report, saver, saved)
         else:
@@ -322,7 +325,7 @@ def fit(
             lower = np.r_[np.zeros(len(theta) - 1), settings.noise_floor]
             losses, kkt = summed_stationarity(losses, theta, lower, config.learn.prune_tol)
             run["stop"]["stationarity"] = kkt
-        seconds = saver.elapsed()
+        seconds, cpu_seconds = saver.elapsed(), saver.elapsed_cpu()
         prediction = None
         if X_test is not None and len(X_test) and not pooled:
             prediction = _predict_private(backend, scaler, theta, X_test, members, recipe, held)
@@ -373,6 +376,7 @@ def fit(
         bits_float64=8 * (traffic.float64_bytes + int(before[1])),
         bits_float64_dense=8 * (traffic.dense_float64_bytes + int(before[2])),
         seconds=seconds,
+        cpu_seconds=cpu_seconds,
         objective=float(objective),
         agents=c.agents,
         history=run["history"],
@@ -662,29 +666,35 @@ def preflight(
 
 
 class _Saver:
-    """Checkpoint writer that also carries the learning time across a resume."""
+    """Checkpoint writer that also carries the learning time (wall and CPU) across a resume."""
 
     def __init__(
         self,
         checkpoint: Checkpoint | None,
         config: FitConfig,
-        start: float,
+        start: tuple[float, float],
         saved,
         digest: str | None = None,
     ) -> None:
+        """``start``: ``time.perf_counter()`` and ``time.process_time()`` when learning began."""
         self.checkpoint = checkpoint
         self.config = config
         self.digest = digest  # of the training data (None for shard files): a resume checks it
-        self.start = start
+        self.start, self.cpu_start = start
         self.before = float(saved["seconds"]) if saved is not None else 0.0
+        self.before_cpu = float(saved.get("cpu_seconds", 0.0)) if saved is not None else 0.0
 
     def elapsed(self) -> float:
         return self.before + time.perf_counter() - self.start
 
+    def elapsed_cpu(self) -> float:
+        return self.before_cpu + time.process_time() - self.cpu_start
+
     def __call__(self, state: dict[str, Any]) -> None:
         if self.checkpoint is not None:
             extra = {} if self.digest is None else {"data_digest": self.digest}
-            self.checkpoint.save(self.config, {**state, "seconds": self.elapsed(), **extra})
+            times = {"seconds": self.elapsed(), "cpu_seconds": self.elapsed_cpu()}
+            self.checkpoint.save(self.config, {**state, **times, **extra})
 
 
 def _evaluate(

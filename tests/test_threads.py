@@ -3,6 +3,8 @@ envelope groups that give the same numbers, flop counts, and GPU requests of Ray
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import pytest
 from threadpoolctl import threadpool_info
@@ -268,7 +270,7 @@ def test_fit_starts_its_blas_pools_with_one_thread(argv, user, expected, tmp_pat
 
 def test_the_held_out_fits_of_the_default_path_are_not_counted():
     """The floor is per iteration of the final fit: the outer choice's fits before it (two
-    rolling origins of several candidates) must not add their flops."""
+    rolling origins of several candidates) must not add their flops, nor their CPU time."""
     from distgp.config import FitConfig
     from distgp.selection import fit_selected
 
@@ -276,9 +278,13 @@ def test_the_held_out_fits_of_the_default_path_are_not_counted():
     y = np.sin(2 * np.pi * x[:, 0] / 12) + 0.02 * x[:, 0]
     config = FitConfig()
     config.kernel.components = 40
+    cpu = time.process_time()
     with flops.counting() as counted:
-        _, evaluations = fit_selected(x, y, config, series=True)
+        result, evaluations = fit_selected(x, y, config, series=True)
+    cpu = time.process_time() - cpu
     assert len(evaluations) >= 4
+    # nor their CPU time: the final fit's is over its own learning (one fit of 9 or more)
+    assert 0 < result.cpu_seconds < cpu / 2
     chosen = next(e for e in evaluations if e.chosen)
     with flops.counting() as alone:  # the final fit on its own, the chosen setting's config
         from distgp.driver import fit

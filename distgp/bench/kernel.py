@@ -103,7 +103,6 @@ def gsmp_run(dataset, overrides: dict[str, Any], backend=None) -> dict[str, Any]
     config = configured(FitConfig(), overrides)
     tic = time.perf_counter()
     with flops.counting() as counted:  # prediction (one factorisation) included
-        cpu = time.process_time()
         result, evaluations = fit_selected(
             dataset.X_train,
             dataset.y_train,
@@ -112,7 +111,6 @@ def gsmp_run(dataset, overrides: dict[str, Any], backend=None) -> dict[str, Any]
             backend=backend,
             X_test=dataset.X_test,
         )
-        cpu = time.process_time() - cpu
     selection_seconds = sum(e.seconds for e in evaluations)
     model = result.model
     mean, std = result.prediction
@@ -128,7 +126,7 @@ def gsmp_run(dataset, overrides: dict[str, Any], backend=None) -> dict[str, Any]
             **{key: float(value) for key, value in result.stop.items()},
         )
     return {
-        **flop_floor(counted, result, config, cpu),
+        **flop_floor(counted, result, config),
         **regression_metrics(dataset.y_test, mean, std, model.transform),
         **extra,
         "prediction": "private" if model.private else "pooled",
@@ -166,11 +164,11 @@ def pooled_model(model, dataset):
     )
 
 
-def flop_floor(counted: dict[str, float], result, config, cpu_seconds: float) -> dict[str, Any]:
+def flop_floor(counted: dict[str, float], result, config) -> dict[str, Any]:
     """Flops per DSCA iteration (as counted), this machine's dense rates at the shard size under
     the fit's own thread plan, and the fraction of that floor each iteration reached, in wall
-    time and in this process's CPU time (``cpu_seconds`` of the fit; other work on a shared
-    machine stretches the wall time, not the CPU time).
+    time and in this process's CPU time over the same span (``result.cpu_seconds``; other work
+    on a shared machine stretches the wall time, not the CPU time).
 
     Only for one in-process agent (the counter sees the agents' flops only then)."""
     from distgp import flops
@@ -186,7 +184,7 @@ def flop_floor(counted: dict[str, float], result, config, cpu_seconds: float) ->
     floor = flops.floor_seconds(per_iteration, rates)
     cpu_floor = flops.floor_seconds(per_iteration, cpu_rates)
     measured = result.seconds / result.iterations
-    cpu_measured = cpu_seconds / result.iterations
+    cpu_measured = result.cpu_seconds / result.iterations
     return {
         "flops_per_iteration": per_iteration,
         "rates": rates,
@@ -707,7 +705,7 @@ def _floor_section(floor_rows: list[dict[str, Any]]) -> list[str]:
         "under the fit's thread plan (`threads`: BLAS threads x envelope-group workers), "
         "measured in the fit's process after it; `floor ms/it`: those flops at those rates; "
         "`of floor`: floor / measured seconds per iteration. `CPU ms/it` and `of floor (CPU)`: "
-        "the same with the fit's process CPU time (for a series, its held-out fits included) "
+        "the same with the fit's process CPU time over the same span as its wall time "
         "and rates per CPU second (other work on a shared machine stretches wall time, not CPU "
         "time). Element-wise work is not counted.",
         "",
