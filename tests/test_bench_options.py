@@ -308,3 +308,10 @@ def test_out_folder_holds_the_json_and_the_section(tmp_path):
 def test_out_that_is_a_file_refused_before_the_run(tmp_path):
     jsonl = write_jsonl(tmp_path / "t.jsonl", [tune_record("ale80")])
     refused(["bench", "tune", "--from-jsonl", jsonl, "--out", jsonl], "is not a folder")
+
+
+def test_help_names_the_no_forms_of_on_off_options():
+    """``--no-quick`` undoes a config file's ``quick: true``; the help says it exists."""
+    code, out, _ = run_cli(["bench", "kernel", "--help"])
+    assert code == 0
+    assert "--no-quick" in " ".join(out.split())

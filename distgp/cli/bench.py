@@ -102,10 +102,12 @@ def add_parser(commands) -> None:
 
 def _add_inverses(parser: argparse.ArgumentParser) -> None:
     """``--no-X`` for each on/off option ``--X``, so that a flag undoes a config file's
-    ``X: true`` (listed in the command's description, not one by one)."""
+    ``X: true`` (named once in the command's description, not listed one by one)."""
+    inverses = []
     for action in list(parser._actions):
         if isinstance(action, argparse._StoreTrueAction):
             flag = next(f for f in action.option_strings if f.startswith("--"))
+            inverses.append(f"--no-{flag[2:]}")
             parser.add_argument(
                 f"--no-{flag[2:]}",
                 dest=action.dest,
@@ -113,6 +115,11 @@ def _add_inverses(parser: argparse.ArgumentParser) -> None:
                 default=action.default,
                 help=argparse.SUPPRESS,
             )
+    if inverses:
+        parser.description += (
+            f". Each on/off option has its --no- form ({', '.join(inverses)}), which undoes "
+            "the option's 'true' in a config file"
+        )
 
 
 def _runner(module: str):
