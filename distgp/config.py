@@ -162,7 +162,7 @@ class KernelConfig:
     frequency_scale: float = setting(
         1.0,
         help="scale of the grid's frequencies (1: up to the Nyquist frequency of as many evenly "
-        "spaced points; at most 100)",
+        "spaced points as distinct training inputs; at most 100)",
         rule=between(0.0, 100.0, open_low=True),
         metavar="F",
     )

@@ -132,6 +132,7 @@ def grid_recipe(config: FitConfig, summary: ShardSummary) -> dict[str, Any]:
     return {
         "kind": k.grid,
         "n": summary.n,
+        "distinct": summary.distinct,  # the frequency bound's count of input rows
         "dims": summary.dims,
         "components": k.components,
         "levels": k.levels,

@@ -105,7 +105,7 @@ class GSMPRegressor(RegressorMixin, BaseEstimator):
         grid: ``data`` (data-driven, default) or ``reference`` (the SLIM-KL code's grid).
         levels: bandwidth levels of the data grid.
         frequency_scale: scale of the grid's frequencies (1: up to the Nyquist frequency of as
-            many evenly spaced points).
+            many evenly spaced points as distinct training inputs).
         slow_components: zero-frequency components of the data grid, below its spacing.
         trend: trend part ``auto`` (default: with one input and at most 1000 points, the choice
             of :func:`distgp.selection.fit_selected` among the default candidates on held-out

@@ -27,6 +27,19 @@ def test_fit_returns_self_and_sets_fitted_attributes():
     assert model.score(x, y) > 0.9
 
 
+def test_copies_of_each_input_do_not_alias_between_the_design_points():
+    """Audit 10 item 1: 20 inputs, 6 noisy outputs at each. With the grid's frequency bound
+    counting rows (6x the distinct inputs' Nyquist frequency) the MSE between the design points
+    was 0.53, above the training mean's 0.44; counting distinct input rows, 0.0045."""
+    rng = np.random.default_rng(1)
+    x = np.repeat(np.linspace(0, 10, 20), 6)
+    y = np.sin(x) + 0.3 * rng.standard_normal(120)
+    between = np.linspace(0.05, 9.95, 50)
+    model = GSMPRegressor().fit(x[:, None], y)
+    assert model.spectrum_.max() <= 19 / 20 * 1.01  # the distinct inputs' Nyquist frequency
+    assert np.mean((model.predict(between[:, None]) - np.sin(between)) ** 2) < 0.03
+
+
 def test_constructor_only_stores_parameters():
     model = GSMPRegressor(components=-3, solver="nope")  # no validation before fit
     assert model.get_params()["components"] == -3

@@ -41,6 +41,33 @@ def test_data_grid_1d_matches_nyquist_and_spacing():
     assert np.all(grid.means[50:] == 0) and np.all(grid.variances[50:, 0] < spacing**2)
 
 
+def test_the_data_grid_counts_distinct_input_rows():
+    """Copies of an input resolve no higher frequency: data with every row six times get the
+    grid of their distinct rows. Agents count their own shards' (a merge sums the counts, an
+    upper bound); a recipe from before the count, without ``distinct``, keeps its grid of n."""
+    from distgp.config import FitConfig
+    from distgp.data import ShardSummary
+    from distgp.driver import grid_recipe
+    from distgp.kernels.grid import grid_from_recipe
+
+    rng = np.random.default_rng(0)
+    X, y = rng.normal(size=(20, 2)), rng.normal(size=120)
+    copies = np.repeat(X, 6, axis=0)
+    summary = ShardSummary.of(copies, y)
+    assert (summary.n, summary.distinct) == (120, 20)
+    shards = [ShardSummary.of(copies[:63], y[:63]), ShardSummary.of(copies[63:], y[63:])]
+    merged = ShardSummary.merge([ShardSummary.from_wire(s.to_wire()) for s in shards])
+    assert (merged.n, merged.distinct) == (120, 21)  # row 10 is in both shards
+    recipe = grid_recipe(FitConfig(), summary)
+    grid = grid_from_recipe(recipe)
+    alone = grid_from_recipe(grid_recipe(FitConfig(), ShardSummary.of(X, y[:20])))
+    np.testing.assert_array_equal(grid.means, alone.means)
+    np.testing.assert_array_equal(grid.variances, alone.variances)
+    assert grid.means.max() == pytest.approx(frequency_bounds(20, 2)[0])
+    older = grid_from_recipe({k: v for k, v in recipe.items() if k != "distinct"})
+    assert older.means.max() == pytest.approx(frequency_bounds(120, 2)[0])
+
+
 def test_data_grid_multid_has_one_frequency_per_component_and_levels():
     grid = data_grid(200, 3, components=60, levels=3, slow=0)
     assert np.all((grid.means > 0).sum(1) <= 1)

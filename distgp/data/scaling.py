@@ -20,11 +20,13 @@ class ShardSummary:
 
     Attributes:
         n: number of points.
+        distinct: number of distinct input rows (copies of an input counted once).
         x_mean, x_m2: per-input-dimension means and sums of squared deviations (P).
         y_mean, y_m2: mean and sum of squared deviations of the outputs.
     """
 
     n: int
+    distinct: int
     x_mean: np.ndarray
     x_m2: np.ndarray
     y_mean: float
@@ -36,6 +38,7 @@ class ShardSummary:
         y_mean = float(y.mean())
         return cls(
             n=int(X.shape[0]),
+            distinct=int(np.unique(X, axis=0).shape[0]),
             x_mean=x_mean,
             x_m2=((X - x_mean) ** 2).sum(0),
             y_mean=y_mean,
@@ -49,6 +52,7 @@ class ShardSummary:
     def to_wire(self) -> dict:
         return {
             "n": self.n,
+            "distinct": self.distinct,
             "x_mean": self.x_mean,
             "x_m2": self.x_m2,
             "y_mean": self.y_mean,
@@ -59,6 +63,7 @@ class ShardSummary:
     def from_wire(cls, fields: dict) -> ShardSummary:
         return cls(
             int(fields["n"]),
+            int(fields["distinct"]),
             np.asarray(fields["x_mean"], float),
             np.asarray(fields["x_m2"], float),
             float(fields["y_mean"]),
@@ -74,6 +79,7 @@ class ShardSummary:
             dy = part.y_mean - total.y_mean
             total = cls(
                 n=n,
+                distinct=total.distinct + part.distinct,  # an upper bound: shards may share rows
                 x_mean=total.x_mean + dx * part.n / n,
                 x_m2=total.x_m2 + part.x_m2 + dx**2 * total.n * part.n / n,
                 y_mean=total.y_mean + dy * part.n / n,

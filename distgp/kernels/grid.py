@@ -110,7 +110,8 @@ def frequency_bounds(n: int, dims: int) -> np.ndarray:
 
     ``F = n^(1/P) / (2 sqrt(12))``: in 1-D the Nyquist frequency of ``n`` evenly spaced points
     (their range is ``sqrt(12)`` standard deviations); in ``P`` dimensions that of a regular grid
-    with as many points. It needs only ``n``, so agents reveal no data extremes.
+    with as many points. ``n`` counts distinct input rows (copies of an input resolve no higher
+    frequency). It needs only ``n``, so agents reveal no data extremes.
     """
     return np.full(dims, n ** (1.0 / dims) / (2.0 * STANDARD_SPAN))
 
@@ -127,7 +128,7 @@ def data_grid(
     """Data-driven GSMP grid for standardised inputs.
 
     Args:
-        n: number of training points (over all agents).
+        n: number of distinct training input rows (the sum of the agents' counts).
         dims: number of input dimensions ``P``.
         components: target number of components ``M`` (default :func:`default_components`).
         levels: bandwidth levels (default 1 in 1-D, 4 otherwise), at most as many as
@@ -284,13 +285,14 @@ def _sign_patterns(means: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarra
 
 def grid_from_recipe(recipe: dict) -> SpectralGrid:
     """The grid a recipe names (what the driver sends agents instead of the grid's arrays):
-    ``{"kind", "n", "dims", "components", "levels", "frequency_scale", "slow_components",
-    "constant_dims"}`` (a recipe without the last two, from an older model file, gets the
-    default and no constant dimension)."""
+    ``{"kind", "n", "distinct", "dims", "components", "levels", "frequency_scale",
+    "slow_components", "constant_dims"}``; the frequency bound counts ``distinct`` input rows.
+    A recipe from an older model file may lack ``distinct`` (its grid counted all ``n`` rows)
+    and the last two (the default and no constant dimension)."""
     if recipe["kind"] == "reference":
         return reference_grid(int(recipe["dims"]), recipe["components"])
     return data_grid(
-        int(recipe["n"]),
+        int(recipe.get("distinct", recipe["n"])),
         int(recipe["dims"]),
         recipe["components"],
         recipe["levels"],
