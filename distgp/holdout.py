@@ -7,7 +7,8 @@ is never seen):
 
 * a 1-D series: rolling origin (FPP3 5.10). With ``origins`` origins and horizon ``h``, fold
   ``k`` trains on the first ``n - k h`` points and predicts the next ``h``;
-* other data: ``folds`` random folds (K-fold cross-validation).
+* other data: ``folds`` random folds (K-fold cross-validation), every copy of an input row
+  in the same fold.
 
 The score is the held-out mean squared error in raw units over all folds (each fold weighted
 by its held-out points). The default path's choice (:mod:`distgp.selection`) and ``--tune``'s
@@ -156,8 +157,12 @@ def holdout_splits(
     seed: int | list[int] = 0,
     min_horizon: int = MIN_HORIZON,
     min_train: int = MIN_TRAIN,
+    X: np.ndarray | None = None,
 ) -> list[tuple[np.ndarray, np.ndarray]]:
     """``(train, held-out)`` index pairs within ``n`` training points.
+
+    With the ``n x P`` training inputs ``X``, K folds hold out every copy of an input row
+    together (:func:`grouped_folds`), so a fold scores predictions at inputs its fit has not seen.
 
     Raises:
         InputDataError: the rolling origin needs more points than the series has.
@@ -182,11 +187,35 @@ def holdout_splits(
             f"tune.folds (--folds) to at most {max(n // 2, 2)}"
         )
     order = np.random.default_rng(seed).permutation(n)
-    parts = np.array_split(order, folds)
+    if X is None:
+        parts = np.array_split(order, folds)
+    else:
+        parts = grouped_folds(order, np.unique(X, axis=0, return_inverse=True)[1].ravel(), folds)
     return [
         (np.sort(np.concatenate(parts[:k] + parts[k + 1 :])), np.sort(parts[k]))
         for k in range(folds)
+        if len(parts[k]) and len(parts[k]) < n
     ]
+
+
+def grouped_folds(order: np.ndarray, labels: np.ndarray, folds: int) -> list[np.ndarray]:
+    """``np.array_split(order, folds)`` (as sets) with the rows of a label in one fold.
+
+    The labels are laid out in the order of their first row in ``order``, each as a block of
+    its rows, and a label goes to the fold (of ``array_split``'s bounds) that holds its block's
+    centre: without a repeated label, these are ``array_split``'s folds. A label with many rows
+    may leave a fold empty."""
+    rank = np.empty_like(order)
+    rank[order] = np.arange(len(order))
+    first = np.full(labels.max() + 1, len(order))
+    np.minimum.at(first, labels, rank)
+    sizes = np.bincount(labels)
+    ranked = np.argsort(first)
+    starts = np.empty(len(sizes))
+    starts[ranked] = np.cumsum(sizes[ranked]) - sizes[ranked]
+    bounds = np.cumsum([len(p) for p in np.array_split(order, folds)])
+    fold = np.searchsorted(bounds, starts + sizes / 2, side="right")[labels]
+    return [np.flatnonzero(fold == k) for k in range(folds)]
 
 
 NO_SPLIT = {

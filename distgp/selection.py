@@ -298,7 +298,7 @@ def _select_and_fit(
     t = config.tune
     if not series:
         report("folds", {"folds": t.folds})
-    splits = holdout_splits(len(y), series, t.horizon, t.origins, t.folds, config.seed)
+    splits = holdout_splits(len(y), series, t.horizon, t.origins, t.folds, config.seed, X=X)
     if series:
         splits = in_input_order(splits, X)
     backend, groups = fit_options.get("backend"), fit_options.get("groups")

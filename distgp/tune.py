@@ -404,7 +404,9 @@ def _scoring(
     if shards is None:
         facts = check_search(config, X, y, series, names)  # before any agent starts
         t.origins = tune_origins(config, facts.series, facts.n)
-        splits = holdout_splits(facts.n, facts.series, t.horizon, t.origins, t.folds, config.seed)
+        splits = holdout_splits(
+            facts.n, facts.series, t.horizon, t.origins, t.folds, config.seed, X=X
+        )
         if facts.series:
             splits = in_input_order(splits, X)
         scorable = learnable(splits, y, config, groups)

@@ -67,8 +67,11 @@ def validation_rule(config: FitConfig, n: int | None, series: bool, agents: int)
     }
 
 
-def shard_splits(n: int, agent: int, rule: dict[str, Any]) -> list[tuple[np.ndarray, np.ndarray]]:
-    """``(train, held-out)`` index pairs within a shard of ``n`` points (time-sorted for a series).
+def shard_splits(
+    n: int, agent: int, rule: dict[str, Any], X: np.ndarray | None = None
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """``(train, held-out)`` index pairs within a shard of ``n`` points (time-sorted for a series;
+    with its inputs ``X``, K folds keep copies of an input row together).
 
     With several agents a set horizon shrinks in proportion to the shard, the rolling origin
     may be shorter (:data:`LOCAL_MIN_HORIZON`, :data:`LOCAL_MIN_TRAIN`) and each agent's folds
@@ -87,6 +90,7 @@ def shard_splits(n: int, agent: int, rule: dict[str, Any]) -> list[tuple[np.ndar
             seed=[rule["seed"], agent] if local else rule["seed"],
             min_horizon=LOCAL_MIN_HORIZON if local else MIN_HORIZON,
             min_train=LOCAL_MIN_TRAIN if local else MIN_TRAIN,
+            X=X,
         )
     except InputDataError as exc:
         raise InputDataError(
@@ -131,7 +135,7 @@ def score_shard(
     if rule["series"]:  # a shard of a series, in time order
         order = np.argsort(X[:, 0], kind="stable")
         X, y = X[order], y[order]
-    splits = learnable(shard_splits(len(y), shard, rule), y)
+    splits = learnable(shard_splits(len(y), shard, rule, X), y)
     if not splits:
         raise no_split_error("flat", f"on agent {shard}'s shard: ")
     named = [("", overrides) for overrides in candidates]

@@ -29,6 +29,38 @@ def test_rolling_origin_splits_train_on_the_past_only():
     np.testing.assert_array_equal(held, np.arange(40))
 
 
+def test_k_folds_hold_out_every_copy_of_an_input_row_together():
+    rng = np.random.default_rng(1)
+    X = np.repeat(rng.normal(size=(30, 2)), rng.integers(1, 8, 30), axis=0)  # 1 to 7 copies
+    X = X[rng.permutation(len(X))]
+    n = len(X)
+    splits = holdout_splits(n, False, folds=4, seed=3, X=X)
+    assert len(splits) == 4
+    held = np.sort(np.concatenate([h for _, h in splits]))
+    np.testing.assert_array_equal(held, np.arange(n))
+    for train, h in splits:
+        np.testing.assert_array_equal(np.sort(np.r_[train, h]), np.arange(n))
+        assert not {tuple(r) for r in X[h]} & {tuple(r) for r in X[train]}
+        assert abs(len(h) - n / 4) <= 7  # balanced to a group of copies
+    again = holdout_splits(n, False, folds=4, seed=3, X=X)
+    assert all(np.array_equal(a[1], b[1]) for a, b in zip(splits, again, strict=True))
+    other = holdout_splits(n, False, folds=4, seed=4, X=X)
+    assert not all(np.array_equal(a[1], b[1]) for a, b in zip(splits, other, strict=True))
+    for (a, b), (c, d) in zip(holdout_splits(n, True, X=X), holdout_splits(n, True), strict=True):
+        assert np.array_equal(a, c) and np.array_equal(b, d)  # a rolling origin is unaffected
+
+
+@pytest.mark.parametrize(("n", "folds", "seed", "dims"), [(40, 4, 0, 1), (101, 5, [3, 1], 3)])
+def test_k_folds_of_data_without_copies_are_unchanged(n, folds, seed, dims):
+    X = np.random.default_rng(2).normal(size=(n, dims))
+    parts = np.array_split(np.random.default_rng(seed).permutation(n), folds)
+    splits = holdout_splits(n, False, folds=folds, seed=seed, X=X)
+    assert len(splits) == folds
+    for (train, held), part in zip(splits, parts, strict=True):
+        np.testing.assert_array_equal(held, np.sort(part))
+        np.testing.assert_array_equal(train, np.setdiff1d(np.arange(n), part))
+
+
 def test_rolling_origin_longer_than_the_series_is_refused():
     with pytest.raises(InputDataError, match="rolling origin"):
         holdout_splits(30, True, horizon=10, origins=2)
