@@ -430,7 +430,11 @@ class Agent:
             return float(objective.value(theta))
         fac = objective.factorize(theta)
         scale, q = objective.linearization(fac, np.arange(objective.dim))
-        return [float(fac.value), np.asarray(scale - q, np.float32), list(log_codes(scale))]
+        gradient = np.asarray(scale - q, np.float32)
+        lost = ~(scale > 0)  # traces lost to rounding (a numerically singular covariance):
+        if lost.any():  # scaled by the smallest resolved one, not by a log code of 1e-300
+            scale = np.where(lost, scale[~lost].min(initial=1.0), scale)
+        return [float(fac.value), gradient, list(log_codes(scale))]
 
     def predict(
         self, Z: np.ndarray, weights: np.ndarray | None = None, noise: float | None = None

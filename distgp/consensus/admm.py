@@ -196,15 +196,14 @@ class RoundReply:
     curvature: np.ndarray | None = None
 
     def to_wire(self) -> list:
-        stats = np.array(
-            [
-                math.nan if self.residual is None else self.residual,
-                self.x_norm2,
-                self.dual_norm2,
-                self.loss_at_z,
-            ],
-            dtype=np.float32,
-        )
+        values = [
+            math.nan if self.residual is None else self.residual,
+            self.x_norm2,
+            self.dual_norm2,
+            self.loss_at_z,
+        ]
+        with np.errstate(over="ignore"):  # a norm beyond float32 (a dual grown on a
+            stats = np.array(values, dtype=np.float32)  # near-singular shard) travels as inf
         curvature = None if self.curvature is None else list(log_codes(self.curvature))
         return [self.round, self.v, stats, curvature]
 

@@ -21,19 +21,19 @@ that lowers the objective, so the objective never increases; without an entry th
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from distgp.config import FitConfig, LearnConfig
-from distgp.exceptions import ConfigError, NumericsWarning
+from distgp.exceptions import ConfigError
 from distgp.learn.objective import (
     Factorization,
     LocalObjective,
     NotPositiveDefiniteError,
     ProximalTerm,
+    warn_singular,
 )
 from distgp.learn.solvers import BlockSolver, BlockSubproblem, ClosedFormSolver
 from distgp.settings import require
@@ -156,6 +156,18 @@ def stationarity(scaled_grad: np.ndarray, theta: np.ndarray, lower: np.ndarray) 
     return float(max(free.max(initial=0.0), bound.max(initial=0.0)))
 
 
+def scaled_gradient(grad: np.ndarray, traces: np.ndarray) -> np.ndarray:
+    """``grad / tr(C^-1 K_m)``, and 0 where the computed trace is not positive.
+
+    Mathematically every trace is positive (``K_m`` is positive semi-definite, ``C^-1``
+    positive definite), but from the explicit inverse of a numerically singular ``C`` (a tiny
+    noise floor on noiseless data) a small trace is lost to cancellation and comes out ``<= 0``:
+    such a component's gradient cannot be told from rounding at that scale, so it counts as
+    stationary.
+    """
+    return np.divide(grad, traces, out=np.zeros_like(grad), where=traces > 0)
+
+
 def kkt_violation(
     objective: LocalObjective,
     theta: np.ndarray,
@@ -172,7 +184,7 @@ def kkt_violation(
     grad = c - q
     if penalty is not None:
         grad = grad + penalty.gradient(theta)
-    scaled = grad / c
+    scaled = scaled_gradient(grad, c)
     free = theta > objective.lower * (1 + 1e-12) + 1e-300
     return float(
         max(np.max(np.abs(scaled[free]), initial=0.0), np.max(-scaled[~free], initial=0.0))
@@ -221,6 +233,7 @@ def _dsca(objective, theta0, solver, options, penalty, callback, state) -> DSCAR
     earlier = list(state.recent[:-1]) if state is not None else []  # min_gain's window before
     eta = (state.eta if state is not None else 2.0) if options.overrelax else 1.0
     converged = False
+    warned = False  # lost traces, once per solve
     revivals = state.revivals if state is not None else 0
     iteration = 0
     while iteration < options.max_iterations:
@@ -238,7 +251,12 @@ def _dsca(objective, theta0, solver, options, penalty, callback, state) -> DSCAR
         )
         anchor = np.zeros(len(active)) if penalty is None else penalty.anchor[active]
         grad = linear - q + rho * (theta[active] - anchor)
-        settled = stationarity(grad / c, theta[active], objective.lower[active]) <= options.kkt_tol
+        resolved = c > 0
+        if not warned and not resolved.all():
+            warned = True
+            warn_singular(objective.noise_floor)
+        scaled = scaled_gradient(grad, c)
+        settled = stationarity(scaled, theta[active], objective.lower[active]) <= options.kkt_tol
         # a slow tail that no longer gains what matters counts as settled: pruned weights may
         # still re-enter (the large drops after a plateau are such entries), then it stops
         recent = _window(earlier, history)
@@ -255,8 +273,11 @@ def _dsca(objective, theta0, solver, options, penalty, callback, state) -> DSCAR
             iteration -= 1
             break
         proposal = theta.copy()
+        # a weight whose trace was lost to rounding stays where it is for this step (its
+        # subproblem has no usable linear term; without a proximal term it is unbounded)
+        solvable = active[resolved]
         # a separable solver's update is the same for any partition: one call for all blocks
-        blocks = [active] if solver.separable else block_partition(active, options.blocks)
+        blocks = [solvable] if solver.separable else block_partition(solvable, options.blocks)
         for block in blocks:
             sel = np.searchsorted(active, block)  # positions in active (sorted)
             sub = BlockSubproblem(block, theta, linear[sel], q[sel], rho[sel], anchor[sel])
@@ -287,10 +308,10 @@ def _dsca(objective, theta0, solver, options, penalty, callback, state) -> DSCAR
 def _step(objective, theta, proposal, value, total, options, eta):
     """The step rule of the module docstring; returns ``(theta, factorization, value, eta)``."""
 
-    def attempt(trial):
+    def attempt(trial, warn=True):
         trial = np.maximum(trial, objective.lower)
         prune(trial, objective.M, options.prune_tol)
-        fac = objective.factorize(trial)
+        fac = objective.factorize(trial, warn)
         trial_value = total(fac, trial)
         return trial, fac, trial_value, trial_value <= value + 1e-12 * abs(value)
 
@@ -299,13 +320,12 @@ def _step(objective, theta, proposal, value, total, options, eta):
         trial = proposal.copy()
         trial[both] = theta[both] * (proposal[both] / theta[both]) ** eta
         # an extrapolation can blow weights up to 1e30: a covariance that needs jitter (or
-        # overflows) is a failed try, and a silent one
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", NumericsWarning)
-            try:
-                trial, fac, trial_value, ok = attempt(trial)
-            except NotPositiveDefiniteError:
-                fac, ok = None, False
+        # overflows) is a failed try, and a silent one (no warning filter changed for it: that
+        # would reset the registry that shows a warning once)
+        try:
+            trial, fac, trial_value, ok = attempt(trial, warn=False)
+        except NotPositiveDefiniteError:
+            fac, ok = None, False
         if ok and fac.jitter == 0.0:
             return trial, fac, trial_value, min(2.0 * eta, MAX_OVERRELAXATION)
         eta = max(1.0, 0.5 * eta)
@@ -356,7 +376,7 @@ def _revive(objective, theta, fac, value, total, penalty, options):
     grad = c - q
     if penalty is not None:
         grad = grad + penalty.gradient(theta)[pruned]
-    scaled = grad / c
+    scaled = scaled_gradient(grad, c)  # a weight whose trace was lost does not re-enter
     violators = pruned[scaled < -options.kkt_tol]
     if violators.size == 0:
         return None

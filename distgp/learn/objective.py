@@ -32,12 +32,27 @@ class NotPositiveDefiniteError(NumericalError, np.linalg.LinAlgError):
     """The covariance stays indefinite even after the largest jitter."""
 
 
-def robust_cholesky(C, ops: NumpyOps | TorchOps | None = None):
+def warn_singular(noise_floor: float) -> None:
+    """The one warning of a local objective whose covariance is numerically singular at its
+    noise floor (noiseless data with a tiny floor): the factorisation needed jitter, or traces
+    ``tr(C^-1 K_m)`` were lost to rounding. Raised from this one line, so a warning filter's
+    default (once per text and place) shows it once however many iterates meet it."""
+    warnings.warn(
+        f"the covariance is numerically singular at noise floor {noise_floor:g}: the fit works "
+        "around it (diagonal jitter, weights held where rounding hides their gradient); raise "
+        "noise_floor (--noise-floor) for a fully resolved fit",
+        NumericsWarning,
+        stacklevel=1,
+    )
+
+
+def robust_cholesky(C, ops: NumpyOps | TorchOps | None = None, warn: bool = True):
     """Lower Cholesky factor of ``C``, adding escalating jitter if ``C`` is not positive definite.
 
     Args:
         C: ``n x n`` symmetric matrix (numpy, or a torch tensor with ``ops`` a
             :class:`~distgp.kernels.compute.TorchOps`).
+        warn: issue the :class:`NumericsWarning` below (off: the caller tells the user).
 
     Returns:
         ``(L, jitter)`` with ``L L^T = C + jitter I``; a :class:`NumericsWarning` is issued when
@@ -57,11 +72,13 @@ def robust_cholesky(C, ops: NumpyOps | TorchOps | None = None):
         if L is None:
             relative *= 10.0
             continue
-        warnings.warn(
-            f"covariance not positive definite; added jitter {jitter:.2e} to its diagonal",
-            NumericsWarning,
-            stacklevel=3,
-        )
+        if warn:  # the ladder's step, not the absolute jitter: a repeat reads the same
+            warnings.warn(
+                f"covariance not positive definite; added jitter {relative:.0e} x its mean "
+                "diagonal to its diagonal",
+                NumericsWarning,
+                stacklevel=3,
+            )
         return L, jitter
     raise NotPositiveDefiniteError(
         f"the covariance matrix is not positive definite even with jitter {JITTER_MAX:g} x its "
@@ -160,11 +177,14 @@ class LocalObjective:
         self.bank.ops.add_diagonal(C, float(theta[self.noise_index]))
         return C
 
-    def factorize(self, theta: np.ndarray) -> Factorization:
-        """Factorise ``C(theta)`` and evaluate ``l(theta)``."""
+    def factorize(self, theta: np.ndarray, warn: bool = True) -> Factorization:
+        """Factorise ``C(theta)`` and evaluate ``l(theta)``; ``warn``: a factorisation that
+        needs jitter issues :func:`warn_singular` (off for a trial that then fails)."""
         self.evaluations += 1
         ops = self.bank.ops
-        L, jitter = robust_cholesky(self.covariance(theta, lower=True), ops)
+        L, jitter = robust_cholesky(self.covariance(theta, lower=True), ops, warn=False)
+        if jitter and warn:
+            warn_singular(self.noise_floor)
         alpha = ops.cho_solve(L, self._y_device)
         return Factorization(
             L=L,
