@@ -59,16 +59,45 @@ def run_command(args: argparse.Namespace) -> int:
     """Run the chosen command, mapping distgp errors to one line: exit status 2 for bad input,
     1 for a numerical failure or an output that cannot be written; 130 on Ctrl-C, 143 on
     SIGTERM."""
-    warnings.simplefilter("once", NumericsWarning)
     if getattr(args, "quiet", False):  # Ray's notice that token auth is on (it stays on)
         logging.getLogger(RAY_AUTH_LOGGER).setLevel(logging.ERROR)
     main_thread = threading.current_thread() is threading.main_thread()
     before = signal.signal(signal.SIGTERM, _terminate) if main_thread else None
     try:
-        return _run(args)
+        with warnings.catch_warnings():  # the filters and the printer restored afterwards
+            warnings.simplefilter("always", NumericsWarning)  # WarningLines shows each once
+            warnings.showwarning = WarningLines(args.command)
+            return _run(args)
     finally:
         if main_thread:
             signal.signal(signal.SIGTERM, before)
+
+
+NUMBER = re.compile(r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?")
+
+
+class WarningLines:
+    """Python warnings as one line each on stderr, ``distgp CMD: warning: TEXT`` (with ``--quiet``
+    too), like the command's errors; not Python's two lines with the source line. A warning is
+    shown once per run, also when only its numbers change (a jitter at every iterate, say). A
+    library's warning names its category and where it was raised."""
+
+    def __init__(self, command: str | None) -> None:
+        self.prefix = f"distgp {command}: warning: " if command else "distgp: warning: "
+        self.seen: set[tuple[type, str]] = set()
+        self._lock = threading.Lock()  # warnings come from the solver's threads too
+
+    def __call__(self, message, category, filename, lineno, file=None, line=None) -> None:
+        text = " ".join(str(message).split()) or category.__name__
+        key = (category, NUMBER.sub("#", text))
+        with self._lock:
+            if key in self.seen:
+                return
+            self.seen.add(key)
+        if not issubclass(category, NumericsWarning):
+            text += f" ({category.__name__}, {os.path.basename(filename)}:{lineno})"
+        sys.stderr.write(f"{self.prefix}{text}\n")
+        sys.stderr.flush()
 
 
 def _run(args: argparse.Namespace) -> int:

@@ -41,6 +41,13 @@ def envelope(X1, X2, variance):
     xp = _namespace(X1)
     scale = xp.sqrt(_like(X1, variance) * (2.0 * np.pi**2))
     A, B = X1 * scale, X2 * scale
+    if xp is np:  # far outside the data (predicting at 1e149) a square overflows: sq = inf,
+        with np.errstate(over="ignore"):  # the envelope exp(-inf) = 0, rightly
+            return _squared_exp(A, B, np)
+    return _squared_exp(A, B, xp)
+
+
+def _squared_exp(A, B, xp):
     sq = (A**2).sum(-1)[..., :, None] + (B**2).sum(-1)[..., None, :] - 2.0 * (A @ B.mT)
     return xp.exp(-sq.clip(min=0.0))
 
