@@ -25,6 +25,7 @@ from distgp.config import (
     typed_setting,
 )
 from distgp.data import check_varying_inputs, check_X, check_X_y, in_time_order
+from distgp.data.checks import check_values
 from distgp.exceptions import ConfigError, InputDataError, NotFittedError
 from distgp.settings import put
 
@@ -414,6 +415,12 @@ class GSMPRegressor(RegressorMixin, BaseEstimator):
         self._check_fitted()
         return self._model().predict(self._inputs(X), return_std=return_std, parts=self._parts)
 
+    def score(self, X, y, sample_weight=None) -> float:
+        """R² of the predictive mean at ``X`` against ``y`` (scikit-learn's); NaN or infinite
+        ``y`` are refused by row, as in ``fit``."""
+        _check_finite_outputs(y)
+        return super().score(X, y, sample_weight=sample_weight)
+
     def predict_interval(self, X, level: float = 0.95) -> tuple[np.ndarray, np.ndarray]:
         """Lower and upper ends (each ``n_*``, raw output units) of the central ``level``
         predictive interval of a new observation, noise included (exact under an output
@@ -453,24 +460,48 @@ class GSMPRegressor(RegressorMixin, BaseEstimator):
 
 
 def _validated(estimator: GSMPRegressor, X, y="no_validation", *, reset: bool):
-    """scikit-learn's ``validate_data`` (float64, finite, 2-D X, 1-D y, ``n_features_in_``),
-    its ``ValueError`` re-raised as :class:`InputDataError` with the same message."""
+    """scikit-learn's ``validate_data`` (float64, 2-D X, 1-D y, ``n_features_in_``), its
+    ``ValueError`` re-raised as :class:`InputDataError` with the same message. NaN and infinite
+    values are refused by distgp's own check, which names the first one's row (numbered from 0)
+    and column and the fix (scikit-learn's text recommends other estimators); its
+    :class:`InputDataError` is the ``ValueError`` scikit-learn's checks expect."""
     try:
         if isinstance(y, str) and y == "no_validation":
-            return validate_data(estimator, X, reset=reset, dtype=np.float64)
-        return validate_data(
-            estimator,
-            X,
-            y,
-            reset=reset,
-            dtype=np.float64,
-            y_numeric=True,
-            ensure_min_samples=MIN_SAMPLES,
-        )
+            X = validate_data(estimator, X, reset=reset, dtype=np.float64, ensure_all_finite=False)
+        else:
+            _check_finite_outputs(y, "training outputs y")
+            X, y = validate_data(
+                estimator,
+                X,
+                y,
+                reset=reset,
+                dtype=np.float64,
+                y_numeric=True,
+                ensure_min_samples=MIN_SAMPLES,
+                ensure_all_finite=False,
+            )
     except InputDataError:
         raise
     except ValueError as exc:
         raise InputDataError(" ".join(str(exc).split())) from None
+    names = getattr(estimator, "feature_names_in_", None)
+    what = "training inputs X" if reset else "prediction inputs X"
+    check_values(X, what, None if names is None else [str(n) for n in names], first_row=0)
+    return X if isinstance(y, str) and y == "no_validation" else (X, y)
+
+
+def _check_finite_outputs(y, what: str = "outputs y") -> None:
+    """Refuse NaN or infinite outputs ``y`` (a vector or a column) by distgp's check, which
+    names the first one's row (scikit-learn says only ``Input y contains NaN``); outputs of
+    another shape, or that are not numbers, are left to scikit-learn."""
+    try:
+        values = np.asarray(y, dtype=np.float64)
+    except (TypeError, ValueError):
+        return
+    if values.ndim == 2 and values.shape[1] == 1:
+        values = values[:, 0]
+    if values.ndim == 1:
+        check_values(values, what, first_row=0)
 
 
 def _in_parameter_names(exc: ConfigError) -> ConfigError:

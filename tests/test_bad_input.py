@@ -86,6 +86,18 @@ def make_files(folder: Path) -> dict[str, str]:
         "text_column.csv": "a,b,y\n" + "".join(f"{i},red,{i * 0.5}\n" for i in range(10)),
         "no_header.csv": "".join(f"{i},{i * 2},{i * 0.5}\n" for i in range(10)),
         "inf.csv": "a,y\n" + "".join(f"{'inf' if i == 3 else i},{i * 0.5}\n" for i in range(10)),
+        "one_typo.csv": "x,y\n"  # one text cell among numbers: line 7
+        + "".join(f"{'abc' if i == 5 else i},{np.sin(i)}\n" for i in range(30)),
+        "typo_input.csv": "x0\n1\nxx\n4\n",
+        "table_typo.csv": "a,site,y\n1,0,0.5\n2,1,zz\n3,2,0.1\n",
+        "table_text.csv": "a,site,y\nred,0,0.5\nblue,1,0.2\n",
+        "trailing_comma.csv": "x,y,\n" + "".join(f"{i},{np.sin(i)},\n" for i in range(30)),
+        "header_comma.csv": "x,y,\n" + "".join(f"{i},{np.sin(i)},{i % 2}\n" for i in range(30)),
+        "tabs.csv": "x\ty\n" + "".join(f"{i}\t{np.sin(i)}\n" for i in range(30)),
+        "ragged.csv": "x,y\n"  # line 6 has a third field
+        + "".join(f"{i},{np.sin(i)}{',1' if i == 4 else ''}\n" for i in range(30)),
+        "empty_cell.csv": "x,y\n"
+        + "".join(f"{'' if i == 5 else i},{np.sin(i)}\n" for i in range(30)),
         "site_last.csv": "a,y,site\n" + "".join(f"{i},{np.sin(i)},{i % 3}\n" for i in range(30)),
         "with_index.csv": ",t,y\n" + "".join(f"{i},{i + 1900},{np.sin(i)}\n" for i in range(30)),
         "twice.csv": "x,x,y\n" + "".join(f"{i},{i % 3},{np.sin(i)}\n" for i in range(20)),
@@ -202,11 +214,58 @@ CLI_CASES = {
     ),
     "fit: inf in X (CSV)": (
         "fit --data {inf}",
-        "1 NaN or infinite value(s) (first: row 5, column a)",
+        "1 infinite value(s) (first: row 5, column a); replace them or remove the rows",
     ),
     "fit: empty outputs in a CSV, counted over the file, not one split": (
         "fit --data {nan_y}",
-        "columns of nan_y.csv: 2 NaN or infinite value(s) (first: row 4, column y)",
+        "columns of nan_y.csv: 2 missing value(s) (empty or NaN; first: row 4, column y); fill "
+        "them in or remove the rows",
+    ),
+    "fit: an empty input cell (was: NaN or infinite)": (
+        "fit --data {empty_cell}",
+        "columns of empty_cell.csv: 1 missing value(s) (empty or NaN; first: row 7, column x)",
+    ),
+    "fit: one text cell among numbers (was: not numeric; encode or drop them)": (
+        "fit --data {one_typo}",
+        "column x of one_typo.csv, row 7: 'abc' is not a number; correct or remove the row",
+    ),
+    "predict: one text cell among numbers (was: could not convert string to float)": (
+        "predict --model {model} --data {typo_input}",
+        "column x0 of typo_input.csv, row 3: 'xx' is not a number; correct or remove the row",
+    ),
+    "predict: one text cell among known outputs": (
+        "predict --model {table_model} --data {table_typo}",
+        "column y of table_typo.csv, row 3: 'zz' is not a number; correct or remove the row",
+    ),
+    "predict: a text column where the model reads numbers": (
+        "predict --model {table_model} --data {table_text}",
+        "column(s) a of table_text.csv are not numeric; write numbers there, as in the "
+        "training data",
+    ),
+    "fit: every line ends with a comma (was: blamed on a pandas index)": (
+        "fit --data {trailing_comma}",
+        "the lines of trailing_comma.csv end with a comma, which adds an empty last column with "
+        "no name in the header; remove the trailing commas",
+    ),
+    "fit: a header ending with a comma over a filled last column": (
+        "fit --data {header_comma}",
+        "the header of header_comma.csv ends with a comma: its last column (3) has no name; "
+        "name it in the header to use it, or drop the column",
+    ),
+    "fit: a tab-separated file (was: no input columns besides the target 'x\\ty')": (
+        "fit --data {tabs}",
+        "has one column named 'x\\ty'; distgp reads comma-separated files: convert the tabs to "
+        "commas",
+    ),
+    "fit: a row with more fields than the header (was: pandas' tokenizer text)": (
+        "fit --data {ragged}",
+        "line 6 of ragged.csv has 3 fields but its header names 2 columns; remove the "
+        "extra values (quote a value that holds a comma), or name the column in the header",
+    ),
+    "fit: a test fraction leaving fewer than 2 training points names the fix": (
+        "fit --data {series} --test-fraction 0.99",
+        "test fraction 0.99 leaves fewer than 2 of 30 points to train on; give a smaller "
+        "--test-fraction (at most 0.93 here), or a test file with --test FILE",
     ),
     "fit: mismatched lengths": ("fit --data {mismatch}", "have 7"),
     "fit: fewer than 2 training points": ("fit --data {single}", "at least 2"),
@@ -221,13 +280,13 @@ CLI_CASES = {
     ),
     "fit: numbers with a typo as output (2019, NA?: ISO 8601 reads 2019 as a year)": (
         "fit --data {years_typo}",
-        "column(s) y of years_typo.csv are not numeric; encode or drop them",
+        "column y of years_typo.csv, row 5: 'NA?' is not a number; correct or remove the row",
     ),
     "fit: a single distinct y value": ("fit --data {constant}", "single distinct value"),
     "fit: outputs lost against a mean below 1 (were told to rescale; before the held-out stage)": (
         "fit --data {near_constant}",
-        "vary too little (std 8.99e-17) against their mean (1) to be told from rounding; "
-        "subtract an offset",
+        "vary too little (std 8.99e-17) against their mean (1) to be told from float64 rounding "
+        "(a std below 2.2e-14 |mean|); subtract an offset",
     ),
     "fit: empty CSV file": ("fit --data {empty}", "is empty"),
     "fit: CSV with a header only": ("fit --data {header_only}", "no data rows"),
@@ -643,11 +702,11 @@ CLI_CASES = {
     ),
     "predict: an infinite output, numbered as its file line": (
         "predict --model {model} --data {inf_output}",
-        "column y of inf_output.csv: 1 NaN or infinite value(s) (first: row 2)",
+        "column y of inf_output.csv: 1 infinite value(s) (first: row 2)",
     ),
     "predict: an infinite input, numbered as its file line": (
         "predict --model {model} --data {inf_input}",
-        "inputs of inf_input.csv: 1 NaN or infinite value(s) (first: row 2, column x0)",
+        "inputs of inf_input.csv: 1 infinite value(s) (first: row 2, column x0)",
     ),
     "predict: --ahead with a model fitted on no series": (
         "predict --model {table_model} --ahead 3",
@@ -749,10 +808,51 @@ API_CASES = {
 }
 
 
+@pytest.mark.parametrize(
+    ("value", "needle"),
+    [
+        (np.nan, "1 missing value(s) (empty or NaN; first: row 1); fill them in or remove"),
+        (np.inf, "1 infinite value(s) (first: row 1); replace them or remove the rows"),
+    ],
+)
+def test_api_non_finite_values_get_distgp_s_message_as_a_value_error(value, needle):
+    """scikit-learn's text recommended HistGradientBoosting (audit 10 item 6); distgp's names
+    the row (numbered from 0) and the fix, a ValueError as scikit-learn's checks expect."""
+    x = np.arange(30.0)
+    model = GSMPRegressor(components=12, max_iterations=10).fit(x[:, None], np.sin(x))
+    for call, what in (
+        (lambda: model.predict(np.array([[0.0], [value]])), "prediction inputs X"),
+        (lambda: GSMPRegressor().fit(np.r_[0.0, value, x[2:]][:, None], x), "training inputs X"),
+        (lambda: GSMPRegressor().fit(x[:, None], np.r_[0.0, value, x[2:]]), "training outputs y"),
+        (lambda: model.score(x[:3, None], np.array([0.0, value, 1.0])), "outputs y"),
+    ):
+        with pytest.raises(ValueError) as caught:
+            call()
+        assert isinstance(caught.value, InputDataError)
+        assert str(caught.value).startswith(f"{what}: {needle}"), caught.value
+        assert "HistGradientBoosting" not in str(caught.value)
+
+
 def test_outputs_on_a_large_offset_are_told_to_subtract_it():
+    """A std of 0.5 at 1e15 is 4 float64 ulps (3.5e-16 of the mean): rounding noise."""
     x = np.arange(30.0)[:, None]
     with pytest.raises(InputDataError, match="subtract an offset"):
-        GSMPRegressor().fit(x, 1e13 + 0.7 * np.sin(x[:, 0]))
+        GSMPRegressor().fit(x, 1e15 + 0.7 * np.sin(x[:, 0]))
+
+
+def test_outputs_on_a_large_but_resolved_offset_fit_as_without_it():
+    """y = 1e12 + sin x + noise (std 0.7, about 6,000 ulps at 1e12) was refused as rounding
+    (audit 10 item 3); the mean is subtracted in the fit, so it predicts as the unshifted data."""
+    rng = np.random.default_rng(0)
+    x = np.sort(rng.uniform(0, 10, 120))[:, None]
+    y = np.sin(x[:, 0]) + 0.1 * rng.standard_normal(120)
+    xs = np.linspace(0.05, 9.95, 50)[:, None]
+    mse = {}
+    for offset in (0.0, 1e12):
+        model = GSMPRegressor(random_state=0).fit(x, y + offset)
+        mse[offset] = np.mean((model.predict(xs) - offset - np.sin(xs[:, 0])) ** 2)
+    assert mse[0.0] < 0.01
+    assert mse[1e12] == pytest.approx(mse[0.0], rel=0.05)
 
 
 @pytest.mark.parametrize("case", list(API_CASES))

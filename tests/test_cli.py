@@ -799,6 +799,16 @@ def test_predict_says_when_a_model_without_column_names_takes_a_csv_by_position(
     code, _, err = run([*argv, "--out", str(tmp_path / "p")], capsys)
     assert code == 0, err
     assert "inputs are taken by position, the file's columns b, a" in err
+    # the extra last column is scored against: the note names it (audit 10 item 8)
+    assert "; column y is taken as the known outputs, scored against and written as y" in err
+    data = _write_csv(tmp_path / "q.csv", ["foo", "bar", "baz"], [X[:5, 0], X[:5, 1], y[:5]])
+    argv = ["predict", "--model", str(tmp_path / "m"), "--data", str(data)]
+    code, _, err = run([*argv, "--out", str(tmp_path / "q")], capsys)
+    assert code == 0, err
+    assert (
+        "the file's columns foo, bar; column baz is taken as the known outputs, scored against "
+        "and written as y (--target names another)" in err
+    )
     ordered = _write_csv(tmp_path / "o.csv", ["a", "b", "y"], [X[:5, 0], X[:5, 1], y[:5]])
     argv = ["predict", "--model", str(tmp_path / "m"), "--data", str(ordered)]
     assert run([*argv, "--out", str(tmp_path / "po")], capsys)[0] == 0

@@ -102,6 +102,7 @@ def run_predict(args: argparse.Namespace) -> int:
     # forecast --ahead continues the training file's
     csv_file = args.data is not None and is_csv_source(args.data)
     utc = set() if csv_file else set(model.utc_inputs)  # a CSV's own fill it when read
+    scored: list[str] = []  # the CSV column read as the known outputs, if any
     if args.ahead is not None:
         names = list(model.input_names or default_input_names(model.dims))
         X, y = _ahead(model, names[0], args.ahead), None
@@ -114,11 +115,18 @@ def run_predict(args: argparse.Namespace) -> int:
             require_target=args.target is not None,
             time_units=model.time_units,
             utc=utc,
+            scored=scored,
         )
     if model.input_names is None and csv_file and names != default_input_names(model.dims):
         progress(
             "the model records no column names (fitted on arrays, .npz or .mat data): its "
             f"inputs are taken by position, the file's columns {', '.join(names)}"
+            + (
+                f"; column {scored[0]} is taken as the known outputs, scored against and "
+                "written as y" + ("" if args.target else " (--target names another)")
+                if scored
+                else ""
+            )
         )
     elif (  # a built-in dataset has named columns, matched by name
         model.input_names is not None

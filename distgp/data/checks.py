@@ -11,7 +11,16 @@ import numpy as np
 from distgp.exceptions import InputDataError
 
 MAX_ABS_VALUE = 1e150  # squares of larger values overflow float64 (max ~1.8e308)
-RELATIVE_TINY = 1e-12  # spreads below this fraction of the mean are rounding noise
+# Input columns whose spread is below this fraction of their mean count as constant (about
+# 4,500 float64 ulps: kernels resolve inputs far more finely than outputs need resolving).
+RELATIVE_TINY = 1e-12
+# Outputs whose standard deviation is below this fraction of |mean| are rounding noise: 100
+# float64 eps. Above it the spread spans at least 100 ulps (an ulp at |mean| is at most
+# eps * |mean|), so rounding each y adds noise of std at most ulp / sqrt(12) <= 0.003 std(y), a
+# variance below 1e-5 var(y), 1000 times under the default noise floor (1e-2 var(y)). The fit
+# subtracts the mean (per shard, merged with Chan's formulas), so a large offset costs nothing
+# more: y = 1e12 + sin x (std 0.7, 6,000 ulps) fits as sin x does.
+OUTPUT_RELATIVE_TINY = 100 * float(np.finfo(np.float64).eps)  # 2.2e-14
 MIN_SPREAD = 1e-150  # squares of smaller spreads underflow float64 (min normal ~2.2e-308)
 
 
@@ -124,20 +133,21 @@ def _refuse_complex(values, what: str) -> None:
 def check_values(
     values: np.ndarray, what: str, columns: list[str] | None = None, first_row: int = 1
 ) -> None:
-    """Refuse NaN or infinite values, and values whose squares overflow float64 (variances and
-    kernels would be inf). The error names the first bad value's row (the first row numbered
-    ``first_row``: 2 for the line of a CSV file under its header) and, given ``columns``, its
-    column."""
-    finite = np.isfinite(values)
-    if not finite.all():
-        bad = int(values.size - np.count_nonzero(finite))
-        where = np.argwhere(~finite.reshape(len(values), -1))[0]
-        at = f"row {int(where[0]) + first_row}"
-        if columns is not None:
-            at += f", column {columns[int(where[1])]}"
-        raise InputDataError(
-            f"{what}: {bad} NaN or infinite value(s) (first: {at}); remove or impute them"
-        )
+    """Refuse missing (NaN: an empty cell of a CSV file reads so) or infinite values, and
+    values whose squares overflow float64 (variances and kernels would be inf). The error names
+    the first bad value's row (the first row numbered ``first_row``: 2 for the line of a CSV
+    file under its header) and, given ``columns``, its column; missing values are named before
+    infinite ones."""
+    for bad, kind, advice in (
+        (np.isnan(values), "missing value(s) (empty or NaN; ", "fill them in or remove the rows"),
+        (np.isinf(values), "infinite value(s) (", "replace them or remove the rows"),
+    ):
+        if bad.any():
+            where = np.argwhere(bad.reshape(len(values), -1))[0]
+            at = f"row {int(where[0]) + first_row}"
+            if columns is not None:
+                at += f", column {columns[int(where[1])]}"
+            raise InputDataError(f"{what}: {int(bad.sum())} {kind}first: {at}); {advice}")
     largest = float(np.abs(values).max())
     if largest > MAX_ABS_VALUE:
         raise InputDataError(
@@ -165,9 +175,11 @@ def as_float_vector(y, what: str, first_row: int = 1) -> np.ndarray:
 def has_spread(y: np.ndarray) -> bool:
     """Whether outputs ``y`` (``n``) vary beyond rounding: a model can be learned from them."""
     y = np.asarray(y, float)
-    return bool(len(y)) and bool(real_spread(np.std(y), np.mean(y)))
+    return bool(len(y)) and bool(real_spread(np.std(y), np.mean(y), OUTPUT_RELATIVE_TINY))
 
 
-def real_spread(scale, mean):
-    """Whether spreads ``scale`` exceed rounding at values around ``mean`` (elementwise)."""
-    return (scale > 0) & (scale > RELATIVE_TINY * np.abs(mean))
+def real_spread(scale, mean, tiny: float = RELATIVE_TINY):
+    """Whether spreads ``scale`` exceed rounding at values around ``mean`` (elementwise): a
+    fraction ``tiny`` of ``|mean|`` (:data:`RELATIVE_TINY` for inputs,
+    :data:`OUTPUT_RELATIVE_TINY` for outputs)."""
+    return (scale > 0) & (scale > tiny * np.abs(mean))

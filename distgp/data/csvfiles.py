@@ -11,6 +11,9 @@ import numpy as np
 from distgp.data.checks import as_float_vector, check_X
 from distgp.exceptions import InputDataError
 
+# a column of text where the model reads numbers (predict, --test files)
+PREDICT_TEXT_ADVICE = "write numbers there, as in the training data"
+
 
 def read_dates(frame, path: Path, columns: Sequence[str]):
     """``frame`` with its text ``columns`` of ISO 8601 dates as numbers, each in the calendar
@@ -56,6 +59,30 @@ def refuse_other_dates(frame, path: Path, columns: Sequence[str]) -> None:
         )
 
 
+def refuse_text(
+    frame, path: Path, columns: Sequence[str], advice: str = "encode or drop them"
+) -> None:
+    """A one-line error for ``columns`` of a CSV frame that do not hold numbers. A column of
+    numbers but for a few values (a typo, a stray note) is named with its first such value and
+    row (as the file's line, as dates are); a column mostly of text (categories) gets
+    ``advice``. Empty cells are not text: the check of missing values names them."""
+    import pandas as pd
+
+    bad = [c for c in columns if not pd.api.types.is_numeric_dtype(frame[c])]
+    for column in bad:
+        texts = frame[column].astype("string").str.strip()
+        numbers = pd.to_numeric(texts, errors="coerce")
+        odd = (numbers.isna() & texts.notna() & (texts != "")).to_numpy(dtype=bool)
+        if odd.any() and 2 * int(numbers.notna().sum()) >= len(texts):
+            row = int(np.flatnonzero(odd)[0])
+            raise InputDataError(
+                f"column {column} of {path.name}, row {row + 2}: {texts.iloc[row]!r} is not a "
+                "number; correct or remove the row"
+            )
+    if bad:
+        raise InputDataError(f"column(s) {', '.join(bad)} of {path.name} are not numeric; {advice}")
+
+
 def _repeated_names(path: Path) -> list[str]:
     """Column names the header row of CSV ``path`` holds more than once (pandas would read
     ``x,x`` as ``x`` and ``x.1``)."""
@@ -96,6 +123,16 @@ def read_csv_frame(path: Path):
         raise InputDataError(
             f"{path} is not UTF-8 text ({_first_bad_byte(path, exc)}); save it as UTF-8"
         ) from None
+    except pd.errors.ParserError as exc:
+        ragged = re.search(r"Expected (\d+) fields in line (\d+), saw (\d+)", str(exc))
+        if ragged is None:
+            raise InputDataError(f"cannot read {path} as CSV: {exc}") from None
+        expected, line, seen = ragged.groups()
+        raise InputDataError(
+            f"line {line} of {path.name} has {seen} fields but its header names {expected} "
+            "columns; remove the extra values (quote a value that holds a comma), or name the "
+            "column in the header"
+        ) from None
     except Exception as exc:
         raise InputDataError(f"cannot read {path} as CSV: {exc}") from None
     if frame.shape[0] == 0:
@@ -108,18 +145,15 @@ def read_csv_frame(path: Path):
             f"{path} seems to have no header row (column names {numeric_like[:3]} are numbers); "
             "add a header line naming the columns"
         )
-    if len(columns) == 1 and ";" in columns[0]:
-        raise InputDataError(
-            f"{path} has one column named {columns[0]!r}; distgp reads comma-separated files: "
-            "convert the semicolons to commas"
-        )
+    for separator, name in ((";", "semicolons"), ("\t", "tabs")):
+        if len(columns) == 1 and separator in columns[0]:
+            raise InputDataError(
+                f"{path} has one column named {columns[0]!r}; distgp reads comma-separated "
+                f"files: convert the {name} to commas"
+            )
     unnamed = [i for i, c in enumerate(columns) if re.fullmatch(r"Unnamed: \d+", c)]
     if unnamed:  # pandas' name for an empty header field
-        raise InputDataError(
-            f"column {unnamed[0] + 1} of {path.name} has no name in the header (pandas writes "
-            "its row index so: DataFrame.to_csv(path, index=False) leaves it out); drop it, or "
-            "name it to use it"
-        )
+        raise InputDataError(_unnamed_column(frame, path, unnamed[0]))
     twice = _repeated_names(path)
     if twice:
         raise InputDataError(
@@ -127,6 +161,33 @@ def read_csv_frame(path: Path):
             "header; give each column its own name"
         )
     return frame
+
+
+def _unnamed_column(frame, path: Path, index: int) -> str:
+    """The error for column ``index`` of a CSV frame, left without a name in the header: a
+    pandas row index (the first column), the empty field after a comma that ends every line
+    (an empty last column), or a column to name or drop."""
+    columns = len(frame.columns)
+    if index == columns - 1 and frame.iloc[:, index].isna().all():
+        return (
+            f"the lines of {path.name} end with a comma, which adds an empty last column with "
+            "no name in the header; remove the trailing commas"
+        )
+    if index == columns - 1:
+        return (
+            f"the header of {path.name} ends with a comma: its last column ({index + 1}) has "
+            "no name; name it in the header to use it, or drop the column"
+        )
+    if index == 0:
+        return (
+            f"column 1 of {path.name} has no name in the header (pandas writes its row index "
+            "so: DataFrame.to_csv(path, index=False) leaves it out); drop it, or name it to "
+            "use it"
+        )
+    return (
+        f"column {index + 1} of {path.name} has no name in the header (an empty field between "
+        "two commas); name it to use it, or drop the column"
+    )
 
 
 def named_columns(
@@ -148,6 +209,7 @@ def named_columns(
             f"training data; its columns are: {', '.join(columns)}"
         )
     frame = _dates_in_units(frame, path, inputs, time_units or {})
+    refuse_text(frame, path, list(inputs), PREDICT_TEXT_ADVICE)
     X = check_X(
         frame[list(inputs)].to_numpy(),
         what=f"inputs of {path.name}",
@@ -166,6 +228,7 @@ def known_outputs(
     they are an error (a test file needs every output)."""
     if target is None or target not in frame.columns or frame[target].isna().all():
         return None
+    refuse_text(frame, path, [target], PREDICT_TEXT_ADVICE)
     blank = frame[target].isna().to_numpy()
     if blank.any() and not unknown_rows:
         raise InputDataError(

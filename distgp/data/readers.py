@@ -3,6 +3,7 @@ model's columns."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,11 +18,13 @@ from distgp.data.checks import (
     check_y,
 )
 from distgp.data.csvfiles import (
+    PREDICT_TEXT_ADVICE,
     known_outputs,
     named_columns,
     read_csv_frame,
     read_dates,
     refuse_other_dates,
+    refuse_text,
 )
 from distgp.data.series import in_time_order, is_series
 from distgp.exceptions import ConfigError, InputDataError
@@ -271,7 +274,12 @@ def _load_mat(path: Path) -> Dataset:
 def _split(n: int, test_fraction: float, seed: int, series: bool) -> tuple[np.ndarray, np.ndarray]:
     n_test = round(n * test_fraction)
     if n_test and n - n_test < 2:
-        raise InputDataError(f"test fraction {test_fraction} leaves fewer than 2 training points")
+        largest = math.floor(100 * (n - 2) / n) / 100  # two training points, in hundredths
+        raise InputDataError(
+            f"test fraction {test_fraction} leaves fewer than 2 of {n} points to train on; give "
+            f"a smaller --test-fraction (at most {largest:g} here), or a test file with --test "
+            "FILE"
+        )
     order = np.arange(n) if series else np.random.default_rng(seed).permutation(n)
     return np.sort(order[: n - n_test]), np.sort(order[n - n_test :])
 
@@ -341,10 +349,7 @@ def _load_csv(
             + " holds dates, which distgp reads as a time axis (an input), not an output; name "
             "the output column with --target"
         )
-    if bad:
-        raise InputDataError(
-            f"column(s) {', '.join(bad)} of {path.name} are not numeric; encode or drop them"
-        )
+    refuse_text(frame, path, bad)
     X = frame[features].to_numpy(dtype=np.float64)
     y = frame[target].to_numpy(dtype=np.float64)
     # the whole file, before any split; rows numbered as the file's lines
@@ -429,6 +434,7 @@ def load_prediction_inputs(
     require_target: bool = False,
     time_units: Mapping[str, str] | None = None,
     utc: set[str] | None = None,
+    scored: list[str] | None = None,
 ) -> tuple[np.ndarray, np.ndarray | None, list[str]]:
     """Inputs (and outputs when known) to predict at, checked against the model's ``dims``.
 
@@ -442,7 +448,8 @@ def load_prediction_inputs(
     dataset must have the model's ``inputs``. ``require_target``: a CSV without the ``target``
     column is an error (a column the user named), not a file of inputs only. The columns of
     ``time_units`` hold dates, read in those units; those whose times give UTC offsets are
-    added to ``utc`` when given (to be written back in UTC).
+    added to ``utc`` when given (to be written back in UTC). The name of the CSV column taken
+    as the known outputs is appended to ``scored`` when given.
     """
     if is_csv_source(source):
         path = Path(source)
@@ -464,11 +471,13 @@ def load_prediction_inputs(
                     f"({', '.join(map(str, inputs))}); name the output column"
                 )
             X, y = named_columns(frame, path, inputs, target, time_units, unknown_rows=True)
+            _note_scored(scored, y, target)
             return X, y, list(inputs)
         columns = list(frame.columns)
         unnamed = default_input_names(dims)  # what distgp writes for a model without names
         if set(unnamed) <= set(columns):
             X, y = named_columns(frame, path, unnamed, target or "y", unknown_rows=True)
+            _note_scored(scored, y, target or "y")
             return X, y, unnamed
         y = None
         if target is not None or len(columns) == dims + 1:
@@ -476,6 +485,7 @@ def load_prediction_inputs(
             if name not in columns:
                 raise InputDataError(f"target column {name!r} is not in {path.name}")
             y = known_outputs(frame, path, name, unknown_rows=True)
+            _note_scored(scored, y, name)
             columns.remove(name)
         if len(columns) != dims:
             found = (
@@ -488,6 +498,7 @@ def load_prediction_inputs(
                 f"columns {expected} (and y to score), or with {dims} input columns in the "
                 "model's order (then the output)"
             )
+        refuse_text(frame, path, columns, PREDICT_TEXT_ADVICE)
         X = check_X(
             frame[columns].to_numpy(),
             dims=dims,
@@ -516,6 +527,11 @@ def load_prediction_inputs(
     else:
         X, y = dataset.X_train, dataset.y_train
     return check_X(X, dims=dims, what=f"inputs of {source}"), y, dataset.feature_names
+
+
+def _note_scored(scored: list[str] | None, y: np.ndarray | None, name: str) -> None:
+    if scored is not None and y is not None:
+        scored.append(name)
 
 
 def check_fixed_target(source: str, target: str, named_by: str) -> None:

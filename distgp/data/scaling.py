@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from distgp.data.checks import real_spread
+from distgp.data.checks import OUTPUT_RELATIVE_TINY, real_spread
 from distgp.exceptions import InputDataError
 
 
@@ -96,13 +96,15 @@ def varying_columns(s: ShardSummary) -> np.ndarray:
 
 def refuse_flat_outputs(std: float, mean: float, outputs: str) -> None:
     """Refuse ``outputs`` of standard deviation ``std`` and ``mean`` whose spread does not
-    exceed rounding: nothing can be learned from them."""
-    if bool(real_spread(std, mean)):
+    exceed rounding (:data:`~distgp.data.checks.OUTPUT_RELATIVE_TINY` of ``|mean|``, 100
+    float64 eps): nothing can be learned from them."""
+    if bool(real_spread(std, mean, OUTPUT_RELATIVE_TINY)):
         return
     if std > 0:  # a spread, lost against the offset |mean|: rescaling would not recover it
         raise InputDataError(
             f"{outputs} vary too little (std {std:.3g}) against their mean ({mean:.3g}) to be "
-            "told from rounding; subtract an offset (e.g. their mean) first"
+            f"told from float64 rounding (a std below {OUTPUT_RELATIVE_TINY:.2g} |mean|); subtract "
+            "an offset (e.g. their mean) first"
         )
     raise InputDataError(
         f"{outputs} have (numerically) zero variance: constant (nothing to learn), or so small "
