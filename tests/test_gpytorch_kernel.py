@@ -9,8 +9,10 @@ differ between batch members, so that slicing a batch is tested on distinct kern
 
 from __future__ import annotations
 
+import math
 import unittest
 
+import gpytorch
 import numpy as np
 import pytest
 import torch
@@ -126,6 +128,38 @@ def test_loading_another_grid_of_the_same_size_takes_effect():
     assert not torch.allclose(low(x).to_dense(), high(x).to_dense())
     low.load_state_dict(high.state_dict())
     assert torch.allclose(low(x).to_dense(), high(x).to_dense())
+
+
+@pytest.mark.parametrize("diag", [False, True])
+def test_last_dim_is_batch_is_refused_with_the_alternative(diag):
+    kernel = GSMPKernel(reference_grid(dims=1, components=6), dtype=torch.float64)
+    x = torch.randn(5, 2, dtype=torch.float64)
+    with pytest.raises(ValueError, match="GSMPKernel does not support last_dim_is_batch"):
+        kernel(x, diag=diag, last_dim_is_batch=True)
+    with pytest.raises(ValueError, match="leading dimensions"):  # through a wrapper's forward
+        gpytorch.kernels.ScaleKernel(kernel)(x, last_dim_is_batch=True).to_dense()
+    per_column = kernel(x.mT.unsqueeze(-1)).to_dense()  # the alternative the message names
+    assert per_column.shape == (2, 5, 5)
+    assert torch.allclose(per_column[1], kernel(x[:, 1:]).to_dense())
+
+
+def test_weights_setter_refuses_negative_nan_and_misshapen_weights():
+    kernel = GSMPKernel(reference_grid(dims=1, components=6), batch_shape=torch.Size([3]))
+    before = kernel.weights.detach().clone()
+    for bad in (-torch.ones(6), torch.tensor([1.0, 1, 1, 1, 1, float("nan")]), [math.inf] * 6):
+        with pytest.raises(ValueError, match="weights must be non-negative finite numbers"):
+            kernel.weights = bad
+    for bad in (torch.ones(5), torch.ones(2, 6), torch.tensor(1.0)):
+        with pytest.raises(
+            ValueError,
+            match=r"weights must have shape \(6,\) \(M=6\) or batch_shape x M = \(3, 6\)",
+        ):
+            kernel.weights = bad
+    assert torch.equal(kernel.weights, before)  # a refused value changes nothing
+    kernel.weights = torch.zeros(6)  # an exact zero is kept at the floor
+    assert torch.all(kernel.weights <= 1e-29) and torch.all(kernel.weights > 0)
+    kernel.weights = torch.arange(18.0).reshape(3, 6)
+    assert torch.allclose(kernel.weights[2], torch.arange(12.0, 18.0))
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")

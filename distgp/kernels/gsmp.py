@@ -108,20 +108,60 @@ class GSMPKernel(Kernel):
 
     @weights.setter
     def weights(self, value) -> None:
+        """Set the weights: ``M`` non-negative finite numbers (shared by the batch) or
+        ``batch_shape x M``; an exact zero is stored as ``WEIGHT_FLOOR`` (the ``Positive``
+        constraint's softplus cannot reach zero).
+
+        Raises:
+            ValueError: a shape that is neither, or a negative, NaN or infinite weight.
+        """
         raw = self.raw_weights
-        value = torch.as_tensor(value, dtype=raw.dtype, device=raw.device).expand(raw.shape)
+        given = torch.as_tensor(value, dtype=raw.dtype, device=raw.device)
+        M, batch = raw.shape[-1], tuple(self.batch_shape)
+        expected = f"({M},) (M={M})"
+        if batch:
+            expected += f" or batch_shape x M = {(*batch, M)}"
+        try:
+            if given.dim() == 0 or given.shape[-1] != M:
+                raise RuntimeError
+            value = given.expand(raw.shape)
+        except RuntimeError:
+            raise ValueError(
+                f"GSMPKernel weights must have shape {expected}, got {tuple(given.shape)}"
+            ) from None
+        bad = ~torch.isfinite(given) | (given < 0)
+        if bool(bad.any()):
+            raise ValueError(
+                "GSMPKernel weights must be non-negative finite numbers (zero is allowed), got "
+                f"{given[bad].reshape(-1)[0].item()} ({int(bad.sum())} of {given.numel()} entries)"
+            )
         value = value.clamp_min(WEIGHT_FLOOR)
         self.initialize(raw_weights=self.raw_weights_constraint.inverse_transform(value))
 
+    def __call__(self, x1, x2=None, diag: bool = False, last_dim_is_batch: bool = False, **params):
+        if last_dim_is_batch:
+            _refuse_last_dim_is_batch()
+        return super().__call__(x1, x2, diag=diag, **params)
+
     def forward(
-        self, x1: torch.Tensor, x2: torch.Tensor, diag: bool = False, **params
+        self,
+        x1: torch.Tensor,
+        x2: torch.Tensor,
+        diag: bool = False,
+        last_dim_is_batch: bool = False,
+        **params,
     ) -> torch.Tensor:
         """Covariance between ``... x n x d`` and ``... x m x d`` inputs.
 
         Returns:
             ``... x n x m`` matrix, or the ``... x n`` diagonal when ``diag=True`` (``...`` is
             the input batch broadcast with ``batch_shape``).
+
+        Raises:
+            ValueError: ``last_dim_is_batch=True`` (deprecated by GPyTorch, not supported).
         """
+        if last_dim_is_batch:  # e.g. from a wrapping ScaleKernel's forward
+            _refuse_last_dim_is_batch()
         d = self._check_width(x1, x2)
         weights = self.weights
         batch = torch.broadcast_shapes(weights.shape[:-1], x1.shape[:-2], x2.shape[:-2])
@@ -180,3 +220,11 @@ class GSMPKernel(Kernel):
                 for grp in groups
             ]
         return self._expansions[key]
+
+
+def _refuse_last_dim_is_batch() -> None:
+    raise ValueError(
+        "GSMPKernel does not support last_dim_is_batch=True (deprecated by GPyTorch): put the "
+        "batch in the leading dimensions instead, e.g. with a one-column grid "
+        "x.mT.unsqueeze(-1) (... x d x n x 1) for one covariance per input column"
+    )
