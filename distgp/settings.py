@@ -210,13 +210,14 @@ def check_settings(config: Any, prefix: str = "") -> None:
         _check(e, get(config, e.path), prefix + e.path)
 
 
-def require(cls: type, path: str, value: Any) -> Any:
+def require(cls: type, path: str, value: Any, name: str | None = None) -> Any:
     """Check one ``value`` against the rule of setting ``path`` of ``cls``; return it.
 
     For algorithm classes that take a setting's value directly: the check is the setting's own
-    (``require(FitConfig, "learn.blocks", blocks)``).
+    (``require(FitConfig, "learn.blocks", blocks)``). ``name`` (default ``path``) is what the
+    message calls the value, e.g. the argument that carries it.
     """
-    _check(entry(cls, path), value, path)
+    _check(entry(cls, path), value, path if name is None else name)
     return value
 
 

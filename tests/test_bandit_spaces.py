@@ -65,6 +65,7 @@ def test_small_discrete_spaces_are_enumerated():
         (lambda: FloatParam("x", 0.0, 1.0, log=True), "log scale needs low > 0"),
         (lambda: IntParam("n", -1, 5, log=True), "log scale needs low > 0"),
         (lambda: ParamSpace([FloatParam("x", 0, 1)], count=1), "at least 2 arms"),
+        (lambda: ParamSpace([FloatParam("x", 0, 1)], count=2.5), "a whole number of at least 2"),
         (lambda: ParamSpace([CategoricalParam("c", ("a",))], count=10), "at least 2 arms"),
         (lambda: FiniteSpace(np.ones((5, 2))), "at least 2 arms"),
         (lambda: ParamSpace([FloatParam("x", 0, 1), FloatParam("x", 0, 2)]), "unique"),

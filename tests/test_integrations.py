@@ -198,10 +198,19 @@ def test_optuna_enqueued_value_outside_the_distribution_is_left_out_of_the_model
         ({"seed": 1.5}, "seed must be a non-negative integer or None, got 1.5"),
         ({"foo": 1}, "unknown option 'foo' for algorithm bkb; the options are batch, beta,"),
         ({"algorithm": "gpucb", "qbar": 2}, "unknown option 'qbar' for algorithm gpucb"),
+        ({"arms": 1}, "arms must be at least 2, got 1"),
+        ({"arms": -5}, "arms must be at least 2, got -5"),
+        ({"arms": 2.5}, "arms must be a whole number, got 2.5"),  # was truncated to 2
+        ({"local": -1}, "local must be non-negative, got -1"),
+        ({"beta": -1}, "bandit.beta must be practical, theory or a positive, finite number"),
+        ({"initial": 0}, "bandit.initial must be at least 1, got 0"),
+        ({"qbar": 0}, "bandit.qbar must be positive and finite, got 0"),
     ],
 )
 def test_adapters_check_their_options_at_construction(options, message):
-    """A raw KeyError/TypeError came out of the first trial (or the middle of Tuner.fit)."""
+    """A raw KeyError/TypeError came out of the first trial (or the middle of Tuner.fit); a bad
+    option value (``arms=1``, ``beta=-1``...) came out of trial 1, after trial 0 had run the
+    objective, with the bandit's message, which the adapters now give at construction."""
     from distgp.exceptions import ConfigError
     from distgp.integrations.optuna import BKBSampler
 

@@ -827,6 +827,23 @@ class ArmBandit(ABC):
         return cls.from_state(state)
 
 
+SETTING_OPTIONS = (
+    "noise_variance",
+    "lam",
+    "fnorm",
+    "delta",
+    "beta",
+    "epsilon",
+    "ratio_threshold",
+    "max_batch",
+    "initial",
+    "qbar",
+    "resparsify",
+)
+"""The bandit arguments checked by :func:`check_bandit_settings` (``ArmBandit`` and ``BKB``):
+those an adapter checks at construction."""
+
+
 def check_bandit_settings(values: dict[str, Any]) -> None:
     """Check bandit arguments with the rules of their settings (``bandit.<name>`` of
     :class:`~distgp.bandit.config.OptimizeConfig`); a bool is no number."""

@@ -16,6 +16,7 @@ Validation errors are :class:`~distgp.exceptions.ConfigError` with one line nami
 from __future__ import annotations
 
 import math
+import numbers
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -275,8 +276,10 @@ class ParamSpace(Space):
         names = [p.name for p in self.params]
         if len(set(names)) != len(names):
             raise ConfigError(f"parameter names must be unique, got {names}")
-        if count < 2:
-            raise ConfigError(f"the search space needs at least 2 arms, got {count}")
+        if isinstance(count, bool) or not isinstance(count, numbers.Integral) or count < 2:
+            raise ConfigError(
+                f"the search space needs a whole number of at least 2 arms, got {count!r}"
+            )
         if method not in ARM_METHODS:
             raise ConfigError(f"arm method must be one of {', '.join(ARM_METHODS)}, got {method!r}")
         self.count, self.seed, self.method = int(count), int(seed), method

@@ -8,13 +8,14 @@ from typing import Any
 
 import numpy as np
 
-from distgp.bandit.base import ArmBandit
+from distgp.bandit.base import SETTING_OPTIONS, ArmBandit, check_bandit_settings
 from distgp.bandit.bkb import BKB
-from distgp.bandit.config import ArmsConfig, KernelSection
+from distgp.bandit.config import ArmsConfig, KernelSection, OptimizeConfig
 from distgp.bandit.evidence import fit_rbf
 from distgp.bandit.gpucb import GPUCB
 from distgp.bandit.spaces import Param, ParamSpace, add_local_arms
 from distgp.exceptions import ConfigError
+from distgp.settings import require
 
 ALGORITHMS = {"bkb": BKB, "gpucb": GPUCB}
 DEFAULT_BETA = 3.0  # GP standard deviations, the command line's default
@@ -23,16 +24,22 @@ DEFAULT_BETA = 3.0  # GP standard deviations, the command line's default
 OWN_OPTIONS = ("kernel", "evidence", "local")  # taken by ParamBandit, not the bandit
 
 
-def check_options(seed: Any, algorithm: Any, options: Mapping[str, Any]) -> None:
+def check_options(
+    seed: Any, algorithm: Any, options: Mapping[str, Any], arms: Any = ArmsConfig.count
+) -> None:
     """Refuse an adapter's unknown ``algorithm``, a ``seed`` that is not a non-negative
-    integer, or a bandit option the algorithm does not take (at construction, not at the first
-    trial)."""
+    integer, ``arms`` that is not a whole number of at least 2, a bandit option the algorithm
+    does not take, or an option value the bandit would refuse (at construction, not at the
+    first trial): ``local`` by the rule of ``arms.local``, the numeric bandit options
+    (``beta``, ``initial``, ``qbar``...) by :func:`~distgp.bandit.base.check_bandit_settings`,
+    as the bandit checks them when the first trial builds it."""
     if not isinstance(algorithm, str) or algorithm not in ALGORITHMS:
         raise ConfigError(f"algorithm must be one of {', '.join(ALGORITHMS)}, got {algorithm!r}")
     if seed is not None and (
         isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0
     ):
         raise ConfigError(f"seed must be a non-negative integer or None, got {seed!r}")
+    require(OptimizeConfig, "arms.count", arms, name="arms")
     accepted = {*OWN_OPTIONS, *_keywords(ALGORITHMS[algorithm])}
     unknown = sorted(set(options) - accepted)
     if unknown:
@@ -40,6 +47,9 @@ def check_options(seed: Any, algorithm: Any, options: Mapping[str, Any]) -> None
             f"unknown option {unknown[0]!r} for algorithm {algorithm}; the options are "
             f"{', '.join(sorted(accepted))}"
         )
+    if "local" in options:
+        require(OptimizeConfig, "arms.local", options["local"], name="local")
+    check_bandit_settings({k: options[k] for k in SETTING_OPTIONS if k in options})
 
 
 def _keywords(cls: type) -> set[str]:
@@ -81,7 +91,7 @@ class ParamBandit:
         algorithm: str = "bkb",
         **options: Any,
     ) -> None:
-        check_options(seed, algorithm, options)
+        check_options(seed, algorithm, options, arms)
         self.space = ParamSpace(params, arms, 0 if seed is None else seed)
         kernel = options.pop("kernel", None)
         self.evidence = bool(options.pop("evidence", kernel is None))

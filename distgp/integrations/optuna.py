@@ -104,7 +104,7 @@ class BKBSampler(BaseSampler):
         warn_independent_sampling: bool = True,
         **options: Any,
     ) -> None:
-        check_options(seed, algorithm, options)
+        check_options(seed, algorithm, options, arms)
         self._arms = arms
         self._seed = seed
         self._algorithm = algorithm

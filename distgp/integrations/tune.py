@@ -98,7 +98,7 @@ class BKBSearch(Searcher):
         points_to_evaluate: list[dict[str, Any]] | None = None,
         **options: Any,
     ) -> None:
-        check_options(seed, algorithm, {"batch": batch, **options})
+        check_options(seed, algorithm, {"batch": batch, **options}, arms)
         super().__init__(metric=metric, mode=mode)
         self._points = [dict(p) for p in points_to_evaluate or ()]
         self._settings = {
