@@ -164,10 +164,11 @@ class GSMPRegressor(RegressorMixin, BaseEstimator):
             point).
         random_state: seed of sharding and quantisation noise (an int, a
             :class:`numpy.random.RandomState`, or ``None`` for a fresh seed per fit).
-        warm_start: start ``fit`` from the previous fit's weights when the grid size matches
-            (each at least :data:`~distgp.driver.WARM_FLOOR` of the cold start's) and the
-            kernel and noise-floor settings are the same (otherwise a warning, and a cold
-            start); not with ``tune``, whose search scores each setting from a cold start.
+        warm_start: start ``fit`` from the previous fit's weights when the number of
+            parameters (grid size and trend terms) matches (each at least
+            :data:`~distgp.driver.WARM_FLOOR` of the cold start's) and the kernel and
+            noise-floor settings are the same (otherwise a warning, and a cold start); not with
+            ``tune``, whose search scores each setting from a cold start.
         threads: threads of each process (``None``: distgp chooses, whatever the environment).
         device: ``cpu`` (numpy) or ``cuda`` (torch float64 on a GPU) for learning and prediction.
 
@@ -372,6 +373,17 @@ class GSMPRegressor(RegressorMixin, BaseEstimator):
                 )
         except ConfigError as exc:
             raise _in_parameter_names(exc) from None
+        if initial is not None and np.shape(initial) != np.shape(result.theta):
+            # the driver starts from earlier weights only when the parameter vector keeps its
+            # length (grid components + trend terms + noise)
+            warnings.warn(
+                f"warm_start: the last fit had {np.size(initial)} parameters and this one has "
+                f"{np.size(result.theta)} (another grid size or trend, e.g. from another number "
+                "of input columns), so the last fit's weights belong to another model; this fit "
+                "started cold",
+                UserWarning,
+                stacklevel=2,
+            )
         model = result.model
         # as a CLI fit of a CSV records them: `distgp predict` matches columns by name, and
         # a series' model forecasts past its end (--ahead)

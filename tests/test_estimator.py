@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 import torch
@@ -331,6 +333,28 @@ def test_a_warm_start_after_a_change_of_kernel_settings_starts_cold():
     assert warm.objective_ == pytest.approx(cold.objective_, rel=1e-9)
     with pytest.raises(ConfigError, match="warm_start does not apply with tune"):
         GSMPRegressor(warm_start=True, tune=4).fit(X, y)
+
+
+def test_a_warm_start_with_another_number_of_parameters_warns_and_starts_cold():
+    """One more input column gives the linear trend one more weight: the earlier weights were
+    dropped without a word."""
+    rng = np.random.default_rng(0)
+    X = rng.uniform(0, 10, size=(100, 1))
+    y = np.sin(X[:, 0]) + 0.1 * rng.normal(size=100)
+    X2 = np.c_[X, rng.normal(size=100)]
+    settings = {"components": 30, "trend": "linear", "random_state": 0}
+    warm = GSMPRegressor(warm_start=True, **settings).fit(X, y)
+    with pytest.warns(
+        UserWarning,
+        match=r"warm_start: the last fit had \d+ parameters and this one has \d+ .*started cold",
+    ):
+        warm.fit(X2, y)
+    cold = GSMPRegressor(**settings).fit(X2, y)
+    assert warm.iterations_ == cold.iterations_
+    np.testing.assert_array_equal(warm.predict(X2[:5]), cold.predict(X2[:5]))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # as many parameters: a warm start, silently
+        warm.fit(X2, y)
 
 
 # The settings of `distgp fit` GSMPRegressor has no parameter for: they do not apply to arrays
