@@ -423,12 +423,18 @@ class GSMPRegressor(RegressorMixin, BaseEstimator):
 
     def predict(self, X, return_std: bool = False):
         """Predictive mean (``n_*``) in raw output units, and the standard deviation of a new
-        observation (noise included) if ``return_std``."""
+        observation (noise included) if ``return_std``.
+
+        Under an output transform both are on ``y``'s own scale: with ``boxcox`` and a fitted
+        (or given) ``lambda < 0`` the mean does not exist (``y`` has a pole where ``g(y)``
+        reaches ``-1 / lambda``), so ``predict`` returns the **median** ``g^-1(mu)`` and, as
+        the spread, half the central 68% interval (infinite when ``mu + s`` passes the pole);
+        see :mod:`distgp.transforms`."""
         self._check_fitted()
         return self._model().predict(self._inputs(X), return_std=return_std, parts=self._parts)
 
     def score(self, X, y, sample_weight=None) -> float:
-        """R² of the predictive mean at ``X`` against ``y`` (scikit-learn's); NaN or infinite
+        """R² of the point prediction at ``X`` against ``y`` (scikit-learn's); NaN or infinite
         ``y`` are refused by row, as in ``fit``."""
         _check_finite_outputs(y)
         return super().score(X, y, sample_weight=sample_weight)
