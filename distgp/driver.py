@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from distgp.agents.address import check_ray_address
-from distgp.agents.agent import AgentSettings, ShardArrays, ShardFile
+from distgp.agents.agent import MISSING_FIX, AgentSettings, ShardArrays, ShardFile
 from distgp.agents.backends import AgentFailure, Backend, Shard, make_backend
 from distgp.agents.summaries import answered, gather_summaries, shard_view
 from distgp.checkpoint import Checkpoint, config_json
@@ -34,6 +34,7 @@ from distgp.data import (
     ShardSummary,
     agent_sites,
     array_digest,
+    refuse_flat_data,
     shard_indices,
     varying_columns,
 )
@@ -271,6 +272,10 @@ def fit(
         backend.start(parts)
         start, cpu_start = time.perf_counter(), time.process_time()
         replies, summary = gather_summaries(backend, config.data.min_shard_size)
+        digests = None if shards is None else [str(replies[j]["digest"]) for j in sorted(replies)]
+        unchecked = None  # a note when a resumed checkpoint could not be checked
+        if saved is not None and shards is not None:
+            unchecked = check_resumed_shards(saved, digests, shards)
         twins = None if shards is None else same_data(replies, [s.path for s in shards])
         if twins is not None:
             report("same data", {"files": twins})
@@ -279,10 +284,18 @@ def fit(
             X_test = X_test(
                 ShardColumns(list(first["columns"]), first.get("target"), first["time_units"])
             )
+        # whether the data vary is a question about every shard together (one site's constant
+        # outputs or inputs are fine beside others'): the agents check only their own files
+        together = "" if shards is None else " of all shard files together"
+        refuse_flat_data(
+            [ShardSummary.from_wire(replies[j]) for j in sorted(replies)],
+            f"training inputs X{together}",
+            transform.outputs_named + together,
+        )
         scaler = Scaler.from_summary(
             summary,
             standardize_inputs=config.kernel.grid == "data",
-            outputs=transform.outputs_named,
+            outputs=transform.outputs_named + together,
         )
         scale = float(scaler.x_scale[0])
         season = config.kernel.season / scale
@@ -311,12 +324,14 @@ def fit(
                 np.asarray(initial, float),
                 np.r_[WARM_FLOOR * theta0[:components], settings.noise_floor],
             )
-        saver = _Saver(checkpoint, config, (start, cpu_start), saved, digest)
+        saver = _Saver(checkpoint, config, (start, cpu_start), saved, digest, digests)
         if c.agents == 1:
             run = _single_agent(backend, theta0, config, report, saver, saved)
         else:
             rho = float(np.mean(shard_sizes))  # curvature scale of l_j
             run = _admm(backend, theta0, config, settings, rebuild_args, rho, report, saver, saved)
+        if unchecked is not None:
+            run["events"].append(unchecked)
         theta = run["theta"]
         members = run["members"]
         held = run["held"]
@@ -361,7 +376,7 @@ def fit(
         model.utc_inputs = tuple(c for c in model.input_names if c in offsets)
     if shards is not None:  # what a private prediction checks the agents' files against
         model.data_digest = shard_files_digest(replies)
-        model.shard_digests = [str(replies[j]["digest"]) for j in sorted(replies)]
+        model.shard_digests = digests
     if len(members) < c.agents:  # a private model's experts: the agents that stayed
         model.members = list(members)
     if X_test is not None and len(X_test) and pooled:
@@ -390,6 +405,36 @@ def fit(
         parts=parts,
         n_train=n_total,
     )
+
+
+def check_resumed_shards(saved: dict, digests: list[str], shards: list[ShardFile]) -> str | None:
+    """Refuse to resume a run on shard files whose agents now send other digests than the
+    checkpoint recorded: the saved consensus, duals and penalty were learned from the data the
+    files held then. A checkpoint of an earlier version records none: then the event line
+    that says so (the files could not be checked), else ``None``."""
+    stored = saved.get("shard_digests_json")
+    if stored is None:
+        return (
+            "the checkpoint (of an earlier distgp version) records no digests of the shard "
+            "files, so the resume could not check that they are unchanged"
+        )
+    if len(stored) != len(digests):  # the settings (and so the file count) are checked before
+        raise ModelFileError(
+            f"the checkpoint records {len(stored)} shard file(s) but the run has "
+            f"{len(digests)}; start a new run (without --resume)"
+        )
+    changed = [
+        f"{shards[j].path} (agent {j})"
+        for j, (was, now) in enumerate(zip(stored, digests, strict=True))
+        if str(was) != now
+    ]
+    if changed:
+        raise ModelFileError(
+            "shard file(s) changed since the checkpoint was written (their SHA-256 differs "
+            f"from the one their agents sent then): {', '.join(changed)}; restore the file(s), "
+            "or start a new run (without --resume) to learn from the new data"
+        )
+    return None
 
 
 def _legacy_digest(stored, X, y_raw, indices, transform: OutputTransform) -> bool:
@@ -498,7 +543,10 @@ def predict_with_agents(
         parts = [parts[j] for j in members]
     with backend if owned else contextlib.nullcontext(backend):
         backend.start(parts)
-        summaries, _ = gather_summaries(backend, config.data.min_shard_size)
+        try:
+            summaries, _ = gather_summaries(backend, config.data.min_shard_size)
+        except InputDataError as exc:
+            raise _missing_at_prediction(exc) from None
         _check_shard_files(model, summaries, members, parts)
         if model.shard_digests is not None:
             members = list(range(len(parts)))  # the started agents are the members
@@ -507,6 +555,19 @@ def predict_with_agents(
             backend.broadcast("setup", model.scaler.to_dict(), model.recipe, settings.to_wire())
         )
         return _predict_private(backend, model.scaler, theta, X, members, model.recipe)
+
+
+def _missing_at_prediction(exc: InputDataError) -> InputDataError:
+    """A private model's agent that cannot find its shard file: the error with the fixes that
+    apply at prediction (the agents read the fit's files again), not the fit's."""
+    text = str(exc)
+    if not text.endswith(f"no such file; {MISSING_FIX}"):
+        return exc
+    return ModelFileError(
+        text[: -len(MISSING_FIX)]
+        + "this private model's agents read the fit's shard files again to predict: restore "
+        "the file at that path, or refit on the files there are"
+    )
 
 
 def _check_shard_files(
@@ -676,11 +737,16 @@ class _Saver:
         start: tuple[float, float],
         saved,
         digest: str | None = None,
+        shard_digests: list[str] | None = None,
     ) -> None:
-        """``start``: ``time.perf_counter()`` and ``time.process_time()`` when learning began."""
+        """``start``: ``time.perf_counter()`` and ``time.process_time()`` when learning began;
+        ``digest``: of the training data the driver dealt (``None`` for shard files);
+        ``shard_digests``: the SHA-256 each agent sent of its shard file. A resume checks
+        whichever was saved."""
         self.checkpoint = checkpoint
         self.config = config
-        self.digest = digest  # of the training data (None for shard files): a resume checks it
+        self.digest = digest
+        self.shard_digests = shard_digests
         self.start, self.cpu_start = start
         self.before = float(saved["seconds"]) if saved is not None else 0.0
         self.before_cpu = float(saved.get("cpu_seconds", 0.0)) if saved is not None else 0.0
@@ -693,7 +759,9 @@ class _Saver:
 
     def __call__(self, state: dict[str, Any]) -> None:
         if self.checkpoint is not None:
-            extra = {} if self.digest is None else {"data_digest": self.digest}
+            extra: dict[str, Any] = {} if self.digest is None else {"data_digest": self.digest}
+            if self.shard_digests is not None:
+                extra["shard_digests_json"] = self.shard_digests
             times = {"seconds": self.elapsed(), "cpu_seconds": self.elapsed_cpu()}
             self.checkpoint.save(self.config, {**state, **times, **extra})
 

@@ -305,3 +305,84 @@ def test_checkpoints_of_the_earlier_settings_and_transform_records_still_resume(
     earlier = data_digest([ShardArrays(X[i], np.log(y)[i]) for i in indices])
     assert _legacy_digest(earlier, X, y, indices, transform)
     assert not _legacy_digest(earlier, X, y + 1.0, indices, transform)  # data that changed
+
+
+def test_resume_refuses_shard_files_edited_since_the_checkpoint(tmp_path, monkeypatch, capsys):
+    """The checkpoint of a run on shard files records the SHA-256 each agent sent of its file:
+    a resume whose agents send another refuses (it mixed the saved consensus, learned from the
+    old data, with the new file and exited 0; the model then recorded the new file, so
+    ``distgp predict`` took it too). Restored, the file resumes to the uninterrupted result."""
+    from distgp import driver
+    from tests.test_shards import fit_args, write_sites
+
+    write_sites(tmp_path)
+    monkeypatch.chdir(tmp_path)  # the glob, as a user would type it
+    clean, run = tmp_path / "clean", tmp_path / "run"
+    assert main(fit_args(tmp_path, clean)) == 0
+    save = driver._Saver.__call__
+    calls = []
+
+    def interrupted_once(self, state):  # after the second round's checkpoint
+        save(self, state)
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+
+    with monkeypatch.context() as patched:
+        patched.setattr(driver._Saver, "__call__", interrupted_once)
+        assert main(fit_args(tmp_path, run)) == 130
+    saved = (run / "checkpoint.npz").read_bytes()
+    capsys.readouterr()
+    site = tmp_path / "site-1.csv"
+    original = site.read_bytes()
+    frame = pd.read_csv(site)
+    frame.loc[0, "y"] = 5.0
+    frame.to_csv(site, index=False)
+    assert main(["fit", "--resume", str(run), "--quiet"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == (
+        "distgp fit: error: shard file(s) changed since the checkpoint was written (their "
+        f"SHA-256 differs from the one their agents sent then): {site} (agent 1); restore the "
+        "file(s), or start a new run (without --resume) to learn from the new data"
+    ), err
+    assert (run / "checkpoint.npz").read_bytes() == saved  # nothing lost: it still resumes
+    assert not (run / "metrics.json").exists() and not (run / "model.npz").exists()
+
+    site.write_bytes(original)
+    assert main(["fit", "--resume", str(run), "--quiet"]) == 0
+    resumed = json.loads((run / "metrics.json").read_text())
+    uninterrupted = json.loads((clean / "metrics.json").read_text())
+    for field in ("mse", "nlpd", "rounds", "objective"):
+        assert resumed[field] == uninterrupted[field], field
+
+    # the resumed model records the files' digests as the fit saw them: an edit is refused
+    predict = ["predict", "--model", str(run), "--data", "test.csv", "--quiet"]
+    frame.to_csv(site, index=False)
+    assert main([*predict, "--out", str(tmp_path / "p1")]) == 2
+    assert "shard file(s) changed since the fit" in capsys.readouterr().err
+    site.unlink()
+    assert main([*predict, "--out", str(tmp_path / "p2")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("distgp predict: error: agent 1 on node local: cannot read shard file")
+    assert err.endswith(
+        "no such file; this private model's agents read the fit's shard files again to "
+        "predict: restore the file at that path, or refit on the files there are"
+    ), err
+    site.write_bytes(original)
+    assert main([*predict, "--out", str(tmp_path / "p3")]) == 0
+
+
+def test_a_checkpoint_without_shard_digests_resumes_with_an_event():
+    """A checkpoint of an earlier version records no digests of its shard files: the resume
+    cannot check them, and says so in the run's events rather than nothing."""
+    from distgp.agents.agent import ShardFile
+    from distgp.driver import check_resumed_shards
+    from distgp.exceptions import ModelFileError
+
+    files = [ShardFile("a.csv"), ShardFile("b.csv")]
+    note = check_resumed_shards({}, ["1", "2"], files)
+    assert "records no digests of the shard files" in note
+    assert check_resumed_shards({"shard_digests_json": ["1", "2"]}, ["1", "2"], files) is None
+    changed = r"changed since the checkpoint .*: b\.csv \(agent 1\);"
+    with pytest.raises(ModelFileError, match=changed):
+        check_resumed_shards({"shard_digests_json": ["1", "2"]}, ["1", "3"], files)

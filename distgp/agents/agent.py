@@ -67,6 +67,10 @@ class ShardArrays:
         return ShardData(X, np.asarray(self.y, float), [f"x{p}" for p in range(X.shape[1])])
 
 
+MISSING_FIX = "check the path (on the agent's node)"
+"""The fix a missing shard file's error ends with (at prediction a private model says more)."""
+
+
 @dataclass(frozen=True)
 class ShardFile:
     """A shard file the agent reads where it runs.
@@ -88,8 +92,10 @@ class ShardFile:
         if Path(path).is_dir():
             raise InputDataError(f"shard file {path} is a folder; name the files in it")
         if not Path(path).is_file():
-            raise InputDataError(f"cannot read shard file {path}: no such file")
-        data = load_dataset(path, target=self.target, test_fraction=0.0)
+            raise InputDataError(f"cannot read shard file {path}: no such file; {MISSING_FIX}")
+        # only what is the shard's own business (readable, numeric, finite): whether outputs
+        # and inputs vary is checked over every shard together, in the driver
+        data = load_dataset(path, target=self.target, test_fraction=0.0, whole=False)
         return ShardData(
             data.X_train,
             data.y_train,
@@ -243,7 +249,7 @@ class Agent:
             data = self._data
         if len(y) < min_points:
             raise InputDataError(
-                f"shard of agent {self.agent_id} holds {len(y)} point(s), below the minimum of "
+                f"the shard holds {len(y)} point(s), below the minimum of "
                 f"{min_points} for anything an agent sends about its data; merge it with "
                 "another shard or lower data.min_shard_size (--min-shard-size)"
             )

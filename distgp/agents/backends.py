@@ -21,6 +21,7 @@ that hangs in a given round) inside the actors.
 from __future__ import annotations
 
 import contextlib
+import os
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Any
@@ -147,9 +148,18 @@ class Backend(ABC):
             value = wire.decode(answer)
             self._count("up", j, answer, value)
             if isinstance(value, dict) and set(value) == {"error"}:
-                raise InputDataError(f"agent {j} on node {self.node(j)}: {value['error']}")
+                raise InputDataError(f"{self._who(j, value['error'])}: {value['error']}")
             out[j] = value
         return out
+
+    def _who(self, agent: int, error: str) -> str:
+        """Who answered ``error``: the agent, its node and, for a shard file, the file (unless
+        the error names it already), so that a user of a glob can tell which file is meant."""
+        who = f"agent {agent} on node {self.node(agent)}"
+        shard = self._shards[agent] if agent < len(self._shards) else None
+        if isinstance(shard, ShardFile) and os.path.basename(shard.path) not in error:
+            who += f" (shard file {shard.path})"
+        return who
 
     def _count(self, direction: str, agent: int, data: bytes, decoded: Any) -> None:
         self.traffic.add(data, decoded)

@@ -35,7 +35,12 @@ from distgp.data.readers import (
     load_test_file,
     with_test_file,
 )
-from distgp.data.scaling import Scaler, ShardSummary, varying_columns
+from distgp.data.scaling import (
+    Scaler,
+    ShardSummary,
+    refuse_flat_data,
+    varying_columns,
+)
 from distgp.data.series import in_time_order, is_series, step_multiples, time_input_note
 from distgp.data.shards import SHARD_METHODS, agent_sites, array_digest, shard_indices, site_labels
 
@@ -59,6 +64,7 @@ __all__ = [
     "load_dataset",
     "load_prediction_inputs",
     "load_test_file",
+    "refuse_flat_data",
     "shard_indices",
     "site_labels",
     "step_multiples",

@@ -82,8 +82,15 @@ def load_dataset(
     test_fraction: float | None = None,
     shard_column: str | None = None,
     seed: int = 0,
+    whole: bool = True,
 ) -> Dataset:
-    """Load ``source`` (a path or ``builtin:NAME``) and validate it."""
+    """Load ``source`` (a path or ``builtin:NAME``) and validate it.
+
+    ``whole``: ``source`` is a whole training set, refused when its outputs or inputs never
+    vary; ``False`` for one agent's shard file, which only needs to be readable, numeric,
+    finite and large enough: a shard whose outputs or inputs are constant is fine beside
+    others that vary, so those checks apply to the merged summaries of every shard (in the
+    driver, :class:`~distgp.data.Scaler` and :func:`~distgp.data.refuse_flat_inputs`)."""
     if test_fraction is not None:
         from distgp.config import FitConfig
         from distgp.settings import require
@@ -104,13 +111,13 @@ def load_dataset(
     if suffix == ".mat":
         if shard_column is not None:
             raise InputDataError(".mat files have no named columns; shard by column needs a CSV")
-        return _load_mat(path)
+        return _load_mat(path, whole)
     if suffix == ".csv":
-        return _load_csv(path, target, test_fraction, shard_column, seed)
+        return _load_csv(path, target, test_fraction, shard_column, seed, whole)
     if suffix == ".npz":
         if shard_column is not None:
             raise InputDataError(".npz files have no named columns; shard by column needs a CSV")
-        return _load_npz(path, test_fraction, seed)
+        return _load_npz(path, test_fraction, seed, whole)
     raise InputDataError(
         f"data file {source} has an unsupported type {suffix or '(none)'}; "
         "use .mat, .csv, .npz or builtin:co2"
@@ -137,6 +144,7 @@ def _finish(
     groups=None,
     series=None,
     own_split: bool = False,
+    whole: bool = True,
 ) -> Dataset:
     X_train, y_train = check_X_y(X_train, y_train, what="training")
     if X_test is None or len(X_test) == 0:
@@ -149,12 +157,13 @@ def _finish(
                 f"test inputs have {X_test.shape[1]} columns but training inputs have "
                 f"{X_train.shape[1]}"
             )
-    if np.ptp(y_train) == 0:
+    if whole and np.ptp(y_train) == 0:
         raise InputDataError(
             "training outputs y have a single distinct value; there is nothing to learn"
         )
     names = list(feature_names) if feature_names else default_input_names(X_train.shape[1])
-    check_varying_inputs(X_train, names)
+    if whole:
+        check_varying_inputs(X_train, names)
     if series is None:
         series = is_series(X_train)
     return Dataset(
@@ -259,7 +268,7 @@ def _mat_test_split(path: Path) -> tuple[np.ndarray, np.ndarray]:
     return check_X_y(content["xtest"], content["ytest"], what="test", min_points=1)
 
 
-def _load_mat(path: Path) -> Dataset:
+def _load_mat(path: Path, whole: bool = True) -> Dataset:
     content = _read_mat(path)
     missing = [k for k in MAT_KEYS if k not in content]
     if missing:
@@ -268,7 +277,7 @@ def _load_mat(path: Path) -> Dataset:
             f"{path.name} lacks {', '.join(missing)}; a .mat file needs xtrain, ytrain, xtest, "
             f"ytest (found: {', '.join(found) or 'nothing'})"
         )
-    return _finish(*(content[k] for k in MAT_KEYS), name=path.stem, own_split=True)
+    return _finish(*(content[k] for k in MAT_KEYS), name=path.stem, own_split=True, whole=whole)
 
 
 def _split(n: int, test_fraction: float, seed: int, series: bool) -> tuple[np.ndarray, np.ndarray]:
@@ -302,7 +311,12 @@ def _holds_dates(values) -> bool:
 
 
 def _load_csv(
-    path: Path, target: str | None, test_fraction: float | None, shard_column: str | None, seed: int
+    path: Path,
+    target: str | None,
+    test_fraction: float | None,
+    shard_column: str | None,
+    seed: int,
+    whole: bool = True,
 ) -> Dataset:
     import pandas as pd
 
@@ -369,6 +383,7 @@ def _load_csv(
         features,
         None if groups is None else groups[train],
         series,
+        whole=whole,
     )
     dataset.target_name = target
     dataset.time_units = time_units
@@ -385,17 +400,17 @@ def _read_npz(path: Path) -> dict[str, np.ndarray]:
         ) from None
 
 
-def _load_npz(path: Path, test_fraction: float | None, seed: int) -> Dataset:
+def _load_npz(path: Path, test_fraction: float | None, seed: int, whole: bool = True) -> Dataset:
     arrays = _read_npz(path)
     if all(k in arrays for k in MAT_KEYS):
-        return _finish(*(arrays[k] for k in MAT_KEYS), name=path.stem, own_split=True)
+        return _finish(*(arrays[k] for k in MAT_KEYS), name=path.stem, own_split=True, whole=whole)
     if "X" in arrays and "y" in arrays:
         X, y = check_X_y(arrays["X"], arrays["y"])
         X, y, _ = in_time_order(X, y)
         series = is_series(X)
         fraction = 0.2 if test_fraction is None else test_fraction
         train, test = _split(len(y), fraction, seed, series)
-        return _finish(X[train], y[train], X[test], y[test], path.stem, series=series)
+        return _finish(X[train], y[train], X[test], y[test], path.stem, series=series, whole=whole)
     raise InputDataError(
         f"{path.name} holds {', '.join(sorted(arrays)) or 'nothing'}; an .npz needs arrays X "
         "and y, "

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from distgp.data.checks import OUTPUT_RELATIVE_TINY, real_spread
+from distgp.data.checks import OUTPUT_RELATIVE_TINY, RELATIVE_TINY, real_spread
 from distgp.exceptions import InputDataError
 
 
@@ -92,6 +92,62 @@ def varying_columns(s: ShardSummary) -> np.ndarray:
     """``P`` booleans: whether each input column varies beyond rounding (a constant column
     carries no signal)."""
     return real_spread(np.sqrt(np.asarray(s.x_m2, float) / s.n), np.asarray(s.x_mean, float))
+
+
+def refuse_flat_data(
+    parts: list[ShardSummary],
+    inputs: str = "training inputs X",
+    outputs: str = "training outputs y",
+) -> None:
+    """Refuse data that vary in no input column, or whose outputs do not vary, over every
+    shard together (``parts``: each shard's summary): one shard whose inputs or outputs are
+    constant is fine beside others that vary. ``inputs``, ``outputs``: how errors name them."""
+    merged = ShardSummary.merge(parts)
+    if not varying_columns(merged).any():
+        # every shard constant: a spread of a few ulps is the summaries' own rounding (of the
+        # means), and "vary only at rounding level" would be the wrong story
+        exact = all(
+            np.all(_rounding(np.sqrt(np.asarray(p.x_m2, float) / p.n), p.x_mean)) for p in parts
+        )
+        refuse_flat_inputs(merged, inputs, exact)
+    std, mean = float(np.sqrt(merged.y_m2 / merged.n)), float(merged.y_mean)
+    if _rounding(std, mean) and all(_rounding(np.sqrt(p.y_m2 / p.n), p.y_mean) for p in parts):
+        raise InputDataError(
+            f"{outputs} take a single value ({mean:.6g}); there is nothing to learn from them: "
+            "give data whose outputs vary"
+        )
+    refuse_flat_outputs(std, mean, outputs)
+
+
+SUMMARY_ROUNDING = 8 * float(np.finfo(np.float64).eps)
+"""Spreads up to this fraction of ``|mean|`` (a few ulps) are what computing a constant's mean
+and squared deviations leaves: the values were one."""
+
+
+def _rounding(std, mean):
+    """Whether spreads ``std`` around ``mean`` are at most a summary's own rounding."""
+    return np.asarray(std, float) <= SUMMARY_ROUNDING * np.abs(np.asarray(mean, float))
+
+
+def refuse_flat_inputs(
+    s: ShardSummary, inputs: str = "training inputs X", exact: bool = False
+) -> None:
+    """Refuse ``inputs`` of summary ``s`` (the merge of every shard's) that vary in no column
+    beyond rounding (:func:`varying_columns`): a kernel of constant inputs is constant, and the
+    model could only learn the mean. ``exact``: every shard's inputs are constant (the merge's
+    spread, if any, is rounding of the merge itself)."""
+    if varying_columns(s).any():
+        return
+    if not exact and np.any(np.asarray(s.x_m2, float) > 0):
+        raise InputDataError(
+            f"{inputs} vary only at rounding level in every column (a spread below "
+            f"{RELATIVE_TINY:g} of their values); subtract an offset, such as their first "
+            "value, from them"
+        )
+    raise InputDataError(
+        f"{inputs} take a single value in every column; there is nothing to learn from them: "
+        "add an input that varies"
+    )
 
 
 def refuse_flat_outputs(std: float, mean: float, outputs: str) -> None:
