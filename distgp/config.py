@@ -38,6 +38,7 @@ from distgp.settings import (
 )
 
 MAX_COMPONENTS = 100_000  # sanity bound on M: each DSCA iteration costs O(M n^2)
+MIN_DELTA = 1e-12  # finest consensus.delta: see ConsensusConfig.delta
 
 
 def _valid_trend(name: str) -> bool:
@@ -290,10 +291,17 @@ class ConsensusConfig:
             "uniform quantisation step of the weights, instead of bits (takes precedence); the "
             "weights are variances of the standardised output, which sum to about 1"
         ),
+        # The quantiser sends each change of a weight as the integer ``change / delta`` (zig-zag
+        # coded in at most 63 bits, so |change / delta| must stay below 2^61 ~ 2.3e18). The
+        # weights are variances of the standardised output (about 1 in all), so changes are O(1);
+        # 1e-12 keeps a margin of about 1e6 for changes far above that scale (agents' local
+        # iterates drifting while the penalty is lowered), and no finer step buys accuracy that
+        # float64 messages (--no-quantize) or --bits 32 do not give.
         rule=Rule(
-            lambda v: 0 < v < 1,
-            "in (0, 1), e.g. 0.01 (the weights sum to about 1 on the standardised output, so "
-            "a coarser step rounds them all to 0)",
+            lambda v: MIN_DELTA <= v < 1,
+            f"in [{MIN_DELTA:g}, 1), e.g. 0.01 (the weights sum to about 1 on the standardised "
+            "output, so a coarser step rounds them all to 0; a finer one overflows the "
+            "quantiser's 64-bit codes: for finer messages use --bits 32 or --no-quantize)",
         ),
         metavar="D",
         exclusive="quantisation",

@@ -465,16 +465,23 @@ CLI_CASES = {
         "use at most 3 agents",
     ),
     "fit: bits outside 2..32": ("fit --data {good} --agents 2 --bits 33 --backend inline", "2..32"),
-    "fit: delta <= 0": ("fit --data {good} --agents 2 --delta -0.5 --backend inline", "in (0, 1)"),
+    "fit: delta <= 0": (
+        "fit --data {good} --agents 2 --delta -0.5 --backend inline",
+        "in [1e-12, 1)",
+    ),
     "fit: complex outputs": ("fit --data {complex}", "are complex numbers; pass real values"),
     "fit: more folds than the data holds": (
         "fit --data {regression} --folds 20 --tune 4",
         "set tune.folds (--folds) to at most 12",
     ),
     "fit: folds for a series": ("fit --data {good} --folds 3", "a series is held out by rolling"),
+    "fit: delta too fine for the quantiser's 64-bit codes": (
+        "fit --data {good} --agents 2 --delta 1e-100 --backend inline",
+        "consensus.delta must be in [1e-12, 1), e.g. 0.01",
+    ),
     "fit: delta coarser than the weights": (
         "fit --data {good} --agents 2 --delta 100 --backend inline",
-        "consensus.delta must be in (0, 1), e.g. 0.01",
+        "consensus.delta must be in [1e-12, 1), e.g. 0.01",
     ),
     "fit: shard column that is the default target": (
         "fit --data {site_last} --shard column:site",
@@ -798,6 +805,12 @@ API_CASES = {
     ),
     "API: shard by a column of arrays": (
         lambda: GSMPRegressor(shard="column:site").fit(np.arange(6.0)[:, None], np.arange(6.0)),
+        ConfigError,
+    ),
+    "API: a quantisation step too fine for 64-bit codes": (
+        lambda: GSMPRegressor(agents=2, backend="inline", delta=1e-100).fit(
+            np.arange(40.0)[:, None], np.sin(np.arange(40.0))
+        ),
         ConfigError,
     ),
     "API: predict before fit": (lambda: GSMPRegressor().predict(np.zeros((2, 1))), NotFittedError),
