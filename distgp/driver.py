@@ -341,6 +341,10 @@ def fit(
             lower = np.r_[np.zeros(len(theta) - 1), settings.noise_floor]
             losses, kkt = summed_stationarity(losses, theta, lower, config.learn.prune_tol)
             run["stop"]["stationarity"] = kkt
+            abs_part = math.sqrt(len(members) * len(theta)) * config.consensus.abs_tol
+            if run["converged"] and unsettled_consensus(kkt, run["stop"]["primal_tol"], abs_part):
+                run["stop"]["far_from_stationary"] = True
+                run["events"].append(unsettled_note(kkt, config.learn.kkt_tol))
         seconds, cpu_seconds = saver.elapsed(), saver.elapsed_cpu()
         prediction = None
         if X_test is not None and len(X_test) and not pooled:
@@ -788,6 +792,40 @@ def _evaluate(
             replies[j] = backend.call("evaluate", {j: (theta, gradient)})[j]
             events.append(f"evaluation: agent {j} {reply.reason}; restarted from its shard")
     return answered(replies)
+
+
+# When a converged consensus is flagged as far from stationary (unsettled_consensus): the scaled
+# gradient of the summed objective exceeds its own scale (stationarity > 1, against DSCA's 0.01),
+# and the primal tolerance the agents met is over 10 times its absolute part, i.e. the agreement
+# test passed through its relative part, which grows with the agents' weights' norms. Measured
+# (inline, default settings): ordinary converged runs reach stationarity 0.36-3.0 (airfoil600 x4
+# 0.42, builtin:co2 x2/x4/x8 3.0/2.0/2.6, cccp1000 x4 0.36, concrete824 x2 0.57, 300 sine points
+# x3 1.2; --delta 0.5 7.2) with tolerances 1.1-2.4 times their absolute part; two shards on
+# far-apart input ranges (audit 11 item 4) stop at 5.1 and 8.9 with the tolerance 1700-3400
+# times it.
+UNSETTLED_STATIONARITY = 1.0
+UNSETTLED_TOLERANCE_GROWTH = 10.0
+
+
+def unsettled_consensus(stationarity: float, primal_tol: float, abs_part: float) -> bool:
+    """Whether a consensus that met ADMM's residual tests is far from a stationary point of the
+    summed objective, its agreement measured against a tolerance inflated by the weights' norms
+    (see :data:`UNSETTLED_STATIONARITY`); the stopping rule itself is unchanged (docs/admm.md)."""
+    return (
+        math.isfinite(stationarity)
+        and stationarity > UNSETTLED_STATIONARITY
+        and primal_tol > UNSETTLED_TOLERANCE_GROWTH * abs_part
+    )
+
+
+def unsettled_note(stationarity: float, kkt_tol: float) -> str:
+    return (
+        f"warning: the consensus met ADMM's residual tests, but the summed objective's gradient "
+        f"is {stationarity:.3g} of its scale from stationary (DSCA's test: {kkt_tol:g}) and the "
+        "agreement was measured against weights grown far past their scale: the agents' data "
+        "may disagree (e.g. shards covering different input regions); try more --rounds with "
+        "a larger --rho, or fewer agents or a pooled fit"
+    )
 
 
 def summed_stationarity(replies: dict, theta: np.ndarray, lower: np.ndarray, prune_tol: float):

@@ -10,7 +10,7 @@ import pytest
 from distgp.consensus import ADMMCoordinator, ADMMOptions, DeltaCoder, decode, encode
 from distgp.consensus.admm import Penalty, RoundReply
 from distgp.consensus.wire import WireError, dense_float64_size, float64_size
-from distgp.exceptions import ConfigError
+from distgp.exceptions import ConfigError, NumericalError
 
 
 def test_messages_round_trip_through_bytes():
@@ -65,6 +65,47 @@ def test_fair_comparator_prices_the_same_support_coding_in_float64():
     first = DeltaCoder(bits=4).encode(target, np.zeros(500), np.random.default_rng(0))
     assert float64_size(first) == len(encode(DeltaCoder().encode(target, np.zeros(500), None)))
     assert dense_float64_size(message) > float64_size(message)
+
+
+@pytest.mark.parametrize("delta", [1e-20, 1e-100, 1e-300])
+def test_fixed_step_coder_refuses_codes_beyond_64_bits(delta):
+    """A step too fine for the change would overflow int64 codes (garbage that both ends apply
+    alike, so the residual test passes): the encoder raises instead of casting."""
+    target, reference = np.array([0.7, 0.2, 0.1]), np.array([0.5, 0.3, 0.1])
+    with pytest.raises(NumericalError, match="more than the 64-bit codes hold"):
+        DeltaCoder(delta=delta).encode(target, reference, np.random.default_rng(0))
+
+
+def test_fixed_step_coder_at_the_finest_accepted_step_round_trips():
+    target, reference = np.array([3.0, 0.2, 0.1]), np.array([0.5, 0.3, 0.1])
+    coder = DeltaCoder(delta=1e-12)
+    message = decode(encode(coder.encode(target, reference, np.random.default_rng(0))))
+    assert message.width < 64
+    assert np.allclose(DeltaCoder.apply(message, reference), target, atol=1e-11)
+
+
+@pytest.mark.parametrize("coder", [DeltaCoder(bits=8), DeltaCoder(delta=0.01)])
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_quantised_coder_refuses_non_finite_weights(coder, bad):
+    with pytest.raises(NumericalError, match="non-finite weight"):
+        coder.encode(np.array([bad, 0.2]), np.array([0.5, 0.3]), np.random.default_rng(0))
+
+
+def test_far_from_stationary_flag_needs_both_signals():
+    """A converged consensus is flagged only when its gradient exceeds its scale and the primal
+    tolerance it met grew far past its absolute part (values measured in driver.py's note)."""
+    from distgp.driver import unsettled_consensus, unsettled_note
+
+    abs_part = 1e-3
+    assert unsettled_consensus(5.1, 3.24 * abs_part * 1000, abs_part)  # far-apart shards
+    assert unsettled_consensus(8.9, 1.66 * abs_part * 1000, abs_part)
+    assert not unsettled_consensus(3.0, 1.09 * abs_part, abs_part)  # builtin:co2 over 2 agents
+    assert not unsettled_consensus(7.2, 2.35 * abs_part, abs_part)  # --delta 0.5
+    assert not unsettled_consensus(0.42, 1.52 * abs_part, abs_part)  # airfoil600 over 4 agents
+    assert not unsettled_consensus(0.5, 1000 * abs_part, abs_part)
+    assert not unsettled_consensus(float("nan"), 1000 * abs_part, abs_part)
+    note = unsettled_note(5.1, 0.01)
+    assert "\n" not in note and "5.1 of its scale" in note and "--rho" in note
 
 
 @pytest.mark.parametrize(

@@ -595,6 +595,10 @@ def _write_outputs(out, dataset, config, result, progress, plots: bool, evaluati
             f"{result.rounds} rounds, {record['bits_sent']} bits sent ({ratio:.3f} of float64)"
             + settled
         )
+        if result.stop.get("far_from_stationary"):  # said even with --quiet: the result is poor
+            from distgp.driver import unsettled_note
+
+            progress.notice(unsettled_note(kkt, config.learn.kkt_tol))
     progress(f"wrote {out}/metrics.json, model.npz, history.csv" + (" and plots" if plots else ""))
 
 
