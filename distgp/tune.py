@@ -180,7 +180,7 @@ def tune(
     if shards is None:
         series = as_forecast(series, X, fit_options.get("X_test"), report)
         config = horizon_reported(config, X, series, fit_options.get("X_test"), report)
-    with _scoring(X, y, config, series, shards, fit_options, names, report) as scoring:
+    with _scoring(X, y, config, series, shards, fit_options, names, report, budget) as scoring:
         facts = scoring.facts
         names, grid, period = search_space(names, config, facts)
         seeds = _first_candidates(
@@ -190,7 +190,9 @@ def tune(
             report("no search", {"budget": budget, "first": len(seeds)})
             budget = len(seeds)
         span = np.maximum(grid.max(0), 1.0)
-        bandit = BKB(grid / span, beta=TUNE_BETA, batch=False, seed=config.seed)
+        # a setting's held-out score is deterministic (the same splits and seed): one scored
+        # is never proposed again (repeat=False), and the search ends when every one is scored
+        bandit = BKB(grid / span, beta=TUNE_BETA, batch=False, seed=config.seed, repeat=False)
         evaluations: list[Evaluation] = []
         pending = list(seeds)  # what the default path fits comes first, batch after batch
         default: Evaluation | None = None  # the default path's choice, once its seeds are in
@@ -198,9 +200,10 @@ def tune(
         while len(evaluations) < budget:
             size = min(config.tune.batch, budget - len(evaluations))
             chosen, pending = pending[:size], pending[size:]
-            known = [a for _, _, a in chosen + pending if a is not None]
-            arms = np.atleast_1d(bandit.ask(size))
-            arms = [int(a) for a in arms if a not in known][: size - len(chosen)]
+            arms = _proposals(bandit, size, chosen + pending)
+            if not chosen and not arms:  # every setting of the space is scored
+                report("space scored", {"evaluations": len(evaluations), "budget": budget})
+                break
             batch = chosen + [
                 (
                     _arm_label(names, grid[a], period),
@@ -221,8 +224,8 @@ def tune(
             if told:
                 rewards = [reward(e, default) for _, e in told]
                 bandit.tell(np.array([a for a, _ in told]), np.array(rewards))
-        if default is None:  # a budget of the default path's candidates only
-            default = default_choice(evaluations, origins, t.origins, facts.series)
+        if default is None:  # the default path's candidates filled the budget's batches
+            default = default_choice(evaluations[: len(seeds)], origins, t.origins, facts.series)
         best = min((e for e in evaluations if not e.stopped), key=lambda e: e.mse)
         if not best.clearly_better_than(default):
             if best is not default:
@@ -233,6 +236,25 @@ def tune(
         keep_for_resume(evaluations, fit_options)
         result = scoring.fit(configured(config, best.overrides), report)
     return calibrated(result, best, config, report), evaluations, best
+
+
+def _proposals(bandit, size: int, seeds: list[tuple]) -> list[int]:
+    """Arms BKB proposes for the part of a batch of ``size`` that the default path's
+    candidates still waiting (``seeds``, their first ``size`` in this batch) leave free. An
+    arm that is one of those candidates, or beyond the room, is cancelled: a proposal left
+    pending would count as a pull BKB's variances assume (GP-BUCB) and steer the search away
+    from a setting nobody scored."""
+    room = size - min(size, len(seeds))
+    if room == 0 or bandit.exhausted:
+        return []
+    known = {a for _, _, a in seeds if a is not None}
+    arms: list[int] = []
+    for arm in np.atleast_1d(bandit.ask(size)).tolist():
+        if arm in known or arm in arms or len(arms) == room:
+            bandit.cancel(arm)
+        else:
+            arms.append(int(arm))
+    return arms
 
 
 def reward(e: Evaluation, default: Evaluation | None) -> float:
@@ -385,6 +407,7 @@ def _scoring(
     fit_options: dict[str, Any],
     names: list[str],
     report: Callable[[str, dict[str, Any]], None],
+    budget: int,
 ) -> Iterator[Scoring]:
     """The :class:`Scoring` of a tuning run; sets ``config.tune.origins`` (:func:`tune_origins`).
 
@@ -431,7 +454,8 @@ def _scoring(
         parts = list(shards)
     owned = backend is None
     backend = backend or make_run_backend(config)
-    copies = replicas(len(parts), t.batch) if name == "ray" else 1
+    # copies of each agent for a batch side by side; a batch is never larger than the budget
+    copies = replicas(len(parts), min(t.batch, budget)) if name == "ray" else 1
     options = {**fit_options, "backend": backend}
     with backend if owned else contextlib.nullcontext(backend):
         counted = [backend.traffic.bytes]  # the scoring agents' set-up counts with the first batch

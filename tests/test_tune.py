@@ -347,3 +347,59 @@ def test_the_reference_grid_scores_the_full_grid_alone_in_place_of_the_local_tre
     result, evaluations = fit_selected(x, y, config, True)
     assert next(e for e in evaluations if e.chosen).overrides.get("kernel.trend") != "local"
     assert np.all(np.isfinite(result.model.predict(x[-5:])))
+
+
+def _regression_2d(n: int = 120):
+    rng = np.random.default_rng(0)
+    X = rng.uniform(0, 5, (n, 2))
+    y = 3 + np.sin(X[:, 0]) + 0.3 * X[:, 1] + 0.1 * rng.standard_normal(n)
+    return X, y
+
+
+def test_a_budget_within_one_batch_keeps_the_guard_against_the_default_choice():
+    """With the budget no larger than a batch, BKB's proposals share the first batch with the
+    default path's candidates: the default choice is the candidates' own (it was taken over
+    every evaluation, proposals included, so the lowest score was compared with itself)."""
+    from distgp.tune import tune
+
+    X, y = _regression_2d()
+    config = FitConfig()
+    config.kernel.components = 40
+    config.learn.max_iterations = 100
+    _, evaluations, best = tune(X, y, config, False, 4, None)
+    assert len(evaluations) == 4
+    default = evaluations[0]  # several inputs: the default setting is the one candidate
+    lowest = min((e for e in evaluations if not e.stopped), key=lambda e: e.mse)
+    assert lowest is not default  # the case: a proposal scored lower, not clearly lower
+    assert best is (lowest if lowest.clearly_better_than(default) else default)
+
+
+def test_a_search_scores_no_setting_twice_and_ends_when_the_space_is_scored():
+    """A setting's held-out score is deterministic: BKB proposes no scored setting again, and a
+    budget larger than the search space ends when every setting is scored."""
+    from distgp.tune import tune
+
+    X, y = _regression_2d(60)
+    config = FitConfig()
+    config.kernel.components = 20
+    config.learn.max_iterations = 50
+    events = []
+    _, evaluations, _ = tune(
+        X, y, config, False, 12, ["trend"], report=lambda e, f: events.append(e)
+    )
+    names = [e.name for e in evaluations]
+    assert len(names) == len(set(names)) < 12  # the trend families of several inputs
+    assert "space scored" in events
+
+
+def test_proposals_beyond_the_room_of_a_batch_are_not_left_pending():
+    """Arms BKB proposes that the batch cannot take (the default path's candidates fill it, or
+    they are among those candidates) are cancelled, not left as hallucinated pulls."""
+    from distgp.bandit import BKB
+    from distgp.tune import _proposals
+
+    bandit = BKB(np.linspace(0, 1, 12)[:, None], seed=0, repeat=False)
+    seeds = [("a", {}, 3), ("b", {}, None), ("c", {}, 5)]
+    assert _proposals(bandit, 3, seeds) == [] and bandit.pending == []
+    arms = _proposals(bandit, 4, seeds[:2])
+    assert len(arms) == 2 and 3 not in arms and bandit.pending == arms

@@ -72,6 +72,10 @@ OUTER_CHOICE_LINES: dict[str, Callable[[dict[str, Any]], str]] = {
         f"(all of them, whatever the budget, on --tune's held-out splits); BKB searches from "
         f"evaluation {f['first'] + 1}"
     ),
+    "space scored": lambda f: (
+        f"every setting of the search space is scored after {f['evaluations']} evaluations; "
+        f"the search ends before its budget of {f['budget']}"
+    ),
     "kept": lambda f: (
         f"kept {f['evaluation'].name}: the lowest held-out MSE ({f['lowest'].mse:.5g}, "
         f"{f['lowest'].name}) is not lower by more than two standard errors of the per-fold "
