@@ -37,6 +37,8 @@ class Checkpoint:
         self.path = Path(folder) / CHECKPOINT_NAME
         self.kind = kind
         self.outer_choice: list[dict[str, Any]] | None = None  # saved with every state
+        # the outer choice running, not saved until it has chosen ("the --tune search"); None
+        self.searching: str | None = None
 
     def resumed_outer_choice(self) -> list[dict[str, Any]]:
         """The outer choice the interrupted fit was made after (its scored settings, as
@@ -69,9 +71,18 @@ class Checkpoint:
     def load(self) -> dict[str, Any]:
         """The saved state; JSON fields decoded. Raises if there is no usable checkpoint."""
         if not self.path.is_file():
+            search = (
+                ": a --tune search, like the default path's held-out choice, is checkpointed only "
+                "once it has chosen"
+            ) * (self.kind == "fit")
+            where = (
+                f"{self.path.parent} has no {CHECKPOINT_NAME} (the run finished, or"
+                if self.path.parent.is_dir()
+                else f"there is no folder {self.path.parent} (a wrong path, or a run"
+            )
             raise ModelFileError(
-                f"nothing to resume: {self.path.parent} has no {CHECKPOINT_NAME} (the run finished "
-                "or never started); start a new run instead"
+                f"nothing to resume: {where} stopped before its first checkpoint{search}); "
+                "run its command again without --resume"
             )
         try:
             raw = read_npz(self.path)

@@ -439,9 +439,10 @@ class TuneConfig:
     )
     tunables: str = setting(
         "trend,levels,components,noise_floor,transform",
-        help="settings the tune searches, comma-separated, among trend, levels, components, "
-        "noise_floor, transform (positive outputs only) and season (a series on the data grid "
-        "with a period, kernel.season or the one found; not searched unless named here)",
+        help="settings the tune searches, comma-separated (in a config file, a list too), among "
+        "trend, levels, components, noise_floor, transform (positive outputs only) and season "
+        "(a series on the data grid with a period, kernel.season or the one found; not searched "
+        "unless named here)",
         rule=checked_by(_valid_tunables, "known tunables"),
         metavar="A,B",
     )
@@ -689,6 +690,9 @@ def _flag_written(root: type, key: str, value: Any, what: str) -> str | None:
     return f"config key {key} {what}; the flag --{e.flag} is {e.path}: write {written}"
 
 
+COMMA_LISTS = {"tune.tunables": "trend,levels"}  # string settings a list of names also sets
+
+
 def typed_setting(path: str, value: Any) -> Any:
     """``value`` for the :class:`FitConfig` setting ``path``, with the config file's type checks
     (``2.5`` is not an integer); numpy scalars (``np.int64(30)``, a grid search over
@@ -702,6 +706,13 @@ def typed_setting(path: str, value: Any) -> Any:
 
 
 def _coerce(hint: Any, value: Any, key: str, root: type | None = None) -> Any:
+    if key in COMMA_LISTS and isinstance(value, list | tuple):
+        if all(isinstance(item, str) for item in value):  # a YAML list of names
+            return ",".join(value)
+        raise ConfigError(
+            f"config key {key} must be a comma-separated string or a list of names, e.g. "
+            f"{COMMA_LISTS[key]!r}, got {value!r}"
+        )
     if dataclasses.is_dataclass(hint):
         return build(hint, value if value is not None else {}, key, root)
     options = typing.get_args(hint) if _is_union(hint) else (hint,)

@@ -27,7 +27,7 @@ from distgp.config import (
 from distgp.data import check_varying_inputs, check_X, check_X_y, in_time_order
 from distgp.data.checks import check_values
 from distgp.exceptions import ConfigError, InputDataError, NotFittedError
-from distgp.settings import put
+from distgp.settings import entries, put
 
 if TYPE_CHECKING:
     from distgp.gp import GSMPModel
@@ -371,7 +371,7 @@ class GSMPRegressor(RegressorMixin, BaseEstimator):
                 result, self.tune_evaluations_ = fit_selected(
                     X, y, config, is_series(X), initial=initial
                 )
-        except ConfigError as exc:
+        except (ConfigError, InputDataError) as exc:
             raise _in_parameter_names(exc) from None
         if initial is not None and np.shape(initial) != np.shape(result.theta):
             # the driver starts from earlier weights only when the parameter vector keeps its
@@ -522,20 +522,29 @@ def _check_finite_outputs(y, what: str = "outputs y") -> None:
         check_values(values, what, first_row=0)
 
 
-def _in_parameter_names(exc: ConfigError) -> ConfigError:
-    """``exc`` with the config keys it names written as this estimator's parameters
-    (``kernel.season`` -> ``season``); keys with no parameter stay as they are, and a fix
-    that needs one (a smaller ``data.min_shard_size``) is left out."""
+def _in_parameter_names(exc: ConfigError | InputDataError) -> ConfigError | InputDataError:
+    """``exc`` with the config keys and command-line flags it names written as this
+    estimator's parameters (``kernel.season`` and ``--season`` -> ``season``; ``tune.folds
+    (--folds)`` -> ``folds``); keys with no parameter stay as they are, and a fix that needs
+    one (a smaller ``data.min_shard_size``) is left out."""
     message = str(exc)
-    if exc.setting == "data.min_shard_size":  # no parameter sets it: fewer agents is the fix
+    setting = getattr(exc, "setting", None)
+    if setting == "data.min_shard_size":  # no parameter sets it: fewer agents is the fix
         message = message.replace(" or lower data.min_shard_size", "")
     names = {**PARAMETERS, "random_state": "seed"}
+    flags = {e.path: e.flag for e in entries(FitConfig) if e.flag}
+    for path, flag in flags.items():  # "tune.folds (--folds)": the key alone
+        message = message.replace(f"{path} (--{flag})", path)
     for parameter, path in sorted(names.items(), key=lambda item: -len(item[1])):
         if "." in path:
             message = re.sub(rf"(?<![\w.]){re.escape(path)}(?![\w])", parameter, message)
-        elif exc.setting == path:  # a top-level key is a word too: only as the subject
+        elif setting == path:  # a top-level key is a word too: only as the subject
             message = re.sub(rf"^{path}\b", parameter, message)
-    return ConfigError(message, setting=exc.setting)
+        if path in flags:
+            message = re.sub(rf"(?<![\w-])--{re.escape(flags[path])}(?![\w-])", parameter, message)
+    if isinstance(exc, ConfigError):
+        return ConfigError(message, setting=setting)
+    return type(exc)(message)
 
 
 def _objective_settings(config: FitConfig) -> tuple[str, float]:

@@ -158,11 +158,14 @@ def holdout_splits(
     min_horizon: int = MIN_HORIZON,
     min_train: int = MIN_TRAIN,
     X: np.ndarray | None = None,
+    scoring: str = "--tune",
 ) -> list[tuple[np.ndarray, np.ndarray]]:
     """``(train, held-out)`` index pairs within ``n`` training points.
 
     With the ``n x P`` training inputs ``X``, K folds hold out every copy of an input row
     together (:func:`grouped_folds`), so a fold scores predictions at inputs its fit has not seen.
+    ``scoring``: what asked for the held-out scoring, which a series too short for any rolling
+    origin should drop (``--tune``, or ``--horizon and --origins``).
 
     Raises:
         InputDataError: the rolling origin needs more points than the series has.
@@ -171,6 +174,12 @@ def holdout_splits(
         h = rolling_horizon(n, horizon, min_horizon)
         if h < 1 or origins < 1:
             raise ConfigError("the rolling-origin horizon and number of origins must be >= 1")
+        if not has_room(n, 1, 1, min_train):  # no horizon or number of origins fits
+            raise InputDataError(
+                f"the series has {n} training points, too few for held-out scoring: a rolling "
+                f"origin needs at least {min_train + 1} (each fold trains on {min_train} or "
+                f"more); drop {scoring} or add data"
+            )
         if not has_room(n, origins, h, min_train):
             raise InputDataError(
                 f"a rolling origin of {origins} x {h} held-out points needs at least "
@@ -351,7 +360,9 @@ def horizon_reported(
         report("horizon", {"horizon": horizon})
         return config
     steps = forecast_horizon(X, X_test) if series and config.tune.horizon is None else None
-    if steps is not None:  # the forecast asked for a horizon the series has no room for
+    # the forecast asked for a horizon the series has room for, but not this one (where no
+    # rolling origin fits at all, the splits' error says so)
+    if steps is not None and has_room(len(X), 1, 1):
         wanted, used = max(steps, MIN_HORIZON), rolling_horizon(len(X))
         report("horizon too long", {"wanted": wanted, "used": used})
     return config
@@ -594,3 +605,13 @@ def keep_for_resume(evaluations: list[Evaluation], fit_options: dict[str, Any]) 
     checkpoint = fit_options.get("checkpoint")
     if checkpoint is not None:
         checkpoint.outer_choice = [e.to_dict() for e in evaluations]
+        checkpoint.searching = None
+
+
+def mark_searching(fit_options: dict[str, Any], what: str) -> None:
+    """Mark the run's checkpoint (``fit_options["checkpoint"]``) as in an outer choice (``what``:
+    ``the --tune search``), which is not saved until it has chosen (:func:`keep_for_resume`):
+    an interrupt then says the run starts again, not that ``--resume`` continues it."""
+    checkpoint = fit_options.get("checkpoint")
+    if checkpoint is not None:
+        checkpoint.searching = what

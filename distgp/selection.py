@@ -31,6 +31,7 @@ from distgp.holdout import (
     in_input_order,
     keep_for_resume,
     learnable,
+    mark_searching,
     rolling_horizon,
     unlearnable,
 )
@@ -187,7 +188,9 @@ def applies(config: FitConfig, series: bool, n: int, *, dims: int) -> bool:
     if not series:
         return n >= 2 * t.folds and n - math.ceil(n / t.folds) >= MIN_TRAIN
     if t.horizon is not None or t.origins != DEFAULT_ORIGINS:
-        holdout_splits(n, True, t.horizon, t.origins)  # a rolling origin the user set must fit
+        # a rolling origin the user set must fit
+        scoring = "--tune (and --horizon, --origins)" if t.budget else "--horizon and --origins"
+        holdout_splits(n, True, t.horizon, t.origins, scoring=scoring)
         return True
     return has_room(n, t.origins, rolling_horizon(n))
 
@@ -307,6 +310,7 @@ def _select_and_fit(
         report("no choice", {"n": len(y), "why": unlearnable(splits, y)})
         return fit(X, y, config, report=report, **fit_options), []
     splits = scorable
+    mark_searching(fit_options, "the default path's held-out choice")  # saved once it has chosen
     period = seasonal_period(X, y) if series else None
     positive = bool(np.all(y > 0))
     candidates = list(default_candidates(config, series, positive, len(y), period).items())

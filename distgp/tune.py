@@ -30,6 +30,7 @@ from distgp.holdout import (
     in_input_order,
     keep_for_resume,
     learnable,
+    mark_searching,
     no_split_error,
     rolling_horizon,
     unlearnable,
@@ -101,11 +102,19 @@ def search_space(
     local = facts.dims == 1 and config.kernel.grid == "data"
     period = (config.kernel.season or facts.period) if facts.series and local else None
     searched, grid = tune_arms(names, facts.positive, local, seasonal=bool(period))
+    if len(grid) < 2 and facts.shards and set(names) <= {"transform", "season"}:
+        raise ConfigError(
+            f"no tunable among {', '.join(names)} is searched on shard files (a transform or a "
+            "season needs the outputs in the driver, which never reads the shards); add trend, "
+            "levels, components or noise_floor to tune.tunables (--tunables)",
+            setting="tune.tunables",
+        )
     if len(grid) < 2:
         raise ConfigError(
             f"no tunable among {', '.join(names)} applies to this data (transform: positive "
             "outputs; season: a series on the data grid with a period; trend, levels, "
-            "components and noise_floor: any data); add one to --tunables"
+            "components and noise_floor: any data); add one to tune.tunables (--tunables)",
+            setting="tune.tunables",
         )
     return searched, grid, period
 
@@ -180,6 +189,7 @@ def tune(
     if shards is None:
         series = as_forecast(series, X, fit_options.get("X_test"), report)
         config = horizon_reported(config, X, series, fit_options.get("X_test"), report)
+    mark_searching(fit_options, "the --tune search")  # saved for --resume once it has chosen
     with _scoring(X, y, config, series, shards, fit_options, names, report, budget) as scoring:
         facts = scoring.facts
         names, grid, period = search_space(names, config, facts)
@@ -353,6 +363,7 @@ class TrainingFacts:
             files: a transform needs the outputs in the driver).
         period: the series' seasonal period (:func:`~distgp.seasonality.seasonal_period`,
             input units; ``None`` without one, or with shard files).
+        shards: the data is in shard files the agents read (the driver holds no outputs).
     """
 
     n: int
@@ -360,6 +371,7 @@ class TrainingFacts:
     series: bool
     positive: bool
     period: float | None = None
+    shards: bool = False  # shard files: the driver holds none of the data
 
 
 def training_facts(X: np.ndarray, y: np.ndarray, series: bool) -> TrainingFacts:
@@ -498,7 +510,7 @@ def _shard_facts(backend, config: FitConfig, shards: int) -> tuple[TrainingFacts
     summary = merge_summaries(own)
     series = all(bool(r["series"]) for r in own.values())
     sizes = [int(own[j]["n"]) for j in range(shards)]
-    return TrainingFacts(summary.n, summary.dims, series, positive=False), sizes
+    return TrainingFacts(summary.n, summary.dims, series, positive=False, shards=True), sizes
 
 
 def _default_position(name: str, config: FitConfig, dims: int) -> int:

@@ -138,6 +138,12 @@ def make_files(folder: Path) -> dict[str, str]:
         "late_evidence.yaml": "kernel:\n  warmup: 10\n  evidence_from: 12\n",
         "bad_value.yaml": "kernel:\n  components: -5\n",
         "tune_flag.yaml": "tune: 4\n",
+        "tunables_bad_list.yaml": "tune:\n  tunables: [trend, 3]\n",
+        "warmup_below_agents.yaml": "kernel:\n  warmup: 10\n",
+        "short_series.csv": "t,y\n" + "".join(f"{i},{2 + np.sin(i / 3)}\n" for i in range(20)),
+        "pos_shard0.csv": "t,y\n" + "".join(f"{i},{2 + np.sin(i / 3)}\n" for i in range(20)),
+        "pos_shard1.csv": "t,y\n" + "".join(f"{i},{2 + np.sin(i / 3)}\n" for i in range(20, 40)),
+        "pos_test.csv": "t,y\n" + "".join(f"{i},{2 + np.sin(i / 3)}\n" for i in range(40, 45)),
         "backend_flag.yaml": "backend: ray\n",
         "rounds_flag.yaml": "rounds: 5\n",
         "data_flag.yaml": "data: file.csv\n",
@@ -537,7 +543,16 @@ CLI_CASES = {
         "cannot create output folder",
     ),
     "fit: --out inside a file": ("fit --data {good} --out {a_file}/run", "Not a directory"),
-    "fit: --resume without a checkpoint": ("fit --resume {folder}", "nothing to resume"),
+    "fit: --resume without a checkpoint": (
+        "fit --resume {folder}",
+        "has no checkpoint.npz (the run finished, or stopped before its first checkpoint: a "
+        "--tune search, like the default path's held-out choice, is checkpointed only once it "
+        "has chosen); run its command again without --resume",
+    ),
+    "fit: --resume of a folder that does not exist": (
+        "fit --resume {folder}/nowhere",
+        "nothing to resume: there is no folder",
+    ),
     "fit: --resume with a corrupt checkpoint": (
         "fit --resume {broken_run}",
         "not an .npz archive",
@@ -622,6 +637,34 @@ CLI_CASES = {
         "fit --data {good} --tune 4 --agents 2 --transform log",
         "needs positive outputs",
     ),
+    # 16 training points: no horizon or number of origins leaves 16 to train each fold on
+    "fit: tune on a series too short for any rolling origin": (
+        "fit --data {short_series} --tune 6 --quiet",
+        "the series has 16 training points, too few for held-out scoring: a rolling origin "
+        "needs at least 17 (each fold trains on 16 or more); drop --tune or add data",
+    ),
+    "fit: tune with the shortest rolling origin on a series too short for any": (
+        "fit --data {short_series} --tune 6 --horizon 1 --origins 1 --quiet",
+        "drop --tune (and --horizon, --origins) or add data",
+    ),
+    "fit: a rolling origin set on a series too short for any": (
+        "fit --data {short_series} --horizon 1 --origins 1 --quiet",
+        "too few for held-out scoring: a rolling origin needs at least 17 (each fold trains on "
+        "16 or more); drop --horizon and --origins or add data",
+    ),
+    # the outputs are positive: transforms are never searched on shard files
+    "fit: tune of the transform alone on shard files": (
+        "fit --shards {pos_shard0},{pos_shard1} --test {pos_test} --backend inline --tune 6 "
+        "--tunables transform --quiet",
+        "no tunable among transform is searched on shard files (a transform or a season needs "
+        "the outputs in the driver, which never reads the shards); add trend, levels, "
+        "components or noise_floor to tune.tunables (--tunables)",
+    ),
+    "fit: tunables as a list with a number": (
+        "fit --data {good} --config {tunables_bad_list}",
+        "config key tune.tunables must be a comma-separated string or a list of names, e.g. "
+        "'trend,levels', got ['trend', 3]",
+    ),
     "optimize: budget < 1": ("optimize --budget 0", "budget must be at least 1"),
     "optimize: unreachable --address": (
         "optimize --budget 2 --agents 2 --address 127.0.0.1:9",
@@ -652,6 +695,11 @@ CLI_CASES = {
     "optimize: a parameter named like a history.csv column": (
         "optimize --config {column_name}",
         "'value' is also a column of history.csv",
+    ),
+    "optimize: a warm-up set below 2 evaluations per agent": (
+        "optimize --config {warmup_below_agents} --agents 6 --backend inline",
+        "kernel.warmup must be at least 2 per agent (12 with 6 agents), got 10: set "
+        "'kernel: {warmup: 12}' in the --config, or leave it unset",
     ),
     "optimize: evidence fits after the warm-up": (
         "optimize --config {late_evidence}",

@@ -749,3 +749,22 @@ def test_an_objective_that_returns_none_later_stops_and_keeps_the_checkpoint(
     assert "evaluation 2: the objective returned NoneType None, not a real number" in err
     assert f"'distgp optimize --resume {out}' continues the run" in err
     assert {p.name for p in out.iterdir()} == {"checkpoint.npz"}
+
+
+def test_the_default_warmup_grows_with_the_agents_and_six_agents_run(tmp_path, capsys):
+    """``kernel.warmup`` has no flag and must be at least 2 per agent: its default of 10 refused
+    ``--agents 6`` (``kernel.warmup must be at least 2 per agent (12), got 10``), a setting the
+    user never set. Left unset it is 10, or 2 per agent with more agents; one set is kept."""
+    from distgp.bandit.config import OptimizeConfig
+
+    config = OptimizeConfig()
+    assert config.kernel.warmup is None and config.warmup == 10
+    config.agents.count = 6
+    assert config.validate().warmup == 12
+    config.kernel.warmup = 20
+    assert config.validate().warmup == 20
+    out = tmp_path / "run"
+    argv = ["--budget", "14", "--agents", "6", "--backend", "inline", "--quiet", "--no-plots"]
+    code, err = run_cli([*argv, "--out", str(out)], capsys)
+    assert code == 0, err
+    assert json.loads((out / "result.json").read_text())["evaluations"] == 14

@@ -58,3 +58,13 @@ def test_yaml_numbers_in_exponent_form_are_numbers(tmp_path):
     )
     path.write_text("budget: 5\nbandit:\n  noise_variance: 1e-3\n")
     assert load_optimize_config(path).bandit.noise_variance == 1e-3
+
+
+def test_tunables_may_be_a_yaml_list_of_names(tmp_path):
+    """``tunables: [trend, levels]`` was refused (``must be a string``) although other settings
+    of names (``data.shards``) take a list: the names are joined as the flag would give them."""
+    from distgp.config import load_fit_config
+
+    path = tmp_path / "c.yaml"
+    path.write_text("tune:\n  budget: 5\n  tunables: [trend, levels]\n")
+    assert load_fit_config(path).validate().tune.tunables == "trend,levels"

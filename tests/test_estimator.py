@@ -168,6 +168,18 @@ def test_tune_searches_the_tunables_it_is_given():
         GSMPRegressor(tune=4, tunables="trend,speed").fit(x, y)
 
 
+def test_tuning_errors_name_the_estimator_s_parameters_not_flags():
+    """A ConfigError ended ``add one to --tunables`` (a CLI flag) and a held-out error named
+    ``tune.folds (--folds)``: both now name the parameters."""
+    x = np.random.default_rng(0).uniform(size=(40, 2))
+    y = 5 + np.sin(3 * x[:, 0]) + x[:, 1]
+    with pytest.raises(ConfigError, match=r"; add one to tunables$") as caught:
+        GSMPRegressor(tune=4, tunables="season").fit(x, y)
+    assert "--" not in str(caught.value)
+    with pytest.raises(InputDataError, match=r"^30-fold validation .*: set folds to at most 20$"):
+        GSMPRegressor(tune=4, folds=30).fit(x, y)
+
+
 def test_a_tunable_named_twice_is_refused_naming_it():
     """BKB searched two axes of one setting and scored the same fit twice."""
     x = np.arange(1.0, 31.0)[:, None]

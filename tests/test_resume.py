@@ -386,3 +386,50 @@ def test_a_checkpoint_without_shard_digests_resumes_with_an_event():
     changed = r"changed since the checkpoint .*: b\.csv \(agent 1\);"
     with pytest.raises(ModelFileError, match=changed):
         check_resumed_shards({"shard_digests_json": ["1", "2"]}, ["1", "3"], files)
+
+
+def test_a_run_interrupted_in_its_tune_search_says_it_starts_again(tmp_path, monkeypatch, capsys):
+    """A --tune search is checkpointed only once it has chosen: interrupted during it, the run
+    said ``interrupted`` (or, over an earlier run's checkpoint, that --resume continues it:
+    that resumed the earlier run), and --resume then said the run ``finished or never
+    started``. Both lines now say that the search starts again."""
+    from distgp import driver, tune
+
+    t = np.arange(60.0)
+    pd.DataFrame({"t": t, "y": 3 + np.sin(t / 4) + 0.02 * t}).to_csv(
+        tmp_path / "s.csv", index=False
+    )
+    out = tmp_path / "run"
+    common = ["fit", "--data", str(tmp_path / "s.csv"), "--components", "20", "--quiet"]
+    common += ["--no-plots", "--backend", "inline", "--out", str(out)]
+    save = driver._Saver.__call__
+
+    def interrupted(self, state):  # an earlier plain fit, stopped after its first checkpoint
+        save(self, state)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(driver._Saver, "__call__", interrupted)
+    assert main([*common, "--trend", "linear", "--agents", "2"]) == 130
+    assert "--resume" in capsys.readouterr().err and (out / "checkpoint.npz").is_file()
+    monkeypatch.setattr(driver._Saver, "__call__", save)
+    propose = tune._proposals
+    calls = []
+
+    def interrupted_search(*args):  # the second batch: the first one is scored
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return propose(*args)
+
+    monkeypatch.setattr(tune, "_proposals", interrupted_search)
+    assert main([*common, "--tune", "8"]) == 130
+    err = capsys.readouterr().err
+    assert err == (
+        "distgp fit: interrupted; the --tune search is not resumable (the run is checkpointed "
+        "only once it has chosen): run the same command again to start it over\n"
+    )
+    assert main(["fit", "--resume", str(tmp_path / "never"), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "there is no folder" in err
+    assert "a --tune search, like the default path's held-out choice, is checkpointed only " in err
+    assert err.rstrip().endswith("run its command again without --resume")

@@ -45,6 +45,7 @@ from distgp.settings import (
 
 ALGORITHMS = ("bkb", "gpucb")
 KERNELS = ("rbf", "gsmp")
+WARMUP = 10  # kernel.warmup's default (raised to 2 per agent with more agents)
 
 
 def _valid_beta(beta: str | float) -> bool:
@@ -180,12 +181,13 @@ class KernelSection:
     refit_every: int = setting(
         25, help="evaluations between GSMP re-fits", rule=at_least(1), flag=""
     )
-    warmup: int = setting(
-        10,
+    warmup: int | None = setting(
+        None,
         help="successful evaluations before the first GSMP fit (with several agents, the fit "
-        "also waits for 10 per agent: the fewest an agent learns from)",
+        "also waits for 10 per agent: the fewest an agent learns from); at least 2 per agent",
         rule=at_least(2),
         flag="",
+        default_text=f"{WARMUP}, or 2 per agent with more than {WARMUP // 2} agents",
     )
     max_iterations: int = setting(
         50, help="DSCA iterations of a single-agent re-fit", rule=at_least(1), flag=""
@@ -250,6 +252,13 @@ class OptimizeConfig:
     space: dict[str, Any] | None = None  # read as is (see load_optimize_config)
 
     @property
+    def warmup(self) -> int:
+        """``kernel.warmup``, or its default: :data:`WARMUP` evaluations, at least 2 per agent."""
+        if self.kernel.warmup is not None:
+            return self.kernel.warmup
+        return max(WARMUP, 2 * self.agents.count)
+
+    @property
     def backend_name(self) -> str:
         if self.agents.backend is not None:
             return self.agents.backend
@@ -278,14 +287,16 @@ class OptimizeConfig:
             "maximize",
         )
         _check(
-            self.kernel.warmup >= 2 * g.count,
-            f"kernel.warmup must be at least 2 per agent ({2 * g.count}), got {self.kernel.warmup}",
+            self.warmup >= 2 * g.count,
+            f"kernel.warmup must be at least 2 per agent ({2 * g.count} with {g.count} agents), "
+            f"got {self.warmup}: set 'kernel: {{warmup: {2 * g.count}}}' in the --config, or "
+            "leave it unset (its default grows with the agents)",
             "kernel.warmup",
         )
         k = self.kernel
         _check(
-            not (k.evidence and k.lengthscale is None) or k.evidence_from <= k.warmup,
-            f"kernel.evidence_from ({k.evidence_from}) is after kernel.warmup ({k.warmup}), so "
+            not (k.evidence and k.lengthscale is None) or k.evidence_from <= self.warmup,
+            f"kernel.evidence_from ({k.evidence_from}) is after kernel.warmup ({self.warmup}), so "
             "the evidence fits after every batch never run; lower evidence_from or raise warmup",
             "kernel.evidence_from",
         )

@@ -10,7 +10,7 @@ import numpy as np
 
 from distgp.bandit.base import SETTING_OPTIONS, ArmBandit, check_bandit_settings
 from distgp.bandit.bkb import BKB
-from distgp.bandit.config import ArmsConfig, KernelSection, OptimizeConfig
+from distgp.bandit.config import WARMUP, ArmsConfig, KernelSection, OptimizeConfig
 from distgp.bandit.evidence import fit_rbf
 from distgp.bandit.gpucb import GPUCB
 from distgp.bandit.spaces import Param, ParamSpace, add_local_arms
@@ -130,7 +130,7 @@ class ParamBandit:
             kernel, noise = fit_rbf(X, np.array(rewards), seed=self._seed)
             self.bandit.set_kernel(kernel, noise_variance=noise)
             k = KernelSection
-            self._next_fit = fitted + (1 if fitted < k.warmup else k.refit_every)
+            self._next_fit = fitted + (1 if fitted < WARMUP else k.refit_every)
         if self.local and self.bandit.observations:
             best = self.bandit.arms[self.best_arm()]
             scale = ArmsConfig.local_scale

@@ -8,8 +8,8 @@ told the rewards (``value`` or ``-value`` when minimising). Then, optionally:
 * with ``kernel.name: gsmp``, every ``kernel.refit_every`` evaluations the agents re-learn the
   GSMP weights with SLIM-KL on the observations so far (:func:`distgp.driver.fit`, warm-started
   from the previous weights; with several agents each learns from the evaluations it made when
-  every agent has at least 2, else from a random shard). Until ``kernel.warmup`` successful
-  evaluations exist the kernel is the RBF one.
+  every agent has at least 2, else from a random shard). Until ``kernel.warmup``
+  (:attr:`OptimizeConfig.warmup`) successful evaluations exist the kernel is the RBF one.
 
 The evaluator is any object with ``evaluate(jobs) -> evaluations`` and an ``agents`` count
 (:mod:`distgp.agents.evaluators`); this module never imports Ray itself. It sits above
@@ -153,7 +153,7 @@ def optimize(
     events: list[str] = []
     best: tuple[float, int] | None = None  # (reward, arm)
     code_error: str | None = None
-    next_fit = config.kernel.warmup
+    next_fit = config.warmup
     before = 0.0
     if resume is not None:
         check_space(resume, space)
@@ -232,7 +232,7 @@ def optimize(
             successes = bandit.observations
             k = config.kernel
             fit_due = successes >= next_fit
-            evidence_due = successes < k.warmup or (refitter is None and fit_due)
+            evidence_due = successes < config.warmup or (refitter is None and fit_due)
             if (
                 k.evidence
                 and k.lengthscale is None
