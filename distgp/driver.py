@@ -27,7 +27,7 @@ from distgp.agents.backends import AgentFailure, Backend, Shard, make_backend
 from distgp.agents.summaries import answered, gather_summaries, shard_view
 from distgp.checkpoint import Checkpoint, config_json
 from distgp.config import FitConfig
-from distgp.consensus.admm import ADMMCoordinator, ADMMOptions, RoundReply
+from distgp.consensus.admm import ADMMCoordinator, ADMMOptions, RoundReply, absolute_tolerance
 from distgp.consensus.quantizer import DeltaCoder
 from distgp.data import (
     Scaler,
@@ -341,7 +341,7 @@ def fit(
             lower = np.r_[np.zeros(len(theta) - 1), settings.noise_floor]
             losses, kkt = summed_stationarity(losses, theta, lower, config.learn.prune_tol)
             run["stop"]["stationarity"] = kkt
-            abs_part = math.sqrt(len(members) * len(theta)) * config.consensus.abs_tol
+            abs_part = absolute_tolerance(len(members), len(theta), config.consensus.abs_tol)
             if run["converged"] and unsettled_consensus(kkt, run["stop"]["primal_tol"], abs_part):
                 run["stop"]["far_from_stationary"] = True
                 run["events"].append(unsettled_note(kkt, config.learn.kkt_tol))

@@ -245,6 +245,12 @@ class RoundRecord:
     events: list[str] = field(default_factory=list)
 
 
+def absolute_tolerance(agents: int, dims: int, abs_tol: float) -> float:
+    """The absolute part ``sqrt(N D) abs_tol`` of both residual tolerances (module docstring)
+    for ``agents`` answering agents and ``dims`` parameters."""
+    return math.sqrt(agents * dims) * abs_tol
+
+
 class ADMMCoordinator:
     """State and updates of the consensus, the agents' message copies and the penalty.
 
@@ -374,7 +380,7 @@ class ADMMCoordinator:
         N, D = len(replies), self.D
         r = math.sqrt(sum(residuals)) if complete else math.inf
         s = math.sqrt(max(N, 1)) * float(np.linalg.norm(self.rho * (self.z_used - self.z_previous)))
-        scale = math.sqrt(N * D) * self.options.abs_tol
+        scale = absolute_tolerance(N, D, self.options.abs_tol)
         eps_pri = scale + self.options.rel_tol * max(
             math.sqrt(sum(x_norms)), math.sqrt(N) * float(np.linalg.norm(self.z_used))
         )

@@ -59,6 +59,17 @@ def refuse_other_dates(frame, path: Path, columns: Sequence[str]) -> None:
         )
 
 
+def read_as_numbers(values):
+    """Text values stripped, the numbers they read as (NaN where not one), and whether at
+    least half of them are numbers: a column of numbers with a few stray values (a typo, a
+    note), not one of text (categories, dates)."""
+    import pandas as pd
+
+    texts = pd.Series(values).astype("string").str.strip()
+    numbers = pd.to_numeric(texts, errors="coerce")
+    return texts, numbers, 2 * int(numbers.notna().sum()) >= len(texts)
+
+
 def refuse_text(
     frame, path: Path, columns: Sequence[str], advice: str = "encode or drop them"
 ) -> None:
@@ -70,10 +81,9 @@ def refuse_text(
 
     bad = [c for c in columns if not pd.api.types.is_numeric_dtype(frame[c])]
     for column in bad:
-        texts = frame[column].astype("string").str.strip()
-        numbers = pd.to_numeric(texts, errors="coerce")
+        texts, numbers, mostly_numbers = read_as_numbers(frame[column])
         odd = (numbers.isna() & texts.notna() & (texts != "")).to_numpy(dtype=bool)
-        if odd.any() and 2 * int(numbers.notna().sum()) >= len(texts):
+        if odd.any() and mostly_numbers:
             row = int(np.flatnonzero(odd)[0])
             raise InputDataError(
                 f"column {column} of {path.name}, row {row + 2}: {texts.iloc[row]!r} is not a "

@@ -21,6 +21,7 @@ from distgp.data.csvfiles import (
     PREDICT_TEXT_ADVICE,
     known_outputs,
     named_columns,
+    read_as_numbers,
     read_csv_frame,
     read_dates,
     refuse_other_dates,
@@ -297,12 +298,9 @@ def _holds_dates(values) -> bool:
     """Whether a text column is one of ISO 8601 dates (a bad value or two included); a column
     of numbers with a bad value (``2019, 2020, NA?``: ISO 8601 reads ``2019`` as a year) is
     not."""
-    import pandas as pd
-
     from distgp import calendar
 
-    numbers = pd.to_numeric(pd.Series(values).astype("string").str.strip(), errors="coerce")
-    if 2 * int(numbers.notna().sum()) >= len(values):
+    if read_as_numbers(values)[2]:
         return False
     try:
         return calendar.parse_dates(values, "") is not None
