@@ -630,11 +630,6 @@ class ArmBandit(ABC):
         scale = self._y_spread / math.sqrt(t)
         return mean, (scale if scale > MIN_Y_SCALE * max(1.0, abs(mean)) else 1.0)
 
-    def _standardised_sums(self) -> np.ndarray:
-        """Per-arm sums of standardised rewards (``A``)."""
-        mean, scale = self._y_standardisation()
-        return (self._ysum - self._counts * mean) / scale
-
     def _compute_beta(self, gain: float = 0.0) -> float:
         if not isinstance(self.beta_mode, str):
             return float(self.beta_mode) * math.sqrt(self.lam)  # c GP standard deviations

@@ -182,7 +182,6 @@ def _check_dim(dim: int, name: str) -> None:
 
 FIXED = {"branin": Branin, "hartmann6": Hartmann6}
 SCALABLE = {"ackley": Ackley, "levy": Levy}
-FUNCTION_NAMES = (*FIXED, *SCALABLE)
 
 
 def get_function(name: str, noise_std: float = 0.0) -> TestFunction:

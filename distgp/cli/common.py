@@ -231,11 +231,6 @@ def positive_number(text: str) -> float:
     return value
 
 
-def quiet_libraries() -> None:
-    """Silence chatty third-party start-up messages (not Ray's authentication)."""
-    os.environ.setdefault("RAY_DEDUP_LOGS", "1")
-
-
 def resumed_config(args: argparse.Namespace, cls: type, kind: str) -> Any:
     """The settings of the interrupted run in ``args.resume`` (from its checkpoint).
 

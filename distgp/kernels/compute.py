@@ -22,8 +22,6 @@ from distgp import flops
 from distgp.exceptions import ConfigError
 from distgp.kernels import lapack
 
-DEVICES = ("cpu", "cuda")
-
 
 def check_device(device: str) -> str:
     """Validate a device name; ``cuda`` without a visible GPU is a :class:`ConfigError`.

@@ -36,7 +36,6 @@ from distgp.config import FitConfig, KernelConfig
 from distgp.exceptions import ConfigError
 from distgp.settings import require
 
-GRID_KINDS = ("data", "reference")
 REFERENCE_BANDWIDTH = 1e-3  # spectral standard deviation of the reference code ("var" = 0.001)
 REFERENCE_MAX_FREQUENCY = 0.5
 SLOW_FACTOR = 4.0  # bandwidth ratio between successive slow components
