@@ -1147,3 +1147,16 @@ def test_a_forecast_past_float64s_range_draws_only_its_drawable_part(tmp_path, c
     largest = rows[["mean", "lower95", "upper95"]].abs().max(axis=1).to_numpy()
     steps = int(drawn[1])
     assert np.all(largest[:steps] < 1e300) and not largest[steps] < 1e300
+
+
+def test_metrics_season_is_the_period_in_input_units_without_round_off():
+    from types import SimpleNamespace
+
+    from distgp.cli.fit import season_in_input_units
+
+    scale = 1.118811881188119  # (12 / scale) * scale == 12.000000000000002
+    model = SimpleNamespace(
+        trend=SimpleNamespace(season=12.0 / scale), scaler=SimpleNamespace(x_scale=[scale])
+    )
+    assert season_in_input_units(model) == 12.0
+    assert season_in_input_units(SimpleNamespace(trend=None)) == 0.0

@@ -431,6 +431,15 @@ def _learn(dataset, config, progress, checkpoint=None, resume=False, X_test=None
     return fit_selected(dataset.X_train, dataset.y_train, config, dataset.series, **options)
 
 
+def season_in_input_units(model) -> float:
+    """The seasonal period in input units (0: none), as the user gave it or the series'
+    period was found: the standardised period times the input scale, to 12 significant
+    digits (the round trip through the scale leaves a 12.0 as 11.999999999999998)."""
+    if model.trend is None or not model.trend.season:
+        return 0.0
+    return float(f"{model.trend.season * model.scaler.x_scale[0]:.12g}")
+
+
 def metrics_record(dataset, config, result) -> dict:
     """The content of ``metrics.json`` (design.md section 2)."""
     from distgp import __version__
@@ -453,9 +462,7 @@ def metrics_record(dataset, config, result) -> dict:
         "components": model.components,
         "active_components": int(np.count_nonzero(model.weights)),
         "trend": model.trend.kind if model.trend is not None else "none",
-        "season": (
-            float(model.trend.season * model.scaler.x_scale[0]) if model.trend is not None else 0.0
-        ),
+        "season": season_in_input_units(model),
         # input columns of dates and the units they (and the season) are counted in
         "time_units": {**model.time_units, **dataset.time_units},
         "transform": model.transform.kind,
