@@ -91,6 +91,33 @@ def check_output_names(out: Path, names: Iterable[str], command: str) -> None:
         )
 
 
+# files that only one command writes: they show whose outputs a folder holds
+COMMAND_MARKERS: dict[str, tuple[str, ...]] = {
+    "fit": ("model.npz",),
+    "optimize": ("result.json", "regret.png"),
+    "predict": ("predictions.csv", "forecast.png"),
+}
+
+
+def check_own_folder(out: Path, command: str) -> None:
+    """Refuse, before any work, an ``--out`` holding another command's outputs (for ``predict``
+    also a fit's or optimisation's checkpoint): the folder would mix two runs' files."""
+    for other, names in COMMAND_MARKERS.items():
+        found = next((n for n in names if (out / n).exists()), None) if other != command else None
+        if found is not None:
+            raise ConfigError(
+                f"--out {out} holds the outputs of distgp {other} ({found}), which distgp "
+                f"{command} would mix with its own; choose another folder",
+                setting="out",
+            )
+    if command == "predict" and (out / "checkpoint.npz").exists():
+        raise ConfigError(
+            f"--out {out} holds an unfinished distgp fit or optimize run (checkpoint.npz), "
+            "which distgp predict would mix with its own outputs; choose another folder",
+            setting="out",
+        )
+
+
 STAGE_PREFIX = ".distgp-partial-"
 ABANDONED_STAGE_SECONDS = 3600.0  # a staging folder lives while outputs are written: seconds
 

@@ -733,7 +733,7 @@ CLI_CASES = {
     "predict: --ahead 0": ("predict --model {model} --ahead 0", "at least 1"),
     "predict: --out holding a fit's outputs": (
         "predict --model {model} --data {good} --out {folder}/model",
-        "holds a fit's outputs (model.npz)",
+        "holds the outputs of distgp fit (model.npz), which distgp predict would mix",
     ),
     "predict: --config that does not exist": (
         "predict --model {model} --data {good} --config {folder}/none.yaml",

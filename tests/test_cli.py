@@ -1160,3 +1160,41 @@ def test_metrics_season_is_the_period_in_input_units_without_round_off():
     )
     assert season_in_input_units(model) == 12.0
     assert season_in_input_units(SimpleNamespace(trend=None)) == 0.0
+
+
+def test_no_command_writes_into_another_commands_folder(tmp_path, capsys):
+    """optimize over a fit's folder replaced the fit's history.csv beside its model.npz, and fit
+    left an optimisation's result.json or a prediction's predictions.csv beside its own outputs:
+    fit, optimize and predict now refuse each other's folders (and predict an unfinished run's)
+    in one line, exit 2, writing nothing, and still run again into their own."""
+    from distgp.checkpoint import Checkpoint
+    from distgp.config import FitConfig
+
+    commands = {
+        "fit": ["fit", "--data", "builtin:co2", "--components", "100", "--trend", "linear"],
+        "optimize": ["optimize", "--budget", "6"],
+        "predict": ["predict", "--model", str(tmp_path / "fit"), "--ahead", "3"],
+    }
+    for name, argv in commands.items():
+        assert main([*argv, "--quiet", "--out", str(tmp_path / name)]) == 0, name
+    Checkpoint(tmp_path / "unfinished").save(FitConfig(), {})
+    markers = {
+        "fit": "model.npz",
+        "optimize": "result.json",
+        "predict": "predictions.csv",
+        "unfinished": "checkpoint.npz",
+    }
+    capsys.readouterr()
+    for command, argv in commands.items():
+        for holder, marker in markers.items():
+            if holder == command or (holder == "unfinished" and command != "predict"):
+                continue  # a fit's or optimisation's checkpoint: refused by its kind, or resumed
+            folder = tmp_path / holder
+            before = {p.name: p.stat().st_mtime_ns for p in folder.iterdir()}
+            assert main([*argv, "--quiet", "--out", str(folder)]) == 2, (command, holder)
+            err = capsys.readouterr().err
+            assert err.count("\n") == 1 and f"--out {folder} holds " in err, err
+            assert f"({marker})" in err and err.endswith("; choose another folder\n"), err
+            assert {p.name: p.stat().st_mtime_ns for p in folder.iterdir()} == before
+        assert main([*argv, "--quiet", "--out", str(tmp_path / command)]) == 0, command
+        capsys.readouterr()  # optimize says it replaces its earlier run, even with --quiet

@@ -198,8 +198,11 @@ def test_runs_remove_only_the_files_they_wrote(tmp_path, capsys):
     foreign.write_bytes(b"the user's own file")
     assert main([*fit, "--no-plots", "--out", str(out)]) == 2
     assert "holds a checkpoint.npz that is not a distgp fit checkpoint" in capsys.readouterr().err
-    optimize = ["optimize", "--function", "branin", "--budget", "4", "--out", str(out), "--quiet"]
-    assert main(optimize) == 2
+    optimize = ["optimize", "--function", "branin", "--budget", "4", "--quiet", "--out"]
+    assert main([*optimize, str(out)]) == 2  # a fit's folder
+    assert "holds the outputs of distgp fit (model.npz)" in capsys.readouterr().err
+    (out / "model.npz").unlink()
+    assert main([*optimize, str(out)]) == 2
     assert "not a distgp optimize checkpoint" in capsys.readouterr().err
     assert foreign.read_bytes() == b"the user's own file" and users.read_text() == "keep"
 

@@ -126,7 +126,7 @@ def run_fit(args: argparse.Namespace) -> int:
     )
     from distgp.data.readers import check_fixed_target
     from distgp.driver import preflight
-    from distgp.io import check_output_dir, check_output_names
+    from distgp.io import check_output_dir, check_output_names, check_own_folder
     from distgp.selection import check_data
     from distgp.transforms import OutputTransform, parse_transform
     from distgp.tune import check_search, tunable_names
@@ -140,6 +140,7 @@ def run_fit(args: argparse.Namespace) -> int:
     progress = Progress(args.quiet)
     out = check_output_dir(config.out)
     check_output_names(out, OUTPUTS, "fit")
+    check_own_folder(out, "fit")
     checkpoint = args.checkpoint = Checkpoint(out)
     if not args.resume and checkpoint.path.is_file():
         checkpoint.check_replaceable()
@@ -292,11 +293,12 @@ def _run_shard_fit(args: argparse.Namespace, config) -> int:
     from distgp.checkpoint import Checkpoint
     from distgp.data import Dataset, load_test_file
     from distgp.driver import ShardColumns
-    from distgp.io import check_output_dir, check_output_names
+    from distgp.io import check_output_dir, check_output_names, check_own_folder
 
     progress = Progress(args.quiet)
     out = check_output_dir(config.out)
     check_output_names(out, OUTPUTS, "fit")
+    check_own_folder(out, "fit")
     checkpoint = args.checkpoint = Checkpoint(out)
     if not args.resume:
         checkpoint.check_replaceable()

@@ -44,7 +44,7 @@ def run_optimize(args: argparse.Namespace) -> int:
     from distgp.agents.evaluators import make_evaluator
     from distgp.bandit.problems import make_problem
     from distgp.checkpoint import Checkpoint
-    from distgp.io import check_output_dir
+    from distgp.io import check_output_dir, check_own_folder
     from distgp.optimize.loop import check_space, optimize
     from distgp.optimize.refit import evaluator_cpu_share
 
@@ -60,6 +60,7 @@ def run_optimize(args: argparse.Namespace) -> int:
         )
     progress = Progress(args.quiet)
     out = check_output_dir(config.out)  # created at the first write: none on an early Ctrl-C
+    check_own_folder(out, "optimize")
     checkpoint = args.checkpoint = Checkpoint(out, kind="optimize")
     state = checkpoint.load() if args.resume else None
     if state is not None:

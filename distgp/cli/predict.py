@@ -68,6 +68,7 @@ def run_predict(args: argparse.Namespace) -> int:
     from distgp.io import (
         check_output_dir,
         check_output_names,
+        check_own_folder,
         ensure_output_dir,
         publish_outputs,
         staged_outputs,
@@ -91,11 +92,7 @@ def run_predict(args: argparse.Namespace) -> int:
             "drop --target"
         )
     out = check_output_dir(args.out)
-    if (out / "model.npz").exists():
-        raise ConfigError(
-            f"--out {args.out} holds a fit's outputs (model.npz), whose metrics.json the "
-            "predictions would replace; choose another folder (default runs/predict)"
-        )
+    check_own_folder(out, "predict")  # a fit's metrics.json would be replaced
     check_output_names(out, OUTPUTS, "predict")
     model = GSMPModel.load(args.model)  # the file, or the fit's output folder
     # times are written in UTC (marked Z) where the file predicted at gave offsets; a
