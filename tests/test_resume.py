@@ -436,3 +436,40 @@ def test_a_run_interrupted_in_its_tune_search_says_it_starts_again(tmp_path, mon
     assert err.count("\n") == 1 and "there is no folder" in err
     assert "a --tune search, like the default path's held-out choice, is checkpointed only " in err
     assert err.rstrip().endswith("run its command again without --resume")
+
+
+def test_predict_warns_of_an_unfinished_fit_beside_the_model(tmp_path, monkeypatch, capsys):
+    """predict --model DIR used an earlier run's model.npz beside an interrupted fit's checkpoint
+    (or, with metrics.json gone, a set stopped while being written) without a word: it now
+    predicts as before and says so in one line, even with --quiet."""
+    from distgp import driver
+
+    fit = tmp_path / "fit"
+    common = ["fit", "--data", "builtin:co2", "--components", "100", "--no-plots", "--quiet"]
+    assert main([*common, "--trend", "linear", "--out", str(fit)]) == 0
+    predict = ["predict", "--model", str(fit), "--ahead", "3", "--quiet"]
+    assert main([*predict, "--out", str(tmp_path / "before")]) == 0
+    assert capsys.readouterr().err == ""
+    save = driver._Saver.__call__
+
+    def interrupted(self, state):
+        save(self, state)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(driver._Saver, "__call__", interrupted)
+    assert main([*common, "--trend", "quadratic", "--out", str(fit)]) == 130
+    capsys.readouterr()
+    assert main([*predict, "--out", str(tmp_path / "after")]) == 0
+    assert capsys.readouterr().err.endswith(
+        f"] warning: {fit} holds an unfinished fit (checkpoint.npz): the model is the earlier "
+        f"finished run's; 'distgp fit --resume {fit}' finishes it\n"
+    )
+    earlier = (tmp_path / "before" / "predictions.csv").read_text()
+    assert (tmp_path / "after" / "predictions.csv").read_text() == earlier
+    (fit / "metrics.json").unlink()  # as a fit killed while moving its outputs into place
+    assert (
+        main([*predict[:2], str(fit / "model.npz"), *predict[3:], "--out", str(tmp_path / "x")])
+        == 0
+    )
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "(no metrics.json): the model may be either run's" in err

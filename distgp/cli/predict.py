@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import csv
 import io
+from pathlib import Path
 
 import numpy as np
 
@@ -95,6 +96,9 @@ def run_predict(args: argparse.Namespace) -> int:
     check_own_folder(out, "predict")  # a fit's metrics.json would be replaced
     check_output_names(out, OUTPUTS, "predict")
     model = GSMPModel.load(args.model)  # the file, or the fit's output folder
+    unfinished = unfinished_run_note(args.model)
+    if unfinished is not None:  # even with --quiet: the model may not be the one meant
+        progress.notice(unfinished)
     # times are written in UTC (marked Z) where the file predicted at gave offsets; a
     # forecast --ahead continues the training file's
     csv_file = args.data is not None and is_csv_source(args.data)
@@ -224,6 +228,28 @@ def run_predict(args: argparse.Namespace) -> int:
             "(its agents keep it)"
         )
     return 0
+
+
+def unfinished_run_note(model: str) -> str | None:
+    """A warning when the folder of ``model`` (a model.npz, or a fit's output folder) holds an
+    unfinished fit's checkpoint: its model.npz is then an earlier finished run's, or, with no
+    metrics.json (the fit was stopped while moving its outputs into place), maybe either's."""
+    from distgp.checkpoint import CHECKPOINT_NAME
+
+    path = Path(model)
+    folder = path if path.is_dir() else path.parent
+    if not (folder / CHECKPOINT_NAME).is_file():
+        return None
+    resume = f"'distgp fit --resume {folder}' finishes it"
+    if not (folder / "metrics.json").is_file():
+        return (
+            f"warning: {folder} holds an unfinished fit ({CHECKPOINT_NAME}) stopped while writing "
+            f"its outputs (no metrics.json): the model may be either run's; {resume}"
+        )
+    return (
+        f"warning: {folder} holds an unfinished fit ({CHECKPOINT_NAME}): the model is the "
+        f"earlier finished run's; {resume}"
+    )
 
 
 def _ahead(model, name: str, steps: int) -> np.ndarray:
