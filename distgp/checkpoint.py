@@ -37,6 +37,8 @@ class Checkpoint:
         self.path = Path(folder) / CHECKPOINT_NAME
         self.kind = kind
         self.outer_choice: list[dict[str, Any]] | None = None  # saved with every state
+        # the command's own settings (before an outer choice's), for a resumed run's record
+        self.command_config: Any = None
         # the outer choice running, not saved until it has chosen ("the --tune search"); None
         self.searching: str | None = None
 
@@ -44,6 +46,11 @@ class Checkpoint:
         """The outer choice the interrupted fit was made after (its scored settings, as
         :attr:`outer_choice` held them; empty when none ran)."""
         return list(self.load().get("outer_choice_json") or [])
+
+    def resumed_command_config(self) -> dict[str, Any] | None:
+        """The settings the interrupted command gave, as :attr:`command_config` held them (the
+        output folder excluded); None in checkpoints written before they were saved."""
+        return self.load().get("command_config_json")
 
     @property
     def agent_state_dir(self) -> str:
@@ -57,6 +64,8 @@ class Checkpoint:
             "kind": np.asarray(self.kind),
             "config_json": np.asarray(config_json(config)),
         }
+        if self.command_config is not None:
+            arrays["command_config_json"] = np.asarray(config_json(self.command_config))
         if self.outer_choice is not None:  # a fit's held-out choice, made before it started
             state = {**state, "outer_choice_json": self.outer_choice}
         for key, value in state.items():

@@ -473,3 +473,41 @@ def test_predict_warns_of_an_unfinished_fit_beside_the_model(tmp_path, monkeypat
     )
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "(no metrics.json): the model may be either run's" in err
+
+
+def test_a_resumed_outer_choice_records_the_commands_settings(tmp_path, monkeypatch):
+    """metrics.json's config of a default-path fit resumed in its final fit recorded the chosen
+    settings (kernel.trend local, tune.horizon 53: those the checkpoint's final fit ran with),
+    not the command's (auto, null) as the uninterrupted run does; a checkpoint written before
+    the command's settings were saved keeps recording the final fit's."""
+    import shutil
+
+    from distgp import driver
+
+    common = ["fit", "--data", "builtin:co2", "--components", "100", "--no-plots", "--quiet"]
+    clean, killed, older = tmp_path / "clean", tmp_path / "killed", tmp_path / "older"
+    assert main([*common, "--out", str(clean)]) == 0
+    save = driver._Saver.__call__
+
+    def interrupted(self, state):  # at the final fit's first checkpoint (candidates have none)
+        save(self, state)
+        if self.checkpoint is not None:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(driver._Saver, "__call__", interrupted)
+    assert main([*common, "--out", str(killed)]) == 130
+    monkeypatch.setattr(driver._Saver, "__call__", save)
+    shutil.copytree(killed, older)
+    with np.load(older / "checkpoint.npz") as content:
+        arrays = {k: content[k] for k in content.files if k != "command_config_json"}
+    np.savez(older / "checkpoint.npz", **arrays)
+    for folder in (killed, older):
+        assert main(["fit", "--resume", str(folder), "--quiet"]) == 0
+    configs = {
+        d: json.loads((d / "metrics.json").read_text())["config"] for d in (clean, killed, older)
+    }
+    for config in configs.values():
+        del config["out"]
+    assert configs[clean]["kernel"]["trend"] == "auto" and configs[clean]["tune"]["horizon"] is None
+    assert configs[killed] == configs[clean]
+    assert configs[older]["kernel"]["trend"] != "auto"  # the final fit's, as before

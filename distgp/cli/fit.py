@@ -142,6 +142,7 @@ def run_fit(args: argparse.Namespace) -> int:
     check_output_names(out, OUTPUTS, "fit")
     check_own_folder(out, "fit")
     checkpoint = args.checkpoint = Checkpoint(out)
+    command = _command_config(args, checkpoint, config)
     if not args.resume and checkpoint.path.is_file():
         checkpoint.check_replaceable()
         progress(
@@ -206,7 +207,7 @@ def run_fit(args: argparse.Namespace) -> int:
     result, evaluations = _learn(
         dataset, config, progress, checkpoint, bool(args.resume), dataset.X_test
     )
-    _write_outputs(out, dataset, config, result, progress, config.plots, evaluations)
+    _write_outputs(out, dataset, command, result, progress, config.plots, evaluations)
     checkpoint.remove()
     return 0
 
@@ -300,6 +301,7 @@ def _run_shard_fit(args: argparse.Namespace, config) -> int:
     check_output_names(out, OUTPUTS, "fit")
     check_own_folder(out, "fit")
     checkpoint = args.checkpoint = Checkpoint(out)
+    command = _command_config(args, checkpoint, config)
     if not args.resume:
         checkpoint.check_replaceable()
     test: dict[str, np.ndarray] = {}
@@ -330,13 +332,30 @@ def _run_shard_fit(args: argparse.Namespace, config) -> int:
     empty = np.zeros((0, result.model.dims))
     X_test, y_test = test.get("X", empty), test.get("y", np.zeros(0))
     dataset = Dataset(empty, np.zeros(0), X_test, y_test, "shards")
-    _write_outputs(out, dataset, config, result, progress, config.plots, evaluations)
+    _write_outputs(out, dataset, command, result, progress, config.plots, evaluations)
     checkpoint.remove()
     return 0
 
 
 def _resumed_config(args: argparse.Namespace):
     return resumed_config(args, FitConfig, "fit")
+
+
+def _command_config(args: argparse.Namespace, checkpoint, config: FitConfig) -> FitConfig:
+    """The command's own settings, which metrics.json records and every checkpoint keeps:
+    ``config``, or on ``--resume`` the interrupted command's (``config`` is then its final fit's,
+    with an outer choice's settings; so is the record of a checkpoint that kept no other)."""
+    from distgp.config import build
+
+    if not args.resume:
+        checkpoint.command_config = config
+        return config
+    saved = checkpoint.resumed_command_config()
+    if saved is None:
+        return config
+    command = checkpoint.command_config = build(FitConfig, saved)
+    command.out = config.out
+    return command
 
 
 def _learn(dataset, config, progress, checkpoint=None, resume=False, X_test=None):
