@@ -41,6 +41,7 @@ class Checkpoint:
         self.command_config: Any = None
         # the outer choice running, not saved until it has chosen ("the --tune search"); None
         self.searching: str | None = None
+        self.written = False  # saved by this process: the file is this run's, not an older one's
 
     def resumed_outer_choice(self) -> list[dict[str, Any]]:
         """The outer choice the interrupted fit was made after (its scored settings, as
@@ -76,6 +77,7 @@ class Checkpoint:
             )
         self.path.parent.mkdir(parents=True, exist_ok=True)
         save_npz(self.path, arrays)
+        self.written = True
 
     def load(self) -> dict[str, Any]:
         """The saved state; JSON fields decoded. Raises if there is no usable checkpoint."""

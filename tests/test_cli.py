@@ -670,6 +670,39 @@ def test_an_interrupted_fit_names_the_resume_command(series_mat, tmp_path, capsy
     assert err.strip().endswith(f"interrupted; 'distgp fit --resume {out}' continues it")
 
 
+def test_a_fit_interrupted_before_its_first_checkpoint_offers_no_resume_of_an_older_one(
+    series_mat, tmp_path, capsys, monkeypatch
+):
+    """An earlier run's checkpoint.npz in the folder was offered: --resume finished that run."""
+    import distgp.cli.fit as fit_command
+
+    def interrupted(dataset, config, progress, checkpoint, *rest):
+        if config.kernel.components == 7:  # the earlier run saves one
+            checkpoint.save(config, {"iterations": 3})
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(fit_command, "_learn", interrupted)
+    out = tmp_path / "run"
+    argv = ["fit", "--data", str(series_mat), "--out", str(out)]
+    assert run([*argv, "--components", "7"], capsys)[0] == 130
+    earlier = (out / "checkpoint.npz").read_bytes()
+    code, _, err = run(argv, capsys)
+    assert code == 130 and "--resume" not in err.splitlines()[-1], err
+    assert err.strip().endswith(
+        "interrupted; the run had saved no checkpoint yet: run the same command again to start "
+        f"it over ({out / 'checkpoint.npz'} is an earlier run's, which the new run replaces at "
+        "its first checkpoint)"
+    )
+    assert (out / "checkpoint.npz").read_bytes() == earlier
+
+    def disk_full(*args):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(fit_command, "_learn", disk_full)
+    code, _, err = run(argv, capsys)
+    assert code == 1 and err.splitlines()[-1] == "distgp fit: error: No space left on device"
+
+
 def test_a_shard_column_without_agents_gives_one_agent_per_site(table_csv, tmp_path, capsys):
     out = tmp_path / "sites"
     code, _, err = run(
@@ -987,6 +1020,7 @@ def test_a_failure_of_the_ray_runtime_is_one_line_with_the_resume_hint(tmp_path,
     RaySystemError.__module__ = "ray.exceptions"
     checkpoint = Checkpoint(tmp_path)
     checkpoint.path.write_bytes(b"a checkpoint")  # only its presence matters here
+    checkpoint.written = True  # as the run's own save marks it
 
     def lost(args):
         raise RaySystemError("\x1b[31mSystem error: the raylet died\x1b[0m\nmore of Ray's text")

@@ -708,6 +708,20 @@ def test_a_new_run_over_an_interrupted_one_says_so_and_names_resume(
     assert {p.name for p in out.iterdir()} == {"result.json", "history.csv"}
 
 
+def test_a_run_interrupted_before_its_first_checkpoint_offers_no_resume_of_an_older_one(
+    tmp_path, capsys, monkeypatch, user_module
+):
+    """An earlier run's checkpoint.npz in the folder was offered: --resume finished that run."""
+    out = tmp_path / "run"
+    assert run_stops(user_module, monkeypatch, capsys, out, 3, "--quiet")[0] == 130
+    earlier = (out / "checkpoint.npz").read_bytes()
+    code, err = run_stops(user_module, monkeypatch, capsys, out, 1, "--quiet")
+    assert code == 130 and "--resume" not in err.splitlines()[-1], err
+    assert "run the same command again to start it over" in err
+    assert f"({out / 'checkpoint.npz'} is an earlier run's, which the new run replaces" in err
+    assert (out / "checkpoint.npz").read_bytes() == earlier
+
+
 @pytest.mark.parametrize(
     ("returned", "message"),
     [("'1.5'", "returned str '1.5', not a real number"), ("True", "returned bool True, not a")],

@@ -111,7 +111,7 @@ def _run(args: argparse.Namespace) -> int:
         if checkpoint is not None and not checkpoint.path.is_file():
             checkpoint.remove()  # agents' round state of a run that saved nothing to resume
         hint = _flag_hint(args, exc)
-        resumable = _resumable(checkpoint)
+        resumable = _resumable(args)
         if resumable and isinstance(exc, BackendError | ObjectiveError):  # once fixed, it resumes
             hint += f"; 'distgp {args.command} --resume {checkpoint.path.parent}' continues the run"
         sys.stderr.write(f"distgp {args.command}: error: {_one_line(exc)}{hint}\n")
@@ -119,7 +119,7 @@ def _run(args: argparse.Namespace) -> int:
     except OSError as exc:  # e.g. a full disk while writing results: one line, not a traceback
         where = f" ({exc.filename})" if exc.filename else ""
         checkpoint = getattr(args, "checkpoint", None)
-        if _resumable(checkpoint):  # kept: the run is not lost
+        if _resumable(args):  # kept: the run is not lost
             where += (
                 f"; once it is fixed, 'distgp {args.command} --resume {checkpoint.path.parent}' "
                 "finishes the run and writes its outputs"
@@ -132,7 +132,7 @@ def _run(args: argparse.Namespace) -> int:
         # the Ray runtime itself failed (its node or raylet died): Ray has printed its story
         checkpoint = getattr(args, "checkpoint", None)
         hint = ""
-        if _resumable(checkpoint):
+        if _resumable(args):
             hint = f"; 'distgp {args.command} --resume {checkpoint.path.parent}' continues the run"
         first = _one_line(ANSI_ESCAPE.sub("", str(exc).split("\n", 1)[0]))[:200]
         sys.stderr.write(
@@ -148,8 +148,14 @@ def _run(args: argparse.Namespace) -> int:
                 f"; {checkpoint.searching} is not resumable (the run is checkpointed only once "
                 "it has chosen): run the same command again to start it over"
             )
-        elif checkpoint is not None and checkpoint.path.is_file():
+        elif _resumable(args):
             hint = f"; 'distgp {args.command} --resume {checkpoint.path.parent}' continues it"
+        elif checkpoint is not None and checkpoint.path.is_file():  # an older run's
+            hint = (
+                "; the run had saved no checkpoint yet: run the same command again to start it "
+                f"over ({checkpoint.path} is an earlier run's, which the new run replaces at its "
+                "first checkpoint)"
+            )
         terminated = isinstance(exc, Terminated)
         sys.stderr.write(
             f"distgp {args.command}: {'terminated' if terminated else 'interrupted'}{hint}\n"
@@ -157,10 +163,17 @@ def _run(args: argparse.Namespace) -> int:
         return 128 + (signal.SIGTERM if terminated else signal.SIGINT)
 
 
-def _resumable(checkpoint) -> bool:
-    """Whether ``--resume`` continues the run of ``checkpoint`` (``None`` for a command without
-    one): its file is there, and is not an older run's left while a ``--tune`` search runs."""
-    return checkpoint is not None and checkpoint.path.is_file() and not checkpoint.searching
+def _resumable(args: argparse.Namespace) -> bool:
+    """Whether ``--resume`` continues the run of ``args.checkpoint`` (absent for a command without
+    one): its file is there and is this run's (saved by it, or the one it resumes), not an older
+    run's left in the folder (also while a ``--tune`` search runs)."""
+    checkpoint = getattr(args, "checkpoint", None)
+    return (
+        checkpoint is not None
+        and checkpoint.path.is_file()
+        and (checkpoint.written or bool(getattr(args, "resume", None)))
+        and not checkpoint.searching
+    )
 
 
 ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")  # terminal colours in Ray's messages
