@@ -20,6 +20,11 @@ import numpy as np
 
 from distgp.exceptions import ConfigError
 
+try:
+    import fcntl
+except ImportError:  # Windows: runs are not locked
+    fcntl = None  # type: ignore[assignment]
+
 
 def check_output_dir(path: str | os.PathLike) -> Path:
     """Check that ``path`` is or can become a writable folder, leaving nothing behind.
@@ -58,6 +63,66 @@ def check_output_dir(path: str | os.PathLike) -> Path:
     for folder in missing:
         folder.rmdir()
     return out
+
+
+LOCK_NAME = ".distgp.lock"  # in a run's output folder while the run writes into it
+
+
+class FolderLock:
+    """A held lock on a run's output folder (:func:`lock_output_dir`); :meth:`release` removes
+    the lock file, and the folders that locking created if nothing else was written into
+    them."""
+
+    def __init__(self, path: Path, fd: int | None, created: list[Path]) -> None:
+        self.path = path
+        self._fd = fd
+        self._created = created
+
+    def release(self) -> None:
+        if self._fd is not None:
+            self.path.unlink(missing_ok=True)  # while held: a run waiting to lock it sees it go
+            os.close(self._fd)
+            self._fd = None
+        for folder in self._created:  # the deepest first
+            with contextlib.suppress(OSError):  # not empty: the run wrote into it
+                folder.rmdir()
+        self._created = []
+
+
+def lock_output_dir(out: Path, flag: str = "--out") -> FolderLock | None:
+    """Lock ``out`` (``flock`` on ``out/.distgp.lock``, created with the folder if missing) for
+    one run: a second run into it is refused (``flag`` names how it was given). The operating
+    system releases the lock when the process ends, however it ends. ``None`` without
+    ``fcntl`` (Windows); a file system without locks leaves the run unlocked."""
+    if fcntl is None:
+        return None
+    created = [out.absolute()]
+    while not created[-1].exists():
+        created.append(created[-1].parent)
+    created.pop()  # it exists
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / LOCK_NAME
+    while True:
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+        except OSError:  # no lock file to be had: the run goes unlocked
+            return FolderLock(path, None, created)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            wait = "choose another --out, or wait" if flag == "--out" else "wait"
+            raise ConfigError(
+                f"{flag} {out}: another distgp run is writing into this folder; {wait} for it "
+                "to end"
+            ) from None
+        except OSError:  # a file system without locks
+            os.close(fd)
+            return FolderLock(path, None, created)
+        with contextlib.suppress(FileNotFoundError):
+            if os.path.samestat(os.fstat(fd), os.stat(path)):
+                return FolderLock(path, fd, created)
+        os.close(fd)  # its run ended and removed the file after this one opened it: lock anew
 
 
 def check_output_file(path: str | os.PathLike, flag: str) -> Path:

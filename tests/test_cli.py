@@ -703,6 +703,78 @@ def test_a_fit_interrupted_before_its_first_checkpoint_offers_no_resume_of_an_ol
     assert code == 1 and err.splitlines()[-1] == "distgp fit: error: No space left on device"
 
 
+@pytest.mark.skipif(sys.platform == "win32", reason="no fcntl: runs are not locked")
+def test_a_second_run_into_a_folder_in_use_is_refused(series_mat, tmp_path, capsys, monkeypatch):
+    """Two runs into one --out overwrote each other's checkpoint, and the first to end removed
+    the other's: each run locks its folder (.distgp.lock), --resume too."""
+    import distgp.cli.fit as fit_command
+    from distgp.io import LOCK_NAME, lock_output_dir
+
+    def interrupted(dataset, config, progress, checkpoint, *rest):
+        checkpoint.save(config, {"iterations": 3})
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(fit_command, "_learn", interrupted)
+    out = tmp_path / "run"
+    argv = ["fit", "--data", str(series_mat), "--out", str(out)]
+    assert run(argv, capsys)[0] == 130
+    assert sorted(p.name for p in out.iterdir()) == ["checkpoint.npz"]  # the lock is gone
+    saved = (out / "checkpoint.npz").read_bytes()
+    held = lock_output_dir(out)  # as another run holds it
+    try:
+        code, _, err = run([*argv, "--quiet"], capsys)
+        assert code == 2 and err == (
+            f"distgp fit: error: --out {out}: another distgp run is writing into this folder; "
+            "choose another --out, or wait for it to end\n"
+        )
+        code, _, err = run(["fit", "--resume", str(out), "--quiet"], capsys)
+        assert code == 2 and err == (
+            f"distgp fit: error: --resume {out}: another distgp run is writing into this "
+            "folder; wait for it to end\n"
+        )
+        code, _, err = run(["optimize", "--function", "branin", "--out", str(out)], capsys)
+        assert code == 2 and "another distgp run is writing into this folder" in err
+    finally:
+        held.release()
+    assert (out / "checkpoint.npz").read_bytes() == saved
+    assert sorted(p.name for p in out.iterdir()) == ["checkpoint.npz"]
+    assert run(["fit", "--resume", str(out), "--quiet"], capsys)[0] == 130  # free again
+    assert not (out / LOCK_NAME).exists()
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="no fcntl: runs are not locked")
+def test_the_output_lock_holds_across_processes_and_goes_with_its_process(tmp_path):
+    from distgp.exceptions import ConfigError
+    from distgp.io import LOCK_NAME, lock_output_dir
+
+    out = tmp_path / "new" / "run"
+    script = (
+        "import sys, pathlib; from distgp.io import lock_output_dir; "
+        "lock_output_dir(pathlib.Path(sys.argv[1])); print('held', flush=True); sys.stdin.read()"
+    )
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    other = subprocess.Popen(
+        [sys.executable, "-c", script, str(out)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    try:
+        assert other.stdout.readline() == "held\n"
+        with pytest.raises(ConfigError, match="another distgp run is writing into this folder"):
+            lock_output_dir(out)
+    finally:
+        other.kill()  # as SIGKILL: the lock goes with the process, its file stays
+        other.wait()
+    assert (out / LOCK_NAME).is_file()
+    lock_output_dir(out).release()  # free: its file removed
+    assert not (out / LOCK_NAME).exists() and out.is_dir()
+    fresh = tmp_path / "fresh" / "run"
+    lock_output_dir(fresh).release()
+    assert not (tmp_path / "fresh").exists()  # nothing written: the folders it made are removed
+
+
 def test_a_shard_column_without_agents_gives_one_agent_per_site(table_csv, tmp_path, capsys):
     out = tmp_path / "sites"
     code, _, err = run(

@@ -12,6 +12,7 @@ import threading
 import time
 import warnings
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from distgp.cli.flags import integer, number
@@ -69,8 +70,20 @@ def run_command(args: argparse.Namespace) -> int:
             warnings.showwarning = WarningLines(args.command)
             return _run(args)
     finally:
+        lock = getattr(args, "out_lock", None)
+        if lock is not None:
+            lock.release()
         if main_thread:
             signal.signal(signal.SIGTERM, before)
+
+
+def lock_output(args: argparse.Namespace, out: Path, flag: str = "--out") -> None:
+    """Lock the run's output folder ``out`` until the command ends (:func:`run_command` releases
+    it), so that no second run writes into it meanwhile; once held, again is a no-op."""
+    from distgp.io import lock_output_dir
+
+    if getattr(args, "out_lock", None) is None:
+        args.out_lock = lock_output_dir(out, flag)
 
 
 NUMBER = re.compile(r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?")
@@ -261,6 +274,8 @@ def resumed_config(args: argparse.Namespace, cls: type, kind: str) -> Any:
         raise ConfigError(
             f"--resume continues a run with its own settings; drop {given[0] if given else out}"
         )
+    if Path(args.resume).is_dir():  # before reading the checkpoint another run may be writing
+        lock_output(args, Path(args.resume), "--resume")
     mapping = dict(Checkpoint(args.resume, kind=kind).load()["config_json"])
     space = mapping.pop("space", None)  # a free-form mapping (optimize), not a typed section
     config = build(cls, mapping)

@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from distgp.cli.common import Progress, add_common, resumed_config
+from distgp.cli.common import Progress, add_common, lock_output, resumed_config
 from distgp.cli.flags import add_setting_flags
 from distgp.config import ConsensusConfig, FitConfig
 from distgp.exceptions import ConfigError
@@ -141,6 +141,7 @@ def run_fit(args: argparse.Namespace) -> int:
     out = check_output_dir(config.out)
     check_output_names(out, OUTPUTS, "fit")
     check_own_folder(out, "fit")
+    lock_output(args, out)
     checkpoint = args.checkpoint = Checkpoint(out)
     command = _command_config(args, checkpoint, config)
     if not args.resume and checkpoint.path.is_file():
@@ -300,6 +301,7 @@ def _run_shard_fit(args: argparse.Namespace, config) -> int:
     out = check_output_dir(config.out)
     check_output_names(out, OUTPUTS, "fit")
     check_own_folder(out, "fit")
+    lock_output(args, out)
     checkpoint = args.checkpoint = Checkpoint(out)
     command = _command_config(args, checkpoint, config)
     if not args.resume:

@@ -11,7 +11,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from distgp.cli.common import EXIT_FAILURE, Progress, add_common, resumed_config
+from distgp.cli.common import EXIT_FAILURE, Progress, add_common, lock_output, resumed_config
 from distgp.cli.flags import add_setting_flags
 from distgp.exceptions import ConfigError
 
@@ -59,8 +59,9 @@ def run_optimize(args: argparse.Namespace) -> int:
             config.agents.address, setting=f"flag {flag}" if flag else "agents.address"
         )
     progress = Progress(args.quiet)
-    out = check_output_dir(config.out)  # created at the first write: none on an early Ctrl-C
+    out = check_output_dir(config.out)
     check_own_folder(out, "optimize")
+    lock_output(args, out)  # creates it; removed on an early Ctrl-C if nothing was written
     checkpoint = args.checkpoint = Checkpoint(out, kind="optimize")
     state = checkpoint.load() if args.resume else None
     if state is not None:
