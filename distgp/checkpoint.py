@@ -12,12 +12,13 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from distgp.exceptions import ConfigError, ModelFileError
+from distgp.exceptions import ConfigError, DistGPError, ModelFileError
 from distgp.io import json_default, read_npz, save_npz
 
 CHECKPOINT_FORMAT = "distgp-checkpoint"
@@ -80,16 +81,23 @@ class Checkpoint:
         self.written = True
 
     def load(self) -> dict[str, Any]:
-        """The saved state; JSON fields decoded. Raises if there is no usable checkpoint."""
+        """The saved state; JSON fields decoded. Raises if there is no usable checkpoint, and
+        (:class:`ModelFileError`) where a reader takes a key it lacks."""
+        folder = self.path.parent
         if not self.path.is_file():
             search = (
                 ": a --tune search, like the default path's held-out choice, is checkpointed only "
                 "once it has chosen"
             ) * (self.kind == "fit")
+            if folder.exists() and not folder.is_dir():
+                raise ModelFileError(
+                    f"nothing to resume: {folder} is a file, not a folder; give the --out folder "
+                    "of the interrupted run"
+                )
             where = (
-                f"{self.path.parent} has no {CHECKPOINT_NAME} (the run finished, or"
-                if self.path.parent.is_dir()
-                else f"there is no folder {self.path.parent} (a wrong path, or a run"
+                f"{folder} has no {CHECKPOINT_NAME} (the run finished, or"
+                if folder.is_dir()
+                else f"there is no folder {folder} (a wrong path, or a run"
             )
             raise ModelFileError(
                 f"nothing to resume: {where} stopped before its first checkpoint{search}); "
@@ -99,13 +107,27 @@ class Checkpoint:
             raw = read_npz(self.path)
         except ValueError as exc:
             raise ModelFileError(
-                f"cannot read checkpoint {self.path} ({exc}); start a new run"
+                f"cannot read checkpoint {self.path} ({exc}); {self.anew}"
             ) from None
         if str(raw.get("format", "")) != CHECKPOINT_FORMAT or str(raw.get("kind")) != self.kind:
+            raise ModelFileError(f"{self.path} is not a distgp {self.kind} checkpoint; {self.anew}")
+        try:
+            decoded = {k: json.loads(str(v)) if k.endswith("_json") else v for k, v in raw.items()}
+        except ValueError as exc:
             raise ModelFileError(
-                f"{self.path} is not a distgp {self.kind} checkpoint; start a new run"
-            )
-        return {k: json.loads(str(v)) if k.endswith("_json") else v for k, v in raw.items()}
+                f"checkpoint {self.path} holds invalid JSON ({exc}); {self.anew}"
+            ) from None
+        return _Saved(decoded, self)
+
+    @property
+    def remedy(self) -> str:
+        """What makes way for a new run over a checkpoint that cannot be resumed."""
+        agents = f" (and {self.path.parent / AGENT_STATE_DIR}/)" * (self.kind == "fit")
+        return f"remove it{agents} or choose another --out"
+
+    @property
+    def anew(self) -> str:
+        return f"to start a new run, {self.remedy}"
 
     def check_replaceable(self) -> None:
         """Before a new run over the folder: refuse a ``checkpoint.npz`` that is not a distgp
@@ -117,7 +139,7 @@ class Checkpoint:
         except ModelFileError:
             raise ConfigError(
                 f"--out {self.path.parent} holds a {CHECKPOINT_NAME} that is not a distgp "
-                f"{self.kind} checkpoint; choose another output folder"
+                f"{self.kind} checkpoint; {self.remedy}"
             ) from None
 
     def remove(self) -> None:
@@ -144,3 +166,37 @@ def config_json(config: Any) -> str:
     if space is None:
         return text
     return json.dumps({**json.loads(text), "space": space}, default=json_default)
+
+
+class _Saved(dict):
+    """A loaded checkpoint's state: a key it lacks (a checkpoint of another distgp version, or
+    edited) is a one-line :class:`ModelFileError`, not a ``KeyError``."""
+
+    def __init__(self, state: dict[str, Any], checkpoint: Checkpoint) -> None:
+        super().__init__(state)
+        self.checkpoint = checkpoint
+
+    def __missing__(self, key: str) -> Any:
+        c = self.checkpoint
+        raise ModelFileError(
+            f"checkpoint {c.path} lacks {key!r} (another distgp version's, or edited); {c.anew}"
+        )
+
+
+@contextlib.contextmanager
+def restoring(saved: Mapping[str, Any]) -> Iterator[None]:
+    """Around code that takes up a loaded checkpoint's state (:meth:`Checkpoint.load`): a value
+    of the wrong type or shape (another distgp version's, or edited) is a one-line
+    :class:`ModelFileError`, not a traceback."""
+    try:
+        yield
+    except DistGPError:
+        raise
+    except (KeyError, TypeError, ValueError, IndexError, AttributeError) as exc:
+        checkpoint = getattr(saved, "checkpoint", None)
+        where = "the checkpoint" if checkpoint is None else f"checkpoint {checkpoint.path}"
+        remedy = "" if checkpoint is None else f"; {checkpoint.anew}"
+        raise ModelFileError(
+            f"{where} holds a state this distgp cannot take up ({type(exc).__name__}: {exc}; "
+            f"another distgp version's, or edited){remedy}"
+        ) from None

@@ -25,7 +25,7 @@ from distgp.agents.address import check_ray_address
 from distgp.agents.agent import MISSING_FIX, AgentSettings, ShardArrays, ShardFile
 from distgp.agents.backends import AgentFailure, Backend, Shard, make_backend
 from distgp.agents.summaries import answered, gather_summaries, shard_view
-from distgp.checkpoint import Checkpoint, config_json
+from distgp.checkpoint import Checkpoint, config_json, restoring
 from distgp.config import FitConfig
 from distgp.consensus.admm import ADMMCoordinator, ADMMOptions, RoundReply, absolute_tolerance
 from distgp.consensus.quantizer import DeltaCoder
@@ -872,11 +872,12 @@ def _single_agent(
     iterations, converged, state = 0, False, None
     events: list[str] = []
     if saved is not None:
-        theta = np.asarray(saved["theta"], float)
-        history = list(saved["history_json"])
-        iterations = int(saved["iterations"])
-        state = saved.get("solve_state_json")
-        events = [*saved.get("events_json", []), resumed_event("iteration", iterations)]
+        with restoring(saved):
+            theta = np.asarray(saved["theta"], float)
+            history = list(saved["history_json"])
+            iterations = int(saved["iterations"])
+            state = saved.get("solve_state_json")
+            events = [*saved.get("events_json", []), resumed_event("iteration", iterations)]
     budget = config.learn.max_iterations
     while iterations < budget and not converged:
         chunk = min(SOLVE_CHUNK, budget - iterations)
@@ -962,10 +963,11 @@ def _admm(
     events: list[str] = []
     missing: list[str] = []
     if saved is not None:
-        history = [_record(r) for r in saved["history_json"]]
-        coordinator.restore(saved, history)
-        events = [*saved["events_json"], resumed_event("round", coordinator.round)]
-        missing = list(saved["missing_json"])
+        with restoring(saved):
+            history = [_record(r) for r in saved["history_json"]]
+            coordinator.restore(saved, history)
+            events = [*saved["events_json"], resumed_event("round", coordinator.round)]
+            missing = list(saved["missing_json"])
         for j in np.flatnonzero(coordinator.active & ~coordinator.resync):
             if not backend.call("restore", {int(j): (coordinator.round,)})[int(j)]:
                 coordinator.restart(int(j))

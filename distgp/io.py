@@ -132,6 +132,10 @@ def check_output_file(path: str | os.PathLike, flag: str) -> Path:
     target = Path(path)
     if target.is_dir():
         raise ConfigError(f"{flag} {target} is a folder; give a file name")
+    if target.parent.exists() and not target.parent.is_dir():
+        raise ConfigError(
+            f"{flag} {target}: {target.parent} is a file, not a folder; choose another path"
+        )
     if not target.parent.is_dir():
         raise ConfigError(f"{flag} {target}: folder {target.parent} does not exist; create it")
     try:

@@ -374,6 +374,10 @@ CLI_CASES = {
         "bench admm --quick --results {folder}/none/RESULTS.md",
         "none does not exist; create it",
     ),
+    "bench: --results under a file": (
+        "bench admm --quick --results {a_file}/RESULTS.md",
+        "a_file is a file, not a folder",
+    ),
     "bench: an empty dataset list (it ran every dataset)": (
         "bench kernel --datasets ,,",
         "--datasets ',,' names no dataset",
@@ -557,6 +561,15 @@ CLI_CASES = {
         "fit --resume {broken_run}",
         "not an .npz archive",
     ),
+    "fit: --resume with a corrupt checkpoint says how to start anew": (
+        "fit --resume {broken_run}",
+        "; to start a new run, remove it (and ",
+    ),
+    "fit: a new run over a corrupt checkpoint gives the same advice": (
+        "fit --data {good} --out {broken_run}",
+        "not a distgp fit checkpoint; remove it (and ",
+    ),
+    "fit: --resume of a file": ("fit --resume {a_file}", "is a file, not a folder"),
     "fit: non-numeric flag value": ("fit --agents many", "--agents"),
     "fit: log transform of data with values <= 0": (
         "fit --data {good} --transform log",

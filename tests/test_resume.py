@@ -511,3 +511,75 @@ def test_a_resumed_outer_choice_records_the_commands_settings(tmp_path, monkeypa
     assert configs[clean]["kernel"]["trend"] == "auto" and configs[clean]["tune"]["horizon"] is None
     assert configs[killed] == configs[clean]
     assert configs[older]["kernel"]["trend"] != "auto"  # the final fit's, as before
+
+
+def edited_checkpoint(path: Path, drop: str | None = None, **values) -> None:
+    """Rewrite the checkpoint at ``path`` without key ``drop`` and with ``values``."""
+    with np.load(path) as content:
+        arrays = {k: content[k] for k in content.files if k != drop}
+    np.savez(path, **{**arrays, **{k: np.asarray(v) for k, v in values.items()}})
+
+
+def test_a_checkpoint_lacking_a_key_or_with_a_wrong_value_is_refused_in_one_line(tmp_path):
+    """A checkpoint with the format marker but without a key (another version's, or edited)
+    was a KeyError traceback."""
+    from distgp.checkpoint import Checkpoint
+    from distgp.config import FitConfig
+    from distgp.driver import fit
+    from distgp.exceptions import ModelFileError
+    from tests.helpers import smooth_regression
+
+    X, y = smooth_regression(n=60, dims=1, seed=1)
+    config = FitConfig()
+    config.kernel.components = 20
+    config.consensus.agents = 2
+    config.backend.name = "inline"
+    checkpoint = Checkpoint(tmp_path)
+
+    def interrupt(event, fields):
+        if event == "round" and fields["record"].round == 2:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        fit(X, y, config, report=interrupt, checkpoint=checkpoint)
+    saved = checkpoint.path.read_bytes()
+    remedy = f"to start a new run, remove it (and {tmp_path / 'agents'}/) or choose another --out"
+    edited_checkpoint(checkpoint.path, drop="history_json")
+    with pytest.raises(ModelFileError) as lacking:
+        fit(X, y, config, checkpoint=checkpoint, resume=True)
+    assert str(lacking.value) == (
+        f"checkpoint {checkpoint.path} lacks 'history_json' (another distgp version's, or "
+        f"edited); {remedy}"
+    )
+    checkpoint.path.write_bytes(saved)
+    edited_checkpoint(checkpoint.path, history_json="5")
+    with pytest.raises(ModelFileError, match="holds a state this distgp cannot take up") as wrong:
+        fit(X, y, config, checkpoint=checkpoint, resume=True)
+    assert str(wrong.value).endswith(remedy)
+
+
+def test_resume_of_a_checkpoint_without_its_settings_is_one_line(tmp_path, capsys, monkeypatch):
+    from scipy.io import savemat
+
+    import distgp.cli.fit as fit_command
+
+    x = np.arange(1.0, 41.0)[:, None]
+    data = tmp_path / "series.mat"
+    savemat(data, {"xtrain": x[:32], "ytrain": np.sin(x[:32]), "xtest": x[32:], "ytest": x[32:]})
+
+    def interrupted(dataset, config, progress, checkpoint, *rest):
+        checkpoint.save(config, {"iterations": 3})
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(fit_command, "_learn", interrupted)
+    out = tmp_path / "run"
+    assert main(["fit", "--data", str(data), "--out", str(out), "--quiet"]) == 130
+    edited_checkpoint(out / "checkpoint.npz", drop="config_json")
+    capsys.readouterr()
+    assert main(["fit", "--resume", str(out), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert err == (
+        f"distgp fit: error: checkpoint {out / 'checkpoint.npz'} lacks 'config_json' (another "
+        f"distgp version's, or edited); to start a new run, remove it (and {out / 'agents'}/) or "
+        "choose another --out\n"
+    )

@@ -35,6 +35,7 @@ from distgp.bandit.gpucb import GPUCB
 from distgp.bandit.kernels import RBFKernel
 from distgp.bandit.problems import Problem
 from distgp.bandit.spaces import Space, add_local_arms, describe_param
+from distgp.checkpoint import restoring
 from distgp.exceptions import ConfigError, DistGPError, ObjectiveError
 from distgp.optimize.refit import GSMPRefitter
 
@@ -156,21 +157,22 @@ def optimize(
     next_fit = config.warmup
     before = 0.0
     if resume is not None:
-        check_space(resume, space)
-        loop = resume["loop_json"]
-        bandit = ArmBandit.from_state(
-            {k[len("bandit_") :]: v for k, v in resume.items() if k.startswith("bandit_")}
-        )
+        with restoring(resume):
+            check_space(resume, space)
+            loop = resume["loop_json"]
+            bandit = ArmBandit.from_state(
+                {k[len("bandit_") :]: v for k, v in resume.items() if k.startswith("bandit_")}
+            )
+            records = [EvaluationRecord(**r) for r in loop["records"]]
+            batch_sizes, events, next_fit = loop["batch_sizes"], loop["events"], loop["next_fit"]
+            best = None if loop["best"] is None else (float(loop["best"][0]), int(loop["best"][1]))
+            rng.bit_generator.state = loop["rng"]
+            before = float(loop["seconds"])
+            if refitter is not None:
+                refitter.fits = loop["refits"]
+                refitter.theta = None if loop["theta"] is None else np.asarray(loop["theta"])
         if isinstance(bandit, BKB):  # the device is the run's setting, not saved with the state
             bandit.to(config.bandit.device)
-        records = [EvaluationRecord(**r) for r in loop["records"]]
-        batch_sizes, events, next_fit = loop["batch_sizes"], loop["events"], loop["next_fit"]
-        best = None if loop["best"] is None else (float(loop["best"][0]), int(loop["best"][1]))
-        rng.bit_generator.state = loop["rng"]
-        before = float(loop["seconds"])
-        if refitter is not None:
-            refitter.fits = loop["refits"]
-            refitter.theta = None if loop["theta"] is None else np.asarray(loop["theta"])
     start = time.perf_counter()
     try:
         while len(records) < config.budget:
