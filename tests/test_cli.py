@@ -463,6 +463,29 @@ def test_a_failed_output_write_leaves_the_earlier_results_whole(
     assert _contents(pred) == predicted
 
 
+def test_a_write_failure_without_a_file_name_names_the_output(
+    series_mat, tmp_path, capsys, monkeypatch
+):
+    """matplotlib's savefig raises OSError without a file name on a full disk: the error named
+    no file."""
+    from matplotlib.figure import Figure
+
+    def full_disk(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(Figure, "savefig", full_disk)
+    out = tmp_path / "run"
+    fit = ["fit", "--data", str(series_mat), "--trend", "linear", "--quiet", "--out", str(out)]
+    code, _, err = run(fit, capsys)
+    assert code == 1
+    assert re.fullmatch(
+        rf"distgp fit: error: No space left on device \({re.escape(str(out))}/\w+\.png\); once "
+        rf"it is fixed, 'distgp fit --resume {re.escape(str(out))}' finishes the run and writes "
+        r"its outputs",
+        err.strip(),
+    ), err
+
+
 def test_staging_folders_of_killed_runs_are_removed_and_fresh_ones_kept(tmp_path):
     """A run killed by SIGKILL cannot remove its staging folder; the next run into the same
     --out removes it once it is an hour old, and leaves a fresh one (a live run's) alone."""
