@@ -3,7 +3,8 @@
 Every baseline is a function ``(dataset, seed, ...) -> dict`` whose result holds at least ``mse``
 and ``nlpd`` (test set, raw output units) and ``seconds`` (wall time of fitting and predicting).
 Models work in standardised units internally (inputs and outputs centred and scaled with training
-statistics) and map their predictions back to raw units.
+statistics; only the SpectralMixture baseline gives a 1-D series one input unit per sample, for its
+spectral initialisation) and map their predictions back to raw units.
 
 * :func:`train_mean`: predict the training mean (the sanity floor for any regression).
 * :func:`seasonal_naive`: for 1-D monthly series, repeat the last season, optionally plus the
@@ -117,14 +118,15 @@ def _scored(
 # GPyTorch exact GPs
 
 
-def _scaler(dataset: Dataset) -> Scaler:
-    """Training-set standardisation; a 1-D series keeps its sampling step as the input unit.
+def _scaler(dataset: Dataset, per_sample: bool = False) -> Scaler:
+    """Training-set standardisation of inputs and outputs.
 
-    ``initialize_from_data_empspect`` reads frequencies in cycles per sample, so a series is only
-    centred and divided by its step (one unit per sample); other inputs are standardised.
+    ``per_sample``: a 1-D series is only centred and divided by its step (one input unit per
+    sample), the unit ``initialize_from_data_empspect`` reads frequencies in (cycles per
+    sample); only the SpectralMixture baseline asks for it.
     """
     scaler = Scaler.from_summary(ShardSummary.of(dataset.X_train, dataset.y_train))
-    if dataset.series:
+    if per_sample and dataset.series:
         x = dataset.X_train[:, 0]
         return Scaler(scaler.x_mean, np.array([float(x[1] - x[0])]), scaler.y_mean, scaler.y_scale)
     return scaler
@@ -208,15 +210,19 @@ def _fit_gp(
     lr: float,
     max_train: int | None,
     max_condition: int | None,
+    per_sample: bool = False,
 ) -> dict[str, Any]:
-    """Train one exact GP (hyperparameters on a subset) and score it on the test split."""
+    """Train one exact GP (hyperparameters on a subset) and score it on the test split.
+
+    ``per_sample``: the input scaling of :func:`_scaler`.
+    """
     import gpytorch
     import torch
 
     start = time.perf_counter()
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
-    scaler = _scaler(dataset)
+    scaler = _scaler(dataset, per_sample)
     X = torch.as_tensor(scaler.x(dataset.X_train), dtype=torch.float64)
     y = torch.as_tensor(scaler.y(dataset.y_train), dtype=torch.float64)
     Xs = torch.as_tensor(scaler.x(dataset.X_test), dtype=torch.float64)
@@ -289,9 +295,10 @@ def gpytorch_sm(
 ) -> dict[str, Any]:
     """GPyTorch exact GP with ``SpectralMixtureKernel(num_mixtures, ard_num_dims=P)``.
 
-    1-D series start from ``initialize_from_data_empspect`` (a Gaussian mixture fitted to the
-    empirical spectrum; seeded through numpy's global generator, which is saved and restored),
-    falling back to ``initialize_from_data`` if that fails; other data start from
+    1-D series, in one input unit per sample, start from ``initialize_from_data_empspect`` (a
+    Gaussian mixture fitted to the empirical spectrum in cycles per sample; seeded through
+    numpy's global generator, which is saved and restored), falling back to
+    ``initialize_from_data`` if that fails; other data start from
     ``initialize_from_data``. The result's ``init`` says which one ran.
 
     Args:
@@ -327,7 +334,9 @@ def gpytorch_sm(
         kernel.initialize_from_data(X, y)
         return kernel, "data"
 
-    return _fit_gp(dataset, seed, make_kernel, iterations, lr, max_train, max_condition)
+    return _fit_gp(
+        dataset, seed, make_kernel, iterations, lr, max_train, max_condition, per_sample=True
+    )
 
 
 def median_over_seeds(results: Sequence[dict[str, Any]]) -> dict[str, Any]:
