@@ -175,3 +175,43 @@ def test_gpytorch_rbf_on_a_series_learns_in_standardised_inputs():
     assert result["mse"] < 0.01 * baselines.train_mean(dataset)["mse"]
     committee = baselines.rbcm(dataset, agents=1, seed=0, iterations=60)
     assert committee["mse"] == pytest.approx(result["mse"], rel=1e-6)
+
+
+def _trending_season(drift: float = 2.0) -> Dataset:
+    rng = np.random.default_rng(3)
+    t = np.arange(1.0, 73.0)
+    y = drift * t + 5.0 * np.sin(2 * np.pi * t / 12) + 0.5 * rng.standard_normal(t.size)
+    return Dataset(t[:60, None], y[:60], t[60:, None], y[60:], "trend", series=True)
+
+
+def test_walk_sigmas_are_the_rms_of_the_differences_without_drift():
+    # A walk's residual is the difference itself: RMS, not the sd about the differences' mean
+    # (which hid a trend's mean seasonal change: s-naive coverage 0.05 on CO2; audit 17 F2).
+    from distgp.bench import forecasts
+    from distgp.gp import regression_metrics
+
+    dataset = _trending_season()
+    y, y_test = dataset.y_train, dataset.y_test
+    seasonal = y[12:] - y[:-12]
+    rms = np.sqrt(np.mean(seasonal**2))
+    assert rms > 2.0 * np.std(seasonal, ddof=1)
+    expected = regression_metrics(y_test, y[-12:], np.full(12, rms))
+    assert baselines.seasonal_naive(dataset)["nlpd"] == pytest.approx(expected["nlpd"])
+    changes = np.diff(y)
+    std = np.sqrt(np.mean(changes**2) * np.arange(1, 13))
+    expected = regression_metrics(y_test, np.full(12, y[-1]), std)
+    assert forecasts.naive(dataset)["nlpd"] == pytest.approx(expected["nlpd"])
+
+
+def test_seasonal_drift_sigma_is_the_sd_about_the_drift():
+    dataset = _trending_season()
+    y = dataset.y_train
+    seasonal = y[12:] - y[:-12]
+    slope = seasonal[-12:].mean()
+    sd = np.sqrt(np.sum((seasonal - slope) ** 2) / (len(seasonal) - 1))
+    assert baselines.walk_sigma(seasonal, slope) == pytest.approx(sd)
+    from distgp.gp import regression_metrics
+
+    expected = regression_metrics(dataset.y_test, y[-12:] + slope, np.full(12, sd))
+    result = baselines.seasonal_naive(dataset, drift=True)
+    assert result["nlpd"] == pytest.approx(expected["nlpd"])

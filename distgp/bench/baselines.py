@@ -76,8 +76,8 @@ def seasonal_naive(
     A test point ``k`` seasons past the last training season gets ``y(x - k period step)``, plus
     ``k`` times the yearly drift when ``drift`` is set: the mean change from the second-to-last
     to the last training season, ``mean(y[-period:] - y[-2 period:-period])``. The predictive std
-    is ``sigma sqrt(k)``, with ``sigma`` the std of all training seasonal differences (minus the
-    drift when set), as for a seasonal random walk.
+    is ``sigma sqrt(k)``, as for a seasonal random walk, with ``sigma`` from all training seasonal
+    differences by :func:`walk_sigma` (their root mean square; with drift their sd about it).
 
     Args:
         dataset: a 1-D series (``dataset.series``) with evenly spaced inputs.
@@ -97,7 +97,7 @@ def seasonal_naive(
     step = float(x[1] - x[0])
     diffs = y[period:] - y[:-period]
     slope = float(diffs[-period:].mean()) if drift else 0.0
-    sigma = max(float(np.std(diffs - slope, ddof=1)), STD_FLOOR)
+    sigma = walk_sigma(diffs, slope if drift else None)
     ahead = (dataset.X_test[:, 0] - x[-1]) / (period * step)
     seasons = np.maximum(np.ceil(ahead - 1e-9), 1.0)
     source = np.rint((dataset.X_test[:, 0] - seasons * period * step - x[0]) / step).astype(int)
@@ -105,6 +105,20 @@ def seasonal_naive(
         raise InputDataError(f"{dataset.name}: test inputs do not follow the training window")
     mean = y[source] + seasons * slope
     return _scored(dataset, mean, sigma * np.sqrt(seasons), start)
+
+
+def walk_sigma(diffs: np.ndarray, drift: float | None = None) -> float:
+    """Residual scale of a (seasonal) random walk from its training differences.
+
+    Without drift a walk's residual is the difference itself: ``sigma`` is their root mean
+    square, not their sd about their mean (Hyndman's ``forecast::rwf``/``snaive``). With a
+    ``drift`` the residuals are the differences less it: their sd about it, ``ddof`` 1.
+    """
+    if drift is None:
+        value = np.sqrt(np.mean(np.square(diffs)))
+    else:
+        value = np.sqrt(np.sum(np.square(diffs - drift)) / (len(diffs) - 1))
+    return max(float(value), STD_FLOOR)
 
 
 def _scored(

@@ -5,9 +5,13 @@ time index and whose test inputs lie after it, and returns the common baseline r
 ``nlpd``, ``coverage95``, ``seconds``). The horizon of a test point is its number of steps past
 the last training point. Definitions (``T`` training points, ``m`` points per season):
 
-* ``naive``: the last value; std ``sigma sqrt(h)`` with ``sigma`` the std of one-step changes.
+* ``naive``: the last value; std ``sigma sqrt(h)`` with ``sigma`` the root mean square of the
+  one-step changes (a walk's residuals are the changes themselves; ``forecast::rwf``).
 * ``drift``: the last value plus ``h (y_T - y_1) / (T - 1)`` (drift over the whole span); std
-  ``sigma sqrt(h (1 + h / (T - 1)))`` with ``sigma`` the std of one-step changes less the drift.
+  ``sigma sqrt(h (1 + h / (T - 1)))`` with ``sigma`` the sd of the one-step changes about the
+  drift (``ddof`` 1). The drift is the mean of the ``T - 1`` changes, variance
+  ``sigma^2 / (T - 1)``: hence ``h / (T - 1)`` (``forecast::rwf``'s drift standard error;
+  FPP3 5.5's ``h / T`` approximates it).
 * seasonal naive, with and without drift: :func:`distgp.bench.baselines.seasonal_naive`.
 * ``ets``: statsmodels ``ETSModel``, every valid combination of additive or multiplicative error,
   no / additive / damped additive trend and no / additive / multiplicative seasonality of period
@@ -24,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from distgp.bench.baselines import SEASON, STD_FLOOR, _scored
+from distgp.bench.baselines import SEASON, STD_FLOOR, _scored, walk_sigma
 from distgp.data import Dataset
 from distgp.exceptions import InputDataError
 from distgp.gp import Z95
@@ -47,7 +51,7 @@ def naive(dataset: Dataset, seed: int = 0) -> dict[str, Any]:
     start = time.perf_counter()
     h = horizons(dataset)
     y = dataset.y_train
-    sigma = max(float(np.std(np.diff(y), ddof=1)), STD_FLOOR)
+    sigma = walk_sigma(np.diff(y))
     return _scored(dataset, np.full(len(h), y[-1]), sigma * np.sqrt(h), start)
 
 
@@ -58,7 +62,7 @@ def drift(dataset: Dataset, seed: int = 0) -> dict[str, Any]:
     y = dataset.y_train
     T = len(y)
     slope = (y[-1] - y[0]) / (T - 1)
-    sigma = max(float(np.std(np.diff(y) - slope, ddof=1)), STD_FLOOR)
+    sigma = walk_sigma(np.diff(y), slope)
     return _scored(dataset, y[-1] + h * slope, sigma * np.sqrt(h * (1 + h / (T - 1))), start)
 
 
