@@ -215,3 +215,19 @@ def test_seasonal_drift_sigma_is_the_sd_about_the_drift():
     expected = regression_metrics(dataset.y_test, y[-12:] + slope, np.full(12, sd))
     result = baselines.seasonal_naive(dataset, drift=True)
     assert result["nlpd"] == pytest.approx(expected["nlpd"])
+
+
+def test_ets_simulated_interval_reproduces_with_its_seed():
+    # A multiplicative ETS has a simulated prediction interval; unseeded, its NLPD changed
+    # from run to run (audit 17 F3).
+    from distgp.bench import forecasts
+
+    rng = np.random.default_rng(1)
+    t = np.arange(1.0, 61.0)
+    seasonal = 1.0 + 0.3 * np.sin(2 * np.pi * t / 12)
+    y = (50.0 + t) * seasonal * np.exp(0.03 * rng.standard_normal(t.size))
+    dataset = Dataset(t[:48, None], y[:48], t[48:, None], y[48:], "mul", series=True)
+    first, again = forecasts.ets(dataset, seed=0), forecasts.ets(dataset, seed=0)
+    assert "M" in first["model"]
+    assert again["nlpd"] == first["nlpd"]
+    assert again["coverage95"] == first["coverage95"]
