@@ -53,15 +53,18 @@ def excluded() -> Iterator[None]:
 
 
 def measured_rates(
-    n: int, columns: int = 512, repeats: int = 3, clock=time.perf_counter
+    n: int, columns: int = 512, repeats: int = 3, clock=time.perf_counter, streams: int = 1
 ) -> dict[str, float]:
     """This machine's dense rates (flop/s) at size ``n``, under the current thread limits.
 
-    ``gemm``: an ``n x n`` by ``n x columns`` product (the shape of the bank's products);
-    ``cholesky`` and ``inverse``: LAPACK ``dpotrf`` and ``dpotri`` of an ``n x n`` matrix; best of
-    ``repeats``. ``solve`` is rated at the GEMM rate. ``clock``: wall (``time.perf_counter``) or
-    this process's CPU time (``time.process_time``: flops per CPU second, which other work on
-    a shared machine does not dilute).
+    ``gemm``: ``n x n`` by ``n x columns`` products (the shape of the bank's products), one per
+    stream, ``streams`` of them at once in as many threads (the bank runs its envelope groups'
+    products ``workers`` at a time; BLAS releases the GIL): the aggregate rate, all streams'
+    flops over the span from their release to the last one's end. ``cholesky`` and ``inverse``:
+    LAPACK ``dpotrf`` and ``dpotri`` of an ``n x n`` matrix, one stream, as the fit runs them;
+    ``solve`` (one stream too) at the one-stream GEMM rate. Best of ``repeats``. ``clock``: wall
+    (``time.perf_counter``) or this process's CPU time (``time.process_time``: flops per CPU
+    second, which other work on a shared machine does not dilute).
     """
     import scipy.linalg
 
@@ -70,19 +73,48 @@ def measured_rates(
     A = B @ B.T + n * np.eye(n)
     P = rng.standard_normal((n, columns))
 
-    def best(task) -> float:
-        times = []
-        for _ in range(repeats):
-            tic = clock()
-            task()
-            times.append(clock() - tic)
-        return max(min(times), 1e-9)
+    def timed(task) -> float:
+        tic = clock()
+        task()
+        return clock() - tic
+
+    def best(measure) -> float:
+        return max(min(measure() for _ in range(repeats)), 1e-9)
 
     L = scipy.linalg.cholesky(A, lower=True)
-    gemm = 2.0 * n * n * columns / best(lambda: A @ P)
-    chol = n**3 / 3.0 / best(lambda: scipy.linalg.cholesky(A, lower=True, check_finite=False))
-    inv = 2.0 * n**3 / 3.0 / best(lambda: scipy.linalg.lapack.dpotri(L, lower=1))
-    return {"gemm": gemm, "cholesky": chol, "inverse": inv, "solve": gemm}
+    product = 2.0 * n * n * columns
+    single = product / best(lambda: timed(lambda: A @ P))
+    gemm = single
+    if streams > 1:
+        operands = [(A.copy(), P.copy()) for _ in range(streams)]  # each stream its own
+        tasks = [lambda a=a, p=p: a @ p for a, p in operands]
+        gemm = streams * product / best(lambda: _at_once(tasks, clock))
+
+    def factor() -> None:
+        scipy.linalg.cholesky(A, lower=True, check_finite=False)
+
+    chol = n**3 / 3.0 / best(lambda: timed(factor))
+    inv = 2.0 * n**3 / 3.0 / best(lambda: timed(lambda: scipy.linalg.lapack.dpotri(L, lower=1)))
+    return {"gemm": gemm, "cholesky": chol, "inverse": inv, "solve": single, "gemm_stream": single}
+
+
+def _at_once(tasks: list, clock) -> float:
+    """Run ``tasks`` in as many threads released together; the ``clock`` seconds from their
+    release to the end of the last (thread start-up not included)."""
+    barrier = threading.Barrier(len(tasks) + 1)
+
+    def run(task) -> None:
+        barrier.wait()
+        task()
+
+    threads = [threading.Thread(target=run, args=(task,)) for task in tasks]
+    for thread in threads:
+        thread.start()
+    barrier.wait()
+    tic = clock()
+    for thread in threads:
+        thread.join()
+    return clock() - tic
 
 
 def floor_seconds(flops: dict[str, float], rates: dict[str, float]) -> float:

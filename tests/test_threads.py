@@ -305,3 +305,51 @@ def test_idle_cores_trust_the_instant_when_the_load_average_lags(monkeypatch):
     assert threads_module.idle_cores(2) == 1
     monkeypatch.setattr(threads_module, "_runnable_now", lambda: None)  # no /proc/loadavg
     assert threads_module.idle_cores(2) == 1
+
+
+def test_gemm_rate_is_the_aggregate_of_concurrent_streams():
+    # A clock that advances one second a reading: each timed span is 1 s, so two streams at
+    # once rate twice the one-stream GEMM; Cholesky, inverse and solves stay one stream.
+    ticks = iter(range(10_000))
+    rates = flops.measured_rates(16, columns=4, clock=lambda: float(next(ticks)), streams=2)
+    product = 2.0 * 16 * 16 * 4
+    assert rates["gemm_stream"] == rates["solve"] == pytest.approx(product)
+    assert rates["gemm"] == pytest.approx(2.0 * product)
+    assert rates["cholesky"] == pytest.approx(16**3 / 3.0)
+
+
+def test_streams_run_at_once():
+    import threading
+
+    meeting = threading.Barrier(2, timeout=10.0)  # met only if both tasks run together
+    met: list[bool] = []
+
+    def task() -> None:
+        meeting.wait()
+        met.append(True)
+
+    assert flops._at_once([task, task], time.perf_counter) >= 0.0
+    assert met == [True, True]
+
+
+def test_flop_floor_rates_gemm_at_the_plans_workers(monkeypatch):
+    # Between PARALLEL_MIN_N and BLAS_PARALLEL_N the plan runs envelope groups `workers` at a
+    # time; the floor's GEMM rate must be theirs together (audit 17 F4).
+    from types import SimpleNamespace
+
+    from distgp.bench.kernel import flop_floor
+
+    monkeypatch.setattr(threads_module, "available_cores", lambda: 2)
+    seen = []
+
+    def rates(n, clock=time.perf_counter, streams=1):
+        seen.append(streams)
+        return dict.fromkeys(flops.KINDS, 1e9)
+
+    monkeypatch.setattr(flops, "measured_rates", rates)
+    n = PARALLEL_MIN_N
+    result = SimpleNamespace(agents=1, iterations=2, shard_sizes=[n], seconds=1.0, cpu_seconds=1.0)
+    config = SimpleNamespace(backend_name="inline", learn=SimpleNamespace(threads=2))
+    out = flop_floor(dict.fromkeys(flops.KINDS, 1e9), result, config)
+    assert out["workers"] == 2
+    assert seen == [2, 2]

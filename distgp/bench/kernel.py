@@ -166,9 +166,11 @@ def pooled_model(model, dataset):
 
 def flop_floor(counted: dict[str, float], result, config) -> dict[str, Any]:
     """Flops per DSCA iteration (as counted), this machine's dense rates at the shard size under
-    the fit's own thread plan, and the fraction of that floor each iteration reached, in wall
-    time and in this process's CPU time over the same span (``result.cpu_seconds``; other work
-    on a shared machine stretches the wall time, not the CPU time).
+    the fit's own thread plan (GEMM-type work: the aggregate rate of ``plan.workers`` concurrent
+    streams of ``plan.blas`` threads, as the bank runs its envelope groups), and the fraction of
+    that floor each iteration reached, in wall time and in this process's CPU time over the same
+    span (``result.cpu_seconds``; other work on a shared machine stretches the wall time, not
+    the CPU time).
 
     Only for one in-process agent (the counter sees the agents' flops only then)."""
     from distgp import flops
@@ -177,9 +179,9 @@ def flop_floor(counted: dict[str, float], result, config) -> dict[str, Any]:
     if result.agents != 1 or config.backend_name != "inline" or not result.iterations:
         return {}
     n = int(result.shard_sizes[0])
-    with owned_threads(n, config.learn.threads) as plan:
-        rates = flops.measured_rates(n)
-        cpu_rates = flops.measured_rates(n, clock=time.process_time)
+    with owned_threads(n, config.learn.threads) as plan:  # the GEMMs: workers streams at once
+        rates = flops.measured_rates(n, streams=plan.workers)
+        cpu_rates = flops.measured_rates(n, clock=time.process_time, streams=plan.workers)
     per_iteration = {k: v / result.iterations for k, v in counted.items()}
     floor = flops.floor_seconds(per_iteration, rates)
     cpu_floor = flops.floor_seconds(per_iteration, cpu_rates)
@@ -703,7 +705,10 @@ def _floor_section(floor_rows: list[dict[str, Any]]) -> list[str]:
         "iterations; MF = 1e6 flops): GEMM-type (forming the covariance, traces and quadratic "
         "forms), Cholesky, and the inverse from the factor; this machine's rates at the same n "
         "under the fit's thread plan (`threads`: BLAS threads x envelope-group workers), "
-        "measured in the fit's process after it; `floor ms/it`: those flops at those rates; "
+        "measured in the fit's process after it. `GEMM GF/s` is the aggregate rate of "
+        "`workers` products run at once, each on `BLAS threads` (the bank runs its envelope "
+        "groups' products so); Cholesky and inverse run one at a time in the fit and are rated "
+        "so, as are solves (at one product's rate); `floor ms/it`: those flops at those rates; "
         "`of floor`: floor / measured seconds per iteration. `CPU ms/it` and `of floor (CPU)`: "
         "the same with the fit's process CPU time over the same span as its wall time "
         "and rates per CPU second (other work on a shared machine stretches wall time, not CPU "
