@@ -89,24 +89,32 @@ def test_rbcm_combine_by_hand():
     assert mean[0] == pytest.approx(beta * 0.3 / 0.25 / precision)
 
 
-def test_sm_median_over_seeds():
+def test_sm_keeps_the_restart_with_the_lowest_training_loss():
+    # Restarts are resolved by their training objective, not by the median of test MSEs
+    # (audit 17 F7); a failed seed or one whose loss is not finite cannot be chosen.
     runs = [
         {
             "mse": m,
             "nlpd": 1.0 + m,
             "coverage95": 0.9 + m / 100,
-            "seconds": 2.0,
+            "seconds": 2.0 + m,
             "n_hyper": 5,
             "n_condition": 5,
             "init": "data",
+            "loss": loss,
+            "seed": seed,
         }
-        for m in (3.0, 1.0, 2.0)
+        for seed, (m, loss) in enumerate([(3.0, -0.2), (1.0, 0.4), (2.0, -0.5), (0.5, np.nan)])
     ]
-    summary = baselines.median_over_seeds([*runs, {"error": "boom"}])
-    assert summary["mse"] == 2.0
-    assert summary["nlpd"] == 3.0
+    summary = baselines.best_of_seeds([*runs, {"error": "boom"}])
+    assert (summary["seed"], summary["mse"], summary["nlpd"]) == (2, 2.0, 3.0)
     assert summary["coverage95"] == pytest.approx(0.92)  # the table's SM(10) coverage column
-    assert summary["failed_seeds"] == 1
+    assert summary["loss"] == -0.5
+    assert summary["seconds"] == 4.0  # median per seed
+    assert summary["median_mse"] == 2.0
+    assert summary["failed_seeds"] == 2
+    assert summary["seed_errors"] == ["training loss not finite", "boom"]
+    assert "error" in baselines.best_of_seeds([{"error": "killed"}])
 
 
 def test_estimated_noise_on_a_noisy_series():

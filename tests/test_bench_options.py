@@ -315,3 +315,46 @@ def test_help_names_the_no_forms_of_on_off_options():
     code, out, _ = run_cli(["bench", "kernel", "--help"])
     assert code == 0
     assert "--no-quick" in " ".join(out.split())
+
+
+def test_kernel_sm_seed_killed_by_timeout_counts_as_failed(data_dir, monkeypatch):
+    # run_isolated's {"error": ...} for a killed run has no peak_rss_mb: summing up the seeds
+    # raised KeyError after every run, losing the suite's results (audit 17 F6).
+    from distgp.bench import kernel
+
+    options = []
+
+    def fake_run_isolated(tasks, jobs, timeout, progress):
+        out = []
+        for task in tasks:
+            options.append((task.runner, task.options))
+            if task.runner == "sm" and task.options["seed"] == 1:
+                out.append({"error": f"killed after the {timeout:g} s limit (--timeout)"})
+                continue
+            loss = -1.0 if task.options.get("seed") == 2 else 0.0
+            fields = {"mse": 1.0 + task.options.get("seed", 0), "nlpd": 1.0, "coverage95": 1.0}
+            base = {"seconds": 1.0, "n_hyper": 1, "n_condition": 1, "init": "x", "loss": loss}
+            base.update(active=1, components=2, noise_fraction=0.1)
+            out.append({**fields, **base, "seed": task.options.get("seed"), "peak_rss_mb": 9.0})
+        return out
+
+    monkeypatch.setattr(kernel, "run_isolated", fake_run_isolated)
+    settings = kernel.Settings(
+        quick=False,
+        baselines=True,
+        variants=False,
+        seed=0,
+        sm_seeds=3,
+        jobs=1,
+        timeout=1.0,
+        gsmp_iterations=None,
+        baseline_iterations=200,
+    )
+    [row] = kernel.benchmark(data_dir, ["ale80"], settings, lambda _: None)
+    sm = row["models"]["sm"]
+    assert (sm["seed"], sm["mse"], sm["failed_seeds"], sm["peak_rss_mb"]) == (2, 3.0, 1, 9.0)
+    # the restarts share their training subsets, so that their losses compare
+    assert {o["subset_seed"] for runner, o in options if runner == "sm"} == {0}
+    text = kernel.render([row], settings)
+    assert "SM(10) best of 3" in text
+    assert "ale80 sm: 1 of 3 seeds failed (killed after the 1 s limit (--timeout))" in text
