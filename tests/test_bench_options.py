@@ -358,3 +358,48 @@ def test_kernel_sm_seed_killed_by_timeout_counts_as_failed(data_dir, monkeypatch
     text = kernel.render([row], settings)
     assert "SM(10) best of 3" in text
     assert "ale80 sm: 1 of 3 seeds failed (killed after the 1 s limit (--timeout))" in text
+
+
+def _summary_row(name: str, dims: int = 1, **models: dict) -> dict:
+    return {
+        "dataset": name,
+        "n": 80,
+        "dims": dims,
+        "series": dims == 1,
+        "paper_mse": None,
+        "models": models,
+        "trivial": {"mean": {"mse": 9.0}},
+        "skipped": {},
+    }
+
+
+def test_kernel_target_lines_count_a_failed_comparator_as_not_met():
+    # A failed ETS, floor or memory measurement shrank a denominator or dropped the line
+    # (audit 17 F8): it counts as not met and is named.
+    from distgp.bench.kernel import summary_lines
+
+    rows = [
+        _summary_row("a", **{"gsmp-data": {"mse": 1.0, "seconds": 1.0}, "ets": {"mse": 2.0}}),
+        _summary_row("b", **{"gsmp-data": {"mse": 1.0, "seconds": 1.0}, "ets": {"error": "x"}}),
+        _summary_row("concrete824", 8, **{"gsmp-data": {"error": "killed"}}),
+    ]
+    text = "\n".join(summary_lines(rows))
+    assert "below AICc-chosen ETS on 1 of 2 (target >= 6 of 9): a; not measured" in text
+    assert "not met: b" in text
+    assert "concrete824 fit peak memory not measured (target < 2048 MiB: missed)" in text
+
+
+def test_kernel_floor_target_counts_every_multi_dimensional_dataset():
+    from distgp.bench.kernel import _floor_section
+
+    def floor(name: str, wall: float | None, cpu: float | None) -> dict:
+        return {"dataset": name, "P": 4, "of floor": wall, "of floor (CPU)": cpu}
+
+    rows = [_summary_row(name, 4) for name in ("ale80", "airfoil600", "cccp1000")]
+    rows.append(_summary_row("CO2", 1))
+    floors = [floor("ale80", None, None), floor("airfoil600", 0.5, 0.4)]
+    [line] = [x for x in _floor_section(rows, floors) if x.startswith("* each")]
+    assert "on 1 of 3 multi-dimensional datasets in wall time (airfoil600)" in line
+    assert line.endswith("not measured, counted as not met: ale80, cccp1000")
+    [line] = [x for x in _floor_section(rows, []) if x]
+    assert "on 0 of 3" in line

@@ -655,7 +655,7 @@ def render(rows: Sequence[dict[str, Any]], settings: Settings) -> str:
         "",
         markdown_table(noise_rows, list(noise_rows[0])),
         "",
-        *_floor_section(floor_rows),
+        *_floor_section(rows, floor_rows),
         *summary_lines(rows),
     ]
     skipped = [
@@ -709,15 +709,16 @@ def _floor_row(row: dict[str, Any]) -> dict[str, Any] | None:
     }
 
 
-def _floor_section(floor_rows: list[dict[str, Any]]) -> list[str]:
-    """The flop-floor table and its target line (empty when no run reported flops)."""
-    if not floor_rows:
-        return []
+def _floor_section(rows: Sequence[dict[str, Any]], floor_rows: list[dict[str, Any]]) -> list[str]:
+    """The flop-floor table (when a run reported flops) and its target line over every
+    multi-dimensional dataset (when there is one): one without a floor fraction (failed,
+    skipped, measured 0 s) counts as not met and is named."""
     from distgp.bench.report import markdown_table
 
-    multi = [r for r in floor_rows if r["P"] > 1]
-    reached = [r["dataset"] for r in multi if r["of floor"] >= FLOOR_TARGET]
-    reached_cpu = [r["dataset"] for r in multi if r["of floor (CPU)"] >= FLOOR_TARGET]
+    multi = [row["dataset"] for row in rows if row["dims"] > 1]
+    target = [_floor_target(multi, {r["dataset"]: r for r in floor_rows}), ""] if multi else []
+    if not floor_rows:
+        return target
     return [
         "Flop floor of GSMP data (one agent): flops per DSCA iteration as the code does them "
         "(counted at every dense call of the final fit and its prediction, trial steps "
@@ -736,11 +737,29 @@ def _floor_section(floor_rows: list[dict[str, Any]]) -> list[str]:
         "",
         markdown_table(floor_rows, list(floor_rows[0])),
         "",
-        f"* each DSCA iteration reaches >= {FLOOR_TARGET:.2f} of the floor on {len(reached)} of "
-        f"{len(multi)} multi-dimensional datasets in wall time ({', '.join(reached) or 'none'}),"
-        f" on {len(reached_cpu)} in CPU time ({', '.join(reached_cpu) or 'none'})",
-        "",
+        *target,
     ]
+
+
+def _floor_target(multi: Sequence[str], by_name: dict[str, dict[str, Any]]) -> str:
+    """The flop-floor target line over the ``multi`` datasets (floor rows ``by_name``)."""
+
+    def fraction(name: str, column: str) -> float:
+        return _number(by_name.get(name, {}).get(column))
+
+    wall = [d for d in multi if fraction(d, "of floor") >= FLOOR_TARGET]
+    cpu = [d for d in multi if fraction(d, "of floor (CPU)") >= FLOOR_TARGET]
+    missing = [d for d in multi if math.isnan(fraction(d, "of floor"))]
+    return (
+        f"* each DSCA iteration reaches >= {FLOOR_TARGET:.2f} of the floor on {len(wall)} of "
+        f"{len(multi)} multi-dimensional datasets in wall time ({', '.join(wall) or 'none'}),"
+        f" on {len(cpu)} in CPU time ({', '.join(cpu) or 'none'})" + _unmeasured(missing)
+    )
+
+
+def _unmeasured(names: Sequence[str]) -> str:
+    """A target line's tail naming the datasets it could not measure (counted as not met)."""
+    return f"; not measured, counted as not met: {', '.join(names)}" if names else ""
 
 
 def _active(row: dict[str, Any], method: str) -> str | None:
@@ -796,11 +815,16 @@ def summary_lines(rows: Sequence[dict[str, Any]]) -> list[str]:
         if _number(_value(r, "gsmp-data", "mse"))
         <= _lowest([res.get("mse") for res in r["trivial"].values()])
     ]
-    with_ets = [r for r in series if not math.isnan(_number(_value(r, "ets", "mse")))]
     beats_ets = [
         r["dataset"]
-        for r in with_ets
+        for r in series
         if _number(_value(r, "gsmp-data", "mse")) < _number(_value(r, "ets", "mse"))
+    ]
+    no_ets = [
+        r["dataset"]
+        for r in series
+        if math.isnan(_number(_value(r, "ets", "mse")))
+        or math.isnan(_number(_value(r, "gsmp-data", "mse")))
     ]
     beats_mean = [
         r["dataset"]
@@ -823,18 +847,22 @@ def summary_lines(rows: Sequence[dict[str, Any]]) -> list[str]:
         f"* 1-D series: test MSE <= the best trivial forecast (mean, naive, drift, s-naive, "
         f"s-naive+drift) on {len(beats_trivial)} of {len(series)} (target: all): "
         f"{', '.join(beats_trivial) or 'none'}",
-        f"* 1-D series: test MSE below AICc-chosen ETS on {len(beats_ets)} of {len(with_ets)} "
-        f"(target >= 6 of 9): {', '.join(beats_ets) or 'none'}",
+        f"* 1-D series: test MSE below AICc-chosen ETS on {len(beats_ets)} of {len(series)} "
+        f"(target >= 6 of 9): {', '.join(beats_ets) or 'none'}" + _unmeasured(no_ets),
         f"* test MSE <= the training mean on {len(beats_mean)} of {len(rows)}",
         f"* learns in < {FAST_FIT_SECONDS:.0f} s on {len(fast)} of {len(small)} datasets with "
         f"n <= {FAST_FIT_N}" + (f" (slowest: {slowest[0]}, {slowest[1]:.1f} s)" if slowest else ""),
     ]
     memory = next((r for r in rows if r["dataset"] == MEMORY_DATASET), None)
-    peak = _number(_value(memory, "gsmp-data", "peak_rss_mb")) if memory else math.nan
-    if not math.isnan(peak):
-        verdict = "met" if peak < MEMORY_TARGET_MB else "missed"
-        lines.append(
-            f"* {MEMORY_DATASET} fit peak memory {peak:.0f} MiB (target < {MEMORY_TARGET_MB:.0f}"
-            f" MiB: {verdict})"
-        )
+    if memory is not None:
+        lines.append(_memory_line(_number(_value(memory, "gsmp-data", "peak_rss_mb"))))
     return lines
+
+
+def _memory_line(peak: float) -> str:
+    """The memory target line; a fit that reported no peak (failed, killed) misses it."""
+    target = f"target < {MEMORY_TARGET_MB:.0f} MiB"
+    if math.isnan(peak):
+        return f"* {MEMORY_DATASET} fit peak memory not measured ({target}: missed)"
+    verdict = "met" if peak < MEMORY_TARGET_MB else "missed"
+    return f"* {MEMORY_DATASET} fit peak memory {peak:.0f} MiB ({target}: {verdict})"
