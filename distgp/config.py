@@ -349,6 +349,12 @@ class ConsensusConfig:
     )
 
 
+# Ray reserves resources in steps of 1e-4 and refuses a smaller amount (it rounds down above)
+RAY_AMOUNT_RULE = Rule(
+    lambda v: math.isfinite(v) and v >= 1e-4, "at least 0.0001 (Ray's smallest step) and finite"
+)
+
+
 @dataclass
 class BackendConfig:
     """Where agents run."""
@@ -370,7 +376,7 @@ class BackendConfig:
     cpus_per_agent: float | None = setting(
         None,
         help="CPUs reserved per agent",
-        rule=positive(),
+        rule=RAY_AMOUNT_RULE,
         metavar="C",
         default_text="share the machine",
     )
@@ -383,7 +389,7 @@ class BackendConfig:
     gpus_per_agent: float | None = setting(
         None,
         help="GPUs each Ray agent reserves, fractional allowed (needs device cuda)",
-        rule=positive(),
+        rule=RAY_AMOUNT_RULE,
         metavar="G",
     )
 

@@ -458,6 +458,14 @@ CLI_CASES = {
         "fit --data {good} --gpus-per-agent 0.5 --device cuda --backend inline",
         "set backend.name to ray",
     ),
+    "fit: --cpus-per-agent below Ray's step": (
+        "fit --data {good} --agents 2 --cpus-per-agent 0.00001",
+        "backend.cpus_per_agent must be at least 0.0001",
+    ),
+    "fit: --gpus-per-agent below Ray's step": (
+        "fit --data {good} --agents 2 --gpus-per-agent 0.00001 --device cuda",
+        "backend.gpus_per_agent must be at least 0.0001",
+    ),
     "fit: --gpus-per-agent on CPU agents": (
         "fit --data {good} --agents 2 --gpus-per-agent 0.5 --device cpu",
         "set learn.device to cuda",
