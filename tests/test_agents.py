@@ -255,3 +255,60 @@ def test_an_admm_result_reports_how_near_it_is_to_a_stationary_point():
     expected = stationarity(gradient / scale, np.maximum(theta, lower), lower)
     assert result.stop["stationarity"] == pytest.approx(expected, rel=0.05)
     assert np.isfinite(expected) and expected > 0
+
+
+def test_the_fair_cpu_share_packs_the_agents_into_nodes_one_actor_per_node():
+    """Each actor must fit on one node: 3 agents on two 1-CPU nodes get 0.5 CPU, not 2/3."""
+    from distgp.agents.ray_runtime import packed_share
+
+    assert packed_share(3, [1.0, 1.0]) == 0.5
+    assert packed_share(2, [1.0, 1.0]) == 1.0
+    assert packed_share(1, [8.0]) == 1.0  # never above one CPU
+    assert packed_share(14, [4.0, 4.0, 4.0]) == 0.8  # 5 per node: 15 slots
+    assert packed_share(4, [2.0, 1.0]) == 0.6666  # 3 on the 2-CPU node, 1 on the other
+    assert packed_share(3, [1.0]) == 0.3333  # rounded down to Ray's step
+    assert packed_share(10**5, [1.0]) == 0.0001  # never 0
+    assert packed_share(3, []) == 1.0 and packed_share(3, [0.0]) == 1.0  # e.g. autoscaling
+
+
+def test_the_fair_cpu_share_packs_pinned_agents_on_the_nodes_that_carry_their_resource():
+    from distgp.agents.ray_runtime import placement_share
+
+    nodes = [{"CPU": 1.0, "site_head": 4.0}, {"CPU": 1.0, "site_worker": 4.0}]
+    head, worker = {"site_head": 0.001}, {"site_worker": 0.001}
+    assert placement_share(nodes, [head, head]) == 0.5
+    assert placement_share(nodes, [head, worker]) == 1.0
+    assert placement_share(nodes, [head, head, worker, worker]) == 0.5
+    assert placement_share(nodes, [head, {}, {}]) == 0.5  # 3 over both nodes
+    assert placement_share(nodes, [head, head, {}]) == 0.5
+    # agents of two resources that only one node carries share it
+    both = [{"CPU": 1.0, "a": 1.0, "b": 1.0}, {"CPU": 1.0}]
+    assert placement_share(both, [{"a": 0.001}, {"b": 0.001}]) == 0.5
+    # GPU agents go to the GPU nodes only
+    gpu = [{"CPU": 4.0, "GPU": 1.0}, {"CPU": 16.0}]
+    assert placement_share(gpu, [{"GPU": 0.25}] * 8) == 0.5
+
+
+def test_resource_amounts_are_rounded_down_to_ray_s_step_and_never_zero():
+    from distgp.agents.ray_runtime import round_share
+
+    assert round_share(2 / 3) == 0.6666 and round_share(0.5) == 0.5 and round_share(2.0) == 2.0
+    assert round_share(0.29) == 0.29 and round_share(1e-6) == 0.0001
+    with pytest.raises(ConfigError, match=r"at least 0\.0001"):
+        RayBackend(cpus_per_agent=0.00001)
+    with pytest.raises(ConfigError, match=r"at least 0\.0001"):
+        RayBackend(gpus_per_agent=0.00001)
+    assert RayBackend(cpus_per_agent=0.00015).cpus_per_agent == 0.0001
+
+
+def test_a_failed_join_names_the_token_when_this_process_has_none(monkeypatch):
+    """A cluster with token authentication refuses a process without the token the same way as
+    a wrong address; the hint names the token settings."""
+    from distgp.agents.ray_runtime import _connect_hint
+
+    monkeypatch.delenv("RAY_AUTH_MODE", raising=False)
+    assert "RAY_AUTH_MODE=token" in _connect_hint("127.0.0.1:6379", "Failed to connect")
+    monkeypatch.setenv("RAY_AUTH_MODE", "token")
+    assert "RAY_AUTH_MODE=token" not in _connect_hint("127.0.0.1:6379", "Failed to connect")
+    assert "token" in _connect_hint("127.0.0.1:6379", "InvalidAuthToken: no token")
+    assert "ray start --head" in _connect_hint(None, "anything")

@@ -82,6 +82,23 @@ def test_agents_a_local_instance_of_its_own_cannot_hold_are_refused_at_once(ray_
     assert time.perf_counter() - tic < backends.START_TIMEOUT and backend._actors == []
 
 
+def test_a_joined_cluster_is_not_refused_as_a_local_instance(ray_local, monkeypatch):
+    """On a cluster distgp joined (``address``), an autoscaler may add nodes: agents that need
+    more CPUs than it has now wait for them (START_TIMEOUT), not refused as a local instance."""
+    from distgp.agents import ShardArrays
+
+    monkeypatch.setattr(backends, "START_TIMEOUT", 2.0)
+    cpus = ray_local.cluster_resources()["CPU"]
+    backend = RayBackend(address="127.0.0.1:6379", cpus_per_agent=cpus)
+    backend._owns_ray = True  # as if it had joined the cluster itself
+    shards = [ShardArrays(np.zeros((4, 1)), np.zeros(4)) for _ in range(2)]
+    try:
+        with pytest.raises(BackendError, match=r"did not start within 2 s .*on one node"):
+            backend.start(shards)
+    finally:
+        backend._owns_ray = False  # the session's instance is not this test's to stop
+
+
 def test_killed_agent_is_restarted_and_the_run_completes(clean):
     result0, mse0, _ = clean
     assert result0.events == []

@@ -21,7 +21,9 @@ that hangs in a given round) inside the actors.
 from __future__ import annotations
 
 import contextlib
+import math
 import os
+import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Any
@@ -30,12 +32,16 @@ import numpy as np
 
 from distgp.agents.agent import Agent, ShardArrays, ShardFile
 from distgp.agents.ray_runtime import (
+    RESOURCE_STEP,
+    alive_nodes,
     check_share_fraction,
     cluster_cpus,
     cluster_gpus,
     connect,
     cpu_share,
     disconnect,
+    node_cpus_text,
+    round_share,
 )
 from distgp.consensus import wire
 from distgp.exceptions import BackendError, ConfigError, InputDataError
@@ -44,6 +50,7 @@ from distgp.threads import check_threads
 BACKENDS = ("inline", "ray")
 START_TIMEOUT = 120.0  # seconds an agent's actor may take to start (scheduling, process, imports)
 PLACED_RESTART_TIMEOUT = 30.0  # a pinned agent's replacement: its node may just have died
+MIN_RESTART_WAIT = 10.0  # the least a replacement may take to start, whatever the round timeout
 
 
 @dataclass(frozen=True)
@@ -252,12 +259,9 @@ class RayBackend(Backend):
         threads: int | None = None,
     ) -> None:
         super().__init__()
-        if gpus_per_agent is not None and not gpus_per_agent > 0:
-            raise ConfigError(f"gpus_per_agent must be positive, got {gpus_per_agent}")
-        self.gpus_per_agent = gpus_per_agent
+        self.gpus_per_agent = _ray_amount("gpus_per_agent", gpus_per_agent)
         self.threads = check_threads(threads)
-        if cpus_per_agent is not None and not cpus_per_agent > 0:
-            raise ConfigError(f"cpus_per_agent must be positive, got {cpus_per_agent}")
+        cpus_per_agent = _ray_amount("cpus_per_agent", cpus_per_agent)
         if not (isinstance(agent_class, type) and issubclass(agent_class, Agent)):
             raise ConfigError(f"agent_class must be a subclass of Agent, got {agent_class!r}")
         self.agent_class = agent_class
@@ -288,7 +292,7 @@ class RayBackend(Backend):
         self._shards = shards
         check_placements(self._shards)
         total = cluster_cpus()
-        share = cpu_share(len(shards), self.cpus_per_agent, self.share_fraction)
+        share = self._cpu_share(shards)
         self._share = share
         gpus = cluster_gpus() if self.gpus_per_agent else 0.0
         if self.gpus_per_agent and not gpus:
@@ -297,7 +301,7 @@ class RayBackend(Backend):
                 "cluster has none; start GPU nodes first (cluster/README.md section 5) or drop it"
             )
         if (
-            self._owns_ray
+            self._own_instance
             and self.gpus_per_agent
             and (len(shards) * self.gpus_per_agent > gpus * (1 + 1e-9))
         ):
@@ -305,7 +309,7 @@ class RayBackend(Backend):
                 f"the {len(shards)} agents need {self.gpus_per_agent:g} GPU each, the local Ray "
                 f"instance has {gpus:g}; lower backend.gpus_per_agent or the number of agents"
             )
-        if self._owns_ray and len(shards) * share > total * (1 + 1e-9):
+        if self._own_instance and len(shards) * share > total * (1 + 1e-9):
             # a local instance of distgp's own: no node will join it (no actor started yet)
             raise BackendError(
                 f"the {len(shards)} agents need {share:g} CPU each, the local Ray instance has "
@@ -333,8 +337,8 @@ class RayBackend(Backend):
                 ) from None
             raise BackendError(
                 f"the {len(shards)} agents did not start within {START_TIMEOUT:g} s (each needs "
-                f"{share:g} CPU, the cluster has {total:g}); lower backend.cpus_per_agent or add "
-                "nodes"
+                f"{share:g} CPU on one node, the cluster has {node_cpus_text(alive_nodes())}); "
+                "lower backend.cpus_per_agent or add nodes"
             ) from None
         self._nodes = [str(n) for n in nodes]
 
@@ -350,7 +354,7 @@ class RayBackend(Backend):
         pinned = any(isinstance(s, ShardFile) and s.resources for s in [*shards, *self._shards])
         if not shards or len(shards) > len(self._actors) or pinned:
             return False
-        if cpu_share(len(shards), self.cpus_per_agent, self.share_fraction) != self._share:
+        if self._cpu_share(shards) != self._share:
             return False
         refs = [
             (ray.put(s.X), ray.put(s.y)) if isinstance(s, ShardArrays) else None for s in shards
@@ -373,7 +377,25 @@ class RayBackend(Backend):
         self._shards, self._refs = shards, refs
         return True
 
-    def _spawn(self, j: int):
+    @property
+    def _own_instance(self) -> bool:
+        """Whether Ray runs as a local instance this backend started (no node will join it),
+        not a cluster it joined (an autoscaler may add nodes)."""
+        return self._owns_ray and self.address is None
+
+    def _cpu_share(self, shards: list[Shard]) -> float:
+        """Each agent's CPU share: ``cpus_per_agent``, or the fair share at which the agents
+        pack into the live nodes (pinned ones, and GPU agents, on the nodes that can take them)."""
+        placements = []
+        for shard in shards:
+            need = dict(shard.resources) if isinstance(shard, ShardFile) else {}
+            if self.gpus_per_agent:
+                need["GPU"] = self.gpus_per_agent
+            placements.append(need)
+        return cpu_share(len(shards), self.cpus_per_agent, self.share_fraction, placements)
+
+    def _spawn(self, j: int, avoid: str | None = None):
+        """Start agent ``j``'s actor; ``avoid``: a node it must not go to (a dying one)."""
         shard = self._shards[j]
         options: dict[str, Any] = {
             "num_cpus": self._share,
@@ -384,8 +406,10 @@ class RayBackend(Backend):
             options["num_gpus"] = self.gpus_per_agent
         if isinstance(shard, ShardFile) and shard.resources:
             options["resources"] = dict(shard.resources)
-        elif self.spread:
+        elif self.spread and avoid is None:
             options["scheduling_strategy"] = "SPREAD"
+        if avoid is not None:
+            options["label_selector"] = {"ray.io/node-id": f"!{avoid}"}
         if self._refs[j] is not None:
             X_ref, y_ref = self._refs[j]
             return self._remote.options(**options).remote(j, X_ref, y_ref)
@@ -424,7 +448,11 @@ class RayBackend(Backend):
     def recover(self, agent):
         """Kill the agent's actor (a hung one too, so no call queues behind it) and start a
         fresh one from the same shard; BackendError when it does not start in time or no live
-        node has its placement (a shard file that lived on a lost node)."""
+        node has its placement (a shard file that lived on a lost node).
+
+        The wait is bounded by the round timeout (at least ``MIN_RESTART_WAIT``). A replacement
+        that dies at once (sent to the agent's node while that node dies) is started once more,
+        away from that node when another live node can take it."""
         import ray
         from ray.exceptions import GetTimeoutError, RayActorError
 
@@ -436,19 +464,35 @@ class RayBackend(Backend):
                 f"no live node has the placement {dict(shard.resources)} of its shard "
                 f"{shard.path}; its data is missing from the rest of the run"
             )
-        self._actors[agent] = self._spawn(agent)
         placed = isinstance(shard, ShardFile) and bool(shard.resources)
-        timeout = PLACED_RESTART_TIMEOUT if placed else START_TIMEOUT
-        try:
-            node = ray.get(self._actors[agent].node_id.remote(), timeout=timeout)
-        except (GetTimeoutError, RayActorError) as exc:
-            with contextlib.suppress(Exception):
-                ray.kill(self._actors[agent], no_restart=True)
-            where = f" on a node with {dict(shard.resources)}" if placed else ""
-            raise BackendError(
-                f"replacement of agent {agent} did not start{where} ({type(exc).__name__})"
-            ) from None
+        deadline = time.monotonic() + self._restart_wait(placed)
+        old_node = self._nodes[agent] if agent < len(self._nodes) else None
+        avoid = None
+        for attempt in range(2):
+            self._actors[agent] = self._spawn(agent, avoid)
+            try:
+                wait = max(0.0, deadline - time.monotonic())
+                node = ray.get(self._actors[agent].node_id.remote(), timeout=wait)
+                break
+            except (GetTimeoutError, RayActorError) as exc:
+                with contextlib.suppress(Exception):
+                    ray.kill(self._actors[agent], no_restart=True)
+                if attempt == 0 and isinstance(exc, RayActorError) and time.monotonic() < deadline:
+                    avoid = old_node if _placeable_elsewhere(shard, old_node) else None
+                    continue
+                where = f" on a node with {dict(shard.resources)}" if placed else ""
+                raise BackendError(
+                    f"replacement of agent {agent} did not start{where} ({type(exc).__name__})"
+                ) from None
         self._nodes[agent] = str(node)
+
+    def _restart_wait(self, placed: bool) -> float:
+        """Seconds a replacement may take to start: the round timeout where one is set (at
+        least ``MIN_RESTART_WAIT``), at most the start timeout."""
+        wait = PLACED_RESTART_TIMEOUT if placed else START_TIMEOUT
+        if self.round_timeout is not None:
+            wait = min(wait, max(self.round_timeout, MIN_RESTART_WAIT))
+        return wait
 
     def nodes(self):
         return list(self._nodes)
@@ -509,6 +553,31 @@ def _placeable(shard: ShardFile) -> bool:
         ):
             return True
     return False
+
+
+def _placeable_elsewhere(shard: Shard, node: str | None) -> bool:
+    """Whether a live node other than ``node`` can take ``shard``'s agent (its placement)."""
+    import ray
+
+    need = dict(shard.resources) if isinstance(shard, ShardFile) else {}
+    for other in ray.nodes():
+        if other.get("Alive") and other.get("NodeID") != node:
+            have = other.get("Resources", {})
+            if all(have.get(name, 0) >= amount for name, amount in need.items()):
+                return True
+    return False
+
+
+def _ray_amount(name: str, amount: float | None) -> float | None:
+    """A resource amount per agent rounded down to Ray's granularity (1e-4); ConfigError when
+    not positive or below that granularity."""
+    if amount is None:
+        return None
+    if not (amount > 0 and math.isfinite(amount)):
+        raise ConfigError(f"{name} must be positive, got {amount}")
+    if amount < RESOURCE_STEP:
+        raise ConfigError(f"{name} must be at least {RESOURCE_STEP:g} (Ray's step), got {amount:g}")
+    return round_share(amount)
 
 
 def check_placements(shards: list[Shard]) -> None:

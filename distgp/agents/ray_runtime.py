@@ -6,9 +6,11 @@ starts Ray the same way and reports a failure the same way.
 
 from __future__ import annotations
 
+import math
 import os
 import signal
 import threading
+from collections.abc import Mapping, Sequence
 
 from distgp.exceptions import BackendError, ConfigError
 
@@ -41,6 +43,8 @@ def connect(address: str | None = None, num_cpus: int | None = None) -> bool:
                     **quiet,
                 )
             else:
+                # Ray's C++ client would log each failed GCS retry (e.g. a refused token) here
+                os.environ.setdefault("RAY_BACKEND_LOG_LEVEL", "error")
                 ray.init(address=address, **quiet)
         finally:
             held.release()  # ray.init's own SIGTERM handler dumps a C++ stack trace: ours again
@@ -49,13 +53,25 @@ def connect(address: str | None = None, num_cpus: int | None = None) -> bool:
         where = "a local Ray instance" if address is None else f"the Ray cluster at {address}"
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise BackendError(
-            f"cannot start or reach {where} ({first}); check the address, or start a cluster "
-            "with 'ray start --head'"
+            f"cannot start or reach {where} ({first}); {_connect_hint(address, str(exc))}"
         ) from None
     if held.interrupted:  # a complete instance shuts down cleanly; then the signal acts
         ray.shutdown()
         held.deliver()
     return True
+
+
+def _connect_hint(address: str | None, detail: str) -> str:
+    """What to do when ``ray.init`` failed: a cluster that answers but refuses this process
+    (no token, or the wrong one) fails the same way as a wrong address, after ~20 s."""
+    token_mode = os.environ.get("RAY_AUTH_MODE", "").strip().lower() == "token"
+    if address not in (None, "auto", "local") and ("auth" in detail.lower() or not token_mode):
+        return (
+            "the cluster may have refused this process's token: set RAY_AUTH_MODE=token and "
+            "RAY_AUTH_TOKEN_PATH=<the cluster's token file> (cluster/README.md, Security "
+            "defaults), or check the address"
+        )
+    return "check the address, or start a cluster with 'ray start --head'"
 
 
 class _HeldSignals:
@@ -122,16 +138,86 @@ def check_share_fraction(fraction: float) -> float:
     return fraction
 
 
-def cpu_share(agents: int, cpus_per_agent: float | None, fraction: float = 1.0) -> float:
+RESOURCE_STEPS = 10_000  # Ray counts fractional resource amounts in steps of 1e-4
+RESOURCE_STEP = 1 / RESOURCE_STEPS
+
+
+def round_share(share: float) -> float:
+    """``share`` rounded down to Ray's granularity, never below one step."""
+    steps = math.floor(share * RESOURCE_STEPS + 1e-6)
+    return max(1, steps) / RESOURCE_STEPS
+
+
+def packed_share(agents: int, cpus: Sequence[float]) -> float:
+    """The largest share ``s <= 1`` with ``sum(floor(c / s) for c in cpus) >= agents``: each
+    actor must fit on one node. Rounded down to Ray's granularity; 1 when no node has CPUs
+    (an autoscaler may add some)."""
+    cpus = [c for c in cpus if c > 0]
+    if agents <= 0 or not cpus:
+        return 1.0
+
+    def fits(s: float) -> bool:
+        return sum(math.floor(c / s + 1e-9) for c in cpus) >= agents
+
+    candidates = sorted({min(1.0, c / k) for c in cpus for k in range(1, agents + 1)}, reverse=True)
+    best = next((s for s in candidates if fits(s)), RESOURCE_STEP)
+    return round_share(best)
+
+
+def placement_share(
+    nodes: Sequence[Mapping[str, float]], placements: Sequence[Mapping[str, float]]
+) -> float:
+    """The largest CPU share (:func:`packed_share`) at which agents with these ``placements``
+    (the resources each asks for; empty: any node) pack into the ``nodes`` (each node's
+    resources, ``CPU`` among them).
+
+    Conservative: for the nodes each placement admits, every agent restricted to a subset of
+    them must pack there; the smallest such share is taken."""
+
+    def admits(need: Mapping[str, float]) -> frozenset[int]:
+        return frozenset(
+            i for i, node in enumerate(nodes) if all(node.get(r, 0) >= a for r, a in need.items())
+        )
+
+    eligible = [admits(need) for need in placements]
+    share = 1.0
+    for group in set(eligible):
+        agents = sum(1 for e in eligible if e <= group)
+        share = min(share, packed_share(agents, [nodes[i].get("CPU", 0.0) for i in group]))
+    return share
+
+
+def alive_nodes() -> list[dict[str, float]]:
+    """The resources of each live node of the connected cluster."""
+    import ray
+
+    return [dict(n.get("Resources", {})) for n in ray.nodes() if n.get("Alive")]
+
+
+def node_cpus_text(nodes: Sequence[Mapping[str, float]]) -> str:
+    """The CPUs of each node, for messages: ``2 nodes of 1, 1 CPU``."""
+    sizes = ", ".join(f"{n.get('CPU', 0.0):g}" for n in nodes)
+    return f"{len(nodes)} node{'s' if len(nodes) != 1 else ''} of {sizes} CPU"
+
+
+def cpu_share(
+    agents: int,
+    cpus_per_agent: float | None,
+    fraction: float = 1.0,
+    placements: Sequence[Mapping[str, float]] | None = None,
+) -> float:
     """CPUs each of ``agents`` actors reserves on the connected cluster.
 
-    ``cpus_per_agent`` when given; otherwise ``fraction`` of the fair share
-    ``min(1, CPUs / agents)`` (0.5 leaves room for another set of actors that alternates with
-    these, as BKB's evaluating and learning agents do).
+    ``cpus_per_agent`` when given; otherwise ``fraction`` of the fair share: the largest share
+    at most 1 at which the actors pack into the live nodes, each on one node and pinned ones
+    (``placements``) on the nodes that carry their resources (:func:`placement_share`). 0.5
+    leaves room for another set of actors that alternates with these, as BKB's evaluating and
+    learning agents do. Rounded down to Ray's granularity (1e-4), never 0.
     """
     if cpus_per_agent:
         return cpus_per_agent
-    return fraction * min(1.0, cluster_cpus() / max(agents, 1))
+    placements = list(placements) if placements is not None else [{}] * max(agents, 1)
+    return round_share(fraction * placement_share(alive_nodes(), placements))
 
 
 def cluster_cpus() -> float:
