@@ -310,5 +310,16 @@ def test_a_failed_join_names_the_token_when_this_process_has_none(monkeypatch):
     assert "RAY_AUTH_MODE=token" in _connect_hint("127.0.0.1:6379", "Failed to connect")
     monkeypatch.setenv("RAY_AUTH_MODE", "token")
     assert "RAY_AUTH_MODE=token" not in _connect_hint("127.0.0.1:6379", "Failed to connect")
-    assert "token" in _connect_hint("127.0.0.1:6379", "InvalidAuthToken: no token")
+    assert "refused this process's token" in _connect_hint("h:1", "RPC error: InvalidAuthToken")
     assert "ray start --head" in _connect_hint(None, "anything")
+
+
+def test_ray_s_c_level_logs_during_a_join_are_captured():
+    """Ray's C++ client writes its retry warnings to file descriptor 2, not sys.stderr."""
+    import os
+
+    from distgp.agents.ray_runtime import _captured_stderr
+
+    with _captured_stderr() as captured:
+        os.write(2, b"gcs_client.cc:210: InvalidAuthToken\n")
+    assert captured == ["gcs_client.cc:210: InvalidAuthToken\n"]

@@ -6,11 +6,14 @@ starts Ray the same way and reports a failure the same way.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import signal
+import sys
+import tempfile
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 
 from distgp.exceptions import BackendError, ConfigError
 
@@ -31,6 +34,7 @@ def connect(address: str | None = None, num_cpus: int | None = None) -> bool:
     if ray.is_initialized():
         return False
     quiet = {"log_to_driver": False, "configure_logging": False}
+    captured: list[str] = []
     held = _HeldSignals()  # Ctrl-C inside ray.init would orphan the processes it started
     try:
         try:
@@ -43,17 +47,20 @@ def connect(address: str | None = None, num_cpus: int | None = None) -> bool:
                     **quiet,
                 )
             else:
-                # Ray's C++ client would log each failed GCS retry (e.g. a refused token) here
-                os.environ.setdefault("RAY_BACKEND_LOG_LEVEL", "error")
-                ray.init(address=address, **quiet)
+                # Ray's C++ client logs each failed GCS retry (a refused token: 20 lines in
+                # 20 s) to fd 2: held back, shown on success, summed up on failure
+                with _captured_stderr() as captured:
+                    ray.init(address=address, **quiet)
+                sys.stderr.write(captured[0])
         finally:
             held.release()  # ray.init's own SIGTERM handler dumps a C++ stack trace: ours again
     except Exception as exc:
         held.deliver()  # a signal to the whole process group stopped Ray's own processes
         where = "a local Ray instance" if address is None else f"the Ray cluster at {address}"
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        detail = f"{exc}\n{''.join(captured)}"
         raise BackendError(
-            f"cannot start or reach {where} ({first}); {_connect_hint(address, str(exc))}"
+            f"cannot start or reach {where} ({first}); {_connect_hint(address, detail)}"
         ) from None
     if held.interrupted:  # a complete instance shuts down cleanly; then the signal acts
         ray.shutdown()
@@ -61,16 +68,39 @@ def connect(address: str | None = None, num_cpus: int | None = None) -> bool:
     return True
 
 
+@contextlib.contextmanager
+def _captured_stderr() -> Iterator[list[str]]:
+    """File descriptor 2 (C++ logs too) into a temporary file; its text is appended to the
+    list yielded when the block ends."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    captured: list[str] = []
+    with tempfile.TemporaryFile() as tmp:
+        os.dup2(tmp.fileno(), 2)
+        try:
+            yield captured
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            tmp.seek(0)
+            captured.append(tmp.read().decode(errors="replace"))
+
+
 def _connect_hint(address: str | None, detail: str) -> str:
-    """What to do when ``ray.init`` failed: a cluster that answers but refuses this process
-    (no token, or the wrong one) fails the same way as a wrong address, after ~20 s."""
+    """What to do when ``ray.init`` failed (``detail``: its error and the logs it wrote): a
+    cluster that answers but refuses this process's token fails like a wrong address."""
     token_mode = os.environ.get("RAY_AUTH_MODE", "").strip().lower() == "token"
-    if address not in (None, "auto", "local") and ("auth" in detail.lower() or not token_mode):
-        return (
-            "the cluster may have refused this process's token: set RAY_AUTH_MODE=token and "
-            "RAY_AUTH_TOKEN_PATH=<the cluster's token file> (cluster/README.md, Security "
-            "defaults), or check the address"
-        )
+    how = (
+        "set RAY_AUTH_MODE=token and RAY_AUTH_TOKEN_PATH=<the cluster's token file> "
+        "(cluster/README.md, Security defaults)"
+    )
+    if address in (None, "auto", "local"):
+        return "check the address, or start a cluster with 'ray start --head'"
+    if "authtoken" in detail.lower() or "unauthenticated" in detail.lower():
+        return f"the cluster refused this process's token: {how}"
+    if not token_mode:
+        return f"the cluster may have refused this process's token: {how}, or check the address"
     return "check the address, or start a cluster with 'ray start --head'"
 
 
