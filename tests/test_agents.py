@@ -323,3 +323,12 @@ def test_ray_s_c_level_logs_during_a_join_are_captured():
     with _captured_stderr() as captured:
         os.write(2, b"gcs_client.cc:210: InvalidAuthToken\n")
     assert captured == ["gcs_client.cc:210: InvalidAuthToken\n"]
+
+
+def test_a_replacement_waits_for_its_start_about_the_round_timeout():
+    from distgp.agents import backends
+
+    assert RayBackend(round_timeout=20)._restart_wait(placed=False) == 20
+    assert RayBackend(round_timeout=2)._restart_wait(placed=False) == backends.MIN_RESTART_WAIT
+    assert RayBackend()._restart_wait(placed=False) == backends.START_TIMEOUT
+    assert RayBackend(round_timeout=600)._restart_wait(placed=True) == 30

@@ -99,6 +99,31 @@ def test_a_joined_cluster_is_not_refused_as_a_local_instance(ray_local, monkeypa
         backend._owns_ray = False  # the session's instance is not this test's to stop
 
 
+def test_a_replacement_that_dies_at_once_is_started_again(ray_local, monkeypatch):
+    """A replacement sent to a node that is dying dies before it answers (ActorDiedError): it
+    is started once more (away from that node where another live node can take it)."""
+    from distgp.agents import ShardArrays
+
+    backend = RayBackend(round_timeout=ROUND_TIMEOUT)
+    backend.start([ShardArrays(np.zeros((4, 1)), np.zeros(4)) for _ in range(2)])
+    spawn, calls = backend._spawn, []
+
+    def dying_once(j, avoid=None):
+        actor = spawn(j, avoid)
+        calls.append(avoid)
+        if len(calls) == 1:
+            ray_local.kill(actor, no_restart=True)  # as its node died under it
+        return actor
+
+    monkeypatch.setattr(backend, "_spawn", dying_once)
+    try:
+        backend.recover(0)
+        assert calls == [None, None]  # one node only: nowhere else to go
+        assert ray_local.get(backend._actors[0].node_id.remote(), timeout=30) == backend.nodes()[0]
+    finally:
+        backend._release_agents()
+
+
 def test_killed_agent_is_restarted_and_the_run_completes(clean):
     result0, mse0, _ = clean
     assert result0.events == []
