@@ -631,3 +631,42 @@ def test_tuning_on_shard_files_counts_the_scoring_agents_set_up(tmp_path, monkey
     metrics = json.loads((tmp_path / "out" / "metrics.json").read_text())
     crossed = 8 * sum(len(data) for _, _, data in made[0].recorder)
     assert metrics["bits_sent"] + metrics["bits_sent_held_out"] == crossed
+
+
+@pytest.mark.parametrize(
+    "entry,split",
+    [
+        ("/data/x@y/site-0.csv", ("/data/x@y/site-0.csv", "")),  # '@' in a folder's name
+        ("/data/x@y/site-0.csv@rack", ("/data/x@y/site-0.csv", "rack")),  # the last '@'
+        ("$DIR/a.csv@site_a+gpu", ("$DIR/a.csv", "site_a+gpu")),
+        ("/data/a@b.csv@", ("/data/a@b.csv", "")),  # a trailing '@' ends the path
+        ("/data/a.csv", ("/data/a.csv", "")),
+    ],
+)
+def test_a_shard_path_may_hold_an_at_sign(entry, split):
+    """PATH@RESOURCE splits at the last '@', and only before a plain resource name."""
+    from distgp.cli.fit import split_placement
+
+    assert split_placement(entry) == split
+
+
+def test_shard_files_in_a_folder_with_an_at_sign_are_read(tmp_path, capsys):
+    """A folder named like ``x@y`` was split as PATH@RESOURCE ('cannot read shard file .../x')."""
+    folder = tmp_path / "x@y"
+    folder.mkdir()
+    write_sites(folder)
+    listed = ",".join(str(folder / f"site-{j}.csv") for j in range(SITES))
+    args = fit_args(folder, tmp_path / "out")
+    args[args.index("--shards") + 1] = listed
+    assert main(args) == 0, capsys.readouterr().err
+    assert json.loads((tmp_path / "out" / "metrics.json").read_text())["agents"] == SITES
+
+
+def test_a_glob_that_matches_nothing_says_the_driver_expands_it(tmp_path, capsys):
+    write_sites(tmp_path)
+    args = fit_args(tmp_path, tmp_path / "out")
+    args[args.index("--shards") + 1] = "$NODE_DIR/site-*.csv"
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1
+    assert "expanded by the driver" in err and "node-local files one by one" in err, err

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 from collections.abc import Callable
 from typing import Any
 
@@ -237,19 +238,22 @@ def shard_list(
 ) -> tuple[list[str], list[str] | None]:
     """Shard files and their placements from ``--shards`` (split at commas) or a config's
     ``data.shards`` (``name``): each entry a file or a glob, ``PATH@RESOURCE`` pinning its files;
-    a config's own ``placements`` stay where no entry names a resource. Globs are expanded here
-    only to list names (sorted); the files are not opened."""
+    a config's own ``placements`` stay where no entry names a resource. Globs are expanded here,
+    on the driver's disk, only to list names (sorted); the files are not opened."""
     import glob
-    import os
 
     from distgp.exceptions import InputDataError
 
     paths, places = [], []
     for entry in filter(None, (e.strip() for e in entries)):
-        path, _, place = entry.partition("@")
+        path, place = split_placement(entry)
         names = sorted(glob.glob(path)) if glob.has_magic(path) else [path]
         if not names:
-            raise InputDataError(f"{name} pattern {path!r} matches no file; check the path")
+            raise InputDataError(
+                f"{name} pattern {path!r} matches no file on the driver's disk (globs are "
+                "expanded by the driver, $VARS unexpanded); check the path, or list node-local "
+                "files one by one"
+            )
         folders = [n for n in names if os.path.isdir(n)]
         if folders:
             raise InputDataError(
@@ -269,11 +273,24 @@ def shard_list(
     return paths, places
 
 
+def split_placement(entry: str) -> tuple[str, str]:
+    """A shard entry's path and placement: ``PATH@RESOURCE`` splits at the last ``@`` when
+    ``RESOURCE`` is a plain resource name (``NAME`` or ``NAME+NAME``, no ``/``), so a path may
+    hold ``@`` (``dir@host/a.csv``); a trailing ``@`` ends a path whose file name holds one
+    (``a@b.csv@``, unpinned)."""
+    path, at, place = entry.rpartition("@")
+    if not at:
+        return entry, ""
+    if not place:
+        return path, ""
+    if "/" in place or os.sep in place:
+        return entry, ""
+    return path, place
+
+
 def check_distinct(paths: list[str], placements: list[str] | None, name: str) -> None:
     """Refuse a shard file listed twice (one resolved path, pinned to the same nodes or to
     none): two agents would hold its data, counted twice."""
-    import os
-
     from distgp.exceptions import InputDataError
 
     places = placements if placements and len(placements) == len(paths) else [""] * len(paths)
