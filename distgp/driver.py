@@ -534,14 +534,7 @@ def predict_with_agents(
     theta = np.r_[model.weights, model.noise_variance]
     owned = backend is None
     if backend is None:
-        files = any(isinstance(part, ShardFile) for part in parts)
-        name = config.backend_name if files else "inline"
-        backend = make_backend(
-            name,
-            config.backend.address if files else None,
-            gpus_per_agent=config.backend.gpus_per_agent if name == "ray" else None,
-            threads=config.learn.threads,
-        )
+        backend = _prediction_backend(config, parts)
     members = model.members if model.members is not None else list(range(len(parts)))
     if model.shard_digests is not None:  # each file checked on its own: the members' suffice
         parts = [parts[j] for j in members]
@@ -559,6 +552,44 @@ def predict_with_agents(
             backend.broadcast("setup", model.scaler.to_dict(), model.recipe, settings.to_wire())
         )
         return _predict_private(backend, model.scaler, theta, X, members, model.recipe)
+
+
+PREDICT_ADDRESS_FIX = (
+    "start that cluster, or name the one the shard files' nodes are in now with "
+    "'distgp predict --address HOST:PORT'"
+)
+
+
+def _prediction_backend(config: FitConfig, parts: list[Shard]) -> Backend:
+    """The backend a private model's agents are rebuilt on: the fit's for shard files (its
+    address checked first: an unreachable one fails in seconds, not after Ray's minutes of
+    retries), this process for a one-file simulation's shards."""
+    if not any(isinstance(part, ShardFile) for part in parts):
+        return make_backend("inline", threads=config.learn.threads)
+    b, name = config.backend, config.backend_name
+    if name == "ray":
+        check_ray_address(b.address, fix=PREDICT_ADDRESS_FIX)
+    return make_backend(
+        name,
+        b.address,
+        b.cpus_per_agent if name == "ray" else None,
+        b.round_timeout if name == "ray" else None,
+        gpus_per_agent=b.gpus_per_agent if name == "ray" else None,
+        threads=config.learn.threads,
+    )
+
+
+def at_address(model: GSMPModel, address: str) -> None:
+    """Rebuild a private shard-file model's agents on the Ray cluster at ``address`` instead of
+    the fit's (``distgp predict --address``)."""
+    config = json.loads(model.run_config) if model.private and model.run_config else None
+    if config is None or config.get("data", {}).get("shards") is None:
+        raise ConfigError(
+            "--address names the Ray cluster that a private model's shard-file agents are "
+            "rebuilt on; this model's predictions need none: drop --address"
+        )
+    config["backend"] = {**config.get("backend", {}), "name": "ray", "address": address}
+    model.run_config = json.dumps(config, sort_keys=True)
 
 
 def _missing_at_prediction(exc: InputDataError) -> InputDataError:

@@ -670,3 +670,64 @@ def test_a_glob_that_matches_nothing_says_the_driver_expands_it(tmp_path, capsys
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1
     assert "expanded by the driver" in err and "node-local files one by one" in err, err
+
+
+def closed_port() -> int:
+    """A local TCP port nothing listens on."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.parametrize("how", ["recorded", "given"])
+def test_predict_on_a_cluster_that_is_gone_fails_in_seconds(tmp_path, capsys, how):
+    """A private shard model whose cluster does not answer: one line naming the address and
+    --address, exit 2, within seconds (Ray's connect retried ~14 minutes, holding Ctrl-C)."""
+    import time
+
+    write_sites(tmp_path)
+    out = tmp_path / "out"
+    assert main(fit_args(tmp_path, out)) == 0
+    address = f"127.0.0.1:{closed_port()}"
+    predict = ["predict", "--model", str(out), "--data", str(tmp_path / "test.csv"), "--quiet"]
+    predict += ["--out", str(tmp_path / "p")]
+    if how == "recorded":  # the fit's own cluster, gone since
+        model = GSMPModel.load(out / "model.npz")
+        config = json.loads(model.run_config)
+        config["backend"] = {**config["backend"], "name": "ray", "address": address}
+        model.run_config = json.dumps(config)
+        model.save(out / "model.npz")
+    else:
+        predict += ["--address", address]
+    capsys.readouterr()
+    tic = time.perf_counter()
+    assert main(predict) == 2
+    assert time.perf_counter() - tic < 15
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1, err
+    assert f"cannot reach the Ray cluster at {address}" in err and "--address" in err, err
+
+
+def test_predict_address_is_refused_for_a_model_that_needs_no_cluster(tmp_path, capsys):
+    out = tmp_path / "pooled"
+    args = ["fit", "--data", "builtin:co2", "--components", "10", "--rounds", "2", "--no-plots"]
+    assert main([*args, "--quiet", "--out", str(out)]) == 0
+    predict = ["predict", "--model", str(out), "--data", "builtin:co2", "--quiet"]
+    assert main([*predict, "--out", str(tmp_path / "p"), "--address", "127.0.0.1:6379"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "drop --address" in err, err
+
+
+def test_predict_rebuilds_ray_agents_with_the_fits_cpu_share_and_round_timeout():
+    """The fit's backend.cpus_per_agent and round_timeout reach predict's Ray agents."""
+    from distgp.agents.agent import ShardFile
+    from distgp.driver import _prediction_backend
+
+    config = FitConfig()
+    config.data.shards = ["a.csv", "b.csv"]
+    config.backend.cpus_per_agent, config.backend.round_timeout = 0.5, 42.0
+    backend = _prediction_backend(config, [ShardFile("a.csv"), ShardFile("b.csv")])
+    assert backend.name == "ray"
+    assert (backend.cpus_per_agent, backend.round_timeout) == (0.5, 42.0)

@@ -10,11 +10,15 @@ CONNECT_TIMEOUT = 3.0  # seconds
 
 
 def check_ray_address(
-    address: str | None, timeout: float = CONNECT_TIMEOUT, setting: str = "backend.address"
+    address: str | None,
+    timeout: float = CONNECT_TIMEOUT,
+    setting: str = "backend.address",
+    fix: str | None = None,
 ) -> None:
     """Check that ``address`` is well formed and, for ``HOST:PORT``, that something listens there.
 
-    ``setting`` is the key the error names (``agents.address`` for ``distgp optimize``).
+    ``setting`` is the key the error names (``agents.address`` for ``distgp optimize``); ``fix``
+    replaces the remedy an unreachable address's error ends with.
 
     ``None``, ``auto`` and ``local`` are left to Ray (``auto`` fails quickly by itself when no
     cluster was started on this machine).
@@ -37,7 +41,5 @@ def check_ray_address(
         socket.create_connection((host, int(port)), timeout=timeout).close()
     except OSError as exc:
         reason = exc.strerror or type(exc).__name__
-        raise BackendError(
-            f"cannot reach the Ray cluster at {address} ({reason}); start it with "
-            f"'ray start --head' or check the address ({setting})"
-        ) from None
+        fix = fix or f"start it with 'ray start --head' or check the address ({setting})"
+        raise BackendError(f"cannot reach the Ray cluster at {address} ({reason}); {fix}") from None

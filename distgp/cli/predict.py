@@ -55,6 +55,15 @@ def add_parser(commands) -> None:
         "--out", metavar="DIR", default="runs/predict", help="output folder (default: runs/predict)"
     )
     p.add_argument(
+        "--address",
+        metavar="ADDR",
+        help=(
+            "for a private model fitted on --shards: the Ray cluster (HOST:PORT, auto) to "
+            "rebuild its agents on, where the shard files' nodes are now (default: the fit's "
+            "backend.address)"
+        ),
+    )
+    p.add_argument(
         "--config",
         metavar="FILE.yaml",
         help="accepted for symmetry (checked like fit's); predict needs no settings",
@@ -96,6 +105,10 @@ def run_predict(args: argparse.Namespace) -> int:
     check_own_folder(out, "predict")  # a fit's metrics.json would be replaced
     check_output_names(out, OUTPUTS, "predict")
     model = GSMPModel.load(args.model)  # the file, or the fit's output folder
+    if args.address is not None:
+        from distgp.driver import at_address
+
+        at_address(model, args.address)
     unfinished = unfinished_run_note(args.model)
     if unfinished is not None:  # even with --quiet: the model may not be the one meant
         progress.notice(unfinished)
