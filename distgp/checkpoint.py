@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
+import os
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -56,8 +57,10 @@ class Checkpoint:
 
     @property
     def agent_state_dir(self) -> str:
-        """Where the agents keep their round state (on their own nodes' disks)."""
-        return str(self.path.parent / AGENT_STATE_DIR)
+        """Where the agents keep their round state (on their own nodes' disks): an absolute
+        path, resolved here, so that a relative ``--out`` does not name a folder in each node's
+        working directory."""
+        return os.path.abspath(self.path.parent / AGENT_STATE_DIR)
 
     def save(self, config: Any, state: dict[str, Any]) -> None:
         """Write ``state`` (arrays, or JSON-able values under keys ending in ``_json``)."""

@@ -15,6 +15,7 @@ import json
 import math
 import os
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -310,7 +311,8 @@ def fit(
         grid = grid_from_recipe(recipe)
         components = grid.components + trend.size
         state_dir = checkpoint.agent_state_dir if checkpoint is not None else None
-        settings = agent_settings(config, state_dir)
+        run_id = _run_id(saved)
+        settings = dataclasses.replace(agent_settings(config, state_dir), run=run_id)
         setup_args = (scaler.to_dict(), recipe, settings.to_wire())
         sizes = answered(backend.broadcast("setup", *setup_args))
         rebuild_args = {j: (*setup_args, shard_view(r)) for j, r in replies.items()}
@@ -324,7 +326,7 @@ def fit(
                 np.asarray(initial, float),
                 np.r_[WARM_FLOOR * theta0[:components], settings.noise_floor],
             )
-        saver = _Saver(checkpoint, config, (start, cpu_start), saved, digest, digests)
+        saver = _Saver(checkpoint, config, (start, cpu_start), saved, digest, digests, run_id)
         if c.agents == 1:
             run = _single_agent(backend, theta0, config, report, saver, saved)
         else:
@@ -351,6 +353,8 @@ def fit(
             prediction = _predict_private(backend, scaler, theta, X_test, members, recipe, held)
         nodes = backend.nodes()
         traffic = backend.traffic
+        if state_dir is not None:  # the run is done: its agents delete their round state
+            backend.call("forget", {j: () for j in members})
     n_total = sum(shard_sizes[j] for j in members)
     nlml = 0.5 * sum(losses.values()) + 0.5 * n_total * math.log(2 * math.pi)
     objective = nlml + n_total * math.log(scaler.y_scale)
@@ -409,6 +413,14 @@ def fit(
         parts=parts,
         n_train=n_total,
     )
+
+
+def _run_id(saved) -> str:
+    """The id of a run (kept in its agents' state files, so that a resume takes up only its
+    own): a resumed run's from its checkpoint, else a new one."""
+    if saved is not None and "run_id" in saved:
+        return str(saved["run_id"])
+    return uuid.uuid4().hex[:16]
 
 
 def check_resumed_shards(saved: dict, digests: list[str], shards: list[ShardFile]) -> str | None:
@@ -773,12 +785,14 @@ class _Saver:
         saved,
         digest: str | None = None,
         shard_digests: list[str] | None = None,
+        run_id: str | None = None,
     ) -> None:
         """``start``: ``time.perf_counter()`` and ``time.process_time()`` when learning began;
         ``digest``: of the training data the driver dealt (``None`` for shard files);
         ``shard_digests``: the SHA-256 each agent sent of its shard file. A resume checks
-        whichever was saved."""
+        whichever was saved. ``run_id``: the run's id, which its agents' state files keep."""
         self.checkpoint = checkpoint
+        self.run_id = run_id
         self.config = config
         self.digest = digest
         self.shard_digests = shard_digests
@@ -797,6 +811,8 @@ class _Saver:
             extra: dict[str, Any] = {} if self.digest is None else {"data_digest": self.digest}
             if self.shard_digests is not None:
                 extra["shard_digests_json"] = self.shard_digests
+            if self.run_id is not None:
+                extra["run_id"] = self.run_id
             times = {"seconds": self.elapsed(), "cpu_seconds": self.elapsed_cpu()}
             self.checkpoint.save(self.config, {**state, **times, **extra})
 

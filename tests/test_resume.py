@@ -583,3 +583,55 @@ def test_resume_of_a_checkpoint_without_its_settings_is_one_line(tmp_path, capsy
         f"distgp version's, or edited); to start a new run, remove it (and {out / 'agents'}/) or "
         "choose another --out\n"
     )
+
+
+def test_agents_get_an_absolute_state_folder(tmp_path, monkeypatch):
+    """A relative --out named a folder in each node's working directory (its raylet's)."""
+    from distgp.checkpoint import Checkpoint
+
+    monkeypatch.chdir(tmp_path)
+    assert Checkpoint("runs/fit").agent_state_dir == str(tmp_path / "runs" / "fit" / "agents")
+
+
+def state_run(tmp_path, monkeypatch=None):
+    """A finished 2-agent inline fit with a checkpoint in ``tmp_path``; with ``monkeypatch``,
+    the agents keep their state files. Returns the backend (its agents kept)."""
+    from distgp.agents.agent import Agent
+    from distgp.agents.backends import InlineBackend
+    from distgp.checkpoint import Checkpoint
+    from distgp.config import FitConfig
+    from distgp.driver import fit
+    from tests.helpers import smooth_regression
+
+    if monkeypatch is not None:
+        monkeypatch.setattr(Agent, "forget", lambda self: False)
+    X, y = smooth_regression(n=60, dims=1, seed=1)
+    config = FitConfig()
+    config.kernel.components = 12
+    config.consensus.agents, config.consensus.max_rounds = 2, 4
+    config.backend.name = "inline"
+    backend = InlineBackend()
+    fit(X, y, config, backend=backend, checkpoint=Checkpoint(tmp_path))
+    return backend
+
+
+def test_agents_delete_their_round_state_when_the_run_ends(tmp_path):
+    """Only the driver's own folder was cleaned: on a cluster the nodes kept agent-J.npz."""
+    state_run(tmp_path)
+    assert not list(tmp_path.glob("agents/*"))
+    assert (tmp_path / "checkpoint.npz").is_file()  # the driver's, removed once outputs are written
+
+
+def test_an_agent_takes_up_only_its_own_runs_state(tmp_path, monkeypatch):
+    """Two runs over one state folder (the same --out on a node): a restore checks the run id."""
+    import dataclasses
+
+    backend = state_run(tmp_path, monkeypatch)
+    agent = backend.agent(0)
+    with np.load(tmp_path / "checkpoint.npz") as saved:
+        run_id = str(saved["run_id"])
+    last = agent._last_round
+    assert (tmp_path / "agents" / "agent-0.npz").is_file() and agent._settings.run == run_id
+    assert agent.restore(last)
+    agent._settings = dataclasses.replace(agent._settings, run="another-run")
+    assert not agent.restore(last)

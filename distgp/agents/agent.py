@@ -18,6 +18,7 @@ by the agent itself where it runs (:class:`ShardFile`); the driver then never op
 
 from __future__ import annotations
 
+import contextlib
 import os
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -122,6 +123,8 @@ class AgentSettings:
         state_dir: folder on the agent's node where it keeps its round state (for resuming);
             ``None``: kept in memory only.
         device: where the shard's dense work runs (``cpu``, ``cuda``).
+        run: the run's id, kept in the state file: a restore takes up only its own run's state
+            (``None``: any, as before run ids).
     """
 
     noise_floor: float
@@ -134,6 +137,7 @@ class AgentSettings:
     seed: int = 0
     state_dir: str | None = None
     device: str = "cpu"
+    run: str | None = None
 
     def to_wire(self) -> dict[str, Any]:
         return {
@@ -147,6 +151,7 @@ class AgentSettings:
             "seed": self.seed,
             "state_dir": self.state_dir,
             "device": self.device,
+            "run": self.run,
         }
 
     @classmethod
@@ -381,6 +386,8 @@ class Agent:
         p = self._penalty
         now["now_penalty_codes"] = p.codes
         now["now_penalty"] = np.array([p.low, p.high, p.scale])
+        if self._settings.run is not None:
+            now["now_run"] = np.asarray(self._settings.run)
         # the previous round's state is the one kept in memory, not read back from the file
         arrays = {"before" + k[3:]: v for k, v in self._saved.items()} | now
         self._saved = now
@@ -399,6 +406,9 @@ class Agent:
         if path is None or not path.is_file():
             return False
         saved = read_npz(path)
+        run = self._settings.run
+        if run is not None and str(saved.get("now_run", "")) != run:
+            return False  # another run's state (the same --out on this node)
         for prefix in ("now", "before"):
             key = f"{prefix}_last_round"
             if key in saved and int(saved[key]) == int(last_round):
@@ -413,6 +423,21 @@ class Agent:
                 }
                 return True
         return False
+
+    def forget(self) -> bool:
+        """At the end of a run: delete this agent's state file (and the folder, if that leaves
+        it empty) from its node's disk. Returns whether there was one."""
+        path = self._state_file()
+        if path is None:
+            return False
+        for stale in path.parent.glob(f".{path.name}.*.tmp"):  # an interrupted write's
+            stale.unlink(missing_ok=True)
+        had = path.is_file()
+        path.unlink(missing_ok=True)
+        self._saved = {}
+        with contextlib.suppress(OSError):  # it holds other agents' or the user's files
+            path.parent.rmdir()
+        return had
 
     # --- evaluation and prediction -------------------------------------------------------------
 
@@ -506,4 +531,5 @@ _METHODS = (
     "predict",
     "score",
     "memory",
+    "forget",
 )
