@@ -195,3 +195,19 @@ def test_kuberay_cluster_has_a_gpu_worker_group():
     text = (CLUSTER / "Dockerfile.gpu").read_text()
     assert re.search(r"^FROM rayproject/ray:2\.60\.0-py311-gpu$", text, re.M)
     assert "whl/cpu" not in text and "-c constraints.txt" in text
+
+
+def test_the_global_worker_cap_leaves_room_for_every_worker_type():
+    """aws.yaml's global max_workers equalled the CPU type's: no GPU node could start beside
+    a full CPU group."""
+    config = _load("aws.yaml")
+    types = config["available_node_types"]
+    workers = sum(t["max_workers"] for k, t in types.items() if k != config["head_node_type"])
+    assert config["max_workers"] >= workers
+
+
+def test_the_aws_header_does_not_promise_gpu_autoscaling():
+    """distgp refuses --gpus-per-agent while the cluster has no GPU: GPU nodes start by
+    min_workers (cluster/README.md section 5), not when agents ask."""
+    header = (CLUSTER / "aws.yaml").read_text().split("cluster_name:")[0]
+    assert "when agents ask" not in header and "min_workers" in header
