@@ -19,7 +19,10 @@
 #                     report the worker's agents as missing
 #   LOOPBACK_KEEP=1   keep the temporary directory (Ray logs, not the token) for debugging
 #   PYTHON            interpreter with ray and distgp (default: python); `ray` and `distgp` are
-#                     taken from PATH
+#                     taken from PATH, with the checkout's .venv/bin (made by `make`) put first
+#                     when it exists
+#   LOOPBACK_VENV     virtual environment whose bin/ goes first on PATH (default: the checkout's
+#                     .venv); empty: PATH as it is
 #
 # Token authentication stays on: a fresh token is written to a private file in the temporary
 # directory (mode 600, never printed) and both nodes and the driver read it through
@@ -28,6 +31,11 @@
 # Ray advertises the host's primary address even when given 127.0.0.1, but every connection stays
 # on this host. Exit status 0 when the fit ran on two distinct nodes.
 set -euo pipefail
+
+VENV="${LOOPBACK_VENV-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/.venv}"
+if [[ -n "$VENV" && -x "$VENV/bin/python" ]]; then
+    export PATH="$VENV/bin:$PATH" # run verbatim from a checkout, .venv not activated
+fi
 
 DATA="${1:-builtin:co2}"
 LIMIT="${LOOPBACK_LIMIT:-240}"

@@ -211,3 +211,28 @@ def test_the_aws_header_does_not_promise_gpu_autoscaling():
     min_workers (cluster/README.md section 5), not when agents ask."""
     header = (CLUSTER / "aws.yaml").read_text().split("cluster_name:")[0]
     assert "when agents ask" not in header and "min_workers" in header
+
+
+def test_loopback_takes_ray_from_the_checkouts_venv(tmp_path):
+    """Run verbatim from a checkout whose .venv is not on PATH (cluster/README.md section 1),
+    loopback.sh failed with 'setsid: failed to execute ray'; it puts .venv/bin first (here
+    LOOPBACK_VENV names a stand-in whose ray only says where it is from)."""
+    import os
+    import subprocess
+    import sys
+
+    bin_dir = tmp_path / "venv" / "bin"
+    bin_dir.mkdir(parents=True)
+    (bin_dir / "python").symlink_to(sys.executable)
+    (bin_dir / "ray").write_text("#!/bin/sh\necho 'ray of the venv'\nexit 1\n")
+    (bin_dir / "ray").chmod(0o755)
+    env = {**os.environ, "PATH": "/usr/bin:/bin", "LOOPBACK_VENV": str(tmp_path / "venv")}
+    env.pop("PYTHON", None)
+    run = subprocess.run(
+        ["bash", str(CLUSTER / "loopback.sh")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert run.returncode == 1 and "ray of the venv" in run.stderr, run.stderr
