@@ -378,7 +378,10 @@ class BackendConfig:
         help="CPUs reserved per agent",
         rule=RAY_AMOUNT_RULE,
         metavar="C",
-        default_text="share the machine",
+        default_text=(
+            "the largest share, at most 1, at which the agents pack into the live nodes, "
+            "each on one node"
+        ),
     )
     round_timeout: float | None = setting(
         600.0,
