@@ -149,26 +149,35 @@ def test_an_interrupted_optimisation_over_a_space_resumes(tmp_path, monkeypatch,
     assert set(result["best_params"]) == {"x", "act"}
 
 
-def test_resume_refuses_training_data_that_changed_since_the_checkpoint(tmp_path):
+def interrupted_admm_fit(folder: Path, dims: int, components: int, at_round: int):
+    """A 2-agent inline ADMM fit of seeded smooth data, checkpointed into ``folder`` and
+    interrupted at round ``at_round``: ``(X, y, config, checkpoint)`` to resume it with."""
     from distgp.checkpoint import Checkpoint
     from distgp.config import FitConfig
     from distgp.driver import fit
-    from distgp.exceptions import ModelFileError
     from tests.helpers import smooth_regression
 
-    X, y = smooth_regression(n=80, dims=2, seed=1)
+    X, y = smooth_regression(n=80 if dims > 1 else 60, dims=dims, seed=1)
     config = FitConfig()
-    config.kernel.components = 30
+    config.kernel.components = components
     config.consensus.agents = 2
     config.backend.name = "inline"
-    checkpoint = Checkpoint(tmp_path)
+    checkpoint = Checkpoint(folder)
 
     def interrupt(event, fields):
-        if event == "round" and fields["record"].round == 3:
+        if event == "round" and fields["record"].round == at_round:
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
         fit(X, y, config, report=interrupt, checkpoint=checkpoint)
+    return X, y, config, checkpoint
+
+
+def test_resume_refuses_training_data_that_changed_since_the_checkpoint(tmp_path):
+    from distgp.driver import fit
+    from distgp.exceptions import ModelFileError
+
+    X, y, config, checkpoint = interrupted_admm_fit(tmp_path, dims=2, components=30, at_round=3)
     assert checkpoint.path.is_file()
     with pytest.raises(ModelFileError, match="the training data changed since the checkpoint"):
         fit(X, 3 * y + 5, config, checkpoint=checkpoint, resume=True)
@@ -523,25 +532,10 @@ def edited_checkpoint(path: Path, drop: str | None = None, **values) -> None:
 def test_a_checkpoint_lacking_a_key_or_with_a_wrong_value_is_refused_in_one_line(tmp_path):
     """A checkpoint with the format marker but without a key (another version's, or edited)
     was a KeyError traceback."""
-    from distgp.checkpoint import Checkpoint
-    from distgp.config import FitConfig
     from distgp.driver import fit
     from distgp.exceptions import ModelFileError
-    from tests.helpers import smooth_regression
 
-    X, y = smooth_regression(n=60, dims=1, seed=1)
-    config = FitConfig()
-    config.kernel.components = 20
-    config.consensus.agents = 2
-    config.backend.name = "inline"
-    checkpoint = Checkpoint(tmp_path)
-
-    def interrupt(event, fields):
-        if event == "round" and fields["record"].round == 2:
-            raise KeyboardInterrupt
-
-    with pytest.raises(KeyboardInterrupt):
-        fit(X, y, config, report=interrupt, checkpoint=checkpoint)
+    X, y, config, checkpoint = interrupted_admm_fit(tmp_path, dims=1, components=20, at_round=2)
     saved = checkpoint.path.read_bytes()
     remedy = f"to start a new run, remove it (and {tmp_path / 'agents'}/) or choose another --out"
     edited_checkpoint(checkpoint.path, drop="history_json")
