@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from distgp.exceptions import ConfigError, DistGPError, ModelFileError
-from distgp.io import json_default, read_npz, save_npz
+from distgp.io import json_default, read_npz, save_npz, temporary_pattern
 
 CHECKPOINT_FORMAT = "distgp-checkpoint"
 CHECKPOINT_NAME = "checkpoint.npz"
@@ -153,7 +153,10 @@ class Checkpoint:
         folder = self.path.parent / AGENT_STATE_DIR
         if not folder.is_dir():
             return
-        for written in (*folder.glob("agent-*.npz"), *folder.glob(".agent-*.npz.*.tmp")):
+        for written in (
+            *folder.glob("agent-*.npz"),
+            *folder.glob(temporary_pattern("agent-*.npz")),
+        ):
             written.unlink(missing_ok=True)
         with contextlib.suppress(OSError):  # it holds files of the user's
             folder.rmdir()

@@ -252,6 +252,9 @@ def ensure_output_dir(path: str | os.PathLike) -> Path:
     return check_output_dir(out)
 
 
+TEMPORARY_SUFFIX = ".tmp"  # of atomic_write's files while they are written
+
+
 def atomic_write(path: str | os.PathLike, write: Callable[[IO[bytes]], None]) -> Path:
     """Call ``write(handle)`` on a temporary file next to ``path``, then rename it to ``path``.
 
@@ -266,7 +269,9 @@ def atomic_write(path: str | os.PathLike, write: Callable[[IO[bytes]], None]) ->
         )
     if target.is_dir():
         raise IsADirectoryError(f"cannot write {target}: it is a folder; give a file name")
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    fd, tmp = tempfile.mkstemp(
+        prefix=f".{target.name}.", suffix=TEMPORARY_SUFFIX, dir=target.parent
+    )
     try:
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the usual permissions
         with os.fdopen(fd, "wb") as handle:
@@ -310,6 +315,20 @@ def _finite(value: Any) -> Any:
 
 def write_text(path: str | os.PathLike, text: str) -> Path:
     return atomic_write(path, lambda h: h.write(text.encode()))
+
+
+def temporary_pattern(name: str) -> str:
+    """Glob of the temporary files :func:`atomic_write` leaves beside ``name`` (a file name or
+    a glob of them) when a write is interrupted."""
+    return f".{name}.*{TEMPORARY_SUFFIX}"
+
+
+def remove_written(path: Path) -> None:
+    """Delete a file :func:`atomic_write` wrote and the temporary files interrupted writes of it
+    left beside it."""
+    for stale in path.parent.glob(temporary_pattern(path.name)):
+        stale.unlink(missing_ok=True)
+    path.unlink(missing_ok=True)
 
 
 def save_npz(path: str | os.PathLike, arrays: dict[str, np.ndarray]) -> Path:

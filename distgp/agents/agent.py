@@ -33,7 +33,7 @@ from distgp.consensus.quantizer import DeltaCoder
 from distgp.consensus.wire import decode, encode
 from distgp.data import Scaler, ShardSummary, array_digest, is_series, load_dataset
 from distgp.exceptions import ConfigError, DistGPError, InputDataError
-from distgp.io import read_npz, save_npz
+from distgp.io import read_npz, remove_written, save_npz
 from distgp.kernels.trend import bank_from_recipe, prior_variance
 from distgp.learn.dsca import DSCAOptions, SolveState, dsca
 from distgp.learn.objective import LocalObjective, ProximalTerm, robust_cholesky
@@ -424,20 +424,16 @@ class Agent:
                 return True
         return False
 
-    def forget(self) -> bool:
+    def forget(self) -> None:
         """At the end of a run: delete this agent's state file (and the folder, if that leaves
-        it empty) from its node's disk. Returns whether there was one."""
+        it empty) from its node's disk."""
         path = self._state_file()
         if path is None:
-            return False
-        for stale in path.parent.glob(f".{path.name}.*.tmp"):  # an interrupted write's
-            stale.unlink(missing_ok=True)
-        had = path.is_file()
-        path.unlink(missing_ok=True)
+            return
+        remove_written(path)
         self._saved = {}
         with contextlib.suppress(OSError):  # it holds other agents' or the user's files
             path.parent.rmdir()
-        return had
 
     # --- evaluation and prediction -------------------------------------------------------------
 

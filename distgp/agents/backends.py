@@ -478,7 +478,7 @@ class RayBackend(Backend):
                 with contextlib.suppress(Exception):
                     ray.kill(self._actors[agent], no_restart=True)
                 if attempt == 0 and isinstance(exc, RayActorError) and time.monotonic() < deadline:
-                    avoid = old_node if _placeable_elsewhere(shard, old_node) else None
+                    avoid = old_node if _placeable(shard, exclude=old_node) else None
                     continue
                 where = f" on a node with {dict(shard.resources)}" if placed else ""
                 raise BackendError(
@@ -543,26 +543,15 @@ class _RayAgent(Agent):
         return ray.get_runtime_context().get_node_id()
 
 
-def _placeable(shard: ShardFile) -> bool:
-    """Whether some live node of the connected cluster has every resource of ``shard``."""
-    import ray
-
-    for node in ray.nodes():
-        if node.get("Alive") and all(
-            node.get("Resources", {}).get(name, 0) >= amount for name, amount in shard.resources
-        ):
-            return True
-    return False
-
-
-def _placeable_elsewhere(shard: Shard, node: str | None) -> bool:
-    """Whether a live node other than ``node`` can take ``shard``'s agent (its placement)."""
+def _placeable(shard: Shard, exclude: str | None = None) -> bool:
+    """Whether some live node of the connected cluster (other than node ``exclude``) has every
+    resource of ``shard``'s placement (a shard without one: any live node)."""
     import ray
 
     need = dict(shard.resources) if isinstance(shard, ShardFile) else {}
-    for other in ray.nodes():
-        if other.get("Alive") and other.get("NodeID") != node:
-            have = other.get("Resources", {})
+    for node in ray.nodes():
+        if node.get("Alive") and node.get("NodeID") != exclude:
+            have = node.get("Resources", {})
             if all(have.get(name, 0) >= amount for name, amount in need.items()):
                 return True
     return False
