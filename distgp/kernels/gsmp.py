@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import numpy as np
 import torch
 from gpytorch.constraints import Positive
@@ -121,14 +123,14 @@ class GSMPKernel(Kernel):
         expected = f"({M},) (M={M})"
         if batch:
             expected += f" or batch_shape x M = {(*batch, M)}"
-        try:
-            if given.dim() == 0 or given.shape[-1] != M:
-                raise RuntimeError
-            value = given.expand(raw.shape)
-        except RuntimeError:
+        value = None
+        if given.dim() > 0 and given.shape[-1] == M:
+            with contextlib.suppress(RuntimeError):  # not broadcastable to the batch
+                value = given.expand(raw.shape)
+        if value is None:
             raise ValueError(
                 f"GSMPKernel weights must have shape {expected}, got {tuple(given.shape)}"
-            ) from None
+            )
         bad = ~torch.isfinite(given) | (given < 0)
         if bool(bad.any()):
             raise ValueError(
